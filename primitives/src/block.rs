@@ -1,0 +1,139 @@
+//! Headers and blocks. A header commits to its parent, the state after the block
+//! (`state_root`) and the block's extrinsics (`extrinsics_root`); the author seals it
+//! with an sr25519 signature over everything else.
+
+use crate::call::SignedExtrinsic;
+use crate::crypto::{blake2_256, verify, AccountId, Hash, Keypair, Signature};
+use crate::units::BlockNumber;
+use parity_scale_codec::{Decode, Encode};
+use sp_core::Pair as _;
+
+const SEAL_DOMAIN: &[u8] = b"neuroshard/seal/v1";
+
+/// A block header.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Header {
+    pub parent_hash: Hash,
+    #[codec(compact)]
+    pub number: BlockNumber,
+    /// Consensus slot the block was authored in; slot * slot_duration is its time.
+    pub slot: u64,
+    /// Root of the whole state after executing this block.
+    pub state_root: Hash,
+    /// Merkle root of the block's extrinsics.
+    pub extrinsics_root: Hash,
+    /// The block author, who signs the seal.
+    pub author: AccountId,
+    /// The author's signature over [`Header::pre_hash`].
+    pub seal: Signature,
+}
+
+impl Header {
+    /// The hash of the header without its seal: what the author signs.
+    pub fn pre_hash(&self) -> Hash {
+        let unsealed = (
+            &self.parent_hash,
+            parity_scale_codec::Compact(self.number),
+            self.slot,
+            &self.state_root,
+            &self.extrinsics_root,
+            &self.author,
+        );
+        blake2_256(&(SEAL_DOMAIN, unsealed).encode())
+    }
+
+    /// The block hash: blake2-256 of the whole encoded header, seal included.
+    pub fn hash(&self) -> Hash {
+        blake2_256(&self.encode())
+    }
+
+    /// Signs the header as `author` (which must equal `self.author`).
+    pub fn seal_with(&mut self, author: &Keypair) {
+        self.seal = author.sign(self.pre_hash().as_bytes());
+    }
+
+    /// True when the seal is the author's valid signature.
+    pub fn seal_is_valid(&self) -> bool {
+        verify(&self.seal, self.pre_hash().as_bytes(), &self.author)
+    }
+}
+
+/// A header with its extrinsics.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Block {
+    pub header: Header,
+    pub extrinsics: Vec<SignedExtrinsic>,
+}
+
+impl Block {
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+}
+
+/// Binary Merkle root over a list of leaf hashes (an odd node is promoted unchanged);
+/// the empty list has the all-zero root.
+pub fn merkle_root(leaves: impl IntoIterator<Item = Hash>) -> Hash {
+    let mut level: Vec<Hash> = leaves.into_iter().collect();
+    if level.is_empty() {
+        return Hash::zero();
+    }
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => {
+                    let mut buf = [0u8; 64];
+                    buf[..32].copy_from_slice(a.as_bytes());
+                    buf[32..].copy_from_slice(b.as_bytes());
+                    blake2_256(&buf)
+                }
+                [a] => *a,
+                _ => unreachable!("chunks(2) yields one or two items"),
+            })
+            .collect();
+    }
+    level[0]
+}
+
+/// The extrinsics root of a block body.
+pub fn extrinsics_root(extrinsics: &[SignedExtrinsic]) -> Hash {
+    merkle_root(extrinsics.iter().map(|x| x.hash()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keypair_from_uri;
+
+    #[test]
+    fn seal_round_trip_and_tamper() {
+        let alice = keypair_from_uri("//Alice").unwrap();
+        let mut header = Header {
+            parent_hash: Hash::zero(),
+            number: 5,
+            slot: 99,
+            state_root: blake2_256(b"state"),
+            extrinsics_root: Hash::zero(),
+            author: alice.public().into(),
+            seal: Signature::from_raw([0; 64]),
+        };
+        header.seal_with(&alice);
+        assert!(header.seal_is_valid());
+        let decoded = Header::decode(&mut &header.encode()[..]).unwrap();
+        assert_eq!(decoded.hash(), header.hash());
+        header.number = 6;
+        assert!(!header.seal_is_valid());
+    }
+
+    #[test]
+    fn merkle_root_depends_on_order_and_content() {
+        let a = blake2_256(b"a");
+        let b = blake2_256(b"b");
+        let c = blake2_256(b"c");
+        assert_ne!(merkle_root([a, b, c]), merkle_root([b, a, c]));
+        assert_ne!(merkle_root([a, b]), merkle_root([a, b, c]));
+        assert_eq!(merkle_root([a]), a);
+        assert_eq!(merkle_root([]), Hash::zero());
+    }
+}

@@ -1,0 +1,80 @@
+//! Events the runtime emits while executing a block: what explorers index and what the
+//! node's `neuroshard_rewards` RPC reads.
+
+use crate::crypto::{AccountId, Hash};
+use crate::receipt::LayerRange;
+use crate::units::Balance;
+use parity_scale_codec::{Decode, Encode};
+
+/// Why a receipt was refused (stable codes; the runtime's errors map onto them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum RejectReason {
+    BadSignature,
+    Replay,
+    Duplicate,
+    UnknownWorker,
+    WrongModel,
+    LayersNotServed,
+    StaleEpoch,
+    BadShape,
+    SequenceNotIncreasing,
+}
+
+/// Something that happened in a block.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Event {
+    /// A transfer of free balance.
+    Transfer {
+        from: AccountId,
+        to: AccountId,
+        amount: Balance,
+    },
+    /// A transaction fee was charged and burned.
+    FeeBurned { who: AccountId, amount: Balance },
+    /// A worker announced the shards it serves.
+    WorkerRegistered {
+        worker: AccountId,
+        model: Hash,
+        shards: Vec<LayerRange>,
+    },
+    /// A worker stopped serving.
+    WorkerDeregistered { worker: AccountId },
+    /// A receipt was verified and its tokens credited to the worker for `epoch`.
+    ReceiptAccepted {
+        id: Hash,
+        worker: AccountId,
+        epoch: u32,
+        tokens: u32,
+        layers: LayerRange,
+    },
+    /// A worker's uptime minute was credited.
+    UptimeCredited {
+        worker: AccountId,
+        epoch: u32,
+        minute: u64,
+    },
+    /// The epoch reward of one account was minted to its free balance.
+    RewardPaid {
+        account: AccountId,
+        epoch: u32,
+        /// Raw tokens processed (each stage counts the tokens it ran).
+        tokens: u64,
+        /// Tokens weighted by layer share, in layer-tokens (tokens x layers run).
+        layer_tokens: u64,
+        uptime_minutes: u64,
+        /// Training reward part (Proof of Training; zero until training rounds exist).
+        training: Balance,
+        /// Total minted.
+        reward: Balance,
+    },
+    /// Bond locked.
+    Bonded { who: AccountId, amount: Balance },
+    /// Bond scheduled for release.
+    Unbonded {
+        who: AccountId,
+        amount: Balance,
+        unlock_at: u64,
+    },
+    /// Unlocked bond returned to free balance.
+    Withdrawn { who: AccountId, amount: Balance },
+}

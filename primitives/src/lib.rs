@@ -1,0 +1,23 @@
+//! Types every NeuroShard crate shares: accounts, hashes, balances, headers, blocks,
+//! signed extrinsics, calls, events and inference receipts, all with SCALE codecs, plus
+//! sr25519 signing with subkey-compatible secret URIs and SS58 addresses.
+//!
+//! This crate is the wire contract: the runtime validates these types, the node stores
+//! and gossips them, the inference engine produces [`Receipt`]s. It holds no logic beyond
+//! encoding, hashing and signature checks.
+
+pub mod block;
+pub mod call;
+pub mod crypto;
+pub mod event;
+pub mod receipt;
+pub mod units;
+
+pub use block::{Block, Header};
+pub use call::{BalancesCall, Call, PonwCall, SignedExtrinsic, StakingCall};
+pub use crypto::{
+    blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
+};
+pub use event::{Event, RejectReason};
+pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
+pub use units::{format_balance, parse_balance, Balance, BlockNumber, Nonce, UNIT};
