@@ -1,1 +1,35 @@
+//! The pallet toolkit: the key-value state with its Merkle root ([`StateDb`]), the
+//! transactional overlay extrinsics write through ([`Overlay`]), typed storage items
+//! ([`StorageValue`], [`StorageMap`]), the block context every pallet sees, and the
+//! small [`Pallet`] trait that names a pallet. Pallets own their calls' logic, storage
+//! and errors; the runtime composes them.
 
+pub mod overlay;
+pub mod proof;
+pub mod state;
+pub mod storage;
+
+pub use overlay::Overlay;
+pub use proof::{verify_read_proof, ReadProof};
+pub use state::{ReadState, StateChanges, StateDb};
+pub use storage::{StorageError, StorageMap, StorageValue};
+
+use neuroshard_primitives::{AccountId, BlockNumber};
+
+/// A pallet: a named unit of state and logic.
+pub trait Pallet {
+    /// Name used as the storage prefix and in errors ("Balances").
+    const NAME: &'static str;
+}
+
+/// Facts about the block being executed, derived by the runtime from the header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockContext {
+    pub number: BlockNumber,
+    pub slot: u64,
+    pub author: AccountId,
+    /// Reward epoch of this block (number / epoch length).
+    pub epoch: u32,
+    /// Wall-clock minute of this block (slot time / 60 s).
+    pub minute: u64,
+}

@@ -1,0 +1,189 @@
+//! The committed key-value state and its root. Every `(key, value)` pair is a leaf of a
+//! binary Merkle tree in key order, so the root in each header commits to the whole
+//! state and any single entry can be proven against it (see [`crate::proof`]).
+//!
+//! Leaf hashes are cached per entry; the root is recomputed (n - 1 hashes) only when
+//! the state changed. That is fine for the state sizes of this ledger (accounts,
+//! workers, per-epoch counters); an incremental tree can replace it behind this API.
+
+use neuroshard_primitives::{blake2_256, Hash};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Read access to state: committed ([`StateDb`]) or with pending changes
+/// ([`crate::Overlay`]).
+pub trait ReadState {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// All entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+}
+
+/// Writes to apply to a state: `Some(value)` sets, `None` deletes.
+pub type StateChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+#[derive(Clone, Debug)]
+struct Entry {
+    value: Vec<u8>,
+    leaf: Hash,
+}
+
+/// The committed state.
+#[derive(Clone, Debug, Default)]
+pub struct StateDb {
+    entries: BTreeMap<Vec<u8>, Entry>,
+    root: OnceLock<Hash>,
+}
+
+pub(crate) fn leaf_hash(key: &[u8], value: &[u8]) -> Hash {
+    use parity_scale_codec::Encode;
+    blake2_256(&(0u8, key, value).encode())
+}
+
+pub(crate) fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut buf = [0u8; 65];
+    buf[0] = 1;
+    buf[1..33].copy_from_slice(left.as_bytes());
+    buf[33..].copy_from_slice(right.as_bytes());
+    blake2_256(&buf)
+}
+
+/// The levels of the Merkle tree over `leaves`, bottom first; odd nodes are promoted.
+pub(crate) fn tree_levels(leaves: Vec<Hash>) -> Vec<Vec<Hash>> {
+    let mut levels = vec![leaves];
+    while levels.last().map_or(0, Vec::len) > 1 {
+        let below = levels.last().expect("non-empty");
+        let next = below
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => node_hash(a, b),
+                [a] => *a,
+                _ => unreachable!("chunks(2) yields one or two items"),
+            })
+            .collect();
+        levels.push(next);
+    }
+    levels
+}
+
+impl StateDb {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a state from stored pairs (e.g. when the node loads its database).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        let mut state = Self::new();
+        let changes = pairs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        state.apply(&changes);
+        state
+    }
+
+    /// Applies a change set.
+    pub fn apply(&mut self, changes: &StateChanges) {
+        if changes.is_empty() {
+            return;
+        }
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    let leaf = leaf_hash(key, value);
+                    self.entries.insert(
+                        key.clone(),
+                        Entry {
+                            value: value.clone(),
+                            leaf,
+                        },
+                    );
+                }
+                None => {
+                    self.entries.remove(key);
+                }
+            }
+        }
+        self.root = OnceLock::new();
+    }
+
+    /// The root committing to every entry (all zeros for the empty state).
+    pub fn root(&self) -> Hash {
+        *self.root.get_or_init(|| {
+            let leaves: Vec<Hash> = self.entries.values().map(|e| e.leaf).collect();
+            tree_levels(leaves)
+                .last()
+                .and_then(|top| top.first().copied())
+                .unwrap_or_else(Hash::zero)
+        })
+    }
+
+    /// The root the state would have after `changes`, without keeping them.
+    pub fn root_after(&self, changes: &StateChanges) -> Hash {
+        let mut copy = self.clone();
+        copy.apply(changes);
+        copy.root()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every entry in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|(k, e)| (k.as_slice(), e.value.as_slice()))
+    }
+
+    /// Leaf hashes in key order with the index of `key`, for proofs.
+    pub(crate) fn leaves_and_index(&self, key: &[u8]) -> Option<(Vec<Hash>, usize)> {
+        let index = self.entries.keys().position(|k| k.as_slice() == key)?;
+        Some((self.entries.values().map(|e| e.leaf).collect(), index))
+    }
+}
+
+impl ReadState for StateDb {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.entries.get(key).map(|e| e.value.clone())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.entries
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn root_commits_to_every_entry() {
+        let a = StateDb::from_pairs([(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        let b = StateDb::from_pairs([(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"3".to_vec())]);
+        let c = StateDb::from_pairs([(b"a".to_vec(), b"1".to_vec())]);
+        assert_ne!(a.root(), b.root());
+        assert_ne!(a.root(), c.root());
+        assert_eq!(StateDb::new().root(), Hash::zero());
+    }
+
+    proptest! {
+        /// The root depends only on the final contents, not on the order of writes.
+        #[test]
+        fn root_is_order_independent(pairs in proptest::collection::btree_map(
+            proptest::collection::vec(any::<u8>(), 0..8),
+            proptest::collection::vec(any::<u8>(), 0..8), 0..40)) {
+            let forward = StateDb::from_pairs(pairs.clone());
+            let mut backward = StateDb::new();
+            for (k, v) in pairs.iter().rev() {
+                backward.apply(&[(k.clone(), Some(v.clone()))].into_iter().collect());
+            }
+            prop_assert_eq!(forward.root(), backward.root());
+        }
+    }
+}
