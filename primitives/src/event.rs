@@ -9,15 +9,39 @@ use parity_scale_codec::{Decode, Encode};
 /// Why a receipt was refused (stable codes; the runtime's errors map onto them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum RejectReason {
+    /// The worker's or the client's signature does not verify.
     BadSignature,
+    /// The receipt (or a later one of the same worker, session and layers) was already
+    /// accepted.
     Replay,
+    /// The same receipt appears twice in one batch.
     Duplicate,
+    /// The worker is not registered.
     UnknownWorker,
+    /// The receipt is for another model than the chain's.
     WrongModel,
+    /// The worker did not announce the layers the receipt claims.
     LayersNotServed,
+    /// The receipt's epoch is in the future or older than the acceptance window.
     StaleEpoch,
+    /// Empty or oversized layer or position ranges.
     BadShape,
-    SequenceNotIncreasing,
+}
+
+impl RejectReason {
+    /// Stable lower-case name for RPC and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::BadSignature => "bad_signature",
+            RejectReason::Replay => "replay",
+            RejectReason::Duplicate => "duplicate",
+            RejectReason::UnknownWorker => "unknown_worker",
+            RejectReason::WrongModel => "wrong_model",
+            RejectReason::LayersNotServed => "layers_not_served",
+            RejectReason::StaleEpoch => "stale_epoch",
+            RejectReason::BadShape => "bad_shape",
+        }
+    }
 }
 
 /// Something that happened in a block.

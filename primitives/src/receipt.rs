@@ -103,7 +103,8 @@ pub struct ReceiptBody {
     pub session: SessionId,
     /// Ledger epoch the work was done in; receipts are only accepted in a short window.
     pub epoch: u32,
-    /// Receipt sequence number within (session, worker); strictly increasing.
+    /// Receipt sequence number of this (worker, session, layers); strictly increasing,
+    /// so a receipt can be paid once only.
     pub seq: u32,
     /// First position (token index in the session) processed.
     pub position_start: u32,

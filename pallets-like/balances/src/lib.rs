@@ -1,1 +1,288 @@
+//! Balances: the account record (nonce, free, reserved, bonded), transfers, transaction
+//! fees (burned), minting and burning with a tracked total issuance, and the moves
+//! between free, bonded and reserved balance that staking and PoNW build on.
+//!
+//! Every function here either completes or returns an error without writing; callers
+//! run them inside an overlay transaction so a failure anywhere changes nothing.
 
+use neuroshard_primitives::{format_balance, AccountId, Balance, Event, Nonce};
+use neuroshard_support::{Overlay, Pallet, ReadState, StorageError, StorageMap, StorageValue};
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub struct Balances;
+
+impl Pallet for Balances {
+    const NAME: &'static str = "Balances";
+}
+
+/// Chain-spec parameters of the pallet (base units).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Params {
+    /// Smallest balance a new account may be created with.
+    #[serde(with = "decimal_string")]
+    pub existential_deposit: Balance,
+    /// Flat fee of every fee-paying extrinsic.
+    #[serde(with = "decimal_string")]
+    pub base_fee: Balance,
+    /// Fee per byte of the encoded extrinsic.
+    #[serde(with = "decimal_string")]
+    pub byte_fee: Balance,
+}
+
+/// One account's record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AccountData {
+    pub nonce: Nonce,
+    /// Spendable balance.
+    pub free: Balance,
+    /// Locked, not bonded: unbonding chunks and escrows.
+    pub reserved: Balance,
+    /// Locked as stake; slashable.
+    pub bonded: Balance,
+}
+
+impl AccountData {
+    pub fn total(&self) -> Balance {
+        self.free
+            .saturating_add(self.reserved)
+            .saturating_add(self.bonded)
+    }
+}
+
+pub const ACCOUNTS: StorageMap<AccountId, AccountData> = StorageMap::new(Balances::NAME, "Account");
+pub const TOTAL_ISSUANCE: StorageValue<Balance> =
+    StorageValue::new(Balances::NAME, "TotalIssuance");
+pub const PARAMS: StorageValue<Params> = StorageValue::new(Balances::NAME, "Params");
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("insufficient free balance: needs {} NSHD, has {} NSHD", format_balance(*needed), format_balance(*available))]
+    InsufficientBalance { needed: Balance, available: Balance },
+    #[error("insufficient bonded balance: needs {} NSHD, has {} NSHD bonded", format_balance(*needed), format_balance(*available))]
+    InsufficientBond { needed: Balance, available: Balance },
+    #[error("insufficient reserved balance: needs {needed}, has {available}")]
+    InsufficientReserved { needed: Balance, available: Balance },
+    #[error("transfer of {} NSHD would create an account below the existential deposit of {} NSHD", format_balance(*amount), format_balance(*minimum))]
+    BelowExistentialDeposit { amount: Balance, minimum: Balance },
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    #[error("cannot transfer to yourself")]
+    SelfTransfer,
+    #[error("balance arithmetic overflow")]
+    Overflow,
+    #[error("pallet parameters missing from state (genesis not built?)")]
+    MissingParams,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Reads an account (an absent account is all zeros).
+pub fn account(state: &impl ReadState, who: &AccountId) -> Result<AccountData> {
+    Ok(ACCOUNTS.get(state, who)?.unwrap_or_default())
+}
+
+fn put(overlay: &mut Overlay<'_>, who: &AccountId, data: &AccountData) {
+    ACCOUNTS.insert(overlay, who, data);
+}
+
+pub fn params(state: &impl ReadState) -> Result<Params> {
+    PARAMS.get(state)?.ok_or(Error::MissingParams)
+}
+
+pub fn total_issuance(state: &impl ReadState) -> Result<Balance> {
+    Ok(TOTAL_ISSUANCE.get(state)?.unwrap_or(0))
+}
+
+/// Genesis: parameters and endowed accounts (minted).
+pub fn build_genesis(
+    overlay: &mut Overlay<'_>,
+    p: &Params,
+    endowed: &[(AccountId, Balance)],
+) -> Result<()> {
+    PARAMS.put(overlay, p);
+    TOTAL_ISSUANCE.put(overlay, &0);
+    for (who, amount) in endowed {
+        mint(overlay, who, *amount)?;
+    }
+    Ok(())
+}
+
+/// The fee of an extrinsic of `encoded_len` bytes.
+pub fn fee(p: &Params, encoded_len: usize) -> Balance {
+    p.base_fee
+        .saturating_add(p.byte_fee.saturating_mul(encoded_len as Balance))
+}
+
+/// Fails unless `who` can pay `amount` from free balance.
+pub fn ensure_can_pay(state: &impl ReadState, who: &AccountId, amount: Balance) -> Result<()> {
+    let data = account(state, who)?;
+    if data.free < amount {
+        return Err(Error::InsufficientBalance {
+            needed: amount,
+            available: data.free,
+        });
+    }
+    Ok(())
+}
+
+/// Takes `amount` from `who`'s free balance and destroys it.
+pub fn burn(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.free = data
+        .free
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientBalance {
+            needed: amount,
+            available: data.free,
+        })?;
+    put(overlay, who, &data);
+    let issuance = total_issuance(overlay)?.saturating_sub(amount);
+    TOTAL_ISSUANCE.put(overlay, &issuance);
+    Ok(())
+}
+
+/// Charges and burns a transaction fee.
+pub fn charge_fee(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    burn(overlay, who, amount)?;
+    overlay.deposit_event(Event::FeeBurned {
+        who: who.clone(),
+        amount,
+    });
+    Ok(())
+}
+
+/// Creates `amount` new tokens in `who`'s free balance.
+pub fn mint(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.free = data.free.checked_add(amount).ok_or(Error::Overflow)?;
+    let issuance = total_issuance(overlay)?
+        .checked_add(amount)
+        .ok_or(Error::Overflow)?;
+    put(overlay, who, &data);
+    TOTAL_ISSUANCE.put(overlay, &issuance);
+    Ok(())
+}
+
+/// Returns the account's next nonce.
+pub fn nonce(state: &impl ReadState, who: &AccountId) -> Result<Nonce> {
+    Ok(account(state, who)?.nonce)
+}
+
+/// Increments the account's nonce.
+pub fn increment_nonce(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.nonce = data.nonce.checked_add(1).ok_or(Error::Overflow)?;
+    put(overlay, who, &data);
+    Ok(())
+}
+
+/// Moves `amount` of free balance from `from` to `to`.
+pub fn transfer(
+    overlay: &mut Overlay<'_>,
+    from: &AccountId,
+    to: &AccountId,
+    amount: Balance,
+) -> Result<()> {
+    if amount == 0 {
+        return Err(Error::ZeroAmount);
+    }
+    if from == to {
+        return Err(Error::SelfTransfer);
+    }
+    let p = params(overlay)?;
+    let mut sender = account(overlay, from)?;
+    let mut receiver = account(overlay, to)?;
+    sender.free = sender
+        .free
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientBalance {
+            needed: amount,
+            available: sender.free,
+        })?;
+    if receiver.total() == 0 && amount < p.existential_deposit {
+        return Err(Error::BelowExistentialDeposit {
+            amount,
+            minimum: p.existential_deposit,
+        });
+    }
+    receiver.free = receiver.free.checked_add(amount).ok_or(Error::Overflow)?;
+    put(overlay, from, &sender);
+    put(overlay, to, &receiver);
+    overlay.deposit_event(Event::Transfer {
+        from: from.clone(),
+        to: to.clone(),
+        amount,
+    });
+    Ok(())
+}
+
+/// Moves `amount` from free to bonded.
+pub fn bond(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.free = data
+        .free
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientBalance {
+            needed: amount,
+            available: data.free,
+        })?;
+    data.bonded = data.bonded.checked_add(amount).ok_or(Error::Overflow)?;
+    put(overlay, who, &data);
+    Ok(())
+}
+
+/// Moves `amount` from bonded to reserved (unbonding, not yet spendable).
+pub fn unbond_to_reserved(
+    overlay: &mut Overlay<'_>,
+    who: &AccountId,
+    amount: Balance,
+) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.bonded = data
+        .bonded
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientBond {
+            needed: amount,
+            available: data.bonded,
+        })?;
+    data.reserved = data.reserved.checked_add(amount).ok_or(Error::Overflow)?;
+    put(overlay, who, &data);
+    Ok(())
+}
+
+/// Moves `amount` from reserved back to free.
+pub fn unreserve(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.reserved = data
+        .reserved
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientReserved {
+            needed: amount,
+            available: data.reserved,
+        })?;
+    data.free = data.free.checked_add(amount).ok_or(Error::Overflow)?;
+    put(overlay, who, &data);
+    Ok(())
+}
+
+/// Serde helper: balances as decimal strings of base units, so JSON never loses precision.
+pub mod decimal_string {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("{text:?} is not a base-unit amount")))
+    }
+}
+
+#[cfg(test)]
+mod tests;

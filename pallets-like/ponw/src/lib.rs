@@ -1,1 +1,116 @@
+//! Proof of Neural Work: workers announce the shards they serve, batches of inference
+//! receipts (signed by worker and client) credit layer-weighted tokens, heartbeats
+//! credit uptime minutes, and at each epoch boundary every account with credited work
+//! is paid `tokens x token_reward (layer-weighted) + uptime_minutes x uptime_reward`.
+//!
+//! A batch is all-or-nothing: one bad receipt (bad signature, replay, duplicate, unknown
+//! worker, wrong model, layers not served, stale epoch, bad shape) fails the whole call
+//! with an error naming the receipt and the reason, and nothing is written.
 
+mod receipts;
+mod rewards;
+mod workers;
+
+pub use receipts::submit_receipts;
+pub use receipts::{SessionState, SESSIONS};
+pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
+pub use workers::{deregister_worker, heartbeat, register_worker, worker, WorkerInfo, WORKERS};
+
+use neuroshard_balances as balances;
+use neuroshard_primitives::{Balance, Hash, RejectReason};
+use neuroshard_support::{Overlay, Pallet, ReadState, StorageError, StorageValue};
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub struct Ponw;
+
+impl Pallet for Ponw {
+    const NAME: &'static str = "Ponw";
+}
+
+/// The model the chain pays for.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// blake2-256 of the model file.
+    pub hash: Hash,
+    /// Transformer layers in the model; a token through all of them earns one
+    /// `token_reward`.
+    pub num_layers: u16,
+}
+
+/// Chain-spec parameters of the pallet.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Params {
+    pub model: ModelInfo,
+    /// Reward per token processed through the whole model, base units (0.1 NSHD).
+    #[serde(with = "balances::decimal_string")]
+    pub token_reward: Balance,
+    /// Reward per verified uptime minute, base units (1.0 NSHD).
+    #[serde(with = "balances::decimal_string")]
+    pub uptime_reward: Balance,
+    /// Receipts of epoch `e` are accepted while the current epoch is at most `e + window`.
+    pub receipt_epoch_window: u32,
+    /// Most receipts in one `submit_receipts` call.
+    pub max_receipts_per_batch: u32,
+    /// Most shards one worker may announce.
+    pub max_shards_per_worker: u32,
+}
+
+pub const PARAMS: StorageValue<Params> = StorageValue::new(Ponw::NAME, "Params");
+/// The epoch whose work the tallies currently accumulate.
+pub const CURRENT_EPOCH: StorageValue<u32> = StorageValue::new(Ponw::NAME, "CurrentEpoch");
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("receipt #{index} rejected: {}", reason.as_str())]
+    ReceiptRejected { index: u32, reason: RejectReason },
+    #[error("batch of {count} receipts exceeds the limit of {limit}")]
+    TooManyReceipts { count: usize, limit: u32 },
+    #[error("empty receipt batch")]
+    EmptyBatch,
+    #[error("account is not a registered worker")]
+    NotAWorker,
+    #[error("model {0:?} is not the chain's model")]
+    WrongModel(Hash),
+    #[error(
+        "shard list is empty, too long, overlapping or beyond the model's {num_layers} layers"
+    )]
+    BadShards { num_layers: u16 },
+    #[error("heartbeat for minute {claimed} but the block is in minute {current}")]
+    WrongMinute { claimed: u64, current: u64 },
+    #[error("uptime for minute {0} was already credited")]
+    MinuteAlreadyCredited(u64),
+    #[error("pallet parameters missing from state (genesis not built?)")]
+    MissingParams,
+    #[error(transparent)]
+    Balances(#[from] balances::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub fn params(state: &impl ReadState) -> Result<Params> {
+    PARAMS.get(state)?.ok_or(Error::MissingParams)
+}
+
+/// Genesis: parameters and pre-registered workers (the dev node's own miner).
+pub fn build_genesis(
+    overlay: &mut Overlay<'_>,
+    p: &Params,
+    workers: &[(
+        neuroshard_primitives::AccountId,
+        Vec<neuroshard_primitives::LayerRange>,
+    )],
+) -> Result<()> {
+    PARAMS.put(overlay, p);
+    CURRENT_EPOCH.put(overlay, &0);
+    for (who, shards) in workers {
+        register_worker(overlay, 0, who, p.model.hash, shards.clone())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -44,7 +44,10 @@ impl<'a> Overlay<'a> {
 
     /// Runs `f` in a transaction: its writes and events are kept on `Ok` and discarded on
     /// `Err`.
-    pub fn transactional<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
+    pub fn transactional<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.layers.push(BTreeMap::new());
         self.event_marks.push(self.events.len());
         let result = f(self);

@@ -164,8 +164,14 @@ mod tests {
 
     #[test]
     fn root_commits_to_every_entry() {
-        let a = StateDb::from_pairs([(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
-        let b = StateDb::from_pairs([(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"3".to_vec())]);
+        let a = StateDb::from_pairs([
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+        ]);
+        let b = StateDb::from_pairs([
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"3".to_vec()),
+        ]);
         let c = StateDb::from_pairs([(b"a".to_vec(), b"1".to_vec())]);
         assert_ne!(a.root(), b.root());
         assert_ne!(a.root(), c.root());

@@ -1,0 +1,126 @@
+//! Unit and property tests of the balances pallet.
+
+use super::*;
+use neuroshard_support::StateDb;
+use proptest::prelude::*;
+
+fn who(n: u8) -> AccountId {
+    AccountId::from([n; 32])
+}
+
+fn params() -> Params {
+    Params {
+        existential_deposit: 10,
+        base_fee: 5,
+        byte_fee: 1,
+    }
+}
+
+fn genesis() -> StateDb {
+    let mut state = StateDb::new();
+    let mut overlay = Overlay::new(&state);
+    build_genesis(&mut overlay, &params(), &[(who(1), 1_000), (who(2), 500)]).unwrap();
+    let (changes, _) = overlay.into_parts();
+    state.apply(&changes);
+    state
+}
+
+#[test]
+fn transfer_moves_exact_amount() {
+    let state = genesis();
+    let mut o = Overlay::new(&state);
+    transfer(&mut o, &who(1), &who(3), 300).unwrap();
+    assert_eq!(account(&o, &who(1)).unwrap().free, 700);
+    assert_eq!(account(&o, &who(3)).unwrap().free, 300);
+    assert_eq!(total_issuance(&o).unwrap(), 1_500);
+}
+
+#[test]
+fn failures_change_nothing() {
+    let state = genesis();
+    let mut o = Overlay::new(&state);
+    let before = o.scan_prefix(&[]);
+    let err = o
+        .transactional(|o| transfer(o, &who(1), &who(2), 5_000))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InsufficientBalance {
+            needed: 5_000,
+            available: 1_000
+        }
+    ));
+    assert_eq!(
+        o.transactional(|o| transfer(o, &who(1), &who(9), 3)),
+        Err(Error::BelowExistentialDeposit {
+            amount: 3,
+            minimum: 10
+        })
+    );
+    assert_eq!(
+        o.transactional(|o| transfer(o, &who(1), &who(1), 3)),
+        Err(Error::SelfTransfer)
+    );
+    assert_eq!(
+        o.transactional(|o| transfer(o, &who(1), &who(2), 0)),
+        Err(Error::ZeroAmount)
+    );
+    assert_eq!(o.scan_prefix(&[]), before);
+    assert!(o.events().is_empty());
+}
+
+#[test]
+fn fee_is_burned() {
+    let state = genesis();
+    let mut o = Overlay::new(&state);
+    let f = fee(&params(), 100);
+    assert_eq!(f, 105);
+    charge_fee(&mut o, &who(2), f).unwrap();
+    assert_eq!(account(&o, &who(2)).unwrap().free, 395);
+    assert_eq!(total_issuance(&o).unwrap(), 1_500 - 105);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Transfer(u8, u8, u128),
+    Mint(u8, u128),
+    Burn(u8, u128),
+    Bond(u8, u128),
+    Unbond(u8, u128),
+    Unreserve(u8, u128),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let acc = 1u8..5;
+    let amt = 0u128..2_000;
+    prop_oneof![
+        (acc.clone(), acc.clone(), amt.clone()).prop_map(|(a, b, x)| Op::Transfer(a, b, x)),
+        (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Mint(a, x)),
+        (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Burn(a, x)),
+        (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Bond(a, x)),
+        (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Unbond(a, x)),
+        (acc, amt).prop_map(|(a, x)| Op::Unreserve(a, x)),
+    ]
+}
+
+proptest! {
+    /// Whatever sequence of operations runs (failing ones rolled back), the sum of all
+    /// accounts' totals equals the tracked total issuance.
+    #[test]
+    fn issuance_always_matches_accounts(ops in proptest::collection::vec(op(), 1..60)) {
+        let state = genesis();
+        let mut o = Overlay::new(&state);
+        for op in ops {
+            let _ = o.transactional(|o| match op {
+                Op::Transfer(a, b, x) => transfer(o, &who(a), &who(b), x),
+                Op::Mint(a, x) => mint(o, &who(a), x),
+                Op::Burn(a, x) => burn(o, &who(a), x),
+                Op::Bond(a, x) => bond(o, &who(a), x),
+                Op::Unbond(a, x) => unbond_to_reserved(o, &who(a), x),
+                Op::Unreserve(a, x) => unreserve(o, &who(a), x),
+            });
+        }
+        let sum: u128 = ACCOUNTS.entries(&o).unwrap().iter().map(|(_, d)| d.total()).sum();
+        prop_assert_eq!(sum, total_issuance(&o).unwrap());
+    }
+}

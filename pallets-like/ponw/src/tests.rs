@@ -1,0 +1,315 @@
+//! Tests of receipts, heartbeats and the epoch payout, including every rejection.
+
+use super::*;
+use neuroshard_primitives::crypto::keypair_from_uri;
+use neuroshard_primitives::{
+    blake2_256, AccountId, Event, Keypair, LayerRange, Receipt, ReceiptBody, UNIT,
+};
+use neuroshard_support::{BlockContext, StateDb};
+use sp_core::Pair as _;
+
+const LAYERS: u16 = 30;
+
+fn model() -> Hash {
+    blake2_256(b"model")
+}
+
+fn key(uri: &str) -> (Keypair, AccountId) {
+    let pair = keypair_from_uri(uri).unwrap();
+    let account = pair.public().into();
+    (pair, account)
+}
+
+fn params() -> Params {
+    Params {
+        model: ModelInfo {
+            hash: model(),
+            num_layers: LAYERS,
+        },
+        token_reward: UNIT / 10,
+        uptime_reward: UNIT,
+        receipt_epoch_window: 1,
+        max_receipts_per_batch: 100,
+        max_shards_per_worker: 4,
+    }
+}
+
+fn ctx(epoch: u32, minute: u64) -> BlockContext {
+    BlockContext {
+        number: u64::from(epoch) * 10 + 1,
+        slot: 0,
+        author: key("//Alice").1,
+        epoch,
+        minute,
+    }
+}
+
+/// Genesis with //Bob serving 10-20 and //Charlie serving 0-10 and 20-30.
+fn genesis() -> StateDb {
+    let mut state = StateDb::new();
+    let mut o = Overlay::new(&state);
+    let bp = balances::Params {
+        existential_deposit: 1,
+        base_fee: 0,
+        byte_fee: 0,
+    };
+    balances::build_genesis(&mut o, &bp, &[]).unwrap();
+    build_genesis(
+        &mut o,
+        &params(),
+        &[
+            (key("//Bob").1, vec![LayerRange::new(10, 20).unwrap()]),
+            (
+                key("//Charlie").1,
+                vec![
+                    LayerRange::new(0, 10).unwrap(),
+                    LayerRange::new(20, 30).unwrap(),
+                ],
+            ),
+        ],
+    )
+    .unwrap();
+    let (changes, _) = o.into_parts();
+    state.apply(&changes);
+    state
+}
+
+fn receipt(
+    worker: &str,
+    layers: (u16, u16),
+    seq: u32,
+    positions: (u32, u32),
+    epoch: u32,
+) -> Receipt {
+    let (wpair, waccount) = key(worker);
+    let (cpair, caccount) = key("//Dave");
+    let body = ReceiptBody {
+        worker: waccount,
+        client: caccount,
+        model: model(),
+        layers: LayerRange::new(layers.0, layers.1).unwrap(),
+        session: [1; 16],
+        epoch,
+        seq,
+        position_start: positions.0,
+        position_end: positions.1,
+        commitment: blake2_256(&seq.to_le_bytes()),
+    };
+    Receipt::sign(body, &wpair, &cpair)
+}
+
+fn apply(
+    state: &mut StateDb,
+    f: impl FnOnce(&mut Overlay<'_>) -> Result<()>,
+) -> Result<Vec<Event>> {
+    let mut o = Overlay::new(state);
+    o.transactional(f)?;
+    let (changes, events) = o.into_parts();
+    state.apply(&changes);
+    Ok(events)
+}
+
+#[test]
+fn receipts_and_uptime_are_paid_by_the_formula() {
+    let mut state = genesis();
+    let batch = vec![
+        receipt("//Bob", (10, 20), 0, (0, 32), 0),
+        receipt("//Bob", (10, 20), 1, (32, 40), 0),
+        receipt("//Charlie", (0, 10), 0, (0, 40), 0),
+        receipt("//Charlie", (20, 30), 0, (0, 40), 0),
+    ];
+    apply(&mut state, |o| submit_receipts(o, &ctx(0, 5), &batch)).unwrap();
+    apply(&mut state, |o| heartbeat(o, &ctx(0, 5), &key("//Bob").1, 5)).unwrap();
+    apply(&mut state, |o| heartbeat(o, &ctx(0, 6), &key("//Bob").1, 6)).unwrap();
+    let events = apply(&mut state, |o| on_epoch_start(o, &ctx(1, 7))).unwrap();
+
+    // Bob: 40 tokens x 10 layers; 2 minutes. Charlie: 40 tokens x 20 layers.
+    let bob = balances::account(&state, &key("//Bob").1).unwrap().free;
+    let charlie = balances::account(&state, &key("//Charlie").1).unwrap().free;
+    assert_eq!(bob, 40 * 10 * (UNIT / 10) / 30 + 2 * UNIT);
+    assert_eq!(charlie, 40 * 20 * (UNIT / 10) / 30);
+    // One token through the whole pipeline earns 0.1 NSHD in total, less at most one
+    // base unit of rounding per paid account (never more).
+    let token_total = bob - 2 * UNIT + charlie;
+    assert!(token_total <= 40 * UNIT / 10 && 40 * UNIT / 10 - token_total <= 2);
+    let paid: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RewardPaid {
+                tokens,
+                uptime_minutes,
+                reward,
+                epoch: 0,
+                ..
+            } => Some((*tokens, *uptime_minutes, *reward)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paid.len(), 2);
+    assert!(paid.contains(&(40, 2, bob)));
+    assert!(paid.contains(&(80, 0, charlie)));
+    assert!(rewards::tallies(&state).unwrap().is_empty());
+}
+
+fn assert_rejected(
+    state: &StateDb,
+    batch: Vec<Receipt>,
+    epoch: u32,
+    index: u32,
+    reason: RejectReason,
+) {
+    let mut o = Overlay::new(state);
+    let err = o
+        .transactional(|o| submit_receipts(o, &ctx(epoch, 0), &batch))
+        .unwrap_err();
+    assert_eq!(err, Error::ReceiptRejected { index, reason });
+    let (changes, events) = o.into_parts();
+    assert!(
+        changes.is_empty() && events.is_empty(),
+        "a rejected batch changed state"
+    );
+}
+
+#[test]
+fn every_bad_receipt_is_rejected_without_state_change() {
+    let mut state = genesis();
+    let good = receipt("//Bob", (10, 20), 0, (0, 8), 0);
+    apply(&mut state, |o| {
+        submit_receipts(o, &ctx(0, 0), std::slice::from_ref(&good))
+    })
+    .unwrap();
+    let fresh = || receipt("//Bob", (10, 20), 5, (8, 16), 0);
+
+    assert_rejected(&state, vec![good.clone()], 0, 0, RejectReason::Replay);
+    assert_rejected(
+        &state,
+        vec![fresh(), fresh()],
+        0,
+        1,
+        RejectReason::Duplicate,
+    );
+    let mut forged = receipt("//Bob", (10, 20), 6, (16, 24), 0);
+    forged.body.position_end = 1_000;
+    assert_rejected(
+        &state,
+        vec![fresh(), forged],
+        0,
+        1,
+        RejectReason::BadSignature,
+    );
+    assert_rejected(
+        &state,
+        vec![receipt("//Eve", (10, 20), 0, (0, 8), 0)],
+        0,
+        0,
+        RejectReason::UnknownWorker,
+    );
+    assert_rejected(
+        &state,
+        vec![receipt("//Bob", (0, 10), 0, (0, 8), 0)],
+        0,
+        0,
+        RejectReason::LayersNotServed,
+    );
+    assert_rejected(
+        &state,
+        vec![receipt("//Bob", (10, 20), 6, (0, 8), 3)],
+        0,
+        0,
+        RejectReason::StaleEpoch,
+    );
+    assert_rejected(
+        &state,
+        vec![receipt("//Bob", (10, 20), 6, (0, 8), 0)],
+        2,
+        0,
+        RejectReason::StaleEpoch,
+    );
+    assert_rejected(
+        &state,
+        vec![receipt("//Bob", (10, 20), 6, (8, 8), 0)],
+        0,
+        0,
+        RejectReason::BadShape,
+    );
+    let mut other_model = fresh();
+    other_model.body.model = blake2_256(b"other");
+    assert_rejected(&state, vec![other_model], 0, 0, RejectReason::WrongModel);
+}
+
+#[test]
+fn heartbeats_need_registration_and_count_once_per_minute() {
+    let mut state = genesis();
+    let bob = key("//Bob").1;
+    apply(&mut state, |o| heartbeat(o, &ctx(0, 3), &bob, 3)).unwrap();
+    assert_eq!(
+        apply(&mut state, |o| heartbeat(o, &ctx(0, 3), &bob, 3)),
+        Err(Error::MinuteAlreadyCredited(3))
+    );
+    assert_eq!(
+        apply(&mut state, |o| heartbeat(o, &ctx(0, 4), &bob, 9)),
+        Err(Error::WrongMinute {
+            claimed: 9,
+            current: 4
+        })
+    );
+    assert_eq!(
+        apply(&mut state, |o| heartbeat(o, &ctx(0, 4), &key("//Eve").1, 4)),
+        Err(Error::NotAWorker)
+    );
+    apply(&mut state, |o| deregister_worker(o, &bob)).unwrap();
+    assert_eq!(
+        apply(&mut state, |o| heartbeat(o, &ctx(0, 5), &bob, 5)),
+        Err(Error::NotAWorker)
+    );
+}
+
+#[test]
+fn registration_is_checked() {
+    let mut state = genesis();
+    let eve = key("//Eve").1;
+    let range = |a, b| LayerRange::new(a, b).unwrap();
+    assert_eq!(
+        apply(&mut state, |o| register_worker(
+            o,
+            1,
+            &eve,
+            blake2_256(b"x"),
+            vec![range(0, 10)]
+        )),
+        Err(Error::WrongModel(blake2_256(b"x")))
+    );
+    for shards in [vec![], vec![range(0, 31)], vec![range(0, 10), range(5, 15)]] {
+        assert_eq!(
+            apply(&mut state, |o| register_worker(
+                o,
+                1,
+                &eve,
+                model(),
+                shards.clone()
+            )),
+            Err(Error::BadShards { num_layers: 30 })
+        );
+    }
+    apply(&mut state, |o| {
+        register_worker(o, 1, &eve, model(), vec![range(20, 30), range(0, 10)])
+    })
+    .unwrap();
+    assert!(worker(&state, &eve)
+        .unwrap()
+        .unwrap()
+        .serves(&range(22, 25)));
+}
+
+#[test]
+fn sessions_are_pruned_after_the_window() {
+    let mut state = genesis();
+    apply(&mut state, |o| {
+        submit_receipts(o, &ctx(0, 0), &[receipt("//Bob", (10, 20), 0, (0, 8), 0)])
+    })
+    .unwrap();
+    apply(&mut state, |o| on_epoch_start(o, &ctx(1, 0))).unwrap();
+    assert_eq!(receipts::SESSIONS.entries(&state).unwrap().len(), 1);
+    apply(&mut state, |o| on_epoch_start(o, &ctx(2, 0))).unwrap();
+    assert!(receipts::SESSIONS.entries(&state).unwrap().is_empty());
+}

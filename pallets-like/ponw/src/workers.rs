@@ -1,0 +1,114 @@
+//! Worker registry and heartbeats: a worker announces the model shards it serves; a
+//! registered worker earns one uptime minute per wall-clock minute it sends a heartbeat
+//! in (at most one per minute).
+
+use crate::{params, rewards, Error, Result};
+use neuroshard_primitives::{AccountId, BlockNumber, Event, Hash, LayerRange};
+use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
+use parity_scale_codec::{Decode, Encode};
+
+/// What a worker announced.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct WorkerInfo {
+    pub model: Hash,
+    pub shards: Vec<LayerRange>,
+    pub registered_at: BlockNumber,
+    /// Last minute an uptime credit was given for.
+    pub last_heartbeat_minute: Option<u64>,
+}
+
+impl WorkerInfo {
+    /// True when the worker announced a shard covering `layers`.
+    pub fn serves(&self, layers: &LayerRange) -> bool {
+        self.shards.iter().any(|s| s.contains(layers))
+    }
+}
+
+pub const WORKERS: StorageMap<AccountId, WorkerInfo> = StorageMap::new("Ponw", "Workers");
+
+pub fn worker(state: &impl ReadState, who: &AccountId) -> Result<Option<WorkerInfo>> {
+    Ok(WORKERS.get(state, who)?)
+}
+
+/// `register_worker`: (re)announces the shards `who` serves.
+pub fn register_worker(
+    overlay: &mut Overlay<'_>,
+    now: BlockNumber,
+    who: &AccountId,
+    model: Hash,
+    mut shards: Vec<LayerRange>,
+) -> Result<()> {
+    let p = params(overlay)?;
+    if model != p.model.hash {
+        return Err(Error::WrongModel(model));
+    }
+    shards.sort();
+    let bad = shards.is_empty()
+        || shards.len() > p.max_shards_per_worker as usize
+        || shards
+            .iter()
+            .any(|s| s.is_empty() || s.end > p.model.num_layers)
+        || shards.windows(2).any(|w| w[0].end > w[1].start);
+    if bad {
+        return Err(Error::BadShards {
+            num_layers: p.model.num_layers,
+        });
+    }
+    let last_heartbeat_minute = worker(overlay, who)?.and_then(|w| w.last_heartbeat_minute);
+    WORKERS.insert(
+        overlay,
+        who,
+        &WorkerInfo {
+            model,
+            shards: shards.clone(),
+            registered_at: now,
+            last_heartbeat_minute,
+        },
+    );
+    overlay.deposit_event(Event::WorkerRegistered {
+        worker: who.clone(),
+        model,
+        shards,
+    });
+    Ok(())
+}
+
+/// `deregister_worker`: stops serving (work already credited is still paid).
+pub fn deregister_worker(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()> {
+    if worker(overlay, who)?.is_none() {
+        return Err(Error::NotAWorker);
+    }
+    WORKERS.remove(overlay, who);
+    overlay.deposit_event(Event::WorkerDeregistered {
+        worker: who.clone(),
+    });
+    Ok(())
+}
+
+/// `heartbeat`: credits the current minute of uptime to a registered worker.
+pub fn heartbeat(
+    overlay: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    who: &AccountId,
+    minute: u64,
+) -> Result<()> {
+    let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
+    if minute != ctx.minute {
+        return Err(Error::WrongMinute {
+            claimed: minute,
+            current: ctx.minute,
+        });
+    }
+    if info.last_heartbeat_minute.is_some_and(|m| m >= minute) {
+        return Err(Error::MinuteAlreadyCredited(minute));
+    }
+    info.last_heartbeat_minute = Some(minute);
+    WORKERS.insert(overlay, who, &info);
+    rewards::credit(overlay, who, |t| t.uptime_minutes += 1)?;
+    overlay.deposit_event(Event::UptimeCredited {
+        worker: who.clone(),
+        epoch: ctx.epoch,
+        minute,
+    });
+    Ok(())
+}
