@@ -51,7 +51,7 @@ pub fn verify_read_proof(root: &Hash, key: &[u8], value: &[u8], proof: &ReadProo
         }
         let has_sibling = (index ^ 1) < width;
         hash = match (sibling, has_sibling) {
-            (Some(s), true) if index % 2 == 0 => node_hash(&hash, s),
+            (Some(s), true) if index.is_multiple_of(2) => node_hash(&hash, s),
             (Some(s), true) => node_hash(s, &hash),
             (None, false) => hash,
             _ => return false,

@@ -65,6 +65,14 @@ pub(crate) fn tree_levels(leaves: Vec<Hash>) -> Vec<Vec<Hash>> {
     levels
 }
 
+/// The Merkle root over leaf hashes (all zeros when there are none).
+fn root_of(leaves: Vec<Hash>) -> Hash {
+    tree_levels(leaves)
+        .last()
+        .and_then(|top| top.first().copied())
+        .unwrap_or_else(Hash::zero)
+}
+
 impl StateDb {
     pub fn new() -> Self {
         Self::default()
@@ -105,20 +113,55 @@ impl StateDb {
 
     /// The root committing to every entry (all zeros for the empty state).
     pub fn root(&self) -> Hash {
-        *self.root.get_or_init(|| {
-            let leaves: Vec<Hash> = self.entries.values().map(|e| e.leaf).collect();
-            tree_levels(leaves)
-                .last()
-                .and_then(|top| top.first().copied())
-                .unwrap_or_else(Hash::zero)
-        })
+        *self
+            .root
+            .get_or_init(|| root_of(self.entries.values().map(|e| e.leaf).collect()))
     }
 
-    /// The root the state would have after `changes`, without keeping them.
+    /// The root the state would have after `changes`, without keeping them: merges the
+    /// cached leaves with the changed ones, hashing only what changed.
     pub fn root_after(&self, changes: &StateChanges) -> Hash {
-        let mut copy = self.clone();
-        copy.apply(changes);
-        copy.root()
+        use std::cmp::Ordering;
+        if changes.is_empty() {
+            return self.root();
+        }
+        let mut leaves = Vec::with_capacity(self.entries.len() + changes.len());
+        let mut base = self.entries.iter().peekable();
+        let mut changed = changes.iter().peekable();
+        let push_change = |leaves: &mut Vec<Hash>, key: &[u8], value: &Option<Vec<u8>>| {
+            if let Some(value) = value {
+                leaves.push(leaf_hash(key, value));
+            }
+        };
+        loop {
+            match (base.peek(), changed.peek()) {
+                (None, None) => break,
+                (Some((_, entry)), None) => {
+                    leaves.push(entry.leaf);
+                    base.next();
+                }
+                (None, Some((key, value))) => {
+                    push_change(&mut leaves, key, value);
+                    changed.next();
+                }
+                (Some((base_key, entry)), Some((key, value))) => match base_key.cmp(key) {
+                    Ordering::Less => {
+                        leaves.push(entry.leaf);
+                        base.next();
+                    }
+                    Ordering::Equal => {
+                        push_change(&mut leaves, key, value);
+                        base.next();
+                        changed.next();
+                    }
+                    Ordering::Greater => {
+                        push_change(&mut leaves, key, value);
+                        changed.next();
+                    }
+                },
+            }
+        }
+        root_of(leaves)
     }
 
     pub fn len(&self) -> usize {
@@ -190,6 +233,19 @@ mod tests {
                 backward.apply(&[(k.clone(), Some(v.clone()))].into_iter().collect());
             }
             prop_assert_eq!(forward.root(), backward.root());
+        }
+
+        /// `root_after` equals the root of actually applying the changes.
+        #[test]
+        fn root_after_matches_apply(
+            base in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..3), any::<u8>(), 0..20),
+            changes in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..3), proptest::option::of(any::<u8>()), 0..20)) {
+            let state = StateDb::from_pairs(base.into_iter().map(|(k, v)| (k, vec![v])));
+            let changes: StateChanges = changes.into_iter().map(|(k, v)| (k, v.map(|v| vec![v]))).collect();
+            let predicted = state.root_after(&changes);
+            let mut applied = state.clone();
+            applied.apply(&changes);
+            prop_assert_eq!(predicted, applied.root());
         }
     }
 }

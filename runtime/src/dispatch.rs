@@ -1,0 +1,139 @@
+//! Applying one signed extrinsic: size, signature and nonce checks, the fee (burned;
+//! heartbeats are free), the nonce increment and the call itself, all in one overlay
+//! transaction, so an extrinsic either applies completely or not at all.
+
+use crate::error::{DispatchError, TransactionError};
+use crate::{system, Runtime};
+use neuroshard_balances as balances;
+use neuroshard_ponw as ponw;
+use neuroshard_primitives::{
+    AccountId, Balance, BalancesCall, Call, Nonce, PonwCall, SignedExtrinsic, StakingCall,
+};
+use neuroshard_staking as staking;
+use neuroshard_support::{BlockContext, Overlay, ReadState};
+use parity_scale_codec::Encode;
+use serde::Serialize;
+
+/// An account as wallets see it (base units).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccountInfo {
+    pub free: Balance,
+    pub reserved: Balance,
+    pub bonded: Balance,
+    pub nonce: Nonce,
+}
+
+/// Whether the call pays the transaction fee. Heartbeats are free: they only apply for
+/// registered workers, once per minute, so they cannot be used to spam.
+fn pays_fee(call: &Call) -> bool {
+    !matches!(call, Call::Ponw(PonwCall::Heartbeat { .. }))
+}
+
+impl Runtime {
+    /// The account record of `who`.
+    pub fn account(
+        &self,
+        state: &impl ReadState,
+        who: &AccountId,
+    ) -> Result<AccountInfo, DispatchError> {
+        let data = balances::account(state, who)?;
+        Ok(AccountInfo {
+            free: data.free,
+            reserved: data.reserved,
+            bonded: data.bonded,
+            nonce: data.nonce,
+        })
+    }
+
+    /// Checks that don't depend on the nonce being current: size and signature.
+    pub(crate) fn check_envelope(
+        &self,
+        state: &impl ReadState,
+        xt: &SignedExtrinsic,
+        encoded_len: usize,
+    ) -> Result<(), TransactionError> {
+        let limit = system::params(state)?.max_extrinsic_bytes;
+        if encoded_len > limit as usize {
+            return Err(TransactionError::TooLarge {
+                size: encoded_len,
+                limit,
+            });
+        }
+        if !xt.signature_is_valid(&self.genesis_hash) {
+            return Err(TransactionError::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// The fee `xt` pays.
+    pub fn fee_of(
+        &self,
+        state: &impl ReadState,
+        xt: &SignedExtrinsic,
+    ) -> Result<Balance, TransactionError> {
+        if !pays_fee(&xt.call) {
+            return Ok(0);
+        }
+        let p = balances::params(state).map_err(DispatchError::from)?;
+        Ok(balances::fee(&p, xt.encoded_size()))
+    }
+
+    /// Applies `xt` (all or nothing). The signature must have been checked already by
+    /// [`Runtime::check_envelope`].
+    pub(crate) fn apply_checked(
+        &self,
+        overlay: &mut Overlay<'_>,
+        ctx: &BlockContext,
+        xt: &SignedExtrinsic,
+    ) -> Result<(), TransactionError> {
+        overlay.transactional(|o| {
+            let expected = balances::nonce(o, &xt.signer).map_err(DispatchError::from)?;
+            if xt.nonce != expected {
+                return Err(if xt.nonce < expected {
+                    TransactionError::StaleNonce {
+                        expected,
+                        got: xt.nonce,
+                    }
+                } else {
+                    TransactionError::FutureNonce {
+                        expected,
+                        got: xt.nonce,
+                    }
+                });
+            }
+            let fee = self.fee_of(o, xt)?;
+            if fee > 0 {
+                balances::charge_fee(o, &xt.signer, fee).map_err(TransactionError::CannotPayFee)?;
+            }
+            balances::increment_nonce(o, &xt.signer).map_err(DispatchError::from)?;
+            dispatch(o, ctx, &xt.signer, &xt.call)?;
+            Ok(())
+        })
+    }
+}
+
+/// Routes a call to its pallet.
+fn dispatch(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    who: &AccountId,
+    call: &Call,
+) -> Result<(), DispatchError> {
+    match call {
+        Call::Balances(BalancesCall::Transfer { dest, amount }) => {
+            balances::transfer(o, who, dest, *amount)?
+        }
+        Call::Staking(StakingCall::Bond { amount }) => staking::bond(o, who, *amount)?,
+        Call::Staking(StakingCall::Unbond { amount }) => staking::unbond(o, ctx, who, *amount)?,
+        Call::Staking(StakingCall::WithdrawUnbonded) => staking::withdraw_unbonded(o, ctx, who)?,
+        Call::Ponw(PonwCall::RegisterWorker { model, shards }) => {
+            ponw::register_worker(o, ctx.number, who, *model, shards.clone())?
+        }
+        Call::Ponw(PonwCall::DeregisterWorker) => ponw::deregister_worker(o, who)?,
+        Call::Ponw(PonwCall::SubmitReceipts { receipts }) => {
+            ponw::submit_receipts(o, ctx, receipts)?
+        }
+        Call::Ponw(PonwCall::Heartbeat { minute }) => ponw::heartbeat(o, ctx, who, *minute)?,
+    }
+    Ok(())
+}

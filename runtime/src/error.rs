@@ -1,0 +1,83 @@
+//! Errors of the runtime: why a transaction is invalid, why a call failed, why a block
+//! is rejected, why a genesis config is unusable. Messages are meant for users (they
+//! reach JSON-RPC error responses verbatim).
+
+use neuroshard_primitives::{BlockNumber, Hash, Nonce};
+use neuroshard_support::StorageError;
+use thiserror::Error;
+
+/// A call that ran and failed (its changes were rolled back).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DispatchError {
+    #[error("balances: {0}")]
+    Balances(#[from] neuroshard_balances::Error),
+    #[error("staking: {0}")]
+    Staking(#[from] neuroshard_staking::Error),
+    #[error("ponw: {0}")]
+    Ponw(#[from] neuroshard_ponw::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why an extrinsic cannot be included.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TransactionError {
+    #[error("bad signature: not signed by the sender for this chain")]
+    BadSignature,
+    #[error("stale nonce {got}: the account's next nonce is {expected} (already used, a replay?)")]
+    StaleNonce { expected: Nonce, got: Nonce },
+    #[error("nonce {got} is too far ahead of the account's next nonce {expected}")]
+    FutureNonce { expected: Nonce, got: Nonce },
+    #[error("extrinsic of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: u32 },
+    #[error("cannot pay the fee: {0}")]
+    CannotPayFee(neuroshard_balances::Error),
+    #[error("call failed: {0}")]
+    Call(#[from] DispatchError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a block is rejected on import.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BlockError {
+    #[error("parent hash {got:?} is not the expected parent {expected:?}")]
+    WrongParent { expected: Hash, got: Hash },
+    #[error("block number {got} does not follow parent {parent}")]
+    WrongNumber {
+        parent: BlockNumber,
+        got: BlockNumber,
+    },
+    #[error("slot {got} is not after the parent's slot {parent}")]
+    SlotNotIncreasing { parent: u64, got: u64 },
+    #[error("author is not the slot's expected author")]
+    WrongAuthor,
+    #[error("invalid seal")]
+    BadSeal,
+    #[error("extrinsics root mismatch")]
+    ExtrinsicsRoot,
+    #[error("state root mismatch: header {header:?}, computed {computed:?}")]
+    StateRoot { header: Hash, computed: Hash },
+    #[error("block body of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: u32 },
+    #[error("extrinsic #{index} is invalid: {error}")]
+    Extrinsic {
+        index: usize,
+        error: TransactionError,
+    },
+    #[error("block initialisation failed: {0}")]
+    Initialize(DispatchError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a genesis config cannot be built.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum GenesisError {
+    #[error("genesis: {0}")]
+    Dispatch(#[from] DispatchError),
+    #[error("genesis: epoch length and slot duration must be positive")]
+    BadSystemParams,
+    #[error("genesis: at least one validator is required")]
+    NoValidators,
+}

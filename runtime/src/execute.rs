@@ -1,0 +1,253 @@
+//! Transaction validation for the pool, block building for the author and block
+//! execution for importers. Building and executing share one path
+//! ([`Runtime::initialize`] then [`Runtime::apply_checked`] per extrinsic), so a block
+//! an honest author built always executes to the same state root elsewhere.
+
+use crate::error::{BlockError, DispatchError, TransactionError};
+use crate::{system, Runtime};
+use neuroshard_balances as balances;
+use neuroshard_ponw as ponw;
+use neuroshard_primitives::block::extrinsics_root;
+use neuroshard_primitives::{
+    AccountId, Block, Event, Hash, Header, Nonce, Signature, SignedExtrinsic,
+};
+use neuroshard_staking as staking;
+use neuroshard_support::{BlockContext, Overlay, ReadState, StateChanges, StateDb};
+use parity_scale_codec::Encode;
+
+/// What the pool needs to know about a valid transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidTransaction {
+    /// The transaction's nonce.
+    pub nonce: Nonce,
+    /// The sender's next nonce in the state it was validated against; `nonce` may be
+    /// ahead of it (the transaction then waits for its predecessors).
+    pub account_nonce: Nonce,
+    /// Higher goes first among ready transactions.
+    pub priority: u64,
+}
+
+/// A block built by the author, unsealed.
+#[derive(Clone, Debug)]
+pub struct BuiltBlock {
+    pub block: Block,
+    pub changes: StateChanges,
+    pub events: Vec<Event>,
+    /// Candidates that failed and were left out.
+    pub rejected: Vec<(Hash, TransactionError)>,
+}
+
+/// The effects of an imported block.
+#[derive(Clone, Debug)]
+pub struct ExecutedBlock {
+    pub changes: StateChanges,
+    pub events: Vec<Event>,
+}
+
+impl Runtime {
+    /// The parameters of every pallet as the state holds them.
+    pub fn params(state: &impl ReadState) -> Result<crate::RuntimeParams, DispatchError> {
+        Ok(crate::RuntimeParams {
+            system: system::params(state)?,
+            balances: balances::params(state)?,
+            staking: staking::params(state)?,
+            ponw: ponw::params(state)?,
+        })
+    }
+
+    /// The validator set.
+    pub fn validators(state: &impl ReadState) -> Result<Vec<AccountId>, DispatchError> {
+        Ok(staking::validators(state)?)
+    }
+
+    /// The validator allowed to author in `slot`: round-robin over the validator set.
+    /// (Single-authority dev chains always get the same author; a VRF lottery replaces
+    /// this when multi-validator consensus lands.)
+    pub fn expected_author(
+        state: &impl ReadState,
+        slot: u64,
+    ) -> Result<Option<AccountId>, DispatchError> {
+        let set = Self::validators(state)?;
+        if set.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(set[(slot % set.len() as u64) as usize].clone()))
+    }
+
+    /// Validates a transaction against `state` for a block in `next_slot`. A transaction
+    /// whose nonce is current is dry-run in full (so a bad receipt batch or an
+    /// unaffordable transfer is refused here with the reason); one with a future nonce
+    /// gets the checks that don't depend on its predecessors.
+    pub fn validate_transaction(
+        &self,
+        state: &StateDb,
+        xt: &SignedExtrinsic,
+        next_slot: u64,
+    ) -> Result<ValidTransaction, TransactionError> {
+        self.check_envelope(state, xt, xt.encoded_size())?;
+        let account_nonce = balances::nonce(state, &xt.signer).map_err(DispatchError::from)?;
+        if xt.nonce < account_nonce {
+            return Err(TransactionError::StaleNonce {
+                expected: account_nonce,
+                got: xt.nonce,
+            });
+        }
+        if xt.nonce > account_nonce + system::MAX_FUTURE_NONCES {
+            return Err(TransactionError::FutureNonce {
+                expected: account_nonce,
+                got: xt.nonce,
+            });
+        }
+        if xt.nonce == account_nonce {
+            let p = system::params(state)?;
+            let number = system::number(state)? + 1;
+            let slot = next_slot.max(system::slot(state)? + 1);
+            let ctx = system::context(&p, number, slot, AccountId::from([0; 32]));
+            let mut overlay = Overlay::new(state);
+            self.initialize(&mut overlay, &ctx)
+                .map_err(TransactionError::Call)?;
+            self.apply_checked(&mut overlay, &ctx, xt)?;
+        } else {
+            let fee = self.fee_of(state, xt)?;
+            balances::ensure_can_pay(state, &xt.signer, fee)
+                .map_err(TransactionError::CannotPayFee)?;
+        }
+        Ok(ValidTransaction {
+            nonce: xt.nonce,
+            account_nonce,
+            priority: 0,
+        })
+    }
+
+    /// Start-of-block work: record number and slot, pay out a finished epoch.
+    fn initialize(
+        &self,
+        overlay: &mut Overlay<'_>,
+        ctx: &BlockContext,
+    ) -> Result<(), DispatchError> {
+        system::on_initialize(overlay, ctx);
+        ponw::on_epoch_start(overlay, ctx)?;
+        Ok(())
+    }
+
+    /// Builds the next block on `parent` from `candidates` (in order), leaving out the
+    /// ones that fail and the ones that no longer fit. The header is left unsealed.
+    pub fn build_block(
+        &self,
+        state: &StateDb,
+        parent: &Header,
+        slot: u64,
+        author: AccountId,
+        candidates: Vec<SignedExtrinsic>,
+    ) -> Result<BuiltBlock, BlockError> {
+        let p = system::params(state)?;
+        let number = parent.number + 1;
+        let ctx = system::context(&p, number, slot, author.clone());
+        let mut overlay = Overlay::new(state);
+        self.initialize(&mut overlay, &ctx)
+            .map_err(BlockError::Initialize)?;
+        let mut included = Vec::new();
+        let mut rejected = Vec::new();
+        let mut body_bytes = 0usize;
+        for xt in candidates {
+            let size = xt.encoded_size();
+            if body_bytes + size > p.max_block_bytes as usize {
+                continue;
+            }
+            let result = self
+                .check_envelope(&overlay, &xt, size)
+                .and_then(|()| self.apply_checked(&mut overlay, &ctx, &xt));
+            match result {
+                Ok(()) => {
+                    body_bytes += size;
+                    included.push(xt);
+                }
+                Err(e) => rejected.push((xt.hash(), e)),
+            }
+        }
+        let (changes, events) = overlay.into_parts();
+        let header = Header {
+            parent_hash: parent.hash(),
+            number,
+            slot,
+            state_root: state.root_after(&changes),
+            extrinsics_root: extrinsics_root(&included),
+            author,
+            seal: Signature::from_raw([0; 64]),
+        };
+        Ok(BuiltBlock {
+            block: Block {
+                header,
+                extrinsics: included,
+            },
+            changes,
+            events,
+            rejected,
+        })
+    }
+
+    /// Verifies and executes an imported block on its parent's state: parent link,
+    /// number, slot, author and seal, extrinsics root, every extrinsic, state root.
+    pub fn execute_block(
+        &self,
+        state: &StateDb,
+        parent: &Header,
+        block: &Block,
+    ) -> Result<ExecutedBlock, BlockError> {
+        let header = &block.header;
+        if header.parent_hash != parent.hash() {
+            return Err(BlockError::WrongParent {
+                expected: parent.hash(),
+                got: header.parent_hash,
+            });
+        }
+        if header.number != parent.number + 1 {
+            return Err(BlockError::WrongNumber {
+                parent: parent.number,
+                got: header.number,
+            });
+        }
+        if header.slot <= parent.slot {
+            return Err(BlockError::SlotNotIncreasing {
+                parent: parent.slot,
+                got: header.slot,
+            });
+        }
+        let expected = Self::expected_author(state, header.slot).map_err(BlockError::Initialize)?;
+        if expected.as_ref() != Some(&header.author) {
+            return Err(BlockError::WrongAuthor);
+        }
+        if !header.seal_is_valid() {
+            return Err(BlockError::BadSeal);
+        }
+        if extrinsics_root(&block.extrinsics) != header.extrinsics_root {
+            return Err(BlockError::ExtrinsicsRoot);
+        }
+        let p = system::params(state)?;
+        let size: usize = block.extrinsics.iter().map(|x| x.encoded_size()).sum();
+        if size > p.max_block_bytes as usize {
+            return Err(BlockError::TooLarge {
+                size,
+                limit: p.max_block_bytes,
+            });
+        }
+        let ctx = system::context(&p, header.number, header.slot, header.author.clone());
+        let mut overlay = Overlay::new(state);
+        self.initialize(&mut overlay, &ctx)
+            .map_err(BlockError::Initialize)?;
+        for (index, xt) in block.extrinsics.iter().enumerate() {
+            self.check_envelope(&overlay, xt, xt.encoded_size())
+                .and_then(|()| self.apply_checked(&mut overlay, &ctx, xt))
+                .map_err(|error| BlockError::Extrinsic { index, error })?;
+        }
+        let (changes, events) = overlay.into_parts();
+        let computed = state.root_after(&changes);
+        if computed != header.state_root {
+            return Err(BlockError::StateRoot {
+                header: header.state_root,
+                computed,
+            });
+        }
+        Ok(ExecutedBlock { changes, events })
+    }
+}

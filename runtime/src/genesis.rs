@@ -1,0 +1,70 @@
+//! Genesis: the parameters of every pallet and the initial accounts, validators and
+//! workers, turned into the block-0 state and header.
+
+use crate::error::{DispatchError, GenesisError};
+use crate::system::{self, SystemParams};
+use crate::Runtime;
+use neuroshard_balances as balances;
+use neuroshard_ponw as ponw;
+use neuroshard_primitives::{AccountId, Balance, Hash, Header, LayerRange, Signature};
+use neuroshard_staking as staking;
+use neuroshard_support::{Overlay, StateDb};
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+/// Every pallet's parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct RuntimeParams {
+    pub system: SystemParams,
+    pub balances: balances::Params,
+    pub staking: staking::Params,
+    pub ponw: ponw::Params,
+}
+
+/// What block 0 contains.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct GenesisConfig {
+    pub params: RuntimeParams,
+    /// Endowed accounts (free balance).
+    pub balances: Vec<(AccountId, Balance)>,
+    /// Validators and their bonds (taken from their endowment).
+    pub validators: Vec<(AccountId, Balance)>,
+    /// Workers registered from the start, with the shards they serve.
+    pub workers: Vec<(AccountId, Vec<LayerRange>)>,
+}
+
+impl Runtime {
+    /// Builds the genesis state and the (unsealed) genesis header.
+    pub fn build_genesis(config: &GenesisConfig) -> Result<(StateDb, Header), GenesisError> {
+        let p = &config.params;
+        if p.system.epoch_length == 0 || p.system.slot_duration_ms == 0 {
+            return Err(GenesisError::BadSystemParams);
+        }
+        if config.validators.is_empty() {
+            return Err(GenesisError::NoValidators);
+        }
+        let empty = StateDb::new();
+        let mut overlay = Overlay::new(&empty);
+        system::PARAMS.put(&mut overlay, &p.system);
+        system::NUMBER.put(&mut overlay, &0);
+        system::SLOT.put(&mut overlay, &0);
+        balances::build_genesis(&mut overlay, &p.balances, &config.balances)
+            .map_err(DispatchError::from)?;
+        staking::build_genesis(&mut overlay, &p.staking, &config.validators)
+            .map_err(DispatchError::from)?;
+        ponw::build_genesis(&mut overlay, &p.ponw, &config.workers).map_err(DispatchError::from)?;
+        let (changes, _) = overlay.into_parts();
+        let mut state = StateDb::new();
+        state.apply(&changes);
+        let header = Header {
+            parent_hash: Hash::zero(),
+            number: 0,
+            slot: 0,
+            state_root: state.root(),
+            extrinsics_root: Hash::zero(),
+            author: AccountId::from([0; 32]),
+            seal: Signature::from_raw([0; 64]),
+        };
+        Ok((state, header))
+    }
+}

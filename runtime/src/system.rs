@@ -1,0 +1,68 @@
+//! The system part of the runtime: chain-wide parameters (slot length, epoch length,
+//! size limits), the current block number and slot, and the derivation of a block's
+//! context (epoch, wall-clock minute) from its header.
+
+use neuroshard_primitives::{AccountId, BlockNumber};
+use neuroshard_support::{BlockContext, Overlay, ReadState, StorageError, StorageValue};
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+/// Chain-wide parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct SystemParams {
+    /// Length of a consensus slot in milliseconds (dev: 2000).
+    pub slot_duration_ms: u64,
+    /// Blocks per reward epoch.
+    pub epoch_length: BlockNumber,
+    /// Largest encoded extrinsic accepted.
+    pub max_extrinsic_bytes: u32,
+    /// Largest total of encoded extrinsics in one block.
+    pub max_block_bytes: u32,
+}
+
+pub const PARAMS: StorageValue<SystemParams> = StorageValue::new("System", "Params");
+pub const NUMBER: StorageValue<BlockNumber> = StorageValue::new("System", "Number");
+pub const SLOT: StorageValue<u64> = StorageValue::new("System", "Slot");
+
+/// Most nonces ahead of the account's current one the pool will hold.
+pub const MAX_FUTURE_NONCES: u64 = 64;
+
+pub fn params(state: &impl ReadState) -> Result<SystemParams, StorageError> {
+    PARAMS.get(state)?.ok_or(StorageError {
+        pallet: "System",
+        item: "Params",
+    })
+}
+
+/// Number of the last executed block (0 at genesis).
+pub fn number(state: &impl ReadState) -> Result<BlockNumber, StorageError> {
+    Ok(NUMBER.get(state)?.unwrap_or(0))
+}
+
+/// Slot of the last executed block (0 at genesis).
+pub fn slot(state: &impl ReadState) -> Result<u64, StorageError> {
+    Ok(SLOT.get(state)?.unwrap_or(0))
+}
+
+/// The context of a block with this number, slot and author.
+pub fn context(
+    p: &SystemParams,
+    number: BlockNumber,
+    slot: u64,
+    author: AccountId,
+) -> BlockContext {
+    let epoch = number / p.epoch_length.max(1);
+    BlockContext {
+        number,
+        slot,
+        author,
+        epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
+        minute: slot.saturating_mul(p.slot_duration_ms) / 60_000,
+    }
+}
+
+/// Records the block being executed.
+pub fn on_initialize(overlay: &mut Overlay<'_>, ctx: &BlockContext) {
+    NUMBER.put(overlay, &ctx.number);
+    SLOT.put(overlay, &ctx.slot);
+}

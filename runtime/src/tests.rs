@@ -1,0 +1,367 @@
+//! Runtime tests: transfers with fees, replay and forgery rejection, block import
+//! checks, epoch rewards through real blocks, and a property test that any sequence of
+//! blocks executes to the same state root on a second copy of the chain.
+
+use super::*;
+use neuroshard_balances::Params as BalancesParams;
+use neuroshard_ponw::{ModelInfo, Params as PonwParams};
+use neuroshard_primitives::crypto::keypair_from_uri;
+use neuroshard_primitives::{
+    blake2_256, AccountId, BalancesCall, Block, Call, Event, Header, Keypair, LayerRange, PonwCall,
+    Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
+};
+use neuroshard_staking::Params as StakingParams;
+use proptest::prelude::*;
+use sp_core::Pair as _;
+
+fn pair(uri: &str) -> Keypair {
+    keypair_from_uri(uri).unwrap()
+}
+
+fn account(uri: &str) -> AccountId {
+    pair(uri).public().into()
+}
+
+fn model() -> Hash {
+    blake2_256(b"test model")
+}
+
+pub(crate) fn test_config() -> GenesisConfig {
+    GenesisConfig {
+        params: RuntimeParams {
+            system: SystemParams {
+                slot_duration_ms: 2_000,
+                epoch_length: 5,
+                max_extrinsic_bytes: 4 << 20,
+                max_block_bytes: 8 << 20,
+            },
+            balances: BalancesParams {
+                existential_deposit: UNIT / 1000,
+                base_fee: UNIT / 100,
+                byte_fee: 1_000_000,
+            },
+            staking: StakingParams {
+                unbonding_blocks: 3,
+                min_validator_bond: 100 * UNIT,
+            },
+            ponw: PonwParams {
+                model: ModelInfo {
+                    hash: model(),
+                    num_layers: 30,
+                },
+                token_reward: UNIT / 10,
+                uptime_reward: UNIT,
+                receipt_epoch_window: 1,
+                max_receipts_per_batch: 10_000,
+                max_shards_per_worker: 8,
+            },
+        },
+        balances: ["//Alice", "//Bob", "//Charlie", "//Dave"]
+            .iter()
+            .map(|u| (account(u), 1_000_000 * UNIT))
+            .collect(),
+        validators: vec![(account("//Alice"), 1_000 * UNIT)],
+        workers: vec![(account("//Bob"), vec![LayerRange::new(0, 30).unwrap()])],
+    }
+}
+
+/// A single-authority chain in memory: state, head and the runtime.
+struct Chain {
+    runtime: Runtime,
+    state: StateDb,
+    head: Header,
+}
+
+impl Chain {
+    fn new() -> Self {
+        let (state, head) = Runtime::build_genesis(&test_config()).unwrap();
+        Self {
+            runtime: Runtime::new(head.hash()),
+            state,
+            head,
+        }
+    }
+
+    fn sign(&self, uri: &str, nonce: u64, call: Call) -> SignedExtrinsic {
+        SignedExtrinsic::sign(&pair(uri), &self.runtime.genesis_hash(), nonce, call)
+    }
+
+    /// Builds, seals and applies the next block; returns it with its events.
+    fn produce(&mut self, candidates: Vec<SignedExtrinsic>) -> (Block, Vec<Event>, usize) {
+        let slot = self.head.slot + 1;
+        let built = self
+            .runtime
+            .build_block(
+                &self.state,
+                &self.head,
+                slot,
+                account("//Alice"),
+                candidates,
+            )
+            .unwrap();
+        let mut block = built.block;
+        block.header.seal_with(&pair("//Alice"));
+        self.state.apply(&built.changes);
+        self.head = block.header.clone();
+        (block, built.events, built.rejected.len())
+    }
+
+    fn import(&mut self, block: &Block) -> Result<Vec<Event>, BlockError> {
+        let executed = self.runtime.execute_block(&self.state, &self.head, block)?;
+        self.state.apply(&executed.changes);
+        self.head = block.header.clone();
+        Ok(executed.events)
+    }
+
+    fn free(&self, uri: &str) -> u128 {
+        self.runtime
+            .account(&self.state, &account(uri))
+            .unwrap()
+            .free
+    }
+}
+
+fn transfer(to: &str, amount: u128) -> Call {
+    Call::Balances(BalancesCall::Transfer {
+        dest: account(to),
+        amount,
+    })
+}
+
+#[test]
+fn transfer_moves_amount_plus_fee_and_replay_is_refused() {
+    let mut chain = Chain::new();
+    let xt = chain.sign("//Alice", 0, transfer("//Bob", 1_500_000_000_000));
+    let fee = chain.runtime.fee_of(&chain.state, &xt).unwrap();
+    assert!(fee > 0);
+    let (alice, bob) = (chain.free("//Alice"), chain.free("//Bob"));
+    chain
+        .runtime
+        .validate_transaction(&chain.state, &xt, 1)
+        .unwrap();
+    let (block, _, rejected) = chain.produce(vec![xt.clone()]);
+    assert_eq!((block.extrinsics.len(), rejected), (1, 0));
+    assert_eq!(chain.free("//Alice"), alice - 1_500_000_000_000 - fee);
+    assert_eq!(chain.free("//Bob"), bob + 1_500_000_000_000);
+
+    let root = chain.state.root();
+    assert_eq!(
+        chain.runtime.validate_transaction(&chain.state, &xt, 2),
+        Err(TransactionError::StaleNonce {
+            expected: 1,
+            got: 0
+        })
+    );
+    let (block, _, rejected) = chain.produce(vec![xt]);
+    assert_eq!((block.extrinsics.len(), rejected), (0, 1));
+    assert_eq!(chain.free("//Bob"), bob + 1_500_000_000_000);
+    assert_ne!(root, chain.state.root(), "block number changes the state");
+}
+
+#[test]
+fn forged_and_foreign_extrinsics_are_refused() {
+    let chain = Chain::new();
+    let mut forged = chain.sign("//Alice", 0, transfer("//Bob", UNIT));
+    forged.call = transfer("//Charlie", UNIT);
+    assert_eq!(
+        chain.runtime.validate_transaction(&chain.state, &forged, 1),
+        Err(TransactionError::BadSignature)
+    );
+    let foreign = SignedExtrinsic::sign(
+        &pair("//Alice"),
+        &blake2_256(b"other chain"),
+        0,
+        transfer("//Bob", UNIT),
+    );
+    assert_eq!(
+        chain
+            .runtime
+            .validate_transaction(&chain.state, &foreign, 1),
+        Err(TransactionError::BadSignature)
+    );
+    let broke = chain.sign("//Eve", 0, transfer("//Bob", UNIT));
+    assert!(matches!(
+        chain.runtime.validate_transaction(&chain.state, &broke, 1),
+        Err(TransactionError::CannotPayFee(_))
+    ));
+    let too_much = chain.sign("//Alice", 0, transfer("//Bob", 10_000_000 * UNIT));
+    assert!(matches!(
+        chain
+            .runtime
+            .validate_transaction(&chain.state, &too_much, 1),
+        Err(TransactionError::Call(DispatchError::Balances(_)))
+    ));
+}
+
+#[test]
+fn import_rejects_tampered_blocks() {
+    let mut author = Chain::new();
+    let mut importer = Chain::new();
+    let xt = author.sign("//Alice", 0, transfer("//Bob", UNIT));
+    let (block, _, _) = author.produce(vec![xt]);
+
+    let mut bad_root = block.clone();
+    bad_root.header.state_root = blake2_256(b"lie");
+    bad_root.header.seal_with(&pair("//Alice"));
+    assert!(matches!(
+        importer.import(&bad_root),
+        Err(BlockError::StateRoot { .. })
+    ));
+
+    let mut bad_seal = block.clone();
+    bad_seal.header.seal_with(&pair("//Bob"));
+    assert_eq!(importer.import(&bad_seal), Err(BlockError::BadSeal));
+
+    let mut wrong_author = block.clone();
+    wrong_author.header.author = account("//Bob");
+    wrong_author.header.seal_with(&pair("//Bob"));
+    assert_eq!(importer.import(&wrong_author), Err(BlockError::WrongAuthor));
+
+    let mut extra = block.clone();
+    extra
+        .extrinsics
+        .push(importer.sign("//Bob", 0, transfer("//Alice", UNIT)));
+    assert_eq!(importer.import(&extra), Err(BlockError::ExtrinsicsRoot));
+
+    importer.import(&block).unwrap();
+    assert_eq!(importer.state.root(), author.state.root());
+}
+
+fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
+    let body = ReceiptBody {
+        worker: account(worker),
+        client: account("//Dave"),
+        model: model(),
+        layers: LayerRange::new(0, 30).unwrap(),
+        session: [9; 16],
+        epoch,
+        seq,
+        position_start: seq * 1000,
+        position_end: seq * 1000 + tokens,
+        commitment: blake2_256(&seq.to_le_bytes()),
+    };
+    Receipt::sign(body, &pair(worker), &pair("//Dave"))
+}
+
+#[test]
+fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
+    let mut chain = Chain::new();
+    let submit = chain.sign(
+        "//Charlie",
+        0,
+        Call::Ponw(PonwCall::SubmitReceipts {
+            receipts: vec![receipt("//Bob", 0, 64, 0), receipt("//Bob", 1, 36, 0)],
+        }),
+    );
+    let heartbeat = chain.sign("//Bob", 0, Call::Ponw(PonwCall::Heartbeat { minute: 0 }));
+    let bob = chain.free("//Bob");
+    let (block, events, rejected) = chain.produce(vec![submit, heartbeat]);
+    assert_eq!((block.extrinsics.len(), rejected), (2, 0));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ReceiptAccepted { .. }))
+            .count(),
+        2
+    );
+    let mut paid = Vec::new();
+    for _ in 2..=5 {
+        let (_, events, _) = chain.produce(vec![]);
+        paid.extend(
+            events
+                .into_iter()
+                .filter(|e| matches!(e, Event::RewardPaid { .. })),
+        );
+    }
+    let expected = 100 * UNIT / 10 + UNIT;
+    assert_eq!(
+        paid,
+        vec![Event::RewardPaid {
+            account: account("//Bob"),
+            epoch: 0,
+            tokens: 100,
+            layer_tokens: 3000,
+            uptime_minutes: 1,
+            training: 0,
+            reward: expected,
+        }]
+    );
+    assert_eq!(
+        chain.free("//Bob"),
+        bob + expected,
+        "heartbeats are fee-free"
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Transfer(usize, usize, u128),
+    Bond(usize, u128),
+    Unbond(usize, u128),
+    Withdraw(usize),
+    Receipts(u32),
+    Heartbeat,
+    EmptyBlock,
+}
+
+const USERS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (0..4usize, 0..4usize, 0..3_000_000 * UNIT).prop_map(|(a, b, x)| Action::Transfer(a, b, x)),
+        (0..4usize, 0..2_000 * UNIT).prop_map(|(a, x)| Action::Bond(a, x)),
+        (0..4usize, 0..2_000 * UNIT).prop_map(|(a, x)| Action::Unbond(a, x)),
+        (0..4usize).prop_map(Action::Withdraw),
+        (1..50u32).prop_map(Action::Receipts),
+        Just(Action::Heartbeat),
+        Just(Action::EmptyBlock),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever the author puts in blocks (including calls that fail and are left out),
+    /// a second node executing the same blocks reaches the same state root every block,
+    /// and total issuance always equals the sum of all accounts.
+    #[test]
+    fn same_blocks_same_state_root(actions in proptest::collection::vec(action(), 1..25)) {
+        let mut author = Chain::new();
+        let mut follower = Chain::new();
+        let mut nonces = [0u64; 4];
+        let mut seq = 0u32;
+        for chunk in actions.chunks(3) {
+            let mut xts = Vec::new();
+            for action in chunk {
+                let (who, call) = match action {
+                    Action::Transfer(a, b, x) => (*a, transfer(USERS[*b], *x)),
+                    Action::Bond(a, x) => (*a, Call::Staking(StakingCall::Bond { amount: *x })),
+                    Action::Unbond(a, x) => (*a, Call::Staking(StakingCall::Unbond { amount: *x })),
+                    Action::Withdraw(a) => (*a, Call::Staking(StakingCall::WithdrawUnbonded)),
+                    Action::Receipts(n) => {
+                        seq += 1;
+                        let epoch = ((author.head.number + 1) / 5) as u32;
+                        (2, Call::Ponw(PonwCall::SubmitReceipts { receipts: vec![receipt("//Bob", seq, *n, epoch)] }))
+                    }
+                    Action::Heartbeat => {
+                        let minute = (author.head.slot + 1) * 2 / 60;
+                        (1, Call::Ponw(PonwCall::Heartbeat { minute }))
+                    }
+                    Action::EmptyBlock => continue,
+                };
+                xts.push(author.sign(USERS[who], nonces[who], call));
+                nonces[who] += 1;
+            }
+            let (block, _, _) = author.produce(xts);
+            // Resynchronise nonces with what was actually included.
+            for (i, user) in USERS.iter().enumerate() {
+                nonces[i] = author.runtime.account(&author.state, &account(user)).unwrap().nonce;
+            }
+            follower.import(&block).unwrap();
+            prop_assert_eq!(follower.state.root(), author.state.root());
+            let sum: u128 = neuroshard_balances::ACCOUNTS
+                .entries(&author.state).unwrap().iter().map(|(_, d)| d.total()).sum();
+            prop_assert_eq!(sum, neuroshard_balances::total_issuance(&author.state).unwrap());
+        }
+    }
+}
