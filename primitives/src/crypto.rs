@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 use sp_core::crypto::Ss58Codec;
 use sp_core::Pair as _;
+use std::collections::HashMap;
 use thiserror::Error;
 
 pub use sp_core::crypto::AccountId32 as AccountId;
@@ -107,19 +108,29 @@ fn verify_chunk(chunk: &[SignedMessage<'_>]) -> bool {
     let mut transcripts = Vec::with_capacity(chunk.len());
     let mut signatures = Vec::with_capacity(chunk.len());
     let mut publics = Vec::with_capacity(chunk.len());
+    // Receipts of a batch come from few workers and clients: decompress each key once.
+    let mut decompressed: HashMap<&[u8; 32], schnorrkel::PublicKey> = HashMap::new();
     let context = schnorrkel::signing_context(SIGNING_CONTEXT);
     for item in chunk {
         let Ok(sig) = schnorrkel::Signature::from_bytes(&item.signature.0) else {
             return false;
         };
-        let Ok(public) = schnorrkel::PublicKey::from_bytes(item.signer.as_ref()) else {
-            return false;
+        let raw: &[u8; 32] = item.signer.as_ref();
+        let public = match decompressed.get(raw) {
+            Some(public) => *public,
+            None => {
+                let Ok(public) = schnorrkel::PublicKey::from_bytes(raw) else {
+                    return false;
+                };
+                decompressed.insert(raw, public);
+                public
+            }
         };
         transcripts.push(context.bytes(&item.message));
         signatures.push(sig);
         publics.push(public);
     }
-    schnorrkel::verify_batch(transcripts, &signatures, &publics, false).is_ok()
+    schnorrkel::verify_batch(transcripts, &signatures, &publics, true).is_ok()
 }
 
 #[cfg(test)]
