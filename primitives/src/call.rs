@@ -35,6 +35,17 @@ pub enum PonwCall {
     SubmitReceipts { receipts: Vec<Receipt> },
     /// The signer (a registered worker) is up during wall-clock `minute`.
     Heartbeat { minute: u64 },
+    /// Lock `amount` of free balance as escrow that pays for inference the signer asks
+    /// for (receipts it counter-signs draw their fees from it).
+    DepositEscrow {
+        #[codec(compact)]
+        amount: Balance,
+    },
+    /// Announce that the escrow will be withdrawn; it stays usable until the release
+    /// delay has passed, so workers serving the signer are still paid.
+    RequestEscrowRelease,
+    /// Take back what is left of a released escrow.
+    WithdrawEscrow,
 }
 
 /// Calls of the staking pallet.
@@ -74,6 +85,9 @@ impl Call {
             Call::Ponw(PonwCall::DeregisterWorker) => "ponw.deregister_worker",
             Call::Ponw(PonwCall::SubmitReceipts { .. }) => "ponw.submit_receipts",
             Call::Ponw(PonwCall::Heartbeat { .. }) => "ponw.heartbeat",
+            Call::Ponw(PonwCall::DepositEscrow { .. }) => "ponw.deposit_escrow",
+            Call::Ponw(PonwCall::RequestEscrowRelease) => "ponw.request_escrow_release",
+            Call::Ponw(PonwCall::WithdrawEscrow) => "ponw.withdraw_escrow",
             Call::Staking(StakingCall::Bond { .. }) => "staking.bond",
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",

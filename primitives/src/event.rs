@@ -26,6 +26,8 @@ pub enum RejectReason {
     StaleEpoch,
     /// Empty or oversized layer or position ranges.
     BadShape,
+    /// The client's escrow cannot pay the receipt's fee.
+    InsufficientEscrow,
 }
 
 impl RejectReason {
@@ -40,6 +42,7 @@ impl RejectReason {
             RejectReason::LayersNotServed => "layers_not_served",
             RejectReason::StaleEpoch => "stale_epoch",
             RejectReason::BadShape => "bad_shape",
+            RejectReason::InsufficientEscrow => "insufficient_escrow",
         }
     }
 }
@@ -63,14 +66,24 @@ pub enum Event {
     },
     /// A worker stopped serving.
     WorkerDeregistered { worker: AccountId },
-    /// A receipt was verified and its tokens credited to the worker for `epoch`.
+    /// A receipt was verified and its tokens credited to the worker; the client's
+    /// escrow paid `fee`, of which `burned` was destroyed and the rest went to the worker.
     ReceiptAccepted {
         id: Hash,
         worker: AccountId,
+        client: AccountId,
         epoch: u32,
         tokens: u32,
         layers: LayerRange,
+        fee: Balance,
+        burned: Balance,
     },
+    /// A client locked escrow for inference fees.
+    EscrowDeposited { client: AccountId, amount: Balance },
+    /// A client asked for its escrow back; usable until `release_at`.
+    EscrowReleaseRequested { client: AccountId, release_at: u64 },
+    /// A released escrow returned to free balance.
+    EscrowWithdrawn { client: AccountId, amount: Balance },
     /// A worker's uptime minute was credited.
     UptimeCredited {
         worker: AccountId,

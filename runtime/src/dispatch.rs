@@ -134,6 +134,9 @@ fn dispatch(
             ponw::submit_receipts(o, ctx, receipts)?
         }
         Call::Ponw(PonwCall::Heartbeat { minute }) => ponw::heartbeat(o, ctx, who, *minute)?,
+        Call::Ponw(PonwCall::DepositEscrow { amount }) => ponw::escrow::deposit(o, who, *amount)?,
+        Call::Ponw(PonwCall::RequestEscrowRelease) => ponw::escrow::request_release(o, ctx, who)?,
+        Call::Ponw(PonwCall::WithdrawEscrow) => ponw::escrow::withdraw(o, ctx, who)?,
     }
     Ok(())
 }

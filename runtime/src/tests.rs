@@ -54,6 +54,9 @@ pub(crate) fn test_config() -> GenesisConfig {
                 receipt_epoch_window: 1,
                 max_receipts_per_batch: 10_000,
                 max_shards_per_worker: 8,
+                client_fee_per_token: UNIT / 5,
+                fee_burn_permill: 500_000,
+                escrow_release_blocks: 10,
             },
         },
         balances: ["//Alice", "//Bob", "//Charlie", "//Dave"]
@@ -246,6 +249,14 @@ fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
 #[test]
 fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
     let mut chain = Chain::new();
+    let escrow = chain.sign(
+        "//Dave",
+        0,
+        Call::Ponw(PonwCall::DepositEscrow {
+            amount: 1_000 * UNIT,
+        }),
+    );
+    chain.produce(vec![escrow]);
     let submit = chain.sign(
         "//Charlie",
         0,
@@ -256,6 +267,8 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
     let heartbeat = chain.sign("//Bob", 0, Call::Ponw(PonwCall::Heartbeat { minute: 0 }));
     let bob = chain.free("//Bob");
     let (block, events, rejected) = chain.produce(vec![submit, heartbeat]);
+    // The client's escrow paid 0.2 NSHD per token, half burned, half to the worker.
+    let fee_to_bob = 64 * UNIT / 5 / 2 + 36 * UNIT / 5 / 2;
     assert_eq!((block.extrinsics.len(), rejected), (2, 0));
     assert_eq!(
         events
@@ -265,7 +278,7 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
         2
     );
     let mut paid = Vec::new();
-    for _ in 2..=5 {
+    for _ in 3..=5 {
         let (_, events, _) = chain.produce(vec![]);
         paid.extend(
             events
@@ -288,7 +301,7 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
     );
     assert_eq!(
         chain.free("//Bob"),
-        bob + expected,
+        bob + fee_to_bob + expected,
         "heartbeats are fee-free"
     );
 }
@@ -328,7 +341,10 @@ proptest! {
     fn same_blocks_same_state_root(actions in proptest::collection::vec(action(), 1..25)) {
         let mut author = Chain::new();
         let mut follower = Chain::new();
-        let mut nonces = [0u64; 4];
+        let escrow = author.sign("//Dave", 0, Call::Ponw(PonwCall::DepositEscrow { amount: 10_000 * UNIT }));
+        let (block, _, _) = author.produce(vec![escrow]);
+        follower.import(&block).unwrap();
+        let mut nonces = [0u64, 0, 0, 1];
         let mut seq = 0u32;
         for chunk in actions.chunks(3) {
             let mut xts = Vec::new();

@@ -269,6 +269,53 @@ pub fn unreserve(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) ->
     Ok(())
 }
 
+/// Moves `amount` from free to reserved (escrows).
+pub fn reserve(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    let mut data = account(overlay, who)?;
+    data.free = data
+        .free
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientBalance {
+            needed: amount,
+            available: data.free,
+        })?;
+    data.reserved = data.reserved.checked_add(amount).ok_or(Error::Overflow)?;
+    put(overlay, who, &data);
+    Ok(())
+}
+
+/// Pays `amount` out of `from`'s reserved balance: `burn` of it is destroyed and the
+/// rest credited to `to`'s free balance.
+pub fn pay_from_reserved(
+    overlay: &mut Overlay<'_>,
+    from: &AccountId,
+    to: &AccountId,
+    amount: Balance,
+    burn: Balance,
+) -> Result<()> {
+    if burn > amount {
+        return Err(Error::Overflow);
+    }
+    let mut payer = account(overlay, from)?;
+    payer.reserved = payer
+        .reserved
+        .checked_sub(amount)
+        .ok_or(Error::InsufficientReserved {
+            needed: amount,
+            available: payer.reserved,
+        })?;
+    put(overlay, from, &payer);
+    let mut payee = account(overlay, to)?;
+    payee.free = payee
+        .free
+        .checked_add(amount - burn)
+        .ok_or(Error::Overflow)?;
+    put(overlay, to, &payee);
+    let issuance = total_issuance(overlay)?.saturating_sub(burn);
+    TOTAL_ISSUANCE.put(overlay, &issuance);
+    Ok(())
+}
+
 /// Serde helper: balances as decimal strings of base units, so JSON never loses precision.
 pub mod decimal_string {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};

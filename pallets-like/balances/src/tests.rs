@@ -88,6 +88,8 @@ enum Op {
     Bond(u8, u128),
     Unbond(u8, u128),
     Unreserve(u8, u128),
+    Reserve(u8, u128),
+    PayReserved(u8, u8, u128, u128),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -99,7 +101,9 @@ fn op() -> impl Strategy<Value = Op> {
         (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Burn(a, x)),
         (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Bond(a, x)),
         (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Unbond(a, x)),
-        (acc, amt).prop_map(|(a, x)| Op::Unreserve(a, x)),
+        (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Unreserve(a, x)),
+        (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Reserve(a, x)),
+        (acc.clone(), acc, amt.clone(), amt).prop_map(|(a, b, x, y)| Op::PayReserved(a, b, x, y)),
     ]
 }
 
@@ -118,6 +122,8 @@ proptest! {
                 Op::Bond(a, x) => bond(o, &who(a), x),
                 Op::Unbond(a, x) => unbond_to_reserved(o, &who(a), x),
                 Op::Unreserve(a, x) => unreserve(o, &who(a), x),
+                Op::Reserve(a, x) => reserve(o, &who(a), x),
+                Op::PayReserved(a, b, x, y) => pay_from_reserved(o, &who(a), &who(b), x, y),
             });
         }
         let sum: u128 = ACCOUNTS.entries(&o).unwrap().iter().map(|(_, d)| d.total()).sum();

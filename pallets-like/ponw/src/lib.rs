@@ -3,10 +3,14 @@
 //! credit uptime minutes, and at each epoch boundary every account with credited work
 //! is paid `tokens x token_reward (layer-weighted) + uptime_minutes x uptime_reward`.
 //!
+//! Clients pay for the work they counter-sign from an escrow, and part of every fee is
+//! burned so that self-dealing never pays (see [`escrow`]).
+//!
 //! A batch is all-or-nothing: one bad receipt (bad signature, replay, duplicate, unknown
-//! worker, wrong model, layers not served, stale epoch, bad shape) fails the whole call
+//! worker, wrong model, layers not served, stale epoch, bad shape, client escrow too small) fails the whole call
 //! with an error naming the receipt and the reason, and nothing is written.
 
+pub mod escrow;
 mod receipts;
 mod rewards;
 mod workers;
@@ -55,6 +59,15 @@ pub struct Params {
     pub max_receipts_per_batch: u32,
     /// Most shards one worker may announce.
     pub max_shards_per_worker: u32,
+    /// What a client pays per token processed through the whole model, base units
+    /// (split between the stages by layers, like the reward).
+    #[serde(with = "balances::decimal_string")]
+    pub client_fee_per_token: Balance,
+    /// Share of each fee that is burned, in millionths; `client_fee_per_token x
+    /// fee_burn_permill / 1e6` must be at least `token_reward`.
+    pub fee_burn_permill: u32,
+    /// Blocks between a client's escrow release request and the withdrawal.
+    pub escrow_release_blocks: u64,
 }
 
 pub const PARAMS: StorageValue<Params> = StorageValue::new(Ponw::NAME, "Params");
@@ -81,6 +94,18 @@ pub enum Error {
     WrongMinute { claimed: u64, current: u64 },
     #[error("uptime for minute {0} was already credited")]
     MinuteAlreadyCredited(u64),
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    #[error("no escrow to release")]
+    NoEscrow,
+    #[error("escrow release already requested")]
+    ReleaseAlreadyRequested,
+    #[error("request the escrow release first")]
+    ReleaseNotRequested,
+    #[error("escrow is locked until block {until}")]
+    EscrowLocked { until: u64 },
+    #[error("client fee x burn share is below the token reward: self-dealing would pay")]
+    BurnBelowReward,
     #[error("pallet parameters missing from state (genesis not built?)")]
     MissingParams,
     #[error(transparent)]
@@ -104,6 +129,9 @@ pub fn build_genesis(
         Vec<neuroshard_primitives::LayerRange>,
     )],
 ) -> Result<()> {
+    if !escrow::burn_covers_reward(p) {
+        return Err(Error::BurnBelowReward);
+    }
     PARAMS.put(overlay, p);
     CURRENT_EPOCH.put(overlay, &0);
     for (who, shards) in workers {

@@ -2,14 +2,18 @@
 //! receipt, then all worker and client signatures of the batch are verified together
 //! (schnorrkel batch verification across the rayon pool), and only then is anything
 //! credited. Replay protection is a strictly increasing sequence number per
-//! (worker, session, layers), pruned once its epoch leaves the acceptance window.
+//! (worker, session, layers), pruned once its epoch leaves the acceptance window. Each
+//! receipt's fee is checked against the client's escrow during the first pass and paid
+//! (burn + worker share) when the batch is applied.
 
-use crate::{params, rewards, workers, Error, Result};
+use crate::{escrow, params, rewards, workers, Error, Result};
 use neuroshard_primitives::crypto::verify_batch;
-use neuroshard_primitives::{AccountId, Event, LayerRange, Receipt, RejectReason, SessionId};
+use neuroshard_primitives::{
+    AccountId, Balance, Event, LayerRange, Receipt, RejectReason, SessionId,
+};
 use neuroshard_support::{BlockContext, Overlay, StorageMap};
 use parity_scale_codec::{Decode, Encode};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Highest accepted sequence number of one (worker, session, layers).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -49,6 +53,9 @@ pub fn submit_receipts(
     let mut seen_ids = HashSet::with_capacity(receipts.len());
     let mut workers_cache: HashMap<AccountId, Option<workers::WorkerInfo>> = HashMap::new();
     let mut sessions: HashMap<SessionKey, SessionState> = HashMap::new();
+    // Escrow still available per client as the batch is checked.
+    let mut escrow_left: HashMap<AccountId, Balance> = HashMap::new();
+    let mut fees = Vec::with_capacity(receipts.len());
 
     for (i, receipt) in receipts.iter().enumerate() {
         let body = &receipt.body;
@@ -91,6 +98,17 @@ pub fn submit_receipts(
                 epoch: body.epoch,
             },
         );
+        let layer_tokens = u64::from(body.tokens()) * u64::from(body.layers.len());
+        let (fee, burn) = escrow::fee_for(&p, layer_tokens);
+        let left = match escrow_left.get(&body.client) {
+            Some(left) => *left,
+            None => escrow::escrow(overlay, &body.client)?.amount,
+        };
+        let left = left
+            .checked_sub(fee)
+            .ok_or_else(|| reject(i, RejectReason::InsufficientEscrow))?;
+        escrow_left.insert(body.client.clone(), left);
+        fees.push((fee, burn));
     }
 
     let messages: Vec<_> = receipts.iter().flat_map(|r| r.signed_messages()).collect();
@@ -99,23 +117,35 @@ pub fn submit_receipts(
     for (key, state) in &sessions {
         SESSIONS.insert(overlay, key, state);
     }
-    let mut credits: HashMap<AccountId, (u64, u64)> = HashMap::new();
-    for receipt in receipts {
+    // Sum per worker (tallies) and per (client, worker) pair (fees), so storage is
+    // touched once per account, not once per receipt.
+    let mut credits: BTreeMap<AccountId, (u64, u64)> = BTreeMap::new();
+    let mut payments: BTreeMap<(AccountId, AccountId), (Balance, Balance)> = BTreeMap::new();
+    for (receipt, (fee, burned)) in receipts.iter().zip(fees) {
         let body = &receipt.body;
         let tokens = u64::from(body.tokens());
-        let entry = credits.entry(body.worker.clone()).or_default();
-        entry.0 += tokens;
-        entry.1 += tokens * u64::from(body.layers.len());
+        let credit = credits.entry(body.worker.clone()).or_default();
+        credit.0 += tokens;
+        credit.1 += tokens * u64::from(body.layers.len());
+        let payment = payments
+            .entry((body.client.clone(), body.worker.clone()))
+            .or_default();
+        payment.0 += fee;
+        payment.1 += burned;
         overlay.deposit_event(Event::ReceiptAccepted {
             id: body.id(),
             worker: body.worker.clone(),
+            client: body.client.clone(),
             epoch: body.epoch,
             tokens: body.tokens(),
             layers: body.layers,
+            fee,
+            burned,
         });
     }
-    let mut credits: Vec<_> = credits.into_iter().collect();
-    credits.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((client, worker), (fee, burned)) in payments {
+        escrow::pay(overlay, &client, &worker, fee, burned)?;
+    }
     for (worker, (tokens, layer_tokens)) in credits {
         rewards::credit(overlay, &worker, |t| {
             t.tokens += tokens;

@@ -31,6 +31,9 @@ fn params() -> Params {
         receipt_epoch_window: 1,
         max_receipts_per_batch: 100,
         max_shards_per_worker: 4,
+        client_fee_per_token: UNIT / 5,
+        fee_burn_permill: 500_000,
+        escrow_release_blocks: 5,
     }
 }
 
@@ -53,7 +56,7 @@ fn genesis() -> StateDb {
         base_fee: 0,
         byte_fee: 0,
     };
-    balances::build_genesis(&mut o, &bp, &[]).unwrap();
+    balances::build_genesis(&mut o, &bp, &[(key("//Dave").1, 1_000 * UNIT)]).unwrap();
     build_genesis(
         &mut o,
         &params(),
@@ -69,6 +72,7 @@ fn genesis() -> StateDb {
         ],
     )
     .unwrap();
+    escrow::deposit(&mut o, &key("//Dave").1, 100 * UNIT).unwrap();
     let (changes, _) = o.into_parts();
     state.apply(&changes);
     state
@@ -119,13 +123,23 @@ fn receipts_and_uptime_are_paid_by_the_formula() {
         receipt("//Charlie", (20, 30), 0, (0, 40), 0),
     ];
     apply(&mut state, |o| submit_receipts(o, &ctx(0, 5), &batch)).unwrap();
+    // Fees went to the workers at once: per receipt, ceil(layer_tokens x 0.2 / 30) NSHD
+    // of which the (rounded-up) half is burned.
+    let worker_share = |layer_tokens: u128| {
+        let fee = (layer_tokens * (UNIT / 5)).div_ceil(30);
+        fee - fee.div_ceil(2)
+    };
+    let fee_share = |uri: &str| balances::account(&state, &key(uri).1).unwrap().free;
+    let (bob_fees, charlie_fees) = (fee_share("//Bob"), fee_share("//Charlie"));
+    assert_eq!(bob_fees, worker_share(320) + worker_share(80));
+    assert_eq!(charlie_fees, 2 * worker_share(400));
     apply(&mut state, |o| heartbeat(o, &ctx(0, 5), &key("//Bob").1, 5)).unwrap();
     apply(&mut state, |o| heartbeat(o, &ctx(0, 6), &key("//Bob").1, 6)).unwrap();
     let events = apply(&mut state, |o| on_epoch_start(o, &ctx(1, 7))).unwrap();
 
     // Bob: 40 tokens x 10 layers; 2 minutes. Charlie: 40 tokens x 20 layers.
-    let bob = balances::account(&state, &key("//Bob").1).unwrap().free;
-    let charlie = balances::account(&state, &key("//Charlie").1).unwrap().free;
+    let bob = balances::account(&state, &key("//Bob").1).unwrap().free - bob_fees;
+    let charlie = balances::account(&state, &key("//Charlie").1).unwrap().free - charlie_fees;
     assert_eq!(bob, 40 * 10 * (UNIT / 10) / 30 + 2 * UNIT);
     assert_eq!(charlie, 40 * 20 * (UNIT / 10) / 30);
     // One token through the whole pipeline earns 0.1 NSHD in total, less at most one
@@ -299,6 +313,107 @@ fn registration_is_checked() {
         .unwrap()
         .unwrap()
         .serves(&range(22, 25)));
+}
+
+#[test]
+fn escrow_pays_fees_and_is_released_only_after_the_delay() {
+    let mut state = genesis();
+    let dave = key("//Dave").1;
+    // 100 NSHD of escrow pays for at most 500 full-pipeline tokens at 0.2 NSHD.
+    let big = receipt("//Bob", (10, 20), 0, (0, 1_600), 0);
+    assert_rejected(&state, vec![big], 0, 0, RejectReason::InsufficientEscrow);
+    let a = receipt("//Bob", (10, 20), 0, (0, 1_000), 0);
+    let b = receipt("//Bob", (10, 20), 1, (1_000, 1_600), 0);
+    assert_rejected(
+        &state,
+        vec![a.clone(), b],
+        0,
+        1,
+        RejectReason::InsufficientEscrow,
+    );
+    apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &[a])).unwrap();
+    let left = escrow::escrow(&state, &dave).unwrap().amount;
+    assert_eq!(left, 100 * UNIT - (10_000 * (UNIT / 5)).div_ceil(30));
+
+    assert_eq!(
+        apply(&mut state, |o| escrow::withdraw(o, &ctx(0, 0), &dave)),
+        Err(Error::ReleaseNotRequested)
+    );
+    apply(&mut state, |o| {
+        escrow::request_release(o, &ctx(0, 0), &dave)
+    })
+    .unwrap();
+    let at = ctx(0, 0).number + 5;
+    assert_eq!(
+        apply(&mut state, |o| escrow::withdraw(o, &ctx(0, 0), &dave)),
+        Err(Error::EscrowLocked { until: at })
+    );
+    // Still pays for work while the release is pending.
+    apply(&mut state, |o| {
+        submit_receipts(o, &ctx(0, 0), &[receipt("//Bob", (10, 20), 2, (0, 10), 0)])
+    })
+    .unwrap();
+    let free_before = balances::account(&state, &dave).unwrap().free;
+    let mut later = ctx(0, 0);
+    later.number = at;
+    apply(&mut state, |o| escrow::withdraw(o, &later, &dave)).unwrap();
+    let account = balances::account(&state, &dave).unwrap();
+    assert_eq!(account.reserved, 0);
+    assert!(account.free > free_before);
+    assert_eq!(
+        escrow::escrow(&state, &dave).unwrap(),
+        escrow::Escrow::default()
+    );
+}
+
+#[test]
+fn genesis_refuses_parameters_where_self_dealing_pays() {
+    let state = StateDb::new();
+    let mut o = Overlay::new(&state);
+    let mut p = params();
+    p.fee_burn_permill = 400_000;
+    assert_eq!(build_genesis(&mut o, &p, &[]), Err(Error::BurnBelowReward));
+}
+
+proptest::proptest! {
+    /// A client and a worker owned by one party, trading any amount of work through
+    /// any shard, never end an epoch richer: the burn covers what the epoch mints.
+    #[test]
+    fn self_dealing_never_profits(jobs in proptest::collection::vec((0u16..3, 1u32..3_000), 1..20)) {
+        let mut state = genesis();
+        let eve = key("//Eve");
+        let mallory = key("//Mallory");
+        let range = |s: u16| LayerRange::new(s * 10, s * 10 + 10).unwrap();
+        apply(&mut state, |o| {
+            balances::mint(o, &mallory.1, 100_000 * UNIT)?;
+            escrow::deposit(o, &mallory.1, 50_000 * UNIT)?;
+            register_worker(o, 0, &eve.1, model(), vec![range(0), range(1), range(2)])
+        }).unwrap();
+        let total = |s: &StateDb| {
+            let a = balances::account(s, &eve.1).unwrap().total();
+            let b = balances::account(s, &mallory.1).unwrap().total();
+            a + b
+        };
+        let before = total(&state);
+        let receipts: Vec<Receipt> = jobs.iter().enumerate().map(|(i, (s, n))| {
+            let body = ReceiptBody {
+                worker: eve.1.clone(),
+                client: mallory.1.clone(),
+                model: model(),
+                layers: range(*s),
+                session: [2; 16],
+                epoch: 0,
+                seq: i as u32,
+                position_start: 0,
+                position_end: *n,
+                commitment: blake2_256(b"c"),
+            };
+            Receipt::sign(body, &eve.0, &mallory.0)
+        }).collect();
+        apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &receipts)).unwrap();
+        apply(&mut state, |o| on_epoch_start(o, &ctx(1, 0))).unwrap();
+        proptest::prop_assert!(total(&state) <= before, "colluding pair gained {}", total(&state) - before);
+    }
 }
 
 #[test]
