@@ -33,8 +33,14 @@ pub enum PonwCall {
     DeregisterWorker,
     /// A batch of inference receipts (each signed by worker and client).
     SubmitReceipts { receipts: Vec<Receipt> },
-    /// The signer (a registered worker) is up during wall-clock `minute`.
-    Heartbeat { minute: u64 },
+    /// The signer (a registered worker) is up during wall-clock `minute` and still holds
+    /// the model: `chunk` is the model-file chunk the minute's challenge names for it, with
+    /// its Merkle `proof` against the chain's model chunk root.
+    Heartbeat {
+        minute: u64,
+        chunk: Vec<u8>,
+        proof: Vec<Option<Hash>>,
+    },
     /// Lock `amount` of free balance as escrow that pays for inference the signer asks
     /// for (receipts it counter-signs draw their fees from it).
     DepositEscrow {

@@ -10,6 +10,8 @@ pub mod block;
 pub mod call;
 pub mod crypto;
 pub mod event;
+pub mod merkle;
+pub mod model_chunks;
 pub mod receipt;
 pub mod units;
 

@@ -24,7 +24,7 @@ pub struct AccountInfo {
 }
 
 /// Whether the call pays the transaction fee. Heartbeats are free: they only apply for
-/// registered workers, once per minute, so they cannot be used to spam.
+/// registered workers holding the model, once per minute, so they cannot be used to spam.
 fn pays_fee(call: &Call) -> bool {
     !matches!(call, Call::Ponw(PonwCall::Heartbeat { .. }))
 }
@@ -133,7 +133,11 @@ fn dispatch(
         Call::Ponw(PonwCall::SubmitReceipts { receipts }) => {
             ponw::submit_receipts(o, ctx, receipts)?
         }
-        Call::Ponw(PonwCall::Heartbeat { minute }) => ponw::heartbeat(o, ctx, who, *minute)?,
+        Call::Ponw(PonwCall::Heartbeat {
+            minute,
+            chunk,
+            proof,
+        }) => ponw::heartbeat(o, ctx, who, *minute, chunk, proof)?,
         Call::Ponw(PonwCall::DepositEscrow { amount }) => ponw::escrow::deposit(o, who, *amount)?,
         Call::Ponw(PonwCall::RequestEscrowRelease) => ponw::escrow::request_release(o, ctx, who)?,
         Call::Ponw(PonwCall::WithdrawEscrow) => ponw::escrow::withdraw(o, ctx, who)?,

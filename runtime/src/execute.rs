@@ -102,7 +102,11 @@ impl Runtime {
             let p = system::params(state)?;
             let number = system::number(state)? + 1;
             let slot = next_slot.max(system::slot(state)? + 1);
-            let ctx = system::context(&p, number, slot, AccountId::from([0; 32]));
+            // The head's hash is not part of the state. It only matters as the seed of a
+            // minute the next block would open; workers answer minutes whose seed is
+            // already recorded, so the placeholder only affects a heartbeat that could
+            // not have been answered yet (it fails here or when the block is built).
+            let ctx = system::context(&p, number, Hash::zero(), slot, AccountId::from([0; 32]));
             let mut overlay = Overlay::new(state);
             self.initialize(&mut overlay, &ctx)
                 .map_err(TransactionError::Call)?;
@@ -119,14 +123,15 @@ impl Runtime {
         })
     }
 
-    /// Start-of-block work: record number and slot, pay out a finished epoch.
+    /// Start-of-block work: record number, slot and parent; open the minute's liveness
+    /// challenge; pay out a finished epoch.
     fn initialize(
         &self,
         overlay: &mut Overlay<'_>,
         ctx: &BlockContext,
     ) -> Result<(), DispatchError> {
         system::on_initialize(overlay, ctx);
-        ponw::on_epoch_start(overlay, ctx)?;
+        ponw::on_initialize(overlay, ctx)?;
         Ok(())
     }
 
@@ -142,7 +147,7 @@ impl Runtime {
     ) -> Result<BuiltBlock, BlockError> {
         let p = system::params(state)?;
         let number = parent.number + 1;
-        let ctx = system::context(&p, number, slot, author.clone());
+        let ctx = system::context(&p, number, parent.hash(), slot, author.clone());
         let mut overlay = Overlay::new(state);
         self.initialize(&mut overlay, &ctx)
             .map_err(BlockError::Initialize)?;
@@ -231,7 +236,13 @@ impl Runtime {
                 limit: p.max_block_bytes,
             });
         }
-        let ctx = system::context(&p, header.number, header.slot, header.author.clone());
+        let ctx = system::context(
+            &p,
+            header.number,
+            header.parent_hash,
+            header.slot,
+            header.author.clone(),
+        );
         let mut overlay = Overlay::new(state);
         self.initialize(&mut overlay, &ctx)
             .map_err(BlockError::Initialize)?;

@@ -2,7 +2,7 @@
 //! size limits), the current block number and slot, and the derivation of a block's
 //! context (epoch, wall-clock minute) from its header.
 
-use neuroshard_primitives::{AccountId, BlockNumber};
+use neuroshard_primitives::{AccountId, BlockNumber, Hash};
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageError, StorageValue};
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -44,16 +44,18 @@ pub fn slot(state: &impl ReadState) -> Result<u64, StorageError> {
     Ok(SLOT.get(state)?.unwrap_or(0))
 }
 
-/// The context of a block with this number, slot and author.
+/// The context of a block with this number, parent, slot and author.
 pub fn context(
     p: &SystemParams,
     number: BlockNumber,
+    parent_hash: Hash,
     slot: u64,
     author: AccountId,
 ) -> BlockContext {
     let epoch = number / p.epoch_length.max(1);
     BlockContext {
         number,
+        parent_hash,
         slot,
         author,
         epoch: u32::try_from(epoch).unwrap_or(u32::MAX),

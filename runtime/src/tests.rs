@@ -6,6 +6,7 @@ use super::*;
 use neuroshard_balances::Params as BalancesParams;
 use neuroshard_ponw::{ModelInfo, Params as PonwParams};
 use neuroshard_primitives::crypto::keypair_from_uri;
+use neuroshard_primitives::model_chunks::ChunkTree;
 use neuroshard_primitives::{
     blake2_256, AccountId, BalancesCall, Block, Call, Event, Header, Keypair, LayerRange, PonwCall,
     Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
@@ -24,6 +25,15 @@ fn account(uri: &str) -> AccountId {
 
 fn model() -> Hash {
     blake2_256(b"test model")
+}
+
+/// The stand-in model file whose chunk root the test chain commits to.
+fn model_file() -> Vec<u8> {
+    (0..3_000u32).map(|i| (i * 13 % 251) as u8).collect()
+}
+
+fn chunk_tree() -> ChunkTree {
+    ChunkTree::from_reader(&model_file()[..], 512).unwrap()
 }
 
 pub(crate) fn test_config() -> GenesisConfig {
@@ -48,6 +58,9 @@ pub(crate) fn test_config() -> GenesisConfig {
                 model: ModelInfo {
                     hash: model(),
                     num_layers: 30,
+                    chunk_root: chunk_tree().root(),
+                    num_chunks: chunk_tree().num_chunks(),
+                    chunk_size: chunk_tree().chunk_size(),
                 },
                 token_reward: UNIT / 10,
                 uptime_reward: UNIT,
@@ -114,6 +127,21 @@ impl Chain {
         self.state.apply(&executed.changes);
         self.head = block.header.clone();
         Ok(executed.events)
+    }
+
+    /// A heartbeat of `uri` answering the challenge recorded in the head state.
+    fn heartbeat(&self, uri: &str) -> Call {
+        let c = neuroshard_ponw::challenge(&self.state, &account(uri))
+            .unwrap()
+            .expect("a block has opened the minute");
+        let tree = chunk_tree();
+        let file = model_file();
+        let range = tree.chunk_range(c.chunk_index);
+        Call::Ponw(PonwCall::Heartbeat {
+            minute: c.minute,
+            chunk: file[range.start as usize..(range.end as usize).min(file.len())].to_vec(),
+            proof: tree.proof(c.chunk_index),
+        })
     }
 
     fn free(&self, uri: &str) -> u128 {
@@ -264,7 +292,7 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
             receipts: vec![receipt("//Bob", 0, 64, 0), receipt("//Bob", 1, 36, 0)],
         }),
     );
-    let heartbeat = chain.sign("//Bob", 0, Call::Ponw(PonwCall::Heartbeat { minute: 0 }));
+    let heartbeat = chain.sign("//Bob", 0, chain.heartbeat("//Bob"));
     let bob = chain.free("//Bob");
     let (block, events, rejected) = chain.produce(vec![submit, heartbeat]);
     // The client's escrow paid 0.2 NSHD per token, half burned, half to the worker.
@@ -360,8 +388,7 @@ proptest! {
                         (2, Call::Ponw(PonwCall::SubmitReceipts { receipts: vec![receipt("//Bob", seq, *n, epoch)] }))
                     }
                     Action::Heartbeat => {
-                        let minute = (author.head.slot + 1) * 2 / 60;
-                        (1, Call::Ponw(PonwCall::Heartbeat { minute }))
+                        (1, author.heartbeat("//Bob"))
                     }
                     Action::EmptyBlock => continue,
                 };

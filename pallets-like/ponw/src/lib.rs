@@ -1,6 +1,6 @@
 //! Proof of Neural Work: workers announce the shards they serve, batches of inference
-//! receipts (signed by worker and client) credit layer-weighted tokens, heartbeats
-//! credit uptime minutes, and at each epoch boundary every account with credited work
+//! receipts (signed by worker and client) credit layer-weighted tokens, heartbeats that
+//! answer the minute's proof-of-possession challenge credit uptime minutes, and at each epoch boundary every account with credited work
 //! is paid `tokens x token_reward (layer-weighted) + uptime_minutes x uptime_reward`.
 //!
 //! Clients pay for the work they counter-sign from an escrow, and part of every fee is
@@ -18,7 +18,10 @@ mod workers;
 pub use receipts::submit_receipts;
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
-pub use workers::{deregister_worker, heartbeat, register_worker, worker, WorkerInfo, WORKERS};
+pub use workers::{
+    challenge, deregister_worker, heartbeat, register_worker, worker, Challenge, WorkerInfo,
+    MINUTE_SEED, WORKERS,
+};
 
 use neuroshard_balances as balances;
 use neuroshard_primitives::{Balance, Hash, RejectReason};
@@ -41,6 +44,12 @@ pub struct ModelInfo {
     /// Transformer layers in the model; a token through all of them earns one
     /// `token_reward`.
     pub num_layers: u16,
+    /// Merkle root over the file's chunks (see `neuroshard_primitives::model_chunks`).
+    pub chunk_root: Hash,
+    /// Number of chunks in the file.
+    pub num_chunks: u64,
+    /// Chunk size in bytes.
+    pub chunk_size: u32,
 }
 
 /// Chain-spec parameters of the pallet.
@@ -92,6 +101,10 @@ pub enum Error {
     BadShards { num_layers: u16 },
     #[error("heartbeat for minute {claimed} but the block is in minute {current}")]
     WrongMinute { claimed: u64, current: u64 },
+    #[error("no liveness challenge for minute {0} yet (its first block is not in)")]
+    NoChallenge(u64),
+    #[error("the model chunk does not answer the minute's challenge (wrong bytes or proof)")]
+    WrongChunk,
     #[error("uptime for minute {0} was already credited")]
     MinuteAlreadyCredited(u64),
     #[error("amount must be greater than zero")]
@@ -118,6 +131,15 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub fn params(state: &impl ReadState) -> Result<Params> {
     PARAMS.get(state)?.ok_or(Error::MissingParams)
+}
+
+/// Start-of-block work: record the minute's challenge seed, pay out a finished epoch.
+pub fn on_initialize(
+    overlay: &mut Overlay<'_>,
+    ctx: &neuroshard_support::BlockContext,
+) -> Result<()> {
+    workers::record_minute_seed(overlay, ctx)?;
+    rewards::on_epoch_start(overlay, ctx)
 }
 
 /// Genesis: parameters and pre-registered workers (the dev node's own miner).

@@ -2,6 +2,7 @@
 
 use super::*;
 use neuroshard_primitives::crypto::keypair_from_uri;
+use neuroshard_primitives::model_chunks::ChunkTree;
 use neuroshard_primitives::{
     blake2_256, AccountId, Event, Keypair, LayerRange, Receipt, ReceiptBody, UNIT,
 };
@@ -20,11 +21,24 @@ fn key(uri: &str) -> (Keypair, AccountId) {
     (pair, account)
 }
 
+/// A stand-in model file (proof of possession only needs bytes and their chunk tree).
+fn model_file() -> Vec<u8> {
+    (0..5_000u32).map(|i| (i * 31 % 253) as u8).collect()
+}
+
+fn chunk_tree() -> ChunkTree {
+    ChunkTree::from_reader(&model_file()[..], 256).unwrap()
+}
+
 fn params() -> Params {
+    let tree = chunk_tree();
     Params {
         model: ModelInfo {
             hash: model(),
             num_layers: LAYERS,
+            chunk_root: tree.root(),
+            num_chunks: tree.num_chunks(),
+            chunk_size: tree.chunk_size(),
         },
         token_reward: UNIT / 10,
         uptime_reward: UNIT,
@@ -40,6 +54,7 @@ fn params() -> Params {
 fn ctx(epoch: u32, minute: u64) -> BlockContext {
     BlockContext {
         number: u64::from(epoch) * 10 + 1,
+        parent_hash: blake2_256(&minute.to_le_bytes()),
         slot: 0,
         author: key("//Alice").1,
         epoch,
@@ -102,6 +117,24 @@ fn receipt(
     Receipt::sign(body, &wpair, &cpair)
 }
 
+/// Opens `ctx`'s minute (as the runtime does at the start of every block) and runs a
+/// heartbeat of `who` answering its challenge from the model bytes `file`.
+fn beat(
+    state: &mut StateDb,
+    ctx: &BlockContext,
+    who: &AccountId,
+    minute: u64,
+    file: &[u8],
+) -> Result<Vec<Event>> {
+    apply(state, |o| workers::record_minute_seed(o, ctx))?;
+    let tree = ChunkTree::from_reader(file, 256).unwrap();
+    let c = challenge(state, who)?.expect("seeded above");
+    let range = tree.chunk_range(c.chunk_index);
+    let chunk = file[range.start as usize..(range.end as usize).min(file.len())].to_vec();
+    let proof = tree.proof(c.chunk_index);
+    apply(state, |o| heartbeat(o, ctx, who, minute, &chunk, &proof))
+}
+
 fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> Result<()>,
@@ -133,8 +166,8 @@ fn receipts_and_uptime_are_paid_by_the_formula() {
     let (bob_fees, charlie_fees) = (fee_share("//Bob"), fee_share("//Charlie"));
     assert_eq!(bob_fees, worker_share(320) + worker_share(80));
     assert_eq!(charlie_fees, 2 * worker_share(400));
-    apply(&mut state, |o| heartbeat(o, &ctx(0, 5), &key("//Bob").1, 5)).unwrap();
-    apply(&mut state, |o| heartbeat(o, &ctx(0, 6), &key("//Bob").1, 6)).unwrap();
+    beat(&mut state, &ctx(0, 5), &key("//Bob").1, 5, &model_file()).unwrap();
+    beat(&mut state, &ctx(0, 6), &key("//Bob").1, 6, &model_file()).unwrap();
     let events = apply(&mut state, |o| on_epoch_start(o, &ctx(1, 7))).unwrap();
 
     // Bob: 40 tokens x 10 layers; 2 minutes. Charlie: 40 tokens x 20 layers.
@@ -252,28 +285,63 @@ fn every_bad_receipt_is_rejected_without_state_change() {
 }
 
 #[test]
-fn heartbeats_need_registration_and_count_once_per_minute() {
+fn heartbeats_need_registration_the_model_and_count_once_per_minute() {
     let mut state = genesis();
     let bob = key("//Bob").1;
-    apply(&mut state, |o| heartbeat(o, &ctx(0, 3), &bob, 3)).unwrap();
+    let file = model_file();
+    beat(&mut state, &ctx(0, 3), &bob, 3, &file).unwrap();
     assert_eq!(
-        apply(&mut state, |o| heartbeat(o, &ctx(0, 3), &bob, 3)),
+        beat(&mut state, &ctx(0, 3), &bob, 3, &file),
         Err(Error::MinuteAlreadyCredited(3))
     );
     assert_eq!(
-        apply(&mut state, |o| heartbeat(o, &ctx(0, 4), &bob, 9)),
+        beat(&mut state, &ctx(0, 4), &bob, 9, &file),
         Err(Error::WrongMinute {
             claimed: 9,
             current: 4
         })
     );
     assert_eq!(
-        apply(&mut state, |o| heartbeat(o, &ctx(0, 4), &key("//Eve").1, 4)),
+        beat(&mut state, &ctx(0, 4), &key("//Eve").1, 4, &file),
         Err(Error::NotAWorker)
     );
+    // A worker without the model (here: wrong bytes) cannot answer.
+    let mut other = file.clone();
+    other.iter_mut().for_each(|b| *b ^= 0x5a);
+    assert_eq!(
+        beat(&mut state, &ctx(0, 5), &bob, 5, &other),
+        Err(Error::WrongChunk)
+    );
+    // Another worker's answer (another chunk index) does not fit Bob's challenge.
+    let charlie = key("//Charlie").1;
+    let c_bob = challenge(&state, &bob).unwrap().unwrap();
+    let c_charlie = challenge(&state, &charlie).unwrap().unwrap();
+    if c_bob.chunk_index != c_charlie.chunk_index {
+        let tree = chunk_tree();
+        let r = tree.chunk_range(c_charlie.chunk_index);
+        let chunk = file[r.start as usize..(r.end as usize).min(file.len())].to_vec();
+        let proof = tree.proof(c_charlie.chunk_index);
+        assert_eq!(
+            apply(&mut state, |o| heartbeat(
+                o,
+                &ctx(0, 5),
+                &bob,
+                5,
+                &chunk,
+                &proof
+            )),
+            Err(Error::WrongChunk)
+        );
+    }
+    // No challenge before the minute's first block.
+    assert_eq!(
+        apply(&mut state, |o| heartbeat(o, &ctx(0, 6), &bob, 6, &[], &[])),
+        Err(Error::NoChallenge(6))
+    );
+    beat(&mut state, &ctx(0, 5), &bob, 5, &file).unwrap();
     apply(&mut state, |o| deregister_worker(o, &bob)).unwrap();
     assert_eq!(
-        apply(&mut state, |o| heartbeat(o, &ctx(0, 5), &bob, 5)),
+        beat(&mut state, &ctx(0, 7), &bob, 7, &file),
         Err(Error::NotAWorker)
     );
 }

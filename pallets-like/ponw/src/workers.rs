@@ -1,9 +1,14 @@
-//! Worker registry and heartbeats: a worker announces the model shards it serves; a
-//! registered worker earns one uptime minute per wall-clock minute it sends a heartbeat
-//! in (at most one per minute).
+//! Worker registry and liveness: a worker announces the model shards it serves, and
+//! earns one uptime minute per wall-clock minute in which it answers that minute's
+//! proof-of-possession challenge. The challenge seed of minute `m` is the parent hash of
+//! the first block of `m` (unknown until shortly before); with the worker's account it
+//! names one model-file chunk, which the worker must show with its Merkle path. A node
+//! that does not hold the model cannot answer, so idling online earns nothing.
 
 use crate::{params, rewards, Error, Result};
+use neuroshard_primitives::model_chunks::{challenge_index, verify_chunk};
 use neuroshard_primitives::{AccountId, BlockNumber, Event, Hash, LayerRange};
+use neuroshard_support::StorageValue;
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
@@ -25,6 +30,37 @@ impl WorkerInfo {
 }
 
 pub const WORKERS: StorageMap<AccountId, WorkerInfo> = StorageMap::new("Ponw", "Workers");
+/// The current minute and its challenge seed.
+pub const MINUTE_SEED: StorageValue<(u64, Hash)> = StorageValue::new("Ponw", "MinuteSeed");
+
+/// What a worker must answer in a minute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub minute: u64,
+    pub seed: Hash,
+    /// Index of the model-file chunk to show.
+    pub chunk_index: u64,
+}
+
+/// Records the seed when a block opens a new minute.
+pub(crate) fn record_minute_seed(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<()> {
+    let current = MINUTE_SEED.get(overlay)?;
+    if current.is_none_or(|(minute, _)| minute != ctx.minute) {
+        MINUTE_SEED.put(overlay, &(ctx.minute, ctx.parent_hash));
+    }
+    Ok(())
+}
+
+/// The challenge `worker` must answer now (from the latest block's state), if the
+/// current minute has a seed.
+pub fn challenge(state: &impl ReadState, worker: &AccountId) -> Result<Option<Challenge>> {
+    let p = params(state)?;
+    Ok(MINUTE_SEED.get(state)?.map(|(minute, seed)| Challenge {
+        minute,
+        seed,
+        chunk_index: challenge_index(&seed, worker, p.model.num_chunks),
+    }))
+}
 
 pub fn worker(state: &impl ReadState, who: &AccountId) -> Result<Option<WorkerInfo>> {
     Ok(WORKERS.get(state, who)?)
@@ -85,12 +121,15 @@ pub fn deregister_worker(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<(
     Ok(())
 }
 
-/// `heartbeat`: credits the current minute of uptime to a registered worker.
+/// `heartbeat`: credits the current minute of uptime to a registered worker that shows
+/// the model chunk the minute's challenge names.
 pub fn heartbeat(
     overlay: &mut Overlay<'_>,
     ctx: &BlockContext,
     who: &AccountId,
     minute: u64,
+    chunk: &[u8],
+    proof: &[Option<Hash>],
 ) -> Result<()> {
     let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
     if minute != ctx.minute {
@@ -101,6 +140,21 @@ pub fn heartbeat(
     }
     if info.last_heartbeat_minute.is_some_and(|m| m >= minute) {
         return Err(Error::MinuteAlreadyCredited(minute));
+    }
+    let challenge = challenge(overlay, who)?
+        .filter(|c| c.minute == minute)
+        .ok_or(Error::NoChallenge(minute))?;
+    let p = params(overlay)?;
+    let m = &p.model;
+    if !verify_chunk(
+        &m.chunk_root,
+        m.num_chunks,
+        m.chunk_size,
+        challenge.chunk_index,
+        chunk,
+        proof,
+    ) {
+        return Err(Error::WrongChunk);
     }
     info.last_heartbeat_minute = Some(minute);
     WORKERS.insert(overlay, who, &info);

@@ -10,6 +10,7 @@ fn who(n: u8) -> AccountId {
 fn ctx(number: BlockNumber) -> BlockContext {
     BlockContext {
         number,
+        parent_hash: neuroshard_primitives::Hash::zero(),
         slot: number,
         author: who(0),
         epoch: 0,

@@ -14,7 +14,7 @@ pub use proof::{verify_read_proof, ReadProof};
 pub use state::{ReadState, StateChanges, StateDb};
 pub use storage::{StorageError, StorageMap, StorageValue};
 
-use neuroshard_primitives::{AccountId, BlockNumber};
+use neuroshard_primitives::{AccountId, BlockNumber, Hash};
 
 /// A pallet: a named unit of state and logic.
 pub trait Pallet {
@@ -26,6 +26,8 @@ pub trait Pallet {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockContext {
     pub number: BlockNumber,
+    /// Hash of the parent block: randomness nobody could fix long in advance.
+    pub parent_hash: Hash,
     pub slot: u64,
     pub author: AccountId,
     /// Reward epoch of this block (number / epoch length).

@@ -1,7 +1,8 @@
 //! Read proofs: a Merkle path showing that `key = value` is a leaf of the state whose
 //! root a header carries. A light client needs only the header and the proof.
 
-use crate::state::{leaf_hash, node_hash, tree_levels, StateDb};
+use crate::state::{leaf_hash, StateDb};
+use neuroshard_primitives::merkle;
 use neuroshard_primitives::Hash;
 use parity_scale_codec::{Decode, Encode};
 
@@ -21,14 +22,7 @@ impl StateDb {
     pub fn read_proof(&self, key: &[u8]) -> Option<ReadProof> {
         let (leaves, index) = self.leaves_and_index(key)?;
         let leaf_count = leaves.len() as u64;
-        let levels = tree_levels(leaves);
-        let mut siblings = Vec::new();
-        let mut i = index;
-        for level in &levels[..levels.len() - 1] {
-            let sibling = i ^ 1;
-            siblings.push(level.get(sibling).copied());
-            i /= 2;
-        }
+        let siblings = merkle::proof(&merkle::levels(leaves), index);
         Some(ReadProof {
             leaf_index: index as u64,
             leaf_count,
@@ -39,27 +33,13 @@ impl StateDb {
 
 /// Checks that `key = value` is in the state with root `root`.
 pub fn verify_read_proof(root: &Hash, key: &[u8], value: &[u8], proof: &ReadProof) -> bool {
-    if proof.leaf_index >= proof.leaf_count {
-        return false;
-    }
-    let mut hash = leaf_hash(key, value);
-    let mut index = proof.leaf_index;
-    let mut width = proof.leaf_count;
-    for sibling in &proof.siblings {
-        if width <= 1 {
-            return false;
-        }
-        let has_sibling = (index ^ 1) < width;
-        hash = match (sibling, has_sibling) {
-            (Some(s), true) if index.is_multiple_of(2) => node_hash(&hash, s),
-            (Some(s), true) => node_hash(s, &hash),
-            (None, false) => hash,
-            _ => return false,
-        };
-        index /= 2;
-        width = width.div_ceil(2);
-    }
-    width == 1 && &hash == root
+    merkle::verify(
+        root,
+        leaf_hash(key, value),
+        proof.leaf_index,
+        proof.leaf_count,
+        &proof.siblings,
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! the state changed. That is fine for the state sizes of this ledger (accounts,
 //! workers, per-epoch counters); an incremental tree can replace it behind this API.
 
-use neuroshard_primitives::{blake2_256, Hash};
+use neuroshard_primitives::{blake2_256, merkle, Hash};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -34,43 +34,10 @@ pub struct StateDb {
     root: OnceLock<Hash>,
 }
 
+/// Leaf of one entry (tag 0; inner nodes use tag 1, see [`merkle`]).
 pub(crate) fn leaf_hash(key: &[u8], value: &[u8]) -> Hash {
     use parity_scale_codec::Encode;
     blake2_256(&(0u8, key, value).encode())
-}
-
-pub(crate) fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut buf = [0u8; 65];
-    buf[0] = 1;
-    buf[1..33].copy_from_slice(left.as_bytes());
-    buf[33..].copy_from_slice(right.as_bytes());
-    blake2_256(&buf)
-}
-
-/// The levels of the Merkle tree over `leaves`, bottom first; odd nodes are promoted.
-pub(crate) fn tree_levels(leaves: Vec<Hash>) -> Vec<Vec<Hash>> {
-    let mut levels = vec![leaves];
-    while levels.last().map_or(0, Vec::len) > 1 {
-        let below = levels.last().expect("non-empty");
-        let next = below
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => node_hash(a, b),
-                [a] => *a,
-                _ => unreachable!("chunks(2) yields one or two items"),
-            })
-            .collect();
-        levels.push(next);
-    }
-    levels
-}
-
-/// The Merkle root over leaf hashes (all zeros when there are none).
-fn root_of(leaves: Vec<Hash>) -> Hash {
-    tree_levels(leaves)
-        .last()
-        .and_then(|top| top.first().copied())
-        .unwrap_or_else(Hash::zero)
 }
 
 impl StateDb {
@@ -115,7 +82,7 @@ impl StateDb {
     pub fn root(&self) -> Hash {
         *self
             .root
-            .get_or_init(|| root_of(self.entries.values().map(|e| e.leaf).collect()))
+            .get_or_init(|| merkle::root(self.entries.values().map(|e| e.leaf).collect()))
     }
 
     /// The root the state would have after `changes`, without keeping them: merges the
@@ -161,7 +128,7 @@ impl StateDb {
                 },
             }
         }
-        root_of(leaves)
+        merkle::root(leaves)
     }
 
     pub fn len(&self) -> usize {
