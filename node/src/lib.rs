@@ -1,1 +1,20 @@
+//! The NeuroShard node: command line, chain storage (redb), the chain client joining the
+//! runtime to storage and the transaction pool, slot-based block production and the
+//! JSON-RPC server. The `neuroshard` binary (`main.rs`) is a thin wrapper around
+//! [`commands::run`].
+//!
+//! Networking (libp2p), the shard worker and the OpenAI-compatible HTTP API are added
+//! in later issues as modules beside these.
 
+pub mod api;
+pub mod authoring;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod miner;
+pub mod pool;
+pub mod rpc;
+pub mod rpc_client;
+pub mod service;
+pub mod store;

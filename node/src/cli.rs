@@ -1,0 +1,164 @@
+//! The command line (clap). Names are a contract (DESIGN.md section 5): `dev`, `run`,
+//! `key generate|inspect`, `tx transfer`, `balance`; `generate` and `bench` are added
+//! here when the inference pipeline and benchmarks land, each with its own module in
+//! [`crate::commands`].
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Default JSON-RPC endpoint for the wallet commands.
+pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:9944";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "neuroshard",
+    version,
+    about = "NeuroShard node: sharded LLM inference paid by Proof of Neural Work"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a single-node development chain: //Alice authors every slot, blocks finalise
+    /// instantly, JSON-RPC on 127.0.0.1.
+    Dev(DevArgs),
+    /// Run a node of a chain from a chain spec ("dev", "local" or a JSON file).
+    Run(RunArgs),
+    /// Key tools (subkey-compatible).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Build, sign and submit transactions over JSON-RPC.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Show an account's balances over JSON-RPC.
+    Balance(BalanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Keep the chain in a temporary directory deleted on exit.
+    #[arg(long, conflicts_with = "base_path")]
+    pub tmp: bool,
+    /// Where the chain database lives (default: $HOME/.neuroshard).
+    #[arg(long, value_name = "DIR")]
+    pub base_path: Option<PathBuf>,
+    /// JSON-RPC port on 127.0.0.1 (HTTP and WebSocket); 0 picks a free one.
+    #[arg(long, default_value_t = 9944)]
+    pub rpc_port: u16,
+    /// Port of the OpenAI-compatible HTTP API. Reserved: the API is served once the
+    /// inference subsystem is wired into the node (later issue).
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Chain spec: "dev", "local" or a path to a chain spec JSON file.
+    #[arg(long, default_value = "local")]
+    pub chain: String,
+    /// Where the chain database lives.
+    #[arg(long, value_name = "DIR")]
+    pub base_path: PathBuf,
+    /// Secret URI of the node's key (e.g. //Alice or a mnemonic); required with --validator.
+    #[arg(long, value_name = "URI")]
+    pub key: Option<String>,
+    /// Author blocks in the slots the chain assigns to --key.
+    #[arg(long, requires = "key")]
+    pub validator: bool,
+    /// JSON-RPC port on 127.0.0.1 (HTTP and WebSocket); 0 picks a free one.
+    #[arg(long, default_value_t = 9944)]
+    pub rpc_port: u16,
+    /// Layer ranges to serve, e.g. 0-10,10-20. Not used yet: shard serving arrives with
+    /// the inference pipeline (later issue).
+    #[arg(long, value_name = "RANGES")]
+    pub shards: Option<String>,
+    /// libp2p listen multiaddr. Not used yet: networking arrives in a later issue.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Option<String>,
+    /// Bootnode multiaddrs, comma-separated. Not used yet: networking arrives in a later issue.
+    #[arg(long, value_name = "MULTIADDR,...", value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new random key (12-word mnemonic) and print it like `subkey generate`.
+    Generate {
+        /// Number of words in the mnemonic (12, 15, 18, 21 or 24).
+        #[arg(long, default_value_t = 12)]
+        words: usize,
+    },
+    /// Print the keys and address of a secret URI, like `subkey inspect`.
+    Inspect {
+        /// //Alice, a mnemonic (optionally with //hard/soft junctions and ///password),
+        /// or a 0x seed.
+        uri: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Transfer NSHD and wait until the transfer is in a block.
+    Transfer(TransferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Secret URI of the sender.
+    #[arg(long, value_name = "URI")]
+    pub from: String,
+    /// SS58 address of the recipient.
+    #[arg(long, value_name = "SS58")]
+    pub to: String,
+    /// Amount in NSHD, e.g. 1.5 (12 decimals at most).
+    #[arg(long)]
+    pub amount: String,
+    /// Node JSON-RPC URL.
+    #[arg(long, default_value = DEFAULT_RPC_URL)]
+    pub rpc: String,
+    /// Give up waiting for inclusion after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// SS58 address (or 0x public key).
+    pub address: String,
+    /// Node JSON-RPC URL.
+    #[arg(long, default_value = DEFAULT_RPC_URL)]
+    pub rpc: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn validator_requires_key() {
+        assert!(
+            Cli::try_parse_from(["neuroshard", "run", "--base-path", "x", "--validator"]).is_err()
+        );
+        assert!(Cli::try_parse_from([
+            "neuroshard",
+            "run",
+            "--chain",
+            "dev",
+            "--base-path",
+            "x",
+            "--key",
+            "//Alice",
+            "--validator"
+        ])
+        .is_ok());
+    }
+}

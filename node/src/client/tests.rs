@@ -1,0 +1,242 @@
+//! In-process tests of the client: authoring, the pool, transfers, rejections, epoch
+//! rewards, historical state and restarting on the same database.
+
+use super::*;
+use neuroshard_primitives::crypto::keypair_from_uri;
+use neuroshard_primitives::{
+    blake2_256, BalancesCall, Call, LayerRange, PonwCall, Receipt, ReceiptBody, UNIT,
+};
+
+fn pair(uri: &str) -> Keypair {
+    keypair_from_uri(uri).unwrap()
+}
+
+fn account(uri: &str) -> AccountId {
+    pair(uri).public().into()
+}
+
+/// The dev chain spec with 1 s slots and 4-block epochs.
+fn chain() -> ChainInfo {
+    let text = neuroshard_chain_spec::builtin_json("dev").unwrap();
+    let mut spec = neuroshard_chain_spec::parse(text, "dev").unwrap();
+    spec.genesis.params.system.slot_duration_ms = 1_000;
+    spec.genesis.params.system.epoch_length = 4;
+    ChainInfo {
+        name: "Test".into(),
+        id: "test".into(),
+        genesis: spec.genesis,
+    }
+}
+
+fn model() -> Hash {
+    chain().genesis.params.ponw.model.hash
+}
+
+fn open(path: &std::path::Path) -> Result<Client, ClientError> {
+    Client::open(
+        Store::open(path).unwrap(),
+        &chain(),
+        ClientConfig::default(),
+    )
+}
+
+/// Authors the next block (slot = head slot + 1) as Alice.
+fn author(client: &Client) -> Header {
+    let slot = client.best_header().slot + 1;
+    client
+        .author_block(slot, &pair("//Alice"))
+        .unwrap()
+        .expect("Alice authors every slot")
+}
+
+fn transfer(client: &Client, from: &str, nonce: u64, amount: u128) -> SignedExtrinsic {
+    let call = Call::Balances(BalancesCall::Transfer {
+        dest: account("//Charlie"),
+        amount,
+    });
+    SignedExtrinsic::sign(&pair(from), &client.genesis_hash(), nonce, call)
+}
+
+#[test]
+fn authoring_transfers_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let client = open(&path).unwrap();
+    assert_eq!(client.best_header().number, 0);
+    // Only the expected author authors, and never twice in a slot.
+    assert!(client.author_block(1, &pair("//Bob")).unwrap().is_none());
+    let h1 = author(&client);
+    assert_eq!(h1.number, 1);
+    assert!(client
+        .author_block(h1.slot, &pair("//Alice"))
+        .unwrap()
+        .is_none());
+
+    let before_alice = client.account(&account("//Alice")).unwrap();
+    let before_charlie = client.account(&account("//Charlie")).unwrap();
+    let xt = transfer(&client, "//Alice", 0, 1_500_000_000_000);
+    let second = transfer(&client, "//Alice", 1, UNIT);
+    let fees = client.with_best_state(|state, _| {
+        client.runtime().fee_of(state, &xt).unwrap()
+            + client.runtime().fee_of(state, &second).unwrap()
+    });
+    assert!(fees > 0);
+    client.submit(xt.clone()).unwrap();
+    // A second transfer with the next nonce waits in the pool behind the first.
+    client.submit(second).unwrap();
+    assert_eq!(client.next_nonce(&account("//Alice")).unwrap(), 2);
+    assert_eq!(client.pending().len(), 2);
+    assert!(matches!(
+        client.submit(xt.clone()),
+        Err(SubmitError::Pool(PoolError::AlreadyImported(_)))
+    ));
+    let h2 = author(&client);
+    let block = client.block(&h2.hash()).unwrap().unwrap();
+    assert_eq!(block.extrinsics.len(), 2);
+    assert!(client.pending().is_empty());
+    let after_charlie = client.account(&account("//Charlie")).unwrap();
+    assert_eq!(after_charlie.free - before_charlie.free, 2_500_000_000_000);
+    let after_alice = client.account(&account("//Alice")).unwrap();
+    assert_eq!(
+        before_alice.free - after_alice.free,
+        2_500_000_000_000 + fees
+    );
+    assert_eq!(after_alice.nonce, 2);
+
+    // Replays and forgeries are refused and change nothing.
+    let root = client.best_header().state_root;
+    assert!(matches!(
+        client.submit(xt.clone()),
+        Err(SubmitError::Invalid(TransactionError::StaleNonce { .. }))
+    ));
+    let mut forged = transfer(&client, "//Alice", 2, UNIT);
+    forged.signer = account("//Bob");
+    assert!(matches!(
+        client.submit(forged),
+        Err(SubmitError::Invalid(TransactionError::BadSignature))
+    ));
+    assert!(client.pending().is_empty());
+    assert_eq!(client.best_state_root(), root);
+
+    // Historical state is rebuilt from undo records.
+    let at_1 = client.state_at(&h1.hash()).unwrap().unwrap();
+    assert_eq!(at_1.root(), h1.state_root);
+    assert_eq!(
+        client
+            .runtime()
+            .account(&at_1, &account("//Charlie"))
+            .unwrap(),
+        before_charlie
+    );
+    let head = client.best_header();
+    drop(client);
+
+    // Restart: same head, same state root.
+    let client = open(&path).unwrap();
+    assert_eq!(client.best_header(), head);
+    assert_eq!(client.best_state_root(), head.state_root);
+    assert_eq!(author(&client).number, 3);
+    drop(client);
+
+    // A different chain refuses the database.
+    let mut other = chain();
+    other.genesis.balances.pop();
+    let err = Client::open(Store::open(&path).unwrap(), &other, ClientConfig::default());
+    assert!(matches!(err, Err(ClientError::WrongChain { .. })));
+}
+
+#[test]
+fn receipts_are_paid_at_the_epoch_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = open(&dir.path().join("db.redb")).unwrap();
+    // Bob, the inference client, locks escrow that pays the workers he counter-signs for.
+    let deposit = Call::Ponw(PonwCall::DepositEscrow { amount: 100 * UNIT });
+    client
+        .submit(SignedExtrinsic::sign(
+            &pair("//Bob"),
+            &client.genesis_hash(),
+            0,
+            deposit,
+        ))
+        .unwrap();
+    author(&client);
+    // Alice, the dev chain's worker, ran layers 0-10 for 30 tokens.
+    let body = ReceiptBody {
+        worker: account("//Alice"),
+        client: account("//Bob"),
+        model: model(),
+        layers: LayerRange::new(0, 10).unwrap(),
+        session: [1; 16],
+        epoch: 0,
+        seq: 0,
+        position_start: 0,
+        position_end: 30,
+        commitment: blake2_256(b"out"),
+    };
+    let receipt = Receipt::sign(body, &pair("//Alice"), &pair("//Bob"));
+    let call = Call::Ponw(PonwCall::SubmitReceipts {
+        receipts: vec![receipt.clone()],
+    });
+    let xt = SignedExtrinsic::sign(&pair("//Charlie"), &client.genesis_hash(), 0, call);
+    client.submit(xt).unwrap();
+    let h2 = author(&client);
+    assert_eq!(
+        client.block(&h2.hash()).unwrap().unwrap().extrinsics.len(),
+        1
+    );
+    // A replayed receipt is refused at submission.
+    let call = Call::Ponw(PonwCall::SubmitReceipts {
+        receipts: vec![receipt],
+    });
+    let replay = SignedExtrinsic::sign(&pair("//Charlie"), &client.genesis_hash(), 1, call);
+    assert!(client.submit(replay).is_err());
+
+    // Block 3 is still epoch 0; block 4 opens epoch 1 and pays.
+    author(&client);
+    let alice_before = client.account(&account("//Alice")).unwrap().free;
+    let h4 = author(&client);
+    assert_eq!(h4.number, 4);
+    let paid: Vec<_> = client
+        .events(&h4.hash())
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RewardPaid {
+                account,
+                tokens,
+                layer_tokens,
+                reward,
+                ..
+            } => Some((account, tokens, layer_tokens, reward)),
+            _ => None,
+        })
+        .collect();
+    // 30 tokens through 10 of 30 layers: 30 x 0.1 x 10/30 = 1 NSHD.
+    assert_eq!(paid, vec![(account("//Alice"), 30, 300, UNIT)]);
+    let alice_after = client.account(&account("//Alice")).unwrap().free;
+    assert_eq!(alice_after - alice_before, UNIT);
+}
+
+#[test]
+fn refuses_to_start_when_the_state_does_not_match_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let client = open(&path).unwrap();
+    let head = author(&client);
+    let block = client.block(&head.hash()).unwrap().unwrap();
+    drop(client);
+    // Write a state change the head header does not commit to.
+    let store = Store::open(&path).unwrap();
+    let bogus: StateChanges = [(b"bogus".to_vec(), Some(b"value".to_vec()))]
+        .into_iter()
+        .collect();
+    store.commit_block(&block, &bogus, &[], None).unwrap();
+    drop(store);
+    let err = open(&path).err().expect("must refuse");
+    assert!(
+        matches!(err, ClientError::StateRootMismatch { number: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("corrupt"));
+}

@@ -1,0 +1,22 @@
+//! One module per subcommand; [`run`] dispatches the parsed command line. The node
+//! commands (`dev`, `run`) start a full node through [`crate::service`]; the wallet
+//! commands (`tx`, `balance`) talk to a node over JSON-RPC; `key` is offline.
+//! `generate` and `bench` get their own modules here when they land.
+
+pub mod balance;
+pub mod key;
+pub mod node;
+pub mod tx;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the command the user asked for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => node::dev(args).await,
+        Command::Run(args) => node::run(args).await,
+        Command::Key(cmd) => key::run(cmd),
+        Command::Tx(cmd) => tx::run(cmd).await,
+        Command::Balance(args) => balance::run(args).await,
+    }
+}

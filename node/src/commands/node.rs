@@ -1,0 +1,64 @@
+//! `neuroshard dev` and `neuroshard run`: turn the command line into a
+//! [`NodeConfig`] and run the node until Ctrl-C / SIGTERM.
+
+use crate::cli::{DevArgs, RunArgs};
+use crate::service::{self, NodeConfig};
+use anyhow::Context;
+use neuroshard_primitives::crypto;
+use std::path::PathBuf;
+use tracing::{info, warn};
+
+pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    // Keep the temporary directory alive for the node's lifetime.
+    let tmp = if args.tmp {
+        Some(
+            tempfile::Builder::new()
+                .prefix("neuroshard-dev-")
+                .tempdir()?,
+        )
+    } else {
+        None
+    };
+    let base_path = match (&tmp, args.base_path) {
+        (Some(dir), _) => dir.path().to_path_buf(),
+        (None, Some(path)) => path,
+        (None, None) => default_base_path()?,
+    };
+    info!(
+        api_port = args.api_port,
+        "the OpenAI-compatible HTTP API is not part of this build yet (inference issue)"
+    );
+    let config = NodeConfig {
+        chain: "dev".into(),
+        base_path,
+        key: Some(crypto::keypair_from_uri("//Alice")?),
+        validator: true,
+        rpc_port: args.rpc_port,
+    };
+    service::run(config).await
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.shards.is_some() || args.listen.is_some() || !args.bootnodes.is_empty() {
+        warn!("--shards, --listen and --bootnodes are accepted but not used yet: networking and shard serving arrive in a later issue");
+    }
+    let key = args
+        .key
+        .as_deref()
+        .map(crypto::keypair_from_uri)
+        .transpose()
+        .context("--key")?;
+    let config = NodeConfig {
+        chain: args.chain,
+        base_path: args.base_path,
+        key,
+        validator: args.validator,
+        rpc_port: args.rpc_port,
+    };
+    service::run(config).await
+}
+
+fn default_base_path() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set; pass --base-path or --tmp")?;
+    Ok(PathBuf::from(home).join(".neuroshard"))
+}

@@ -1,0 +1,81 @@
+//! The JSON-RPC server (jsonrpsee): HTTP and WebSocket on one port, 127.0.0.1 only.
+//! Each namespace lives in its own module and is merged into one [`RpcModule`] here.
+
+pub mod author;
+pub mod chain;
+pub mod error;
+pub mod neuroshard;
+pub mod state;
+pub mod system;
+pub mod types;
+
+use crate::client::Client;
+use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
+use jsonrpsee::RpcModule;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use author::AuthorApiServer;
+use chain::ChainApiServer;
+use neuroshard::NeuroshardApiServer;
+use state::StateApiServer;
+use system::SystemApiServer;
+
+/// Largest request or response body: a maximal extrinsic (a big receipt batch) or a
+/// full block, hex-encoded, fits.
+const MAX_BODY_BYTES: u32 = 64 << 20;
+
+/// Every RPC method of the node.
+pub fn module(client: Arc<Client>) -> anyhow::Result<RpcModule<()>> {
+    let mut module = RpcModule::new(());
+    module.merge(
+        system::System {
+            client: client.clone(),
+        }
+        .into_rpc(),
+    )?;
+    module.merge(
+        chain::Chain {
+            client: client.clone(),
+        }
+        .into_rpc(),
+    )?;
+    module.merge(
+        state::State {
+            client: client.clone(),
+        }
+        .into_rpc(),
+    )?;
+    module.merge(
+        author::Author {
+            client: client.clone(),
+        }
+        .into_rpc(),
+    )?;
+    module.merge(neuroshard::Neuroshard { client }.into_rpc())?;
+    let mut names: Vec<&str> = module.method_names().collect();
+    names.sort_unstable();
+    let names: Vec<String> = names.into_iter().map(str::to_string).collect();
+    module.register_method(
+        "rpc_methods",
+        move |_, _, _| serde_json::json!({ "methods": names }),
+    )?;
+    Ok(module)
+}
+
+/// Starts the server on `127.0.0.1:port` (0 picks a free port); returns the bound
+/// address and the handle that stops it.
+pub async fn start(client: Arc<Client>, port: u16) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_BODY_BYTES)
+        .max_response_body_size(MAX_BODY_BYTES)
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .build(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on 127.0.0.1:{port}: {e}"))?;
+    let addr = server.local_addr()?;
+    let handle = server.start(module(client)?);
+    Ok((addr, handle))
+}

@@ -1,0 +1,63 @@
+//! `neuroshard_*`: wallet and explorer views in our own terms — an account's balances,
+//! the rewards a block paid (from its `RewardPaid` events) and the runtime parameters.
+
+use crate::client::Client;
+use crate::rpc::error::invalid_params;
+use crate::rpc::types::{parse_account, parse_block_ref, AccountJson, BlockRef, RewardJson};
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
+use std::sync::Arc;
+
+#[rpc(server)]
+pub trait NeuroshardApi {
+    /// `{free, reserved, bonded, nonce}` of an SS58 address (balances in base units).
+    #[method(name = "neuroshard_account")]
+    fn account(&self, address: String) -> RpcResult<AccountJson>;
+
+    /// Rewards paid in a block (hash or number; default: the best block).
+    #[method(name = "neuroshard_rewards")]
+    fn rewards(&self, at: Option<serde_json::Value>) -> RpcResult<Vec<RewardJson>>;
+
+    /// The runtime parameters at the best block.
+    #[method(name = "neuroshard_params")]
+    fn params(&self) -> RpcResult<serde_json::Value>;
+}
+
+pub struct Neuroshard {
+    pub client: Arc<Client>,
+}
+
+impl NeuroshardApiServer for Neuroshard {
+    fn account(&self, address: String) -> RpcResult<AccountJson> {
+        let who = parse_account(&address)?;
+        let info = self.client.account(&who)?;
+        Ok(AccountJson {
+            free: info.free.to_string(),
+            reserved: info.reserved.to_string(),
+            bonded: info.bonded.to_string(),
+            nonce: info.nonce,
+        })
+    }
+
+    fn rewards(&self, at: Option<serde_json::Value>) -> RpcResult<Vec<RewardJson>> {
+        let hash = match at {
+            None | Some(serde_json::Value::Null) => self.client.best_header().hash(),
+            Some(v) => match parse_block_ref(&v)? {
+                BlockRef::Hash(h) => h,
+                BlockRef::Number(n) => self
+                    .client
+                    .block_hash(n)?
+                    .ok_or_else(|| invalid_params(format!("no block #{n} yet")))?,
+            },
+        };
+        let events = self.client.events(&hash)?.ok_or_else(|| {
+            invalid_params(format!("unknown block {}", crate::client::hex_hash(&hash)))
+        })?;
+        Ok(RewardJson::from_events(&events))
+    }
+
+    fn params(&self) -> RpcResult<serde_json::Value> {
+        let params = self.client.params()?;
+        serde_json::to_value(&params).map_err(|e| crate::rpc::error::internal(e.to_string()))
+    }
+}

@@ -1,0 +1,109 @@
+//! Assembling and running a node: load the chain spec, open the store and the client
+//! (which verifies the stored state against the head), start JSON-RPC, start block
+//! production when this node is a validator, and shut all of it down cleanly on
+//! Ctrl-C or SIGTERM. (A kill -9 is also safe: see [`crate::store`].)
+
+use crate::client::{ChainInfo, Client, ClientConfig};
+use crate::store::Store;
+use crate::{authoring, rpc};
+use anyhow::Context;
+use neuroshard_primitives::{crypto, AccountId, Keypair};
+use sp_core::Pair as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::info;
+
+/// Everything a node needs to start.
+pub struct NodeConfig {
+    /// "dev", "local" or a chain spec path.
+    pub chain: String,
+    pub base_path: PathBuf,
+    pub key: Option<Keypair>,
+    pub validator: bool,
+    pub rpc_port: u16,
+}
+
+/// The database file of chain `id` under `base_path`.
+pub fn db_path(base_path: &std::path::Path, chain_id: &str) -> PathBuf {
+    base_path.join("chains").join(chain_id).join("db.redb")
+}
+
+/// Loads a chain spec ("dev", "local" or a JSON path).
+pub fn load_chain(name_or_path: &str) -> anyhow::Result<ChainInfo> {
+    let spec = neuroshard_chain_spec::load(name_or_path)
+        .with_context(|| format!("loading chain spec {name_or_path:?}"))?;
+    Ok(ChainInfo {
+        name: spec.name,
+        id: spec.id,
+        genesis: spec.genesis,
+    })
+}
+
+/// Runs the node until a shutdown signal.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let chain = load_chain(&config.chain)?;
+    let path = db_path(&config.base_path, &chain.id);
+    info!(chain = %chain.name, db = %path.display(), "opening chain database");
+    let store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    // Finality: until the vote-based finality gadget lands with networking, a node's
+    // own best chain is final (single-authority chains finalise instantly).
+    let client = Client::open(
+        store,
+        &chain,
+        ClientConfig {
+            instant_finality: true,
+            ..ClientConfig::default()
+        },
+    )?;
+    let client = Arc::new(client);
+
+    let (addr, rpc_handle) = rpc::start(client.clone(), config.rpc_port).await?;
+    info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let author_task = match (&config.key, config.validator) {
+        (Some(key), true) => {
+            let account: AccountId = key.public().into();
+            info!(author = %crypto::ss58(&account), "block production enabled");
+            Some(tokio::spawn(authoring::run(
+                client.clone(),
+                key.clone(),
+                stop_rx,
+            )))
+        }
+        _ => None,
+    };
+
+    shutdown_signal().await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    if let Some(task) = author_task {
+        let _ = task.await;
+    }
+    let _ = rpc_handle.stop();
+    rpc_handle.stopped().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,203 @@
+//! Node processes. [`NodeProcess`] starts the real `neuroshard` binary with
+//! `--rpc-port 0`, sends its output to a log file in its base directory, learns the
+//! RPC port from the "JSON-RPC server listening on" log line, and SIGKILLs the process
+//! on drop. The binary is `$NEUROSHARD_BIN` or `neuroshard` in the target directory this
+//! test binary runs from (`cargo test --workspace` builds it, because the node package
+//! has integration tests of its own).
+
+use crate::rpc::RpcClient;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Path of the `neuroshard` binary under test.
+pub fn neuroshard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("NEUROSHARD_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test-binary> -> target/<profile>/neuroshard
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join(format!("neuroshard{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not found: run the tests with `cargo test --workspace` (or build it with \
+         `cargo build -p neuroshard-node`, or set NEUROSHARD_BIN)",
+        bin.display()
+    );
+    warn_if_stale(&bin);
+    bin
+}
+
+/// `cargo test -p neuroshard-tests` alone does not rebuild the node binary; say so
+/// loudly when a workspace source file is newer than the binary under test.
+fn warn_if_stale(bin: &Path) {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let crates = [
+        "node",
+        "runtime",
+        "primitives",
+        "chain-spec",
+        "inference",
+        "pallets-like",
+    ];
+    let mut stack: Vec<PathBuf> = crates.iter().map(|c| workspace.join(c)).collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "json") {
+                let newer = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified > built);
+                if newer {
+                    eprintln!(
+                        "WARNING: {} is newer than {}; the binary under test may be stale \
+                         (run `cargo test --workspace` or `cargo build -p neuroshard-node`)",
+                        path.display(),
+                        bin.display()
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A running node; killed (SIGKILL) and reaped on drop.
+pub struct NodeProcess {
+    child: Child,
+    log: PathBuf,
+    port: u16,
+}
+
+impl NodeProcess {
+    /// Starts `neuroshard <args> --rpc-port 0`, logging to `log`, and waits until its
+    /// RPC server is up.
+    pub fn start(args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(neuroshard_bin())
+            .args(args)
+            .args(["--rpc-port", "0"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .context("spawning neuroshard")?;
+        let mut node = Self {
+            child,
+            log: log.to_path_buf(),
+            port: 0,
+        };
+        node.port = crate::wait_for("the node's RPC server", Duration::from_secs(60), || {
+            if let Some(status) = node.child.try_wait()? {
+                bail!(
+                    "node exited with {status} before serving RPC:\n{}",
+                    node.log_text()
+                );
+            }
+            Ok(node.log_text().lines().find_map(parse_port))
+        })?;
+        Ok(node)
+    }
+
+    /// `neuroshard dev --base-path DIR`.
+    pub fn dev(base: &Path) -> anyhow::Result<Self> {
+        let base_str = base.to_str().context("utf-8 path")?;
+        Self::start(&["dev", "--base-path", base_str], &base.join("node.log"))
+    }
+
+    /// `neuroshard run --chain SPEC --base-path DIR --key //Alice --validator`.
+    pub fn validator(spec: &Path, base: &Path, log_name: &str) -> anyhow::Result<Self> {
+        let spec = spec.to_str().context("utf-8 path")?;
+        let base_str = base.to_str().context("utf-8 path")?;
+        let args = [
+            "run",
+            "--chain",
+            spec,
+            "--base-path",
+            base_str,
+            "--key",
+            "//Alice",
+            "--validator",
+        ];
+        Self::start(&args, &base.join(log_name))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn rpc(&self) -> RpcClient {
+        RpcClient::new(self.port)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything the node logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL now (no chance to clean up), and reap.
+    pub fn kill9(mut self) {
+        self.kill_and_reap();
+    }
+
+    fn kill_and_reap(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+fn parse_port(line: &str) -> Option<u16> {
+    let rest = line
+        .split("JSON-RPC server listening on 127.0.0.1:")
+        .nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_from_log_line() {
+        let line = "2026-01-01T00:00:00Z  INFO neuroshard_node::service: JSON-RPC server listening on 127.0.0.1:41234 (HTTP and WebSocket)";
+        assert_eq!(super::parse_port(line), Some(41234));
+        assert_eq!(super::parse_port("other"), None);
+    }
+}

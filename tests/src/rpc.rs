@@ -1,0 +1,145 @@
+//! A deliberately small, blocking JSON-RPC-over-HTTP client on `std::net`, so tests can
+//! also send bytes no well-behaved client would (malformed JSON, wrong types).
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A JSON-RPC error response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JSON-RPC error {}: {}", self.code, self.message)?;
+        if let Some(data) = &self.data {
+            write!(f, " ({data})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Talks to one node's RPC port.
+#[derive(Clone, Debug)]
+pub struct RpcClient {
+    port: u16,
+}
+
+impl RpcClient {
+    pub fn new(port: u16) -> Self {
+        Self { port }
+    }
+
+    /// POSTs raw `body` and returns the HTTP status and response body.
+    pub fn post_raw(&self, body: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).context("connecting to RPC")?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        stream.write_all(request.as_bytes())?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        let text = String::from_utf8(response).context("non-UTF-8 HTTP response")?;
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow!("malformed HTTP response: {text:?}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("no HTTP status in {head:?}"))?;
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked {
+            dechunk(body)?
+        } else {
+            body.to_string()
+        };
+        Ok((status, body))
+    }
+
+    /// Calls `method`; `Ok(Err(..))` is a JSON-RPC error response.
+    pub fn try_call(&self, method: &str, params: Value) -> anyhow::Result<Result<Value, RpcError>> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (_, text) = self.post_raw(&body.to_string())?;
+        parse_response(&text)
+    }
+
+    /// Calls `method` and fails on a JSON-RPC error.
+    pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.try_call(method, params)?
+            .map_err(|e| anyhow!("{method}: {e}"))
+    }
+
+    /// The best block number.
+    pub fn best_number(&self) -> anyhow::Result<u64> {
+        let header = self.call("chain_getHeader", json!([]))?;
+        hex_number(&header["number"])
+    }
+
+    /// `neuroshard_account(address)` as (free, reserved, bonded, nonce).
+    pub fn account(&self, address: &str) -> anyhow::Result<(u128, u128, u128, u64)> {
+        let v = self.call("neuroshard_account", json!([address]))?;
+        let units = |k: &str| -> anyhow::Result<u128> {
+            v[k].as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow!("bad {k} in {v}"))
+        };
+        let nonce = v["nonce"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("bad nonce in {v}"))?;
+        Ok((units("free")?, units("reserved")?, units("bonded")?, nonce))
+    }
+}
+
+/// Parses a JSON-RPC response body.
+pub fn parse_response(text: &str) -> anyhow::Result<Result<Value, RpcError>> {
+    let v: Value =
+        serde_json::from_str(text).with_context(|| format!("response is not JSON: {text:?}"))?;
+    if let Some(e) = v.get("error") {
+        return Ok(Err(RpcError {
+            code: e["code"].as_i64().unwrap_or(0),
+            message: e["message"].as_str().unwrap_or_default().to_string(),
+            data: e.get("data").cloned(),
+        }));
+    }
+    match v.get("result") {
+        Some(result) => Ok(Ok(result.clone())),
+        None => bail!("response has neither result nor error: {text}"),
+    }
+}
+
+/// Reads a hex-string block number ("0x1a").
+pub fn hex_number(v: &Value) -> anyhow::Result<u64> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| anyhow!("number is not a string: {v}"))?;
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).with_context(|| format!("bad number {s:?}"))
+}
+
+fn dechunk(mut body: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body
+            .split_once("\r\n")
+            .ok_or_else(|| anyhow!("bad chunked body"))?;
+        let size = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(rest.get(..size).ok_or_else(|| anyhow!("short chunk"))?);
+        body = rest.get(size + 2..).unwrap_or_default();
+    }
+}

@@ -1,0 +1,26 @@
+//! Custom chain specs for tests: the built-in dev spec with shorter slots and epochs,
+//! written to a file for `neuroshard run --chain PATH`.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// Writes the dev spec with `slot_duration_ms` and `epoch_length` replaced (and its
+/// own id) to `dir/spec.json`; returns the path.
+pub fn write_fast_dev_spec(
+    dir: &Path,
+    slot_duration_ms: u64,
+    epoch_length: u64,
+) -> anyhow::Result<PathBuf> {
+    let text = neuroshard_chain_spec::builtin_json("dev").context("built-in dev spec")?;
+    let mut spec: serde_json::Value = serde_json::from_str(text)?;
+    spec["id"] = "test".into();
+    spec["name"] = "NeuroShard Test".into();
+    let system = &mut spec["genesis"]["params"]["system"];
+    system["slot_duration_ms"] = slot_duration_ms.into();
+    system["epoch_length"] = epoch_length.into();
+    let path = dir.join("spec.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec)?)?;
+    // The spec must still load.
+    neuroshard_chain_spec::load(path.to_str().context("utf-8 path")?)?;
+    Ok(path)
+}

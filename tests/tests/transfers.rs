@@ -1,0 +1,176 @@
+//! Transfers end to end: `neuroshard tx transfer` moves exactly the amount plus the
+//! fee; replayed, forged and garbage extrinsics get JSON-RPC errors and change nothing.
+
+use neuroshard_primitives::{AccountId, BalancesCall, Call, SignedExtrinsic, UNIT};
+use neuroshard_runtime::balances;
+use neuroshard_tests::chain::{self, address, to_hex, wait_included};
+use neuroshard_tests::spec::write_fast_dev_spec;
+use neuroshard_tests::{neuroshard_bin, wait_for, NodeProcess, RpcClient};
+use parity_scale_codec::Encode;
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn transfer_call(to: AccountId, amount: u128) -> Call {
+    Call::Balances(BalancesCall::Transfer { dest: to, amount })
+}
+
+/// The fee the chain charges for an extrinsic of `len` bytes.
+fn fee(rpc: &RpcClient, len: usize) -> u128 {
+    let params = rpc.call("neuroshard_params", json!([])).unwrap();
+    let p: balances::Params = serde_json::from_value(params["balances"].clone()).unwrap();
+    balances::fee(&p, len)
+}
+
+#[test]
+fn cli_transfer_moves_exactly_the_amount_plus_the_fee() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
+    let rpc = node.rpc();
+    let (alice, bob) = (address("//Alice"), address("//Bob"));
+    let alice_before = rpc.account(&alice).unwrap();
+    let bob_before = rpc.account(&bob).unwrap();
+
+    let out = Command::new(neuroshard_bin())
+        .args([
+            "tx", "transfer", "--from", "//Alice", "--to", &bob, "--amount", "1.5",
+        ])
+        .args(["--rpc", &node.http_url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Included in block #"), "{stdout}");
+
+    let alice_after = rpc.account(&alice).unwrap();
+    let bob_after = rpc.account(&bob).unwrap();
+    assert_eq!(bob_after.0 - bob_before.0, 1_500_000_000_000);
+    // The CLI signed a transfer with nonce 0; its encoded length fixes the fee.
+    let same_shape = SignedExtrinsic::sign(
+        &neuroshard_primitives::crypto::keypair_from_uri("//Alice").unwrap(),
+        &chain::genesis(&rpc).unwrap(),
+        alice_before.3,
+        transfer_call(chain::account("//Bob"), 1_500_000_000_000),
+    );
+    let expected_fee = fee(&rpc, same_shape.encoded_size());
+    assert!(expected_fee > 0);
+    assert_eq!(
+        alice_before.0 - alice_after.0,
+        1_500_000_000_000 + expected_fee
+    );
+    assert_eq!(alice_after.3, alice_before.3 + 1);
+
+    // `neuroshard balance` shows the same in NSHD and base units.
+    let out = Command::new(neuroshard_bin())
+        .args(["balance", &bob, "--rpc", &node.http_url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let expected = format!(
+        "{} NSHD ({} base units)",
+        neuroshard_primitives::format_balance(bob_after.0),
+        bob_after.0
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    assert_eq!(bob_after.0 % UNIT, 500_000_000_000);
+}
+
+#[test]
+fn replayed_forged_and_garbage_extrinsics_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
+    let rpc = node.rpc();
+    let (alice, charlie) = (address("//Alice"), address("//Charlie"));
+
+    let xt = chain::sign(
+        &rpc,
+        "//Alice",
+        transfer_call(chain::account("//Charlie"), UNIT),
+    )
+    .unwrap();
+    let xt_hex = to_hex(&xt);
+    let from = rpc.best_number().unwrap();
+    let hash = rpc.call("author_submitExtrinsic", json!([xt_hex])).unwrap();
+    assert_eq!(hash, format!("0x{}", hex::encode(xt.hash().as_bytes())));
+    // The same bytes again while pooled: already imported.
+    let err = rpc
+        .try_call("author_submitExtrinsic", json!([xt_hex]))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code, 1013, "{err}");
+    wait_included(&rpc, &xt_hex, from, TIMEOUT).unwrap();
+
+    let alice_before = rpc.account(&alice).unwrap();
+    let charlie_before = rpc.account(&charlie).unwrap();
+
+    // Replay of the included extrinsic: stale nonce.
+    let err = rpc
+        .try_call("author_submitExtrinsic", json!([xt_hex]))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code, 1010, "{err}");
+    assert!(err.message.contains("stale nonce"), "{err}");
+
+    // Forged: a valid signature over a different amount.
+    let mut forged = chain::sign(
+        &rpc,
+        "//Alice",
+        transfer_call(chain::account("//Charlie"), UNIT),
+    )
+    .unwrap();
+    forged.call = transfer_call(chain::account("//Charlie"), 1000 * UNIT);
+    let err = rpc
+        .try_call("author_submitExtrinsic", json!([to_hex(&forged)]))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code, 1002, "{err}");
+    assert!(err.message.contains("bad signature"), "{err}");
+
+    // Signed by Bob but claiming to be Alice.
+    let mut impostor = chain::sign(
+        &rpc,
+        "//Bob",
+        transfer_call(chain::account("//Charlie"), UNIT),
+    )
+    .unwrap();
+    impostor.signer = chain::account("//Alice");
+    let err = rpc
+        .try_call("author_submitExtrinsic", json!([to_hex(&impostor)]))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code, 1002, "{err}");
+
+    // Valid extrinsic bytes with trailing garbage.
+    let mut bytes = xt.encode();
+    bytes.push(0);
+    let err = rpc
+        .try_call(
+            "author_submitExtrinsic",
+            json!([format!("0x{}", hex::encode(bytes))]),
+        )
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code, 1001, "{err}");
+
+    // Nothing pooled, and after more blocks nothing changed.
+    assert_eq!(
+        rpc.call("author_pendingExtrinsics", json!([])).unwrap(),
+        json!([])
+    );
+    let number = rpc.best_number().unwrap();
+    wait_for("two more blocks", TIMEOUT, || {
+        Ok((rpc.best_number()? >= number + 2).then_some(()))
+    })
+    .unwrap();
+    assert_eq!(rpc.account(&alice).unwrap(), alice_before);
+    assert_eq!(rpc.account(&charlie).unwrap(), charlie_before);
+}
