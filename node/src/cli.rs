@@ -35,6 +35,28 @@ pub enum Command {
     Tx(TxCommand),
     /// Show an account's balances over JSON-RPC.
     Balance(BalanceArgs),
+    /// Benchmarks; each prints its figures beside a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Signed inference receipts verified and applied per second in block import.
+    Ledger(LedgerBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerBenchArgs {
+    /// Receipts in the benchmark block.
+    #[arg(long, default_value_t = 20_000)]
+    pub receipts: usize,
+    /// Receipts per submit_receipts extrinsic.
+    #[arg(long, default_value_t = 2_000)]
+    pub batch: usize,
+    /// Timed imports of the block (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Args)]
@@ -48,8 +70,8 @@ pub struct DevArgs {
     /// JSON-RPC port on 127.0.0.1 (HTTP and WebSocket); 0 picks a free one.
     #[arg(long, default_value_t = 9944)]
     pub rpc_port: u16,
-    /// Port of the OpenAI-compatible HTTP API. Reserved: the API is served once the
-    /// inference subsystem is wired into the node (later issue).
+    /// Port of the HTTP API (OpenAI-compatible inference, /metrics, explorer at /) on
+    /// 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
 }
@@ -71,6 +93,10 @@ pub struct RunArgs {
     /// JSON-RPC port on 127.0.0.1 (HTTP and WebSocket); 0 picks a free one.
     #[arg(long, default_value_t = 9944)]
     pub rpc_port: u16,
+    /// Port of the HTTP API (OpenAI-compatible inference, /metrics, explorer at /) on
+    /// 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
     /// Layer ranges to serve, e.g. 0-10,10-20. Not used yet: shard serving arrives with
     /// the inference pipeline (later issue).
     #[arg(long, value_name = "RANGES")]

@@ -1,11 +1,11 @@
 //! Assembling and running a node: load the chain spec, open the store and the client
-//! (which verifies the stored state against the head), start JSON-RPC, start block
-//! production when this node is a validator, and shut all of it down cleanly on
-//! Ctrl-C or SIGTERM. (A kill -9 is also safe: see [`crate::store`].)
+//! (which verifies the stored state against the head), start JSON-RPC and the HTTP API,
+//! start block production when this node is a validator, and shut all of it down
+//! cleanly on Ctrl-C or SIGTERM. (A kill -9 is also safe: see [`crate::store`].)
 
 use crate::client::{ChainInfo, Client, ClientConfig};
 use crate::store::Store;
-use crate::{authoring, rpc};
+use crate::{api, authoring, rpc};
 use anyhow::Context;
 use neuroshard_primitives::{crypto, AccountId, Keypair};
 use sp_core::Pair as _;
@@ -22,6 +22,7 @@ pub struct NodeConfig {
     pub key: Option<Keypair>,
     pub validator: bool,
     pub rpc_port: u16,
+    pub api_port: u16,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -62,6 +63,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let api_state = api::ApiState {
+        client: client.clone(),
+        generator: Arc::new(tokio::sync::RwLock::new(None)),
+        metrics: Arc::new(api::Metrics::default()),
+    };
+    api::serve(api_state, config.api_port, stop_rx.clone()).await?;
     let author_task = match (&config.key, config.validator) {
         (Some(key), true) => {
             let account: AccountId = key.public().into();

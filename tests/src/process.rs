@@ -81,18 +81,19 @@ pub struct NodeProcess {
     child: Child,
     log: PathBuf,
     port: u16,
+    api_port: u16,
 }
 
 impl NodeProcess {
-    /// Starts `neuroshard <args> --rpc-port 0`, logging to `log`, and waits until its
-    /// RPC server is up.
+    /// Starts `neuroshard <args> --rpc-port 0 --api-port 0`, logging to `log`, and
+    /// waits until its RPC server and HTTP API are up.
     pub fn start(args: &[&str], log: &Path) -> anyhow::Result<Self> {
         let out =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let child = Command::new(neuroshard_bin())
             .args(args)
-            .args(["--rpc-port", "0"])
+            .args(["--rpc-port", "0", "--api-port", "0"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out)
@@ -103,16 +104,26 @@ impl NodeProcess {
             child,
             log: log.to_path_buf(),
             port: 0,
+            api_port: 0,
         };
-        node.port = crate::wait_for("the node's RPC server", Duration::from_secs(60), || {
-            if let Some(status) = node.child.try_wait()? {
-                bail!(
-                    "node exited with {status} before serving RPC:\n{}",
-                    node.log_text()
-                );
-            }
-            Ok(node.log_text().lines().find_map(parse_port))
-        })?;
+        let (port, api_port) = crate::wait_for(
+            "the node's RPC server and HTTP API",
+            Duration::from_secs(60),
+            || {
+                if let Some(status) = node.child.try_wait()? {
+                    bail!(
+                        "node exited with {status} before serving RPC:\n{}",
+                        node.log_text()
+                    );
+                }
+                let log = node.log_text();
+                let rpc = log.lines().find_map(|l| parse_port(l, RPC_LINE));
+                let api = log.lines().find_map(|l| parse_port(l, API_LINE));
+                Ok(rpc.zip(api))
+            },
+        )?;
+        node.port = port;
+        node.api_port = api_port;
         Ok(node)
     }
 
@@ -141,6 +152,11 @@ impl NodeProcess {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Port of the HTTP API.
+    pub fn api_port(&self) -> u16 {
+        self.api_port
     }
 
     pub fn rpc(&self) -> RpcClient {
@@ -182,10 +198,12 @@ impl Drop for NodeProcess {
     }
 }
 
-fn parse_port(line: &str) -> Option<u16> {
-    let rest = line
-        .split("JSON-RPC server listening on 127.0.0.1:")
-        .nth(1)?;
+const RPC_LINE: &str = "JSON-RPC server listening on 127.0.0.1:";
+const API_LINE: &str = "HTTP API listening on 127.0.0.1:";
+
+/// The port in a "... listening on 127.0.0.1:PORT" log line starting with `prefix`.
+fn parse_port(line: &str, prefix: &str) -> Option<u16> {
+    let rest = line.split(prefix).nth(1)?;
     rest.split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()
@@ -197,7 +215,9 @@ mod tests {
     #[test]
     fn port_from_log_line() {
         let line = "2026-01-01T00:00:00Z  INFO neuroshard_node::service: JSON-RPC server listening on 127.0.0.1:41234 (HTTP and WebSocket)";
-        assert_eq!(super::parse_port(line), Some(41234));
-        assert_eq!(super::parse_port("other"), None);
+        assert_eq!(super::parse_port(line, super::RPC_LINE), Some(41234));
+        let line = "2026-01-01T00:00:00Z  INFO neuroshard_node::api: HTTP API listening on 127.0.0.1:8081 (OpenAI-compatible inference, explorer, metrics)";
+        assert_eq!(super::parse_port(line, super::API_LINE), Some(8081));
+        assert_eq!(super::parse_port("other", super::RPC_LINE), None);
     }
 }

@@ -3,9 +3,6 @@
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 /// A JSON-RPC error response.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,36 +35,8 @@ impl RpcClient {
 
     /// POSTs raw `body` and returns the HTTP status and response body.
     pub fn post_raw(&self, body: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.port)).context("connecting to RPC")?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        );
-        stream.write_all(request.as_bytes())?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        let text = String::from_utf8(response).context("non-UTF-8 HTTP response")?;
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("malformed HTTP response: {text:?}"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("no HTTP status in {head:?}"))?;
-        let chunked = head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked");
-        let body = if chunked {
-            dechunk(body)?
-        } else {
-            body.to_string()
-        };
-        Ok((status, body))
+        let response = crate::http::request(self.port, "POST", "/", Some(body))?;
+        Ok((response.status, response.body))
     }
 
     /// Calls `method`; `Ok(Err(..))` is a JSON-RPC error response.
@@ -127,19 +96,4 @@ pub fn hex_number(v: &Value) -> anyhow::Result<u64> {
         .as_str()
         .ok_or_else(|| anyhow!("number is not a string: {v}"))?;
     u64::from_str_radix(s.trim_start_matches("0x"), 16).with_context(|| format!("bad number {s:?}"))
-}
-
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body
-            .split_once("\r\n")
-            .ok_or_else(|| anyhow!("bad chunked body"))?;
-        let size = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
-        if size == 0 {
-            return Ok(out);
-        }
-        out.push_str(rest.get(..size).ok_or_else(|| anyhow!("short chunk"))?);
-        body = rest.get(size + 2..).unwrap_or_default();
-    }
 }

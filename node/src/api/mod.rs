@@ -51,7 +51,7 @@ pub async fn serve(
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    info!(%addr, "HTTP API (OpenAI-compatible, explorer, metrics) listening");
+    info!("HTTP API listening on {addr} (OpenAI-compatible inference, explorer, metrics)");
     metrics::spawn_chain_watcher(
         state.client.clone(),
         state.metrics.clone(),

@@ -1,9 +1,10 @@
 //! One module per subcommand; [`run`] dispatches the parsed command line. The node
 //! commands (`dev`, `run`) start a full node through [`crate::service`]; the wallet
 //! commands (`tx`, `balance`) talk to a node over JSON-RPC; `key` is offline.
-//! `generate` and `bench` get their own modules here when they land.
+//! `bench` runs benchmarks in-process.
 
 pub mod balance;
+pub mod bench;
 pub mod key;
 pub mod node;
 pub mod tx;
@@ -18,5 +19,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => key::run(cmd),
         Command::Tx(cmd) => tx::run(cmd).await,
         Command::Balance(args) => balance::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

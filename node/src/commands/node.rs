@@ -6,7 +6,7 @@ use crate::service::{self, NodeConfig};
 use anyhow::Context;
 use neuroshard_primitives::crypto;
 use std::path::PathBuf;
-use tracing::{info, warn};
+use tracing::warn;
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // Keep the temporary directory alive for the node's lifetime.
@@ -24,16 +24,13 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         (None, Some(path)) => path,
         (None, None) => default_base_path()?,
     };
-    info!(
-        api_port = args.api_port,
-        "the OpenAI-compatible HTTP API is not part of this build yet (inference issue)"
-    );
     let config = NodeConfig {
         chain: "dev".into(),
         base_path,
         key: Some(crypto::keypair_from_uri("//Alice")?),
         validator: true,
         rpc_port: args.rpc_port,
+        api_port: args.api_port,
     };
     service::run(config).await
 }
@@ -54,6 +51,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         key,
         validator: args.validator,
         rpc_port: args.rpc_port,
+        api_port: args.api_port,
     };
     service::run(config).await
 }

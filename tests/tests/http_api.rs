@@ -1,0 +1,79 @@
+//! The HTTP API of `neuroshard dev`: the explorer page and its JSON, Prometheus
+//! metrics, and OpenAI-style JSON errors for bad requests.
+
+use neuroshard_tests::http::request;
+use neuroshard_tests::{wait_for, NodeProcess};
+use serde_json::Value;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn explorer_metrics_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProcess::dev(dir.path()).unwrap();
+    let rpc = node.rpc();
+    wait_for("block #2", TIMEOUT, || {
+        Ok((rpc.best_number()? >= 2).then_some(()))
+    })
+    .unwrap();
+    let api = node.api_port();
+
+    let page = request(api, "GET", "/", None).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers.contains("content-type: text/html"),
+        "{}",
+        page.headers
+    );
+    assert!(page.body.contains("NeuroShard explorer"));
+
+    let overview = request(api, "GET", "/api/overview", None).unwrap();
+    assert_eq!(overview.status, 200);
+    let overview: Value = serde_json::from_str(&overview.body).unwrap();
+    let blocks = overview["blocks"].as_array().unwrap();
+    assert!(blocks.len() >= 2, "{overview}");
+    assert_eq!(blocks[0]["header"]["hash"], overview["best"]["hash"]);
+    let shards = overview["shards"].as_array().unwrap();
+    let layers: Vec<&str> = shards.iter().filter_map(|s| s["layers"].as_str()).collect();
+    assert_eq!(
+        layers,
+        ["0-10", "10-20", "20-30"],
+        "the dev worker serves every shard"
+    );
+
+    let metrics = request(api, "GET", "/metrics", None).unwrap();
+    assert_eq!(metrics.status, 200);
+    let height = metrics
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("neuroshard_best_block_height "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no best height in {}", metrics.body));
+    assert!(height >= 2);
+
+    for (method, path, body, status, needle) in [
+        ("GET", "/nope", None, 404, "unknown endpoint"),
+        (
+            "POST",
+            "/v1/chat/completions",
+            Some("{not json"),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/v1/completions",
+            Some("[1, 2]"),
+            400,
+            "JSON object",
+        ),
+    ] {
+        let r = request(api, method, path, body).unwrap();
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{message}");
+    }
+    assert!(node.is_running());
+}
