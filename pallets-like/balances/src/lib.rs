@@ -220,19 +220,57 @@ pub fn transfer(
     Ok(())
 }
 
-/// Moves `amount` from free to bonded.
-pub fn bond(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+/// The parts of an account's balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pot {
+    Free,
+    Reserved,
+    Bonded,
+}
+
+impl AccountData {
+    fn pot(&mut self, pot: Pot) -> &mut Balance {
+        match pot {
+            Pot::Free => &mut self.free,
+            Pot::Reserved => &mut self.reserved,
+            Pot::Bonded => &mut self.bonded,
+        }
+    }
+}
+
+/// Moves `amount` between two parts of `who`'s balance, or fails without writing.
+fn move_funds(
+    overlay: &mut Overlay<'_>,
+    who: &AccountId,
+    from: Pot,
+    to: Pot,
+    amount: Balance,
+) -> Result<()> {
     let mut data = account(overlay, who)?;
-    data.free = data
-        .free
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientBalance {
+    let available = *data.pot(from);
+    *data.pot(from) = available.checked_sub(amount).ok_or(match from {
+        Pot::Free => Error::InsufficientBalance {
             needed: amount,
-            available: data.free,
-        })?;
-    data.bonded = data.bonded.checked_add(amount).ok_or(Error::Overflow)?;
+            available,
+        },
+        Pot::Reserved => Error::InsufficientReserved {
+            needed: amount,
+            available,
+        },
+        Pot::Bonded => Error::InsufficientBond {
+            needed: amount,
+            available,
+        },
+    })?;
+    let target = data.pot(to);
+    *target = target.checked_add(amount).ok_or(Error::Overflow)?;
     put(overlay, who, &data);
     Ok(())
+}
+
+/// Moves `amount` from free to bonded.
+pub fn bond(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    move_funds(overlay, who, Pot::Free, Pot::Bonded, amount)
 }
 
 /// Moves `amount` from bonded to reserved (unbonding, not yet spendable).
@@ -241,47 +279,17 @@ pub fn unbond_to_reserved(
     who: &AccountId,
     amount: Balance,
 ) -> Result<()> {
-    let mut data = account(overlay, who)?;
-    data.bonded = data
-        .bonded
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientBond {
-            needed: amount,
-            available: data.bonded,
-        })?;
-    data.reserved = data.reserved.checked_add(amount).ok_or(Error::Overflow)?;
-    put(overlay, who, &data);
-    Ok(())
+    move_funds(overlay, who, Pot::Bonded, Pot::Reserved, amount)
 }
 
 /// Moves `amount` from reserved back to free.
 pub fn unreserve(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
-    let mut data = account(overlay, who)?;
-    data.reserved = data
-        .reserved
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientReserved {
-            needed: amount,
-            available: data.reserved,
-        })?;
-    data.free = data.free.checked_add(amount).ok_or(Error::Overflow)?;
-    put(overlay, who, &data);
-    Ok(())
+    move_funds(overlay, who, Pot::Reserved, Pot::Free, amount)
 }
 
 /// Moves `amount` from free to reserved (escrows).
 pub fn reserve(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
-    let mut data = account(overlay, who)?;
-    data.free = data
-        .free
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientBalance {
-            needed: amount,
-            available: data.free,
-        })?;
-    data.reserved = data.reserved.checked_add(amount).ok_or(Error::Overflow)?;
-    put(overlay, who, &data);
-    Ok(())
+    move_funds(overlay, who, Pot::Free, Pot::Reserved, amount)
 }
 
 /// Pays `amount` out of `from`'s reserved balance: `burn` of it is destroyed and the
