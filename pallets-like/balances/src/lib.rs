@@ -132,13 +132,7 @@ pub fn ensure_can_pay(state: &impl ReadState, who: &AccountId, amount: Balance) 
 /// Takes `amount` from `who`'s free balance and destroys it.
 pub fn burn(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
     let mut data = account(overlay, who)?;
-    data.free = data
-        .free
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientBalance {
-            needed: amount,
-            available: data.free,
-        })?;
+    data.take(Pot::Free, amount)?;
     put(overlay, who, &data);
     let issuance = total_issuance(overlay)?.saturating_sub(amount);
     TOTAL_ISSUANCE.put(overlay, &issuance);
@@ -196,13 +190,7 @@ pub fn transfer(
     let p = params(overlay)?;
     let mut sender = account(overlay, from)?;
     let mut receiver = account(overlay, to)?;
-    sender.free = sender
-        .free
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientBalance {
-            needed: amount,
-            available: sender.free,
-        })?;
+    sender.take(Pot::Free, amount)?;
     if receiver.total() == 0 && amount < p.existential_deposit {
         return Err(Error::BelowExistentialDeposit {
             amount,
@@ -229,6 +217,26 @@ enum Pot {
 }
 
 impl AccountData {
+    /// Removes `amount` from one part, or fails saying how much was there.
+    fn take(&mut self, pot: Pot, amount: Balance) -> Result<()> {
+        let available = *self.pot(pot);
+        *self.pot(pot) = available.checked_sub(amount).ok_or(match pot {
+            Pot::Free => Error::InsufficientBalance {
+                needed: amount,
+                available,
+            },
+            Pot::Reserved => Error::InsufficientReserved {
+                needed: amount,
+                available,
+            },
+            Pot::Bonded => Error::InsufficientBond {
+                needed: amount,
+                available,
+            },
+        })?;
+        Ok(())
+    }
+
     fn pot(&mut self, pot: Pot) -> &mut Balance {
         match pot {
             Pot::Free => &mut self.free,
@@ -247,21 +255,7 @@ fn move_funds(
     amount: Balance,
 ) -> Result<()> {
     let mut data = account(overlay, who)?;
-    let available = *data.pot(from);
-    *data.pot(from) = available.checked_sub(amount).ok_or(match from {
-        Pot::Free => Error::InsufficientBalance {
-            needed: amount,
-            available,
-        },
-        Pot::Reserved => Error::InsufficientReserved {
-            needed: amount,
-            available,
-        },
-        Pot::Bonded => Error::InsufficientBond {
-            needed: amount,
-            available,
-        },
-    })?;
+    data.take(from, amount)?;
     let target = data.pot(to);
     *target = target.checked_add(amount).ok_or(Error::Overflow)?;
     put(overlay, who, &data);
@@ -305,13 +299,7 @@ pub fn pay_from_reserved(
         return Err(Error::Overflow);
     }
     let mut payer = account(overlay, from)?;
-    payer.reserved = payer
-        .reserved
-        .checked_sub(amount)
-        .ok_or(Error::InsufficientReserved {
-            needed: amount,
-            available: payer.reserved,
-        })?;
+    payer.take(Pot::Reserved, amount)?;
     put(overlay, from, &payer);
     let mut payee = account(overlay, to)?;
     payee.free = payee
