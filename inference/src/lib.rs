@@ -1,1 +1,37 @@
+//! NeuroShard's inference engine: fetching and loading the model (GGUF or safetensors
+//! Llama), its tokenizer, the shard executor for a layer range with per-session KV caches,
+//! the pipeline client over a [`ShardTransport`], speculative decoding with n-gram and
+//! small-model drafters, and the activation commitments and receipt bodies that let the
+//! ledger pay for verified work.
 
+pub mod bench;
+pub mod commitment;
+pub mod config;
+pub mod decode;
+pub mod drafter;
+pub mod error;
+pub mod executor;
+pub mod fetch;
+pub mod generate;
+pub mod messages;
+pub mod pipeline;
+pub mod sampling;
+pub mod shard;
+pub mod tiny;
+pub mod tokenizer;
+pub mod transport;
+pub mod weights;
+
+pub use bench::{bench_inference, BenchOptions, BenchReport, SpeculativeRow};
+pub use commitment::ActivationCommitment;
+pub use config::ModelConfig;
+pub use decode::{decode, DecodeOptions, DecodeStats, Decoded};
+pub use drafter::{Draft, Drafter, ModelDrafter, NgramDrafter};
+pub use error::{InferenceError, Result};
+pub use executor::{KvCache, ShardExecutor};
+pub use generate::{generate, DraftMode, GenerateOptions, GenerateOutput};
+pub use messages::{HeadMode, ShardRequest, ShardResponse, WireDType};
+pub use pipeline::{HeadResult, Hop, PipelineClient};
+pub use shard::Shard;
+pub use transport::{InProcessTransport, ShardTransport};
+pub use weights::{ModelSource, ModelWeights, Precision};

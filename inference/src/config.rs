@@ -1,0 +1,168 @@
+//! The shape of a Llama-architecture model: sizes, head counts, norm epsilon, RoPE base
+//! and convention, special token ids. Read from GGUF metadata or from a Hugging Face
+//! `config.json`, and the single source the shard executor sizes itself from.
+
+use crate::error::{InferenceError, Result};
+use candle_core::quantized::gguf_file;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Hyper-parameters of a Llama-architecture decoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f32,
+    /// true: GGUF/ggml convention, rotation pairs (2i, 2i+1); false: Hugging Face
+    /// convention, pairs (i, i + d/2).
+    pub rope_interleaved: bool,
+    pub max_seq_len: usize,
+    pub bos_token_id: u32,
+    pub eos_token_id: u32,
+}
+
+/// Longest context the executor precomputes rotary tables for (as candle's oracle does).
+pub const MAX_SEQ_LEN: usize = 4096;
+
+fn md_u32(ct: &gguf_file::Content, path: &Path, key: &str) -> Result<u32> {
+    ct.metadata
+        .get(key)
+        .ok_or_else(|| InferenceError::bad_file(path, format!("metadata key {key} missing")))?
+        .to_u32()
+        .map_err(|e| InferenceError::bad_file(path, format!("metadata key {key}: {e}")))
+}
+
+impl ModelConfig {
+    /// Reads the hyper-parameters of a `llama` GGUF file.
+    pub fn from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
+        let arch = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if arch != "llama" {
+            return Err(InferenceError::bad_file(
+                path,
+                format!("architecture {arch:?} is not supported (only llama)"),
+            ));
+        }
+        let hidden_size = md_u32(ct, path, "llama.embedding_length")? as usize;
+        let num_heads = md_u32(ct, path, "llama.attention.head_count")? as usize;
+        let num_kv_heads = md_u32(ct, path, "llama.attention.head_count_kv")? as usize;
+        if num_heads == 0 || num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
+            return Err(InferenceError::bad_file(
+                path,
+                format!("bad head counts {num_heads}/{num_kv_heads}"),
+            ));
+        }
+        let rms_norm_eps = ct
+            .metadata
+            .get("llama.attention.layer_norm_rms_epsilon")
+            .and_then(|v| v.to_f32().ok())
+            .ok_or_else(|| InferenceError::bad_file(path, "rms norm epsilon missing"))?
+            as f64;
+        let rope_theta = ct
+            .metadata
+            .get("llama.rope.freq_base")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(10000.0);
+        let vocab_size = match ct.metadata.get("tokenizer.ggml.tokens") {
+            Some(gguf_file::Value::Array(tokens)) => tokens.len(),
+            _ => md_u32(ct, path, "llama.vocab_size")? as usize,
+        };
+        let id = |key: &str, default: u32| {
+            ct.metadata
+                .get(key)
+                .and_then(|v| v.to_u32().ok())
+                .unwrap_or(default)
+        };
+        Ok(Self {
+            hidden_size,
+            intermediate_size: md_u32(ct, path, "llama.feed_forward_length")? as usize,
+            num_layers: md_u32(ct, path, "llama.block_count")? as usize,
+            num_heads,
+            num_kv_heads,
+            head_dim: hidden_size / num_heads,
+            vocab_size,
+            rms_norm_eps,
+            rope_theta,
+            rope_interleaved: true,
+            max_seq_len: MAX_SEQ_LEN,
+            bos_token_id: id("tokenizer.ggml.bos_token_id", 1),
+            eos_token_id: id("tokenizer.ggml.eos_token_id", 2),
+        })
+    }
+
+    /// Reads a Hugging Face Llama `config.json`.
+    pub fn from_hf_json(text: &str, path: &Path) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Hf {
+            hidden_size: usize,
+            intermediate_size: usize,
+            num_hidden_layers: usize,
+            num_attention_heads: usize,
+            num_key_value_heads: Option<usize>,
+            vocab_size: usize,
+            rms_norm_eps: f64,
+            rope_theta: Option<f32>,
+            bos_token_id: Option<u32>,
+            eos_token_id: Option<u32>,
+            max_position_embeddings: Option<usize>,
+        }
+        let hf: Hf = serde_json::from_str(text)
+            .map_err(|e| InferenceError::bad_file(path, format!("config.json: {e}")))?;
+        let num_kv_heads = hf.num_key_value_heads.unwrap_or(hf.num_attention_heads);
+        if hf.num_attention_heads == 0
+            || num_kv_heads == 0
+            || !hf.num_attention_heads.is_multiple_of(num_kv_heads)
+            || !hf.hidden_size.is_multiple_of(hf.num_attention_heads)
+        {
+            return Err(InferenceError::bad_file(path, "inconsistent head counts"));
+        }
+        Ok(Self {
+            hidden_size: hf.hidden_size,
+            intermediate_size: hf.intermediate_size,
+            num_layers: hf.num_hidden_layers,
+            num_heads: hf.num_attention_heads,
+            num_kv_heads,
+            head_dim: hf.hidden_size / hf.num_attention_heads,
+            vocab_size: hf.vocab_size,
+            rms_norm_eps: hf.rms_norm_eps,
+            rope_theta: hf.rope_theta.unwrap_or(10000.0),
+            rope_interleaved: false,
+            max_seq_len: hf
+                .max_position_embeddings
+                .unwrap_or(MAX_SEQ_LEN)
+                .min(MAX_SEQ_LEN),
+            bos_token_id: hf.bos_token_id.unwrap_or(1),
+            eos_token_id: hf.eos_token_id.unwrap_or(2),
+        })
+    }
+
+    /// The Hugging Face `config.json` text of this configuration.
+    pub fn to_hf_json(&self) -> String {
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "vocab_size": self.vocab_size,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "max_position_embeddings": self.max_seq_len,
+        })
+        .to_string()
+    }
+}

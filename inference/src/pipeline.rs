@@ -1,0 +1,238 @@
+//! The pipeline client: sends a session's tokens through a route of shards covering
+//! layers `0..N`, hidden states flowing from hop to hop. Each hop has one or more
+//! providers; when the active provider fails (transport error, lost cache), the client
+//! switches to the next one and replays the session's accepted tokens from position 0
+//! in the same request, so the new provider rebuilds its cache and the output continues
+//! as if nothing happened.
+
+use crate::error::{InferenceError, Result};
+use crate::messages::{
+    HeadMode, ReceiptRequest, SessionReceipt, ShardInput, ShardOutput, ShardRequest, WireDType,
+};
+use crate::transport::ShardTransport;
+use candle_core::Tensor;
+use neuroshard_primitives::{AccountId, Hash, SessionId};
+use std::sync::Arc;
+
+/// One stage of the route: a layer range and the providers able to serve it.
+pub struct Hop {
+    providers: Vec<Arc<dyn ShardTransport>>,
+    active: usize,
+}
+
+impl Hop {
+    /// A hop served by `providers`, tried in order.
+    pub fn new(providers: Vec<Arc<dyn ShardTransport>>) -> Self {
+        Self {
+            providers,
+            active: 0,
+        }
+    }
+}
+
+/// What the last shard returned for the positions of one request.
+#[derive(Debug, Clone)]
+pub enum HeadResult {
+    /// Greedy next token after each position.
+    Argmax(Vec<u32>),
+    /// Logits `(seq, vocab)` of each position.
+    Logits(Tensor),
+}
+
+/// A client session on a route of shards.
+pub struct PipelineClient {
+    model: Hash,
+    session: SessionId,
+    hops: Vec<Hop>,
+    wire: WireDType,
+    /// The tokens at positions `0..history.len()` the shards have been sent.
+    history: Vec<u32>,
+    failovers: usize,
+}
+
+impl PipelineClient {
+    /// A client for `session` over `hops`, which must cover the model's layers in order.
+    pub fn new(model: Hash, session: SessionId, hops: Vec<Hop>) -> Result<Self> {
+        if hops.is_empty() || hops.iter().any(|h| h.providers.is_empty()) {
+            return Err(InferenceError::BadRequest(
+                "route has a hop without providers".into(),
+            ));
+        }
+        let mut next = 0u16;
+        for hop in &hops {
+            for p in &hop.providers {
+                let r = p.layers();
+                if r.start != next || p.model() != model {
+                    return Err(InferenceError::BadRequest(format!(
+                        "provider {} serves {} of another model or out of order (expected start {next})",
+                        p.name(),
+                        r
+                    )));
+                }
+            }
+            next = hop.providers[0].layers().end;
+        }
+        Ok(Self {
+            model,
+            session,
+            hops,
+            wire: WireDType::F32,
+            history: Vec::new(),
+            failovers: 0,
+        })
+    }
+
+    /// Sends hidden states as `wire` between hops (f32 by default; f16 halves the bytes).
+    pub fn with_wire(mut self, wire: WireDType) -> Self {
+        self.wire = wire;
+        self
+    }
+
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    pub fn model(&self) -> Hash {
+        self.model
+    }
+
+    /// Length of the longest common prefix of `tokens` and what the shards hold.
+    pub fn cached_prefix(&self, tokens: &[u32]) -> usize {
+        self.history
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// How many times a provider was replaced.
+    pub fn failovers(&self) -> usize {
+        self.failovers
+    }
+
+    /// Runs `tokens` at positions `start..` through the route. Positions at or after
+    /// `start` sent earlier (rejected drafts) are discarded everywhere.
+    pub fn forward(&mut self, tokens: &[u32], start: usize, head: HeadMode) -> Result<HeadResult> {
+        if start > self.history.len() {
+            return Err(InferenceError::BadRequest(format!(
+                "position {start} is past the session's {} tokens",
+                self.history.len()
+            )));
+        }
+        self.history.truncate(start);
+        let mut attempts = 0usize;
+        let max_attempts: usize = self.hops.iter().map(|h| h.providers.len()).sum();
+        let (tokens_sent, start_sent) = (tokens.to_vec(), start);
+        let mut replay = false;
+        loop {
+            let (send, at) = if replay {
+                let mut all = self.history.clone();
+                all.extend_from_slice(&tokens_sent);
+                (all, 0)
+            } else {
+                (tokens_sent.clone(), start_sent)
+            };
+            match self.run_route(&send, at, head) {
+                Ok(out) => {
+                    self.history.extend_from_slice(tokens);
+                    let skip = send.len() - tokens.len();
+                    return Ok(match out {
+                        HeadResult::Argmax(v) => HeadResult::Argmax(v[skip..].to_vec()),
+                        HeadResult::Logits(t) => {
+                            HeadResult::Logits(t.narrow(0, skip, tokens.len())?)
+                        }
+                    });
+                }
+                Err((hop, err)) => {
+                    attempts += 1;
+                    let h = &mut self.hops[hop];
+                    if attempts >= max_attempts || h.providers.len() < 2 {
+                        return Err(err);
+                    }
+                    tracing::warn!(
+                        "shard {} failed ({err}); failing over to the next provider",
+                        h.providers[h.active].name()
+                    );
+                    h.active = (h.active + 1) % h.providers.len();
+                    self.failovers += 1;
+                    replay = true;
+                }
+            }
+        }
+    }
+
+    fn run_route(
+        &self,
+        tokens: &[u32],
+        start: usize,
+        head: HeadMode,
+    ) -> std::result::Result<HeadResult, (usize, InferenceError)> {
+        let mut input = ShardInput::Tokens(tokens.to_vec());
+        for (i, hop) in self.hops.iter().enumerate() {
+            let provider = &hop.providers[hop.active];
+            let req = ShardRequest {
+                model: self.model,
+                session: self.session,
+                layers: provider.layers(),
+                start_pos: start as u32,
+                input,
+                head,
+                wire: self.wire,
+            };
+            let resp = provider.forward(&req).map_err(|e| (i, e))?;
+            let last = i + 1 == self.hops.len();
+            input = match (resp.output, last) {
+                (ShardOutput::Hidden(a), false) => ShardInput::Hidden(a),
+                (ShardOutput::Argmax(v), true) if v.len() == tokens.len() => {
+                    return Ok(HeadResult::Argmax(v))
+                }
+                (ShardOutput::Logits(a), true) => {
+                    let t = a.to_tensor().map_err(|e| (i, e))?;
+                    return Ok(HeadResult::Logits(t));
+                }
+                _ => {
+                    return Err((
+                        i,
+                        InferenceError::Transport {
+                            shard: provider.name(),
+                            reason: "unexpected response kind".into(),
+                        },
+                    ))
+                }
+            };
+        }
+        Err((
+            self.hops.len() - 1,
+            InferenceError::BadRequest("route does not end in a last shard".into()),
+        ))
+    }
+
+    /// Asks every active provider for its receipt for this session up to position
+    /// `until` (the accepted length), for the client to counter-sign.
+    pub fn receipts(
+        &self,
+        client: &AccountId,
+        epoch: u32,
+        until: u32,
+    ) -> Result<Vec<SessionReceipt>> {
+        let req = ReceiptRequest {
+            session: self.session,
+            client: client.clone(),
+            epoch,
+            until,
+        };
+        self.hops
+            .iter()
+            .map(|h| h.providers[h.active].receipt(&req))
+            .collect()
+    }
+
+    /// Ends the session on every provider.
+    pub fn close(&self) {
+        for hop in &self.hops {
+            for p in &hop.providers {
+                p.end_session(&self.session);
+            }
+        }
+    }
+}

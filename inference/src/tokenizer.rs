@@ -1,0 +1,177 @@
+//! The tokenizer, rebuilt from the GGUF's own metadata (`tokenizer.ggml.tokens`,
+//! `.merges`, `.token_type`): a byte-level BPE with SmolLM2's pre-tokenizer (single
+//! digits, then GPT-2 byte-level splitting), control tokens such as `<|im_start|>` as
+//! special tokens, and a ChatML renderer equivalent to SmolLM2's chat template.
+
+use crate::error::{InferenceError, Result};
+use candle_core::quantized::gguf_file::{self, Value};
+use std::path::Path;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::{AddedToken, PreTokenizerWrapper};
+
+/// The system prompt SmolLM2's template inserts when a chat has none.
+pub const DEFAULT_SYSTEM: &str =
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: &str) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A model's tokenizer.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    pub bos: u32,
+    pub eos: u32,
+    vocab_size: usize,
+}
+
+fn strings(ct: &gguf_file::Content, key: &str, path: &Path) -> Result<Vec<String>> {
+    match ct.metadata.get(key) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.to_string()
+                    .cloned()
+                    .map_err(|e| InferenceError::bad_file(path, format!("{key}: {e}")))
+            })
+            .collect(),
+        _ => Err(InferenceError::bad_file(
+            path,
+            format!("metadata {key} missing"),
+        )),
+    }
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer of a GGUF file.
+    pub fn from_gguf_file(path: &Path) -> Result<Self> {
+        let (ct, _) = crate::weights::read_gguf_header(path)?;
+        Self::from_gguf(&ct, path)
+    }
+
+    /// Builds the tokenizer from parsed GGUF metadata (`path` is for error messages).
+    pub fn from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
+        let model = ct
+            .metadata
+            .get("tokenizer.ggml.model")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if model != "gpt2" {
+            return Err(InferenceError::bad_file(
+                path,
+                format!("tokenizer model {model:?} is not supported (only gpt2 byte-level BPE)"),
+            ));
+        }
+        let tokens = strings(ct, "tokenizer.ggml.tokens", path)?;
+        let merges: Vec<(String, String)> = strings(ct, "tokenizer.ggml.merges", path)?
+            .into_iter()
+            .map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| InferenceError::bad_file(path, format!("bad merge {m:?}")))
+            })
+            .collect::<Result<_>>()?;
+        let types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
+            Some(Value::Array(items)) => items.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
+            _ => vec![1; tokens.len()],
+        };
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        let pre = Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+        ]);
+        inner.with_pre_tokenizer(Some(pre));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        // Control tokens (type 3) are matched as whole special tokens in the input.
+        let specials: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == 3)
+            .map(|(tok, _)| AddedToken::from(tok.clone(), true))
+            .collect();
+        inner
+            .add_special_tokens(specials)
+            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+        let id = |key: &str, default: u32| {
+            ct.metadata
+                .get(key)
+                .and_then(|v| v.to_u32().ok())
+                .unwrap_or(default)
+        };
+        Ok(Self {
+            inner,
+            bos: id("tokenizer.ggml.bos_token_id", 1),
+            eos: id("tokenizer.ggml.eos_token_id", 2),
+            vocab_size: tokens.len(),
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Token ids of `text` (special tokens written in the text are recognised).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// Text of `ids`; special tokens are kept unless `skip_special`.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| InferenceError::Tokenizer(e.to_string()))
+    }
+
+    /// The ChatML text SmolLM2's chat template renders for `messages`, ending with the
+    /// assistant turn's opening so the model continues as the assistant.
+    pub fn render_chat(messages: &[ChatMessage]) -> String {
+        let mut out = String::new();
+        if messages.first().is_none_or(|m| m.role != "system") {
+            out.push_str(&format!("<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"));
+        }
+        for m in messages {
+            out.push_str(&format!(
+                "<|im_start|>{}\n{}<|im_end|>\n",
+                m.role, m.content
+            ));
+        }
+        out.push_str("<|im_start|>assistant\n");
+        out
+    }
+
+    /// Token ids of a chat prompt (see [`render_chat`](Self::render_chat)).
+    pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        self.encode(&Self::render_chat(messages))
+    }
+}

@@ -1,0 +1,340 @@
+//! Loading a model's weights, or only the part one shard needs: the embedding (first
+//! shard), transformer blocks `[start, end)`, and the final norm and LM head (last shard).
+//! Sources are GGUF files (quantized, as the default SmolLM2 model ships) and Hugging Face
+//! safetensors checkpoints (`config.json` + `model.safetensors`). Weights are reference
+//! counted, so one loaded model can be sliced into several in-process shards for free.
+
+use crate::config::ModelConfig;
+use crate::error::{InferenceError, Result};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a model's weights live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A GGUF file (llama architecture).
+    Gguf(PathBuf),
+    /// A directory holding `config.json` and `model.safetensors` (Hugging Face Llama).
+    Safetensors(PathBuf),
+}
+
+impl ModelSource {
+    /// Guesses the kind from the path: a directory is a safetensors checkpoint.
+    pub fn from_path(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        if path.is_dir() {
+            Self::Safetensors(path)
+        } else {
+            Self::Gguf(path)
+        }
+    }
+
+    /// The file whose hash identifies the model.
+    pub fn weights_file(&self) -> PathBuf {
+        match self {
+            Self::Gguf(p) => p.clone(),
+            Self::Safetensors(dir) => dir.join("model.safetensors"),
+        }
+    }
+}
+
+/// How to hold matrix weights in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// As stored: quantized GGUF tensors stay quantized.
+    Native,
+    /// Dequantize every matrix to f32 (a slower, more exact target for a quantized drafter).
+    F32,
+}
+
+/// One transformer block's weights.
+#[derive(Debug)]
+pub struct LayerWeights {
+    pub wq: QMatMul,
+    pub wk: QMatMul,
+    pub wv: QMatMul,
+    pub wo: QMatMul,
+    pub w_gate: QMatMul,
+    pub w_up: QMatMul,
+    pub w_down: QMatMul,
+    pub attn_norm: Tensor,
+    pub ffn_norm: Tensor,
+}
+
+/// The weights of layers `range` of a model, plus embedding / head when the range
+/// touches the model's ends.
+#[derive(Clone, Debug)]
+pub struct ModelWeights {
+    pub config: ModelConfig,
+    pub range: Range<usize>,
+    pub embedding: Option<Tensor>,
+    pub layers: Vec<Arc<LayerWeights>>,
+    pub norm: Option<Tensor>,
+    pub lm_head: Option<Arc<QMatMul>>,
+}
+
+fn check_range(range: &Range<usize>, config: &ModelConfig) -> Result<()> {
+    if range.start >= range.end || range.end > config.num_layers {
+        return Err(InferenceError::BadRequest(format!(
+            "layer range {}-{} is not inside 0-{}",
+            range.start, range.end, config.num_layers
+        )));
+    }
+    Ok(())
+}
+
+impl ModelWeights {
+    /// Loads layers `range` (all layers when `None`) from `source` onto the CPU.
+    pub fn load(
+        source: &ModelSource,
+        range: Option<Range<usize>>,
+        precision: Precision,
+    ) -> Result<Self> {
+        match source {
+            ModelSource::Gguf(path) => load_gguf(path, range, precision),
+            ModelSource::Safetensors(dir) => load_safetensors(dir, range),
+        }
+    }
+
+    /// The part of these weights a shard for `range` needs (shares the tensors).
+    pub fn slice(&self, range: Range<usize>) -> Result<Self> {
+        check_range(&range, &self.config)?;
+        if range.start < self.range.start || range.end > self.range.end {
+            return Err(InferenceError::BadRequest(format!(
+                "layers {}-{} are not loaded (have {}-{})",
+                range.start, range.end, self.range.start, self.range.end
+            )));
+        }
+        let first = range.start == 0;
+        let last = range.end == self.config.num_layers;
+        let lo = range.start - self.range.start;
+        let hi = range.end - self.range.start;
+        Ok(Self {
+            config: self.config.clone(),
+            embedding: if first { self.embedding.clone() } else { None },
+            layers: self.layers[lo..hi].to_vec(),
+            norm: if last { self.norm.clone() } else { None },
+            lm_head: if last { self.lm_head.clone() } else { None },
+            range,
+        })
+    }
+
+    /// True when this holds the embedding (it is the first shard).
+    pub fn is_first(&self) -> bool {
+        self.range.start == 0
+    }
+
+    /// True when this holds the final norm and LM head (it is the last shard).
+    pub fn is_last(&self) -> bool {
+        self.range.end == self.config.num_layers
+    }
+}
+
+fn matmul_from(q: QTensor, precision: Precision) -> Result<QMatMul> {
+    Ok(match precision {
+        Precision::Native => QMatMul::from_qtensor(q)?,
+        Precision::F32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
+    })
+}
+
+/// Reads and sanity-checks a GGUF header, naming the file in every error.
+pub fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, BufReader<File>)> {
+    let file = File::open(path).map_err(|e| InferenceError::io(path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| InferenceError::io(path, e))?
+        .len();
+    let mut reader = BufReader::new(file);
+    let content = gguf_file::Content::read(&mut reader)
+        .map_err(|e| InferenceError::bad_file(path, format!("not a readable GGUF file: {e}")))?;
+    // Check every tensor lies inside the file before reading any of them, so a truncated
+    // download is reported as such instead of as a tensor-level failure.
+    for (name, info) in content.tensor_infos.iter() {
+        let elems = info.shape.elem_count();
+        let block = info.ggml_dtype.block_size();
+        let size = (elems / block * info.ggml_dtype.type_size()) as u64;
+        let end = content
+            .tensor_data_offset
+            .saturating_add(info.offset)
+            .saturating_add(size);
+        if end > file_len {
+            return Err(InferenceError::bad_file(
+                path,
+                format!(
+                    "file is truncated: tensor {name} ends at byte {end} but the file has \
+                     only {file_len} bytes"
+                ),
+            ));
+        }
+    }
+    Ok((content, reader))
+}
+
+fn load_gguf(
+    path: &Path,
+    range: Option<Range<usize>>,
+    precision: Precision,
+) -> Result<ModelWeights> {
+    let (ct, mut reader) = read_gguf_header(path)?;
+    let config = ModelConfig::from_gguf(&ct, path)?;
+    let range = range.unwrap_or(0..config.num_layers);
+    check_range(&range, &config)?;
+    let dev = Device::Cpu;
+    let mut get = |name: &str| -> Result<QTensor> {
+        ct.tensor(&mut reader, name, &dev)
+            .map_err(|e| InferenceError::bad_file(path, format!("tensor {name}: {e}")))
+    };
+    let first = range.start == 0;
+    let last = range.end == config.num_layers;
+    let embedding = if first {
+        Some(get("token_embd.weight")?.dequantize(&dev)?)
+    } else {
+        None
+    };
+    let (norm, lm_head) = if last {
+        let norm = get("output_norm.weight")?.dequantize(&dev)?;
+        let head = if ct.tensor_infos.contains_key("output.weight") {
+            get("output.weight")?
+        } else {
+            get("token_embd.weight")?
+        };
+        (Some(norm), Some(Arc::new(matmul_from(head, precision)?)))
+    } else {
+        (None, None)
+    };
+    let mut layers = Vec::with_capacity(range.len());
+    for i in range.clone() {
+        let mut m = |suffix: &str| -> Result<QMatMul> {
+            matmul_from(get(&format!("blk.{i}.{suffix}.weight"))?, precision)
+        };
+        let (wq, wk, wv, wo) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
+        let (w_gate, w_up, w_down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
+        layers.push(Arc::new(LayerWeights {
+            wq,
+            wk,
+            wv,
+            wo,
+            w_gate,
+            w_up,
+            w_down,
+            attn_norm: get(&format!("blk.{i}.attn_norm.weight"))?.dequantize(&dev)?,
+            ffn_norm: get(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(&dev)?,
+        }));
+    }
+    Ok(ModelWeights {
+        config,
+        range,
+        embedding,
+        layers,
+        norm,
+        lm_head,
+    })
+}
+
+fn load_safetensors(dir: &Path, range: Option<Range<usize>>) -> Result<ModelWeights> {
+    let config_path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| InferenceError::io(&config_path, e))?;
+    let config = ModelConfig::from_hf_json(&text, &config_path)?;
+    let range = range.unwrap_or(0..config.num_layers);
+    check_range(&range, &config)?;
+    let st_path = dir.join("model.safetensors");
+    let mut tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load(&st_path, &Device::Cpu).map_err(|e| {
+            InferenceError::bad_file(&st_path, format!("not readable safetensors: {e}"))
+        })?;
+    let mut take = |name: &str| -> Result<Tensor> {
+        let t = tensors
+            .remove(name)
+            .ok_or_else(|| InferenceError::bad_file(&st_path, format!("tensor {name} missing")))?;
+        Ok(t.to_dtype(DType::F32)?)
+    };
+    let first = range.start == 0;
+    let last = range.end == config.num_layers;
+    let embedding = take("model.embed_tokens.weight")?;
+    let (norm, lm_head) = if last {
+        let norm = take("model.norm.weight")?;
+        let head = take("lm_head.weight").unwrap_or_else(|_| embedding.clone());
+        (Some(norm), Some(Arc::new(QMatMul::Tensor(head))))
+    } else {
+        (None, None)
+    };
+    let mut layers = Vec::with_capacity(range.len());
+    for i in range.clone() {
+        let p = format!("model.layers.{i}");
+        let mut m = |name: &str| -> Result<QMatMul> {
+            Ok(QMatMul::Tensor(take(&format!("{p}.{name}.weight"))?))
+        };
+        let (wq, wk, wv, wo) = (
+            m("self_attn.q_proj")?,
+            m("self_attn.k_proj")?,
+            m("self_attn.v_proj")?,
+            m("self_attn.o_proj")?,
+        );
+        let (w_gate, w_up, w_down) = (m("mlp.gate_proj")?, m("mlp.up_proj")?, m("mlp.down_proj")?);
+        layers.push(Arc::new(LayerWeights {
+            wq,
+            wk,
+            wv,
+            wo,
+            w_gate,
+            w_up,
+            w_down,
+            attn_norm: take(&format!("{p}.input_layernorm.weight"))?,
+            ffn_norm: take(&format!("{p}.post_attention_layernorm.weight"))?,
+        }));
+    }
+    Ok(ModelWeights {
+        config,
+        range,
+        embedding: if first { Some(embedding) } else { None },
+        layers,
+        norm,
+        lm_head,
+    })
+}
+
+/// Quantizes every matrix of `weights` to `dtype` (for example Q4_1 of an f32 tiny model,
+/// to make a cheap drafter that shares the target's tokenizer). Matrix widths must be
+/// multiples of the quantization block size.
+pub fn quantize_weights(weights: &ModelWeights, dtype: GgmlDType) -> Result<ModelWeights> {
+    let q = |m: &QMatMul| -> Result<QMatMul> {
+        let t = match m {
+            QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
+        };
+        Ok(QMatMul::from_qtensor(QTensor::quantize(&t, dtype)?)?)
+    };
+    let layers = weights
+        .layers
+        .iter()
+        .map(|l| {
+            Ok(Arc::new(LayerWeights {
+                wq: q(&l.wq)?,
+                wk: q(&l.wk)?,
+                wv: q(&l.wv)?,
+                wo: q(&l.wo)?,
+                w_gate: q(&l.w_gate)?,
+                w_up: q(&l.w_up)?,
+                w_down: q(&l.w_down)?,
+                attn_norm: l.attn_norm.clone(),
+                ffn_norm: l.ffn_norm.clone(),
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let lm_head = match &weights.lm_head {
+        Some(h) => Some(Arc::new(q(h)?)),
+        None => None,
+    };
+    Ok(ModelWeights {
+        layers,
+        lm_head,
+        ..weights.clone()
+    })
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: the real model from the cache (fetched when
+//! absent) and in-process routes over it or over the tiny random Llama.
+#![allow(dead_code)]
+
+use neuroshard_inference::fetch::{default_cache_dir, ensure_model, SMOLLM2_135M_Q4_1};
+use neuroshard_inference::{
+    Hop, InProcessTransport, ModelSource, ModelWeights, PipelineClient, Precision, Shard,
+    ShardTransport,
+};
+use neuroshard_primitives::{AccountId, Hash};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+pub fn real_model_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        ensure_model(&SMOLLM2_135M_Q4_1, &default_cache_dir(), false).expect("model")
+    })
+    .clone()
+}
+
+pub fn real_model_hash() -> Hash {
+    Hash::from_slice(&hex::decode(SMOLLM2_135M_Q4_1.blake2b_256).unwrap())
+}
+
+pub fn worker(n: u8) -> AccountId {
+    AccountId::from([n; 32])
+}
+
+/// In-process transports for `ranges` of `weights`.
+pub fn transports(
+    weights: &ModelWeights,
+    hash: Hash,
+    ranges: &[(usize, usize)],
+) -> Vec<Arc<InProcessTransport>> {
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, b))| {
+            let shard = Shard::new(weights.slice(a..b).unwrap(), hash).unwrap();
+            Arc::new(InProcessTransport::new(
+                Arc::new(shard),
+                worker(i as u8 + 1),
+            ))
+        })
+        .collect()
+}
+
+/// A pipeline client with one provider per hop.
+pub fn client(ts: &[Arc<InProcessTransport>], hash: Hash, session: u8) -> PipelineClient {
+    let hops = ts
+        .iter()
+        .map(|t| Hop::new(vec![t.clone() as Arc<dyn ShardTransport>]))
+        .collect();
+    PipelineClient::new(hash, [session; 16], hops).unwrap()
+}
+
+pub fn tiny_model() -> (ModelWeights, Hash) {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        neuroshard_inference::tiny::write_tiny_llama(d.path(), 7).unwrap();
+        d
+    });
+    let w = ModelWeights::load(
+        &ModelSource::Safetensors(dir.path().to_path_buf()),
+        None,
+        Precision::Native,
+    )
+    .unwrap();
+    (w, neuroshard_primitives::blake2_256(b"tiny"))
+}

@@ -1,0 +1,210 @@
+//! Pipeline behaviour on the tiny random Llama: failover with replay (acceptance 3),
+//! shard-count independence, f16 wire format, receipts and activation commitments.
+
+mod common;
+
+use common::*;
+use neuroshard_inference::commitment::CHUNK_POSITIONS;
+use neuroshard_inference::{
+    decode, ActivationCommitment, DecodeOptions, Hop, InProcessTransport, NgramDrafter,
+    PipelineClient, Shard, ShardTransport, WireDType,
+};
+use neuroshard_primitives::crypto::{keypair_from_uri, verify_batch};
+use neuroshard_primitives::{AccountId, Receipt};
+use sp_core::Pair as _;
+use std::sync::Arc;
+
+#[test]
+fn failover_mid_generation_gives_the_same_output() {
+    let (w, hash) = tiny_model();
+    let ranges = [(0, 2), (2, 4), (4, 6)];
+    let main = transports(&w, hash, &ranges);
+    let backup = Arc::new(InProcessTransport::new(
+        Arc::new(Shard::new(w.slice(2..4).unwrap(), hash).unwrap()),
+        worker(9),
+    ));
+    let opts = DecodeOptions {
+        max_tokens: 40,
+        ..Default::default()
+    };
+    let prompt = [1u32, 10, 20, 30, 40, 10, 20];
+    for speculative in [false, true] {
+        main[1].set_alive(true);
+        let reference = {
+            let mut c = client(&main, hash, 1);
+            let mut ngram = NgramDrafter::default();
+            let d = if speculative {
+                Some(&mut ngram as &mut dyn neuroshard_inference::Drafter)
+            } else {
+                None
+            };
+            decode(&mut c, &prompt, &opts, d, &mut |_| {})
+                .unwrap()
+                .tokens
+        };
+        let hops = vec![
+            Hop::new(vec![main[0].clone() as Arc<dyn ShardTransport>]),
+            Hop::new(vec![
+                main[1].clone() as Arc<dyn ShardTransport>,
+                backup.clone(),
+            ]),
+            Hop::new(vec![main[2].clone() as Arc<dyn ShardTransport>]),
+        ];
+        let mut c = PipelineClient::new(hash, [2; 16], hops).unwrap();
+        let mut seen = 0;
+        let victim = main[1].clone();
+        let mut ngram = NgramDrafter::default();
+        let d = if speculative {
+            Some(&mut ngram as &mut dyn neuroshard_inference::Drafter)
+        } else {
+            None
+        };
+        let out = decode(&mut c, &prompt, &opts, d, &mut |_| {
+            seen += 1;
+            if seen == 15 {
+                victim.set_alive(false);
+            }
+        })
+        .unwrap();
+        assert_eq!(out.tokens, reference, "speculative={speculative}");
+        assert_eq!(c.failovers(), 1);
+        assert!(backup.shard().cached_len(&[2; 16]) >= prompt.len() + 15);
+        backup.shard().truncate_session(&[2; 16], 3).unwrap();
+        assert_eq!(backup.shard().cached_len(&[2; 16]), 3);
+        backup.shard().end_session(&[2; 16]);
+    }
+}
+
+#[test]
+fn shard_layout_and_f16_wire_do_not_change_greedy_output() {
+    let (w, hash) = tiny_model();
+    let prompt = [1u32, 3, 5, 7, 11, 13];
+    let opts = DecodeOptions {
+        max_tokens: 24,
+        ..Default::default()
+    };
+    let one = decode(
+        &mut client(&transports(&w, hash, &[(0, 6)]), hash, 1),
+        &prompt,
+        &opts,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let six_ranges: Vec<(usize, usize)> = (0..6).map(|i| (i, i + 1)).collect();
+    let six = decode(
+        &mut client(&transports(&w, hash, &six_ranges), hash, 1),
+        &prompt,
+        &opts,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(one.tokens, six.tokens);
+    let mut half =
+        client(&transports(&w, hash, &[(0, 3), (3, 6)]), hash, 1).with_wire(WireDType::F16);
+    let h = decode(&mut half, &prompt, &opts, None, &mut |_| {}).unwrap();
+    // f16 rounding between hops may flip a near tie late; the start must agree.
+    assert_eq!(h.tokens[..8], one.tokens[..8]);
+}
+
+#[test]
+fn receipts_carry_verifiable_commitments() {
+    let (w, hash) = tiny_model();
+    let ts = transports(&w, hash, &[(0, 2), (2, 4), (4, 6)]);
+    let mut c = client(&ts, hash, 3);
+    let prompt: Vec<u32> = (1..40).collect();
+    let opts = DecodeOptions {
+        max_tokens: 30,
+        ..Default::default()
+    };
+    let out = decode(
+        &mut c,
+        &prompt,
+        &opts,
+        Some(&mut NgramDrafter::default()),
+        &mut |_| {},
+    )
+    .unwrap();
+    let until = out.accepted_positions as u32;
+    assert_eq!(until as usize, prompt.len() + 29);
+    let alice = keypair_from_uri("//Alice").unwrap();
+    let client_account: AccountId = alice.public().into();
+    let receipts = c.receipts(&client_account, 5, until).unwrap();
+    assert_eq!(receipts.len(), 3);
+    for (i, r) in receipts.iter().enumerate() {
+        let b = &r.body;
+        b.check_shape().unwrap();
+        assert_eq!(
+            (b.position_start, b.position_end, b.seq, b.epoch),
+            (0, until, 0, 5)
+        );
+        assert_eq!(b.worker, worker(i as u8 + 1));
+        assert_eq!(b.model, hash);
+        assert_eq!(b.commitment, r.commitment.hash());
+        let bytes = r.commitment.encode();
+        assert_eq!(
+            ActivationCommitment::decode(&bytes).as_ref(),
+            Some(&r.commitment)
+        );
+        // A few hundred bytes per chunk of 32 positions.
+        let chunks = (b.tokens() as usize).div_ceil(CHUNK_POSITIONS);
+        assert_eq!(r.commitment.chunks.len(), chunks);
+        let per_chunk = (bytes.len() - 9) / chunks;
+        assert!(
+            per_chunk <= 330,
+            "commitment is {per_chunk} bytes per 32 tokens"
+        );
+        // Signed by worker and client, the receipt verifies.
+        let worker_key = keypair_from_uri("//Bob").unwrap();
+        let mut body = b.clone();
+        body.worker = worker_key.public().into();
+        let receipt = Receipt::sign(body, &worker_key, &alice);
+        assert_eq!(verify_batch(&receipt.signed_messages()), Ok(()));
+    }
+    // A validator re-running the middle shard on the same tokens gets a matching
+    // commitment; a shard with other weights does not.
+    let tokens: Vec<u32> = prompt
+        .iter()
+        .chain(&out.tokens)
+        .copied()
+        .take(until as usize)
+        .collect();
+    let recompute = |weights: &neuroshard_inference::ModelWeights| {
+        let ts = transports(weights, hash, &[(0, 2), (2, 4), (4, 6)]);
+        let mut c = client(&ts, hash, 9);
+        c.forward(&tokens, 0, neuroshard_inference::HeadMode::Argmax)
+            .unwrap();
+        c.receipts(&client_account, 5, until).unwrap()
+    };
+    let again = recompute(&w);
+    for (a, b) in receipts.iter().zip(&again) {
+        assert!(a.commitment.matches(&b.commitment));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    neuroshard_inference::tiny::write_tiny_llama(dir.path(), 1234).unwrap();
+    let other = neuroshard_inference::ModelWeights::load(
+        &neuroshard_inference::ModelSource::Safetensors(dir.path().into()),
+        None,
+        neuroshard_inference::Precision::Native,
+    )
+    .unwrap();
+    let forged = recompute(&other);
+    assert!(!receipts[1].commitment.matches(&forged[1].commitment));
+    // A second receipt continues where the first ended, with the next sequence number.
+    let more = decode(
+        &mut c,
+        &tokens,
+        &DecodeOptions {
+            max_tokens: 5,
+            ..Default::default()
+        },
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let next = c
+        .receipts(&client_account, 5, more.accepted_positions as u32)
+        .unwrap();
+    assert_eq!((next[0].body.seq, next[0].body.position_start), (1, until));
+}
