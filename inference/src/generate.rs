@@ -5,7 +5,7 @@
 use crate::decode::{decode, DecodeOptions, DecodeStats};
 use crate::drafter::{Drafter, ModelDrafter, NgramDrafter};
 use crate::error::{InferenceError, Result};
-use crate::fetch::{default_cache_dir, ensure_model, hash_file, SMOLLM2_135M_Q4_1};
+use crate::fetch::{default_cache_dir, ensure_model, hash_file, smollm2_135m_q4_1};
 use crate::pipeline::{Hop, PipelineClient};
 use crate::shard::Shard;
 use crate::tokenizer::{ChatMessage, Tokenizer};
@@ -107,9 +107,9 @@ pub fn resolve_model(
         None => {
             let dir = cache_dir.cloned().unwrap_or_else(default_cache_dir);
             std::fs::create_dir_all(&dir).map_err(|e| InferenceError::io(&dir, e))?;
-            let path = ensure_model(&SMOLLM2_135M_Q4_1, &dir, print)?;
+            let path = ensure_model(&smollm2_135m_q4_1(), &dir, print)?;
             let mut hash = [0u8; 32];
-            hex::decode_to_slice(SMOLLM2_135M_Q4_1.blake2b_256, &mut hash)
+            hex::decode_to_slice(smollm2_135m_q4_1().blake2b_256, &mut hash)
                 .map_err(|e| InferenceError::Fetch(e.to_string()))?;
             Ok((ModelSource::Gguf(path), Hash::from(hash)))
         }

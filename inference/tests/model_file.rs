@@ -3,7 +3,7 @@
 
 mod common;
 
-use neuroshard_inference::fetch::{verify_file, SMOLLM2_135M_Q4_1};
+use neuroshard_inference::fetch::{smollm2_135m_q4_1, verify_file};
 use neuroshard_inference::{InferenceError, ModelSource, ModelWeights, Precision};
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -26,7 +26,7 @@ fn truncated_model_file_is_reported_clearly() {
     eprintln!("{msg}");
     assert!(msg.contains(&path.display().to_string()), "{msg}");
     assert!(msg.contains("truncated"), "{msg}");
-    let msg = verify_file(&path, &SMOLLM2_135M_Q4_1, false)
+    let msg = verify_file(&path, &smollm2_135m_q4_1(), false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -51,7 +51,7 @@ fn corrupt_model_file_fails_its_hash() {
     f.seek(SeekFrom::Start(60_000_000)).unwrap();
     f.write_all(&[0xAB; 64]).unwrap();
     drop(f);
-    let err = verify_file(&path, &SMOLLM2_135M_Q4_1, false).unwrap_err();
+    let err = verify_file(&path, &smollm2_135m_q4_1(), false).unwrap_err();
     assert!(matches!(err, InferenceError::HashMismatch { .. }), "{err}");
     let msg = err.to_string();
     assert!(

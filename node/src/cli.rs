@@ -35,15 +35,65 @@ pub enum Command {
     Tx(TxCommand),
     /// Show an account's balances over JSON-RPC.
     Balance(BalanceArgs),
+    /// Generate text locally through an in-process pipeline of shards.
+    Generate(GenerateArgs),
     /// Benchmarks; each prints its figures beside a baseline measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The prompt (sent as a user message through the chat template unless --raw).
+    #[arg(long)]
+    pub prompt: String,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Speculative drafter: ngram (prompt lookup), model (Q4_1 drafting for an f32
+    /// target) or none.
+    #[arg(long, default_value = "ngram")]
+    pub draft: String,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A GGUF file or a safetensors Llama directory (default: the chain's model,
+    /// fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Layer ranges of the in-process pipeline (default: one shard with every layer).
+    #[arg(long, value_name = "RANGES")]
+    pub shards: Option<String>,
+    /// Use the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Signed inference receipts verified and applied per second in block import.
     Ledger(LedgerBenchArgs),
+    /// Decode speed: single process, 3-shard pipeline, speculative vs plain under
+    /// injected per-hop latency, commitment size.
+    Inference(InferenceBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InferenceBenchArgs {
+    /// Tokens generated per measurement.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Latency injected per hop (3 hops) for the speculative comparison, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub hop_latency_ms: u64,
+    /// Skip the (slower) Q4_1-drafts-for-f32 measurement.
+    #[arg(long)]
+    pub no_model_drafter: bool,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -97,8 +147,9 @@ pub struct RunArgs {
     /// 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
-    /// Layer ranges to serve, e.g. 0-10,10-20. Not used yet: shard serving arrives with
-    /// the inference pipeline (later issue).
+    /// Layer ranges of the chain's model to serve, e.g. 0-10,10-20,20-30 (needs --key:
+    /// the worker's account). The model is fetched and verified on first use. Until
+    /// networking lands, the HTTP API generates only when all layers are served here.
     #[arg(long, value_name = "RANGES")]
     pub shards: Option<String>,
     /// libp2p listen multiaddr. Not used yet: networking arrives in a later issue.

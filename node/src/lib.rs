@@ -18,3 +18,4 @@ pub mod rpc;
 pub mod rpc_client;
 pub mod service;
 pub mod store;
+pub mod worker;

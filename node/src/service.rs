@@ -5,8 +5,10 @@
 
 use crate::client::{ChainInfo, Client, ClientConfig};
 use crate::store::Store;
-use crate::{api, authoring, rpc};
+use crate::{api, authoring, rpc, worker};
 use anyhow::Context;
+use neuroshard_chain_spec::ChainSpec;
+use neuroshard_primitives::LayerRange;
 use neuroshard_primitives::{crypto, AccountId, Keypair};
 use sp_core::Pair as _;
 use std::path::PathBuf;
@@ -23,6 +25,8 @@ pub struct NodeConfig {
     pub validator: bool,
     pub rpc_port: u16,
     pub api_port: u16,
+    /// Layer ranges of the chain's model this node serves (empty: none).
+    pub shards: Vec<LayerRange>,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -31,19 +35,19 @@ pub fn db_path(base_path: &std::path::Path, chain_id: &str) -> PathBuf {
 }
 
 /// Loads a chain spec ("dev", "local" or a JSON path).
-pub fn load_chain(name_or_path: &str) -> anyhow::Result<ChainInfo> {
-    let spec = neuroshard_chain_spec::load(name_or_path)
-        .with_context(|| format!("loading chain spec {name_or_path:?}"))?;
-    Ok(ChainInfo {
-        name: spec.name,
-        id: spec.id,
-        genesis: spec.genesis,
-    })
+pub fn load_chain(name_or_path: &str) -> anyhow::Result<ChainSpec> {
+    neuroshard_chain_spec::load(name_or_path)
+        .with_context(|| format!("loading chain spec {name_or_path:?}"))
 }
 
 /// Runs the node until a shutdown signal.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
-    let chain = load_chain(&config.chain)?;
+    let spec = load_chain(&config.chain)?;
+    let chain = ChainInfo {
+        name: spec.name.clone(),
+        id: spec.id.clone(),
+        genesis: spec.genesis.clone(),
+    };
     let path = db_path(&config.base_path, &chain.id);
     info!(chain = %chain.name, db = %path.display(), "opening chain database");
     let store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -68,7 +72,19 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         generator: Arc::new(tokio::sync::RwLock::new(None)),
         metrics: Arc::new(api::Metrics::default()),
     };
-    api::serve(api_state, config.api_port, stop_rx.clone()).await?;
+    api::serve(api_state.clone(), config.api_port, stop_rx.clone()).await?;
+    let serve_task = match (&config.key, config.shards.is_empty()) {
+        (_, true) => None,
+        (Some(key), false) => Some(tokio::spawn(worker::serve(
+            client.clone(),
+            key.clone(),
+            spec.model.clone(),
+            config.shards.clone(),
+            api_state.generator.clone(),
+            stop_rx.clone(),
+        ))),
+        (None, false) => anyhow::bail!("serving shards needs --key (the worker's account)"),
+    };
     let author_task = match (&config.key, config.validator) {
         (Some(key), true) => {
             let account: AccountId = key.public().into();
@@ -87,6 +103,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     if let Some(task) = author_task {
         let _ = task.await;
+    }
+    if let Some(task) = serve_task {
+        task.abort();
     }
     let _ = rpc_handle.stop();
     rpc_handle.stopped().await;

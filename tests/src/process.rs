@@ -135,9 +135,20 @@ impl NodeProcess {
 
     /// `neuroshard run --chain SPEC --base-path DIR --key //Alice --validator`.
     pub fn validator(spec: &Path, base: &Path, log_name: &str) -> anyhow::Result<Self> {
+        Self::validator_serving(spec, base, log_name, None)
+    }
+
+    /// Like [`NodeProcess::validator`], also serving `shards` (e.g. "0-10,10-20,20-30")
+    /// of the chain's model when given.
+    pub fn validator_serving(
+        spec: &Path,
+        base: &Path,
+        log_name: &str,
+        shards: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let spec = spec.to_str().context("utf-8 path")?;
         let base_str = base.to_str().context("utf-8 path")?;
-        let args = [
+        let mut args = vec![
             "run",
             "--chain",
             spec,
@@ -147,6 +158,9 @@ impl NodeProcess {
             "//Alice",
             "--validator",
         ];
+        if let Some(shards) = shards {
+            args.extend(["--shards", shards]);
+        }
         Self::start(&args, &base.join(log_name))
     }
 

@@ -2,7 +2,7 @@
 //! absent) and in-process routes over it or over the tiny random Llama.
 #![allow(dead_code)]
 
-use neuroshard_inference::fetch::{default_cache_dir, ensure_model, SMOLLM2_135M_Q4_1};
+use neuroshard_inference::fetch::{default_cache_dir, ensure_model, smollm2_135m_q4_1};
 use neuroshard_inference::{
     Hop, InProcessTransport, ModelSource, ModelWeights, PipelineClient, Precision, Shard,
     ShardTransport,
@@ -14,13 +14,13 @@ use std::sync::{Arc, OnceLock};
 pub fn real_model_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        ensure_model(&SMOLLM2_135M_Q4_1, &default_cache_dir(), false).expect("model")
+        ensure_model(&smollm2_135m_q4_1(), &default_cache_dir(), false).expect("model")
     })
     .clone()
 }
 
 pub fn real_model_hash() -> Hash {
-    Hash::from_slice(&hex::decode(SMOLLM2_135M_Q4_1.blake2b_256).unwrap())
+    Hash::from_slice(&hex::decode(smollm2_135m_q4_1().blake2b_256).unwrap())
 }
 
 pub fn worker(n: u8) -> AccountId {
@@ -56,17 +56,18 @@ pub fn client(ts: &[Arc<InProcessTransport>], hash: Hash, session: u8) -> Pipeli
 }
 
 pub fn tiny_model() -> (ModelWeights, Hash) {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
+    // Written once per test binary and loaded into memory; the directory is removed
+    // right away (a static TempDir would never be dropped and would leak).
+    static WEIGHTS: OnceLock<ModelWeights> = OnceLock::new();
+    let w = WEIGHTS.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
         neuroshard_inference::tiny::write_tiny_llama(d.path(), 7).unwrap();
-        d
+        ModelWeights::load(
+            &ModelSource::Safetensors(d.path().to_path_buf()),
+            None,
+            Precision::Native,
+        )
+        .unwrap()
     });
-    let w = ModelWeights::load(
-        &ModelSource::Safetensors(dir.path().to_path_buf()),
-        None,
-        Precision::Native,
-    )
-    .unwrap();
-    (w, neuroshard_primitives::blake2_256(b"tiny"))
+    (w.clone(), neuroshard_primitives::blake2_256(b"tiny"))
 }

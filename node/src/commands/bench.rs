@@ -3,6 +3,8 @@
 
 use crate::bench::ledger::{self, LedgerBenchOptions};
 use crate::cli::BenchCommand;
+use neuroshard_inference::bench::{bench_inference, BenchOptions};
+use std::time::Duration;
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
@@ -13,6 +15,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 rounds: args.rounds,
             };
             tokio::task::spawn_blocking(move || ledger::run(&opts)).await??;
+        }
+        BenchCommand::Inference(args) => {
+            let opts = BenchOptions {
+                model_path: args.model,
+                max_tokens: args.max_tokens,
+                hop_latency: Duration::from_millis(args.hop_latency_ms),
+                model_drafter: !args.no_model_drafter,
+                ..BenchOptions::default()
+            };
+            tokio::task::spawn_blocking(move || bench_inference(opts)).await??;
         }
     }
     Ok(())

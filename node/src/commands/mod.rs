@@ -1,10 +1,11 @@
 //! One module per subcommand; [`run`] dispatches the parsed command line. The node
 //! commands (`dev`, `run`) start a full node through [`crate::service`]; the wallet
 //! commands (`tx`, `balance`) talk to a node over JSON-RPC; `key` is offline.
-//! `bench` runs benchmarks in-process.
+//! `generate` and `bench` run in-process.
 
 pub mod balance;
 pub mod bench;
+pub mod generate;
 pub mod key;
 pub mod node;
 pub mod tx;
@@ -20,5 +21,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(cmd) => tx::run(cmd).await,
         Command::Balance(args) => balance::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Generate(args) => generate::run(args).await,
     }
 }

