@@ -38,15 +38,19 @@ fn md_u32(ct: &gguf_file::Content, path: &Path, key: &str) -> Result<u32> {
         .map_err(|e| InferenceError::bad_file(path, format!("metadata key {key}: {e}")))
 }
 
+/// A string metadata value of a GGUF file ("" when absent or not a string).
+pub(crate) fn md_string(ct: &gguf_file::Content, key: &str) -> String {
+    ct.metadata
+        .get(key)
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
 impl ModelConfig {
     /// Reads the hyper-parameters of a `llama` GGUF file.
     pub fn from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
-        let arch = ct
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
+        let arch = md_string(ct, "general.architecture");
         if arch != "llama" {
             return Err(InferenceError::bad_file(
                 path,

@@ -67,12 +67,7 @@ impl Tokenizer {
 
     /// Builds the tokenizer from parsed GGUF metadata (`path` is for error messages).
     pub fn from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
-        let model = ct
-            .metadata
-            .get("tokenizer.ggml.model")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
+        let model = crate::config::md_string(ct, "tokenizer.ggml.model");
         if model != "gpt2" {
             return Err(InferenceError::bad_file(
                 path,
