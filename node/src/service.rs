@@ -69,7 +69,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let api_state = api::ApiState {
         client: client.clone(),
-        generator: Arc::new(tokio::sync::RwLock::new(None)),
+        generator: Arc::new(tokio::sync::RwLock::new(if config.shards.is_empty() {
+            api::GeneratorSlot::NotServing
+        } else {
+            api::GeneratorSlot::Loading
+        })),
         metrics: Arc::new(api::Metrics::default()),
     };
     api::serve(api_state.clone(), config.api_port, stop_rx.clone()).await?;

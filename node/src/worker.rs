@@ -6,7 +6,10 @@
 //! (the API's users are served on this node's account and paid from its escrow), then
 //! submitted to the pool as one `submit_receipts` extrinsic.
 
-use crate::api::{ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator};
+use crate::api::{
+    ChatMessage, FinishReason, GenerationOutput, GenerationRequest, GeneratorSlot, SharedGenerator,
+    TextGenerator,
+};
 use crate::client::{hex_hash, Client};
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
@@ -281,7 +284,7 @@ pub async fn serve(
     key: Keypair,
     model: ModelDescriptor,
     shards: Vec<LayerRange>,
-    generator: Arc<tokio::sync::RwLock<Option<Arc<dyn TextGenerator>>>>,
+    generator: SharedGenerator,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let loading = {
@@ -289,21 +292,23 @@ pub async fn serve(
         let key = key.clone();
         tokio::task::spawn_blocking(move || load_everything(&chain, key, &model, &shards))
     };
-    let (possession, local) = match loading.await {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(e)) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot serve the model; the node runs without serving");
-            return;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "model loading panicked");
+    let failure = match loading.await {
+        Ok(Ok(loaded)) => Ok(loaded),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(format!("model loading panicked: {e}")),
+    };
+    let (possession, local) = match failure {
+        Ok(loaded) => loaded,
+        Err(why) => {
+            tracing::error!(error = %why, "cannot serve the model; the node runs without serving");
+            *generator.write().await = GeneratorSlot::Failed(why);
             return;
         }
     };
     if let Err(e) = local.ensure_escrow() {
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }
-    *generator.write().await = Some(local);
+    *generator.write().await = GeneratorSlot::Ready(local);
     info!("model loaded: HTTP API generations enabled, miner started");
     crate::miner::run(chain, key, possession, shutdown).await;
 }

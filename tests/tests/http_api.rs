@@ -77,3 +77,16 @@ fn explorer_metrics_and_errors() {
     }
     assert!(node.is_running());
 }
+
+#[test]
+fn a_node_serving_no_shards_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = neuroshard_tests::spec::write_fast_dev_spec(dir.path(), 1000, 10).unwrap();
+    let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
+    let body = r#"{"messages": [{"role": "user", "content": "hi"}]}"#;
+    let r = request(node.api_port(), "POST", "/v1/chat/completions", Some(body)).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("serves no model shards"), "{message}");
+}

@@ -21,12 +21,26 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::info;
 
+/// Whether this node can generate text, and if not, why.
+#[derive(Clone)]
+pub enum GeneratorSlot {
+    /// The node serves no shards of the model.
+    NotServing,
+    /// The model is being fetched or loaded.
+    Loading,
+    /// Loading failed (the message says why).
+    Failed(String),
+    Ready(Arc<dyn TextGenerator>),
+}
+
+/// The shared, updatable [`GeneratorSlot`].
+pub type SharedGenerator = Arc<tokio::sync::RwLock<GeneratorSlot>>;
+
 /// Shared state of the API handlers.
 #[derive(Clone)]
 pub struct ApiState {
     pub client: Arc<Client>,
-    /// `None` until the model is loaded (requests then get 503 with a clear message).
-    pub generator: Arc<tokio::sync::RwLock<Option<Arc<dyn TextGenerator>>>>,
+    pub generator: SharedGenerator,
     pub metrics: Arc<Metrics>,
 }
 

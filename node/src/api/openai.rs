@@ -4,7 +4,7 @@
 //! exactly what is wrong. Generation runs on a blocking thread; with `stream: true` its
 //! text is forwarded as server-sent events as it is produced.
 
-use super::ApiState;
+use super::{ApiState, GeneratorSlot};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -139,12 +139,18 @@ pub async fn not_found() -> ApiError {
 }
 
 async fn generator(state: &ApiState) -> Result<Arc<dyn TextGenerator>, ApiError> {
-    state
-        .generator
-        .read()
-        .await
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("the model is still loading; retry in a moment"))
+    match &*state.generator.read().await {
+        GeneratorSlot::Ready(gen) => Ok(gen.clone()),
+        GeneratorSlot::Loading => Err(ApiError::unavailable(
+            "the model is still being fetched or loaded; retry in a moment",
+        )),
+        GeneratorSlot::Failed(why) => Err(ApiError::unavailable(format!(
+            "this node could not load the model: {why}"
+        ))),
+        GeneratorSlot::NotServing => Err(ApiError::unavailable(
+            "this node serves no model shards (start it with --shards and --key)",
+        )),
+    }
 }
 
 /// `GET /v1/models`.
