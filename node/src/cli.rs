@@ -180,6 +180,26 @@ pub enum KeyCommand {
 pub enum TxCommand {
     /// Transfer NSHD and wait until the transfer is in a block.
     Transfer(TransferArgs),
+    /// Lock free balance as stake (slashable; validators need a minimum bond).
+    Bond(StakeArgs),
+    /// Start releasing bond; it becomes free after the chain's unbonding period.
+    Unbond(StakeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StakeArgs {
+    /// Secret URI of the staker.
+    #[arg(long, value_name = "URI")]
+    pub from: String,
+    /// Amount in NSHD, e.g. 100 (12 decimals at most).
+    #[arg(long)]
+    pub amount: String,
+    /// Node JSON-RPC URL.
+    #[arg(long, default_value = DEFAULT_RPC_URL)]
+    pub rpc: String,
+    /// Give up waiting for inclusion after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

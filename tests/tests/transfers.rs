@@ -174,3 +174,66 @@ fn replayed_forged_and_garbage_extrinsics_are_refused() {
     assert_eq!(rpc.account(&alice).unwrap(), alice_before);
     assert_eq!(rpc.account(&charlie).unwrap(), charlie_before);
 }
+
+/// Runs `neuroshard tx ...` against `node` and returns its stdout (fails on error).
+fn tx(node: &NodeProcess, args: &[&str]) -> String {
+    let out = Command::new(neuroshard_bin())
+        .arg("tx")
+        .args(args)
+        .args(["--rpc", &node.http_url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn cli_bond_and_unbond_move_stake() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
+    let rpc = node.rpc();
+    let bob = address("//Bob");
+    let (free0, reserved0, bonded0, _) = rpc.account(&bob).unwrap();
+
+    assert!(
+        tx(&node, &["bond", "--from", "//Bob", "--amount", "100"]).contains("Included in block #")
+    );
+    let (free1, reserved1, bonded1, _) = rpc.account(&bob).unwrap();
+    assert_eq!(bonded1 - bonded0, 100 * UNIT);
+    assert_eq!(reserved1, reserved0);
+    assert!(free0 - free1 > 100 * UNIT, "the fee is paid on top");
+
+    tx(&node, &["unbond", "--from", "//Bob", "--amount", "40"]);
+    let (_, reserved2, bonded2, _) = rpc.account(&bob).unwrap();
+    assert_eq!(bonded2, bonded1 - 40 * UNIT);
+    assert_eq!(
+        reserved2,
+        reserved1 + 40 * UNIT,
+        "unbonding funds wait in reserved"
+    );
+
+    // More than is bonded: a clear error, nothing changes.
+    let out = Command::new(neuroshard_bin())
+        .args([
+            "tx",
+            "unbond",
+            "--from",
+            "//Bob",
+            "--amount",
+            "1000",
+            "--rpc",
+            &node.http_url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("insufficient bonded balance"), "{stderr}");
+    assert_eq!(rpc.account(&bob).unwrap().2, bonded2);
+}
