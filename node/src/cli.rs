@@ -35,6 +35,9 @@ pub enum Command {
     Tx(TxCommand),
     /// Show an account's balances over JSON-RPC.
     Balance(BalanceArgs),
+    /// Verify an account's balance like a light client: a read proof checked against
+    /// the finalized header's state root (the node is not trusted).
+    VerifyBalance(BalanceArgs),
     /// Generate text locally through an in-process pipeline of shards.
     Generate(GenerateArgs),
     /// Benchmarks; each prints its figures beside a baseline measured in the same run.

@@ -1,7 +1,7 @@
 //! A thin typed JSON-RPC client (jsonrpsee HTTP) for the wallet commands: the few
 //! calls `tx` and `balance` need, with errors that name the node URL and the method.
 
-use crate::rpc::types::{AccountJson, HeaderJson, SignedBlockJson};
+use crate::rpc::types::{AccountJson, HeaderJson, ReadProofJson, SignedBlockJson};
 use anyhow::{anyhow, Context};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::ArrayParams;
@@ -73,6 +73,28 @@ impl NodeRpc {
 
     pub async fn account(&self, address: &str) -> anyhow::Result<AccountJson> {
         self.call("neuroshard_account", rpc_params![address]).await
+    }
+
+    /// The finalized head's hash.
+    pub async fn finalized_head(&self) -> anyhow::Result<Hash> {
+        let text: String = self.call("chain_getFinalizedHead", rpc_params![]).await?;
+        parse_hash(&text)
+    }
+
+    pub async fn header(&self, hash: &Hash) -> anyhow::Result<HeaderJson> {
+        let hex = format!("0x{}", hex::encode(hash));
+        let header: Option<HeaderJson> = self.call("chain_getHeader", rpc_params![&hex]).await?;
+        header.ok_or_else(|| anyhow!("the node at {} does not know block {hex}", self.url))
+    }
+
+    /// `state_getReadProof` for `keys` at block `at`.
+    pub async fn read_proof(&self, keys: &[Vec<u8>], at: &Hash) -> anyhow::Result<ReadProofJson> {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|k| format!("0x{}", hex::encode(k)))
+            .collect();
+        let at = format!("0x{}", hex::encode(at));
+        self.call("state_getReadProof", rpc_params![keys, at]).await
     }
 }
 

@@ -236,4 +236,21 @@ fn cli_bond_and_unbond_move_stake() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("insufficient bonded balance"), "{stderr}");
     assert_eq!(rpc.account(&bob).unwrap().2, bonded2);
+
+    // A light client's view: the bond, proven against the finalized state root.
+    let out = Command::new(neuroshard_bin())
+        .args(["verify-balance", &bob, "--rpc", &node.http_url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("(proof verified)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("({bonded2} base units)")),
+        "{stdout}"
+    );
 }

@@ -27,3 +27,37 @@ pub async fn run(args: BalanceArgs) -> anyhow::Result<()> {
     println!("  nonce:    {}", info.nonce);
     Ok(())
 }
+
+/// `neuroshard verify-balance SS58`: the same figures, proven against the finalized
+/// header's state root instead of taken from the node's word.
+pub async fn verify(args: BalanceArgs) -> anyhow::Result<()> {
+    let account = crypto::parse_account(&args.address)?;
+    let rpc = NodeRpc::new(&args.rpc)?;
+    let at = rpc.finalized_head().await?;
+    let header = crate::light::header_from_json(&rpc.header(&at).await?, &at)?;
+    let key = neuroshard_runtime::storage_keys::account(&account);
+    let proof = rpc.read_proof(&[key], &at).await?;
+    let data = crate::light::verify_account(&header, &account, &proof)?;
+    println!(
+        "Account {} at finalized block #{} {}",
+        crypto::ss58(&account),
+        header.number,
+        crate::client::hex_hash(&at)
+    );
+    println!(
+        "  state root: {} (proof verified)",
+        crate::client::hex_hash(&header.state_root)
+    );
+    for (label, units) in [
+        ("free:", data.free),
+        ("reserved:", data.reserved),
+        ("bonded:", data.bonded),
+    ] {
+        println!(
+            "  {label:<9} {} NSHD ({units} base units)",
+            format_balance(units)
+        );
+    }
+    println!("  nonce:    {}", data.nonce);
+    Ok(())
+}

@@ -20,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => key::run(cmd),
         Command::Tx(cmd) => tx::run(cmd).await,
         Command::Balance(args) => balance::run(args).await,
+        Command::VerifyBalance(args) => balance::verify(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Generate(args) => generate::run(args).await,
     }
