@@ -189,14 +189,12 @@ pub enum TxCommand {
     Unbond(StakeArgs),
 }
 
+/// Who signs a transaction, where it goes, and how long to wait for its block.
 #[derive(Debug, Args)]
-pub struct StakeArgs {
-    /// Secret URI of the staker.
+pub struct SubmitArgs {
+    /// Secret URI of the sender.
     #[arg(long, value_name = "URI")]
     pub from: String,
-    /// Amount in NSHD, e.g. 100 (12 decimals at most).
-    #[arg(long)]
-    pub amount: String,
     /// Node JSON-RPC URL.
     #[arg(long, default_value = DEFAULT_RPC_URL)]
     pub rpc: String,
@@ -206,22 +204,24 @@ pub struct StakeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StakeArgs {
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+    /// Amount in NSHD, e.g. 100 (12 decimals at most).
+    #[arg(long)]
+    pub amount: String,
+}
+
+#[derive(Debug, Args)]
 pub struct TransferArgs {
-    /// Secret URI of the sender.
-    #[arg(long, value_name = "URI")]
-    pub from: String,
+    #[command(flatten)]
+    pub submit: SubmitArgs,
     /// SS58 address of the recipient.
     #[arg(long, value_name = "SS58")]
     pub to: String,
     /// Amount in NSHD, e.g. 1.5 (12 decimals at most).
     #[arg(long)]
     pub amount: String,
-    /// Node JSON-RPC URL.
-    #[arg(long, default_value = DEFAULT_RPC_URL)]
-    pub rpc: String,
-    /// Give up waiting for inclusion after this many seconds.
-    #[arg(long, default_value_t = 60)]
-    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -3,11 +3,11 @@
 //! submits it with `author_submitExtrinsic` and follows new blocks until it is included.
 //! The runtime leaves failing extrinsics out of blocks, so inclusion means success.
 
-use crate::cli::{StakeArgs, TransferArgs, TxCommand};
+use crate::cli::{StakeArgs, SubmitArgs, TransferArgs, TxCommand};
 use crate::rpc_client::NodeRpc;
 use anyhow::{bail, Context};
 use neuroshard_primitives::{
-    crypto, format_balance, parse_balance, AccountId, BalancesCall, Call, Keypair, SignedExtrinsic,
+    crypto, format_balance, parse_balance, AccountId, BalancesCall, Call, SignedExtrinsic,
     StakingCall,
 };
 use parity_scale_codec::Encode;
@@ -23,7 +23,6 @@ pub async fn run(cmd: TxCommand) -> anyhow::Result<()> {
 }
 
 async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
-    let pair = crypto::keypair_from_uri(&args.from)?;
     let to = crypto::parse_account(&args.to)?;
     let amount =
         parse_balance(&args.amount).with_context(|| format!("--amount {:?}", args.amount))?;
@@ -36,11 +35,10 @@ async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         format_balance(amount),
         crypto::ss58(&to)
     );
-    submit_and_wait(&args.rpc, &pair, call, &what, args.timeout_secs).await
+    submit_and_wait(&args.submit, call, &what).await
 }
 
 async fn stake(args: StakeArgs, bond: bool) -> anyhow::Result<()> {
-    let pair = crypto::keypair_from_uri(&args.from)?;
     let amount =
         parse_balance(&args.amount).with_context(|| format!("--amount {:?}", args.amount))?;
     let (call, verb) = if bond {
@@ -52,23 +50,19 @@ async fn stake(args: StakeArgs, bond: bool) -> anyhow::Result<()> {
         "{verb} of {} NSHD ({amount} base units)",
         format_balance(amount)
     );
-    submit_and_wait(&args.rpc, &pair, call, &what, args.timeout_secs).await
+    submit_and_wait(&args.submit, call, &what).await
 }
 
 /// Signs `call` for the node's chain (genesis hash from `chain_getBlockHash(0)`, nonce
 /// from `system_accountNextIndex`), submits it and follows new blocks until it is in one.
-async fn submit_and_wait(
-    rpc_url: &str,
-    pair: &Keypair,
-    call: Call,
-    what: &str,
-    timeout_secs: u64,
-) -> anyhow::Result<()> {
+async fn submit_and_wait(args: &SubmitArgs, call: Call, what: &str) -> anyhow::Result<()> {
+    let pair = crypto::keypair_from_uri(&args.from)?;
+    let timeout_secs = args.timeout_secs;
     let from: AccountId = pair.public().into();
-    let rpc = NodeRpc::new(rpc_url)?;
+    let rpc = NodeRpc::new(&args.rpc)?;
     let genesis = rpc.genesis_hash().await?;
     let nonce = rpc.next_index(&crypto::ss58(&from)).await?;
-    let xt = SignedExtrinsic::sign(pair, &genesis, nonce, call);
+    let xt = SignedExtrinsic::sign(&pair, &genesis, nonce, call);
     let xt_hex = format!("0x{}", hex::encode(xt.encode()));
     let start_number = rpc.best_number().await?;
     let hash = rpc.submit(&xt_hex).await?;
