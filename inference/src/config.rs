@@ -47,6 +47,14 @@ pub(crate) fn md_string(ct: &gguf_file::Content, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A u32 metadata value of a GGUF file, or `default` when absent or not a u32.
+pub(crate) fn md_u32_or(ct: &gguf_file::Content, key: &str, default: u32) -> u32 {
+    ct.metadata
+        .get(key)
+        .and_then(|v| v.to_u32().ok())
+        .unwrap_or(default)
+}
+
 impl ModelConfig {
     /// Reads the hyper-parameters of a `llama` GGUF file.
     pub fn from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
@@ -81,12 +89,7 @@ impl ModelConfig {
             Some(gguf_file::Value::Array(tokens)) => tokens.len(),
             _ => md_u32(ct, path, "llama.vocab_size")? as usize,
         };
-        let id = |key: &str, default: u32| {
-            ct.metadata
-                .get(key)
-                .and_then(|v| v.to_u32().ok())
-                .unwrap_or(default)
-        };
+        let id = |key: &str, default: u32| md_u32_or(ct, key, default);
         Ok(Self {
             hidden_size,
             intermediate_size: md_u32(ct, path, "llama.feed_forward_length")? as usize,

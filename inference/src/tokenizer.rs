@@ -113,12 +113,7 @@ impl Tokenizer {
         inner
             .add_special_tokens(specials)
             .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
-        let id = |key: &str, default: u32| {
-            ct.metadata
-                .get(key)
-                .and_then(|v| v.to_u32().ok())
-                .unwrap_or(default)
-        };
+        let id = |key: &str, default: u32| crate::config::md_u32_or(ct, key, default);
         Ok(Self {
             inner,
             bos: id("tokenizer.ggml.bos_token_id", 1),
