@@ -108,6 +108,25 @@ impl LocalWorker {
         self.key.public().into()
     }
 
+    /// Registers this node as a worker for its shards unless the chain already has it
+    /// registered for all of them (receipts and heartbeats are only paid to workers).
+    pub fn ensure_registered(&self, shards: &[LayerRange]) -> anyhow::Result<()> {
+        let me = self.account();
+        let info = self
+            .chain
+            .with_best_state(|state, _| ponw::worker(state, &me))?;
+        if info.is_some_and(|w| shards.iter().all(|s| w.serves(s))) {
+            return Ok(());
+        }
+        let call = Call::Ponw(PonwCall::RegisterWorker {
+            model: self.model_hash,
+            shards: shards.to_vec(),
+        });
+        self.submit(call).context("registering as a worker")?;
+        info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "worker registration submitted");
+        Ok(())
+    }
+
     /// Locks escrow for API generations when the node has less than [`TARGET_ESCROW`].
     pub fn ensure_escrow(&self) -> anyhow::Result<()> {
         let me = self.account();
@@ -277,7 +296,8 @@ impl<'a> TextStreamer<'a> {
 
 /// Brings this node's shards up and keeps it mining: fetches and verifies the model,
 /// hashes its chunk tree (the proof of possession), loads the shards, hands the API its
-/// generator, locks escrow, then runs the heartbeat miner until shutdown. Failures are
+/// generator, registers as a worker and locks escrow when needed, then runs the
+/// heartbeat miner until shutdown. Failures are
 /// logged: the chain keeps running without serving.
 pub async fn serve(
     chain: Arc<Client>,
@@ -290,6 +310,7 @@ pub async fn serve(
     let loading = {
         let chain = chain.clone();
         let key = key.clone();
+        let shards = shards.clone();
         tokio::task::spawn_blocking(move || load_everything(&chain, key, &model, &shards))
     };
     let failure = match loading.await {
@@ -305,6 +326,9 @@ pub async fn serve(
             return;
         }
     };
+    if let Err(e) = local.ensure_registered(&shards) {
+        warn!(error = %format!("{e:#}"), "not registered as a worker: no rewards for this node's work");
+    }
     if let Err(e) = local.ensure_escrow() {
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }
