@@ -1,0 +1,115 @@
+//! The composed libp2p behaviour (in the style of rust-libp2p's examples): identify and
+//! ping for liveness and addresses, Kademlia for discovery and shard provider records,
+//! gossipsub for transactions, receipts, blocks and votes (validated by the node before
+//! they propagate), one request-response behaviour per protocol with size-capped frames,
+//! and a block list for peers that misbehaved.
+
+use crate::codec::FrameCodec;
+use crate::error::NetworkError;
+use crate::protocol::{Protocol, MAX_GOSSIP_BYTES};
+use crate::records::MAX_RECORD_BYTES;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    allow_block_list, gossipsub, identify, kad, ping, request_response, PeerId, StreamProtocol,
+};
+use std::time::Duration;
+
+/// Identify protocol version string; peers on other versions are not added to the DHT.
+pub const PROTOCOL_VERSION: &str = "/neuroshard/1";
+/// Kademlia protocol name (our own DHT, not the public IPFS one).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neuroshard/kad/1");
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub activations: request_response::Behaviour<FrameCodec>,
+    pub sync: request_response::Behaviour<FrameCodec>,
+}
+
+/// Tunables of the behaviour.
+#[derive(Clone, Debug)]
+pub struct BehaviourConfig {
+    /// How long a request may wait for its response.
+    pub request_timeout: Duration,
+    /// Gossipsub heartbeat (mesh maintenance) interval.
+    pub gossip_heartbeat: Duration,
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            gossip_heartbeat: Duration::from_millis(500),
+        }
+    }
+}
+
+fn request_response(
+    protocol: Protocol,
+    timeout: Duration,
+) -> request_response::Behaviour<FrameCodec> {
+    request_response::Behaviour::new(
+        [(
+            StreamProtocol::new(protocol.name()),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(64),
+    )
+}
+
+impl Behaviour {
+    pub fn new(
+        key: &libp2p::identity::Keypair,
+        config: &BehaviourConfig,
+    ) -> Result<Self, NetworkError> {
+        let local = PeerId::from(key.public());
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_query_timeout(Duration::from_secs(10))
+            .set_record_ttl(Some(Duration::from_secs(120)))
+            .set_publication_interval(Some(Duration::from_secs(30)))
+            .set_provider_record_ttl(Some(Duration::from_secs(120)))
+            .set_provider_publication_interval(Some(Duration::from_secs(30)))
+            .set_max_packet_size(64 * MAX_RECORD_BYTES)
+            .set_periodic_bootstrap_interval(Some(Duration::from_secs(30)))
+            // Records are checked (signature, size) before we store them.
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
+        let mut kad =
+            kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
+        // Loopback and LAN nodes never get a confirmed external address, so Kademlia's
+        // automatic mode would leave them as clients that answer no queries.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(config.gossip_heartbeat)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_GOSSIP_BYTES)
+            .build()
+            .map_err(|e| NetworkError::Setup(format!("gossipsub config: {e}")))?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))?;
+
+        Ok(Self {
+            blocked: Default::default(),
+            identify: identify::Behaviour::new(
+                identify::Config::new(PROTOCOL_VERSION.into(), key.public())
+                    .with_agent_version(format!("neuroshard/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            kad,
+            gossipsub,
+            activations: request_response(Protocol::Activations, config.request_timeout),
+            sync: request_response(Protocol::Sync, config.request_timeout),
+        })
+    }
+}

@@ -1,0 +1,509 @@
+//! The network service: builds the swarm (TCP + noise + yamux), listens, dials the
+//! bootnodes and runs the event loop that owns the swarm. The loop turns swarm events into
+//! [`NetworkEvent`]s for the node and executes the handle's commands; it keeps the
+//! bookkeeping of pending requests and DHT queries, checks DHT records before storing them
+//! and penalises peers that send malformed or oversized messages.
+
+use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
+use crate::error::NetworkError;
+use crate::handle::{Command, NetworkEvent, NetworkHandle, Reply, MAX_PROVIDERS};
+use crate::peers::{Offence, PeerBook};
+use crate::protocol::{Protocol, Topic};
+use crate::records::{model_key, record_key, shard_key, ProviderRecord};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
+use libp2p::kad::{self, store::RecordStore, QueryId, QueryResult};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, identity::Keypair, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use neuroshard_primitives::Hash;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Everything the network service needs to start.
+#[derive(Clone)]
+pub struct NetworkConfig {
+    pub keypair: Keypair,
+    /// Addresses to listen on (e.g. `/ip4/127.0.0.1/tcp/0`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start; they only seed the DHT.
+    pub bootnodes: Vec<Multiaddr>,
+    /// The chain's genesis hash (gossip topics are per chain).
+    pub genesis: Hash,
+    pub behaviour: BehaviourConfig,
+}
+
+/// Capacity of the event channel to the node; gossip beyond it is ignored, not buffered.
+const EVENT_QUEUE: usize = 4096;
+
+/// Starts the service on the current tokio runtime.
+pub async fn start(
+    config: NetworkConfig,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    let behaviour = Behaviour::new(&config.keypair, &config.behaviour)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Setup(format!("transport: {e}")))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetworkError::Setup(format!("behaviour: {e}")))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+
+    let mut topics = HashMap::new();
+    for topic in Topic::ALL {
+        let t = IdentTopic::new(topic.name(&config.genesis));
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&t)
+            .map_err(|e| NetworkError::Setup(format!("subscribing to {t}: {e}")))?;
+        topics.insert(t.hash(), topic);
+    }
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    let local_peer_id = *swarm.local_peer_id();
+    // Wait for the listeners to come up so callers can print real addresses.
+    let mut listen_addrs = Vec::new();
+    while listen_addrs.len() < config.listen.len() {
+        match tokio::time::timeout(Duration::from_secs(5), swarm.select_next_some()).await {
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => {
+                info!(address = %address.clone().with_p2p(local_peer_id).unwrap_or(address.clone()), "p2p listening");
+                listen_addrs.push(address);
+            }
+            Ok(other) => debug!(?other, "swarm event before listening"),
+            Err(_) => {
+                return Err(NetworkError::Listen {
+                    addr: format!("{:?}", config.listen),
+                    reason: "no listen address within 5 s".into(),
+                })
+            }
+        }
+    }
+    for addr in &config.bootnodes {
+        if let Err(e) = swarm.dial(addr.clone()) {
+            warn!(%addr, error = %e, "cannot dial bootnode");
+        }
+    }
+
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let event_loop = EventLoop {
+        swarm,
+        commands: command_rx,
+        events: event_tx,
+        topics,
+        genesis: config.genesis,
+        listen_addrs,
+        peers: PeerBook::default(),
+        requests: HashMap::new(),
+        provider_queries: HashMap::new(),
+        record_queries: HashMap::new(),
+        bootstrapped: false,
+        keypair: config.keypair.clone(),
+    };
+    tokio::spawn(event_loop.run());
+    Ok((
+        NetworkHandle {
+            commands: command_tx,
+            local_peer_id,
+        },
+        event_rx,
+    ))
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    topics: HashMap<TopicHash, Topic>,
+    genesis: Hash,
+    listen_addrs: Vec<Multiaddr>,
+    peers: PeerBook,
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetworkError>>>,
+    provider_queries: HashMap<QueryId, (oneshot::Sender<HashSet<PeerId>>, HashSet<PeerId>)>,
+    record_queries: HashMap<QueryId, oneshot::Sender<Option<Vec<u8>>>>,
+    bootstrapped: bool,
+    keypair: Keypair,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    // Every handle is gone: the node is shutting down.
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn behaviour(&mut self) -> &mut Behaviour {
+        self.swarm.behaviour_mut()
+    }
+
+    fn penalise(&mut self, peer: PeerId, offence: Offence, why: &str) {
+        warn!(%peer, ?offence, why, "peer penalised");
+        if self.peers.penalise(peer, offence) {
+            warn!(%peer, "peer banned: too many offences");
+            self.behaviour().blocked.block_peer(peer);
+        }
+    }
+
+    fn emit(&mut self, event: NetworkEvent) {
+        if let Err(e) = self.events.try_send(event) {
+            // The node is not keeping up (or stopping). Gossip left unvalidated is
+            // dropped by gossipsub after a while; requests fail at the caller's timeout.
+            debug!(error = %e, "network event dropped");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data } => {
+                let t = IdentTopic::new(topic.name(&self.genesis));
+                match self.behaviour().gossipsub.publish(t, data) {
+                    Ok(_) => {}
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        debug!(?topic, "no peers to gossip to")
+                    }
+                    Err(gossipsub::PublishError::Duplicate) => {}
+                    Err(e) => warn!(?topic, error = %e, "gossip publish failed"),
+                }
+            }
+            Command::Validate {
+                id,
+                source,
+                acceptance,
+            } => {
+                let rejected = matches!(acceptance, MessageAcceptance::Reject);
+                self.behaviour()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+                if rejected {
+                    self.penalise(source, Offence::InvalidGossip, "rejected gossip message");
+                }
+            }
+            Command::Request {
+                peer,
+                protocol,
+                data,
+                done,
+            } => {
+                let id = match protocol {
+                    Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
+                    Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
+                };
+                self.requests.insert(id, done);
+            }
+            Command::Respond { reply, data } => {
+                let result = match reply.protocol {
+                    Protocol::Activations => self
+                        .behaviour()
+                        .activations
+                        .send_response(reply.channel, data),
+                    Protocol::Sync => self.behaviour().sync.send_response(reply.channel, data),
+                };
+                if result.is_err() {
+                    debug!("response not sent: the requester went away");
+                }
+            }
+            Command::Announce(info) => self.announce(info),
+            Command::FindProviders { key, done } => {
+                let id = self.behaviour().kad.get_providers(key);
+                self.provider_queries.insert(id, (done, HashSet::new()));
+            }
+            Command::GetRecord { key, done } => {
+                let id = self.behaviour().kad.get_record(key);
+                self.record_queries.insert(id, done);
+            }
+            Command::Peers(done) => {
+                let _ = done.send(self.peers.connected());
+            }
+            Command::ListenAddrs(done) => {
+                let _ = done.send(self.listen_addrs.clone());
+            }
+            Command::Penalise { peer, offence } => {
+                self.penalise(peer, offence, "reported by the node")
+            }
+            Command::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    warn!(%addr, error = %e, "dial failed");
+                }
+            }
+        }
+    }
+
+    fn announce(&mut self, info: crate::records::ProviderInfo) {
+        let local = *self.swarm.local_peer_id();
+        let model = info.model;
+        let shards = info.shards.clone();
+        let record = ProviderRecord::sign(info, &self.keypair);
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let value = parity_scale_codec::Encode::encode(&record);
+        let rec = kad::Record::new(record_key(&model, &local), value);
+        if let Err(e) = kad.put_record(rec, kad::Quorum::One) {
+            warn!(error = %e, "cannot store our provider record");
+        }
+        let keys =
+            std::iter::once(model_key(&model)).chain(shards.iter().map(|s| shard_key(&model, *s)));
+        for key in keys {
+            if let Err(e) = kad.start_providing(key) {
+                warn!(error = %e, "cannot announce a provider key");
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identify(peer_id, info),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => self.peers.get_mut(peer).rtt = Some(rtt),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Activations(event)) => {
+                self.on_request_response(Protocol::Activations, event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
+                self.on_request_response(Protocol::Sync, event)
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.peers.get_mut(peer_id).connected = true;
+                if num_established.get() == 1 {
+                    debug!(peer = %peer_id, "peer connected");
+                    self.emit(NetworkEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.peers.get_mut(peer_id).connected = false;
+                debug!(peer = %peer_id, "peer disconnected");
+                self.emit(NetworkEvent::PeerDisconnected(peer_id));
+            }
+            SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        let state = self.peers.get_mut(peer);
+        state.agent = Some(info.agent_version.clone());
+        state.addrs = info.listen_addrs.clone();
+        if info.protocol_version != PROTOCOL_VERSION {
+            debug!(%peer, version = %info.protocol_version, "peer speaks another protocol version");
+            return;
+        }
+        for addr in info.listen_addrs {
+            self.behaviour().kad.add_address(&peer, addr);
+        }
+        if !self.bootstrapped {
+            self.bootstrapped = self.behaviour().kad.bootstrap().is_ok();
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        match self.topics.get(&message.topic).copied() {
+            Some(topic) => self.emit(NetworkEvent::Gossip {
+                topic,
+                source: propagation_source,
+                id: message_id,
+                data: message.data,
+            }),
+            None => {
+                self.behaviour().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Reject,
+                );
+            }
+        }
+    }
+
+    fn on_request_response(
+        &mut self,
+        protocol: Protocol,
+        event: request_response::Event<Vec<u8>, Vec<u8>>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.emit(NetworkEvent::Request {
+                protocol,
+                peer,
+                data: request,
+                reply: Reply { protocol, channel },
+            }),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(done) = self.requests.remove(&request_id) {
+                    let _ = done.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let request_response::OutboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.penalise(peer, Offence::Malformed, "oversized or malformed response");
+                    }
+                }
+                if let Some(done) = self.requests.remove(&request_id) {
+                    let _ = done.send(Err(NetworkError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.penalise(peer, Offence::Malformed, "oversized or malformed request");
+                        return;
+                    }
+                }
+                debug!(%peer, %error, ?protocol, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => self.on_query(id, result, step.last),
+            kad::Event::InboundRequest { request } => self.on_kad_inbound(request),
+            _ => {}
+        }
+    }
+
+    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+        match result {
+            QueryResult::GetProviders(result) => {
+                if let Some((_, found)) = self.provider_queries.get_mut(&id) {
+                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                        found.extend(providers);
+                    }
+                    if found.len() >= MAX_PROVIDERS {
+                        if let Some(mut q) = self.behaviour().kad.query_mut(&id) {
+                            q.finish();
+                        }
+                    }
+                }
+                if last {
+                    if let Some((done, found)) = self.provider_queries.remove(&id) {
+                        let _ = done.send(found);
+                    }
+                }
+            }
+            QueryResult::GetRecord(result) => {
+                if let Ok(kad::GetRecordOk::FoundRecord(found)) = result {
+                    if let Some(done) = self.record_queries.remove(&id) {
+                        let _ = done.send(Some(found.record.value));
+                    }
+                    if let Some(mut q) = self.behaviour().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                } else if last {
+                    if let Some(done) = self.record_queries.remove(&id) {
+                        let _ = done.send(None);
+                    }
+                }
+            }
+            QueryResult::Bootstrap(Ok(_)) if last => debug!("DHT bootstrap done"),
+            QueryResult::PutRecord(Err(e)) => {
+                debug!(error = %e, "provider record not replicated yet")
+            }
+            QueryResult::StartProviding(Err(e)) => {
+                debug!(error = %e, "provider key not replicated yet")
+            }
+            _ => {}
+        }
+    }
+
+    /// With record filtering on, Kademlia hands us records other peers want us to store;
+    /// only verified provider records under their own key are kept.
+    fn on_kad_inbound(&mut self, request: kad::InboundRequest) {
+        match request {
+            kad::InboundRequest::PutRecord {
+                source,
+                record: Some(record),
+                ..
+            } => match ProviderRecord::decode_verified(&record.value) {
+                Ok(r)
+                    if r.peer_id()
+                        .is_some_and(|p| record.key == record_key(&r.info.model, &p)) =>
+                {
+                    if let Err(e) = self.behaviour().kad.store_mut().put(record) {
+                        debug!(error = %e, "record store full");
+                    }
+                }
+                _ => self.penalise(source, Offence::ForgedRecord, "unverifiable DHT record"),
+            },
+            kad::InboundRequest::AddProvider {
+                record: Some(provider),
+            } => {
+                if let Err(e) = self.behaviour().kad.store_mut().add_provider(provider) {
+                    debug!(error = %e, "provider store full");
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Several network services on loopback in one process: DHT discovery of shard providers
+//! from a single bootnode, gossip to every peer, request-response both ways, and hostile
+//! input (an oversized frame, a rejected gossip message) penalising the sender.
+
+use neuroshard_network::{
+    start, NetworkConfig, NetworkEvent, NetworkHandle, NetworkKeypair, Protocol, ProviderInfo,
+    Topic, Verdict,
+};
+use neuroshard_primitives::{Hash, LayerRange};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{sleep, timeout, Instant};
+
+const MODEL: Hash = Hash::repeat_byte(0x42);
+
+async fn node(
+    bootnodes: Vec<neuroshard_network::Multiaddr>,
+) -> (NetworkHandle, mpsc::Receiver<NetworkEvent>) {
+    start(NetworkConfig {
+        keypair: NetworkKeypair::generate_ed25519(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootnodes,
+        genesis: Hash::repeat_byte(1),
+        behaviour: Default::default(),
+    })
+    .await
+    .unwrap()
+}
+
+fn info(handle: &NetworkHandle, shard: LayerRange) -> ProviderInfo {
+    ProviderInfo {
+        peer: handle.local_peer_id().to_bytes(),
+        account: [0; 32],
+        model: MODEL,
+        shards: vec![shard],
+        active_sessions: 0,
+        throughput_milli: 0,
+        issued_at_ms: 0,
+    }
+}
+
+/// Answers every request with the request reversed and accepts every gossip message,
+/// forwarding gossip payloads to `seen`.
+fn serve(
+    handle: NetworkHandle,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    seen: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetworkEvent::Request { data, reply, .. } => {
+                    handle.respond(reply, data.into_iter().rev().collect())
+                }
+                NetworkEvent::Gossip {
+                    id, source, data, ..
+                } => {
+                    let verdict = if data == b"bad" {
+                        Verdict::Reject
+                    } else {
+                        Verdict::Accept
+                    };
+                    handle.validate(id, source, verdict);
+                    let _ = seen.send(data);
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_discover_gossip_and_request() {
+    let shards = [
+        LayerRange { start: 0, end: 10 },
+        LayerRange { start: 10, end: 20 },
+        LayerRange { start: 20, end: 30 },
+        LayerRange { start: 10, end: 20 },
+    ];
+    let (boot, boot_events) = node(vec![]).await;
+    let boot_addr = boot.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with_p2p(boot.local_peer_id())
+        .unwrap();
+    let mut handles = vec![boot.clone()];
+    let mut seen = vec![];
+    let (tx, rx) = mpsc::unbounded_channel();
+    serve(boot, boot_events, tx);
+    seen.push(rx);
+    for _ in 1..4 {
+        let (h, events) = node(vec![boot_addr.clone()]).await;
+        let (tx, rx) = mpsc::unbounded_channel();
+        serve(h.clone(), events, tx);
+        handles.push(h);
+        seen.push(rx);
+    }
+    for (h, shard) in handles.iter().zip(shards) {
+        h.announce(info(h, shard));
+    }
+
+    // Every node sees all four providers through the DHT.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for h in &handles {
+        loop {
+            let found = h.providers(MODEL).await.unwrap();
+            if found.len() == 4 {
+                let mut layers: Vec<_> = found.iter().map(|r| r.info.shards[0]).collect();
+                layers.sort();
+                assert_eq!(layers, {
+                    let mut s = shards.to_vec();
+                    s.sort();
+                    s
+                });
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} providers seen",
+                found.len()
+            );
+            sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    // Request-response between two non-bootnode peers (dialled through DHT addresses).
+    let reply = timeout(
+        Duration::from_secs(20),
+        handles[1].request(
+            handles[3].local_peer_id(),
+            Protocol::Activations,
+            vec![1, 2, 3],
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(reply, vec![3, 2, 1]);
+
+    // Gossip reaches every other node (the mesh forms within a few heartbeats).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut delivered = [false; 4];
+    delivered[2] = true;
+    while !delivered.iter().all(|d| *d) {
+        handles[2].publish(
+            Topic::Transactions,
+            format!("hello {:?}", Instant::now()).into_bytes(),
+        );
+        sleep(Duration::from_millis(300)).await;
+        for (i, rx) in seen.iter_mut().enumerate() {
+            while let Ok(msg) = rx.try_recv() {
+                if msg.starts_with(b"hello") {
+                    delivered[i] = true;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gossip delivered to {delivered:?}"
+        );
+    }
+
+    // An oversized request is refused by the sender's codec before it leaves.
+    let err = handles[1]
+        .request(
+            handles[2].local_peer_id(),
+            Protocol::Sync,
+            vec![0; Protocol::Sync.max_request() + 1],
+        )
+        .await;
+    assert!(err.is_err());
+
+    // A rejected gossip message penalises the peer that forwarded it.
+    handles[3].publish(Topic::Blocks, b"bad".to_vec());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut penalised = false;
+        for h in &handles[..3] {
+            penalised |= h.peers().await.unwrap().iter().any(|p| p.score < 0);
+        }
+        if penalised {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody penalised the sender of bad gossip"
+        );
+        sleep(Duration::from_millis(200)).await;
+    }
+}
