@@ -7,7 +7,7 @@ use crate::commitment::ActivationCommitment;
 use crate::error::{InferenceError, Result};
 use candle_core::{DType, Device, Tensor};
 use half::f16;
-use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId};
+use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId, Signature};
 use parity_scale_codec::{Decode, Encode};
 
 /// Element type of activations on the wire.
@@ -134,11 +134,14 @@ pub struct ReceiptRequest {
     pub until: u32,
 }
 
-/// An unsigned receipt body plus the commitment whose hash it carries.
+/// A receipt body plus the commitment whose hash it carries. In-process shards leave it
+/// unsigned (the node signs for its own shards); a remote worker signs the body with its
+/// key before it crosses the network, and the client checks that signature.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionReceipt {
     pub body: ReceiptBody,
     pub commitment: ActivationCommitment,
+    pub worker_signature: Option<Signature>,
 }
 
 /// Short printable form of a session id.

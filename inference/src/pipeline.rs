@@ -28,6 +28,11 @@ impl Hop {
             active: 0,
         }
     }
+
+    /// The providers of this hop, in failover order.
+    pub fn providers(&self) -> &[Arc<dyn ShardTransport>] {
+        &self.providers
+    }
 }
 
 /// What the last shard returned for the positions of one request.

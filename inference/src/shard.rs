@@ -195,6 +195,10 @@ impl Shard {
         };
         s.seq += 1;
         s.receipted_end = until as u32;
-        Ok(SessionReceipt { body, commitment })
+        Ok(SessionReceipt {
+            body,
+            commitment,
+            worker_signature: None,
+        })
     }
 }

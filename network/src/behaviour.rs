@@ -14,6 +14,11 @@ use libp2p::{
 };
 use std::time::Duration;
 
+fn blake2_256(data: &[u8]) -> [u8; 32] {
+    use blake2::digest::{consts::U32, Digest};
+    blake2::Blake2b::<U32>::digest(data).into()
+}
+
 /// Identify protocol version string; peers on other versions are not added to the DHT.
 pub const PROTOCOL_VERSION: &str = "/neuroshard/1";
 /// Kademlia protocol name (our own DHT, not the public IPFS one).
@@ -91,6 +96,11 @@ impl Behaviour {
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(MAX_GOSSIP_BYTES)
+            // Content-addressed ids: the same transaction or block gossiped by two
+            // nodes is one message, so re-publishing never loops.
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(blake2_256(&m.data).to_vec())
+            })
             .build()
             .map_err(|e| NetworkError::Setup(format!("gossipsub config: {e}")))?;
         let gossipsub = gossipsub::Behaviour::new(

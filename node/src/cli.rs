@@ -151,14 +151,21 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
     /// Layer ranges of the chain's model to serve, e.g. 0-10,10-20,20-30 (needs --key:
-    /// the worker's account). The model is fetched and verified on first use. Until
-    /// networking lands, the HTTP API generates only when all layers are served here.
+    /// the worker's account). The model is fetched and verified on first use; the HTTP
+    /// API routes generations through the network for the layers served elsewhere.
     #[arg(long, value_name = "RANGES")]
     pub shards: Option<String>,
-    /// libp2p listen multiaddr. Not used yet: networking arrives in a later issue.
-    #[arg(long, value_name = "MULTIADDR")]
-    pub listen: Option<String>,
-    /// Bootnode multiaddrs, comma-separated. Not used yet: networking arrives in a later issue.
+    /// libp2p listen multiaddrs, comma-separated (port 0 picks a free port; the bound
+    /// address is logged as "p2p listening").
+    #[arg(
+        long,
+        value_name = "MULTIADDR,...",
+        value_delimiter = ',',
+        default_value = "/ip4/0.0.0.0/tcp/30333"
+    )]
+    pub listen: Vec<String>,
+    /// Peers to dial at start, comma-separated multiaddrs (with or without /p2p/<id>).
+    /// They only seed the DHT: after that no node is special.
     #[arg(long, value_name = "MULTIADDR,...", value_delimiter = ',')]
     pub bootnodes: Vec<String>,
 }

@@ -122,6 +122,7 @@ pub struct Client {
     pool: Mutex<TxPool>,
     new_heads: broadcast::Sender<Header>,
     finalized_heads: broadcast::Sender<Header>,
+    local_extrinsics: broadcast::Sender<SignedExtrinsic>,
 }
 
 impl Client {
@@ -188,6 +189,7 @@ impl Client {
             write_lock: Mutex::new(()),
             new_heads: broadcast::channel(64).0,
             finalized_heads: broadcast::channel(64).0,
+            local_extrinsics: broadcast::channel(1024).0,
         })
     }
 
@@ -299,8 +301,23 @@ impl Client {
         Ok(unix_millis() / duration)
     }
 
-    /// Validates `xt` against the head state and adds it to the pool.
+    /// Validates `xt` (from this node's RPC or its own services) against the head state,
+    /// adds it to the pool and hands it to the network for gossip.
     pub fn submit(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {
+        let hash = self.submit_from_network(xt.clone())?;
+        // Nobody listening (no network) is fine.
+        let _ = self.local_extrinsics.send(xt);
+        Ok(hash)
+    }
+
+    /// Extrinsics accepted by [`Self::submit`], for the network to gossip.
+    pub fn subscribe_local_extrinsics(&self) -> broadcast::Receiver<SignedExtrinsic> {
+        self.local_extrinsics.subscribe()
+    }
+
+    /// Validates `xt` received from a peer and adds it to the pool (the network
+    /// propagates it itself once accepted).
+    pub fn submit_from_network(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {
         let next_slot = self.current_slot().unwrap_or(0) + 1;
         let (validity, best) = {
             let tip = self.tip.read();

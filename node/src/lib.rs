@@ -3,8 +3,8 @@
 //! JSON-RPC server. The `neuroshard` binary (`main.rs`) is a thin wrapper around
 //! [`commands::run`].
 //!
-//! Networking (libp2p), the shard worker and the OpenAI-compatible HTTP API are added
-//! in later issues as modules beside these.
+//! Beside them: `p2p` glues the libp2p network crate to the chain and the shard worker,
+//! `worker` and `miner` serve the model and earn, `api` is the OpenAI-compatible HTTP API.
 
 pub mod api;
 pub mod authoring;
@@ -14,6 +14,7 @@ pub mod client;
 pub mod commands;
 pub mod light;
 pub mod miner;
+pub mod p2p;
 pub mod pool;
 pub mod rpc;
 pub mod rpc_client;

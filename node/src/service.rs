@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub api_port: u16,
     /// Layer ranges of the chain's model this node serves (empty: none).
     pub shards: Vec<LayerRange>,
+    /// libp2p settings; `None` runs without networking (the single-node `dev` chain).
+    pub p2p: Option<crate::p2p::P2pConfig>,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -63,10 +65,28 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     )?;
     let client = Arc::new(client);
 
-    let (addr, rpc_handle) = rpc::start(client.clone(), config.rpc_port).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let p2p = match config.p2p.clone() {
+        None => None,
+        Some(p2p_config) => {
+            let model = client.params()?.ponw.model;
+            Some(
+                crate::p2p::start(
+                    p2p_config,
+                    &config.base_path,
+                    client.clone(),
+                    model.hash,
+                    model.num_layers,
+                    stop_rx.clone(),
+                )
+                .await?,
+            )
+        }
+    };
+
+    let (addr, rpc_handle) = rpc::start(client.clone(), p2p.clone(), config.rpc_port).await?;
     info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let api_state = api::ApiState {
         client: client.clone(),
         generator: Arc::new(tokio::sync::RwLock::new(if config.shards.is_empty() {
@@ -84,6 +104,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             key.clone(),
             spec.model.clone(),
             config.shards.clone(),
+            p2p.clone(),
             api_state.generator.clone(),
             stop_rx.clone(),
         ))),

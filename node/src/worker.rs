@@ -11,6 +11,9 @@ use crate::api::{
     TextGenerator,
 };
 use crate::client::{hex_hash, Client};
+use crate::p2p::routing::plan_route;
+use crate::p2p::shard_wire::ShardServer;
+use crate::p2p::P2p;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_inference::decode::{decode, DecodeOptions};
@@ -21,6 +24,7 @@ use neuroshard_inference::shard::Shard;
 use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
 use neuroshard_inference::transport::InProcessTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
+use neuroshard_inference::PipelineClient;
 use neuroshard_primitives::{
     AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, SignedExtrinsic, UNIT,
 };
@@ -61,6 +65,10 @@ pub struct LocalWorker {
     model_id: String,
     key: Keypair,
     chain: Arc<Client>,
+    /// The network, for routing through other nodes' shards (`None`: local shards only).
+    p2p: Option<P2p>,
+    runtime: tokio::runtime::Handle,
+    num_layers: u16,
     /// One generation at a time: the machine's cores are better spent on one.
     busy: Mutex<()>,
 }
@@ -73,6 +81,8 @@ impl LocalWorker {
         shards: &[LayerRange],
         key: Keypair,
         chain: Arc<Client>,
+        p2p: Option<P2p>,
+        runtime: tokio::runtime::Handle,
     ) -> anyhow::Result<Self> {
         let source = ModelSource::Gguf(path.to_path_buf());
         let tokenizer = Tokenizer::from_gguf_file(path)?;
@@ -100,11 +110,33 @@ impl LocalWorker {
             model_id,
             key,
             chain,
+            p2p,
+            runtime,
+            num_layers: weights.config.num_layers as u16,
             busy: Mutex::new(()),
         })
     }
 
-    fn account(&self) -> AccountId {
+    /// This node's shards (for the network's shard server).
+    pub fn shards(&self) -> Vec<Arc<Shard>> {
+        self.transports.iter().map(|t| t.shard().clone()).collect()
+    }
+
+    /// A pipeline client for a new session: this node's shards plus, with networking,
+    /// the cheapest providers of the other layers (see `p2p::routing`).
+    fn pipeline(&self) -> anyhow::Result<PipelineClient> {
+        let session = rand::random();
+        match &self.p2p {
+            None => Ok(client_for(&self.transports, self.model_hash, session)?),
+            Some(p2p) => {
+                let candidates = p2p.directory.candidates(&self.transports, &self.runtime);
+                let hops = plan_route(self.num_layers, candidates)?;
+                Ok(PipelineClient::new(self.model_hash, session, hops)?)
+            }
+        }
+    }
+
+    pub fn account(&self) -> AccountId {
         self.key.public().into()
     }
 
@@ -153,18 +185,23 @@ impl LocalWorker {
     }
 
     /// Signs every shard's receipt for a finished session and submits them.
-    fn bill(
-        &self,
-        client: &neuroshard_inference::PipelineClient,
-        accepted: usize,
-    ) -> anyhow::Result<()> {
+    fn bill(&self, client: &PipelineClient, accepted: usize) -> anyhow::Result<()> {
         let params = self.chain.params()?;
         let next = self.chain.best_header().number + 1;
         let epoch = u32::try_from(next / params.system.epoch_length.max(1)).unwrap_or(u32::MAX);
         let receipts: Vec<Receipt> = client
             .receipts(&self.account(), epoch, accepted as u32)?
             .into_iter()
-            .map(|r| Receipt::sign(r.body, &self.key, &self.key))
+            .map(|r| match r.worker_signature {
+                // A remote worker signed its receipt (checked by the transport).
+                Some(worker_signature) => Receipt {
+                    client_signature: r.body.sign_as_client(&self.key),
+                    worker_signature,
+                    body: r.body,
+                },
+                // This node's own shard.
+                None => Receipt::sign(r.body, &self.key, &self.key),
+            })
             .collect();
         if receipts.is_empty() {
             return Ok(());
@@ -199,7 +236,7 @@ impl TextGenerator for LocalWorker {
         if prompt.is_empty() {
             bail!("the prompt is empty");
         }
-        let mut client = client_for(&self.transports, self.model_hash, rand::random())?;
+        let mut client = self.pipeline()?;
         let options = DecodeOptions {
             max_tokens: request.max_tokens as usize,
             temperature: f64::from(request.temperature),
@@ -304,6 +341,7 @@ pub async fn serve(
     key: Keypair,
     model: ModelDescriptor,
     shards: Vec<LayerRange>,
+    p2p: Option<P2p>,
     generator: SharedGenerator,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -311,7 +349,11 @@ pub async fn serve(
         let chain = chain.clone();
         let key = key.clone();
         let shards = shards.clone();
-        tokio::task::spawn_blocking(move || load_everything(&chain, key, &model, &shards))
+        let p2p = p2p.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            load_everything(&chain, key, &model, &shards, p2p, runtime)
+        })
     };
     let failure = match loading.await {
         Ok(Ok(loaded)) => Ok(loaded),
@@ -332,6 +374,17 @@ pub async fn serve(
     if let Err(e) = local.ensure_escrow() {
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }
+    if let Some(p2p) = &p2p {
+        let server = Arc::new(ShardServer::new(local.shards(), key.clone()));
+        p2p.serve_shards(server.clone());
+        tokio::spawn(p2p.directory.clone().announce_loop(
+            local.account(),
+            shards.clone(),
+            move || server.stats(),
+            shutdown.clone(),
+        ));
+        info!("serving shards to the network");
+    }
     *generator.write().await = GeneratorSlot::Ready(local);
     info!("model loaded: HTTP API generations enabled, miner started");
     crate::miner::run(chain, key, possession, shutdown).await;
@@ -342,6 +395,8 @@ fn load_everything(
     key: Keypair,
     model: &ModelDescriptor,
     shards: &[LayerRange],
+    p2p: Option<P2p>,
+    runtime: tokio::runtime::Handle,
 ) -> anyhow::Result<(Arc<crate::miner::ModelPossession>, Arc<LocalWorker>)> {
     let params = chain.params()?.ponw.model;
     anyhow::ensure!(
@@ -353,6 +408,14 @@ fn load_everything(
     let possession =
         crate::miner::ModelPossession::open(&path, params.chunk_size, &params.chunk_root)?;
     info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "loading shards");
-    let local = LocalWorker::load(&path, model.blake2_256, shards, key, chain.clone())?;
+    let local = LocalWorker::load(
+        &path,
+        model.blake2_256,
+        shards,
+        key,
+        chain.clone(),
+        p2p,
+        runtime,
+    )?;
     Ok((Arc::new(possession), Arc::new(local)))
 }

@@ -6,7 +6,6 @@ use crate::service::{self, NodeConfig};
 use anyhow::Context;
 use neuroshard_primitives::{crypto, LayerRange};
 use std::path::PathBuf;
-use tracing::warn;
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // Keep the temporary directory alive for the node's lifetime.
@@ -32,14 +31,29 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         rpc_port: args.rpc_port,
         api_port: args.api_port,
         shards: neuroshard_chain_spec::load("dev")?.model.shards,
+        // One authority serving every shard itself: no peers to talk to.
+        p2p: None,
     };
     service::run(config).await
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if args.listen.is_some() || !args.bootnodes.is_empty() {
-        warn!("--listen and --bootnodes are accepted but not used yet: networking arrives in a later issue");
-    }
+    let listen = args
+        .listen
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--listen {a:?} is not a multiaddr"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bootnodes = args
+        .bootnodes
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--bootnodes {a:?} is not a multiaddr"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let shards = match args.shards.as_deref() {
         Some(text) => LayerRange::parse_list(text).with_context(|| format!("--shards {text:?}"))?,
         None => Vec::new(),
@@ -58,6 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         rpc_port: args.rpc_port,
         api_port: args.api_port,
         shards,
+        p2p: Some(crate::p2p::P2pConfig { listen, bootnodes }),
     };
     service::run(config).await
 }

@@ -5,11 +5,13 @@ pub mod author;
 pub mod chain;
 pub mod error;
 pub mod neuroshard;
+pub mod shards;
 pub mod state;
 pub mod system;
 pub mod types;
 
 use crate::client::Client;
+use crate::p2p::P2p;
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use author::AuthorApiServer;
 use chain::ChainApiServer;
 use neuroshard::NeuroshardApiServer;
+use shards::ShardsApiServer;
 use state::StateApiServer;
 use system::SystemApiServer;
 
@@ -26,11 +29,12 @@ use system::SystemApiServer;
 const MAX_BODY_BYTES: u32 = 64 << 20;
 
 /// Every RPC method of the node.
-pub fn module(client: Arc<Client>) -> anyhow::Result<RpcModule<()>> {
+pub fn module(client: Arc<Client>, p2p: Option<P2p>) -> anyhow::Result<RpcModule<()>> {
     let mut module = RpcModule::new(());
     module.merge(
         system::System {
             client: client.clone(),
+            p2p: p2p.clone(),
         }
         .into_rpc(),
     )?;
@@ -52,6 +56,13 @@ pub fn module(client: Arc<Client>) -> anyhow::Result<RpcModule<()>> {
         }
         .into_rpc(),
     )?;
+    module.merge(
+        shards::Shards {
+            client: client.clone(),
+            p2p,
+        }
+        .into_rpc(),
+    )?;
     module.merge(neuroshard::Neuroshard { client }.into_rpc())?;
     let mut names: Vec<&str> = module.method_names().collect();
     names.sort_unstable();
@@ -65,7 +76,11 @@ pub fn module(client: Arc<Client>) -> anyhow::Result<RpcModule<()>> {
 
 /// Starts the server on `127.0.0.1:port` (0 picks a free port); returns the bound
 /// address and the handle that stops it.
-pub async fn start(client: Arc<Client>, port: u16) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+pub async fn start(
+    client: Arc<Client>,
+    p2p: Option<P2p>,
+    port: u16,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_BODY_BYTES)
         .max_response_body_size(MAX_BODY_BYTES)
@@ -76,6 +91,6 @@ pub async fn start(client: Arc<Client>, port: u16) -> anyhow::Result<(SocketAddr
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on 127.0.0.1:{port}: {e}"))?;
     let addr = server.local_addr()?;
-    let handle = server.start(module(client)?);
+    let handle = server.start(module(client, p2p)?);
     Ok((addr, handle))
 }

@@ -1,9 +1,12 @@
-//! `system_*`: who this node is and how it is doing, Substrate-style. Peers are always
-//! empty until networking lands; `system_accountNextIndex` counts pooled extrinsics so
-//! a wallet can submit several in a row.
+//! `system_*`: who this node is and how it is doing, Substrate-style. `system_peers` and
+//! `system_health` read the live libp2p view (empty for a node without networking, such
+//! as `dev`); `system_accountNextIndex` counts pooled extrinsics so a wallet can submit
+//! several in a row.
 
 use crate::client::Client;
-use crate::rpc::types::{parse_account, HealthJson};
+use crate::p2p::P2p;
+use crate::rpc::types::{parse_account, HealthJson, PeerJson};
+use jsonrpsee::core::async_trait;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use std::sync::Arc;
@@ -23,10 +26,10 @@ pub trait SystemApi {
     fn system_chain(&self) -> RpcResult<String>;
 
     #[method(name = "system_health")]
-    fn system_health(&self) -> RpcResult<HealthJson>;
+    async fn system_health(&self) -> RpcResult<HealthJson>;
 
     #[method(name = "system_peers")]
-    fn system_peers(&self) -> RpcResult<Vec<serde_json::Value>>;
+    async fn system_peers(&self) -> RpcResult<Vec<PeerJson>>;
 
     #[method(name = "system_accountNextIndex")]
     fn system_account_next_index(&self, account: String) -> RpcResult<u64>;
@@ -34,8 +37,31 @@ pub trait SystemApi {
 
 pub struct System {
     pub client: Arc<Client>,
+    pub p2p: Option<P2p>,
 }
 
+impl System {
+    async fn peers(&self) -> Vec<PeerJson> {
+        let Some(p2p) = &self.p2p else {
+            return Vec::new();
+        };
+        p2p.network
+            .peers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| PeerJson {
+                peer_id: p.peer.to_string(),
+                addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
+                agent: p.agent,
+                rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                score: p.score,
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
 impl SystemApiServer for System {
     fn system_name(&self) -> RpcResult<String> {
         Ok(NODE_NAME.to_string())
@@ -49,16 +75,16 @@ impl SystemApiServer for System {
         Ok(self.client.chain_name().to_string())
     }
 
-    fn system_health(&self) -> RpcResult<HealthJson> {
+    async fn system_health(&self) -> RpcResult<HealthJson> {
         Ok(HealthJson {
-            peers: 0,
+            peers: self.peers().await.len() as u64,
             is_syncing: false,
-            should_have_peers: false,
+            should_have_peers: self.p2p.is_some(),
         })
     }
 
-    fn system_peers(&self) -> RpcResult<Vec<serde_json::Value>> {
-        Ok(Vec::new())
+    async fn system_peers(&self) -> RpcResult<Vec<PeerJson>> {
+        Ok(self.peers().await)
     }
 
     fn system_account_next_index(&self, account: String) -> RpcResult<u64> {

@@ -134,6 +134,46 @@ pub struct HealthJson {
     pub should_have_peers: bool,
 }
 
+/// One connected peer in `system_peers`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerJson {
+    pub peer_id: String,
+    pub addresses: Vec<String>,
+    pub agent: Option<String>,
+    /// Last ping round-trip time.
+    pub rtt_ms: Option<f64>,
+    /// Misbehaviour score (0 is clean; banned at -100).
+    pub score: i32,
+}
+
+/// One shard provider in `neuroshard_shards`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardProviderJson {
+    pub peer_id: String,
+    /// SS58 address of the account that signs its receipts.
+    pub account: String,
+    /// Layer ranges, e.g. "0-10".
+    pub shards: Vec<String>,
+    pub active_sessions: u32,
+    /// Recent throughput, tokens per second.
+    pub tokens_per_second: f64,
+    pub rtt_ms: Option<f64>,
+    /// True for this node itself.
+    pub local: bool,
+}
+
+/// `neuroshard_shards`' answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardsJson {
+    /// Model hash (0x hex).
+    pub model: String,
+    pub num_layers: u16,
+    pub providers: Vec<ShardProviderJson>,
+}
+
 /// One key's entry in `state_getReadProof`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyProofJson {

@@ -1,0 +1,173 @@
+//! Blocks over the network: gossip of newly authored blocks, and the `/neuroshard/sync/1`
+//! protocol by which a node that is behind (started late, missed gossip, restarted) asks a
+//! peer for the canonical blocks after its head and imports them one by one. Every block is
+//! fully executed and checked by the runtime before it is stored (seal, author, roots),
+//! so a peer can slow us down but never make us accept a wrong block; peers that send
+//! undecodable or invalid blocks are penalised.
+
+use crate::client::{unix_millis, Client, ClientError};
+use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol, Verdict};
+use neuroshard_primitives::{Block, BlockNumber};
+use neuroshard_runtime::BlockError;
+use parity_scale_codec::{Decode, Encode};
+use std::sync::Arc;
+use tracing::{debug, info, warn};
+
+/// Most blocks in one sync response.
+pub const MAX_BLOCKS_PER_RESPONSE: u32 = 64;
+
+/// A request for canonical blocks `from..from + max`.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct SyncRequest {
+    pub from: BlockNumber,
+    pub max: u32,
+}
+
+/// The blocks a peer has, in order (fewer than asked, or none, when it has no more).
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct SyncResponse {
+    pub blocks: Vec<Block>,
+}
+
+/// What became of a block offered by a peer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// Imported as the new head.
+    Imported,
+    /// Already known or not on our head (a fork or stale): nothing to do.
+    Ignored,
+    /// Ahead of our head: we are missing its ancestors and should sync.
+    Ahead,
+    /// Invalid: the peer is to blame.
+    Invalid,
+}
+
+/// Checks and imports one block offered by a peer (gossip or sync). Runs on a blocking
+/// thread (import executes the block).
+pub fn offer_block(client: &Client, block: &Block) -> Offered {
+    let head = client.best_header();
+    let hash = block.hash();
+    if matches!(client.header(&hash), Ok(Some(_))) {
+        return Offered::Ignored;
+    }
+    if block.header.number > head.number + 1 {
+        return Offered::Ahead;
+    }
+    if block.header.parent_hash != head.hash() {
+        // A sibling of our head or an old fork: without fork choice we keep our chain.
+        return Offered::Ignored;
+    }
+    // A block for a slot that has not started yet cannot be honest.
+    let slot_ms = client
+        .params()
+        .map(|p| p.system.slot_duration_ms.max(1))
+        .unwrap_or(1);
+    if block.header.slot > unix_millis() / slot_ms + 1 {
+        return Offered::Invalid;
+    }
+    match client.import_block(block) {
+        Ok(()) => Offered::Imported,
+        Err(ClientError::Block(BlockError::WrongParent { .. })) => Offered::Ignored,
+        Err(ClientError::Block(e)) => {
+            warn!(number = block.header.number, error = %e, "invalid block from the network");
+            Offered::Invalid
+        }
+        Err(e) => {
+            warn!(number = block.header.number, error = %e, "cannot import block");
+            Offered::Ignored
+        }
+    }
+}
+
+/// Handles a gossiped block; returns whether we should sync from the sender.
+pub async fn on_gossip_block(client: &Arc<Client>, data: Vec<u8>) -> (Verdict, bool) {
+    let Ok(block) = Block::decode(&mut &data[..]) else {
+        return (Verdict::Reject, false);
+    };
+    let c = client.clone();
+    let offered = tokio::task::spawn_blocking(move || offer_block(&c, &block))
+        .await
+        .unwrap_or(Offered::Ignored);
+    match offered {
+        Offered::Imported => (Verdict::Accept, false),
+        Offered::Ignored => (Verdict::Ignore, false),
+        Offered::Ahead => (Verdict::Ignore, true),
+        Offered::Invalid => (Verdict::Reject, false),
+    }
+}
+
+/// Answers a sync request from the canonical chain.
+pub fn answer(client: &Client, data: &[u8]) -> Option<Vec<u8>> {
+    let req = SyncRequest::decode(&mut &data[..]).ok()?;
+    let head = client.best_header().number;
+    let max = req.max.min(MAX_BLOCKS_PER_RESPONSE);
+    let mut blocks = Vec::new();
+    let mut bytes = 0usize;
+    let limit = Protocol::Sync.max_response() / 2;
+    for number in req.from..=head.min(req.from.saturating_add(u64::from(max)).saturating_sub(1)) {
+        let Ok(Some(hash)) = client.block_hash(number) else {
+            break;
+        };
+        let Ok(Some(block)) = client.block(&hash) else {
+            break;
+        };
+        bytes += block.encoded_size();
+        if bytes > limit && !blocks.is_empty() {
+            break;
+        }
+        blocks.push(block);
+    }
+    Some(SyncResponse { blocks }.encode())
+}
+
+/// Pulls blocks after our head from `peer` until it has no more or one fails.
+pub async fn sync_from(client: &Arc<Client>, network: &NetworkHandle, peer: PeerId) {
+    let mut imported = 0u64;
+    loop {
+        let from = client.best_header().number + 1;
+        let req = SyncRequest {
+            from,
+            max: MAX_BLOCKS_PER_RESPONSE,
+        };
+        let data = match network.request(peer, Protocol::Sync, req.encode()).await {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(%peer, error = %e, "sync request failed");
+                break;
+            }
+        };
+        let Ok(resp) = SyncResponse::decode(&mut &data[..]) else {
+            network.penalise(peer, Offence::Malformed);
+            break;
+        };
+        if resp.blocks.is_empty() {
+            break;
+        }
+        let c = client.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            let mut imported = 0u64;
+            for block in &resp.blocks {
+                match offer_block(&c, block) {
+                    Offered::Imported => imported += 1,
+                    Offered::Invalid => return (imported, true, false),
+                    Offered::Ahead | Offered::Ignored => return (imported, false, false),
+                }
+            }
+            (imported, false, true)
+        })
+        .await;
+        let Ok((n, invalid, go_on)) = results else {
+            break;
+        };
+        imported += n;
+        if invalid {
+            network.penalise(peer, Offence::InvalidGossip);
+        }
+        if !go_on {
+            break;
+        }
+    }
+    if imported > 0 {
+        info!(%peer, imported, head = client.best_header().number, "synced blocks from peer");
+    }
+}

@@ -1,0 +1,248 @@
+//! The node on the network: starts the libp2p service (`neuroshard-network`) with the
+//! node's persistent network key, and glues it to the chain and the shard worker:
+//! - gossip: transactions submitted here are published, transactions and blocks from
+//!   peers are checked by the client before gossipsub forwards them ([`chain_sync`]);
+//! - requests: shard calls are answered by this node's shards ([`shard_wire`]), sync
+//!   requests from the canonical chain;
+//! - discovery: while it serves shards the node keeps its signed provider record in the
+//!   DHT fresh, and a [`ShardDirectory`] keeps the latest view of everybody's, for
+//!   routing ([`routing`]) and the `neuroshard_shards` RPC.
+
+pub mod chain_sync;
+pub mod directory;
+pub mod routing;
+pub mod shard_wire;
+
+use crate::client::Client;
+use anyhow::Context;
+pub use directory::ShardDirectory;
+use neuroshard_network::{
+    NetworkConfig, NetworkEvent, NetworkHandle, NetworkKeypair, PeerId, Protocol, Topic, Verdict,
+};
+use neuroshard_primitives::{Hash, SignedExtrinsic};
+use neuroshard_runtime::TransactionError;
+use parity_scale_codec::{Decode, Encode};
+use parking_lot::RwLock;
+use shard_wire::ShardServer;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+/// Network settings from the command line.
+#[derive(Clone, Debug)]
+pub struct P2pConfig {
+    pub listen: Vec<neuroshard_network::Multiaddr>,
+    pub bootnodes: Vec<neuroshard_network::Multiaddr>,
+}
+
+/// The running network glue, shared by the worker, the RPC and the API.
+#[derive(Clone)]
+pub struct P2p {
+    pub network: NetworkHandle,
+    pub directory: Arc<ShardDirectory>,
+    /// This node's shards, answering peers' calls once the model is loaded.
+    shard_server: Arc<RwLock<Option<Arc<ShardServer>>>>,
+}
+
+impl P2p {
+    /// Lets peers use this node's shards.
+    pub fn serve_shards(&self, server: Arc<ShardServer>) {
+        *self.shard_server.write() = Some(server);
+    }
+}
+
+/// Loads the node's ed25519 network key from `dir/secret_ed25519`, creating it on first
+/// start so the peer id stays the same across restarts.
+pub fn load_or_create_key(dir: &Path) -> anyhow::Result<NetworkKeypair> {
+    let path = dir.join("secret_ed25519");
+    if let Ok(bytes) = std::fs::read(&path) {
+        let mut secret: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
+        return NetworkKeypair::ed25519_from_bytes(&mut secret)
+            .with_context(|| format!("{} is not an ed25519 secret", path.display()));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut secret: [u8; 32] = rand::random();
+    let key = NetworkKeypair::ed25519_from_bytes(secret)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, secret).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)?;
+    secret.fill(0);
+    Ok(key)
+}
+
+/// Starts the network and the tasks that glue it to `client`.
+pub async fn start(
+    config: P2pConfig,
+    base_path: &Path,
+    client: Arc<Client>,
+    model: Hash,
+    num_layers: u16,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<P2p> {
+    let keypair = load_or_create_key(&base_path.join("network"))?;
+    let (network, events) = neuroshard_network::start(NetworkConfig {
+        keypair,
+        listen: config.listen,
+        bootnodes: config.bootnodes,
+        genesis: client.genesis_hash(),
+        behaviour: Default::default(),
+    })
+    .await?;
+    info!(peer_id = %network.local_peer_id(), "p2p network started");
+    let p2p = P2p {
+        directory: Arc::new(ShardDirectory::new(network.clone(), model, num_layers)),
+        network,
+        shard_server: Arc::new(RwLock::new(None)),
+    };
+    tokio::spawn(dispatch(p2p.clone(), client.clone(), events));
+    tokio::spawn(publish_local(
+        p2p.network.clone(),
+        client.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(periodic_sync(p2p.network.clone(), client, shutdown.clone()));
+    tokio::spawn(p2p.directory.clone().refresh_loop(shutdown));
+    Ok(p2p)
+}
+
+/// Routes network events to the chain and the shard server.
+async fn dispatch(p2p: P2p, client: Arc<Client>, mut events: mpsc::Receiver<NetworkEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetworkEvent::Gossip {
+                topic,
+                source,
+                id,
+                data,
+            } => {
+                let (verdict, sync) = match topic {
+                    Topic::Transactions => (on_gossip_tx(&client, &data), false),
+                    Topic::Blocks => chain_sync::on_gossip_block(&client, data).await,
+                    // Receipts travel inside transactions; votes arrive with finality.
+                    Topic::Receipts | Topic::Votes => (Verdict::Ignore, false),
+                };
+                p2p.network.validate(id, source, verdict);
+                if sync {
+                    let (client, network) = (client.clone(), p2p.network.clone());
+                    tokio::spawn(
+                        async move { chain_sync::sync_from(&client, &network, source).await },
+                    );
+                }
+            }
+            NetworkEvent::Request {
+                protocol,
+                peer,
+                data,
+                reply,
+            } => {
+                let (p2p, client) = (p2p.clone(), client.clone());
+                tokio::spawn(async move {
+                    let answer = match protocol {
+                        Protocol::Sync => chain_sync::answer(&client, &data),
+                        Protocol::Activations => answer_shard_call(&p2p, data).await,
+                    };
+                    match answer {
+                        Some(bytes) => p2p.network.respond(reply, bytes),
+                        None => {
+                            debug!(%peer, ?protocol, "undecodable request");
+                            p2p.network
+                                .penalise(peer, neuroshard_network::Offence::Malformed);
+                        }
+                    }
+                });
+            }
+            NetworkEvent::PeerConnected(peer) => {
+                let (client, network) = (client.clone(), p2p.network.clone());
+                tokio::spawn(async move { chain_sync::sync_from(&client, &network, peer).await });
+            }
+            NetworkEvent::PeerDisconnected(_) => {}
+        }
+    }
+}
+
+fn on_gossip_tx(client: &Client, data: &[u8]) -> Verdict {
+    let Ok(xt) = SignedExtrinsic::decode(&mut &data[..]) else {
+        return Verdict::Reject;
+    };
+    match client.submit_from_network(xt) {
+        Ok(_) => Verdict::Accept,
+        // Duplicates, stale nonces and full pools are not the sender's fault; a bad
+        // signature or an undecodable call is.
+        Err(crate::client::SubmitError::Invalid(
+            TransactionError::BadSignature | TransactionError::TooLarge { .. },
+        )) => Verdict::Reject,
+        Err(_) => Verdict::Ignore,
+    }
+}
+
+async fn answer_shard_call(p2p: &P2p, data: Vec<u8>) -> Option<Vec<u8>> {
+    let server = p2p.shard_server.read().clone();
+    let Some(server) = server else {
+        return Some(
+            shard_wire::ShardReply::Error("this node serves no shards (yet)".into()).encode(),
+        );
+    };
+    tokio::task::spawn_blocking(move || server.handle(&data).ok().map(|r| r.encode()))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Publishes what this node submits and authors.
+async fn publish_local(
+    network: NetworkHandle,
+    client: Arc<Client>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut txs = client.subscribe_local_extrinsics();
+    let mut heads = client.subscribe_new_heads();
+    loop {
+        tokio::select! {
+            tx = txs.recv() => match tx {
+                Ok(xt) => network.publish(Topic::Transactions, xt.encode()),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => warn!(n, "gossip of local transactions lagged"),
+                Err(_) => return,
+            },
+            head = heads.recv() => match head {
+                Ok(header) => {
+                    // Gossip every new head: ours reach the network, imported ones are
+                    // deduplicated by content (message ids are content hashes).
+                    if let Ok(Some(block)) = client.block(&header.hash()) {
+                        network.publish(Topic::Blocks, block.encode());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Every few seconds asks a random connected peer for blocks after our head, so a node
+/// that missed gossip (or started late) catches up even when no new block arrives.
+async fn periodic_sync(
+    network: NetworkHandle,
+    client: Arc<Client>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Ok(peers) = network.peers().await else {
+            return;
+        };
+        if peers.is_empty() {
+            continue;
+        }
+        let peer: PeerId = peers[rand::random::<usize>() % peers.len()].peer;
+        chain_sync::sync_from(&client, &network, peer).await;
+    }
+}
