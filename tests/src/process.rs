@@ -164,6 +164,14 @@ impl NodeProcess {
         Self::start(&args, &base.join(log_name))
     }
 
+    /// The node's first libp2p listen address with its /p2p/ peer id (from the log).
+    pub fn p2p_addr(&self) -> Option<String> {
+        self.log_text().lines().find_map(|l| {
+            let rest = l.split("p2p listening address=").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -250,7 +250,9 @@ impl ShardServer {
     fn record_forward(&self, session: SessionId, positions: u32) {
         let mut stats = self.stats.lock();
         let now = Instant::now();
-        stats.sessions.insert(session, now);
+        if stats.sessions.insert(session, now).is_none() {
+            tracing::info!(session = %hex::encode(&session[..4]), "serving a new session for a peer");
+        }
         stats.recent.push_back((now, positions));
         if stats.recent.len() > 100_000 {
             stats.recent.pop_front();

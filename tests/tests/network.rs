@@ -1,0 +1,247 @@
+//! Separate node processes forming a network on loopback, each knowing only one bootnode:
+//! the shard providers find each other through the DHT, a generation on one node runs
+//! through shards in three processes and gives the same greedy text as single-process
+//! inference, it survives the kill of the process serving its middle shard (a second
+//! provider takes over, the session is replayed), and a node started hundreds of blocks
+//! late syncs to the head and reaches the same state root.
+
+use neuroshard_tests::http::request;
+use neuroshard_tests::spec::write_fast_dev_spec;
+use neuroshard_tests::{neuroshard_bin, wait_for, NodeProcess};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
+const PROMPT: &str = "The capital of France is";
+
+fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
+    let base = dir.join(name);
+    let mut args = vec![
+        "run",
+        "--chain",
+        spec.to_str().unwrap(),
+        "--base-path",
+        base.to_str().unwrap(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ];
+    args.extend_from_slice(extra);
+    std::fs::create_dir_all(&base).unwrap();
+    NodeProcess::start(&args, &dir.join(format!("{name}.log"))).unwrap()
+}
+
+fn bootnode_of(node: &NodeProcess) -> String {
+    wait_for(
+        "the bootnode's p2p address",
+        Duration::from_secs(30),
+        || Ok(node.p2p_addr()),
+    )
+    .unwrap()
+}
+
+/// Single-process greedy text of the real model for `PROMPT` (the oracle).
+fn single_process_text(max_tokens: usize) -> String {
+    let out = Command::new(neuroshard_bin())
+        .args(["generate", "--raw", "--draft", "none", "--prompt", PROMPT])
+        .args(["--max-tokens", &max_tokens.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
+}
+
+fn complete(api_port: u16, max_tokens: usize) -> anyhow::Result<String> {
+    let body = json!({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0});
+    let r = request(api_port, "POST", "/v1/completions", Some(&body.to_string()))?;
+    anyhow::ensure!(
+        r.status == 200,
+        "completion failed: {} {}",
+        r.status,
+        r.body
+    );
+    let v: Value = serde_json::from_str(&r.body)?;
+    Ok(v["choices"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+fn providers(node: &NodeProcess) -> Vec<(String, String)> {
+    let Ok(v) = node.rpc().call("neuroshard_shards", json!([])) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, String)> = v["providers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .flat_map(|p| {
+                    let peer = p["peerId"].as_str().unwrap_or_default().to_string();
+                    p["shards"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |s| (s.as_str().unwrap_or_default().to_string(), peer.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn shards_across_processes_discovery_generation_and_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 1000, 10).unwrap();
+    let a = start(
+        &spec,
+        dir.path(),
+        "a",
+        &["--key", "//Alice", "--validator", "--shards", "0-10"],
+    );
+    let boot = bootnode_of(&a);
+    let b = start(
+        &spec,
+        dir.path(),
+        "b",
+        &["--key", "//Bob", "--shards", "10-20", "--bootnodes", &boot],
+    );
+    let c = start(
+        &spec,
+        dir.path(),
+        "c",
+        &[
+            "--key",
+            "//Charlie",
+            "--shards",
+            "20-30",
+            "--bootnodes",
+            &boot,
+        ],
+    );
+    let d = start(
+        &spec,
+        dir.path(),
+        "d",
+        &["--key", "//Dave", "--shards", "10-20", "--bootnodes", &boot],
+    );
+    let nodes = [&a, &b, &c, &d];
+
+    // Every node sees all four providers through the DHT (after the model is loaded,
+    // which is when a node starts announcing).
+    for node in nodes {
+        wait_for("the model to load", MODEL_TIMEOUT, || {
+            Ok(node
+                .log_text()
+                .contains("serving shards to the network")
+                .then_some(()))
+        })
+        .unwrap();
+    }
+    for node in nodes {
+        let seen = wait_for(
+            "every provider in the DHT view",
+            Duration::from_secs(30),
+            || {
+                let p = providers(node);
+                Ok((p.len() == 4).then_some(p))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+        let ranges: Vec<&str> = seen.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(ranges, ["0-10", "10-20", "10-20", "20-30"]);
+    }
+
+    // A greedy generation on A crosses three processes and matches single-process.
+    let expected = single_process_text(24);
+    let text = complete(a.api_port(), 24).unwrap();
+    assert_eq!(text, expected);
+    assert!(
+        b.log_text().contains("serving a new session")
+            || d.log_text().contains("serving a new session"),
+        "no 10-20 provider served the session"
+    );
+    assert!(c.log_text().contains("serving a new session"));
+
+    // Kill whichever 10-20 provider serves the next generation, mid-generation.
+    let expected = single_process_text(96);
+    let before = |n: &NodeProcess| n.log_text().matches("serving a new session").count();
+    let (b_before, d_before) = (before(&b), before(&d));
+    let api = a.api_port();
+    let generation = std::thread::spawn(move || complete(api, 96));
+    let victim = wait_for(
+        "a 10-20 provider to take the session",
+        Duration::from_secs(60),
+        || {
+            Ok(if before(&b) > b_before {
+                Some("b")
+            } else if before(&d) > d_before {
+                Some("d")
+            } else {
+                None
+            })
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let survivor = if victim == "b" {
+        b.kill9();
+        d
+    } else {
+        d.kill9();
+        b
+    };
+    let text = generation.join().unwrap().unwrap();
+    assert_eq!(text, expected, "output changed by the failover");
+    assert!(
+        a.log_text().contains("failing over"),
+        "the generation did not fail over (was it over before the kill?)"
+    );
+    assert!(survivor.log_text().matches("serving a new session").count() >= 1);
+    drop(c);
+}
+
+#[test]
+fn a_late_node_syncs_hundreds_of_blocks_and_reaches_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 100, 50).unwrap();
+    let a = start(&spec, dir.path(), "a", &["--key", "//Alice", "--validator"]);
+    let boot = bootnode_of(&a);
+    wait_for("200 blocks", Duration::from_secs(120), || {
+        Ok((a.rpc().best_number()? >= 200).then_some(()))
+    })
+    .unwrap();
+    let late = start(&spec, dir.path(), "late", &["--bootnodes", &boot]);
+    let target = a.rpc().best_number().unwrap();
+    wait_for(
+        "the late node to reach the head",
+        Duration::from_secs(120),
+        || Ok((late.rpc().best_number()? >= target).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", late.log_text()));
+    let header_at = |n: &NodeProcess| -> Value {
+        let hash = n.rpc().call("chain_getBlockHash", json!([target])).unwrap();
+        n.rpc().call("chain_getHeader", json!([hash])).unwrap()
+    };
+    let (ours, theirs) = (header_at(&late), header_at(&a));
+    assert_eq!(ours, theirs);
+    assert!(late.log_text().contains("synced blocks from peer"));
+    // It keeps following the head through gossip.
+    let later = a.rpc().best_number().unwrap() + 5;
+    wait_for(
+        "the late node to follow new blocks",
+        Duration::from_secs(60),
+        || Ok((late.rpc().best_number()? >= later).then_some(())),
+    )
+    .unwrap();
+}
