@@ -59,6 +59,11 @@ pub enum ClientError {
     Runtime(#[from] DispatchError),
     #[error("block rejected: {0}")]
     Block(#[from] BlockError),
+    #[error("cannot revert to block #{target}: block #{finalized} is final")]
+    RevertFinalized {
+        target: BlockNumber,
+        finalized: BlockNumber,
+    },
     #[error("state of block #{number} is {depth} blocks behind the head; only the last {MAX_STATE_DEPTH} are kept")]
     StateTooOld { number: BlockNumber, depth: u64 },
 }
@@ -405,6 +410,75 @@ impl Client {
             "imported block"
         );
         Ok(())
+    }
+
+    /// Reverts the best chain to its ancestor `target` (fork choice switching to a longer
+    /// branch). Refuses to revert the finalized block or anything below it.
+    pub fn revert_to(&self, target: &Hash) -> Result<(), ClientError> {
+        let _write = self.write_lock.lock();
+        let (head, finalized) = {
+            let tip = self.tip.read();
+            (tip.head.clone(), tip.finalized.clone())
+        };
+        let target_header = self
+            .store
+            .block(target)?
+            .ok_or(ClientError::MissingBlock(*target))?
+            .header;
+        if target_header.number < finalized.number
+            || self.store.canonical_hash(target_header.number)? != Some(*target)
+        {
+            return Err(ClientError::RevertFinalized {
+                target: target_header.number,
+                finalized: finalized.number,
+            });
+        }
+        let head_block = self
+            .store
+            .block(&head.hash())?
+            .ok_or(ClientError::MissingBlock(head.hash()))?;
+        let applied = self.store.revert_to(target, &head_block)?;
+        let mut tip = self.tip.write();
+        for changes in &applied {
+            tip.state.apply(changes);
+        }
+        tip.head = target_header;
+        warn!(
+            from = head.number,
+            to = tip.head.number,
+            "reverted the best chain to switch to a longer fork"
+        );
+        Ok(())
+    }
+
+    /// Marks the canonical block `hash` (and so its ancestors) final, storing
+    /// `justification`; finality never moves backwards.
+    pub fn finalize(&self, hash: &Hash, justification: &[u8]) -> Result<bool, ClientError> {
+        let _write = self.write_lock.lock();
+        let header = self
+            .store
+            .block(hash)?
+            .ok_or(ClientError::MissingBlock(*hash))?
+            .header;
+        if header.number <= self.tip.read().finalized.number
+            || self.store.canonical_hash(header.number)? != Some(*hash)
+        {
+            return Ok(false);
+        }
+        self.store.finalize(hash, justification)?;
+        self.tip.write().finalized = header.clone();
+        let _ = self.finalized_heads.send(header);
+        Ok(true)
+    }
+
+    /// The justification of a finalized block, if it was finalized by votes.
+    pub fn justification(&self, hash: &Hash) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(self.store.justification(hash)?)
+    }
+
+    /// Whether blocks are final as soon as they are the head (single-authority chains).
+    pub fn instant_finality(&self) -> bool {
+        self.config.instant_finality
     }
 
     /// Persists the block (one store transaction), then moves the in-memory head, prunes

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod finality;
 pub mod light;
 pub mod miner;
 pub mod p2p;

@@ -53,13 +53,16 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let path = db_path(&config.base_path, &chain.id);
     info!(chain = %chain.name, db = %path.display(), "opening chain database");
     let store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    // Finality: until the vote-based finality gadget lands with networking, a node's
-    // own best chain is final (single-authority chains finalise instantly).
+    // A single authority finalizes its own blocks; with several, validators vote.
+    let validators = {
+        let (state, _) = neuroshard_runtime::Runtime::build_genesis(&chain.genesis)?;
+        neuroshard_runtime::Runtime::validators(&state)?.len()
+    };
     let client = Client::open(
         store,
         &chain,
         ClientConfig {
-            instant_finality: true,
+            instant_finality: validators <= 1,
             ..ClientConfig::default()
         },
     )?;
@@ -77,6 +80,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                     client.clone(),
                     model.hash,
                     model.num_layers,
+                    config.key.clone().filter(|_| config.validator),
                     stop_rx.clone(),
                 )
                 .await?,

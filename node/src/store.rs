@@ -24,6 +24,8 @@ const EVENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("events")
 const UNDO: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("undo");
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Finality justifications (SCALE bytes the store does not interpret) by block hash.
+const JUSTIFICATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("justifications");
 
 const META_GENESIS: &str = "genesis";
 const META_HEAD: &str = "head";
@@ -90,6 +92,7 @@ impl Store {
             txn.open_table(CANONICAL).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(UNDO).map_err(db_err)?;
+            txn.open_table(JUSTIFICATIONS).map_err(db_err)?;
             txn.open_table(STATE).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
         }
@@ -203,6 +206,97 @@ impl Store {
         }
         txn.commit().map_err(db_err)?;
         Ok(())
+    }
+
+    /// Reverts the canonical chain from the head back to its ancestor `target`, in one
+    /// transaction: the undo records restore the state, the reverted blocks leave the
+    /// canonical index and the store, and the head pointer moves to `target`. Returns the
+    /// state changes that were applied, in order, for the caller's in-memory state.
+    pub fn revert_to(&self, target: &Hash, head: &Block) -> Result<Vec<StateChanges>, StoreError> {
+        let target_number = self
+            .block(target)?
+            .ok_or_else(|| StoreError::Inconsistent("revert target is not stored".into()))?
+            .header
+            .number;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut applied = Vec::new();
+        {
+            let mut state = txn.open_table(STATE).map_err(db_err)?;
+            let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+            let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+            let mut events = txn.open_table(EVENTS).map_err(db_err)?;
+            let mut undos = txn.open_table(UNDO).map_err(db_err)?;
+            let mut hash = head.hash();
+            let mut number = head.header.number;
+            let mut parent = head.header.parent_hash;
+            while number > target_number {
+                let undo = undos
+                    .remove(hash_key(&hash))
+                    .map_err(db_err)?
+                    .map(|v| Undo::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("undo")))
+                    .transpose()?
+                    .ok_or(StoreError::Corrupt("missing undo record"))?;
+                let mut changes = StateChanges::new();
+                for (key, old) in undo.into_iter().rev() {
+                    match &old {
+                        Some(v) => state.insert(key.as_slice(), v.as_slice()),
+                        None => state.remove(key.as_slice()),
+                    }
+                    .map_err(db_err)?;
+                    changes.insert(key, old);
+                }
+                applied.push(changes);
+                canonical.remove(number).map_err(db_err)?;
+                events.remove(hash_key(&hash)).map_err(db_err)?;
+                blocks.remove(hash_key(&hash)).map_err(db_err)?;
+                hash = parent;
+                number -= 1;
+                if number > target_number {
+                    let block = blocks
+                        .get(hash_key(&hash))
+                        .map_err(db_err)?
+                        .map(|v| {
+                            Block::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("block"))
+                        })
+                        .transpose()?
+                        .ok_or(StoreError::Corrupt("missing ancestor block"))?;
+                    parent = block.header.parent_hash;
+                }
+            }
+            if hash != *target {
+                return Err(StoreError::Inconsistent(
+                    "revert target is not an ancestor of the head".into(),
+                ));
+            }
+            txn.open_table(META)
+                .map_err(db_err)?
+                .insert(META_HEAD, target.as_bytes())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(applied)
+    }
+
+    /// Moves the finalized pointer to `hash` and stores its justification.
+    pub fn finalize(&self, hash: &Hash, justification: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(JUSTIFICATIONS)
+                .map_err(db_err)?
+                .insert(hash_key(hash), justification)
+                .map_err(db_err)?;
+            txn.open_table(META)
+                .map_err(db_err)?
+                .insert(META_FINALIZED, hash.as_bytes())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The justification stored for the finalized block `hash`, if any.
+    pub fn justification(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_by_hash(JUSTIFICATIONS, hash)
     }
 
     /// Every state pair, in key order.

@@ -11,10 +11,21 @@ pub fn write_fast_dev_spec(
     slot_duration_ms: u64,
     epoch_length: u64,
 ) -> anyhow::Result<PathBuf> {
-    let text = neuroshard_chain_spec::builtin_json("dev").context("built-in dev spec")?;
+    write_fast_spec(dir, "dev", slot_duration_ms, epoch_length)
+}
+
+/// Like [`write_fast_dev_spec`] for any built-in spec (`"dev"` or `"local"`, the
+/// four-validator chain).
+pub fn write_fast_spec(
+    dir: &Path,
+    builtin: &str,
+    slot_duration_ms: u64,
+    epoch_length: u64,
+) -> anyhow::Result<PathBuf> {
+    let text = neuroshard_chain_spec::builtin_json(builtin).context("built-in spec")?;
     let mut spec: serde_json::Value = serde_json::from_str(text)?;
-    spec["id"] = "test".into();
-    spec["name"] = "NeuroShard Test".into();
+    spec["id"] = format!("test-{builtin}").into();
+    spec["name"] = format!("NeuroShard Test ({builtin})").into();
     let system = &mut spec["genesis"]["params"]["system"];
     system["slot_duration_ms"] = slot_duration_ms.into();
     system["epoch_length"] = epoch_length.into();

@@ -1,6 +1,9 @@
 //! Blocks over the network: gossip of newly authored blocks, and the `/neuroshard/sync/1`
 //! protocol by which a node that is behind (started late, missed gossip, restarted) asks a
-//! peer for the canonical blocks after its head and imports them one by one. Every block is
+//! peer for the canonical blocks after its head and imports them one by one. Fork choice:
+//! the longest chain on top of the last finalized block; when a peer's chain does not
+//! attach to our head and is longer, we find where the two branches part (above the
+//! finalized block), revert ours to that point and import the peer's branch. Every block is
 //! fully executed and checked by the runtime before it is stored (seal, author, roots),
 //! so a peer can slow us down but never make us accept a wrong block; peers that send
 //! undecodable or invalid blocks are penalised.
@@ -54,8 +57,13 @@ pub fn offer_block(client: &Client, block: &Block) -> Offered {
         return Offered::Ahead;
     }
     if block.header.parent_hash != head.hash() {
-        // A sibling of our head or an old fork: without fork choice we keep our chain.
-        return Offered::Ignored;
+        // On another branch: longer than ours means sync (and maybe switch, see
+        // `sync_from`); as long or shorter, we keep ours (first seen wins ties).
+        return if block.header.number > head.number {
+            Offered::Ahead
+        } else {
+            Offered::Ignored
+        };
     }
     // A block for a slot that has not started yet cannot be honest.
     let slot_ms = client
@@ -143,6 +151,13 @@ pub async fn sync_from(client: &Arc<Client>, network: &NetworkHandle, peer: Peer
         if resp.blocks.is_empty() {
             break;
         }
+        let attaches = resp.blocks[0].header.parent_hash == client.best_header().hash();
+        if !attaches {
+            if switch_to_longer_fork(client, network, peer).await {
+                continue;
+            }
+            break;
+        }
         let c = client.clone();
         let results = tokio::task::spawn_blocking(move || {
             let mut imported = 0u64;
@@ -170,4 +185,89 @@ pub async fn sync_from(client: &Arc<Client>, network: &NetworkHandle, peer: Peer
     if imported > 0 {
         info!(%peer, imported, head = client.best_header().number, "synced blocks from peer");
     }
+}
+
+/// Most blocks fetched to compare a peer's branch with ours.
+pub const MAX_REORG_BLOCKS: usize = 1024;
+
+async fn fetch(network: &NetworkHandle, peer: PeerId, from: BlockNumber) -> Option<Vec<Block>> {
+    let req = SyncRequest {
+        from,
+        max: MAX_BLOCKS_PER_RESPONSE,
+    };
+    let data = network
+        .request(peer, Protocol::Sync, req.encode())
+        .await
+        .ok()?;
+    match SyncResponse::decode(&mut &data[..]) {
+        Ok(r) => Some(r.blocks),
+        Err(_) => {
+            network.penalise(peer, Offence::Malformed);
+            None
+        }
+    }
+}
+
+/// Compares `peer`'s canonical chain above our finalized block with ours and switches to
+/// it when it is longer. True when we switched.
+async fn switch_to_longer_fork(
+    client: &Arc<Client>,
+    network: &NetworkHandle,
+    peer: PeerId,
+) -> bool {
+    let finalized = client.finalized_header().number;
+    let mut theirs: Vec<Block> = Vec::new();
+    let mut from = finalized + 1;
+    while theirs.len() < MAX_REORG_BLOCKS {
+        let Some(blocks) = fetch(network, peer, from).await else {
+            return false;
+        };
+        if blocks.is_empty() {
+            break;
+        }
+        from += blocks.len() as u64;
+        theirs.extend(blocks);
+    }
+    let ours_at = |n: BlockNumber| client.block_hash(n).ok().flatten();
+    let Some(fork) = theirs
+        .iter()
+        .position(|b| ours_at(b.header.number) != Some(b.hash()))
+    else {
+        return false;
+    };
+    let first = &theirs[fork];
+    let (their_len, our_len) = (
+        theirs.last().map(|b| b.header.number).unwrap_or(0),
+        client.best_header().number,
+    );
+    let Some(ancestor) = first.header.number.checked_sub(1).and_then(ours_at) else {
+        return false;
+    };
+    if first.header.parent_hash != ancestor || their_len <= our_len {
+        return false;
+    }
+    info!(
+        %peer,
+        fork_at = first.header.number,
+        ours = our_len,
+        theirs = their_len,
+        "peer has a longer branch: switching"
+    );
+    let c = client.clone();
+    let branch = theirs.split_off(fork);
+    let switched = tokio::task::spawn_blocking(move || {
+        if let Err(e) = c.revert_to(&ancestor) {
+            warn!(error = %e, "cannot revert to the fork point");
+            return false;
+        }
+        branch
+            .iter()
+            .all(|b| offer_block(&c, b) == Offered::Imported)
+    })
+    .await
+    .unwrap_or(false);
+    if !switched {
+        network.penalise(peer, Offence::InvalidGossip);
+    }
+    switched
 }

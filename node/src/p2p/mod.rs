@@ -14,12 +14,13 @@ pub mod routing;
 pub mod shard_wire;
 
 use crate::client::Client;
+use crate::finality::{FinalityGadget, Vote, VoteOutcome};
 use anyhow::Context;
 pub use directory::ShardDirectory;
 use neuroshard_network::{
     NetworkConfig, NetworkEvent, NetworkHandle, NetworkKeypair, PeerId, Protocol, Topic, Verdict,
 };
-use neuroshard_primitives::{Hash, SignedExtrinsic};
+use neuroshard_primitives::{Hash, Keypair, SignedExtrinsic};
 use neuroshard_runtime::TransactionError;
 use parity_scale_codec::{Decode, Encode};
 use parking_lot::RwLock;
@@ -42,6 +43,8 @@ pub struct P2pConfig {
 pub struct P2p {
     pub network: NetworkHandle,
     pub directory: Arc<ShardDirectory>,
+    /// Vote-based finality (`None` on single-authority chains, final instantly).
+    pub finality: Option<Arc<FinalityGadget>>,
     /// This node's shards, answering peers' calls once the model is loaded.
     shard_server: Arc<RwLock<Option<Arc<ShardServer>>>>,
 }
@@ -82,6 +85,7 @@ pub async fn start(
     client: Arc<Client>,
     model: Hash,
     num_layers: u16,
+    validator_key: Option<Keypair>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<P2p> {
     let keypair = load_or_create_key(&base_path.join("network"))?;
@@ -96,15 +100,13 @@ pub async fn start(
     info!(peer_id = %network.local_peer_id(), "p2p network started");
     let p2p = P2p {
         directory: Arc::new(ShardDirectory::new(network.clone(), model, num_layers)),
+        finality: (!client.instant_finality())
+            .then(|| Arc::new(FinalityGadget::new(client.clone(), validator_key))),
         network,
         shard_server: Arc::new(RwLock::new(None)),
     };
     tokio::spawn(dispatch(p2p.clone(), client.clone(), events));
-    tokio::spawn(publish_local(
-        p2p.network.clone(),
-        client.clone(),
-        shutdown.clone(),
-    ));
+    tokio::spawn(publish_local(p2p.clone(), client.clone(), shutdown.clone()));
     tokio::spawn(periodic_sync(p2p.network.clone(), client, shutdown.clone()));
     tokio::spawn(p2p.directory.clone().refresh_loop(shutdown));
     Ok(p2p)
@@ -123,8 +125,9 @@ async fn dispatch(p2p: P2p, client: Arc<Client>, mut events: mpsc::Receiver<Netw
                 let (verdict, sync) = match topic {
                     Topic::Transactions => (on_gossip_tx(&client, &data), false),
                     Topic::Blocks => chain_sync::on_gossip_block(&client, data).await,
-                    // Receipts travel inside transactions; votes arrive with finality.
-                    Topic::Receipts | Topic::Votes => (Verdict::Ignore, false),
+                    Topic::Votes => (on_gossip_vote(&p2p, &data), false),
+                    // Receipts travel inside transactions.
+                    Topic::Receipts => (Verdict::Ignore, false),
                 };
                 p2p.network.validate(id, source, verdict);
                 if sync {
@@ -180,6 +183,20 @@ fn on_gossip_tx(client: &Client, data: &[u8]) -> Verdict {
     }
 }
 
+fn on_gossip_vote(p2p: &P2p, data: &[u8]) -> Verdict {
+    let Some(finality) = &p2p.finality else {
+        return Verdict::Ignore;
+    };
+    let Ok(vote) = Vote::decode(&mut &data[..]) else {
+        return Verdict::Reject;
+    };
+    match finality.on_vote(vote) {
+        VoteOutcome::Counted => Verdict::Accept,
+        VoteOutcome::Stale => Verdict::Ignore,
+        VoteOutcome::Invalid => Verdict::Reject,
+    }
+}
+
 async fn answer_shard_call(p2p: &P2p, data: Vec<u8>) -> Option<Vec<u8>> {
     let server = p2p.shard_server.read().clone();
     let Some(server) = server else {
@@ -193,12 +210,9 @@ async fn answer_shard_call(p2p: &P2p, data: Vec<u8>) -> Option<Vec<u8>> {
         .flatten()
 }
 
-/// Publishes what this node submits and authors.
-async fn publish_local(
-    network: NetworkHandle,
-    client: Arc<Client>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Publishes what this node submits and authors, and its finality votes.
+async fn publish_local(p2p: P2p, client: Arc<Client>, mut shutdown: watch::Receiver<bool>) {
+    let network = p2p.network.clone();
     let mut txs = client.subscribe_local_extrinsics();
     let mut heads = client.subscribe_new_heads();
     loop {
@@ -214,6 +228,9 @@ async fn publish_local(
                     // deduplicated by content (message ids are content hashes).
                     if let Ok(Some(block)) = client.block(&header.hash()) {
                         network.publish(Topic::Blocks, block.encode());
+                    }
+                    if let Some(vote) = p2p.finality.as_ref().and_then(|f| f.vote_for_best()) {
+                        network.publish(Topic::Votes, vote.encode());
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -1,0 +1,133 @@
+//! Four validator processes of the `local` chain on loopback (one bootnode): blocks come
+//! from different validators and are finalized by >= 2/3 of the bond voting; with two of
+//! the four stopped, blocks keep coming but finality halts, and it resumes when they
+//! return on their old databases. All nodes agree on every finalized block.
+
+use neuroshard_tests::spec::write_fast_spec;
+use neuroshard_tests::{wait_for, NodeProcess};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+const KEYS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
+
+fn start(spec: &Path, dir: &Path, i: usize, bootnode: Option<&str>) -> NodeProcess {
+    let base = dir.join(format!("v{i}"));
+    let mut args = vec![
+        "run",
+        "--chain",
+        spec.to_str().unwrap(),
+        "--base-path",
+        base.to_str().unwrap(),
+        "--key",
+        KEYS[i],
+        "--validator",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ];
+    if let Some(b) = bootnode {
+        args.extend(["--bootnodes", b]);
+    }
+    std::fs::create_dir_all(&base).unwrap();
+    let log = dir.join(format!("v{i}-{}.log", rand_suffix()));
+    NodeProcess::start(&args, &log).unwrap()
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn node(i: usize, nodes: &[Option<NodeProcess>]) -> &NodeProcess {
+    nodes[i].as_ref().expect("node is running")
+}
+
+fn finalized_number(node: &NodeProcess) -> u64 {
+    let rpc = node.rpc();
+    let hash = rpc.call("chain_getFinalizedHead", json!([])).unwrap();
+    let header = rpc.call("chain_getHeader", json!([hash])).unwrap();
+    neuroshard_tests::rpc::hex_number(&header["number"]).unwrap()
+}
+
+fn finalized_hash_at(node: &NodeProcess, number: u64) -> Value {
+    node.rpc()
+        .call("chain_getBlockHash", json!([number]))
+        .unwrap()
+}
+
+#[test]
+fn validators_take_turns_finality_needs_two_thirds_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_spec(dir.path(), "local", 500, 1000).unwrap();
+    let v0 = start(&spec, dir.path(), 0, None);
+    let boot = wait_for("the bootnode address", Duration::from_secs(30), || {
+        Ok(v0.p2p_addr())
+    })
+    .unwrap();
+    let mut nodes: Vec<Option<NodeProcess>> = vec![Some(v0)];
+    for i in 1..4 {
+        nodes.push(Some(start(&spec, dir.path(), i, Some(&boot))));
+    }
+
+    // Finality advances with everyone up, and blocks come from several authors.
+    wait_for(
+        "finality with four validators",
+        Duration::from_secs(60),
+        || Ok((finalized_number(node(0, &nodes)) >= 8).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", node(0, &nodes).log_text()));
+    let rpc = node(1, &nodes).rpc();
+    let authors: BTreeSet<String> = (1..=8)
+        .map(|n| {
+            let hash = rpc.call("chain_getBlockHash", json!([n])).unwrap();
+            let block = rpc.call("chain_getBlock", json!([hash])).unwrap();
+            block["block"]["header"]["author"].to_string()
+        })
+        .collect();
+    assert!(authors.len() >= 3, "blocks 1-8 by {authors:?}");
+
+    // Two of four stopped: blocks continue, finality halts.
+    nodes[2].take().unwrap().kill9();
+    nodes[3].take().unwrap().kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    let halted_at = finalized_number(node(0, &nodes));
+    let best_then = node(0, &nodes).rpc().best_number().unwrap();
+    wait_for("blocks without finality", Duration::from_secs(30), || {
+        Ok((node(0, &nodes).rpc().best_number()? >= best_then + 4).then_some(()))
+    })
+    .unwrap();
+    assert_eq!(
+        finalized_number(node(0, &nodes)),
+        halted_at,
+        "finalized with half the bond"
+    );
+    assert_eq!(finalized_number(node(1, &nodes)), halted_at);
+
+    // They come back on their databases: finality resumes past the halt.
+    nodes[2] = Some(start(&spec, dir.path(), 2, Some(&boot)));
+    nodes[3] = Some(start(&spec, dir.path(), 3, Some(&boot)));
+    for i in 0..4 {
+        wait_for("finality to resume", Duration::from_secs(90), || {
+            Ok((finalized_number(node(i, &nodes)) > halted_at + 2).then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("node {i}: {e}\n{}", node(i, &nodes).log_text()));
+    }
+    // Never two different finalized blocks at one height.
+    let common = (0..4)
+        .map(|i| finalized_number(node(i, &nodes)))
+        .min()
+        .unwrap();
+    for n in [1, halted_at, common] {
+        let h0 = finalized_hash_at(node(0, &nodes), n);
+        for i in 1..4 {
+            assert_eq!(
+                finalized_hash_at(node(i, &nodes), n),
+                h0,
+                "node {i} block {n}"
+            );
+        }
+    }
+}
