@@ -168,6 +168,10 @@ pub struct RunArgs {
     /// They only seed the DHT: after that no node is special.
     #[arg(long, value_name = "MULTIADDR,...", value_delimiter = ',')]
     pub bootnodes: Vec<String>,
+    /// Fault injection for tests: also gossip a second, differently sealed copy of every
+    /// block this node authors, so its peers catch and report the equivocation.
+    #[arg(long, hide = true, requires = "validator")]
+    pub fault_equivocate: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -71,21 +71,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let p2p = match config.p2p.clone() {
         None => None,
-        Some(p2p_config) => {
-            let model = client.params()?.ponw.model;
-            Some(
-                crate::p2p::start(
-                    p2p_config,
-                    &config.base_path,
-                    client.clone(),
-                    model.hash,
-                    model.num_layers,
-                    config.key.clone().filter(|_| config.validator),
-                    stop_rx.clone(),
-                )
-                .await?,
+        Some(p2p_config) => Some(
+            crate::p2p::start(
+                p2p_config,
+                &config.base_path,
+                client.clone(),
+                config.key.clone(),
+                config.validator,
+                stop_rx.clone(),
             )
-        }
+            .await?,
+        ),
     };
 
     let (addr, rpc_handle) = rpc::start(client.clone(), p2p.clone(), config.rpc_port).await?;

@@ -69,6 +69,12 @@ pub enum StakingCall {
     },
     /// Move every unlocked unbonding chunk back to free balance.
     WithdrawUnbonded,
+    /// Evidence that one author sealed two different blocks for the same slot; anyone
+    /// may submit it, and the author's bond is slashed.
+    ReportEquivocation {
+        first: Box<crate::block::Header>,
+        second: Box<crate::block::Header>,
+    },
 }
 
 /// Any call, routed by pallet.
@@ -97,6 +103,7 @@ impl Call {
             Call::Staking(StakingCall::Bond { .. }) => "staking.bond",
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",
+            Call::Staking(StakingCall::ReportEquivocation { .. }) => "staking.report_equivocation",
         }
     }
 }

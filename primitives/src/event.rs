@@ -114,4 +114,26 @@ pub enum Event {
     },
     /// Unlocked bond returned to free balance.
     Withdrawn { who: AccountId, amount: Balance },
+    /// Part of a bond was destroyed as punishment.
+    Slashed {
+        who: AccountId,
+        amount: Balance,
+        reason: SlashReason,
+    },
+}
+
+/// Why a bond was slashed (stable codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum SlashReason {
+    /// Two different blocks sealed for one slot.
+    Equivocation { slot: u64 },
+}
+
+impl SlashReason {
+    /// Stable lower-case name for RPC and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SlashReason::Equivocation { .. } => "equivocation",
+        }
+    }
 }

@@ -20,6 +20,6 @@ pub use call::{BalancesCall, Call, PonwCall, SignedExtrinsic, StakingCall};
 pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
-pub use event::{Event, RejectReason};
+pub use event::{Event, RejectReason, SlashReason};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use units::{format_balance, parse_balance, Balance, BlockNumber, Nonce, UNIT};

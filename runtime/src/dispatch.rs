@@ -126,6 +126,9 @@ fn dispatch(
         Call::Staking(StakingCall::Bond { amount }) => staking::bond(o, who, *amount)?,
         Call::Staking(StakingCall::Unbond { amount }) => staking::unbond(o, ctx, who, *amount)?,
         Call::Staking(StakingCall::WithdrawUnbonded) => staking::withdraw_unbonded(o, ctx, who)?,
+        Call::Staking(StakingCall::ReportEquivocation { first, second }) => {
+            staking::report_equivocation(o, first, second)?
+        }
         Call::Ponw(PonwCall::RegisterWorker { model, shards }) => {
             ponw::register_worker(o, ctx.number, who, *model, shards.clone())?
         }

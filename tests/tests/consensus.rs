@@ -1,7 +1,9 @@
 //! Four validator processes of the `local` chain on loopback (one bootnode): blocks come
 //! from different validators and are finalized by >= 2/3 of the bond voting; with two of
 //! the four stopped, blocks keep coming but finality halts, and it resumes when they
-//! return on their old databases. All nodes agree on every finalized block.
+//! return on their old databases. All nodes agree on every finalized block. A validator
+//! that seals two blocks for one slot (fault injection) is reported by its peers and
+//! slashed on chain.
 
 use neuroshard_tests::spec::write_fast_spec;
 use neuroshard_tests::{wait_for, NodeProcess};
@@ -13,6 +15,16 @@ use std::time::Duration;
 const KEYS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
 
 fn start(spec: &Path, dir: &Path, i: usize, bootnode: Option<&str>) -> NodeProcess {
+    start_with(spec, dir, i, bootnode, &[])
+}
+
+fn start_with(
+    spec: &Path,
+    dir: &Path,
+    i: usize,
+    bootnode: Option<&str>,
+    extra: &[&str],
+) -> NodeProcess {
     let base = dir.join(format!("v{i}"));
     let mut args = vec![
         "run",
@@ -29,6 +41,7 @@ fn start(spec: &Path, dir: &Path, i: usize, bootnode: Option<&str>) -> NodeProce
     if let Some(b) = bootnode {
         args.extend(["--bootnodes", b]);
     }
+    args.extend_from_slice(extra);
     std::fs::create_dir_all(&base).unwrap();
     let log = dir.join(format!("v{i}-{}.log", rand_suffix()));
     NodeProcess::start(&args, &log).unwrap()
@@ -130,4 +143,29 @@ fn validators_take_turns_finality_needs_two_thirds_and_resumes() {
             );
         }
     }
+}
+
+#[test]
+fn a_validator_sealing_two_blocks_in_one_slot_is_slashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_spec(dir.path(), "local", 500, 1000).unwrap();
+    let v0 = start(&spec, dir.path(), 0, None);
+    let boot = wait_for("the bootnode address", Duration::from_secs(30), || {
+        Ok(v0.p2p_addr())
+    })
+    .unwrap();
+    let _v1 = start(&spec, dir.path(), 1, Some(&boot));
+    let _v2 = start(&spec, dir.path(), 2, Some(&boot));
+    let dave = start_with(&spec, dir.path(), 3, Some(&boot), &["--fault-equivocate"]);
+    let dave_address = neuroshard_tests::chain::address(KEYS[3]);
+    let bonded = |n: &NodeProcess| -> u128 { n.rpc().account(&dave_address).unwrap().2 };
+    let before = bonded(&v0);
+    let slashed = wait_for("Dave's bond to be slashed", Duration::from_secs(90), || {
+        let now = bonded(&v0);
+        Ok((now < before).then_some(now))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", dave.log_text()));
+    // 20% of the bond, once per offence (later offences slash 20% of what is left).
+    assert!(slashed <= before - before / 5, "{before} -> {slashed}");
+    assert!(v0.log_text().contains("equivocation") || _v1.log_text().contains("equivocation"));
 }

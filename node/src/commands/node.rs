@@ -72,7 +72,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         rpc_port: args.rpc_port,
         api_port: args.api_port,
         shards,
-        p2p: Some(crate::p2p::P2pConfig { listen, bootnodes }),
+        p2p: Some(crate::p2p::P2pConfig {
+            listen,
+            bootnodes,
+            fault_equivocate: args.fault_equivocate,
+        }),
     };
     service::run(config).await
 }

@@ -88,10 +88,7 @@ pub fn offer_block(client: &Client, block: &Block) -> Offered {
 }
 
 /// Handles a gossiped block; returns whether we should sync from the sender.
-pub async fn on_gossip_block(client: &Arc<Client>, data: Vec<u8>) -> (Verdict, bool) {
-    let Ok(block) = Block::decode(&mut &data[..]) else {
-        return (Verdict::Reject, false);
-    };
+pub async fn on_gossip_block(client: &Arc<Client>, block: Block) -> (Verdict, bool) {
     let c = client.clone();
     let offered = tokio::task::spawn_blocking(move || offer_block(&c, &block))
         .await

@@ -10,6 +10,7 @@
 
 pub mod chain_sync;
 pub mod directory;
+pub mod equivocation;
 pub mod routing;
 pub mod shard_wire;
 
@@ -17,14 +18,16 @@ use crate::client::Client;
 use crate::finality::{FinalityGadget, Vote, VoteOutcome};
 use anyhow::Context;
 pub use directory::ShardDirectory;
+use equivocation::EquivocationDetector;
 use neuroshard_network::{
     NetworkConfig, NetworkEvent, NetworkHandle, NetworkKeypair, PeerId, Protocol, Topic, Verdict,
 };
-use neuroshard_primitives::{Hash, Keypair, SignedExtrinsic};
+use neuroshard_primitives::{AccountId, Block, Keypair, SignedExtrinsic};
 use neuroshard_runtime::TransactionError;
 use parity_scale_codec::{Decode, Encode};
 use parking_lot::RwLock;
 use shard_wire::ShardServer;
+use sp_core::Pair as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,9 @@ use tracing::{debug, info, warn};
 pub struct P2pConfig {
     pub listen: Vec<neuroshard_network::Multiaddr>,
     pub bootnodes: Vec<neuroshard_network::Multiaddr>,
+    /// Fault injection for tests: gossip a second, differently sealed copy of every
+    /// block this node authors (an equivocation its peers must catch and report).
+    pub fault_equivocate: bool,
 }
 
 /// The running network glue, shared by the worker, the RPC and the API.
@@ -45,11 +51,28 @@ pub struct P2p {
     pub directory: Arc<ShardDirectory>,
     /// Vote-based finality (`None` on single-authority chains, final instantly).
     pub finality: Option<Arc<FinalityGadget>>,
+    equivocations: Arc<EquivocationDetector>,
+    /// The node's chain key, used to report equivocations (and, with the fault flag,
+    /// to commit one).
+    key: Option<Keypair>,
+    fault_equivocate: bool,
     /// This node's shards, answering peers' calls once the model is loaded.
     shard_server: Arc<RwLock<Option<Arc<ShardServer>>>>,
 }
 
 impl P2p {
+    /// With the fault flag, a resealed copy of a block this node authored (sr25519
+    /// signatures are randomised, so the copy has another hash).
+    fn equivocating_twin(&self, block: &Block) -> Option<Block> {
+        let key = self.key.as_ref().filter(|_| self.fault_equivocate)?;
+        if block.header.author != AccountId::from(key.public()) {
+            return None;
+        }
+        let mut twin = block.clone();
+        twin.header.seal_with(key);
+        Some(twin)
+    }
+
     /// Lets peers use this node's shards.
     pub fn serve_shards(&self, server: Arc<ShardServer>) {
         *self.shard_server.write() = Some(server);
@@ -83,25 +106,34 @@ pub async fn start(
     config: P2pConfig,
     base_path: &Path,
     client: Arc<Client>,
-    model: Hash,
-    num_layers: u16,
-    validator_key: Option<Keypair>,
+    key: Option<Keypair>,
+    validator: bool,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<P2p> {
     let keypair = load_or_create_key(&base_path.join("network"))?;
+    let model = client.params()?.ponw.model;
     let (network, events) = neuroshard_network::start(NetworkConfig {
         keypair,
-        listen: config.listen,
-        bootnodes: config.bootnodes,
+        listen: config.listen.clone(),
+        bootnodes: config.bootnodes.clone(),
         genesis: client.genesis_hash(),
         behaviour: Default::default(),
     })
     .await?;
     info!(peer_id = %network.local_peer_id(), "p2p network started");
     let p2p = P2p {
-        directory: Arc::new(ShardDirectory::new(network.clone(), model, num_layers)),
-        finality: (!client.instant_finality())
-            .then(|| Arc::new(FinalityGadget::new(client.clone(), validator_key))),
+        directory: Arc::new(ShardDirectory::new(
+            network.clone(),
+            model.hash,
+            model.num_layers,
+        )),
+        finality: (!client.instant_finality()).then(|| {
+            let voter = key.clone().filter(|_| validator);
+            Arc::new(FinalityGadget::new(client.clone(), voter))
+        }),
+        equivocations: Arc::new(EquivocationDetector::default()),
+        key,
+        fault_equivocate: config.fault_equivocate,
         network,
         shard_server: Arc::new(RwLock::new(None)),
     };
@@ -124,7 +156,7 @@ async fn dispatch(p2p: P2p, client: Arc<Client>, mut events: mpsc::Receiver<Netw
             } => {
                 let (verdict, sync) = match topic {
                     Topic::Transactions => (on_gossip_tx(&client, &data), false),
-                    Topic::Blocks => chain_sync::on_gossip_block(&client, data).await,
+                    Topic::Blocks => on_gossip_block(&p2p, &client, data).await,
                     Topic::Votes => (on_gossip_vote(&p2p, &data), false),
                     // Receipts travel inside transactions.
                     Topic::Receipts => (Verdict::Ignore, false),
@@ -183,6 +215,18 @@ fn on_gossip_tx(client: &Client, data: &[u8]) -> Verdict {
     }
 }
 
+async fn on_gossip_block(p2p: &P2p, client: &Arc<Client>, data: Vec<u8>) -> (Verdict, bool) {
+    let Ok(block) = Block::decode(&mut &data[..]) else {
+        return (Verdict::Reject, false);
+    };
+    if let Some(first) = p2p.equivocations.observe(&block.header) {
+        if let Some(key) = &p2p.key {
+            EquivocationDetector::report(client, key, first, block.header.clone());
+        }
+    }
+    chain_sync::on_gossip_block(client, block).await
+}
+
 fn on_gossip_vote(p2p: &P2p, data: &[u8]) -> Verdict {
     let Some(finality) = &p2p.finality else {
         return Verdict::Ignore;
@@ -227,7 +271,12 @@ async fn publish_local(p2p: P2p, client: Arc<Client>, mut shutdown: watch::Recei
                     // Gossip every new head: ours reach the network, imported ones are
                     // deduplicated by content (message ids are content hashes).
                     if let Ok(Some(block)) = client.block(&header.hash()) {
+                        p2p.equivocations.observe(&block.header);
                         network.publish(Topic::Blocks, block.encode());
+                        if let Some(twin) = p2p.equivocating_twin(&block) {
+                            warn!(slot = twin.header.slot, "fault injection: gossiping a second block for our slot");
+                            network.publish(Topic::Blocks, twin.encode());
+                        }
                     }
                     if let Some(vote) = p2p.finality.as_ref().and_then(|f| f.vote_for_best()) {
                         network.publish(Topic::Votes, vote.encode());

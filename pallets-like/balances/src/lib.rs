@@ -267,6 +267,21 @@ pub fn bond(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Resu
     move_funds(overlay, who, Pot::Free, Pot::Bonded, amount)
 }
 
+/// Destroys up to `amount` of `who`'s bond (a slash); returns how much was destroyed.
+pub fn slash_bonded(
+    overlay: &mut Overlay<'_>,
+    who: &AccountId,
+    amount: Balance,
+) -> Result<Balance> {
+    let mut data = account(overlay, who)?;
+    let slashed = amount.min(data.bonded);
+    data.bonded -= slashed;
+    put(overlay, who, &data);
+    let issuance = total_issuance(overlay)?.saturating_sub(slashed);
+    TOTAL_ISSUANCE.put(overlay, &issuance);
+    Ok(slashed)
+}
+
 /// Moves `amount` from bonded to reserved (unbonding, not yet spendable).
 pub fn unbond_to_reserved(
     overlay: &mut Overlay<'_>,

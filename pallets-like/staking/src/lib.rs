@@ -3,7 +3,9 @@
 //! finalises blocks.
 
 use neuroshard_balances as balances;
-use neuroshard_primitives::{format_balance, AccountId, Balance, BlockNumber, Event};
+use neuroshard_primitives::{
+    format_balance, AccountId, Balance, BlockNumber, Event, Header, SlashReason,
+};
 use neuroshard_support::{
     BlockContext, Overlay, Pallet, ReadState, StorageError, StorageMap, StorageValue,
 };
@@ -41,6 +43,11 @@ pub const PARAMS: StorageValue<Params> = StorageValue::new(Staking::NAME, "Param
 pub const VALIDATORS: StorageValue<Vec<AccountId>> = StorageValue::new(Staking::NAME, "Validators");
 pub const UNBONDING: StorageMap<AccountId, Vec<UnbondingChunk>> =
     StorageMap::new(Staking::NAME, "Unbonding");
+/// Offences already punished, by (offender, slot): one slash per offence.
+pub const PUNISHED: StorageMap<(AccountId, u64), ()> = StorageMap::new(Staking::NAME, "Punished");
+
+/// Share of the bond an equivocation destroys, in percent.
+pub const EQUIVOCATION_SLASH_PERCENT: u128 = 20;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -57,6 +64,10 @@ pub enum Error {
     NothingToWithdraw,
     #[error("genesis validator {0} has a bond below the minimum")]
     GenesisBondTooLow(AccountId),
+    #[error("not an equivocation: {0}")]
+    NotEquivocation(&'static str),
+    #[error("this equivocation was already punished")]
+    AlreadyPunished,
     #[error("pallet parameters missing from state (genesis not built?)")]
     MissingParams,
     #[error(transparent)]
@@ -96,6 +107,47 @@ pub fn build_genesis(
     }
     let set: Vec<AccountId> = validators.iter().map(|(who, _)| who.clone()).collect();
     VALIDATORS.put(overlay, &set);
+    Ok(())
+}
+
+/// `report_equivocation`: two headers sealed by one author for one slot. Both seals
+/// must verify and the headers must differ; the author loses
+/// [`EQUIVOCATION_SLASH_PERCENT`] of its bond, once per offence.
+pub fn report_equivocation(
+    overlay: &mut Overlay<'_>,
+    first: &Header,
+    second: &Header,
+) -> Result<()> {
+    if first.slot != second.slot {
+        return Err(Error::NotEquivocation(
+            "the headers are for different slots",
+        ));
+    }
+    if first.author != second.author {
+        return Err(Error::NotEquivocation("the headers have different authors"));
+    }
+    if first.hash() == second.hash() {
+        return Err(Error::NotEquivocation("the headers are the same"));
+    }
+    if !first.seal_is_valid() || !second.seal_is_valid() {
+        return Err(Error::NotEquivocation("a seal does not verify"));
+    }
+    let offence = (first.author.clone(), first.slot);
+    if PUNISHED.get(overlay, &offence)?.is_some() {
+        return Err(Error::AlreadyPunished);
+    }
+    PUNISHED.insert(overlay, &offence, &());
+    let bonded = balances::account(overlay, &first.author)?.bonded;
+    let amount = balances::slash_bonded(
+        overlay,
+        &first.author,
+        bonded * EQUIVOCATION_SLASH_PERCENT / 100,
+    )?;
+    overlay.deposit_event(Event::Slashed {
+        who: first.author.clone(),
+        amount,
+        reason: SlashReason::Equivocation { slot: first.slot },
+    });
     Ok(())
 }
 

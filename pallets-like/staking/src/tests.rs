@@ -83,3 +83,71 @@ fn validator_keeps_minimum_bond() {
         Err(Error::Balances(balances::Error::InsufficientBalance { .. }))
     ));
 }
+
+fn sealed(key: &neuroshard_primitives::Keypair, slot: u64, number: BlockNumber) -> Header {
+    use sp_core::Pair as _;
+    let mut h = Header {
+        parent_hash: neuroshard_primitives::Hash::repeat_byte(3),
+        number,
+        slot,
+        state_root: neuroshard_primitives::Hash::zero(),
+        extrinsics_root: neuroshard_primitives::Hash::zero(),
+        author: key.public().into(),
+        seal: neuroshard_primitives::Signature::from_raw([0; 64]),
+    };
+    h.seal_with(key);
+    h
+}
+
+#[test]
+fn equivocation_proofs_slash_once_and_bad_proofs_change_nothing() {
+    use sp_core::Pair as _;
+    let key = neuroshard_primitives::crypto::keypair_from_uri("//Bob").unwrap();
+    let bob: AccountId = key.public().into();
+    let mut state = genesis();
+    {
+        let mut o = Overlay::new(&state);
+        balances::mint(&mut o, &bob, 1_000).unwrap();
+        bond(&mut o, &bob, 500).unwrap();
+        let (changes, _) = o.into_parts();
+        state.apply(&changes);
+    }
+    let first = sealed(&key, 9, 4);
+    let twin = {
+        let mut t = first.clone();
+        t.seal_with(&key);
+        t
+    };
+    let other = neuroshard_primitives::crypto::keypair_from_uri("//Dave").unwrap();
+    let mut forged = sealed(&key, 9, 5);
+    forged.seal = sealed(&other, 9, 5).seal;
+    let bad = [
+        (first.clone(), first.clone()),
+        (first.clone(), sealed(&key, 10, 4)),
+        (first.clone(), sealed(&other, 9, 4)),
+        (first.clone(), forged),
+    ];
+    for (a, b) in &bad {
+        let mut o = Overlay::new(&state);
+        assert!(matches!(
+            report_equivocation(&mut o, a, b),
+            Err(Error::NotEquivocation(_))
+        ));
+    }
+    let issuance = balances::total_issuance(&state).unwrap();
+    let mut o = Overlay::new(&state);
+    report_equivocation(&mut o, &first, &twin).unwrap();
+    assert_eq!(
+        report_equivocation(&mut o, &twin, &first),
+        Err(Error::AlreadyPunished)
+    );
+    let (changes, events) = o.into_parts();
+    state.apply(&changes);
+    assert_eq!(balances::account(&state, &bob).unwrap().bonded, 400);
+    assert_eq!(balances::total_issuance(&state).unwrap(), issuance - 100);
+    assert!(events.contains(&Event::Slashed {
+        who: bob,
+        amount: 100,
+        reason: SlashReason::Equivocation { slot: 9 },
+    }));
+}
