@@ -12,7 +12,7 @@ use crate::client::{unix_millis, Client, ClientError};
 use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol, Verdict};
 use neuroshard_primitives::{Block, BlockNumber};
 use neuroshard_runtime::BlockError;
-use parity_scale_codec::{Decode, Encode};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
 use std::sync::Arc;
 use tracing::{debug, info, warn};
 
@@ -103,7 +103,7 @@ pub async fn on_gossip_block(client: &Arc<Client>, block: Block) -> (Verdict, bo
 
 /// Answers a sync request from the canonical chain.
 pub fn answer(client: &Client, data: &[u8]) -> Option<Vec<u8>> {
-    let req = SyncRequest::decode(&mut &data[..]).ok()?;
+    let req = SyncRequest::decode_all(&mut &data[..]).ok()?;
     let head = client.best_header().number;
     let max = req.max.min(MAX_BLOCKS_PER_RESPONSE);
     let mut blocks = Vec::new();
@@ -141,7 +141,7 @@ pub async fn sync_from(client: &Arc<Client>, network: &NetworkHandle, peer: Peer
                 break;
             }
         };
-        let Ok(resp) = SyncResponse::decode(&mut &data[..]) else {
+        let Ok(resp) = SyncResponse::decode_all(&mut &data[..]) else {
             network.penalise(peer, Offence::Malformed);
             break;
         };
@@ -196,7 +196,7 @@ async fn fetch(network: &NetworkHandle, peer: PeerId, from: BlockNumber) -> Opti
         .request(peer, Protocol::Sync, req.encode())
         .await
         .ok()?;
-    match SyncResponse::decode(&mut &data[..]) {
+    match SyncResponse::decode_all(&mut &data[..]) {
         Ok(r) => Some(r.blocks),
         Err(_) => {
             network.penalise(peer, Offence::Malformed);

@@ -24,7 +24,7 @@ use neuroshard_network::{
 };
 use neuroshard_primitives::{AccountId, Block, Keypair, SignedExtrinsic};
 use neuroshard_runtime::TransactionError;
-use parity_scale_codec::{Decode, Encode};
+use parity_scale_codec::{DecodeAll, Encode};
 use parking_lot::RwLock;
 use shard_wire::ShardServer;
 use sp_core::Pair as _;
@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Network settings from the command line.
 #[derive(Clone, Debug)]
@@ -184,7 +184,7 @@ async fn dispatch(p2p: P2p, client: Arc<Client>, mut events: mpsc::Receiver<Netw
                     match answer {
                         Some(bytes) => p2p.network.respond(reply, bytes),
                         None => {
-                            debug!(%peer, ?protocol, "undecodable request");
+                            warn!(%peer, ?protocol, "undecodable request dropped");
                             p2p.network
                                 .penalise(peer, neuroshard_network::Offence::Malformed);
                         }
@@ -201,7 +201,7 @@ async fn dispatch(p2p: P2p, client: Arc<Client>, mut events: mpsc::Receiver<Netw
 }
 
 fn on_gossip_tx(client: &Client, data: &[u8]) -> Verdict {
-    let Ok(xt) = SignedExtrinsic::decode(&mut &data[..]) else {
+    let Ok(xt) = SignedExtrinsic::decode_all(&mut &data[..]) else {
         return Verdict::Reject;
     };
     match client.submit_from_network(xt) {
@@ -216,7 +216,7 @@ fn on_gossip_tx(client: &Client, data: &[u8]) -> Verdict {
 }
 
 async fn on_gossip_block(p2p: &P2p, client: &Arc<Client>, data: Vec<u8>) -> (Verdict, bool) {
-    let Ok(block) = Block::decode(&mut &data[..]) else {
+    let Ok(block) = Block::decode_all(&mut &data[..]) else {
         return (Verdict::Reject, false);
     };
     if let Some(first) = p2p.equivocations.observe(&block.header) {
@@ -231,7 +231,7 @@ fn on_gossip_vote(p2p: &P2p, data: &[u8]) -> Verdict {
     let Some(finality) = &p2p.finality else {
         return Verdict::Ignore;
     };
-    let Ok(vote) = Vote::decode(&mut &data[..]) else {
+    let Ok(vote) = Vote::decode_all(&mut &data[..]) else {
         return Verdict::Reject;
     };
     match finality.on_vote(vote) {
@@ -242,16 +242,16 @@ fn on_gossip_vote(p2p: &P2p, data: &[u8]) -> Verdict {
 }
 
 async fn answer_shard_call(p2p: &P2p, data: Vec<u8>) -> Option<Vec<u8>> {
+    let call = shard_wire::ShardCall::decode_all(&mut &data[..]).ok()?;
     let server = p2p.shard_server.read().clone();
     let Some(server) = server else {
         return Some(
             shard_wire::ShardReply::Error("this node serves no shards (yet)".into()).encode(),
         );
     };
-    tokio::task::spawn_blocking(move || server.handle(&data).ok().map(|r| r.encode()))
+    tokio::task::spawn_blocking(move || server.answer(call).encode())
         .await
         .ok()
-        .flatten()
 }
 
 /// Publishes what this node submits and authors, and its finality votes.

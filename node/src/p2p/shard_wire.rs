@@ -18,7 +18,7 @@ use neuroshard_network::{NetworkHandle, PeerId, Protocol};
 use neuroshard_primitives::{
     crypto, AccountId, Hash, Keypair, LayerRange, ReceiptBody, SessionId, Signature,
 };
-use parity_scale_codec::{Decode, Encode};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
 use parking_lot::Mutex;
 use sp_core::Pair as _;
 use std::collections::{HashMap, VecDeque};
@@ -105,7 +105,7 @@ impl RemoteShard {
             call.encode(),
         ))
         .map_err(|e| self.fail(e.to_string()))?;
-        match ShardReply::decode(&mut &bytes[..]) {
+        match ShardReply::decode_all(&mut &bytes[..]) {
             Ok(ShardReply::Error(e)) => Err(self.fail(format!("provider says: {e}"))),
             Ok(reply) => Ok(reply),
             Err(e) => {
@@ -266,13 +266,13 @@ impl ShardServer {
             .ok_or_else(|| format!("this node does not serve layers {layers} of that model"))
     }
 
-    /// Handles one encoded call (on a blocking thread: forwards run the model).
-    pub fn handle(&self, bytes: &[u8]) -> Result<ShardReply, parity_scale_codec::Error> {
-        let call = ShardCall::decode(&mut &bytes[..])?;
-        Ok(self.answer(call).unwrap_or_else(ShardReply::Error))
+    /// Answers one call (on a blocking thread: forwards run the model); failures
+    /// become [`ShardReply::Error`].
+    pub fn answer(&self, call: ShardCall) -> ShardReply {
+        self.try_answer(call).unwrap_or_else(ShardReply::Error)
     }
 
-    fn answer(&self, call: ShardCall) -> Result<ShardReply, String> {
+    fn try_answer(&self, call: ShardCall) -> Result<ShardReply, String> {
         match call {
             ShardCall::Forward(req) => {
                 let shard = self.shard(&req.model, req.layers)?;
