@@ -81,6 +81,36 @@ pub enum BenchCommand {
     /// Decode speed: single process, 3-shard pipeline, speculative vs plain under
     /// injected per-hop latency, commitment size.
     Inference(InferenceBenchArgs),
+    /// Decode speed with the model's three shards in three processes over libp2p on
+    /// loopback vs single process, and speculative vs plain across the processes.
+    Network(NetworkBenchArgs),
+    /// (Internal) a bare shard server process for `bench network`.
+    #[command(hide = true)]
+    ShardServer(ShardServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkBenchArgs {
+    /// Tokens generated per measurement.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The prompt (a user message in the chat template).
+    #[arg(
+        long,
+        default_value = "Write a short story about a robot who learns to paint. Repeat the robot's name often."
+    )]
+    pub prompt: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShardServerArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub layers: String,
 }
 
 #[derive(Debug, Args)]

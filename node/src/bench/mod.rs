@@ -2,3 +2,4 @@
 //! measured in the same run, so every speed claim is a ratio, not a guess.
 
 pub mod ledger;
+pub mod network;

@@ -240,3 +240,61 @@ fn refuses_to_start_when_the_state_does_not_match_the_head() {
     );
     assert!(err.to_string().contains("corrupt"));
 }
+
+#[test]
+fn revert_switches_to_a_fork_and_never_below_finality() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let client = Client::open(
+        Store::open(&path).unwrap(),
+        &chain(),
+        ClientConfig {
+            instant_finality: false,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let mut headers = vec![client.best_header()];
+    for nonce in 0..4 {
+        client
+            .submit(transfer(&client, "//Bob", nonce, UNIT))
+            .unwrap();
+        headers.push(author(&client));
+    }
+    // Back to block 2: state, head and index are block 2's again.
+    client.revert_to(&headers[2].hash()).unwrap();
+    assert_eq!(client.best_header(), headers[2]);
+    assert_eq!(client.best_state_root(), headers[2].state_root);
+    assert_eq!(client.block_hash(3).unwrap(), None);
+    assert!(client.block(&headers[4].hash()).unwrap().is_none());
+    // A different block 3 (another slot) builds on it; a restart sees the new branch.
+    let slot = headers[4].slot + 5;
+    let fork3 = client
+        .author_block(slot, &pair("//Alice"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(fork3.parent_hash, headers[2].hash());
+    assert_ne!(fork3.hash(), headers[3].hash());
+    // Finality pins the chain: no reverting to or below the finalized block's parent.
+    assert!(client.finalize(&fork3.hash(), b"votes").unwrap());
+    assert!(matches!(
+        client.revert_to(&headers[2].hash()),
+        Err(ClientError::RevertFinalized { .. })
+    ));
+    assert_eq!(
+        client.justification(&fork3.hash()).unwrap().as_deref(),
+        Some(&b"votes"[..])
+    );
+    drop(client);
+    let reopened = Client::open(
+        Store::open(&path).unwrap(),
+        &chain(),
+        ClientConfig {
+            instant_finality: false,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(reopened.best_header(), fork3);
+    assert_eq!(reopened.finalized_header(), fork3);
+}

@@ -2,6 +2,7 @@
 //! (they use every core) and prints its report.
 
 use crate::bench::ledger::{self, LedgerBenchOptions};
+use crate::bench::network;
 use crate::cli::BenchCommand;
 use neuroshard_inference::bench::{bench_inference, BenchOptions};
 use std::time::Duration;
@@ -25,6 +26,19 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 ..BenchOptions::default()
             };
             tokio::task::spawn_blocking(move || bench_inference(opts)).await??;
+        }
+        BenchCommand::Network(args) => {
+            let opts = network::NetworkBenchOptions {
+                model: args.model,
+                max_tokens: args.max_tokens,
+                prompt: args.prompt,
+            };
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || network::run(&opts, runtime)).await??;
+        }
+        BenchCommand::ShardServer(args) => {
+            let layers = neuroshard_primitives::LayerRange::parse(&args.layers)?;
+            network::shard_server(args.model, layers).await?;
         }
     }
     Ok(())
