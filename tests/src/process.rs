@@ -157,6 +157,9 @@ impl NodeProcess {
             "--key",
             "//Alice",
             "--validator",
+            // Loopback and a free port: tests run side by side.
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
         ];
         if let Some(shards) = shards {
             args.extend(["--shards", shards]);
