@@ -4,6 +4,7 @@
 
 use crate::crypto::{blake2_256, verify, AccountId, Hash, Keypair, Signature};
 use crate::receipt::{LayerRange, Receipt};
+use crate::training::{GradientReceipt, RoundResult};
 use crate::units::{Balance, Nonce};
 use parity_scale_codec::{Decode, Encode};
 use sp_core::Pair as _;
@@ -77,6 +78,17 @@ pub enum StakingCall {
     },
 }
 
+/// Calls of the training pallet (Proof of Training).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum TrainingCall {
+    /// A shard holder's signed gradient receipt for the shard's current round.
+    SubmitGradientReceipt { receipt: GradientReceipt },
+    /// The signer (a holder with a receipt in the round) reports the round's robust
+    /// aggregate: which pseudo-gradients were kept and the new adapter version. The round
+    /// closes when a majority of the round's contributors report the same result.
+    ReportRoundResult { result: RoundResult },
+}
+
 /// Any call, routed by pallet.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Call {
@@ -86,6 +98,8 @@ pub enum Call {
     Ponw(PonwCall),
     #[codec(index = 2)]
     Staking(StakingCall),
+    #[codec(index = 3)]
+    Training(TrainingCall),
 }
 
 impl Call {
@@ -104,6 +118,12 @@ impl Call {
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",
             Call::Staking(StakingCall::ReportEquivocation { .. }) => "staking.report_equivocation",
+            Call::Training(TrainingCall::SubmitGradientReceipt { .. }) => {
+                "training.submit_gradient_receipt"
+            }
+            Call::Training(TrainingCall::ReportRoundResult { .. }) => {
+                "training.report_round_result"
+            }
         }
     }
 }

@@ -120,6 +120,38 @@ pub enum Event {
         amount: Balance,
         reason: SlashReason,
     },
+    /// A shard holder's gradient receipt was recorded for its shard's current round.
+    GradientReceiptSubmitted {
+        worker: AccountId,
+        model: Hash,
+        layers: LayerRange,
+        round: u32,
+        pseudo_gradient: Hash,
+    },
+    /// A holder reported its view of a round's aggregate.
+    RoundResultReported {
+        worker: AccountId,
+        layers: LayerRange,
+        round: u32,
+        result: Hash,
+    },
+    /// A majority of a round's contributors agreed on its aggregate: the adapter version
+    /// `adapter` is now the shard's current one.
+    TrainingRoundFinalized {
+        model: Hash,
+        layers: LayerRange,
+        round: u32,
+        adapter: Hash,
+        accepted: u32,
+        rejected: u32,
+    },
+    /// The training reward of an accepted gradient receipt was minted.
+    TrainingRewardPaid {
+        account: AccountId,
+        layers: LayerRange,
+        round: u32,
+        amount: Balance,
+    },
 }
 
 /// Why a bond was slashed (stable codes).

@@ -1,5 +1,5 @@
 //! Types every NeuroShard crate shares: accounts, hashes, balances, headers, blocks,
-//! signed extrinsics, calls, events and inference receipts, all with SCALE codecs, plus
+//! signed extrinsics, calls, events, inference receipts and Proof-of-Training gradient receipts, all with SCALE codecs, plus
 //! sr25519 signing with subkey-compatible secret URIs and SS58 addresses.
 //!
 //! This crate is the wire contract: the runtime validates these types, the node stores
@@ -13,13 +13,18 @@ pub mod event;
 pub mod merkle;
 pub mod model_chunks;
 pub mod receipt;
+pub mod training;
 pub mod units;
 
 pub use block::{Block, Header};
-pub use call::{BalancesCall, Call, PonwCall, SignedExtrinsic, StakingCall};
+pub use call::{BalancesCall, Call, PonwCall, SignedExtrinsic, StakingCall, TrainingCall};
 pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
 pub use event::{Event, RejectReason, SlashReason};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
+pub use training::{
+    fixed_to_loss, loss_to_fixed, GradientReceipt, GradientReceiptBody, RoundResult,
+    MAX_ACCEPTED_PER_ROUND,
+};
 pub use units::{format_balance, parse_balance, Balance, BlockNumber, Nonce, UNIT};

@@ -1,0 +1,160 @@
+//! Proof of Training on chain: training rounds per (model, shard), the gradient receipts
+//! the shard's holders submit for the current round, the round results they report once
+//! they have aggregated the round's pseudo-gradients with a Byzantine-robust rule, and
+//! the training reward.
+//!
+//! A round of a shard closes when a strict majority of the round's contributors (and at
+//! least `min_contributors` of them) report the same result: the set of pseudo-gradient
+//! hashes the robust rule kept and the hash of the adapter version the outer step
+//! produced. Then every receipt whose pseudo-gradient is in the accepted set is paid
+//! `training_reward` (minted), the adapter version is recorded for that round, and the
+//! shard moves to the next round, whose receipts must start from that adapter version.
+//! Receipts the aggregate excluded (a poisoned pseudo-gradient) are recorded but earn
+//! nothing. Only registered workers announcing a shard that covers the layers may
+//! contribute, one receipt per worker per round.
+
+mod rounds;
+
+pub use rounds::{report_round_result, submit_gradient_receipt};
+
+use neuroshard_balances as balances;
+use neuroshard_primitives::{AccountId, Balance, Hash, LayerRange};
+use neuroshard_support::{Overlay, Pallet, ReadState, StorageError, StorageMap, StorageValue};
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub struct Training;
+
+impl Pallet for Training {
+    const NAME: &'static str = "Training";
+}
+
+/// Chain-spec parameters of the pallet.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Params {
+    /// Minted for every gradient receipt a round's aggregate accepted, base units.
+    #[serde(with = "balances::decimal_string")]
+    pub training_reward: Balance,
+    /// A round closes only when at least this many contributors agree on its result.
+    pub min_contributors: u32,
+    /// Most gradient receipts one round of one shard takes.
+    pub max_contributors: u32,
+}
+
+/// A shard's training state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct ShardTraining {
+    /// The round receipts are accepted for.
+    pub round: u32,
+    /// The adapter version the last closed round produced (None before the first).
+    pub adapter: Option<Hash>,
+}
+
+/// One gradient receipt recorded for a round.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct GradientRecord {
+    pub worker: AccountId,
+    /// Id of the signed receipt.
+    pub receipt: Hash,
+    pub pseudo_gradient: Hash,
+    pub loss_before: u32,
+    pub loss_after: u32,
+    /// Set when the round closes: whether the aggregate kept this pseudo-gradient.
+    pub accepted: Option<bool>,
+}
+
+/// A closed round's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ClosedRound {
+    pub adapter: Hash,
+    pub accepted: Vec<Hash>,
+}
+
+/// Shard key: (model, layers).
+pub type ShardKey = (Hash, LayerRange);
+/// Round key: (model, layers, round).
+pub type RoundKey = (Hash, LayerRange, u32);
+
+pub const PARAMS: StorageValue<Params> = StorageValue::new(Training::NAME, "Params");
+/// Current round and adapter version per shard.
+pub const SHARDS: StorageMap<ShardKey, ShardTraining> = StorageMap::new(Training::NAME, "Shards");
+/// The gradient receipts of every round (kept after the round closes, as its record).
+pub const RECEIPTS: StorageMap<RoundKey, Vec<GradientRecord>> =
+    StorageMap::new(Training::NAME, "Receipts");
+/// Results reported for the open round: (reporter, result id).
+pub const VOTES: StorageMap<RoundKey, Vec<(AccountId, Hash)>> =
+    StorageMap::new(Training::NAME, "Votes");
+/// Adapter versions and accepted sets of closed rounds.
+pub const CLOSED: StorageMap<RoundKey, ClosedRound> = StorageMap::new(Training::NAME, "Closed");
+/// Training rewards earned per account, all time (for RPC).
+pub const EARNED: StorageMap<AccountId, Balance> = StorageMap::new(Training::NAME, "Earned");
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("gradient receipt signature does not verify")]
+    BadSignature,
+    #[error("model {0:?} is not the chain's model")]
+    WrongModel(Hash),
+    #[error("worker is not registered for a shard covering layers {0}")]
+    NotAHolder(LayerRange),
+    #[error("shard's current round is {expected}, got {got}")]
+    WrongRound { expected: u32, got: u32 },
+    #[error("receipt starts from adapter {got:?}, the shard's current version is {expected:?}")]
+    WrongBaseAdapter { expected: Hash, got: Hash },
+    #[error("worker already submitted a receipt for this round")]
+    DuplicateReceipt,
+    #[error("round already has the maximum of {0} receipts")]
+    RoundFull(u32),
+    #[error("only a worker with a receipt in the round may report its result")]
+    NotAContributor,
+    #[error("worker already reported this round's result")]
+    AlreadyReported,
+    #[error("accepted set is empty, unsorted, has duplicates or is too long")]
+    BadAcceptedSet,
+    #[error("accepted pseudo-gradient {0:?} has no receipt in the round")]
+    UnknownGradient(Hash),
+    #[error("pallet parameters missing from state (genesis not built?)")]
+    MissingParams,
+    #[error(transparent)]
+    Balances(#[from] balances::Error),
+    #[error(transparent)]
+    Ponw(#[from] neuroshard_ponw::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub fn params(state: &impl ReadState) -> Result<Params> {
+    PARAMS.get(state)?.ok_or(Error::MissingParams)
+}
+
+/// The training state of a shard (round 0, no adapter, when never trained).
+pub fn shard(state: &impl ReadState, model: Hash, layers: LayerRange) -> Result<ShardTraining> {
+    Ok(SHARDS.get(state, &(model, layers))?.unwrap_or_default())
+}
+
+/// The receipts recorded for a round.
+pub fn receipts(state: &impl ReadState, key: &RoundKey) -> Result<Vec<GradientRecord>> {
+    Ok(RECEIPTS.get(state, key)?.unwrap_or_default())
+}
+
+/// The outcome of a closed round.
+pub fn closed_round(state: &impl ReadState, key: &RoundKey) -> Result<Option<ClosedRound>> {
+    Ok(CLOSED.get(state, key)?)
+}
+
+/// Training rewards `who` has earned.
+pub fn earned(state: &impl ReadState, who: &AccountId) -> Result<Balance> {
+    Ok(EARNED.get(state, who)?.unwrap_or(0))
+}
+
+/// Genesis: the parameters.
+pub fn build_genesis(overlay: &mut Overlay<'_>, p: &Params) -> Result<()> {
+    PARAMS.put(overlay, p);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! The two calls: submitting a gradient receipt to a shard's open round, and reporting a
+//! round's aggregate, which closes the round and pays the accepted receipts once a
+//! majority of the contributors agree.
+
+use crate::{
+    params, receipts, shard, ClosedRound, Error, GradientRecord, Result, RoundKey, ShardTraining,
+    CLOSED, EARNED, RECEIPTS, SHARDS, VOTES,
+};
+use neuroshard_balances as balances;
+use neuroshard_ponw as ponw;
+use neuroshard_primitives::{
+    AccountId, Event, GradientReceipt, RoundResult, MAX_ACCEPTED_PER_ROUND,
+};
+use neuroshard_support::Overlay;
+
+/// `submit_gradient_receipt`: records a holder's signed receipt for its shard's current
+/// round (anyone may relay it; the worker named in it is the one credited).
+pub fn submit_gradient_receipt(overlay: &mut Overlay<'_>, receipt: &GradientReceipt) -> Result<()> {
+    let p = params(overlay)?;
+    let b = &receipt.body;
+    if !receipt.signature_is_valid() {
+        return Err(Error::BadSignature);
+    }
+    let chain_model = ponw::params(overlay)?.model.hash;
+    if b.model != chain_model {
+        return Err(Error::WrongModel(b.model));
+    }
+    let serves = ponw::worker(overlay, &b.worker)?
+        .map(|w| w.model == b.model && w.serves(&b.layers))
+        .unwrap_or(false);
+    if !serves {
+        return Err(Error::NotAHolder(b.layers));
+    }
+    let state = shard(overlay, b.model, b.layers)?;
+    if b.round != state.round {
+        return Err(Error::WrongRound {
+            expected: state.round,
+            got: b.round,
+        });
+    }
+    if let Some(current) = state.adapter {
+        if b.base_adapter != current {
+            return Err(Error::WrongBaseAdapter {
+                expected: current,
+                got: b.base_adapter,
+            });
+        }
+    }
+    let key: RoundKey = (b.model, b.layers, b.round);
+    let mut records = receipts(overlay, &key)?;
+    if records.iter().any(|r| r.worker == b.worker) {
+        return Err(Error::DuplicateReceipt);
+    }
+    if records.len() >= p.max_contributors as usize {
+        return Err(Error::RoundFull(p.max_contributors));
+    }
+    records.push(GradientRecord {
+        worker: b.worker.clone(),
+        receipt: receipt.id(),
+        pseudo_gradient: b.pseudo_gradient,
+        loss_before: b.loss_before,
+        loss_after: b.loss_after,
+        accepted: None,
+    });
+    RECEIPTS.insert(overlay, &key, &records);
+    overlay.deposit_event(Event::GradientReceiptSubmitted {
+        worker: b.worker.clone(),
+        model: b.model,
+        layers: b.layers,
+        round: b.round,
+        pseudo_gradient: b.pseudo_gradient,
+    });
+    Ok(())
+}
+
+/// `report_round_result`: `who` (a contributor of the round) reports the aggregate it
+/// computed. When a strict majority of the contributors (and at least
+/// `min_contributors`) have reported the same result, the round closes.
+pub fn report_round_result(
+    overlay: &mut Overlay<'_>,
+    who: &AccountId,
+    result: &RoundResult,
+) -> Result<()> {
+    let p = params(overlay)?;
+    let state = shard(overlay, result.model, result.layers)?;
+    if result.round != state.round {
+        return Err(Error::WrongRound {
+            expected: state.round,
+            got: result.round,
+        });
+    }
+    let key: RoundKey = (result.model, result.layers, result.round);
+    let records = receipts(overlay, &key)?;
+    if !records.iter().any(|r| &r.worker == who) {
+        return Err(Error::NotAContributor);
+    }
+    let a = &result.accepted;
+    if a.is_empty() || a.len() > MAX_ACCEPTED_PER_ROUND || a.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::BadAcceptedSet);
+    }
+    if let Some(unknown) = a
+        .iter()
+        .find(|h| !records.iter().any(|r| r.pseudo_gradient == **h))
+    {
+        return Err(Error::UnknownGradient(*unknown));
+    }
+    let mut votes = VOTES.get(overlay, &key)?.unwrap_or_default();
+    if votes.iter().any(|(w, _)| w == who) {
+        return Err(Error::AlreadyReported);
+    }
+    let id = result.id();
+    votes.push((who.clone(), id));
+    overlay.deposit_event(Event::RoundResultReported {
+        worker: who.clone(),
+        layers: result.layers,
+        round: result.round,
+        result: id,
+    });
+    let agreeing = votes.iter().filter(|(_, v)| *v == id).count();
+    if agreeing * 2 > records.len() && agreeing >= p.min_contributors as usize {
+        VOTES.remove(overlay, &key);
+        close_round(overlay, &key, records, result, p.training_reward)
+    } else {
+        VOTES.insert(overlay, &key, &votes);
+        Ok(())
+    }
+}
+
+fn close_round(
+    overlay: &mut Overlay<'_>,
+    key: &RoundKey,
+    mut records: Vec<GradientRecord>,
+    result: &RoundResult,
+    reward: neuroshard_primitives::Balance,
+) -> Result<()> {
+    let mut accepted = 0u32;
+    for r in records.iter_mut() {
+        let kept = result.accepted.contains(&r.pseudo_gradient);
+        r.accepted = Some(kept);
+        if !kept {
+            continue;
+        }
+        accepted += 1;
+        if reward > 0 {
+            balances::mint(overlay, &r.worker, reward)?;
+            let total = crate::earned(overlay, &r.worker)?.saturating_add(reward);
+            EARNED.insert(overlay, &r.worker, &total);
+        }
+        overlay.deposit_event(Event::TrainingRewardPaid {
+            account: r.worker.clone(),
+            layers: result.layers,
+            round: result.round,
+            amount: reward,
+        });
+    }
+    let rejected = records.len() as u32 - accepted;
+    RECEIPTS.insert(overlay, key, &records);
+    CLOSED.insert(
+        overlay,
+        key,
+        &ClosedRound {
+            adapter: result.adapter,
+            accepted: result.accepted.clone(),
+        },
+    );
+    SHARDS.insert(
+        overlay,
+        &(result.model, result.layers),
+        &ShardTraining {
+            round: result.round.saturating_add(1),
+            adapter: Some(result.adapter),
+        },
+    );
+    overlay.deposit_event(Event::TrainingRoundFinalized {
+        model: result.model,
+        layers: result.layers,
+        round: result.round,
+        adapter: result.adapter,
+        accepted,
+        rejected,
+    });
+    Ok(())
+}

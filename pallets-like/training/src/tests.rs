@@ -1,0 +1,296 @@
+//! Tests of gradient receipts and round closing: every rejection, the majority rule, and
+//! that only receipts the accepted set names are paid.
+
+use super::*;
+use neuroshard_ponw as ponw;
+use neuroshard_primitives::crypto::keypair_from_uri;
+use neuroshard_primitives::{
+    blake2_256, Event, GradientReceipt, GradientReceiptBody, Keypair, RoundResult, UNIT,
+};
+use neuroshard_support::StateDb;
+use sp_core::Pair as _;
+
+const REWARD: Balance = 5 * UNIT;
+
+fn model() -> Hash {
+    blake2_256(b"model")
+}
+
+fn layers() -> LayerRange {
+    LayerRange::new(10, 20).unwrap()
+}
+
+fn key(uri: &str) -> (Keypair, AccountId) {
+    let pair = keypair_from_uri(uri).unwrap();
+    let account = pair.public().into();
+    (pair, account)
+}
+
+const HOLDERS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
+
+/// Genesis with the four holders serving 10-20 and //Eve serving 0-10.
+fn genesis() -> StateDb {
+    let mut state = StateDb::new();
+    let mut o = Overlay::new(&state);
+    let bp = balances::Params {
+        existential_deposit: 1,
+        base_fee: 0,
+        byte_fee: 0,
+    };
+    balances::build_genesis(&mut o, &bp, &[]).unwrap();
+    let pp = ponw::Params {
+        model: ponw::ModelInfo {
+            hash: model(),
+            num_layers: 30,
+            chunk_root: model(),
+            num_chunks: 1,
+            chunk_size: 1024,
+        },
+        token_reward: UNIT / 10,
+        uptime_reward: UNIT,
+        receipt_epoch_window: 1,
+        max_receipts_per_batch: 100,
+        max_shards_per_worker: 4,
+        client_fee_per_token: UNIT / 5,
+        fee_burn_permill: 500_000,
+        escrow_release_blocks: 5,
+    };
+    let mut workers: Vec<_> = HOLDERS.iter().map(|h| (key(h).1, vec![layers()])).collect();
+    workers.push((key("//Eve").1, vec![LayerRange::new(0, 10).unwrap()]));
+    ponw::build_genesis(&mut o, &pp, &workers).unwrap();
+    build_genesis(
+        &mut o,
+        &Params {
+            training_reward: REWARD,
+            min_contributors: 2,
+            max_contributors: 4,
+        },
+    )
+    .unwrap();
+    let (changes, _) = o.into_parts();
+    state.apply(&changes);
+    state
+}
+
+fn body(who: &str, round: u32, base: Hash) -> GradientReceiptBody {
+    GradientReceiptBody {
+        worker: key(who).1,
+        model: model(),
+        layers: layers(),
+        round,
+        base_adapter: base,
+        pseudo_gradient: blake2_256(format!("{who}/{round}").as_bytes()),
+        payload_bytes: 100,
+        loss_before: 3_000_000,
+        loss_after: 2_900_000,
+    }
+}
+
+fn receipt(who: &str, round: u32, base: Hash) -> GradientReceipt {
+    GradientReceipt::sign(body(who, round, base), &key(who).0)
+}
+
+fn apply(
+    state: &mut StateDb,
+    f: impl FnOnce(&mut Overlay<'_>) -> Result<()>,
+) -> Result<Vec<Event>> {
+    let mut o = Overlay::new(state);
+    f(&mut o)?;
+    let (changes, events) = o.into_parts();
+    state.apply(&changes);
+    Ok(events)
+}
+
+fn submit(state: &mut StateDb, r: &GradientReceipt) -> Result<Vec<Event>> {
+    apply(state, |o| submit_gradient_receipt(o, r))
+}
+
+fn report(state: &mut StateDb, who: &str, r: &RoundResult) -> Result<Vec<Event>> {
+    apply(state, |o| report_round_result(o, &key(who).1, r))
+}
+
+fn result(round: u32, accepted: &[&GradientReceipt], adapter: &[u8]) -> RoundResult {
+    let mut accepted: Vec<Hash> = accepted.iter().map(|r| r.body.pseudo_gradient).collect();
+    accepted.sort();
+    RoundResult {
+        model: model(),
+        layers: layers(),
+        round,
+        accepted,
+        adapter: blake2_256(adapter),
+    }
+}
+
+fn free(state: &StateDb, who: &str) -> Balance {
+    balances::account(state, &key(who).1).unwrap().free
+}
+
+#[test]
+fn majority_closes_the_round_and_pays_only_accepted_receipts() {
+    let mut s = genesis();
+    let rs: Vec<GradientReceipt> = HOLDERS
+        .iter()
+        .map(|h| receipt(h, 0, Hash::zero()))
+        .collect();
+    for r in &rs {
+        submit(&mut s, r).unwrap();
+    }
+    // Charlie's pseudo-gradient was poisoned: the honest aggregate leaves it out.
+    let honest = result(0, &[&rs[0], &rs[1], &rs[3]], b"v1");
+    let forged = result(0, &[&rs[0], &rs[1], &rs[2], &rs[3]], b"evil");
+    report(&mut s, "//Charlie", &forged).unwrap();
+    report(&mut s, "//Alice", &honest).unwrap();
+    report(&mut s, "//Bob", &honest).unwrap();
+    // Two of four agree: not a strict majority yet, nothing paid.
+    assert_eq!(free(&s, "//Alice"), 0);
+    assert_eq!(shard(&s, model(), layers()).unwrap().round, 0);
+    let events = report(&mut s, "//Dave", &honest).unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::TrainingRoundFinalized {
+            round: 0,
+            accepted: 3,
+            rejected: 1,
+            ..
+        }
+    )));
+    for h in ["//Alice", "//Bob", "//Dave"] {
+        assert_eq!(free(&s, h), REWARD, "{h}");
+        assert_eq!(earned(&s, &key(h).1).unwrap(), REWARD);
+    }
+    assert_eq!(free(&s, "//Charlie"), 0);
+    assert_eq!(earned(&s, &key("//Charlie").1).unwrap(), 0);
+    let state = shard(&s, model(), layers()).unwrap();
+    assert_eq!(state.round, 1);
+    assert_eq!(state.adapter, Some(blake2_256(b"v1")));
+    let closed = closed_round(&s, &(model(), layers(), 0)).unwrap().unwrap();
+    assert_eq!(closed.adapter, blake2_256(b"v1"));
+    let recs = receipts(&s, &(model(), layers(), 0)).unwrap();
+    let flags: Vec<_> = recs.iter().map(|r| r.accepted).collect();
+    assert_eq!(flags, vec![Some(true), Some(true), Some(false), Some(true)]);
+    // The round is closed: late reports and receipts for it are refused.
+    assert_eq!(
+        report(&mut s, "//Dave", &honest),
+        Err(Error::WrongRound {
+            expected: 1,
+            got: 0
+        })
+    );
+    assert_eq!(
+        submit(&mut s, &receipt("//Dave", 0, Hash::zero())),
+        Err(Error::WrongRound {
+            expected: 1,
+            got: 0
+        })
+    );
+    // Round 1 must start from the recorded adapter version.
+    assert_eq!(
+        submit(&mut s, &receipt("//Alice", 1, blake2_256(b"v0"))),
+        Err(Error::WrongBaseAdapter {
+            expected: blake2_256(b"v1"),
+            got: blake2_256(b"v0")
+        })
+    );
+    submit(&mut s, &receipt("//Alice", 1, blake2_256(b"v1"))).unwrap();
+}
+
+#[test]
+fn receipts_are_checked() {
+    let mut s = genesis();
+    let mut forged = receipt("//Alice", 0, Hash::zero());
+    forged.body.loss_after = 1;
+    assert_eq!(submit(&mut s, &forged), Err(Error::BadSignature));
+    let mut b = body("//Alice", 0, Hash::zero());
+    b.model = blake2_256(b"other");
+    let wrong_model = GradientReceipt::sign(b, &key("//Alice").0);
+    assert_eq!(
+        submit(&mut s, &wrong_model),
+        Err(Error::WrongModel(blake2_256(b"other")))
+    );
+    // //Eve serves 0-10, not 10-20; //Ferdie is no worker at all.
+    for who in ["//Eve", "//Ferdie"] {
+        assert_eq!(
+            submit(&mut s, &receipt(who, 0, Hash::zero())),
+            Err(Error::NotAHolder(layers()))
+        );
+    }
+    assert_eq!(
+        submit(&mut s, &receipt("//Alice", 1, Hash::zero())),
+        Err(Error::WrongRound {
+            expected: 0,
+            got: 1
+        })
+    );
+    submit(&mut s, &receipt("//Alice", 0, Hash::zero())).unwrap();
+    assert_eq!(
+        submit(&mut s, &receipt("//Alice", 0, Hash::zero())),
+        Err(Error::DuplicateReceipt)
+    );
+}
+
+#[test]
+fn reports_are_checked() {
+    let mut s = genesis();
+    let ra = receipt("//Alice", 0, Hash::zero());
+    let rb = receipt("//Bob", 0, Hash::zero());
+    submit(&mut s, &ra).unwrap();
+    submit(&mut s, &rb).unwrap();
+    let good = result(0, &[&ra, &rb], b"v1");
+    assert_eq!(report(&mut s, "//Dave", &good), Err(Error::NotAContributor));
+    let mut empty = good.clone();
+    empty.accepted.clear();
+    assert_eq!(
+        report(&mut s, "//Alice", &empty),
+        Err(Error::BadAcceptedSet)
+    );
+    let mut unsorted = good.clone();
+    unsorted.accepted.reverse();
+    assert_eq!(
+        report(&mut s, "//Alice", &unsorted),
+        Err(Error::BadAcceptedSet)
+    );
+    let mut unknown = good.clone();
+    unknown.accepted = vec![blake2_256(b"nobody")];
+    assert_eq!(
+        report(&mut s, "//Alice", &unknown),
+        Err(Error::UnknownGradient(blake2_256(b"nobody")))
+    );
+    // One vote of two contributors is not a majority; voting twice is refused.
+    report(&mut s, "//Alice", &good).unwrap();
+    assert_eq!(
+        report(&mut s, "//Alice", &good),
+        Err(Error::AlreadyReported)
+    );
+    report(&mut s, "//Bob", &good).unwrap();
+    assert_eq!(free(&s, "//Alice"), REWARD);
+    assert_eq!(free(&s, "//Bob"), REWARD);
+}
+
+#[test]
+fn a_lone_contributor_cannot_close_a_round() {
+    // min_contributors = 2: one holder's report is a majority of one but not enough.
+    let mut s = genesis();
+    let ra = receipt("//Alice", 0, Hash::zero());
+    submit(&mut s, &ra).unwrap();
+    report(&mut s, "//Alice", &result(0, &[&ra], b"v1")).unwrap();
+    assert_eq!(shard(&s, model(), layers()).unwrap().round, 0);
+    assert_eq!(free(&s, "//Alice"), 0);
+}
+
+#[test]
+fn rounds_are_capped() {
+    let mut s = genesis();
+    for h in HOLDERS {
+        submit(&mut s, &receipt(h, 0, Hash::zero())).unwrap();
+    }
+    // A fifth holder of the shard (max_contributors = 4).
+    apply(&mut s, |o| {
+        ponw::register_worker(o, 1, &key("//Ferdie").1, model(), vec![layers()])?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        submit(&mut s, &receipt("//Ferdie", 0, Hash::zero())),
+        Err(Error::RoundFull(4))
+    );
+}
