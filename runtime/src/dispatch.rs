@@ -8,9 +8,11 @@ use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
     AccountId, Balance, BalancesCall, Call, Nonce, PonwCall, SignedExtrinsic, StakingCall,
+    TrainingCall,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState};
+use neuroshard_training_pallet as training;
 use parity_scale_codec::Encode;
 use serde::Serialize;
 
@@ -144,6 +146,12 @@ fn dispatch(
         Call::Ponw(PonwCall::DepositEscrow { amount }) => ponw::escrow::deposit(o, who, *amount)?,
         Call::Ponw(PonwCall::RequestEscrowRelease) => ponw::escrow::request_release(o, ctx, who)?,
         Call::Ponw(PonwCall::WithdrawEscrow) => ponw::escrow::withdraw(o, ctx, who)?,
+        Call::Training(TrainingCall::SubmitGradientReceipt { receipt }) => {
+            training::submit_gradient_receipt(o, receipt)?
+        }
+        Call::Training(TrainingCall::ReportRoundResult { result }) => {
+            training::report_round_result(o, who, result)?
+        }
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ pub enum DispatchError {
     Staking(#[from] neuroshard_staking::Error),
     #[error("ponw: {0}")]
     Ponw(#[from] neuroshard_ponw::Error),
+    #[error("training: {0}")]
+    Training(#[from] neuroshard_training_pallet::Error),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

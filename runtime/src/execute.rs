@@ -52,6 +52,7 @@ impl Runtime {
             balances: balances::params(state)?,
             staking: staking::params(state)?,
             ponw: ponw::params(state)?,
+            training: neuroshard_training_pallet::params(state)?,
         })
     }
 

@@ -9,6 +9,7 @@ use neuroshard_ponw as ponw;
 use neuroshard_primitives::{AccountId, Balance, Hash, Header, LayerRange, Signature};
 use neuroshard_staking as staking;
 use neuroshard_support::{Overlay, StateDb};
+use neuroshard_training_pallet as training;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,7 @@ pub struct RuntimeParams {
     pub balances: balances::Params,
     pub staking: staking::Params,
     pub ponw: ponw::Params,
+    pub training: training::Params,
 }
 
 /// What block 0 contains.
@@ -53,6 +55,7 @@ impl Runtime {
         staking::build_genesis(&mut overlay, &p.staking, &config.validators)
             .map_err(DispatchError::from)?;
         ponw::build_genesis(&mut overlay, &p.ponw, &config.workers).map_err(DispatchError::from)?;
+        training::build_genesis(&mut overlay, &p.training).map_err(DispatchError::from)?;
         let (changes, _) = overlay.into_parts();
         let mut state = StateDb::new();
         state.apply(&changes);

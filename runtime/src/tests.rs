@@ -71,6 +71,11 @@ pub(crate) fn test_config() -> GenesisConfig {
                 fee_burn_permill: 500_000,
                 escrow_release_blocks: 10,
             },
+            training: neuroshard_training_pallet::Params {
+                training_reward: 2 * UNIT,
+                min_contributors: 2,
+                max_contributors: 16,
+            },
         },
         balances: ["//Alice", "//Bob", "//Charlie", "//Dave"]
             .iter()
@@ -407,4 +412,86 @@ proptest! {
             prop_assert_eq!(sum, neuroshard_balances::total_issuance(&author.state).unwrap());
         }
     }
+}
+
+/// Proof of Training through blocks: two holders of a shard submit gradient receipts
+/// and report the same round result; the round closes and both are paid.
+#[test]
+fn training_rounds_close_and_pay_through_extrinsics() {
+    use neuroshard_primitives::{GradientReceipt, GradientReceiptBody, RoundResult, TrainingCall};
+    let mut chain = Chain::new();
+    let layers = LayerRange::new(0, 30).unwrap();
+    let register = chain.sign(
+        "//Charlie",
+        0,
+        Call::Ponw(PonwCall::RegisterWorker {
+            model: model(),
+            shards: vec![layers],
+        }),
+    );
+    chain.produce(vec![register]);
+    let receipt = |uri: &str| {
+        let body = GradientReceiptBody {
+            worker: account(uri),
+            model: model(),
+            layers,
+            round: 0,
+            base_adapter: Hash::zero(),
+            pseudo_gradient: blake2_256(uri.as_bytes()),
+            payload_bytes: 64,
+            loss_before: 3_000_000,
+            loss_after: 2_000_000,
+        };
+        GradientReceipt::sign(body, &pair(uri))
+    };
+    let (rb, rc) = (receipt("//Bob"), receipt("//Charlie"));
+    let mut accepted = vec![rb.body.pseudo_gradient, rc.body.pseudo_gradient];
+    accepted.sort();
+    let result = RoundResult {
+        model: model(),
+        layers,
+        round: 0,
+        accepted,
+        adapter: blake2_256(b"adapter v1"),
+    };
+    let submit = |uri: &str, nonce, r: &GradientReceipt| {
+        chain.sign(
+            uri,
+            nonce,
+            Call::Training(TrainingCall::SubmitGradientReceipt { receipt: r.clone() }),
+        )
+    };
+    let xts = vec![submit("//Bob", 0, &rb), submit("//Charlie", 1, &rc)];
+    let (_, _, rejected) = chain.produce(xts);
+    assert_eq!(rejected, 0);
+    let (bob, charlie) = (chain.free("//Bob"), chain.free("//Charlie"));
+    let report = |uri: &str, nonce| {
+        chain.sign(
+            uri,
+            nonce,
+            Call::Training(TrainingCall::ReportRoundResult {
+                result: result.clone(),
+            }),
+        )
+    };
+    let xts = vec![report("//Bob", 1), report("//Charlie", 2)];
+    let fees: Vec<u128> = xts
+        .iter()
+        .map(|xt| chain.runtime.fee_of(&chain.state, xt).unwrap())
+        .collect();
+    let (_, events, rejected) = chain.produce(xts);
+    assert_eq!(rejected, 0);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::TrainingRoundFinalized {
+            round: 0,
+            accepted: 2,
+            rejected: 0,
+            ..
+        }
+    )));
+    assert_eq!(chain.free("//Bob"), bob + 2 * UNIT - fees[0]);
+    assert_eq!(chain.free("//Charlie"), charlie + 2 * UNIT - fees[1]);
+    let params = Runtime::params(&chain.state).unwrap();
+    assert_eq!(params.training.training_reward, 2 * UNIT);
 }
