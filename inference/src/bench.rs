@@ -7,6 +7,7 @@
 use crate::decode::{decode, DecodeOptions, Decoded};
 use crate::drafter::{Drafter, ModelDrafter, NgramDrafter};
 use crate::generate::{client_for, local_route, resolve_model};
+use crate::llamacpp::LlamaCppComparison;
 use crate::tokenizer::{ChatMessage, Tokenizer};
 use crate::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_primitives::{AccountId, LayerRange};
@@ -77,6 +78,8 @@ pub struct SpeculativeRow {
 pub struct BenchReport {
     pub tokens: usize,
     pub single_tps: f64,
+    /// candle-transformers' `quantized_llama` on the same file, prompt and token count.
+    pub candle_tps: f64,
     pub pipeline_tps: f64,
     pub pipeline_ratio: f64,
     pub hops: usize,
@@ -84,6 +87,8 @@ pub struct BenchReport {
     pub speculative: Vec<SpeculativeRow>,
     /// Encoded commitment size per full chunk of 32 positions.
     pub commitment_bytes_per_32: f64,
+    /// llama.cpp on the same file and prompt, or why it was skipped.
+    pub llama_cpp: Result<LlamaCppComparison, String>,
 }
 
 impl fmt::Display for BenchReport {
@@ -98,6 +103,42 @@ impl fmt::Display for BenchReport {
             "  single process (1 shard, 0 latency): {:8.1} tok/s",
             self.single_tps
         )?;
+        writeln!(
+            f,
+            "  candle-transformers quantized_llama (same GGUF and prompt): {:8.1} tok/s  ours/candle = {:.2}x",
+            self.candle_tps,
+            self.single_tps / self.candle_tps.max(1e-9)
+        )?;
+        match &self.llama_cpp {
+            Ok(l) => {
+                writeln!(
+                    f,
+                    "  llama.cpp (llama-cpp-python {}, {} threads, same GGUF and prompt): {:8.1} tok/s  \
+                     ours/llama.cpp = {:.2}x",
+                    l.version,
+                    l.threads,
+                    l.tokens_per_second,
+                    self.single_tps / l.tokens_per_second.max(1e-9)
+                )?;
+                writeln!(
+                    f,
+                    "    on llama.cpp's tokens: top-1 agreement {}/{}, max |logit diff| {:.3}",
+                    l.top1_agreement,
+                    l.tokens.len(),
+                    l.max_logit_diff
+                )?;
+                match &l.first_divergence {
+                    None => writeln!(f, "    greedy tokens identical to ours")?,
+                    Some(d) => writeln!(
+                        f,
+                        "    greedy tokens part at step {}: llama.cpp {} vs ours {}; gap between \
+                         the two: {:.3} in llama.cpp's logits, {:.3} in ours",
+                        d.step, d.theirs, d.ours, d.their_margin, d.our_margin
+                    )?,
+                }
+            }
+            Err(why) => writeln!(f, "  llama.cpp comparison skipped: {why}")?,
+        }
         writeln!(
             f,
             "  {}-shard in-process pipeline:          {:8.1} tok/s  ratio {:.3} of single-process",
@@ -145,6 +186,33 @@ fn timed(
     Ok((d, tps))
 }
 
+/// Greedy decode speed of candle-transformers' `quantized_llama` (the executor's oracle) for
+/// `tokens` tokens after `prompt`, measured like [`timed`] (after the first token).
+fn candle_decode_speed(
+    path: &std::path::Path,
+    prompt: &[u32],
+    tokens: usize,
+) -> anyhow::Result<f64> {
+    use candle_core::{Device, Tensor};
+    use candle_transformers::models::quantized_llama::ModelWeights as CandleLlama;
+    let mut file = std::fs::File::open(path)?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)?;
+    let mut model = CandleLlama::from_gguf(content, &mut file, &Device::Cpu)?;
+    let mut input = prompt.to_vec();
+    let mut pos = 0;
+    let mut first = None;
+    for _ in 0..tokens {
+        let x = Tensor::new(input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let logits = model.forward(&x, pos)?;
+        let next = crate::executor::argmax_rows(&logits)?[0];
+        first.get_or_insert_with(Instant::now);
+        pos += input.len();
+        input = vec![next];
+    }
+    let elapsed = first.map(|t| t.elapsed()).unwrap_or_default().as_secs_f64();
+    Ok(tokens.saturating_sub(1) as f64 / elapsed.max(1e-9))
+}
+
 /// Runs the inference benchmark on the real model (fetched if needed) and prints it.
 pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let (source, hash) = resolve_model(
@@ -187,6 +255,23 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         &dopts,
         None,
     )?;
+    say("candle-transformers quantized_llama");
+    let candle_tps = candle_decode_speed(path, &prompt, plain.tokens.len())?;
+    let llama_cpp = match crate::llamacpp::available() {
+        Err(why) => Err(why),
+        Ok(()) => {
+            say("llama.cpp through llama-cpp-python");
+            crate::llamacpp::compare(
+                path,
+                &weights,
+                &prompt,
+                &plain.tokens,
+                opts.max_tokens,
+                rayon::current_num_threads(),
+            )
+            .map_err(|e| format!("llama-cpp-python failed: {e:#}"))
+        }
+    };
     say("in-process pipeline");
     let multi = local_route(&weights, hash, &opts.shards, Duration::ZERO)?;
     let mut multi_client = client_for(&multi, hash, [2; 16])?;
@@ -264,12 +349,14 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let report = BenchReport {
         tokens: plain.tokens.len(),
         single_tps,
+        candle_tps,
         pipeline_tps,
         pipeline_ratio: pipeline_tps / single_tps.max(1e-9),
         hops: opts.shards.len(),
         hop_latency_ms: opts.hop_latency.as_millis() as u64,
         speculative,
         commitment_bytes_per_32,
+        llama_cpp,
     };
     if opts.print {
         println!("{report}");

@@ -3,24 +3,37 @@
 //! any position (rejected speculative drafts, failover replay). The first shard embeds
 //! token ids; the last applies the final norm and LM head to every position.
 //!
-//! The arithmetic deliberately mirrors `candle_transformers::models::quantized_llama`
-//! operation by operation (same rotary tables, same op order), so a chain of shards
-//! reproduces that model's logits; the test suite uses it as the oracle. One deliberate
-//! difference: attention is evaluated row by row over each row's visible keys (the oracle
-//! masks a square score matrix), which makes every position's result independent of the
-//! batch it was computed in — the property speculative verification and failover replay
-//! need to reproduce plain greedy decoding exactly. For one-token steps the two agree bit
-//! for bit.
+//! The block runs on plain f32 buffers with the fused quantized kernels of
+//! [`crate::kernels`]: the query, key and value projections are one stacked matrix, and so
+//! are the gate and up projections, so a block is four matrix products over all the
+//! batch's positions, each reading the weights once. The arithmetic follows candle's
+//! `quantized_llama` (the test suite's oracle) operation by operation — the quantized
+//! products, norms, rotary embedding and SwiGLU give candle's bits — except attention,
+//! whose dot products are summed in a different order, so logits differ from the oracle's
+//! in their last bits. Attention is evaluated row by row over each row's visible keys,
+//! which makes every position's result independent of the batch it was computed in — the
+//! property speculative verification and failover replay need to reproduce plain greedy
+//! decoding exactly.
 
 use crate::config::ModelConfig;
 use crate::error::{InferenceError, Result};
+use crate::kernels::ops::{self, AttnShape};
+use crate::kernels::QuantMatrix;
 use crate::weights::{LayerWeights, ModelWeights};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
+use std::sync::Arc;
+
+/// One layer's cached keys and values, position-major (`kv_heads × head_dim` per position).
+#[derive(Debug, Default, Clone)]
+struct LayerCache {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
 
 /// The keys and values one session has produced in each of the shard's layers.
 #[derive(Debug, Default, Clone)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<LayerCache>,
     len: usize,
 }
 
@@ -28,7 +41,7 @@ impl KvCache {
     /// A cache for a shard with `num_layers` layers.
     pub fn new(num_layers: usize) -> Self {
         Self {
-            layers: vec![None; num_layers],
+            layers: vec![LayerCache::default(); num_layers],
             len: 0,
         }
     }
@@ -47,12 +60,10 @@ impl KvCache {
         if pos >= self.len {
             return Ok(());
         }
-        for entry in self.layers.iter_mut() {
-            if pos == 0 {
-                *entry = None;
-            } else if let Some((k, v)) = entry {
-                *entry = Some((k.narrow(2, 0, pos)?, v.narrow(2, 0, pos)?));
-            }
+        for layer in self.layers.iter_mut() {
+            let per_position = layer.keys.len() / self.len;
+            layer.keys.truncate(pos * per_position);
+            layer.values.truncate(pos * per_position);
         }
         self.len = pos;
         Ok(())
@@ -66,15 +77,51 @@ pub enum ExecInput<'a> {
     Hidden(&'a Tensor),
 }
 
+/// One block's weights in the kernels' formats.
+#[derive(Debug)]
+struct PackedLayer {
+    /// Query, key and value projections stacked: `q_dim + 2 * kv_dim` rows.
+    qkv: QuantMatrix,
+    wo: QuantMatrix,
+    /// Gate and up projections stacked: `2 * ffn` rows.
+    gate_up: QuantMatrix,
+    down: QuantMatrix,
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+}
+
+impl PackedLayer {
+    fn new(w: &LayerWeights) -> Result<Self> {
+        Ok(Self {
+            qkv: QuantMatrix::stacked(&[&w.wq, &w.wk, &w.wv])?,
+            wo: QuantMatrix::new(&w.wo)?,
+            gate_up: QuantMatrix::stacked(&[&w.w_gate, &w.w_up])?,
+            down: QuantMatrix::new(&w.w_down)?,
+            attn_norm: w.attn_norm.to_dtype(DType::F32)?.to_vec1()?,
+            ffn_norm: w.ffn_norm.to_dtype(DType::F32)?.to_vec1()?,
+        })
+    }
+}
+
+/// The final norm and LM head of the last shard.
+#[derive(Debug)]
+struct PackedHead {
+    norm: Vec<f32>,
+    matrix: QuantMatrix,
+}
+
 /// Runs one shard's layers.
 #[derive(Debug, Clone)]
 pub struct ShardExecutor {
     weights: ModelWeights,
-    cos: Tensor,
-    sin: Tensor,
+    layers: Arc<Vec<PackedLayer>>,
+    head: Option<Arc<PackedHead>>,
+    /// Rotary tables, `max_seq_len × head_dim / 2`.
+    cos: Arc<Vec<f32>>,
+    sin: Arc<Vec<f32>>,
 }
 
-fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Vec<f32>, Vec<f32>)> {
     // Same construction as candle's `precomput_freqs_cis`, so the tables are bit-identical.
     let theta: Vec<_> = (0..config.head_dim)
         .step_by(2)
@@ -85,14 +132,45 @@ fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Tensor, Tenso
         .to_dtype(DType::F32)?
         .reshape((config.max_seq_len, 1))?
         .matmul(&theta.reshape((1, theta.elem_count()))?)?;
-    Ok((idx_theta.cos()?, idx_theta.sin()?))
+    Ok((
+        idx_theta.cos()?.flatten_all()?.to_vec1()?,
+        idx_theta.sin()?.flatten_all()?.to_vec1()?,
+    ))
+}
+
+/// Buffers of one forward pass over `seq` positions.
+struct Scratch {
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    gate_up: Vec<f32>,
+    ffn: Vec<f32>,
+    scores: Vec<f32>,
 }
 
 impl ShardExecutor {
     pub fn new(weights: ModelWeights) -> Result<Self> {
-        let device = Device::Cpu;
-        let (cos, sin) = rotary_tables(&weights.config, &device)?;
-        Ok(Self { weights, cos, sin })
+        let (cos, sin) = rotary_tables(&weights.config, &Device::Cpu)?;
+        let layers = weights
+            .layers
+            .iter()
+            .map(|l| PackedLayer::new(l))
+            .collect::<Result<Vec<_>>>()?;
+        let head = match (&weights.norm, &weights.lm_head) {
+            (Some(norm), Some(head)) => Some(Arc::new(PackedHead {
+                norm: norm.to_dtype(DType::F32)?.to_vec1()?,
+                matrix: QuantMatrix::new(head)?,
+            })),
+            _ => None,
+        };
+        Ok(Self {
+            weights,
+            layers: Arc::new(layers),
+            head,
+            cos: Arc::new(cos),
+            sin: Arc::new(sin),
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -106,6 +184,28 @@ impl ShardExecutor {
     /// A fresh, empty cache for one session on this shard.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.weights.layers.len())
+    }
+
+    fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let cfg = &self.weights.config;
+        let emb = self.weights.embedding.as_ref().ok_or_else(|| {
+            InferenceError::BadRequest("token input sent to a shard that is not first".into())
+        })?;
+        let mut x = Vec::with_capacity(tokens.len() * cfg.hidden_size);
+        for &t in tokens {
+            if t as usize >= cfg.vocab_size {
+                return Err(InferenceError::BadRequest(format!(
+                    "token id {t} is outside the vocabulary of {}",
+                    cfg.vocab_size
+                )));
+            }
+            x.extend(
+                emb.get(t as usize)?
+                    .to_dtype(DType::F32)?
+                    .to_vec1::<f32>()?,
+            );
+        }
+        Ok(x)
     }
 
     /// Runs the shard's layers for positions `start..start + seq` and returns the output
@@ -126,21 +226,7 @@ impl ShardExecutor {
             });
         }
         let mut x = match input {
-            ExecInput::Tokens(tokens) => {
-                let emb = self.weights.embedding.as_ref().ok_or_else(|| {
-                    InferenceError::BadRequest(
-                        "token input sent to a shard that is not first".into(),
-                    )
-                })?;
-                if let Some(bad) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-                    return Err(InferenceError::BadRequest(format!(
-                        "token id {bad} is outside the vocabulary of {}",
-                        cfg.vocab_size
-                    )));
-                }
-                let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-                candle_nn::Embedding::new(emb.clone(), cfg.hidden_size).forward(&ids)?
-            }
+            ExecInput::Tokens(tokens) => self.embed(tokens)?,
             ExecInput::Hidden(h) => {
                 if self.weights.is_first() {
                     return Err(InferenceError::BadRequest(
@@ -154,10 +240,10 @@ impl ShardExecutor {
                         cfg.hidden_size
                     )));
                 }
-                h.to_dtype(DType::F32)?
+                h.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?
             }
         };
-        let seq = x.dim(1)?;
+        let seq = x.len() / cfg.hidden_size;
         if seq == 0 {
             return Err(InferenceError::BadRequest("empty input".into()));
         }
@@ -169,116 +255,136 @@ impl ShardExecutor {
             )));
         }
         cache.truncate(start)?;
-        for (layer, slot) in self.weights.layers.iter().zip(cache.layers.iter_mut()) {
-            x = self.block(layer, slot, &x, start)?;
+        if cache.layers.len() != self.layers.len() {
+            return Err(InferenceError::BadRequest(
+                "cache made for a different shard".into(),
+            ));
+        }
+        let mut scratch = Scratch {
+            normed: vec![0.0; seq * cfg.hidden_size],
+            qkv: Vec::new(),
+            attn: vec![0.0; seq * cfg.num_heads * cfg.head_dim],
+            proj: vec![0.0; seq * cfg.hidden_size],
+            gate_up: Vec::new(),
+            ffn: Vec::new(),
+            scores: Vec::new(),
+        };
+        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            self.block(layer, kv, &mut x, start, seq, &mut scratch);
         }
         cache.len = start + seq;
-        Ok(x)
+        Ok(Tensor::from_vec(
+            x,
+            (1, seq, cfg.hidden_size),
+            &Device::Cpu,
+        )?)
     }
 
     /// Final norm and LM head over every position: `(1, seq, hidden)` -> `(seq, vocab)`.
     pub fn head(&self, hidden: &Tensor) -> Result<Tensor> {
-        let (norm, head) = match (&self.weights.norm, &self.weights.lm_head) {
-            (Some(n), Some(h)) => (n, h),
-            _ => {
-                return Err(InferenceError::BadRequest(
-                    "logits requested from a shard that is not last".into(),
-                ))
-            }
-        };
-        let x = candle_nn::ops::rms_norm(hidden, norm, self.weights.config.rms_norm_eps as f32)?;
-        let x = x.squeeze(0)?;
-        Ok(head.forward(&x)?)
-    }
-
-    fn rope(&self, x: &Tensor, start: usize) -> Result<Tensor> {
-        let (_b, _h, seq, _d) = x.dims4()?;
-        let cos = self.cos.narrow(0, start, seq)?;
-        let sin = self.sin.narrow(0, start, seq)?;
-        let x = x.contiguous()?;
-        Ok(if self.weights.config.rope_interleaved {
-            candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?
-        } else {
-            candle_nn::rotary_emb::rope(&x, &cos, &sin)?
-        })
+        let head = self.head.as_ref().ok_or_else(|| {
+            InferenceError::BadRequest("logits requested from a shard that is not last".into())
+        })?;
+        let n = self.weights.config.hidden_size;
+        let dims = hidden.dims();
+        if dims.len() != 3 || dims[0] != 1 || dims[2] != n {
+            return Err(InferenceError::BadRequest(format!(
+                "hidden states of shape {dims:?}, expected (1, seq, {n})"
+            )));
+        }
+        let x = hidden
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let seq = dims[1];
+        let eps = self.weights.config.rms_norm_eps as f32;
+        let mut normed = vec![0f32; x.len()];
+        for (x, o) in x.chunks_exact(n).zip(normed.chunks_exact_mut(n)) {
+            ops::rms_norm(x, &head.norm, eps, o);
+        }
+        let vocab = head.matrix.rows();
+        let mut logits = vec![0f32; seq * vocab];
+        head.matrix.matmul(&normed, seq, &mut logits);
+        Ok(Tensor::from_vec(logits, (seq, vocab), &Device::Cpu)?)
     }
 
     fn block(
         &self,
-        w: &LayerWeights,
-        slot: &mut Option<(Tensor, Tensor)>,
-        x: &Tensor,
+        w: &PackedLayer,
+        kv: &mut LayerCache,
+        x: &mut [f32],
         start: usize,
-    ) -> Result<Tensor> {
-        let eps = self.weights.config.rms_norm_eps as f32;
-        let residual = x;
-        let h = candle_nn::ops::rms_norm(x, &w.attn_norm, eps)?;
-        let attn = self.attention(w, slot, &h, start)?;
-        let x = (attn + residual)?;
-        let residual = &x;
-        let h = candle_nn::ops::rms_norm(&x, &w.ffn_norm, eps)?;
-        let gate = w.w_gate.forward(&h)?;
-        let up = w.w_up.forward(&h)?;
-        let h = w.w_down.forward(&(candle_nn::ops::silu(&gate)? * up)?)?;
-        Ok((h + residual)?)
-    }
-
-    fn attention(
-        &self,
-        w: &LayerWeights,
-        slot: &mut Option<(Tensor, Tensor)>,
-        x: &Tensor,
-        start: usize,
-    ) -> Result<Tensor> {
+        seq: usize,
+        s: &mut Scratch,
+    ) {
         let cfg = &self.weights.config;
-        let (b, seq, n_embd) = x.dims3()?;
-        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let q =
-            w.wq.forward(x)?
-                .reshape((b, seq, nh, hd))?
-                .transpose(1, 2)?;
-        let k =
-            w.wk.forward(x)?
-                .reshape((b, seq, nkv, hd))?
-                .transpose(1, 2)?;
-        let v =
-            w.wv.forward(x)?
-                .reshape((b, seq, nkv, hd))?
-                .transpose(1, 2)?
-                .contiguous()?;
-        let q = self.rope(&q, start)?;
-        let k = self.rope(&k, start)?;
-        let (k, v) = match slot.as_ref() {
-            Some((kc, vc)) if start > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v], 2)?),
-            _ => (k, v),
+        let eps = cfg.rms_norm_eps as f32;
+        let n = cfg.hidden_size;
+        let hd = cfg.head_dim;
+        let (q_dim, kv_dim) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
+        let row = q_dim + 2 * kv_dim;
+
+        for (x, o) in x.chunks_exact(n).zip(s.normed.chunks_exact_mut(n)) {
+            ops::rms_norm(x, &w.attn_norm, eps, o);
+        }
+        s.qkv.resize(seq * row, 0.0);
+        w.qkv.matmul(&s.normed, seq, &mut s.qkv);
+        let half = hd / 2;
+        for (i, qkv) in s.qkv.chunks_exact_mut(row).enumerate() {
+            let pos = start + i;
+            let (cos, sin) = (
+                &self.cos[pos * half..(pos + 1) * half],
+                &self.sin[pos * half..(pos + 1) * half],
+            );
+            for head in qkv[..q_dim + kv_dim].chunks_exact_mut(hd) {
+                ops::rope(head, cos, sin, cfg.rope_interleaved);
+            }
+            kv.keys.extend_from_slice(&qkv[q_dim..q_dim + kv_dim]);
+            kv.values.extend_from_slice(&qkv[q_dim + kv_dim..]);
+        }
+        let shape = AttnShape {
+            heads: cfg.num_heads,
+            kv_heads: cfg.num_kv_heads,
+            head_dim: hd,
         };
-        *slot = Some((k.clone(), v.clone()));
-        // Each query row attends to exactly its visible keys with the ops of a one-token
-        // step, so a row's result never depends on how many rows share the batch: batched
-        // verification, replayed prefixes and plain decoding are bit-identical.
-        // Queries grouped by the KV head they share: (1, kv_heads, group, head_dim), so
-        // keys and values are read in place instead of being repeated per query head.
-        let group = nh / nkv;
-        let rows = (0..seq)
-            .map(|i| {
-                let visible = start + i + 1;
-                let q = q.narrow(2, i, 1)?.reshape((b, nkv, group, hd))?;
-                let k = k.narrow(2, 0, visible)?;
-                let v = v.narrow(2, 0, visible)?;
-                let att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                att.matmul(&v)?.reshape((b, nh, 1, hd))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let y = if rows.len() == 1 {
-            rows.into_iter()
-                .next()
-                .ok_or_else(|| InferenceError::BadRequest("empty input".into()))?
-        } else {
-            Tensor::cat(&rows, 2)?
-        };
-        let y = y.transpose(1, 2)?.reshape((b, seq, n_embd))?;
-        Ok(w.wo.forward(&y)?)
+        for (i, (qkv, out)) in s
+            .qkv
+            .chunks_exact(row)
+            .zip(s.attn.chunks_exact_mut(q_dim))
+            .enumerate()
+        {
+            let visible = start + i + 1;
+            ops::attend(
+                shape,
+                &qkv[..q_dim],
+                &kv.keys,
+                &kv.values,
+                visible,
+                &mut s.scores,
+                out,
+            );
+        }
+        w.wo.matmul(&s.attn, seq, &mut s.proj);
+        for (x, p) in x.iter_mut().zip(&s.proj) {
+            *x += p;
+        }
+
+        for (x, o) in x.chunks_exact(n).zip(s.normed.chunks_exact_mut(n)) {
+            ops::rms_norm(x, &w.ffn_norm, eps, o);
+        }
+        let ffn = w.gate_up.rows() / 2;
+        s.gate_up.resize(seq * 2 * ffn, 0.0);
+        w.gate_up.matmul(&s.normed, seq, &mut s.gate_up);
+        s.ffn.clear();
+        for gu in s.gate_up.chunks_exact_mut(2 * ffn) {
+            let (gate, up) = gu.split_at_mut(ffn);
+            ops::silu_mul(gate, up);
+            s.ffn.extend_from_slice(gate);
+        }
+        w.down.matmul(&s.ffn, seq, &mut s.proj);
+        for (x, p) in x.iter_mut().zip(&s.proj) {
+            *x += p;
+        }
     }
 }
 

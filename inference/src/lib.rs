@@ -13,6 +13,8 @@ pub mod error;
 pub mod executor;
 pub mod fetch;
 pub mod generate;
+pub mod kernels;
+pub mod llamacpp;
 pub mod messages;
 pub mod pipeline;
 pub mod sampling;

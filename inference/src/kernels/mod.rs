@@ -1,0 +1,240 @@
+//! CPU matrix kernels for the shard executor: weight matrices held in their GGUF
+//! quantization (Q4_1 and Q8_0, the formats of the default SmolLM2 model; anything else is
+//! widened to f32 at load), multiplied with `m` activation rows at once by fused
+//! dequantize-and-dot kernels ([`dot`]), split over the output rows across rayon's pool.
+//!
+//! Each activation row is quantized once per product (as candle and GGML do), and each
+//! four-row slice of weights is read once for all `m` rows, so a speculative verification
+//! of `m` drafted positions costs little more than one decoding step. Every output value is
+//! computed by the same instructions whatever `m` and whatever the split across threads,
+//! so a position's result never depends on the batch it was computed in, and the
+//! quantized products equal candle's `QMatMul` bit for bit (see the tests).
+
+pub mod dot;
+pub mod ops;
+pub mod quant;
+
+use crate::error::{InferenceError, Result};
+use candle_core::quantized::{GgmlDType, QMatMul};
+use candle_core::{DType, Device};
+use quant::{ActQ80, ActQ81, BlockQ80, Q41x4, BLOCK};
+use rayon::prelude::*;
+
+/// A weight matrix of `rows` outputs by `cols` inputs, computing `x · Wᵀ`.
+#[derive(Debug)]
+pub struct QuantMatrix {
+    rows: usize,
+    cols: usize,
+    data: Data,
+}
+
+#[derive(Debug)]
+enum Data {
+    /// Groups of four rows, `cols / 32` groups per four rows.
+    Q4_1(Vec<Q41x4>),
+    /// Row-major blocks.
+    Q8_0(Vec<BlockQ80>),
+    /// Row-major values.
+    F32(Vec<f32>),
+}
+
+/// A matrix's raw content as loaded.
+enum Raw {
+    Q4_1(Vec<u8>),
+    Q8_0(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+fn raw(m: &QMatMul) -> Result<(Raw, usize, usize)> {
+    let (dims, raw) = match m {
+        QMatMul::QTensor(q) => {
+            let dims = q.shape().dims().to_vec();
+            let raw = match q.dtype() {
+                GgmlDType::Q4_1 => Raw::Q4_1(q.data()?.into_owned()),
+                GgmlDType::Q8_0 => Raw::Q8_0(q.data()?.into_owned()),
+                _ => Raw::F32(q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?),
+            };
+            (dims, raw)
+        }
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => (
+            t.dims().to_vec(),
+            Raw::F32(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?),
+        ),
+    };
+    match dims[..] {
+        [rows, cols] => Ok((raw, rows, cols)),
+        _ => Err(InferenceError::BadRequest(format!(
+            "weight matrix of shape {dims:?}"
+        ))),
+    }
+}
+
+fn widen(m: &QMatMul) -> Result<Vec<f32>> {
+    Ok(match m {
+        QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
+    }
+    .flatten_all()?
+    .to_vec1()?)
+}
+
+impl QuantMatrix {
+    /// The matrix of one candle `QMatMul`.
+    pub fn new(m: &QMatMul) -> Result<Self> {
+        Self::stacked(&[m])
+    }
+
+    /// The rows of `parts` stacked into one matrix (for example the query, key and value
+    /// projections, so one pass computes all three). Parts of different formats are all
+    /// widened to f32.
+    pub fn stacked(parts: &[&QMatMul]) -> Result<Self> {
+        let mut raws = Vec::with_capacity(parts.len());
+        for p in parts {
+            raws.push(raw(p)?);
+        }
+        let cols = raws.first().map(|r| r.2).unwrap_or(0);
+        let rows: usize = raws.iter().map(|r| r.1).sum();
+        if raws.iter().any(|r| r.2 != cols) || rows == 0 || cols == 0 {
+            return Err(InferenceError::BadRequest(
+                "stacked matrices must share their width".into(),
+            ));
+        }
+        let bad = || InferenceError::BadRequest(format!("malformed {rows}x{cols} weights"));
+        let data = if raws.iter().all(|r| matches!(r.0, Raw::Q4_1(_))) {
+            let bytes: Vec<u8> = raws
+                .into_iter()
+                .flat_map(|r| match r.0 {
+                    Raw::Q4_1(b) => b,
+                    _ => Vec::new(),
+                })
+                .collect();
+            Data::Q4_1(quant::q4_1_groups(&bytes, rows, cols).ok_or_else(bad)?)
+        } else if raws.iter().all(|r| matches!(r.0, Raw::Q8_0(_))) {
+            let bytes: Vec<u8> = raws
+                .into_iter()
+                .flat_map(|r| match r.0 {
+                    Raw::Q8_0(b) => b,
+                    _ => Vec::new(),
+                })
+                .collect();
+            Data::Q8_0(quant::q8_0_blocks(&bytes, rows, cols).ok_or_else(bad)?)
+        } else {
+            let mut values = Vec::with_capacity(rows * cols);
+            for (p, r) in parts.iter().zip(raws) {
+                match r.0 {
+                    Raw::F32(v) => values.extend(v),
+                    _ => values.extend(widen(p)?),
+                }
+            }
+            Data::F32(values)
+        };
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Output size.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input size.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// `out = x · Wᵀ` for `m` rows: `x` is `m × cols`, `out` is `m × rows`, row-major.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), m * self.cols, "activation size");
+        assert_eq!(out.len(), m * self.rows, "output size");
+        let (rows, cols) = (self.rows, self.cols);
+        let nb = cols / BLOCK;
+        // Work items are four weight rows; each writes its `4 × m` results contiguously
+        // into `t` (weight-row major), which is transposed into `out` at the end.
+        let groups = rows.div_ceil(4);
+        let mut t = vec![0f32; groups * 4 * m];
+        let per_task = groups.div_ceil(rayon::current_num_threads() * 4).max(1);
+        let run = |kernel: &(dyn Fn(usize, &mut [f32]) + Sync), t: &mut [f32]| {
+            t.par_chunks_mut(per_task * 4 * m)
+                .enumerate()
+                .for_each(|(task, chunk)| {
+                    for (i, out4) in chunk.chunks_exact_mut(4 * m).enumerate() {
+                        kernel(task * per_task + i, out4);
+                    }
+                });
+        };
+        match &self.data {
+            Data::Q4_1(w) => {
+                let mut act = vec![zero_q81(); m * nb];
+                for (x, a) in x.chunks_exact(cols).zip(act.chunks_exact_mut(nb)) {
+                    quant::quantize_q8_1(x, a);
+                }
+                let kernel = |g: usize, out4: &mut [f32]| {
+                    let w = &w[g * nb..(g + 1) * nb];
+                    for (i, a) in act.chunks_exact(nb).enumerate() {
+                        let d = dot::q4_1_dot4(w, a);
+                        for (r, v) in d.into_iter().enumerate() {
+                            out4[r * m + i] = v;
+                        }
+                    }
+                };
+                run(&kernel, &mut t);
+            }
+            Data::Q8_0(w) => {
+                let mut act = vec![zero_q80(); m * nb];
+                for (x, a) in x.chunks_exact(cols).zip(act.chunks_exact_mut(nb)) {
+                    quant::quantize_q8_0(x, a);
+                }
+                let row = |r: usize| &w[r.min(rows - 1) * nb..(r.min(rows - 1) + 1) * nb];
+                let kernel = |g: usize, out4: &mut [f32]| {
+                    let r = g * 4;
+                    let ws = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                    for (i, a) in act.chunks_exact(nb).enumerate() {
+                        let d = if r + 4 <= rows {
+                            dot::q8_0_dot4(ws, a)
+                        } else {
+                            ws.map(|w| dot::q8_0_dot1(w, a))
+                        };
+                        for (k, v) in d.into_iter().enumerate() {
+                            out4[k * m + i] = v;
+                        }
+                    }
+                };
+                run(&kernel, &mut t);
+            }
+            Data::F32(w) => {
+                let kernel = |g: usize, out4: &mut [f32]| {
+                    for k in 0..4 {
+                        let r = (g * 4 + k).min(rows - 1);
+                        let w = &w[r * cols..(r + 1) * cols];
+                        for (i, x) in x.chunks_exact(cols).enumerate() {
+                            out4[k * m + i] = ops::dot_f32(w, x);
+                        }
+                    }
+                };
+                run(&kernel, &mut t);
+            }
+        }
+        for (r, t) in t.chunks_exact(m).take(rows).enumerate() {
+            for (i, &v) in t.iter().enumerate() {
+                out[i * rows + r] = v;
+            }
+        }
+    }
+}
+
+fn zero_q81() -> ActQ81 {
+    ActQ81 {
+        qs: [0; BLOCK],
+        d: 0.0,
+        s: 0.0,
+    }
+}
+
+fn zero_q80() -> ActQ80 {
+    ActQ80 {
+        qs: [0; BLOCK],
+        d: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests;
