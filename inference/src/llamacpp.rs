@@ -137,6 +137,12 @@ pub fn compare(
             theirs.len()
         );
     }
+    if theirs
+        .chunks_exact(vocab)
+        .any(|row| row.iter().all(|&v| v == row[0]))
+    {
+        anyhow::bail!("llama-cpp-python returned constant logits (its scores were not filled)");
+    }
     // Our logits on llama.cpp's sequence: the prompt, then its tokens one step at a time.
     let exec = ShardExecutor::new(weights.clone())?;
     let mut cache = exec.new_cache();

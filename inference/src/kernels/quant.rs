@@ -89,7 +89,7 @@ pub fn quantize_q8_0(xs: &[f32], out: &mut [ActQ80]) {
 pub fn q4_1_groups(bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<Q41x4>> {
     const SIZE: usize = 20;
     let blocks = cols / BLOCK;
-    if cols % BLOCK != 0 || bytes.len() != rows * blocks * SIZE {
+    if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * blocks * SIZE {
         return None;
     }
     let mut groups = vec![Q41x4::default(); rows.div_ceil(4) * blocks];
@@ -107,7 +107,7 @@ pub fn q4_1_groups(bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<Q41x4>>
 /// Parses GGML Q8_0 bytes (blocks of 34 bytes: f16 d, 32 signed bytes), row-major.
 pub fn q8_0_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<BlockQ80>> {
     const SIZE: usize = 34;
-    if cols % BLOCK != 0 || bytes.len() != rows * (cols / BLOCK) * SIZE {
+    if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * (cols / BLOCK) * SIZE {
         return None;
     }
     Some(
