@@ -84,8 +84,6 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ),
     };
 
-    let (addr, rpc_handle) = rpc::start(client.clone(), p2p.clone(), config.rpc_port).await?;
-    info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
 
     let api_state = api::ApiState {
         client: client.clone(),
@@ -96,6 +94,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         })),
         metrics: Arc::new(api::Metrics::default()),
     };
+    let generation = rpc::generate::Generate {
+        generator: api_state.generator.clone(),
+        metrics: api_state.metrics.clone(),
+    };
+    let (addr, rpc_handle) =
+        rpc::start(client.clone(), p2p.clone(), generation, config.rpc_port).await?;
+    info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
+
     api::serve(api_state.clone(), config.api_port, stop_rx.clone()).await?;
     let serve_task = match (&config.key, config.shards.is_empty()) {
         (_, true) => None,

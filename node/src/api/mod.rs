@@ -11,7 +11,10 @@ mod metrics;
 mod openai;
 
 pub use metrics::Metrics;
-pub use openai::{ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator};
+pub use openai::MAX_TOKENS_LIMIT;
+pub use openai::{
+    Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator,
+};
 
 use crate::client::Client;
 use axum::routing::{get, post};
@@ -31,6 +34,22 @@ pub enum GeneratorSlot {
     /// Loading failed (the message says why).
     Failed(String),
     Ready(Arc<dyn TextGenerator>),
+}
+
+impl GeneratorSlot {
+    /// The generator, or why this node cannot generate (a message for the user).
+    pub fn ready(&self) -> Result<Arc<dyn TextGenerator>, String> {
+        match self {
+            GeneratorSlot::Ready(gen) => Ok(gen.clone()),
+            GeneratorSlot::Loading => {
+                Err("the model is still being fetched or loaded; retry in a moment".into())
+            }
+            GeneratorSlot::Failed(why) => Err(format!("this node could not load the model: {why}")),
+            GeneratorSlot::NotServing => {
+                Err("this node serves no model shards (start it with --shards and --key)".into())
+            }
+        }
+    }
 }
 
 /// The shared, updatable [`GeneratorSlot`].
