@@ -73,6 +73,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .fallback(openai::not_found)
+        .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
 }
 

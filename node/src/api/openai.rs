@@ -6,8 +6,9 @@
 
 use super::ApiState;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -144,6 +145,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 405 for a known path with the wrong method, as JSON.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("{method} is not allowed on {}; see docs/API.md", uri.path()),
+        kind: "invalid_request_error",
+        param: None,
+    }
+}
+
 /// 404 for unknown paths, as JSON.
 pub async fn not_found() -> ApiError {
     ApiError {
@@ -182,8 +193,17 @@ struct Common {
     include_usage: bool,
 }
 
-fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
+/// A request body, or why it could not be read (e.g. larger than axum's 2 MiB limit).
+type Body = Result<Bytes, BytesRejection>;
+
+fn parse_body(body: Body) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let body = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        message: format!("cannot read the request body: {}", rejection.body_text()),
+        kind: "invalid_request_error",
+        param: None,
+    })?;
+    match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::invalid(
             "request body must be a JSON object",
@@ -305,8 +325,8 @@ fn check_model(
 }
 
 /// `POST /v1/completions`.
-pub async fn completions(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
-    let body = parse_body(&body)?;
+pub async fn completions(State(state): State<ApiState>, body: Body) -> Result<Response, ApiError> {
+    let body = parse_body(body)?;
     let gen = generator(&state).await?;
     let model = check_model(&body, gen.as_ref())?;
     let prompt = match body.get("prompt") {
@@ -328,9 +348,9 @@ pub async fn completions(State(state): State<ApiState>, body: Bytes) -> Result<R
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<ApiState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&body)?;
+    let body = parse_body(body)?;
     let gen = generator(&state).await?;
     let model = check_model(&body, gen.as_ref())?;
     let messages = parse_messages(body.get("messages"))?;
