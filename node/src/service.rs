@@ -84,7 +84,6 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ),
     };
 
-
     let api_state = api::ApiState {
         client: client.clone(),
         generator: Arc::new(tokio::sync::RwLock::new(if config.shards.is_empty() {
@@ -93,6 +92,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             api::GeneratorSlot::Loading
         })),
         metrics: Arc::new(api::Metrics::default()),
+        p2p: p2p.clone(),
     };
     let generation = rpc::generate::Generate {
         generator: api_state.generator.clone(),

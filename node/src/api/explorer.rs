@@ -25,6 +25,7 @@ pub async fn page() -> Html<&'static str> {
 
 /// `GET /api/overview`: everything the page shows, in one JSON document.
 pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
+    let peers = crate::rpc::system::peer_list(state.p2p.as_ref()).await;
     let client = state.client.clone();
     let result = tokio::task::spawn_blocking(move || {
         let best = client.best_header();
@@ -95,7 +96,7 @@ pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
             "blocks": blocks,
             "payouts": payouts,
             "shards": shard_map,
-            "peers": [],
+            "peers": peers,
             "params": params.ok(),
         })
     })

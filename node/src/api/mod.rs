@@ -61,6 +61,8 @@ pub struct ApiState {
     pub client: Arc<Client>,
     pub generator: SharedGenerator,
     pub metrics: Arc<Metrics>,
+    /// The node's networking, for the explorer's peer list (None without networking).
+    pub p2p: Option<crate::p2p::P2p>,
 }
 
 /// The router with every endpoint.
