@@ -38,7 +38,8 @@ pub enum Command {
     /// Verify an account's balance like a light client: a read proof checked against
     /// the finalized header's state root (the node is not trusted).
     VerifyBalance(BalanceArgs),
-    /// Generate text locally through an in-process pipeline of shards.
+    /// Generate text locally through an in-process pipeline of shards, or on a node
+    /// with --rpc.
     Generate(GenerateArgs),
     /// Benchmarks; each prints its figures beside a baseline measured in the same run.
     #[command(subcommand)]
@@ -72,6 +73,10 @@ pub struct GenerateArgs {
     /// Use the prompt as is, without the chat template.
     #[arg(long)]
     pub raw: bool,
+    /// Generate on the node at this JSON-RPC URL (`neuroshard_generate`: the node's
+    /// shards run the model and bill the work with receipts) instead of locally.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["model", "shards"])]
+    pub rpc: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

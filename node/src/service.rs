@@ -84,9 +84,6 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ),
     };
 
-    let (addr, rpc_handle) = rpc::start(client.clone(), p2p.clone(), config.rpc_port).await?;
-    info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
-
     let api_state = api::ApiState {
         client: client.clone(),
         generator: Arc::new(tokio::sync::RwLock::new(if config.shards.is_empty() {
@@ -95,7 +92,16 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             api::GeneratorSlot::Loading
         })),
         metrics: Arc::new(api::Metrics::default()),
+        p2p: p2p.clone(),
     };
+    let generation = rpc::generate::Generate {
+        generator: api_state.generator.clone(),
+        metrics: api_state.metrics.clone(),
+    };
+    let (addr, rpc_handle) =
+        rpc::start(client.clone(), p2p.clone(), generation, config.rpc_port).await?;
+    info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
+
     api::serve(api_state.clone(), config.api_port, stop_rx.clone()).await?;
     let serve_task = match (&config.key, config.shards.is_empty()) {
         (_, true) => None,

@@ -7,8 +7,8 @@
 //! submitted to the pool as one `submit_receipts` extrinsic.
 
 use crate::api::{
-    ChatMessage, FinishReason, GenerationOutput, GenerationRequest, GeneratorSlot, SharedGenerator,
-    TextGenerator,
+    Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, GeneratorSlot,
+    SharedGenerator, TextGenerator,
 };
 use crate::client::{hex_hash, Client};
 use crate::p2p::routing::plan_route;
@@ -185,7 +185,7 @@ impl LocalWorker {
     }
 
     /// Signs every shard's receipt for a finished session and submits them.
-    fn bill(&self, client: &PipelineClient, accepted: usize) -> anyhow::Result<()> {
+    fn bill(&self, client: &PipelineClient, accepted: usize) -> anyhow::Result<Option<Billing>> {
         let params = self.chain.params()?;
         let next = self.chain.best_header().number + 1;
         let epoch = u32::try_from(next / params.system.epoch_length.max(1)).unwrap_or(u32::MAX);
@@ -204,12 +204,17 @@ impl LocalWorker {
             })
             .collect();
         if receipts.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let count = receipts.len();
-        let hash = self.submit(Call::Ponw(PonwCall::SubmitReceipts { receipts }))?;
+        let hash = self.submit(Call::Ponw(PonwCall::SubmitReceipts {
+            receipts: receipts.clone(),
+        }))?;
         info!(receipts = count, epoch, hash = %hex_hash(&hash), "generation receipts submitted");
-        Ok(())
+        Ok(Some(Billing {
+            extrinsic: hash,
+            receipts,
+        }))
     }
 }
 
@@ -250,7 +255,9 @@ impl TextGenerator for LocalWorker {
             &mut client,
             &prompt,
             &options,
-            Some(&mut drafter),
+            request
+                .speculative
+                .then_some(&mut drafter as &mut dyn neuroshard_inference::drafter::Drafter),
             &mut |token| {
                 if let Some(piece) = streamer.push(token) {
                     if !piece.is_empty() && !on_text(&piece) {
@@ -266,9 +273,12 @@ impl TextGenerator for LocalWorker {
                 return Err(e.into());
             }
         };
-        if let Err(e) = self.bill(&client, decoded.accepted_positions) {
-            warn!(error = %e, "could not bill the generation");
-        }
+        let billing = self
+            .bill(&client, decoded.accepted_positions)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "could not bill the generation");
+                None
+            });
         client.close();
         let hit_eos = decoded.tokens.len() < options.max_tokens || streamer.stopped;
         Ok(GenerationOutput {
@@ -280,6 +290,9 @@ impl TextGenerator for LocalWorker {
             } else {
                 FinishReason::Length
             },
+            drafted: decoded.stats.drafted as u32,
+            accepted_drafts: decoded.stats.accepted as u32,
+            billing,
         })
     }
 }

@@ -1,11 +1,15 @@
-//! Chain helpers for tests: the genesis hash, signing and submitting extrinsics, and
-//! finding the block that included one.
+//! Chain helpers for tests: the genesis hash, signing and submitting extrinsics,
+//! finding the block that included one, and paid inference work (receipts of the dev
+//! worker //Alice for the client //Bob).
 
 use crate::rpc::{hex_number, RpcClient};
 use crate::wait_for;
 use anyhow::{anyhow, Context};
 use neuroshard_primitives::crypto::keypair_from_uri;
-use neuroshard_primitives::{AccountId, Call, Hash, SignedExtrinsic};
+use neuroshard_primitives::{
+    blake2_256, AccountId, Call, Hash, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic,
+    UNIT,
+};
 use parity_scale_codec::Encode;
 use serde_json::json;
 use sp_core::Pair as _;
@@ -77,4 +81,64 @@ pub fn wait_included(
         }
         Ok(None)
     })
+}
+
+/// Signs `call` as `uri`, submits it and waits for its block; returns the extrinsic's
+/// hex and the block number.
+pub fn submit_and_wait(
+    rpc: &RpcClient,
+    uri: &str,
+    call: Call,
+    timeout: Duration,
+) -> anyhow::Result<(String, u64)> {
+    let xt = to_hex(&sign(rpc, uri, call)?);
+    let from = rpc.best_number()?;
+    rpc.call("author_submitExtrinsic", json!([xt]))?;
+    let (number, _) = wait_included(rpc, &xt, from, timeout)?;
+    Ok((xt, number))
+}
+
+/// A receipt for 30 positions through `layers` of `model`, run by //Alice (the dev
+/// worker) for //Bob (the client), signed by both.
+pub fn work_receipt(model: Hash, epoch: u32, layers: (u16, u16), seq: u32) -> Receipt {
+    let worker = keypair_from_uri("//Alice").expect("dev key");
+    let client = keypair_from_uri("//Bob").expect("dev key");
+    let body = ReceiptBody {
+        worker: account("//Alice"),
+        client: account("//Bob"),
+        model,
+        layers: LayerRange::new(layers.0, layers.1).expect("valid range"),
+        session: [7; 16],
+        epoch,
+        seq,
+        position_start: 0,
+        position_end: 30,
+        commitment: blake2_256(format!("activations {layers:?}").as_bytes()),
+    };
+    Receipt::sign(body, &worker, &client)
+}
+
+/// Paid work on a chain whose epochs last `epoch_length` blocks: //Bob locks escrow,
+/// then //Charlie submits //Alice's receipts for 30 tokens through each of the dev
+/// model's three shards in the current epoch. Returns the receipts and the number of
+/// the block that included them; they are paid in the next epoch's first block.
+pub fn submit_dev_work(
+    rpc: &RpcClient,
+    epoch_length: u64,
+    timeout: Duration,
+) -> anyhow::Result<(Vec<Receipt>, u64)> {
+    let params = rpc.call("neuroshard_params", json!([]))?;
+    let model = parse_hash(&params["ponw"]["model"]["hash"])?;
+    let deposit = Call::Ponw(PonwCall::DepositEscrow { amount: 100 * UNIT });
+    submit_and_wait(rpc, "//Bob", deposit, timeout)?;
+    let epoch = u32::try_from((rpc.best_number()? + 1) / epoch_length)?;
+    let receipts: Vec<Receipt> = [(0, 10), (10, 20), (20, 30)]
+        .into_iter()
+        .map(|layers| work_receipt(model, epoch, layers, 0))
+        .collect();
+    let call = Call::Ponw(PonwCall::SubmitReceipts {
+        receipts: receipts.clone(),
+    });
+    let (_, included) = submit_and_wait(rpc, "//Charlie", call, timeout)?;
+    Ok((receipts, included))
 }

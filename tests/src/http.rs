@@ -33,8 +33,7 @@ pub fn request(
         body.len()
     );
     stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    let response = read_response(&mut stream)?;
     let text = String::from_utf8(response).context("non-UTF-8 HTTP response")?;
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -55,6 +54,31 @@ pub fn request(
         headers,
         body,
     })
+}
+
+/// Reads until the end of the body: `Content-Length` bytes after the header block when
+/// the server sends one (some servers keep the connection open despite
+/// `Connection: close`), otherwise until the server closes the connection.
+fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+    let mut response = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(response);
+        }
+        response.extend_from_slice(&buf[..n]);
+        if let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|len| response.len() >= head_end + 4 + len) {
+                return Ok(response);
+            }
+        }
+    }
 }
 
 fn dechunk(mut body: &str) -> anyhow::Result<String> {

@@ -11,6 +11,8 @@ pub mod http;
 pub mod process;
 pub mod rpc;
 pub mod spec;
+pub mod tools;
+pub mod webdriver;
 
 pub use process::{neuroshard_bin, NodeProcess};
 pub use rpc::{RpcClient, RpcError};

@@ -68,6 +68,13 @@ fn explorer_metrics_and_errors() {
             400,
             "JSON object",
         ),
+        (
+            "GET",
+            "/v1/chat/completions",
+            None,
+            405,
+            "GET is not allowed on /v1/chat/completions",
+        ),
     ] {
         let r = request(api, method, path, body).unwrap();
         assert_eq!(r.status, status, "{method} {path}: {}", r.body);

@@ -5,11 +5,10 @@
 //! (The client pays fees from an escrow it deposited first.)
 //! A replayed receipt is refused with a JSON-RPC error.
 
-use neuroshard_primitives::crypto::keypair_from_uri;
-use neuroshard_primitives::{blake2_256, Call, LayerRange, PonwCall, Receipt, ReceiptBody, UNIT};
+use neuroshard_primitives::{Call, PonwCall};
 use neuroshard_runtime::balances::AccountData;
 use neuroshard_runtime::storage_keys;
-use neuroshard_tests::chain::{self, address, parse_hash, to_hex, wait_included};
+use neuroshard_tests::chain::{self, address, parse_hash, to_hex};
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
 use parity_scale_codec::Decode;
@@ -18,29 +17,6 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const EPOCH: u64 = 6;
-
-fn receipt(
-    model: neuroshard_primitives::Hash,
-    epoch: u32,
-    layers: (u16, u16),
-    seq: u32,
-) -> Receipt {
-    let worker = keypair_from_uri("//Alice").unwrap();
-    let client = keypair_from_uri("//Bob").unwrap();
-    let body = ReceiptBody {
-        worker: chain::account("//Alice"),
-        client: chain::account("//Bob"),
-        model,
-        layers: LayerRange::new(layers.0, layers.1).unwrap(),
-        session: [7; 16],
-        epoch,
-        seq,
-        position_start: 0,
-        position_end: 30,
-        commitment: blake2_256(format!("activations {layers:?}").as_bytes()),
-    };
-    Receipt::sign(body, &worker, &client)
-}
 
 /// Alice's free balance in the state after block `hash`, via state_getStorage.
 fn free_at(rpc: &RpcClient, hash: &Value) -> u128 {
@@ -62,7 +38,6 @@ fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
     let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
     let rpc = node.rpc();
     let params = rpc.call("neuroshard_params", json!([])).unwrap();
-    let model = parse_hash(&params["ponw"]["model"]["hash"]).unwrap();
     let num_layers = params["ponw"]["model"]["num_layers"].as_u64().unwrap() as u128;
     let token_reward: u128 = params["ponw"]["token_reward"]
         .as_str()
@@ -70,30 +45,10 @@ fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
         .parse()
         .unwrap();
 
-    // Bob, the inference client, locks escrow that pays for the work he counter-signs.
-    let deposit = Call::Ponw(PonwCall::DepositEscrow { amount: 100 * UNIT });
-    let xt = chain::sign(&rpc, "//Bob", deposit).unwrap();
-    let from = rpc.best_number().unwrap();
-    rpc.call("author_submitExtrinsic", json!([to_hex(&xt)]))
-        .unwrap();
-    wait_included(&rpc, &to_hex(&xt), from, TIMEOUT).unwrap();
-
+    // Bob, the inference client, locks escrow that pays for the work he counter-signs;
     // Alice (the dev worker, serving 0-10, 10-20 and 20-30) ran all three stages for
-    // 30 tokens; Bob (the client) counter-signed. Charlie submits the batch.
-    let epoch = ((rpc.best_number().unwrap() + 1) / EPOCH) as u32;
-    let receipts = vec![
-        receipt(model, epoch, (0, 10), 0),
-        receipt(model, epoch, (10, 20), 0),
-        receipt(model, epoch, (20, 30), 0),
-    ];
-    let call = Call::Ponw(PonwCall::SubmitReceipts {
-        receipts: receipts.clone(),
-    });
-    let xt = chain::sign(&rpc, "//Charlie", call).unwrap();
-    let from = rpc.best_number().unwrap();
-    rpc.call("author_submitExtrinsic", json!([to_hex(&xt)]))
-        .unwrap();
-    let (included, _) = wait_included(&rpc, &to_hex(&xt), from, TIMEOUT).unwrap();
+    // 30 tokens; Charlie submits the batch.
+    let (receipts, included) = chain::submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap();
 
     // Replaying the same receipts (new extrinsic, same seq) is refused.
     let replay = chain::sign(

@@ -1,6 +1,8 @@
 //! The explorer: a single static page (`explorer.html`) that polls `/api/overview`
-//! every two seconds and shows the latest blocks, the rewards they paid, the shard map
-//! (which registered workers serve which layers) and the peers.
+//! every two seconds and shows the latest blocks, the rewards paid at the latest epoch
+//! boundaries (rewards are only paid in an epoch's first block, so they are looked up
+//! there rather than among the latest blocks), the shard map (which registered workers
+//! serve which layers) and the peers.
 
 use super::ApiState;
 use crate::rpc::types::{HeaderJson, RewardJson};
@@ -13,6 +15,8 @@ use serde_json::{json, Value};
 
 /// Blocks shown on the page.
 const RECENT_BLOCKS: u64 = 20;
+/// Epoch boundaries whose rewards are shown.
+const RECENT_PAYOUTS: u64 = 10;
 
 /// `GET /`.
 pub async fn page() -> Html<&'static str> {
@@ -21,6 +25,7 @@ pub async fn page() -> Html<&'static str> {
 
 /// `GET /api/overview`: everything the page shows, in one JSON document.
 pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
+    let peers = crate::rpc::system::peer_list(state.p2p.as_ref()).await;
     let client = state.client.clone();
     let result = tokio::task::spawn_blocking(move || {
         let best = client.best_header();
@@ -45,6 +50,24 @@ pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
         let (workers, params) =
             client.with_best_state(|s, _| (ponw::WORKERS.entries(s), Runtime::params(s)));
         let workers = workers.unwrap_or_default();
+        let epoch_length = params
+            .as_ref()
+            .map(|p| p.system.epoch_length.max(1))
+            .unwrap_or(1);
+        let last_payout = best.number / epoch_length * epoch_length;
+        let payouts: Vec<Value> = (0..RECENT_PAYOUTS)
+            .filter_map(|back| last_payout.checked_sub(back * epoch_length))
+            .filter(|number| *number > 0)
+            .filter_map(|number| {
+                let hash = client.block_hash(number).ok()??;
+                let events = client.events(&hash).ok()??;
+                Some(json!({
+                    "number": number,
+                    "hash": crate::client::hex_hash(&hash),
+                    "rewards": RewardJson::from_events(&events),
+                }))
+            })
+            .collect();
         let shard_map: Vec<Value> = params
             .as_ref()
             .map(|p| {
@@ -71,8 +94,9 @@ pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
             "best": HeaderJson::from(&best),
             "finalized": HeaderJson::from(&finalized),
             "blocks": blocks,
+            "payouts": payouts,
             "shards": shard_map,
-            "peers": [],
+            "peers": peers,
             "params": params.ok(),
         })
     })

@@ -11,7 +11,10 @@ mod metrics;
 mod openai;
 
 pub use metrics::Metrics;
-pub use openai::{ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator};
+pub use openai::MAX_TOKENS_LIMIT;
+pub use openai::{
+    Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator,
+};
 
 use crate::client::Client;
 use axum::routing::{get, post};
@@ -33,6 +36,22 @@ pub enum GeneratorSlot {
     Ready(Arc<dyn TextGenerator>),
 }
 
+impl GeneratorSlot {
+    /// The generator, or why this node cannot generate (a message for the user).
+    pub fn ready(&self) -> Result<Arc<dyn TextGenerator>, String> {
+        match self {
+            GeneratorSlot::Ready(gen) => Ok(gen.clone()),
+            GeneratorSlot::Loading => {
+                Err("the model is still being fetched or loaded; retry in a moment".into())
+            }
+            GeneratorSlot::Failed(why) => Err(format!("this node could not load the model: {why}")),
+            GeneratorSlot::NotServing => {
+                Err("this node serves no model shards (start it with --shards and --key)".into())
+            }
+        }
+    }
+}
+
 /// The shared, updatable [`GeneratorSlot`].
 pub type SharedGenerator = Arc<tokio::sync::RwLock<GeneratorSlot>>;
 
@@ -42,6 +61,8 @@ pub struct ApiState {
     pub client: Arc<Client>,
     pub generator: SharedGenerator,
     pub metrics: Arc<Metrics>,
+    /// The node's networking, for the explorer's peer list (None without networking).
+    pub p2p: Option<crate::p2p::P2p>,
 }
 
 /// The router with every endpoint.
@@ -54,6 +75,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .fallback(openai::not_found)
+        .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
 }
 

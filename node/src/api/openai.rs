@@ -4,10 +4,11 @@
 //! exactly what is wrong. Generation runs on a blocking thread; with `stream: true` its
 //! text is forwarded as server-sent events as it is produced.
 
-use super::{ApiState, GeneratorSlot};
+use super::ApiState;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -42,6 +43,9 @@ pub struct GenerationRequest {
     pub seed: u64,
     /// Generation stops before any of these strings.
     pub stop: Vec<String>,
+    /// Speculative decoding with the n-gram (prompt lookup) drafter; the output is the
+    /// same either way (greedy: identical; sampled: the same distribution).
+    pub speculative: bool,
 }
 
 /// Why generation ended.
@@ -67,6 +71,19 @@ pub struct GenerationOutput {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub finish_reason: FinishReason,
+    /// Draft tokens proposed and accepted (0 and 0 without speculative decoding).
+    pub drafted: u32,
+    pub accepted_drafts: u32,
+    /// The receipts that bill this generation, when it could be billed.
+    pub billing: Option<Billing>,
+}
+
+/// The receipts of one generation (one per shard, signed by worker and client) and
+/// the `submit_receipts` extrinsic that carries them to the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Billing {
+    pub extrinsic: neuroshard_primitives::Hash,
+    pub receipts: Vec<neuroshard_primitives::Receipt>,
 }
 
 /// Something that turns prompts into text: the local model or a pipeline of peers.
@@ -128,6 +145,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 405 for a known path with the wrong method, as JSON.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("{method} is not allowed on {}; see docs/API.md", uri.path()),
+        kind: "invalid_request_error",
+        param: None,
+    }
+}
+
 /// 404 for unknown paths, as JSON.
 pub async fn not_found() -> ApiError {
     ApiError {
@@ -139,18 +166,12 @@ pub async fn not_found() -> ApiError {
 }
 
 async fn generator(state: &ApiState) -> Result<Arc<dyn TextGenerator>, ApiError> {
-    match &*state.generator.read().await {
-        GeneratorSlot::Ready(gen) => Ok(gen.clone()),
-        GeneratorSlot::Loading => Err(ApiError::unavailable(
-            "the model is still being fetched or loaded; retry in a moment",
-        )),
-        GeneratorSlot::Failed(why) => Err(ApiError::unavailable(format!(
-            "this node could not load the model: {why}"
-        ))),
-        GeneratorSlot::NotServing => Err(ApiError::unavailable(
-            "this node serves no model shards (start it with --shards and --key)",
-        )),
-    }
+    state
+        .generator
+        .read()
+        .await
+        .ready()
+        .map_err(ApiError::unavailable)
 }
 
 /// `GET /v1/models`.
@@ -172,8 +193,17 @@ struct Common {
     include_usage: bool,
 }
 
-fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
+/// A request body, or why it could not be read (e.g. larger than axum's 2 MiB limit).
+type Body = Result<Bytes, BytesRejection>;
+
+fn parse_body(body: Body) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let body = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        message: format!("cannot read the request body: {}", rejection.body_text()),
+        kind: "invalid_request_error",
+        param: None,
+    })?;
+    match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::invalid(
             "request body must be a JSON object",
@@ -250,6 +280,16 @@ fn parse_common(body: &serde_json::Map<String, Value>) -> Result<Common, ApiErro
             ))
         }
     };
+    match body.get("n") {
+        None | Some(Value::Null) => {}
+        Some(v) if v.as_u64() == Some(1) => {}
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("n must be 1 (one choice per request), got {v}"),
+                Some("n"),
+            ))
+        }
+    }
     let include_usage = body
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -285,8 +325,8 @@ fn check_model(
 }
 
 /// `POST /v1/completions`.
-pub async fn completions(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
-    let body = parse_body(&body)?;
+pub async fn completions(State(state): State<ApiState>, body: Body) -> Result<Response, ApiError> {
+    let body = parse_body(body)?;
     let gen = generator(&state).await?;
     let model = check_model(&body, gen.as_ref())?;
     let prompt = match body.get("prompt") {
@@ -308,40 +348,69 @@ pub async fn completions(State(state): State<ApiState>, body: Bytes) -> Result<R
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<ApiState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&body)?;
+    let body = parse_body(body)?;
     let gen = generator(&state).await?;
     let model = check_model(&body, gen.as_ref())?;
-    let messages: Vec<ChatMessage> = match body.get("messages") {
-        Some(v @ Value::Array(items)) if !items.is_empty() => serde_json::from_value(v.clone())
-            .map_err(|e| {
-                ApiError::invalid(
-                    format!("messages must be objects with string role and content: {e}"),
-                    Some("messages"),
-                )
-            })?,
-        _ => {
-            return Err(ApiError::invalid(
-                "messages must be a non-empty array",
-                Some("messages"),
-            ))
-        }
-    };
-    if let Some(bad) = messages
-        .iter()
-        .find(|m| !["system", "user", "assistant"].contains(&m.role.as_str()))
-    {
-        return Err(ApiError::invalid(
-            format!("unknown role {:?}; use system, user or assistant", bad.role),
-            Some("messages"),
-        ));
-    }
+    let messages = parse_messages(body.get("messages"))?;
     let prompt = gen
         .render_chat(&messages)
         .map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
     let common = parse_common(&body)?;
     run(state, gen, model, prompt, common, Kind::Chat).await
+}
+
+/// The chat messages of a request. `content` is a string or an array of text parts
+/// (`[{"type": "text", "text": ...}]`, as the official clients send it); `developer`
+/// is the newer name of `system`; an assistant turn may have `null` content.
+fn parse_messages(messages: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
+    let invalid = |message: String| ApiError::invalid(message, Some("messages"));
+    let items = match messages {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        _ => return Err(invalid("messages must be a non-empty array".into())),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let role = match item.get("role").and_then(Value::as_str) {
+                Some("developer") => "system",
+                Some(role @ ("system" | "user" | "assistant")) => role,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "messages[{i}].role {other:?} is not supported; use system, user or assistant"
+                    )))
+                }
+                None => return Err(invalid(format!("messages[{i}].role must be a string"))),
+            };
+            let content = match item.get("content") {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Null) | None if role == "assistant" => String::new(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .map(|part| match (part.get("type"), part.get("text")) {
+                        (Some(Value::String(kind)), Some(Value::String(text))) if kind == "text" => {
+                            Ok(text.as_str())
+                        }
+                        _ => Err(invalid(format!(
+                            "messages[{i}].content parts must be {{\"type\": \"text\", \"text\": ...}}; \
+                             this model reads text only"
+                        ))),
+                    })
+                    .collect::<Result<String, _>>()?,
+                _ => {
+                    return Err(invalid(format!(
+                        "messages[{i}].content must be a string or an array of text parts"
+                    )))
+                }
+            };
+            Ok(ChatMessage {
+                role: role.to_string(),
+                content,
+            })
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -384,6 +453,7 @@ async fn run(
         temperature: common.temperature,
         seed: common.seed,
         stop: common.stop,
+        speculative: true,
     };
     let id = format!(
         "{}-{:016x}",
@@ -488,4 +558,70 @@ async fn run(
     });
     let stream = futures::stream::iter(first.into_iter().map(Ok::<_, Infallible>)).chain(stream);
     Ok(Sse::new(stream).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(messages: Value) -> Result<Vec<ChatMessage>, String> {
+        parse_messages(Some(&messages)).map_err(|e| e.message)
+    }
+
+    fn message(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn text_parts_are_joined_and_developer_is_system() {
+        let parsed = parse(json!([
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}]},
+            {"role": "assistant", "content": null},
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            [
+                message("system", "Be brief."),
+                message("user", "Hello, world"),
+                message("assistant", "")
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_messages_say_which_and_why() {
+        for (messages, needle) in [
+            (json!([]), "non-empty array"),
+            (json!("hi"), "non-empty array"),
+            (
+                json!([{"role": "tool", "content": "x"}]),
+                "messages[0].role \"tool\"",
+            ),
+            (
+                json!([{"content": "x"}]),
+                "messages[0].role must be a string",
+            ),
+            (json!([{"role": "user"}]), "messages[0].content"),
+            (
+                json!([{"role": "user", "content": null}]),
+                "messages[0].content",
+            ),
+            (
+                json!([{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]),
+                "messages[1].content parts",
+            ),
+            (
+                json!([{"role": "user", "content": 7}]),
+                "messages[0].content",
+            ),
+        ] {
+            let err = parse(messages.clone()).unwrap_err();
+            assert!(err.contains(needle), "{messages}: {err}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod author;
 pub mod chain;
 pub mod error;
+pub mod generate;
 pub mod neuroshard;
 pub mod shards;
 pub mod state;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use author::AuthorApiServer;
 use chain::ChainApiServer;
+use generate::GenerateApiServer;
 use neuroshard::NeuroshardApiServer;
 use shards::ShardsApiServer;
 use state::StateApiServer;
@@ -28,8 +30,12 @@ use system::SystemApiServer;
 /// full block, hex-encoded, fits.
 const MAX_BODY_BYTES: u32 = 64 << 20;
 
-/// Every RPC method of the node.
-pub fn module(client: Arc<Client>, p2p: Option<P2p>) -> anyhow::Result<RpcModule<()>> {
+/// Every RPC method of the node; `generation` serves `neuroshard_generate`.
+pub fn module(
+    client: Arc<Client>,
+    p2p: Option<P2p>,
+    generation: generate::Generate,
+) -> anyhow::Result<RpcModule<()>> {
     let mut module = RpcModule::new(());
     module.merge(
         system::System {
@@ -64,6 +70,7 @@ pub fn module(client: Arc<Client>, p2p: Option<P2p>) -> anyhow::Result<RpcModule
         .into_rpc(),
     )?;
     module.merge(neuroshard::Neuroshard { client }.into_rpc())?;
+    module.merge(generation.into_rpc())?;
     let mut names: Vec<&str> = module.method_names().collect();
     names.sort_unstable();
     let names: Vec<String> = names.into_iter().map(str::to_string).collect();
@@ -79,6 +86,7 @@ pub fn module(client: Arc<Client>, p2p: Option<P2p>) -> anyhow::Result<RpcModule
 pub async fn start(
     client: Arc<Client>,
     p2p: Option<P2p>,
+    generation: generate::Generate,
     port: u16,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let config = ServerConfig::builder()
@@ -91,6 +99,6 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on 127.0.0.1:{port}: {e}"))?;
     let addr = server.local_addr()?;
-    let handle = server.start(module(client, p2p)?);
+    let handle = server.start(module(client, p2p, generation)?);
     Ok((addr, handle))
 }

@@ -42,23 +42,29 @@ pub struct System {
 
 impl System {
     async fn peers(&self) -> Vec<PeerJson> {
-        let Some(p2p) = &self.p2p else {
-            return Vec::new();
-        };
-        p2p.network
-            .peers()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| PeerJson {
-                peer_id: p.peer.to_string(),
-                addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
-                agent: p.agent,
-                rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                score: p.score,
-            })
-            .collect()
+        peer_list(self.p2p.as_ref()).await
     }
+}
+
+/// The connected peers as JSON (empty for a node without networking); `system_peers`
+/// and the explorer show this.
+pub async fn peer_list(p2p: Option<&P2p>) -> Vec<PeerJson> {
+    let Some(p2p) = p2p else {
+        return Vec::new();
+    };
+    p2p.network
+        .peers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| PeerJson {
+            peer_id: p.peer.to_string(),
+            addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
+            agent: p.agent,
+            rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            score: p.score,
+        })
+        .collect()
 }
 
 #[async_trait]

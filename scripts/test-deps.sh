@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the acceptance tests drive besides the Rust code:
+# - the official `openai` Python client, pinned, in a virtualenv under
+#   $HOME/.cache/neuroshard/venv-openai (tests/tests/openai_client.rs uses it);
+# - headless Chromium and chromedriver from Debian (tests/tests/explorer_browser.rs),
+#   when missing; this needs root (CI runs as root).
+# Idempotent: a second run installs nothing.
+set -euo pipefail
+
+OPENAI_VERSION=3.57.0
+VENV="$HOME/.cache/neuroshard/venv-openai"
+
+if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+    echo "== installing openai==$OPENAI_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_VERSION"
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "== installing chromium and chromium-driver (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+echo "== test tools: openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'), $(chromium --version 2>/dev/null | head -1)"
