@@ -162,10 +162,21 @@ fn shards_across_processes_discovery_generation_and_failover() {
         assert_eq!(ranges, ["0-10", "10-20", "10-20", "20-30"]);
     }
 
-    // A greedy generation on A crosses three processes and matches single-process.
+    // `generate --rpc` on A: a greedy generation crossing three processes matches
+    // single-process inference.
     let expected = single_process_text(24);
-    let text = complete(a.api_port(), 24).unwrap();
-    assert_eq!(text, expected);
+    let out = Command::new(neuroshard_bin())
+        .args(["generate", "--raw", "--draft", "none", "--max-tokens", "24"])
+        .args(["--prompt", PROMPT, "--rpc", &a.http_url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end_matches('\n'), expected);
     assert!(
         b.log_text().contains("serving a new session")
             || d.log_text().contains("serving a new session"),
