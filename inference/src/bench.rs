@@ -171,7 +171,7 @@ impl fmt::Display for BenchReport {
 
 /// Decodes and returns the result plus decode speed (tokens after the first over the time
 /// after the first, so the prompt's prefill is excluded).
-fn timed(
+pub fn timed(
     client: &mut crate::pipeline::PipelineClient,
     prompt: &[u32],
     opts: &DecodeOptions,

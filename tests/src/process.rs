@@ -167,11 +167,40 @@ impl NodeProcess {
         Self::start(&args, &base.join(log_name))
     }
 
+    /// `neuroshard run --chain SPEC --base-path BASE --listen /ip4/127.0.0.1/tcp/0 EXTRA...`
+    /// (a networked node on loopback with a free port), logging to `log`.
+    pub fn run_on_loopback(
+        spec: &Path,
+        base: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(base)?;
+        let mut args = vec![
+            "run",
+            "--chain",
+            spec.to_str().context("utf-8 path")?,
+            "--base-path",
+            base.to_str().context("utf-8 path")?,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ];
+        args.extend_from_slice(extra);
+        Self::start(&args, log)
+    }
+
     /// The node's first libp2p listen address with its /p2p/ peer id (from the log).
     pub fn p2p_addr(&self) -> Option<String> {
         self.log_text().lines().find_map(|l| {
             let rest = l.split("p2p listening address=").nth(1)?;
             Some(rest.split_whitespace().next()?.to_string())
+        })
+    }
+
+    /// Waits for [`Self::p2p_addr`] (to give the node as a bootnode).
+    pub fn wait_p2p_addr(&self) -> anyhow::Result<String> {
+        crate::wait_for("the node's p2p address", Duration::from_secs(30), || {
+            Ok(self.p2p_addr())
         })
     }
 

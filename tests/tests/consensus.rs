@@ -25,26 +25,14 @@ fn start_with(
     bootnode: Option<&str>,
     extra: &[&str],
 ) -> NodeProcess {
-    let base = dir.join(format!("v{i}"));
-    let mut args = vec![
-        "run",
-        "--chain",
-        spec.to_str().unwrap(),
-        "--base-path",
-        base.to_str().unwrap(),
-        "--key",
-        KEYS[i],
-        "--validator",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ];
+    let mut args = vec!["--key", KEYS[i], "--validator"];
     if let Some(b) = bootnode {
         args.extend(["--bootnodes", b]);
     }
     args.extend_from_slice(extra);
-    std::fs::create_dir_all(&base).unwrap();
+    // A new log per start: a restarted validator keeps its database, not its log.
     let log = dir.join(format!("v{i}-{}.log", rand_suffix()));
-    NodeProcess::start(&args, &log).unwrap()
+    NodeProcess::run_on_loopback(spec, &dir.join(format!("v{i}")), &log, &args).unwrap()
 }
 
 fn rand_suffix() -> u128 {
@@ -76,10 +64,7 @@ fn validators_take_turns_finality_needs_two_thirds_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_fast_spec(dir.path(), "local", 500, 1000).unwrap();
     let v0 = start(&spec, dir.path(), 0, None);
-    let boot = wait_for("the bootnode address", Duration::from_secs(30), || {
-        Ok(v0.p2p_addr())
-    })
-    .unwrap();
+    let boot = v0.wait_p2p_addr().unwrap();
     let mut nodes: Vec<Option<NodeProcess>> = vec![Some(v0)];
     for i in 1..4 {
         nodes.push(Some(start(&spec, dir.path(), i, Some(&boot))));
@@ -150,10 +135,7 @@ fn a_validator_sealing_two_blocks_in_one_slot_is_slashed() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_fast_spec(dir.path(), "local", 500, 1000).unwrap();
     let v0 = start(&spec, dir.path(), 0, None);
-    let boot = wait_for("the bootnode address", Duration::from_secs(30), || {
-        Ok(v0.p2p_addr())
-    })
-    .unwrap();
+    let boot = v0.wait_p2p_addr().unwrap();
     let _v1 = start(&spec, dir.path(), 1, Some(&boot));
     let _v2 = start(&spec, dir.path(), 2, Some(&boot));
     let dave = start_with(&spec, dir.path(), 3, Some(&boot), &["--fault-equivocate"]);

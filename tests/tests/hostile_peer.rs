@@ -13,27 +13,14 @@ use std::time::Duration;
 fn garbage_from_a_peer_is_dropped_penalised_and_banned() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_fast_dev_spec(dir.path(), 500, 100).unwrap();
-    let base = dir.path().join("node");
-    let node = NodeProcess::start(
-        &[
-            "run",
-            "--chain",
-            spec.to_str().unwrap(),
-            "--base-path",
-            base.to_str().unwrap(),
-            "--key",
-            "//Alice",
-            "--validator",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ],
+    let node = NodeProcess::run_on_loopback(
+        &spec,
+        &dir.path().join("node"),
         &dir.path().join("node.log"),
+        &["--key", "//Alice", "--validator"],
     )
     .unwrap();
-    let addr = wait_for("the node's p2p address", Duration::from_secs(30), || {
-        Ok(node.p2p_addr())
-    })
-    .unwrap();
+    let addr = node.wait_p2p_addr().unwrap();
     let genesis = parse_hash(&node.rpc().call("chain_getBlockHash", json!([0])).unwrap()).unwrap();
     let peer_id: neuroshard_network::PeerId = addr.rsplit('/').next().unwrap().parse().unwrap();
 

@@ -17,28 +17,8 @@ const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 const PROMPT: &str = "The capital of France is";
 
 fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
-    let base = dir.join(name);
-    let mut args = vec![
-        "run",
-        "--chain",
-        spec.to_str().unwrap(),
-        "--base-path",
-        base.to_str().unwrap(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ];
-    args.extend_from_slice(extra);
-    std::fs::create_dir_all(&base).unwrap();
-    NodeProcess::start(&args, &dir.join(format!("{name}.log"))).unwrap()
-}
-
-fn bootnode_of(node: &NodeProcess) -> String {
-    wait_for(
-        "the bootnode's p2p address",
-        Duration::from_secs(30),
-        || Ok(node.p2p_addr()),
-    )
-    .unwrap()
+    let log = dir.join(format!("{name}.log"));
+    NodeProcess::run_on_loopback(spec, &dir.join(name), &log, extra).unwrap()
 }
 
 /// Single-process greedy text of the real model for `PROMPT` (the oracle).
@@ -109,7 +89,7 @@ fn shards_across_processes_discovery_generation_and_failover() {
         "a",
         &["--key", "//Alice", "--validator", "--shards", "0-10"],
     );
-    let boot = bootnode_of(&a);
+    let boot = a.wait_p2p_addr().unwrap();
     let b = start(
         &spec,
         dir.path(),
@@ -227,7 +207,7 @@ fn a_late_node_syncs_hundreds_of_blocks_and_reaches_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_fast_dev_spec(dir.path(), 100, 50).unwrap();
     let a = start(&spec, dir.path(), "a", &["--key", "//Alice", "--validator"]);
-    let boot = bootnode_of(&a);
+    let boot = a.wait_p2p_addr().unwrap();
     wait_for("200 blocks", Duration::from_secs(120), || {
         Ok((a.rpc().best_number()? >= 200).then_some(()))
     })

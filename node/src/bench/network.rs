@@ -7,7 +7,8 @@
 
 use crate::p2p::shard_wire::{RemoteShard, ShardCall, ShardServer};
 use anyhow::{bail, Context};
-use neuroshard_inference::decode::{decode, DecodeOptions, Decoded};
+use neuroshard_inference::bench::timed;
+use neuroshard_inference::decode::{DecodeOptions, Decoded};
 use neuroshard_inference::drafter::{Drafter, NgramDrafter};
 use neuroshard_inference::generate::{client_for, local_route, resolve_model};
 use neuroshard_inference::pipeline::Hop;
@@ -24,7 +25,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The line a shard server prints once it listens.
 const READY: &str = "SHARD-SERVER-LISTENING ";
@@ -128,23 +129,16 @@ pub async fn shard_server(model: PathBuf, layers: LayerRange) -> anyhow::Result<
     Ok(())
 }
 
-fn timed(
+/// [`timed`] that also ends the session on the shards.
+fn timed_session(
     client: &mut PipelineClient,
     prompt: &[u32],
     opts: &DecodeOptions,
     drafter: Option<&mut dyn Drafter>,
 ) -> anyhow::Result<(Decoded, f64)> {
-    let mut first: Option<Instant> = None;
-    let d = decode(client, prompt, opts, drafter, &mut |_| {
-        first.get_or_insert_with(Instant::now);
-    })?;
+    let result = timed(client, prompt, opts, drafter);
     client.close();
-    // Tokens after the first (the first pays for the prompt).
-    let secs = first.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
-    Ok((
-        d.clone(),
-        d.tokens.len().saturating_sub(1) as f64 / secs.max(1e-9),
-    ))
+    result
 }
 
 /// Runs the benchmark (blocking: call it from a blocking thread) and prints a report.
@@ -233,7 +227,7 @@ pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyho
         Ok(PipelineClient::new(hash, [session; 16], hops)?)
     };
     // Warm-up: connections, the servers' first forward.
-    timed(
+    timed_session(
         &mut route(2)?,
         &prompt,
         &DecodeOptions {
@@ -243,10 +237,10 @@ pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyho
         None,
     )?;
     eprintln!("bench: 3-process pipeline, plain");
-    let (piped, piped_tps) = timed(&mut route(3)?, &prompt, &dopts, None)?;
+    let (piped, piped_tps) = timed_session(&mut route(3)?, &prompt, &dopts, None)?;
     eprintln!("bench: 3-process pipeline, speculative (n-gram)");
     let mut drafter = NgramDrafter::default();
-    let (spec, spec_tps) = timed(&mut route(4)?, &prompt, &dopts, Some(&mut drafter))?;
+    let (spec, spec_tps) = timed_session(&mut route(4)?, &prompt, &dopts, Some(&mut drafter))?;
     if piped.tokens != plain.tokens || spec.tokens != plain.tokens {
         bail!("the 3-process pipeline's output differs from single-process output");
     }
