@@ -122,6 +122,11 @@ impl Metrics {
         self.receipts_pending.set(receipts as i64);
     }
 
+    /// Sets the connected-peer count.
+    pub fn set_peers(&self, peers: usize) {
+        self.peers.set(peers as i64);
+    }
+
     /// The OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -134,6 +139,8 @@ impl Metrics {
 /// `GET /metrics`.
 pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
     state.metrics.refresh(&state.client);
+    let peers = crate::rpc::system::peer_list(state.p2p.as_ref()).await;
+    state.metrics.set_peers(peers.len());
     (
         [(
             CONTENT_TYPE,
