@@ -149,5 +149,19 @@ fn a_validator_sealing_two_blocks_in_one_slot_is_slashed() {
     .unwrap_or_else(|e| panic!("{e}\n{}", dave.log_text()));
     // 20% of the bond, once per offence (later offences slash 20% of what is left).
     assert!(slashed <= before - before / 5, "{before} -> {slashed}");
+    // Explorers see it as a `Slashed` event.
+    let rpc = v0.rpc();
+    let best = rpc.best_number().unwrap();
+    let slash_event = (1..=best).rev().find_map(|n| {
+        let events = rpc.call("neuroshard_events", json!([n])).ok()?;
+        events.as_array()?.iter().find(|e| e["event"] == "Slashed").cloned()
+    });
+    let slash_event = slash_event.expect("a Slashed event");
+    assert_eq!(slash_event["who"], dave_address.as_str());
+    assert_eq!(slash_event["reason"], "equivocation");
+    assert_eq!(
+        slash_event["amount"].as_str().unwrap().parse::<u128>().unwrap(),
+        before / 5
+    );
     assert!(v0.log_text().contains("equivocation") || _v1.log_text().contains("equivocation"));
 }

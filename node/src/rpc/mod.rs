@@ -4,6 +4,7 @@
 pub mod author;
 pub mod chain;
 pub mod error;
+pub mod events;
 pub mod generate;
 pub mod neuroshard;
 pub mod shards;

@@ -1,5 +1,6 @@
 //! `neuroshard_*`: wallet and explorer views in our own terms — an account's balances,
-//! the rewards a block paid (from its `RewardPaid` events) and the runtime parameters.
+//! the rewards a block paid (from its `RewardPaid` events), all of a block's events and
+//! the runtime parameters.
 
 use crate::client::Client;
 use crate::rpc::error::invalid_params;
@@ -18,6 +19,11 @@ pub trait NeuroshardApi {
     #[method(name = "neuroshard_rewards")]
     fn rewards(&self, at: Option<serde_json::Value>) -> RpcResult<Vec<RewardJson>>;
 
+    /// Every event of a block (hash or number; default: the best block), as JSON objects
+    /// with a stable `event` name (see `rpc::events`).
+    #[method(name = "neuroshard_events")]
+    fn events(&self, at: Option<serde_json::Value>) -> RpcResult<Vec<serde_json::Value>>;
+
     /// The runtime parameters at the best block.
     #[method(name = "neuroshard_params")]
     fn params(&self) -> RpcResult<serde_json::Value>;
@@ -25,6 +31,28 @@ pub trait NeuroshardApi {
 
 pub struct Neuroshard {
     pub client: Arc<Client>,
+}
+
+impl Neuroshard {
+    /// The events of the block `at` names (hash or number; default: the best block).
+    fn block_events(
+        &self,
+        at: Option<serde_json::Value>,
+    ) -> RpcResult<Vec<neuroshard_primitives::Event>> {
+        let hash = match at {
+            None | Some(serde_json::Value::Null) => self.client.best_header().hash(),
+            Some(v) => match parse_block_ref(&v)? {
+                BlockRef::Hash(h) => h,
+                BlockRef::Number(n) => self
+                    .client
+                    .block_hash(n)?
+                    .ok_or_else(|| invalid_params(format!("no block #{n} yet")))?,
+            },
+        };
+        self.client.events(&hash)?.ok_or_else(|| {
+            invalid_params(format!("unknown block {}", crate::client::hex_hash(&hash)))
+        })
+    }
 }
 
 impl NeuroshardApiServer for Neuroshard {
@@ -40,20 +68,15 @@ impl NeuroshardApiServer for Neuroshard {
     }
 
     fn rewards(&self, at: Option<serde_json::Value>) -> RpcResult<Vec<RewardJson>> {
-        let hash = match at {
-            None | Some(serde_json::Value::Null) => self.client.best_header().hash(),
-            Some(v) => match parse_block_ref(&v)? {
-                BlockRef::Hash(h) => h,
-                BlockRef::Number(n) => self
-                    .client
-                    .block_hash(n)?
-                    .ok_or_else(|| invalid_params(format!("no block #{n} yet")))?,
-            },
-        };
-        let events = self.client.events(&hash)?.ok_or_else(|| {
-            invalid_params(format!("unknown block {}", crate::client::hex_hash(&hash)))
-        })?;
-        Ok(RewardJson::from_events(&events))
+        Ok(RewardJson::from_events(&self.block_events(at)?))
+    }
+
+    fn events(&self, at: Option<serde_json::Value>) -> RpcResult<Vec<serde_json::Value>> {
+        Ok(self
+            .block_events(at)?
+            .iter()
+            .map(crate::rpc::events::event_json)
+            .collect())
     }
 
     fn params(&self) -> RpcResult<serde_json::Value> {
