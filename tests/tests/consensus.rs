@@ -113,6 +113,21 @@ fn validators_take_turns_finality_needs_two_thirds_and_resumes() {
         })
         .unwrap_or_else(|e| panic!("node {i}: {e}\n{}", node(i, &nodes).log_text()));
     }
+    // Finalized blocks carry the votes that finalized them.
+    let finalized = node(0, &nodes)
+        .rpc()
+        .call("chain_getFinalizedHead", json!([]))
+        .unwrap();
+    let block = node(0, &nodes)
+        .rpc()
+        .call("chain_getBlock", json!([finalized]))
+        .unwrap();
+    assert!(
+        block["justifications"][0]
+            .as_str()
+            .is_some_and(|j| j.len() > 2),
+        "{block}"
+    );
     // Never two different finalized blocks at one height.
     let common = (0..4)
         .map(|i| finalized_number(node(i, &nodes)))
@@ -154,13 +169,21 @@ fn a_validator_sealing_two_blocks_in_one_slot_is_slashed() {
     let best = rpc.best_number().unwrap();
     let slash_event = (1..=best).rev().find_map(|n| {
         let events = rpc.call("neuroshard_events", json!([n])).ok()?;
-        events.as_array()?.iter().find(|e| e["event"] == "Slashed").cloned()
+        events
+            .as_array()?
+            .iter()
+            .find(|e| e["event"] == "Slashed")
+            .cloned()
     });
     let slash_event = slash_event.expect("a Slashed event");
     assert_eq!(slash_event["who"], dave_address.as_str());
     assert_eq!(slash_event["reason"], "equivocation");
     assert_eq!(
-        slash_event["amount"].as_str().unwrap().parse::<u128>().unwrap(),
+        slash_event["amount"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap(),
         before / 5
     );
     assert!(v0.log_text().contains("equivocation") || _v1.log_text().contains("equivocation"));

@@ -82,7 +82,14 @@ impl ChainApiServer for Chain {
 
     fn get_block(&self, hash: Option<String>) -> RpcResult<Option<SignedBlockJson>> {
         let hash = self.resolve(hash)?;
-        Ok(self.client.block(&hash)?.map(|b| SignedBlockJson::from(&b)))
+        let justification = self.client.justification(&hash)?;
+        Ok(self.client.block(&hash)?.map(|b| {
+            let mut json = SignedBlockJson::from(&b);
+            // Substrate's shape: a list of (engine, proof); ours is one SCALE
+            // `finality::Justification` (the votes that finalized the block), hex.
+            json.justifications = justification.map(|j| vec![format!("0x{}", hex::encode(j))]);
+            json
+        }))
     }
 
     fn get_block_hash(&self, number: Option<serde_json::Value>) -> RpcResult<Option<String>> {

@@ -55,7 +55,8 @@ pub struct BlockJson {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignedBlockJson {
     pub block: BlockJson,
-    /// Finality proofs; `null` until the finality gadget stores justifications.
+    /// The votes that finalized the block (hex SCALE `finality::Justification`), or
+    /// `null` when it was not finalized by votes (dev chains finalize instantly).
     pub justifications: Option<Vec<String>>,
 }
 
