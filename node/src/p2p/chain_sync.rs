@@ -250,8 +250,17 @@ async fn switch_to_longer_fork(
         theirs = their_len,
         "peer has a longer branch: switching"
     );
-    let c = client.clone();
     let branch = theirs.split_off(fork);
+    // Cheap checks before touching our chain: the branch must be contiguous and every
+    // block sealed by its author (full execution follows, block by block).
+    let linked = branch.windows(2).all(|w| {
+        w[1].header.parent_hash == w[0].hash() && w[1].header.number == w[0].header.number + 1
+    });
+    if !linked || !branch.iter().all(|b| b.header.seal_is_valid()) {
+        network.penalise(peer, Offence::InvalidGossip);
+        return false;
+    }
+    let c = client.clone();
     let switched = tokio::task::spawn_blocking(move || {
         if let Err(e) = c.revert_to(&ancestor) {
             warn!(error = %e, "cannot revert to the fork point");
