@@ -451,6 +451,26 @@ impl Client {
         Ok(())
     }
 
+    /// Executes `branch` (consecutive blocks whose first builds on the canonical block
+    /// `ancestor`) on a copy of the ancestor's state, without changing anything: a fork
+    /// is checked in full before [`Self::revert_to`] gives up our own blocks for it.
+    pub fn verify_branch(&self, ancestor: &Hash, branch: &[Block]) -> Result<(), ClientError> {
+        let mut state = self
+            .state_at(ancestor)?
+            .ok_or(ClientError::MissingBlock(*ancestor))?;
+        let mut parent = self
+            .store
+            .block(ancestor)?
+            .ok_or(ClientError::MissingBlock(*ancestor))?
+            .header;
+        for block in branch {
+            let executed = self.runtime.execute_block(&state, &parent, block)?;
+            state.apply(&executed.changes);
+            parent = block.header.clone();
+        }
+        Ok(())
+    }
+
     /// Marks the canonical block `hash` (and so its ancestors) final, storing
     /// `justification`; finality never moves backwards.
     pub fn finalize(&self, hash: &Hash, justification: &[u8]) -> Result<bool, ClientError> {

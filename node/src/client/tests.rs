@@ -261,6 +261,21 @@ fn revert_switches_to_a_fork_and_never_below_finality() {
             .unwrap();
         headers.push(author(&client));
     }
+    let old_branch: Vec<Block> = headers[3..]
+        .iter()
+        .map(|h| client.block(&h.hash()).unwrap().unwrap())
+        .collect();
+    // A branch is checked in full on the fork point's state, changing nothing.
+    client
+        .verify_branch(&headers[2].hash(), &old_branch)
+        .unwrap();
+    let mut tampered = old_branch.clone();
+    tampered[1].extrinsics.clear();
+    assert!(client.verify_branch(&headers[2].hash(), &tampered).is_err());
+    assert!(client
+        .verify_branch(&headers[1].hash(), &old_branch)
+        .is_err());
+    assert_eq!(client.best_header(), headers[4]);
     // Back to block 2: state, head and index are block 2's again.
     client.revert_to(&headers[2].hash()).unwrap();
     assert_eq!(client.best_header(), headers[2]);

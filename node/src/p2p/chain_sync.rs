@@ -251,8 +251,8 @@ async fn switch_to_longer_fork(
         "peer has a longer branch: switching"
     );
     let branch = theirs.split_off(fork);
-    // Cheap checks before touching our chain: the branch must be contiguous and every
-    // block sealed by its author (full execution follows, block by block).
+    // Cheap checks first: the branch must be contiguous and every block sealed by its
+    // author; then it is executed in full on the fork point's state before we revert.
     let linked = branch.windows(2).all(|w| {
         w[1].header.parent_hash == w[0].hash() && w[1].header.number == w[0].header.number + 1
     });
@@ -262,6 +262,10 @@ async fn switch_to_longer_fork(
     }
     let c = client.clone();
     let switched = tokio::task::spawn_blocking(move || {
+        if let Err(e) = c.verify_branch(&ancestor, &branch) {
+            warn!(error = %e, "the longer branch does not execute: keeping ours");
+            return false;
+        }
         if let Err(e) = c.revert_to(&ancestor) {
             warn!(error = %e, "cannot revert to the fork point");
             return false;
