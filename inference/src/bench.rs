@@ -213,6 +213,64 @@ fn candle_decode_speed(
     Ok(tokens.saturating_sub(1) as f64 / elapsed.max(1e-9))
 }
 
+/// What every decode benchmark starts from: the GGUF's tokenizer and weights, a chat
+/// prompt, and greedy decode options for `max_tokens`.
+pub struct BenchModel {
+    pub tokenizer: Tokenizer,
+    pub prompt: Vec<u32>,
+    pub weights: ModelWeights,
+    pub dopts: DecodeOptions,
+}
+
+impl BenchModel {
+    /// Loads the GGUF at `path` and encodes `prompt` as a user message.
+    pub fn load(path: &std::path::Path, prompt: &str, max_tokens: usize) -> anyhow::Result<Self> {
+        let tokenizer = Tokenizer::from_gguf_file(path)?;
+        let prompt = tokenizer.encode_chat(&[ChatMessage::new("user", prompt)])?;
+        let weights = ModelWeights::load(
+            &ModelSource::Gguf(path.to_path_buf()),
+            None,
+            Precision::Native,
+        )?;
+        let dopts = DecodeOptions {
+            max_tokens,
+            eos: Some(tokenizer.eos),
+            ..Default::default()
+        };
+        Ok(Self {
+            tokenizer,
+            prompt,
+            weights,
+            dopts,
+        })
+    }
+
+    /// The baseline: the whole model as one in-process shard, after a short warm-up
+    /// (page in weights, spin up thread pools). Returns the output and its tok/s.
+    pub fn single_process(
+        &self,
+        hash: neuroshard_primitives::Hash,
+    ) -> anyhow::Result<(Decoded, f64)> {
+        let single = local_route(&self.weights, hash, &[], Duration::ZERO)?;
+        let warm_up = DecodeOptions {
+            max_tokens: 8,
+            ..self.dopts.clone()
+        };
+        timed(
+            &mut client_for(&single, hash, [0; 16])?,
+            &self.prompt,
+            &warm_up,
+            None,
+        )?;
+        timed(
+            &mut client_for(&single, hash, [1; 16])?,
+            &self.prompt,
+            &self.dopts,
+            None,
+        )
+    }
+}
+
 /// Runs the inference benchmark on the real model (fetched if needed) and prints it.
 pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let (source, hash) = resolve_model(
@@ -223,38 +281,20 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let ModelSource::Gguf(path) = &source else {
         anyhow::bail!("the benchmark needs a GGUF model (it carries the tokenizer)");
     };
-    let tokenizer = Tokenizer::from_gguf_file(path)?;
-    let prompt = tokenizer.encode_chat(&[ChatMessage::new("user", &opts.prompt)])?;
-    let weights = ModelWeights::load(&source, None, Precision::Native)?;
-    let dopts = DecodeOptions {
-        max_tokens: opts.max_tokens,
-        eos: Some(tokenizer.eos),
-        ..Default::default()
-    };
     let say = |s: &str| {
         if opts.print {
             eprintln!("bench: {s}");
         }
     };
-    // Warm-up (page in weights, spin up thread pools).
-    let single = local_route(&weights, hash, &[], Duration::ZERO)?;
-    timed(
-        &mut client_for(&single, hash, [0; 16])?,
-        &prompt,
-        &DecodeOptions {
-            max_tokens: 8,
-            ..dopts.clone()
-        },
-        None,
-    )?;
-
+    let model = BenchModel::load(path, &opts.prompt, opts.max_tokens)?;
     say("single process");
-    let (plain, single_tps) = timed(
-        &mut client_for(&single, hash, [1; 16])?,
-        &prompt,
-        &dopts,
-        None,
-    )?;
+    let (plain, single_tps) = model.single_process(hash)?;
+    let BenchModel {
+        prompt,
+        weights,
+        dopts,
+        ..
+    } = model;
     say("candle-transformers quantized_llama");
     let candle_tps = candle_decode_speed(path, &prompt, plain.tokens.len())?;
     let llama_cpp = match crate::llamacpp::available() {

@@ -7,13 +7,12 @@
 
 use crate::p2p::shard_wire::{RemoteShard, ShardCall, ShardServer};
 use anyhow::{bail, Context};
-use neuroshard_inference::bench::timed;
+use neuroshard_inference::bench::{timed, BenchModel};
 use neuroshard_inference::decode::{DecodeOptions, Decoded};
 use neuroshard_inference::drafter::{Drafter, NgramDrafter};
-use neuroshard_inference::generate::{client_for, local_route, resolve_model};
+use neuroshard_inference::generate::resolve_model;
 use neuroshard_inference::pipeline::Hop;
 use neuroshard_inference::shard::Shard;
-use neuroshard_inference::tokenizer::{ChatMessage, Tokenizer};
 use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::PipelineClient;
@@ -25,7 +24,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The line a shard server prints once it listens.
 const READY: &str = "SHARD-SERVER-LISTENING ";
@@ -148,34 +146,17 @@ pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyho
         bail!("the benchmark needs a GGUF model");
     };
     let hash = Hash::zero();
-    let tokenizer = Tokenizer::from_gguf_file(path)?;
-    let prompt = tokenizer.encode_chat(&[ChatMessage::new("user", &opts.prompt)])?;
-    let weights = ModelWeights::load(&source, None, Precision::Native)?;
-    let num_layers = weights.config.num_layers as u16;
-    let dopts = DecodeOptions {
-        max_tokens: opts.max_tokens,
-        eos: Some(tokenizer.eos),
-        ..Default::default()
-    };
-
     eprintln!("bench: single process");
-    let single = local_route(&weights, hash, &[], Duration::ZERO)?;
-    timed(
-        &mut client_for(&single, hash, [0; 16])?,
-        &prompt,
-        &DecodeOptions {
-            max_tokens: 8,
-            ..dopts.clone()
-        },
-        None,
-    )?;
-    let (plain, single_tps) = timed(
-        &mut client_for(&single, hash, [1; 16])?,
-        &prompt,
-        &dopts,
-        None,
-    )?;
-    drop(single);
+    let model = BenchModel::load(path, &opts.prompt, opts.max_tokens)?;
+    let (plain, single_tps) = model.single_process(hash)?;
+    let BenchModel {
+        prompt,
+        weights,
+        dopts,
+        ..
+    } = model;
+    let num_layers = weights.config.num_layers as u16;
+    drop(weights);
 
     let third = num_layers / 3;
     let ranges = [
