@@ -21,11 +21,13 @@ fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
     NodeProcess::run_on_loopback(spec, &dir.join(name), &log, extra).unwrap()
 }
 
-/// Single-process greedy text of the real model for `PROMPT` (the oracle).
-fn single_process_text(max_tokens: usize) -> String {
+/// `neuroshard generate --raw --draft none` greedy text for `PROMPT`: single-process
+/// (the oracle) without `extra`, or through a node with `--rpc URL`.
+fn generate_text(max_tokens: usize, extra: &[&str]) -> String {
     let out = Command::new(neuroshard_bin())
         .args(["generate", "--raw", "--draft", "none", "--prompt", PROMPT])
         .args(["--max-tokens", &max_tokens.to_string()])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -144,19 +146,9 @@ fn shards_across_processes_discovery_generation_and_failover() {
 
     // `generate --rpc` on A: a greedy generation crossing three processes matches
     // single-process inference.
-    let expected = single_process_text(24);
-    let out = Command::new(neuroshard_bin())
-        .args(["generate", "--raw", "--draft", "none", "--max-tokens", "24"])
-        .args(["--prompt", PROMPT, "--rpc", &a.http_url()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.trim_end_matches('\n'), expected);
+    let expected = generate_text(24, &[]);
+    let text = generate_text(24, &["--rpc", &a.http_url()]);
+    assert_eq!(text, expected);
     assert!(
         b.log_text().contains("serving a new session")
             || d.log_text().contains("serving a new session"),
@@ -165,7 +157,7 @@ fn shards_across_processes_discovery_generation_and_failover() {
     assert!(c.log_text().contains("serving a new session"));
 
     // Kill whichever 10-20 provider serves the next generation, mid-generation.
-    let expected = single_process_text(96);
+    let expected = generate_text(96, &[]);
     let before = |n: &NodeProcess| n.log_text().matches("serving a new session").count();
     let (b_before, d_before) = (before(&b), before(&d));
     let api = a.api_port();
