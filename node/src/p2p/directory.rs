@@ -5,7 +5,7 @@
 //! own record (with its current load and throughput) so the view of others stays fresh.
 
 use super::routing::Candidate;
-use super::shard_wire::{short_peer, RemoteShard};
+use super::shard_wire::RemoteShard;
 use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
 use neuroshard_network::{NetworkHandle, PeerId, ProviderInfo, ProviderRecord};
 use neuroshard_primitives::{AccountId, Hash, LayerRange};
@@ -171,8 +171,7 @@ impl ShardDirectory {
             }
         }
         debug!(
-            candidates = out.len(),
-            remote = ?self.snapshot().iter().map(|p| short_peer(&p.peer)).collect::<Vec<_>>(),
+            candidates = ?out.iter().map(|c| c.transport.name()).collect::<Vec<_>>(),
             "route candidates"
         );
         out
