@@ -4,8 +4,9 @@
 //! keeps the longest accepted prefix plus one corrected or bonus token. Greedy acceptance
 //! compares draft and argmax, so its output is the plain greedy output; sampling uses
 //! standard speculative sampling, so its output has the target's distribution. The draft
-//! length adapts to the acceptance rate.
+//! length adapts to the measured acceptance rate and round cost ([`DraftLength`]).
 
+use crate::draft_length::DraftLength;
 use crate::drafter::Drafter;
 use crate::error::{InferenceError, Result};
 use crate::messages::HeadMode;
@@ -13,6 +14,7 @@ use crate::pipeline::{HeadResult, PipelineClient};
 use crate::sampling::{probabilities, sample_weights, speculative_accept, Verdict};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::time::Instant;
 
 /// How to decode.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +29,8 @@ pub struct DecodeOptions {
     pub draft_len: usize,
     /// Upper bound for the adaptive draft length.
     pub max_draft_len: usize,
-    /// Adapt the draft length to the acceptance rate.
+    /// Adapt the draft length to the measured acceptance rate and round cost
+    /// ([`DraftLength`]); otherwise every round drafts `draft_len`.
     pub adaptive: bool,
 }
 
@@ -142,7 +145,7 @@ pub fn decode<'d>(
         }
     };
     let mut pending = vec![first];
-    let mut k = opts.draft_len.max(1);
+    let mut length = DraftLength::new(opts.draft_len, opts.max_draft_len);
     'outer: loop {
         // Emit the newly produced tokens, stopping at eos or the budget.
         for &t in &pending {
@@ -158,6 +161,12 @@ pub fn decode<'d>(
             break;
         }
         let budget = opts.max_tokens - out.len();
+        let k = if opts.adaptive {
+            length.get()
+        } else {
+            opts.draft_len.max(1)
+        };
+        let drafting = Instant::now();
         let draft = match drafter.as_deref_mut() {
             Some(d) => d.propose(
                 &context,
@@ -167,11 +176,14 @@ pub fn decode<'d>(
             )?,
             None => Default::default(),
         };
+        let draft_secs = drafting.elapsed().as_secs_f64();
         let last = *context.last().unwrap_or(&first);
         let mut batch = Vec::with_capacity(draft.tokens.len() + 1);
         batch.push(last);
         batch.extend_from_slice(&draft.tokens);
+        let verifying = Instant::now();
         let result = rows(client.forward(&batch, context.len() - 1, head)?)?;
+        let verify_secs = verifying.elapsed().as_secs_f64();
         stats.rounds += 1;
         stats.drafted += draft.tokens.len();
         pending.clear();
@@ -215,13 +227,8 @@ pub fn decode<'d>(
             }
         }
         stats.accepted += accepted;
-        if opts.adaptive && !draft.tokens.is_empty() {
-            // Grow fast while every draft is accepted, shrink when most are rejected.
-            if accepted == draft.tokens.len() {
-                k = (k * 2).min(opts.max_draft_len.max(1));
-            } else if accepted * 2 < draft.tokens.len() {
-                k = (k / 2).max(1);
-            }
+        if drafter.is_some() {
+            length.observe(draft.tokens.len(), accepted, verify_secs, draft_secs);
         }
     }
     // The last emitted token has not been fed; everything before it is accepted.

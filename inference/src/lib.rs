@@ -8,6 +8,7 @@ pub mod bench;
 pub mod commitment;
 pub mod config;
 pub mod decode;
+pub mod draft_length;
 pub mod drafter;
 pub mod error;
 pub mod executor;

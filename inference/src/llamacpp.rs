@@ -1,8 +1,11 @@
 //! Side-by-side comparison with llama.cpp on the same GGUF file, driven through the
-//! `llama_cpp` Python package (llama-cpp-python) when `python3` can import it: its greedy
+//! `llama_cpp` Python package (llama-cpp-python) when the interpreter can import it: its greedy
 //! decode speed with the same thread count and prompt, and its logits at every step, which
 //! are compared with ours computed on the same token sequence (teacher forcing), so a
 //! greedy divergence can be told apart as a near-tie or a real difference.
+//!
+//! The interpreter is `python3`, or `$NEUROSHARD_PYTHON` when set (for example a
+//! virtualenv holding a llama-cpp-python built for this CPU).
 
 use crate::executor::{argmax_rows, ExecInput, ShardExecutor};
 use crate::weights::ModelWeights;
@@ -20,12 +23,15 @@ path, steps, threads, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys
 prompt = json.loads(sys.argv[5])
 llm = llama_cpp.Llama(model_path=path, n_threads=threads, n_threads_batch=threads,
                       n_ctx=len(prompt) + steps + 8, verbose=False)
+vocab = llm.n_vocab()
 def decode(keep):
     llm.reset()
     llm.eval(prompt)
     tokens, rows, start = [], [], None
     for i in range(steps):
-        logits = llm.scores[llm.n_tokens - 1]
+        # The last evaluated position's logits, read through the C API: without
+        # logits_all, Llama.scores is no longer filled by eval.
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(vocab,))
         if keep:
             rows.append(np.array(logits, dtype=np.float32))
         tokens.append(int(np.argmax(logits)))
@@ -71,17 +77,26 @@ pub struct Divergence {
     pub our_margin: f32,
 }
 
-/// Whether `python3` can import `llama_cpp` (the reason when it cannot).
+/// The Python interpreter that drives llama.cpp.
+fn python() -> String {
+    std::env::var("NEUROSHARD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Whether the interpreter can import `llama_cpp` (the reason when it cannot).
 pub fn available() -> Result<(), String> {
-    match Command::new("python3")
+    match Command::new(python())
         .args(["-c", "import llama_cpp"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
     {
         Ok(s) if s.success() => Ok(()),
-        Ok(_) => Err("python3 cannot import llama_cpp (pip install llama-cpp-python)".into()),
-        Err(e) => Err(format!("python3 not runnable: {e}")),
+        Ok(_) => Err(format!(
+            "{} cannot import llama_cpp (pip install llama-cpp-python, or point \
+             NEUROSHARD_PYTHON at an interpreter that has it)",
+            python()
+        )),
+        Err(e) => Err(format!("{} not runnable: {e}", python())),
     }
 }
 
@@ -100,7 +115,7 @@ pub fn compare(
     let script = dir.path().join("driver.py");
     std::fs::write(&script, DRIVER)?;
     let logits_path = dir.path().join("logits.f32");
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg(&script)
         .arg(model)
         .arg(steps.to_string())
@@ -109,10 +124,11 @@ pub fn compare(
         .arg(serde_json::to_string(prompt)?)
         .stdin(Stdio::null())
         .output()
-        .context("running python3")?;
+        .with_context(|| format!("running {}", python()))?;
     if !out.status.success() {
         anyhow::bail!(
-            "python3 driving llama-cpp-python exited with {}: {}",
+            "{} driving llama-cpp-python exited with {}: {}",
+            python(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );

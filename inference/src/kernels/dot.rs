@@ -1,192 +1,407 @@
-//! Fused dequantize-and-dot kernels: four weight rows against one quantized activation
-//! row, with an AVX2 version (chosen at run time) and a portable scalar one.
+//! Fused dequantize-and-dot kernels: one sixteen-row weight group (see
+//! [`super::quant::GROUP`]) against `m` quantized activation rows, in three versions
+//! chosen at run time: AVX-512 VNNI (`vpdpbusd`: sixteen rows by four columns per
+//! instruction), AVX2 (`vpmaddubsw` + `vpmaddwd`, eight rows per instruction) and a
+//! portable scalar one.
 //!
-//! Both versions give the same bits as candle's kernels on the same machine: the integer
-//! part of every block's dot product is exact whatever the instruction order, and the
-//! floating-point part is done in candle's order — for Q4_1, per block
-//! `sum += (sumi * d) * dy + m * sy` in block order (GGML's reference
-//! `vec_dot_q4_1_q8_1`, which candle 0.11 uses on x86); for Q8_0, candle's AVX2 kernel
-//! (eight lane accumulators fed by `fma`, then its horizontal sum) or, without AVX2, its
-//! scalar one. Four rows are computed together so each activation block is loaded once
-//! per four rows and the four per-row dependency chains overlap.
+//! Lane `r` of every vector is weight row `r`, so a row's result needs no horizontal sum
+//! and every row is computed by the same sequence of operations in each version: the
+//! block's integer dot product (exact), then per block, in block order,
+//! `acc = fma(d * dy, sumi, acc)` and for Q4_1 `acc = fma(m, sy, acc)`. The three
+//! versions therefore give the same bits on every machine (the tests check it), and an
+//! activation row's result never depends on the other rows of its batch, so speculative
+//! verification of `m` positions returns exactly what `m` single steps would.
+//!
+//! Each group's weights are unpacked once per block and reused for all `m` activation
+//! rows (up to four at a time in registers), so a verification batch reads the weights
+//! once.
 
-use super::quant::{ActQ80, ActQ81, BlockQ80, Q41x4};
+use super::quant::{ActQ80, ActQ81, Q41x16, Q80x16, GROUP};
+use half::f16;
 
-/// True when the AVX2 kernels can run on this CPU (checked once).
-pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Instruction sets the kernels are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 F + BW + VNNI.
+    Avx512Vnni,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// Portable Rust.
+    Scalar,
 }
 
-/// Dot products of the four rows of `groups` (one group per column block) with `act`.
-pub fn q4_1_dot4(groups: &[Q41x4], act: &[ActQ81]) -> [f32; 4] {
-    debug_assert_eq!(groups.len(), act.len());
+/// Every kernel version this CPU can run, fastest first (the scalar one is always last).
+pub fn available() -> Vec<Isa> {
+    let mut isas = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { avx2::q4_1_dot4(groups, act) };
-    }
-    q4_1_dot4_scalar(groups, act)
-}
-
-/// The portable Q4_1 kernel (GGML's reference arithmetic).
-pub fn q4_1_dot4_scalar(groups: &[Q41x4], act: &[ActQ81]) -> [f32; 4] {
-    let mut sums = [0f32; 4];
-    for (g, y) in groups.iter().zip(act) {
-        for (r, sum) in sums.iter_mut().enumerate() {
-            let mut sumi = 0i32;
-            for j in 0..16 {
-                let q = g.qs[r][j];
-                sumi += (q & 0x0F) as i32 * y.qs[j] as i32 + (q >> 4) as i32 * y.qs[j + 16] as i32;
-            }
-            *sum += sumi as f32 * g.d[r].to_f32() * y.d + g.m[r].to_f32() * y.s;
+    {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+        {
+            isas.push(Isa::Avx512Vnni);
+        }
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
+            isas.push(Isa::Avx2);
         }
     }
-    sums
+    isas.push(Isa::Scalar);
+    isas
 }
 
-/// Dot products of four Q8_0 weight rows with `act`.
-pub fn q8_0_dot4(rows: [&[BlockQ80]; 4], act: &[ActQ80]) -> [f32; 4] {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { avx2::q8_0_dot4(rows, act) };
-    }
-    rows.map(|row| q8_0_dot_scalar(row, act))
+/// The fastest version this CPU runs, or the one `NEUROSHARD_KERNELS`
+/// (`avx512` | `avx2` | `scalar`) asks for when the CPU has it. Checked once.
+pub fn best() -> Isa {
+    use std::sync::OnceLock;
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    *BEST.get_or_init(|| {
+        let isas = available();
+        let wanted = match std::env::var("NEUROSHARD_KERNELS").as_deref() {
+            Ok("avx512") => Some(Isa::Avx512Vnni),
+            Ok("avx2") => Some(Isa::Avx2),
+            Ok("scalar") => Some(Isa::Scalar),
+            _ => None,
+        };
+        match wanted {
+            Some(isa) if isas.contains(&isa) => isa,
+            _ => isas[0],
+        }
+    })
 }
 
-/// Dot product of one Q8_0 weight row with `act` (for the rows after the last full four).
-pub fn q8_0_dot1(row: &[BlockQ80], act: &[ActQ80]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { avx2::q8_0_dot4([row, row, row, row], act)[0] };
+/// `out[i][r]` = row `r` of the group `w` (one entry per column block) · activation row
+/// `i` of `acts` (`out.len()` rows of `w.len()` blocks each), with the `isa` version,
+/// which must be one of [`available`].
+pub fn q4_1_group(isa: Isa, w: &[Q41x16], acts: &[ActQ81], out: &mut [[f32; GROUP]]) {
+    assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512::q4_1_group(w, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { avx2::q4_1_group(w, acts, out) },
+        _ => scalar::q4_1_group(w, acts, out),
     }
-    q8_0_dot_scalar(row, act)
 }
 
-/// The portable Q8_0 kernel (GGML's reference arithmetic).
-pub fn q8_0_dot_scalar(row: &[BlockQ80], act: &[ActQ80]) -> f32 {
-    let mut sum = 0f32;
-    for (x, y) in row.iter().zip(act) {
-        let sumi: i32 =
-            x.qs.iter()
-                .zip(&y.qs)
-                .map(|(&a, &b)| a as i32 * b as i32)
-                .sum();
-        sum += sumi as f32 * x.d.to_f32() * y.d;
+/// Like [`q4_1_group`] for a Q8_0 group: `w` and its scales `d`, one entry per block.
+pub fn q8_0_group(
+    isa: Isa,
+    w: &[Q80x16],
+    d: &[[f16; GROUP]],
+    acts: &[ActQ80],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(w.len(), d.len(), "scales");
+    assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512::q8_0_group(w, d, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { avx2::q8_0_group(w, d, acts, out) },
+        _ => scalar::q8_0_group(w, d, acts, out),
     }
-    sum
+}
+
+/// Four activation bytes starting at `at`, as one little-endian word to broadcast.
+#[inline(always)]
+fn word(qs: &[i8; 32], at: usize) -> i32 {
+    i32::from_le_bytes([
+        qs[at] as u8,
+        qs[at + 1] as u8,
+        qs[at + 2] as u8,
+        qs[at + 3] as u8,
+    ])
+}
+
+mod scalar {
+    use super::*;
+
+    pub fn q4_1_group(w: &[Q41x16], acts: &[ActQ81], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        for (ys, out) in acts.chunks_exact(nb.max(1)).zip(out.iter_mut()) {
+            let mut acc = [0f32; GROUP];
+            for (g, y) in w.iter().zip(ys) {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let mut sumi = 0i32;
+                    for k in 0..4 {
+                        for j in 0..4 {
+                            let q = g.qs[k][4 * r + j];
+                            sumi += (q & 0x0F) as i32 * y.qs[4 * k + j] as i32
+                                + (q >> 4) as i32 * y.qs[16 + 4 * k + j] as i32;
+                        }
+                    }
+                    *acc = (g.d[r].to_f32() * y.d).mul_add(sumi as f32, *acc);
+                    *acc = g.m[r].to_f32().mul_add(y.s, *acc);
+                }
+            }
+            *out = acc;
+        }
+        if nb == 0 {
+            out.fill([0.0; GROUP]);
+        }
+    }
+
+    pub fn q8_0_group(w: &[Q80x16], d: &[[f16; GROUP]], acts: &[ActQ80], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        for (ys, out) in acts.chunks_exact(nb.max(1)).zip(out.iter_mut()) {
+            let mut acc = [0f32; GROUP];
+            for ((g, d), y) in w.iter().zip(d).zip(ys) {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let mut sumi = 0i32;
+                    for k in 0..8 {
+                        for j in 0..4 {
+                            sumi += g.qs[k][4 * r + j] as i32 * y.qs[4 * k + j] as i32;
+                        }
+                    }
+                    *acc = (d[r].to_f32() * y.d).mul_add(sumi as f32, *acc);
+                }
+            }
+            *out = acc;
+        }
+        if nb == 0 {
+            out.fill([0.0; GROUP]);
+        }
+    }
+}
+
+/// Splits `out` into tiles of at most four activation rows and runs `tile::<T>` on each.
+macro_rules! tiles {
+    ($nb:expr, $acts:expr, $out:expr, $tile:ident $(, $arg:expr)*) => {{
+        let nb = $nb;
+        let mut done = 0;
+        while done < $out.len() {
+            let rest = $out.len() - done;
+            let acts = &$acts[done * nb..];
+            let out = &mut $out[done..];
+            done += match rest {
+                1 => { $tile::<1>($($arg,)* acts, out); 1 }
+                2 => { $tile::<2>($($arg,)* acts, out); 2 }
+                3 => { $tile::<3>($($arg,)* acts, out); 3 }
+                _ => { $tile::<4>($($arg,)* acts, out); 4 }
+            };
+        }
+    }};
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub fn q4_1_group(w: &[Q41x16], acts: &[ActQ81], out: &mut [[f32; GROUP]]) {
+        tiles!(w.len(), acts, out, q4_1_tile, w);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn q4_1_tile<const T: usize>(w: &[Q41x16], acts: &[ActQ81], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        let mask = _mm512_set1_epi8(0x0F);
+        let mut acc = [_mm512_setzero_ps(); T];
+        for (b, g) in w.iter().enumerate() {
+            let mut lo = [_mm512_setzero_si512(); 4];
+            let mut hi = [_mm512_setzero_si512(); 4];
+            for k in 0..4 {
+                // SAFETY: `qs[k]` is 64 bytes.
+                let v = unsafe { _mm512_loadu_si512(g.qs[k].as_ptr() as *const _) };
+                lo[k] = _mm512_and_si512(v, mask);
+                hi[k] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
+            }
+            // SAFETY: `d` and `m` are sixteen f16 (32 bytes) each.
+            let (d, m) = unsafe {
+                (
+                    _mm512_cvtph_ps(_mm256_loadu_si256(g.d.as_ptr() as *const __m256i)),
+                    _mm512_cvtph_ps(_mm256_loadu_si256(g.m.as_ptr() as *const __m256i)),
+                )
+            };
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let y = &acts[i * nb + b];
+                let mut sumi = _mm512_setzero_si512();
+                for k in 0..4 {
+                    let ylo = _mm512_set1_epi32(word(&y.qs, 4 * k));
+                    let yhi = _mm512_set1_epi32(word(&y.qs, 16 + 4 * k));
+                    sumi = _mm512_dpbusd_epi32(sumi, lo[k], ylo);
+                    sumi = _mm512_dpbusd_epi32(sumi, hi[k], yhi);
+                }
+                let scale = _mm512_mul_ps(d, _mm512_set1_ps(y.d));
+                *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *acc);
+                *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(y.s), *acc);
+            }
+        }
+        for (acc, out) in acc.iter().zip(out.iter_mut()) {
+            // SAFETY: `out` holds sixteen f32.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), *acc) };
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub fn q8_0_group(w: &[Q80x16], d: &[[f16; GROUP]], acts: &[ActQ80], out: &mut [[f32; GROUP]]) {
+        tiles!(w.len(), acts, out, q8_0_tile, w, d);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn q8_0_tile<const T: usize>(
+        w: &[Q80x16],
+        d: &[[f16; GROUP]],
+        acts: &[ActQ80],
+        out: &mut [[f32; GROUP]],
+    ) {
+        let nb = w.len();
+        let mut acc = [_mm512_setzero_ps(); T];
+        for (b, (g, d)) in w.iter().zip(d).enumerate() {
+            // vpdpbusd multiplies unsigned by signed bytes: feed it |w| and move the
+            // weight's sign onto the activation.
+            let mut mag = [_mm512_setzero_si512(); 8];
+            let mut neg = [0 as __mmask64; 8];
+            for k in 0..8 {
+                // SAFETY: `qs[k]` is 64 bytes.
+                let v = unsafe { _mm512_loadu_si512(g.qs[k].as_ptr() as *const _) };
+                mag[k] = _mm512_abs_epi8(v);
+                neg[k] = _mm512_movepi8_mask(v);
+            }
+            // SAFETY: `d` is sixteen f16 (32 bytes).
+            let d = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(d.as_ptr() as *const __m256i)) };
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let y = &acts[i * nb + b];
+                let mut sumi = _mm512_setzero_si512();
+                for k in 0..8 {
+                    let yk = _mm512_set1_epi32(word(&y.qs, 4 * k));
+                    let signed = _mm512_mask_sub_epi8(yk, neg[k], _mm512_setzero_si512(), yk);
+                    sumi = _mm512_dpbusd_epi32(sumi, mag[k], signed);
+                }
+                let scale = _mm512_mul_ps(d, _mm512_set1_ps(y.d));
+                *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *acc);
+            }
+        }
+        for (acc, out) in acc.iter().zip(out.iter_mut()) {
+            // SAFETY: `out` holds sixteen f32.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), *acc) };
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::quant::{ActQ80, ActQ81, BlockQ80, Q41x4};
+    use super::*;
     use std::arch::x86_64::*;
 
-    /// Sums of the eight i32 lanes of each of four vectors: `[Σa, Σb, Σc, Σd]`.
+    /// Eight i32 sums of four u8 x i8 products each (no saturation: the callers' operands
+    /// keep every pair sum within i16).
     #[target_feature(enable = "avx2")]
-    fn hsum4_epi32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
-        let ab = _mm256_hadd_epi32(a, b);
-        let cd = _mm256_hadd_epi32(c, d);
-        let abcd = _mm256_hadd_epi32(ab, cd);
-        _mm_add_epi32(
-            _mm256_castsi256_si128(abcd),
-            _mm256_extracti128_si256::<1>(abcd),
-        )
-    }
-
-    /// `Σ q_i * y_i` over one block as eight i32 partial sums; `q` holds unsigned 4-bit
-    /// values (low nibbles in bytes 0..16, high nibbles in 16..32, GGML's order).
-    #[target_feature(enable = "avx2")]
-    fn nibble_dot(qs: &[u8; 16], y: __m256i) -> __m256i {
-        // SAFETY: reads exactly the 16 bytes of `qs`.
-        let raw = unsafe { _mm_loadu_si128(qs.as_ptr() as *const __m128i) };
-        let both =
-            _mm256_insertf128_si256::<1>(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4));
-        let q = _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-        _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), _mm256_set1_epi16(1))
+    fn dot_u8i8(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub fn q4_1_dot4(groups: &[Q41x4], act: &[ActQ81]) -> [f32; 4] {
-        let mut sums = _mm_setzero_ps();
-        for (g, y) in groups.iter().zip(act) {
-            // SAFETY: `qs` is 32 bytes; `d` and `m` are four f16 (8 bytes) each.
-            let (yq, d, m) = unsafe {
-                (
-                    _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i),
-                    _mm_cvtph_ps(_mm_loadl_epi64(g.d.as_ptr() as *const __m128i)),
-                    _mm_cvtph_ps(_mm_loadl_epi64(g.m.as_ptr() as *const __m128i)),
-                )
-            };
-            let sumi = hsum4_epi32(
-                nibble_dot(&g.qs[0], yq),
-                nibble_dot(&g.qs[1], yq),
-                nibble_dot(&g.qs[2], yq),
-                nibble_dot(&g.qs[3], yq),
-            );
-            // (sumi * d) * dy + m * sy, without fusing, as the scalar code rounds it.
-            let scaled = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(sumi), d), _mm_set1_ps(y.d));
-            let term = _mm_add_ps(scaled, _mm_mul_ps(m, _mm_set1_ps(y.s)));
-            sums = _mm_add_ps(sums, term);
-        }
-        let mut out = [0f32; 4];
-        // SAFETY: `out` has room for four f32.
-        unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
-        out
+    pub fn q4_1_group(w: &[Q41x16], acts: &[ActQ81], out: &mut [[f32; GROUP]]) {
+        tiles!(w.len(), acts, out, q4_1_tile, w);
     }
 
-    /// candle's `hsum_float_8`.
-    #[target_feature(enable = "avx2")]
-    fn hsum_float_8(x: __m256) -> f32 {
-        let res = _mm256_extractf128_ps::<1>(x);
-        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
-        _mm_cvtss_f32(res)
-    }
-
-    /// candle's `mul_sum_i8_pairs_float`: eight f32 sums of four products each.
-    #[target_feature(enable = "avx2")]
-    fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
-        let ax = _mm256_sign_epi8(x, x);
-        let sy = _mm256_sign_epi8(y, x);
-        let dot = _mm256_maddubs_epi16(ax, sy);
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
-    }
-
+    /// Rows 0-7 and 8-15 of the group are the two halves of each 64-byte chunk.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub fn q8_0_dot4(rows: [&[BlockQ80]; 4], act: &[ActQ80]) -> [f32; 4] {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (b, y) in act.iter().enumerate() {
-            // SAFETY: `qs` is 32 bytes.
-            let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-            for (acc, row) in acc.iter_mut().zip(rows) {
-                let x = &row[b];
-                // SAFETY: `qs` is 32 bytes.
-                let xq = unsafe { _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i) };
-                let d = _mm256_set1_ps(x.d.to_f32() * y.d);
-                *acc = _mm256_fmadd_ps(d, mul_sum_i8_pairs_float(xq, yq), *acc);
+    fn q4_1_tile<const T: usize>(w: &[Q41x16], acts: &[ActQ81], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = [[_mm256_setzero_ps(); 2]; T];
+        for (b, g) in w.iter().enumerate() {
+            for h in 0..2 {
+                let mut lo = [_mm256_setzero_si256(); 4];
+                let mut hi = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    // SAFETY: bytes 32h..32h+32 of the 64-byte `qs[k]`.
+                    let v = unsafe {
+                        _mm256_loadu_si256(g.qs[k].as_ptr().add(32 * h) as *const __m256i)
+                    };
+                    lo[k] = _mm256_and_si256(v, mask);
+                    hi[k] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+                }
+                // SAFETY: f16 8h..8h+8 of the sixteen in `d` and `m`.
+                let (d, m) = unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(g.d.as_ptr().add(8 * h) as *const __m128i)),
+                        _mm256_cvtph_ps(_mm_loadu_si128(g.m.as_ptr().add(8 * h) as *const __m128i)),
+                    )
+                };
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let y = &acts[i * nb + b];
+                    let mut sumi = _mm256_setzero_si256();
+                    for k in 0..4 {
+                        let ylo = _mm256_set1_epi32(word(&y.qs, 4 * k));
+                        let yhi = _mm256_set1_epi32(word(&y.qs, 16 + 4 * k));
+                        sumi = _mm256_add_epi32(sumi, dot_u8i8(lo[k], ylo));
+                        sumi = _mm256_add_epi32(sumi, dot_u8i8(hi[k], yhi));
+                    }
+                    let scale = _mm256_mul_ps(d, _mm256_set1_ps(y.d));
+                    acc[h] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sumi), acc[h]);
+                    acc[h] = _mm256_fmadd_ps(m, _mm256_set1_ps(y.s), acc[h]);
+                }
             }
         }
-        [
-            hsum_float_8(acc[0]),
-            hsum_float_8(acc[1]),
-            hsum_float_8(acc[2]),
-            hsum_float_8(acc[3]),
-        ]
+        store(&acc, out);
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn q8_0_group(w: &[Q80x16], d: &[[f16; GROUP]], acts: &[ActQ80], out: &mut [[f32; GROUP]]) {
+        tiles!(w.len(), acts, out, q8_0_tile, w, d);
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q8_0_tile<const T: usize>(
+        w: &[Q80x16],
+        d: &[[f16; GROUP]],
+        acts: &[ActQ80],
+        out: &mut [[f32; GROUP]],
+    ) {
+        let nb = w.len();
+        let mut acc = [[_mm256_setzero_ps(); 2]; T];
+        for (b, (g, d)) in w.iter().zip(d).enumerate() {
+            for h in 0..2 {
+                // |w| as the unsigned operand, the weight's sign moved onto the activation:
+                // |w| <= 128 and |y| <= 127 keep each pair sum within i16.
+                let mut raw = [_mm256_setzero_si256(); 8];
+                let mut mag = [_mm256_setzero_si256(); 8];
+                for k in 0..8 {
+                    // SAFETY: bytes 32h..32h+32 of the 64-byte `qs[k]`.
+                    raw[k] = unsafe {
+                        _mm256_loadu_si256(g.qs[k].as_ptr().add(32 * h) as *const __m256i)
+                    };
+                    mag[k] = _mm256_abs_epi8(raw[k]);
+                }
+                // SAFETY: f16 8h..8h+8 of the sixteen in `d`.
+                let d = unsafe {
+                    _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr().add(8 * h) as *const __m128i))
+                };
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let y = &acts[i * nb + b];
+                    let mut sumi = _mm256_setzero_si256();
+                    for k in 0..8 {
+                        let yk = _mm256_set1_epi32(word(&y.qs, 4 * k));
+                        let signed = _mm256_sign_epi8(yk, raw[k]);
+                        sumi = _mm256_add_epi32(sumi, dot_u8i8(mag[k], signed));
+                    }
+                    let scale = _mm256_mul_ps(d, _mm256_set1_ps(y.d));
+                    acc[h] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sumi), acc[h]);
+                }
+            }
+        }
+        store(&acc, out);
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn store<const T: usize>(acc: &[[__m256; 2]; T], out: &mut [[f32; GROUP]]) {
+        for (acc, out) in acc.iter().zip(out.iter_mut()) {
+            // SAFETY: `out` holds sixteen f32.
+            unsafe {
+                _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+            }
+        }
     }
 }

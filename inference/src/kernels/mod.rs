@@ -1,14 +1,17 @@
 //! CPU matrix kernels for the shard executor: weight matrices held in their GGUF
 //! quantization (Q4_1 and Q8_0, the formats of the default SmolLM2 model; anything else is
 //! widened to f32 at load), multiplied with `m` activation rows at once by fused
-//! dequantize-and-dot kernels ([`dot`]), split over the output rows across rayon's pool.
+//! dequantize-and-dot kernels ([`dot`]), split over sixteen-row weight groups across
+//! rayon's pool.
 //!
 //! Each activation row is quantized once per product (as candle and GGML do), and each
-//! four-row slice of weights is read once for all `m` rows, so a speculative verification
-//! of `m` drafted positions costs little more than one decoding step. Every output value is
-//! computed by the same instructions whatever `m` and whatever the split across threads,
-//! so a position's result never depends on the batch it was computed in, and the
-//! quantized products equal candle's `QMatMul` bit for bit (see the tests).
+//! sixteen-row group of weights is read once for all `m` rows, so a speculative
+//! verification of `m` drafted positions costs little more than one decoding step. Every
+//! output value is computed by the same operations whatever `m`, whatever the split
+//! across threads and whichever kernel version the CPU runs, so a position's result never
+//! depends on the batch it was computed in nor on the machine. The products differ from
+//! candle's `QMatMul` only in the last bits (candle sums each block's terms in another
+//! order); the tests bound them against an f64 reference.
 
 pub mod dot;
 pub mod ops;
@@ -17,7 +20,7 @@ pub mod quant;
 use crate::error::{InferenceError, Result};
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{DType, Device};
-use quant::{ActQ80, ActQ81, BlockQ80, Q41x4, BLOCK};
+use quant::{ActQ80, ActQ81, Q41x16, Q80Groups, BLOCK, GROUP};
 use rayon::prelude::*;
 
 /// A weight matrix of `rows` outputs by `cols` inputs, computing `x · Wᵀ`.
@@ -30,10 +33,10 @@ pub struct QuantMatrix {
 
 #[derive(Debug)]
 enum Data {
-    /// Groups of four rows, `cols / 32` groups per four rows.
-    Q4_1(Vec<Q41x4>),
-    /// Row-major blocks.
-    Q8_0(Vec<BlockQ80>),
+    /// Sixteen-row groups, `cols / 32` entries per group.
+    Q4_1(Vec<Q41x16>),
+    /// Sixteen-row groups, `cols / 32` entries per group.
+    Q8_0(Q80Groups),
     /// Row-major values.
     F32(Vec<f32>),
 }
@@ -117,7 +120,7 @@ impl QuantMatrix {
                     _ => Vec::new(),
                 })
                 .collect();
-            Data::Q8_0(quant::q8_0_blocks(&bytes, rows, cols).ok_or_else(bad)?)
+            Data::Q8_0(quant::q8_0_groups(&bytes, rows, cols).ok_or_else(bad)?)
         } else {
             let mut values = Vec::with_capacity(rows * cols);
             for (p, r) in parts.iter().zip(raws) {
@@ -143,21 +146,26 @@ impl QuantMatrix {
 
     /// `out = x · Wᵀ` for `m` rows: `x` is `m × cols`, `out` is `m × rows`, row-major.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul_with(dot::best(), x, m, out)
+    }
+
+    /// [`Self::matmul`] with a chosen kernel version (one of [`dot::available`]).
+    pub fn matmul_with(&self, isa: dot::Isa, x: &[f32], m: usize, out: &mut [f32]) {
         assert_eq!(x.len(), m * self.cols, "activation size");
         assert_eq!(out.len(), m * self.rows, "output size");
         let (rows, cols) = (self.rows, self.cols);
         let nb = cols / BLOCK;
-        // Work items are four weight rows; each writes its `4 × m` results contiguously
-        // into `t` (weight-row major), which is transposed into `out` at the end.
-        let groups = rows.div_ceil(4);
-        let mut t = vec![0f32; groups * 4 * m];
+        // Work items are sixteen-row groups; each writes its `m × 16` results contiguously
+        // into `t` (group major), which is copied into `out` at the end.
+        let groups = rows.div_ceil(GROUP);
+        let mut t = vec![[0f32; GROUP]; groups * m];
         let per_task = groups.div_ceil(rayon::current_num_threads() * 4).max(1);
-        let run = |kernel: &(dyn Fn(usize, &mut [f32]) + Sync), t: &mut [f32]| {
-            t.par_chunks_mut(per_task * 4 * m)
+        let run = |kernel: &(dyn Fn(usize, &mut [[f32; GROUP]]) + Sync), t: &mut [[f32; GROUP]]| {
+            t.par_chunks_mut(per_task * m)
                 .enumerate()
                 .for_each(|(task, chunk)| {
-                    for (i, out4) in chunk.chunks_exact_mut(4 * m).enumerate() {
-                        kernel(task * per_task + i, out4);
+                    for (i, out) in chunk.chunks_exact_mut(m).enumerate() {
+                        kernel(task * per_task + i, out);
                     }
                 });
         };
@@ -167,55 +175,39 @@ impl QuantMatrix {
                 for (x, a) in x.chunks_exact(cols).zip(act.chunks_exact_mut(nb)) {
                     quant::quantize_q8_1(x, a);
                 }
-                let kernel = |g: usize, out4: &mut [f32]| {
-                    let w = &w[g * nb..(g + 1) * nb];
-                    for (i, a) in act.chunks_exact(nb).enumerate() {
-                        let d = dot::q4_1_dot4(w, a);
-                        for (r, v) in d.into_iter().enumerate() {
-                            out4[r * m + i] = v;
-                        }
-                    }
-                };
-                run(&kernel, &mut t);
+                run(
+                    &|g, out| dot::q4_1_group(isa, &w[g * nb..(g + 1) * nb], &act, out),
+                    &mut t,
+                );
             }
             Data::Q8_0(w) => {
                 let mut act = vec![zero_q80(); m * nb];
                 for (x, a) in x.chunks_exact(cols).zip(act.chunks_exact_mut(nb)) {
                     quant::quantize_q8_0(x, a);
                 }
-                let row = |r: usize| &w[r.min(rows - 1) * nb..(r.min(rows - 1) + 1) * nb];
-                let kernel = |g: usize, out4: &mut [f32]| {
-                    let r = g * 4;
-                    let ws = [row(r), row(r + 1), row(r + 2), row(r + 3)];
-                    for (i, a) in act.chunks_exact(nb).enumerate() {
-                        let d = if r + 4 <= rows {
-                            dot::q8_0_dot4(ws, a)
-                        } else {
-                            ws.map(|w| dot::q8_0_dot1(w, a))
-                        };
-                        for (k, v) in d.into_iter().enumerate() {
-                            out4[k * m + i] = v;
-                        }
-                    }
-                };
-                run(&kernel, &mut t);
+                let blocks = |g: usize| g * nb..(g + 1) * nb;
+                run(
+                    &|g, out| dot::q8_0_group(isa, &w.qs[blocks(g)], &w.d[blocks(g)], &act, out),
+                    &mut t,
+                );
             }
             Data::F32(w) => {
-                let kernel = |g: usize, out4: &mut [f32]| {
-                    for k in 0..4 {
-                        let r = (g * 4 + k).min(rows - 1);
+                let kernel = |g: usize, out: &mut [[f32; GROUP]]| {
+                    for k in 0..GROUP.min(rows - g * GROUP) {
+                        let r = g * GROUP + k;
                         let w = &w[r * cols..(r + 1) * cols];
-                        for (i, x) in x.chunks_exact(cols).enumerate() {
-                            out4[k * m + i] = ops::dot_f32(w, x);
+                        for (x, out) in x.chunks_exact(cols).zip(out.iter_mut()) {
+                            out[k] = ops::dot_f32(w, x);
                         }
                     }
                 };
                 run(&kernel, &mut t);
             }
         }
-        for (r, t) in t.chunks_exact(m).take(rows).enumerate() {
-            for (i, &v) in t.iter().enumerate() {
-                out[i * rows + r] = v;
+        for (g, t) in t.chunks_exact(m).enumerate() {
+            let (r0, n) = (g * GROUP, GROUP.min(rows - g * GROUP));
+            for (i, t) in t.iter().enumerate() {
+                out[i * rows + r0..i * rows + r0 + n].copy_from_slice(&t[..n]);
             }
         }
     }

@@ -1,33 +1,56 @@
 //! Block formats of the quantized weights the executor multiplies with (GGML's Q4_1 and
 //! Q8_0, copied out of candle's tensors at load), and the quantization of activation rows
 //! to the 8-bit block formats their dot products take (Q8_1 for Q4_1 weights, Q8_0 for
-//! Q8_0 weights). The activation quantizers reproduce candle's (and GGML's reference)
-//! `quantize_row_q8_1` / `quantize_row_q8_0` bit for bit, so the fused kernels built on
-//! them give exactly candle's results.
+//! Q8_0 weights). The weights are regrouped at load into sixteen-row groups (see
+//! [`GROUP`]); the activation quantizers reproduce candle's (and GGML's reference)
+//! `quantize_row_q8_1` / `quantize_row_q8_0` bit for bit.
 
 use half::f16;
 
 /// Values per quantization block (both formats).
 pub const BLOCK: usize = 32;
 
-/// Four consecutive weight rows' Q4_1 blocks at the same column block, interleaved so one
-/// 80-byte load feeds four dot products: value `i` of row `r` is
-/// `d[r] * q + m[r]` with `q` the low nibble of `qs[r][i]` (`i < 16`) or the high nibble
-/// of `qs[r][i - 16]`.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C)]
-pub struct Q41x4 {
-    pub d: [f16; 4],
-    pub m: [f16; 4],
-    pub qs: [[u8; 16]; 4],
+/// Rows per interleaved weight group: lane `r` of every SIMD vector of a kernel is row
+/// `r` of the group, so sixteen rows are computed at once with no horizontal sums.
+pub const GROUP: usize = 16;
+
+/// Sixteen consecutive weight rows' Q4_1 blocks at one column block. `qs[k][4 * r + j]` is
+/// GGML's byte `4k + j` of row `r`: its low nibble is value `4k + j`, its high nibble
+/// value `16 + 4k + j`; value `i` of row `r` is `d[r] * q + m[r]`. 320 bytes, the same
+/// 20 bytes per row and block as GGML's format.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct Q41x16 {
+    pub qs: [[u8; 64]; 4],
+    pub d: [f16; GROUP],
+    pub m: [f16; GROUP],
 }
 
-/// One Q8_0 weight block: value `i` is `d * qs[i]`.
+impl Default for Q41x16 {
+    fn default() -> Self {
+        Self {
+            qs: [[0; 64]; 4],
+            d: [f16::ZERO; GROUP],
+            m: [f16::ZERO; GROUP],
+        }
+    }
+}
+
+/// Sixteen consecutive weight rows' Q8_0 values at one column block:
+/// `qs[k][4 * r + j]` is value `4k + j` of row `r`. The scales live beside it (see
+/// [`Q80Groups`]) so the 512 value bytes stay aligned to cache lines.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
-pub struct BlockQ80 {
-    pub d: f16,
-    pub qs: [i8; BLOCK],
+#[repr(C, align(64))]
+pub struct Q80x16 {
+    pub qs: [[i8; 64]; 8],
+}
+
+/// A Q8_0 matrix in sixteen-row groups: `qs[g * blocks + b]` with its scales
+/// `d[g * blocks + b][r]`.
+#[derive(Clone, Debug, Default)]
+pub struct Q80Groups {
+    pub qs: Vec<Q80x16>,
+    pub d: Vec<[f16; GROUP]>,
 }
 
 /// One activation block in Q8_1: `d` and `s` are the f16 values of the format, widened
@@ -85,44 +108,52 @@ pub fn quantize_q8_0(xs: &[f32], out: &mut [ActQ80]) {
 }
 
 /// Parses GGML Q4_1 bytes (`rows * cols / 32` blocks of 20 bytes: f16 d, f16 m, 16 bytes
-/// of nibbles) into 4-row groups; a last partial group is padded with zero rows.
-pub fn q4_1_groups(bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<Q41x4>> {
+/// of nibbles) into sixteen-row groups; a last partial group is padded with zero rows.
+pub fn q4_1_groups(bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<Q41x16>> {
     const SIZE: usize = 20;
     let blocks = cols / BLOCK;
     if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * blocks * SIZE {
         return None;
     }
-    let mut groups = vec![Q41x4::default(); rows.div_ceil(4) * blocks];
-    for (r, row) in bytes.chunks_exact(blocks * SIZE).enumerate() {
-        for (b, raw) in row.chunks_exact(SIZE).enumerate() {
-            let g = &mut groups[(r / 4) * blocks + b];
-            g.d[r % 4] = f16::from_le_bytes([raw[0], raw[1]]);
-            g.m[r % 4] = f16::from_le_bytes([raw[2], raw[3]]);
-            g.qs[r % 4].copy_from_slice(&raw[4..SIZE]);
+    let mut groups = vec![Q41x16::default(); rows.div_ceil(GROUP) * blocks];
+    for (row, raw_row) in bytes.chunks_exact(blocks * SIZE).enumerate() {
+        let r = row % GROUP;
+        for (b, raw) in raw_row.chunks_exact(SIZE).enumerate() {
+            let g = &mut groups[(row / GROUP) * blocks + b];
+            g.d[r] = f16::from_le_bytes([raw[0], raw[1]]);
+            g.m[r] = f16::from_le_bytes([raw[2], raw[3]]);
+            for (k, chunk) in raw[4..].chunks_exact(4).enumerate() {
+                g.qs[k][4 * r..4 * r + 4].copy_from_slice(chunk);
+            }
         }
     }
     Some(groups)
 }
 
-/// Parses GGML Q8_0 bytes (blocks of 34 bytes: f16 d, 32 signed bytes), row-major.
-pub fn q8_0_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<BlockQ80>> {
+/// Parses GGML Q8_0 bytes (blocks of 34 bytes: f16 d, 32 signed bytes) into sixteen-row
+/// groups; a last partial group is padded with zero rows.
+pub fn q8_0_groups(bytes: &[u8], rows: usize, cols: usize) -> Option<Q80Groups> {
     const SIZE: usize = 34;
-    if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * (cols / BLOCK) * SIZE {
+    let blocks = cols / BLOCK;
+    if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * blocks * SIZE {
         return None;
     }
-    Some(
-        bytes
-            .chunks_exact(SIZE)
-            .map(|raw| {
-                let mut qs = [0i8; BLOCK];
-                for (q, &b) in qs.iter_mut().zip(&raw[2..]) {
-                    *q = b as i8;
+    let n = rows.div_ceil(GROUP) * blocks;
+    let mut out = Q80Groups {
+        qs: vec![Q80x16 { qs: [[0; 64]; 8] }; n],
+        d: vec![[f16::ZERO; GROUP]; n],
+    };
+    for (row, raw_row) in bytes.chunks_exact(blocks * SIZE).enumerate() {
+        let r = row % GROUP;
+        for (b, raw) in raw_row.chunks_exact(SIZE).enumerate() {
+            let i = (row / GROUP) * blocks + b;
+            out.d[i][r] = f16::from_le_bytes([raw[0], raw[1]]);
+            for (k, chunk) in raw[2..].chunks_exact(4).enumerate() {
+                for (j, &v) in chunk.iter().enumerate() {
+                    out.qs[i].qs[k][4 * r + j] = v as i8;
                 }
-                BlockQ80 {
-                    d: f16::from_le_bytes([raw[0], raw[1]]),
-                    qs,
-                }
-            })
-            .collect(),
-    )
+            }
+        }
+    }
+    Some(out)
 }
