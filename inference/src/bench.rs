@@ -89,6 +89,8 @@ pub struct BenchReport {
     pub commitment_bytes_per_32: f64,
     /// llama.cpp on the same file and prompt, or why it was skipped.
     pub llama_cpp: Result<LlamaCppComparison, String>,
+    /// candle's greedy tokens (`max_tokens` of them, EOS not special).
+    pub candle_tokens: Vec<u32>,
 }
 
 impl fmt::Display for BenchReport {
@@ -127,12 +129,21 @@ impl fmt::Display for BenchReport {
                     l.tokens.len(),
                     l.max_logit_diff
                 )?;
+                match l.parts_from(&self.candle_tokens) {
+                    None => writeln!(f, "    candle's greedy tokens identical to llama.cpp's")?,
+                    Some((step, theirs, candle, gap)) => writeln!(
+                        f,
+                        "    candle's greedy tokens part from llama.cpp's at step {step} \
+                         (llama.cpp {theirs} vs candle {candle}); llama.cpp's gap between the \
+                         two: {gap:.3}"
+                    )?,
+                }
                 match &l.first_divergence {
-                    None => writeln!(f, "    greedy tokens identical to ours")?,
+                    None => writeln!(f, "    our greedy tokens identical to llama.cpp's")?,
                     Some(d) => writeln!(
                         f,
-                        "    greedy tokens part at step {}: llama.cpp {} vs ours {}; gap between \
-                         the two: {:.3} in llama.cpp's logits, {:.3} in ours",
+                        "    our greedy tokens part from llama.cpp's at step {}: llama.cpp {} vs \
+                         ours {}; gap between the two: {:.3} in llama.cpp's logits, {:.3} in ours",
                         d.step, d.theirs, d.ours, d.their_margin, d.our_margin
                     )?,
                 }
@@ -187,12 +198,13 @@ pub fn timed(
 }
 
 /// Greedy decode speed of candle-transformers' `quantized_llama` (the executor's oracle) for
-/// `tokens` tokens after `prompt`, measured like [`timed`] (after the first token).
-fn candle_decode_speed(
+/// `tokens` tokens after `prompt`, measured like [`timed`] (after the first token), and
+/// the tokens.
+fn candle_decode(
     path: &std::path::Path,
     prompt: &[u32],
     tokens: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Vec<u32>)> {
     use candle_core::{Device, Tensor};
     use candle_transformers::models::quantized_llama::ModelWeights as CandleLlama;
     let mut file = std::fs::File::open(path)?;
@@ -201,16 +213,18 @@ fn candle_decode_speed(
     let mut input = prompt.to_vec();
     let mut pos = 0;
     let mut first = None;
+    let mut out = Vec::with_capacity(tokens);
     for _ in 0..tokens {
         let x = Tensor::new(input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
         let logits = model.forward(&x, pos)?;
         let next = crate::executor::argmax_rows(&logits)?[0];
         first.get_or_insert_with(Instant::now);
+        out.push(next);
         pos += input.len();
         input = vec![next];
     }
     let elapsed = first.map(|t| t.elapsed()).unwrap_or_default().as_secs_f64();
-    Ok(tokens.saturating_sub(1) as f64 / elapsed.max(1e-9))
+    Ok((tokens.saturating_sub(1) as f64 / elapsed.max(1e-9), out))
 }
 
 /// What every decode benchmark starts from: the GGUF's tokenizer and weights, a chat
@@ -296,7 +310,7 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         ..
     } = model;
     say("candle-transformers quantized_llama");
-    let candle_tps = candle_decode_speed(path, &prompt, plain.tokens.len())?;
+    let (candle_tps, candle_tokens) = candle_decode(path, &prompt, opts.max_tokens)?;
     let llama_cpp = match crate::llamacpp::available() {
         Err(why) => Err(why),
         Ok(()) => {
@@ -397,6 +411,7 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         speculative,
         commitment_bytes_per_32,
         llama_cpp,
+        candle_tokens,
     };
     if opts.print {
         println!("{report}");

@@ -146,7 +146,6 @@ struct Scratch {
     proj: Vec<f32>,
     gate_up: Vec<f32>,
     ffn: Vec<f32>,
-    scores: Vec<f32>,
 }
 
 impl ShardExecutor {
@@ -267,11 +266,12 @@ impl ShardExecutor {
             proj: vec![0.0; seq * cfg.hidden_size],
             gate_up: Vec::new(),
             ffn: Vec::new(),
-            scores: Vec::new(),
         };
-        for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            self.block(layer, kv, &mut x, start, seq, &mut scratch);
-        }
+        crate::kernels::in_pool(|| {
+            for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
+                self.block(layer, kv, &mut x, start, seq, &mut scratch);
+            }
+        });
         cache.len = start + seq;
         Ok(Tensor::from_vec(
             x,
@@ -354,15 +354,7 @@ impl ShardExecutor {
             .enumerate()
         {
             let visible = start + i + 1;
-            ops::attend(
-                shape,
-                &qkv[..q_dim],
-                &kv.keys,
-                &kv.values,
-                visible,
-                &mut s.scores,
-                out,
-            );
+            ops::attend(shape, &qkv[..q_dim], &kv.keys, &kv.values, visible, out);
         }
         w.wo.matmul(&s.attn, seq, &mut s.proj);
         for (x, p) in x.iter_mut().zip(&s.proj) {

@@ -63,6 +63,22 @@ pub struct LlamaCppComparison {
     /// The first step where our greedy token differs from llama.cpp's, with the gap
     /// between the two candidates in llama.cpp's logits and in ours.
     pub first_divergence: Option<Divergence>,
+    /// llama.cpp's logits at every step of its own greedy sequence.
+    logits: Vec<Vec<f32>>,
+}
+
+impl LlamaCppComparison {
+    /// Where another engine's greedy tokens (after the same prompt) first differ from
+    /// llama.cpp's: `(step, llama.cpp's token, the other's token, llama.cpp's logit of its
+    /// token minus its logit of the other's)`. A small gap means a near-tie that rounding
+    /// can tip; a large one a real difference in the computation.
+    pub fn parts_from(&self, other: &[u32]) -> Option<(usize, u32, u32, f32)> {
+        let step = self.tokens.iter().zip(other).position(|(a, b)| a != b)?;
+        let (theirs, others) = (self.tokens[step], other[step]);
+        let row = &self.logits[step];
+        let gap = row.get(theirs as usize)? - row.get(others as usize)?;
+        Some((step, theirs, others, gap))
+    }
 }
 
 /// Where two greedy continuations part.
@@ -217,5 +233,6 @@ pub fn compare(
         top1_agreement,
         max_logit_diff,
         first_divergence,
+        logits: theirs,
     })
 }

@@ -23,6 +23,33 @@ use candle_core::{DType, Device};
 use quant::{ActQ80, ActQ81, Q41x16, Q80Groups, BLOCK, GROUP};
 use rayon::prelude::*;
 
+/// The thread pool the kernels run on: one thread per core (`None` if its threads could
+/// not be started; the kernels then use rayon's global pool). Run a whole forward pass
+/// inside it ([`in_pool`]) so the thread that drives the layers is itself one of the
+/// workers: the products then start and finish without waking a blocked caller, which
+/// otherwise costs two thread hand-offs for every one of the ~120 products per token.
+pub fn pool() -> Option<&'static rayon::ThreadPool> {
+    use std::sync::OnceLock;
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("neuroshard-kernels-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `f` on a thread of the kernels' [`pool`] (directly when already on one).
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match pool() {
+        Some(pool) if pool.current_thread_index().is_none() => pool.install(f),
+        _ => f(),
+    }
+}
+
 /// A weight matrix of `rows` outputs by `cols` inputs, computing `x · Wᵀ`.
 #[derive(Debug)]
 pub struct QuantMatrix {

@@ -63,9 +63,47 @@ pub struct AttnShape {
 
 /// Causal attention of one position's queries `q` (`heads × head_dim`) over the first
 /// `visible` cached positions of `keys` and `values` (each position `kv_heads × head_dim`),
-/// writing `heads × head_dim` into `out`. `scores` is scratch of at least `visible`.
+/// writing `heads × head_dim` into `out`. Heads run in parallel on the current rayon pool
+/// once the context is long enough to pay for it; each head's arithmetic is the same
+/// either way.
 pub fn attend(
     shape: AttnShape,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    visible: usize,
+    out: &mut [f32],
+) {
+    use rayon::prelude::*;
+    /// Below this many visible positions a head is too little work to hand to a thread.
+    const PARALLEL_FROM: usize = 48;
+    let hd = shape.head_dim;
+    let head = |(h, out): (usize, &mut [f32])| {
+        let mut scores = Vec::with_capacity(visible);
+        attend_head(
+            shape,
+            h,
+            &q[h * hd..(h + 1) * hd],
+            keys,
+            values,
+            visible,
+            &mut scores,
+            out,
+        );
+    };
+    if visible >= PARALLEL_FROM {
+        out.par_chunks_mut(hd).enumerate().for_each(head);
+    } else {
+        out.chunks_mut(hd).enumerate().for_each(head);
+    }
+}
+
+/// One head `h` of [`attend`]: softmax of the scaled query-key dot products, then the
+/// weighted sum of the values, into `out` (`head_dim`).
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
+    shape: AttnShape,
+    h: usize,
     q: &[f32],
     keys: &[f32],
     values: &[f32],
@@ -79,32 +117,27 @@ pub fn attend(
         head_dim: hd,
     } = shape;
     let kv_dim = kv_heads * hd;
-    let group = heads / kv_heads;
+    let kvh = h / (heads / kv_heads);
     let scale = (1.0 / (hd as f64).sqrt()) as f32;
     scores.clear();
-    scores.resize(visible, 0.0);
-    for h in 0..heads {
-        let kvh = h / group;
-        let q = &q[h * hd..(h + 1) * hd];
-        let mut max = f32::NEG_INFINITY;
-        for (j, s) in scores.iter_mut().enumerate() {
-            let k = &keys[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-            *s = dot_f32(q, k) * scale;
-            max = max.max(*s);
-        }
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let out = &mut out[h * hd..(h + 1) * hd];
-        out.fill(0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            let p = p / sum;
-            let v = &values[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-            for (o, &v) in out.iter_mut().zip(v) {
-                *o += p * v;
-            }
+    let mut max = f32::NEG_INFINITY;
+    for j in 0..visible {
+        let k = &keys[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+        let s = dot_f32(q, k) * scale;
+        max = max.max(s);
+        scores.push(s);
+    }
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (j, &p) in scores.iter().enumerate() {
+        let p = p / sum;
+        let v = &values[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+        for (o, &v) in out.iter_mut().zip(v) {
+            *o += p * v;
         }
     }
 }
