@@ -99,6 +99,34 @@ fn raw(m: &QMatMul) -> Result<(Raw, usize, usize)> {
     }
 }
 
+impl Raw {
+    fn q4_1(&self) -> Option<&[u8]> {
+        match self {
+            Raw::Q4_1(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn q8_0(&self) -> Option<&[u8]> {
+        match self {
+            Raw::Q8_0(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// The raw bytes of every part in order, when `pick` takes every part's format.
+fn concat_bytes(
+    raws: &[(Raw, usize, usize)],
+    pick: fn(&Raw) -> Option<&[u8]>,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for (raw, _, _) in raws {
+        out.extend_from_slice(pick(raw)?);
+    }
+    Some(out)
+}
+
 fn widen(m: &QMatMul) -> Result<Vec<f32>> {
     Ok(match m {
         QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
@@ -130,23 +158,9 @@ impl QuantMatrix {
             ));
         }
         let bad = || InferenceError::BadRequest(format!("malformed {rows}x{cols} weights"));
-        let data = if raws.iter().all(|r| matches!(r.0, Raw::Q4_1(_))) {
-            let bytes: Vec<u8> = raws
-                .into_iter()
-                .flat_map(|r| match r.0 {
-                    Raw::Q4_1(b) => b,
-                    _ => Vec::new(),
-                })
-                .collect();
+        let data = if let Some(bytes) = concat_bytes(&raws, Raw::q4_1) {
             Data::Q4_1(quant::q4_1_groups(&bytes, rows, cols).ok_or_else(bad)?)
-        } else if raws.iter().all(|r| matches!(r.0, Raw::Q8_0(_))) {
-            let bytes: Vec<u8> = raws
-                .into_iter()
-                .flat_map(|r| match r.0 {
-                    Raw::Q8_0(b) => b,
-                    _ => Vec::new(),
-                })
-                .collect();
+        } else if let Some(bytes) = concat_bytes(&raws, Raw::q8_0) {
             Data::Q8_0(quant::q8_0_groups(&bytes, rows, cols).ok_or_else(bad)?)
         } else {
             let mut values = Vec::with_capacity(rows * cols);
