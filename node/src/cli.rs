@@ -132,6 +132,10 @@ pub struct InferenceBenchArgs {
     /// A GGUF file (default: the chain's model, fetched into the cache).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// The prompt, a user message in the chat template (default: a paragraph to copy,
+    /// the case prompt lookup drafting is for).
+    #[arg(long)]
+    pub prompt: Option<String>,
 }
 
 #[derive(Debug, Args)]

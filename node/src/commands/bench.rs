@@ -18,12 +18,14 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || ledger::run(&opts)).await??;
         }
         BenchCommand::Inference(args) => {
+            let defaults = BenchOptions::default();
             let opts = BenchOptions {
+                prompt: args.prompt.unwrap_or(defaults.prompt.clone()),
                 model_path: args.model,
                 max_tokens: args.max_tokens,
                 hop_latency: Duration::from_millis(args.hop_latency_ms),
                 model_drafter: !args.no_model_drafter,
-                ..BenchOptions::default()
+                ..defaults
             };
             tokio::task::spawn_blocking(move || bench_inference(opts)).await??;
         }
