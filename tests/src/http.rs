@@ -23,6 +23,18 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> anyhow::Result<Response> {
+    request_watching(port, method, path, body, |_| {})
+}
+
+/// [`request`], calling `on_bytes` with everything received so far after every read:
+/// a streamed response (server-sent events) can be acted on while it is still arriving.
+pub fn request_watching(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    on_bytes: impl FnMut(&[u8]),
+) -> anyhow::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .with_context(|| format!("connecting to port {port}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
@@ -33,7 +45,7 @@ pub fn request(
         body.len()
     );
     stream.write_all(request.as_bytes())?;
-    let response = read_response(&mut stream)?;
+    let response = read_response(&mut stream, on_bytes)?;
     let text = String::from_utf8(response).context("non-UTF-8 HTTP response")?;
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -59,7 +71,10 @@ pub fn request(
 /// Reads until the end of the body: `Content-Length` bytes after the header block when
 /// the server sends one (some servers keep the connection open despite
 /// `Connection: close`), otherwise until the server closes the connection.
-fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+fn read_response(
+    stream: &mut TcpStream,
+    mut on_bytes: impl FnMut(&[u8]),
+) -> anyhow::Result<Vec<u8>> {
     let mut response = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -68,6 +83,7 @@ fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
             return Ok(response);
         }
         response.extend_from_slice(&buf[..n]);
+        on_bytes(&response);
         if let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
             let length = head

@@ -5,7 +5,7 @@
 //! provider takes over, the session is replayed), and a node started hundreds of blocks
 //! late syncs to the head and reaches the same state root.
 
-use neuroshard_tests::http::request;
+use neuroshard_tests::http::{request, request_watching};
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::{neuroshard_bin, wait_for, NodeProcess};
 use serde_json::{json, Value};
@@ -41,20 +41,44 @@ fn generate_text(max_tokens: usize, extra: &[&str]) -> String {
         .to_string()
 }
 
-fn complete(api_port: u16, max_tokens: usize) -> anyhow::Result<String> {
-    let body = json!({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0});
-    let r = request(api_port, "POST", "/v1/completions", Some(&body.to_string()))?;
+/// A greedy completion streamed as server-sent events; `first_piece` hears once the
+/// first piece of text has arrived. Returns the concatenated text.
+fn complete_streamed(
+    api_port: u16,
+    max_tokens: usize,
+    first_piece: std::sync::mpsc::Sender<()>,
+) -> anyhow::Result<String> {
+    let body =
+        json!({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "stream": true});
+    let mut told = false;
+    let r = request_watching(
+        api_port,
+        "POST",
+        "/v1/completions",
+        Some(&body.to_string()),
+        |received| {
+            if !told && String::from_utf8_lossy(received).contains("\"finish_reason\":null") {
+                told = true;
+                let _ = first_piece.send(());
+            }
+        },
+    )?;
     anyhow::ensure!(
         r.status == 200,
         "completion failed: {} {}",
         r.status,
         r.body
     );
-    let v: Value = serde_json::from_str(&r.body)?;
-    Ok(v["choices"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string())
+    let mut text = String::new();
+    for data in r.body.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            break;
+        }
+        let event: Value = serde_json::from_str(data)?;
+        anyhow::ensure!(event.get("error").is_none(), "generation failed: {event}");
+        text.push_str(event["choices"][0]["text"].as_str().unwrap_or_default());
+    }
+    Ok(text)
 }
 
 fn providers(node: &NodeProcess) -> Vec<(String, String)> {
@@ -156,31 +180,23 @@ fn shards_across_processes_discovery_generation_and_failover() {
     );
     assert!(c.log_text().contains("serving a new session"));
 
-    // Kill whichever 10-20 provider serves the next generation, mid-generation.
+    // Kill whichever 10-20 provider serves the next generation, mid-generation: the
+    // completion is streamed, and the kill follows its first streamed piece of text (the
+    // rest, dozens of tokens through three processes, is still to be computed).
     let expected = generate_text(96, &[]);
     let before = |n: &NodeProcess| n.log_text().matches("serving a new session").count();
     let (b_before, d_before) = (before(&b), before(&d));
     let api = a.api_port();
-    let generation = std::thread::spawn(move || complete(api, 96));
-    let victim = wait_for(
-        "a 10-20 provider to take the session",
-        Duration::from_secs(60),
-        || {
-            Ok(if before(&b) > b_before {
-                Some("b")
-            } else if before(&d) > d_before {
-                Some("d")
-            } else {
-                None
-            })
-        },
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let survivor = if victim == "b" {
+    let (first_piece_tx, first_piece) = std::sync::mpsc::channel();
+    let generation = std::thread::spawn(move || complete_streamed(api, 96, first_piece_tx));
+    first_piece
+        .recv_timeout(Duration::from_secs(120))
+        .expect("no text streamed from the generation");
+    let survivor = if before(&b) > b_before {
         b.kill9();
         d
     } else {
+        assert!(before(&d) > d_before, "no 10-20 provider took the session");
         d.kill9();
         b
     };

@@ -116,10 +116,7 @@ impl Raw {
 }
 
 /// The raw bytes of every part in order, when `pick` takes every part's format.
-fn concat_bytes(
-    raws: &[(Raw, usize, usize)],
-    pick: fn(&Raw) -> Option<&[u8]>,
-) -> Option<Vec<u8>> {
+fn concat_bytes(raws: &[(Raw, usize, usize)], pick: fn(&Raw) -> Option<&[u8]>) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for (raw, _, _) in raws {
         out.extend_from_slice(pick(raw)?);
