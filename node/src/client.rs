@@ -13,7 +13,8 @@
 use crate::pool::{PoolError, TxPool, Validity};
 use crate::store::{Store, StoreError};
 use neuroshard_primitives::{
-    AccountId, Block, BlockNumber, Event, Hash, Header, Keypair, Nonce, SignedExtrinsic,
+    slot_lottery, AccountId, Block, BlockNumber, Event, Hash, Header, Keypair, Nonce,
+    SignedExtrinsic,
 };
 use neuroshard_runtime::{
     AccountInfo, BlockError, DispatchError, GenesisConfig, GenesisError, ReadState, Runtime,
@@ -362,6 +363,7 @@ impl Client {
             if Runtime::expected_author(&tip.state, slot)?.as_ref() != Some(&author) {
                 return Ok(None);
             }
+            let vrf = slot_lottery::sign(key, &Runtime::randomness(&tip.state)?, slot);
             let candidates = {
                 let pool = self.pool.lock();
                 pool.ready(
@@ -375,7 +377,7 @@ impl Client {
                 )
             };
             self.runtime
-                .build_block(&tip.state, &tip.head, slot, author, candidates)?
+                .build_block(&tip.state, &tip.head, slot, author, vrf, candidates)?
         };
         for (hash, error) in &built.rejected {
             warn!(hash = %hex_hash(hash), %error, "extrinsic left out of the block and dropped");

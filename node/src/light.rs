@@ -7,7 +7,7 @@
 
 use crate::rpc::types::{HeaderJson, ReadProofJson};
 use anyhow::{anyhow, bail, ensure, Context};
-use neuroshard_primitives::{crypto, AccountId, Hash, Header, Signature};
+use neuroshard_primitives::{crypto, AccountId, Hash, Header, Signature, VrfSignature};
 use neuroshard_runtime::balances::AccountData;
 use neuroshard_runtime::storage_keys;
 use neuroshard_support::{verify_read_proof, ReadProof};
@@ -30,6 +30,9 @@ pub fn header_from_json(json: &HeaderJson, expected: &Hash) -> anyhow::Result<He
     let seal: [u8; 64] = seal
         .try_into()
         .map_err(|_| anyhow!("seal is not 64 bytes"))?;
+    let vrf = hex_bytes("vrf", &json.vrf)?;
+    let vrf = VrfSignature::decode(&mut vrf.as_slice())
+        .map_err(|e| anyhow!("vrf is not a VRF signature (32-byte pre-output, 64-byte proof): {e}"))?;
     let header = Header {
         parent_hash: hash("parentHash", &json.parent_hash)?,
         number: crate::rpc_client::parse_number(&json.number)?,
@@ -37,6 +40,7 @@ pub fn header_from_json(json: &HeaderJson, expected: &Hash) -> anyhow::Result<He
         state_root: hash("stateRoot", &json.state_root)?,
         extrinsics_root: hash("extrinsicsRoot", &json.extrinsics_root)?,
         author: crypto::parse_account(&json.author)?,
+        vrf,
         seal: Signature::from_raw(seal),
     };
     ensure!(
@@ -106,6 +110,7 @@ mod tests {
             state_root: state.root(),
             extrinsics_root: Hash::zero(),
             author: who.clone(),
+            vrf: neuroshard_primitives::slot_lottery::sign(&alice, &Hash::zero(), 42),
             seal: Signature::from_raw([0; 64]),
         };
         header.seal_with(&alice);

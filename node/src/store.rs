@@ -368,6 +368,7 @@ mod tests {
                 state_root: Hash::repeat_byte(number as u8),
                 extrinsics_root: Hash::zero(),
                 author: AccountId::from([1; 32]),
+                vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
                 seal: Signature::from_raw([0; 64]),
             },
             extrinsics: vec![],

@@ -1,9 +1,11 @@
 //! Headers and blocks. A header commits to its parent, the state after the block
-//! (`state_root`) and the block's extrinsics (`extrinsics_root`); the author seals it
-//! with an sr25519 signature over everything else.
+//! (`state_root`) and the block's extrinsics (`extrinsics_root`), carries the author's
+//! slot-lottery VRF signature ([`crate::slot_lottery`]), and the author seals it with an
+//! sr25519 signature over everything else.
 
 use crate::call::SignedExtrinsic;
 use crate::crypto::{blake2_256, verify, AccountId, Hash, Keypair, Signature};
+use crate::slot_lottery::VrfSignature;
 use crate::units::BlockNumber;
 use parity_scale_codec::{Decode, Encode};
 use sp_core::Pair as _;
@@ -24,6 +26,9 @@ pub struct Header {
     pub extrinsics_root: Hash,
     /// The block author, who signs the seal.
     pub author: AccountId,
+    /// The author's VRF signature over (chain randomness before the block, slot): its
+    /// output becomes the chain's next randomness, which draws later slots' leaders.
+    pub vrf: VrfSignature,
     /// The author's signature over [`Header::pre_hash`].
     pub seal: Signature,
 }
@@ -38,6 +43,7 @@ impl Header {
             &self.state_root,
             &self.extrinsics_root,
             &self.author,
+            &self.vrf,
         );
         blake2_256(&(SEAL_DOMAIN, unsealed).encode())
     }
@@ -91,6 +97,7 @@ mod tests {
             state_root: blake2_256(b"state"),
             extrinsics_root: Hash::zero(),
             author: alice.public().into(),
+            vrf: crate::slot_lottery::sign(&alice, &Hash::zero(), 99),
             seal: Signature::from_raw([0; 64]),
         };
         header.seal_with(&alice);
@@ -98,6 +105,10 @@ mod tests {
         let decoded = Header::decode(&mut &header.encode()[..]).unwrap();
         assert_eq!(decoded.hash(), header.hash());
         header.number = 6;
+        assert!(!header.seal_is_valid());
+        // The VRF signature is sealed too.
+        header.number = 5;
+        header.vrf = crate::slot_lottery::sign(&alice, &Hash::zero(), 100);
         assert!(!header.seal_is_valid());
     }
 }

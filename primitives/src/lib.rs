@@ -13,6 +13,7 @@ pub mod event;
 pub mod merkle;
 pub mod model_chunks;
 pub mod receipt;
+pub mod slot_lottery;
 pub mod training;
 pub mod units;
 
@@ -22,6 +23,7 @@ pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
 pub use event::{Event, RejectReason, SlashReason};
+pub use slot_lottery::VrfSignature;
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use training::{
     fixed_to_loss, loss_to_fixed, GradientReceipt, GradientReceiptBody, RoundResult,

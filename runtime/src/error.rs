@@ -56,6 +56,8 @@ pub enum BlockError {
     WrongAuthor,
     #[error("invalid seal")]
     BadSeal,
+    #[error("the slot-lottery VRF signature is not the author's for this slot and randomness")]
+    BadVrf,
     #[error("extrinsics root mismatch")]
     ExtrinsicsRoot,
     #[error("state root mismatch: header {header:?}, computed {computed:?}")]

@@ -9,7 +9,8 @@ use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::block::extrinsics_root;
 use neuroshard_primitives::{
-    AccountId, Block, Event, Hash, Header, Nonce, Signature, SignedExtrinsic,
+    slot_lottery, AccountId, Block, Event, Hash, Header, Nonce, Signature, SignedExtrinsic,
+    VrfSignature,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState, StateChanges, StateDb};
@@ -61,18 +62,25 @@ impl Runtime {
         Ok(staking::validators(state)?)
     }
 
-    /// The validator allowed to author in `slot`: round-robin over the validator set.
-    /// (Single-authority dev chains always get the same author; a VRF lottery replaces
-    /// this when multi-validator consensus lands.)
+    /// The chain randomness the next block's VRF must sign (see
+    /// [`neuroshard_primitives::slot_lottery`]).
+    pub fn randomness(state: &impl ReadState) -> Result<Hash, DispatchError> {
+        Ok(system::randomness(state)?)
+    }
+
+    /// The validator allowed to author in `slot` on top of `state`: drawn from the chain
+    /// randomness with chances proportional to bond (the slot lottery).
     pub fn expected_author(
         state: &impl ReadState,
         slot: u64,
     ) -> Result<Option<AccountId>, DispatchError> {
         let set = Self::validators(state)?;
-        if set.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(set[(slot % set.len() as u64) as usize].clone()))
+        let bonds = set
+            .iter()
+            .map(|who| Ok(balances::account(state, who)?.bonded))
+            .collect::<Result<Vec<_>, DispatchError>>()?;
+        let randomness = system::randomness(state)?;
+        Ok(slot_lottery::draw(&randomness, slot, &bonds).map(|i| set[i].clone()))
     }
 
     /// Validates a transaction against `state` for a block in `next_slot`. A transaction
@@ -109,7 +117,9 @@ impl Runtime {
             // not have been answered yet (it fails here or when the block is built).
             let ctx = system::context(&p, number, Hash::zero(), slot, AccountId::from([0; 32]));
             let mut overlay = Overlay::new(state);
-            self.initialize(&mut overlay, &ctx)
+            // No VRF output exists for a block not built yet; only the randomness a
+            // transaction cannot read depends on it.
+            self.initialize(&mut overlay, &ctx, &Hash::zero())
                 .map_err(TransactionError::Call)?;
             self.apply_checked(&mut overlay, &ctx, xt)?;
         } else {
@@ -124,33 +134,51 @@ impl Runtime {
         })
     }
 
-    /// Start-of-block work: record number, slot and parent; open the minute's liveness
-    /// challenge; pay out a finished epoch.
+    /// The VRF output of `author`'s slot-lottery signature for `slot` on `state`'s
+    /// randomness, or [`BlockError::BadVrf`].
+    fn verify_vrf(
+        state: &StateDb,
+        author: &AccountId,
+        slot: u64,
+        vrf: &VrfSignature,
+    ) -> Result<Hash, BlockError> {
+        let randomness = system::randomness(state)?;
+        slot_lottery::verify(author, &randomness, slot, vrf).ok_or(BlockError::BadVrf)
+    }
+
+    /// Start-of-block work: record number, slot and parent, mix the block's VRF output
+    /// into the randomness; open the minute's liveness challenge; pay out a finished
+    /// epoch.
     fn initialize(
         &self,
         overlay: &mut Overlay<'_>,
         ctx: &BlockContext,
+        vrf_output: &Hash,
     ) -> Result<(), DispatchError> {
-        system::on_initialize(overlay, ctx);
+        system::on_initialize(overlay, ctx, vrf_output)?;
         ponw::on_initialize(overlay, ctx)?;
         Ok(())
     }
 
     /// Builds the next block on `parent` from `candidates` (in order), leaving out the
-    /// ones that fail and the ones that no longer fit. The header is left unsealed.
+    /// ones that fail and the ones that no longer fit. `vrf` is the author's slot-lottery
+    /// signature ([`slot_lottery::sign`] on [`Runtime::randomness`] and `slot`). The
+    /// header is left unsealed.
     pub fn build_block(
         &self,
         state: &StateDb,
         parent: &Header,
         slot: u64,
         author: AccountId,
+        vrf: VrfSignature,
         candidates: Vec<SignedExtrinsic>,
     ) -> Result<BuiltBlock, BlockError> {
         let p = system::params(state)?;
         let number = parent.number + 1;
+        let vrf_output = Self::verify_vrf(state, &author, slot, &vrf)?;
         let ctx = system::context(&p, number, parent.hash(), slot, author.clone());
         let mut overlay = Overlay::new(state);
-        self.initialize(&mut overlay, &ctx)
+        self.initialize(&mut overlay, &ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
         let mut included = Vec::new();
         let mut rejected = Vec::new();
@@ -179,6 +207,7 @@ impl Runtime {
             state_root: state.root_after(&changes),
             extrinsics_root: extrinsics_root(&included),
             author,
+            vrf,
             seal: Signature::from_raw([0; 64]),
         };
         Ok(BuiltBlock {
@@ -226,6 +255,7 @@ impl Runtime {
         if !header.seal_is_valid() {
             return Err(BlockError::BadSeal);
         }
+        let vrf_output = Self::verify_vrf(state, &header.author, header.slot, &header.vrf)?;
         if extrinsics_root(&block.extrinsics) != header.extrinsics_root {
             return Err(BlockError::ExtrinsicsRoot);
         }
@@ -245,7 +275,7 @@ impl Runtime {
             header.author.clone(),
         );
         let mut overlay = Overlay::new(state);
-        self.initialize(&mut overlay, &ctx)
+        self.initialize(&mut overlay, &ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
         for (index, xt) in block.extrinsics.iter().enumerate() {
             self.check_envelope(&overlay, xt, xt.encoded_size())

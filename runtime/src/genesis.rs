@@ -66,6 +66,7 @@ impl Runtime {
             state_root: state.root(),
             extrinsics_root: Hash::zero(),
             author: AccountId::from([0; 32]),
+            vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
             seal: Signature::from_raw([0; 64]),
         };
         Ok((state, header))

@@ -1,8 +1,9 @@
 //! The system part of the runtime: chain-wide parameters (slot length, epoch length,
-//! size limits), the current block number and slot, and the derivation of a block's
+//! size limits), the current block number and slot, the chain randomness the slot
+//! lottery draws from (fed by every block's VRF output), and the derivation of a block's
 //! context (epoch, wall-clock minute) from its header.
 
-use neuroshard_primitives::{AccountId, BlockNumber, Hash};
+use neuroshard_primitives::{slot_lottery, AccountId, BlockNumber, Hash};
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageError, StorageValue};
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ pub struct SystemParams {
 pub const PARAMS: StorageValue<SystemParams> = StorageValue::new("System", "Params");
 pub const NUMBER: StorageValue<BlockNumber> = StorageValue::new("System", "Number");
 pub const SLOT: StorageValue<u64> = StorageValue::new("System", "Slot");
+/// The chain randomness after the last executed block (zero at genesis).
+pub const RANDOMNESS: StorageValue<Hash> = StorageValue::new("System", "Randomness");
 
 /// Most nonces ahead of the account's current one the pool will hold.
 pub const MAX_FUTURE_NONCES: u64 = 64;
@@ -44,6 +47,12 @@ pub fn slot(state: &impl ReadState) -> Result<u64, StorageError> {
     Ok(SLOT.get(state)?.unwrap_or(0))
 }
 
+/// The chain randomness after the last executed block: what the next block's VRF signs
+/// and the next slots' leaders are drawn from.
+pub fn randomness(state: &impl ReadState) -> Result<Hash, StorageError> {
+    Ok(RANDOMNESS.get(state)?.unwrap_or_default())
+}
+
 /// The context of a block with this number, parent, slot and author.
 pub fn context(
     p: &SystemParams,
@@ -63,8 +72,16 @@ pub fn context(
     }
 }
 
-/// Records the block being executed.
-pub fn on_initialize(overlay: &mut Overlay<'_>, ctx: &BlockContext) {
+/// Records the block being executed and mixes its (verified) VRF output into the
+/// chain randomness.
+pub fn on_initialize(
+    overlay: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    vrf_output: &Hash,
+) -> Result<(), StorageError> {
+    let previous = randomness(&*overlay)?;
     NUMBER.put(overlay, &ctx.number);
     SLOT.put(overlay, &ctx.slot);
+    RANDOMNESS.put(overlay, &slot_lottery::next_randomness(&previous, vrf_output));
+    Ok(())
 }

@@ -110,6 +110,8 @@ impl Chain {
     /// Builds, seals and applies the next block; returns it with its events.
     fn produce(&mut self, candidates: Vec<SignedExtrinsic>) -> (Block, Vec<Event>, usize) {
         let slot = self.head.slot + 1;
+        let randomness = Runtime::randomness(&self.state).unwrap();
+        let vrf = neuroshard_primitives::slot_lottery::sign(&pair("//Alice"), &randomness, slot);
         let built = self
             .runtime
             .build_block(
@@ -117,6 +119,7 @@ impl Chain {
                 &self.head,
                 slot,
                 account("//Alice"),
+                vrf,
                 candidates,
             )
             .unwrap();
@@ -253,6 +256,25 @@ fn import_rejects_tampered_blocks() {
     wrong_author.header.seal_with(&pair("//Bob"));
     assert_eq!(importer.import(&wrong_author), Err(BlockError::WrongAuthor));
 
+    // A VRF signature for another slot, or by another key, is refused even when the
+    // header is resealed by the author.
+    let mut other_slot = block.clone();
+    other_slot.header.vrf = neuroshard_primitives::slot_lottery::sign(
+        &pair("//Alice"),
+        &Runtime::randomness(&importer.state).unwrap(),
+        block.header.slot + 1,
+    );
+    other_slot.header.seal_with(&pair("//Alice"));
+    assert_eq!(importer.import(&other_slot), Err(BlockError::BadVrf));
+    let mut other_key = block.clone();
+    other_key.header.vrf = neuroshard_primitives::slot_lottery::sign(
+        &pair("//Bob"),
+        &Runtime::randomness(&importer.state).unwrap(),
+        block.header.slot,
+    );
+    other_key.header.seal_with(&pair("//Alice"));
+    assert_eq!(importer.import(&other_key), Err(BlockError::BadVrf));
+
     let mut extra = block.clone();
     extra
         .extrinsics
@@ -261,6 +283,58 @@ fn import_rejects_tampered_blocks() {
 
     importer.import(&block).unwrap();
     assert_eq!(importer.state.root(), author.state.root());
+}
+
+#[test]
+fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
+    let mut config = test_config();
+    let bonds = [("//Alice", 1_000 * UNIT), ("//Charlie", 3_000 * UNIT)];
+    config.validators = bonds.iter().map(|(u, b)| (account(u), *b)).collect();
+    let (state, head) = Runtime::build_genesis(&config).unwrap();
+    let mut chain = Chain {
+        runtime: Runtime::new(head.hash()),
+        state,
+        head,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut charlie_slots = 0;
+    for _ in 0..40 {
+        seen.insert(Runtime::randomness(&chain.state).unwrap());
+        // Every slot up to the next 20 has a leader; count Charlie's share of them.
+        let leaders: Vec<AccountId> = (1..=20)
+            .map(|d| Runtime::expected_author(&chain.state, chain.head.slot + d).unwrap().unwrap())
+            .collect();
+        charlie_slots += leaders.iter().filter(|a| **a == account("//Charlie")).count();
+        let slot = chain.head.slot + 1;
+        let leader = &leaders[0];
+        let uri = bonds.iter().find(|(u, _)| account(u) == *leader).unwrap().0;
+        let vrf = neuroshard_primitives::slot_lottery::sign(
+            &pair(uri),
+            &Runtime::randomness(&chain.state).unwrap(),
+            slot,
+        );
+        let built = chain
+            .runtime
+            .build_block(&chain.state, &chain.head, slot, leader.clone(), vrf, vec![])
+            .unwrap();
+        let mut block = built.block;
+        block.header.seal_with(&pair(uri));
+        // The other validator may not author this slot.
+        let other = bonds.iter().find(|(u, _)| account(u) != *leader).unwrap().0;
+        let mut usurped = block.clone();
+        usurped.header.author = account(other);
+        usurped.header.seal_with(&pair(other));
+        let mut importer = Chain {
+            runtime: chain.runtime.clone(),
+            state: chain.state.clone(),
+            head: chain.head.clone(),
+        };
+        assert_eq!(importer.import(&usurped), Err(BlockError::WrongAuthor));
+        chain.import(&block).unwrap();
+    }
+    assert_eq!(seen.len(), 40, "the randomness changes with every block");
+    // Charlie holds 3/4 of the bond: ~600 of 800 slots (binomial sd ~12).
+    assert!((540..=660).contains(&charlie_slots), "Charlie led {charlie_slots} of 800 slots");
 }
 
 fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {

@@ -146,6 +146,7 @@ pub fn run(opts: &LedgerBenchOptions) -> Result<LedgerBenchReport> {
         &genesis,
         1,
         AccountId::from(alice.public()),
+        slot_lottery::sign(&alice, &Runtime::randomness(&state)?, 1),
         deposits,
     )?;
     ensure!(
@@ -172,11 +173,13 @@ pub fn run(opts: &LedgerBenchOptions) -> Result<LedgerBenchReport> {
         .collect();
 
     let started = Instant::now();
+    let vrf = slot_lottery::sign(&alice, &Runtime::randomness(&state)?, 2);
     let built = runtime.build_block(
         &state,
         &parent,
         2,
         AccountId::from(alice.public()),
+        vrf,
         extrinsics,
     )?;
     let author_s = started.elapsed().as_secs_f64();

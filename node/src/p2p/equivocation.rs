@@ -89,6 +89,7 @@ mod tests {
             state_root: Hash::zero(),
             extrinsics_root: Hash::zero(),
             author: key.public().into(),
+            vrf: neuroshard_primitives::slot_lottery::sign(&key, &Hash::zero(), 77),
             seal: neuroshard_primitives::Signature::from_raw([0; 64]),
         };
         header.seal_with(&key);

@@ -25,6 +25,8 @@ pub struct HeaderJson {
     pub extrinsics_root: String,
     pub slot: u64,
     pub author: String,
+    /// The author's slot-lottery VRF signature (32-byte pre-output, 64-byte proof).
+    pub vrf: String,
     pub seal: String,
     pub hash: String,
 }
@@ -38,6 +40,7 @@ impl From<&Header> for HeaderJson {
             extrinsics_root: hex_hash(&h.extrinsics_root),
             slot: h.slot,
             author: crypto::ss58(&h.author),
+            vrf: format!("0x{}", hex::encode(h.vrf.encode())),
             seal: format!("0x{}", hex::encode(h.seal.0)),
             hash: hex_hash(&h.hash()),
         }
