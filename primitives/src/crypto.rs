@@ -84,24 +84,32 @@ pub struct SignedMessage<'a> {
 /// Verifies many sr25519 signatures with schnorrkel's batch verification, spread over
 /// the rayon pool. Returns the index of the first invalid entry, if any.
 pub fn verify_batch(items: &[SignedMessage<'_>]) -> Result<(), usize> {
+    match invalid_entries(items).first() {
+        None => Ok(()),
+        Some(&bad) => Err(bad),
+    }
+}
+
+/// The indices (ascending) of the entries whose signature does not verify: chunks are
+/// batch-verified on the rayon pool, and only a chunk that fails is checked entry by
+/// entry.
+pub fn invalid_entries(items: &[SignedMessage<'_>]) -> Vec<usize> {
     const CHUNK: usize = 128;
-    let failed_chunk = items
+    let mut bad: Vec<usize> = items
         .par_chunks(CHUNK)
         .enumerate()
         .filter(|(_, chunk)| !verify_chunk(chunk))
-        .map(|(i, _)| i)
-        .min();
-    match failed_chunk {
-        None => Ok(()),
-        Some(chunk_index) => {
+        .flat_map_iter(|(chunk_index, chunk)| {
             let start = chunk_index * CHUNK;
-            let end = (start + CHUNK).min(items.len());
-            let bad = (start..end)
-                .find(|&i| !verify(items[i].signature, &items[i].message, items[i].signer))
-                .unwrap_or(start);
-            Err(bad)
-        }
-    }
+            chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| !verify(item.signature, &item.message, item.signer))
+                .map(move |(i, _)| start + i)
+        })
+        .collect();
+    bad.sort_unstable();
+    bad
 }
 
 fn verify_chunk(chunk: &[SignedMessage<'_>]) -> bool {
@@ -175,7 +183,7 @@ mod tests {
             .enumerate()
             .map(|(i, k)| k.sign(format!("msg {i}").as_bytes()))
             .collect();
-        let items = |sigs: &[Signature]| -> Result<(), usize> {
+        let entries = |sigs: &[Signature]| -> (Result<(), usize>, Vec<usize>) {
             let items: Vec<_> = sigs
                 .iter()
                 .enumerate()
@@ -185,10 +193,14 @@ mod tests {
                     signer: &accounts[i],
                 })
                 .collect();
-            verify_batch(&items)
+            (verify_batch(&items), invalid_entries(&items))
         };
-        assert_eq!(items(&sigs), Ok(()));
+        assert_eq!(entries(&sigs), (Ok(()), vec![]));
         sigs[211] = keys[211].sign(b"something else");
-        assert_eq!(items(&sigs), Err(211));
+        assert_eq!(entries(&sigs), (Err(211), vec![211]));
+        // Several bad entries, in two chunks and one of them twice in a chunk.
+        sigs[3] = keys[4].sign(b"msg 3");
+        sigs[5] = keys[5].sign(b"msg 6");
+        assert_eq!(entries(&sigs), (Err(3), vec![3, 5, 211]));
     }
 }

@@ -152,6 +152,17 @@ pub enum Event {
         round: u32,
         amount: Balance,
     },
+    /// A receipt of an otherwise accepted batch was refused: nothing was credited or
+    /// paid for it.
+    ReceiptRejected {
+        id: Hash,
+        worker: AccountId,
+        client: AccountId,
+        reason: RejectReason,
+    },
+    /// A registered worker did not answer `minute`'s liveness challenge (reported when
+    /// the next minute opens): no uptime for that minute.
+    ChallengeMissed { worker: AccountId, minute: u64 },
 }
 
 /// Why a bond was slashed (stable codes).

@@ -137,6 +137,18 @@ pub fn event_json(event: &Event) -> Value {
             "event": "TrainingRewardPaid", "account": ss58(account), "layers": layers.to_string(),
             "round": round, "amount": amount.to_string(),
         }),
+        Event::ReceiptRejected {
+            id,
+            worker,
+            client,
+            reason,
+        } => json!({
+            "event": "ReceiptRejected", "id": hex_hash(id), "worker": ss58(worker),
+            "client": ss58(client), "reason": reason.as_str(),
+        }),
+        Event::ChallengeMissed { worker, minute } => {
+            json!({"event": "ChallengeMissed", "worker": ss58(worker), "minute": minute})
+        }
     }
 }
 
@@ -166,5 +178,13 @@ mod tests {
         });
         assert_eq!(v["layers"], "0-10");
         assert_eq!(v["amount"], "5");
+        let v = event_json(&Event::ReceiptRejected {
+            id: neuroshard_primitives::Hash::zero(),
+            worker: AccountId::from([2; 32]),
+            client: AccountId::from([3; 32]),
+            reason: neuroshard_primitives::RejectReason::Replay,
+        });
+        assert_eq!(v["event"], "ReceiptRejected");
+        assert_eq!(v["reason"], "replay");
     }
 }

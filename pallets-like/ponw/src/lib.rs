@@ -6,9 +6,10 @@
 //! Clients pay for the work they counter-sign from an escrow, and part of every fee is
 //! burned so that self-dealing never pays (see [`escrow`]).
 //!
-//! A batch is all-or-nothing: one bad receipt (bad signature, replay, duplicate, unknown
-//! worker, wrong model, layers not served, stale epoch, bad shape, client escrow too small) fails the whole call
-//! with an error naming the receipt and the reason, and nothing is written.
+//! A batch is judged receipt by receipt: the good ones are paid and credited, each bad
+//! one (bad signature, replay, duplicate, unknown worker, wrong model, layers not served,
+//! stale epoch, bad shape, client escrow too small) gets a `ReceiptRejected` event with
+//! the reason; a batch with no good receipt fails as a whole and writes nothing.
 
 pub mod escrow;
 mod receipts;

@@ -1,13 +1,19 @@
-//! Receipt batches: every check that needs no cryptography runs first, receipt by
-//! receipt, then all worker and client signatures of the batch are verified together
-//! (schnorrkel batch verification across the rayon pool), and only then is anything
-//! credited. Replay protection is a strictly increasing sequence number per
-//! (worker, session, layers), pruned once its epoch leaves the acceptance window. Each
-//! receipt's fee is checked against the client's escrow during the first pass and paid
-//! (burn + worker share) when the batch is applied.
+//! Receipt batches. A batch is judged receipt by receipt in three passes: the checks that
+//! need no state beyond the worker registry (shape, model, epoch window, worker
+//! registered, layers served), then every surviving receipt's worker and client
+//! signatures together (schnorrkel batch verification across the rayon pool; only a
+//! chunk that fails is re-checked entry by entry), then, in batch order, the checks that
+//! depend on earlier receipts (duplicate in the batch, replay, the client's escrow).
+//! Replay protection is a strictly increasing sequence number per (worker, session,
+//! layers), pruned once its epoch leaves the acceptance window.
+//!
+//! The good receipts of a batch are accepted (fee paid from escrow as burn + worker
+//! share, tallies credited, `ReceiptAccepted`) and every bad one is refused with a
+//! `ReceiptRejected` event naming the reason, so one bad receipt cannot spoil a batch of
+//! thousands. A batch with no good receipt fails as a whole, with the first one's reason.
 
 use crate::{escrow, params, rewards, workers, Error, Result};
-use neuroshard_primitives::crypto::verify_batch;
+use neuroshard_primitives::crypto::invalid_entries;
 use neuroshard_primitives::{
     AccountId, Balance, Event, LayerRange, Receipt, RejectReason, SessionId,
 };
@@ -27,14 +33,44 @@ type SessionKey = (AccountId, SessionId, LayerRange);
 
 pub const SESSIONS: StorageMap<SessionKey, SessionState> = StorageMap::new("Ponw", "Sessions");
 
-fn reject(index: usize, reason: RejectReason) -> Error {
-    Error::ReceiptRejected {
-        index: index as u32,
-        reason,
+/// The first pass: what can be told from the receipt and the worker registry alone.
+fn check_standalone(
+    overlay: &Overlay<'_>,
+    ctx: &BlockContext,
+    p: &crate::Params,
+    workers_cache: &mut HashMap<AccountId, Option<workers::WorkerInfo>>,
+    receipt: &Receipt,
+) -> Result<std::result::Result<(), RejectReason>> {
+    let body = &receipt.body;
+    if body.check_shape().is_err() {
+        return Ok(Err(RejectReason::BadShape));
     }
+    if body.model != p.model.hash {
+        return Ok(Err(RejectReason::WrongModel));
+    }
+    let too_old = ctx.epoch.saturating_sub(body.epoch) > p.receipt_epoch_window;
+    if body.epoch > ctx.epoch || too_old {
+        return Ok(Err(RejectReason::StaleEpoch));
+    }
+    let info = match workers_cache.get(&body.worker) {
+        Some(info) => info.clone(),
+        None => {
+            let info = workers::worker(overlay, &body.worker)?;
+            workers_cache.insert(body.worker.clone(), info.clone());
+            info
+        }
+    };
+    let Some(info) = info else {
+        return Ok(Err(RejectReason::UnknownWorker));
+    };
+    if !info.serves(&body.layers) {
+        return Ok(Err(RejectReason::LayersNotServed));
+    }
+    Ok(Ok(()))
 }
 
-/// `submit_receipts`: verifies a batch and credits each worker's tally.
+/// `submit_receipts`: judges a batch receipt by receipt, pays and credits the good ones
+/// and records why each bad one was refused.
 pub fn submit_receipts(
     overlay: &mut Overlay<'_>,
     ctx: &BlockContext,
@@ -50,38 +86,45 @@ pub fn submit_receipts(
             limit: p.max_receipts_per_batch,
         });
     }
-    let mut seen_ids = HashSet::with_capacity(receipts.len());
-    let mut workers_cache: HashMap<AccountId, Option<workers::WorkerInfo>> = HashMap::new();
-    let mut sessions: HashMap<SessionKey, SessionState> = HashMap::new();
-    // Escrow still available per client as the batch is checked.
-    let mut escrow_left: HashMap<AccountId, Balance> = HashMap::new();
-    let mut fees = Vec::with_capacity(receipts.len());
+    let mut verdicts: Vec<std::result::Result<(), RejectReason>> =
+        Vec::with_capacity(receipts.len());
+    let mut workers_cache = HashMap::new();
+    for receipt in receipts {
+        verdicts.push(check_standalone(
+            overlay,
+            ctx,
+            &p,
+            &mut workers_cache,
+            receipt,
+        )?);
+    }
 
+    // Signatures of the receipts still standing (two per receipt: worker, client).
+    let standing: Vec<usize> = (0..receipts.len())
+        .filter(|&i| verdicts[i].is_ok())
+        .collect();
+    let messages: Vec<_> = standing
+        .iter()
+        .flat_map(|&i| receipts[i].signed_messages())
+        .collect();
+    for bad in invalid_entries(&messages) {
+        verdicts[standing[bad / 2]] = Err(RejectReason::BadSignature);
+    }
+
+    // In batch order: duplicates, replays, escrow.
+    let mut seen_ids = HashSet::with_capacity(receipts.len());
+    let mut sessions: HashMap<SessionKey, SessionState> = HashMap::new();
+    let mut escrow_left: HashMap<AccountId, Balance> = HashMap::new();
+    let mut fees = vec![(0, 0); receipts.len()];
     for (i, receipt) in receipts.iter().enumerate() {
+        if verdicts[i].is_err() {
+            continue;
+        }
         let body = &receipt.body;
-        body.check_shape()
-            .map_err(|_| reject(i, RejectReason::BadShape))?;
-        if body.model != p.model.hash {
-            return Err(reject(i, RejectReason::WrongModel));
-        }
-        let too_old = ctx.epoch.saturating_sub(body.epoch) > p.receipt_epoch_window;
-        if body.epoch > ctx.epoch || too_old {
-            return Err(reject(i, RejectReason::StaleEpoch));
-        }
-        if !seen_ids.insert(body.id()) {
-            return Err(reject(i, RejectReason::Duplicate));
-        }
-        let info = match workers_cache.get(&body.worker) {
-            Some(info) => info.clone(),
-            None => {
-                let info = workers::worker(overlay, &body.worker)?;
-                workers_cache.insert(body.worker.clone(), info.clone());
-                info
-            }
-        };
-        let info = info.ok_or_else(|| reject(i, RejectReason::UnknownWorker))?;
-        if !info.serves(&body.layers) {
-            return Err(reject(i, RejectReason::LayersNotServed));
+        let id = body.id();
+        if seen_ids.contains(&id) {
+            verdicts[i] = Err(RejectReason::Duplicate);
+            continue;
         }
         let key = (body.worker.clone(), body.session, body.layers);
         let last = match sessions.get(&key) {
@@ -89,8 +132,20 @@ pub fn submit_receipts(
             None => SESSIONS.get(overlay, &key)?.map(|s| s.last_seq),
         };
         if last.is_some_and(|last| body.seq <= last) {
-            return Err(reject(i, RejectReason::Replay));
+            verdicts[i] = Err(RejectReason::Replay);
+            continue;
         }
+        let layer_tokens = u64::from(body.tokens()) * u64::from(body.layers.len());
+        let (fee, burn) = escrow::fee_for(&p, layer_tokens);
+        let left = match escrow_left.get(&body.client) {
+            Some(left) => *left,
+            None => escrow::escrow(overlay, &body.client)?.amount,
+        };
+        let Some(left) = left.checked_sub(fee) else {
+            verdicts[i] = Err(RejectReason::InsufficientEscrow);
+            continue;
+        };
+        seen_ids.insert(id);
         sessions.insert(
             key,
             SessionState {
@@ -98,22 +153,14 @@ pub fn submit_receipts(
                 epoch: body.epoch,
             },
         );
-        let layer_tokens = u64::from(body.tokens()) * u64::from(body.layers.len());
-        let (fee, burn) = escrow::fee_for(&p, layer_tokens);
-        let left = match escrow_left.get(&body.client) {
-            Some(left) => *left,
-            None => escrow::escrow(overlay, &body.client)?.amount,
-        };
-        let left = left
-            .checked_sub(fee)
-            .ok_or_else(|| reject(i, RejectReason::InsufficientEscrow))?;
         escrow_left.insert(body.client.clone(), left);
-        fees.push((fee, burn));
+        fees[i] = (fee, burn);
     }
 
-    let messages: Vec<_> = receipts.iter().flat_map(|r| r.signed_messages()).collect();
-    verify_batch(&messages).map_err(|bad| reject(bad / 2, RejectReason::BadSignature))?;
-
+    if verdicts.iter().all(|v| v.is_err()) {
+        let reason = verdicts[0].err().unwrap_or(RejectReason::BadShape);
+        return Err(Error::ReceiptRejected { index: 0, reason });
+    }
     for (key, state) in &sessions {
         SESSIONS.insert(overlay, key, state);
     }
@@ -121,8 +168,17 @@ pub fn submit_receipts(
     // touched once per account, not once per receipt.
     let mut credits: BTreeMap<AccountId, (u64, u64)> = BTreeMap::new();
     let mut payments: BTreeMap<(AccountId, AccountId), (Balance, Balance)> = BTreeMap::new();
-    for (receipt, (fee, burned)) in receipts.iter().zip(fees) {
+    for ((receipt, verdict), (fee, burned)) in receipts.iter().zip(&verdicts).zip(fees) {
         let body = &receipt.body;
+        if let Err(reason) = verdict {
+            overlay.deposit_event(Event::ReceiptRejected {
+                id: body.id(),
+                worker: body.worker.clone(),
+                client: body.client.clone(),
+                reason: *reason,
+            });
+            continue;
+        }
         let tokens = u64::from(body.tokens());
         let credit = credits.entry(body.worker.clone()).or_default();
         credit.0 += tokens;

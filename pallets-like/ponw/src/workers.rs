@@ -42,12 +42,24 @@ pub struct Challenge {
     pub chunk_index: u64,
 }
 
-/// Records the seed when a block opens a new minute.
+/// Records the seed when a block opens a new minute, and reports every registered
+/// worker that left the closing minute's challenge unanswered (`ChallengeMissed`).
 pub(crate) fn record_minute_seed(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<()> {
     let current = MINUTE_SEED.get(overlay)?;
-    if current.is_none_or(|(minute, _)| minute != ctx.minute) {
-        MINUTE_SEED.put(overlay, &(ctx.minute, ctx.parent_hash));
+    if current.is_some_and(|(minute, _)| minute == ctx.minute) {
+        return Ok(());
     }
+    if let Some((closing, _)) = current {
+        for (who, info) in WORKERS.entries(overlay)? {
+            if info.last_heartbeat_minute != Some(closing) {
+                overlay.deposit_event(Event::ChallengeMissed {
+                    worker: who,
+                    minute: closing,
+                });
+            }
+        }
+    }
+    MINUTE_SEED.put(overlay, &(ctx.minute, ctx.parent_hash));
     Ok(())
 }
 
