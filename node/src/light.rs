@@ -31,8 +31,9 @@ pub fn header_from_json(json: &HeaderJson, expected: &Hash) -> anyhow::Result<He
         .try_into()
         .map_err(|_| anyhow!("seal is not 64 bytes"))?;
     let vrf = hex_bytes("vrf", &json.vrf)?;
-    let vrf = VrfSignature::decode(&mut vrf.as_slice())
-        .map_err(|e| anyhow!("vrf is not a VRF signature (32-byte pre-output, 64-byte proof): {e}"))?;
+    let vrf = VrfSignature::decode(&mut vrf.as_slice()).map_err(|e| {
+        anyhow!("vrf is not a VRF signature (32-byte pre-output, 64-byte proof): {e}")
+    })?;
     let header = Header {
         parent_hash: hash("parentHash", &json.parent_hash)?,
         number: crate::rpc_client::parse_number(&json.number)?,

@@ -23,8 +23,8 @@ pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
 pub use event::{Event, RejectReason, SlashReason};
-pub use slot_lottery::VrfSignature;
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
+pub use slot_lottery::VrfSignature;
 pub use training::{
     fixed_to_loss, loss_to_fixed, GradientReceipt, GradientReceiptBody, RoundResult,
     MAX_ACCEPTED_PER_ROUND,

@@ -82,6 +82,9 @@ pub fn on_initialize(
     let previous = randomness(&*overlay)?;
     NUMBER.put(overlay, &ctx.number);
     SLOT.put(overlay, &ctx.slot);
-    RANDOMNESS.put(overlay, &slot_lottery::next_randomness(&previous, vrf_output));
+    RANDOMNESS.put(
+        overlay,
+        &slot_lottery::next_randomness(&previous, vrf_output),
+    );
     Ok(())
 }

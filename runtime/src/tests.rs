@@ -302,9 +302,16 @@ fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
         seen.insert(Runtime::randomness(&chain.state).unwrap());
         // Every slot up to the next 20 has a leader; count Charlie's share of them.
         let leaders: Vec<AccountId> = (1..=20)
-            .map(|d| Runtime::expected_author(&chain.state, chain.head.slot + d).unwrap().unwrap())
+            .map(|d| {
+                Runtime::expected_author(&chain.state, chain.head.slot + d)
+                    .unwrap()
+                    .unwrap()
+            })
             .collect();
-        charlie_slots += leaders.iter().filter(|a| **a == account("//Charlie")).count();
+        charlie_slots += leaders
+            .iter()
+            .filter(|a| **a == account("//Charlie"))
+            .count();
         let slot = chain.head.slot + 1;
         let leader = &leaders[0];
         let uri = bonds.iter().find(|(u, _)| account(u) == *leader).unwrap().0;
@@ -334,7 +341,10 @@ fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
     }
     assert_eq!(seen.len(), 40, "the randomness changes with every block");
     // Charlie holds 3/4 of the bond: ~600 of 800 slots (binomial sd ~12).
-    assert!((540..=660).contains(&charlie_slots), "Charlie led {charlie_slots} of 800 slots");
+    assert!(
+        (540..=660).contains(&charlie_slots),
+        "Charlie led {charlie_slots} of 800 slots"
+    );
 }
 
 fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {

@@ -5,7 +5,7 @@
 //! provider takes over, the session is replayed), and a node started hundreds of blocks
 //! late syncs to the head and reaches the same state root.
 
-use neuroshard_tests::http::{request, request_watching};
+use neuroshard_tests::http::request_watching;
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::{neuroshard_bin, wait_for, NodeProcess};
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@ use anyhow::{ensure, Context, Result};
 use neuroshard_chain_spec::ChainSpec;
 use neuroshard_primitives::crypto::{keypair_from_uri, verify};
 use neuroshard_primitives::{
-    blake2_256, AccountId, Call, Keypair, LayerRange, PonwCall, Receipt, ReceiptBody,
+    blake2_256, slot_lottery, AccountId, Call, Keypair, LayerRange, PonwCall, Receipt, ReceiptBody,
     SignedExtrinsic, UNIT,
 };
 use neuroshard_runtime::Runtime;

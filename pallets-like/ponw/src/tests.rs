@@ -230,7 +230,13 @@ fn every_bad_receipt_is_rejected_without_state_change() {
     assert_rejected(&state, vec![good.clone()], 0, 0, RejectReason::Replay);
     let mut forged = receipt("//Bob", (10, 20), 6, (16, 24), 0);
     forged.body.position_end = 1_000;
-    assert_rejected(&state, vec![forged.clone()], 0, 0, RejectReason::BadSignature);
+    assert_rejected(
+        &state,
+        vec![forged.clone()],
+        0,
+        0,
+        RejectReason::BadSignature,
+    );
     assert_rejected(
         &state,
         vec![receipt("//Eve", (10, 20), 0, (0, 8), 0)],
@@ -299,10 +305,10 @@ fn bad_receipts_in_a_batch_are_refused_and_the_good_ones_paid() {
     let later = receipt("//Charlie", (0, 10), 0, (0, 40), 0);
     let batch = vec![
         good.clone(),
-        first.clone(),                              // replay of an accepted receipt
-        good.clone(),                               // duplicate in the batch
-        forged.clone(),                             // forged
-        receipt("//Eve", (10, 20), 0, (0, 8), 0),   // not a worker
+        first.clone(),                            // replay of an accepted receipt
+        good.clone(),                             // duplicate in the batch
+        forged.clone(),                           // forged
+        receipt("//Eve", (10, 20), 0, (0, 8), 0), // not a worker
         later.clone(),
     ];
     let bob_before = balances::account(&state, &key("//Bob").1).unwrap().free;
@@ -328,7 +334,10 @@ fn bad_receipts_in_a_batch_are_refused_and_the_good_ones_paid() {
         .find(|(who, _)| *who == key("//Bob").1)
         .unwrap()
         .1;
-    assert_eq!(bob_tally.tokens, 16, "the first receipt and `good`, nothing else");
+    assert_eq!(
+        bob_tally.tokens, 16,
+        "the first receipt and `good`, nothing else"
+    );
 }
 
 #[test]

@@ -93,7 +93,11 @@ fn sealed(key: &neuroshard_primitives::Keypair, slot: u64, number: BlockNumber) 
         state_root: neuroshard_primitives::Hash::zero(),
         extrinsics_root: neuroshard_primitives::Hash::zero(),
         author: key.public().into(),
-        vrf: neuroshard_primitives::slot_lottery::sign(key, &neuroshard_primitives::Hash::zero(), slot),
+        vrf: neuroshard_primitives::slot_lottery::sign(
+            key,
+            &neuroshard_primitives::Hash::zero(),
+            slot,
+        ),
         seal: neuroshard_primitives::Signature::from_raw([0; 64]),
     };
     h.seal_with(key);
