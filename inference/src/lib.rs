@@ -5,6 +5,7 @@
 //! ledger pay for verified work.
 
 pub mod bench;
+pub mod bench_sweep;
 pub mod commitment;
 pub mod config;
 pub mod decode;

@@ -89,6 +89,9 @@ pub enum BenchCommand {
     /// Decode speed with the model's three shards in three processes over libp2p on
     /// loopback vs single process, and speculative vs plain across the processes.
     Network(NetworkBenchArgs),
+    /// Decode speed against the number of shards and the per-hop latency, plain vs
+    /// speculative; prints a table and writes an SVG chart.
+    Sweep(SweepBenchArgs),
     /// (Internal) a bare shard server process for `bench network`.
     #[command(hide = true)]
     ShardServer(ShardServerArgs),
@@ -108,6 +111,19 @@ pub struct NetworkBenchArgs {
         default_value = "Write a short story about a robot who learns to paint. Repeat the robot's name often."
     )]
     pub prompt: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepBenchArgs {
+    /// Tokens generated per measurement.
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: usize,
+    /// Where to write the SVG chart.
+    #[arg(long, value_name = "PATH", default_value = "bench-sweep.svg")]
+    pub svg: PathBuf,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,3 +3,4 @@
 
 pub mod ledger;
 pub mod network;
+pub mod plot;

@@ -4,7 +4,9 @@
 use crate::bench::ledger::{self, LedgerBenchOptions};
 use crate::bench::network;
 use crate::cli::BenchCommand;
+use anyhow::Context;
 use neuroshard_inference::bench::{bench_inference, BenchOptions};
+use neuroshard_inference::bench_sweep::{bench_sweep, SweepOptions};
 use std::time::Duration;
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -37,6 +39,17 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             };
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || network::run(&opts, runtime)).await??;
+        }
+        BenchCommand::Sweep(args) => {
+            let opts = SweepOptions {
+                model_path: args.model,
+                max_tokens: args.max_tokens,
+                ..SweepOptions::default()
+            };
+            let report = tokio::task::spawn_blocking(move || bench_sweep(opts)).await??;
+            std::fs::write(&args.svg, crate::bench::plot::sweep_svg(&report))
+                .with_context(|| format!("writing {}", args.svg.display()))?;
+            eprintln!("bench: chart written to {}", args.svg.display());
         }
         BenchCommand::ShardServer(args) => {
             let layers = neuroshard_primitives::LayerRange::parse(&args.layers)?;
