@@ -7,6 +7,7 @@
 //! long something took.
 
 pub mod chain;
+pub mod generation;
 pub mod http;
 pub mod process;
 pub mod rpc;

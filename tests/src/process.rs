@@ -240,6 +240,28 @@ impl NodeProcess {
         self.kill_and_reap();
     }
 
+    /// SIGSTOP now and SIGCONT after `pause` (from a background `sh`, so the caller can
+    /// go on): meanwhile the process is silent (no blocks, votes or replies), as if cut
+    /// off from the network.
+    pub fn pause_for(&self, pause: Duration) -> anyhow::Result<()> {
+        let pid = self.child.id();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .context("running kill -STOP")?;
+        anyhow::ensure!(status.success(), "kill -STOP {pid} failed: {status}");
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("sleep {:.3}; kill -CONT {pid}", pause.as_secs_f64()),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("scheduling kill -CONT")?;
+        Ok(())
+    }
+
     fn kill_and_reap(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -5,12 +5,11 @@
 //! provider takes over, the session is replayed), and a node started hundreds of blocks
 //! late syncs to the head and reaches the same state root.
 
-use neuroshard_tests::http::request_watching;
+use neuroshard_tests::generation;
 use neuroshard_tests::spec::write_fast_dev_spec;
-use neuroshard_tests::{neuroshard_bin, wait_for, NodeProcess};
+use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -21,64 +20,8 @@ fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
     NodeProcess::run_on_loopback(spec, &dir.join(name), &log, extra).unwrap()
 }
 
-/// `neuroshard generate --raw --draft none` greedy text for `PROMPT`: single-process
-/// (the oracle) without `extra`, or through a node with `--rpc URL`.
 fn generate_text(max_tokens: usize, extra: &[&str]) -> String {
-    let out = Command::new(neuroshard_bin())
-        .args(["generate", "--raw", "--draft", "none", "--prompt", PROMPT])
-        .args(["--max-tokens", &max_tokens.to_string()])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end_matches('\n')
-        .to_string()
-}
-
-/// A greedy completion streamed as server-sent events; `first_piece` hears once the
-/// first piece of text has arrived. Returns the concatenated text.
-fn complete_streamed(
-    api_port: u16,
-    max_tokens: usize,
-    first_piece: std::sync::mpsc::Sender<()>,
-) -> anyhow::Result<String> {
-    let body =
-        json!({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "stream": true});
-    let mut told = false;
-    let r = request_watching(
-        api_port,
-        "POST",
-        "/v1/completions",
-        Some(&body.to_string()),
-        |received| {
-            if !told && String::from_utf8_lossy(received).contains("\"finish_reason\":null") {
-                told = true;
-                let _ = first_piece.send(());
-            }
-        },
-    )?;
-    anyhow::ensure!(
-        r.status == 200,
-        "completion failed: {} {}",
-        r.status,
-        r.body
-    );
-    let mut text = String::new();
-    for data in r.body.lines().filter_map(|l| l.strip_prefix("data: ")) {
-        if data == "[DONE]" {
-            break;
-        }
-        let event: Value = serde_json::from_str(data)?;
-        anyhow::ensure!(event.get("error").is_none(), "generation failed: {event}");
-        text.push_str(event["choices"][0]["text"].as_str().unwrap_or_default());
-    }
-    Ok(text)
+    generation::generate_text(PROMPT, max_tokens, extra).unwrap()
 }
 
 fn providers(node: &NodeProcess) -> Vec<(String, String)> {
@@ -188,7 +131,8 @@ fn shards_across_processes_discovery_generation_and_failover() {
     let (b_before, d_before) = (before(&b), before(&d));
     let api = a.api_port();
     let (first_piece_tx, first_piece) = std::sync::mpsc::channel();
-    let generation = std::thread::spawn(move || complete_streamed(api, 96, first_piece_tx));
+    let generation =
+        std::thread::spawn(move || generation::complete_streamed(api, PROMPT, 96, first_piece_tx));
     first_piece
         .recv_timeout(Duration::from_secs(120))
         .expect("no text streamed from the generation");
