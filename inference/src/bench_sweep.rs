@@ -39,7 +39,7 @@ impl Default for SweepOptions {
         Self {
             model_path: None,
             cache_dir: None,
-            max_tokens: 32,
+            max_tokens: 64,
             prompt: crate::bench::BenchOptions::default().prompt,
             shard_counts: vec![1, 2, 3, 5, 6],
             latency_for_shards: Duration::from_millis(10),

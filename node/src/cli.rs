@@ -116,7 +116,7 @@ pub struct NetworkBenchArgs {
 #[derive(Debug, Args)]
 pub struct SweepBenchArgs {
     /// Tokens generated per measurement.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
     /// Where to write the SVG chart.
     #[arg(long, value_name = "PATH", default_value = "bench-sweep.svg")]

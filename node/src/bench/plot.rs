@@ -14,13 +14,14 @@ const SPECULATIVE: &str = "#d62728";
 
 /// The whole chart as an SVG document.
 pub fn sweep_svg(report: &SweepReport) -> String {
-    let y_max = report
+    let highest = report
         .by_shards
         .iter()
         .chain(&report.by_latency)
         .flat_map(|p| [p.plain_tps, p.speculative_tps])
-        .fold(report.single_tps, f64::max)
-        * 1.1;
+        .fold(report.single_tps, f64::max);
+    let step = tick_step(highest);
+    let y_max = (highest / step).ceil().max(1.0) * step;
     let mut svg = String::new();
     let width = 2.0 * PANEL_W;
     let height = PANEL_H + 28.0;
@@ -78,6 +79,18 @@ pub fn sweep_svg(report: &SweepReport) -> String {
     svg
 }
 
+/// A round tick step (1, 2 or 5 times a power of ten) giving at most six ticks up to
+/// `highest`.
+fn tick_step(highest: f64) -> f64 {
+    let raw = (highest.max(1e-9) / 5.0).max(1e-9);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&step| step >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn panel(
     svg: &mut String,
@@ -109,8 +122,10 @@ fn panel(
         svg,
         r##"<path d="M{x0},{y1} L{x0},{y0} L{x1},{y0}" fill="none" stroke="#000"/>"##
     );
-    for i in 0..=5 {
-        let v = y_max * i as f64 / 5.0;
+    let step = tick_step(y_max * 0.999);
+    let ticks = (y_max / step).round() as usize;
+    for i in 0..=ticks {
+        let v = step * i as f64;
         let y = sy(v);
         let _ = writeln!(
             svg,
@@ -195,6 +210,9 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 8);
         assert!(svg.contains("tok/s vs shards (10 ms per hop)"));
         assert!(svg.contains("tok/s vs per-hop latency (3 shards)"));
+        assert_eq!(tick_step(163.0), 50.0);
+        assert_eq!(tick_step(100.0), 20.0);
+        assert_eq!(tick_step(7.0), 2.0);
         // Every coordinate is a finite number inside the picture.
         for cap in svg.split("cy=\"").skip(1) {
             let y: f64 = cap.split('"').next().unwrap().parse().unwrap();
