@@ -21,7 +21,10 @@ fi
 KEYS=(//Alice //Bob //Charlie //Dave)
 SHARDS=(0-10 10-20 20-30 10-20)
 PIDS=()
+STOPPING=""
 stop() {
+  [[ -n "$STOPPING" ]] && return
+  STOPPING=1
   echo "stopping the local testnet"
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -52,4 +55,4 @@ echo "  curl -s -H 'content-type: application/json' -d '{\"jsonrpc\":\"2.0\",\"i
 echo "  curl -s 127.0.0.1:8081/v1/completions -H 'content-type: application/json' -d '{\"prompt\":\"The capital of France is\",\"max_tokens\":24}'"
 echo "Ctrl-C stops them."
 wait -n "${PIDS[@]}" || true
-echo "a node exited; see the logs in $BASE"
+[[ -n "$STOPPING" ]] || echo "a node exited; see the logs in $BASE"
