@@ -92,6 +92,9 @@ pub enum BenchCommand {
     /// Decode speed against the number of shards and the per-hop latency, plain vs
     /// speculative; prints a table and writes an SVG chart.
     Sweep(SweepBenchArgs),
+    /// Many nodes' network behaviours in one process over the in-memory transport: DHT
+    /// lookup and gossip figures, and block import at the matching receipt load.
+    Sim(SimBenchArgs),
     /// (Internal) a bare shard server process for `bench network`.
     #[command(hide = true)]
     ShardServer(ShardServerArgs),
@@ -124,6 +127,25 @@ pub struct SweepBenchArgs {
     /// A GGUF file (default: the chain's model, fetched into the cache).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimBenchArgs {
+    /// Nodes in the simulated network.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Random DHT lookups to time.
+    #[arg(long, default_value_t = 500)]
+    pub lookups: usize,
+    /// Gossip messages to publish.
+    #[arg(long, default_value_t = 20)]
+    pub messages: usize,
+    /// Receipts in the block whose import is timed.
+    #[arg(long, default_value_t = 10_000)]
+    pub receipts: usize,
+    /// Seed of the topology and of the choices of nodes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

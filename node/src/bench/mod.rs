@@ -4,3 +4,4 @@
 pub mod ledger;
 pub mod network;
 pub mod plot;
+pub mod sim;

@@ -51,6 +51,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", args.svg.display()))?;
             eprintln!("bench: chart written to {}", args.svg.display());
         }
+        BenchCommand::Sim(args) => {
+            let opts = crate::bench::sim::SimOptions {
+                nodes: args.nodes,
+                lookups: args.lookups,
+                messages: args.messages,
+                receipts: args.receipts,
+                seed: args.seed,
+            };
+            crate::bench::sim::run(&opts).await?;
+        }
         BenchCommand::ShardServer(args) => {
             let layers = neuroshard_primitives::LayerRange::parse(&args.layers)?;
             network::shard_server(args.model, layers).await?;
