@@ -1,6 +1,11 @@
 //! A served shard: the executor for one layer range plus the per-session state a worker
 //! keeps — KV caches, the top-k records of its output activations for commitments, and
 //! the receipt sequence — behind a thread-safe request handler.
+//!
+//! Sessions come from the network, so their number is bounded: a session is created
+//! only by a request that starts at position 0, and when [`Shard::max_sessions`] are
+//! held the least recently used one is dropped (its client gets a cache gap on its next
+//! step and replays its accepted tokens, as after a failover).
 
 use crate::commitment::{position_topk, ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
@@ -26,13 +31,54 @@ struct Session {
     seq: u32,
 }
 
+/// Sessions a shard keeps by default (each holds a KV cache of up to the model's context).
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+
+/// The sessions with their last use, for least-recently-used eviction.
+#[derive(Debug, Default)]
+struct Sessions {
+    map: HashMap<SessionId, (Arc<Mutex<Session>>, u64)>,
+    clock: u64,
+}
+
+impl Sessions {
+    fn get(&mut self, id: &SessionId) -> Option<Arc<Mutex<Session>>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.map.get_mut(id).map(|(s, used)| {
+            *used = now;
+            s.clone()
+        })
+    }
+
+    /// Inserts a session, first dropping the least recently used ones beyond `max - 1`.
+    fn insert(&mut self, id: SessionId, session: Session, max: usize) -> Arc<Mutex<Session>> {
+        while self.map.len() >= max.max(1) {
+            let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            self.map.remove(&oldest);
+        }
+        self.clock += 1;
+        let session = Arc::new(Mutex::new(session));
+        self.map.insert(id, (session.clone(), self.clock));
+        session
+    }
+}
+
 /// One layer range of one model, serving many sessions.
 #[derive(Debug)]
 pub struct Shard {
     model: Hash,
     layers: LayerRange,
     exec: ShardExecutor,
-    sessions: Mutex<HashMap<SessionId, Arc<Mutex<Session>>>>,
+    sessions: Mutex<Sessions>,
+    max_sessions: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,8 +97,20 @@ impl Shard {
             model,
             layers,
             exec: ShardExecutor::new(weights)?,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
+            max_sessions: DEFAULT_MAX_SESSIONS,
         })
+    }
+
+    /// The same shard keeping at most `max` sessions.
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max.max(1);
+        self
+    }
+
+    /// Most sessions kept at once.
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
     }
 
     pub fn layers(&self) -> LayerRange {
@@ -67,32 +125,48 @@ impl Shard {
         &self.exec
     }
 
-    fn session(&self, id: &SessionId) -> Arc<Mutex<Session>> {
-        lock(&self.sessions)
-            .entry(*id)
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Session {
-                    cache: self.exec.new_cache(),
-                    topk: Vec::new(),
-                    receipted_end: 0,
-                    seq: 0,
-                }))
-            })
-            .clone()
+    /// The session a request continues; a new one only for a request from position 0.
+    fn session_for(&self, id: &SessionId, start: usize) -> Result<Arc<Mutex<Session>>> {
+        let mut sessions = lock(&self.sessions);
+        if let Some(s) = sessions.get(id) {
+            return Ok(s);
+        }
+        if start != 0 {
+            return Err(InferenceError::CacheGap {
+                session: session_hex(id),
+                have: 0,
+                start,
+            });
+        }
+        let session = Session {
+            cache: self.exec.new_cache(),
+            topk: Vec::new(),
+            receipted_end: 0,
+            seq: 0,
+        };
+        Ok(sessions.insert(*id, session, self.max_sessions))
+    }
+
+    fn existing(&self, id: &SessionId) -> Option<Arc<Mutex<Session>>> {
+        lock(&self.sessions).get(id)
     }
 
     /// Number of positions cached for `session`.
     pub fn cached_len(&self, session: &SessionId) -> usize {
-        lock(&self.sessions)
-            .get(session)
-            .map(|s| lock(s).cache.len())
+        self.existing(session)
+            .map(|s| lock(&s).cache.len())
             .unwrap_or(0)
+    }
+
+    /// Number of sessions held.
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).map.len()
     }
 
     /// Drops the session's cached positions at or after `pos` (requests do this implicitly
     /// through their `start_pos`).
     pub fn truncate_session(&self, session: &SessionId, pos: usize) -> Result<()> {
-        let Some(state) = lock(&self.sessions).get(session).cloned() else {
+        let Some(state) = self.existing(session) else {
             return Err(InferenceError::UnknownSession(session_hex(session)));
         };
         let mut s = lock(&state);
@@ -103,7 +177,7 @@ impl Shard {
 
     /// Forgets a session.
     pub fn end_session(&self, session: &SessionId) {
-        lock(&self.sessions).remove(session);
+        lock(&self.sessions).map.remove(session);
     }
 
     /// Runs a request.
@@ -121,7 +195,7 @@ impl Shard {
             )));
         }
         let start = req.start_pos as usize;
-        let session = self.session(&req.session);
+        let session = self.session_for(&req.session, start)?;
         let mut s = lock(&session);
         let hidden_in;
         let input = match &req.input {
@@ -168,9 +242,8 @@ impl Shard {
     /// not yet receipted, up to `req.until`. The worker signs the body; the client
     /// counter-signs it.
     pub fn receipt(&self, worker: AccountId, req: &ReceiptRequest) -> Result<SessionReceipt> {
-        let session = lock(&self.sessions)
-            .get(&req.session)
-            .cloned()
+        let session = self
+            .existing(&req.session)
             .ok_or_else(|| InferenceError::UnknownSession(session_hex(&req.session)))?;
         let mut s = lock(&session);
         let until = (req.until as usize).min(s.topk.len());
@@ -200,5 +273,64 @@ impl Shard {
             commitment,
             worker_signature: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::{ModelSource, Precision};
+
+    fn tiny_shard(max: usize) -> (Shard, Hash) {
+        let dir = tempfile::tempdir().unwrap();
+        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
+        let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
+        let hash = Hash::repeat_byte(1);
+        let shard = Shard::new(weights, hash).unwrap().with_max_sessions(max);
+        (shard, hash)
+    }
+
+    fn request(hash: Hash, session: u8, start_pos: u32, tokens: Vec<u32>) -> ShardRequest {
+        ShardRequest {
+            model: hash,
+            session: [session; 16],
+            layers: LayerRange::new(0, 6).unwrap(),
+            start_pos,
+            input: ShardInput::Tokens(tokens),
+            head: HeadMode::Argmax,
+            wire: WireDType::F32,
+        }
+    }
+
+    #[test]
+    fn sessions_are_bounded_and_the_least_recently_used_goes_first() {
+        let (shard, hash) = tiny_shard(3);
+        for id in 1..=3 {
+            shard.handle(&request(hash, id, 0, vec![1, 2, 3])).unwrap();
+        }
+        // Session 1 is used again, so 2 is now the least recently used.
+        shard.handle(&request(hash, 1, 3, vec![4])).unwrap();
+        shard.handle(&request(hash, 4, 0, vec![1, 2])).unwrap();
+        assert_eq!(shard.session_count(), 3);
+        assert_eq!(shard.cached_len(&[1; 16]), 4);
+        assert_eq!(shard.cached_len(&[2; 16]), 0, "evicted");
+        assert_eq!(shard.cached_len(&[3; 16]), 3);
+        // The evicted session's next step is a cache gap (its client replays).
+        let gap = shard.handle(&request(hash, 2, 3, vec![4])).unwrap_err();
+        assert!(
+            matches!(
+                gap,
+                InferenceError::CacheGap {
+                    have: 0,
+                    start: 3,
+                    ..
+                }
+            ),
+            "{gap}"
+        );
+        // A request that does not start at 0 creates nothing.
+        assert!(shard.handle(&request(hash, 9, 5, vec![4])).is_err());
+        assert_eq!(shard.session_count(), 3);
+        assert_eq!(shard.cached_len(&[9; 16]), 0);
     }
 }
