@@ -108,8 +108,23 @@ pub fn decode<'d>(
     client: &mut PipelineClient,
     prompt: &[u32],
     opts: &DecodeOptions,
-    mut drafter: Option<&mut (dyn Drafter + 'd)>,
+    drafter: Option<&mut (dyn Drafter + 'd)>,
     on_token: &mut dyn FnMut(u32),
+) -> Result<Decoded> {
+    decode_until(client, prompt, opts, drafter, &mut |t| {
+        on_token(t);
+        true
+    })
+}
+
+/// [`decode`] that stops as soon as `on_token` returns false (a stop sequence matched,
+/// the client went away): no further round is computed.
+pub fn decode_until<'d>(
+    client: &mut PipelineClient,
+    prompt: &[u32],
+    opts: &DecodeOptions,
+    mut drafter: Option<&mut (dyn Drafter + 'd)>,
+    on_token: &mut dyn FnMut(u32) -> bool,
 ) -> Result<Decoded> {
     if prompt.is_empty() {
         return Err(InferenceError::BadRequest("empty prompt".into()));
@@ -155,7 +170,9 @@ pub fn decode<'d>(
             out.push(t);
             context.push(t);
             stats.generated += 1;
-            on_token(t);
+            if !on_token(t) {
+                break 'outer;
+            }
         }
         if out.len() >= opts.max_tokens {
             break;

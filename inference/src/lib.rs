@@ -29,7 +29,7 @@ pub mod weights;
 pub use bench::{bench_inference, BenchOptions, BenchReport, SpeculativeRow};
 pub use commitment::ActivationCommitment;
 pub use config::ModelConfig;
-pub use decode::{decode, DecodeOptions, DecodeStats, Decoded};
+pub use decode::{decode, decode_until, DecodeOptions, DecodeStats, Decoded};
 pub use drafter::{Draft, Drafter, ModelDrafter, NgramDrafter};
 pub use error::{InferenceError, Result};
 pub use executor::{KvCache, ShardExecutor};

@@ -9,8 +9,8 @@ use common::*;
 use neuroshard_inference::sampling::probabilities;
 use neuroshard_inference::weights::quantize_weights;
 use neuroshard_inference::{
-    decode, DecodeOptions, Drafter, HeadMode, HeadResult, ModelDrafter, ModelSource, ModelWeights,
-    NgramDrafter, Precision,
+    decode, decode_until, DecodeOptions, Drafter, HeadMode, HeadResult, ModelDrafter, ModelSource,
+    ModelWeights, NgramDrafter, Precision,
 };
 
 fn prompts() -> Vec<Vec<u32>> {
@@ -22,6 +22,39 @@ fn prompts() -> Vec<Vec<u32>> {
         vec![1, 42],
         vec![1, 9, 8, 7, 6, 5, 4, 3, 9, 8, 7],
     ]
+}
+
+#[test]
+fn decoding_stops_when_the_listener_says_so() {
+    let (w, hash) = tiny_model();
+    let ts = transports(&w, hash, &[(0, 3), (3, 6)]);
+    let opts = DecodeOptions {
+        max_tokens: 40,
+        ..Default::default()
+    };
+    let prompt = vec![1, 10, 20, 30, 10, 20];
+    let full = decode(
+        &mut client(&ts, hash, 60),
+        &prompt,
+        &opts,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut ngram = NgramDrafter::default();
+    for drafter in [None, Some(&mut ngram as &mut dyn Drafter)] {
+        let mut seen = 0;
+        let mut c = client(&ts, hash, 61);
+        let part = decode_until(&mut c, &prompt, &opts, drafter, &mut |_| {
+            seen += 1;
+            seen < 5
+        })
+        .unwrap();
+        // Five tokens seen, the fifth ends it: the same prefix, and no round after it.
+        assert_eq!(part.tokens, full.tokens[..5]);
+        assert_eq!(part.accepted_positions, prompt.len() + 4);
+        assert!(part.stats.rounds < full.stats.rounds);
+    }
 }
 
 #[test]

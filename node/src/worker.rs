@@ -16,7 +16,7 @@ use crate::p2p::shard_wire::ShardServer;
 use crate::p2p::P2p;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
-use neuroshard_inference::decode::{decode, DecodeOptions};
+use neuroshard_inference::decode::{decode_until, DecodeOptions};
 use neuroshard_inference::drafter::NgramDrafter;
 use neuroshard_inference::fetch::{ensure_model, ModelSpec};
 use neuroshard_inference::generate::client_for;
@@ -251,7 +251,7 @@ impl TextGenerator for LocalWorker {
         };
         let mut drafter = NgramDrafter::default();
         let mut streamer = TextStreamer::new(&self.tokenizer, &request.stop);
-        let decoded = decode(
+        let decoded = decode_until(
             &mut client,
             &prompt,
             &options,
@@ -264,6 +264,8 @@ impl TextGenerator for LocalWorker {
                         streamer.cancelled = true;
                     }
                 }
+                // A matched stop sequence or a client that went away ends the work.
+                !(streamer.stopped || streamer.cancelled)
             },
         );
         let decoded = match decoded {
