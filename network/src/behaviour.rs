@@ -38,8 +38,12 @@ pub struct Behaviour {
 /// Tunables of the behaviour.
 #[derive(Clone, Debug)]
 pub struct BehaviourConfig {
-    /// How long a request may wait for its response.
-    pub request_timeout: Duration,
+    /// How long a shard call (one forward of a pipeline step) may wait for its answer
+    /// before the caller fails over to another provider: a provider that stopped
+    /// answering (paused, overloaded, partitioned) costs at most this much.
+    pub activations_timeout: Duration,
+    /// How long a block sync request may wait for its response.
+    pub sync_timeout: Duration,
     /// Gossipsub heartbeat (mesh maintenance) interval.
     pub gossip_heartbeat: Duration,
 }
@@ -47,7 +51,10 @@ pub struct BehaviourConfig {
 impl Default for BehaviourConfig {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(60),
+            // A long prefill on a slow machine takes seconds; a silent provider should
+            // not hold a generation for a minute.
+            activations_timeout: Duration::from_secs(15),
+            sync_timeout: Duration::from_secs(60),
             gossip_heartbeat: Duration::from_millis(500),
         }
     }
@@ -118,8 +125,8 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
             kad,
             gossipsub,
-            activations: request_response(Protocol::Activations, config.request_timeout),
-            sync: request_response(Protocol::Sync, config.request_timeout),
+            activations: request_response(Protocol::Activations, config.activations_timeout),
+            sync: request_response(Protocol::Sync, config.sync_timeout),
         })
     }
 }

@@ -1,8 +1,9 @@
 //! Fault injection on a four-validator network that serves the real model: while
 //! generations run and blocks are produced, a seeded schedule kills (SIGKILL, then a
-//! restart on the same database) or pauses (SIGSTOP for a few seconds, then SIGCONT) one
-//! node at a time, right after the generation's first streamed piece of text. Checked
-//! throughout and at the end:
+//! restart on the same database) or pauses (SIGSTOP, then SIGCONT: for 3 s, which a
+//! generation waits out, or for 20 s, longer than a shard call may take, so the
+//! generation fails over) one node at a time, right after the generation's first
+//! streamed piece of text. Checked throughout and at the end:
 //! - every generation completes with the single-process greedy text;
 //! - no finalized block is ever reverted (one hash per finalized height, on every node,
 //!   at every sample, across restarts);
@@ -192,10 +193,16 @@ fn kills_and_pauses_during_generation_and_block_production() {
 
     for round in 0..rounds {
         let victim = 1 + (next(&mut rng) % 3) as usize;
-        let kill = next(&mut rng).is_multiple_of(2);
+        let fault = next(&mut rng) % 3;
+        let kill = fault == 0;
+        let pause = Duration::from_secs(if fault == 1 { 3 } else { 20 });
         eprintln!(
             "round {round}: {} node {victim} during a generation",
-            if kill { "kill -9" } else { "pause" }
+            if kill {
+                "kill -9".to_string()
+            } else {
+                format!("pause for {} s", pause.as_secs())
+            }
         );
         let api = net.node(0).api_port();
         let (first_tx, first) = std::sync::mpsc::channel();
@@ -208,7 +215,7 @@ fn kills_and_pauses_during_generation_and_block_production() {
         if kill {
             net.nodes[victim].take().unwrap().kill9();
         } else {
-            net.node(victim).pause_for(Duration::from_secs(3)).unwrap();
+            net.node(victim).pause_for(pause).unwrap();
         }
         let text = generation.join().unwrap().unwrap();
         assert_eq!(text, expected, "round {round}: output changed by the fault");
