@@ -285,16 +285,30 @@ impl BenchModel {
     }
 }
 
+/// The benchmark model: `model_path` or the chain's model (fetched into `cache_dir` if
+/// needed), which must be a GGUF file (it carries the tokenizer). Returns the source, its
+/// hash and the file.
+pub fn resolve_gguf(
+    model_path: Option<&PathBuf>,
+    cache_dir: Option<&PathBuf>,
+    print: bool,
+) -> anyhow::Result<(ModelSource, neuroshard_primitives::Hash, PathBuf)> {
+    let (source, hash) = resolve_model(model_path, cache_dir, print)?;
+    let ModelSource::Gguf(path) = &source else {
+        anyhow::bail!("the benchmark needs a GGUF model (it carries the tokenizer)");
+    };
+    let path = path.clone();
+    Ok((source, hash, path))
+}
+
 /// Runs the inference benchmark on the real model (fetched if needed) and prints it.
 pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
-    let (source, hash) = resolve_model(
+    let (source, hash, path) = resolve_gguf(
         opts.model_path.as_ref(),
         opts.cache_dir.as_ref(),
         opts.print,
     )?;
-    let ModelSource::Gguf(path) = &source else {
-        anyhow::bail!("the benchmark needs a GGUF model (it carries the tokenizer)");
-    };
+    let path = &path;
     let say = |s: &str| {
         if opts.print {
             eprintln!("bench: {s}");

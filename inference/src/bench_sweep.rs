@@ -5,10 +5,9 @@
 //! beside the single-process baseline of the same run. Every speculative run must give
 //! the plain run's tokens.
 
-use crate::bench::{timed, BenchModel};
+use crate::bench::{resolve_gguf, timed, BenchModel};
 use crate::drafter::NgramDrafter;
-use crate::generate::{client_for, local_route, resolve_model};
-use crate::weights::ModelSource;
+use crate::generate::{client_for, local_route};
 use neuroshard_primitives::LayerRange;
 use std::fmt;
 use std::path::PathBuf;
@@ -83,15 +82,12 @@ pub fn even_split(num_layers: usize, n: usize) -> Vec<LayerRange> {
 
 /// Runs the sweep and prints it when `opts.print`.
 pub fn bench_sweep(opts: SweepOptions) -> anyhow::Result<SweepReport> {
-    let (source, hash) = resolve_model(
+    let (_, hash, path) = resolve_gguf(
         opts.model_path.as_ref(),
         opts.cache_dir.as_ref(),
         opts.print,
     )?;
-    let ModelSource::Gguf(path) = &source else {
-        anyhow::bail!("the sweep needs a GGUF model (it carries the tokenizer)");
-    };
-    let model = BenchModel::load(path, &opts.prompt, opts.max_tokens)?;
+    let model = BenchModel::load(&path, &opts.prompt, opts.max_tokens)?;
     let (plain, single_tps) = model.single_process(hash)?;
     let num_layers = model.weights.config.num_layers;
     let mut session = 10u8;

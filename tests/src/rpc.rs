@@ -58,6 +58,17 @@ impl RpcClient {
         hex_number(&header["number"])
     }
 
+    /// The finalized head: its hash (0x hex) and number.
+    pub fn finalized_head(&self) -> anyhow::Result<(String, u64)> {
+        let hash = self.call("chain_getFinalizedHead", json!([]))?;
+        let header = self.call("chain_getHeader", json!([hash]))?;
+        let hash = hash
+            .as_str()
+            .ok_or_else(|| anyhow!("chain_getFinalizedHead gave {hash}"))?
+            .to_string();
+        Ok((hash, hex_number(&header["number"])?))
+    }
+
     /// `neuroshard_account(address)` as (free, reserved, bonded, nonce).
     pub fn account(&self, address: &str) -> anyhow::Result<(u128, u128, u128, u64)> {
         let v = self.call("neuroshard_account", json!([address]))?;

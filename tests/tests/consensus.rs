@@ -47,10 +47,7 @@ fn node(i: usize, nodes: &[Option<NodeProcess>]) -> &NodeProcess {
 }
 
 fn finalized_number(node: &NodeProcess) -> u64 {
-    let rpc = node.rpc();
-    let hash = rpc.call("chain_getFinalizedHead", json!([])).unwrap();
-    let header = rpc.call("chain_getHeader", json!([hash])).unwrap();
-    neuroshard_tests::rpc::hex_number(&header["number"]).unwrap()
+    node.rpc().finalized_head().unwrap().1
 }
 
 fn finalized_hash_at(node: &NodeProcess, number: u64) -> Value {

@@ -15,7 +15,6 @@
 //! `NEUROSHARD_FAULT_SEED` (default: the clock, printed).
 
 use neuroshard_tests::generation::{complete_streamed, generate_text};
-use neuroshard_tests::rpc::hex_number;
 use neuroshard_tests::spec::write_fast_spec;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
@@ -69,15 +68,9 @@ impl Network {
     fn sample_finality(&mut self) {
         for i in 0..4 {
             let Some(node) = &self.nodes[i] else { continue };
-            let rpc = node.rpc();
-            let Ok(hash) = rpc.call("chain_getFinalizedHead", json!([])) else {
+            let Ok((hash, number)) = node.rpc().finalized_head() else {
                 continue; // paused or just restarting
             };
-            let Ok(header) = rpc.call("chain_getHeader", json!([hash])) else {
-                continue;
-            };
-            let number = hex_number(&header["number"]).unwrap();
-            let hash = hash.as_str().unwrap_or_default().to_string();
             assert!(
                 number >= self.high_water[i],
                 "node {i} finalized {number} after {} (finality went back)",
@@ -93,9 +86,7 @@ impl Network {
     fn wait_finalized(&mut self, i: usize, number: u64, timeout: Duration) {
         let node = self.node(i);
         wait_for("finality to reach the target", timeout, || {
-            let hash = node.rpc().call("chain_getFinalizedHead", json!([]))?;
-            let header = node.rpc().call("chain_getHeader", json!([hash]))?;
-            Ok((hex_number(&header["number"])? >= number).then_some(()))
+            Ok((node.rpc().finalized_head()?.1 >= number).then_some(()))
         })
         .unwrap_or_else(|e| panic!("node {i}: {e}\n{}", node.log_text()));
         self.sample_finality();

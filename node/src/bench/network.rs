@@ -7,10 +7,9 @@
 
 use crate::p2p::shard_wire::{RemoteShard, ShardCall, ShardServer};
 use anyhow::{bail, Context};
-use neuroshard_inference::bench::{timed, BenchModel};
+use neuroshard_inference::bench::{resolve_gguf, timed, BenchModel};
 use neuroshard_inference::decode::{DecodeOptions, Decoded};
 use neuroshard_inference::drafter::{Drafter, NgramDrafter};
-use neuroshard_inference::generate::resolve_model;
 use neuroshard_inference::pipeline::Hop;
 use neuroshard_inference::shard::Shard;
 use neuroshard_inference::transport::ShardTransport;
@@ -141,10 +140,8 @@ fn timed_session(
 
 /// Runs the benchmark (blocking: call it from a blocking thread) and prints a report.
 pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
-    let (source, _) = resolve_model(opts.model.as_ref(), None, true)?;
-    let ModelSource::Gguf(path) = &source else {
-        bail!("the benchmark needs a GGUF model");
-    };
+    let (_, _, path) = resolve_gguf(opts.model.as_ref(), None, true)?;
+    let path = &path;
     let hash = Hash::zero();
     eprintln!("bench: single process");
     let model = BenchModel::load(path, &opts.prompt, opts.max_tokens)?;

@@ -94,7 +94,7 @@ fn summary(label: &str, unit: &str, values: Vec<f64>) -> String {
 fn spawn_node(
     index: usize,
     key: NetworkKeypair,
-    received: mpsc::UnboundedSender<(usize, u32, Instant)>,
+    received: mpsc::UnboundedSender<(u32, Instant)>,
 ) -> anyhow::Result<mpsc::UnboundedSender<Command>> {
     let behaviour = Behaviour::new(&key, &BehaviourConfig::default())?;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -167,7 +167,7 @@ fn spawn_node(
                         let _ = swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, MessageAcceptance::Accept);
                         if let Some(tag) = message.data.get(..4) {
                             let tag = u32::from_le_bytes([tag[0], tag[1], tag[2], tag[3]]);
-                            let _ = received.send((index, tag, Instant::now()));
+                            let _ = received.send((tag, Instant::now()));
                         }
                     }
                     _ => {}
@@ -258,19 +258,19 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
         let from = rng.gen_range(0..opts.nodes);
         let mut data = tag.to_le_bytes().to_vec();
         data.extend((0..60).map(|_| rng.gen::<u8>()));
-        published.insert(tag, (from, Instant::now()));
+        published.insert(tag, Instant::now());
         let _ = nodes[from].send(Command::Publish(data));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut arrivals: HashMap<u32, Vec<Instant>> = HashMap::new();
-    while let Ok((_node, tag, at)) = received.try_recv() {
+    while let Ok((tag, at)) = received.try_recv() {
         arrivals.entry(tag).or_default().push(at);
     }
     let need = ((opts.nodes - 1) as f64 * 0.99).ceil() as usize;
     let mut to_99 = vec![];
     let mut coverage = vec![];
-    for (tag, (_from, at)) in &published {
+    for (tag, at) in &published {
         let mut times = arrivals.remove(tag).unwrap_or_default();
         times.sort();
         coverage.push(times.len() as f64 / (opts.nodes - 1) as f64 * 100.0);
