@@ -185,7 +185,8 @@ impl ShardExecutor {
         KvCache::new(self.weights.layers.len())
     }
 
-    fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+    /// The token embeddings of `tokens`, position-major (first shard only).
+    pub(crate) fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let cfg = &self.weights.config;
         let emb = self.weights.embedding.as_ref().ok_or_else(|| {
             InferenceError::BadRequest("token input sent to a shard that is not first".into())

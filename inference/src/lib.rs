@@ -21,6 +21,7 @@ pub mod messages;
 pub mod pipeline;
 pub mod sampling;
 pub mod shard;
+pub mod spot_check;
 pub mod tiny;
 pub mod tokenizer;
 pub mod transport;

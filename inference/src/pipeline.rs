@@ -9,6 +9,7 @@ use crate::error::{InferenceError, Result};
 use crate::messages::{
     HeadMode, ReceiptRequest, SessionReceipt, ShardInput, ShardOutput, ShardRequest, WireDType,
 };
+use crate::spot_check::InputLog;
 use crate::transport::ShardTransport;
 use candle_core::Tensor;
 use neuroshard_primitives::{AccountId, Hash, SessionId};
@@ -52,6 +53,9 @@ pub struct PipelineClient {
     wire: WireDType,
     /// The tokens at positions `0..history.len()` the shards have been sent.
     history: Vec<u32>,
+    /// What each hop's active provider was sent, per position: a worker's receipt must
+    /// carry this log's digest as its input commitment before the client counter-signs.
+    sent: Vec<InputLog>,
     failovers: usize,
 }
 
@@ -80,6 +84,7 @@ impl PipelineClient {
         Ok(Self {
             model,
             session,
+            sent: vec![InputLog::default(); hops.len()],
             hops,
             wire: WireDType::F32,
             history: Vec::new(),
@@ -167,7 +172,7 @@ impl PipelineClient {
     }
 
     fn run_route(
-        &self,
+        &mut self,
         tokens: &[u32],
         start: usize,
         head: HeadMode,
@@ -185,6 +190,7 @@ impl PipelineClient {
                 wire: self.wire,
             };
             let resp = provider.forward(&req).map_err(|e| (i, e))?;
+            self.sent[i].record(start, &req.input).map_err(|e| (i, e))?;
             let last = i + 1 == self.hops.len();
             input = match (resp.output, last) {
                 (ShardOutput::Hidden(a), false) => ShardInput::Hidden(a),
@@ -213,7 +219,8 @@ impl PipelineClient {
     }
 
     /// Asks every active provider for its receipt for this session up to position
-    /// `until` (the accepted length), for the client to counter-sign.
+    /// `until` (the accepted length), for the client to counter-sign. A receipt must
+    /// end at `until` and carry the digest of exactly what its provider was sent.
     pub fn receipts(
         &self,
         client: &AccountId,
@@ -228,7 +235,24 @@ impl PipelineClient {
         };
         self.hops
             .iter()
-            .map(|h| h.providers[h.active].receipt(&req))
+            .zip(&self.sent)
+            .map(|(h, sent)| {
+                let provider = &h.providers[h.active];
+                let receipt = provider.receipt(&req)?;
+                let body = &receipt.body;
+                if body.position_end != until
+                    || Some(body.input_commitment) != sent.digest(until as usize)
+                {
+                    return Err(InferenceError::Transport {
+                        shard: provider.name(),
+                        reason: format!(
+                            "receipt for positions {}..{} does not attest the inputs it was sent up to {until}",
+                            body.position_start, body.position_end
+                        ),
+                    });
+                }
+                Ok(receipt)
+            })
             .collect()
     }
 

@@ -1,6 +1,8 @@
 //! A served shard: the executor for one layer range plus the per-session state a worker
-//! keeps — KV caches, the top-k records of its output activations for commitments, and
-//! the receipt sequence — behind a thread-safe request handler.
+//! keeps — KV caches, the inputs it was sent and the top-k records of its outputs (for
+//! receipts and their commitments), and the receipt sequence — behind a thread-safe
+//! request handler. Every receipt's spot-check material is archived so the worker can
+//! answer the chain's spot checks after the session ends (see [`crate::spot_check`]).
 //!
 //! Sessions come from the network, so their number is bounded: a session is created
 //! only by a request that starts at position 0, and when [`Shard::max_sessions`] are
@@ -14,8 +16,10 @@ use crate::messages::{
     session_hex, Activations, HeadMode, ReceiptRequest, SessionReceipt, ShardInput, ShardOutput,
     ShardRequest, ShardResponse, WireDType,
 };
+use crate::spot_check::{InputLog, MaterialArchive, SpotCheckMaterial, DEFAULT_ARCHIVE_BYTES};
 use crate::weights::ModelWeights;
 use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId};
+use parity_scale_codec::Encode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,6 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug)]
 struct Session {
     cache: KvCache,
+    /// The inputs of every cached position (what receipts' input commitments digest).
+    inputs: InputLog,
     /// Top-k records of the output activations, one per cached position.
     topk: Vec<PositionTopK>,
     /// Positions before this are already covered by a receipt.
@@ -71,6 +77,16 @@ impl Sessions {
     }
 }
 
+/// A deliberate fault, for tests and the spot-check bench: a worker that saves compute
+/// by skipping its layers for a share of the positions it serves, returning their input
+/// rows (the token embeddings, on the first shard) as the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkipWork {
+    /// Share of positions faked, in millionths.
+    pub permill: u32,
+    pub seed: u64,
+}
+
 /// One layer range of one model, serving many sessions.
 #[derive(Debug)]
 pub struct Shard {
@@ -79,6 +95,8 @@ pub struct Shard {
     exec: ShardExecutor,
     sessions: Mutex<Sessions>,
     max_sessions: usize,
+    archive: Mutex<MaterialArchive>,
+    fault: Option<SkipWork>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,7 +117,20 @@ impl Shard {
             exec: ShardExecutor::new(weights)?,
             sessions: Mutex::new(Sessions::default()),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            archive: Mutex::new(MaterialArchive::new(DEFAULT_ARCHIVE_BYTES)),
+            fault: None,
         })
+    }
+
+    /// The same shard faking `fault.permill` of its positions (a cheating worker).
+    pub fn with_fault(mut self, fault: SkipWork) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// The spot-check material of a receipt this shard issued, while archived.
+    pub fn material(&self, receipt: &Hash) -> Option<SpotCheckMaterial> {
+        lock(&self.archive).get(receipt)
     }
 
     /// The same shard keeping at most `max` sessions.
@@ -140,6 +171,7 @@ impl Shard {
         }
         let session = Session {
             cache: self.exec.new_cache(),
+            inputs: InputLog::default(),
             topk: Vec::new(),
             receipted_end: 0,
             seq: 0,
@@ -171,6 +203,7 @@ impl Shard {
         };
         let mut s = lock(&state);
         s.cache.truncate(pos)?;
+        s.inputs.truncate(pos);
         s.topk.truncate(pos);
         Ok(())
     }
@@ -205,7 +238,7 @@ impl Shard {
                 ExecInput::Hidden(&hidden_in)
             }
         };
-        let out = self
+        let mut out = self
             .exec
             .forward(&mut s.cache, input, start)
             .map_err(|e| match e {
@@ -216,6 +249,10 @@ impl Shard {
                 },
                 e => e,
             })?;
+        if let Some(fault) = self.fault {
+            out = fake_positions(&self.exec, &out, &req.input, start, fault)?;
+        }
+        s.inputs.record(start, &req.input)?;
         s.topk.truncate(start);
         s.topk.extend(position_topk(&out)?);
         // Positions before `receipted_end` recomputed here (a replay) stay receipted once:
@@ -254,6 +291,10 @@ impl Shard {
             )));
         }
         let commitment = ActivationCommitment::from_positions(from as u32, &s.topk[from..until]);
+        let inputs = s.inputs.prefix(until).ok_or_else(|| {
+            InferenceError::BadRequest(format!("inputs of positions 0..{until} not logged"))
+        })?;
+        let input_commitment = inputs.digest(until).unwrap_or_default();
         let body = ReceiptBody {
             worker,
             client: req.client.clone(),
@@ -265,15 +306,60 @@ impl Shard {
             position_start: from as u32,
             position_end: until as u32,
             commitment: commitment.hash(),
+            input_commitment,
         };
         s.seq += 1;
         s.receipted_end = until as u32;
+        lock(&self.archive).insert(
+            body.id(),
+            SpotCheckMaterial {
+                inputs,
+                commitment: commitment.encode(),
+            },
+        );
         Ok(SessionReceipt {
             body,
             commitment,
             worker_signature: None,
         })
     }
+}
+
+/// [`SkipWork`]: replaces a share of the output rows by the input rows (the embeddings
+/// when the input is tokens), chosen by a hash of (seed, position) so a replay fakes the
+/// same ones.
+fn fake_positions(
+    exec: &ShardExecutor,
+    out: &candle_core::Tensor,
+    input: &ShardInput,
+    start: usize,
+    fault: SkipWork,
+) -> Result<candle_core::Tensor> {
+    let (_, seq, width) = out.dims3()?;
+    let mut rows = out.squeeze(0)?.to_vec2::<f32>()?;
+    let inputs: Vec<Vec<f32>> = match input {
+        ShardInput::Hidden(a) => a.to_tensor()?.squeeze(0)?.to_vec2::<f32>()?,
+        ShardInput::Tokens(t) => exec
+            .embed(t)?
+            .chunks(width)
+            .map(|row| row.to_vec())
+            .collect(),
+    };
+    for (i, row) in rows.iter_mut().enumerate() {
+        let draw = neuroshard_primitives::blake2_256(&(fault.seed, (start + i) as u64).encode());
+        let x = u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]) % 1_000_000;
+        if x < fault.permill {
+            if let Some(input_row) = inputs.get(i) {
+                *row = input_row.clone();
+            }
+        }
+    }
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    Ok(candle_core::Tensor::from_vec(
+        flat,
+        (1, seq, width),
+        out.device(),
+    )?)
 }
 
 #[cfg(test)]

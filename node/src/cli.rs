@@ -250,6 +250,11 @@ pub struct RunArgs {
     /// block this node authors, so its peers catch and report the equivocation.
     #[arg(long, hide = true, requires = "validator")]
     pub fault_equivocate: bool,
+    /// Fault injection for tests and benches: the node's shards fake this many
+    /// millionths of their output positions (returning their input instead of running
+    /// the layers), like a worker saving compute; spot checks should catch it.
+    #[arg(long, hide = true, value_name = "PERMILL", requires = "shards")]
+    pub fault_skip_work: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -129,6 +129,8 @@ pub struct Client {
     new_heads: broadcast::Sender<Header>,
     finalized_heads: broadcast::Sender<Header>,
     local_extrinsics: broadcast::Sender<SignedExtrinsic>,
+    /// Held while the node's own services pick a nonce and submit.
+    own_submissions: Mutex<()>,
 }
 
 impl Client {
@@ -193,6 +195,7 @@ impl Client {
                 finalized,
             }),
             write_lock: Mutex::new(()),
+            own_submissions: Mutex::new(()),
             new_heads: broadcast::channel(64).0,
             finalized_heads: broadcast::channel(64).0,
             local_extrinsics: broadcast::channel(1024).0,
@@ -305,6 +308,22 @@ impl Client {
     pub fn current_slot(&self) -> Result<u64, ClientError> {
         let duration = self.params()?.system.slot_duration_ms.max(1);
         Ok(unix_millis() / duration)
+    }
+
+    /// Signs `call` with `key` at the signer's next nonce (counting its pooled
+    /// transactions) and submits it. One at a time, so the node's own services (miner,
+    /// billing, spot checker) never sign two transactions with one nonce.
+    pub fn sign_and_submit(
+        &self,
+        key: &neuroshard_primitives::Keypair,
+        call: neuroshard_primitives::Call,
+    ) -> anyhow::Result<Hash> {
+        use sp_core::Pair as _;
+        let _one_at_a_time = self.own_submissions.lock();
+        let signer: AccountId = key.public().into();
+        let nonce = self.next_nonce(&signer)?;
+        let xt = SignedExtrinsic::sign(key, &self.genesis_hash, nonce, call);
+        Ok(self.submit(xt)?)
     }
 
     /// Validates `xt` (from this node's RPC or its own services) against the head state,

@@ -4,7 +4,8 @@
 //! [`commands::run`].
 //!
 //! Beside them: `p2p` glues the libp2p network crate to the chain and the shard worker,
-//! `worker` and `miner` serve the model and earn, `api` is the OpenAI-compatible HTTP API.
+//! `worker` and `miner` serve the model and earn, `spot_checker` re-runs sampled receipts
+//! (validators), `api` is the OpenAI-compatible HTTP API.
 
 pub mod api;
 pub mod authoring;
@@ -20,5 +21,6 @@ pub mod pool;
 pub mod rpc;
 pub mod rpc_client;
 pub mod service;
+pub mod spot_checker;
 pub mod store;
 pub mod worker;

@@ -9,7 +9,7 @@
 use crate::client::{hex_hash, Client};
 use anyhow::{ensure, Context};
 use neuroshard_primitives::model_chunks::ChunkTree;
-use neuroshard_primitives::{AccountId, Call, Hash, Keypair, PonwCall, SignedExtrinsic};
+use neuroshard_primitives::{AccountId, Call, Hash, Keypair, PonwCall};
 use neuroshard_runtime::ponw;
 use sp_core::Pair as _;
 use std::io::{Read, Seek, SeekFrom};
@@ -43,6 +43,11 @@ impl ModelPossession {
             path: path.to_path_buf(),
             tree,
         })
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The bytes of chunk `index` and their Merkle path.
@@ -82,14 +87,12 @@ pub async fn run(
                 let result = model
                     .answer(challenge.chunk_index)
                     .and_then(|(chunk, proof)| {
-                        let nonce = client.next_nonce(&worker)?;
                         let call = Call::Ponw(PonwCall::Heartbeat {
                             minute,
                             chunk,
                             proof,
                         });
-                        let xt = SignedExtrinsic::sign(&key, &client.genesis_hash(), nonce, call);
-                        Ok(client.submit(xt)?)
+                        client.sign_and_submit(&key, call)
                     });
                 match result {
                     Ok(hash) => {

@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub shards: Vec<LayerRange>,
     /// libp2p settings; `None` runs without networking (the single-node `dev` chain).
     pub p2p: Option<crate::p2p::P2pConfig>,
+    /// Fault injection: share of output positions (millionths) the shards fake.
+    pub fault_skip_work: Option<u32>,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -108,8 +110,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         (Some(key), false) => Some(tokio::spawn(worker::serve(
             client.clone(),
             key.clone(),
-            spec.model.clone(),
-            config.shards.clone(),
+            worker::ServeOptions {
+                model: spec.model.clone(),
+                shards: config.shards.clone(),
+                fault_skip_work: config.fault_skip_work,
+            },
             p2p.clone(),
             api_state.generator.clone(),
             stop_rx.clone(),

@@ -4,7 +4,8 @@
 //! speculative decoding, and turns every generation into receipts. Each shard's receipt
 //! is signed by this node as the worker and counter-signed by this node as the client
 //! (the API's users are served on this node's account and paid from its escrow), then
-//! submitted to the pool as one `submit_receipts` extrinsic.
+//! submitted to the pool as one `submit_receipts` extrinsic. Alongside it run the miner
+//! (uptime heartbeats) and, on validators, the spot checker.
 
 use crate::api::{
     Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, GeneratorSlot,
@@ -14,19 +15,20 @@ use crate::client::{hex_hash, Client};
 use crate::p2p::routing::plan_route;
 use crate::p2p::shard_wire::ShardServer;
 use crate::p2p::P2p;
+use crate::spot_checker::SpotChecker;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_inference::decode::{decode_until, DecodeOptions};
 use neuroshard_inference::drafter::NgramDrafter;
 use neuroshard_inference::fetch::{ensure_model, ModelSpec};
 use neuroshard_inference::generate::client_for;
-use neuroshard_inference::shard::Shard;
+use neuroshard_inference::shard::{Shard, SkipWork};
 use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
 use neuroshard_inference::transport::InProcessTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::PipelineClient;
 use neuroshard_primitives::{
-    AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, SignedExtrinsic, UNIT,
+    AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, UNIT,
 };
 use neuroshard_runtime::ponw;
 use parking_lot::Mutex;
@@ -74,11 +76,14 @@ pub struct LocalWorker {
 }
 
 impl LocalWorker {
-    /// Loads `shards` of the GGUF at `path` (hash `model_hash`) as this node's worker.
+    /// Loads `shards` of the GGUF at `path` (hash `model_hash`) as this node's worker
+    /// (faking `fault_skip_work` millionths of their outputs when given: fault injection).
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         path: &Path,
         model_hash: Hash,
         shards: &[LayerRange],
+        fault_skip_work: Option<u32>,
         key: Keypair,
         chain: Arc<Client>,
         p2p: Option<P2p>,
@@ -91,8 +96,15 @@ impl LocalWorker {
         let transports = shards
             .iter()
             .map(|r| {
-                let shard =
+                let mut shard =
                     Shard::new(weights.slice(r.start as usize..r.end as usize)?, model_hash)?;
+                if let Some(permill) = fault_skip_work {
+                    warn!(layers = %r, permill, "fault injection: this shard fakes part of its work");
+                    shard = shard.with_fault(SkipWork {
+                        permill,
+                        seed: u64::from(r.start),
+                    });
+                }
                 Ok(Arc::new(InProcessTransport::new(
                     Arc::new(shard),
                     worker.clone(),
@@ -178,10 +190,7 @@ impl LocalWorker {
     }
 
     fn submit(&self, call: Call) -> anyhow::Result<Hash> {
-        let me = self.account();
-        let nonce = self.chain.next_nonce(&me)?;
-        let xt = SignedExtrinsic::sign(&self.key, &self.chain.genesis_hash(), nonce, call);
-        Ok(self.chain.submit(xt)?)
+        self.chain.sign_and_submit(&self.key, call)
     }
 
     /// Signs every shard's receipt for a finished session and submits them.
@@ -346,20 +355,33 @@ impl<'a> TextStreamer<'a> {
     }
 }
 
+/// What a node serves: the chain's model and the layer ranges it loads.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub model: ModelDescriptor,
+    pub shards: Vec<LayerRange>,
+    /// Fault injection: millionths of output positions the shards fake.
+    pub fault_skip_work: Option<u32>,
+}
+
 /// Brings this node's shards up and keeps it mining: fetches and verifies the model,
 /// hashes its chunk tree (the proof of possession), loads the shards, hands the API its
 /// generator, registers as a worker and locks escrow when needed, then runs the
-/// heartbeat miner until shutdown. Failures are
-/// logged: the chain keeps running without serving.
+/// heartbeat miner and the spot checker until shutdown. Failures are logged: the chain
+/// keeps running without serving.
 pub async fn serve(
     chain: Arc<Client>,
     key: Keypair,
-    model: ModelDescriptor,
-    shards: Vec<LayerRange>,
+    options: ServeOptions,
     p2p: Option<P2p>,
     generator: SharedGenerator,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let ServeOptions {
+        model,
+        shards,
+        fault_skip_work,
+    } = options;
     let loading = {
         let chain = chain.clone();
         let key = key.clone();
@@ -367,7 +389,7 @@ pub async fn serve(
         let p2p = p2p.clone();
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            load_everything(&chain, key, &model, &shards, p2p, runtime)
+            load_everything(&chain, key, &model, &shards, fault_skip_work, p2p, runtime)
         })
     };
     let failure = match loading.await {
@@ -400,8 +422,16 @@ pub async fn serve(
         ));
         info!("serving shards to the network");
     }
+    let checker = Arc::new(SpotChecker::new(
+        chain.clone(),
+        key.clone(),
+        local.shards(),
+        possession.path().to_path_buf(),
+        p2p.clone(),
+    ));
+    tokio::spawn(checker.run(shutdown.clone()));
     *generator.write().await = GeneratorSlot::Ready(local);
-    info!("model loaded: HTTP API generations enabled, miner started");
+    info!("model loaded: HTTP API generations enabled, miner and spot checker started");
     crate::miner::run(chain, key, possession, shutdown).await;
 }
 
@@ -410,6 +440,7 @@ fn load_everything(
     key: Keypair,
     model: &ModelDescriptor,
     shards: &[LayerRange],
+    fault_skip_work: Option<u32>,
     p2p: Option<P2p>,
     runtime: tokio::runtime::Handle,
 ) -> anyhow::Result<(Arc<crate::miner::ModelPossession>, Arc<LocalWorker>)> {
@@ -427,6 +458,7 @@ fn load_everything(
         &path,
         model.blake2_256,
         shards,
+        fault_skip_work,
         key,
         chain.clone(),
         p2p,

@@ -53,6 +53,11 @@ pub enum PonwCall {
     RequestEscrowRelease,
     /// Take back what is left of a released escrow.
     WithdrawEscrow,
+    /// A validator's verdict on a receipt drawn for a spot check.
+    SubmitSpotCheck {
+        receipt: Hash,
+        verdict: crate::event::SpotCheckVerdict,
+    },
 }
 
 /// Calls of the staking pallet.
@@ -114,6 +119,7 @@ impl Call {
             Call::Ponw(PonwCall::DepositEscrow { .. }) => "ponw.deposit_escrow",
             Call::Ponw(PonwCall::RequestEscrowRelease) => "ponw.request_escrow_release",
             Call::Ponw(PonwCall::WithdrawEscrow) => "ponw.withdraw_escrow",
+            Call::Ponw(PonwCall::SubmitSpotCheck { .. }) => "ponw.submit_spot_check",
             Call::Staking(StakingCall::Bond { .. }) => "staking.bond",
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",

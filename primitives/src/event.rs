@@ -163,6 +163,55 @@ pub enum Event {
     /// A registered worker did not answer `minute`'s liveness challenge (reported when
     /// the next minute opens): no uptime for that minute.
     ChallengeMissed { worker: AccountId, minute: u64 },
+    /// An accepted receipt was drawn for a spot check: its tokens are held until a
+    /// validator's verdict (or `deadline`, when they are credited).
+    SpotCheckRequested {
+        id: Hash,
+        worker: AccountId,
+        layers: LayerRange,
+        deadline: u64,
+    },
+    /// A validator re-ran a sampled receipt and it matched: its tokens were credited.
+    SpotCheckPassed {
+        id: Hash,
+        worker: AccountId,
+        checker: AccountId,
+    },
+    /// A sampled receipt failed its check: voided (nothing minted for it), `slashed`
+    /// taken from the worker's bond, `refunded` of it returned to the client.
+    SpotCheckFailed {
+        id: Hash,
+        worker: AccountId,
+        checker: AccountId,
+        verdict: SpotCheckVerdict,
+        slashed: Balance,
+        refunded: Balance,
+    },
+    /// No verdict came by the deadline: the held tokens were credited.
+    SpotCheckExpired { id: Hash, worker: AccountId },
+}
+
+/// A validator's verdict on a sampled receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum SpotCheckVerdict {
+    /// Re-running the layers on the committed inputs gave the committed activations.
+    Match,
+    /// The worker's material does not attest the work (wrong activations, inputs that
+    /// do not hash to the receipt's, malformed).
+    Mismatch,
+    /// The worker did not hand over the receipt's material.
+    NoAnswer,
+}
+
+impl SpotCheckVerdict {
+    /// Stable lower-case name for RPC and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SpotCheckVerdict::Match => "match",
+            SpotCheckVerdict::Mismatch => "mismatch",
+            SpotCheckVerdict::NoAnswer => "no_answer",
+        }
+    }
 }
 
 /// Why a bond was slashed (stable codes).
@@ -170,6 +219,8 @@ pub enum Event {
 pub enum SlashReason {
     /// Two different blocks sealed for one slot.
     Equivocation { slot: u64 },
+    /// An inference receipt failed its spot check.
+    FailedSpotCheck { receipt: Hash },
 }
 
 impl SlashReason {
@@ -177,6 +228,7 @@ impl SlashReason {
     pub fn as_str(&self) -> &'static str {
         match self {
             SlashReason::Equivocation { .. } => "equivocation",
+            SlashReason::FailedSpotCheck { .. } => "failed_spot_check",
         }
     }
 }

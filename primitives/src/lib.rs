@@ -22,7 +22,7 @@ pub use call::{BalancesCall, Call, PonwCall, SignedExtrinsic, StakingCall, Train
 pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
-pub use event::{Event, RejectReason, SlashReason};
+pub use event::{Event, RejectReason, SlashReason, SpotCheckVerdict};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use slot_lottery::VrfSignature;
 pub use training::{

@@ -112,6 +112,10 @@ pub struct ReceiptBody {
     pub position_end: u32,
     /// Hash of the worker's commitment to its output activations (top-k values).
     pub commitment: Hash,
+    /// Digest of the inputs the worker was sent for positions `0..position_end` (token
+    /// ids or hidden states; the client checks it against what it sent before it
+    /// counter-signs). A spot check re-runs the layers on exactly these inputs.
+    pub input_commitment: Hash,
 }
 
 impl ReceiptBody {
@@ -218,6 +222,7 @@ mod tests {
             position_start: 0,
             position_end: 32,
             commitment: blake2_256(b"activations"),
+            input_commitment: blake2_256(b"inputs"),
         }
     }
 

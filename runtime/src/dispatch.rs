@@ -23,6 +23,10 @@ pub struct AccountInfo {
     pub reserved: Balance,
     pub bonded: Balance,
     pub nonce: Nonce,
+    /// Part of `reserved` held as the worker bond (zero when not a worker).
+    pub worker_bond: Balance,
+    /// Total ever slashed from the worker bond by failed spot checks.
+    pub slashed: Balance,
 }
 
 /// Whether the call pays the transaction fee. Heartbeats are free: they only apply for
@@ -44,6 +48,8 @@ impl Runtime {
             reserved: data.reserved,
             bonded: data.bonded,
             nonce: data.nonce,
+            worker_bond: ponw::worker(state, who)?.map_or(0, |w| w.bond),
+            slashed: ponw::spot_checks::slashed(state, who)?,
         })
     }
 
@@ -146,6 +152,12 @@ fn dispatch(
         Call::Ponw(PonwCall::DepositEscrow { amount }) => ponw::escrow::deposit(o, who, *amount)?,
         Call::Ponw(PonwCall::RequestEscrowRelease) => ponw::escrow::request_release(o, ctx, who)?,
         Call::Ponw(PonwCall::WithdrawEscrow) => ponw::escrow::withdraw(o, ctx, who)?,
+        Call::Ponw(PonwCall::SubmitSpotCheck { receipt, verdict }) => {
+            if !staking::validators(o)?.contains(who) {
+                return Err(ponw::Error::NotAValidator.into());
+            }
+            ponw::submit_verdict(o, who, receipt, *verdict)?
+        }
         Call::Training(TrainingCall::SubmitGradientReceipt { receipt }) => {
             training::submit_gradient_receipt(o, receipt)?
         }

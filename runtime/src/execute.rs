@@ -115,11 +115,11 @@ impl Runtime {
             // minute the next block would open; workers answer minutes whose seed is
             // already recorded, so the placeholder only affects a heartbeat that could
             // not have been answered yet (it fails here or when the block is built).
-            let ctx = system::context(&p, number, Hash::zero(), slot, AccountId::from([0; 32]));
+            let mut ctx = system::context(&p, number, Hash::zero(), slot, AccountId::from([0; 32]));
             let mut overlay = Overlay::new(state);
             // No VRF output exists for a block not built yet; only the randomness a
             // transaction cannot read depends on it.
-            self.initialize(&mut overlay, &ctx, &Hash::zero())
+            self.initialize(&mut overlay, &mut ctx, &Hash::zero())
                 .map_err(TransactionError::Call)?;
             self.apply_checked(&mut overlay, &ctx, xt)?;
         } else {
@@ -152,10 +152,11 @@ impl Runtime {
     fn initialize(
         &self,
         overlay: &mut Overlay<'_>,
-        ctx: &BlockContext,
+        ctx: &mut BlockContext,
         vrf_output: &Hash,
     ) -> Result<(), DispatchError> {
         system::on_initialize(overlay, ctx, vrf_output)?;
+        ctx.randomness = system::randomness(&*overlay)?;
         ponw::on_initialize(overlay, ctx)?;
         Ok(())
     }
@@ -176,9 +177,9 @@ impl Runtime {
         let p = system::params(state)?;
         let number = parent.number + 1;
         let vrf_output = Self::verify_vrf(state, &author, slot, &vrf)?;
-        let ctx = system::context(&p, number, parent.hash(), slot, author.clone());
+        let mut ctx = system::context(&p, number, parent.hash(), slot, author.clone());
         let mut overlay = Overlay::new(state);
-        self.initialize(&mut overlay, &ctx, &vrf_output)
+        self.initialize(&mut overlay, &mut ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
         let mut included = Vec::new();
         let mut rejected = Vec::new();
@@ -267,7 +268,7 @@ impl Runtime {
                 limit: p.max_block_bytes,
             });
         }
-        let ctx = system::context(
+        let mut ctx = system::context(
             &p,
             header.number,
             header.parent_hash,
@@ -275,7 +276,7 @@ impl Runtime {
             header.author.clone(),
         );
         let mut overlay = Overlay::new(state);
-        self.initialize(&mut overlay, &ctx, &vrf_output)
+        self.initialize(&mut overlay, &mut ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
         for (index, xt) in block.extrinsics.iter().enumerate() {
             self.check_envelope(&overlay, xt, xt.encoded_size())

@@ -69,6 +69,7 @@ pub fn context(
         author,
         epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
         minute: slot.saturating_mul(p.slot_duration_ms) / 60_000,
+        randomness: Hash::zero(),
     }
 }
 

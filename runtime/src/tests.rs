@@ -70,6 +70,10 @@ pub(crate) fn test_config() -> GenesisConfig {
                 client_fee_per_token: UNIT / 5,
                 fee_burn_permill: 500_000,
                 escrow_release_blocks: 10,
+                worker_bond: 100 * UNIT,
+                spot_check_permill: 0,
+                spot_check_blocks: 10,
+                spot_check_slash: 50 * UNIT,
             },
             training: neuroshard_training_pallet::Params {
                 training_reward: 2 * UNIT,
@@ -359,6 +363,7 @@ fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
         position_start: seq * 1000,
         position_end: seq * 1000 + tokens,
         commitment: blake2_256(&seq.to_le_bytes()),
+        input_commitment: blake2_256(&[seq as u8; 3]),
     };
     Receipt::sign(body, &pair(worker), &pair("//Dave"))
 }

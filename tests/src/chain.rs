@@ -114,6 +114,7 @@ pub fn work_receipt(model: Hash, epoch: u32, layers: (u16, u16), seq: u32) -> Re
         position_start: 0,
         position_end: 30,
         commitment: blake2_256(format!("activations {layers:?}").as_bytes()),
+        input_commitment: blake2_256(format!("inputs {layers:?}").as_bytes()),
     };
     Receipt::sign(body, &worker, &client)
 }

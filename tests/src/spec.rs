@@ -22,6 +22,18 @@ pub fn write_fast_spec(
     slot_duration_ms: u64,
     epoch_length: u64,
 ) -> anyhow::Result<PathBuf> {
+    write_spec_with(dir, builtin, slot_duration_ms, epoch_length, |_| {})
+}
+
+/// Like [`write_fast_spec`], then `edit` changes the genesis parameters
+/// (`genesis.params` of the spec JSON) before the spec is written.
+pub fn write_spec_with(
+    dir: &Path,
+    builtin: &str,
+    slot_duration_ms: u64,
+    epoch_length: u64,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> anyhow::Result<PathBuf> {
     let text = neuroshard_chain_spec::builtin_json(builtin).context("built-in spec")?;
     let mut spec: serde_json::Value = serde_json::from_str(text)?;
     spec["id"] = format!("test-{builtin}").into();
@@ -29,6 +41,7 @@ pub fn write_fast_spec(
     let system = &mut spec["genesis"]["params"]["system"];
     system["slot_duration_ms"] = slot_duration_ms.into();
     system["epoch_length"] = epoch_length.into();
+    edit(&mut spec["genesis"]["params"]);
     let path = dir.join("spec.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&spec)?)?;
     // The spec must still load.

@@ -110,6 +110,7 @@ fn receipts(f: &Fixture, count: usize) -> Vec<Receipt> {
                 position_start: 0,
                 position_end: 32,
                 commitment: blake2_256(&(i as u64).to_be_bytes()),
+                input_commitment: blake2_256(&(i as u64).to_le_bytes()),
             };
             Receipt::sign(body, worker_pair, client)
         })

@@ -172,6 +172,7 @@ fn receipts_are_paid_at_the_epoch_boundary() {
         position_start: 0,
         position_end: 30,
         commitment: blake2_256(b"out"),
+        input_commitment: blake2_256(b"in"),
     };
     let receipt = Receipt::sign(body, &pair("//Alice"), &pair("//Bob"));
     let call = Call::Ponw(PonwCall::SubmitReceipts {

@@ -33,6 +33,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         shards: neuroshard_chain_spec::load("dev")?.model.shards,
         // One authority serving every shard itself: no peers to talk to.
         p2p: None,
+        fault_skip_work: None,
     };
     service::run(config).await
 }
@@ -77,6 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             bootnodes,
             fault_equivocate: args.fault_equivocate,
         }),
+        fault_skip_work: args.fault_skip_work,
     };
     service::run(config).await
 }

@@ -4,7 +4,8 @@
 //!
 //! Receipts cross the network signed: the serving node signs the receipt body with its
 //! chain key, and the client checks that signature, the worker account it expected, the
-//! session and the commitment before it counter-signs. Every byte from a peer is decoded
+//! session and the commitment before it counter-signs. Validators fetch the spot-check
+//! material of sampled receipts over the same protocol ([`fetch_material`]). Every byte from a peer is decoded
 //! with SCALE under the protocol's size cap; nothing here panics on bad input.
 
 use neuroshard_inference::commitment::ActivationCommitment;
@@ -12,6 +13,7 @@ use neuroshard_inference::messages::{
     ReceiptRequest, SessionReceipt, ShardOutput, ShardRequest, ShardResponse,
 };
 use neuroshard_inference::shard::Shard;
+use neuroshard_inference::spot_check::SpotCheckMaterial;
 use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::InferenceError;
 use neuroshard_network::{NetworkHandle, PeerId, Protocol};
@@ -39,6 +41,12 @@ pub enum ShardCall {
         layers: LayerRange,
         session: SessionId,
     },
+    /// A validator asks for the spot-check material of a receipt this node issued.
+    Material {
+        model: Hash,
+        layers: LayerRange,
+        receipt: Hash,
+    },
 }
 
 /// A provider's answer.
@@ -52,6 +60,8 @@ pub enum ShardReply {
         worker_signature: Signature,
     },
     Done,
+    /// The material of the receipt asked for (`None`: not archived).
+    Material(Option<SpotCheckMaterial>),
     /// The provider could not serve the call (unknown shard, lost session, bad input).
     Error(String),
 }
@@ -193,6 +203,34 @@ impl ShardTransport for RemoteShard {
     }
 }
 
+/// Asks `peer` for the spot-check material of receipt `id` (body `body`): `Ok(None)`
+/// when the worker answers that it has none, `Err` when it could not be asked or its
+/// answer is not an answer (the caller retries, then gives a `NoAnswer` verdict).
+pub async fn fetch_material(
+    network: &NetworkHandle,
+    peer: PeerId,
+    body: &ReceiptBody,
+    id: &Hash,
+) -> anyhow::Result<Option<SpotCheckMaterial>> {
+    let call = ShardCall::Material {
+        model: body.model,
+        layers: body.layers,
+        receipt: *id,
+    };
+    let bytes = network
+        .request(peer, Protocol::Activations, call.encode())
+        .await?;
+    match ShardReply::decode_all(&mut &bytes[..]) {
+        Ok(ShardReply::Material(found)) => Ok(found),
+        Ok(ShardReply::Error(e)) => anyhow::bail!("worker says: {e}"),
+        Ok(_) => anyhow::bail!("reply is not spot-check material"),
+        Err(e) => {
+            network.penalise(peer, neuroshard_network::Offence::Malformed);
+            anyhow::bail!("undecodable reply: {e}")
+        }
+    }
+}
+
 /// First characters of a peer id's base58 tail, for logs and names.
 pub fn short_peer(peer: &PeerId) -> String {
     let s = peer.to_base58();
@@ -311,6 +349,13 @@ impl ShardServer {
                 self.stats.lock().sessions.remove(&session);
                 Ok(ShardReply::Done)
             }
+            ShardCall::Material {
+                model,
+                layers,
+                receipt,
+            } => Ok(ShardReply::Material(
+                self.shard(&model, layers)?.material(&receipt),
+            )),
         }
     }
 }

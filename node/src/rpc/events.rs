@@ -95,6 +95,7 @@ pub fn event_json(event: &Event) -> Value {
             });
             match reason {
                 SlashReason::Equivocation { slot } => v["slot"] = json!(slot),
+                SlashReason::FailedSpotCheck { receipt } => v["receipt"] = json!(hex_hash(receipt)),
             }
             v
         }
@@ -148,6 +149,38 @@ pub fn event_json(event: &Event) -> Value {
         }),
         Event::ChallengeMissed { worker, minute } => {
             json!({"event": "ChallengeMissed", "worker": ss58(worker), "minute": minute})
+        }
+        Event::SpotCheckRequested {
+            id,
+            worker,
+            layers,
+            deadline,
+        } => json!({
+            "event": "SpotCheckRequested", "id": hex_hash(id), "worker": ss58(worker),
+            "layers": layers.to_string(), "deadline": deadline,
+        }),
+        Event::SpotCheckPassed {
+            id,
+            worker,
+            checker,
+        } => json!({
+            "event": "SpotCheckPassed", "id": hex_hash(id), "worker": ss58(worker),
+            "checker": ss58(checker),
+        }),
+        Event::SpotCheckFailed {
+            id,
+            worker,
+            checker,
+            verdict,
+            slashed,
+            refunded,
+        } => json!({
+            "event": "SpotCheckFailed", "id": hex_hash(id), "worker": ss58(worker),
+            "checker": ss58(checker), "verdict": verdict.as_str(),
+            "slashed": slashed.to_string(), "refunded": refunded.to_string(),
+        }),
+        Event::SpotCheckExpired { id, worker } => {
+            json!({"event": "SpotCheckExpired", "id": hex_hash(id), "worker": ss58(worker)})
         }
     }
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 #[rpc(server)]
 pub trait NeuroshardApi {
-    /// `{free, reserved, bonded, nonce}` of an SS58 address (balances in base units).
+    /// `{free, reserved, bonded, nonce, workerBond, slashed}` of an SS58 address
+    /// (balances in base units).
     #[method(name = "neuroshard_account")]
     fn account(&self, address: String) -> RpcResult<AccountJson>;
 
@@ -64,6 +65,8 @@ impl NeuroshardApiServer for Neuroshard {
             reserved: info.reserved.to_string(),
             bonded: info.bonded.to_string(),
             nonce: info.nonce,
+            worker_bond: info.worker_bond.to_string(),
+            slashed: info.slashed.to_string(),
         })
     }
 

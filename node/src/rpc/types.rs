@@ -86,6 +86,11 @@ pub struct AccountJson {
     pub reserved: String,
     pub bonded: String,
     pub nonce: u64,
+    /// Part of `reserved` held as the worker bond.
+    #[serde(rename = "workerBond")]
+    pub worker_bond: String,
+    /// Total ever slashed from the worker bond (failed spot checks).
+    pub slashed: String,
 }
 
 /// One entry of `neuroshard_rewards`.

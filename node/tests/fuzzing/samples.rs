@@ -5,6 +5,7 @@ use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::messages::{
     Activations, HeadMode, ReceiptRequest, ShardInput, ShardOutput, ShardRequest, WireDType,
 };
+use neuroshard_inference::spot_check::{InputLog, SpotCheckMaterial};
 use neuroshard_inference::{ModelWeights, Precision, Shard};
 use neuroshard_network::{NetworkKeypair, ProviderInfo, ProviderRecord};
 use neuroshard_node::finality::Vote;
@@ -43,6 +44,7 @@ pub fn receipt_body() -> ReceiptBody {
         position_start: 0,
         position_end: 32,
         commitment: Hash::repeat_byte(4),
+        input_commitment: Hash::repeat_byte(5),
     }
 }
 
@@ -244,6 +246,11 @@ pub fn shard_calls() -> Vec<Vec<u8>> {
             layers: layers(3, 6),
             session: [8; 16],
         },
+        ShardCall::Material {
+            model: TINY_MODEL,
+            layers: layers(0, 3),
+            receipt: Hash::repeat_byte(3),
+        },
     ]
     .iter()
     .map(|c| c.encode())
@@ -261,6 +268,13 @@ pub fn shard_replies(server: &ShardServer) -> Vec<Vec<u8>> {
         })
         .collect();
     replies.push(ShardReply::Error("unknown shard".into()).encode());
+    replies.push(
+        ShardReply::Material(Some(SpotCheckMaterial {
+            inputs: InputLog::Tokens(vec![1, 2, 3]),
+            commitment: vec![1, 0, 0, 0, 0, 3, 0, 0, 0, 0],
+        }))
+        .encode(),
+    );
     replies
 }
 
@@ -277,7 +291,11 @@ pub fn consume_reply(reply: &ShardReply) {
         ShardReply::Receipt { commitment, .. } => {
             let _ = ActivationCommitment::decode(commitment);
         }
-        ShardReply::Done | ShardReply::Error(_) => {}
+        ShardReply::Material(Some(m)) => {
+            let _ = m.inputs.digest(m.inputs.len());
+            let _ = ActivationCommitment::decode(&m.commitment);
+        }
+        ShardReply::Material(None) | ShardReply::Done | ShardReply::Error(_) => {}
     }
 }
 

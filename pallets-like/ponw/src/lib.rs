@@ -6,6 +6,10 @@
 //! Clients pay for the work they counter-sign from an escrow, and part of every fee is
 //! burned so that self-dealing never pays (see [`escrow`]).
 //!
+//! Accepted receipts are sampled for spot checks; a sampled one is credited only when a
+//! validator's re-run matches, and a failed check slashes the worker's bond (see
+//! [`spot_checks`]).
+//!
 //! A batch is judged receipt by receipt: the good ones are paid and credited, each bad
 //! one (bad signature, replay, duplicate, unknown worker, wrong model, layers not served,
 //! stale epoch, bad shape, client escrow too small) gets a `ReceiptRejected` event with
@@ -14,11 +18,13 @@
 pub mod escrow;
 mod receipts;
 mod rewards;
+pub mod spot_checks;
 mod workers;
 
 pub use receipts::submit_receipts;
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
+pub use spot_checks::{submit_verdict, PendingCheck};
 pub use workers::{
     challenge, deregister_worker, heartbeat, register_worker, worker, Challenge, WorkerInfo,
     MINUTE_SEED, WORKERS,
@@ -78,6 +84,17 @@ pub struct Params {
     pub fee_burn_permill: u32,
     /// Blocks between a client's escrow release request and the withdrawal.
     pub escrow_release_blocks: u64,
+    /// Reserved from a worker's balance when it registers; failed spot checks slash it.
+    #[serde(with = "balances::decimal_string")]
+    pub worker_bond: Balance,
+    /// Share of accepted receipts drawn for a spot check, in millionths.
+    pub spot_check_permill: u32,
+    /// Blocks a validator has to return a sampled receipt's verdict (unanswered checks
+    /// are then credited).
+    pub spot_check_blocks: u64,
+    /// Slashed from the worker's bond per failed check (at most the bond).
+    #[serde(with = "balances::decimal_string")]
+    pub spot_check_slash: Balance,
 }
 
 pub const PARAMS: StorageValue<Params> = StorageValue::new(Ponw::NAME, "Params");
@@ -110,6 +127,14 @@ pub enum Error {
     MinuteAlreadyCredited(u64),
     #[error("amount must be greater than zero")]
     ZeroAmount,
+    #[error("no spot check is pending for receipt {0:?}")]
+    NoPendingCheck(Hash),
+    #[error("only validators may submit spot-check verdicts")]
+    NotAValidator,
+    #[error("receipts of this worker await spot checks; deregister after they are resolved")]
+    ChecksPending,
+    #[error("the slash per failed spot check exceeds the worker bond")]
+    SlashAboveBond,
     #[error("no escrow to release")]
     NoEscrow,
     #[error("escrow release already requested")]
@@ -140,7 +165,8 @@ pub fn on_initialize(
     ctx: &neuroshard_support::BlockContext,
 ) -> Result<()> {
     workers::record_minute_seed(overlay, ctx)?;
-    rewards::on_epoch_start(overlay, ctx)
+    rewards::on_epoch_start(overlay, ctx)?;
+    spot_checks::expire(overlay, ctx)
 }
 
 /// Genesis: parameters and pre-registered workers (the dev node's own miner).
@@ -155,6 +181,9 @@ pub fn build_genesis(
     if !escrow::burn_covers_reward(p) {
         return Err(Error::BurnBelowReward);
     }
+    if p.spot_check_slash > p.worker_bond {
+        return Err(Error::SlashAboveBond);
+    }
     PARAMS.put(overlay, p);
     CURRENT_EPOCH.put(overlay, &0);
     for (who, shards) in workers {
@@ -163,5 +192,7 @@ pub fn build_genesis(
     Ok(())
 }
 
+#[cfg(test)]
+mod spot_check_tests;
 #[cfg(test)]
 mod tests;

@@ -8,11 +8,12 @@
 //! layers), pruned once its epoch leaves the acceptance window.
 //!
 //! The good receipts of a batch are accepted (fee paid from escrow as burn + worker
-//! share, tallies credited, `ReceiptAccepted`) and every bad one is refused with a
+//! share, tallies credited unless the receipt is drawn for a spot check,
+//! `ReceiptAccepted`) and every bad one is refused with a
 //! `ReceiptRejected` event naming the reason, so one bad receipt cannot spoil a batch of
 //! thousands. A batch with no good receipt fails as a whole, with the first one's reason.
 
-use crate::{escrow, params, rewards, workers, Error, Result};
+use crate::{escrow, params, rewards, spot_checks, workers, Error, Result};
 use neuroshard_primitives::crypto::invalid_entries;
 use neuroshard_primitives::{
     AccountId, Balance, Event, LayerRange, Receipt, RejectReason, SessionId,
@@ -179,10 +180,14 @@ pub fn submit_receipts(
             });
             continue;
         }
-        let tokens = u64::from(body.tokens());
-        let credit = credits.entry(body.worker.clone()).or_default();
-        credit.0 += tokens;
-        credit.1 += tokens * u64::from(body.layers.len());
+        if spot_checks::is_sampled(&ctx.randomness, &body.id(), p.spot_check_permill) {
+            spot_checks::hold(overlay, ctx, body, fee, p.spot_check_blocks)?;
+        } else {
+            let tokens = u64::from(body.tokens());
+            let credit = credits.entry(body.worker.clone()).or_default();
+            credit.0 += tokens;
+            credit.1 += tokens * u64::from(body.layers.len());
+        }
         let payment = payments
             .entry((body.client.clone(), body.worker.clone()))
             .or_default();

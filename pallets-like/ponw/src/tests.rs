@@ -1,4 +1,5 @@
-//! Tests of receipts, heartbeats and the epoch payout, including every rejection.
+//! Tests of receipts, heartbeats and the epoch payout, including every rejection. The
+//! helpers are shared with the spot-check tests.
 
 use super::*;
 use neuroshard_primitives::crypto::keypair_from_uri;
@@ -11,18 +12,18 @@ use sp_core::Pair as _;
 
 const LAYERS: u16 = 30;
 
-fn model() -> Hash {
+pub(crate) fn model() -> Hash {
     blake2_256(b"model")
 }
 
-fn key(uri: &str) -> (Keypair, AccountId) {
+pub(crate) fn key(uri: &str) -> (Keypair, AccountId) {
     let pair = keypair_from_uri(uri).unwrap();
     let account = pair.public().into();
     (pair, account)
 }
 
 /// A stand-in model file (proof of possession only needs bytes and their chunk tree).
-fn model_file() -> Vec<u8> {
+pub(crate) fn model_file() -> Vec<u8> {
     (0..5_000u32).map(|i| (i * 31 % 253) as u8).collect()
 }
 
@@ -30,7 +31,7 @@ fn chunk_tree() -> ChunkTree {
     ChunkTree::from_reader(&model_file()[..], 256).unwrap()
 }
 
-fn params() -> Params {
+pub(crate) fn params() -> Params {
     let tree = chunk_tree();
     Params {
         model: ModelInfo {
@@ -48,10 +49,14 @@ fn params() -> Params {
         client_fee_per_token: UNIT / 5,
         fee_burn_permill: 500_000,
         escrow_release_blocks: 5,
+        worker_bond: 100 * UNIT,
+        spot_check_permill: 0,
+        spot_check_blocks: 10,
+        spot_check_slash: 50 * UNIT,
     }
 }
 
-fn ctx(epoch: u32, minute: u64) -> BlockContext {
+pub(crate) fn ctx(epoch: u32, minute: u64) -> BlockContext {
     BlockContext {
         number: u64::from(epoch) * 10 + 1,
         parent_hash: blake2_256(&minute.to_le_bytes()),
@@ -59,11 +64,12 @@ fn ctx(epoch: u32, minute: u64) -> BlockContext {
         author: key("//Alice").1,
         epoch,
         minute,
+        randomness: Hash::zero(),
     }
 }
 
 /// Genesis with //Bob serving 10-20 and //Charlie serving 0-10 and 20-30.
-fn genesis() -> StateDb {
+pub(crate) fn genesis() -> StateDb {
     let mut state = StateDb::new();
     let mut o = Overlay::new(&state);
     let bp = balances::Params {
@@ -71,7 +77,15 @@ fn genesis() -> StateDb {
         base_fee: 0,
         byte_fee: 0,
     };
-    balances::build_genesis(&mut o, &bp, &[(key("//Dave").1, 1_000 * UNIT)]).unwrap();
+    // The workers hold exactly their bond, so their free balance is what they earn.
+    let bond = params().worker_bond;
+    let funded = [
+        (key("//Dave").1, 1_000 * UNIT),
+        (key("//Bob").1, bond),
+        (key("//Charlie").1, bond),
+        (key("//Eve").1, bond),
+    ];
+    balances::build_genesis(&mut o, &bp, &funded).unwrap();
     build_genesis(
         &mut o,
         &params(),
@@ -93,7 +107,7 @@ fn genesis() -> StateDb {
     state
 }
 
-fn receipt(
+pub(crate) fn receipt(
     worker: &str,
     layers: (u16, u16),
     seq: u32,
@@ -113,6 +127,7 @@ fn receipt(
         position_start: positions.0,
         position_end: positions.1,
         commitment: blake2_256(&seq.to_le_bytes()),
+        input_commitment: blake2_256(&[seq as u8; 3]),
     };
     Receipt::sign(body, &wpair, &cpair)
 }
@@ -135,7 +150,7 @@ fn beat(
     apply(state, |o| heartbeat(o, ctx, who, minute, &chunk, &proof))
 }
 
-fn apply(
+pub(crate) fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> Result<()>,
 ) -> Result<Vec<Event>> {
@@ -569,6 +584,7 @@ proptest::proptest! {
                 position_start: 0,
                 position_end: *n,
                 commitment: blake2_256(b"c"),
+                input_commitment: blake2_256(b"i"),
             };
             Receipt::sign(body, &eve.0, &mallory.0)
         }).collect();

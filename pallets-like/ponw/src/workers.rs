@@ -4,10 +4,15 @@
 //! the first block of `m` (unknown until shortly before); with the worker's account it
 //! names one model-file chunk, which the worker must show with its Merkle path. A node
 //! that does not hold the model cannot answer, so idling online earns nothing.
+//!
+//! Registering reserves the chain's `worker_bond` from the worker's free balance: what a
+//! failed spot check slashes (see [`crate::spot_checks`]). Deregistering releases it once
+//! no receipt of the worker awaits a check.
 
 use crate::{params, rewards, Error, Result};
+use neuroshard_balances as balances;
 use neuroshard_primitives::model_chunks::{challenge_index, verify_chunk};
-use neuroshard_primitives::{AccountId, BlockNumber, Event, Hash, LayerRange};
+use neuroshard_primitives::{AccountId, Balance, BlockNumber, Event, Hash, LayerRange};
 use neuroshard_support::StorageValue;
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
@@ -20,6 +25,8 @@ pub struct WorkerInfo {
     pub registered_at: BlockNumber,
     /// Last minute an uptime credit was given for.
     pub last_heartbeat_minute: Option<u64>,
+    /// Reserved from the worker's balance while it is registered; slashable.
+    pub bond: Balance,
 }
 
 impl WorkerInfo {
@@ -102,7 +109,12 @@ pub fn register_worker(
             num_layers: p.model.num_layers,
         });
     }
-    let last_heartbeat_minute = worker(overlay, who)?.and_then(|w| w.last_heartbeat_minute);
+    let previous = worker(overlay, who)?;
+    let last_heartbeat_minute = previous.as_ref().and_then(|w| w.last_heartbeat_minute);
+    let bonded = previous.map_or(0, |w| w.bond);
+    if bonded < p.worker_bond {
+        balances::reserve(overlay, who, p.worker_bond - bonded)?;
+    }
     WORKERS.insert(
         overlay,
         who,
@@ -111,6 +123,7 @@ pub fn register_worker(
             shards: shards.clone(),
             registered_at: now,
             last_heartbeat_minute,
+            bond: bonded.max(p.worker_bond),
         },
     );
     overlay.deposit_event(Event::WorkerRegistered {
@@ -121,10 +134,20 @@ pub fn register_worker(
     Ok(())
 }
 
-/// `deregister_worker`: stops serving (work already credited is still paid).
+/// `deregister_worker`: stops serving and releases the bond (work already credited is
+/// still paid). Refused while a receipt of the worker awaits a spot check.
 pub fn deregister_worker(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()> {
-    if worker(overlay, who)?.is_none() {
-        return Err(Error::NotAWorker);
+    let info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
+    if crate::spot_checks::has_pending(overlay, who)? {
+        return Err(Error::ChecksPending);
+    }
+    remove(overlay, who, info.bond)
+}
+
+/// Removes a worker and releases what is left of its bond.
+pub(crate) fn remove(overlay: &mut Overlay<'_>, who: &AccountId, bond: Balance) -> Result<()> {
+    if bond > 0 {
+        balances::unreserve(overlay, who, bond)?;
     }
     WORKERS.remove(overlay, who);
     overlay.deposit_event(Event::WorkerDeregistered {

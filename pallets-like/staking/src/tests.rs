@@ -15,6 +15,7 @@ fn ctx(number: BlockNumber) -> BlockContext {
         author: who(0),
         epoch: 0,
         minute: 0,
+        randomness: neuroshard_primitives::Hash::zero(),
     }
 }
 

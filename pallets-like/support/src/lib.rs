@@ -34,4 +34,7 @@ pub struct BlockContext {
     pub epoch: u32,
     /// Wall-clock minute of this block (slot time / 60 s).
     pub minute: u64,
+    /// Chain randomness after this block's author's VRF output was mixed in (what
+    /// samples are drawn from; zero until the runtime's system pallet sets it).
+    pub randomness: Hash,
 }

@@ -54,6 +54,10 @@ fn genesis() -> StateDb {
         client_fee_per_token: UNIT / 5,
         fee_burn_permill: 500_000,
         escrow_release_blocks: 5,
+        worker_bond: 100 * UNIT,
+        spot_check_permill: 0,
+        spot_check_blocks: 10,
+        spot_check_slash: 50 * UNIT,
     };
     let mut workers: Vec<_> = HOLDERS.iter().map(|h| (key(h).1, vec![layers()])).collect();
     workers.push((key("//Eve").1, vec![LayerRange::new(0, 10).unwrap()]));

@@ -1,0 +1,254 @@
+//! The validator's spot checker: watches the chain's pending spot checks and answers the
+//! ones assigned to this node (each check goes to one validator, chosen by the receipt
+//! id, so the set shares the work). For each it gets the worker's spot-check material —
+//! from this node's own shards when the worker is this node, otherwise over the network
+//! from the worker's announced peers — re-runs the receipt's layers on the committed
+//! inputs (`neuroshard_inference::spot_check::check_receipt`) and submits the verdict.
+//!
+//! A worker that cannot produce the material after [`NO_ANSWER_AFTER`] tries gets a
+//! `NoAnswer` verdict. A check this node cannot run (no network to reach a remote worker,
+//! its own failure to load the layers) is left alone and expires, credited: the chain
+//! punishes only on evidence.
+
+use crate::client::{hex_hash, Client};
+use crate::p2p::shard_wire::fetch_material;
+use crate::p2p::P2p;
+use anyhow::Context;
+use neuroshard_inference::shard::Shard;
+use neuroshard_inference::spot_check::{check_receipt, CheckOutcome, SpotCheckMaterial};
+use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
+use neuroshard_inference::ShardExecutor;
+use neuroshard_primitives::{
+    AccountId, Call, Hash, Keypair, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
+};
+use neuroshard_runtime::{ponw, Runtime};
+use parking_lot::Mutex;
+use sp_core::Pair as _;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Failed attempts to get a remote worker's material before the verdict is `NoAnswer`.
+pub const NO_ANSWER_AFTER: u32 = 3;
+
+/// The validator that checks receipt `id`: `validators[id mod n]`.
+pub fn assigned_checker<'a>(id: &Hash, validators: &'a [AccountId]) -> Option<&'a AccountId> {
+    if validators.is_empty() {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&id.as_bytes()[..8]);
+    Some(&validators[(u64::from_le_bytes(word) % validators.len() as u64) as usize])
+}
+
+/// See the module docs.
+pub struct SpotChecker {
+    chain: Arc<Client>,
+    key: Keypair,
+    me: AccountId,
+    /// This node's shards: its own receipts' material and ready executors.
+    local: Vec<Arc<Shard>>,
+    model_path: PathBuf,
+    p2p: Option<P2p>,
+    /// Executors for layers this node does not serve, built on first use.
+    loaded: Mutex<HashMap<LayerRange, Arc<ShardExecutor>>>,
+}
+
+impl SpotChecker {
+    pub fn new(
+        chain: Arc<Client>,
+        key: Keypair,
+        local: Vec<Arc<Shard>>,
+        model_path: PathBuf,
+        p2p: Option<P2p>,
+    ) -> Self {
+        Self {
+            chain,
+            me: key.public().into(),
+            key,
+            local,
+            model_path,
+            p2p,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn local_shard(&self, layers: &LayerRange) -> Option<&Arc<Shard>> {
+        self.local.iter().find(|s| s.layers() == *layers)
+    }
+
+    /// Re-runs `body` from `material` on an executor for its layers.
+    fn run_check(
+        &self,
+        body: &ReceiptBody,
+        material: &SpotCheckMaterial,
+    ) -> anyhow::Result<CheckOutcome> {
+        if let Some(shard) = self.local_shard(&body.layers) {
+            return Ok(check_receipt(shard.executor(), body, material)?);
+        }
+        let exec = {
+            let mut loaded = self.loaded.lock();
+            match loaded.get(&body.layers) {
+                Some(exec) => exec.clone(),
+                None => {
+                    let source = ModelSource::Gguf(self.model_path.clone());
+                    let weights = ModelWeights::load(&source, None, Precision::Native)?;
+                    let range = body.layers.start as usize..body.layers.end as usize;
+                    let exec = Arc::new(ShardExecutor::new(weights.slice(range)?)?);
+                    loaded.insert(body.layers, exec.clone());
+                    exec
+                }
+            }
+        };
+        Ok(check_receipt(&exec, body, material)?)
+    }
+
+    /// The worker's material: `Ok(None)` when the worker says it has none, `Err` when it
+    /// could not be asked (network failure, no known peer).
+    async fn material(
+        &self,
+        id: &Hash,
+        body: &ReceiptBody,
+    ) -> anyhow::Result<Option<SpotCheckMaterial>> {
+        if body.worker == self.me {
+            return Ok(self.local_shard(&body.layers).and_then(|s| s.material(id)));
+        }
+        let p2p = self
+            .p2p
+            .as_ref()
+            .context("no network to reach the worker")?;
+        let peers: Vec<_> = p2p
+            .directory
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.account == body.worker)
+            .map(|p| p.peer)
+            .collect();
+        anyhow::ensure!(!peers.is_empty(), "the worker announces no peer");
+        let mut last = None;
+        for peer in peers {
+            match fetch_material(&p2p.network, peer, body, id).await {
+                Ok(found) => return Ok(found),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no peer answered")))
+    }
+
+    /// Decides one check: `None` when no verdict can be given yet.
+    async fn decide(
+        self: &Arc<Self>,
+        id: Hash,
+        body: ReceiptBody,
+        failures: &mut HashMap<Hash, u32>,
+    ) -> Option<SpotCheckVerdict> {
+        let material = match self.material(&id, &body).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Some(SpotCheckVerdict::NoAnswer),
+            Err(e) => {
+                let tries = failures.entry(id).or_default();
+                *tries += 1;
+                warn!(receipt = %hex_hash(&id), tries = *tries, error = %format!("{e:#}"), "spot-check material not fetched");
+                let remote_failure = self.p2p.is_some() && *tries >= NO_ANSWER_AFTER;
+                return remote_failure.then_some(SpotCheckVerdict::NoAnswer);
+            }
+        };
+        let checker = self.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || checker.run_check(&body, &material)).await;
+        match outcome {
+            Ok(Ok(CheckOutcome::Match)) => Some(SpotCheckVerdict::Match),
+            Ok(Ok(CheckOutcome::Mismatch(why))) => {
+                warn!(receipt = %hex_hash(&id), reason = %why, "spot check failed");
+                Some(SpotCheckVerdict::Mismatch)
+            }
+            Ok(Err(e)) => {
+                warn!(receipt = %hex_hash(&id), error = %format!("{e:#}"), "could not run the spot check");
+                None
+            }
+            Err(e) => {
+                warn!(receipt = %hex_hash(&id), error = %e, "spot check panicked");
+                None
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Checks answered (verdict in the pool or a block) and fetch failures so far.
+        let mut answered: std::collections::HashSet<Hash> = Default::default();
+        let mut failures: HashMap<Hash, u32> = HashMap::new();
+        loop {
+            let interval = self
+                .chain
+                .params()
+                .map(|p| p.system.slot_duration_ms / 2)
+                .unwrap_or(1_000)
+                .max(100);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
+                _ = shutdown.changed() => return,
+            }
+            let read = self.chain.with_best_state(|state, _| {
+                Ok::<_, anyhow::Error>((
+                    ponw::spot_checks::all_pending(state)?,
+                    Runtime::validators(state)?,
+                ))
+            });
+            let (pending, validators) = match read {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "spot checker could not read the chain");
+                    continue;
+                }
+            };
+            answered.retain(|id| pending.iter().any(|(p, _)| p == id));
+            failures.retain(|id, _| pending.iter().any(|(p, _)| p == id));
+            for (id, check) in pending {
+                if answered.contains(&id) || assigned_checker(&id, &validators) != Some(&self.me) {
+                    continue;
+                }
+                let Some(verdict) = self.decide(id, check.body, &mut failures).await else {
+                    continue;
+                };
+                let call = Call::Ponw(PonwCall::SubmitSpotCheck {
+                    receipt: id,
+                    verdict,
+                });
+                match self.chain.sign_and_submit(&self.key, call) {
+                    Ok(_) => {
+                        info!(receipt = %hex_hash(&id), verdict = verdict.as_str(), "spot-check verdict submitted");
+                        answered.insert(id);
+                    }
+                    Err(e) => {
+                        warn!(receipt = %hex_hash(&id), error = %format!("{e:#}"), "spot-check verdict not submitted")
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_spread_over_the_validators() {
+        let validators: Vec<AccountId> = (0..4u8).map(|i| AccountId::from([i; 32])).collect();
+        let mut counts = [0usize; 4];
+        for i in 0..4_000u32 {
+            let id = neuroshard_primitives::blake2_256(&i.to_le_bytes());
+            let who = assigned_checker(&id, &validators).unwrap();
+            counts[validators.iter().position(|v| v == who).unwrap()] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (800..1_200).contains(&c)),
+            "{counts:?}"
+        );
+        assert!(assigned_checker(&Hash::zero(), &[]).is_none());
+    }
+}

@@ -1,0 +1,207 @@
+//! Spot checks through the real node and the real model: a validator serving every shard
+//! of SmolLM2-135M with every receipt drawn for a check (`spot_check_permill` = 1e6).
+//! - Honest: each receipt of a generation is re-run by the node's spot checker, passes,
+//!   and is credited; the epoch pays `layer_tokens x 0.1 / 30 + uptime x 1.0` exactly.
+//! - Cheating (`--fault-skip-work`: the shards return their input instead of running
+//!   their layers): the checks fail, the worker's bond is slashed (the client refunded
+//!   out of it), the worker is deregistered, and no token reward is ever paid.
+
+use neuroshard_tests::chain::address;
+use neuroshard_tests::http::request;
+use neuroshard_tests::spec::write_spec_with;
+use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const UNIT: u128 = 1_000_000_000_000;
+const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+const EPOCH: u64 = 8;
+
+fn start(dir: &std::path::Path, fault: Option<&str>) -> NodeProcess {
+    let spec = write_spec_with(dir, "dev", 500, EPOCH, |params| {
+        params["ponw"]["spot_check_permill"] = 1_000_000.into();
+        params["ponw"]["spot_check_blocks"] = 40.into();
+    })
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let base = dir.to_str().unwrap();
+    let mut args = vec![
+        "run",
+        "--chain",
+        spec,
+        "--base-path",
+        base,
+        "--key",
+        "//Alice",
+        "--validator",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--shards",
+        "0-10,10-20,20-30",
+    ];
+    if let Some(permill) = fault {
+        args.extend(["--fault-skip-work", permill]);
+    }
+    let node = NodeProcess::start(&args, &dir.join("node.log")).unwrap();
+    wait_for("the model to load", MODEL_TIMEOUT, || {
+        let r = request(node.api_port(), "GET", "/v1/models", None)?;
+        Ok((r.status == 200).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    node
+}
+
+fn complete(node: &NodeProcess) {
+    let body = json!({
+        "messages": [{"role": "user", "content": "Name three colours."}],
+        "max_tokens": 16,
+        "temperature": 0,
+    });
+    let r = request(
+        node.api_port(),
+        "POST",
+        "/v1/chat/completions",
+        Some(&body.to_string()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Every event of blocks `from..=best`, with the block number.
+fn events_since(rpc: &RpcClient, from: &mut u64) -> Vec<(u64, Value)> {
+    let best = rpc.best_number().unwrap();
+    let mut out = Vec::new();
+    while *from <= best {
+        let events = rpc.call("neuroshard_events", json!([*from])).unwrap();
+        for e in events.as_array().unwrap() {
+            out.push((*from, e.clone()));
+        }
+        *from += 1;
+    }
+    out
+}
+
+fn amount(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an amount: {v}"))
+}
+
+#[test]
+fn honest_receipts_pass_their_checks_and_are_paid_by_the_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), None);
+    let rpc = node.rpc();
+    let alice = address("//Alice");
+    complete(&node);
+
+    // The three receipts are drawn, re-run by the node's checker and pass.
+    let mut next = 1;
+    let mut requested = Vec::new();
+    let mut passed = Vec::new();
+    let mut accepted_layer_tokens = 0u128;
+    wait_for("three passed spot checks", CHECK_TIMEOUT, || {
+        for (_, e) in events_since(&rpc, &mut next) {
+            match e["event"].as_str() {
+                Some("ReceiptAccepted") => {
+                    let layers = e["layers"].as_str().unwrap();
+                    let (a, b) = layers.split_once('-').unwrap();
+                    let n: u128 = b.parse::<u128>().unwrap() - a.parse::<u128>().unwrap();
+                    accepted_layer_tokens += n * e["tokens"].as_u64().unwrap() as u128;
+                }
+                Some("SpotCheckRequested") => requested.push(e["id"].clone()),
+                Some("SpotCheckPassed") => passed.push(e["id"].clone()),
+                Some("SpotCheckFailed") | Some("SpotCheckExpired") => {
+                    panic!("honest receipt not passed: {e}\n{}", node.log_text())
+                }
+                _ => {}
+            }
+        }
+        Ok((passed.len() == 3).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    requested.sort_by_key(|v| v.to_string());
+    passed.sort_by_key(|v| v.to_string());
+    assert_eq!(requested, passed);
+    assert!(accepted_layer_tokens > 0);
+
+    // The credited tokens are paid at the next epoch boundary, to the base unit.
+    let mut paid_layer_tokens = 0u128;
+    wait_for("the token reward", CHECK_TIMEOUT, || {
+        for (_, e) in events_since(&rpc, &mut next) {
+            if e["event"] == "RewardPaid" && e["account"] == alice {
+                let layer_tokens = e["layerTokens"].as_u64().unwrap() as u128;
+                let minutes = e["uptimeMinutes"].as_u64().unwrap() as u128;
+                assert_eq!(
+                    amount(&e["reward"]),
+                    layer_tokens * (UNIT / 10) / 30 + minutes * UNIT,
+                    "{e}"
+                );
+                paid_layer_tokens += layer_tokens;
+            }
+        }
+        Ok((paid_layer_tokens >= accepted_layer_tokens).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    assert_eq!(paid_layer_tokens, accepted_layer_tokens);
+    let account = rpc.call("neuroshard_account", json!([alice])).unwrap();
+    assert_eq!(account["slashed"], "0");
+    assert_eq!(amount(&account["workerBond"]), 100 * UNIT);
+}
+
+#[test]
+fn a_worker_that_skips_its_layers_is_caught_and_slashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), Some("1000000"));
+    let rpc = node.rpc();
+    let alice = address("//Alice");
+    let before = rpc.call("neuroshard_account", json!([alice])).unwrap();
+    assert_eq!(amount(&before["workerBond"]), 100 * UNIT);
+    complete(&node);
+
+    let mut next = 1;
+    let mut failed = Vec::new();
+    wait_for("a failed spot check", CHECK_TIMEOUT, || {
+        for (_, e) in events_since(&rpc, &mut next) {
+            match e["event"].as_str() {
+                Some("SpotCheckFailed") => failed.push(e),
+                Some("SpotCheckPassed") | Some("SpotCheckExpired") => {
+                    panic!("faked work not caught: {e}\n{}", node.log_text())
+                }
+                Some("RewardPaid") if e["account"] == alice => {
+                    assert_eq!(e["tokens"], 0, "tokens paid for faked work: {e}")
+                }
+                _ => {}
+            }
+        }
+        Ok((failed.len() == 3).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    assert!(
+        failed.iter().all(|e| e["verdict"] == "mismatch"),
+        "{failed:?}"
+    );
+    // The first failure slashed 50 NSHD (half the bond), which deregistered the worker
+    // and released the rest; the later failures found no bond left.
+    let slashed: u128 = failed.iter().map(|e| amount(&e["slashed"])).sum();
+    assert_eq!(slashed, 50 * UNIT);
+    let refunded: u128 = failed.iter().map(|e| amount(&e["refunded"])).sum();
+    assert!(refunded > 0 && refunded < slashed);
+    let after = rpc.call("neuroshard_account", json!([alice])).unwrap();
+    assert_eq!(amount(&after["slashed"]), 50 * UNIT);
+    assert_eq!(after["workerBond"], "0");
+
+    // Two more epochs: no token reward for the voided work (uptime stops too: the worker
+    // is no longer registered).
+    let until = rpc.best_number().unwrap() + 2 * EPOCH;
+    wait_for("two epochs", CHECK_TIMEOUT, || {
+        for (_, e) in events_since(&rpc, &mut next) {
+            if e["event"] == "RewardPaid" && e["account"] == alice {
+                assert_eq!(e["tokens"], 0, "tokens paid for faked work: {e}");
+            }
+        }
+        Ok((next > until).then_some(()))
+    })
+    .unwrap();
+}
