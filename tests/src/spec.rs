@@ -14,6 +14,19 @@ pub fn write_fast_dev_spec(
     write_fast_spec(dir, "dev", slot_duration_ms, epoch_length)
 }
 
+/// The fast dev spec with no receipt drawn for a spot check: for tests that submit
+/// synthetic receipts (signed, but with no activations anyone could re-run), which a
+/// draw would hold back from the epoch's payout.
+pub fn write_unchecked_dev_spec(
+    dir: &Path,
+    slot_duration_ms: u64,
+    epoch_length: u64,
+) -> anyhow::Result<PathBuf> {
+    write_spec_with(dir, "dev", slot_duration_ms, epoch_length, |params| {
+        params["ponw"]["spot_check_permill"] = 0.into();
+    })
+}
+
 /// Like [`write_fast_dev_spec`] for any built-in spec (`"dev"` or `"local"`, the
 /// four-validator chain).
 pub fn write_fast_spec(

@@ -4,7 +4,7 @@
 //! rewards table. The screenshot is kept in `target/test-artifacts/explorer.png`.
 
 use neuroshard_tests::chain::{address, submit_dev_work};
-use neuroshard_tests::spec::write_fast_dev_spec;
+use neuroshard_tests::spec::write_unchecked_dev_spec;
 use neuroshard_tests::tools::artifact_path;
 use neuroshard_tests::webdriver::Browser;
 use neuroshard_tests::{wait_for, NodeProcess};
@@ -29,7 +29,7 @@ return {
 #[test]
 fn chromium_shows_blocks_and_rewards_live() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_fast_dev_spec(dir.path(), 300, EPOCH).unwrap();
+    let spec = write_unchecked_dev_spec(dir.path(), 300, EPOCH).unwrap();
     let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
     let rpc = node.rpc();
     let browser = Browser::start(&dir.path().join("chromedriver.log")).unwrap();

@@ -178,7 +178,15 @@ fn a_late_node_syncs_hundreds_of_blocks_and_reaches_the_same_state() {
     };
     let (ours, theirs) = (header_at(&late), header_at(&a));
     assert_eq!(ours, theirs);
-    assert!(late.log_text().contains("synced blocks from peer"));
+    // The sync task logs after it hands the blocks to the client, so the line can trail
+    // the head by a moment.
+    wait_for("the sync log line", Duration::from_secs(10), || {
+        Ok(late
+            .log_text()
+            .contains("synced blocks from peer")
+            .then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", late.log_text()));
     // It keeps following the head through gossip.
     let later = a.rpc().best_number().unwrap() + 5;
     wait_for(

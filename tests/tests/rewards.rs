@@ -9,7 +9,7 @@ use neuroshard_primitives::{Call, PonwCall};
 use neuroshard_runtime::balances::AccountData;
 use neuroshard_runtime::storage_keys;
 use neuroshard_tests::chain::{self, address, parse_hash, to_hex};
-use neuroshard_tests::spec::write_fast_dev_spec;
+use neuroshard_tests::spec::write_unchecked_dev_spec;
 use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
 use parity_scale_codec::Decode;
 use serde_json::{json, Value};
@@ -34,7 +34,8 @@ fn free_at(rpc: &RpcClient, hash: &Value) -> u128 {
 #[test]
 fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_fast_dev_spec(dir.path(), 300, EPOCH).unwrap();
+    // Synthetic receipts: tests/tests/spot_checks.rs covers the spot-checked path.
+    let spec = write_unchecked_dev_spec(dir.path(), 300, EPOCH).unwrap();
     let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
     let rpc = node.rpc();
     let params = rpc.call("neuroshard_params", json!([])).unwrap();
