@@ -58,6 +58,19 @@ impl RpcClient {
         hex_number(&header["number"])
     }
 
+    /// The events (`neuroshard_events`) of blocks `*next..=best`, oldest first; advances
+    /// `*next` past them, so polling in a loop sees every event once.
+    pub fn new_events(&self, next: &mut u64) -> anyhow::Result<Vec<Value>> {
+        let best = self.best_number()?;
+        let mut out = Vec::new();
+        while *next <= best {
+            let events = self.call("neuroshard_events", json!([*next]))?;
+            out.extend(events.as_array().cloned().unwrap_or_default());
+            *next += 1;
+        }
+        Ok(out)
+    }
+
     /// The finalized head: its hash (0x hex) and number.
     pub fn finalized_head(&self) -> anyhow::Result<(String, u64)> {
         let hash = self.call("chain_getFinalizedHead", json!([]))?;

@@ -6,7 +6,7 @@
 //! late syncs to the head and reaches the same state root.
 
 use neuroshard_tests::generation;
-use neuroshard_tests::spec::write_fast_dev_spec;
+use neuroshard_tests::spec::{write_fast_dev_spec, write_spec_with};
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -51,7 +51,12 @@ fn providers(node: &NodeProcess) -> Vec<(String, String)> {
 #[test]
 fn shards_across_processes_discovery_generation_and_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_fast_dev_spec(dir.path(), 1000, 10).unwrap();
+    // Every receipt is drawn for a spot check: Alice, the only validator, re-runs the
+    // other nodes' receipts from material she fetches from them over the network.
+    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
+        params["ponw"]["spot_check_permill"] = 1_000_000.into();
+    })
+    .unwrap();
     let a = start(
         &spec,
         dir.path(),
@@ -122,6 +127,33 @@ fn shards_across_processes_discovery_generation_and_failover() {
         "no 10-20 provider served the session"
     );
     assert!(c.log_text().contains("serving a new session"));
+
+    // Its three receipts (Alice's 0-10, a remote 10-20 and Charlie's 20-30) are drawn,
+    // re-run by Alice from the workers' material and pass.
+    let (mut next, mut requested, mut passed) = (1, Vec::new(), Vec::new());
+    wait_for(
+        "the generation's spot checks",
+        Duration::from_secs(120),
+        || {
+            for e in a.rpc().new_events(&mut next)? {
+                match e["event"].as_str() {
+                    Some("SpotCheckRequested") => requested.push(e["worker"].clone()),
+                    Some("SpotCheckPassed") => passed.push(e["worker"].clone()),
+                    Some("SpotCheckFailed") | Some("SpotCheckExpired") => {
+                        panic!("honest receipt not passed: {e}\n{}", a.log_text())
+                    }
+                    _ => {}
+                }
+            }
+            Ok((requested.len() == 3 && passed.len() == 3).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e} ({requested:?}, {passed:?})\n{}", a.log_text()));
+    let remote = passed
+        .iter()
+        .filter(|w| **w != neuroshard_tests::chain::address("//Alice"))
+        .count();
+    assert_eq!(remote, 2, "{passed:?}");
 
     // Kill whichever 10-20 provider serves the next generation, mid-generation: the
     // completion is streamed, and the kill follows its first streamed piece of text (the

@@ -9,7 +9,7 @@
 use neuroshard_tests::chain::address;
 use neuroshard_tests::http::request;
 use neuroshard_tests::spec::write_spec_with;
-use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
+use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -68,20 +68,6 @@ fn complete(node: &NodeProcess) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// Every event of blocks `from..=best`, with the block number.
-fn events_since(rpc: &RpcClient, from: &mut u64) -> Vec<(u64, Value)> {
-    let best = rpc.best_number().unwrap();
-    let mut out = Vec::new();
-    while *from <= best {
-        let events = rpc.call("neuroshard_events", json!([*from])).unwrap();
-        for e in events.as_array().unwrap() {
-            out.push((*from, e.clone()));
-        }
-        *from += 1;
-    }
-    out
-}
-
 fn amount(v: &Value) -> u128 {
     v.as_str()
         .and_then(|s| s.parse().ok())
@@ -102,7 +88,7 @@ fn honest_receipts_pass_their_checks_and_are_paid_by_the_formula() {
     let mut passed = Vec::new();
     let mut accepted_layer_tokens = 0u128;
     wait_for("three passed spot checks", CHECK_TIMEOUT, || {
-        for (_, e) in events_since(&rpc, &mut next) {
+        for e in rpc.new_events(&mut next)? {
             match e["event"].as_str() {
                 Some("ReceiptAccepted") => {
                     let layers = e["layers"].as_str().unwrap();
@@ -129,7 +115,7 @@ fn honest_receipts_pass_their_checks_and_are_paid_by_the_formula() {
     // The credited tokens are paid at the next epoch boundary, to the base unit.
     let mut paid_layer_tokens = 0u128;
     wait_for("the token reward", CHECK_TIMEOUT, || {
-        for (_, e) in events_since(&rpc, &mut next) {
+        for e in rpc.new_events(&mut next)? {
             if e["event"] == "RewardPaid" && e["account"] == alice {
                 let layer_tokens = e["layerTokens"].as_u64().unwrap() as u128;
                 let minutes = e["uptimeMinutes"].as_u64().unwrap() as u128;
@@ -163,7 +149,7 @@ fn a_worker_that_skips_its_layers_is_caught_and_slashed() {
     let mut next = 1;
     let mut failed = Vec::new();
     wait_for("a failed spot check", CHECK_TIMEOUT, || {
-        for (_, e) in events_since(&rpc, &mut next) {
+        for e in rpc.new_events(&mut next)? {
             match e["event"].as_str() {
                 Some("SpotCheckFailed") => failed.push(e),
                 Some("SpotCheckPassed") | Some("SpotCheckExpired") => {
@@ -196,7 +182,7 @@ fn a_worker_that_skips_its_layers_is_caught_and_slashed() {
     // is no longer registered).
     let until = rpc.best_number().unwrap() + 2 * EPOCH;
     wait_for("two epochs", CHECK_TIMEOUT, || {
-        for (_, e) in events_since(&rpc, &mut next) {
+        for e in rpc.new_events(&mut next)? {
             if e["event"] == "RewardPaid" && e["account"] == alice {
                 assert_eq!(e["tokens"], 0, "tokens paid for faked work: {e}");
             }
