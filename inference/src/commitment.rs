@@ -1,5 +1,6 @@
 //! Activation commitments in the spirit of TOPLOC: for every chunk of 32 positions a shard
-//! keeps the 64 largest-magnitude values of its output hidden states (position in chunk,
+//! keeps the 64 largest-magnitude values of what its layers computed — the change they
+//! made to the hidden states, see `spot_check::work_topk` — (position in chunk,
 //! dimension, f16 value; 5 bytes each, ~330 bytes per 32 tokens). The hash of the encoded
 //! commitment goes into the receipt; a validator who re-runs the shard on the same input
 //! recomputes the commitment and compares it with [`ActivationCommitment::matches`], which
@@ -152,8 +153,11 @@ impl ActivationCommitment {
     }
 
     /// Whether `other` (recomputed by a validator) attests the same work: same positions,
-    /// at least 90% of each chunk's top entries in common, and common values within 2%
-    /// relative (plus a small absolute slack).
+    /// at least 90% of each chunk's top entries in common, common values within 2%
+    /// relative (plus a small absolute slack), and no position that holds two or more
+    /// entries on either side without one in common (a position whose layers were
+    /// skipped loses all of its entries, while rounding only swaps entries at the edge of
+    /// the top-k).
     pub fn matches(&self, other: &Self) -> bool {
         if self.position_start != other.position_start
             || self.position_end != other.position_end
@@ -163,16 +167,31 @@ impl ActivationCommitment {
         }
         self.chunks.iter().zip(&other.chunks).all(|(a, b)| {
             let mut common = 0usize;
+            // Per position in the chunk: entries in `a`, in `b`, in both.
+            let mut per_position = [(0u8, 0u8, 0u8); CHUNK_POSITIONS];
+            for eb in b {
+                if let Some(p) = per_position.get_mut(eb.pos as usize) {
+                    p.1 = p.1.saturating_add(1);
+                }
+            }
             for ea in a {
+                let Some(p) = per_position.get_mut(ea.pos as usize) else {
+                    return false;
+                };
+                p.0 = p.0.saturating_add(1);
                 if let Some(eb) = b.iter().find(|eb| eb.pos == ea.pos && eb.dim == ea.dim) {
                     let (x, y) = (ea.value.to_f32(), eb.value.to_f32());
                     if (x - y).abs() > 0.02 * x.abs().max(y.abs()) + 1e-2 {
                         return false;
                     }
                     common += 1;
+                    p.2 = p.2.saturating_add(1);
                 }
             }
-            common * 10 >= a.len().max(b.len()) * 9
+            let lost_position = per_position
+                .iter()
+                .any(|&(na, nb, both)| (na >= 2 || nb >= 2) && both == 0);
+            !lost_position && common * 10 >= a.len().max(b.len()) * 9
         })
     }
 }
@@ -203,6 +222,22 @@ mod tests {
         let drifted = (h.clone() * 1.001).unwrap();
         let d = ActivationCommitment::from_positions(5, &position_topk(&drifted).unwrap());
         assert!(c.matches(&d));
+        // Rounding noise of about 0.1% on every value, as another machine's kernels give.
+        let noise: Vec<f32> = (0..70 * 96)
+            .map(|i| 1.0 + (((i as u32).wrapping_mul(40503) % 201) as f32 - 100.0) * 1e-5)
+            .collect();
+        let noise = Tensor::from_vec(noise, (1, 70, 96), &Device::Cpu).unwrap();
+        let noisy = (h.clone() * noise).unwrap();
+        let n = ActivationCommitment::from_positions(5, &position_topk(&noisy).unwrap());
+        assert!(c.matches(&n));
+        // One position replaced by other values (its layers skipped) does not pass.
+        let mut rows = h.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let big = rows[3].iter().fold(0f32, |m, v| m.max(v.abs()));
+        rows[3] = rows[3].iter().map(|v| -v * 0.5 + big * 0.01).collect();
+        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        let skipped = Tensor::from_vec(flat, (1, 70, 96), &Device::Cpu).unwrap();
+        let s = ActivationCommitment::from_positions(5, &position_topk(&skipped).unwrap());
+        assert!(!c.matches(&s));
         assert_ne!(
             c.hash(),
             ActivationCommitment::from_positions(6, &position_topk(&h).unwrap()).hash()

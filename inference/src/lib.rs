@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod bench_sweep;
+pub mod bench_verify;
 pub mod commitment;
 pub mod config;
 pub mod decode;

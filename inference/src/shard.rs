@@ -9,14 +9,16 @@
 //! held the least recently used one is dropped (its client gets a cache gap on its next
 //! step and replays its accepted tokens, as after a failover).
 
-use crate::commitment::{position_topk, ActivationCommitment, PositionTopK};
+use crate::commitment::{ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{argmax_rows, ExecInput, KvCache, ShardExecutor};
 use crate::messages::{
     session_hex, Activations, HeadMode, ReceiptRequest, SessionReceipt, ShardInput, ShardOutput,
     ShardRequest, ShardResponse, WireDType,
 };
-use crate::spot_check::{InputLog, MaterialArchive, SpotCheckMaterial, DEFAULT_ARCHIVE_BYTES};
+use crate::spot_check::{
+    work_topk, InputLog, MaterialArchive, SpotCheckMaterial, DEFAULT_ARCHIVE_BYTES,
+};
 use crate::weights::ModelWeights;
 use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId};
 use parity_scale_codec::Encode;
@@ -240,7 +242,7 @@ impl Shard {
         };
         let mut out = self
             .exec
-            .forward(&mut s.cache, input, start)
+            .forward(&mut s.cache, input.clone(), start)
             .map_err(|e| match e {
                 InferenceError::CacheGap { have, start, .. } => InferenceError::CacheGap {
                     session: session_hex(&req.session),
@@ -250,11 +252,11 @@ impl Shard {
                 e => e,
             })?;
         if let Some(fault) = self.fault {
-            out = fake_positions(&self.exec, &out, &req.input, start, fault)?;
+            out = fake_positions(&self.exec, &out, req, fault)?;
         }
         s.inputs.record(start, &req.input)?;
         s.topk.truncate(start);
-        s.topk.extend(position_topk(&out)?);
+        s.topk.extend(work_topk(&self.exec, &input, &out)?);
         // Positions before `receipted_end` recomputed here (a replay) stay receipted once:
         // the next receipt starts where the last one ended, so no position is paid twice.
         let output = if self.exec.weights().is_last() {
@@ -326,15 +328,15 @@ impl Shard {
 }
 
 /// [`SkipWork`]: replaces a share of the output rows by the input rows (the embeddings
-/// when the input is tokens), chosen by a hash of (seed, position) so a replay fakes the
-/// same ones.
+/// when the input is tokens), chosen by a hash of (seed, session, position) so a replay
+/// fakes the same ones.
 fn fake_positions(
     exec: &ShardExecutor,
     out: &candle_core::Tensor,
-    input: &ShardInput,
-    start: usize,
+    req: &ShardRequest,
     fault: SkipWork,
 ) -> Result<candle_core::Tensor> {
+    let (input, start) = (&req.input, req.start_pos as usize);
     let (_, seq, width) = out.dims3()?;
     let mut rows = out.squeeze(0)?.to_vec2::<f32>()?;
     let inputs: Vec<Vec<f32>> = match input {
@@ -346,7 +348,9 @@ fn fake_positions(
             .collect(),
     };
     for (i, row) in rows.iter_mut().enumerate() {
-        let draw = neuroshard_primitives::blake2_256(&(fault.seed, (start + i) as u64).encode());
+        let draw = neuroshard_primitives::blake2_256(
+            &(fault.seed, req.session, (start + i) as u64).encode(),
+        );
         let x = u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]) % 1_000_000;
         if x < fault.permill {
             if let Some(input_row) = inputs.get(i) {

@@ -3,8 +3,8 @@
 //! A receipt commits to two things: the digest of the inputs the worker was sent for
 //! positions `0..position_end` ([`InputLog::digest`]; the client keeps the same log of
 //! what it sent and checks the digest before it counter-signs) and the top-k commitment
-//! of the worker's outputs for `position_start..position_end`. When the chain samples a
-//! receipt, the worker hands over the [`SpotCheckMaterial`] it archived when it made the
+//! of the change its layers made for `position_start..position_end` ([`work_topk`]).
+//! When the chain samples a receipt, the worker hands over the [`SpotCheckMaterial`] it archived when it made the
 //! receipt: the inputs and the full commitment. A validator holding the same layers
 //! checks that both match the receipt's hashes, re-runs the layers over all the inputs
 //! in one prefill (no KV cache needed) and compares the recomputed commitment with the
@@ -14,10 +14,11 @@
 //! honest worker's decode and the validator's prefill agree exactly on one machine; the
 //! tolerance absorbs other machines' rounding, not different work.
 
-use crate::commitment::{position_topk, ActivationCommitment};
+use crate::commitment::{position_topk, ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{ExecInput, ShardExecutor};
 use crate::messages::{Activations, ShardInput, WireDType};
+use candle_core::Tensor;
 use neuroshard_primitives::{blake2_256, Hash, ReceiptBody};
 use parity_scale_codec::{Decode, Encode};
 use std::collections::VecDeque;
@@ -210,12 +211,12 @@ pub fn check_receipt(
             ExecInput::Hidden(&hidden_in)
         }
     };
-    let out = match exec.forward(&mut cache, exec_input, 0) {
+    let out = match exec.forward(&mut cache, exec_input.clone(), 0) {
         Ok(out) => out,
         Err(InferenceError::BadRequest(why)) => return mismatch(format!("inputs refused: {why}")),
         Err(e) => return Err(e),
     };
-    let topk = position_topk(&out)?;
+    let topk = work_topk(exec, &exec_input, &out)?;
     let start = body.position_start as usize;
     let Some(slice) = topk.get(start..end) else {
         return mismatch(format!("positions {start}..{end} are not all computed"));
@@ -226,6 +227,26 @@ pub fn check_receipt(
     } else {
         mismatch("recomputed activations differ from the commitment".into())
     }
+}
+
+/// The per-position top-k records a commitment is built from: of the change the shard's
+/// layers made to the residual stream, `output - input` (the token embeddings are the
+/// first shard's input). The raw output would not do: a few huge dimensions that every
+/// layer carries through almost unchanged fill its top-k, so a worker returning its input
+/// without running its layers would still match; the change is the work.
+pub fn work_topk(
+    exec: &ShardExecutor,
+    input: &ExecInput<'_>,
+    out: &Tensor,
+) -> Result<Vec<PositionTopK>> {
+    let input = match input {
+        ExecInput::Hidden(h) => (*h).clone(),
+        ExecInput::Tokens(t) => {
+            let width = out.dim(2)?;
+            Tensor::from_vec(exec.embed(t)?, (1, t.len(), width), out.device())?
+        }
+    };
+    Ok(position_topk(&(out - input.to_dtype(out.dtype())?)?)?)
 }
 
 /// Default bytes of material a shard keeps for receipts it issued.

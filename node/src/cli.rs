@@ -92,6 +92,9 @@ pub enum BenchCommand {
     /// Decode speed against the number of shards and the per-hop latency, plain vs
     /// speculative; prints a table and writes an SVG chart.
     Sweep(SweepBenchArgs),
+    /// Spot checks: validators' compute as a share of serving compute, and how often a
+    /// worker faking part of its work is caught.
+    Verify(VerifyBenchArgs),
     /// Many nodes' network behaviours in one process over the in-memory transport: DHT
     /// lookup and gossip figures, and block import at the matching receipt load.
     Sim(SimBenchArgs),
@@ -124,6 +127,22 @@ pub struct SweepBenchArgs {
     /// Where to write the SVG chart.
     #[arg(long, value_name = "PATH", default_value = "bench-sweep.svg")]
     pub svg: PathBuf,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBenchArgs {
+    /// Generations per measurement (one receipt per shard each).
+    #[arg(long, default_value_t = 6)]
+    pub generations: usize,
+    /// Tokens per generation.
+    #[arg(long, default_value_t = 48)]
+    pub max_tokens: usize,
+    /// Share of receipts drawn for a check, in millionths (the chain spec's default).
+    #[arg(long, default_value_t = 50_000)]
+    pub sample_permill: u32,
     /// A GGUF file (default: the chain's model, fetched into the cache).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,

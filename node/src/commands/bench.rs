@@ -7,6 +7,7 @@ use crate::cli::BenchCommand;
 use anyhow::Context;
 use neuroshard_inference::bench::{bench_inference, BenchOptions};
 use neuroshard_inference::bench_sweep::{bench_sweep, SweepOptions};
+use neuroshard_inference::bench_verify::{bench_verify, VerifyOptions};
 use std::time::Duration;
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -50,6 +51,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             std::fs::write(&args.svg, crate::bench::plot::sweep_svg(&report))
                 .with_context(|| format!("writing {}", args.svg.display()))?;
             eprintln!("bench: chart written to {}", args.svg.display());
+        }
+        BenchCommand::Verify(args) => {
+            let opts = VerifyOptions {
+                model_path: args.model,
+                generations: args.generations,
+                max_tokens: args.max_tokens,
+                sample_permill: args.sample_permill,
+                ..VerifyOptions::default()
+            };
+            tokio::task::spawn_blocking(move || bench_verify(opts)).await??;
         }
         BenchCommand::Sim(args) => {
             let opts = crate::bench::sim::SimOptions {
