@@ -131,6 +131,9 @@ const RANGES: [LayerRange; 3] = [
     LayerRange { start: 20, end: 30 },
 ];
 
+/// Every receipt of a served run with the shard that issued it.
+type ServedReceipts = Vec<(ReceiptBody, Arc<Shard>)>;
+
 /// Serves `generations` greedy generations (the middle shard faking `fault`), returning
 /// every receipt with its shard and the decode time.
 fn serve(
@@ -138,7 +141,7 @@ fn serve(
     hash: Hash,
     fault: Option<SkipWork>,
     generations: usize,
-) -> anyhow::Result<(Vec<(ReceiptBody, Arc<Shard>)>, Duration)> {
+) -> anyhow::Result<(ServedReceipts, Duration)> {
     let shards: Vec<Arc<Shard>> = RANGES
         .iter()
         .enumerate()
