@@ -310,6 +310,20 @@ impl Client {
         Ok(unix_millis() / duration)
     }
 
+    /// Waits half a slot (the polling period of the node's own services), or until
+    /// `shutdown` turns true; returns false on shutdown.
+    pub async fn wait_half_slot(&self, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+        let interval = self
+            .params()
+            .map(|p| p.system.slot_duration_ms / 2)
+            .unwrap_or(1_000)
+            .max(100);
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(interval)) => true,
+            _ = shutdown.changed() => false,
+        }
+    }
+
     /// Signs `call` with `key` at the signer's next nonce (counting its pooled
     /// transactions) and submits it. One at a time, so the node's own services (miner,
     /// billing, spot checker) never sign two transactions with one nonce.

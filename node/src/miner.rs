@@ -15,7 +15,6 @@ use sp_core::Pair as _;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -72,14 +71,8 @@ pub async fn run(
     // Hash of the last heartbeat handed to the pool.
     let mut submitted: Option<Hash> = None;
     loop {
-        let interval = client
-            .params()
-            .map(|p| p.system.slot_duration_ms / 2)
-            .unwrap_or(1_000)
-            .max(100);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
-            _ = shutdown.changed() => return,
+        if !client.wait_half_slot(&mut shutdown).await {
+            return;
         }
         match heartbeat_due(&client, &worker, submitted) {
             Ok(Some(challenge)) => {

@@ -27,7 +27,6 @@ use sp_core::Pair as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -182,15 +181,8 @@ impl SpotChecker {
         let mut answered: std::collections::HashSet<Hash> = Default::default();
         let mut failures: HashMap<Hash, u32> = HashMap::new();
         loop {
-            let interval = self
-                .chain
-                .params()
-                .map(|p| p.system.slot_duration_ms / 2)
-                .unwrap_or(1_000)
-                .max(100);
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
-                _ = shutdown.changed() => return,
+            if !self.chain.wait_half_slot(&mut shutdown).await {
+                return;
             }
             let read = self.chain.with_best_state(|state, _| {
                 Ok::<_, anyhow::Error>((
