@@ -1,31 +1,34 @@
 //! `neuroshard bench sim`: a network of many nodes in one process. Every node is the
 //! node's own libp2p behaviour (`neuroshard_network::behaviour::Behaviour`: Kademlia,
-//! gossipsub, identify, ping, request-response) on a swarm over libp2p's in-memory
-//! transport, authenticated and multiplexed like TCP connections (noise + yamux); only
-//! the wire is simulated. Measured, after every node bootstrapped from three random
-//! others:
+//! gossipsub, identify, ping, request-response, connection limits) on a swarm over
+//! libp2p's in-memory transport, authenticated and multiplexed like TCP connections
+//! (noise + yamux), with the node's connection manager keeping it within its connection
+//! budget; only the wire is simulated (see [`node`]). Nodes join in batches, each
+//! bootstrapping from three random nodes that joined before it. Measured once all joined:
 //! - DHT lookups (`get_closest_peers` of random keys from random nodes): requests per
 //!   lookup, latency percentiles, and how often the true closest peer (known here from
 //!   all peer ids) was found;
+//! - signed provider records: some nodes `put_record` a signed [`ProviderRecord`] under
+//!   their record key, as the node announces itself; random nodes `get_record` them and
+//!   verify the signature;
 //! - gossip: messages published from random nodes, the time until 99% of nodes had them;
 //! - the ledger: block import with the receipt load such a network produces (the ledger
 //!   bench's workload at `--receipts`).
 //!
 //! All nodes share this machine's cores and the memory transport adds no delay, so the
-//! latencies are CPU time under load, not wide-area figures. Not simulated yet: the
-//! signed provider records the node publishes and looks up (`put_record`/`get_record`).
+//! latencies are CPU time under load, not wide-area figures.
+
+mod node;
 
 use crate::bench::ledger::{self, LedgerBenchOptions};
 use anyhow::Context;
-use futures::StreamExt;
-use libp2p::core::transport::MemoryTransport;
-use libp2p::core::{upgrade, Transport};
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::kad;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, yamux, Multiaddr, PeerId};
-use neuroshard_network::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent};
-use neuroshard_network::NetworkKeypair;
+use libp2p::{Multiaddr, PeerId};
+use neuroshard_network::records::record_key;
+use neuroshard_network::{NetworkKeypair, ProviderInfo, ProviderRecord};
+use neuroshard_primitives::{Hash, LayerRange};
+use node::{Command, NodeStats, QueryOutcome};
+use parity_scale_codec::Encode;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,34 +39,25 @@ use tokio::sync::{mpsc, oneshot};
 pub struct SimOptions {
     pub nodes: usize,
     pub lookups: usize,
+    /// Signed provider records looked up (`get_record`).
+    pub record_lookups: usize,
     pub messages: usize,
     /// Receipts in the ledger import measurement.
     pub receipts: usize,
+    /// Seconds to let the network settle after the last node joined.
+    pub settle_secs: u64,
     pub seed: u64,
 }
 
-/// A finished Kademlia query as the node saw it.
-struct QueryOutcome {
-    requests: u32,
-    duration: Duration,
-    peers: Vec<PeerId>,
-}
-
-enum Command {
-    AddPeer(PeerId, Multiaddr),
-    Bootstrap,
-    Closest(Vec<u8>, oneshot::Sender<QueryOutcome>),
-    Publish(Vec<u8>),
-    Peers(oneshot::Sender<usize>),
-}
-
-const TOPIC: &str = "neuroshard-sim";
-/// Idle connections close after this long, as in the node. That does not bound the
-/// connection count: gossipsub, identify and ping keep every connection a DHT walk opened
-/// in use, so each node ends up connected to nearly every peer it met (the node has no
-/// connection cap yet), and memory in one process grows with the square of the node
-/// count: 100 nodes take ~7 GiB, 300 exceed 24 GiB.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Nodes joining at a time, and the pause between batches.
+const JOIN_BATCH: usize = 50;
+const JOIN_PAUSE: Duration = Duration::from_secs(1);
+/// Bootstrap peers per joining node.
+const BOOTSTRAP_PEERS: usize = 3;
+/// Nodes that publish a signed provider record.
+const PROVIDERS: usize = 20;
+/// Lookups in flight at a time, as a handful of clients would issue them.
+const IN_FLIGHT: usize = 8;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -90,194 +84,217 @@ fn summary(label: &str, unit: &str, values: Vec<f64>) -> String {
     )
 }
 
-/// Builds node `index`'s swarm listening on `/memory/<index + 1>`.
-fn spawn_node(
-    index: usize,
-    key: NetworkKeypair,
-    received: mpsc::UnboundedSender<(u32, Instant)>,
-) -> anyhow::Result<mpsc::UnboundedSender<Command>> {
-    let behaviour = Behaviour::new(&key, &BehaviourConfig::default())?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(
-            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                Ok(MemoryTransport::default()
-                    .upgrade(upgrade::Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            },
-        )?
-        .with_behaviour(|_| behaviour)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
-        .build();
-    swarm.listen_on(format!("/memory/{}", index + 1).parse()?)?;
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&IdentTopic::new(TOPIC))?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
-    tokio::spawn(async move {
-        let mut pending: HashMap<kad::QueryId, (Instant, oneshot::Sender<QueryOutcome>)> =
-            HashMap::new();
-        loop {
-            tokio::select! {
-                command = rx.recv() => {
-                    let Some(command) = command else { break };
-                    let kad = &mut swarm.behaviour_mut().kad;
-                    match command {
-                        Command::AddPeer(peer, addr) => {
-                            kad.add_address(&peer, addr);
-                        }
-                        Command::Bootstrap => {
-                            let _ = kad.bootstrap();
-                        }
-                        Command::Closest(key, reply) => {
-                            let id = kad.get_closest_peers(key);
-                            pending.insert(id, (Instant::now(), reply));
-                        }
-                        Command::Publish(data) => {
-                            let _ = swarm.behaviour_mut().gossipsub.publish(IdentTopic::new(TOPIC), data);
-                        }
-                        Command::Peers(reply) => {
-                            let _ = reply.send(swarm.connected_peers().count());
-                        }
-                    }
-                }
-                event = swarm.select_next_some() => match event {
-                    SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, stats, .. })) => {
-                        let found = match result {
-                            kad::QueryResult::GetClosestPeers(Ok(ok)) => Some(ok.peers.into_iter().map(|p| p.peer_id).collect()),
-                            kad::QueryResult::GetClosestPeers(Err(_)) => Some(vec![]),
-                            _ => None,
-                        };
-                        if let Some(peers) = found {
-                            if let Some((started, reply)) = pending.remove(&id) {
-                                let _ = reply.send(QueryOutcome {
-                                    requests: stats.num_requests(),
-                                    duration: stats.duration().unwrap_or_else(|| started.elapsed()),
-                                    peers,
-                                });
-                                if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
-                                    q.finish();
-                                }
-                            }
-                        }
-                    }
-                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
-                        let _ = swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, MessageAcceptance::Accept);
-                        if let Some(tag) = message.data.get(..4) {
-                            let tag = u32::from_le_bytes([tag[0], tag[1], tag[2], tag[3]]);
-                            let _ = received.send((tag, Instant::now()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+fn addr(i: usize) -> Multiaddr {
+    Multiaddr::empty().with(libp2p::multiaddr::Protocol::Memory(i as u64 + 1))
+}
+
+/// Asks every node for its stats, all at once (one at a time waits on each busy loop in
+/// turn, minutes at a thousand nodes).
+async fn stats(nodes: &[mpsc::UnboundedSender<Command>]) -> Vec<NodeStats> {
+    let mut replies = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let (tx, rx) = oneshot::channel();
+        let _ = node.send(Command::Stats(tx));
+        replies.push(rx);
+    }
+    let mut out = Vec::with_capacity(nodes.len());
+    for rx in replies {
+        if let Ok(s) = rx.await {
+            out.push(s);
         }
-    });
-    Ok(tx)
+    }
+    out
+}
+
+/// Sends `ask` to the chosen nodes, [`IN_FLIGHT`] at a time, and collects the outcomes
+/// (`None` when a query got no answer within a minute), in order.
+async fn queries<T>(
+    nodes: &[mpsc::UnboundedSender<Command>],
+    asks: Vec<(usize, T)>,
+    ask: impl Fn(&T, oneshot::Sender<QueryOutcome>) -> Command,
+) -> Vec<(T, Option<QueryOutcome>)> {
+    let mut out = Vec::with_capacity(asks.len());
+    let mut asks = asks.into_iter().peekable();
+    while asks.peek().is_some() {
+        let mut batch = Vec::new();
+        for (from, what) in asks.by_ref().take(IN_FLIGHT) {
+            let (tx, rx) = oneshot::channel();
+            let _ = nodes[from].send(ask(&what, tx));
+            batch.push((what, rx));
+        }
+        for (what, rx) in batch {
+            let outcome = tokio::time::timeout(Duration::from_secs(60), rx).await;
+            out.push((what, outcome.ok().and_then(Result::ok)));
+        }
+    }
+    out
+}
+
+/// A signed provider record of `key`'s node, as the node announces it.
+fn provider_record(key: &NetworkKeypair, model: &Hash) -> kad::Record {
+    let peer = key.public().to_peer_id();
+    let info = ProviderInfo {
+        peer: peer.to_bytes(),
+        account: [0; 32],
+        model: *model,
+        shards: vec![LayerRange { start: 0, end: 8 }],
+        active_sessions: 0,
+        throughput_milli: 0,
+        issued_at_ms: 0,
+    };
+    let record = ProviderRecord::sign(info, key);
+    kad::Record::new(record_key(model, &peer), record.encode())
+}
+
+/// Lookup figures: requests and latency per lookup, and how many were "good".
+#[derive(Default)]
+struct Lookups {
+    answered: usize,
+    good: usize,
+    requests: Vec<f64>,
+    latencies_ms: Vec<f64>,
+}
+
+impl Lookups {
+    fn add(&mut self, outcome: &QueryOutcome, good: bool) {
+        self.answered += 1;
+        self.good += usize::from(good);
+        self.requests.push(f64::from(outcome.requests));
+        self.latencies_ms
+            .push(outcome.duration.as_secs_f64() * 1000.0);
+    }
+
+    fn print(self, what: &str, good: &str, asked: usize) {
+        println!(
+            "  {what} answered: {}/{asked}; {good} in {} ({:.1}%)",
+            self.answered,
+            self.good,
+            self.good as f64 / self.answered.max(1) as f64 * 100.0
+        );
+        println!("    {}", summary("requests per lookup", "", self.requests));
+        println!("    {}", summary("latency", "ms", self.latencies_ms));
+    }
 }
 
 /// Runs the simulation and prints its report.
 pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.nodes >= 4, "a simulation needs at least 4 nodes");
+    let n = opts.nodes;
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let started = Instant::now();
-    eprintln!(
-        "sim: starting {} nodes (memory transport, noise, yamux)",
-        opts.nodes
-    );
     let (received_tx, mut received) = mpsc::unbounded_channel();
-    let keys: Vec<NetworkKeypair> = (0..opts.nodes)
-        .map(|_| NetworkKeypair::generate_ed25519())
-        .collect();
+    let keys: Vec<NetworkKeypair> = (0..n).map(|_| NetworkKeypair::generate_ed25519()).collect();
     let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
-    let mut nodes = Vec::with_capacity(opts.nodes);
-    for (i, key) in keys.into_iter().enumerate() {
-        nodes.push(spawn_node(i, key, received_tx.clone()).with_context(|| format!("node {i}"))?);
-    }
-    let addr = |i: usize| -> Multiaddr { format!("/memory/{}", i + 1).parse().expect("valid") };
-    for (i, node) in nodes.iter().enumerate() {
-        for _ in 0..3 {
-            let j = (i + rng.gen_range(1..opts.nodes)) % opts.nodes;
+    let config = node::config();
+    eprintln!(
+        "sim: {n} nodes join, {JOIN_BATCH} every {} ms (memory transport, noise, yamux; \
+         connection budget {:?})",
+        JOIN_PAUSE.as_millis(),
+        config.connections
+    );
+    let mut nodes = Vec::with_capacity(n);
+    for (i, key) in keys.iter().enumerate() {
+        let node = node::spawn(i, key.clone(), &config, received_tx.clone())
+            .with_context(|| format!("node {i}"))?;
+        // The first node has nobody to join; every later one knows a few earlier ones.
+        for _ in 0..BOOTSTRAP_PEERS.min(i) {
+            let j = rng.gen_range(0..i);
             let _ = node.send(Command::AddPeer(peers[j], addr(j)));
         }
-    }
-    eprintln!("sim: bootstrapping the DHT");
-    for node in &nodes {
         let _ = node.send(Command::Bootstrap);
+        nodes.push(node);
+        if (i + 1) % JOIN_BATCH == 0 {
+            tokio::time::sleep(JOIN_PAUSE).await;
+        }
     }
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let mut connected = Vec::new();
-    for node in &nodes {
-        let (tx, rx) = oneshot::channel();
-        let _ = node.send(Command::Peers(tx));
-        connected.push(rx.await.unwrap_or(0) as f64);
-    }
+    eprintln!(
+        "sim: all joined after {:.1} s; settling for {} s",
+        started.elapsed().as_secs_f64(),
+        opts.settle_secs
+    );
+    tokio::time::sleep(Duration::from_secs(opts.settle_secs)).await;
     let setup_s = started.elapsed().as_secs_f64();
+    let before = stats(&nodes).await;
 
     eprintln!("sim: {} random lookups", opts.lookups);
     let peer_keys: Vec<kad::KBucketKey<PeerId>> =
         peers.iter().map(|p| kad::KBucketKey::from(*p)).collect();
-    // Eight lookups in flight at a time, as a handful of clients would issue them.
-    let mut lookups = Vec::new();
-    let (mut requests, mut latencies, mut exact) = (vec![], vec![], 0usize);
-    for n in 0..opts.lookups {
-        let from = rng.gen_range(0..opts.nodes);
-        let target = peers[rng.gen_range(0..opts.nodes)];
-        let (tx, rx) = oneshot::channel();
-        let _ = nodes[from].send(Command::Closest(target.to_bytes(), tx));
-        lookups.push((from, target, rx));
-        if lookups.len() < 8 && n + 1 < opts.lookups {
-            continue;
-        }
-        for (from, target, rx) in std::mem::take(&mut lookups) {
-            let Ok(Ok(outcome)) = tokio::time::timeout(Duration::from_secs(60), rx).await else {
-                continue;
-            };
-            requests.push(f64::from(outcome.requests));
-            latencies.push(outcome.duration.as_secs_f64() * 1000.0);
-            // The target itself is the closest peer to its own key (unless we are it).
-            let target_key = kad::KBucketKey::new(target.to_bytes());
-            let best = (0..opts.nodes)
-                .filter(|&i| i != from)
-                .min_by_key(|&i| peer_keys[i].distance(&target_key))
-                .map(|i| peers[i]);
-            if best.is_some_and(|b| outcome.peers.contains(&b)) {
-                exact += 1;
-            }
-        }
+    let asks = (0..opts.lookups)
+        .map(|_| {
+            let from = rng.gen_range(0..n);
+            (from, (from, peers[rng.gen_range(0..n)]))
+        })
+        .collect();
+    let mut closest = Lookups::default();
+    for ((from, target), outcome) in queries(&nodes, asks, |(_, target), tx| {
+        Command::Closest(target.to_bytes(), tx)
+    })
+    .await
+    {
+        let Some(outcome) = outcome else { continue };
+        // The target itself is the closest peer to its own key (unless we are it).
+        let target_key = kad::KBucketKey::new(target.to_bytes());
+        let best = (0..n)
+            .filter(|&i| i != from)
+            .min_by_key(|&i| peer_keys[i].distance(&target_key))
+            .map(|i| peers[i]);
+        closest.add(&outcome, best.is_some_and(|b| outcome.peers.contains(&b)));
     }
-    let answered = latencies.len();
+
+    eprintln!(
+        "sim: {PROVIDERS} signed provider records, {} lookups",
+        opts.record_lookups
+    );
+    let model = Hash::repeat_byte(7);
+    let providers: Vec<usize> = (0..PROVIDERS.min(n)).map(|_| rng.gen_range(0..n)).collect();
+    for &p in &providers {
+        let _ = nodes[p].send(Command::PutRecord(provider_record(&keys[p], &model)));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await; // replication to the closest peers
+    let asks = (0..opts.record_lookups)
+        .map(|_| {
+            let provider = providers[rng.gen_range(0..providers.len())];
+            (rng.gen_range(0..n), record_key(&model, &peers[provider]))
+        })
+        .collect();
+    let mut records = Lookups::default();
+    for (key, outcome) in queries(&nodes, asks, |key, tx| Command::GetRecord(key.clone(), tx)).await
+    {
+        let Some(outcome) = outcome else { continue };
+        let verified = outcome
+            .record
+            .as_deref()
+            .is_some_and(|v| neuroshard_network::records::acceptable(&key, v));
+        records.add(&outcome, verified);
+    }
 
     eprintln!("sim: {} gossip messages", opts.messages);
-    tokio::time::sleep(Duration::from_secs(3)).await; // mesh formation (heartbeats)
     while received.try_recv().is_ok() {}
     let mut published = HashMap::new();
     for tag in 0..opts.messages as u32 {
-        let from = rng.gen_range(0..opts.nodes);
+        let from = rng.gen_range(0..n);
         let mut data = tag.to_le_bytes().to_vec();
         data.extend((0..60).map(|_| rng.gen::<u8>()));
         published.insert(tag, Instant::now());
         let _ = nodes[from].send(Command::Publish(data));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let mut arrivals: HashMap<u32, Vec<Instant>> = HashMap::new();
     while let Ok((tag, at)) = received.try_recv() {
         arrivals.entry(tag).or_default().push(at);
     }
-    let need = ((opts.nodes - 1) as f64 * 0.99).ceil() as usize;
-    let mut to_99 = vec![];
-    let mut coverage = vec![];
+    let need = ((n - 1) as f64 * 0.99).ceil() as usize;
+    let (mut to_99, mut coverage) = (vec![], vec![]);
     for (tag, at) in &published {
         let mut times = arrivals.remove(tag).unwrap_or_default();
         times.sort();
-        coverage.push(times.len() as f64 / (opts.nodes - 1) as f64 * 100.0);
+        coverage.push(times.len() as f64 / (n - 1) as f64 * 100.0);
         if let Some(t) = times.get(need.saturating_sub(1)) {
             to_99.push(t.duration_since(*at).as_secs_f64() * 1000.0);
         }
     }
+    let after = stats(&nodes).await;
     drop(nodes);
 
     eprintln!("sim: ledger import with {} receipts", opts.receipts);
@@ -291,27 +308,36 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     })
     .await??;
 
+    let connections = |s: &[NodeStats]| s.iter().map(|s| s.connections as f64).collect();
     println!(
-        "NeuroShard network simulation: {} nodes in one process (seed {})",
-        opts.nodes, opts.seed
+        "NeuroShard network simulation: {n} nodes in one process (seed {})",
+        opts.seed
     );
     println!(
-        "  setup and DHT bootstrap: {setup_s:.1} s; {}",
-        summary("connected peers per node", "", connected)
+        "  joined and settled in {setup_s:.1} s; {}; {}",
+        summary("connections per node", "", connections(&before)),
+        summary(
+            "routing table entries",
+            "",
+            before.iter().map(|s| s.routing_table as f64).collect()
+        )
     );
-    println!(
-        "  DHT lookups answered: {answered}/{}; true closest peer found in {exact} ({:.1}%)",
-        opts.lookups,
-        exact as f64 / answered.max(1) as f64 * 100.0
+    closest.print("DHT lookups", "true closest peer found", opts.lookups);
+    records.print(
+        "signed provider record lookups",
+        "record found and verified",
+        opts.record_lookups,
     );
-    println!("  {}", summary("requests per lookup", "", requests));
-    println!("  {}", summary("lookup latency", "ms", latencies));
     println!(
         "  gossip: {} messages, {} reached 99% of nodes; {}; {}",
         published.len(),
         to_99.len(),
         summary("time to 99%", "ms", to_99),
         summary("coverage", "%", coverage)
+    );
+    println!(
+        "  at the end: {}",
+        summary("connections per node", "", connections(&after))
     );
     println!(
         "  ledger: one block with {} receipts imports in {:.2} s ({:.0} receipts/s)",
