@@ -2,15 +2,18 @@
 //! ping for liveness and addresses, Kademlia for discovery and shard provider records,
 //! gossipsub for transactions, receipts, blocks and votes (validated by the node before
 //! they propagate), one request-response behaviour per protocol with size-capped frames,
-//! and a block list for peers that misbehaved.
+//! a block list for peers that misbehaved, and the hard connection caps of the node's
+//! [`ConnectionBudget`] (trimming below them is the service's job, see [`crate::connmgr`]).
 
 use crate::codec::FrameCodec;
+use crate::connmgr::ConnectionBudget;
 use crate::error::NetworkError;
 use crate::protocol::{Protocol, MAX_GOSSIP_BYTES};
 use crate::records::MAX_RECORD_BYTES;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, gossipsub, identify, kad, ping, request_response, PeerId, StreamProtocol,
+    allow_block_list, connection_limits, gossipsub, identify, kad, ping, request_response, PeerId,
+    StreamProtocol,
 };
 use std::time::Duration;
 
@@ -26,6 +29,7 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neuroshard/kad/1"
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -46,6 +50,15 @@ pub struct BehaviourConfig {
     pub sync_timeout: Duration,
     /// Gossipsub heartbeat (mesh maintenance) interval.
     pub gossip_heartbeat: Duration,
+    /// How often Kademlia refreshes its routing table (a lookup of our own id and of a
+    /// random key per bucket); `None`: only when the table runs low.
+    pub dht_refresh: Option<Duration>,
+    /// Gossipsub's per-peer send queue, in messages (half for published and control
+    /// messages, half for forwarded ones). Its slots are allocated with each connection,
+    /// a few hundred bytes apiece, so this times the connection count is resident memory.
+    pub gossip_queue_len: usize,
+    /// How many connections the node keeps (hard caps and trimming marks).
+    pub connections: ConnectionBudget,
 }
 
 impl Default for BehaviourConfig {
@@ -56,6 +69,10 @@ impl Default for BehaviourConfig {
             activations_timeout: Duration::from_secs(15),
             sync_timeout: Duration::from_secs(60),
             gossip_heartbeat: Duration::from_millis(500),
+            dht_refresh: Some(Duration::from_secs(30)),
+            // libp2p's default: ~0.6 MiB per connection, ~60 MiB at the connection cap.
+            gossip_queue_len: 5000,
+            connections: ConnectionBudget::default(),
         }
     }
 }
@@ -80,6 +97,7 @@ impl Behaviour {
         key: &libp2p::identity::Keypair,
         config: &BehaviourConfig,
     ) -> Result<Self, NetworkError> {
+        config.connections.validate().map_err(NetworkError::Setup)?;
         let local = PeerId::from(key.public());
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config
@@ -89,7 +107,7 @@ impl Behaviour {
             .set_provider_record_ttl(Some(Duration::from_secs(120)))
             .set_provider_publication_interval(Some(Duration::from_secs(30)))
             .set_max_packet_size(64 * MAX_RECORD_BYTES)
-            .set_periodic_bootstrap_interval(Some(Duration::from_secs(30)))
+            .set_periodic_bootstrap_interval(config.dht_refresh)
             // Records are checked (signature, size) before we store them.
             .set_record_filtering(kad::StoreInserts::FilterBoth);
         let mut kad =
@@ -103,6 +121,7 @@ impl Behaviour {
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(MAX_GOSSIP_BYTES)
+            .connection_handler_queue_len(config.gossip_queue_len)
             // Content-addressed ids: the same transaction or block gossiped by two
             // nodes is one message, so re-publishing never loops.
             .message_id_fn(|m: &gossipsub::Message| {
@@ -117,6 +136,7 @@ impl Behaviour {
         .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))?;
 
         Ok(Self {
+            limits: connection_limits::Behaviour::new(config.connections.limits()),
             blocked: Default::default(),
             identify: identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public())

@@ -10,6 +10,7 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod connmgr;
 pub mod error;
 pub mod handle;
 pub mod peers;
@@ -18,6 +19,7 @@ pub mod records;
 pub mod service;
 
 pub use behaviour::BehaviourConfig;
+pub use connmgr::ConnectionBudget;
 pub use error::NetworkError;
 pub use handle::{NetworkEvent, NetworkHandle, Reply, Verdict};
 pub use libp2p::{identity::Keypair as NetworkKeypair, Multiaddr, PeerId};

@@ -130,6 +130,15 @@ impl ProviderRecord {
     }
 }
 
+/// Whether a DHT record someone asks us to store (`key`, `value`) is a verified
+/// [`ProviderRecord`] stored under its own provider's key; nothing else is kept.
+pub fn acceptable(key: &RecordKey, value: &[u8]) -> bool {
+    ProviderRecord::decode_verified(value).is_ok_and(|r| {
+        r.peer_id()
+            .is_some_and(|p| *key == record_key(&r.info.model, &p))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +181,17 @@ mod tests {
             ProviderRecord::decode_verified(&vec![0u8; MAX_RECORD_BYTES + 1]),
             Err(RecordError::TooLarge(MAX_RECORD_BYTES + 1))
         );
+    }
+
+    #[test]
+    fn only_verified_records_under_their_own_key_are_acceptable() {
+        let key = Keypair::generate_ed25519();
+        let record = ProviderRecord::sign(info(&key), &key).encode();
+        let model = Hash::repeat_byte(3);
+        let own = record_key(&model, &key.public().to_peer_id());
+        assert!(acceptable(&own, &record));
+        assert!(!acceptable(&record_key(&model, &PeerId::random()), &record));
+        assert!(!acceptable(&own, b"not a record"));
     }
 
     #[test]

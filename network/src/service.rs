@@ -2,14 +2,17 @@
 //! bootnodes and runs the event loop that owns the swarm. The loop turns swarm events into
 //! [`NetworkEvent`]s for the node and executes the handle's commands; it keeps the
 //! bookkeeping of pending requests and DHT queries, checks DHT records before storing them
-//! and penalises peers that send malformed or oversized messages.
+//! and penalises peers that send malformed or oversized messages. It also keeps the
+//! connection count within the [`crate::ConnectionBudget`]: above the high water mark it
+//! closes the least recently useful connections that no mesh or pending request needs.
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
+use crate::connmgr::ConnectionManager;
 use crate::error::NetworkError;
 use crate::handle::{Command, NetworkEvent, NetworkHandle, Reply, MAX_PROVIDERS};
 use crate::peers::{Offence, PeerBook};
 use crate::protocol::{Protocol, Topic};
-use crate::records::{model_key, record_key, shard_key, ProviderRecord};
+use crate::records::{self, model_key, record_key, shard_key, ProviderRecord};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::kad::{self, store::RecordStore, QueryId, QueryResult};
@@ -18,7 +21,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, identity::Keypair, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use neuroshard_primitives::Hash;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -34,6 +37,10 @@ pub struct NetworkConfig {
     pub genesis: Hash,
     pub behaviour: BehaviourConfig,
 }
+
+/// How often the connection count is checked against the budget (it is also checked
+/// whenever a connection opens).
+const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Capacity of the event channel to the node; gossip beyond it is ignored, not buffered.
 const EVENT_QUEUE: usize = 4096;
@@ -109,6 +116,7 @@ pub async fn start(
         listen_addrs,
         peers: PeerBook::default(),
         requests: HashMap::new(),
+        connections: ConnectionManager::new(config.behaviour.connections.clone()),
         provider_queries: HashMap::new(),
         record_queries: HashMap::new(),
         bootstrapped: false,
@@ -124,6 +132,9 @@ pub async fn start(
     ))
 }
 
+/// Where the answer to one of our requests goes.
+type ResponseSender = oneshot::Sender<Result<Vec<u8>, NetworkError>>;
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -132,7 +143,9 @@ struct EventLoop {
     genesis: Hash,
     listen_addrs: Vec<Multiaddr>,
     peers: PeerBook,
-    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetworkError>>>,
+    /// Requests in flight: the peer asked (its connection is kept) and who waits.
+    requests: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
+    connections: ConnectionManager,
     provider_queries: HashMap<QueryId, (oneshot::Sender<HashSet<PeerId>>, HashSet<PeerId>)>,
     record_queries: HashMap<QueryId, oneshot::Sender<Option<Vec<u8>>>>,
     bootstrapped: bool,
@@ -141,15 +154,37 @@ struct EventLoop {
 
 impl EventLoop {
     async fn run(mut self) {
+        let mut trim = tokio::time::interval(TRIM_INTERVAL);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = trim.tick() => self.trim_connections(),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     // Every handle is gone: the node is shutting down.
                     None => return,
                 },
             }
+        }
+    }
+
+    /// Closes excess connections (see [`ConnectionManager::trim`]); peers with a request
+    /// of ours in flight are kept.
+    fn trim_connections(&mut self) {
+        if !self.connections.over_high_water() {
+            return;
+        }
+        let busy: HashSet<PeerId> = self.requests.values().map(|(peer, _)| *peer).collect();
+        let closed = self
+            .connections
+            .trim(&mut self.swarm, &busy, Instant::now());
+        if closed > 0 {
+            debug!(
+                closed,
+                open = self.connections.open(),
+                "trimmed connections"
+            );
         }
     }
 
@@ -209,7 +244,7 @@ impl EventLoop {
                     Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
                     Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
                 };
-                self.requests.insert(id, done);
+                self.requests.insert(id, (peer, done));
             }
             Command::Respond { reply, data } => {
                 let result = match reply.protocol {
@@ -270,6 +305,10 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.connections.observe(&event, Instant::now());
+        if matches!(event, SwarmEvent::ConnectionEstablished { .. }) {
+            self.trim_connections();
+        }
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -388,7 +427,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some(done) = self.requests.remove(&request_id) {
+                if let Some((_, done)) = self.requests.remove(&request_id) {
                     let _ = done.send(Ok(response));
                 }
             }
@@ -403,7 +442,7 @@ impl EventLoop {
                         self.penalise(peer, Offence::Malformed, "oversized or malformed response");
                     }
                 }
-                if let Some(done) = self.requests.remove(&request_id) {
+                if let Some((_, done)) = self.requests.remove(&request_id) {
                     let _ = done.send(Err(NetworkError::Request {
                         peer,
                         reason: error.to_string(),
@@ -485,17 +524,15 @@ impl EventLoop {
                 source,
                 record: Some(record),
                 ..
-            } => match ProviderRecord::decode_verified(&record.value) {
-                Ok(r)
-                    if r.peer_id()
-                        .is_some_and(|p| record.key == record_key(&r.info.model, &p)) =>
-                {
+            } => {
+                if records::acceptable(&record.key, &record.value) {
                     if let Err(e) = self.behaviour().kad.store_mut().put(record) {
                         debug!(error = %e, "record store full");
                     }
+                } else {
+                    self.penalise(source, Offence::ForgedRecord, "unverifiable DHT record");
                 }
-                _ => self.penalise(source, Offence::ForgedRecord, "unverifiable DHT record"),
-            },
+            }
             kad::InboundRequest::AddProvider {
                 record: Some(provider),
             } => {

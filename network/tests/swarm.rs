@@ -1,10 +1,11 @@
 //! Several network services on loopback in one process: DHT discovery of shard providers
 //! from a single bootnode, gossip to every peer, request-response both ways, and hostile
-//! input (an oversized frame, a rejected gossip message) penalising the sender.
+//! input (an oversized frame, a rejected gossip message) penalising the sender; and a node
+//! under a tiny connection budget that stays within it while the DHT still works.
 
 use neuroshard_network::{
-    start, NetworkConfig, NetworkEvent, NetworkHandle, NetworkKeypair, Protocol, ProviderInfo,
-    Topic, Verdict,
+    start, BehaviourConfig, ConnectionBudget, NetworkConfig, NetworkEvent, NetworkHandle,
+    NetworkKeypair, Protocol, ProviderInfo, Topic, Verdict,
 };
 use neuroshard_primitives::{Hash, LayerRange};
 use std::time::Duration;
@@ -16,15 +17,29 @@ const MODEL: Hash = Hash::repeat_byte(0x42);
 async fn node(
     bootnodes: Vec<neuroshard_network::Multiaddr>,
 ) -> (NetworkHandle, mpsc::Receiver<NetworkEvent>) {
+    node_with(bootnodes, Default::default()).await
+}
+
+async fn node_with(
+    bootnodes: Vec<neuroshard_network::Multiaddr>,
+    behaviour: BehaviourConfig,
+) -> (NetworkHandle, mpsc::Receiver<NetworkEvent>) {
     start(NetworkConfig {
         keypair: NetworkKeypair::generate_ed25519(),
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootnodes,
         genesis: Hash::repeat_byte(1),
-        behaviour: Default::default(),
+        behaviour,
     })
     .await
     .unwrap()
+}
+
+async fn p2p_addr(handle: &NetworkHandle) -> neuroshard_network::Multiaddr {
+    handle.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with_p2p(handle.local_peer_id())
+        .unwrap()
 }
 
 fn info(handle: &NetworkHandle, shard: LayerRange) -> ProviderInfo {
@@ -185,5 +200,71 @@ async fn four_nodes_discover_gossip_and_request() {
             "nobody penalised the sender of bad gossip"
         );
         sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_its_connection_budget_and_the_dht_still_works() {
+    // The hub is everyone's bootnode but may hold only three connections.
+    let budget = ConnectionBudget {
+        max: 3,
+        max_per_peer: 1,
+        max_pending: 8,
+        high_water: 2,
+        low_water: 1,
+        grace: Duration::ZERO,
+    };
+    let (hub, hub_events) = node_with(
+        vec![],
+        BehaviourConfig {
+            connections: budget.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let hub_addr = p2p_addr(&hub).await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    serve(hub.clone(), hub_events, tx);
+    let mut handles = vec![hub.clone()];
+    for _ in 0..5 {
+        // Each newcomer also knows the previous one, so a full hub locks nobody out.
+        let mut boot = vec![hub_addr.clone()];
+        if handles.len() > 1 {
+            boot.push(p2p_addr(handles.last().unwrap()).await);
+        }
+        let (h, events) = node(boot).await;
+        let (tx, _rx) = mpsc::unbounded_channel();
+        serve(h.clone(), events, tx);
+        handles.push(h);
+    }
+    for (i, h) in handles.iter().enumerate() {
+        let i = i as u16;
+        h.announce(info(
+            h,
+            LayerRange {
+                start: i,
+                end: i + 1,
+            },
+        ));
+    }
+
+    // Every other node finds all six providers, the hub's included; the hub never holds
+    // more connections than its cap meanwhile. (The hub itself may not: a cap below the
+    // gossipsub mesh leaves it no room to dial the DHT.)
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for h in &handles[1..] {
+        loop {
+            let connected = hub.peers().await.unwrap().len();
+            assert!(
+                connected <= budget.max as usize,
+                "hub has {connected} peers"
+            );
+            let found = h.providers(MODEL).await.unwrap().len();
+            if found == handles.len() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "only {found} providers seen");
+            sleep(Duration::from_millis(300)).await;
+        }
     }
 }

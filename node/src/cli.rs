@@ -150,13 +150,18 @@ pub struct VerifyBenchArgs {
 
 #[derive(Debug, Args)]
 pub struct SimBenchArgs {
-    /// Nodes in the simulated network (memory grows with the square of it: ~7 GiB at
-    /// 100; 300 did not fit in 24 GiB).
+    /// Nodes in the simulated network.
     #[arg(long, default_value_t = 100)]
     pub nodes: usize,
     /// Random DHT lookups to time.
     #[arg(long, default_value_t = 500)]
     pub lookups: usize,
+    /// Lookups of signed provider records to time.
+    #[arg(long, default_value_t = 200)]
+    pub record_lookups: usize,
+    /// Seconds the network settles after the last node joined, before measuring.
+    #[arg(long, default_value_t = 20)]
+    pub settle_secs: u64,
     /// Gossip messages to publish.
     #[arg(long, default_value_t = 20)]
     pub messages: usize,

@@ -66,7 +66,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let opts = crate::bench::sim::SimOptions {
                 nodes: args.nodes,
                 lookups: args.lookups,
+                record_lookups: args.record_lookups,
                 messages: args.messages,
+                settle_secs: args.settle_secs,
                 receipts: args.receipts,
                 seed: args.seed,
             };
