@@ -159,10 +159,10 @@ fn dispatch(
             ponw::submit_verdict(o, who, receipt, *verdict)?
         }
         Call::Training(TrainingCall::SubmitGradientReceipt { receipt }) => {
-            training::submit_gradient_receipt(o, receipt)?
+            training::submit_gradient_receipt(o, ctx.number, receipt)?
         }
         Call::Training(TrainingCall::ReportRoundResult { result }) => {
-            training::report_round_result(o, who, result)?
+            training::report_round_result(o, ctx.number, who, result)?
         }
     }
     Ok(())

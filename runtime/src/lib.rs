@@ -23,6 +23,7 @@ pub use neuroshard_balances as balances;
 pub use neuroshard_ponw as ponw;
 pub use neuroshard_staking as staking;
 pub use neuroshard_support::{ReadProof, ReadState, StateChanges, StateDb};
+pub use neuroshard_training_pallet as training;
 
 use neuroshard_primitives::Hash;
 

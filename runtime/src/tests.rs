@@ -79,6 +79,7 @@ pub(crate) fn test_config() -> GenesisConfig {
                 training_reward: 2 * UNIT,
                 min_contributors: 2,
                 max_contributors: 16,
+                collect_blocks: 0,
             },
         },
         balances: ["//Alice", "//Bob", "//Charlie", "//Dave"]
@@ -364,6 +365,7 @@ fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
         position_end: seq * 1000 + tokens,
         commitment: blake2_256(&seq.to_le_bytes()),
         input_commitment: blake2_256(&[seq as u8; 3]),
+        adapter: None,
     };
     Receipt::sign(body, &pair(worker), &pair("//Dave"))
 }

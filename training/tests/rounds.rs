@@ -115,6 +115,7 @@ fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
             training_reward: 5 * UNIT,
             min_contributors: 2,
             max_contributors: 16,
+            collect_blocks: 0,
         },
     )
     .unwrap();
@@ -168,7 +169,7 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
             .collect();
         for c in &contributions {
             apply(&mut state, |o| {
-                training::submit_gradient_receipt(o, &c.receipt)
+                training::submit_gradient_receipt(o, 1, &c.receipt)
             })
             .unwrap();
         }
@@ -194,12 +195,12 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
             .collect();
         forged.accepted.sort();
         apply(&mut state, |o| {
-            training::report_round_result(o, &accounts[poisoner], &forged)
+            training::report_round_result(o, 2, &accounts[poisoner], &forged)
         })
         .unwrap();
         for i in [0, 1, 3] {
             apply(&mut state, |o| {
-                training::report_round_result(o, &accounts[i], &outcomes[i].result)
+                training::report_round_result(o, 2, &accounts[i], &outcomes[i].result)
             })
             .unwrap();
         }

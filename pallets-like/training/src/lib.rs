@@ -18,7 +18,7 @@ mod rounds;
 pub use rounds::{report_round_result, submit_gradient_receipt};
 
 use neuroshard_balances as balances;
-use neuroshard_primitives::{AccountId, Balance, Hash, LayerRange};
+use neuroshard_primitives::{AccountId, Balance, BlockNumber, Hash, LayerRange};
 use neuroshard_support::{Overlay, Pallet, ReadState, StorageError, StorageMap, StorageValue};
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,12 @@ pub struct Params {
     pub min_contributors: u32,
     /// Most gradient receipts one round of one shard takes.
     pub max_contributors: u32,
+    /// Blocks a round collects receipts for, counted from its first receipt; results
+    /// may be reported only after that. Every holder then aggregates exactly the
+    /// receipts the chain recorded, so honest holders agree on the set. 0: no window
+    /// (receipts and reports any time; for in-process use).
+    #[serde(default)]
+    pub collect_blocks: u32,
 }
 
 /// A shard's training state.
@@ -49,6 +55,18 @@ pub struct ShardTraining {
     pub round: u32,
     /// The adapter version the last closed round produced (None before the first).
     pub adapter: Option<Hash>,
+    /// Block of the open round's first receipt (None: no receipt yet).
+    pub opened_at: Option<BlockNumber>,
+}
+
+impl ShardTraining {
+    /// The last block the open round takes receipts in (None: no receipt yet, or no
+    /// window).
+    pub fn collecting_until(&self, collect_blocks: u32) -> Option<BlockNumber> {
+        (collect_blocks > 0)
+            .then_some(self.opened_at?)
+            .map(|t| t.saturating_add(BlockNumber::from(collect_blocks)))
+    }
 }
 
 /// One gradient receipt recorded for a round.
@@ -106,6 +124,13 @@ pub enum Error {
     DuplicateReceipt,
     #[error("round already has the maximum of {0} receipts")]
     RoundFull(u32),
+    #[error("round {round} stopped collecting receipts after block {until}")]
+    CollectionClosed { round: u32, until: BlockNumber },
+    #[error("round {round} collects receipts until block {until:?}; report after it")]
+    CollectionOpen {
+        round: u32,
+        until: Option<BlockNumber>,
+    },
     #[error("only a worker with a receipt in the round may report its result")]
     NotAContributor,
     #[error("worker already reported this round's result")]

@@ -9,13 +9,18 @@ use crate::{
 use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, Event, GradientReceipt, RoundResult, MAX_ACCEPTED_PER_ROUND,
+    AccountId, BlockNumber, Event, GradientReceipt, RoundResult, MAX_ACCEPTED_PER_ROUND,
 };
 use neuroshard_support::Overlay;
 
 /// `submit_gradient_receipt`: records a holder's signed receipt for its shard's current
-/// round (anyone may relay it; the worker named in it is the one credited).
-pub fn submit_gradient_receipt(overlay: &mut Overlay<'_>, receipt: &GradientReceipt) -> Result<()> {
+/// round in block `now` (anyone may relay it; the worker named in it is the one
+/// credited). The first receipt opens the round's collection window.
+pub fn submit_gradient_receipt(
+    overlay: &mut Overlay<'_>,
+    now: BlockNumber,
+    receipt: &GradientReceipt,
+) -> Result<()> {
     let p = params(overlay)?;
     let b = &receipt.body;
     if !receipt.signature_is_valid() {
@@ -31,12 +36,20 @@ pub fn submit_gradient_receipt(overlay: &mut Overlay<'_>, receipt: &GradientRece
     if !serves {
         return Err(Error::NotAHolder(b.layers));
     }
-    let state = shard(overlay, b.model, b.layers)?;
+    let mut state = shard(overlay, b.model, b.layers)?;
     if b.round != state.round {
         return Err(Error::WrongRound {
             expected: state.round,
             got: b.round,
         });
+    }
+    if let Some(until) = state.collecting_until(p.collect_blocks) {
+        if now > until {
+            return Err(Error::CollectionClosed {
+                round: b.round,
+                until,
+            });
+        }
     }
     if let Some(current) = state.adapter {
         if b.base_adapter != current {
@@ -63,6 +76,10 @@ pub fn submit_gradient_receipt(overlay: &mut Overlay<'_>, receipt: &GradientRece
         accepted: None,
     });
     RECEIPTS.insert(overlay, &key, &records);
+    if state.opened_at.is_none() {
+        state.opened_at = Some(now);
+        SHARDS.insert(overlay, &(b.model, b.layers), &state);
+    }
     overlay.deposit_event(Event::GradientReceiptSubmitted {
         worker: b.worker.clone(),
         model: b.model,
@@ -73,11 +90,13 @@ pub fn submit_gradient_receipt(overlay: &mut Overlay<'_>, receipt: &GradientRece
     Ok(())
 }
 
-/// `report_round_result`: `who` (a contributor of the round) reports the aggregate it
-/// computed. When a strict majority of the contributors (and at least
-/// `min_contributors`) have reported the same result, the round closes.
+/// `report_round_result`: `who` (a contributor of the round) reports, in block `now`,
+/// the aggregate it computed; with a collection window, only once the window is over.
+/// When a strict majority of the contributors (and at least `min_contributors`) have
+/// reported the same result, the round closes.
 pub fn report_round_result(
     overlay: &mut Overlay<'_>,
+    now: BlockNumber,
     who: &AccountId,
     result: &RoundResult,
 ) -> Result<()> {
@@ -88,6 +107,15 @@ pub fn report_round_result(
             expected: state.round,
             got: result.round,
         });
+    }
+    if p.collect_blocks > 0 {
+        let until = state.collecting_until(p.collect_blocks);
+        if until.is_none_or(|until| now <= until) {
+            return Err(Error::CollectionOpen {
+                round: result.round,
+                until,
+            });
+        }
     }
     let key: RoundKey = (result.model, result.layers, result.round);
     let records = receipts(overlay, &key)?;
@@ -169,6 +197,7 @@ fn close_round(
         &ShardTraining {
             round: result.round.saturating_add(1),
             adapter: Some(result.adapter),
+            opened_at: None,
         },
     );
     overlay.deposit_event(Event::TrainingRoundFinalized {

@@ -28,8 +28,13 @@ fn key(uri: &str) -> (Keypair, AccountId) {
 
 const HOLDERS: [&str; 4] = ["//Alice", "//Bob", "//Charlie", "//Dave"];
 
-/// Genesis with the four holders serving 10-20 and //Eve serving 0-10.
+/// Genesis with the four holders serving 10-20 and //Eve serving 0-10, no collection
+/// window.
 fn genesis() -> StateDb {
+    genesis_with(0)
+}
+
+fn genesis_with(collect_blocks: u32) -> StateDb {
     let mut state = StateDb::new();
     let mut o = Overlay::new(&state);
     let bp = balances::Params {
@@ -69,6 +74,7 @@ fn genesis() -> StateDb {
             training_reward: REWARD,
             min_contributors: 2,
             max_contributors: 4,
+            collect_blocks,
         },
     )
     .unwrap();
@@ -106,12 +112,28 @@ fn apply(
     Ok(events)
 }
 
+/// Block the submissions and reports of the windowless tests land in.
+const NOW: BlockNumber = 7;
+
 fn submit(state: &mut StateDb, r: &GradientReceipt) -> Result<Vec<Event>> {
-    apply(state, |o| submit_gradient_receipt(o, r))
+    submit_at(state, NOW, r)
+}
+
+fn submit_at(state: &mut StateDb, now: BlockNumber, r: &GradientReceipt) -> Result<Vec<Event>> {
+    apply(state, |o| submit_gradient_receipt(o, now, r))
 }
 
 fn report(state: &mut StateDb, who: &str, r: &RoundResult) -> Result<Vec<Event>> {
-    apply(state, |o| report_round_result(o, &key(who).1, r))
+    report_at(state, NOW, who, r)
+}
+
+fn report_at(
+    state: &mut StateDb,
+    now: BlockNumber,
+    who: &str,
+    r: &RoundResult,
+) -> Result<Vec<Event>> {
+    apply(state, |o| report_round_result(o, now, &key(who).1, r))
 }
 
 fn result(round: u32, accepted: &[&GradientReceipt], adapter: &[u8]) -> RoundResult {
@@ -298,4 +320,48 @@ fn rounds_are_capped() {
         submit(&mut s, &receipt("//Ferdie", 0, Hash::zero())),
         Err(Error::RoundFull(4))
     );
+}
+
+#[test]
+fn the_collection_window_fixes_the_set_every_holder_aggregates() {
+    // Window of 3 blocks from the first receipt (block 10): receipts up to block 13.
+    let mut s = genesis_with(3);
+    let (ra, rb, rc) = (
+        receipt("//Alice", 0, Hash::zero()),
+        receipt("//Bob", 0, Hash::zero()),
+        receipt("//Charlie", 0, Hash::zero()),
+    );
+    let good = result(0, &[&ra, &rb], b"v1");
+    assert_eq!(
+        report_at(&mut s, 9, "//Alice", &good),
+        Err(Error::CollectionOpen {
+            round: 0,
+            until: None
+        }),
+        "no receipt yet"
+    );
+    submit_at(&mut s, 10, &ra).unwrap();
+    assert_eq!(shard(&s, model(), layers()).unwrap().opened_at, Some(10));
+    submit_at(&mut s, 13, &rb).unwrap();
+    assert_eq!(
+        submit_at(&mut s, 14, &rc),
+        Err(Error::CollectionClosed {
+            round: 0,
+            until: 13
+        })
+    );
+    assert_eq!(
+        report_at(&mut s, 13, "//Alice", &good),
+        Err(Error::CollectionOpen {
+            round: 0,
+            until: Some(13)
+        })
+    );
+    report_at(&mut s, 14, "//Alice", &good).unwrap();
+    report_at(&mut s, 15, "//Bob", &good).unwrap();
+    let next = shard(&s, model(), layers()).unwrap();
+    assert_eq!((next.round, next.opened_at), (1, None));
+    // The next round opens with its own first receipt.
+    submit_at(&mut s, 40, &receipt("//Charlie", 1, blake2_256(b"v1"))).unwrap();
+    assert_eq!(shard(&s, model(), layers()).unwrap().opened_at, Some(40));
 }
