@@ -4,6 +4,11 @@
 //! request handler. Every receipt's spot-check material is archived so the worker can
 //! answer the chain's spot checks after the session ends (see [`crate::spot_check`]).
 //!
+//! The weights can change while serving (a Proof of Training round merges a new adapter
+//! version, [`Shard::serve_weights`]): a session keeps the weights it started with, so
+//! its KV cache and its receipts stay consistent, and receipts name the adapter
+//! version their session ran.
+//!
 //! Sessions come from the network, so their number is bounded: a session is created
 //! only by a request that starts at position 0, and when [`Shard::max_sessions`] are
 //! held the least recently used one is dropped (its client gets a cache gap on its next
@@ -23,11 +28,21 @@ use crate::weights::ModelWeights;
 use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId};
 use parity_scale_codec::Encode;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// The weights a shard serves: an executor over them and the adapter version merged in.
+#[derive(Debug)]
+pub struct ServedWeights {
+    pub exec: ShardExecutor,
+    /// `None`: the base model.
+    pub adapter: Option<Hash>,
+}
 
 /// A worker's state for one session.
 #[derive(Debug)]
 struct Session {
+    /// The weights the session started on (all its positions ran on them).
+    weights: Arc<ServedWeights>,
     cache: KvCache,
     /// The inputs of every cached position (what receipts' input commitments digest).
     inputs: InputLog,
@@ -94,7 +109,7 @@ pub struct SkipWork {
 pub struct Shard {
     model: Hash,
     layers: LayerRange,
-    exec: ShardExecutor,
+    current: RwLock<Arc<ServedWeights>>,
     sessions: Mutex<Sessions>,
     max_sessions: usize,
     archive: Mutex<MaterialArchive>,
@@ -116,7 +131,10 @@ impl Shard {
         Ok(Self {
             model,
             layers,
-            exec: ShardExecutor::new(weights)?,
+            current: RwLock::new(Arc::new(ServedWeights {
+                exec: ShardExecutor::new(weights)?,
+                adapter: None,
+            })),
             sessions: Mutex::new(Sessions::default()),
             max_sessions: DEFAULT_MAX_SESSIONS,
             archive: Mutex::new(MaterialArchive::new(DEFAULT_ARCHIVE_BYTES)),
@@ -154,8 +172,38 @@ impl Shard {
         self.model
     }
 
-    pub fn executor(&self) -> &ShardExecutor {
-        &self.exec
+    /// The weights new sessions start on.
+    pub fn weights(&self) -> Arc<ServedWeights> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The adapter version new sessions run (`None`: the base model).
+    pub fn adapter(&self) -> Option<Hash> {
+        self.weights().adapter
+    }
+
+    /// Serves `weights` (the shard's range of the model, with adapter version `adapter`
+    /// merged in) to sessions that start from now on; running sessions finish on the
+    /// weights they started with.
+    pub fn serve_weights(&self, weights: ModelWeights, adapter: Option<Hash>) -> Result<()> {
+        if weights.range != (self.layers.start as usize..self.layers.end as usize) {
+            return Err(InferenceError::BadRequest(format!(
+                "weights for layers {:?} offered to shard {}",
+                weights.range, self.layers
+            )));
+        }
+        let served = Arc::new(ServedWeights {
+            exec: ShardExecutor::new(weights)?,
+            adapter,
+        });
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = served;
+        Ok(())
     }
 
     /// The session a request continues; a new one only for a request from position 0.
@@ -171,8 +219,10 @@ impl Shard {
                 start,
             });
         }
+        let weights = self.weights();
         let session = Session {
-            cache: self.exec.new_cache(),
+            cache: weights.exec.new_cache(),
+            weights,
             inputs: InputLog::default(),
             topk: Vec::new(),
             receipted_end: 0,
@@ -232,6 +282,8 @@ impl Shard {
         let start = req.start_pos as usize;
         let session = self.session_for(&req.session, start)?;
         let mut s = lock(&session);
+        let weights = s.weights.clone();
+        let exec = &weights.exec;
         let hidden_in;
         let input = match &req.input {
             ShardInput::Tokens(t) => ExecInput::Tokens(t),
@@ -240,8 +292,7 @@ impl Shard {
                 ExecInput::Hidden(&hidden_in)
             }
         };
-        let mut out = self
-            .exec
+        let mut out = exec
             .forward(&mut s.cache, input.clone(), start)
             .map_err(|e| match e {
                 InferenceError::CacheGap { have, start, .. } => InferenceError::CacheGap {
@@ -252,15 +303,15 @@ impl Shard {
                 e => e,
             })?;
         if let Some(fault) = self.fault {
-            out = fake_positions(&self.exec, &out, req, fault)?;
+            out = fake_positions(exec, &out, req, fault)?;
         }
         s.inputs.record(start, &req.input)?;
         s.topk.truncate(start);
-        s.topk.extend(work_topk(&self.exec, &input, &out)?);
+        s.topk.extend(work_topk(exec, &input, &out)?);
         // Positions before `receipted_end` recomputed here (a replay) stay receipted once:
         // the next receipt starts where the last one ended, so no position is paid twice.
-        let output = if self.exec.weights().is_last() {
-            let logits = self.exec.head(&out)?;
+        let output = if exec.weights().is_last() {
+            let logits = exec.head(&out)?;
             match req.head {
                 HeadMode::Argmax => ShardOutput::Argmax(argmax_rows(&logits)?),
                 HeadMode::Logits => {
@@ -309,6 +360,7 @@ impl Shard {
             position_end: until as u32,
             commitment: commitment.hash(),
             input_commitment,
+            adapter: s.weights.adapter,
         };
         s.seq += 1;
         s.receipted_end = until as u32;
@@ -422,5 +474,48 @@ mod tests {
         assert!(shard.handle(&request(hash, 9, 5, vec![4])).is_err());
         assert_eq!(shard.session_count(), 3);
         assert_eq!(shard.cached_len(&[9; 16]), 0);
+    }
+
+    fn tiny_weights(seed: u64) -> ModelWeights {
+        let dir = tempfile::tempdir().unwrap();
+        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), seed).unwrap();
+        ModelWeights::load(&source, None, Precision::Native).unwrap()
+    }
+
+    fn argmax(shard: &Shard, req: &ShardRequest) -> Vec<u32> {
+        match shard.handle(req).unwrap().output {
+            ShardOutput::Argmax(v) => v,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_weights_serve_new_sessions_while_running_ones_keep_theirs() {
+        let hash = Hash::repeat_byte(1);
+        let shard = Shard::new(tiny_weights(3), hash).unwrap();
+        let prompt: Vec<u32> = (1..12).collect();
+        let base = argmax(&shard, &request(hash, 1, 0, prompt.clone()));
+        assert_eq!(shard.adapter(), None);
+        let version = Hash::repeat_byte(7);
+        shard.serve_weights(tiny_weights(4), Some(version)).unwrap();
+        assert_eq!(shard.adapter(), Some(version));
+        // Session 1 continues on the old weights: replaying its prompt gives the same.
+        assert_eq!(argmax(&shard, &request(hash, 1, 0, prompt.clone())), base);
+        let fresh = argmax(&shard, &request(hash, 2, 0, prompt.clone()));
+        assert_ne!(fresh, base, "a new session runs the new weights");
+        let receipt = |session: u8| {
+            let req = ReceiptRequest {
+                session: [session; 16],
+                client: AccountId::from([9; 32]),
+                epoch: 0,
+                until: prompt.len() as u32,
+            };
+            shard.receipt(AccountId::from([8; 32]), &req).unwrap().body
+        };
+        assert_eq!(receipt(1).adapter, None);
+        assert_eq!(receipt(2).adapter, Some(version));
+        // Weights for another range are refused.
+        let wrong = tiny_weights(3).slice(0..2).unwrap();
+        assert!(shard.serve_weights(wrong, None).is_err());
     }
 }

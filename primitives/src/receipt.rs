@@ -116,6 +116,10 @@ pub struct ReceiptBody {
     /// ids or hidden states; the client checks it against what it sent before it
     /// counter-signs). A spot check re-runs the layers on exactly these inputs.
     pub input_commitment: Hash,
+    /// The trained adapter version (Proof of Training) merged into the layers' weights
+    /// when the work was done; `None`: the base model. A spot check re-runs the layers
+    /// with the same version.
+    pub adapter: Option<Hash>,
 }
 
 impl ReceiptBody {
@@ -223,6 +227,7 @@ mod tests {
             position_end: 32,
             commitment: blake2_256(b"activations"),
             input_commitment: blake2_256(b"inputs"),
+            adapter: None,
         }
     }
 

@@ -115,6 +115,7 @@ pub fn work_receipt(model: Hash, epoch: u32, layers: (u16, u16), seq: u32) -> Re
         position_end: 30,
         commitment: blake2_256(format!("activations {layers:?}").as_bytes()),
         input_commitment: blake2_256(format!("inputs {layers:?}").as_bytes()),
+        adapter: None,
     };
     Receipt::sign(body, &worker, &client)
 }

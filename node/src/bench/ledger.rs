@@ -111,6 +111,7 @@ fn receipts(f: &Fixture, count: usize) -> Vec<Receipt> {
                 position_end: 32,
                 commitment: blake2_256(&(i as u64).to_be_bytes()),
                 input_commitment: blake2_256(&(i as u64).to_le_bytes()),
+                adapter: None,
             };
             Receipt::sign(body, worker_pair, client)
         })

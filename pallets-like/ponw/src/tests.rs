@@ -128,6 +128,7 @@ pub(crate) fn receipt(
         position_end: positions.1,
         commitment: blake2_256(&seq.to_le_bytes()),
         input_commitment: blake2_256(&[seq as u8; 3]),
+        adapter: None,
     };
     Receipt::sign(body, &wpair, &cpair)
 }
@@ -585,6 +586,7 @@ proptest::proptest! {
                 position_end: *n,
                 commitment: blake2_256(b"c"),
                 input_commitment: blake2_256(b"i"),
+                adapter: None,
             };
             Receipt::sign(body, &eve.0, &mallory.0)
         }).collect();
