@@ -257,6 +257,11 @@ pub struct RunArgs {
     /// API routes generations through the network for the layers served elsewhere.
     #[arg(long, value_name = "RANGES")]
     pub shards: Option<String>,
+    /// Proof of Training: train a LoRA adapter for this layer range (one of --shards)
+    /// with the other nodes that train it, DiLoCo style, and earn the training reward
+    /// for the rounds whose aggregate accepts this node's pseudo-gradient.
+    #[arg(long, value_name = "RANGE", requires = "shards")]
+    pub train: Option<String>,
     /// libp2p listen multiaddrs, comma-separated (port 0 picks a free port; the bound
     /// address is logged as "p2p listening").
     #[arg(
@@ -279,6 +284,10 @@ pub struct RunArgs {
     /// the layers), like a worker saving compute; spot checks should catch it.
     #[arg(long, hide = true, value_name = "PERMILL", requires = "shards")]
     pub fault_skip_work: Option<u32>,
+    /// Fault injection for tests: scale this node's pseudo-gradients by FACTOR (a
+    /// poisoning holder); the robust aggregate should exclude it.
+    #[arg(long, hide = true, value_name = "FACTOR", requires = "train")]
+    pub fault_poison_gradient: Option<f32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,4 +23,5 @@ pub mod rpc_client;
 pub mod service;
 pub mod spot_checker;
 pub mod store;
+pub mod training;
 pub mod worker;

@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub p2p: Option<crate::p2p::P2pConfig>,
     /// Fault injection: share of output positions (millionths) the shards fake.
     pub fault_skip_work: Option<u32>,
+    /// The served shard this node trains an adapter for (Proof of Training).
+    pub train: Option<crate::training::TrainOptions>,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -100,8 +102,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         generator: api_state.generator.clone(),
         metrics: api_state.metrics.clone(),
     };
-    let (addr, rpc_handle) =
-        rpc::start(client.clone(), p2p.clone(), generation, config.rpc_port).await?;
+    let training_board = Arc::new(crate::training::board::TrainingBoard::default());
+    let (addr, rpc_handle) = rpc::start(
+        client.clone(),
+        p2p.clone(),
+        generation,
+        training_board.clone(),
+        config.rpc_port,
+    )
+    .await?;
     info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
 
     api::serve(api_state.clone(), config.api_port, stop_rx.clone()).await?;
@@ -114,9 +123,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 model: spec.model.clone(),
                 shards: config.shards.clone(),
                 fault_skip_work: config.fault_skip_work,
+                train: config.train.clone(),
             },
             p2p.clone(),
             api_state.generator.clone(),
+            training_board,
             stop_rx.clone(),
         ))),
         (None, false) => anyhow::bail!("serving shards needs --key (the worker's account)"),

@@ -4,28 +4,28 @@
 //! from this node's own shards when the worker is this node, otherwise over the network
 //! from the worker's announced peers — re-runs the receipt's layers on the committed
 //! inputs (`neuroshard_inference::spot_check::check_receipt`) and submits the verdict.
+//! A receipt made with a trained adapter is re-run with that adapter version merged in
+//! (its snapshot from this node's training board or from the worker's peers).
 //!
 //! A worker that cannot produce the material after [`NO_ANSWER_AFTER`] tries gets a
 //! `NoAnswer` verdict. A check this node cannot run (no network to reach a remote worker,
 //! its own failure to load the layers) is left alone and expires, credited: the chain
 //! punishes only on evidence.
 
-use crate::client::{hex_hash, Client};
+use crate::client::hex_hash;
 use crate::p2p::shard_wire::fetch_material;
-use crate::p2p::P2p;
+use crate::training::{adapter_weights, TrainingContext};
 use anyhow::Context;
 use neuroshard_inference::shard::Shard;
 use neuroshard_inference::spot_check::{check_receipt, CheckOutcome, SpotCheckMaterial};
-use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::ShardExecutor;
 use neuroshard_primitives::{
-    AccountId, Call, Hash, Keypair, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
+    AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
 };
 use neuroshard_runtime::{ponw, Runtime};
+use neuroshard_training::AdapterSnapshot;
 use parking_lot::Mutex;
-use sp_core::Pair as _;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -43,34 +43,30 @@ pub fn assigned_checker<'a>(id: &Hash, validators: &'a [AccountId]) -> Option<&'
     Some(&validators[(u64::from_le_bytes(word) % validators.len() as u64) as usize])
 }
 
+/// Executors built for checks, by (layers, adapter version).
+type Executors = HashMap<(LayerRange, Option<Hash>), Arc<ShardExecutor>>;
+
+/// Most executors kept (each holds its layers' weights; adapter ones in f32).
+const EXECUTORS_KEPT: usize = 8;
+
 /// See the module docs.
 pub struct SpotChecker {
-    chain: Arc<Client>,
-    key: Keypair,
+    /// The chain, the node's key, the base model, the network and the training board.
+    ctx: TrainingContext,
     me: AccountId,
     /// This node's shards: its own receipts' material and ready executors.
     local: Vec<Arc<Shard>>,
-    model_path: PathBuf,
-    p2p: Option<P2p>,
-    /// Executors for layers this node does not serve, built on first use.
-    loaded: Mutex<HashMap<LayerRange, Arc<ShardExecutor>>>,
+    /// Executors for layers (or adapter versions) this node does not serve, built on
+    /// first use.
+    loaded: Mutex<Executors>,
 }
 
 impl SpotChecker {
-    pub fn new(
-        chain: Arc<Client>,
-        key: Keypair,
-        local: Vec<Arc<Shard>>,
-        model_path: PathBuf,
-        p2p: Option<P2p>,
-    ) -> Self {
+    pub fn new(ctx: TrainingContext, local: Vec<Arc<Shard>>) -> Self {
         Self {
-            chain,
-            me: key.public().into(),
-            key,
+            me: ctx.account(),
+            ctx,
             local,
-            model_path,
-            p2p,
             loaded: Mutex::new(HashMap::new()),
         }
     }
@@ -79,27 +75,42 @@ impl SpotChecker {
         self.local.iter().find(|s| s.layers() == *layers)
     }
 
-    /// Re-runs `body` from `material` on an executor for its layers.
+    /// Re-runs `body` from `material` on an executor for its layers and adapter version
+    /// (`snapshot`: that version's values, when it names one).
     fn run_check(
         &self,
         body: &ReceiptBody,
         material: &SpotCheckMaterial,
+        snapshot: Option<AdapterSnapshot>,
     ) -> anyhow::Result<CheckOutcome> {
         if let Some(shard) = self.local_shard(&body.layers) {
-            return Ok(check_receipt(shard.executor(), body, material)?);
+            let served = shard.weights();
+            if served.adapter == body.adapter {
+                return Ok(check_receipt(&served.exec, body, material)?);
+            }
         }
-        let exec = {
-            let mut loaded = self.loaded.lock();
-            match loaded.get(&body.layers) {
-                Some(exec) => exec.clone(),
-                None => {
-                    let source = ModelSource::Gguf(self.model_path.clone());
-                    let weights = ModelWeights::load(&source, None, Precision::Native)?;
-                    let range = body.layers.start as usize..body.layers.end as usize;
-                    let exec = Arc::new(ShardExecutor::new(weights.slice(range)?)?);
-                    loaded.insert(body.layers, exec.clone());
-                    exec
+        let key = (body.layers, body.adapter);
+        let cached = self.loaded.lock().get(&key).cloned();
+        let exec = match cached {
+            Some(exec) => exec,
+            None => {
+                let weights = match &snapshot {
+                    Some(s) => {
+                        let layout = self.ctx.layout(body.layers)?;
+                        adapter_weights(&self.ctx.base, &layout, body.layers, s)?
+                    }
+                    None => self
+                        .ctx
+                        .base
+                        .slice(body.layers.start as usize..body.layers.end as usize)?,
+                };
+                let exec = Arc::new(ShardExecutor::new(weights)?);
+                let mut loaded = self.loaded.lock();
+                if loaded.len() >= EXECUTORS_KEPT {
+                    loaded.clear();
                 }
+                loaded.insert(key, exec.clone());
+                exec
             }
         };
         Ok(check_receipt(&exec, body, material)?)
@@ -116,6 +127,7 @@ impl SpotChecker {
             return Ok(self.local_shard(&body.layers).and_then(|s| s.material(id)));
         }
         let p2p = self
+            .ctx
             .p2p
             .as_ref()
             .context("no network to reach the worker")?;
@@ -144,20 +156,33 @@ impl SpotChecker {
         body: ReceiptBody,
         failures: &mut HashMap<Hash, u32>,
     ) -> Option<SpotCheckVerdict> {
-        let material = match self.material(&id, &body).await {
+        let fetched = async {
+            let material = self.material(&id, &body).await?;
+            let snapshot = match &body.adapter {
+                Some(version) => Some(
+                    self.ctx
+                        .snapshot(body.layers, version, Some(&body.worker))
+                        .await?,
+                ),
+                None => None,
+            };
+            anyhow::Ok(material.map(|m| (m, snapshot)))
+        };
+        let (material, snapshot) = match fetched.await {
             Ok(Some(m)) => m,
             Ok(None) => return Some(SpotCheckVerdict::NoAnswer),
             Err(e) => {
                 let tries = failures.entry(id).or_default();
                 *tries += 1;
                 warn!(receipt = %hex_hash(&id), tries = *tries, error = %format!("{e:#}"), "spot-check material not fetched");
-                let remote_failure = self.p2p.is_some() && *tries >= NO_ANSWER_AFTER;
+                let remote_failure = self.ctx.p2p.is_some() && *tries >= NO_ANSWER_AFTER;
                 return remote_failure.then_some(SpotCheckVerdict::NoAnswer);
             }
         };
         let checker = self.clone();
         let outcome =
-            tokio::task::spawn_blocking(move || checker.run_check(&body, &material)).await;
+            tokio::task::spawn_blocking(move || checker.run_check(&body, &material, snapshot))
+                .await;
         match outcome {
             Ok(Ok(CheckOutcome::Match)) => Some(SpotCheckVerdict::Match),
             Ok(Ok(CheckOutcome::Mismatch(why))) => {
@@ -181,10 +206,10 @@ impl SpotChecker {
         let mut answered: std::collections::HashSet<Hash> = Default::default();
         let mut failures: HashMap<Hash, u32> = HashMap::new();
         loop {
-            if !self.chain.wait_half_slot(&mut shutdown).await {
+            if !self.ctx.chain.wait_half_slot(&mut shutdown).await {
                 return;
             }
-            let read = self.chain.with_best_state(|state, _| {
+            let read = self.ctx.chain.with_best_state(|state, _| {
                 Ok::<_, anyhow::Error>((
                     ponw::spot_checks::all_pending(state)?,
                     Runtime::validators(state)?,
@@ -210,7 +235,7 @@ impl SpotChecker {
                     receipt: id,
                     verdict,
                 });
-                match self.chain.sign_and_submit(&self.key, call) {
+                match self.ctx.chain.sign_and_submit(&self.ctx.key, call) {
                     Ok(_) => {
                         info!(receipt = %hex_hash(&id), verdict = verdict.as_str(), "spot-check verdict submitted");
                         answered.insert(id);

@@ -16,6 +16,8 @@ use crate::p2p::routing::plan_route;
 use crate::p2p::shard_wire::ShardServer;
 use crate::p2p::P2p;
 use crate::spot_checker::SpotChecker;
+use crate::training::board::TrainingBoard;
+use crate::training::{TrainOptions, TrainingContext};
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_inference::decode::{decode_until, DecodeOptions};
@@ -73,6 +75,8 @@ pub struct LocalWorker {
     num_layers: u16,
     /// One generation at a time: the machine's cores are better spent on one.
     busy: Mutex<()>,
+    /// The whole model without adapters (what trained adapters are merged into).
+    base: ModelWeights,
 }
 
 impl LocalWorker {
@@ -126,7 +130,13 @@ impl LocalWorker {
             runtime,
             num_layers: weights.config.num_layers as u16,
             busy: Mutex::new(()),
+            base: weights,
         })
+    }
+
+    /// The whole model without adapters.
+    pub fn base_weights(&self) -> &ModelWeights {
+        &self.base
     }
 
     /// This node's shards (for the network's shard server).
@@ -362,12 +372,15 @@ pub struct ServeOptions {
     pub shards: Vec<LayerRange>,
     /// Fault injection: millionths of output positions the shards fake.
     pub fault_skip_work: Option<u32>,
+    /// The shard this node trains an adapter for (Proof of Training), if any.
+    pub train: Option<TrainOptions>,
 }
 
 /// Brings this node's shards up and keeps it mining: fetches and verifies the model,
 /// hashes its chunk tree (the proof of possession), loads the shards, hands the API its
 /// generator, registers as a worker and locks escrow when needed, then runs the
-/// heartbeat miner and the spot checker until shutdown. Failures are logged: the chain
+/// heartbeat miner, the spot checker and Proof of Training (serving the chain's adapter
+/// versions; training one with `train`) until shutdown. Failures are logged: the chain
 /// keeps running without serving.
 pub async fn serve(
     chain: Arc<Client>,
@@ -375,13 +388,16 @@ pub async fn serve(
     options: ServeOptions,
     p2p: Option<P2p>,
     generator: SharedGenerator,
+    board: Arc<TrainingBoard>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let ServeOptions {
         model,
         shards,
         fault_skip_work,
+        train,
     } = options;
+    let model_hash = model.blake2_256;
     let loading = {
         let chain = chain.clone();
         let key = key.clone();
@@ -412,7 +428,7 @@ pub async fn serve(
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }
     if let Some(p2p) = &p2p {
-        let server = Arc::new(ShardServer::new(local.shards(), key.clone()));
+        let server = Arc::new(ShardServer::new(local.shards(), key.clone(), board.clone()));
         p2p.serve_shards(server.clone());
         tokio::spawn(p2p.directory.clone().announce_loop(
             local.account(),
@@ -422,13 +438,33 @@ pub async fn serve(
         ));
         info!("serving shards to the network");
     }
-    let checker = Arc::new(SpotChecker::new(
-        chain.clone(),
-        key.clone(),
+    let training = TrainingContext {
+        chain: chain.clone(),
+        key: key.clone(),
+        model: model_hash,
+        base: local.base_weights().clone(),
+        board,
+        p2p: p2p.clone(),
+    };
+    tokio::spawn(crate::training::follow_adapters(
+        training.clone(),
         local.shards(),
-        possession.path().to_path_buf(),
-        p2p.clone(),
+        shutdown.clone(),
     ));
+    if let Some(train) = train {
+        match Tokenizer::from_gguf_file(possession.path()) {
+            Ok(tokenizer) => {
+                tokio::spawn(crate::training::run_holder(
+                    training.clone(),
+                    tokenizer,
+                    train,
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => warn!(error = %e, "cannot train: no tokenizer"),
+        }
+    }
+    let checker = Arc::new(SpotChecker::new(training, local.shards()));
     tokio::spawn(checker.run(shutdown.clone()));
     *generator.write().await = GeneratorSlot::Ready(local);
     info!("model loaded: HTTP API generations enabled, miner and spot checker started");

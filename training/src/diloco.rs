@@ -145,6 +145,16 @@ impl OuterOptimizer {
         }
     }
 
+    /// The momentum buffer.
+    pub fn velocity(&self) -> &[f32] {
+        &self.velocity
+    }
+
+    /// Replaces the momentum buffer (resuming from a peer's snapshot).
+    pub fn set_velocity(&mut self, velocity: Vec<f32>) {
+        self.velocity = velocity;
+    }
+
     /// `v = mu v + g; theta -= lr (g + mu v)`.
     pub fn step(&mut self, theta: &mut [f32], gradient: &[f32]) {
         for ((t, v), g) in theta.iter_mut().zip(&mut self.velocity).zip(gradient) {

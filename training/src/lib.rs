@@ -20,6 +20,7 @@ pub mod error;
 pub mod exchange;
 pub mod lora;
 pub mod model;
+pub mod snapshot;
 pub mod trainer;
 
 pub use aggregate::{aggregate, Aggregate, RobustRule};
@@ -31,4 +32,5 @@ pub use error::{Result, TrainingError};
 pub use exchange::{Contribution, GradientExchange, InProcessExchange, RoundKey};
 pub use lora::{merge_adapter, AdapterLayout, LoraConfig, Projection};
 pub use model::{AdapterTensors, FrozenModel};
+pub use snapshot::AdapterSnapshot;
 pub use trainer::{LocalUpdate, RoundOutcome, ShardTrainer, TrainerConfig};

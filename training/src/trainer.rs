@@ -17,6 +17,7 @@ use crate::error::{Result, TrainingError};
 use crate::exchange::{Contribution, GradientExchange, RoundKey};
 use crate::lora::{merge_adapter, AdapterLayout};
 use crate::model::FrozenModel;
+use crate::snapshot::AdapterSnapshot;
 use neuroshard_inference::ModelWeights;
 use neuroshard_primitives::{
     blake2_256, loss_to_fixed, AccountId, GradientReceipt, GradientReceiptBody, Hash, Keypair,
@@ -341,6 +342,32 @@ impl ShardTrainer {
         let all = exchange.collect(key, expected, timeout)?;
         let outcome = self.apply_round(&all)?;
         Ok((update, outcome))
+    }
+
+    /// The holder's state for a peer to resume from.
+    pub fn snapshot(&self) -> AdapterSnapshot {
+        AdapterSnapshot {
+            round: self.round,
+            theta: self.theta.clone(),
+            velocity: self.outer.velocity().to_vec(),
+        }
+    }
+
+    /// Resumes from a peer's `snapshot`, which must hold adapter `version` (the one the
+    /// chain recorded for the round before `snapshot.round`).
+    pub fn restore(&mut self, snapshot: AdapterSnapshot, version: &Hash) -> Result<()> {
+        snapshot.verify(&self.layout, version)?;
+        self.round = snapshot.round;
+        self.theta = snapshot.theta;
+        self.outer.set_velocity(snapshot.velocity);
+        Ok(())
+    }
+
+    /// This holder's signed contribution with its pseudo-gradient scaled by `factor`
+    /// (fault injection: a poisoning holder, which the robust aggregate must exclude).
+    pub fn poisoned_contribution(&self, update: &LocalUpdate, factor: f32) -> Result<Contribution> {
+        let scaled: Vec<f32> = update.pseudo_gradient.iter().map(|g| g * factor).collect();
+        self.contribution(&scaled, update.loss_before, update.loss_after)
     }
 
     /// `weights` (whole model or any slice) with the current adapter merged in, ready

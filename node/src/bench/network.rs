@@ -96,6 +96,7 @@ pub async fn shard_server(model: PathBuf, layers: LayerRange) -> anyhow::Result<
     let server = Arc::new(ShardServer::new(
         vec![Arc::new(shard)],
         crypto::keypair_from_uri(BENCH_KEY)?,
+        Default::default(),
     ));
     let (network, mut events) = neuroshard_network::start(NetworkConfig {
         keypair: NetworkKeypair::generate_ed25519(),

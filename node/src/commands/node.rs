@@ -34,6 +34,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         // One authority serving every shard itself: no peers to talk to.
         p2p: None,
         fault_skip_work: None,
+        train: None,
     };
     service::run(config).await
 }
@@ -59,6 +60,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(text) => LayerRange::parse_list(text).with_context(|| format!("--shards {text:?}"))?,
         None => Vec::new(),
     };
+    let train = match args.train.as_deref() {
+        None => None,
+        Some(text) => {
+            let layers = LayerRange::parse(text).with_context(|| format!("--train {text:?}"))?;
+            anyhow::ensure!(
+                shards.contains(&layers),
+                "--train {layers} must be one of the served --shards"
+            );
+            if let Some(f) = args.fault_poison_gradient {
+                anyhow::ensure!(f.is_finite(), "--fault-poison-gradient must be finite");
+            }
+            Some(crate::training::TrainOptions {
+                layers,
+                poison: args.fault_poison_gradient,
+            })
+        }
+    };
     let key = args
         .key
         .as_deref()
@@ -79,6 +97,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             fault_equivocate: args.fault_equivocate,
         }),
         fault_skip_work: args.fault_skip_work,
+        train,
     };
     service::run(config).await
 }

@@ -5,9 +5,12 @@
 //! Receipts cross the network signed: the serving node signs the receipt body with its
 //! chain key, and the client checks that signature, the worker account it expected, the
 //! session and the commitment before it counter-signs. Validators fetch the spot-check
-//! material of sampled receipts over the same protocol ([`fetch_material`]). Every byte from a peer is decoded
+//! material of sampled receipts over the same protocol ([`fetch_material`]), and the
+//! holders of a trained shard exchange pseudo-gradients and adapter snapshots over it
+//! (Proof of Training, see `crate::training`). Every byte from a peer is decoded
 //! with SCALE under the protocol's size cap; nothing here panics on bad input.
 
+use crate::training::board::TrainingBoard;
 use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::messages::{
     ReceiptRequest, SessionReceipt, ShardOutput, ShardRequest, ShardResponse,
@@ -18,7 +21,8 @@ use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::InferenceError;
 use neuroshard_network::{NetworkHandle, PeerId, Protocol};
 use neuroshard_primitives::{
-    crypto, AccountId, Hash, Keypair, LayerRange, ReceiptBody, SessionId, Signature,
+    crypto, AccountId, GradientReceipt, Hash, Keypair, LayerRange, ReceiptBody, SessionId,
+    Signature,
 };
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use parking_lot::Mutex;
@@ -47,6 +51,21 @@ pub enum ShardCall {
         layers: LayerRange,
         receipt: Hash,
     },
+    /// A holder of a shard asks for a pseudo-gradient of a training round (Proof of
+    /// Training), named by its hash as the chain recorded it.
+    Gradient {
+        model: Hash,
+        layers: LayerRange,
+        round: u32,
+        pseudo_gradient: Hash,
+    },
+    /// A node asks for the snapshot of an adapter version (to serve it, to resume
+    /// training from it, or to spot-check a receipt made with it).
+    Adapter {
+        model: Hash,
+        layers: LayerRange,
+        version: Hash,
+    },
 }
 
 /// A provider's answer.
@@ -62,6 +81,10 @@ pub enum ShardReply {
     Done,
     /// The material of the receipt asked for (`None`: not archived).
     Material(Option<SpotCheckMaterial>),
+    /// The gradient receipt and encoded pseudo-gradient asked for (`None`: not held).
+    Gradient(Option<(GradientReceipt, Vec<u8>)>),
+    /// The encoded `AdapterSnapshot` of the version asked for (`None`: not held).
+    Adapter(Option<Vec<u8>>),
     /// The provider could not serve the call (unknown shard, lost session, bad input).
     Error(String),
 }
@@ -203,6 +226,26 @@ impl ShardTransport for RemoteShard {
     }
 }
 
+/// Sends `call` to `peer` from async code and decodes the reply; an error reply or an
+/// undecodable one (whose sender is penalised) is an `Err`.
+pub async fn ask(
+    network: &NetworkHandle,
+    peer: PeerId,
+    call: &ShardCall,
+) -> anyhow::Result<ShardReply> {
+    let bytes = network
+        .request(peer, Protocol::Activations, call.encode())
+        .await?;
+    match ShardReply::decode_all(&mut &bytes[..]) {
+        Ok(ShardReply::Error(e)) => anyhow::bail!("peer says: {e}"),
+        Ok(reply) => Ok(reply),
+        Err(e) => {
+            network.penalise(peer, neuroshard_network::Offence::Malformed);
+            anyhow::bail!("undecodable reply: {e}")
+        }
+    }
+}
+
 /// Asks `peer` for the spot-check material of receipt `id` (body `body`): `Ok(None)`
 /// when the worker answers that it has none, `Err` when it could not be asked or its
 /// answer is not an answer (the caller retries, then gives a `NoAnswer` verdict).
@@ -217,17 +260,9 @@ pub async fn fetch_material(
         layers: body.layers,
         receipt: *id,
     };
-    let bytes = network
-        .request(peer, Protocol::Activations, call.encode())
-        .await?;
-    match ShardReply::decode_all(&mut &bytes[..]) {
-        Ok(ShardReply::Material(found)) => Ok(found),
-        Ok(ShardReply::Error(e)) => anyhow::bail!("worker says: {e}"),
-        Ok(_) => anyhow::bail!("reply is not spot-check material"),
-        Err(e) => {
-            network.penalise(peer, neuroshard_network::Offence::Malformed);
-            anyhow::bail!("undecodable reply: {e}")
-        }
+    match ask(network, peer, &call).await? {
+        ShardReply::Material(found) => Ok(found),
+        _ => anyhow::bail!("reply is not spot-check material"),
     }
 }
 
@@ -250,19 +285,22 @@ struct ServeStats {
     recent: VecDeque<(Instant, u32)>,
 }
 
-/// Answers shard calls from peers with this node's shards, signing receipts with `key`.
+/// Answers shard calls from peers with this node's shards, signing receipts with `key`,
+/// and Proof-of-Training calls from the node's training board.
 pub struct ShardServer {
     shards: Vec<Arc<Shard>>,
     key: Keypair,
     stats: Mutex<ServeStats>,
+    training: Arc<TrainingBoard>,
 }
 
 impl ShardServer {
-    pub fn new(shards: Vec<Arc<Shard>>, key: Keypair) -> Self {
+    pub fn new(shards: Vec<Arc<Shard>>, key: Keypair, training: Arc<TrainingBoard>) -> Self {
         Self {
             shards,
             key,
             stats: Mutex::new(ServeStats::default()),
+            training,
         }
     }
 
@@ -355,6 +393,23 @@ impl ShardServer {
                 receipt,
             } => Ok(ShardReply::Material(
                 self.shard(&model, layers)?.material(&receipt),
+            )),
+            ShardCall::Gradient {
+                model,
+                layers,
+                round,
+                pseudo_gradient,
+            } => Ok(ShardReply::Gradient(
+                self.training
+                    .contribution(model, layers, round, &pseudo_gradient)
+                    .map(|c| (c.receipt, c.payload)),
+            )),
+            ShardCall::Adapter {
+                model,
+                layers,
+                version,
+            } => Ok(ShardReply::Adapter(
+                self.training.snapshot_bytes(model, layers, &version),
             )),
         }
     }

@@ -10,10 +10,12 @@ pub mod neuroshard;
 pub mod shards;
 pub mod state;
 pub mod system;
+pub mod training;
 pub mod types;
 
 use crate::client::Client;
 use crate::p2p::P2p;
+use crate::training::board::TrainingBoard;
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
 use std::net::SocketAddr;
@@ -26,16 +28,19 @@ use neuroshard::NeuroshardApiServer;
 use shards::ShardsApiServer;
 use state::StateApiServer;
 use system::SystemApiServer;
+use training::TrainingApiServer;
 
 /// Largest request or response body: a maximal extrinsic (a big receipt batch) or a
 /// full block, hex-encoded, fits.
 const MAX_BODY_BYTES: u32 = 64 << 20;
 
-/// Every RPC method of the node; `generation` serves `neuroshard_generate`.
+/// Every RPC method of the node; `generation` serves `neuroshard_generate`, `training`
+/// the node's side of `neuroshard_training`.
 pub fn module(
     client: Arc<Client>,
     p2p: Option<P2p>,
     generation: generate::Generate,
+    training: Arc<TrainingBoard>,
 ) -> anyhow::Result<RpcModule<()>> {
     let mut module = RpcModule::new(());
     module.merge(
@@ -70,6 +75,13 @@ pub fn module(
         }
         .into_rpc(),
     )?;
+    module.merge(
+        training::Training {
+            client: client.clone(),
+            board: training,
+        }
+        .into_rpc(),
+    )?;
     module.merge(neuroshard::Neuroshard { client }.into_rpc())?;
     module.merge(generation.into_rpc())?;
     let mut names: Vec<&str> = module.method_names().collect();
@@ -88,6 +100,7 @@ pub async fn start(
     client: Arc<Client>,
     p2p: Option<P2p>,
     generation: generate::Generate,
+    training: Arc<TrainingBoard>,
     port: u16,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let config = ServerConfig::builder()
@@ -100,6 +113,6 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on 127.0.0.1:{port}: {e}"))?;
     let addr = server.local_addr()?;
-    let handle = server.start(module(client, p2p, generation)?);
+    let handle = server.start(module(client, p2p, generation, training)?);
     Ok((addr, handle))
 }

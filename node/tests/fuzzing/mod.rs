@@ -259,7 +259,7 @@ impl Harness {
             generator: self.generator.clone(),
             metrics: self.metrics.clone(),
         };
-        rpc::module(self.client.clone(), None, generation).unwrap()
+        rpc::module(self.client.clone(), None, generation, Default::default()).unwrap()
     }
 
     pub fn api_router(&self) -> axum::Router {

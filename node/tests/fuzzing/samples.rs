@@ -11,11 +11,14 @@ use neuroshard_network::{NetworkKeypair, ProviderInfo, ProviderRecord};
 use neuroshard_node::finality::Vote;
 use neuroshard_node::p2p::chain_sync::{SyncRequest, SyncResponse};
 use neuroshard_node::p2p::shard_wire::{ShardCall, ShardReply, ShardServer};
+use neuroshard_node::training::board::TrainingBoard;
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::{
     slot_lottery, AccountId, BalancesCall, Block, Call, GradientReceipt, GradientReceiptBody, Hash,
     Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
 };
+use neuroshard_training::codec::{self, WireFloat};
+use neuroshard_training::{AdapterSnapshot, Contribution};
 use parity_scale_codec::Encode;
 use sp_core::Pair as _;
 use std::sync::Arc;
@@ -45,6 +48,7 @@ pub fn receipt_body() -> ReceiptBody {
         position_end: 32,
         commitment: Hash::repeat_byte(4),
         input_commitment: Hash::repeat_byte(5),
+        adapter: None,
     }
 }
 
@@ -179,7 +183,54 @@ pub fn tiny_shard_server() -> Arc<ShardServer> {
         .into_iter()
         .map(|(a, b)| Arc::new(Shard::new(weights.slice(a..b).unwrap(), TINY_MODEL).unwrap()))
         .collect();
-    Arc::new(ShardServer::new(shards, pair("//Bob")))
+    Arc::new(ShardServer::new(
+        shards,
+        pair("//Bob"),
+        Arc::new(tiny_training_board()),
+    ))
+}
+
+/// The pseudo-gradient and adapter the tiny server's training board holds.
+const TINY_ADAPTER_LEN: usize = 16;
+
+fn tiny_training_board() -> TrainingBoard {
+    let board = TrainingBoard::default();
+    let values: Vec<f32> = (0..TINY_ADAPTER_LEN).map(|i| i as f32 * 0.5).collect();
+    let payload = codec::encode(&values, WireFloat::F32, 1 << 20).unwrap();
+    let body = GradientReceiptBody {
+        worker: account("//Bob"),
+        model: TINY_MODEL,
+        layers: layers(3, 6),
+        round: 2,
+        base_adapter: Hash::repeat_byte(4),
+        pseudo_gradient: codec::hash(&payload),
+        payload_bytes: payload.len() as u32,
+        loss_before: 3_000_000,
+        loss_after: 2_500_000,
+    };
+    board.insert_contribution(Contribution {
+        receipt: GradientReceipt::sign(body, &pair("//Bob")),
+        payload,
+    });
+    let snapshot = AdapterSnapshot {
+        round: 3,
+        theta: values.clone(),
+        velocity: values,
+    };
+    let encoded = snapshot.encode(1 << 20).unwrap();
+    board.insert_snapshot(
+        TINY_MODEL,
+        layers(3, 6),
+        Hash::repeat_byte(6),
+        snapshot,
+        encoded,
+    );
+    board
+}
+
+fn tiny_gradient_hash() -> Hash {
+    let values: Vec<f32> = (0..TINY_ADAPTER_LEN).map(|i| i as f32 * 0.5).collect();
+    codec::hash(&codec::encode(&values, WireFloat::F32, 1 << 20).unwrap())
 }
 
 fn forward(layers_: LayerRange, start_pos: u32, input: ShardInput, head: HeadMode) -> ShardCall {
@@ -251,6 +302,17 @@ pub fn shard_calls() -> Vec<Vec<u8>> {
             layers: layers(0, 3),
             receipt: Hash::repeat_byte(3),
         },
+        ShardCall::Gradient {
+            model: TINY_MODEL,
+            layers: layers(3, 6),
+            round: 2,
+            pseudo_gradient: tiny_gradient_hash(),
+        },
+        ShardCall::Adapter {
+            model: TINY_MODEL,
+            layers: layers(3, 6),
+            version: Hash::repeat_byte(6),
+        },
     ]
     .iter()
     .map(|c| c.encode())
@@ -295,7 +357,20 @@ pub fn consume_reply(reply: &ShardReply) {
             let _ = m.inputs.digest(m.inputs.len());
             let _ = ActivationCommitment::decode(&m.commitment);
         }
-        ShardReply::Material(None) | ShardReply::Done | ShardReply::Error(_) => {}
+        ShardReply::Gradient(Some((receipt, payload))) => {
+            // What a holder checks before it keeps a fetched pseudo-gradient.
+            let _ = receipt.signature_is_valid();
+            let _ = codec::hash(payload) == receipt.body.pseudo_gradient;
+            let _ = codec::decode(payload, TINY_ADAPTER_LEN, 1 << 20);
+        }
+        ShardReply::Adapter(Some(bytes)) => {
+            let _ = AdapterSnapshot::decode(bytes, TINY_ADAPTER_LEN, 1 << 20);
+        }
+        ShardReply::Material(None)
+        | ShardReply::Gradient(None)
+        | ShardReply::Adapter(None)
+        | ShardReply::Done
+        | ShardReply::Error(_) => {}
     }
 }
 
