@@ -262,6 +262,9 @@ pub struct RunArgs {
     /// for the rounds whose aggregate accepts this node's pseudo-gradient.
     #[arg(long, value_name = "RANGE", requires = "shards")]
     pub train: Option<String>,
+    /// Stop training once the shard's round on chain reaches N (default: keep training).
+    #[arg(long, value_name = "N", requires = "train")]
+    pub train_rounds: Option<u32>,
     /// libp2p listen multiaddrs, comma-separated (port 0 picks a free port; the bound
     /// address is logged as "p2p listening").
     #[arg(
@@ -286,7 +289,13 @@ pub struct RunArgs {
     pub fault_skip_work: Option<u32>,
     /// Fault injection for tests: scale this node's pseudo-gradients by FACTOR (a
     /// poisoning holder); the robust aggregate should exclude it.
-    #[arg(long, hide = true, value_name = "FACTOR", requires = "train")]
+    #[arg(
+        long,
+        hide = true,
+        value_name = "FACTOR",
+        requires = "train",
+        allow_negative_numbers = true
+    )]
     pub fault_poison_gradient: Option<f32>,
 }
 

@@ -557,18 +557,29 @@ impl Client {
                 tip.finalized = block.header.clone();
             }
             let tip = parking_lot::RwLockWriteGuard::downgrade(tip);
-            let dropped = self.pool.lock().prune(
-                |who| {
-                    self.runtime
-                        .account(&tip.state, who)
-                        .map(|a| a.nonce)
-                        .unwrap_or(0)
-                },
-                rejected,
-                tip.head.number,
-            );
+            let nonce = |who: &AccountId| {
+                self.runtime
+                    .account(&tip.state, who)
+                    .map(|a| a.nonce)
+                    .unwrap_or(0)
+            };
+            let mut pool = self.pool.lock();
+            let dropped = pool.prune(nonce, rejected, tip.head.number);
             if dropped > 0 {
                 debug!(dropped, "pruned the transaction pool");
+            }
+            // Each sender's next extrinsic must still apply on the new state; one that
+            // no longer does (a report for a round that just closed) would hold up the
+            // sender's later ones behind its nonce forever.
+            let next_slot = tip.head.slot + 1;
+            for (hash, xt) in pool.next_of_each_sender(nonce) {
+                if let Err(error) = self
+                    .runtime
+                    .validate_transaction(&tip.state, &xt, next_slot)
+                {
+                    debug!(hash = %hex_hash(&hash), %error, "pooled extrinsic no longer applies: dropped");
+                    pool.remove(&hash);
+                }
             }
         }
         // Nobody listening is fine.

@@ -8,7 +8,10 @@
 //! consecutively from the sender's on-chain nonce; future ones wait for the gap to fill.
 //! After each block, included and stale entries (nonce below the new on-chain nonce),
 //! the ones the builder rejected, and the ones that waited longer than the pool's
-//! longevity (a future nonce whose gap never filled) are dropped.
+//! longevity (a future nonce whose gap never filled) are dropped. The client also
+//! re-validates each sender's next extrinsic against the new state and drops it when it
+//! no longer applies, so a node's own later extrinsics do not queue behind one that an
+//! author elsewhere already refused.
 
 use neuroshard_primitives::{AccountId, BlockNumber, Hash, Nonce, SignedExtrinsic};
 use std::collections::{BTreeMap, HashMap};
@@ -187,6 +190,21 @@ impl TxPool {
                 }
             }
         }
+    }
+
+    /// Each sender's next extrinsic (the one at its on-chain nonce), if pooled.
+    pub fn next_of_each_sender(
+        &self,
+        mut on_chain_nonce: impl FnMut(&AccountId) -> Nonce,
+    ) -> Vec<(Hash, SignedExtrinsic)> {
+        self.by_sender
+            .iter()
+            .filter_map(|(sender, nonces)| {
+                let hash = nonces.get(&on_chain_nonce(sender))?;
+                let entry = self.entries.get(hash)?;
+                Some((*hash, entry.xt.clone()))
+            })
+            .collect()
     }
 
     /// After block `best`: drops `rejected` hashes, every extrinsic whose nonce is below

@@ -152,6 +152,15 @@ pub enum Event {
         round: u32,
         amount: Balance,
     },
+    /// A training round that did not close within its collection window and the same
+    /// again for reports started over: its receipts were dropped unpaid, and `worker`'s
+    /// receipt opened the new attempt.
+    TrainingRoundRestarted {
+        layers: LayerRange,
+        round: u32,
+        dropped: u32,
+        worker: AccountId,
+    },
     /// A receipt of an otherwise accepted batch was refused: nothing was credited or
     /// paid for it.
     ReceiptRejected {

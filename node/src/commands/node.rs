@@ -73,6 +73,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             Some(crate::training::TrainOptions {
                 layers,
+                rounds: args.train_rounds,
                 poison: args.fault_poison_gradient,
             })
         }

@@ -138,6 +138,15 @@ pub fn event_json(event: &Event) -> Value {
             "event": "TrainingRewardPaid", "account": ss58(account), "layers": layers.to_string(),
             "round": round, "amount": amount.to_string(),
         }),
+        Event::TrainingRoundRestarted {
+            layers,
+            round,
+            dropped,
+            worker,
+        } => json!({
+            "event": "TrainingRoundRestarted", "layers": layers.to_string(), "round": round,
+            "dropped": dropped, "worker": ss58(worker),
+        }),
         Event::ReceiptRejected {
             id,
             worker,

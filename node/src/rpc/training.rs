@@ -48,6 +48,9 @@ pub struct TrainingJson {
     /// Last block of the open round's collection window (`None`: no receipt yet).
     pub collecting_until: Option<u64>,
     pub rounds: Vec<RoundJson>,
+    /// The adapter version this node's shard of the range serves to new sessions
+    /// (`None`: the base model, or this node does not serve the range).
+    pub served: Option<String>,
     /// This node's holder of the range, when it trains it.
     pub local: Option<HolderStatus>,
 }
@@ -101,11 +104,13 @@ impl TrainingApiServer for Training {
                 adapter: shard.adapter.map(|a| hex_hash(&a)),
                 collecting_until: shard.collecting_until(p.collect_blocks),
                 rounds,
+                served: None,
                 local: None,
             })
         });
         let mut json = read.map_err(|e| crate::rpc::error::internal(e.to_string()))?;
         json.local = self.board.status(range);
+        json.served = self.board.served(range).map(|v| hex_hash(&v));
         Ok(json)
     }
 }

@@ -3,7 +3,8 @@
 //! rounds — its own and the ones it fetched, so a payload spreads beyond its author —
 //! and the snapshots of recent adapter versions. Both are bounded: contributions of the
 //! last [`ROUNDS_KEPT`] rounds per shard, the last [`SNAPSHOTS_KEPT`] snapshots. It also
-//! holds each local holder's progress for `neuroshard_training`.
+//! holds each local holder's progress and the adapter version each local shard serves,
+//! for `neuroshard_training`.
 
 use neuroshard_primitives::{Hash, LayerRange};
 use neuroshard_training::{AdapterSnapshot, Contribution};
@@ -52,9 +53,22 @@ pub struct HolderStatus {
 pub struct TrainingBoard {
     held: Mutex<Held>,
     status: Mutex<BTreeMap<LayerRange, HolderStatus>>,
+    /// The adapter version each of this node's shards serves to new sessions.
+    served: Mutex<BTreeMap<LayerRange, Hash>>,
 }
 
 impl TrainingBoard {
+    /// Records that this node's shard of `layers` now serves adapter `version`.
+    pub fn set_served(&self, layers: LayerRange, version: Hash) {
+        self.served.lock().insert(layers, version);
+    }
+
+    /// The adapter version this node's shard of `layers` serves (`None`: the base model
+    /// or no such shard).
+    pub fn served(&self, layers: LayerRange) -> Option<Hash> {
+        self.served.lock().get(&layers).copied()
+    }
+
     /// Updates the status of the local holder of `layers`.
     pub fn update_status(&self, layers: LayerRange, f: impl FnOnce(&mut HolderStatus)) {
         f(self.status.lock().entry(layers).or_default());

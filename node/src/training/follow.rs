@@ -53,6 +53,7 @@ pub async fn follow_adapters(
             .await;
             match swapped {
                 Ok(Ok(())) => {
+                    ctx.board.set_served(layers, version);
                     info!(layers = %layers, adapter = %hex_hash(&version), "serving the chain's adapter version")
                 }
                 Ok(Err(e)) => {

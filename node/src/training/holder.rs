@@ -30,8 +30,19 @@ struct RoundView {
     adapter: Option<Hash>,
     /// Last block of the open round's collection window (None: no receipt yet).
     collecting_until: Option<BlockNumber>,
+    collect_blocks: u32,
     best: BlockNumber,
     finalized: BlockNumber,
+}
+
+impl RoundView {
+    /// The collection window of the open attempt, when it ended a reporting period
+    /// (`collect_blocks` more) ago without the round closing: the next receipt restarts
+    /// the round.
+    fn stale_window(&self) -> Option<BlockNumber> {
+        let until = self.collecting_until?;
+        (self.best > until.saturating_add(BlockNumber::from(self.collect_blocks))).then_some(until)
+    }
 }
 
 fn read_view(ctx: &TrainingContext, layers: LayerRange) -> anyhow::Result<RoundView> {
@@ -43,6 +54,7 @@ fn read_view(ctx: &TrainingContext, layers: LayerRange) -> anyhow::Result<RoundV
             round: s.round,
             adapter: s.adapter,
             collecting_until: s.collecting_until(p.collect_blocks),
+            collect_blocks: p.collect_blocks,
             best: head.number,
             finalized,
         })
@@ -139,8 +151,23 @@ pub async fn run_holder(
         Err(e) => return warn!(error = %format!("{e:#}"), "cannot evaluate the adapter"),
     }
     info!(layers = %layers, poison = ?options.poison, "Proof of Training: holder started");
-    // The round this holder contributed to and the round it reported.
+    // The initial adapter is a version too: a holder that must roll back to it (round 0
+    // started over) resumes from this snapshot.
+    let initial = match trainer.as_ref() {
+        Some(t) => {
+            let (version, snapshot) = (t.adapter_hash(), t.snapshot());
+            if let Ok(encoded) = snapshot.encode(super::MAX_PAYLOAD) {
+                ctx.board
+                    .insert_snapshot(ctx.model, layers, version, snapshot, encoded);
+            }
+            version
+        }
+        None => return,
+    };
+    // The round this holder contributed to and the round it reported, and the stale
+    // attempt it last started over from.
     let (mut contributed, mut reported): (Option<u32>, Option<u32>) = (None, None);
+    let mut restarted: Option<(u32, BlockNumber)> = None;
     loop {
         if !ctx.chain.wait_half_slot(&mut shutdown).await {
             return;
@@ -154,19 +181,32 @@ pub async fn run_holder(
         };
         let Some(t) = trainer.as_ref() else { return };
         let (my_round, my_adapter) = (t.round(), t.adapter_hash());
-        if my_round > view.round {
-            continue; // Reported; the round has not closed on chain yet.
+        let chain_adapter = view.adapter.unwrap_or(initial);
+        let stale = view.stale_window();
+        if let Some(until) = stale {
+            if restarted != Some((view.round, until)) {
+                // No majority in time: this holder contributes again to a new attempt.
+                info!(layers = %layers, round = view.round, "training round did not close in time: starting it over");
+                restarted = Some((view.round, until));
+                (contributed, reported) = (None, None);
+            }
         }
-        let in_step = my_round == view.round && view.adapter.is_none_or(|a| a == my_adapter);
+        let in_step = my_round == view.round && my_adapter == chain_adapter;
         if !in_step {
-            let Some(version) = view.adapter else {
+            // Ahead (reported, waiting for the round to close) unless the attempt went
+            // stale; behind or on another version: resume from a peer's snapshot.
+            if my_round > view.round && stale.is_none() {
                 continue;
-            };
-            resume(&ctx, &mut trainer, layers, &version, view.round).await;
+            }
+            resume(&ctx, &mut trainer, layers, &chain_adapter, view.round).await;
             continue;
         }
+        if options.rounds.is_some_and(|limit| view.round >= limit) {
+            info!(layers = %layers, rounds = view.round, "Proof of Training: the rounds asked for are done");
+            return;
+        }
         let window_open = view.collecting_until.is_none_or(|until| view.best <= until);
-        if contributed != Some(view.round) && window_open {
+        if contributed != Some(view.round) && (window_open || stale.is_some()) {
             match contribute(&ctx, &mut trainer, options.poison).await {
                 Ok(()) => contributed = Some(view.round),
                 Err(e) => record_error(&ctx, layers, "contributing", e),
@@ -176,15 +216,26 @@ pub async fn run_holder(
         let closed_and_final = view
             .collecting_until
             .is_some_and(|until| view.finalized > until);
-        if contributed == Some(view.round) && reported != Some(view.round) && closed_and_final {
+        if contributed == Some(view.round)
+            && reported != Some(view.round)
+            && closed_and_final
+            && stale.is_none()
+        {
             match aggregate_and_report(&ctx, &mut trainer, layers, view.round).await {
-                Ok(()) => reported = Some(view.round),
-                Err(e) => record_error(&ctx, layers, "aggregating", e),
-            }
-            if let Ok(loss) = blocking(&mut trainer, evaluate(held_out.clone())).await {
-                info!(layers = %layers, round = view.round, held_out_loss = loss, "round applied");
-                ctx.board
-                    .update_status(layers, |s| s.held_out_loss.push(loss));
+                Ok(()) => {
+                    reported = Some(view.round);
+                    if let Ok(loss) = blocking(&mut trainer, evaluate(held_out.clone())).await {
+                        info!(layers = %layers, round = view.round, held_out_loss = loss, "round applied");
+                        ctx.board
+                            .update_status(layers, |s| s.held_out_loss.push(loss));
+                    }
+                }
+                Err(e) => {
+                    // Too few pseudo-gradients for the robust rule (a holder missed the
+                    // window): wait for the attempt to go stale and start over.
+                    reported = Some(view.round);
+                    record_error(&ctx, layers, "aggregating", e);
+                }
             }
         }
     }

@@ -73,6 +73,9 @@ pub fn lora_config() -> LoraConfig {
 pub struct TrainOptions {
     /// The served layer range whose adapter this node trains.
     pub layers: LayerRange,
+    /// Stop once the shard's round on chain reaches this (`None`: train for as long as
+    /// the node runs).
+    pub rounds: Option<u32>,
     /// Fault injection: scale this holder's pseudo-gradients by this factor.
     pub poison: Option<f32>,
 }

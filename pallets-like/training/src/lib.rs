@@ -42,8 +42,10 @@ pub struct Params {
     pub max_contributors: u32,
     /// Blocks a round collects receipts for, counted from its first receipt; results
     /// may be reported only after that. Every holder then aggregates exactly the
-    /// receipts the chain recorded, so honest holders agree on the set. 0: no window
-    /// (receipts and reports any time; for in-process use).
+    /// receipts the chain recorded, so honest holders agree on the set. A round that has
+    /// not closed `collect_blocks` after its window either starts over at its next
+    /// receipt (its receipts dropped unpaid). 0: no window (receipts and reports any
+    /// time; for in-process use).
     #[serde(default)]
     pub collect_blocks: u32,
 }

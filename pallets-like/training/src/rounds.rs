@@ -43,8 +43,23 @@ pub fn submit_gradient_receipt(
             got: b.round,
         });
     }
+    let key: RoundKey = (b.model, b.layers, b.round);
     if let Some(until) = state.collecting_until(p.collect_blocks) {
-        if now > until {
+        let reports_until = until.saturating_add(BlockNumber::from(p.collect_blocks));
+        if now > reports_until {
+            // Stale: no majority formed in time (too few receipts for the robust rule,
+            // or holders that disagree). Start the round over from this receipt.
+            let dropped = receipts(overlay, &key)?.len() as u32;
+            RECEIPTS.remove(overlay, &key);
+            VOTES.remove(overlay, &key);
+            state.opened_at = None;
+            overlay.deposit_event(Event::TrainingRoundRestarted {
+                layers: b.layers,
+                round: b.round,
+                dropped,
+                worker: b.worker.clone(),
+            });
+        } else if now > until {
             return Err(Error::CollectionClosed {
                 round: b.round,
                 until,
@@ -59,7 +74,6 @@ pub fn submit_gradient_receipt(
             });
         }
     }
-    let key: RoundKey = (b.model, b.layers, b.round);
     let mut records = receipts(overlay, &key)?;
     if records.iter().any(|r| r.worker == b.worker) {
         return Err(Error::DuplicateReceipt);
@@ -93,7 +107,9 @@ pub fn submit_gradient_receipt(
 /// `report_round_result`: `who` (a contributor of the round) reports, in block `now`,
 /// the aggregate it computed; with a collection window, only once the window is over.
 /// When a strict majority of the contributors (and at least `min_contributors`) have
-/// reported the same result, the round closes.
+/// reported the same result, the round closes. A contributor's report that arrives
+/// after the majority closed the round (every report but the deciding ones races the
+/// closing block) is accepted and changes nothing.
 pub fn report_round_result(
     overlay: &mut Overlay<'_>,
     now: BlockNumber,
@@ -102,6 +118,13 @@ pub fn report_round_result(
 ) -> Result<()> {
     let p = params(overlay)?;
     let state = shard(overlay, result.model, result.layers)?;
+    if result.round < state.round {
+        let key: RoundKey = (result.model, result.layers, result.round);
+        let contributed = receipts(overlay, &key)?.iter().any(|r| &r.worker == who);
+        if contributed && CLOSED.contains(overlay, &key) {
+            return Ok(());
+        }
+    }
     if result.round != state.round {
         return Err(Error::WrongRound {
             expected: state.round,
@@ -110,6 +133,14 @@ pub fn report_round_result(
     }
     if p.collect_blocks > 0 {
         let until = state.collecting_until(p.collect_blocks);
+        let stale =
+            until.is_some_and(|u| now > u.saturating_add(BlockNumber::from(p.collect_blocks)));
+        if stale {
+            return Err(Error::CollectionClosed {
+                round: result.round,
+                until: until.unwrap_or_default(),
+            });
+        }
         if until.is_none_or(|until| now <= until) {
             return Err(Error::CollectionOpen {
                 round: result.round,

@@ -195,9 +195,13 @@ fn majority_closes_the_round_and_pays_only_accepted_receipts() {
     let recs = receipts(&s, &(model(), layers(), 0)).unwrap();
     let flags: Vec<_> = recs.iter().map(|r| r.accepted).collect();
     assert_eq!(flags, vec![Some(true), Some(true), Some(false), Some(true)]);
-    // The round is closed: late reports and receipts for it are refused.
+    // The round is closed: a contributor's late report changes nothing, anyone else's
+    // report and late receipts are refused.
+    let before = s.root();
+    assert_eq!(report(&mut s, "//Dave", &honest), Ok(vec![]));
+    assert_eq!(s.root(), before);
     assert_eq!(
-        report(&mut s, "//Dave", &honest),
+        report(&mut s, "//Eve", &honest),
         Err(Error::WrongRound {
             expected: 1,
             got: 0
@@ -364,4 +368,53 @@ fn the_collection_window_fixes_the_set_every_holder_aggregates() {
     // The next round opens with its own first receipt.
     submit_at(&mut s, 40, &receipt("//Charlie", 1, blake2_256(b"v1"))).unwrap();
     assert_eq!(shard(&s, model(), layers()).unwrap().opened_at, Some(40));
+}
+
+#[test]
+fn a_round_that_does_not_close_in_time_starts_over() {
+    // Window of 3 blocks from block 10 (receipts until 13, reports until 16).
+    let mut s = genesis_with(3);
+    let (ra, rb) = (
+        receipt("//Alice", 0, Hash::zero()),
+        receipt("//Bob", 0, Hash::zero()),
+    );
+    submit_at(&mut s, 10, &ra).unwrap();
+    submit_at(&mut s, 12, &rb).unwrap();
+    // The holders disagree: no majority by block 16.
+    report_at(&mut s, 14, "//Alice", &result(0, &[&ra, &rb], b"v1")).unwrap();
+    report_at(&mut s, 15, "//Bob", &result(0, &[&ra], b"v2")).unwrap();
+    assert_eq!(shard(&s, model(), layers()).unwrap().round, 0);
+    // Past the reporting period, reports are refused and the next receipt restarts it.
+    assert_eq!(
+        report_at(&mut s, 17, "//Alice", &result(0, &[&ra, &rb], b"v1")),
+        Err(Error::CollectionClosed {
+            round: 0,
+            until: 13
+        })
+    );
+    let events = submit_at(&mut s, 17, &receipt("//Charlie", 0, Hash::zero())).unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::TrainingRoundRestarted {
+            round: 0,
+            dropped: 2,
+            ..
+        }
+    )));
+    let recs = receipts(&s, &(model(), layers(), 0)).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(shard(&s, model(), layers()).unwrap().opened_at, Some(17));
+    // Alice and Bob contribute again to the new attempt, which closes normally.
+    submit_at(&mut s, 18, &ra).unwrap();
+    submit_at(&mut s, 19, &rb).unwrap();
+    let agreed = result(0, &[&ra, &rb], b"v1");
+    report_at(&mut s, 21, "//Alice", &agreed).unwrap();
+    report_at(&mut s, 21, "//Bob", &agreed).unwrap();
+    assert_eq!(shard(&s, model(), layers()).unwrap().round, 1);
+    assert_eq!(free(&s, "//Alice"), REWARD);
+    assert_eq!(
+        free(&s, "//Charlie"),
+        0,
+        "its receipt was not in the accepted set"
+    );
 }
