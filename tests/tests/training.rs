@@ -93,16 +93,26 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
     }
 
-    // Three rounds close on chain.
+    // Three rounds close on chain (the wall time of each is printed: the figure in
+    // docs/BENCHMARKS.md).
+    let mut closed_at = vec![std::time::Instant::now()];
     let record = wait_for(
         "three closed training rounds",
         Duration::from_secs(900),
         || {
             let t = training(&a)?;
+            while (closed_at.len() as u64) <= t["round"].as_u64().unwrap_or(0) {
+                closed_at.push(std::time::Instant::now());
+            }
             Ok((t["round"].as_u64() >= Some(ROUNDS)).then_some(t))
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&nodes)));
+    let secs: Vec<String> = closed_at
+        .windows(2)
+        .map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64()))
+        .collect();
+    println!("seconds per round (the first counted from the models loaded): {secs:?}");
     println!("training record: {record:#}");
     let (bob, charlie, dave) = (address("//Bob"), address("//Charlie"), address("//Dave"));
     let rounds = record["rounds"].as_array().unwrap();
