@@ -30,19 +30,10 @@ struct RoundView {
     adapter: Option<Hash>,
     /// Last block of the open round's collection window (None: no receipt yet).
     collecting_until: Option<BlockNumber>,
-    collect_blocks: u32,
+    /// That window's end when the attempt went stale (see `ShardTraining::stale_window`).
+    stale: Option<BlockNumber>,
     best: BlockNumber,
     finalized: BlockNumber,
-}
-
-impl RoundView {
-    /// The collection window of the open attempt, when it ended a reporting period
-    /// (`collect_blocks` more) ago without the round closing: the next receipt restarts
-    /// the round.
-    fn stale_window(&self) -> Option<BlockNumber> {
-        let until = self.collecting_until?;
-        (self.best > until.saturating_add(BlockNumber::from(self.collect_blocks))).then_some(until)
-    }
 }
 
 fn read_view(ctx: &TrainingContext, layers: LayerRange) -> anyhow::Result<RoundView> {
@@ -54,7 +45,7 @@ fn read_view(ctx: &TrainingContext, layers: LayerRange) -> anyhow::Result<RoundV
             round: s.round,
             adapter: s.adapter,
             collecting_until: s.collecting_until(p.collect_blocks),
-            collect_blocks: p.collect_blocks,
+            stale: s.stale_window(p.collect_blocks, head.number),
             best: head.number,
             finalized,
         })
@@ -182,7 +173,7 @@ pub async fn run_holder(
         let Some(t) = trainer.as_ref() else { return };
         let (my_round, my_adapter) = (t.round(), t.adapter_hash());
         let chain_adapter = view.adapter.unwrap_or(initial);
-        let stale = view.stale_window();
+        let stale = view.stale;
         if let Some(until) = stale {
             if restarted != Some((view.round, until)) {
                 // No majority in time: this holder contributes again to a new attempt.

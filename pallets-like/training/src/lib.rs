@@ -69,6 +69,14 @@ impl ShardTraining {
             .then_some(self.opened_at?)
             .map(|t| t.saturating_add(BlockNumber::from(collect_blocks)))
     }
+
+    /// At block `now`, the end of the open round's collection window when the reporting
+    /// period after it (`collect_blocks` more) is over too without the round closing:
+    /// the round is stale and its next receipt starts it over.
+    pub fn stale_window(&self, collect_blocks: u32, now: BlockNumber) -> Option<BlockNumber> {
+        let until = self.collecting_until(collect_blocks)?;
+        (now > until.saturating_add(BlockNumber::from(collect_blocks))).then_some(until)
+    }
 }
 
 /// One gradient receipt recorded for a round.

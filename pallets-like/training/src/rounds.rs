@@ -45,8 +45,7 @@ pub fn submit_gradient_receipt(
     }
     let key: RoundKey = (b.model, b.layers, b.round);
     if let Some(until) = state.collecting_until(p.collect_blocks) {
-        let reports_until = until.saturating_add(BlockNumber::from(p.collect_blocks));
-        if now > reports_until {
+        if state.stale_window(p.collect_blocks, now).is_some() {
             // Stale: no majority formed in time (too few receipts for the robust rule,
             // or holders that disagree). Start the round over from this receipt.
             let dropped = receipts(overlay, &key)?.len() as u32;
@@ -132,15 +131,13 @@ pub fn report_round_result(
         });
     }
     if p.collect_blocks > 0 {
-        let until = state.collecting_until(p.collect_blocks);
-        let stale =
-            until.is_some_and(|u| now > u.saturating_add(BlockNumber::from(p.collect_blocks)));
-        if stale {
+        if let Some(until) = state.stale_window(p.collect_blocks, now) {
             return Err(Error::CollectionClosed {
                 round: result.round,
-                until: until.unwrap_or_default(),
+                until,
             });
         }
+        let until = state.collecting_until(p.collect_blocks);
         if until.is_none_or(|until| now <= until) {
             return Err(Error::CollectionOpen {
                 round: result.round,
