@@ -189,6 +189,25 @@ impl NodeProcess {
         Self::start(&args, log)
     }
 
+    /// [`Self::run_on_loopback`] for the node called `name` of a network under `dir`:
+    /// its base path is `dir/name`, its log `dir/name.log`.
+    pub fn run_named(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let log = dir.join(format!("{name}.log"));
+        Self::run_on_loopback(spec, &dir.join(name), &log, extra)
+    }
+
+    /// Waits until the node has loaded the model and serves its shards to the network
+    /// (panics with the node's log after `timeout`).
+    pub fn wait_serving(&self, timeout: std::time::Duration) {
+        crate::wait_for("the model to load", timeout, || {
+            Ok(self
+                .log_text()
+                .contains("serving shards to the network")
+                .then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.log_text()));
+    }
+
     /// The node's first libp2p listen address with its /p2p/ peer id (from the log).
     pub fn p2p_addr(&self) -> Option<String> {
         self.log_text().lines().find_map(|l| {

@@ -114,13 +114,7 @@ fn next(state: &mut u64) -> u64 {
 }
 
 fn wait_loaded(node: &NodeProcess) {
-    wait_for("the model to load", MODEL_TIMEOUT, || {
-        Ok(node
-            .log_text()
-            .contains("serving shards to the network")
-            .then_some(()))
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    node.wait_serving(MODEL_TIMEOUT);
 }
 
 fn state_root_at(node: &NodeProcess, number: u64) -> Value {

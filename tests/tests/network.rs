@@ -16,8 +16,7 @@ const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 const PROMPT: &str = "The capital of France is";
 
 fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
-    let log = dir.join(format!("{name}.log"));
-    NodeProcess::run_on_loopback(spec, &dir.join(name), &log, extra).unwrap()
+    NodeProcess::run_named(spec, dir, name, extra).unwrap()
 }
 
 fn generate_text(max_tokens: usize, extra: &[&str]) -> String {
@@ -94,13 +93,7 @@ fn shards_across_processes_discovery_generation_and_failover() {
     // Every node sees all four providers through the DHT (after the model is loaded,
     // which is when a node starts announcing).
     for node in nodes {
-        wait_for("the model to load", MODEL_TIMEOUT, || {
-            Ok(node
-                .log_text()
-                .contains("serving shards to the network")
-                .then_some(()))
-        })
-        .unwrap();
+        node.wait_serving(MODEL_TIMEOUT);
     }
     for node in nodes {
         let seen = wait_for(

@@ -27,8 +27,7 @@ const TRAINING_REWARD: u128 = 1_000_000_000_000;
 const PROMPT: &str = "The fox and the crow";
 
 fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
-    let log = dir.join(format!("{name}.log"));
-    NodeProcess::run_on_loopback(spec, &dir.join(name), &log, extra).unwrap()
+    NodeProcess::run_named(spec, dir, name, extra).unwrap()
 }
 
 fn training(node: &NodeProcess) -> anyhow::Result<Value> {
@@ -84,13 +83,7 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
     let d = holder("d", "//Dave", Some("-10"));
     let nodes = [&a, &b, &c, &d];
     for node in nodes {
-        wait_for("the model to load", MODEL_TIMEOUT, || {
-            Ok(node
-                .log_text()
-                .contains("serving shards to the network")
-                .then_some(()))
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+        node.wait_serving(MODEL_TIMEOUT);
     }
 
     // Three rounds close on chain (the wall time of each is printed: the figure in
