@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod llamacpp;
 pub mod messages;
 pub mod pipeline;
+pub mod probe;
 pub mod sampling;
 pub mod shard;
 pub mod spot_check;

@@ -287,6 +287,10 @@ pub struct RunArgs {
     /// the layers), like a worker saving compute; spot checks should catch it.
     #[arg(long, hide = true, value_name = "PERMILL", requires = "shards")]
     pub fault_skip_work: Option<u32>,
+    /// Fault injection for tests: refuse every forward request from peers (a freeloader
+    /// online with the model that serves nobody); its liveness probes should fail.
+    #[arg(long, hide = true, requires = "shards")]
+    pub fault_refuse_requests: bool,
     /// Fault injection for tests: scale this node's pseudo-gradients by FACTOR (a
     /// poisoning holder); the robust aggregate should exclude it.
     #[arg(

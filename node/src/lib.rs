@@ -5,7 +5,7 @@
 //!
 //! Beside them: `p2p` glues the libp2p network crate to the chain and the shard worker,
 //! `worker` and `miner` serve the model and earn, `spot_checker` re-runs sampled receipts
-//! (validators), `api` is the OpenAI-compatible HTTP API.
+//! and `prober` probes workers' liveness (validators), `api` is the OpenAI-compatible HTTP API.
 
 pub mod api;
 pub mod authoring;
@@ -18,6 +18,7 @@ pub mod light;
 pub mod miner;
 pub mod p2p;
 pub mod pool;
+pub mod prober;
 pub mod rpc;
 pub mod rpc_client;
 pub mod service;

@@ -1,8 +1,10 @@
 //! The node's miner loop for Proof of Neural Work: while the node's key is a registered
-//! worker, it claims each wall-clock minute of uptime with one heartbeat extrinsic that
-//! answers the minute's proof-of-possession challenge (a chunk of the model file with
-//! its Merkle path; see `neuroshard_primitives::model_chunks`). Heartbeats are fee-free
-//! and accepted once per minute. One that misses its minute (the block landed in the
+//! worker, it shows possession of the model every wall-clock minute with one heartbeat
+//! extrinsic that answers the minute's challenge (a chunk of the model file with its
+//! Merkle path; see `neuroshard_primitives::model_chunks`). That is half of the minute's
+//! proof of uptime; the other half is answering the liveness probe of the validator
+//! drawn for the worker (`crate::prober`). Heartbeats are fee-free and accepted once
+//! per minute. One that misses its minute (the block landed in the
 //! next one) is dropped by the author and the next minute is claimed instead; nothing
 //! is retried with a stale nonce.
 

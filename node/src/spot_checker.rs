@@ -16,9 +16,10 @@ use crate::client::hex_hash;
 use crate::p2p::shard_wire::fetch_material;
 use crate::training::{adapter_weights, TrainingContext};
 use anyhow::Context;
-use neuroshard_inference::shard::Shard;
+use neuroshard_inference::shard::{ServedWeights, Shard};
 use neuroshard_inference::spot_check::{check_receipt, CheckOutcome, SpotCheckMaterial};
 use neuroshard_inference::ShardExecutor;
+use neuroshard_network::PeerId;
 use neuroshard_primitives::{
     AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
 };
@@ -44,7 +45,7 @@ pub fn assigned_checker<'a>(id: &Hash, validators: &'a [AccountId]) -> Option<&'
 }
 
 /// Executors built for checks, by (layers, adapter version).
-type Executors = HashMap<(LayerRange, Option<Hash>), Arc<ShardExecutor>>;
+type Executors = HashMap<(LayerRange, Option<Hash>), Arc<ServedWeights>>;
 
 /// Most executors kept (each holds its layers' weights; adapter ones in f32).
 const EXECUTORS_KEPT: usize = 8;
@@ -71,49 +72,103 @@ impl SpotChecker {
         }
     }
 
-    fn local_shard(&self, layers: &LayerRange) -> Option<&Arc<Shard>> {
+    pub(crate) fn local_shard(&self, layers: &LayerRange) -> Option<&Arc<Shard>> {
         self.local.iter().find(|s| s.layers() == *layers)
     }
 
-    /// Re-runs `body` from `material` on an executor for its layers and adapter version
-    /// (`snapshot`: that version's values, when it names one).
+    /// An executor for `layers` with adapter version `adapter` (`snapshot`: that
+    /// version's values, when it names one): this node's own shard when it serves exactly
+    /// that, otherwise one built from the base model and kept for later checks.
+    pub(crate) fn executor(
+        &self,
+        layers: LayerRange,
+        adapter: Option<Hash>,
+        snapshot: Option<&AdapterSnapshot>,
+    ) -> anyhow::Result<Arc<ServedWeights>> {
+        if let Some(shard) = self.local_shard(&layers) {
+            let served = shard.weights();
+            if served.adapter == adapter {
+                return Ok(served);
+            }
+        }
+        let key = (layers, adapter);
+        if let Some(exec) = self.loaded.lock().get(&key) {
+            return Ok(exec.clone());
+        }
+        let weights = match (adapter, snapshot) {
+            (None, _) => self
+                .ctx
+                .base
+                .slice(layers.start as usize..layers.end as usize)?,
+            (Some(_), Some(s)) => {
+                let layout = self.ctx.layout(layers)?;
+                adapter_weights(&self.ctx.base, &layout, layers, s)?
+            }
+            (Some(v), None) => anyhow::bail!("no snapshot of adapter {}", hex_hash(&v)),
+        };
+        let exec = Arc::new(ServedWeights {
+            exec: ShardExecutor::new(weights)?,
+            adapter,
+        });
+        let mut loaded = self.loaded.lock();
+        if loaded.len() >= EXECUTORS_KEPT {
+            loaded.clear();
+        }
+        loaded.insert(key, exec.clone());
+        Ok(exec)
+    }
+
+    /// The snapshot of adapter version `adapter` of `layers`, when it names one (from
+    /// this node's board or from peers, `worker`'s first).
+    pub(crate) async fn snapshot_of(
+        &self,
+        layers: LayerRange,
+        adapter: Option<Hash>,
+        worker: &AccountId,
+    ) -> anyhow::Result<Option<AdapterSnapshot>> {
+        match adapter {
+            Some(version) => Ok(Some(
+                self.ctx.snapshot(layers, &version, Some(worker)).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Re-runs `body` from `material` on an executor for its layers and adapter version.
     fn run_check(
         &self,
         body: &ReceiptBody,
         material: &SpotCheckMaterial,
         snapshot: Option<AdapterSnapshot>,
     ) -> anyhow::Result<CheckOutcome> {
-        if let Some(shard) = self.local_shard(&body.layers) {
-            let served = shard.weights();
-            if served.adapter == body.adapter {
-                return Ok(check_receipt(&served.exec, body, material)?);
-            }
-        }
-        let key = (body.layers, body.adapter);
-        let cached = self.loaded.lock().get(&key).cloned();
-        let exec = match cached {
-            Some(exec) => exec,
-            None => {
-                let weights = match &snapshot {
-                    Some(s) => {
-                        let layout = self.ctx.layout(body.layers)?;
-                        adapter_weights(&self.ctx.base, &layout, body.layers, s)?
-                    }
-                    None => self
-                        .ctx
-                        .base
-                        .slice(body.layers.start as usize..body.layers.end as usize)?,
-                };
-                let exec = Arc::new(ShardExecutor::new(weights)?);
-                let mut loaded = self.loaded.lock();
-                if loaded.len() >= EXECUTORS_KEPT {
-                    loaded.clear();
-                }
-                loaded.insert(key, exec.clone());
-                exec
-            }
-        };
-        Ok(check_receipt(&exec, body, material)?)
+        let exec = self.executor(body.layers, body.adapter, snapshot.as_ref())?;
+        Ok(check_receipt(&exec.exec, body, material)?)
+    }
+
+    /// The peers `worker` announced in the provider directory.
+    pub(crate) fn peers_of(&self, worker: &AccountId) -> anyhow::Result<Vec<PeerId>> {
+        let p2p = self
+            .ctx
+            .p2p
+            .as_ref()
+            .context("no network to reach the worker")?;
+        let peers: Vec<_> = p2p
+            .directory
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.account == *worker)
+            .map(|p| p.peer)
+            .collect();
+        anyhow::ensure!(!peers.is_empty(), "the worker announces no peer");
+        Ok(peers)
+    }
+
+    pub(crate) fn context(&self) -> &TrainingContext {
+        &self.ctx
+    }
+
+    pub(crate) fn account(&self) -> &AccountId {
+        &self.me
     }
 
     /// The worker's material: `Ok(None)` when the worker says it has none, `Err` when it
@@ -126,19 +181,8 @@ impl SpotChecker {
         if body.worker == self.me {
             return Ok(self.local_shard(&body.layers).and_then(|s| s.material(id)));
         }
-        let p2p = self
-            .ctx
-            .p2p
-            .as_ref()
-            .context("no network to reach the worker")?;
-        let peers: Vec<_> = p2p
-            .directory
-            .snapshot()
-            .into_iter()
-            .filter(|p| p.account == body.worker)
-            .map(|p| p.peer)
-            .collect();
-        anyhow::ensure!(!peers.is_empty(), "the worker announces no peer");
+        let peers = self.peers_of(&body.worker)?;
+        let p2p = self.ctx.p2p.as_ref().context("no network")?;
         let mut last = None;
         for peer in peers {
             match fetch_material(&p2p.network, peer, body, id).await {
@@ -158,14 +202,9 @@ impl SpotChecker {
     ) -> Option<SpotCheckVerdict> {
         let fetched = async {
             let material = self.material(&id, &body).await?;
-            let snapshot = match &body.adapter {
-                Some(version) => Some(
-                    self.ctx
-                        .snapshot(body.layers, version, Some(&body.worker))
-                        .await?,
-                ),
-                None => None,
-            };
+            let snapshot = self
+                .snapshot_of(body.layers, body.adapter, &body.worker)
+                .await?;
             anyhow::Ok(material.map(|m| (m, snapshot)))
         };
         let (material, snapshot) = match fetched.await {

@@ -465,9 +465,10 @@ pub async fn serve(
         }
     }
     let checker = Arc::new(SpotChecker::new(training, local.shards()));
+    tokio::spawn(crate::prober::run(checker.clone(), shutdown.clone()));
     tokio::spawn(checker.run(shutdown.clone()));
     *generator.write().await = GeneratorSlot::Ready(local);
-    info!("model loaded: HTTP API generations enabled, miner and spot checker started");
+    info!("model loaded: HTTP API generations enabled, miner, spot checker and liveness prober started");
     crate::miner::run(chain, key, possession, shutdown).await;
 }
 

@@ -58,6 +58,15 @@ pub enum PonwCall {
         receipt: Hash,
         verdict: crate::event::SpotCheckVerdict,
     },
+    /// A validator's liveness probes of `minute`: the workers assigned to it (see
+    /// `ponw::prober_of`) that answered its seeded request correctly (`answered`) and
+    /// those that refused, timed out or answered wrong (`failed`). A worker's minute of
+    /// uptime is credited once it is both probed and heartbeated.
+    ReportLiveness {
+        minute: u64,
+        answered: Vec<AccountId>,
+        failed: Vec<AccountId>,
+    },
 }
 
 /// Calls of the staking pallet.
@@ -120,6 +129,7 @@ impl Call {
             Call::Ponw(PonwCall::RequestEscrowRelease) => "ponw.request_escrow_release",
             Call::Ponw(PonwCall::WithdrawEscrow) => "ponw.withdraw_escrow",
             Call::Ponw(PonwCall::SubmitSpotCheck { .. }) => "ponw.submit_spot_check",
+            Call::Ponw(PonwCall::ReportLiveness { .. }) => "ponw.report_liveness",
             Call::Staking(StakingCall::Bond { .. }) => "staking.bond",
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",

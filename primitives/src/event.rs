@@ -169,9 +169,15 @@ pub enum Event {
         client: AccountId,
         reason: RejectReason,
     },
-    /// A registered worker did not answer `minute`'s liveness challenge (reported when
-    /// the next minute opens): no uptime for that minute.
-    ChallengeMissed { worker: AccountId, minute: u64 },
+    /// A registered worker's `minute` was not credited (reported when the next minute
+    /// opens): `heartbeat` says whether it showed the model chunk, `probed` whether its
+    /// validator's liveness probe passed; uptime needs both.
+    ChallengeMissed {
+        worker: AccountId,
+        minute: u64,
+        heartbeat: bool,
+        probed: bool,
+    },
     /// An accepted receipt was drawn for a spot check: its tokens are held until a
     /// validator's verdict (or `deadline`, when they are credited).
     SpotCheckRequested {
@@ -198,6 +204,14 @@ pub enum Event {
     },
     /// No verdict came by the deadline: the held tokens were credited.
     SpotCheckExpired { id: Hash, worker: AccountId },
+    /// The validator assigned to probe `worker` in `minute` reported whether the worker
+    /// answered its seeded shard request correctly (`answered`) or not.
+    LivenessProbed {
+        worker: AccountId,
+        minute: u64,
+        prober: AccountId,
+        answered: bool,
+    },
 }
 
 /// A validator's verdict on a sampled receipt.

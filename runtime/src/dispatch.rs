@@ -29,10 +29,15 @@ pub struct AccountInfo {
     pub slashed: Balance,
 }
 
-/// Whether the call pays the transaction fee. Heartbeats are free: they only apply for
-/// registered workers holding the model, once per minute, so they cannot be used to spam.
+/// Whether the call pays the transaction fee. Heartbeats and liveness reports are free:
+/// a heartbeat applies only for a registered worker holding the model, once per minute,
+/// and a liveness report only from a validator that records a probe not yet recorded,
+/// so neither can be used to spam.
 fn pays_fee(call: &Call) -> bool {
-    !matches!(call, Call::Ponw(PonwCall::Heartbeat { .. }))
+    !matches!(
+        call,
+        Call::Ponw(PonwCall::Heartbeat { .. } | PonwCall::ReportLiveness { .. })
+    )
 }
 
 impl Runtime {
@@ -157,6 +162,14 @@ fn dispatch(
                 return Err(ponw::Error::NotAValidator.into());
             }
             ponw::submit_verdict(o, who, receipt, *verdict)?
+        }
+        Call::Ponw(PonwCall::ReportLiveness {
+            minute,
+            answered,
+            failed,
+        }) => {
+            let validators = staking::validators(o)?;
+            ponw::report_liveness(o, ctx, who, &validators, *minute, answered, failed)?
         }
         Call::Training(TrainingCall::SubmitGradientReceipt { receipt }) => {
             training::submit_gradient_receipt(o, ctx.number, receipt)?

@@ -157,6 +157,19 @@ impl Chain {
         })
     }
 
+    /// //Alice's (the sole validator's) report that `uri` answered her liveness probe
+    /// of the minute recorded in the head state.
+    fn probe_passed(&self, uri: &str) -> Call {
+        let c = neuroshard_ponw::challenge(&self.state, &account(uri))
+            .unwrap()
+            .expect("a block has opened the minute");
+        Call::Ponw(PonwCall::ReportLiveness {
+            minute: c.minute,
+            answered: vec![account(uri)],
+            failed: vec![],
+        })
+    }
+
     fn free(&self, uri: &str) -> u128 {
         self.runtime
             .account(&self.state, &account(uri))
@@ -389,11 +402,12 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
         }),
     );
     let heartbeat = chain.sign("//Bob", 0, chain.heartbeat("//Bob"));
+    let probed = chain.sign("//Alice", 0, chain.probe_passed("//Bob"));
     let bob = chain.free("//Bob");
-    let (block, events, rejected) = chain.produce(vec![submit, heartbeat]);
+    let (block, events, rejected) = chain.produce(vec![submit, heartbeat, probed]);
     // The client's escrow paid 0.2 NSHD per token, half burned, half to the worker.
     let fee_to_bob = 64 * UNIT / 5 / 2 + 36 * UNIT / 5 / 2;
-    assert_eq!((block.extrinsics.len(), rejected), (2, 0));
+    assert_eq!((block.extrinsics.len(), rejected), (3, 0));
     assert_eq!(
         events
             .iter()
@@ -438,6 +452,7 @@ enum Action {
     Withdraw(usize),
     Receipts(u32),
     Heartbeat,
+    Probe,
     EmptyBlock,
 }
 
@@ -451,6 +466,7 @@ fn action() -> impl Strategy<Value = Action> {
         (0..4usize).prop_map(Action::Withdraw),
         (1..50u32).prop_map(Action::Receipts),
         Just(Action::Heartbeat),
+        Just(Action::Probe),
         Just(Action::EmptyBlock),
     ]
 }
@@ -486,6 +502,7 @@ proptest! {
                     Action::Heartbeat => {
                         (1, author.heartbeat("//Bob"))
                     }
+                    Action::Probe => (0, author.probe_passed("//Bob")),
                     Action::EmptyBlock => continue,
                 };
                 xts.push(author.sign(USERS[who], nonces[who], call));

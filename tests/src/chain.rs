@@ -25,6 +25,33 @@ pub fn address(uri: &str) -> String {
     neuroshard_primitives::crypto::ss58(&account(uri))
 }
 
+/// A base-unit amount from RPC JSON (a decimal string); panics on anything else.
+pub fn amount(v: &serde_json::Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an amount: {v}"))
+}
+
+/// The account record of `uri` in the state after block `hash` (0x hex), read with
+/// `state_getStorage` so that several accounts can be read at one block.
+pub fn account_at(
+    rpc: &RpcClient,
+    uri: &str,
+    hash: &serde_json::Value,
+) -> anyhow::Result<neuroshard_runtime::balances::AccountData> {
+    use parity_scale_codec::Decode;
+    let key = neuroshard_runtime::storage_keys::account(&account(uri));
+    let value = rpc.call(
+        "state_getStorage",
+        json!([format!("0x{}", hex::encode(key)), hash]),
+    )?;
+    let Some(text) = value.as_str() else {
+        return Ok(Default::default());
+    };
+    let bytes = hex::decode(text.trim_start_matches("0x"))?;
+    Ok(Decode::decode(&mut bytes.as_slice())?)
+}
+
 /// Parses a 0x hash.
 pub fn parse_hash(v: &serde_json::Value) -> anyhow::Result<Hash> {
     let s = v

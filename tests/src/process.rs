@@ -196,6 +196,19 @@ impl NodeProcess {
         Self::run_on_loopback(spec, &dir.join(name), &log, extra)
     }
 
+    /// Starts //Alice, the validator, as node `a` of a network under `dir`, serving
+    /// `shards`; returns it with its p2p address (the others' `--bootnodes`).
+    pub fn alice_serving(spec: &Path, dir: &Path, shards: &str) -> anyhow::Result<(Self, String)> {
+        let node = Self::run_named(
+            spec,
+            dir,
+            "a",
+            &["--key", "//Alice", "--validator", "--shards", shards],
+        )?;
+        let boot = node.wait_p2p_addr()?;
+        Ok((node, boot))
+    }
+
     /// Waits until the node has loaded the model and serves its shards to the network
     /// (panics with the node's log after `timeout`).
     pub fn wait_serving(&self, timeout: std::time::Duration) {
@@ -303,6 +316,15 @@ fn parse_port(line: &str, prefix: &str) -> Option<u16> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The logs of `nodes`, one after the other, for a failure message.
+pub fn joint_log(nodes: &[&NodeProcess]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.log_text())
+        .collect::<Vec<_>>()
+        .join("\n----\n")
 }
 
 #[cfg(test)]

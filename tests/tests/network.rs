@@ -56,13 +56,7 @@ fn shards_across_processes_discovery_generation_and_failover() {
         params["ponw"]["spot_check_permill"] = 1_000_000.into();
     })
     .unwrap();
-    let a = start(
-        &spec,
-        dir.path(),
-        "a",
-        &["--key", "//Alice", "--validator", "--shards", "0-10"],
-    );
-    let boot = a.wait_p2p_addr().unwrap();
+    let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
     let b = start(
         &spec,
         dir.path(),

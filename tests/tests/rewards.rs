@@ -6,7 +6,6 @@
 //! A replayed receipt is refused with a JSON-RPC error.
 
 use neuroshard_primitives::{Call, PonwCall};
-use neuroshard_runtime::balances::AccountData;
 use neuroshard_runtime::storage_keys;
 use neuroshard_tests::chain::{self, address, parse_hash, to_hex};
 use neuroshard_tests::spec::write_unchecked_dev_spec;
@@ -18,17 +17,9 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(90);
 const EPOCH: u64 = 6;
 
-/// Alice's free balance in the state after block `hash`, via state_getStorage.
+/// Alice's free balance in the state after block `hash`.
 fn free_at(rpc: &RpcClient, hash: &Value) -> u128 {
-    let key = storage_keys::account(&chain::account("//Alice"));
-    let value = rpc
-        .call(
-            "state_getStorage",
-            json!([format!("0x{}", hex::encode(key)), hash]),
-        )
-        .unwrap();
-    let bytes = hex::decode(value.as_str().unwrap().trim_start_matches("0x")).unwrap();
-    AccountData::decode(&mut bytes.as_slice()).unwrap().free
+    chain::account_at(rpc, "//Alice", hash).unwrap().free
 }
 
 #[test]

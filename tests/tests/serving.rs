@@ -4,7 +4,7 @@
 //! client, paid from its escrow), proves it holds the model every minute, and is paid
 //! `layer_tokens x 0.1 / 30 + uptime_minutes x 1.0` NSHD at the epoch boundary.
 
-use neuroshard_tests::chain::address;
+use neuroshard_tests::chain::{address, amount};
 use neuroshard_tests::http::request;
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::{wait_for, NodeProcess};
@@ -25,12 +25,6 @@ fn rewards_of(rpc: &neuroshard_tests::RpcClient, number: u64, who: &str) -> Opti
         .iter()
         .find(|r| r["account"] == who)
         .cloned()
-}
-
-fn amount(v: &Value) -> u128 {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an amount: {v}"))
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //!   their layers): the checks fail, the worker's bond is slashed (the client refunded
 //!   out of it), the worker is deregistered, and no token reward is ever paid.
 
-use neuroshard_tests::chain::address;
+use neuroshard_tests::chain::{address, amount};
 use neuroshard_tests::http::request;
 use neuroshard_tests::spec::write_spec_with;
 use neuroshard_tests::{wait_for, NodeProcess};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const UNIT: u128 = 1_000_000_000_000;
@@ -66,12 +66,6 @@ fn complete(node: &NodeProcess) {
     )
     .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-}
-
-fn amount(v: &Value) -> u128 {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an amount: {v}"))
 }
 
 #[test]

@@ -13,6 +13,7 @@
 
 use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::generate_text;
+use neuroshard_tests::process::joint_log;
 use neuroshard_tests::spec::write_spec_with;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
@@ -34,14 +35,6 @@ fn training(node: &NodeProcess) -> anyhow::Result<Value> {
     node.rpc().call("neuroshard_training", json!([LAYERS]))
 }
 
-fn logs(nodes: &[&NodeProcess]) -> String {
-    nodes
-        .iter()
-        .map(|n| n.log_text())
-        .collect::<Vec<_>>()
-        .join("\n----\n")
-}
-
 #[test]
 fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,13 +45,7 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         params["ponw"]["spot_check_blocks"] = 60.into();
     })
     .unwrap();
-    let a = start(
-        &spec,
-        dir.path(),
-        "a",
-        &["--key", "//Alice", "--validator", "--shards", "0-28"],
-    );
-    let boot = a.wait_p2p_addr().unwrap();
+    let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-28").unwrap();
     let rounds = ROUNDS.to_string();
     let holder = |name: &str, key: &str, poison: Option<&str>| {
         let mut args = vec![
@@ -100,7 +87,7 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
             Ok((t["round"].as_u64() >= Some(ROUNDS)).then_some(t))
         },
     )
-    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&nodes)));
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
     let secs: Vec<String> = closed_at
         .windows(2)
         .map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64()))
@@ -211,7 +198,7 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
                     Some("SpotCheckRequested") => requested += 1,
                     Some("SpotCheckPassed") => passed += 1,
                     Some("SpotCheckFailed") | Some("SpotCheckExpired") => {
-                        panic!("receipt not passed: {e}\n{}", logs(&nodes))
+                        panic!("receipt not passed: {e}\n{}", joint_log(&nodes))
                     }
                     _ => {}
                 }
@@ -219,5 +206,5 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
             Ok((requested >= 4 && passed == requested).then_some(()))
         },
     )
-    .unwrap_or_else(|e| panic!("{e} ({passed}/{requested})\n{}", logs(&nodes)));
+    .unwrap_or_else(|e| panic!("{e} ({passed}/{requested})\n{}", joint_log(&nodes)));
 }

@@ -96,6 +96,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             listen,
             bootnodes,
             fault_equivocate: args.fault_equivocate,
+            fault_refuse_requests: args.fault_refuse_requests,
         }),
         fault_skip_work: args.fault_skip_work,
         train,

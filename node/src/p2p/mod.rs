@@ -42,6 +42,10 @@ pub struct P2pConfig {
     /// Fault injection for tests: gossip a second, differently sealed copy of every
     /// block this node authors (an equivocation its peers must catch and report).
     pub fault_equivocate: bool,
+    /// Fault injection for tests: answer every forward call from a peer with an error (a
+    /// freeloader that stays online, holds the model and heartbeats, but serves nobody);
+    /// its liveness probes fail, so it earns no uptime.
+    pub fault_refuse_requests: bool,
 }
 
 /// The running network glue, shared by the worker, the RPC and the API.
@@ -56,6 +60,7 @@ pub struct P2p {
     /// to commit one).
     key: Option<Keypair>,
     fault_equivocate: bool,
+    fault_refuse_requests: bool,
     /// This node's shards, answering peers' calls once the model is loaded.
     shard_server: Arc<RwLock<Option<Arc<ShardServer>>>>,
 }
@@ -134,6 +139,7 @@ pub async fn start(
         equivocations: Arc::new(EquivocationDetector::default()),
         key,
         fault_equivocate: config.fault_equivocate,
+        fault_refuse_requests: config.fault_refuse_requests,
         network,
         shard_server: Arc::new(RwLock::new(None)),
     };
@@ -243,6 +249,9 @@ fn on_gossip_vote(p2p: &P2p, data: &[u8]) -> Verdict {
 
 async fn answer_shard_call(p2p: &P2p, data: Vec<u8>) -> Option<Vec<u8>> {
     let call = shard_wire::ShardCall::decode_all(&mut &data[..]).ok()?;
+    if p2p.fault_refuse_requests && matches!(call, shard_wire::ShardCall::Forward(_)) {
+        return Some(shard_wire::ShardReply::Error("busy".into()).encode());
+    }
     let server = p2p.shard_server.read().clone();
     let Some(server) = server else {
         return Some(

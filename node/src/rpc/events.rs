@@ -156,9 +156,24 @@ pub fn event_json(event: &Event) -> Value {
             "event": "ReceiptRejected", "id": hex_hash(id), "worker": ss58(worker),
             "client": ss58(client), "reason": reason.as_str(),
         }),
-        Event::ChallengeMissed { worker, minute } => {
-            json!({"event": "ChallengeMissed", "worker": ss58(worker), "minute": minute})
-        }
+        Event::ChallengeMissed {
+            worker,
+            minute,
+            heartbeat,
+            probed,
+        } => json!({
+            "event": "ChallengeMissed", "worker": ss58(worker), "minute": minute,
+            "heartbeat": heartbeat, "probed": probed,
+        }),
+        Event::LivenessProbed {
+            worker,
+            minute,
+            prober,
+            answered,
+        } => json!({
+            "event": "LivenessProbed", "worker": ss58(worker), "minute": minute,
+            "prober": ss58(prober), "answered": answered,
+        }),
         Event::SpotCheckRequested {
             id,
             worker,

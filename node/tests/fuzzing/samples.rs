@@ -72,6 +72,11 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
             shards: vec![layers(0, 10), layers(20, 30)],
         }),
         Call::Staking(StakingCall::Bond { amount: 5 * UNIT }),
+        Call::Ponw(PonwCall::ReportLiveness {
+            minute: 7,
+            answered: vec![account("//Bob")],
+            failed: vec![account("//Charlie"), account("//Dave")],
+        }),
     ]
     .into_iter()
     .enumerate()

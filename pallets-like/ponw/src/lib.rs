@@ -1,7 +1,9 @@
 //! Proof of Neural Work: workers announce the shards they serve, batches of inference
-//! receipts (signed by worker and client) credit layer-weighted tokens, heartbeats that
-//! answer the minute's proof-of-possession challenge credit uptime minutes, and at each epoch boundary every account with credited work
-//! is paid `tokens x token_reward (layer-weighted) + uptime_minutes x uptime_reward`.
+//! receipts (signed by worker and client) credit layer-weighted tokens, a minute of
+//! uptime is credited when the worker both showed the model chunk the minute's challenge
+//! names and answered its validator's liveness probe (see [`liveness`]), and at each
+//! epoch boundary every account with credited work is paid
+//! `tokens x token_reward (layer-weighted) + uptime_minutes x uptime_reward`.
 //!
 //! Clients pay for the work they counter-sign from an escrow, and part of every fee is
 //! burned so that self-dealing never pays (see [`escrow`]).
@@ -16,19 +18,21 @@
 //! the reason; a batch with no good receipt fails as a whole and writes nothing.
 
 pub mod escrow;
+pub mod liveness;
 mod receipts;
 mod rewards;
 pub mod spot_checks;
 mod workers;
 
+pub use liveness::{
+    challenge, heartbeat, probe_tasks, prober_of, report_liveness, Challenge, ProbeRecord,
+    ProbeTask, MINUTE_SEED,
+};
 pub use receipts::submit_receipts;
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
 pub use spot_checks::{submit_verdict, PendingCheck};
-pub use workers::{
-    challenge, deregister_worker, heartbeat, register_worker, worker, Challenge, WorkerInfo,
-    MINUTE_SEED, WORKERS,
-};
+pub use workers::{deregister_worker, register_worker, worker, WorkerInfo, WORKERS};
 
 use neuroshard_balances as balances;
 use neuroshard_primitives::{Balance, Hash, RejectReason};
@@ -123,13 +127,17 @@ pub enum Error {
     NoChallenge(u64),
     #[error("the model chunk does not answer the minute's challenge (wrong bytes or proof)")]
     WrongChunk,
-    #[error("uptime for minute {0} was already credited")]
-    MinuteAlreadyCredited(u64),
+    #[error("a heartbeat for minute {0} was already accepted")]
+    HeartbeatAlreadyAccepted(u64),
+    #[error("a liveness report may name at most 1024 workers, this one names {count}")]
+    TooManyLivenessEntries { count: usize },
+    #[error("the liveness report records nothing (no worker it names is this validator's to probe, or all were already reported)")]
+    NothingToReport,
     #[error("amount must be greater than zero")]
     ZeroAmount,
     #[error("no spot check is pending for receipt {0:?}")]
     NoPendingCheck(Hash),
-    #[error("only validators may submit spot-check verdicts")]
+    #[error("only validators may submit spot-check verdicts and liveness reports")]
     NotAValidator,
     #[error("receipts of this worker await spot checks; deregister after they are resolved")]
     ChecksPending,
@@ -164,7 +172,7 @@ pub fn on_initialize(
     overlay: &mut Overlay<'_>,
     ctx: &neuroshard_support::BlockContext,
 ) -> Result<()> {
-    workers::record_minute_seed(overlay, ctx)?;
+    liveness::record_minute_seed(overlay, ctx)?;
     rewards::on_epoch_start(overlay, ctx)?;
     spot_checks::expire(overlay, ctx)
 }
@@ -192,6 +200,8 @@ pub fn build_genesis(
     Ok(())
 }
 
+#[cfg(test)]
+mod liveness_tests;
 #[cfg(test)]
 mod spot_check_tests;
 #[cfg(test)]

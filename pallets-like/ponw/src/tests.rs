@@ -1,5 +1,5 @@
-//! Tests of receipts, heartbeats and the epoch payout, including every rejection. The
-//! helpers are shared with the spot-check tests.
+//! Tests of receipts and the epoch payout, including every rejection. The helpers are
+//! shared with the spot-check and liveness tests.
 
 use super::*;
 use neuroshard_primitives::crypto::keypair_from_uri;
@@ -27,7 +27,7 @@ pub(crate) fn model_file() -> Vec<u8> {
     (0..5_000u32).map(|i| (i * 31 % 253) as u8).collect()
 }
 
-fn chunk_tree() -> ChunkTree {
+pub(crate) fn chunk_tree() -> ChunkTree {
     ChunkTree::from_reader(&model_file()[..], 256).unwrap()
 }
 
@@ -135,20 +135,43 @@ pub(crate) fn receipt(
 
 /// Opens `ctx`'s minute (as the runtime does at the start of every block) and runs a
 /// heartbeat of `who` answering its challenge from the model bytes `file`.
-fn beat(
+pub(crate) fn beat(
     state: &mut StateDb,
     ctx: &BlockContext,
     who: &AccountId,
     minute: u64,
     file: &[u8],
 ) -> Result<Vec<Event>> {
-    apply(state, |o| workers::record_minute_seed(o, ctx))?;
+    apply(state, |o| liveness::record_minute_seed(o, ctx))?;
     let tree = ChunkTree::from_reader(file, 256).unwrap();
     let c = challenge(state, who)?.expect("seeded above");
     let range = tree.chunk_range(c.chunk_index);
     let chunk = file[range.start as usize..(range.end as usize).min(file.len())].to_vec();
     let proof = tree.proof(c.chunk_index);
     apply(state, |o| heartbeat(o, ctx, who, minute, &chunk, &proof))
+}
+
+/// The validators of these tests: //Alice alone, so she probes every worker.
+pub(crate) fn validators() -> Vec<AccountId> {
+    vec![key("//Alice").1]
+}
+
+/// Proves `who`'s minute of `ctx`: its heartbeat and //Alice's passed probe.
+pub(crate) fn prove_minute(state: &mut StateDb, ctx: &BlockContext, who: &AccountId) {
+    beat(state, ctx, who, ctx.minute, &model_file()).unwrap();
+    let alice = key("//Alice").1;
+    apply(state, |o| {
+        report_liveness(
+            o,
+            ctx,
+            &alice,
+            &validators(),
+            ctx.minute,
+            std::slice::from_ref(who),
+            &[],
+        )
+    })
+    .unwrap();
 }
 
 pub(crate) fn apply(
@@ -182,8 +205,8 @@ fn receipts_and_uptime_are_paid_by_the_formula() {
     let (bob_fees, charlie_fees) = (fee_share("//Bob"), fee_share("//Charlie"));
     assert_eq!(bob_fees, worker_share(320) + worker_share(80));
     assert_eq!(charlie_fees, 2 * worker_share(400));
-    beat(&mut state, &ctx(0, 5), &key("//Bob").1, 5, &model_file()).unwrap();
-    beat(&mut state, &ctx(0, 6), &key("//Bob").1, 6, &model_file()).unwrap();
+    prove_minute(&mut state, &ctx(0, 5), &key("//Bob").1);
+    prove_minute(&mut state, &ctx(0, 6), &key("//Bob").1);
     let events = apply(&mut state, |o| on_epoch_start(o, &ctx(1, 7))).unwrap();
 
     // Bob: 40 tokens x 10 layers; 2 minutes. Charlie: 40 tokens x 20 layers.
@@ -353,100 +376,6 @@ fn bad_receipts_in_a_batch_are_refused_and_the_good_ones_paid() {
     assert_eq!(
         bob_tally.tokens, 16,
         "the first receipt and `good`, nothing else"
-    );
-}
-
-#[test]
-fn a_minute_without_an_answer_is_reported_when_the_next_one_opens() {
-    let mut state = genesis();
-    let (bob, charlie) = (key("//Bob").1, key("//Charlie").1);
-    // Minute 3: Bob answers, Charlie does not.
-    beat(&mut state, &ctx(0, 3), &bob, 3, &model_file()).unwrap();
-    // Another block in minute 3 reports nothing; the first block of minute 4 does.
-    let same = apply(&mut state, |o| workers::record_minute_seed(o, &ctx(0, 3))).unwrap();
-    assert!(same.is_empty());
-    let opened = apply(&mut state, |o| workers::record_minute_seed(o, &ctx(0, 4))).unwrap();
-    assert_eq!(
-        opened,
-        vec![Event::ChallengeMissed {
-            worker: charlie.clone(),
-            minute: 3
-        }]
-    );
-    // Minute 4: nobody answers; minute 7 opens (5 and 6 had no block, so no challenge).
-    let opened = apply(&mut state, |o| workers::record_minute_seed(o, &ctx(0, 7))).unwrap();
-    let mut missed: Vec<_> = opened
-        .iter()
-        .map(|e| match e {
-            Event::ChallengeMissed { worker, minute } => (worker.clone(), *minute),
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect();
-    missed.sort();
-    let mut expected = vec![(bob, 4), (charlie, 4)];
-    expected.sort();
-    assert_eq!(missed, expected);
-}
-
-#[test]
-fn heartbeats_need_registration_the_model_and_count_once_per_minute() {
-    let mut state = genesis();
-    let bob = key("//Bob").1;
-    let file = model_file();
-    beat(&mut state, &ctx(0, 3), &bob, 3, &file).unwrap();
-    assert_eq!(
-        beat(&mut state, &ctx(0, 3), &bob, 3, &file),
-        Err(Error::MinuteAlreadyCredited(3))
-    );
-    assert_eq!(
-        beat(&mut state, &ctx(0, 4), &bob, 9, &file),
-        Err(Error::WrongMinute {
-            claimed: 9,
-            current: 4
-        })
-    );
-    assert_eq!(
-        beat(&mut state, &ctx(0, 4), &key("//Eve").1, 4, &file),
-        Err(Error::NotAWorker)
-    );
-    // A worker without the model (here: wrong bytes) cannot answer.
-    let mut other = file.clone();
-    other.iter_mut().for_each(|b| *b ^= 0x5a);
-    assert_eq!(
-        beat(&mut state, &ctx(0, 5), &bob, 5, &other),
-        Err(Error::WrongChunk)
-    );
-    // Another worker's answer (another chunk index) does not fit Bob's challenge.
-    let charlie = key("//Charlie").1;
-    let c_bob = challenge(&state, &bob).unwrap().unwrap();
-    let c_charlie = challenge(&state, &charlie).unwrap().unwrap();
-    if c_bob.chunk_index != c_charlie.chunk_index {
-        let tree = chunk_tree();
-        let r = tree.chunk_range(c_charlie.chunk_index);
-        let chunk = file[r.start as usize..(r.end as usize).min(file.len())].to_vec();
-        let proof = tree.proof(c_charlie.chunk_index);
-        assert_eq!(
-            apply(&mut state, |o| heartbeat(
-                o,
-                &ctx(0, 5),
-                &bob,
-                5,
-                &chunk,
-                &proof
-            )),
-            Err(Error::WrongChunk)
-        );
-    }
-    // No challenge before the minute's first block.
-    assert_eq!(
-        apply(&mut state, |o| heartbeat(o, &ctx(0, 6), &bob, 6, &[], &[])),
-        Err(Error::NoChallenge(6))
-    );
-    beat(&mut state, &ctx(0, 5), &bob, 5, &file).unwrap();
-    apply(&mut state, |o| deregister_worker(o, &bob)).unwrap();
-    assert_eq!(
-        beat(&mut state, &ctx(0, 7), &bob, 7, &file),
-        Err(Error::NotAWorker)
     );
 }
 

@@ -1,20 +1,15 @@
-//! Worker registry and liveness: a worker announces the model shards it serves, and
-//! earns one uptime minute per wall-clock minute in which it answers that minute's
-//! proof-of-possession challenge. The challenge seed of minute `m` is the parent hash of
-//! the first block of `m` (unknown until shortly before); with the worker's account it
-//! names one model-file chunk, which the worker must show with its Merkle path. A node
-//! that does not hold the model cannot answer, so idling online earns nothing.
+//! Worker registry: a worker announces the model shards it serves (and then earns uptime
+//! only for the minutes it proves, see [`crate::liveness`]).
 //!
 //! Registering reserves the chain's `worker_bond` from the worker's free balance: what a
 //! failed spot check slashes (see [`crate::spot_checks`]). Deregistering releases it once
 //! no receipt of the worker awaits a check.
 
-use crate::{params, rewards, Error, Result};
+use crate::liveness::ProbeRecord;
+use crate::{params, Error, Result};
 use neuroshard_balances as balances;
-use neuroshard_primitives::model_chunks::{challenge_index, verify_chunk};
 use neuroshard_primitives::{AccountId, Balance, BlockNumber, Event, Hash, LayerRange};
-use neuroshard_support::StorageValue;
-use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
+use neuroshard_support::{Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
 /// What a worker announced.
@@ -23,8 +18,12 @@ pub struct WorkerInfo {
     pub model: Hash,
     pub shards: Vec<LayerRange>,
     pub registered_at: BlockNumber,
-    /// Last minute an uptime credit was given for.
+    /// Last minute the worker showed the model chunk of (its heartbeat).
     pub last_heartbeat_minute: Option<u64>,
+    /// Its last liveness probe and whether it answered.
+    pub last_probe: Option<ProbeRecord>,
+    /// Last minute an uptime credit was given for.
+    pub last_credited_minute: Option<u64>,
     /// Reserved from the worker's balance while it is registered; slashable.
     pub bond: Balance,
 }
@@ -37,50 +36,6 @@ impl WorkerInfo {
 }
 
 pub const WORKERS: StorageMap<AccountId, WorkerInfo> = StorageMap::new("Ponw", "Workers");
-/// The current minute and its challenge seed.
-pub const MINUTE_SEED: StorageValue<(u64, Hash)> = StorageValue::new("Ponw", "MinuteSeed");
-
-/// What a worker must answer in a minute.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Challenge {
-    pub minute: u64,
-    pub seed: Hash,
-    /// Index of the model-file chunk to show.
-    pub chunk_index: u64,
-}
-
-/// Records the seed when a block opens a new minute, and reports every registered
-/// worker that left the closing minute's challenge unanswered (`ChallengeMissed`).
-pub(crate) fn record_minute_seed(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<()> {
-    let current = MINUTE_SEED.get(overlay)?;
-    if current.is_some_and(|(minute, _)| minute == ctx.minute) {
-        return Ok(());
-    }
-    if let Some((closing, _)) = current {
-        for (who, info) in WORKERS.entries(overlay)? {
-            if info.last_heartbeat_minute != Some(closing) {
-                overlay.deposit_event(Event::ChallengeMissed {
-                    worker: who,
-                    minute: closing,
-                });
-            }
-        }
-    }
-    MINUTE_SEED.put(overlay, &(ctx.minute, ctx.parent_hash));
-    Ok(())
-}
-
-/// The challenge `worker` must answer now (from the latest block's state), if the
-/// current minute has a seed.
-pub fn challenge(state: &impl ReadState, worker: &AccountId) -> Result<Option<Challenge>> {
-    let p = params(state)?;
-    Ok(MINUTE_SEED.get(state)?.map(|(minute, seed)| Challenge {
-        minute,
-        seed,
-        chunk_index: challenge_index(&seed, worker, p.model.num_chunks),
-    }))
-}
-
 pub fn worker(state: &impl ReadState, who: &AccountId) -> Result<Option<WorkerInfo>> {
     Ok(WORKERS.get(state, who)?)
 }
@@ -110,8 +65,7 @@ pub fn register_worker(
         });
     }
     let previous = worker(overlay, who)?;
-    let last_heartbeat_minute = previous.as_ref().and_then(|w| w.last_heartbeat_minute);
-    let bonded = previous.map_or(0, |w| w.bond);
+    let bonded = previous.as_ref().map_or(0, |w| w.bond);
     if bonded < p.worker_bond {
         balances::reserve(overlay, who, p.worker_bond - bonded)?;
     }
@@ -122,7 +76,9 @@ pub fn register_worker(
             model,
             shards: shards.clone(),
             registered_at: now,
-            last_heartbeat_minute,
+            last_heartbeat_minute: previous.as_ref().and_then(|w| w.last_heartbeat_minute),
+            last_probe: previous.as_ref().and_then(|w| w.last_probe),
+            last_credited_minute: previous.as_ref().and_then(|w| w.last_credited_minute),
             bond: bonded.max(p.worker_bond),
         },
     );
@@ -152,52 +108,6 @@ pub(crate) fn remove(overlay: &mut Overlay<'_>, who: &AccountId, bond: Balance) 
     WORKERS.remove(overlay, who);
     overlay.deposit_event(Event::WorkerDeregistered {
         worker: who.clone(),
-    });
-    Ok(())
-}
-
-/// `heartbeat`: credits the current minute of uptime to a registered worker that shows
-/// the model chunk the minute's challenge names.
-pub fn heartbeat(
-    overlay: &mut Overlay<'_>,
-    ctx: &BlockContext,
-    who: &AccountId,
-    minute: u64,
-    chunk: &[u8],
-    proof: &[Option<Hash>],
-) -> Result<()> {
-    let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
-    if minute != ctx.minute {
-        return Err(Error::WrongMinute {
-            claimed: minute,
-            current: ctx.minute,
-        });
-    }
-    if info.last_heartbeat_minute.is_some_and(|m| m >= minute) {
-        return Err(Error::MinuteAlreadyCredited(minute));
-    }
-    let challenge = challenge(overlay, who)?
-        .filter(|c| c.minute == minute)
-        .ok_or(Error::NoChallenge(minute))?;
-    let p = params(overlay)?;
-    let m = &p.model;
-    if !verify_chunk(
-        &m.chunk_root,
-        m.num_chunks,
-        m.chunk_size,
-        challenge.chunk_index,
-        chunk,
-        proof,
-    ) {
-        return Err(Error::WrongChunk);
-    }
-    info.last_heartbeat_minute = Some(minute);
-    WORKERS.insert(overlay, who, &info);
-    rewards::credit(overlay, who, |t| t.uptime_minutes += 1)?;
-    overlay.deposit_event(Event::UptimeCredited {
-        worker: who.clone(),
-        epoch: ctx.epoch,
-        minute,
     });
     Ok(())
 }

@@ -1,0 +1,273 @@
+//! Liveness: the freeloader defence. A registered worker earns one uptime minute for a
+//! wall-clock minute only when, in that minute, it both
+//! - **shows possession** with a heartbeat: the model-file chunk the minute's challenge
+//!   names for it, with its Merkle path against the chain's chunk root, and
+//! - **serves**: the validator assigned to probe it ([`prober_of`]) sent it an ordinary
+//!   shard request on an input drawn from the minute's seed, re-ran the shard itself,
+//!   and reported in `report_liveness` that the answer matched.
+//!
+//! The seed of minute `m` is the parent hash of the first block of `m` (unknown until
+//! shortly before). A node that does not hold the model cannot show the chunk, and one
+//! that holds it but refuses requests fails its probe, so idling online earns nothing.
+//! The prober is drawn per (minute, worker) from the validators other than the worker
+//! (a sole validator probes itself), so no validator chooses whom it vouches for, and
+//! only the drawn one's report counts.
+
+use crate::workers::{worker, WORKERS};
+use crate::{params, rewards, Error, Result};
+use neuroshard_primitives::model_chunks::{challenge_index, verify_chunk};
+use neuroshard_primitives::{blake2_256, AccountId, Event, Hash, LayerRange};
+use neuroshard_support::{BlockContext, Overlay, ReadState, StorageValue};
+use parity_scale_codec::{Decode, Encode};
+
+/// Most workers one `report_liveness` call may name.
+pub const MAX_LIVENESS_ENTRIES: usize = 1024;
+
+/// The current minute and its challenge seed.
+pub const MINUTE_SEED: StorageValue<(u64, Hash)> = StorageValue::new("Ponw", "MinuteSeed");
+
+/// What a worker must show in a minute (the proof of possession).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub minute: u64,
+    pub seed: Hash,
+    /// Index of the model-file chunk to show.
+    pub chunk_index: u64,
+}
+
+/// The outcome of a worker's liveness probe in one minute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ProbeRecord {
+    pub minute: u64,
+    pub answered: bool,
+}
+
+/// One worker's probe in the current minute: who sends it, which shard, and the seed of
+/// its input (see `neuroshard_inference::probe`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeTask {
+    pub minute: u64,
+    pub worker: AccountId,
+    pub prober: AccountId,
+    pub layers: LayerRange,
+    pub input_seed: Hash,
+}
+
+fn draw(domain: &[u8], seed: &Hash, worker: &AccountId, n: usize) -> usize {
+    let digest = blake2_256(&(domain, seed, worker).encode());
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&digest.as_bytes()[..8]);
+    (u64::from_le_bytes(word) % n as u64) as usize
+}
+
+/// The validator that probes `worker` in the minute of `seed`: drawn from the validators
+/// other than the worker, or the worker itself when it is the only validator.
+pub fn prober_of<'a>(
+    seed: &Hash,
+    worker: &AccountId,
+    validators: &'a [AccountId],
+) -> Option<&'a AccountId> {
+    let others: Vec<&AccountId> = validators.iter().filter(|v| *v != worker).collect();
+    let pool: Vec<&AccountId> = if others.is_empty() {
+        validators.iter().collect()
+    } else {
+        others
+    };
+    (!pool.is_empty()).then(|| pool[draw(b"neuroshard/probe/prober", seed, worker, pool.len())])
+}
+
+/// The probes of the current minute assigned to `prober` (from the latest block's state).
+pub fn probe_tasks(
+    state: &impl ReadState,
+    validators: &[AccountId],
+    prober: &AccountId,
+) -> Result<Vec<ProbeTask>> {
+    let Some((minute, seed)) = MINUTE_SEED.get(state)? else {
+        return Ok(vec![]);
+    };
+    let mut tasks = Vec::new();
+    for (who, info) in WORKERS.entries(state)? {
+        if prober_of(&seed, &who, validators) != Some(prober)
+            || info.last_probe.is_some_and(|p| p.minute >= minute)
+            || info.shards.is_empty()
+        {
+            continue;
+        }
+        let layers = info.shards[draw(b"neuroshard/probe/shard", &seed, &who, info.shards.len())];
+        tasks.push(ProbeTask {
+            minute,
+            input_seed: blake2_256(&(b"neuroshard/probe/input", &seed, &who).encode()),
+            worker: who,
+            prober: prober.clone(),
+            layers,
+        });
+    }
+    Ok(tasks)
+}
+
+/// Records the seed when a block opens a new minute, and reports every registered
+/// worker whose closing minute was not credited (`ChallengeMissed`, saying which half
+/// of the proof it lacked).
+pub(crate) fn record_minute_seed(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<()> {
+    let current = MINUTE_SEED.get(overlay)?;
+    if current.is_some_and(|(minute, _)| minute == ctx.minute) {
+        return Ok(());
+    }
+    if let Some((closing, _)) = current {
+        for (who, info) in WORKERS.entries(overlay)? {
+            if info.last_credited_minute != Some(closing) {
+                overlay.deposit_event(Event::ChallengeMissed {
+                    worker: who,
+                    minute: closing,
+                    heartbeat: info.last_heartbeat_minute == Some(closing),
+                    probed: info.last_probe
+                        == Some(ProbeRecord {
+                            minute: closing,
+                            answered: true,
+                        }),
+                });
+            }
+        }
+    }
+    MINUTE_SEED.put(overlay, &(ctx.minute, ctx.parent_hash));
+    Ok(())
+}
+
+/// The possession challenge `worker` must answer now (from the latest block's state), if
+/// the current minute has a seed.
+pub fn challenge(state: &impl ReadState, worker: &AccountId) -> Result<Option<Challenge>> {
+    let p = params(state)?;
+    Ok(MINUTE_SEED.get(state)?.map(|(minute, seed)| Challenge {
+        minute,
+        seed,
+        chunk_index: challenge_index(&seed, worker, p.model.num_chunks),
+    }))
+}
+
+/// Credits the current minute once both halves of the proof are in.
+fn credit_if_proven(overlay: &mut Overlay<'_>, ctx: &BlockContext, who: &AccountId) -> Result<()> {
+    let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
+    let minute = ctx.minute;
+    let proven = info.last_heartbeat_minute == Some(minute)
+        && info.last_probe
+            == Some(ProbeRecord {
+                minute,
+                answered: true,
+            });
+    if !proven || info.last_credited_minute == Some(minute) {
+        return Ok(());
+    }
+    info.last_credited_minute = Some(minute);
+    WORKERS.insert(overlay, who, &info);
+    rewards::credit(overlay, who, |t| t.uptime_minutes += 1)?;
+    overlay.deposit_event(Event::UptimeCredited {
+        worker: who.clone(),
+        epoch: ctx.epoch,
+        minute,
+    });
+    Ok(())
+}
+
+/// `heartbeat`: a registered worker shows the model chunk the current minute's challenge
+/// names (the possession half of the minute's proof).
+pub fn heartbeat(
+    overlay: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    who: &AccountId,
+    minute: u64,
+    chunk: &[u8],
+    proof: &[Option<Hash>],
+) -> Result<()> {
+    let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
+    if minute != ctx.minute {
+        return Err(Error::WrongMinute {
+            claimed: minute,
+            current: ctx.minute,
+        });
+    }
+    if info.last_heartbeat_minute.is_some_and(|m| m >= minute) {
+        return Err(Error::HeartbeatAlreadyAccepted(minute));
+    }
+    let challenge = challenge(overlay, who)?
+        .filter(|c| c.minute == minute)
+        .ok_or(Error::NoChallenge(minute))?;
+    let p = params(overlay)?;
+    let m = &p.model;
+    if !verify_chunk(
+        &m.chunk_root,
+        m.num_chunks,
+        m.chunk_size,
+        challenge.chunk_index,
+        chunk,
+        proof,
+    ) {
+        return Err(Error::WrongChunk);
+    }
+    info.last_heartbeat_minute = Some(minute);
+    WORKERS.insert(overlay, who, &info);
+    credit_if_proven(overlay, ctx, who)
+}
+
+/// `report_liveness`: validator `who` reports the probes of the current minute it was
+/// drawn for. Entries it was not drawn for, unknown workers and workers already probed
+/// this minute are skipped; a report that records nothing is refused.
+pub fn report_liveness(
+    overlay: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    who: &AccountId,
+    validators: &[AccountId],
+    minute: u64,
+    answered: &[AccountId],
+    failed: &[AccountId],
+) -> Result<()> {
+    if !validators.contains(who) {
+        return Err(Error::NotAValidator);
+    }
+    if minute != ctx.minute {
+        return Err(Error::WrongMinute {
+            claimed: minute,
+            current: ctx.minute,
+        });
+    }
+    let count = answered.len() + failed.len();
+    if count > MAX_LIVENESS_ENTRIES {
+        return Err(Error::TooManyLivenessEntries { count });
+    }
+    let seed = MINUTE_SEED
+        .get(overlay)?
+        .filter(|(m, _)| *m == minute)
+        .ok_or(Error::NoChallenge(minute))?
+        .1;
+    let entries = answered
+        .iter()
+        .map(|w| (w, true))
+        .chain(failed.iter().map(|w| (w, false)));
+    let mut recorded = 0;
+    for (target, ok) in entries {
+        let Some(mut info) = worker(overlay, target)? else {
+            continue;
+        };
+        if prober_of(&seed, target, validators) != Some(who)
+            || info.last_probe.is_some_and(|p| p.minute >= minute)
+        {
+            continue;
+        }
+        info.last_probe = Some(ProbeRecord {
+            minute,
+            answered: ok,
+        });
+        WORKERS.insert(overlay, target, &info);
+        overlay.deposit_event(Event::LivenessProbed {
+            worker: target.clone(),
+            minute,
+            prober: who.clone(),
+            answered: ok,
+        });
+        credit_if_proven(overlay, ctx, target)?;
+        recorded += 1;
+    }
+    if recorded == 0 {
+        return Err(Error::NothingToReport);
+    }
+    Ok(())
+}
