@@ -11,6 +11,9 @@
 //! `NoAnswer` verdict. A check this node cannot run (no network to reach a remote worker,
 //! its own failure to load the layers) is left alone and expires, credited: the chain
 //! punishes only on evidence.
+//!
+//! The executors it builds for layers and adapter versions it does not serve (and the
+//! peer lookup) also serve the validator's liveness prober (`crate::prober`).
 
 use crate::client::hex_hash;
 use crate::p2p::shard_wire::fetch_material;
