@@ -137,7 +137,7 @@ pub fn check_probe(
     }
 }
 
-/// The probe input for `exec`'s layers (convenience for callers holding an executor).
+/// The probe input for `exec`'s layers (its range, hidden size and vocabulary).
 pub fn probe_input_for(exec: &ShardExecutor, seed: &Hash) -> Result<ShardInput> {
     let w = exec.weights();
     let layers = LayerRange::new(w.range.start as u16, w.range.end as u16)

@@ -310,6 +310,16 @@ impl Client {
         Ok(unix_millis() / duration)
     }
 
+    /// The minute the next block falls in (the one a heartbeat or liveness report signed
+    /// now must name).
+    pub fn next_block_minute(&self) -> Result<u64, ClientError> {
+        let params = self.params()?;
+        Ok(neuroshard_runtime::system::minute_of_slot(
+            &params.system,
+            self.current_slot()? + 1,
+        ))
+    }
+
     /// Waits half a slot (the polling period of the node's own services), or until
     /// `shutdown` turns true; returns false on shutdown.
     pub async fn wait_half_slot(&self, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {

@@ -111,9 +111,7 @@ fn heartbeat_due(
     worker: &AccountId,
     submitted: Option<Hash>,
 ) -> anyhow::Result<Option<ponw::Challenge>> {
-    let params = client.params()?;
-    let next_slot = client.current_slot()? + 1;
-    let minute = next_slot * params.system.slot_duration_ms / 60_000;
+    let minute = client.next_block_minute()?;
     let (info, challenge) = client
         .with_best_state(|state, _| (ponw::worker(state, worker), ponw::challenge(state, worker)));
     let (Some(info), Some(challenge)) = (info?, challenge?) else {

@@ -14,8 +14,8 @@
 use crate::client::hex_hash;
 use crate::p2p::shard_wire::{ask, ShardCall, ShardReply};
 use crate::spot_checker::SpotChecker;
-use neuroshard_inference::messages::{ShardInput, ShardOutput};
-use neuroshard_inference::probe::{check_probe, probe_input, probe_request};
+use neuroshard_inference::messages::ShardOutput;
+use neuroshard_inference::probe::{check_probe, probe_input_for, probe_request};
 use neuroshard_inference::spot_check::CheckOutcome;
 use neuroshard_primitives::{AccountId, Call, PonwCall, SessionId};
 use neuroshard_runtime::{ponw, training, Runtime};
@@ -86,9 +86,7 @@ fn due_tasks(
     checker: &SpotChecker,
 ) -> anyhow::Result<Vec<(ponw::ProbeTask, Option<neuroshard_primitives::Hash>)>> {
     let ctx = checker.context();
-    let params = ctx.chain.params()?;
-    let next_slot = ctx.chain.current_slot()? + 1;
-    let minute = next_slot * params.system.slot_duration_ms / 60_000;
+    let minute = ctx.chain.next_block_minute()?;
     ctx.chain.with_best_state(|state, _| {
         let validators = Runtime::validators(state)?;
         let mut out = Vec::new();
@@ -119,13 +117,7 @@ async fn probe(
     let exec = checker
         .executor(task.layers, adapter, snapshot.as_ref())
         .map_err(|e| format!("this node cannot run the layers: {e:#}"))?;
-    let config = exec.exec.config();
-    let input = probe_input(
-        &task.input_seed,
-        task.layers,
-        config.hidden_size,
-        config.vocab_size,
-    );
+    let input = probe_input_for(&exec.exec, &task.input_seed).map_err(|e| e.to_string())?;
     let session: SessionId = rand::random();
     let request = probe_request(ctx.model, session, task.layers, input.clone());
     let output = if task.worker == *checker.account() {
@@ -144,7 +136,7 @@ async fn probe(
     } else {
         remote_answer(checker, task, request).await?
     };
-    let verdict = tokio::task::spawn_blocking(move || check(&exec.exec, &input, &output))
+    let verdict = tokio::task::spawn_blocking(move || check_probe(&exec.exec, &input, &output))
         .await
         .map_err(|e| e.to_string())?;
     match verdict {
@@ -155,14 +147,6 @@ async fn probe(
         Ok(CheckOutcome::Mismatch(why)) => Err(why),
         Err(e) => Err(format!("this node could not re-run the probe: {e}")),
     }
-}
-
-fn check(
-    exec: &neuroshard_inference::ShardExecutor,
-    input: &ShardInput,
-    output: &ShardOutput,
-) -> Result<CheckOutcome, String> {
-    check_probe(exec, input, output).map_err(|e| e.to_string())
 }
 
 /// Sends the probe to the worker's announced peers (first answer wins) and ends the

@@ -53,6 +53,11 @@ pub fn randomness(state: &impl ReadState) -> Result<Hash, StorageError> {
     Ok(RANDOMNESS.get(state)?.unwrap_or_default())
 }
 
+/// The wall-clock minute a block of `slot` falls in (what liveness is counted by).
+pub fn minute_of_slot(p: &SystemParams, slot: u64) -> u64 {
+    slot.saturating_mul(p.slot_duration_ms) / 60_000
+}
+
 /// The context of a block with this number, parent, slot and author.
 pub fn context(
     p: &SystemParams,
@@ -68,7 +73,7 @@ pub fn context(
         slot,
         author,
         epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
-        minute: slot.saturating_mul(p.slot_duration_ms) / 60_000,
+        minute: minute_of_slot(p, slot),
         randomness: Hash::zero(),
     }
 }

@@ -88,7 +88,7 @@ pub fn probe_tasks(
     let mut tasks = Vec::new();
     for (who, info) in WORKERS.entries(state)? {
         if prober_of(&seed, &who, validators) != Some(prober)
-            || info.last_probe.is_some_and(|p| p.minute >= minute)
+            || info.probe_reported(minute)
             || info.shards.is_empty()
         {
             continue;
@@ -120,11 +120,7 @@ pub(crate) fn record_minute_seed(overlay: &mut Overlay<'_>, ctx: &BlockContext) 
                     worker: who,
                     minute: closing,
                     heartbeat: info.last_heartbeat_minute == Some(closing),
-                    probed: info.last_probe
-                        == Some(ProbeRecord {
-                            minute: closing,
-                            answered: true,
-                        }),
+                    probed: info.passed_probe(closing),
                 });
             }
         }
@@ -148,12 +144,7 @@ pub fn challenge(state: &impl ReadState, worker: &AccountId) -> Result<Option<Ch
 fn credit_if_proven(overlay: &mut Overlay<'_>, ctx: &BlockContext, who: &AccountId) -> Result<()> {
     let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
     let minute = ctx.minute;
-    let proven = info.last_heartbeat_minute == Some(minute)
-        && info.last_probe
-            == Some(ProbeRecord {
-                minute,
-                answered: true,
-            });
+    let proven = info.last_heartbeat_minute == Some(minute) && info.passed_probe(minute);
     if !proven || info.last_credited_minute == Some(minute) {
         return Ok(());
     }
@@ -247,9 +238,7 @@ pub fn report_liveness(
         let Some(mut info) = worker(overlay, target)? else {
             continue;
         };
-        if prober_of(&seed, target, validators) != Some(who)
-            || info.last_probe.is_some_and(|p| p.minute >= minute)
-        {
+        if prober_of(&seed, target, validators) != Some(who) || info.probe_reported(minute) {
             continue;
         }
         info.last_probe = Some(ProbeRecord {

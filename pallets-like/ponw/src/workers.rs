@@ -29,6 +29,20 @@ pub struct WorkerInfo {
 }
 
 impl WorkerInfo {
+    /// True when the worker's liveness probe of `minute` was reported (either way).
+    pub fn probe_reported(&self, minute: u64) -> bool {
+        self.last_probe.is_some_and(|p| p.minute >= minute)
+    }
+
+    /// True when the worker answered its liveness probe of `minute`.
+    pub fn passed_probe(&self, minute: u64) -> bool {
+        self.last_probe
+            == Some(ProbeRecord {
+                minute,
+                answered: true,
+            })
+    }
+
     /// True when the worker announced a shard covering `layers`.
     pub fn serves(&self, layers: &LayerRange) -> bool {
         self.shards.iter().any(|s| s.contains(layers))
