@@ -26,6 +26,9 @@ fn blake2_256(data: &[u8]) -> [u8; 32] {
 pub const PROTOCOL_VERSION: &str = "/neuroshard/1";
 /// Kademlia protocol name (our own DHT, not the public IPFS one).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neuroshard/kad/1");
+/// How long a provider record or provider key stays in the DHT after its owner last
+/// announced it ([`crate::NetworkHandle::announce`]).
+pub const RECORD_TTL: Duration = Duration::from_secs(120);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -102,10 +105,16 @@ impl Behaviour {
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config
             .set_query_timeout(Duration::from_secs(10))
-            .set_record_ttl(Some(Duration::from_secs(120)))
-            .set_publication_interval(Some(Duration::from_secs(30)))
-            .set_provider_record_ttl(Some(Duration::from_secs(120)))
-            .set_provider_publication_interval(Some(Duration::from_secs(30)))
+            // A record lives RECORD_TTL unless its owner announces it again (the node
+            // does every 10 s). Kademlia's own republication is off: it would run only
+            // on its replication tick (1 h by default, so a 30 s publication interval
+            // never fired), and a node that re-announces needs no copy kept alive by
+            // others.
+            .set_record_ttl(Some(RECORD_TTL))
+            .set_replication_interval(None)
+            .set_publication_interval(None)
+            .set_provider_record_ttl(Some(RECORD_TTL))
+            .set_provider_publication_interval(None)
             .set_max_packet_size(64 * MAX_RECORD_BYTES)
             .set_periodic_bootstrap_interval(config.dht_refresh)
             // Records are checked (signature, size) before we store them.

@@ -165,6 +165,9 @@ impl NetworkHandle {
     }
 
     /// Announces (or refreshes) this node as a provider of `info.shards` of `info.model`.
+    /// The record and provider keys expire [`crate::behaviour::RECORD_TTL`] later, and an
+    /// announce made before the node has peers reaches nobody: call it again well
+    /// within the TTL (the node does every 10 s).
     pub fn announce(&self, info: ProviderInfo) {
         self.send(Command::Announce(info));
     }

@@ -237,15 +237,26 @@ async fn a_node_keeps_its_connection_budget_and_the_dht_still_works() {
         serve(h.clone(), events, tx);
         handles.push(h);
     }
+    // Each node re-announces as the node's announce loop does: the hub has room for
+    // few dials, so an announce can reach nobody, and only a later one replicates.
     for (i, h) in handles.iter().enumerate() {
         let i = i as u16;
-        h.announce(info(
-            h,
-            LayerRange {
-                start: i,
-                end: i + 1,
-            },
-        ));
+        let (h, record) = (
+            h.clone(),
+            info(
+                h,
+                LayerRange {
+                    start: i,
+                    end: i + 1,
+                },
+            ),
+        );
+        tokio::spawn(async move {
+            loop {
+                h.announce(record.clone());
+                sleep(Duration::from_secs(3)).await;
+            }
+        });
     }
 
     // Every other node finds all six providers, the hub's included; the hub never holds
