@@ -96,6 +96,7 @@ pub(crate) enum Command {
         offence: Offence,
     },
     Dial(Multiaddr),
+    Partition(HashSet<PeerId>),
 }
 
 /// Cloneable access to the running network service.
@@ -220,6 +221,14 @@ impl NetworkHandle {
     /// Charges `offence` to `peer` (banning it at the threshold).
     pub fn penalise(&self, peer: PeerId, offence: Offence) {
         self.send(Command::Penalise { peer, offence });
+    }
+
+    /// Fault injection for tests: cuts this node off from exactly `peers` (closing their
+    /// connections and refusing new ones either way) and reconnects to those cut off
+    /// before that are no longer in the set; an empty set heals the partition. Banned
+    /// peers stay banned.
+    pub fn set_partitioned(&self, peers: HashSet<PeerId>) {
+        self.send(Command::Partition(peers));
     }
 
     /// Dials an address (a bootnode, with or without a /p2p/ suffix).

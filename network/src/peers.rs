@@ -44,6 +44,13 @@ pub struct PeerState {
     pub connected: bool,
 }
 
+impl PeerState {
+    /// Whether the peer's offences have reached [`BAN_SCORE`].
+    pub fn banned(&self) -> bool {
+        self.score <= BAN_SCORE
+    }
+}
+
 /// A public summary of a peer, for RPC and routing.
 #[derive(Clone, Debug)]
 pub struct PeerInfo {

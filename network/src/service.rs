@@ -121,6 +121,7 @@ pub async fn start(
         record_queries: HashMap::new(),
         bootstrapped: false,
         keypair: config.keypair.clone(),
+        partitioned: HashSet::new(),
     };
     tokio::spawn(event_loop.run());
     Ok((
@@ -150,6 +151,8 @@ struct EventLoop {
     record_queries: HashMap<QueryId, oneshot::Sender<Option<Vec<u8>>>>,
     bootstrapped: bool,
     keypair: Keypair,
+    /// Peers cut off by fault injection ([`NetworkHandle::set_partitioned`]).
+    partitioned: HashSet<PeerId>,
 }
 
 impl EventLoop {
@@ -198,6 +201,35 @@ impl EventLoop {
             warn!(%peer, "peer banned: too many offences");
             self.behaviour().blocked.block_peer(peer);
         }
+    }
+
+    fn partition(&mut self, peers: HashSet<PeerId>) {
+        let healed: Vec<PeerId> = self.partitioned.difference(&peers).copied().collect();
+        for peer in peers.difference(&self.partitioned) {
+            self.swarm.behaviour_mut().blocked.block_peer(*peer);
+        }
+        for peer in healed {
+            if self.peers.get(&peer).is_some_and(|p| p.banned()) {
+                continue;
+            }
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            let addrs = self
+                .peers
+                .get(&peer)
+                .map(|p| p.addrs.clone())
+                .unwrap_or_default();
+            let dial = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .build();
+            if let Err(e) = self.swarm.dial(dial) {
+                debug!(%peer, error = %e, "cannot redial a healed peer");
+            }
+        }
+        warn!(
+            peers = peers.len(),
+            "fault injection: partitioned from peers"
+        );
+        self.partitioned = peers;
     }
 
     fn emit(&mut self, event: NetworkEvent) {
@@ -276,6 +308,7 @@ impl EventLoop {
             Command::Penalise { peer, offence } => {
                 self.penalise(peer, offence, "reported by the node")
             }
+            Command::Partition(peers) => self.partition(peers),
             Command::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr.clone()) {
                     warn!(%addr, error = %e, "dial failed");

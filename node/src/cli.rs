@@ -171,6 +171,11 @@ pub struct SimBenchArgs {
     /// Seed of the topology and of the choices of nodes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Encrypt the in-memory connections with noise, as on TCP. Off by default: every
+    /// node's handshakes would then run on this machine's few cores instead of on
+    /// its own, and dominate the simulation.
+    #[arg(long)]
+    pub noise: bool,
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +296,10 @@ pub struct RunArgs {
     /// online with the model that serves nobody); its liveness probes should fail.
     #[arg(long, hide = true, requires = "shards")]
     pub fault_refuse_requests: bool,
+    /// Fault injection for tests: a file of peer ids (one per line) this node is cut off
+    /// from, re-read every 250 ms; missing or empty heals the partition.
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub fault_partition_file: Option<PathBuf>,
     /// Fault injection for tests: scale this node's pseudo-gradients by FACTOR (a
     /// poisoning holder); the robust aggregate should exclude it.
     #[arg(

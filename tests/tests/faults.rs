@@ -1,18 +1,29 @@
 //! Fault injection on a four-validator network that serves the real model: while
-//! generations run and blocks are produced, a seeded schedule kills (SIGKILL, then a
-//! restart on the same database) or pauses (SIGSTOP, then SIGCONT: for 3 s, which a
-//! generation waits out, or for 20 s, longer than a shard call may take, so the
-//! generation fails over) one node at a time, right after the generation's first
-//! streamed piece of text. Checked throughout and at the end:
+//! generations run and blocks are produced, a seeded schedule hits one node at a time,
+//! right after the generation's first streamed piece of text, with one of:
+//! - kill: SIGKILL, then a restart on the same database;
+//! - short pause: SIGSTOP, SIGCONT 3 s later (a generation waits it out);
+//! - long pause: 20 s, longer than a shard call may take (the generation fails over);
+//! - isolation: the node is partitioned from the other three for 15 s while it keeps
+//!   running, authoring blocks on its own fork that it must give up when healed.
+//!
+//! After the rounds the network is split in two halves for 12 s: neither half holds the
+//! 2/3 of the bond finality needs, so finality must stop on every node while both halves
+//! go on authoring, then resume on one chain once healed. Checked throughout and at the
+//! end:
 //! - every generation completes with the single-process greedy text;
 //! - no finalized block is ever reverted (one hash per finalized height, on every node,
-//!   at every sample, across restarts);
+//!   at every sample, across restarts and partitions);
 //! - a node killed with -9 comes back with everything it had finalized (no data lost);
 //! - all nodes converge on one finalized chain (compared height by height) and one state
 //!   root.
 //!
-//! Short mode (the suite): 3 faults. Long mode: `NEUROSHARD_FAULT_ROUNDS=N`, seed
-//! `NEUROSHARD_FAULT_SEED` (default: the clock, printed).
+//! Partitions are real cuts between live processes: each node is started with the hidden
+//! `--fault-partition-file` and refuses every connection to the peers listed there.
+//!
+//! Short mode (the suite): each of the four faults once, in a seeded order, then the
+//! split. Long mode: `NEUROSHARD_FAULT_ROUNDS=N` rounds (after the first four, faults
+//! are drawn at random), seed `NEUROSHARD_FAULT_SEED` (default: the clock, printed).
 
 use neuroshard_tests::generation::{complete_streamed, generate_text};
 use neuroshard_tests::spec::write_fast_spec;
@@ -44,20 +55,103 @@ struct Network {
     finalized: BTreeMap<u64, String>,
     /// Each node's highest finalized height seen (it must never go back).
     high_water: [u64; 4],
+    /// Each node's libp2p peer id (kept across restarts with its database).
+    peer_ids: Vec<String>,
 }
+
+/// What a round does to its victim.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Kill,
+    Pause(Duration),
+    Isolate(Duration),
+}
+
+const FAULTS: [Fault; 4] = [
+    Fault::Kill,
+    Fault::Pause(Duration::from_secs(3)),
+    Fault::Pause(Duration::from_secs(20)),
+    Fault::Isolate(Duration::from_secs(15)),
+];
 
 impl Network {
     fn start_node(&mut self, i: usize) {
         let (key, shards) = NODES[i];
         let log = self.dir.join(format!("node{i}-{}.log", self.restarts));
         self.restarts += 1;
-        let mut args = vec!["--key", key, "--validator", "--shards", shards];
+        let partition_file = self.partition_file(i);
+        let partition_file = partition_file.to_str().expect("utf-8 temp path");
+        let mut args = vec![
+            "--key",
+            key,
+            "--validator",
+            "--shards",
+            shards,
+            "--fault-partition-file",
+            partition_file,
+        ];
         if i > 0 {
             args.extend(["--bootnodes", &self.boot]);
         }
         let base = self.dir.join(format!("node{i}"));
         let node = NodeProcess::run_on_loopback(&self.spec, &base, &log, &args).unwrap();
         self.nodes[i] = Some(node);
+    }
+
+    fn partition_file(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("partition-{i}"))
+    }
+
+    /// Cuts the network into `sides`: every node refuses the nodes of the other sides.
+    fn partition(&self, sides: &[&[usize]]) {
+        for side in sides {
+            let others: Vec<&str> = (0..4)
+                .filter(|j| !side.contains(j))
+                .map(|j| self.peer_ids[j].as_str())
+                .collect();
+            for &i in *side {
+                std::fs::write(self.partition_file(i), others.join("\n")).unwrap();
+            }
+        }
+    }
+
+    /// Checks that no node in `sides` is connected to a node of another side.
+    fn assert_cut(&self, sides: &[&[usize]]) {
+        for side in sides {
+            for &i in *side {
+                let peers = self.node(i).rpc().call("system_peers", json!([])).unwrap();
+                let across: Vec<usize> = (0..4)
+                    .filter(|j| !side.contains(j))
+                    .filter(|&j| {
+                        peers
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["peerId"].as_str() == Some(self.peer_ids[j].as_str()))
+                    })
+                    .collect();
+                assert!(across.is_empty(), "node {i} still connected to {across:?}");
+            }
+        }
+    }
+
+    fn heal(&self) {
+        for i in 0..4 {
+            let _ = std::fs::remove_file(self.partition_file(i));
+        }
+    }
+
+    /// Every live node's finalized height and best height.
+    fn heights(&self) -> Vec<(u64, u64)> {
+        (0..4)
+            .map(|i| {
+                let rpc = self.node(i).rpc();
+                (
+                    rpc.finalized_head().map(|(_, n)| n).unwrap_or(0),
+                    rpc.best_number().unwrap_or(0),
+                )
+            })
+            .collect()
     }
 
     fn node(&self, i: usize) -> &NodeProcess {
@@ -130,7 +224,7 @@ fn kills_and_pauses_during_generation_and_block_production() {
     let rounds: usize = std::env::var("NEUROSHARD_FAULT_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(FAULTS.len());
     let seed = seed();
     eprintln!("fault schedule: {rounds} rounds, NEUROSHARD_FAULT_SEED={seed}");
     let mut rng = seed | 1;
@@ -147,11 +241,17 @@ fn kills_and_pauses_during_generation_and_block_production() {
         restarts: 0,
         finalized: BTreeMap::new(),
         high_water: [0; 4],
+        peer_ids: Vec::new(),
     };
     net.start_node(0);
     net.boot = net.node(0).wait_p2p_addr().unwrap();
     for i in 1..4 {
         net.start_node(i);
+    }
+    for i in 0..4 {
+        let addr = net.node(i).wait_p2p_addr().unwrap();
+        let id = addr.rsplit("/p2p/").next().unwrap().to_string();
+        net.peer_ids.push(id);
     }
     for i in 0..4 {
         wait_loaded(net.node(i));
@@ -176,19 +276,18 @@ fn kills_and_pauses_during_generation_and_block_production() {
     .unwrap();
     net.wait_finalized(0, 3, Duration::from_secs(60));
 
+    // Every fault once, in a seeded order; further rounds (long mode) draw at random.
+    let mut schedule = FAULTS.to_vec();
+    for i in (1..schedule.len()).rev() {
+        schedule.swap(i, (next(&mut rng) % (i as u64 + 1)) as usize);
+    }
     for round in 0..rounds {
         let victim = 1 + (next(&mut rng) % 3) as usize;
-        let fault = next(&mut rng) % 3;
-        let kill = fault == 0;
-        let pause = Duration::from_secs(if fault == 1 { 3 } else { 20 });
-        eprintln!(
-            "round {round}: {} node {victim} during a generation",
-            if kill {
-                "kill -9".to_string()
-            } else {
-                format!("pause for {} s", pause.as_secs())
-            }
-        );
+        let fault = schedule
+            .get(round)
+            .copied()
+            .unwrap_or_else(|| FAULTS[(next(&mut rng) % FAULTS.len() as u64) as usize]);
+        eprintln!("round {round}: {fault:?} node {victim} during a generation");
         let api = net.node(0).api_port();
         let (first_tx, first) = std::sync::mpsc::channel();
         let generation =
@@ -197,18 +296,38 @@ fn kills_and_pauses_during_generation_and_block_production() {
             panic!("no text streamed: {:?}", generation.join());
         }
         let finalized_before = net.high_water[victim];
-        if kill {
-            net.nodes[victim].take().unwrap().kill9();
-        } else {
-            net.node(victim).pause_for(pause).unwrap();
-        }
+        let isolated_until = match fault {
+            Fault::Kill => {
+                net.nodes[victim].take().unwrap().kill9();
+                None
+            }
+            Fault::Pause(pause) => {
+                net.node(victim).pause_for(pause).unwrap();
+                None
+            }
+            Fault::Isolate(cut) => {
+                let rest: Vec<usize> = (0..4).filter(|&j| j != victim).collect();
+                net.partition(&[&[victim], &rest]);
+                Some(std::time::Instant::now() + cut)
+            }
+        };
         let text = generation.join().unwrap().unwrap();
         assert_eq!(text, expected, "round {round}: output changed by the fault");
 
         // Blocks go on without the victim (three of four validators still finalize).
         let target = net.high_water[0] + 2;
         net.wait_finalized(0, target, Duration::from_secs(60));
-        if kill {
+        if let Some(until) = isolated_until {
+            // The isolated node went on alone: authoring in its slots, finalizing nothing.
+            while std::time::Instant::now() < until {
+                net.sample_finality();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let rest: Vec<usize> = (0..4).filter(|&j| j != victim).collect();
+            net.assert_cut(&[&[victim], &rest]);
+            net.heal();
+        }
+        if matches!(fault, Fault::Kill) {
             net.start_node(victim);
             // No data lost: what it had finalized is still there, with the same hashes.
             let node = net.node(victim);
@@ -227,6 +346,31 @@ fn kills_and_pauses_during_generation_and_block_production() {
         }
         let target = net.high_water[0];
         net.wait_finalized(victim, target, Duration::from_secs(90));
+    }
+
+    // Split in halves: neither holds 2/3 of the bond, so finality stops everywhere while
+    // both halves keep authoring; healed, they settle on one chain.
+    eprintln!("split: nodes 0, 1 | 2, 3 for 12 s");
+    net.partition(&[&[0, 1], &[2, 3]]);
+    std::thread::sleep(Duration::from_secs(3)); // votes already in flight may land
+    let frozen = net.heights();
+    std::thread::sleep(Duration::from_secs(9));
+    net.sample_finality();
+    let split = net.heights();
+    net.assert_cut(&[&[0, 1], &[2, 3]]);
+    net.heal();
+    eprintln!("split heights (finalized, best) at 3 s: {frozen:?}, at 12 s: {split:?}");
+    for i in 0..4 {
+        assert_eq!(
+            split[i].0, frozen[i].0,
+            "node {i} finalized a block while no side had 2/3 of the bond"
+        );
+    }
+    for side in [[0, 1], [2, 3]] {
+        assert!(
+            side.iter().any(|&i| split[i].1 > frozen[i].1),
+            "nodes {side:?} authored nothing while split: {frozen:?} -> {split:?}"
+        );
     }
 
     // Convergence: every node finalizes past a common height, with one state root there.

@@ -97,6 +97,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             bootnodes,
             fault_equivocate: args.fault_equivocate,
             fault_refuse_requests: args.fault_refuse_requests,
+            fault_partition_file: args.fault_partition_file,
         }),
         fault_skip_work: args.fault_skip_work,
         train,

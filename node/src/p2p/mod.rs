@@ -11,6 +11,7 @@
 pub mod chain_sync;
 pub mod directory;
 pub mod equivocation;
+pub mod partition;
 pub mod routing;
 pub mod shard_wire;
 
@@ -28,7 +29,7 @@ use parity_scale_codec::{DecodeAll, Encode};
 use parking_lot::RwLock;
 use shard_wire::ShardServer;
 use sp_core::Pair as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -46,6 +47,9 @@ pub struct P2pConfig {
     /// freeloader that stays online, holds the model and heartbeats, but serves nobody);
     /// its liveness probes fail, so it earns no uptime.
     pub fault_refuse_requests: bool,
+    /// Fault injection for tests: the file naming the peers this node is partitioned
+    /// from ([`partition::follow_file`]).
+    pub fault_partition_file: Option<PathBuf>,
 }
 
 /// The running network glue, shared by the worker, the RPC and the API.
@@ -146,6 +150,13 @@ pub async fn start(
     tokio::spawn(dispatch(p2p.clone(), client.clone(), events));
     tokio::spawn(publish_local(p2p.clone(), client.clone(), shutdown.clone()));
     tokio::spawn(periodic_sync(p2p.network.clone(), client, shutdown.clone()));
+    if let Some(path) = config.fault_partition_file.clone() {
+        tokio::spawn(partition::follow_file(
+            p2p.network.clone(),
+            path,
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(p2p.directory.clone().refresh_loop(shutdown));
     Ok(p2p)
 }
