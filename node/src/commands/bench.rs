@@ -71,6 +71,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 settle_secs: args.settle_secs,
                 receipts: args.receipts,
                 seed: args.seed,
+                noise: args.noise,
             };
             crate::bench::sim::run(&opts).await?;
         }

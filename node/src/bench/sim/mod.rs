@@ -2,15 +2,16 @@
 //! node's own libp2p behaviour (`neuroshard_network::behaviour::Behaviour`: Kademlia,
 //! gossipsub, identify, ping, request-response, connection limits) on a swarm over
 //! libp2p's in-memory transport, authenticated and multiplexed like TCP connections
-//! (noise + yamux), with the node's connection manager keeping it within its connection
+//! (yamux; plaintext's key exchange, or noise with `--noise`), with the node's
+//! connection manager keeping it within its connection
 //! budget; only the wire is simulated (see [`node`]). Nodes join in batches, each
 //! bootstrapping from three random nodes that joined before it. Measured once all joined:
 //! - DHT lookups (`get_closest_peers` of random keys from random nodes): requests per
 //!   lookup, latency percentiles, and how often the true closest peer (known here from
 //!   all peer ids) was found;
 //! - signed provider records: some nodes `put_record` a signed [`ProviderRecord`] under
-//!   their record key, as the node announces itself; random nodes `get_record` them and
-//!   verify the signature;
+//!   their record key, as the node announces itself (again every 10 s); random nodes
+//!   `get_record` them and verify the signature;
 //! - gossip: messages published from random nodes, the time until 99% of nodes had them;
 //! - the ledger: block import with the receipt load such a network produces (the ledger
 //!   bench's workload at `--receipts`).
@@ -47,6 +48,9 @@ pub struct SimOptions {
     /// Seconds to let the network settle after the last node joined.
     pub settle_secs: u64,
     pub seed: u64,
+    /// Noise-encrypted connections (else plaintext: the same identity exchange and
+    /// multiplexing without the handshake's curve arithmetic).
+    pub noise: bool,
 }
 
 /// Nodes joining at a time, and the pause between batches.
@@ -180,6 +184,17 @@ impl Lookups {
 pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.nodes >= 4, "a simulation needs at least 4 nodes");
     let n = opts.nodes;
+    // The ledger first: seconds, and nothing of the network run is lost if it fails.
+    eprintln!("sim: ledger import with {} receipts", opts.receipts);
+    let receipts = opts.receipts;
+    let ledger = tokio::task::spawn_blocking(move || {
+        ledger::run(&LedgerBenchOptions {
+            receipts,
+            batch: 2_000,
+            rounds: 1,
+        })
+    })
+    .await??;
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let started = Instant::now();
     let (received_tx, mut received) = mpsc::unbounded_channel();
@@ -187,14 +202,15 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
     let config = node::config();
     eprintln!(
-        "sim: {n} nodes join, {JOIN_BATCH} every {} ms (memory transport, noise, yamux; \
+        "sim: {n} nodes join, {JOIN_BATCH} every {} ms (memory transport, {}, yamux; \
          connection budget {:?})",
         JOIN_PAUSE.as_millis(),
+        if opts.noise { "noise" } else { "plaintext" },
         config.connections
     );
     let mut nodes = Vec::with_capacity(n);
     for (i, key) in keys.iter().enumerate() {
-        let node = node::spawn(i, key.clone(), &config, received_tx.clone())
+        let node = node::spawn(i, key.clone(), &config, opts.noise, received_tx.clone())
             .with_context(|| format!("node {i}"))?;
         // The first node has nobody to join; every later one knows a few earlier ones.
         for _ in 0..BOOTSTRAP_PEERS.min(i) {
@@ -247,9 +263,22 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     );
     let model = Hash::repeat_byte(7);
     let providers: Vec<usize> = (0..PROVIDERS.min(n)).map(|_| rng.gen_range(0..n)).collect();
-    for &p in &providers {
-        let _ = nodes[p].send(Command::PutRecord(provider_record(&keys[p], &model)));
-    }
+    // The providers re-announce as the node does (records expire RECORD_TTL after the
+    // last announce), for as long as the lookups run.
+    let announcing = {
+        let announcers: Vec<_> = providers
+            .iter()
+            .map(|&p| (nodes[p].clone(), provider_record(&keys[p], &model)))
+            .collect();
+        tokio::spawn(async move {
+            loop {
+                for (node, record) in &announcers {
+                    let _ = node.send(Command::PutRecord(record.clone()));
+                }
+                tokio::time::sleep(crate::p2p::directory::ANNOUNCE).await;
+            }
+        })
+    };
     tokio::time::sleep(Duration::from_secs(5)).await; // replication to the closest peers
     let asks = (0..opts.record_lookups)
         .map(|_| {
@@ -267,6 +296,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
             .is_some_and(|v| neuroshard_network::records::acceptable(&key, v));
         records.add(&outcome, verified);
     }
+    announcing.abort();
 
     eprintln!("sim: {} gossip messages", opts.messages);
     while received.try_recv().is_ok() {}
@@ -296,17 +326,6 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     }
     let after = stats(&nodes).await;
     drop(nodes);
-
-    eprintln!("sim: ledger import with {} receipts", opts.receipts);
-    let receipts = opts.receipts;
-    let ledger = tokio::task::spawn_blocking(move || {
-        ledger::run(&LedgerBenchOptions {
-            receipts,
-            batch: 2_000,
-            rounds: 1,
-        })
-    })
-    .await??;
 
     let connections = |s: &[NodeStats]| s.iter().map(|s| s.connections as f64).collect();
     println!(

@@ -1,5 +1,5 @@
 //! One simulated node of `bench sim`: the node's own libp2p behaviour on a swarm over the
-//! in-memory transport (noise + yamux on top, as on TCP), with the node's connection
+//! in-memory transport (yamux on top, as on TCP, and noise if asked), with the node's connection
 //! manager trimming it to its budget, driven by a small event loop that takes commands
 //! from the simulation (add a bootstrap peer, run a DHT query, publish, report) and
 //! answers with what Kademlia's query statistics say.
@@ -10,7 +10,7 @@ use libp2p::core::{upgrade, Transport};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::swarm::{Swarm, SwarmEvent};
-use libp2p::{identify, noise, yamux, Multiaddr, PeerId};
+use libp2p::{identify, noise, plaintext, yamux, Multiaddr, PeerId};
 use neuroshard_network::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent};
 use neuroshard_network::connmgr::ConnectionManager;
 use neuroshard_network::{records, NetworkKeypair};
@@ -68,12 +68,14 @@ pub fn config() -> BehaviourConfig {
     }
 }
 
-/// Builds node `index`'s swarm listening on `/memory/<index + 1>` and spawns its loop;
-/// gossip messages it receives are reported on `received` as (tag, arrival time).
+/// Builds node `index`'s swarm listening on `/memory/<index + 1>` (connections
+/// authenticated with noise, or with plaintext's bare key exchange) and spawns its
+/// loop; gossip messages it receives are reported on `received` as (tag, arrival time).
 pub fn spawn(
     index: usize,
     key: NetworkKeypair,
     config: &BehaviourConfig,
+    noise: bool,
     received: mpsc::UnboundedSender<(u32, Instant)>,
 ) -> anyhow::Result<mpsc::UnboundedSender<Command>> {
     let behaviour = Behaviour::new(&key, config)?;
@@ -81,10 +83,16 @@ pub fn spawn(
         .with_tokio()
         .with_other_transport(
             |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                Ok(MemoryTransport::default()
-                    .upgrade(upgrade::Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
+                let wire = MemoryTransport::default().upgrade(upgrade::Version::V1);
+                Ok(if noise {
+                    wire.authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default())
+                        .boxed()
+                } else {
+                    wire.authenticate(plaintext::Config::new(key))
+                        .multiplex(yamux::Config::default())
+                        .boxed()
+                })
             },
         )?
         .with_behaviour(|_| behaviour)?
