@@ -157,6 +157,8 @@ struct Lookups {
     good: usize,
     requests: Vec<f64>,
     latencies_ms: Vec<f64>,
+    /// Requests still unanswered when a lookup hit Kademlia's query timeout.
+    timed_out_pending: Vec<f64>,
 }
 
 impl Lookups {
@@ -166,6 +168,9 @@ impl Lookups {
         self.requests.push(f64::from(outcome.requests));
         self.latencies_ms
             .push(outcome.duration.as_secs_f64() * 1000.0);
+        if outcome.timed_out {
+            self.timed_out_pending.push(f64::from(outcome.pending));
+        }
     }
 
     fn print(self, what: &str, good: &str, asked: usize) {
@@ -177,6 +182,13 @@ impl Lookups {
         );
         println!("    {}", summary("requests per lookup", "", self.requests));
         println!("    {}", summary("latency", "ms", self.latencies_ms));
+        if !self.timed_out_pending.is_empty() {
+            println!(
+                "    {} ended at the query timeout; {}",
+                self.timed_out_pending.len(),
+                summary("requests unanswered then", "", self.timed_out_pending)
+            );
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub struct QueryOutcome {
     pub peers: Vec<PeerId>,
     /// `get_record`: the record's value, if one was found.
     pub record: Option<Vec<u8>>,
+    /// Ended by Kademlia's query timeout, with `pending` requests still unanswered.
+    pub timed_out: bool,
+    pub pending: u32,
 }
 
 /// A node's state as reported to the simulation.
@@ -223,24 +226,30 @@ impl SimNode {
             kad::Event::OutboundQueryProgressed {
                 id, result, stats, ..
             } => {
-                let (peers, record) = match result {
-                    kad::QueryResult::GetClosestPeers(Ok(ok)) => {
-                        (ok.peers.into_iter().map(|p| p.peer_id).collect(), None)
-                    }
+                let (peers, record, timed_out) = match result {
+                    kad::QueryResult::GetClosestPeers(Ok(ok)) => (ok.peers, None, false),
+                    kad::QueryResult::GetClosestPeers(Err(
+                        kad::GetClosestPeersError::Timeout { peers, .. },
+                    )) => (peers, None, true),
                     kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
-                        (vec![], Some(found.record.value))
+                        (vec![], Some(found.record.value), false)
                     }
-                    kad::QueryResult::GetClosestPeers(Err(_)) | kad::QueryResult::GetRecord(_) => {
-                        (vec![], None)
-                    }
+                    kad::QueryResult::GetRecord(result) => (
+                        vec![],
+                        None,
+                        matches!(result, Err(kad::GetRecordError::Timeout { .. })),
+                    ),
                     _ => return,
                 };
+                let peers = peers.into_iter().map(|p| p.peer_id).collect();
                 if let Some((started, reply)) = self.pending.remove(&id) {
                     let _ = reply.send(QueryOutcome {
                         requests: stats.num_requests(),
                         duration: stats.duration().unwrap_or_else(|| started.elapsed()),
                         peers,
                         record,
+                        timed_out,
+                        pending: stats.num_pending(),
                     });
                     if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                         q.finish();
