@@ -2,9 +2,9 @@
 //! node's own libp2p behaviour (`neuroshard_network::behaviour::Behaviour`: Kademlia,
 //! gossipsub, identify, ping, request-response, connection limits) on a swarm over
 //! libp2p's in-memory transport, authenticated and multiplexed like TCP connections
-//! (yamux; plaintext's key exchange, or noise with `--noise`), with the node's
-//! connection manager keeping it within its connection
-//! budget; only the wire is simulated (see [`node`]). Nodes join in batches, each
+//! (yamux; plaintext's key exchange, or noise with `--noise`), with the node's connection
+//! manager keeping it within its connection budget; only the wire is simulated (see
+//! [`node`]). Nodes join in batches, each
 //! bootstrapping from three random nodes that joined before it. Measured once all joined:
 //! - DHT lookups (`get_closest_peers` of random keys from random nodes): requests per
 //!   lookup, latency percentiles, and how often the true closest peer (known here from

@@ -1,8 +1,8 @@
 //! One simulated node of `bench sim`: the node's own libp2p behaviour on a swarm over the
-//! in-memory transport (yamux on top, as on TCP, and noise if asked), with the node's connection
-//! manager trimming it to its budget, driven by a small event loop that takes commands
-//! from the simulation (add a bootstrap peer, run a DHT query, publish, report) and
-//! answers with what Kademlia's query statistics say.
+//! in-memory transport (yamux on top, as on TCP, and noise if asked), with the node's
+//! connection manager trimming it to its budget, driven by a small event loop that takes
+//! commands from the simulation (add a bootstrap peer, run a DHT query, publish, report)
+//! and answers with what Kademlia's query statistics say.
 
 use futures::StreamExt;
 use libp2p::core::transport::MemoryTransport;
