@@ -4,9 +4,6 @@
 //! small-model drafters, and the activation commitments and receipt bodies that let the
 //! ledger pay for verified work.
 
-pub mod bench;
-pub mod bench_sweep;
-pub mod bench_verify;
 pub mod commitment;
 pub mod config;
 pub mod decode;
@@ -14,10 +11,11 @@ pub mod draft_length;
 pub mod drafter;
 pub mod error;
 pub mod executor;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fetch;
 pub mod generate;
 pub mod kernels;
-pub mod llamacpp;
 pub mod messages;
 pub mod pipeline;
 pub mod probe;
@@ -29,7 +27,6 @@ pub mod tokenizer;
 pub mod transport;
 pub mod weights;
 
-pub use bench::{bench_inference, BenchOptions, BenchReport, SpeculativeRow};
 pub use commitment::ActivationCommitment;
 pub use config::ModelConfig;
 pub use decode::{decode, decode_until, DecodeOptions, DecodeStats, Decoded};

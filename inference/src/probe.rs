@@ -149,8 +149,8 @@ pub fn probe_input_for(exec: &ShardExecutor, seed: &Hash) -> Result<ShardInput> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::{Shard, SkipWork};
     use crate::weights::{ModelSource, ModelWeights, Precision};
+    use crate::{fault::SkipWork, shard::Shard};
 
     fn tiny() -> ModelWeights {
         let dir = tempfile::tempdir().unwrap();

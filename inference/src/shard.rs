@@ -26,7 +26,6 @@ use crate::spot_check::{
 };
 use crate::weights::ModelWeights;
 use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId};
-use parity_scale_codec::Encode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -94,16 +93,6 @@ impl Sessions {
     }
 }
 
-/// A deliberate fault, for tests and the spot-check bench: a worker that saves compute
-/// by skipping its layers for a share of the positions it serves, returning their input
-/// rows (the token embeddings, on the first shard) as the output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SkipWork {
-    /// Share of positions faked, in millionths.
-    pub permill: u32,
-    pub seed: u64,
-}
-
 /// One layer range of one model, serving many sessions.
 #[derive(Debug)]
 pub struct Shard {
@@ -113,7 +102,8 @@ pub struct Shard {
     sessions: Mutex<Sessions>,
     max_sessions: usize,
     archive: Mutex<MaterialArchive>,
-    fault: Option<SkipWork>,
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::SkipWork>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,12 +128,14 @@ impl Shard {
             sessions: Mutex::new(Sessions::default()),
             max_sessions: DEFAULT_MAX_SESSIONS,
             archive: Mutex::new(MaterialArchive::new(DEFAULT_ARCHIVE_BYTES)),
+            #[cfg(feature = "fault-injection")]
             fault: None,
         })
     }
 
     /// The same shard faking `fault.permill` of its positions (a cheating worker).
-    pub fn with_fault(mut self, fault: SkipWork) -> Self {
+    #[cfg(feature = "fault-injection")]
+    pub fn with_fault(mut self, fault: crate::fault::SkipWork) -> Self {
         self.fault = Some(fault);
         self
     }
@@ -292,7 +284,7 @@ impl Shard {
                 ExecInput::Hidden(&hidden_in)
             }
         };
-        let mut out = exec
+        let out = exec
             .forward(&mut s.cache, input.clone(), start)
             .map_err(|e| match e {
                 InferenceError::CacheGap { have, start, .. } => InferenceError::CacheGap {
@@ -302,9 +294,11 @@ impl Shard {
                 },
                 e => e,
             })?;
-        if let Some(fault) = self.fault {
-            out = fake_positions(exec, &out, req, fault)?;
-        }
+        #[cfg(feature = "fault-injection")]
+        let out = match self.fault {
+            Some(fault) => crate::fault::fake_positions(exec, &out, req, fault)?,
+            None => out,
+        };
         s.inputs.record(start, &req.input)?;
         s.topk.truncate(start);
         s.topk.extend(work_topk(exec, &input, &out)?);
@@ -377,45 +371,6 @@ impl Shard {
             worker_signature: None,
         })
     }
-}
-
-/// [`SkipWork`]: replaces a share of the output rows by the input rows (the embeddings
-/// when the input is tokens), chosen by a hash of (seed, session, position) so a replay
-/// fakes the same ones.
-fn fake_positions(
-    exec: &ShardExecutor,
-    out: &candle_core::Tensor,
-    req: &ShardRequest,
-    fault: SkipWork,
-) -> Result<candle_core::Tensor> {
-    let (input, start) = (&req.input, req.start_pos as usize);
-    let (_, seq, width) = out.dims3()?;
-    let mut rows = out.squeeze(0)?.to_vec2::<f32>()?;
-    let inputs: Vec<Vec<f32>> = match input {
-        ShardInput::Hidden(a) => a.to_tensor()?.squeeze(0)?.to_vec2::<f32>()?,
-        ShardInput::Tokens(t) => exec
-            .embed(t)?
-            .chunks(width)
-            .map(|row| row.to_vec())
-            .collect(),
-    };
-    for (i, row) in rows.iter_mut().enumerate() {
-        let draw = neuroshard_primitives::blake2_256(
-            &(fault.seed, req.session, (start + i) as u64).encode(),
-        );
-        let x = u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]) % 1_000_000;
-        if x < fault.permill {
-            if let Some(input_row) = inputs.get(i) {
-                *row = input_row.clone();
-            }
-        }
-    }
-    let flat: Vec<f32> = rows.into_iter().flatten().collect();
-    Ok(candle_core::Tensor::from_vec(
-        flat,
-        (1, seq, width),
-        out.device(),
-    )?)
 }
 
 #[cfg(test)]

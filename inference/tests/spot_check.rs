@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use neuroshard_inference::shard::SkipWork;
+use neuroshard_inference::fault::SkipWork;
 use neuroshard_inference::spot_check::{check_receipt, CheckOutcome, InputLog};
 use neuroshard_inference::{
     decode, DecodeOptions, Hop, InProcessTransport, ModelWeights, NgramDrafter, PipelineClient,

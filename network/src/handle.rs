@@ -96,6 +96,7 @@ pub(crate) enum Command {
         offence: Offence,
     },
     Dial(Multiaddr),
+    #[cfg(feature = "fault-injection")]
     Partition(HashSet<PeerId>),
 }
 
@@ -227,6 +228,7 @@ impl NetworkHandle {
     /// connections and refusing new ones either way) and reconnects to those cut off
     /// before that are no longer in the set; an empty set heals the partition. Banned
     /// peers stay banned.
+    #[cfg(feature = "fault-injection")]
     pub fn set_partitioned(&self, peers: HashSet<PeerId>) {
         self.send(Command::Partition(peers));
     }

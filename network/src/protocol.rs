@@ -7,7 +7,9 @@ use neuroshard_primitives::Hash;
 /// A request-response protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
-    /// Shard calls: hidden states in, hidden states or logits out; receipts.
+    /// The shard protocol: inference calls (hidden states in, hidden states or logits
+    /// out; receipts), verification calls (spot-check material) and training calls
+    /// (pseudo-gradients, adapter snapshots).
     Activations,
     /// Block sync: headers, blocks and justifications by number.
     Sync,
@@ -18,7 +20,7 @@ impl Protocol {
 
     pub fn name(self) -> &'static str {
         match self {
-            Protocol::Activations => "/neuroshard/activations/1",
+            Protocol::Activations => "/neuroshard/activations/2",
             Protocol::Sync => "/neuroshard/sync/1",
         }
     }
@@ -54,23 +56,16 @@ pub const MAX_GOSSIP_BYTES: usize = 8 << 20;
 pub enum Topic {
     Transactions,
     Blocks,
-    Receipts,
     Votes,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [
-        Topic::Transactions,
-        Topic::Blocks,
-        Topic::Receipts,
-        Topic::Votes,
-    ];
+    pub const ALL: [Topic; 3] = [Topic::Transactions, Topic::Blocks, Topic::Votes];
 
     fn suffix(self) -> &'static str {
         match self {
             Topic::Transactions => "tx",
             Topic::Blocks => "blocks",
-            Topic::Receipts => "receipts",
             Topic::Votes => "votes",
         }
     }

@@ -121,6 +121,7 @@ pub async fn start(
         record_queries: HashMap::new(),
         bootstrapped: false,
         keypair: config.keypair.clone(),
+        #[cfg(feature = "fault-injection")]
         partitioned: HashSet::new(),
     };
     tokio::spawn(event_loop.run());
@@ -152,6 +153,7 @@ struct EventLoop {
     bootstrapped: bool,
     keypair: Keypair,
     /// Peers cut off by fault injection ([`NetworkHandle::set_partitioned`]).
+    #[cfg(feature = "fault-injection")]
     partitioned: HashSet<PeerId>,
 }
 
@@ -203,6 +205,7 @@ impl EventLoop {
         }
     }
 
+    #[cfg(feature = "fault-injection")]
     fn partition(&mut self, peers: HashSet<PeerId>) {
         let healed: Vec<PeerId> = self.partitioned.difference(&peers).copied().collect();
         for peer in peers.difference(&self.partitioned) {
@@ -308,6 +311,7 @@ impl EventLoop {
             Command::Penalise { peer, offence } => {
                 self.penalise(peer, offence, "reported by the node")
             }
+            #[cfg(feature = "fault-injection")]
             Command::Partition(peers) => self.partition(peers),
             Command::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr.clone()) {

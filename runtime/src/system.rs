@@ -58,6 +58,18 @@ pub fn minute_of_slot(p: &SystemParams, slot: u64) -> u64 {
     slot.saturating_mul(p.slot_duration_ms) / 60_000
 }
 
+/// The epoch a block with this number belongs to (epochs of `epoch_length` blocks; the
+/// rewards of an epoch are paid in the first block of the next). The one definition
+/// every caller uses: the runtime, billing, the explorer and the tests.
+pub fn epoch_of(number: BlockNumber, epoch_length: BlockNumber) -> u32 {
+    u32::try_from(number / epoch_length.max(1)).unwrap_or(u32::MAX)
+}
+
+/// The first block of `epoch`.
+pub fn epoch_start(epoch: u32, epoch_length: BlockNumber) -> BlockNumber {
+    BlockNumber::from(epoch).saturating_mul(epoch_length.max(1))
+}
+
 /// The context of a block with this number, parent, slot and author.
 pub fn context(
     p: &SystemParams,
@@ -66,13 +78,12 @@ pub fn context(
     slot: u64,
     author: AccountId,
 ) -> BlockContext {
-    let epoch = number / p.epoch_length.max(1);
     BlockContext {
         number,
         parent_hash,
         slot,
         author,
-        epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
+        epoch: epoch_of(number, p.epoch_length),
         minute: minute_of_slot(p, slot),
         randomness: Hash::zero(),
     }

@@ -160,7 +160,7 @@ pub fn submit_dev_work(
     let model = parse_hash(&params["ponw"]["model"]["hash"])?;
     let deposit = Call::Ponw(PonwCall::DepositEscrow { amount: 100 * UNIT });
     submit_and_wait(rpc, "//Bob", deposit, timeout)?;
-    let epoch = u32::try_from((rpc.best_number()? + 1) / epoch_length)?;
+    let epoch = neuroshard_runtime::system::epoch_of(rpc.best_number()? + 1, epoch_length);
     let receipts: Vec<Receipt> = [(0, 10), (10, 20), (20, 30)]
         .into_iter()
         .map(|layers| work_receipt(model, epoch, layers, 0))

@@ -11,20 +11,19 @@
 //! Depends on primitives and inference only (never on runtime or node).
 
 pub mod aggregate;
-pub mod bench;
 pub mod codec;
 pub mod corpus;
 pub mod dataset;
 pub mod diloco;
 pub mod error;
 pub mod exchange;
+pub mod in_process;
 pub mod lora;
 pub mod model;
 pub mod snapshot;
 pub mod trainer;
 
 pub use aggregate::{aggregate, Aggregate, RobustRule};
-pub use bench::{bench_training, TrainingBenchOptions, TrainingBenchReport};
 pub use codec::WireFloat;
 pub use dataset::Dataset;
 pub use diloco::{evaluate_windows, inner_loop, InnerConfig, OuterOptimizer};

@@ -363,13 +363,6 @@ impl ShardTrainer {
         Ok(())
     }
 
-    /// This holder's signed contribution with its pseudo-gradient scaled by `factor`
-    /// (fault injection: a poisoning holder, which the robust aggregate must exclude).
-    pub fn poisoned_contribution(&self, update: &LocalUpdate, factor: f32) -> Result<Contribution> {
-        let scaled: Vec<f32> = update.pseudo_gradient.iter().map(|g| g * factor).collect();
-        self.contribution(&scaled, update.loss_before, update.loss_after)
-    }
-
     /// `weights` (whole model or any slice) with the current adapter merged in, ready
     /// for the inference executor.
     pub fn merged_weights(&self, weights: &ModelWeights) -> Result<ModelWeights> {

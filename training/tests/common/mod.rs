@@ -4,8 +4,8 @@
 
 use neuroshard_inference::{ModelSource, ModelWeights, Precision};
 use neuroshard_primitives::{blake2_256, Hash, Keypair};
-use neuroshard_training::bench::build_holders;
 use neuroshard_training::corpus::byte_tokens;
+use neuroshard_training::in_process::build_holders;
 use neuroshard_training::{
     FrozenModel, InnerConfig, LoraConfig, RobustRule, ShardTrainer, TrainerConfig,
 };

@@ -1,0 +1,245 @@
+//! The `neuroshard bench ...` command line (clap) and its dispatch: each benchmark runs
+//! on a blocking thread (they use every core) and prints its report.
+
+use crate::inference::{bench_inference, BenchOptions};
+use crate::ledger::{self, LedgerBenchOptions};
+use crate::network;
+use crate::sweep::{bench_sweep, SweepOptions};
+use crate::verify::{bench_verify, VerifyOptions};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Signed inference receipts verified and applied per second in block import.
+    Ledger(LedgerBenchArgs),
+    /// Decode speed: single process, 3-shard pipeline, speculative vs plain under
+    /// injected per-hop latency, commitment size.
+    Inference(InferenceBenchArgs),
+    /// Decode speed with the model's three shards in three processes over libp2p on
+    /// loopback vs single process, and speculative vs plain across the processes.
+    Network(NetworkBenchArgs),
+    /// Decode speed against the number of shards and the per-hop latency, plain vs
+    /// speculative; prints a table and writes an SVG chart.
+    Sweep(SweepBenchArgs),
+    /// Spot checks: validators' compute as a share of serving compute, and how often a
+    /// worker faking part of its work is caught.
+    Verify(VerifyBenchArgs),
+    /// Many nodes' network behaviours in one process over the in-memory transport: DHT
+    /// lookup and gossip figures, and block import at the matching receipt load.
+    Sim(SimBenchArgs),
+    /// Proof of Training: in-process holders train a LoRA adapter for a few DiLoCo
+    /// rounds; time per round, bytes synchronised per round against the per-step
+    /// data-parallel baseline, and the held-out loss after every round.
+    Training(TrainingBenchArgs),
+    /// (Internal) a bare shard server process for `bench network`.
+    #[command(hide = true)]
+    ShardServer(ShardServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkBenchArgs {
+    /// Tokens generated per measurement.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The prompt (a user message in the chat template).
+    #[arg(
+        long,
+        default_value = "Write a short story about a robot who learns to paint. Repeat the robot's name often."
+    )]
+    pub prompt: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepBenchArgs {
+    /// Tokens generated per measurement.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Where to write the SVG chart.
+    #[arg(long, value_name = "PATH", default_value = "bench-sweep.svg")]
+    pub svg: PathBuf,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBenchArgs {
+    /// Generations per measurement (one receipt per shard each).
+    #[arg(long, default_value_t = 6)]
+    pub generations: usize,
+    /// Tokens per generation.
+    #[arg(long, default_value_t = 48)]
+    pub max_tokens: usize,
+    /// Share of receipts drawn for a check, in millionths (the chain spec's default).
+    #[arg(long, default_value_t = 50_000)]
+    pub sample_permill: u32,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimBenchArgs {
+    /// Nodes in the simulated network.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// Random DHT lookups to time.
+    #[arg(long, default_value_t = 500)]
+    pub lookups: usize,
+    /// Lookups of signed provider records to time.
+    #[arg(long, default_value_t = 200)]
+    pub record_lookups: usize,
+    /// Seconds the network settles after the last node joined, before measuring.
+    #[arg(long, default_value_t = 20)]
+    pub settle_secs: u64,
+    /// Gossip messages to publish.
+    #[arg(long, default_value_t = 20)]
+    pub messages: usize,
+    /// Receipts in the block whose import is timed.
+    #[arg(long, default_value_t = 10_000)]
+    pub receipts: usize,
+    /// Seed of the topology and of the choices of nodes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Encrypt the in-memory connections with noise, as on TCP. Off by default: every
+    /// node's handshakes would then run on this machine's few cores instead of on
+    /// its own, and dominate the simulation.
+    #[arg(long)]
+    pub noise: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShardServerArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub layers: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InferenceBenchArgs {
+    /// Tokens generated per measurement.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Latency injected per hop (3 hops) for the speculative comparison, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub hop_latency_ms: u64,
+    /// Skip the (slower) Q4_1-drafts-for-f32 measurement.
+    #[arg(long)]
+    pub no_model_drafter: bool,
+    /// A GGUF file (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The prompt, a user message in the chat template (default: a paragraph to copy,
+    /// the case prompt lookup drafting is for).
+    #[arg(long)]
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerBenchArgs {
+    /// Receipts in the benchmark block.
+    #[arg(long, default_value_t = 20_000)]
+    pub receipts: usize,
+    /// Receipts per submit_receipts extrinsic.
+    #[arg(long, default_value_t = 2_000)]
+    pub batch: usize,
+    /// Timed imports of the block (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainingBenchArgs {
+    /// `tiny` (a small random model, seconds) or `smollm2` (the chain's model).
+    #[arg(long, default_value = "tiny")]
+    pub model: String,
+    /// DiLoCo rounds to run.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// The shard the holders train (the real model only; default 26-30).
+    #[arg(long, value_name = "START-END")]
+    pub shard: Option<String>,
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Ledger(args) => {
+            let opts = LedgerBenchOptions {
+                receipts: args.receipts,
+                batch: args.batch,
+                rounds: args.rounds,
+            };
+            tokio::task::spawn_blocking(move || ledger::run(&opts)).await??;
+        }
+        BenchCommand::Inference(args) => {
+            let defaults = BenchOptions::default();
+            let opts = BenchOptions {
+                prompt: args.prompt.unwrap_or(defaults.prompt.clone()),
+                model_path: args.model,
+                max_tokens: args.max_tokens,
+                hop_latency: Duration::from_millis(args.hop_latency_ms),
+                model_drafter: !args.no_model_drafter,
+                ..defaults
+            };
+            tokio::task::spawn_blocking(move || bench_inference(opts)).await??;
+        }
+        BenchCommand::Network(args) => {
+            let opts = network::NetworkBenchOptions {
+                model: args.model,
+                max_tokens: args.max_tokens,
+                prompt: args.prompt,
+            };
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || network::run(&opts, runtime)).await??;
+        }
+        BenchCommand::Sweep(args) => {
+            let opts = SweepOptions {
+                model_path: args.model,
+                max_tokens: args.max_tokens,
+                ..SweepOptions::default()
+            };
+            let report = tokio::task::spawn_blocking(move || bench_sweep(opts)).await??;
+            std::fs::write(&args.svg, crate::plot::sweep_svg(&report))
+                .with_context(|| format!("writing {}", args.svg.display()))?;
+            eprintln!("bench: chart written to {}", args.svg.display());
+        }
+        BenchCommand::Verify(args) => {
+            let opts = VerifyOptions {
+                model_path: args.model,
+                generations: args.generations,
+                max_tokens: args.max_tokens,
+                sample_permill: args.sample_permill,
+                ..VerifyOptions::default()
+            };
+            tokio::task::spawn_blocking(move || bench_verify(opts)).await??;
+        }
+        BenchCommand::Sim(args) => {
+            let opts = crate::sim::SimOptions {
+                nodes: args.nodes,
+                lookups: args.lookups,
+                record_lookups: args.record_lookups,
+                messages: args.messages,
+                settle_secs: args.settle_secs,
+                receipts: args.receipts,
+                seed: args.seed,
+                noise: args.noise,
+            };
+            crate::sim::run(&opts).await?;
+        }
+        BenchCommand::Training(args) => {
+            tokio::task::spawn_blocking(move || crate::training::run(&args)).await??;
+        }
+        BenchCommand::ShardServer(args) => {
+            let layers = neuroshard_primitives::LayerRange::parse(&args.layers)?;
+            network::shard_server(args.model, layers).await?;
+        }
+    }
+    Ok(())
+}

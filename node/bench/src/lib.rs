@@ -1,0 +1,26 @@
+//! `neuroshard bench ...`: every benchmark and simulation, each printing its figures next
+//! to a baseline measured in the same run, so every speed claim is a ratio, not a guess.
+//! Production crates carry no benchmark code; the `neuroshard` binary includes this
+//! crate only when built with `--features bench`.
+//!
+//! - [`inference`]: decode speed, single process vs pipeline, speculative vs plain, and
+//!   against llama.cpp ([`llamacpp`]) and candle;
+//! - [`sweep`]: decode speed against shards and per-hop latency ([`plot`] draws it);
+//! - [`verify`]: what spot checks cost and what they catch;
+//! - [`network`]: the three shards in three processes over libp2p;
+//! - [`ledger`]: receipts verified and applied per second in block import;
+//! - [`sim`]: many nodes' network behaviours in one process;
+//! - [`training`]: Proof of Training rounds, time and bytes.
+
+pub mod command;
+pub mod inference;
+pub mod ledger;
+pub mod llamacpp;
+pub mod network;
+pub mod plot;
+pub mod sim;
+pub mod sweep;
+pub mod training;
+pub mod verify;
+
+pub use command::{run, BenchCommand};

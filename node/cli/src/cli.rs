@@ -1,0 +1,292 @@
+//! The command line (clap). Names are a contract (DESIGN.md section 5): `dev`, `run`,
+//! `key generate|inspect`, `tx transfer`, `balance`, `generate`, `bench`; each has its
+//! own module in [`crate::commands`]. `bench` exists in builds with `--features bench`;
+//! the hidden `--fault-*` flags of `run` only in builds with `--features fault-injection`
+//! (tests and benches), so a production binary rejects them.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Default JSON-RPC endpoint for the wallet commands.
+pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:9944";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "neuroshard",
+    version,
+    about = "NeuroShard node: sharded LLM inference paid by Proof of Neural Work"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a single-node development chain: //Alice authors every slot, blocks finalise
+    /// instantly, JSON-RPC on 127.0.0.1.
+    Dev(DevArgs),
+    /// Run a node of a chain from a chain spec ("dev", "local" or a JSON file).
+    Run(RunArgs),
+    /// Key tools (subkey-compatible).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Build, sign and submit transactions over JSON-RPC.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Show an account's balances over JSON-RPC.
+    Balance(BalanceArgs),
+    /// Verify an account's balance like a light client: a read proof checked against
+    /// the finalized header's state root (the node is not trusted).
+    VerifyBalance(BalanceArgs),
+    /// Generate text locally through an in-process pipeline of shards, or on a node
+    /// with --rpc.
+    Generate(GenerateArgs),
+    /// Benchmarks; each prints its figures beside a baseline measured in the same run.
+    #[cfg(feature = "bench")]
+    #[command(subcommand)]
+    Bench(neuroshard_bench::BenchCommand),
+    /// Benchmarks (not in this build).
+    #[cfg(not(feature = "bench"))]
+    #[command(hide = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The prompt (sent as a user message through the chat template unless --raw).
+    #[arg(long)]
+    pub prompt: String,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Speculative drafter: ngram (prompt lookup), model (Q4_1 drafting for an f32
+    /// target) or none.
+    #[arg(long, default_value = "ngram")]
+    pub draft: String,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A GGUF file or a safetensors Llama directory (default: the chain's model,
+    /// fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Layer ranges of the in-process pipeline (default: one shard with every layer).
+    #[arg(long, value_name = "RANGES")]
+    pub shards: Option<String>,
+    /// Use the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Generate on the node at this JSON-RPC URL (`neuroshard_generate`: the node's
+    /// shards run the model and bill the work with receipts) instead of locally.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["model", "shards"])]
+    pub rpc: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Keep the chain in a temporary directory deleted on exit.
+    #[arg(long, conflicts_with = "base_path")]
+    pub tmp: bool,
+    /// Where the chain database lives (default: $HOME/.neuroshard).
+    #[arg(long, value_name = "DIR")]
+    pub base_path: Option<PathBuf>,
+    /// JSON-RPC port on 127.0.0.1 (HTTP and WebSocket); 0 picks a free one.
+    #[arg(long, default_value_t = 9944)]
+    pub rpc_port: u16,
+    /// Port of the HTTP API (OpenAI-compatible inference, /metrics, explorer at /) on
+    /// 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Chain spec: "dev", "local" or a path to a chain spec JSON file.
+    #[arg(long, default_value = "local")]
+    pub chain: String,
+    /// Where the chain database lives.
+    #[arg(long, value_name = "DIR")]
+    pub base_path: PathBuf,
+    /// Secret URI of the node's key (e.g. //Alice or a mnemonic); required with --validator.
+    #[arg(long, value_name = "URI")]
+    pub key: Option<String>,
+    /// Author blocks in the slots the chain assigns to --key.
+    #[arg(long, requires = "key")]
+    pub validator: bool,
+    /// JSON-RPC port on 127.0.0.1 (HTTP and WebSocket); 0 picks a free one.
+    #[arg(long, default_value_t = 9944)]
+    pub rpc_port: u16,
+    /// Port of the HTTP API (OpenAI-compatible inference, /metrics, explorer at /) on
+    /// 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
+    /// Layer ranges of the chain's model to serve, e.g. 0-10,10-20,20-30 (needs --key:
+    /// the worker's account). The model is fetched and verified on first use; the HTTP
+    /// API routes generations through the network for the layers served elsewhere.
+    #[arg(long, value_name = "RANGES")]
+    pub shards: Option<String>,
+    /// Proof of Training: train a LoRA adapter for this layer range (one of --shards)
+    /// with the other nodes that train it, DiLoCo style, and earn the training reward
+    /// for the rounds whose aggregate accepts this node's pseudo-gradient.
+    #[arg(long, value_name = "RANGE", requires = "shards")]
+    pub train: Option<String>,
+    /// Stop training once the shard's round on chain reaches N (default: keep training).
+    #[arg(long, value_name = "N", requires = "train")]
+    pub train_rounds: Option<u32>,
+    /// libp2p listen multiaddrs, comma-separated (port 0 picks a free port; the bound
+    /// address is logged as "p2p listening").
+    #[arg(
+        long,
+        value_name = "MULTIADDR,...",
+        value_delimiter = ',',
+        default_value = "/ip4/0.0.0.0/tcp/30333"
+    )]
+    pub listen: Vec<String>,
+    /// Peers to dial at start, comma-separated multiaddrs (with or without /p2p/<id>).
+    /// They only seed the DHT: after that no node is special.
+    #[arg(long, value_name = "MULTIADDR,...", value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+    /// Deliberate faults for tests and benches.
+    #[cfg(feature = "fault-injection")]
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// The hidden `--fault-*` flags of `run` (builds with `--features fault-injection` only).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Fault injection for tests: also gossip a second, differently sealed copy of every
+    /// block this node authors, so its peers catch and report the equivocation.
+    #[arg(long, hide = true, requires = "validator")]
+    pub fault_equivocate: bool,
+    /// Fault injection for tests and benches: the node's shards fake this many
+    /// millionths of their output positions (returning their input instead of running
+    /// the layers), like a worker saving compute; spot checks should catch it.
+    #[arg(long, hide = true, value_name = "PERMILL", requires = "shards")]
+    pub fault_skip_work: Option<u32>,
+    /// Fault injection for tests: refuse every forward request from peers (a freeloader
+    /// online with the model that serves nobody); its liveness probes should fail.
+    #[arg(long, hide = true, requires = "shards")]
+    pub fault_refuse_requests: bool,
+    /// Fault injection for tests: a file of peer ids (one per line) this node is cut off
+    /// from, re-read every 250 ms; missing or empty heals the partition.
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub fault_partition_file: Option<PathBuf>,
+    /// Fault injection for tests: scale this node's pseudo-gradients by FACTOR (a
+    /// poisoning holder); the robust aggregate should exclude it.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "FACTOR",
+        requires = "train",
+        allow_negative_numbers = true
+    )]
+    pub fault_poison_gradient: Option<f32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new random key (12-word mnemonic) and print it like `subkey generate`.
+    Generate {
+        /// Number of words in the mnemonic (12, 15, 18, 21 or 24).
+        #[arg(long, default_value_t = 12)]
+        words: usize,
+    },
+    /// Print the keys and address of a secret URI, like `subkey inspect`.
+    Inspect {
+        /// //Alice, a mnemonic (optionally with //hard/soft junctions and ///password),
+        /// or a 0x seed.
+        uri: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Transfer NSHD and wait until the transfer is in a block.
+    Transfer(TransferArgs),
+    /// Lock free balance as stake (slashable; validators need a minimum bond).
+    Bond(StakeArgs),
+    /// Start releasing bond; it becomes free after the chain's unbonding period.
+    Unbond(StakeArgs),
+}
+
+/// Who signs a transaction, where it goes, and how long to wait for its block.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Secret URI of the sender.
+    #[arg(long, value_name = "URI")]
+    pub from: String,
+    /// Node JSON-RPC URL.
+    #[arg(long, default_value = DEFAULT_RPC_URL)]
+    pub rpc: String,
+    /// Give up waiting for inclusion after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StakeArgs {
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+    /// Amount in NSHD, e.g. 100 (12 decimals at most).
+    #[arg(long)]
+    pub amount: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+    /// SS58 address of the recipient.
+    #[arg(long, value_name = "SS58")]
+    pub to: String,
+    /// Amount in NSHD, e.g. 1.5 (12 decimals at most).
+    #[arg(long)]
+    pub amount: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// SS58 address (or 0x public key).
+    pub address: String,
+    /// Node JSON-RPC URL.
+    #[arg(long, default_value = DEFAULT_RPC_URL)]
+    pub rpc: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn validator_requires_key() {
+        assert!(
+            Cli::try_parse_from(["neuroshard", "run", "--base-path", "x", "--validator"]).is_err()
+        );
+        assert!(Cli::try_parse_from([
+            "neuroshard",
+            "run",
+            "--chain",
+            "dev",
+            "--base-path",
+            "x",
+            "--key",
+            "//Alice",
+            "--validator"
+        ])
+        .is_ok());
+    }
+}

@@ -1,0 +1,121 @@
+//! `neuroshard dev` and `neuroshard run`: turn the command line into a
+//! [`NodeConfig`] and run the node until Ctrl-C / SIGTERM.
+
+use crate::cli::{DevArgs, RunArgs};
+use crate::network::P2pConfig;
+use crate::service::{self, NodeConfig};
+use anyhow::Context;
+use neuroshard_primitives::{crypto, LayerRange};
+use neuroshard_serving::local::ServingFaults;
+use std::path::PathBuf;
+
+pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    // Keep the temporary directory alive for the node's lifetime.
+    let tmp = if args.tmp {
+        Some(
+            tempfile::Builder::new()
+                .prefix("neuroshard-dev-")
+                .tempdir()?,
+        )
+    } else {
+        None
+    };
+    let base_path = match (&tmp, args.base_path) {
+        (Some(dir), _) => dir.path().to_path_buf(),
+        (None, Some(path)) => path,
+        (None, None) => default_base_path()?,
+    };
+    let config = NodeConfig {
+        chain: "dev".into(),
+        base_path,
+        key: Some(crypto::keypair_from_uri("//Alice")?),
+        validator: true,
+        rpc_port: args.rpc_port,
+        api_port: args.api_port,
+        shards: neuroshard_chain_spec::load("dev")?.model.shards,
+        // One authority serving every shard itself: no peers to talk to.
+        p2p: None,
+        train: None,
+        serving_faults: Default::default(),
+    };
+    service::run(config).await
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let listen = args
+        .listen
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--listen {a:?} is not a multiaddr"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bootnodes = args
+        .bootnodes
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--bootnodes {a:?} is not a multiaddr"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let shards = match args.shards.as_deref() {
+        Some(text) => LayerRange::parse_list(text).with_context(|| format!("--shards {text:?}"))?,
+        None => Vec::new(),
+    };
+    let train = match args.train.as_deref() {
+        None => None,
+        Some(text) => {
+            let layers = LayerRange::parse(text).with_context(|| format!("--train {text:?}"))?;
+            anyhow::ensure!(
+                shards.contains(&layers),
+                "--train {layers} must be one of the served --shards"
+            );
+            #[cfg(feature = "fault-injection")]
+            if let Some(f) = args.faults.fault_poison_gradient {
+                anyhow::ensure!(f.is_finite(), "--fault-poison-gradient must be finite");
+            }
+            Some(neuroshard_trainer::TrainOptions {
+                layers,
+                rounds: args.train_rounds,
+                #[cfg(feature = "fault-injection")]
+                poison: args.faults.fault_poison_gradient,
+            })
+        }
+    };
+    let key = args
+        .key
+        .as_deref()
+        .map(crypto::keypair_from_uri)
+        .transpose()
+        .context("--key")?;
+    let config = NodeConfig {
+        chain: args.chain,
+        base_path: args.base_path,
+        key,
+        validator: args.validator,
+        rpc_port: args.rpc_port,
+        api_port: args.api_port,
+        shards,
+        p2p: Some(P2pConfig {
+            listen,
+            bootnodes,
+            #[cfg(feature = "fault-injection")]
+            fault_partition_file: args.faults.fault_partition_file.clone(),
+            #[cfg(feature = "fault-injection")]
+            fault_equivocate: args.faults.fault_equivocate,
+        }),
+        train,
+        serving_faults: ServingFaults {
+            #[cfg(feature = "fault-injection")]
+            skip_work: args.faults.fault_skip_work,
+            #[cfg(feature = "fault-injection")]
+            refuse_forwards: args.faults.fault_refuse_requests,
+        },
+    };
+    service::run(config).await
+}
+
+fn default_base_path() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set; pass --base-path or --tmp")?;
+    Ok(PathBuf::from(home).join(".neuroshard"))
+}

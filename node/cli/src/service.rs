@@ -1,0 +1,331 @@
+//! Assembling and running a node, the one place where its components are wired: load the
+//! chain spec, open the store and the client (which verifies the stored state against
+//! the head), start the network, JSON-RPC and the HTTP API, block production when this
+//! node is a validator, and — when it serves shards — the model, the shard server, Proof
+//! of Training, the validator's spot checker and liveness prober and the miner; shut all
+//! of it down cleanly on Ctrl-C or SIGTERM. (A kill -9 is also safe: see
+//! `neuroshard_client::store`.)
+
+use crate::network::{self, P2p, P2pConfig};
+use anyhow::Context;
+use neuroshard_chain_spec::{ChainSpec, ModelDescriptor};
+use neuroshard_client::{authoring, ChainInfo, Client, ClientConfig, Store};
+use neuroshard_inference::tokenizer::Tokenizer;
+use neuroshard_primitives::{crypto, AccountId, Keypair, LayerRange};
+use neuroshard_rpc::http::{self, ApiState, Metrics};
+use neuroshard_serving::generator::{GeneratorSlot, SharedGenerator};
+use neuroshard_serving::local::{fetch_model, LocalWorker, ServingFaults};
+use neuroshard_serving::miner::{self, ModelPossession};
+use neuroshard_serving::server::{ShardServer, ShardService};
+use neuroshard_serving::ShardNetwork;
+use neuroshard_trainer::board::TrainingBoard;
+use neuroshard_trainer::{TrainOptions, TrainingContext};
+use neuroshard_verifier::{prober, SpotChecker};
+use sp_core::Pair as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Everything a node needs to start.
+pub struct NodeConfig {
+    /// "dev", "local" or a chain spec path.
+    pub chain: String,
+    pub base_path: PathBuf,
+    pub key: Option<Keypair>,
+    pub validator: bool,
+    pub rpc_port: u16,
+    pub api_port: u16,
+    /// Layer ranges of the chain's model this node serves (empty: none).
+    pub shards: Vec<LayerRange>,
+    /// libp2p settings; `None` runs without networking (the single-node `dev` chain).
+    pub p2p: Option<P2pConfig>,
+    /// The served shard this node trains an adapter for (Proof of Training).
+    pub train: Option<TrainOptions>,
+    /// Deliberate faults of the shards this node serves (test builds only).
+    pub serving_faults: ServingFaults,
+}
+
+/// The database file of chain `id` under `base_path`.
+pub fn db_path(base_path: &Path, chain_id: &str) -> PathBuf {
+    base_path.join("chains").join(chain_id).join("db.redb")
+}
+
+/// Loads a chain spec ("dev", "local" or a JSON path).
+pub fn load_chain(name_or_path: &str) -> anyhow::Result<ChainSpec> {
+    neuroshard_chain_spec::load(name_or_path)
+        .with_context(|| format!("loading chain spec {name_or_path:?}"))
+}
+
+/// Opens the chain database and the client on it.
+fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>> {
+    let chain = ChainInfo {
+        name: spec.name.clone(),
+        id: spec.id.clone(),
+        genesis: spec.genesis.clone(),
+    };
+    let path = db_path(base_path, &chain.id);
+    info!(chain = %chain.name, db = %path.display(), "opening chain database");
+    let store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    // A single authority finalizes its own blocks; with several, validators vote.
+    let validators = {
+        let (state, _) = neuroshard_runtime::Runtime::build_genesis(&chain.genesis)?;
+        neuroshard_runtime::Runtime::validators(&state)?.len()
+    };
+    let config = ClientConfig {
+        instant_finality: validators <= 1,
+        ..ClientConfig::default()
+    };
+    Ok(Arc::new(Client::open(store, &chain, config)?))
+}
+
+/// Runs the node until a shutdown signal.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let spec = load_chain(&config.chain)?;
+    let client = open_client(&spec, &config.base_path)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shard_service = ShardService::new(&config.serving_faults);
+    let p2p = match config.p2p.clone() {
+        None => None,
+        Some(p2p_config) => Some(
+            network::start(
+                p2p_config,
+                &config.base_path,
+                client.clone(),
+                config.key.clone(),
+                config.validator,
+                shard_service.clone(),
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
+    };
+    let net = p2p.as_ref().map(|p: &P2p| p.shards.clone());
+
+    let generator: SharedGenerator =
+        Arc::new(tokio::sync::RwLock::new(if config.shards.is_empty() {
+            GeneratorSlot::NotServing
+        } else {
+            GeneratorSlot::Loading
+        }));
+    let api_state = ApiState {
+        client: client.clone(),
+        generator: generator.clone(),
+        metrics: Arc::new(Metrics::default()),
+        net: net.clone(),
+    };
+    let generation = neuroshard_rpc::generate::Generate {
+        generator: generator.clone(),
+        metrics: api_state.metrics.clone(),
+    };
+    let board = Arc::new(TrainingBoard::default());
+    let (addr, rpc_handle) = neuroshard_rpc::start(
+        client.clone(),
+        net.clone(),
+        generation,
+        board.clone(),
+        config.rpc_port,
+    )
+    .await?;
+    info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
+    http::serve(api_state, config.api_port, stop_rx.clone()).await?;
+
+    let serve_task = match (&config.key, config.shards.is_empty()) {
+        (_, true) => None,
+        (Some(key), false) => Some(tokio::spawn(serve(
+            Serving {
+                chain: client.clone(),
+                key: key.clone(),
+                model: spec.model.clone(),
+                shards: config.shards.clone(),
+                train: config.train.clone(),
+                faults: config.serving_faults.clone(),
+                net,
+                service: shard_service,
+                generator,
+                board,
+            },
+            stop_rx.clone(),
+        ))),
+        (None, false) => anyhow::bail!("serving shards needs --key (the worker's account)"),
+    };
+    let author_task = match (&config.key, config.validator) {
+        (Some(key), true) => {
+            let account: AccountId = key.public().into();
+            info!(author = %crypto::ss58(&account), "block production enabled");
+            Some(tokio::spawn(authoring::run(
+                client.clone(),
+                key.clone(),
+                stop_rx,
+            )))
+        }
+        _ => None,
+    };
+
+    shutdown_signal().await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    if let Some(task) = author_task {
+        let _ = task.await;
+    }
+    if let Some(task) = serve_task {
+        task.abort();
+    }
+    let _ = rpc_handle.stop();
+    rpc_handle.stopped().await;
+    Ok(())
+}
+
+/// What a serving node runs on.
+struct Serving {
+    chain: Arc<Client>,
+    key: Keypair,
+    model: ModelDescriptor,
+    shards: Vec<LayerRange>,
+    /// The shard this node trains an adapter for (Proof of Training), if any.
+    train: Option<TrainOptions>,
+    faults: ServingFaults,
+    net: Option<ShardNetwork>,
+    service: ShardService,
+    generator: SharedGenerator,
+    board: Arc<TrainingBoard>,
+}
+
+/// Brings this node's shards up and keeps it mining: fetches and verifies the model,
+/// hashes its chunk tree (the proof of possession), loads the shards, hands the API its
+/// generator, registers as a worker and locks escrow when needed, serves the shards to
+/// peers, then runs Proof of Training (serving the chain's adapter versions; training
+/// one with `train`), the spot checker, the liveness prober and the heartbeat miner
+/// until shutdown. Failures are logged: the chain keeps running without serving.
+async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
+    let loading = {
+        let (chain, key, model) = (s.chain.clone(), s.key.clone(), s.model.clone());
+        let (shards, faults) = (s.shards.clone(), s.faults.clone());
+        let directory = s.net.as_ref().map(|n| n.directory.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            load_model(&chain, key, &model, &shards, &faults, directory, runtime)
+        })
+    };
+    let loaded = match loading.await {
+        Ok(Ok(loaded)) => Ok(loaded),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(format!("model loading panicked: {e}")),
+    };
+    let (possession, local) = match loaded {
+        Ok(loaded) => loaded,
+        Err(why) => {
+            tracing::error!(error = %why, "cannot serve the model; the node runs without serving");
+            *s.generator.write().await = GeneratorSlot::Failed(why);
+            return;
+        }
+    };
+    if let Err(e) = local.ensure_registered(&s.shards) {
+        warn!(error = %format!("{e:#}"), "not registered as a worker: no rewards for this node's work");
+    }
+    if let Err(e) = local.ensure_escrow() {
+        warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
+    }
+    if let Some(net) = &s.net {
+        let server = Arc::new(ShardServer::new(
+            local.shards(),
+            s.key.clone(),
+            s.board.clone(),
+        ));
+        s.service.serve(server.clone());
+        tokio::spawn(net.directory.clone().announce_loop(
+            local.account(),
+            s.shards.clone(),
+            move || server.stats(),
+            shutdown.clone(),
+        ));
+        info!("serving shards to the network");
+    }
+    let training = TrainingContext {
+        chain: s.chain.clone(),
+        key: s.key.clone(),
+        model: s.model.blake2_256,
+        base: local.base_weights().clone(),
+        board: s.board,
+        net: s.net,
+    };
+    tokio::spawn(neuroshard_trainer::follow_adapters(
+        training.clone(),
+        local.shards(),
+        shutdown.clone(),
+    ));
+    if let Some(train) = s.train {
+        match Tokenizer::from_gguf_file(possession.path()) {
+            Ok(tokenizer) => {
+                tokio::spawn(neuroshard_trainer::run_holder(
+                    training.clone(),
+                    tokenizer,
+                    train,
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => warn!(error = %e, "cannot train: no tokenizer"),
+        }
+    }
+    let checker = Arc::new(SpotChecker::new(training, local.shards()));
+    tokio::spawn(prober::run(checker.clone(), shutdown.clone()));
+    tokio::spawn(checker.run(shutdown.clone()));
+    *s.generator.write().await = GeneratorSlot::Ready(local);
+    info!("model loaded: HTTP API generations enabled, miner, spot checker and liveness prober started");
+    miner::run(s.chain, s.key, possession, shutdown).await;
+}
+
+/// Fetches and verifies the model, opens its chunk tree and loads this node's shards
+/// (blocking).
+fn load_model(
+    chain: &Arc<Client>,
+    key: Keypair,
+    model: &ModelDescriptor,
+    shards: &[LayerRange],
+    faults: &ServingFaults,
+    directory: Option<Arc<neuroshard_serving::ShardDirectory>>,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<(Arc<ModelPossession>, Arc<LocalWorker>)> {
+    let params = chain.params()?.ponw.model;
+    anyhow::ensure!(
+        params.hash == model.blake2_256,
+        "the chain spec's model descriptor does not match the chain's model hash"
+    );
+    let path = fetch_model(model, &neuroshard_inference::fetch::default_cache_dir())?;
+    info!(path = %path.display(), "model verified; hashing its chunk tree");
+    let possession = ModelPossession::open(&path, params.chunk_size, &params.chunk_root)?;
+    info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "loading shards");
+    let local = LocalWorker::load(
+        &path,
+        model.blake2_256,
+        shards,
+        faults,
+        key,
+        chain.clone(),
+        directory,
+        runtime,
+    )?;
+    Ok((Arc::new(possession), Arc::new(local)))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

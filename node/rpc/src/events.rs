@@ -1,0 +1,247 @@
+//! Block events as JSON for explorers (`neuroshard_events`): one object per event with a
+//! stable `event` name and its fields; accounts as SS58 addresses, hashes as 0x hex,
+//! balances as decimal strings of base units (u128 does not fit a JSON number), layer
+//! ranges as "start-end".
+
+use neuroshard_client::hex_hash;
+use neuroshard_primitives::{crypto, Event, SlashReason};
+use serde_json::{json, Value};
+
+/// The JSON form of one event.
+pub fn event_json(event: &Event) -> Value {
+    let ss58 = crypto::ss58;
+    match event {
+        Event::Transfer { from, to, amount } => {
+            json!({"event": "Transfer", "from": ss58(from), "to": ss58(to), "amount": amount.to_string()})
+        }
+        Event::FeeBurned { who, amount } => {
+            json!({"event": "FeeBurned", "who": ss58(who), "amount": amount.to_string()})
+        }
+        Event::WorkerRegistered {
+            worker,
+            model,
+            shards,
+        } => json!({
+            "event": "WorkerRegistered", "worker": ss58(worker), "model": hex_hash(model),
+            "shards": shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        }),
+        Event::WorkerDeregistered { worker } => {
+            json!({"event": "WorkerDeregistered", "worker": ss58(worker)})
+        }
+        Event::ReceiptAccepted {
+            id,
+            worker,
+            client,
+            epoch,
+            tokens,
+            layers,
+            fee,
+            burned,
+        } => json!({
+            "event": "ReceiptAccepted", "id": hex_hash(id), "worker": ss58(worker),
+            "client": ss58(client), "epoch": epoch, "tokens": tokens, "layers": layers.to_string(),
+            "fee": fee.to_string(), "burned": burned.to_string(),
+        }),
+        Event::EscrowDeposited { client, amount } => {
+            json!({"event": "EscrowDeposited", "client": ss58(client), "amount": amount.to_string()})
+        }
+        Event::EscrowReleaseRequested { client, release_at } => json!({
+            "event": "EscrowReleaseRequested", "client": ss58(client), "releaseAt": release_at,
+        }),
+        Event::EscrowWithdrawn { client, amount } => {
+            json!({"event": "EscrowWithdrawn", "client": ss58(client), "amount": amount.to_string()})
+        }
+        Event::UptimeCredited {
+            worker,
+            epoch,
+            minute,
+        } => json!({
+            "event": "UptimeCredited", "worker": ss58(worker), "epoch": epoch, "minute": minute,
+        }),
+        Event::RewardPaid {
+            account,
+            epoch,
+            tokens,
+            layer_tokens,
+            uptime_minutes,
+            training,
+            reward,
+        } => json!({
+            "event": "RewardPaid", "account": ss58(account), "epoch": epoch, "tokens": tokens,
+            "layerTokens": layer_tokens, "uptimeMinutes": uptime_minutes,
+            "training": training.to_string(), "reward": reward.to_string(),
+        }),
+        Event::Bonded { who, amount } => {
+            json!({"event": "Bonded", "who": ss58(who), "amount": amount.to_string()})
+        }
+        Event::Unbonded {
+            who,
+            amount,
+            unlock_at,
+        } => json!({
+            "event": "Unbonded", "who": ss58(who), "amount": amount.to_string(), "unlockAt": unlock_at,
+        }),
+        Event::Withdrawn { who, amount } => {
+            json!({"event": "Withdrawn", "who": ss58(who), "amount": amount.to_string()})
+        }
+        Event::Slashed {
+            who,
+            amount,
+            reason,
+        } => {
+            let mut v = json!({
+                "event": "Slashed", "who": ss58(who), "amount": amount.to_string(),
+                "reason": reason.as_str(),
+            });
+            match reason {
+                SlashReason::Equivocation { slot } => v["slot"] = json!(slot),
+                SlashReason::FailedSpotCheck { receipt } => v["receipt"] = json!(hex_hash(receipt)),
+            }
+            v
+        }
+        Event::GradientReceiptSubmitted {
+            worker,
+            model,
+            layers,
+            round,
+            pseudo_gradient,
+        } => json!({
+            "event": "GradientReceiptSubmitted", "worker": ss58(worker), "model": hex_hash(model),
+            "layers": layers.to_string(), "round": round, "pseudoGradient": hex_hash(pseudo_gradient),
+        }),
+        Event::RoundResultReported {
+            worker,
+            layers,
+            round,
+            result,
+        } => json!({
+            "event": "RoundResultReported", "worker": ss58(worker), "layers": layers.to_string(),
+            "round": round, "result": hex_hash(result),
+        }),
+        Event::TrainingRoundFinalized {
+            model,
+            layers,
+            round,
+            adapter,
+            accepted,
+            rejected,
+        } => json!({
+            "event": "TrainingRoundFinalized", "model": hex_hash(model), "layers": layers.to_string(),
+            "round": round, "adapter": hex_hash(adapter), "accepted": accepted, "rejected": rejected,
+        }),
+        Event::TrainingRewardPaid {
+            account,
+            layers,
+            round,
+            amount,
+        } => json!({
+            "event": "TrainingRewardPaid", "account": ss58(account), "layers": layers.to_string(),
+            "round": round, "amount": amount.to_string(),
+        }),
+        Event::TrainingRoundRestarted {
+            layers,
+            round,
+            dropped,
+            worker,
+        } => json!({
+            "event": "TrainingRoundRestarted", "layers": layers.to_string(), "round": round,
+            "dropped": dropped, "worker": ss58(worker),
+        }),
+        Event::ReceiptRejected {
+            id,
+            worker,
+            client,
+            reason,
+        } => json!({
+            "event": "ReceiptRejected", "id": hex_hash(id), "worker": ss58(worker),
+            "client": ss58(client), "reason": reason.as_str(),
+        }),
+        Event::ChallengeMissed {
+            worker,
+            minute,
+            heartbeat,
+            probed,
+        } => json!({
+            "event": "ChallengeMissed", "worker": ss58(worker), "minute": minute,
+            "heartbeat": heartbeat, "probed": probed,
+        }),
+        Event::LivenessProbed {
+            worker,
+            minute,
+            prober,
+            answered,
+        } => json!({
+            "event": "LivenessProbed", "worker": ss58(worker), "minute": minute,
+            "prober": ss58(prober), "answered": answered,
+        }),
+        Event::SpotCheckRequested {
+            id,
+            worker,
+            layers,
+            deadline,
+        } => json!({
+            "event": "SpotCheckRequested", "id": hex_hash(id), "worker": ss58(worker),
+            "layers": layers.to_string(), "deadline": deadline,
+        }),
+        Event::SpotCheckPassed {
+            id,
+            worker,
+            checker,
+        } => json!({
+            "event": "SpotCheckPassed", "id": hex_hash(id), "worker": ss58(worker),
+            "checker": ss58(checker),
+        }),
+        Event::SpotCheckFailed {
+            id,
+            worker,
+            checker,
+            verdict,
+            slashed,
+            refunded,
+        } => json!({
+            "event": "SpotCheckFailed", "id": hex_hash(id), "worker": ss58(worker),
+            "checker": ss58(checker), "verdict": verdict.as_str(),
+            "slashed": slashed.to_string(), "refunded": refunded.to_string(),
+        }),
+        Event::SpotCheckExpired { id, worker } => {
+            json!({"event": "SpotCheckExpired", "id": hex_hash(id), "worker": ss58(worker)})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neuroshard_primitives::{AccountId, LayerRange};
+
+    #[test]
+    fn events_have_stable_names_and_exact_amounts() {
+        let who = AccountId::from([1; 32]);
+        let v = event_json(&Event::Slashed {
+            who: who.clone(),
+            amount: u128::MAX,
+            reason: SlashReason::Equivocation { slot: 7 },
+        });
+        assert_eq!(v["event"], "Slashed");
+        assert_eq!(v["amount"], u128::MAX.to_string());
+        assert_eq!(v["reason"], "equivocation");
+        assert_eq!(v["slot"], 7);
+        assert_eq!(v["who"], crypto::ss58(&who));
+        let v = event_json(&Event::TrainingRewardPaid {
+            account: who,
+            layers: LayerRange { start: 0, end: 10 },
+            round: 3,
+            amount: 5,
+        });
+        assert_eq!(v["layers"], "0-10");
+        assert_eq!(v["amount"], "5");
+        let v = event_json(&Event::ReceiptRejected {
+            id: neuroshard_primitives::Hash::zero(),
+            worker: AccountId::from([2; 32]),
+            client: AccountId::from([3; 32]),
+            reason: neuroshard_primitives::RejectReason::Replay,
+        });
+        assert_eq!(v["event"], "ReceiptRejected");
+        assert_eq!(v["reason"], "replay");
+    }
+}

@@ -1,0 +1,171 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text): chain height and finality
+//! lag, peers, transaction pool and pending receipts, tokens served and the speed of
+//! the last generation. Chain figures are refreshed on every new head.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use neuroshard_client::Client;
+use neuroshard_primitives::{Call, PonwCall};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use super::ApiState;
+
+/// The node's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    best_height: Gauge,
+    finalized_height: Gauge,
+    finality_lag: Gauge,
+    peers: Gauge,
+    pool_extrinsics: Gauge,
+    receipts_pending: Gauge,
+    tokens_served: Counter,
+    generations: Counter,
+    tokens_per_second: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("neuroshard");
+        let m = Self {
+            best_height: Gauge::default(),
+            finalized_height: Gauge::default(),
+            finality_lag: Gauge::default(),
+            peers: Gauge::default(),
+            pool_extrinsics: Gauge::default(),
+            receipts_pending: Gauge::default(),
+            tokens_served: Counter::default(),
+            generations: Counter::default(),
+            tokens_per_second: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "best_block_height",
+            "Number of the best block",
+            m.best_height.clone(),
+        );
+        registry.register(
+            "finalized_block_height",
+            "Number of the last finalized block",
+            m.finalized_height.clone(),
+        );
+        registry.register(
+            "finality_lag_blocks",
+            "Best minus finalized block number",
+            m.finality_lag.clone(),
+        );
+        registry.register("peers", "Connected peers", m.peers.clone());
+        registry.register(
+            "pool_extrinsics",
+            "Extrinsics waiting in the transaction pool",
+            m.pool_extrinsics.clone(),
+        );
+        registry.register(
+            "receipts_pending",
+            "Inference receipts in pooled extrinsics",
+            m.receipts_pending.clone(),
+        );
+        registry.register(
+            "tokens_served",
+            "Tokens generated through the API",
+            m.tokens_served.clone(),
+        );
+        registry.register(
+            "generations",
+            "Completed generation requests",
+            m.generations.clone(),
+        );
+        registry.register(
+            "generation_tokens_per_second",
+            "Decode speed of the last generation",
+            m.tokens_per_second.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Records a finished generation.
+    pub fn record_generation(&self, tokens: u32, took: Duration) {
+        self.tokens_served.inc_by(u64::from(tokens));
+        self.generations.inc();
+        let secs = took.as_secs_f64();
+        if secs > 0.0 {
+            self.tokens_per_second.set(f64::from(tokens) / secs);
+        }
+    }
+
+    /// Refreshes the chain figures from the client.
+    pub fn refresh(&self, client: &Client) {
+        let best = client.best_header().number;
+        let finalized = client.finalized_header().number;
+        self.best_height.set(best as i64);
+        self.finalized_height.set(finalized as i64);
+        self.finality_lag.set(best.saturating_sub(finalized) as i64);
+        let pending = client.pending();
+        self.pool_extrinsics.set(pending.len() as i64);
+        let receipts: usize = pending
+            .iter()
+            .map(|xt| match &xt.call {
+                Call::Ponw(PonwCall::SubmitReceipts { receipts }) => receipts.len(),
+                _ => 0,
+            })
+            .sum();
+        self.receipts_pending.set(receipts as i64);
+    }
+
+    /// Sets the connected-peer count.
+    pub fn set_peers(&self, peers: usize) {
+        self.peers.set(peers as i64);
+    }
+
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
+    state.metrics.refresh(&state.client);
+    let peers = crate::system::peer_list(state.net.as_ref()).await;
+    state.metrics.set_peers(peers.len());
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+/// Keeps the chain figures fresh between scrapes.
+pub fn spawn_chain_watcher(
+    client: Arc<Client>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut heads = client.subscribe_new_heads();
+        loop {
+            tokio::select! {
+                head = heads.recv() => match head {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => metrics.refresh(&client),
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+}

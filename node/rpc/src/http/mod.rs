@@ -1,0 +1,75 @@
+//! The HTTP API on 127.0.0.1:8080 (axum): the OpenAI-compatible inference endpoints
+//! (`/v1/models`, `/v1/completions`, `/v1/chat/completions`, with server-sent events
+//! when `stream: true`), Prometheus metrics at `/metrics`, and the explorer page at `/`
+//! with the JSON it polls (`/api/overview`).
+//!
+//! Text generation is behind the serving side's `TextGenerator` trait, so the API does
+//! not care whether the model runs in this process or along a pipeline of peers.
+
+mod explorer;
+mod metrics;
+mod openai;
+
+pub use metrics::Metrics;
+
+use axum::routing::{get, post};
+use axum::Router;
+use neuroshard_client::Client;
+use neuroshard_serving::generator::SharedGenerator;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::info;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    pub client: Arc<Client>,
+    pub generator: SharedGenerator,
+    pub metrics: Arc<Metrics>,
+    /// The node's networking, for the explorer's peer list (None without networking).
+    pub net: Option<neuroshard_serving::ShardNetwork>,
+}
+
+/// The router with every endpoint.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", get(explorer::page))
+        .route("/api/overview", get(explorer::overview))
+        .route("/metrics", get(metrics::render))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .fallback(openai::not_found)
+        .method_not_allowed_fallback(openai::method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves the API on 127.0.0.1:`port` until `shutdown`; returns the bound address.
+pub async fn serve(
+    state: ApiState,
+    port: u16,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    info!("HTTP API listening on {addr} (OpenAI-compatible inference, explorer, metrics)");
+    metrics::spawn_chain_watcher(
+        state.client.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
+    let app = router(state);
+    tokio::spawn(async move {
+        let graceful = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    Ok(addr)
+}

@@ -1,0 +1,117 @@
+//! What the HTTP API and the `neuroshard_generate` RPC call to turn prompts into text:
+//! the [`TextGenerator`] trait (implemented by the node's [`crate::local::LocalWorker`]
+//! over its pipeline of shards), its requests and outputs, the [`Billing`] of a
+//! generation, and the [`GeneratorSlot`] that says whether the node can generate yet.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Most tokens one request may ask for.
+pub const MAX_TOKENS_LIMIT: u32 = 4096;
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationRequest {
+    /// The full prompt (chat template already applied for chat requests).
+    pub prompt: String,
+    pub max_tokens: u32,
+    /// 0 = greedy.
+    pub temperature: f32,
+    pub seed: u64,
+    /// Generation stops before any of these strings.
+    pub stop: Vec<String>,
+    /// Speculative decoding with the n-gram (prompt lookup) drafter; the output is the
+    /// same either way (greedy: identical; sampled: the same distribution).
+    pub speculative: bool,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// What was generated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationOutput {
+    pub text: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub finish_reason: FinishReason,
+    /// Draft tokens proposed and accepted (0 and 0 without speculative decoding).
+    pub drafted: u32,
+    pub accepted_drafts: u32,
+    /// The receipts that bill this generation, when it could be billed.
+    pub billing: Option<Billing>,
+}
+
+/// The receipts of one generation (one per shard, signed by worker and client) and
+/// the `submit_receipts` extrinsic that carries them to the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Billing {
+    pub extrinsic: neuroshard_primitives::Hash,
+    pub receipts: Vec<neuroshard_primitives::Receipt>,
+}
+
+/// Something that turns prompts into text: the local model or a pipeline of peers.
+pub trait TextGenerator: Send + Sync {
+    /// The model id shown by `/v1/models`.
+    fn model_id(&self) -> String;
+    /// Applies the model's chat template.
+    fn render_chat(&self, messages: &[ChatMessage]) -> anyhow::Result<String>;
+    /// Generates, calling `on_text` with each new piece of text; generation stops early
+    /// when `on_text` returns false (the client went away).
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> anyhow::Result<GenerationOutput>;
+}
+
+/// Whether this node can generate text, and if not, why.
+#[derive(Clone)]
+pub enum GeneratorSlot {
+    /// The node serves no shards of the model.
+    NotServing,
+    /// The model is being fetched or loaded.
+    Loading,
+    /// Loading failed (the message says why).
+    Failed(String),
+    Ready(Arc<dyn TextGenerator>),
+}
+
+impl GeneratorSlot {
+    /// The generator, or why this node cannot generate (a message for the user).
+    pub fn ready(&self) -> Result<Arc<dyn TextGenerator>, String> {
+        match self {
+            GeneratorSlot::Ready(gen) => Ok(gen.clone()),
+            GeneratorSlot::Loading => {
+                Err("the model is still being fetched or loaded; retry in a moment".into())
+            }
+            GeneratorSlot::Failed(why) => Err(format!("this node could not load the model: {why}")),
+            GeneratorSlot::NotServing => {
+                Err("this node serves no model shards (start it with --shards and --key)".into())
+            }
+        }
+    }
+}
+
+/// The shared, updatable [`GeneratorSlot`].
+pub type SharedGenerator = Arc<tokio::sync::RwLock<GeneratorSlot>>;

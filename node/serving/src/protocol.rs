@@ -1,0 +1,190 @@
+//! The shard protocol (`/neuroshard/activations/2`, request-response): its messages,
+//! grouped by the concern they serve, and the helpers that send them.
+//!
+//! - [`InferenceCall`]: a pipeline client runs a session's positions through a provider's
+//!   shard, asks for its receipt and ends the session ([`crate::remote::RemoteShard`]);
+//! - [`VerificationCall`]: a validator fetches the spot-check material of a receipt;
+//! - [`TrainingCall`]: holders of a trained shard fetch each other's pseudo-gradients and
+//!   adapter snapshots (Proof of Training).
+//!
+//! [`crate::server::ShardServer`] answers them. Every byte from a peer is decoded with
+//! SCALE under the protocol's size cap; nothing here panics on bad input.
+
+use neuroshard_inference::messages::{ReceiptRequest, ShardRequest, ShardResponse};
+use neuroshard_inference::spot_check::SpotCheckMaterial;
+use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol};
+use neuroshard_primitives::{GradientReceipt, Hash, LayerRange, ReceiptBody, SessionId, Signature};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
+
+/// A call from a peer to a shard provider.
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum ShardCall {
+    Inference(InferenceCall),
+    Verification(VerificationCall),
+    Training(TrainingCall),
+}
+
+/// A pipeline client's calls.
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum InferenceCall {
+    /// Run positions of a session through the shard.
+    Forward(ShardRequest),
+    /// The worker's signed receipt for the session's work up to a position.
+    Receipt {
+        model: Hash,
+        layers: LayerRange,
+        request: ReceiptRequest,
+    },
+    /// The session is over: free its cache.
+    EndSession {
+        model: Hash,
+        layers: LayerRange,
+        session: SessionId,
+    },
+}
+
+/// A validator's calls.
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum VerificationCall {
+    /// The spot-check material of a receipt this node issued.
+    Material {
+        model: Hash,
+        layers: LayerRange,
+        receipt: Hash,
+    },
+}
+
+/// Proof of Training's calls between the holders of a shard.
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum TrainingCall {
+    /// A pseudo-gradient of a training round, named by its hash as the chain recorded it.
+    Gradient {
+        model: Hash,
+        layers: LayerRange,
+        round: u32,
+        pseudo_gradient: Hash,
+    },
+    /// The snapshot of an adapter version (to serve it, to resume training from it, or
+    /// to spot-check a receipt made with it).
+    Adapter {
+        model: Hash,
+        layers: LayerRange,
+        version: Hash,
+    },
+}
+
+/// A provider's answer.
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum ShardReply {
+    Inference(InferenceReply),
+    Verification(VerificationReply),
+    Training(TrainingReply),
+    /// The provider could not serve the call (unknown shard, lost session, bad input).
+    Error(String),
+}
+
+/// Answers to [`InferenceCall`]s. (Wire messages: decoded once and moved a few times,
+/// so the variants' size difference costs nothing worth a box.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum InferenceReply {
+    Forward(ShardResponse),
+    Receipt {
+        body: ReceiptBody,
+        /// The encoded `ActivationCommitment` whose hash the body carries.
+        commitment: Vec<u8>,
+        worker_signature: Signature,
+    },
+    Done,
+}
+
+/// Answers to [`VerificationCall`]s.
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum VerificationReply {
+    /// The material of the receipt asked for (`None`: not archived).
+    Material(Option<SpotCheckMaterial>),
+}
+
+/// Answers to [`TrainingCall`]s.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Encode, Decode)]
+pub enum TrainingReply {
+    /// The gradient receipt and encoded pseudo-gradient asked for (`None`: not held).
+    Gradient(Option<(GradientReceipt, Vec<u8>)>),
+    /// The encoded `AdapterSnapshot` of the version asked for (`None`: not held).
+    Adapter(Option<Vec<u8>>),
+}
+
+impl From<InferenceCall> for ShardCall {
+    fn from(call: InferenceCall) -> Self {
+        ShardCall::Inference(call)
+    }
+}
+
+impl From<VerificationCall> for ShardCall {
+    fn from(call: VerificationCall) -> Self {
+        ShardCall::Verification(call)
+    }
+}
+
+impl From<TrainingCall> for ShardCall {
+    fn from(call: TrainingCall) -> Self {
+        ShardCall::Training(call)
+    }
+}
+
+/// Sends `call` to `peer` from async code and decodes the reply; an error reply or an
+/// undecodable one (whose sender is penalised) is an `Err`.
+pub async fn ask(
+    network: &NetworkHandle,
+    peer: PeerId,
+    call: impl Into<ShardCall>,
+) -> anyhow::Result<ShardReply> {
+    let bytes = network
+        .request(peer, Protocol::Activations, call.into().encode())
+        .await?;
+    decode_reply(network, peer, &bytes).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Decodes a reply from `peer`: an error reply is an `Err` with the peer's message, an
+/// undecodable one an `Err` that also penalises the peer.
+pub fn decode_reply(
+    network: &NetworkHandle,
+    peer: PeerId,
+    bytes: &[u8],
+) -> Result<ShardReply, String> {
+    match ShardReply::decode_all(&mut &bytes[..]) {
+        Ok(ShardReply::Error(e)) => Err(format!("peer says: {e}")),
+        Ok(reply) => Ok(reply),
+        Err(e) => {
+            network.penalise(peer, Offence::Malformed);
+            Err(format!("undecodable reply: {e}"))
+        }
+    }
+}
+
+/// Asks `peer` for the spot-check material of receipt `id` (body `body`): `Ok(None)`
+/// when the worker answers that it has none, `Err` when it could not be asked or its
+/// answer is not an answer (the caller retries, then gives a `NoAnswer` verdict).
+pub async fn fetch_material(
+    network: &NetworkHandle,
+    peer: PeerId,
+    body: &ReceiptBody,
+    id: &Hash,
+) -> anyhow::Result<Option<SpotCheckMaterial>> {
+    let call = VerificationCall::Material {
+        model: body.model,
+        layers: body.layers,
+        receipt: *id,
+    };
+    match ask(network, peer, call).await? {
+        ShardReply::Verification(VerificationReply::Material(found)) => Ok(found),
+        _ => anyhow::bail!("reply is not spot-check material"),
+    }
+}
+
+/// First characters of a peer id's base58 tail, for logs and names.
+pub fn short_peer(peer: &PeerId) -> String {
+    let s = peer.to_base58();
+    s[s.len().saturating_sub(8)..].to_string()
+}

@@ -1,0 +1,148 @@
+//! A shard served by another node: [`RemoteShard`] is a [`ShardTransport`] that sends
+//! the pipeline's [`InferenceCall`]s to the provider over the network handle.
+//!
+//! Receipts cross the network signed: the serving node signs the receipt body with its
+//! chain key, and the client checks that signature, the worker account it expected, the
+//! session and the commitment before it counter-signs.
+
+use crate::protocol::{decode_reply, short_peer, InferenceCall, InferenceReply, ShardReply};
+use neuroshard_inference::commitment::ActivationCommitment;
+use neuroshard_inference::messages::{ReceiptRequest, SessionReceipt, ShardRequest, ShardResponse};
+use neuroshard_inference::transport::ShardTransport;
+use neuroshard_inference::InferenceError;
+use neuroshard_network::{NetworkHandle, PeerId, Protocol};
+use neuroshard_primitives::{crypto, AccountId, Hash, LayerRange, SessionId};
+use parity_scale_codec::Encode;
+
+/// A shard served by another node, reached through the network.
+pub struct RemoteShard {
+    network: NetworkHandle,
+    runtime: tokio::runtime::Handle,
+    peer: PeerId,
+    /// The chain account the provider's records say signs its receipts.
+    worker: AccountId,
+    model: Hash,
+    layers: LayerRange,
+}
+
+impl RemoteShard {
+    pub fn new(
+        network: NetworkHandle,
+        runtime: tokio::runtime::Handle,
+        peer: PeerId,
+        worker: AccountId,
+        model: Hash,
+        layers: LayerRange,
+    ) -> Self {
+        Self {
+            network,
+            runtime,
+            peer,
+            worker,
+            model,
+            layers,
+        }
+    }
+
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> InferenceError {
+        InferenceError::Transport {
+            shard: self.name(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Sends `call` and decodes the reply; runs on a blocking thread (the pipeline's).
+    fn call(&self, call: InferenceCall) -> Result<InferenceReply, InferenceError> {
+        let call = crate::protocol::ShardCall::Inference(call);
+        let bytes = futures::executor::block_on(self.network.request(
+            self.peer,
+            Protocol::Activations,
+            call.encode(),
+        ))
+        .map_err(|e| self.fail(e.to_string()))?;
+        match decode_reply(&self.network, self.peer, &bytes).map_err(|e| self.fail(e))? {
+            ShardReply::Inference(reply) => Ok(reply),
+            _ => Err(self.fail("reply is not an inference reply")),
+        }
+    }
+}
+
+impl ShardTransport for RemoteShard {
+    fn name(&self) -> String {
+        format!("{}:{}", short_peer(&self.peer), self.layers)
+    }
+
+    fn layers(&self) -> LayerRange {
+        self.layers
+    }
+
+    fn model(&self) -> Hash {
+        self.model
+    }
+
+    fn forward(&self, req: &ShardRequest) -> Result<ShardResponse, InferenceError> {
+        match self.call(InferenceCall::Forward(req.clone()))? {
+            InferenceReply::Forward(resp)
+                if resp.session == req.session && resp.start_pos == req.start_pos =>
+            {
+                Ok(resp)
+            }
+            _ => Err(self.fail("reply does not answer the request")),
+        }
+    }
+
+    fn receipt(&self, req: &ReceiptRequest) -> Result<SessionReceipt, InferenceError> {
+        let call = InferenceCall::Receipt {
+            model: self.model,
+            layers: self.layers,
+            request: req.clone(),
+        };
+        let InferenceReply::Receipt {
+            body,
+            commitment,
+            worker_signature,
+        } = self.call(call)?
+        else {
+            return Err(self.fail("reply is not a receipt"));
+        };
+        let commitment = ActivationCommitment::decode(&commitment)
+            .ok_or_else(|| self.fail("receipt commitment does not decode"))?;
+        let expected = body.worker == self.worker
+            && body.client == req.client
+            && body.session == req.session
+            && body.epoch == req.epoch
+            && body.model == self.model
+            && body.layers == self.layers
+            && body.position_end <= req.until
+            && body.commitment == commitment.hash();
+        if !expected {
+            return Err(self.fail("receipt does not match the work asked for"));
+        }
+        if !crypto::verify(&worker_signature, &body.worker_payload(), &body.worker) {
+            return Err(self.fail("receipt's worker signature is invalid"));
+        }
+        Ok(SessionReceipt {
+            body,
+            commitment,
+            worker_signature: Some(worker_signature),
+        })
+    }
+
+    fn end_session(&self, session: &SessionId) {
+        let call = crate::protocol::ShardCall::Inference(InferenceCall::EndSession {
+            model: self.model,
+            layers: self.layers,
+            session: *session,
+        });
+        let (network, peer) = (self.network.clone(), self.peer);
+        self.runtime.spawn(async move {
+            let _ = network
+                .request(peer, Protocol::Activations, call.encode())
+                .await;
+        });
+    }
+}

@@ -1,0 +1,221 @@
+//! The provider side of the shard protocol: [`ShardServer`] answers peers' calls with
+//! this node's loaded shards (inference and verification calls) and hands training calls
+//! to the node's [`TrainingService`]; [`ShardService`] is what the node's event loop asks,
+//! before and after the model is loaded. The server also keeps the load figures the node
+//! announces in its provider record.
+
+use crate::protocol::{
+    InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
+    VerificationCall, VerificationReply,
+};
+use neuroshard_inference::messages::ShardOutput;
+use neuroshard_inference::shard::Shard;
+use neuroshard_primitives::{AccountId, Hash, Keypair, LayerRange, SessionId};
+use parity_scale_codec::{DecodeAll, Encode};
+use parking_lot::{Mutex, RwLock};
+use sp_core::Pair as _;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Answers Proof-of-Training calls (the node's training board).
+pub trait TrainingService: Send + Sync {
+    fn answer(&self, call: TrainingCall) -> TrainingReply;
+}
+
+/// A node that takes no part in Proof of Training: it holds no pseudo-gradients or
+/// adapter snapshots.
+pub struct NoTraining;
+
+impl TrainingService for NoTraining {
+    fn answer(&self, call: TrainingCall) -> TrainingReply {
+        match call {
+            TrainingCall::Gradient { .. } => TrainingReply::Gradient(None),
+            TrainingCall::Adapter { .. } => TrainingReply::Adapter(None),
+        }
+    }
+}
+
+/// Sessions idle for longer than this no longer count as load.
+const SESSION_IDLE: Duration = Duration::from_secs(120);
+/// Window over which throughput is measured.
+const THROUGHPUT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Load figures a provider announces in its DHT record.
+#[derive(Default)]
+struct ServeStats {
+    sessions: HashMap<SessionId, Instant>,
+    /// (when, positions) of recent forward calls.
+    recent: VecDeque<(Instant, u32)>,
+}
+
+/// Answers shard calls from peers with this node's shards, signing receipts with `key`,
+/// and Proof-of-Training calls with `training`.
+pub struct ShardServer {
+    shards: Vec<Arc<Shard>>,
+    key: Keypair,
+    stats: Mutex<ServeStats>,
+    training: Arc<dyn TrainingService>,
+}
+
+impl ShardServer {
+    pub fn new(shards: Vec<Arc<Shard>>, key: Keypair, training: Arc<dyn TrainingService>) -> Self {
+        Self {
+            shards,
+            key,
+            stats: Mutex::new(ServeStats::default()),
+            training,
+        }
+    }
+
+    /// (active sessions, throughput in milli-positions per second over the last minute).
+    pub fn stats(&self) -> (u32, u64) {
+        let mut stats = self.stats.lock();
+        let now = Instant::now();
+        stats
+            .sessions
+            .retain(|_, last| now.duration_since(*last) < SESSION_IDLE);
+        while stats
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > THROUGHPUT_WINDOW)
+        {
+            stats.recent.pop_front();
+        }
+        let positions: u64 = stats.recent.iter().map(|(_, n)| u64::from(*n)).sum();
+        let milli = positions * 1000 / THROUGHPUT_WINDOW.as_secs();
+        (stats.sessions.len() as u32, milli)
+    }
+
+    fn record_forward(&self, session: SessionId, positions: u32) {
+        let mut stats = self.stats.lock();
+        let now = Instant::now();
+        if stats.sessions.insert(session, now).is_none() {
+            tracing::info!(session = %hex::encode(&session[..4]), "serving a new session for a peer");
+        }
+        stats.recent.push_back((now, positions));
+        if stats.recent.len() > 100_000 {
+            stats.recent.pop_front();
+        }
+    }
+
+    fn shard(&self, model: &Hash, layers: LayerRange) -> Result<&Arc<Shard>, String> {
+        self.shards
+            .iter()
+            .find(|s| s.model() == *model && s.layers() == layers)
+            .ok_or_else(|| format!("this node does not serve layers {layers} of that model"))
+    }
+
+    /// Answers one call (on a blocking thread: forwards run the model); failures
+    /// become [`ShardReply::Error`].
+    pub fn answer(&self, call: ShardCall) -> ShardReply {
+        let reply = match call {
+            ShardCall::Inference(call) => self.answer_inference(call).map(ShardReply::Inference),
+            ShardCall::Verification(call) => {
+                self.answer_verification(call).map(ShardReply::Verification)
+            }
+            ShardCall::Training(call) => Ok(ShardReply::Training(self.training.answer(call))),
+        };
+        reply.unwrap_or_else(ShardReply::Error)
+    }
+
+    fn answer_inference(&self, call: InferenceCall) -> Result<InferenceReply, String> {
+        match call {
+            InferenceCall::Forward(req) => {
+                let shard = self.shard(&req.model, req.layers)?;
+                let reply = shard.handle(&req).map_err(|e| e.to_string())?;
+                let positions = match &reply.output {
+                    ShardOutput::Argmax(v) => v.len() as u32,
+                    ShardOutput::Hidden(a) | ShardOutput::Logits(a) => a
+                        .shape
+                        .get(a.shape.len().saturating_sub(2))
+                        .copied()
+                        .unwrap_or(0),
+                };
+                self.record_forward(req.session, positions);
+                Ok(InferenceReply::Forward(reply))
+            }
+            InferenceCall::Receipt {
+                model,
+                layers,
+                request,
+            } => {
+                let shard = self.shard(&model, layers)?;
+                let worker: AccountId = self.key.public().into();
+                let receipt = shard.receipt(worker, &request).map_err(|e| e.to_string())?;
+                Ok(InferenceReply::Receipt {
+                    worker_signature: receipt.body.sign_as_worker(&self.key),
+                    body: receipt.body,
+                    commitment: receipt.commitment.encode(),
+                })
+            }
+            InferenceCall::EndSession {
+                model,
+                layers,
+                session,
+            } => {
+                self.shard(&model, layers)?.end_session(&session);
+                self.stats.lock().sessions.remove(&session);
+                Ok(InferenceReply::Done)
+            }
+        }
+    }
+
+    fn answer_verification(&self, call: VerificationCall) -> Result<VerificationReply, String> {
+        match call {
+            VerificationCall::Material {
+                model,
+                layers,
+                receipt,
+            } => Ok(VerificationReply::Material(
+                self.shard(&model, layers)?.material(&receipt),
+            )),
+        }
+    }
+}
+
+/// The node's answers to shard-protocol requests: its [`ShardServer`] once the model is
+/// loaded, an error reply before.
+#[derive(Clone, Default)]
+pub struct ShardService {
+    server: Arc<RwLock<Option<Arc<ShardServer>>>>,
+    /// Fault injection for tests: answer every forward call from a peer with an error (a
+    /// freeloader that stays online, holds the model and heartbeats, but serves nobody);
+    /// its liveness probes fail, so it earns no uptime.
+    #[cfg(feature = "fault-injection")]
+    refuse_forwards: bool,
+}
+
+impl ShardService {
+    /// The service of a node with the deliberate `faults` of a test build.
+    #[allow(unused_variables)]
+    pub fn new(faults: &crate::local::ServingFaults) -> Self {
+        Self {
+            server: Arc::default(),
+            #[cfg(feature = "fault-injection")]
+            refuse_forwards: faults.refuse_forwards,
+        }
+    }
+
+    /// Starts answering with `server`.
+    pub fn serve(&self, server: Arc<ShardServer>) {
+        *self.server.write() = Some(server);
+    }
+
+    /// Answers the encoded call `data` (`None`: undecodable, the caller penalises the
+    /// sender). Forwards run the model, so the answer is computed on a blocking thread.
+    pub async fn answer(&self, data: Vec<u8>) -> Option<Vec<u8>> {
+        let call = ShardCall::decode_all(&mut &data[..]).ok()?;
+        #[cfg(feature = "fault-injection")]
+        if self.refuse_forwards && matches!(call, ShardCall::Inference(InferenceCall::Forward(_))) {
+            return Some(ShardReply::Error("busy".into()).encode());
+        }
+        let server = self.server.read().clone();
+        let Some(server) = server else {
+            return Some(ShardReply::Error("this node serves no shards (yet)".into()).encode());
+        };
+        tokio::task::spawn_blocking(move || server.answer(call).encode())
+            .await
+            .ok()
+    }
+}

@@ -1,0 +1,313 @@
+//! The validator's spot checker: watches the chain's pending spot checks and answers the
+//! ones assigned to this node (each check goes to one validator, chosen by the receipt
+//! id, so the set shares the work). For each it gets the worker's spot-check material —
+//! from this node's own shards when the worker is this node, otherwise over the network
+//! from the worker's announced peers — re-runs the receipt's layers on the committed
+//! inputs (`neuroshard_inference::spot_check::check_receipt`) and submits the verdict.
+//! A receipt made with a trained adapter is re-run with that adapter version merged in
+//! (its snapshot from this node's training board or from the worker's peers).
+//!
+//! A worker that cannot produce the material after [`NO_ANSWER_AFTER`] tries gets a
+//! `NoAnswer` verdict. A check this node cannot run (no network to reach a remote worker,
+//! its own failure to load the layers) is left alone and expires, credited: the chain
+//! punishes only on evidence.
+//!
+//! The executors it builds for layers and adapter versions it does not serve (and the
+//! peer lookup) also serve the validator's liveness prober ([`crate::prober`]).
+
+use anyhow::Context;
+use neuroshard_client::hex_hash;
+use neuroshard_inference::shard::{ServedWeights, Shard};
+use neuroshard_inference::spot_check::{check_receipt, CheckOutcome, SpotCheckMaterial};
+use neuroshard_inference::ShardExecutor;
+use neuroshard_network::PeerId;
+use neuroshard_primitives::{
+    AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
+};
+use neuroshard_runtime::{ponw, Runtime};
+use neuroshard_serving::protocol::fetch_material;
+use neuroshard_trainer::{adapter_weights, TrainingContext};
+use neuroshard_training::AdapterSnapshot;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Failed attempts to get a remote worker's material before the verdict is `NoAnswer`.
+pub const NO_ANSWER_AFTER: u32 = 3;
+
+/// The validator that checks receipt `id`: `validators[id mod n]`.
+pub fn assigned_checker<'a>(id: &Hash, validators: &'a [AccountId]) -> Option<&'a AccountId> {
+    if validators.is_empty() {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&id.as_bytes()[..8]);
+    Some(&validators[(u64::from_le_bytes(word) % validators.len() as u64) as usize])
+}
+
+/// Executors built for checks, by (layers, adapter version).
+type Executors = HashMap<(LayerRange, Option<Hash>), Arc<ServedWeights>>;
+
+/// Most executors kept (each holds its layers' weights; adapter ones in f32).
+const EXECUTORS_KEPT: usize = 8;
+
+/// See the module docs.
+pub struct SpotChecker {
+    /// The chain, the node's key, the base model, the network and the training board.
+    ctx: TrainingContext,
+    me: AccountId,
+    /// This node's shards: its own receipts' material and ready executors.
+    local: Vec<Arc<Shard>>,
+    /// Executors for layers (or adapter versions) this node does not serve, built on
+    /// first use.
+    loaded: Mutex<Executors>,
+}
+
+impl SpotChecker {
+    pub fn new(ctx: TrainingContext, local: Vec<Arc<Shard>>) -> Self {
+        Self {
+            me: ctx.account(),
+            ctx,
+            local,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn local_shard(&self, layers: &LayerRange) -> Option<&Arc<Shard>> {
+        self.local.iter().find(|s| s.layers() == *layers)
+    }
+
+    /// An executor for `layers` with adapter version `adapter` (`snapshot`: that
+    /// version's values, when it names one): this node's own shard when it serves exactly
+    /// that, otherwise one built from the base model and kept for later checks.
+    pub(crate) fn executor(
+        &self,
+        layers: LayerRange,
+        adapter: Option<Hash>,
+        snapshot: Option<&AdapterSnapshot>,
+    ) -> anyhow::Result<Arc<ServedWeights>> {
+        if let Some(shard) = self.local_shard(&layers) {
+            let served = shard.weights();
+            if served.adapter == adapter {
+                return Ok(served);
+            }
+        }
+        let key = (layers, adapter);
+        if let Some(exec) = self.loaded.lock().get(&key) {
+            return Ok(exec.clone());
+        }
+        let weights = match (adapter, snapshot) {
+            (None, _) => self
+                .ctx
+                .base
+                .slice(layers.start as usize..layers.end as usize)?,
+            (Some(_), Some(s)) => {
+                let layout = self.ctx.layout(layers)?;
+                adapter_weights(&self.ctx.base, &layout, layers, s)?
+            }
+            (Some(v), None) => anyhow::bail!("no snapshot of adapter {}", hex_hash(&v)),
+        };
+        let exec = Arc::new(ServedWeights {
+            exec: ShardExecutor::new(weights)?,
+            adapter,
+        });
+        let mut loaded = self.loaded.lock();
+        if loaded.len() >= EXECUTORS_KEPT {
+            loaded.clear();
+        }
+        loaded.insert(key, exec.clone());
+        Ok(exec)
+    }
+
+    /// The snapshot of adapter version `adapter` of `layers`, when it names one (from
+    /// this node's board or from peers, `worker`'s first).
+    pub(crate) async fn snapshot_of(
+        &self,
+        layers: LayerRange,
+        adapter: Option<Hash>,
+        worker: &AccountId,
+    ) -> anyhow::Result<Option<AdapterSnapshot>> {
+        match adapter {
+            Some(version) => Ok(Some(
+                self.ctx.snapshot(layers, &version, Some(worker)).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Re-runs `body` from `material` on an executor for its layers and adapter version.
+    fn run_check(
+        &self,
+        body: &ReceiptBody,
+        material: &SpotCheckMaterial,
+        snapshot: Option<AdapterSnapshot>,
+    ) -> anyhow::Result<CheckOutcome> {
+        let exec = self.executor(body.layers, body.adapter, snapshot.as_ref())?;
+        Ok(check_receipt(&exec.exec, body, material)?)
+    }
+
+    /// The peers `worker` announced in the provider directory.
+    pub(crate) fn peers_of(&self, worker: &AccountId) -> anyhow::Result<Vec<PeerId>> {
+        let net = self
+            .ctx
+            .net
+            .as_ref()
+            .context("no network to reach the worker")?;
+        let peers: Vec<_> = net
+            .directory
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.account == *worker)
+            .map(|p| p.peer)
+            .collect();
+        anyhow::ensure!(!peers.is_empty(), "the worker announces no peer");
+        Ok(peers)
+    }
+
+    pub(crate) fn context(&self) -> &TrainingContext {
+        &self.ctx
+    }
+
+    pub(crate) fn account(&self) -> &AccountId {
+        &self.me
+    }
+
+    /// The worker's material: `Ok(None)` when the worker says it has none, `Err` when it
+    /// could not be asked (network failure, no known peer).
+    async fn material(
+        &self,
+        id: &Hash,
+        body: &ReceiptBody,
+    ) -> anyhow::Result<Option<SpotCheckMaterial>> {
+        if body.worker == self.me {
+            return Ok(self.local_shard(&body.layers).and_then(|s| s.material(id)));
+        }
+        let peers = self.peers_of(&body.worker)?;
+        let net = self.ctx.net.as_ref().context("no network")?;
+        let mut last = None;
+        for peer in peers {
+            match fetch_material(&net.network, peer, body, id).await {
+                Ok(found) => return Ok(found),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no peer answered")))
+    }
+
+    /// Decides one check: `None` when no verdict can be given yet.
+    async fn decide(
+        self: &Arc<Self>,
+        id: Hash,
+        body: ReceiptBody,
+        failures: &mut HashMap<Hash, u32>,
+    ) -> Option<SpotCheckVerdict> {
+        let fetched = async {
+            let material = self.material(&id, &body).await?;
+            let snapshot = self
+                .snapshot_of(body.layers, body.adapter, &body.worker)
+                .await?;
+            anyhow::Ok(material.map(|m| (m, snapshot)))
+        };
+        let (material, snapshot) = match fetched.await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Some(SpotCheckVerdict::NoAnswer),
+            Err(e) => {
+                let tries = failures.entry(id).or_default();
+                *tries += 1;
+                warn!(receipt = %hex_hash(&id), tries = *tries, error = %format!("{e:#}"), "spot-check material not fetched");
+                let remote_failure = self.ctx.net.is_some() && *tries >= NO_ANSWER_AFTER;
+                return remote_failure.then_some(SpotCheckVerdict::NoAnswer);
+            }
+        };
+        let checker = self.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || checker.run_check(&body, &material, snapshot))
+                .await;
+        match outcome {
+            Ok(Ok(CheckOutcome::Match)) => Some(SpotCheckVerdict::Match),
+            Ok(Ok(CheckOutcome::Mismatch(why))) => {
+                warn!(receipt = %hex_hash(&id), reason = %why, "spot check failed");
+                Some(SpotCheckVerdict::Mismatch)
+            }
+            Ok(Err(e)) => {
+                warn!(receipt = %hex_hash(&id), error = %format!("{e:#}"), "could not run the spot check");
+                None
+            }
+            Err(e) => {
+                warn!(receipt = %hex_hash(&id), error = %e, "spot check panicked");
+                None
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Checks answered (verdict in the pool or a block) and fetch failures so far.
+        let mut answered: std::collections::HashSet<Hash> = Default::default();
+        let mut failures: HashMap<Hash, u32> = HashMap::new();
+        loop {
+            if !self.ctx.chain.wait_half_slot(&mut shutdown).await {
+                return;
+            }
+            let read = self.ctx.chain.with_best_state(|state, _| {
+                Ok::<_, anyhow::Error>((
+                    ponw::spot_checks::all_pending(state)?,
+                    Runtime::validators(state)?,
+                ))
+            });
+            let (pending, validators) = match read {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "spot checker could not read the chain");
+                    continue;
+                }
+            };
+            answered.retain(|id| pending.iter().any(|(p, _)| p == id));
+            failures.retain(|id, _| pending.iter().any(|(p, _)| p == id));
+            for (id, check) in pending {
+                if answered.contains(&id) || assigned_checker(&id, &validators) != Some(&self.me) {
+                    continue;
+                }
+                let Some(verdict) = self.decide(id, check.body, &mut failures).await else {
+                    continue;
+                };
+                let call = Call::Ponw(PonwCall::SubmitSpotCheck {
+                    receipt: id,
+                    verdict,
+                });
+                match self.ctx.chain.sign_and_submit(&self.ctx.key, call) {
+                    Ok(_) => {
+                        info!(receipt = %hex_hash(&id), verdict = verdict.as_str(), "spot-check verdict submitted");
+                        answered.insert(id);
+                    }
+                    Err(e) => {
+                        warn!(receipt = %hex_hash(&id), error = %format!("{e:#}"), "spot-check verdict not submitted")
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_spread_over_the_validators() {
+        let validators: Vec<AccountId> = (0..4u8).map(|i| AccountId::from([i; 32])).collect();
+        let mut counts = [0usize; 4];
+        for i in 0..4_000u32 {
+            let id = neuroshard_primitives::blake2_256(&i.to_le_bytes());
+            let who = assigned_checker(&id, &validators).unwrap();
+            counts[validators.iter().position(|v| v == who).unwrap()] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (800..1_200).contains(&c)),
+            "{counts:?}"
+        );
+        assert!(assigned_checker(&Hash::zero(), &[]).is_none());
+    }
+}
