@@ -145,8 +145,9 @@ struct EventLoop {
     genesis: Hash,
     listen_addrs: Vec<Multiaddr>,
     peers: PeerBook,
-    /// Requests in flight: the peer asked (its connection is kept) and who waits.
-    requests: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
+    /// Requests in flight: the peer asked (its connection is kept) and who waits. Keyed
+    /// by protocol too: each request-response behaviour numbers its requests from 1.
+    requests: HashMap<(Protocol, OutboundRequestId), (PeerId, ResponseSender)>,
     connections: ConnectionManager,
     provider_queries: HashMap<QueryId, (oneshot::Sender<HashSet<PeerId>>, HashSet<PeerId>)>,
     record_queries: HashMap<QueryId, oneshot::Sender<Option<Vec<u8>>>>,
@@ -279,7 +280,7 @@ impl EventLoop {
                     Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
                     Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
                 };
-                self.requests.insert(id, (peer, done));
+                self.requests.insert((protocol, id), (peer, done));
             }
             Command::Respond { reply, data } => {
                 let result = match reply.protocol {
@@ -464,7 +465,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some((_, done)) = self.requests.remove(&request_id) {
+                if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
                     let _ = done.send(Ok(response));
                 }
             }
@@ -479,7 +480,7 @@ impl EventLoop {
                         self.penalise(peer, Offence::Malformed, "oversized or malformed response");
                     }
                 }
-                if let Some((_, done)) = self.requests.remove(&request_id) {
+                if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
                     let _ = done.send(Err(NetworkError::Request {
                         peer,
                         reason: error.to_string(),

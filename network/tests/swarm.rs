@@ -279,3 +279,22 @@ async fn a_node_keeps_its_connection_budget_and_the_dht_still_works() {
         }
     }
 }
+
+/// Requests of the two protocols in flight at once get their own answers: the two
+/// request-response behaviours number their requests independently (both start at 1),
+/// so the service must not confuse a sync request with a shard call of the same number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_both_protocols_get_their_own_answers() {
+    let (server, server_events) = node(vec![]).await;
+    let (client, _client_events) = node(vec![p2p_addr(&server).await]).await;
+    let (seen, _) = mpsc::unbounded_channel();
+    serve(server.clone(), server_events, seen);
+    let peer = server.local_peer_id();
+    for round in 0u8..20 {
+        let sync = client.request(peer, Protocol::Sync, vec![1, round]);
+        let shard = client.request(peer, Protocol::Activations, vec![2, round, 9]);
+        let (sync, shard) = tokio::join!(sync, shard);
+        assert_eq!(sync.unwrap(), vec![round, 1], "sync answer of round {round}");
+        assert_eq!(shard.unwrap(), vec![9, round, 2], "shard answer of round {round}");
+    }
+}
