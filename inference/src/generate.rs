@@ -6,12 +6,13 @@ use crate::decode::{decode, DecodeOptions, DecodeStats};
 use crate::drafter::{Drafter, ModelDrafter, NgramDrafter};
 use crate::error::{InferenceError, Result};
 use crate::fetch::{default_cache_dir, ensure_model, hash_file, smollm2_135m_q4_1};
+use crate::messages::{RecordedWork, WorkRequest};
 use crate::pipeline::{Hop, PipelineClient};
 use crate::shard::Shard;
 use crate::tokenizer::{ChatMessage, Tokenizer};
 use crate::transport::{InProcessTransport, ShardTransport};
 use crate::weights::{ModelSource, ModelWeights, Precision};
-use neuroshard_primitives::{AccountId, Hash, LayerRange};
+use neuroshard_primitives::{Hash, LayerRange};
 use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -131,12 +132,10 @@ pub fn local_route(
     let ranges = if ranges.is_empty() { &all[..] } else { ranges };
     ranges
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             let shard = Shard::new(weights.slice(r.start as usize..r.end as usize)?, hash)?;
-            let worker = AccountId::from([i as u8 + 1; 32]);
             Ok(Arc::new(
-                InProcessTransport::new(Arc::new(shard), worker).with_latency(latency),
+                InProcessTransport::new(Arc::new(shard)).with_latency(latency),
             ))
         })
         .collect()
@@ -153,6 +152,30 @@ pub fn client_for(
         .map(|t| Hop::new(vec![t.clone() as Arc<dyn ShardTransport>]))
         .collect();
     PipelineClient::new(hash, session, hops)
+}
+
+/// The work records of in-process `transports` (one per hop, as [`client_for`] routes
+/// them) for `client`'s session up to `until`, each checked against what its hop was
+/// sent (as a billing client checks a record before it counter-signs).
+pub fn record_local_work(
+    transports: &[Arc<InProcessTransport>],
+    client: &PipelineClient,
+    until: u32,
+) -> Result<Vec<RecordedWork>> {
+    client
+        .served(until)
+        .iter()
+        .zip(transports)
+        .map(|(served, t)| {
+            let req = WorkRequest {
+                session: client.session(),
+                until,
+            };
+            let recorded = t.record_work(&req)?;
+            served.check(&recorded.record)?;
+            Ok(recorded)
+        })
+        .collect()
 }
 
 /// Runs a generation locally. Prints progress and streams the text when `opts.print`.

@@ -1,8 +1,9 @@
 //! NeuroShard's inference engine: fetching and loading the model (GGUF or safetensors
 //! Llama), its tokenizer, the shard executor for a layer range with per-session KV caches,
 //! the pipeline client over a [`ShardTransport`], speculative decoding with n-gram and
-//! small-model drafters, and the activation commitments and receipt bodies that let the
-//! ledger pay for verified work.
+//! small-model drafters, and the activation commitments and chain-agnostic work records
+//! (what a shard did for a session) that the node's billing turns into receipts and a
+//! validator re-runs in a spot check. Nothing here knows accounts, epochs or signatures.
 
 pub mod commitment;
 pub mod config;
@@ -34,8 +35,10 @@ pub use drafter::{Draft, Drafter, ModelDrafter, NgramDrafter};
 pub use error::{InferenceError, Result};
 pub use executor::{KvCache, ShardExecutor};
 pub use generate::{generate, DraftMode, GenerateOptions, GenerateOutput};
-pub use messages::{HeadMode, ShardRequest, ShardResponse, WireDType};
-pub use pipeline::{HeadResult, Hop, PipelineClient};
+pub use messages::{
+    HeadMode, RecordedWork, ShardRequest, ShardResponse, WireDType, WorkRecord, WorkRequest,
+};
+pub use pipeline::{HeadResult, Hop, PipelineClient, ServedHop};
 pub use shard::Shard;
 pub use transport::{InProcessTransport, ShardTransport};
 pub use weights::{ModelSource, ModelWeights, Precision};

@@ -7,7 +7,7 @@ use crate::commitment::ActivationCommitment;
 use crate::error::{InferenceError, Result};
 use candle_core::{DType, Device, Tensor};
 use half::f16;
-use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId, Signature};
+use neuroshard_primitives::{blake2_256, Hash, LayerRange, SessionId};
 use parity_scale_codec::{Decode, Encode};
 
 /// Element type of activations on the wire.
@@ -124,24 +124,48 @@ pub struct ShardResponse {
     pub output: ShardOutput,
 }
 
-/// The client asks a worker for a receipt covering its session work up to `until`.
+/// A client asks a provider to account for its work on a session up to `until`.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct ReceiptRequest {
+pub struct WorkRequest {
     pub session: SessionId,
-    pub client: AccountId,
-    pub epoch: u32,
     /// One past the last accepted position.
     pub until: u32,
 }
 
-/// A receipt body plus the commitment whose hash it carries. In-process shards leave it
-/// unsigned (the node signs for its own shards); a remote worker signs the body with its
-/// key before it crosses the network, and the client checks that signature.
+/// What a shard did for one session since its previous record: the layers it ran over
+/// which positions, with which weights, on which inputs and with which outputs. It knows
+/// nothing of accounts, epochs or signatures: the node's billing turns it into a chain
+/// receipt, and a spot check re-runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct WorkRecord {
+    pub model: Hash,
+    pub layers: LayerRange,
+    pub session: SessionId,
+    /// The session's record number at this shard, from 0.
+    pub seq: u32,
+    pub position_start: u32,
+    pub position_end: u32,
+    /// Hash of the [`ActivationCommitment`] of positions `position_start..position_end`.
+    pub commitment: Hash,
+    /// Digest of the inputs of positions `0..position_end` (see
+    /// [`crate::spot_check::InputLog::digest`]).
+    pub input_commitment: Hash,
+    /// The adapter version merged into the layers (`None`: the base model).
+    pub adapter: Option<Hash>,
+}
+
+impl WorkRecord {
+    /// The record's identity: the key its spot-check material is archived under.
+    pub fn id(&self) -> Hash {
+        blake2_256(&self.encode())
+    }
+}
+
+/// A [`WorkRecord`] with the full commitment whose hash it carries.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SessionReceipt {
-    pub body: ReceiptBody,
+pub struct RecordedWork {
+    pub record: WorkRecord,
     pub commitment: ActivationCommitment,
-    pub worker_signature: Option<Signature>,
 }
 
 /// Short printable form of a session id.

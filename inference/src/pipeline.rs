@@ -6,13 +6,11 @@
 //! as if nothing happened.
 
 use crate::error::{InferenceError, Result};
-use crate::messages::{
-    HeadMode, ReceiptRequest, SessionReceipt, ShardInput, ShardOutput, ShardRequest, WireDType,
-};
+use crate::messages::{HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType, WorkRecord};
 use crate::spot_check::InputLog;
 use crate::transport::ShardTransport;
 use candle_core::Tensor;
-use neuroshard_primitives::{AccountId, Hash, SessionId};
+use neuroshard_primitives::{Hash, SessionId};
 use std::sync::Arc;
 
 /// One stage of the route: a layer range and the providers able to serve it.
@@ -36,6 +34,36 @@ impl Hop {
     }
 }
 
+/// The provider that served one hop of a session and the digest of what it was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedHop {
+    /// Index of the provider in the hop's failover list.
+    pub provider: usize,
+    /// The provider's printable name.
+    pub name: String,
+    /// One past the last accepted position.
+    pub until: u32,
+    /// Digest of the inputs sent for positions `0..until` (`None`: fewer were sent).
+    pub inputs: Option<Hash>,
+}
+
+impl ServedHop {
+    /// Checks that `record` accounts for this hop's work: it ends at the accepted length
+    /// and carries the digest of exactly the inputs the provider was sent.
+    pub fn check(&self, record: &WorkRecord) -> Result<()> {
+        if record.position_end != self.until || Some(record.input_commitment) != self.inputs {
+            return Err(InferenceError::Transport {
+                shard: self.name.clone(),
+                reason: format!(
+                    "work record for positions {}..{} does not attest the inputs it was sent up to {}",
+                    record.position_start, record.position_end, self.until
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What the last shard returned for the positions of one request.
 #[derive(Debug, Clone)]
 pub enum HeadResult {
@@ -53,7 +81,7 @@ pub struct PipelineClient {
     wire: WireDType,
     /// The tokens at positions `0..history.len()` the shards have been sent.
     history: Vec<u32>,
-    /// What each hop's active provider was sent, per position: a worker's receipt must
+    /// What each hop's active provider was sent, per position: a record of its work must
     /// carry this log's digest as its input commitment before the client counter-signs.
     sent: Vec<InputLog>,
     failovers: usize,
@@ -218,40 +246,19 @@ impl PipelineClient {
         ))
     }
 
-    /// Asks every active provider for its receipt for this session up to position
-    /// `until` (the accepted length), for the client to counter-sign. A receipt must
-    /// end at `until` and carry the digest of exactly what its provider was sent.
-    pub fn receipts(
-        &self,
-        client: &AccountId,
-        epoch: u32,
-        until: u32,
-    ) -> Result<Vec<SessionReceipt>> {
-        let req = ReceiptRequest {
-            session: self.session,
-            client: client.clone(),
-            epoch,
-            until,
-        };
+    /// Who served each hop of this session and what a record of its work up to position
+    /// `until` (the accepted length) must attest, in hop order. The caller asks each
+    /// provider for its [`WorkRecord`] (and the node's billing for its receipt) and
+    /// checks it with [`ServedHop::check`].
+    pub fn served(&self, until: u32) -> Vec<ServedHop> {
         self.hops
             .iter()
             .zip(&self.sent)
-            .map(|(h, sent)| {
-                let provider = &h.providers[h.active];
-                let receipt = provider.receipt(&req)?;
-                let body = &receipt.body;
-                if body.position_end != until
-                    || Some(body.input_commitment) != sent.digest(until as usize)
-                {
-                    return Err(InferenceError::Transport {
-                        shard: provider.name(),
-                        reason: format!(
-                            "receipt for positions {}..{} does not attest the inputs it was sent up to {until}",
-                            body.position_start, body.position_end
-                        ),
-                    });
-                }
-                Ok(receipt)
+            .map(|(h, sent)| ServedHop {
+                provider: h.active,
+                name: h.providers[h.active].name(),
+                until,
+                inputs: sent.digest(until as usize),
             })
             .collect()
     }

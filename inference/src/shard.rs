@@ -1,8 +1,10 @@
 //! A served shard: the executor for one layer range plus the per-session state a worker
 //! keeps — KV caches, the inputs it was sent and the top-k records of its outputs (for
-//! receipts and their commitments), and the receipt sequence — behind a thread-safe
-//! request handler. Every receipt's spot-check material is archived so the worker can
-//! answer the chain's spot checks after the session ends (see [`crate::spot_check`]).
+//! the commitments of its work records), and the record sequence — behind a thread-safe
+//! request handler. [`Shard::record_work`] turns a session's new positions into a
+//! chain-agnostic [`WorkRecord`] (the node's billing makes the receipt), and archives
+//! its spot-check material so the worker can answer the chain's spot checks after the
+//! session ends (see [`crate::spot_check`]).
 //!
 //! The weights can change while serving (a Proof of Training round merges a new adapter
 //! version, [`Shard::serve_weights`]): a session keeps the weights it started with, so
@@ -18,14 +20,14 @@ use crate::commitment::{ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{argmax_rows, ExecInput, KvCache, ShardExecutor};
 use crate::messages::{
-    session_hex, Activations, HeadMode, ReceiptRequest, SessionReceipt, ShardInput, ShardOutput,
-    ShardRequest, ShardResponse, WireDType,
+    session_hex, Activations, HeadMode, RecordedWork, ShardInput, ShardOutput, ShardRequest,
+    ShardResponse, WireDType, WorkRecord, WorkRequest,
 };
 use crate::spot_check::{
     work_topk, InputLog, MaterialArchive, SpotCheckMaterial, DEFAULT_ARCHIVE_BYTES,
 };
 use crate::weights::ModelWeights;
-use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody, SessionId};
+use neuroshard_primitives::{Hash, LayerRange, SessionId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -43,13 +45,13 @@ struct Session {
     /// The weights the session started on (all its positions ran on them).
     weights: Arc<ServedWeights>,
     cache: KvCache,
-    /// The inputs of every cached position (what receipts' input commitments digest).
+    /// The inputs of every cached position (what records' input commitments digest).
     inputs: InputLog,
     /// Top-k records of the output activations, one per cached position.
     topk: Vec<PositionTopK>,
-    /// Positions before this are already covered by a receipt.
-    receipted_end: u32,
-    /// Next receipt sequence number.
+    /// Positions before this are already covered by a work record.
+    recorded_end: u32,
+    /// Next work record's sequence number.
     seq: u32,
 }
 
@@ -140,9 +142,10 @@ impl Shard {
         self
     }
 
-    /// The spot-check material of a receipt this shard issued, while archived.
-    pub fn material(&self, receipt: &Hash) -> Option<SpotCheckMaterial> {
-        lock(&self.archive).get(receipt)
+    /// The spot-check material of a work record this shard issued (by
+    /// [`WorkRecord::id`]), while archived.
+    pub fn material(&self, work: &Hash) -> Option<SpotCheckMaterial> {
+        lock(&self.archive).get(work)
     }
 
     /// The same shard keeping at most `max` sessions.
@@ -217,7 +220,7 @@ impl Shard {
             weights,
             inputs: InputLog::default(),
             topk: Vec::new(),
-            receipted_end: 0,
+            recorded_end: 0,
             seq: 0,
         };
         Ok(sessions.insert(*id, session, self.max_sessions))
@@ -302,8 +305,8 @@ impl Shard {
         s.inputs.record(start, &req.input)?;
         s.topk.truncate(start);
         s.topk.extend(work_topk(exec, &input, &out)?);
-        // Positions before `receipted_end` recomputed here (a replay) stay receipted once:
-        // the next receipt starts where the last one ended, so no position is paid twice.
+        // Positions before `recorded_end` recomputed here (a replay) stay recorded once:
+        // the next record starts where the last one ended, so no position is paid twice.
         let output = if exec.weights().is_last() {
             let logits = exec.head(&out)?;
             match req.head {
@@ -322,54 +325,47 @@ impl Shard {
         })
     }
 
-    /// Builds the unsigned receipt body (and its commitment) for the session's positions
-    /// not yet receipted, up to `req.until`. The worker signs the body; the client
-    /// counter-signs it.
-    pub fn receipt(&self, worker: AccountId, req: &ReceiptRequest) -> Result<SessionReceipt> {
+    /// Records the session's work not yet recorded, up to `req.until`: the positions, the
+    /// commitment to what the layers did there and the digest of the inputs they ran on
+    /// (what a receipt attests; the node's billing signs it). The spot-check material is
+    /// archived under the record's id.
+    pub fn record_work(&self, req: &WorkRequest) -> Result<RecordedWork> {
         let session = self
             .existing(&req.session)
             .ok_or_else(|| InferenceError::UnknownSession(session_hex(&req.session)))?;
         let mut s = lock(&session);
         let until = (req.until as usize).min(s.topk.len());
-        let from = s.receipted_end as usize;
+        let from = s.recorded_end as usize;
         if from >= until {
             return Err(InferenceError::BadRequest(format!(
-                "nothing to receipt: positions {from}..{until}"
+                "nothing to record: positions {from}..{until}"
             )));
         }
         let commitment = ActivationCommitment::from_positions(from as u32, &s.topk[from..until]);
         let inputs = s.inputs.prefix(until).ok_or_else(|| {
             InferenceError::BadRequest(format!("inputs of positions 0..{until} not logged"))
         })?;
-        let input_commitment = inputs.digest(until).unwrap_or_default();
-        let body = ReceiptBody {
-            worker,
-            client: req.client.clone(),
+        let record = WorkRecord {
             model: self.model,
             layers: self.layers,
             session: req.session,
-            epoch: req.epoch,
             seq: s.seq,
             position_start: from as u32,
             position_end: until as u32,
             commitment: commitment.hash(),
-            input_commitment,
+            input_commitment: inputs.digest(until).unwrap_or_default(),
             adapter: s.weights.adapter,
         };
         s.seq += 1;
-        s.receipted_end = until as u32;
+        s.recorded_end = until as u32;
         lock(&self.archive).insert(
-            body.id(),
+            record.id(),
             SpotCheckMaterial {
                 inputs,
                 commitment: commitment.encode(),
             },
         );
-        Ok(SessionReceipt {
-            body,
-            commitment,
-            worker_signature: None,
-        })
+        Ok(RecordedWork { record, commitment })
     }
 }
 
@@ -458,17 +454,15 @@ mod tests {
         assert_eq!(argmax(&shard, &request(hash, 1, 0, prompt.clone())), base);
         let fresh = argmax(&shard, &request(hash, 2, 0, prompt.clone()));
         assert_ne!(fresh, base, "a new session runs the new weights");
-        let receipt = |session: u8| {
-            let req = ReceiptRequest {
+        let record = |session: u8| {
+            let req = WorkRequest {
                 session: [session; 16],
-                client: AccountId::from([9; 32]),
-                epoch: 0,
                 until: prompt.len() as u32,
             };
-            shard.receipt(AccountId::from([8; 32]), &req).unwrap().body
+            shard.record_work(&req).unwrap().record
         };
-        assert_eq!(receipt(1).adapter, None);
-        assert_eq!(receipt(2).adapter, Some(version));
+        assert_eq!(record(1).adapter, None);
+        assert_eq!(record(2).adapter, Some(version));
         // Weights for another range are refused.
         let wrong = tiny_weights(3).slice(0..2).unwrap();
         assert!(shard.serve_weights(wrong, None).is_err());

@@ -1,14 +1,15 @@
-//! Spot checks of inference receipts, the worker's and the validator's halves.
+//! Spot checks of inference work, the worker's and the validator's halves.
 //!
-//! A receipt commits to two things: the digest of the inputs the worker was sent for
-//! positions `0..position_end` ([`InputLog::digest`]; the client keeps the same log of
-//! what it sent and checks the digest before it counter-signs) and the top-k commitment
-//! of the change its layers made for `position_start..position_end` ([`work_topk`]).
-//! When the chain samples a receipt, the worker hands over the [`SpotCheckMaterial`] it archived when it made the
-//! receipt: the inputs and the full commitment. A validator holding the same layers
-//! checks that both match the receipt's hashes, re-runs the layers over all the inputs
-//! in one prefill (no KV cache needed) and compares the recomputed commitment with the
-//! worker's under TOPLOC-like tolerance ([`ActivationCommitment::matches`]).
+//! A [`WorkRecord`] (what a chain receipt attests) commits to two things: the digest of
+//! the inputs the worker was sent for positions `0..position_end` ([`InputLog::digest`];
+//! the client keeps the same log of what it sent and checks the digest before it
+//! counter-signs) and the top-k commitment of the change its layers made for
+//! `position_start..position_end` ([`work_topk`]). When the chain samples a receipt, the
+//! worker hands over the [`SpotCheckMaterial`] it archived when it recorded the work: the
+//! inputs and the full commitment. A validator holding the same layers checks that both
+//! match the record's hashes, re-runs the layers over all the inputs in one prefill (no
+//! KV cache needed) and compares the recomputed commitment with the worker's under
+//! TOPLOC-like tolerance ([`ActivationCommitment::matches`]).
 //!
 //! The executor computes every position independently of the batch it is in, so an
 //! honest worker's decode and the validator's prefill agree exactly on one machine; the
@@ -17,9 +18,9 @@
 use crate::commitment::{position_topk, ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{ExecInput, ShardExecutor};
-use crate::messages::{Activations, ShardInput, WireDType};
+use crate::messages::{Activations, ShardInput, WireDType, WorkRecord};
 use candle_core::Tensor;
-use neuroshard_primitives::{blake2_256, Hash, ReceiptBody};
+use neuroshard_primitives::{blake2_256, Hash};
 use parity_scale_codec::{Decode, Encode};
 use std::collections::VecDeque;
 
@@ -173,26 +174,26 @@ pub enum CheckOutcome {
     Mismatch(String),
 }
 
-/// Re-runs `body`'s work on `exec` (which must serve exactly `body.layers`) from the
-/// worker's `material` and compares. Errors are the checker's own failures (tensor
+/// Re-runs the recorded `work` on `exec` (which must serve exactly `work.layers`) from
+/// the worker's `material` and compares. Errors are the checker's own failures (tensor
 /// errors); anything wrong with the material is a [`CheckOutcome::Mismatch`].
-pub fn check_receipt(
+pub fn check_work(
     exec: &ShardExecutor,
-    body: &ReceiptBody,
+    work: &WorkRecord,
     material: &SpotCheckMaterial,
 ) -> Result<CheckOutcome> {
     let mismatch = |why: String| Ok(CheckOutcome::Mismatch(why));
-    let end = body.position_end as usize;
+    let end = work.position_end as usize;
     if material.inputs.len() != end {
         return mismatch(format!(
             "material holds {} input positions, the receipt covers 0..{end}",
             material.inputs.len()
         ));
     }
-    if material.inputs.digest(end) != Some(body.input_commitment) {
+    if material.inputs.digest(end) != Some(work.input_commitment) {
         return mismatch("inputs do not hash to the receipt's input commitment".into());
     }
-    if blake2_256(&material.commitment) != body.commitment {
+    if blake2_256(&material.commitment) != work.commitment {
         return mismatch("commitment does not hash to the receipt's commitment".into());
     }
     let Some(claimed) = ActivationCommitment::decode(&material.commitment) else {
@@ -217,11 +218,11 @@ pub fn check_receipt(
         Err(e) => return Err(e),
     };
     let topk = work_topk(exec, &exec_input, &out)?;
-    let start = body.position_start as usize;
+    let start = work.position_start as usize;
     let Some(slice) = topk.get(start..end) else {
         return mismatch(format!("positions {start}..{end} are not all computed"));
     };
-    let recomputed = ActivationCommitment::from_positions(body.position_start, slice);
+    let recomputed = ActivationCommitment::from_positions(work.position_start, slice);
     if recomputed.matches(&claimed) {
         Ok(CheckOutcome::Match)
     } else {
@@ -274,7 +275,7 @@ impl MaterialArchive {
         m.inputs.byte_len() + m.commitment.len()
     }
 
-    /// Keeps `material` for the receipt `id`, dropping the oldest beyond the budget.
+    /// Keeps `material` for the work record `id`, dropping the oldest beyond the budget.
     pub fn insert(&mut self, id: Hash, material: SpotCheckMaterial) {
         self.bytes += Self::size(&material);
         self.entries.push_back((id, material));

@@ -6,9 +6,9 @@
 //! and can be switched off to model a peer going away.
 
 use crate::error::{InferenceError, Result};
-use crate::messages::{ReceiptRequest, SessionReceipt, ShardRequest, ShardResponse};
+use crate::messages::{RecordedWork, ShardRequest, ShardResponse, WorkRequest};
 use crate::shard::Shard;
-use neuroshard_primitives::{AccountId, Hash, LayerRange, SessionId};
+use neuroshard_primitives::{Hash, LayerRange, SessionId};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +23,6 @@ pub trait ShardTransport: Send + Sync {
     fn model(&self) -> Hash;
     /// Runs a request on the provider.
     fn forward(&self, req: &ShardRequest) -> Result<ShardResponse>;
-    /// Asks the provider for its receipt for a session.
-    fn receipt(&self, req: &ReceiptRequest) -> Result<SessionReceipt>;
     /// Tells the provider a session is over (best effort).
     fn end_session(&self, session: &SessionId);
 }
@@ -32,18 +30,16 @@ pub trait ShardTransport: Send + Sync {
 /// A shard in this process.
 pub struct InProcessTransport {
     shard: Arc<Shard>,
-    worker: AccountId,
     latency: Duration,
     alive: AtomicBool,
     calls: AtomicU64,
 }
 
 impl InProcessTransport {
-    /// Wraps `shard`, run by the worker account `worker`.
-    pub fn new(shard: Arc<Shard>, worker: AccountId) -> Self {
+    /// Wraps `shard`.
+    pub fn new(shard: Arc<Shard>) -> Self {
         Self {
             shard,
-            worker,
             latency: Duration::ZERO,
             alive: AtomicBool::new(true),
             calls: AtomicU64::new(0),
@@ -68,6 +64,13 @@ impl InProcessTransport {
 
     pub fn shard(&self) -> &Arc<Shard> {
         &self.shard
+    }
+
+    /// Records the shard's work on a session (see [`Shard::record_work`]); fails like
+    /// every call when the provider is switched off.
+    pub fn record_work(&self, req: &WorkRequest) -> Result<RecordedWork> {
+        self.check_alive()?;
+        self.shard.record_work(req)
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -102,11 +105,6 @@ impl ShardTransport for InProcessTransport {
         }
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.shard.handle(req)
-    }
-
-    fn receipt(&self, req: &ReceiptRequest) -> Result<SessionReceipt> {
-        self.check_alive()?;
-        self.shard.receipt(self.worker.clone(), req)
     }
 
     fn end_session(&self, session: &SessionId) {

@@ -1,5 +1,5 @@
 //! Pipeline behaviour on the tiny random Llama: failover with replay (acceptance 3),
-//! shard-count independence, f16 wire format, receipts and activation commitments.
+//! shard-count independence, f16 wire format, work records and activation commitments.
 
 mod common;
 
@@ -9,9 +9,6 @@ use neuroshard_inference::{
     decode, ActivationCommitment, DecodeOptions, Hop, InProcessTransport, NgramDrafter,
     PipelineClient, Shard, ShardTransport, WireDType,
 };
-use neuroshard_primitives::crypto::{keypair_from_uri, verify_batch};
-use neuroshard_primitives::{AccountId, Receipt};
-use sp_core::Pair as _;
 use std::sync::Arc;
 
 #[test]
@@ -19,10 +16,9 @@ fn failover_mid_generation_gives_the_same_output() {
     let (w, hash) = tiny_model();
     let ranges = [(0, 2), (2, 4), (4, 6)];
     let main = transports(&w, hash, &ranges);
-    let backup = Arc::new(InProcessTransport::new(
-        Arc::new(Shard::new(w.slice(2..4).unwrap(), hash).unwrap()),
-        worker(9),
-    ));
+    let backup = Arc::new(InProcessTransport::new(Arc::new(
+        Shard::new(w.slice(2..4).unwrap(), hash).unwrap(),
+    )));
     let opts = DecodeOptions {
         max_tokens: 40,
         ..Default::default()
@@ -109,7 +105,7 @@ fn shard_layout_and_f16_wire_do_not_change_greedy_output() {
 }
 
 #[test]
-fn receipts_carry_verifiable_commitments() {
+fn work_records_carry_verifiable_commitments() {
     let (w, hash) = tiny_model();
     let ts = transports(&w, hash, &[(0, 2), (2, 4), (4, 6)]);
     let mut c = client(&ts, hash, 3);
@@ -128,40 +124,40 @@ fn receipts_carry_verifiable_commitments() {
     .unwrap();
     let until = out.accepted_positions as u32;
     assert_eq!(until as usize, prompt.len() + 29);
-    let alice = keypair_from_uri("//Alice").unwrap();
-    let client_account: AccountId = alice.public().into();
-    let receipts = c.receipts(&client_account, 5, until).unwrap();
-    assert_eq!(receipts.len(), 3);
-    for (i, r) in receipts.iter().enumerate() {
-        let b = &r.body;
-        b.check_shape().unwrap();
+    let records = record_served(&ts, &c, until);
+    assert_eq!(records.len(), 3);
+    for (r, range) in records.iter().zip([(0, 2), (2, 4), (4, 6)]) {
+        let work = &r.record;
         assert_eq!(
-            (b.position_start, b.position_end, b.seq, b.epoch),
-            (0, until, 0, 5)
+            (work.position_start, work.position_end, work.seq),
+            (0, until, 0)
         );
-        assert_eq!(b.worker, worker(i as u8 + 1));
-        assert_eq!(b.model, hash);
-        assert_eq!(b.commitment, r.commitment.hash());
+        assert_eq!((work.layers.start, work.layers.end), range);
+        assert_eq!(work.model, hash);
+        assert_eq!(work.session, c.session());
+        assert_eq!(work.commitment, r.commitment.hash());
         let bytes = r.commitment.encode();
         assert_eq!(
             ActivationCommitment::decode(&bytes).as_ref(),
             Some(&r.commitment)
         );
         // A few hundred bytes per chunk of 32 positions.
-        let chunks = (b.tokens() as usize).div_ceil(CHUNK_POSITIONS);
+        let chunks = (until as usize).div_ceil(CHUNK_POSITIONS);
         assert_eq!(r.commitment.chunks.len(), chunks);
         let per_chunk = (bytes.len() - 9) / chunks;
         assert!(
             per_chunk <= 330,
             "commitment is {per_chunk} bytes per 32 tokens"
         );
-        // Signed by worker and client, the receipt verifies.
-        let worker_key = keypair_from_uri("//Bob").unwrap();
-        let mut body = b.clone();
-        body.worker = worker_key.public().into();
-        let receipt = Receipt::sign(body, &worker_key, &alice);
-        assert_eq!(verify_batch(&receipt.signed_messages()), Ok(()));
     }
+    // A record that claims other inputs than the hop was sent fails the client's check.
+    let served = c.served(until);
+    let mut forged = records[1].record.clone();
+    forged.input_commitment = records[0].record.input_commitment;
+    assert!(served[1].check(&forged).is_err());
+    let mut short = records[1].record.clone();
+    short.position_end -= 1;
+    assert!(served[1].check(&short).is_err());
     // A validator re-running the middle shard on the same tokens gets a matching
     // commitment; a shard with other weights does not.
     let tokens: Vec<u32> = prompt
@@ -175,10 +171,10 @@ fn receipts_carry_verifiable_commitments() {
         let mut c = client(&ts, hash, 9);
         c.forward(&tokens, 0, neuroshard_inference::HeadMode::Argmax)
             .unwrap();
-        c.receipts(&client_account, 5, until).unwrap()
+        record_served(&ts, &c, until)
     };
     let again = recompute(&w);
-    for (a, b) in receipts.iter().zip(&again) {
+    for (a, b) in records.iter().zip(&again) {
         assert!(a.commitment.matches(&b.commitment));
     }
     let dir = tempfile::tempdir().unwrap();
@@ -190,8 +186,8 @@ fn receipts_carry_verifiable_commitments() {
     )
     .unwrap();
     let forged = recompute(&other);
-    assert!(!receipts[1].commitment.matches(&forged[1].commitment));
-    // A second receipt continues where the first ended, with the next sequence number.
+    assert!(!records[1].commitment.matches(&forged[1].commitment));
+    // A second record continues where the first ended, with the next sequence number.
     let more = decode(
         &mut c,
         &tokens,
@@ -203,8 +199,9 @@ fn receipts_carry_verifiable_commitments() {
         &mut |_| {},
     )
     .unwrap();
-    let next = c
-        .receipts(&client_account, 5, more.accepted_positions as u32)
-        .unwrap();
-    assert_eq!((next[0].body.seq, next[0].body.position_start), (1, until));
+    let next = record_served(&ts, &c, more.accepted_positions as u32);
+    assert_eq!(
+        (next[0].record.seq, next[0].record.position_start),
+        (1, until)
+    );
 }

@@ -4,10 +4,10 @@
 
 use neuroshard_inference::fetch::{default_cache_dir, ensure_model, smollm2_135m_q4_1};
 use neuroshard_inference::{
-    Hop, InProcessTransport, ModelSource, ModelWeights, PipelineClient, Precision, Shard,
-    ShardTransport,
+    Hop, InProcessTransport, ModelSource, ModelWeights, PipelineClient, Precision, RecordedWork,
+    Shard, ShardTransport,
 };
-use neuroshard_primitives::{AccountId, Hash};
+use neuroshard_primitives::Hash;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -23,10 +23,6 @@ pub fn real_model_hash() -> Hash {
     Hash::from_slice(&hex::decode(smollm2_135m_q4_1().blake2b_256).unwrap())
 }
 
-pub fn worker(n: u8) -> AccountId {
-    AccountId::from([n; 32])
-}
-
 /// In-process transports for `ranges` of `weights`.
 pub fn transports(
     weights: &ModelWeights,
@@ -35,15 +31,20 @@ pub fn transports(
 ) -> Vec<Arc<InProcessTransport>> {
     ranges
         .iter()
-        .enumerate()
-        .map(|(i, &(a, b))| {
+        .map(|&(a, b)| {
             let shard = Shard::new(weights.slice(a..b).unwrap(), hash).unwrap();
-            Arc::new(InProcessTransport::new(
-                Arc::new(shard),
-                worker(i as u8 + 1),
-            ))
+            Arc::new(InProcessTransport::new(Arc::new(shard)))
         })
         .collect()
+}
+
+/// The checked work records of `ts` for `client`'s session up to `until`.
+pub fn record_served(
+    ts: &[Arc<InProcessTransport>],
+    client: &PipelineClient,
+    until: u32,
+) -> Vec<RecordedWork> {
+    neuroshard_inference::generate::record_local_work(ts, client, until).expect("recorded")
 }
 
 /// A pipeline client with one provider per hop.

@@ -7,10 +7,10 @@
 use crate::llamacpp::LlamaCppComparison;
 use neuroshard_inference::decode::{decode, DecodeOptions, Decoded};
 use neuroshard_inference::drafter::{Drafter, ModelDrafter, NgramDrafter};
-use neuroshard_inference::generate::{client_for, local_route, resolve_model};
+use neuroshard_inference::generate::{client_for, local_route, record_local_work, resolve_model};
 use neuroshard_inference::tokenizer::{ChatMessage, Tokenizer};
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
-use neuroshard_primitives::{AccountId, LayerRange};
+use neuroshard_primitives::LayerRange;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -347,16 +347,12 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     if piped.tokens != plain.tokens {
         anyhow::bail!("the pipeline's output differs from single-process output");
     }
-    let receipts = multi_client.receipts(
-        &AccountId::from([0xcc; 32]),
-        0,
-        piped.accepted_positions as u32,
-    )?;
-    let commitment_bytes_per_32 = receipts
+    let records = record_local_work(&multi, &multi_client, piped.accepted_positions as u32)?;
+    let commitment_bytes_per_32 = records
         .iter()
         .map(|r| (r.commitment.encode().len() - 9) as f64 / r.commitment.chunks.len().max(1) as f64)
         .sum::<f64>()
-        / receipts.len().max(1) as f64;
+        / records.len().max(1) as f64;
 
     let mut speculative = Vec::new();
     let slow = local_route(&weights, hash, &opts.shards, opts.hop_latency)?;

@@ -2,7 +2,7 @@
 //! model through three in-process shards (0-10, 10-20, 20-30).
 //!
 //! - Cost: greedy generations are served (decode time measured), then every receipt is
-//!   re-run the way a validator does ([`check_receipt`]: one prefill over the committed
+//!   re-run the way a validator does ([`check_work`]: one prefill over the committed
 //!   inputs). Re-running one receipt costs `replay / serve` of serving it; at the chain's
 //!   sampling rate `s` the validators spend `s x replay / serve` of the serving compute.
 //! - Detection: the middle shard fakes `x` of its positions ([`SkipWork`]: it returns its
@@ -14,12 +14,12 @@
 
 use crate::inference::{resolve_gguf, BenchModel};
 use neuroshard_inference::decode::decode;
-use neuroshard_inference::generate::client_for;
-use neuroshard_inference::spot_check::{check_receipt, CheckOutcome};
+use neuroshard_inference::generate::{client_for, record_local_work};
+use neuroshard_inference::spot_check::{check_work, CheckOutcome};
 use neuroshard_inference::transport::InProcessTransport;
-use neuroshard_inference::ShardExecutor;
 use neuroshard_inference::{fault::SkipWork, shard::Shard};
-use neuroshard_primitives::{AccountId, Hash, LayerRange, ReceiptBody};
+use neuroshard_inference::{ShardExecutor, WorkRecord};
+use neuroshard_primitives::{Hash, LayerRange};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ const RANGES: [LayerRange; 3] = [
 ];
 
 /// Every receipt of a served run with the shard that issued it.
-type ServedReceipts = Vec<(ReceiptBody, Arc<Shard>)>;
+type ServedReceipts = Vec<(WorkRecord, Arc<Shard>)>;
 
 /// Serves `generations` greedy generations (the middle shard faking `fault`), returning
 /// every receipt with its shard and the decode time.
@@ -155,13 +155,7 @@ fn serve(
         .collect::<anyhow::Result<_>>()?;
     let route: Vec<Arc<InProcessTransport>> = shards
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            Arc::new(InProcessTransport::new(
-                s.clone(),
-                AccountId::from([i as u8; 32]),
-            ))
-        })
+        .map(|s| Arc::new(InProcessTransport::new(s.clone())))
         .collect();
     let mut receipts = Vec::new();
     let mut busy = Duration::ZERO;
@@ -173,23 +167,22 @@ fn serve(
         let started = Instant::now();
         let out = decode(&mut client, &prompt, &model.dopts, None, &mut |_| {})?;
         busy += started.elapsed();
-        for (r, shard) in client
-            .receipts(&AccountId::from([9; 32]), 0, out.accepted_positions as u32)?
+        for (recorded, shard) in record_local_work(&route, &client, out.accepted_positions as u32)?
             .into_iter()
             .zip(&shards)
         {
-            receipts.push((r.body, shard.clone()));
+            receipts.push((recorded.record, shard.clone()));
         }
         client.close();
     }
     Ok((receipts, busy))
 }
 
-fn verdict(exec: &ShardExecutor, body: &ReceiptBody, shard: &Shard) -> anyhow::Result<bool> {
+fn verdict(exec: &ShardExecutor, work: &WorkRecord, shard: &Shard) -> anyhow::Result<bool> {
     let material = shard
-        .material(&body.id())
+        .material(&work.id())
         .ok_or_else(|| anyhow::anyhow!("receipt material not archived"))?;
-    Ok(check_receipt(exec, body, &material)? == CheckOutcome::Match)
+    Ok(check_work(exec, work, &material)? == CheckOutcome::Match)
 }
 
 /// Runs the measurements and prints the report when `opts.print`.

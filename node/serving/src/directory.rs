@@ -4,6 +4,7 @@
 //! `neuroshard_shards` shows it. While this node serves shards it also re-announces its
 //! own record (with its current load and throughput) so the view of others stays fresh.
 
+use crate::billing::Provider;
 use crate::remote::RemoteShard;
 use crate::routing::Candidate;
 use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
@@ -150,10 +151,10 @@ impl ShardDirectory {
         &self,
         local: &[Arc<InProcessTransport>],
         runtime: &tokio::runtime::Handle,
-    ) -> Vec<Candidate> {
-        let mut out: Vec<Candidate> = local
+    ) -> Vec<Candidate<Provider>> {
+        let mut out: Vec<Candidate<Provider>> = local
             .iter()
-            .map(|t| Candidate::new(t.clone() as Arc<dyn ShardTransport>, 0.0, 0))
+            .map(|t| Candidate::new(Provider::Local(t.clone()), t.layers(), 0.0, 0))
             .collect();
         for p in self.snapshot().into_iter().filter(|p| !p.local) {
             for layers in &p.shards {
@@ -167,11 +168,16 @@ impl ShardDirectory {
                 );
                 // Unknown RTT (not connected yet): assume a LAN-ish 10 ms.
                 let rtt = p.rtt_ms.unwrap_or(10.0);
-                out.push(Candidate::new(Arc::new(remote), rtt, p.active_sessions));
+                out.push(Candidate::new(
+                    Provider::Remote(Arc::new(remote)),
+                    *layers,
+                    rtt,
+                    p.active_sessions,
+                ));
             }
         }
         debug!(
-            candidates = ?out.iter().map(|c| c.transport.name()).collect::<Vec<_>>(),
+            candidates = ?out.iter().map(|c| c.provider.transport().name()).collect::<Vec<_>>(),
             "route candidates"
         );
         out

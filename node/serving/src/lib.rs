@@ -7,9 +7,12 @@
 //! - [`directory`]: the live view of who serves which layers (DHT records, RTTs);
 //!   [`routing`]: choosing a route of providers for a session;
 //! - [`local`]: the node's own generator (its shards plus routed peers) behind the
-//!   [`generator`] interface the HTTP API and RPC call, billing each generation;
+//!   [`generator`] interface the HTTP API and RPC call;
+//! - [`billing`]: the one place a shard's work record becomes a signed, counter-signed
+//!   chain receipt (worker and client side);
 //! - [`miner`]: the per-minute proof of possession that earns uptime.
 
+pub mod billing;
 pub mod directory;
 pub mod generator;
 pub mod local;

@@ -2,11 +2,12 @@
 //! model, loads the shards this node serves (every shard on `dev`) behind in-process
 //! transports, serves the HTTP API's generations through that pipeline (plus, with
 //! networking, the cheapest providers of the other layers) with n-gram speculative
-//! decoding, and turns every generation into receipts. Each shard's receipt is signed by
-//! its worker and counter-signed by this node as the client (the API's users are served
-//! on this node's account and paid from its escrow), then submitted to the pool as one
-//! `submit_receipts` extrinsic.
+//! decoding, and bills every generation: [`crate::billing`] has each shard's receipt
+//! signed by its worker and counter-signed by this node as the client (the API's users
+//! are served on this node's account and paid from its escrow); the receipts go to the
+//! pool as one `submit_receipts` extrinsic.
 
+use crate::billing::{bill_session, Provider};
 use crate::directory::ShardDirectory;
 use crate::generator::{
     Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator,
@@ -18,15 +19,12 @@ use neuroshard_client::{hex_hash, Client};
 use neuroshard_inference::decode::{decode_until, DecodeOptions};
 use neuroshard_inference::drafter::NgramDrafter;
 use neuroshard_inference::fetch::{ensure_model, ModelSpec};
-use neuroshard_inference::generate::client_for;
 use neuroshard_inference::shard::Shard;
 use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
 use neuroshard_inference::transport::InProcessTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
-use neuroshard_inference::PipelineClient;
-use neuroshard_primitives::{
-    AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, UNIT,
-};
+use neuroshard_inference::{Hop, PipelineClient};
+use neuroshard_primitives::{AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, UNIT};
 use neuroshard_runtime::ponw;
 use parking_lot::Mutex;
 use sp_core::Pair as _;
@@ -92,17 +90,13 @@ impl LocalWorker {
         let source = ModelSource::Gguf(path.to_path_buf());
         let tokenizer = Tokenizer::from_gguf_file(path)?;
         let weights = ModelWeights::load(&source, None, Precision::Native)?;
-        let worker: AccountId = key.public().into();
         let transports = shards
             .iter()
             .map(|r| {
                 let shard =
                     Shard::new(weights.slice(r.start as usize..r.end as usize)?, model_hash)?;
                 let shard = faults.apply(shard, *r);
-                Ok(Arc::new(InProcessTransport::new(
-                    Arc::new(shard),
-                    worker.clone(),
-                )))
+                Ok(Arc::new(InProcessTransport::new(Arc::new(shard))))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let model_id = path
@@ -134,18 +128,27 @@ impl LocalWorker {
         self.transports.iter().map(|t| t.shard().clone()).collect()
     }
 
-    /// A pipeline client for a new session: this node's shards plus, with networking,
-    /// the cheapest providers of the other layers (see [`crate::routing`]).
-    fn pipeline(&self) -> anyhow::Result<PipelineClient> {
-        let session = rand::random();
-        match &self.directory {
-            None => Ok(client_for(&self.transports, self.model_hash, session)?),
-            Some(directory) => {
-                let candidates = directory.candidates(&self.transports, &self.runtime);
-                let hops = plan_route(self.num_layers, candidates)?;
-                Ok(PipelineClient::new(self.model_hash, session, hops)?)
-            }
-        }
+    /// A pipeline client for a new session and the providers of each of its hops (for
+    /// billing): this node's shards plus, with networking, the cheapest providers of the
+    /// other layers (see [`crate::routing`]).
+    fn pipeline(&self) -> anyhow::Result<(PipelineClient, Vec<Vec<Provider>>)> {
+        let route: Vec<Vec<Provider>> = match &self.directory {
+            None => self
+                .transports
+                .iter()
+                .map(|t| vec![Provider::Local(t.clone())])
+                .collect(),
+            Some(directory) => plan_route(
+                self.num_layers,
+                directory.candidates(&self.transports, &self.runtime),
+            )?,
+        };
+        let hops = route
+            .iter()
+            .map(|providers| Hop::new(providers.iter().map(Provider::transport).collect()))
+            .collect();
+        let client = PipelineClient::new(self.model_hash, rand::random(), hops)?;
+        Ok((client, route))
     }
 
     pub fn account(&self) -> AccountId {
@@ -193,25 +196,19 @@ impl LocalWorker {
         self.chain.sign_and_submit(&self.key, call)
     }
 
-    /// Signs every shard's receipt for a finished session and submits them.
-    fn bill(&self, client: &PipelineClient, accepted: usize) -> anyhow::Result<Option<Billing>> {
+    /// Bills a finished session (every hop's receipt, signed by its worker and
+    /// counter-signed by this node, see [`crate::billing`]) and submits the receipts.
+    fn bill(
+        &self,
+        client: &PipelineClient,
+        route: &[Vec<Provider>],
+        accepted: usize,
+    ) -> anyhow::Result<Option<Billing>> {
         let params = self.chain.params()?;
         let next = self.chain.best_header().number + 1;
         let epoch = neuroshard_runtime::system::epoch_of(next, params.system.epoch_length);
-        let receipts: Vec<Receipt> = client
-            .receipts(&self.account(), epoch, accepted as u32)?
-            .into_iter()
-            .map(|r| match r.worker_signature {
-                // A remote worker signed its receipt (checked by the transport).
-                Some(worker_signature) => Receipt {
-                    client_signature: r.body.sign_as_client(&self.key),
-                    worker_signature,
-                    body: r.body,
-                },
-                // This node's own shard.
-                None => Receipt::sign(r.body, &self.key, &self.key),
-            })
-            .collect();
+        let served = client.served(accepted as u32);
+        let receipts = bill_session(&self.key, epoch, client.session(), &served, route)?;
         if receipts.is_empty() {
             return Ok(None);
         }
@@ -250,7 +247,7 @@ impl TextGenerator for LocalWorker {
         if prompt.is_empty() {
             bail!("the prompt is empty");
         }
-        let mut client = self.pipeline()?;
+        let (mut client, route) = self.pipeline()?;
         let options = DecodeOptions {
             max_tokens: request.max_tokens as usize,
             temperature: f64::from(request.temperature),
@@ -285,7 +282,7 @@ impl TextGenerator for LocalWorker {
             }
         };
         let billing = self
-            .bill(&client, decoded.accepted_positions)
+            .bill(&client, &route, decoded.accepted_positions)
             .unwrap_or_else(|e| {
                 warn!(error = %e, "could not bill the generation");
                 None

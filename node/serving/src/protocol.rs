@@ -1,4 +1,4 @@
-//! The shard protocol (`/neuroshard/activations/2`, request-response): its messages,
+//! The shard protocol (`/neuroshard/activations/3`, request-response): its messages,
 //! grouped by the concern they serve, and the helpers that send them.
 //!
 //! - [`InferenceCall`]: a pipeline client runs a session's positions through a provider's
@@ -10,7 +10,8 @@
 //! [`crate::server::ShardServer`] answers them. Every byte from a peer is decoded with
 //! SCALE under the protocol's size cap; nothing here panics on bad input.
 
-use neuroshard_inference::messages::{ReceiptRequest, ShardRequest, ShardResponse};
+use crate::billing::{work_of, BillingTerms};
+use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::spot_check::SpotCheckMaterial;
 use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol};
 use neuroshard_primitives::{GradientReceipt, Hash, LayerRange, ReceiptBody, SessionId, Signature};
@@ -29,11 +30,13 @@ pub enum ShardCall {
 pub enum InferenceCall {
     /// Run positions of a session through the shard.
     Forward(ShardRequest),
-    /// The worker's signed receipt for the session's work up to a position.
+    /// The worker's signed receipt for the session's work up to a position, billed
+    /// under the client's terms.
     Receipt {
         model: Hash,
         layers: LayerRange,
-        request: ReceiptRequest,
+        work: WorkRequest,
+        terms: BillingTerms,
     },
     /// The session is over: free its cache.
     EndSession {
@@ -46,11 +49,12 @@ pub enum InferenceCall {
 /// A validator's calls.
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum VerificationCall {
-    /// The spot-check material of a receipt this node issued.
+    /// The spot-check material of work this node recorded, by the work record's id
+    /// (`billing::work_of(receipt_body).id()`).
     Material {
         model: Hash,
         layers: LayerRange,
-        receipt: Hash,
+        work: Hash,
     },
 }
 
@@ -163,19 +167,18 @@ pub fn decode_reply(
     }
 }
 
-/// Asks `peer` for the spot-check material of receipt `id` (body `body`): `Ok(None)`
-/// when the worker answers that it has none, `Err` when it could not be asked or its
-/// answer is not an answer (the caller retries, then gives a `NoAnswer` verdict).
+/// Asks `peer` for the spot-check material of the work receipt `body` attests:
+/// `Ok(None)` when the worker answers that it has none, `Err` when it could not be asked
+/// or its answer is not an answer (the caller retries, then gives a `NoAnswer` verdict).
 pub async fn fetch_material(
     network: &NetworkHandle,
     peer: PeerId,
     body: &ReceiptBody,
-    id: &Hash,
 ) -> anyhow::Result<Option<SpotCheckMaterial>> {
     let call = VerificationCall::Material {
         model: body.model,
         layers: body.layers,
-        receipt: *id,
+        work: work_of(body).id(),
     };
     match ask(network, peer, call).await? {
         ShardReply::Verification(VerificationReply::Material(found)) => Ok(found),

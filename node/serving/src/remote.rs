@@ -1,17 +1,18 @@
 //! A shard served by another node: [`RemoteShard`] is a [`ShardTransport`] that sends
 //! the pipeline's [`InferenceCall`]s to the provider over the network handle.
 //!
-//! Receipts cross the network signed: the serving node signs the receipt body with its
-//! chain key, and the client checks that signature, the worker account it expected, the
-//! session and the commitment before it counter-signs.
+//! Receipts cross the network signed: the serving node's billing signs the receipt body
+//! with its chain key, and the client's billing checks it (the worker account it
+//! expected, the terms, the session, the commitment) before it counter-signs.
 
+use crate::billing::{BillingTerms, WorkerReceipt};
 use crate::protocol::{decode_reply, short_peer, InferenceCall, InferenceReply, ShardReply};
 use neuroshard_inference::commitment::ActivationCommitment;
-use neuroshard_inference::messages::{ReceiptRequest, SessionReceipt, ShardRequest, ShardResponse};
+use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::InferenceError;
 use neuroshard_network::{NetworkHandle, PeerId, Protocol};
-use neuroshard_primitives::{crypto, AccountId, Hash, LayerRange, SessionId};
+use neuroshard_primitives::{AccountId, Hash, LayerRange, SessionId};
 use parity_scale_codec::Encode;
 
 /// A shard served by another node, reached through the network.
@@ -46,6 +47,41 @@ impl RemoteShard {
 
     pub fn peer(&self) -> PeerId {
         self.peer
+    }
+
+    /// The chain account the provider's records say signs its receipts.
+    pub fn worker(&self) -> &AccountId {
+        &self.worker
+    }
+
+    /// Asks the provider for its signed receipt for its work on `work.session` under the
+    /// client's `terms`; [`crate::billing::check_worker_receipt`] checks it.
+    pub fn worker_receipt(
+        &self,
+        work: &WorkRequest,
+        terms: &BillingTerms,
+    ) -> Result<WorkerReceipt, InferenceError> {
+        let call = InferenceCall::Receipt {
+            model: self.model,
+            layers: self.layers,
+            work: work.clone(),
+            terms: terms.clone(),
+        };
+        let InferenceReply::Receipt {
+            body,
+            commitment,
+            worker_signature,
+        } = self.call(call)?
+        else {
+            return Err(self.fail("reply is not a receipt"));
+        };
+        let commitment = ActivationCommitment::decode(&commitment)
+            .ok_or_else(|| self.fail("receipt commitment does not decode"))?;
+        Ok(WorkerReceipt {
+            body,
+            commitment,
+            worker_signature,
+        })
     }
 
     fn fail(&self, reason: impl Into<String>) -> InferenceError {
@@ -93,43 +129,6 @@ impl ShardTransport for RemoteShard {
             }
             _ => Err(self.fail("reply does not answer the request")),
         }
-    }
-
-    fn receipt(&self, req: &ReceiptRequest) -> Result<SessionReceipt, InferenceError> {
-        let call = InferenceCall::Receipt {
-            model: self.model,
-            layers: self.layers,
-            request: req.clone(),
-        };
-        let InferenceReply::Receipt {
-            body,
-            commitment,
-            worker_signature,
-        } = self.call(call)?
-        else {
-            return Err(self.fail("reply is not a receipt"));
-        };
-        let commitment = ActivationCommitment::decode(&commitment)
-            .ok_or_else(|| self.fail("receipt commitment does not decode"))?;
-        let expected = body.worker == self.worker
-            && body.client == req.client
-            && body.session == req.session
-            && body.epoch == req.epoch
-            && body.model == self.model
-            && body.layers == self.layers
-            && body.position_end <= req.until
-            && body.commitment == commitment.hash();
-        if !expected {
-            return Err(self.fail("receipt does not match the work asked for"));
-        }
-        if !crypto::verify(&worker_signature, &body.worker_payload(), &body.worker) {
-            return Err(self.fail("receipt's worker signature is invalid"));
-        }
-        Ok(SessionReceipt {
-            body,
-            commitment,
-            worker_signature: Some(worker_signature),
-        })
     }
 
     fn end_session(&self, session: &SessionId) {

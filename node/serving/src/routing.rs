@@ -7,32 +7,29 @@
 //! Cost of a provider = a fixed per-hop overhead + its measured round-trip time + a
 //! penalty per session it is already serving; local shards cost nothing but the hop.
 
-use neuroshard_inference::pipeline::Hop;
-use neuroshard_inference::transport::ShardTransport;
 use neuroshard_primitives::LayerRange;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Milliseconds charged for every hop (serialisation, scheduling).
 pub const HOP_COST_MS: f64 = 2.0;
 /// Milliseconds charged per session a provider is already serving.
 pub const LOAD_COST_MS: f64 = 20.0;
 
-/// One provider of one layer range.
-pub struct Candidate {
+/// One provider `P` (the node's [`crate::billing::Provider`]) of one layer range.
+pub struct Candidate<P> {
     pub layers: LayerRange,
-    pub transport: Arc<dyn ShardTransport>,
+    pub provider: P,
     /// Estimated milliseconds per call (see the module docs).
     pub cost_ms: f64,
 }
 
-impl Candidate {
-    /// A candidate with cost from its round-trip time and load.
-    pub fn new(transport: Arc<dyn ShardTransport>, rtt_ms: f64, active_sessions: u32) -> Self {
+impl<P> Candidate<P> {
+    /// A candidate serving `layers` with cost from its round-trip time and load.
+    pub fn new(provider: P, layers: LayerRange, rtt_ms: f64, active_sessions: u32) -> Self {
         Self {
-            layers: transport.layers(),
+            layers,
+            provider,
             cost_ms: HOP_COST_MS + rtt_ms + LOAD_COST_MS * f64::from(active_sessions),
-            transport,
         }
     }
 }
@@ -46,10 +43,14 @@ pub struct NoRoute {
     pub known: String,
 }
 
-/// Plans the cheapest route over `candidates` (see the module docs).
-pub fn plan_route(num_layers: u16, candidates: Vec<Candidate>) -> Result<Vec<Hop>, NoRoute> {
+/// Plans the cheapest route over `candidates` (see the module docs): the providers of
+/// each hop in order, cheapest first.
+pub fn plan_route<P>(
+    num_layers: u16,
+    candidates: Vec<Candidate<P>>,
+) -> Result<Vec<Vec<P>>, NoRoute> {
     // Providers grouped by exact range, cheapest first.
-    let mut by_range: BTreeMap<LayerRange, Vec<Candidate>> = BTreeMap::new();
+    let mut by_range: BTreeMap<LayerRange, Vec<Candidate<P>>> = BTreeMap::new();
     for c in candidates {
         if c.layers.end <= num_layers && c.layers.start < c.layers.end {
             by_range.entry(c.layers).or_default().push(c);
@@ -108,13 +109,12 @@ pub fn plan_route(num_layers: u16, candidates: Vec<Candidate>) -> Result<Vec<Hop
     Ok(ranges
         .into_iter()
         .map(|r| {
-            let providers = by_range
+            by_range
                 .remove(&r)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|c| c.transport)
-                .collect();
-            Hop::new(providers)
+                .map(|c| c.provider)
+                .collect()
         })
         .collect())
 }
@@ -122,40 +122,9 @@ pub fn plan_route(num_layers: u16, candidates: Vec<Candidate>) -> Result<Vec<Hop
 #[cfg(test)]
 mod tests {
     use super::*;
-    use neuroshard_inference::messages::{
-        ReceiptRequest, SessionReceipt, ShardRequest, ShardResponse,
-    };
-    use neuroshard_inference::InferenceError;
-    use neuroshard_primitives::{Hash, SessionId};
 
-    struct Fake(LayerRange, &'static str);
-    impl ShardTransport for Fake {
-        fn name(&self) -> String {
-            self.1.to_string()
-        }
-        fn layers(&self) -> LayerRange {
-            self.0
-        }
-        fn model(&self) -> Hash {
-            Hash::zero()
-        }
-        fn forward(&self, _: &ShardRequest) -> Result<ShardResponse, InferenceError> {
-            Err(InferenceError::BadRequest("fake".into()))
-        }
-        fn receipt(&self, _: &ReceiptRequest) -> Result<SessionReceipt, InferenceError> {
-            Err(InferenceError::BadRequest("fake".into()))
-        }
-        fn end_session(&self, _: &SessionId) {}
-    }
-
-    fn c(start: u16, end: u16, name: &'static str, rtt: f64, load: u32) -> Candidate {
-        Candidate::new(Arc::new(Fake(LayerRange { start, end }, name)), rtt, load)
-    }
-
-    fn names(hops: &[Hop]) -> Vec<Vec<String>> {
-        hops.iter()
-            .map(|h| h.providers().iter().map(|p| p.name()).collect())
-            .collect()
+    fn c(start: u16, end: u16, name: &'static str, rtt: f64, load: u32) -> Candidate<&'static str> {
+        Candidate::new(name, LayerRange { start, end }, rtt, load)
     }
 
     #[test]
@@ -171,10 +140,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(
-            names(&hops),
-            vec![vec!["a"], vec!["b", "b-busy"], vec!["c"]]
-        );
+        assert_eq!(hops, vec![vec!["a"], vec!["b", "b-busy"], vec!["c"]]);
         // One wide fast provider beats two hops.
         let hops = plan_route(
             30,
@@ -186,7 +152,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(names(&hops), vec![vec!["a"], vec!["w"]]);
+        assert_eq!(hops, vec![vec!["a"], vec!["w"]]);
     }
 
     #[test]
@@ -196,6 +162,6 @@ mod tests {
             .unwrap();
         assert_eq!(err.reached, 10);
         assert!(err.to_string().contains("0-10,20-30"), "{err}");
-        assert!(plan_route(30, vec![]).is_err());
+        assert!(plan_route::<&str>(30, vec![]).is_err());
     }
 }

@@ -4,16 +4,16 @@
 //! before and after the model is loaded. The server also keeps the load figures the node
 //! announces in its provider record.
 
+use crate::billing;
 use crate::protocol::{
     InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
     VerificationCall, VerificationReply,
 };
 use neuroshard_inference::messages::ShardOutput;
 use neuroshard_inference::shard::Shard;
-use neuroshard_primitives::{AccountId, Hash, Keypair, LayerRange, SessionId};
+use neuroshard_primitives::{Hash, Keypair, LayerRange, SessionId};
 use parity_scale_codec::{DecodeAll, Encode};
 use parking_lot::{Mutex, RwLock};
-use sp_core::Pair as _;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,15 +138,18 @@ impl ShardServer {
             InferenceCall::Receipt {
                 model,
                 layers,
-                request,
+                work,
+                terms,
             } => {
-                let shard = self.shard(&model, layers)?;
-                let worker: AccountId = self.key.public().into();
-                let receipt = shard.receipt(worker, &request).map_err(|e| e.to_string())?;
+                let recorded = self
+                    .shard(&model, layers)?
+                    .record_work(&work)
+                    .map_err(|e| e.to_string())?;
+                let receipt = billing::sign_work(&self.key, &terms, recorded);
                 Ok(InferenceReply::Receipt {
-                    worker_signature: receipt.body.sign_as_worker(&self.key),
                     body: receipt.body,
                     commitment: receipt.commitment.encode(),
+                    worker_signature: receipt.worker_signature,
                 })
             }
             InferenceCall::EndSession {
@@ -166,9 +169,9 @@ impl ShardServer {
             VerificationCall::Material {
                 model,
                 layers,
-                receipt,
+                work,
             } => Ok(VerificationReply::Material(
-                self.shard(&model, layers)?.material(&receipt),
+                self.shard(&model, layers)?.material(&work),
             )),
         }
     }

@@ -3,7 +3,7 @@
 //! id, so the set shares the work). For each it gets the worker's spot-check material —
 //! from this node's own shards when the worker is this node, otherwise over the network
 //! from the worker's announced peers — re-runs the receipt's layers on the committed
-//! inputs (`neuroshard_inference::spot_check::check_receipt`) and submits the verdict.
+//! inputs (`neuroshard_inference::spot_check::check_work`) and submits the verdict.
 //! A receipt made with a trained adapter is re-run with that adapter version merged in
 //! (its snapshot from this node's training board or from the worker's peers).
 //!
@@ -18,13 +18,14 @@
 use anyhow::Context;
 use neuroshard_client::hex_hash;
 use neuroshard_inference::shard::{ServedWeights, Shard};
-use neuroshard_inference::spot_check::{check_receipt, CheckOutcome, SpotCheckMaterial};
+use neuroshard_inference::spot_check::{check_work, CheckOutcome, SpotCheckMaterial};
 use neuroshard_inference::ShardExecutor;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{
     AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
 };
 use neuroshard_runtime::{ponw, Runtime};
+use neuroshard_serving::billing::work_of;
 use neuroshard_serving::protocol::fetch_material;
 use neuroshard_trainer::{adapter_weights, TrainingContext};
 use neuroshard_training::AdapterSnapshot;
@@ -145,7 +146,7 @@ impl SpotChecker {
         snapshot: Option<AdapterSnapshot>,
     ) -> anyhow::Result<CheckOutcome> {
         let exec = self.executor(body.layers, body.adapter, snapshot.as_ref())?;
-        Ok(check_receipt(&exec.exec, body, material)?)
+        Ok(check_work(&exec.exec, &work_of(body), material)?)
     }
 
     /// The peers `worker` announced in the provider directory.
@@ -174,21 +175,21 @@ impl SpotChecker {
         &self.me
     }
 
-    /// The worker's material: `Ok(None)` when the worker says it has none, `Err` when it
-    /// could not be asked (network failure, no known peer).
-    async fn material(
-        &self,
-        id: &Hash,
-        body: &ReceiptBody,
-    ) -> anyhow::Result<Option<SpotCheckMaterial>> {
+    /// The worker's material for the work `body` attests: `Ok(None)` when the worker
+    /// says it has none, `Err` when it could not be asked (network failure, no known
+    /// peer).
+    async fn material(&self, body: &ReceiptBody) -> anyhow::Result<Option<SpotCheckMaterial>> {
         if body.worker == self.me {
-            return Ok(self.local_shard(&body.layers).and_then(|s| s.material(id)));
+            let work = work_of(body).id();
+            return Ok(self
+                .local_shard(&body.layers)
+                .and_then(|s| s.material(&work)));
         }
         let peers = self.peers_of(&body.worker)?;
         let net = self.ctx.net.as_ref().context("no network")?;
         let mut last = None;
         for peer in peers {
-            match fetch_material(&net.network, peer, body, id).await {
+            match fetch_material(&net.network, peer, body).await {
                 Ok(found) => return Ok(found),
                 Err(e) => last = Some(e),
             }
@@ -204,7 +205,7 @@ impl SpotChecker {
         failures: &mut HashMap<Hash, u32>,
     ) -> Option<SpotCheckVerdict> {
         let fetched = async {
-            let material = self.material(&id, &body).await?;
+            let material = self.material(&body).await?;
             let snapshot = self
                 .snapshot_of(body.layers, body.adapter, &body.worker)
                 .await?;

@@ -5,7 +5,7 @@ use neuroshard_client::finality::Vote;
 use neuroshard_client::sync::{SyncRequest, SyncResponse};
 use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::messages::{
-    Activations, HeadMode, ReceiptRequest, ShardInput, ShardOutput, ShardRequest, WireDType,
+    Activations, HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType, WorkRequest,
 };
 use neuroshard_inference::spot_check::{InputLog, SpotCheckMaterial};
 use neuroshard_inference::{ModelWeights, Precision, Shard};
@@ -15,6 +15,7 @@ use neuroshard_primitives::{
     slot_lottery, AccountId, BalancesCall, Block, Call, GradientReceipt, GradientReceiptBody, Hash,
     Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
 };
+use neuroshard_serving::billing::BillingTerms;
 use neuroshard_serving::protocol::{
     InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
     VerificationCall, VerificationReply,
@@ -294,11 +295,13 @@ pub fn shard_calls() -> Vec<Vec<u8>> {
         InferenceCall::Receipt {
             model: TINY_MODEL,
             layers: layers(0, 3),
-            request: ReceiptRequest {
+            work: WorkRequest {
                 session: [8; 16],
+                until: 5,
+            },
+            terms: BillingTerms {
                 client: account("//Dave"),
                 epoch: 0,
-                until: 5,
             },
         }
         .into(),
@@ -311,7 +314,7 @@ pub fn shard_calls() -> Vec<Vec<u8>> {
         VerificationCall::Material {
             model: TINY_MODEL,
             layers: layers(0, 3),
-            receipt: Hash::repeat_byte(3),
+            work: Hash::repeat_byte(3),
         }
         .into(),
         TrainingCall::Gradient {
