@@ -8,7 +8,7 @@ use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{AccountId, Balance, Hash, Header, LayerRange, Signature};
 use neuroshard_staking as staking;
-use neuroshard_support::{Overlay, StateDb};
+use neuroshard_support::StateDb;
 use neuroshard_training_pallet as training;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -45,20 +45,19 @@ impl Runtime {
         if config.validators.is_empty() {
             return Err(GenesisError::NoValidators);
         }
-        let empty = StateDb::new();
-        let mut overlay = Overlay::new(&empty);
-        system::PARAMS.put(&mut overlay, &p.system);
-        system::NUMBER.put(&mut overlay, &0);
-        system::SLOT.put(&mut overlay, &0);
-        balances::build_genesis(&mut overlay, &p.balances, &config.balances)
-            .map_err(DispatchError::from)?;
-        staking::build_genesis(&mut overlay, &p.staking, &config.validators)
-            .map_err(DispatchError::from)?;
-        ponw::build_genesis(&mut overlay, &p.ponw, &config.workers).map_err(DispatchError::from)?;
-        training::build_genesis(&mut overlay, &p.training).map_err(DispatchError::from)?;
-        let (changes, _) = overlay.into_parts();
         let mut state = StateDb::new();
-        state.apply(&changes);
+        state.commit(|overlay| -> Result<(), GenesisError> {
+            system::PARAMS.put(overlay, &p.system);
+            system::NUMBER.put(overlay, &0);
+            system::SLOT.put(overlay, &0);
+            balances::build_genesis(overlay, &p.balances, &config.balances)
+                .map_err(DispatchError::from)?;
+            staking::build_genesis(overlay, &p.staking, &config.validators)
+                .map_err(DispatchError::from)?;
+            ponw::build_genesis(overlay, &p.ponw, &config.workers).map_err(DispatchError::from)?;
+            training::build_genesis(overlay, &p.training).map_err(DispatchError::from)?;
+            Ok(())
+        })?;
         let header = Header {
             parent_hash: Hash::zero(),
             number: 0,

@@ -4,7 +4,7 @@
 
 use super::*;
 use neuroshard_balances::Params as BalancesParams;
-use neuroshard_ponw::{ModelInfo, Params as PonwParams};
+use neuroshard_ponw::{fixtures as ponw_fixtures, Params as PonwParams};
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::model_chunks::ChunkTree;
 use neuroshard_primitives::{
@@ -54,32 +54,22 @@ pub(crate) fn test_config() -> GenesisConfig {
                 unbonding_blocks: 3,
                 min_validator_bond: 100 * UNIT,
             },
+            // The fixture's rewards and fees are what the tests below compute with: 0.1
+            // NSHD a token, 1 NSHD an uptime minute, clients pay 0.2 NSHD a token (half
+            // burned), a 100 NSHD worker bond.
             ponw: PonwParams {
-                model: ModelInfo {
-                    hash: model(),
-                    num_layers: 30,
-                    chunk_root: chunk_tree().root(),
-                    num_chunks: chunk_tree().num_chunks(),
-                    chunk_size: chunk_tree().chunk_size(),
-                },
-                token_reward: UNIT / 10,
-                uptime_reward: UNIT,
-                receipt_epoch_window: 1,
                 max_receipts_per_batch: 10_000,
                 max_shards_per_worker: 8,
-                client_fee_per_token: UNIT / 5,
-                fee_burn_permill: 500_000,
                 escrow_release_blocks: 10,
-                worker_bond: 100 * UNIT,
-                spot_check_permill: 0,
-                spot_check_blocks: 10,
-                spot_check_slash: 50 * UNIT,
+                ..ponw_fixtures::params(ponw_fixtures::model_with_chunks(
+                    model(),
+                    30,
+                    &chunk_tree(),
+                ))
             },
             training: neuroshard_training_pallet::Params {
                 training_reward: 2 * UNIT,
-                min_contributors: 2,
-                max_contributors: 16,
-                collect_blocks: 0,
+                ..neuroshard_training_pallet::fixtures::params()
             },
         },
         balances: ["//Alice", "//Bob", "//Charlie", "//Dave"]

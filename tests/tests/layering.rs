@@ -1,7 +1,8 @@
 //! The workspace's layering, checked from `cargo metadata` so the structure cannot decay
 //! unnoticed: each crate may depend (as a normal, non-dev dependency) only on the
 //! workspace crates below it, the runtime on nothing that does I/O, inference on nothing
-//! of the chain, and no production crate on benchmark-only code.
+//! of the chain, and no production crate on benchmark-only code or test fixtures (the
+//! pallets' `test-fixtures` feature is for dev-dependencies only).
 //!
 //! The layers, bottom up (README "Layout"):
 //! primitives <- support <- pallets <- runtime <- chain-spec;
@@ -104,6 +105,8 @@ struct Package {
     name: String,
     /// (dependency name, optional) of normal dependencies.
     deps: Vec<(String, bool)>,
+    /// Normal dependencies whose `test-fixtures` feature this crate enables.
+    fixtures: Vec<String>,
 }
 
 fn workspace() -> Vec<Package> {
@@ -129,20 +132,29 @@ fn workspace() -> Vec<Package> {
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| Package {
-            name: p["name"].as_str().unwrap_or_default().to_string(),
-            deps: p["dependencies"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| d["kind"].is_null())
-                .map(|d| {
-                    (
-                        d["name"].as_str().unwrap_or_default().to_string(),
-                        d["optional"].as_bool().unwrap_or(false),
-                    )
-                })
-                .collect(),
+        .map(|p| {
+            let normal = || {
+                p["dependencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d["kind"].is_null())
+            };
+            let name = |d: &Value| d["name"].as_str().unwrap_or_default().to_string();
+            Package {
+                name: p["name"].as_str().unwrap_or_default().to_string(),
+                deps: normal()
+                    .map(|d| (name(d), d["optional"].as_bool().unwrap_or(false)))
+                    .collect(),
+                fixtures: normal()
+                    .filter(|d| {
+                        d["features"]
+                            .as_array()
+                            .is_some_and(|f| f.iter().any(|f| f == "test-fixtures"))
+                    })
+                    .map(name)
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -219,5 +231,12 @@ fn production_crates_carry_no_benchmark_dependencies() {
                 p.name
             );
         }
+        // Test fixtures are enabled by dev-dependencies only.
+        assert!(
+            p.fixtures.is_empty(),
+            "{} enables the test fixtures of {:?} in a normal dependency",
+            p.name,
+            p.fixtures
+        );
     }
 }

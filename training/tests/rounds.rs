@@ -77,62 +77,32 @@ fn three_holders_lower_held_out_loss_and_serve_the_same_adapter() {
 }
 
 fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
-    let mut state = StateDb::new();
-    let mut o = Overlay::new(&state);
-    let bp = balances::Params {
-        existential_deposit: 1,
-        base_fee: 0,
-        byte_fee: 0,
-    };
-    balances::build_genesis(&mut o, &bp, &[]).unwrap();
     let pp = ponw::Params {
-        model: ponw::ModelInfo {
-            hash: tiny_hash(),
-            num_layers: 6,
-            chunk_root: tiny_hash(),
-            num_chunks: 1,
-            chunk_size: 1024,
-        },
-        token_reward: UNIT / 10,
-        uptime_reward: UNIT,
-        receipt_epoch_window: 1,
-        max_receipts_per_batch: 100,
-        max_shards_per_worker: 4,
-        client_fee_per_token: UNIT / 5,
-        fee_burn_permill: 500_000,
-        escrow_release_blocks: 5,
         // Bonds and spot checks are the PoNW tests' concern.
         worker_bond: 0,
         spot_check_permill: 0,
-        spot_check_blocks: 10,
         spot_check_slash: 0,
+        ..ponw::fixtures::params(ponw::fixtures::model(tiny_hash(), 6))
     };
-    let workers: Vec<_> = holders.iter().map(|h| (h.clone(), vec![layers])).collect();
-    ponw::build_genesis(&mut o, &pp, &workers).unwrap();
-    training::build_genesis(
-        &mut o,
-        &training::Params {
-            training_reward: 5 * UNIT,
-            min_contributors: 2,
-            max_contributors: 16,
-            collect_blocks: 0,
-        },
-    )
-    .unwrap();
-    let (changes, _) = o.into_parts();
-    state.apply(&changes);
-    state
+    let genesis = holders
+        .iter()
+        .fold(ponw::fixtures::Genesis::new(pp), |g, h| {
+            g.worker(h.clone(), vec![layers])
+        });
+    let tp = training::Params {
+        training_reward: 5 * UNIT,
+        // Reports land in the block after the receipts: no collection window.
+        collect_blocks: 0,
+        ..training::fixtures::params()
+    };
+    training::fixtures::genesis(&genesis, &tp)
 }
 
 fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> training::Result<()>,
 ) -> training::Result<()> {
-    let mut o = Overlay::new(state);
-    f(&mut o)?;
-    let (changes, _) = o.into_parts();
-    state.apply(&changes);
-    Ok(())
+    state.commit(f).map(drop)
 }
 
 #[test]

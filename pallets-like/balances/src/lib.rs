@@ -342,5 +342,7 @@ pub mod decimal_string {
     }
 }
 
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -18,10 +18,9 @@ fn params() -> Params {
 
 fn genesis() -> StateDb {
     let mut state = StateDb::new();
-    let mut overlay = Overlay::new(&state);
-    build_genesis(&mut overlay, &params(), &[(who(1), 1_000), (who(2), 500)]).unwrap();
-    let (changes, _) = overlay.into_parts();
-    state.apply(&changes);
+    state
+        .commit(|o| build_genesis(o, &params(), &[(who(1), 1_000), (who(2), 500)]))
+        .unwrap();
     state
 }
 

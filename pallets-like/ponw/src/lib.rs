@@ -200,6 +200,8 @@ pub fn build_genesis(
     Ok(())
 }
 
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 #[cfg(test)]
 mod liveness_tests;
 #[cfg(test)]

@@ -31,29 +31,12 @@ pub(crate) fn chunk_tree() -> ChunkTree {
     ChunkTree::from_reader(&model_file()[..], 256).unwrap()
 }
 
+/// The fixture's parameters for the stand-in model. The arithmetic of these tests is that
+/// of the fixture's defaults: 0.1 NSHD per token and 1 NSHD per minute earned, 0.2 NSHD
+/// per token paid by the client (half burned), escrow released after 5 blocks, a 100
+/// NSHD bond, 50 NSHD slashed per failed check, no receipt sampled.
 pub(crate) fn params() -> Params {
-    let tree = chunk_tree();
-    Params {
-        model: ModelInfo {
-            hash: model(),
-            num_layers: LAYERS,
-            chunk_root: tree.root(),
-            num_chunks: tree.num_chunks(),
-            chunk_size: tree.chunk_size(),
-        },
-        token_reward: UNIT / 10,
-        uptime_reward: UNIT,
-        receipt_epoch_window: 1,
-        max_receipts_per_batch: 100,
-        max_shards_per_worker: 4,
-        client_fee_per_token: UNIT / 5,
-        fee_burn_permill: 500_000,
-        escrow_release_blocks: 5,
-        worker_bond: 100 * UNIT,
-        spot_check_permill: 0,
-        spot_check_blocks: 10,
-        spot_check_slash: 50 * UNIT,
-    }
+    fixtures::params(fixtures::model_with_chunks(model(), LAYERS, &chunk_tree()))
 }
 
 pub(crate) fn ctx(epoch: u32, minute: u64) -> BlockContext {
@@ -70,41 +53,18 @@ pub(crate) fn ctx(epoch: u32, minute: u64) -> BlockContext {
 
 /// Genesis with //Bob serving 10-20 and //Charlie serving 0-10 and 20-30.
 pub(crate) fn genesis() -> StateDb {
-    let mut state = StateDb::new();
-    let mut o = Overlay::new(&state);
-    let bp = balances::Params {
-        existential_deposit: 1,
-        base_fee: 0,
-        byte_fee: 0,
-    };
     // The workers hold exactly their bond, so their free balance is what they earn.
     let bond = params().worker_bond;
-    let funded = [
-        (key("//Dave").1, 1_000 * UNIT),
-        (key("//Bob").1, bond),
-        (key("//Charlie").1, bond),
-        (key("//Eve").1, bond),
-    ];
-    balances::build_genesis(&mut o, &bp, &funded).unwrap();
-    build_genesis(
-        &mut o,
-        &params(),
-        &[
-            (key("//Bob").1, vec![LayerRange::new(10, 20).unwrap()]),
-            (
-                key("//Charlie").1,
-                vec![
-                    LayerRange::new(0, 10).unwrap(),
-                    LayerRange::new(20, 30).unwrap(),
-                ],
-            ),
-        ],
-    )
-    .unwrap();
-    escrow::deposit(&mut o, &key("//Dave").1, 100 * UNIT).unwrap();
-    let (changes, _) = o.into_parts();
-    state.apply(&changes);
-    state
+    let range = |a, b| LayerRange::new(a, b).unwrap();
+    fixtures::Genesis::new(params())
+        .fund(key("//Dave").1, 1_000 * UNIT)
+        .fund(key("//Bob").1, bond)
+        .fund(key("//Charlie").1, bond)
+        .fund(key("//Eve").1, bond)
+        .worker(key("//Bob").1, vec![range(10, 20)])
+        .worker(key("//Charlie").1, vec![range(0, 10), range(20, 30)])
+        .escrow(key("//Dave").1, 100 * UNIT)
+        .build()
 }
 
 pub(crate) fn receipt(
@@ -178,11 +138,7 @@ pub(crate) fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> Result<()>,
 ) -> Result<Vec<Event>> {
-    let mut o = Overlay::new(state);
-    o.transactional(f)?;
-    let (changes, events) = o.into_parts();
-    state.apply(&changes);
-    Ok(events)
+    state.commit(f)
 }
 
 #[test]

@@ -20,21 +20,18 @@ fn ctx(number: BlockNumber) -> BlockContext {
 }
 
 fn genesis() -> StateDb {
-    let mut state = StateDb::new();
-    let mut o = Overlay::new(&state);
-    let bp = balances::Params {
-        existential_deposit: 1,
-        base_fee: 0,
-        byte_fee: 0,
-    };
-    balances::build_genesis(&mut o, &bp, &[(who(1), 1_000), (who(2), 1_000)]).unwrap();
+    let bp = balances::fixtures::params();
     let sp = Params {
         unbonding_blocks: 10,
         min_validator_bond: 100,
     };
-    build_genesis(&mut o, &sp, &[(who(1), 300)]).unwrap();
-    let (changes, _) = o.into_parts();
-    state.apply(&changes);
+    let mut state = StateDb::new();
+    state
+        .commit(|o| {
+            balances::build_genesis(o, &bp, &[(who(1), 1_000), (who(2), 1_000)])?;
+            build_genesis(o, &sp, &[(who(1), 300)])
+        })
+        .unwrap();
     state
 }
 
@@ -111,13 +108,12 @@ fn equivocation_proofs_slash_once_and_bad_proofs_change_nothing() {
     let key = neuroshard_primitives::crypto::keypair_from_uri("//Bob").unwrap();
     let bob: AccountId = key.public().into();
     let mut state = genesis();
-    {
-        let mut o = Overlay::new(&state);
-        balances::mint(&mut o, &bob, 1_000).unwrap();
-        bond(&mut o, &bob, 500).unwrap();
-        let (changes, _) = o.into_parts();
-        state.apply(&changes);
-    }
+    state
+        .commit(|o| {
+            balances::mint(o, &bob, 1_000)?;
+            bond(o, &bob, 500)
+        })
+        .unwrap();
     let first = sealed(&key, 9, 4);
     let twin = {
         let mut t = first.clone();
@@ -141,14 +137,16 @@ fn equivocation_proofs_slash_once_and_bad_proofs_change_nothing() {
         ));
     }
     let issuance = balances::total_issuance(&state).unwrap();
-    let mut o = Overlay::new(&state);
-    report_equivocation(&mut o, &first, &twin).unwrap();
-    assert_eq!(
-        report_equivocation(&mut o, &twin, &first),
-        Err(Error::AlreadyPunished)
-    );
-    let (changes, events) = o.into_parts();
-    state.apply(&changes);
+    let events = state
+        .commit(|o| {
+            report_equivocation(o, &first, &twin)?;
+            assert_eq!(
+                report_equivocation(o, &twin, &first),
+                Err(Error::AlreadyPunished)
+            );
+            Ok::<_, Error>(())
+        })
+        .unwrap();
     assert_eq!(balances::account(&state, &bob).unwrap().bonded, 400);
     assert_eq!(balances::total_issuance(&state).unwrap(), issuance - 100);
     assert!(events.contains(&Event::Slashed {

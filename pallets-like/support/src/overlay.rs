@@ -77,6 +77,22 @@ impl<'a> Overlay<'a> {
     }
 }
 
+impl StateDb {
+    /// Runs `f` on an [`Overlay`] over this state and, when it returns `Ok`, applies what
+    /// it wrote; returns the events it deposited. On `Err` the state is left as it was.
+    /// (The overlay round trip of genesis building and of tests, in one call.)
+    pub fn commit<E>(
+        &mut self,
+        f: impl FnOnce(&mut Overlay<'_>) -> Result<(), E>,
+    ) -> Result<Vec<Event>, E> {
+        let mut overlay = Overlay::new(self);
+        f(&mut overlay)?;
+        let (changes, events) = overlay.into_parts();
+        self.apply(&changes);
+        Ok(events)
+    }
+}
+
 impl ReadState for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         for layer in self.layers.iter().rev() {

@@ -191,5 +191,7 @@ pub fn build_genesis(overlay: &mut Overlay<'_>, p: &Params) -> Result<()> {
     Ok(())
 }
 
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -35,52 +35,26 @@ fn genesis() -> StateDb {
 }
 
 fn genesis_with(collect_blocks: u32) -> StateDb {
-    let mut state = StateDb::new();
-    let mut o = Overlay::new(&state);
-    let bp = balances::Params {
-        existential_deposit: 1,
-        base_fee: 0,
-        byte_fee: 0,
-    };
-    balances::build_genesis(&mut o, &bp, &[]).unwrap();
     let pp = ponw::Params {
-        model: ponw::ModelInfo {
-            hash: model(),
-            num_layers: 30,
-            chunk_root: model(),
-            num_chunks: 1,
-            chunk_size: 1024,
-        },
-        token_reward: UNIT / 10,
-        uptime_reward: UNIT,
-        receipt_epoch_window: 1,
-        max_receipts_per_batch: 100,
-        max_shards_per_worker: 4,
-        client_fee_per_token: UNIT / 5,
-        fee_burn_permill: 500_000,
-        escrow_release_blocks: 5,
         // Bonds and spot checks are the PoNW tests' concern.
         worker_bond: 0,
         spot_check_permill: 0,
-        spot_check_blocks: 10,
         spot_check_slash: 0,
+        ..ponw::fixtures::params(ponw::fixtures::model(model(), 30))
     };
-    let mut workers: Vec<_> = HOLDERS.iter().map(|h| (key(h).1, vec![layers()])).collect();
-    workers.push((key("//Eve").1, vec![LayerRange::new(0, 10).unwrap()]));
-    ponw::build_genesis(&mut o, &pp, &workers).unwrap();
-    build_genesis(
-        &mut o,
-        &Params {
-            training_reward: REWARD,
-            min_contributors: 2,
-            max_contributors: 4,
-            collect_blocks,
-        },
-    )
-    .unwrap();
-    let (changes, _) = o.into_parts();
-    state.apply(&changes);
-    state
+    let chain = HOLDERS
+        .iter()
+        .fold(ponw::fixtures::Genesis::new(pp), |g, h| {
+            g.worker(key(h).1, vec![layers()])
+        })
+        .worker(key("//Eve").1, vec![LayerRange::new(0, 10).unwrap()]);
+    let tp = Params {
+        training_reward: REWARD,
+        min_contributors: 2,
+        max_contributors: 4,
+        collect_blocks,
+    };
+    fixtures::genesis(&chain, &tp)
 }
 
 fn body(who: &str, round: u32, base: Hash) -> GradientReceiptBody {
@@ -105,11 +79,7 @@ fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> Result<()>,
 ) -> Result<Vec<Event>> {
-    let mut o = Overlay::new(state);
-    f(&mut o)?;
-    let (changes, events) = o.into_parts();
-    state.apply(&changes);
-    Ok(events)
+    state.commit(f)
 }
 
 /// Block the submissions and reports of the windowless tests land in.

@@ -1,0 +1,124 @@
+//! Test fixtures: the PoNW parameters and genesis state the tests of this pallet, the
+//! training pallet, the runtime and the training crate build on. Built for this crate's
+//! tests and, through the `test-fixtures` feature, for the tests of the crates above it
+//! (only their dev-dependencies enable it: production builds carry none of it).
+//!
+//! A test states the values it depends on as overrides of [`params`]
+//! (`Params { worker_bond: 0, ..fixtures::params(model) }`).
+
+use crate::{balances, build_genesis, escrow, ModelInfo, Params, Result};
+use neuroshard_primitives::model_chunks::ChunkTree;
+use neuroshard_primitives::{AccountId, Balance, Hash, LayerRange, UNIT};
+use neuroshard_support::{Overlay, StateDb};
+
+/// A model whose file is never read: its chunk root is its hash, one chunk of 1 KiB (for
+/// tests that never check proof of possession).
+pub fn model(hash: Hash, num_layers: u16) -> ModelInfo {
+    ModelInfo {
+        hash,
+        num_layers,
+        chunk_root: hash,
+        num_chunks: 1,
+        chunk_size: 1024,
+    }
+}
+
+/// A model whose file's chunks are `chunks` (for tests that answer liveness challenges
+/// from the file's bytes).
+pub fn model_with_chunks(hash: Hash, num_layers: u16, chunks: &ChunkTree) -> ModelInfo {
+    ModelInfo {
+        hash,
+        num_layers,
+        chunk_root: chunks.root(),
+        num_chunks: chunks.num_chunks(),
+        chunk_size: chunks.chunk_size(),
+    }
+}
+
+/// Parameters paying for `model`, with these defaults:
+/// - rewards: 0.1 NSHD per token through the whole model, 1 NSHD per uptime minute;
+/// - receipts: accepted for one epoch after their own, at most 100 a batch, at most 4
+///   shards a worker;
+/// - fees: a client pays 0.2 NSHD per token through the whole model, half of it burned
+///   (so self-dealing does not pay); an escrow is released 5 blocks after the request;
+/// - bonds: 100 NSHD per worker, 50 NSHD slashed per failed spot check, no receipt
+///   sampled for checks (0 permill) and 10 blocks to answer one.
+pub fn params(model: ModelInfo) -> Params {
+    Params {
+        model,
+        token_reward: UNIT / 10,
+        uptime_reward: UNIT,
+        receipt_epoch_window: 1,
+        max_receipts_per_batch: 100,
+        max_shards_per_worker: 4,
+        client_fee_per_token: UNIT / 5,
+        fee_burn_permill: 500_000,
+        escrow_release_blocks: 5,
+        worker_bond: 100 * UNIT,
+        spot_check_permill: 0,
+        spot_check_blocks: 10,
+        spot_check_slash: 50 * UNIT,
+    }
+}
+
+/// A genesis state of the balances and PoNW pallets, built in this order: the funded
+/// accounts (with [`balances::fixtures::params`]), the PoNW parameters and the workers
+/// (each reserving its bond from its funds), then the client escrows (taken from the
+/// clients' funds).
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    params: Params,
+    funded: Vec<(AccountId, Balance)>,
+    workers: Vec<(AccountId, Vec<LayerRange>)>,
+    escrows: Vec<(AccountId, Balance)>,
+}
+
+impl Genesis {
+    /// Nobody funded, no worker, no escrow.
+    pub fn new(params: Params) -> Self {
+        Self {
+            params,
+            funded: Vec::new(),
+            workers: Vec::new(),
+            escrows: Vec::new(),
+        }
+    }
+
+    /// Endows `who` with `amount` free balance.
+    pub fn fund(mut self, who: AccountId, amount: Balance) -> Self {
+        self.funded.push((who, amount));
+        self
+    }
+
+    /// Registers `who` as a worker serving `shards` (its bond must be funded).
+    pub fn worker(mut self, who: AccountId, shards: Vec<LayerRange>) -> Self {
+        self.workers.push((who, shards));
+        self
+    }
+
+    /// Deposits `amount` of `who`'s funds as its client escrow.
+    pub fn escrow(mut self, who: AccountId, amount: Balance) -> Self {
+        self.escrows.push((who, amount));
+        self
+    }
+
+    /// Writes the genesis into `overlay` (for callers that add their own pallets' genesis).
+    pub fn build_into(&self, overlay: &mut Overlay<'_>) -> Result<()> {
+        balances::build_genesis(overlay, &balances::fixtures::params(), &self.funded)?;
+        build_genesis(overlay, &self.params, &self.workers)?;
+        for (who, amount) in &self.escrows {
+            escrow::deposit(overlay, who, *amount)?;
+        }
+        Ok(())
+    }
+
+    /// The genesis state (panics if the fixture is inconsistent, e.g. a worker's bond
+    /// is not funded).
+    pub fn build(&self) -> StateDb {
+        let mut state = StateDb::new();
+        state
+            .commit(|o| self.build_into(o))
+            .expect("the fixture genesis builds");
+        state
+    }
+}
