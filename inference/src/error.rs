@@ -57,6 +57,15 @@ pub enum InferenceError {
     Transport { shard: String, reason: String },
 }
 
+impl From<neuroshard_kernels::KernelError> for InferenceError {
+    fn from(e: neuroshard_kernels::KernelError) -> Self {
+        match e {
+            neuroshard_kernels::KernelError::BadMatrix(why) => InferenceError::BadRequest(why),
+            neuroshard_kernels::KernelError::Candle(e) => InferenceError::Candle(e),
+        }
+    }
+}
+
 impl InferenceError {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -16,7 +16,6 @@ pub mod executor;
 pub mod fault;
 pub mod fetch;
 pub mod generate;
-pub mod kernels;
 pub mod messages;
 pub mod pipeline;
 pub mod probe;
@@ -27,6 +26,9 @@ pub mod tiny;
 pub mod tokenizer;
 pub mod transport;
 pub mod weights;
+
+/// The CPU kernels (a crate of their own, as ggml is to llama.cpp).
+pub use neuroshard_kernels as kernels;
 
 pub use commitment::ActivationCommitment;
 pub use config::ModelConfig;

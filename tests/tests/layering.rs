@@ -6,7 +6,7 @@
 //!
 //! The layers, bottom up (README "Layout"):
 //! primitives <- support <- pallets <- runtime <- chain-spec;
-//! primitives <- inference <- training; primitives <- network;
+//! kernels <- inference, primitives <- inference <- training; primitives <- network;
 //! client (chain) <- serving <- trainer <- verifier; rpc over client, serving, trainer;
 //! the binary (`neuroshard-node`) wires them all; `neuroshard-bench` sits beside it.
 
@@ -62,7 +62,11 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
                 &PALLETS,
             ),
         ),
-        ("neuroshard-inference", vec!["neuroshard-primitives"]),
+        ("neuroshard-kernels", vec![]),
+        (
+            "neuroshard-inference",
+            vec!["neuroshard-primitives", "neuroshard-kernels"],
+        ),
         (
             "neuroshard-training",
             vec!["neuroshard-primitives", "neuroshard-inference"],

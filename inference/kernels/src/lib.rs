@@ -1,8 +1,12 @@
-//! CPU matrix kernels for the shard executor: weight matrices held in their GGUF
-//! quantization (Q4_1 and Q8_0, the formats of the default SmolLM2 model; anything else is
-//! widened to f32 at load), multiplied with `m` activation rows at once by fused
-//! dequantize-and-dot kernels ([`dot`]), split over sixteen-row weight groups across
-//! rayon's pool.
+//! The shard executor's CPU kernels, kept apart from the model code the way ggml is from
+//! llama.cpp: the inference crate's executor calls them, and they know nothing of models,
+//! sessions or the chain.
+//!
+//! Weight matrices are held in their GGUF quantization (Q4_1 and Q8_0, the formats of the
+//! default SmolLM2 model; anything else is widened to f32 at load), multiplied with `m`
+//! activation rows at once by fused dequantize-and-dot kernels ([`dot`]), split over
+//! sixteen-row weight groups across rayon's pool; [`ops`] has attention, RMS norm,
+//! rotary embedding and SwiGLU.
 //!
 //! Each activation row is quantized once per product (as candle and GGML do), and each
 //! sixteen-row group of weights is read once for all `m` rows, so a speculative
@@ -17,7 +21,18 @@ pub mod dot;
 pub mod ops;
 pub mod quant;
 
-use crate::error::{InferenceError, Result};
+/// Why a matrix cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The weights are not a matrix these kernels can hold.
+    #[error("{0}")]
+    BadMatrix(String),
+    /// Reading the weights out of candle failed.
+    #[error("tensor operation: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = KernelError> = std::result::Result<T, E>;
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{DType, Device};
 use quant::{ActQ80, ActQ81, Q41x16, Q80Groups, BLOCK, GROUP};
@@ -93,7 +108,7 @@ fn raw(m: &QMatMul) -> Result<(Raw, usize, usize)> {
     };
     match dims[..] {
         [rows, cols] => Ok((raw, rows, cols)),
-        _ => Err(InferenceError::BadRequest(format!(
+        _ => Err(KernelError::BadMatrix(format!(
             "weight matrix of shape {dims:?}"
         ))),
     }
@@ -150,11 +165,11 @@ impl QuantMatrix {
         let cols = raws.first().map(|r| r.2).unwrap_or(0);
         let rows: usize = raws.iter().map(|r| r.1).sum();
         if raws.iter().any(|r| r.2 != cols) || rows == 0 || cols == 0 {
-            return Err(InferenceError::BadRequest(
+            return Err(KernelError::BadMatrix(
                 "stacked matrices must share their width".into(),
             ));
         }
-        let bad = || InferenceError::BadRequest(format!("malformed {rows}x{cols} weights"));
+        let bad = || KernelError::BadMatrix(format!("malformed {rows}x{cols} weights"));
         let data = if let Some(bytes) = concat_bytes(&raws, Raw::q4_1) {
             Data::Q4_1(quant::q4_1_groups(&bytes, rows, cols).ok_or_else(bad)?)
         } else if let Some(bytes) = concat_bytes(&raws, Raw::q8_0) {
