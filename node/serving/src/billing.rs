@@ -10,32 +10,15 @@
 //! for this node's own shards and for remote ones ([`Provider`]); a validator maps a
 //! receipt back to the work to re-run with [`work_of`].
 
+pub use crate::protocol::{BillingTerms, WorkerReceipt};
 use crate::remote::RemoteShard;
 use anyhow::{bail, Context};
-use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::pipeline::ServedHop;
 use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
 use neuroshard_inference::{RecordedWork, WorkRecord, WorkRequest};
-use neuroshard_primitives::{crypto, AccountId, Keypair, Receipt, ReceiptBody, Signature};
-use parity_scale_codec::{Decode, Encode};
+use neuroshard_primitives::{crypto, AccountId, Keypair, Receipt, ReceiptBody};
 use sp_core::Pair as _;
 use std::sync::Arc;
-
-/// The client's side of a receipt: who pays and in which epoch the work is billed.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct BillingTerms {
-    pub client: AccountId,
-    pub epoch: u32,
-}
-
-/// A receipt body signed by its worker, with the full commitment its body carries the
-/// hash of; the client checks it and counter-signs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkerReceipt {
-    pub body: ReceiptBody,
-    pub commitment: ActivationCommitment,
-    pub worker_signature: Signature,
-}
 
 /// The chain receipt body for `work` done by `worker` under `terms`.
 pub fn receipt_body(worker: AccountId, terms: &BillingTerms, work: &WorkRecord) -> ReceiptBody {

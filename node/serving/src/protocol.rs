@@ -10,11 +10,13 @@
 //! [`crate::server::ShardServer`] answers them. Every byte from a peer is decoded with
 //! SCALE under the protocol's size cap; nothing here panics on bad input.
 
-use crate::billing::{work_of, BillingTerms};
+use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::spot_check::SpotCheckMaterial;
 use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol};
-use neuroshard_primitives::{GradientReceipt, Hash, LayerRange, ReceiptBody, SessionId, Signature};
+use neuroshard_primitives::{
+    AccountId, GradientReceipt, Hash, LayerRange, ReceiptBody, SessionId, Signature,
+};
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 
 /// A call from a peer to a shard provider.
@@ -44,6 +46,23 @@ pub enum InferenceCall {
         layers: LayerRange,
         session: SessionId,
     },
+}
+
+/// The client's side of a receipt: who pays and in which epoch the work is billed.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct BillingTerms {
+    pub client: AccountId,
+    pub epoch: u32,
+}
+
+/// A receipt body signed by its worker, with the full commitment its body carries the
+/// hash of (the decoded [`InferenceReply::Receipt`]); the client's billing checks it and
+/// counter-signs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerReceipt {
+    pub body: ReceiptBody,
+    pub commitment: ActivationCommitment,
+    pub worker_signature: Signature,
 }
 
 /// A validator's calls.
@@ -167,18 +186,20 @@ pub fn decode_reply(
     }
 }
 
-/// Asks `peer` for the spot-check material of the work receipt `body` attests:
-/// `Ok(None)` when the worker answers that it has none, `Err` when it could not be asked
-/// or its answer is not an answer (the caller retries, then gives a `NoAnswer` verdict).
+/// Asks `peer` for the spot-check material of work record `work` (the work receipt
+/// `body` attests): `Ok(None)` when the worker answers that it has none, `Err` when it
+/// could not be asked or its answer is not an answer (the caller retries, then gives a
+/// `NoAnswer` verdict).
 pub async fn fetch_material(
     network: &NetworkHandle,
     peer: PeerId,
     body: &ReceiptBody,
+    work: Hash,
 ) -> anyhow::Result<Option<SpotCheckMaterial>> {
     let call = VerificationCall::Material {
         model: body.model,
         layers: body.layers,
-        work: work_of(body).id(),
+        work,
     };
     match ask(network, peer, call).await? {
         ShardReply::Verification(VerificationReply::Material(found)) => Ok(found),

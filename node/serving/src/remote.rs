@@ -5,8 +5,10 @@
 //! with its chain key, and the client's billing checks it (the worker account it
 //! expected, the terms, the session, the commitment) before it counter-signs.
 
-use crate::billing::{BillingTerms, WorkerReceipt};
-use crate::protocol::{decode_reply, short_peer, InferenceCall, InferenceReply, ShardReply};
+use crate::protocol::{
+    decode_reply, short_peer, BillingTerms, InferenceCall, InferenceReply, ShardReply,
+    WorkerReceipt,
+};
 use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::transport::ShardTransport;

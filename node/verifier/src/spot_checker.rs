@@ -179,8 +179,8 @@ impl SpotChecker {
     /// says it has none, `Err` when it could not be asked (network failure, no known
     /// peer).
     async fn material(&self, body: &ReceiptBody) -> anyhow::Result<Option<SpotCheckMaterial>> {
+        let work = work_of(body).id();
         if body.worker == self.me {
-            let work = work_of(body).id();
             return Ok(self
                 .local_shard(&body.layers)
                 .and_then(|s| s.material(&work)));
@@ -189,7 +189,7 @@ impl SpotChecker {
         let net = self.ctx.net.as_ref().context("no network")?;
         let mut last = None;
         for peer in peers {
-            match fetch_material(&net.network, peer, body).await {
+            match fetch_material(&net.network, peer, body, work).await {
                 Ok(found) => return Ok(found),
                 Err(e) => last = Some(e),
             }

@@ -15,10 +15,9 @@ use neuroshard_primitives::{
     slot_lottery, AccountId, BalancesCall, Block, Call, GradientReceipt, GradientReceiptBody, Hash,
     Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
 };
-use neuroshard_serving::billing::BillingTerms;
 use neuroshard_serving::protocol::{
-    InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
-    VerificationCall, VerificationReply,
+    BillingTerms, InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall,
+    TrainingReply, VerificationCall, VerificationReply,
 };
 use neuroshard_serving::server::ShardServer;
 use neuroshard_trainer::board::TrainingBoard;
