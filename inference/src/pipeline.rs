@@ -41,6 +41,8 @@ pub struct ServedHop {
     pub provider: usize,
     /// The provider's printable name.
     pub name: String,
+    /// The session it served.
+    pub session: SessionId,
     /// One past the last accepted position.
     pub until: u32,
     /// Digest of the inputs sent for positions `0..until` (`None`: fewer were sent).
@@ -48,9 +50,16 @@ pub struct ServedHop {
 }
 
 impl ServedHop {
-    /// Checks that `record` accounts for this hop's work: it ends at the accepted length
-    /// and carries the digest of exactly the inputs the provider was sent.
+    /// Checks that `record` accounts for this hop's work: it is for this session, ends at
+    /// the accepted length and carries the digest of exactly the inputs the provider was
+    /// sent.
     pub fn check(&self, record: &WorkRecord) -> Result<()> {
+        if record.session != self.session {
+            return Err(InferenceError::Transport {
+                shard: self.name.clone(),
+                reason: "work record is for another session".into(),
+            });
+        }
         if record.position_end != self.until || Some(record.input_commitment) != self.inputs {
             return Err(InferenceError::Transport {
                 shard: self.name.clone(),
@@ -257,6 +266,7 @@ impl PipelineClient {
             .map(|(h, sent)| ServedHop {
                 provider: h.active,
                 name: h.providers[h.active].name(),
+                session: self.session,
                 until,
                 inputs: sent.digest(until as usize),
             })

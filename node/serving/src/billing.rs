@@ -144,7 +144,6 @@ impl Provider {
 pub fn bill_session(
     client_key: &Keypair,
     epoch: u32,
-    session: neuroshard_primitives::SessionId,
     served: &[ServedHop],
     hops: &[Vec<Provider>],
 ) -> anyhow::Result<Vec<Receipt>> {
@@ -160,7 +159,7 @@ pub fn bill_session(
                 .get(served.provider)
                 .with_context(|| format!("{}: provider not in the route", served.name))?;
             let work = WorkRequest {
-                session,
+                session: served.session,
                 until: served.until,
             };
             let receipt = provider.worker_receipt(client_key, &work, &terms)?;

@@ -208,7 +208,7 @@ impl LocalWorker {
         let next = self.chain.best_header().number + 1;
         let epoch = neuroshard_runtime::system::epoch_of(next, params.system.epoch_length);
         let served = client.served(accepted as u32);
-        let receipts = bill_session(&self.key, epoch, client.session(), &served, route)?;
+        let receipts = bill_session(&self.key, epoch, &served, route)?;
         if receipts.is_empty() {
             return Ok(None);
         }

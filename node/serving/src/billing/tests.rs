@@ -53,7 +53,7 @@ fn a_local_session_bills_one_signed_receipt_per_hop() {
     let key = keypair_from_uri("//Alice").unwrap();
     let me: AccountId = key.public().into();
     let served = client.served(until);
-    let receipts = bill_session(&key, 4, client.session(), &served, &hops(&route)).unwrap();
+    let receipts = bill_session(&key, 4, &served, &hops(&route)).unwrap();
     assert_eq!(receipts.len(), RANGES.len());
     for ((receipt, &(a, b)), t) in receipts.iter().zip(&RANGES).zip(&route) {
         let body = &receipt.body;
@@ -73,7 +73,7 @@ fn a_local_session_bills_one_signed_receipt_per_hop() {
         assert!(t.shard().material(&work_of(body).id()).is_some());
     }
     // Nothing is left to bill: the positions are recorded once.
-    assert!(bill_session(&key, 4, client.session(), &served, &hops(&route)).is_err());
+    assert!(bill_session(&key, 4, &served, &hops(&route)).is_err());
 }
 
 #[test]
@@ -112,6 +112,12 @@ fn receipts_that_do_not_match_the_work_are_refused() {
     inflated.body.position_start = 1;
     let err = check(&inflated, &bob_account, &terms, 1).unwrap_err();
     assert!(err.to_string().contains("signature"), "{err}");
+    // A body re-signed for another session fails the session check.
+    let mut elsewhere = honest.clone();
+    elsewhere.body.session = [8; 16];
+    elsewhere.worker_signature = elsewhere.body.sign_as_worker(&bob);
+    let err = check(&elsewhere, &bob_account, &terms, 1).unwrap_err();
+    assert!(err.to_string().contains("another session"), "{err}");
     // A body re-signed for inputs the hop was not sent fails the input check.
     let mut forged = honest.clone();
     forged.body.input_commitment = Hash::repeat_byte(9);
