@@ -5,7 +5,7 @@
 
 use neuroshard_network::{
     start, BehaviourConfig, ConnectionBudget, NetworkConfig, NetworkEvent, NetworkHandle,
-    NetworkKeypair, Protocol, ProviderInfo, Topic, Verdict,
+    NetworkKeypair, Protocol, ProviderInfo, Topic, Transport, Verdict,
 };
 use neuroshard_primitives::{Hash, LayerRange};
 use std::time::Duration;
@@ -30,6 +30,7 @@ async fn node_with(
         bootnodes,
         genesis: Hash::repeat_byte(1),
         behaviour,
+        transport: Transport::Tcp,
     })
     .await
     .unwrap()
@@ -294,7 +295,15 @@ async fn concurrent_requests_of_both_protocols_get_their_own_answers() {
         let sync = client.request(peer, Protocol::Sync, vec![1, round]);
         let shard = client.request(peer, Protocol::Activations, vec![2, round, 9]);
         let (sync, shard) = tokio::join!(sync, shard);
-        assert_eq!(sync.unwrap(), vec![round, 1], "sync answer of round {round}");
-        assert_eq!(shard.unwrap(), vec![9, round, 2], "shard answer of round {round}");
+        assert_eq!(
+            sync.unwrap(),
+            vec![round, 1],
+            "sync answer of round {round}"
+        );
+        assert_eq!(
+            shard.unwrap(),
+            vec![9, round, 2],
+            "shard answer of round {round}"
+        );
     }
 }
