@@ -14,6 +14,7 @@ use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use neuroshard_primitives::Hash;
 use std::collections::HashSet;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most providers one lookup returns (bounds the work a flood of fake providers causes).
@@ -60,6 +61,42 @@ pub enum Verdict {
     Reject,
 }
 
+/// What a finished DHT query cost, from Kademlia's own statistics.
+#[derive(Clone, Debug)]
+pub struct QueryStats {
+    /// Requests the query sent.
+    pub requests: u32,
+    pub duration: Duration,
+    /// Ended by Kademlia's query timeout, with `pending` requests still unanswered.
+    pub timed_out: bool,
+    pub pending: u32,
+}
+
+/// The answer of [`NetworkHandle::closest_peers`].
+#[derive(Clone, Debug)]
+pub struct ClosestPeers {
+    /// The closest peers found (fewer if the query timed out).
+    pub peers: Vec<PeerId>,
+    pub stats: QueryStats,
+}
+
+/// The answer of [`NetworkHandle::get_record`].
+#[derive(Clone, Debug)]
+pub struct RecordLookup {
+    /// The first record found, unverified; `None` if there was none.
+    pub value: Option<Vec<u8>>,
+    pub stats: QueryStats,
+}
+
+/// The service's state at a glance.
+#[derive(Clone, Copy, Debug)]
+pub struct NetworkStats {
+    /// Established connections.
+    pub connections: usize,
+    /// Peers in the DHT routing table.
+    pub routing_table: usize,
+}
+
 pub(crate) enum Command {
     Publish {
         topic: Topic,
@@ -87,8 +124,18 @@ pub(crate) enum Command {
     },
     GetRecord {
         key: RecordKey,
-        done: oneshot::Sender<Option<Vec<u8>>>,
+        done: oneshot::Sender<RecordLookup>,
     },
+    ClosestPeers {
+        key: Vec<u8>,
+        done: oneshot::Sender<ClosestPeers>,
+    },
+    AddAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
+    Bootstrap,
+    Stats(oneshot::Sender<NetworkStats>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Penalise {
@@ -187,13 +234,10 @@ impl NetworkHandle {
             .take(MAX_PROVIDERS)
             .map(|peer| async move {
                 let bytes = self
-                    .ask(|done| Command::GetRecord {
-                        key: record_key(&model, &peer),
-                        done,
-                    })
+                    .get_record(record_key(&model, &peer))
                     .await
-                    .ok()
-                    .flatten()?;
+                    .ok()?
+                    .value?;
                 match ProviderRecord::decode_verified(&bytes) {
                     Ok(r) if r.peer_id() == Some(peer) && r.info.model == model => Some(r),
                     _ => {
@@ -207,6 +251,40 @@ impl NetworkHandle {
             .into_iter()
             .flatten()
             .collect())
+    }
+
+    /// Looks up the DHT record under `key` and returns the first one found, as it came
+    /// (check it before use, e.g. with [`ProviderRecord::decode_verified`]), with what
+    /// the lookup cost.
+    pub async fn get_record(&self, key: RecordKey) -> Result<RecordLookup, NetworkError> {
+        self.ask(|done| Command::GetRecord { key, done }).await
+    }
+
+    /// Walks the DHT for the peers closest to `key` (e.g. a peer id's bytes) and returns
+    /// them with what the walk cost.
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<ClosestPeers, NetworkError> {
+        self.ask(|done| Command::ClosestPeers { key, done }).await
+    }
+
+    /// Adds `addr` as an address of `peer` to the DHT routing table without dialing it
+    /// (Kademlia dials when a query needs the peer). With [`Self::bootstrap`], this joins
+    /// the network through peers whose ids are known, where [`Self::dial`] needs a
+    /// connection and the peer's identify answer first.
+    pub fn add_address(&self, peer: PeerId, addr: Multiaddr) {
+        self.send(Command::AddAddress { peer, addr });
+    }
+
+    /// Starts a DHT bootstrap (a lookup of our own id, then of a random key per bucket)
+    /// from the peers in the routing table. The service also bootstraps by itself when
+    /// the first peer identifies itself, and then every
+    /// [`crate::BehaviourConfig::dht_refresh`].
+    pub fn bootstrap(&self) {
+        self.send(Command::Bootstrap);
+    }
+
+    /// Open connections and the size of the DHT routing table.
+    pub async fn stats(&self) -> Result<NetworkStats, NetworkError> {
+        self.ask(Command::Stats).await
     }
 
     /// Connected peers with their addresses, round-trip times and scores.

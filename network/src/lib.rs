@@ -5,7 +5,8 @@
 //! traffic (activations between pipeline stages, block sync) in size-capped frames. What
 //! the bytes mean is the node's business: this crate depends only on `primitives`.
 //!
-//! Start it with [`start`]; talk to it through the cloneable [`NetworkHandle`]; read what
+//! Start it with [`start`] (over TCP, or over the in-memory [`Transport`] for
+//! simulations); talk to it through the cloneable [`NetworkHandle`]; read what
 //! arrives from the [`NetworkEvent`] receiver.
 
 pub mod behaviour;
@@ -17,13 +18,18 @@ pub mod peers;
 pub mod protocol;
 pub mod records;
 pub mod service;
+pub mod transport;
 
 pub use behaviour::BehaviourConfig;
 pub use connmgr::ConnectionBudget;
 pub use error::NetworkError;
-pub use handle::{NetworkEvent, NetworkHandle, Reply, Verdict};
+pub use handle::{
+    ClosestPeers, NetworkEvent, NetworkHandle, NetworkStats, QueryStats, RecordLookup, Reply,
+    Verdict,
+};
 pub use libp2p::{identity::Keypair as NetworkKeypair, Multiaddr, PeerId};
 pub use peers::{Offence, PeerInfo};
 pub use protocol::{Protocol, Topic};
 pub use records::{ProviderInfo, ProviderRecord};
 pub use service::{start, NetworkConfig};
+pub use transport::Transport;

@@ -1,24 +1,28 @@
-//! The network service: builds the swarm (TCP + noise + yamux), listens, dials the
-//! bootnodes and runs the event loop that owns the swarm. The loop turns swarm events into
-//! [`NetworkEvent`]s for the node and executes the handle's commands; it keeps the
-//! bookkeeping of pending requests and DHT queries, checks DHT records before storing them
-//! and penalises peers that send malformed or oversized messages. It also keeps the
+//! The network service: builds the swarm (over a [`Transport`]: TCP + noise + yamux for
+//! a node), listens, dials the bootnodes and runs the event loop that owns the swarm. The
+//! loop turns swarm events into [`NetworkEvent`]s for the node and executes the handle's
+//! commands (in `service/commands.rs`); it keeps the bookkeeping of pending requests and
+//! DHT queries, checks DHT records before storing them (in `service/dht.rs`) and
+//! penalises peers that send malformed or oversized messages. It also keeps the
 //! connection count within the [`crate::ConnectionBudget`]: above the high water mark it
 //! closes the least recently useful connections that no mesh or pending request needs.
+
+mod commands;
+mod dht;
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
 use crate::connmgr::ConnectionManager;
 use crate::error::NetworkError;
-use crate::handle::{Command, NetworkEvent, NetworkHandle, Reply, MAX_PROVIDERS};
+use crate::handle::{ClosestPeers, Command, NetworkEvent, NetworkHandle, RecordLookup, Reply};
 use crate::peers::{Offence, PeerBook};
 use crate::protocol::{Protocol, Topic};
-use crate::records::{self, model_key, record_key, shard_key, ProviderRecord};
+use crate::transport::{self, Transport};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
-use libp2p::kad::{self, store::RecordStore, QueryId, QueryResult};
+use libp2p::kad::QueryId;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, identity::Keypair, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, identity::Keypair, ping, Multiaddr, PeerId, Swarm};
 use neuroshard_primitives::Hash;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -36,6 +40,8 @@ pub struct NetworkConfig {
     /// The chain's genesis hash (gossip topics are per chain).
     pub genesis: Hash,
     pub behaviour: BehaviourConfig,
+    /// What carries the connections: [`Transport::Tcp`] for a node.
+    pub transport: Transport,
 }
 
 /// How often the connection count is checked against the budget (it is also checked
@@ -50,18 +56,7 @@ pub async fn start(
     config: NetworkConfig,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     let behaviour = Behaviour::new(&config.keypair, &config.behaviour)?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetworkError::Setup(format!("transport: {e}")))?
-        .with_behaviour(|_| behaviour)
-        .map_err(|e| NetworkError::Setup(format!("behaviour: {e}")))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-        .build();
+    let mut swarm = transport::swarm(config.keypair.clone(), behaviour, config.transport)?;
 
     let mut topics = HashMap::new();
     for topic in Topic::ALL {
@@ -119,6 +114,7 @@ pub async fn start(
         connections: ConnectionManager::new(config.behaviour.connections.clone()),
         provider_queries: HashMap::new(),
         record_queries: HashMap::new(),
+        closest_queries: HashMap::new(),
         bootstrapped: false,
         keypair: config.keypair.clone(),
         #[cfg(feature = "fault-injection")]
@@ -150,7 +146,9 @@ struct EventLoop {
     requests: HashMap<(Protocol, OutboundRequestId), (PeerId, ResponseSender)>,
     connections: ConnectionManager,
     provider_queries: HashMap<QueryId, (oneshot::Sender<HashSet<PeerId>>, HashSet<PeerId>)>,
-    record_queries: HashMap<QueryId, oneshot::Sender<Option<Vec<u8>>>>,
+    /// Record and closest-peer lookups in flight: when each started and who waits.
+    record_queries: HashMap<QueryId, (Instant, oneshot::Sender<RecordLookup>)>,
+    closest_queries: HashMap<QueryId, (Instant, oneshot::Sender<ClosestPeers>)>,
     bootstrapped: bool,
     keypair: Keypair,
     /// Peers cut off by fault injection ([`NetworkHandle::set_partitioned`]).
@@ -241,104 +239,6 @@ impl EventLoop {
             // The node is not keeping up (or stopping). Gossip left unvalidated is
             // dropped by gossipsub after a while; requests fail at the caller's timeout.
             debug!(error = %e, "network event dropped");
-        }
-    }
-
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Publish { topic, data } => {
-                let t = IdentTopic::new(topic.name(&self.genesis));
-                match self.behaviour().gossipsub.publish(t, data) {
-                    Ok(_) => {}
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                        debug!(?topic, "no peers to gossip to")
-                    }
-                    Err(gossipsub::PublishError::Duplicate) => {}
-                    Err(e) => warn!(?topic, error = %e, "gossip publish failed"),
-                }
-            }
-            Command::Validate {
-                id,
-                source,
-                acceptance,
-            } => {
-                let rejected = matches!(acceptance, MessageAcceptance::Reject);
-                self.behaviour()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
-                if rejected {
-                    self.penalise(source, Offence::InvalidGossip, "rejected gossip message");
-                }
-            }
-            Command::Request {
-                peer,
-                protocol,
-                data,
-                done,
-            } => {
-                let id = match protocol {
-                    Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
-                    Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
-                };
-                self.requests.insert((protocol, id), (peer, done));
-            }
-            Command::Respond { reply, data } => {
-                let result = match reply.protocol {
-                    Protocol::Activations => self
-                        .behaviour()
-                        .activations
-                        .send_response(reply.channel, data),
-                    Protocol::Sync => self.behaviour().sync.send_response(reply.channel, data),
-                };
-                if result.is_err() {
-                    debug!("response not sent: the requester went away");
-                }
-            }
-            Command::Announce(info) => self.announce(info),
-            Command::FindProviders { key, done } => {
-                let id = self.behaviour().kad.get_providers(key);
-                self.provider_queries.insert(id, (done, HashSet::new()));
-            }
-            Command::GetRecord { key, done } => {
-                let id = self.behaviour().kad.get_record(key);
-                self.record_queries.insert(id, done);
-            }
-            Command::Peers(done) => {
-                let _ = done.send(self.peers.connected());
-            }
-            Command::ListenAddrs(done) => {
-                let _ = done.send(self.listen_addrs.clone());
-            }
-            Command::Penalise { peer, offence } => {
-                self.penalise(peer, offence, "reported by the node")
-            }
-            #[cfg(feature = "fault-injection")]
-            Command::Partition(peers) => self.partition(peers),
-            Command::Dial(addr) => {
-                if let Err(e) = self.swarm.dial(addr.clone()) {
-                    warn!(%addr, error = %e, "dial failed");
-                }
-            }
-        }
-    }
-
-    fn announce(&mut self, info: crate::records::ProviderInfo) {
-        let local = *self.swarm.local_peer_id();
-        let model = info.model;
-        let shards = info.shards.clone();
-        let record = ProviderRecord::sign(info, &self.keypair);
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let value = parity_scale_codec::Encode::encode(&record);
-        let rec = kad::Record::new(record_key(&model, &local), value);
-        if let Err(e) = kad.put_record(rec, kad::Quorum::One) {
-            warn!(error = %e, "cannot store our provider record");
-        }
-        let keys =
-            std::iter::once(model_key(&model)).chain(shards.iter().map(|s| shard_key(&model, *s)));
-        for key in keys {
-            if let Err(e) = kad.start_providing(key) {
-                warn!(error = %e, "cannot announce a provider key");
-            }
         }
     }
 
@@ -497,88 +397,6 @@ impl EventLoop {
                 debug!(%peer, %error, ?protocol, "inbound request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn on_kad(&mut self, event: kad::Event) {
-        match event {
-            kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
-            } => self.on_query(id, result, step.last),
-            kad::Event::InboundRequest { request } => self.on_kad_inbound(request),
-            _ => {}
-        }
-    }
-
-    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
-        match result {
-            QueryResult::GetProviders(result) => {
-                if let Some((_, found)) = self.provider_queries.get_mut(&id) {
-                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
-                        found.extend(providers);
-                    }
-                    if found.len() >= MAX_PROVIDERS {
-                        if let Some(mut q) = self.behaviour().kad.query_mut(&id) {
-                            q.finish();
-                        }
-                    }
-                }
-                if last {
-                    if let Some((done, found)) = self.provider_queries.remove(&id) {
-                        let _ = done.send(found);
-                    }
-                }
-            }
-            QueryResult::GetRecord(result) => {
-                if let Ok(kad::GetRecordOk::FoundRecord(found)) = result {
-                    if let Some(done) = self.record_queries.remove(&id) {
-                        let _ = done.send(Some(found.record.value));
-                    }
-                    if let Some(mut q) = self.behaviour().kad.query_mut(&id) {
-                        q.finish();
-                    }
-                } else if last {
-                    if let Some(done) = self.record_queries.remove(&id) {
-                        let _ = done.send(None);
-                    }
-                }
-            }
-            QueryResult::Bootstrap(Ok(_)) if last => debug!("DHT bootstrap done"),
-            QueryResult::PutRecord(Err(e)) => {
-                debug!(error = %e, "provider record not replicated yet")
-            }
-            QueryResult::StartProviding(Err(e)) => {
-                debug!(error = %e, "provider key not replicated yet")
-            }
-            _ => {}
-        }
-    }
-
-    /// With record filtering on, Kademlia hands us records other peers want us to store;
-    /// only verified provider records under their own key are kept.
-    fn on_kad_inbound(&mut self, request: kad::InboundRequest) {
-        match request {
-            kad::InboundRequest::PutRecord {
-                source,
-                record: Some(record),
-                ..
-            } => {
-                if records::acceptable(&record.key, &record.value) {
-                    if let Err(e) = self.behaviour().kad.store_mut().put(record) {
-                        debug!(error = %e, "record store full");
-                    }
-                } else {
-                    self.penalise(source, Offence::ForgedRecord, "unverifiable DHT record");
-                }
-            }
-            kad::InboundRequest::AddProvider {
-                record: Some(provider),
-            } => {
-                if let Err(e) = self.behaviour().kad.store_mut().add_provider(provider) {
-                    debug!(error = %e, "provider store full");
-                }
-            }
-            _ => {}
         }
     }
 }

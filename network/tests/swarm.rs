@@ -5,7 +5,7 @@
 
 use neuroshard_network::{
     start, BehaviourConfig, ConnectionBudget, NetworkConfig, NetworkEvent, NetworkHandle,
-    NetworkKeypair, Protocol, ProviderInfo, Topic, Verdict,
+    NetworkKeypair, Protocol, ProviderInfo, Topic, Transport, Verdict,
 };
 use neuroshard_primitives::{Hash, LayerRange};
 use std::time::Duration;
@@ -30,6 +30,7 @@ async fn node_with(
         bootnodes,
         genesis: Hash::repeat_byte(1),
         behaviour,
+        transport: Transport::Tcp,
     })
     .await
     .unwrap()

@@ -2,7 +2,7 @@
 //! and garbage on every gossip topic. The node drops each message with a log line,
 //! penalises the peer until it bans it, and keeps producing blocks and answering RPC.
 
-use neuroshard_network::{start, NetworkConfig, NetworkKeypair, Protocol, Topic};
+use neuroshard_network::{start, NetworkConfig, NetworkKeypair, Protocol, Topic, Transport};
 use neuroshard_tests::chain::parse_hash;
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::{wait_for, NodeProcess};
@@ -32,6 +32,7 @@ fn garbage_from_a_peer_is_dropped_penalised_and_banned() {
             bootnodes: vec![addr.parse().unwrap()],
             genesis,
             behaviour: Default::default(),
+            transport: Transport::Tcp,
         })
         .await
         .unwrap();

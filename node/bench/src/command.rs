@@ -27,7 +27,7 @@ pub enum BenchCommand {
     /// Spot checks: validators' compute as a share of serving compute, and how often a
     /// worker faking part of its work is caught.
     Verify(VerifyBenchArgs),
-    /// Many nodes' network behaviours in one process over the in-memory transport: DHT
+    /// Many nodes' network services in one process over the in-memory transport: DHT
     /// lookup and gossip figures, and block import at the matching receipt load.
     Sim(SimBenchArgs),
     /// Proof of Training: in-process holders train a LoRA adapter for a few DiLoCo

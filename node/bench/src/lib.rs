@@ -9,7 +9,7 @@
 //! - [`verify`]: what spot checks cost and what they catch;
 //! - [`network`]: the three shards in three processes over libp2p;
 //! - [`ledger`]: receipts verified and applied per second in block import;
-//! - [`sim`]: many nodes' network behaviours in one process;
+//! - [`sim`]: many nodes' network services in one process;
 //! - [`training`]: Proof of Training rounds, time and bytes.
 
 pub mod command;

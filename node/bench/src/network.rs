@@ -14,7 +14,9 @@ use neuroshard_inference::shard::Shard;
 use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::PipelineClient;
-use neuroshard_network::{NetworkConfig, NetworkEvent, NetworkKeypair, PeerId, Protocol};
+use neuroshard_network::{
+    NetworkConfig, NetworkEvent, NetworkKeypair, PeerId, Protocol, Transport,
+};
 use neuroshard_primitives::{crypto, AccountId, Hash, LayerRange};
 use neuroshard_serving::remote::RemoteShard;
 use neuroshard_serving::server::{NoTraining, ShardServer, ShardService};
@@ -106,6 +108,7 @@ pub async fn shard_server(model: PathBuf, layers: LayerRange) -> anyhow::Result<
         bootnodes: vec![],
         genesis: hash,
         behaviour: Default::default(),
+        transport: Transport::Tcp,
     })
     .await?;
     let addr = network.listen_addrs().await?[0].clone();
@@ -184,6 +187,7 @@ pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyho
             .collect::<Result<_, _>>()?,
         genesis: hash,
         behaviour: Default::default(),
+        transport: Transport::Tcp,
     }))?;
     let worker: AccountId = crypto::keypair_from_uri(BENCH_KEY)?.public().into();
     let route = |session: u8| -> anyhow::Result<PipelineClient> {

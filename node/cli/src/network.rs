@@ -10,7 +10,9 @@
 
 use anyhow::Context;
 use neuroshard_client::{ChainGossip, Client};
-use neuroshard_network::{NetworkConfig, NetworkEvent, NetworkKeypair, Offence, Protocol};
+use neuroshard_network::{
+    NetworkConfig, NetworkEvent, NetworkKeypair, Offence, Protocol, Transport,
+};
 use neuroshard_primitives::Keypair;
 use neuroshard_serving::server::ShardService;
 use neuroshard_serving::{ShardDirectory, ShardNetwork};
@@ -84,6 +86,7 @@ pub async fn start(
         bootnodes: config.bootnodes.clone(),
         genesis: client.genesis_hash(),
         behaviour: Default::default(),
+        transport: Transport::Tcp,
     })
     .await?;
     info!(peer_id = %network.local_peer_id(), "p2p network started");

@@ -1,39 +1,44 @@
 //! `neuroshard bench sim`: a network of many nodes in one process. Every node is the
-//! node's own libp2p behaviour (`neuroshard_network::behaviour::Behaviour`: Kademlia,
-//! gossipsub, identify, ping, request-response, connection limits) on a swarm over
-//! libp2p's in-memory transport, authenticated and multiplexed like TCP connections
-//! (yamux; plaintext's key exchange, or noise with `--noise`), with the node's connection
-//! manager keeping it within its connection budget; only the wire is simulated (see
-//! [`node`]). Nodes join in batches, each
-//! bootstrapping from three random nodes that joined before it. Measured once all joined:
+//! node's own network service (`neuroshard_network::start`: its event loop, behaviour of
+//! Kademlia, gossipsub, identify, ping, request-response and connection limits, and its
+//! connection manager) over libp2p's in-memory transport, authenticated and multiplexed
+//! like TCP connections (yamux; plaintext's key exchange, or noise with `--noise`); only
+//! the wire is simulated (see [`node`]). Nodes join in batches, each bootstrapping from
+//! three random nodes that joined before it. Measured once all joined:
 //! - DHT lookups (`get_closest_peers` of random keys from random nodes): requests per
 //!   lookup, latency percentiles, and how often the true closest peer (known here from
 //!   all peer ids) was found;
-//! - signed provider records: some nodes `put_record` a signed [`ProviderRecord`] under
-//!   their record key, as the node announces itself (again every 10 s); random nodes
-//!   `get_record` them and verify the signature;
-//! - gossip: messages published from random nodes, the time until 99% of nodes had them;
+//! - signed provider records: some nodes announce themselves as providers of a model as
+//!   the node does, again every 10 s (a signed
+//!   [`ProviderRecord`](neuroshard_network::ProviderRecord) under their record key, and
+//!   provider keys); random nodes `get_record` the records and verify the signature;
+//! - gossip: messages published on the transactions topic from random nodes, accepted
+//!   by every node that receives them; the time until 99% of nodes had them;
 //! - the ledger: block import with the receipt load such a network produces (the ledger
 //!   bench's workload at `--receipts`).
 //!
 //! All nodes share this machine's cores and the memory transport adds no delay, so the
-//! latencies are CPU time under load, not wide-area figures.
+//! latencies are CPU time under load, not wide-area figures. Every service logs its
+//! listen address at `info`: `RUST_LOG=warn` keeps the output to the report.
 
 mod node;
 
 use crate::ledger::{self, LedgerBenchOptions};
 use anyhow::Context;
 use libp2p::kad;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use neuroshard_network::records::record_key;
-use neuroshard_network::{NetworkKeypair, ProviderInfo, ProviderRecord};
+use neuroshard_network::{
+    NetworkError, NetworkHandle, NetworkKeypair, NetworkStats, ProviderInfo, QueryStats, Topic,
+};
 use neuroshard_primitives::{Hash, LayerRange};
-use node::{Command, NodeStats, QueryOutcome};
-use parity_scale_codec::Encode;
+use node::SimNode;
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -88,56 +93,44 @@ fn summary(label: &str, unit: &str, values: Vec<f64>) -> String {
     )
 }
 
-fn addr(i: usize) -> Multiaddr {
-    Multiaddr::empty().with(libp2p::multiaddr::Protocol::Memory(i as u64 + 1))
-}
-
 /// Asks every node for its stats, all at once (one at a time waits on each busy loop in
 /// turn, minutes at a thousand nodes).
-async fn stats(nodes: &[mpsc::UnboundedSender<Command>]) -> Vec<NodeStats> {
-    let mut replies = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let (tx, rx) = oneshot::channel();
-        let _ = node.send(Command::Stats(tx));
-        replies.push(rx);
-    }
-    let mut out = Vec::with_capacity(nodes.len());
-    for rx in replies {
-        if let Ok(s) = rx.await {
-            out.push(s);
-        }
-    }
-    out
+async fn stats(nodes: &[SimNode]) -> Vec<NetworkStats> {
+    futures::future::join_all(nodes.iter().map(|node| node.handle.stats()))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
-/// Sends `ask` to the chosen nodes, [`IN_FLIGHT`] at a time, and collects the outcomes
+/// Runs `ask` on the chosen nodes, [`IN_FLIGHT`] at a time, and collects the answers
 /// (`None` when a query got no answer within a minute), in order.
-async fn queries<T>(
-    nodes: &[mpsc::UnboundedSender<Command>],
+async fn queries<T, O, F>(
+    nodes: &[SimNode],
     asks: Vec<(usize, T)>,
-    ask: impl Fn(&T, oneshot::Sender<QueryOutcome>) -> Command,
-) -> Vec<(T, Option<QueryOutcome>)> {
+    ask: impl Fn(NetworkHandle, &T) -> F,
+) -> Vec<(T, Option<O>)>
+where
+    F: Future<Output = Result<O, NetworkError>>,
+{
     let mut out = Vec::with_capacity(asks.len());
     let mut asks = asks.into_iter().peekable();
     while asks.peek().is_some() {
-        let mut batch = Vec::new();
-        for (from, what) in asks.by_ref().take(IN_FLIGHT) {
-            let (tx, rx) = oneshot::channel();
-            let _ = nodes[from].send(ask(&what, tx));
-            batch.push((what, rx));
-        }
-        for (what, rx) in batch {
-            let outcome = tokio::time::timeout(Duration::from_secs(60), rx).await;
-            out.push((what, outcome.ok().and_then(Result::ok)));
-        }
+        let batch = asks.by_ref().take(IN_FLIGHT).map(|(from, what)| {
+            let query = ask(nodes[from].handle.clone(), &what);
+            async move {
+                let answer = tokio::time::timeout(Duration::from_secs(60), query).await;
+                (what, answer.ok().and_then(Result::ok))
+            }
+        });
+        out.extend(futures::future::join_all(batch).await);
     }
     out
 }
 
-/// A signed provider record of `key`'s node, as the node announces it.
-fn provider_record(key: &NetworkKeypair, model: &Hash) -> kad::Record {
-    let peer = key.public().to_peer_id();
-    let info = ProviderInfo {
+/// What a provider announces, as the node does (its record is signed by the service).
+fn provider_info(peer: &PeerId, model: &Hash) -> ProviderInfo {
+    ProviderInfo {
         peer: peer.to_bytes(),
         account: [0; 32],
         model: *model,
@@ -145,9 +138,7 @@ fn provider_record(key: &NetworkKeypair, model: &Hash) -> kad::Record {
         active_sessions: 0,
         throughput_milli: 0,
         issued_at_ms: 0,
-    };
-    let record = ProviderRecord::sign(info, key);
-    kad::Record::new(record_key(model, &peer), record.encode())
+    }
 }
 
 /// Lookup figures: requests and latency per lookup, and how many were "good".
@@ -162,14 +153,14 @@ struct Lookups {
 }
 
 impl Lookups {
-    fn add(&mut self, outcome: &QueryOutcome, good: bool) {
+    fn add(&mut self, stats: &QueryStats, good: bool) {
         self.answered += 1;
         self.good += usize::from(good);
-        self.requests.push(f64::from(outcome.requests));
+        self.requests.push(f64::from(stats.requests));
         self.latencies_ms
-            .push(outcome.duration.as_secs_f64() * 1000.0);
-        if outcome.timed_out {
-            self.timed_out_pending.push(f64::from(outcome.pending));
+            .push(stats.duration.as_secs_f64() * 1000.0);
+        if stats.timed_out {
+            self.timed_out_pending.push(f64::from(stats.pending));
         }
     }
 
@@ -192,6 +183,199 @@ impl Lookups {
     }
 }
 
+/// Gossip figures: per message, the time until 99% of nodes had it and its coverage.
+struct Gossip {
+    published: usize,
+    to_99_ms: Vec<f64>,
+    coverage: Vec<f64>,
+}
+
+impl Gossip {
+    fn print(self) {
+        println!(
+            "  gossip: {} messages, {} reached 99% of nodes; {}; {}",
+            self.published,
+            self.to_99_ms.len(),
+            summary("time to 99%", "ms", self.to_99_ms),
+            summary("coverage", "%", self.coverage)
+        );
+    }
+}
+
+/// The simulated network: its nodes, their peer ids, and the seeded choices.
+struct Network {
+    nodes: Vec<SimNode>,
+    peers: Vec<PeerId>,
+    rng: StdRng,
+}
+
+impl Network {
+    /// Starts the nodes, [`JOIN_BATCH`] at a time; each knows [`BOOTSTRAP_PEERS`] random
+    /// earlier ones and bootstraps from them.
+    async fn join(
+        opts: &SimOptions,
+        received: mpsc::UnboundedSender<(u32, Instant)>,
+    ) -> anyhow::Result<Self> {
+        let n = opts.nodes;
+        let mut rng = StdRng::seed_from_u64(opts.seed);
+        let keys: Vec<NetworkKeypair> =
+            (0..n).map(|_| NetworkKeypair::generate_ed25519()).collect();
+        let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+        let config = node::config();
+        eprintln!(
+            "sim: {n} nodes join, {JOIN_BATCH} every {} ms (memory transport, {}, yamux; \
+             connection budget {:?})",
+            JOIN_PAUSE.as_millis(),
+            if opts.noise { "noise" } else { "plaintext" },
+            config.connections
+        );
+        let mut nodes = Vec::with_capacity(n);
+        for (i, key) in keys.into_iter().enumerate() {
+            let node = node::spawn(i, key, &config, opts.noise, received.clone())
+                .await
+                .with_context(|| format!("node {i}"))?;
+            // The first node has nobody to join; every later one knows a few earlier ones.
+            for _ in 0..BOOTSTRAP_PEERS.min(i) {
+                let j = rng.gen_range(0..i);
+                node.handle.add_address(peers[j], node::addr(j));
+            }
+            node.handle.bootstrap();
+            nodes.push(node);
+            if (i + 1) % JOIN_BATCH == 0 {
+                tokio::time::sleep(JOIN_PAUSE).await;
+            }
+        }
+        Ok(Self { nodes, peers, rng })
+    }
+
+    /// `get_closest_peers` of random peers' ids from random nodes; "good" when the true
+    /// closest peer (the target itself, unless the asking node is it) was found.
+    async fn closest_lookups(&mut self, lookups: usize) -> Lookups {
+        let n = self.nodes.len();
+        let peer_keys: Vec<kad::KBucketKey<PeerId>> = self
+            .peers
+            .iter()
+            .map(|p| kad::KBucketKey::from(*p))
+            .collect();
+        let asks = (0..lookups)
+            .map(|_| {
+                let from = self.rng.gen_range(0..n);
+                (from, (from, self.peers[self.rng.gen_range(0..n)]))
+            })
+            .collect();
+        let closest_peers = |node: NetworkHandle, (_, target): &(usize, PeerId)| {
+            let key = target.to_bytes();
+            async move { node.closest_peers(key).await }
+        };
+        let mut closest = Lookups::default();
+        for ((from, target), outcome) in queries(&self.nodes, asks, closest_peers).await {
+            let Some(outcome) = outcome else { continue };
+            let target_key = kad::KBucketKey::new(target.to_bytes());
+            let best = (0..n)
+                .filter(|&i| i != from)
+                .min_by_key(|&i| peer_keys[i].distance(&target_key))
+                .map(|i| self.peers[i]);
+            let found = best.is_some_and(|b| outcome.peers.contains(&b));
+            closest.add(&outcome.stats, found);
+        }
+        closest
+    }
+
+    /// [`PROVIDERS`] random nodes announce themselves (again every
+    /// `neuroshard_serving::directory::ANNOUNCE`, as the node does: records expire
+    /// `RECORD_TTL` after the last announce) while random nodes look their records up;
+    /// "good" when the record found verifies.
+    async fn record_lookups(&mut self, lookups: usize) -> Lookups {
+        let n = self.nodes.len();
+        let model = Hash::repeat_byte(7);
+        let providers: Vec<usize> = (0..PROVIDERS.min(n))
+            .map(|_| self.rng.gen_range(0..n))
+            .collect();
+        let announcers: Vec<_> = providers
+            .iter()
+            .map(|&p| {
+                (
+                    self.nodes[p].handle.clone(),
+                    provider_info(&self.peers[p], &model),
+                )
+            })
+            .collect();
+        let announcing = tokio::spawn(async move {
+            loop {
+                for (node, info) in &announcers {
+                    node.announce(info.clone());
+                }
+                tokio::time::sleep(neuroshard_serving::directory::ANNOUNCE).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await; // replication to the closest peers
+        let asks = (0..lookups)
+            .map(|_| {
+                let provider = providers[self.rng.gen_range(0..providers.len())];
+                (
+                    self.rng.gen_range(0..n),
+                    record_key(&model, &self.peers[provider]),
+                )
+            })
+            .collect();
+        let get_record = |node: NetworkHandle, key: &kad::RecordKey| {
+            let key = key.clone();
+            async move { node.get_record(key).await }
+        };
+        let mut records = Lookups::default();
+        for (key, outcome) in queries(&self.nodes, asks, get_record).await {
+            let Some(outcome) = outcome else { continue };
+            let verified = outcome
+                .value
+                .as_deref()
+                .is_some_and(|v| neuroshard_network::records::acceptable(&key, v));
+            records.add(&outcome.stats, verified);
+        }
+        announcing.abort();
+        records
+    }
+
+    /// Publishes `messages` tagged messages on the transactions topic from random nodes,
+    /// one every 200 ms, and reads their arrivals from `received` 10 s after the last.
+    async fn gossip(
+        &mut self,
+        messages: usize,
+        received: &mut mpsc::UnboundedReceiver<(u32, Instant)>,
+    ) -> Gossip {
+        let n = self.nodes.len();
+        while received.try_recv().is_ok() {}
+        let mut published = HashMap::new();
+        for tag in 0..messages as u32 {
+            let from = self.rng.gen_range(0..n);
+            let mut data = tag.to_le_bytes().to_vec();
+            data.extend((0..60).map(|_| self.rng.gen::<u8>()));
+            published.insert(tag, Instant::now());
+            self.nodes[from].handle.publish(Topic::Transactions, data);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let mut arrivals: HashMap<u32, Vec<Instant>> = HashMap::new();
+        while let Ok((tag, at)) = received.try_recv() {
+            arrivals.entry(tag).or_default().push(at);
+        }
+        let need = ((n - 1) as f64 * 0.99).ceil() as usize;
+        let (mut to_99_ms, mut coverage) = (vec![], vec![]);
+        for (tag, at) in &published {
+            let mut times = arrivals.remove(tag).unwrap_or_default();
+            times.sort();
+            coverage.push(times.len() as f64 / (n - 1) as f64 * 100.0);
+            if let Some(t) = times.get(need.saturating_sub(1)) {
+                to_99_ms.push(t.duration_since(*at).as_secs_f64() * 1000.0);
+            }
+        }
+        Gossip {
+            published: published.len(),
+            to_99_ms,
+            coverage,
+        }
+    }
+}
+
 /// Runs the simulation and prints its report.
 pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.nodes >= 4, "a simulation needs at least 4 nodes");
@@ -207,34 +391,9 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
         })
     })
     .await??;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let started = Instant::now();
     let (received_tx, mut received) = mpsc::unbounded_channel();
-    let keys: Vec<NetworkKeypair> = (0..n).map(|_| NetworkKeypair::generate_ed25519()).collect();
-    let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
-    let config = node::config();
-    eprintln!(
-        "sim: {n} nodes join, {JOIN_BATCH} every {} ms (memory transport, {}, yamux; \
-         connection budget {:?})",
-        JOIN_PAUSE.as_millis(),
-        if opts.noise { "noise" } else { "plaintext" },
-        config.connections
-    );
-    let mut nodes = Vec::with_capacity(n);
-    for (i, key) in keys.iter().enumerate() {
-        let node = node::spawn(i, key.clone(), &config, opts.noise, received_tx.clone())
-            .with_context(|| format!("node {i}"))?;
-        // The first node has nobody to join; every later one knows a few earlier ones.
-        for _ in 0..BOOTSTRAP_PEERS.min(i) {
-            let j = rng.gen_range(0..i);
-            let _ = node.send(Command::AddPeer(peers[j], addr(j)));
-        }
-        let _ = node.send(Command::Bootstrap);
-        nodes.push(node);
-        if (i + 1) % JOIN_BATCH == 0 {
-            tokio::time::sleep(JOIN_PAUSE).await;
-        }
-    }
+    let mut network = Network::join(opts, received_tx).await?;
     eprintln!(
         "sim: all joined after {:.1} s; settling for {} s",
         started.elapsed().as_secs_f64(),
@@ -242,104 +401,20 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
     );
     tokio::time::sleep(Duration::from_secs(opts.settle_secs)).await;
     let setup_s = started.elapsed().as_secs_f64();
-    let before = stats(&nodes).await;
-
+    let before = stats(&network.nodes).await;
     eprintln!("sim: {} random lookups", opts.lookups);
-    let peer_keys: Vec<kad::KBucketKey<PeerId>> =
-        peers.iter().map(|p| kad::KBucketKey::from(*p)).collect();
-    let asks = (0..opts.lookups)
-        .map(|_| {
-            let from = rng.gen_range(0..n);
-            (from, (from, peers[rng.gen_range(0..n)]))
-        })
-        .collect();
-    let mut closest = Lookups::default();
-    for ((from, target), outcome) in queries(&nodes, asks, |(_, target), tx| {
-        Command::Closest(target.to_bytes(), tx)
-    })
-    .await
-    {
-        let Some(outcome) = outcome else { continue };
-        // The target itself is the closest peer to its own key (unless we are it).
-        let target_key = kad::KBucketKey::new(target.to_bytes());
-        let best = (0..n)
-            .filter(|&i| i != from)
-            .min_by_key(|&i| peer_keys[i].distance(&target_key))
-            .map(|i| peers[i]);
-        closest.add(&outcome, best.is_some_and(|b| outcome.peers.contains(&b)));
-    }
-
+    let closest = network.closest_lookups(opts.lookups).await;
     eprintln!(
         "sim: {PROVIDERS} signed provider records, {} lookups",
         opts.record_lookups
     );
-    let model = Hash::repeat_byte(7);
-    let providers: Vec<usize> = (0..PROVIDERS.min(n)).map(|_| rng.gen_range(0..n)).collect();
-    // The providers re-announce as the node does (records expire RECORD_TTL after the
-    // last announce), for as long as the lookups run.
-    let announcing = {
-        let announcers: Vec<_> = providers
-            .iter()
-            .map(|&p| (nodes[p].clone(), provider_record(&keys[p], &model)))
-            .collect();
-        tokio::spawn(async move {
-            loop {
-                for (node, record) in &announcers {
-                    let _ = node.send(Command::PutRecord(record.clone()));
-                }
-                tokio::time::sleep(neuroshard_serving::directory::ANNOUNCE).await;
-            }
-        })
-    };
-    tokio::time::sleep(Duration::from_secs(5)).await; // replication to the closest peers
-    let asks = (0..opts.record_lookups)
-        .map(|_| {
-            let provider = providers[rng.gen_range(0..providers.len())];
-            (rng.gen_range(0..n), record_key(&model, &peers[provider]))
-        })
-        .collect();
-    let mut records = Lookups::default();
-    for (key, outcome) in queries(&nodes, asks, |key, tx| Command::GetRecord(key.clone(), tx)).await
-    {
-        let Some(outcome) = outcome else { continue };
-        let verified = outcome
-            .record
-            .as_deref()
-            .is_some_and(|v| neuroshard_network::records::acceptable(&key, v));
-        records.add(&outcome, verified);
-    }
-    announcing.abort();
-
+    let records = network.record_lookups(opts.record_lookups).await;
     eprintln!("sim: {} gossip messages", opts.messages);
-    while received.try_recv().is_ok() {}
-    let mut published = HashMap::new();
-    for tag in 0..opts.messages as u32 {
-        let from = rng.gen_range(0..n);
-        let mut data = tag.to_le_bytes().to_vec();
-        data.extend((0..60).map(|_| rng.gen::<u8>()));
-        published.insert(tag, Instant::now());
-        let _ = nodes[from].send(Command::Publish(data));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let mut arrivals: HashMap<u32, Vec<Instant>> = HashMap::new();
-    while let Ok((tag, at)) = received.try_recv() {
-        arrivals.entry(tag).or_default().push(at);
-    }
-    let need = ((n - 1) as f64 * 0.99).ceil() as usize;
-    let (mut to_99, mut coverage) = (vec![], vec![]);
-    for (tag, at) in &published {
-        let mut times = arrivals.remove(tag).unwrap_or_default();
-        times.sort();
-        coverage.push(times.len() as f64 / (n - 1) as f64 * 100.0);
-        if let Some(t) = times.get(need.saturating_sub(1)) {
-            to_99.push(t.duration_since(*at).as_secs_f64() * 1000.0);
-        }
-    }
-    let after = stats(&nodes).await;
-    drop(nodes);
+    let gossip = network.gossip(opts.messages, &mut received).await;
+    let after = stats(&network.nodes).await;
+    drop(network);
 
-    let connections = |s: &[NodeStats]| s.iter().map(|s| s.connections as f64).collect();
+    let connections = |s: &[NetworkStats]| s.iter().map(|s| s.connections as f64).collect();
     println!(
         "NeuroShard network simulation: {n} nodes in one process (seed {})",
         opts.seed
@@ -359,13 +434,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<()> {
         "record found and verified",
         opts.record_lookups,
     );
-    println!(
-        "  gossip: {} messages, {} reached 99% of nodes; {}; {}",
-        published.len(),
-        to_99.len(),
-        summary("time to 99%", "ms", to_99),
-        summary("coverage", "%", coverage)
-    );
+    gossip.print();
     println!(
         "  at the end: {}",
         summary("connections per node", "", connections(&after))

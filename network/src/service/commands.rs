@@ -1,0 +1,149 @@
+//! The event loop's side of [`NetworkHandle`](crate::NetworkHandle): every [`Command`] a
+//! handle sends is carried out here, on the swarm the loop owns. Commands that wait for
+//! an answer carry a oneshot sender; DHT lookups park theirs with the loop until the
+//! query ends (see [`super::dht`]).
+
+use super::{EventLoop, ResponseSender};
+use crate::handle::{Command, NetworkStats, Reply};
+use crate::peers::Offence;
+use crate::protocol::{Protocol, Topic};
+use crate::records::{model_key, record_key, shard_key, ProviderInfo, ProviderRecord};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::{kad, PeerId};
+use std::collections::HashSet;
+use std::time::Instant;
+use tracing::{debug, warn};
+
+impl EventLoop {
+    pub(super) fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data } => self.publish(topic, data),
+            Command::Validate {
+                id,
+                source,
+                acceptance,
+            } => self.validate(id, source, acceptance),
+            Command::Request {
+                peer,
+                protocol,
+                data,
+                done,
+            } => self.request(peer, protocol, data, done),
+            Command::Respond { reply, data } => self.respond(reply, data),
+            Command::Announce(info) => self.announce(info),
+            Command::FindProviders { key, done } => {
+                let id = self.behaviour().kad.get_providers(key);
+                self.provider_queries.insert(id, (done, HashSet::new()));
+            }
+            Command::GetRecord { key, done } => {
+                let id = self.behaviour().kad.get_record(key);
+                self.record_queries.insert(id, (Instant::now(), done));
+            }
+            Command::ClosestPeers { key, done } => {
+                let id = self.behaviour().kad.get_closest_peers(key);
+                self.closest_queries.insert(id, (Instant::now(), done));
+            }
+            Command::AddAddress { peer, addr } => {
+                self.behaviour().kad.add_address(&peer, addr);
+            }
+            Command::Bootstrap => match self.behaviour().kad.bootstrap() {
+                Ok(_) => self.bootstrapped = true,
+                Err(e) => debug!(error = %e, "cannot bootstrap the DHT yet"),
+            },
+            Command::Peers(done) => {
+                let _ = done.send(self.peers.connected());
+            }
+            Command::ListenAddrs(done) => {
+                let _ = done.send(self.listen_addrs.clone());
+            }
+            Command::Stats(done) => {
+                let _ = done.send(self.stats());
+            }
+            Command::Penalise { peer, offence } => {
+                self.penalise(peer, offence, "reported by the node")
+            }
+            #[cfg(feature = "fault-injection")]
+            Command::Partition(peers) => self.partition(peers),
+            Command::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    warn!(%addr, error = %e, "dial failed");
+                }
+            }
+        }
+    }
+
+    fn validate(&mut self, id: MessageId, source: PeerId, acceptance: MessageAcceptance) {
+        let rejected = matches!(acceptance, MessageAcceptance::Reject);
+        self.behaviour()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+        if rejected {
+            self.penalise(source, Offence::InvalidGossip, "rejected gossip message");
+        }
+    }
+
+    fn request(&mut self, peer: PeerId, protocol: Protocol, data: Vec<u8>, done: ResponseSender) {
+        let id = match protocol {
+            Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
+            Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
+        };
+        self.requests.insert((protocol, id), (peer, done));
+    }
+
+    fn respond(&mut self, reply: Reply, data: Vec<u8>) {
+        let result = match reply.protocol {
+            Protocol::Activations => self
+                .behaviour()
+                .activations
+                .send_response(reply.channel, data),
+            Protocol::Sync => self.behaviour().sync.send_response(reply.channel, data),
+        };
+        if result.is_err() {
+            debug!("response not sent: the requester went away");
+        }
+    }
+
+    fn publish(&mut self, topic: Topic, data: Vec<u8>) {
+        let t = IdentTopic::new(topic.name(&self.genesis));
+        match self.behaviour().gossipsub.publish(t, data) {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                debug!(?topic, "no peers to gossip to")
+            }
+            Err(gossipsub::PublishError::Duplicate) => {}
+            Err(e) => warn!(?topic, error = %e, "gossip publish failed"),
+        }
+    }
+
+    fn stats(&mut self) -> NetworkStats {
+        NetworkStats {
+            connections: self.connections.open(),
+            routing_table: self
+                .behaviour()
+                .kad
+                .kbuckets()
+                .map(|b| b.num_entries())
+                .sum(),
+        }
+    }
+
+    fn announce(&mut self, info: ProviderInfo) {
+        let local = *self.swarm.local_peer_id();
+        let model = info.model;
+        let shards = info.shards.clone();
+        let record = ProviderRecord::sign(info, &self.keypair);
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let value = parity_scale_codec::Encode::encode(&record);
+        let rec = kad::Record::new(record_key(&model, &local), value);
+        if let Err(e) = kad.put_record(rec, kad::Quorum::One) {
+            warn!(error = %e, "cannot store our provider record");
+        }
+        let keys =
+            std::iter::once(model_key(&model)).chain(shards.iter().map(|s| shard_key(&model, *s)));
+        for key in keys {
+            if let Err(e) = kad.start_providing(key) {
+                warn!(error = %e, "cannot announce a provider key");
+            }
+        }
+    }
+}
