@@ -168,7 +168,7 @@ pub fn record_local_work(
         .zip(transports)
         .map(|(served, t)| {
             let req = WorkRequest {
-                session: client.session(),
+                session: served.session,
                 until,
             };
             let recorded = t.record_work(&req)?;
