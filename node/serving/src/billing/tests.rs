@@ -93,7 +93,7 @@ fn receipts_that_do_not_match_the_work_are_refused() {
     let honest = sign_work(&bob, &terms, route[1].record_work(&work).unwrap());
     let bob_account: AccountId = bob.public().into();
     let check = |r: &WorkerReceipt, worker: &AccountId, terms: &BillingTerms, hop: usize| {
-        check_worker_receipt(r, worker, terms, &*route[hop].clone(), &served[hop])
+        check_worker_receipt(r, worker, terms, &*route[hop], &served[hop])
     };
     check(&honest, &bob_account, &terms, 1).unwrap();
     // Signed by another worker than the route's provider.
