@@ -30,6 +30,6 @@ pub use handle::{
 pub use libp2p::{identity::Keypair as NetworkKeypair, Multiaddr, PeerId};
 pub use peers::{Offence, PeerInfo};
 pub use protocol::{Protocol, Topic};
-pub use records::{ProviderInfo, ProviderRecord};
+pub use records::{AccountBinding, ProviderInfo, ProviderRecord};
 pub use service::{start, NetworkConfig};
 pub use transport::Transport;

@@ -83,15 +83,14 @@ async fn network(noise: bool) {
 
     // A provider's signed record is found by a peer; an unknown key is not.
     let provider = &nodes[1];
-    provider.announce(ProviderInfo {
-        peer: provider.local_peer_id().to_bytes(),
-        account: [0; 32],
-        model: MODEL,
-        shards: vec![LayerRange { start: 0, end: 8 }],
-        active_sessions: 0,
-        throughput_milli: 0,
-        issued_at_ms: 0,
-    });
+    let account = neuroshard_primitives::crypto::keypair_from_uri("//Provider").unwrap();
+    provider.announce(ProviderInfo::bound(
+        &provider.local_peer_id(),
+        &account,
+        MODEL,
+        vec![LayerRange { start: 0, end: 8 }],
+        0,
+    ));
     let key = record_key(&MODEL, &provider.local_peer_id());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

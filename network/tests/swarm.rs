@@ -44,15 +44,8 @@ async fn p2p_addr(handle: &NetworkHandle) -> neuroshard_network::Multiaddr {
 }
 
 fn info(handle: &NetworkHandle, shard: LayerRange) -> ProviderInfo {
-    ProviderInfo {
-        peer: handle.local_peer_id().to_bytes(),
-        account: [0; 32],
-        model: MODEL,
-        shards: vec![shard],
-        active_sessions: 0,
-        throughput_milli: 0,
-        issued_at_ms: 0,
-    }
+    let account = neuroshard_primitives::crypto::keypair_from_uri("//Provider").unwrap();
+    ProviderInfo::bound(&handle.local_peer_id(), &account, MODEL, vec![shard], 0)
 }
 
 /// Answers every request with the request reversed and accepts every gossip message,

@@ -68,6 +68,16 @@ pub fn ss58(account: &AccountId) -> String {
     account.to_ss58check()
 }
 
+/// Signs `message` with `key` (sr25519, the context of [`SIGNING_CONTEXT`]).
+pub fn sign(key: &Keypair, message: &[u8]) -> Signature {
+    key.sign(message)
+}
+
+/// The account of `key`.
+pub fn account_of(key: &Keypair) -> AccountId {
+    key.public().into()
+}
+
 /// Verifies one sr25519 signature by `signer` over `message`.
 pub fn verify(signature: &Signature, message: &[u8], signer: &AccountId) -> bool {
     let public = Public::from_raw(*<AccountId as AsRef<[u8; 32]>>::as_ref(signer));

@@ -161,7 +161,7 @@ fn dispatch(
             if !staking::validators(o)?.contains(who) {
                 return Err(ponw::Error::NotAValidator.into());
             }
-            ponw::submit_verdict(o, who, receipt, *verdict)?
+            ponw::submit_verdict(o, ctx.number, who, receipt, *verdict)?
         }
         Call::Ponw(PonwCall::ReportLiveness {
             minute,

@@ -7,7 +7,10 @@ use super::{EventLoop, ResponseSender};
 use crate::handle::{Command, NetworkStats, Reply};
 use crate::peers::Offence;
 use crate::protocol::{Protocol, Topic};
-use crate::records::{model_key, record_key, shard_key, ProviderInfo, ProviderRecord};
+use crate::records::{
+    model_key, record_key, shard_key, ProviderInfo, ProviderRecord, MAX_ADDRESSES_PER_RECORD,
+    MAX_ADDRESS_BYTES,
+};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::{kad, PeerId};
 use std::collections::HashSet;
@@ -127,7 +130,37 @@ impl EventLoop {
         }
     }
 
-    fn announce(&mut self, info: ProviderInfo) {
+    /// Where peers can reach this node: its confirmed external addresses, then its
+    /// specific (not 0.0.0.0) listen addresses, at most what a record may carry.
+    fn reachable_addresses(&self) -> Vec<Vec<u8>> {
+        use libp2p::multiaddr::Protocol;
+        let unspecified = |a: &libp2p::Multiaddr| {
+            a.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_unspecified(),
+                Protocol::Ip6(ip) => ip.is_unspecified(),
+                _ => false,
+            })
+        };
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let candidates = self
+            .swarm
+            .external_addresses()
+            .chain(self.swarm.listeners())
+            .filter(|a| !unspecified(a));
+        for addr in candidates {
+            let bytes = addr.to_vec();
+            if bytes.len() <= MAX_ADDRESS_BYTES && !out.contains(&bytes) {
+                out.push(bytes);
+            }
+            if out.len() == MAX_ADDRESSES_PER_RECORD {
+                break;
+            }
+        }
+        out
+    }
+
+    fn announce(&mut self, mut info: ProviderInfo) {
+        info.addresses = self.reachable_addresses();
         let local = *self.swarm.local_peer_id();
         let model = info.model;
         let shards = info.shards.clone();

@@ -189,6 +189,12 @@ pub struct FaultArgs {
         allow_negative_numbers = true
     )]
     pub fault_poison_gradient: Option<f32>,
+    /// Fault injection for tests: announce this node's provider records in the name of
+    /// ACCOUNT (another worker's SS58 address) with no shards, so that verifiers looking
+    /// for that worker's peers ask this node (which has none of its spot-check
+    /// material); the account <-> peer binding should make such records unbelievable.
+    #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
+    pub fault_claim_account: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -223,6 +223,11 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
     if let Err(e) = local.ensure_registered(&s.shards) {
         warn!(error = %format!("{e:#}"), "not registered as a worker: no rewards for this node's work");
     }
+    tokio::spawn(
+        local
+            .clone()
+            .keep_registered(s.shards.clone(), shutdown.clone()),
+    );
     if let Err(e) = local.ensure_escrow() {
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }
@@ -233,9 +238,11 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             s.board.clone(),
         ));
         s.service.serve(server.clone());
+        let binding = net.directory.binding(&s.key);
+        let (binding, shards) = s.faults.announced(binding, s.shards.clone());
         tokio::spawn(net.directory.clone().announce_loop(
-            local.account(),
-            s.shards.clone(),
+            binding,
+            shards,
             move || server.stats(),
             shutdown.clone(),
         ));

@@ -3,12 +3,16 @@
 //! round-trip times of connected peers. The router turns the view into route candidates;
 //! `neuroshard_shards` shows it. While this node serves shards it also re-announces its
 //! own record (with its current load and throughput) so the view of others stays fresh.
+//!
+//! Only records whose account <-> peer binding verifies (see
+//! `neuroshard_network::records`) ever reach the view, so every peer the router, the spot
+//! checker and the prober take from here really works for the account it names.
 
 use crate::billing::Provider;
 use crate::remote::RemoteShard;
 use crate::routing::Candidate;
 use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
-use neuroshard_network::{NetworkHandle, PeerId, ProviderInfo, ProviderRecord};
+use neuroshard_network::{AccountBinding, NetworkHandle, PeerId, ProviderInfo, ProviderRecord};
 use neuroshard_primitives::{AccountId, Hash, LayerRange};
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -87,13 +91,20 @@ impl ShardDirectory {
             .filter(|r| now.saturating_sub(r.info.issued_at_ms) < STALE_AFTER_MS)
             .filter_map(|r: ProviderRecord| {
                 let peer = r.peer_id()?;
+                let rtt_ms = rtts.get(&peer).copied();
+                if rtt_ms.is_none() && peer != local {
+                    // Not connected: let the network dial it where it says it is.
+                    for addr in r.addresses() {
+                        self.network.add_address(peer, addr);
+                    }
+                }
                 Some(ProviderView {
                     peer,
-                    account: AccountId::from(r.info.account),
+                    account: r.info.account(),
                     shards: r.info.shards,
                     active_sessions: r.info.active_sessions,
                     throughput_milli: r.info.throughput_milli,
-                    rtt_ms: rtts.get(&peer).copied(),
+                    rtt_ms,
                     local: peer == local,
                 })
             })
@@ -117,11 +128,12 @@ impl ShardDirectory {
         }
     }
 
-    /// Announces this node's shards every [`ANNOUNCE`] until shutdown; `stats` gives
-    /// the current (active sessions, throughput in milli-tokens/s).
+    /// Announces this node's shards every [`ANNOUNCE`] until shutdown, in the name of the
+    /// account whose `binding` of this node's peer is given (see [`Self::binding`]);
+    /// `stats` gives the current (active sessions, throughput in milli-tokens/s).
     pub async fn announce_loop(
         self: Arc<Self>,
-        account: AccountId,
+        binding: AccountBinding,
         shards: Vec<LayerRange>,
         stats: impl Fn() -> (u32, u64) + Send + 'static,
         mut shutdown: watch::Receiver<bool>,
@@ -130,12 +142,14 @@ impl ShardDirectory {
             let (active_sessions, throughput_milli) = stats();
             self.network.announce(ProviderInfo {
                 peer: self.network.local_peer_id().to_bytes(),
-                account: account.clone().into(),
+                binding: binding.clone(),
                 model: self.model,
                 shards: shards.clone(),
                 active_sessions,
                 throughput_milli,
                 issued_at_ms: neuroshard_client::unix_millis(),
+                // Filled by the network service.
+                addresses: Vec::new(),
             });
             debug!(shards = shards.len(), "provider record announced");
             tokio::select! {
@@ -143,6 +157,12 @@ impl ShardDirectory {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// `key`'s account binds this node's peer id for the directory's model: the account
+    /// half of what makes this node's records believable.
+    pub fn binding(&self, key: &neuroshard_primitives::Keypair) -> AccountBinding {
+        AccountBinding::sign(key, &self.network.local_peer_id(), &self.model)
     }
 
     /// Route candidates: this node's own shards (no network cost) and every remote

@@ -24,6 +24,7 @@ use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
 use neuroshard_inference::transport::InProcessTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::{Hop, PipelineClient};
+use neuroshard_network::AccountBinding;
 use neuroshard_primitives::{AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, UNIT};
 use neuroshard_runtime::ponw;
 use parking_lot::Mutex;
@@ -34,6 +35,8 @@ use tracing::{info, warn};
 
 /// Escrow the node keeps locked to pay for the generations it serves to API users.
 pub const TARGET_ESCROW: Balance = 1_000 * UNIT;
+/// How often a serving node checks that the chain still has it registered.
+pub const REGISTRATION_CHECK: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Fetches the model the chain spec describes into `cache_dir` (once across processes)
 /// and verifies its size and hashes; returns its path.
@@ -165,13 +168,76 @@ impl LocalWorker {
         if info.is_some_and(|w| shards.iter().all(|s| w.serves(s))) {
             return Ok(());
         }
+        self.register(shards)?;
+        Ok(())
+    }
+
+    fn register(&self, shards: &[LayerRange]) -> anyhow::Result<Hash> {
         let call = Call::Ponw(PonwCall::RegisterWorker {
             model: self.model_hash,
             shards: shards.to_vec(),
         });
-        self.submit(call).context("registering as a worker")?;
+        let hash = self.submit(call).context("registering as a worker")?;
         info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "worker registration submitted");
-        Ok(())
+        Ok(hash)
+    }
+
+    /// Keeps this node registered for `shards` while it serves, until `shutdown`: a
+    /// worker that lost its registration while online (its bond fell below the minimum,
+    /// or a registration was dropped) registers and bonds again by itself, from its free
+    /// balance, every [`REGISTRATION_CHECK`] until it succeeds. Not after a `Mismatch`
+    /// verdict against its current registration (proven wrong work): then the operator
+    /// has to look, and a restart registers again.
+    pub async fn keep_registered(
+        self: Arc<Self>,
+        shards: Vec<LayerRange>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let me = self.account();
+        // The block of the registration last seen, the last submitted registration, and
+        // whether a conviction was reported.
+        let (mut registered_at, mut submitted, mut reported) = (None, None::<Hash>, false);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(REGISTRATION_CHECK) => {}
+                _ = shutdown.changed() => return,
+            }
+            let read = self.chain.with_best_state(|state, _| {
+                anyhow::Ok((
+                    ponw::worker(state, &me)?,
+                    ponw::spot_checks::convicted(state, &me)?,
+                ))
+            });
+            let (info, convicted) = match read {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "cannot read this worker's registration");
+                    continue;
+                }
+            };
+            if let Some(info) = info.filter(|w| shards.iter().all(|s| w.serves(s))) {
+                registered_at = Some(info.registered_at);
+                continue;
+            }
+            let in_pool = |h: Hash| self.chain.pending().iter().any(|xt| xt.hash() == h);
+            if submitted.is_some_and(in_pool) {
+                continue;
+            }
+            if let (Some(at), Some(since)) = (convicted, registered_at) {
+                if at >= since {
+                    if !reported {
+                        tracing::error!(block = at, "this worker's work was found wrong by a spot check and it was deregistered; check the node, then restart it to register again");
+                        reported = true;
+                    }
+                    continue;
+                }
+            }
+            info!("this worker is no longer registered; registering again");
+            match self.register(&shards) {
+                Ok(hash) => submitted = Some(hash),
+                Err(e) => warn!(error = %format!("{e:#}"), "could not register again"),
+            }
+        }
     }
 
     /// Locks escrow for API generations when the node has less than [`TARGET_ESCROW`].
@@ -362,9 +428,32 @@ pub struct ServingFaults {
     /// Refuse every forward call from peers (see [`crate::server::ShardService`]).
     #[cfg(feature = "fault-injection")]
     pub refuse_forwards: bool,
+    /// Announce provider records in this account's name, with no shards (a peer trying
+    /// to frame another worker; see [`ServingFaults::announced`]).
+    #[cfg(feature = "fault-injection")]
+    pub claim_account: Option<AccountId>,
 }
 
 impl ServingFaults {
+    /// The account binding and shards this node's provider records carry: its own, or
+    /// with `claim_account` another worker's account (with this node's signature, as it
+    /// has no other) and no shards, which the directory would sort first and never
+    /// route to.
+    #[allow(unused_mut)]
+    pub fn announced(
+        &self,
+        mut binding: AccountBinding,
+        mut shards: Vec<LayerRange>,
+    ) -> (AccountBinding, Vec<LayerRange>) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(victim) = &self.claim_account {
+            warn!(victim = %victim, "fault injection: provider records claim another account");
+            binding.account = victim.clone().into();
+            shards = Vec::new();
+        }
+        (binding, shards)
+    }
+
     /// `shard` with the faults applied.
     #[allow(unused_variables)]
     fn apply(&self, shard: Shard, layers: LayerRange) -> Shard {

@@ -149,7 +149,7 @@ impl SpotChecker {
         Ok(check_work(&exec.exec, &work_of(body), material)?)
     }
 
-    /// The peers `worker` announced in the provider directory.
+    /// The peers bound to `worker`'s account in the provider directory.
     pub(crate) fn peers_of(&self, worker: &AccountId) -> anyhow::Result<Vec<PeerId>> {
         let net = self
             .ctx
@@ -175,9 +175,11 @@ impl SpotChecker {
         &self.me
     }
 
-    /// The worker's material for the work `body` attests: `Ok(None)` when the worker
-    /// says it has none, `Err` when it could not be asked (network failure, no known
-    /// peer).
+    /// The worker's material for the work `body` attests: `Ok(None)` when every peer
+    /// of the worker that answered says it has none, `Err` when none could be asked
+    /// (network failure, no known peer). Every peer asked is bound to the worker's
+    /// account (the directory believes no other), and one peer's "none" does not
+    /// outweigh another's material: a worker running several nodes is asked on each.
     async fn material(&self, body: &ReceiptBody) -> anyhow::Result<Option<SpotCheckMaterial>> {
         let work = work_of(body).id();
         if body.worker == self.me {
@@ -187,14 +189,18 @@ impl SpotChecker {
         }
         let peers = self.peers_of(&body.worker)?;
         let net = self.ctx.net.as_ref().context("no network")?;
-        let mut last = None;
+        let (mut answered, mut last) = (false, None);
         for peer in peers {
             match fetch_material(&net.network, peer, body, work).await {
-                Ok(found) => return Ok(found),
+                Ok(Some(found)) => return Ok(Some(found)),
+                Ok(None) => answered = true,
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no peer answered")))
+        match (answered, last) {
+            (true, _) => Ok(None),
+            (false, last) => Err(last.unwrap_or_else(|| anyhow::anyhow!("no peer answered"))),
+        }
     }
 
     /// Decides one check: `None` when no verdict can be given yet.

@@ -1,7 +1,7 @@
 //! Tests of spot checks: the draw, held tokens, verdicts (credit, void and slash with the
 //! client's refund), expiry, bonds at registration and deregistration.
 
-use crate::spot_checks::{self, all_pending, is_sampled, slashed};
+use crate::spot_checks::{self, all_pending, convicted, is_sampled, slashed};
 use crate::tests::{apply, ctx, genesis, key, params, receipt};
 use crate::*;
 use neuroshard_primitives::{Event, Hash, SlashReason, SpotCheckVerdict};
@@ -78,12 +78,12 @@ fn sampled_receipts_are_held_and_credited_on_a_match() {
     // Only a pending receipt takes a verdict.
     let checker = key("//Alice").1;
     let missing = apply(&mut state, |o| {
-        submit_verdict(o, &checker, &Hash::zero(), SpotCheckVerdict::Match)
+        submit_verdict(o, 1, &checker, &Hash::zero(), SpotCheckVerdict::Match)
     });
     assert!(matches!(missing, Err(Error::NoPendingCheck(_))));
 
     let events = apply(&mut state, |o| {
-        submit_verdict(o, &checker, &r.id(), SpotCheckVerdict::Match)
+        submit_verdict(o, 1, &checker, &r.id(), SpotCheckVerdict::Match)
     })
     .unwrap();
     assert!(matches!(events[..], [Event::SpotCheckPassed { .. }]));
@@ -91,7 +91,7 @@ fn sampled_receipts_are_held_and_credited_on_a_match() {
     assert!(all_pending(&state).unwrap().is_empty());
     // A second verdict on the same receipt is refused.
     assert!(apply(&mut state, |o| {
-        submit_verdict(o, &checker, &r.id(), SpotCheckVerdict::Mismatch)
+        submit_verdict(o, 1, &checker, &r.id(), SpotCheckVerdict::Mismatch)
     })
     .is_err());
 }
@@ -108,7 +108,7 @@ fn a_failed_check_voids_the_receipt_and_slashes_the_bond() {
     let dave_before = account(&state, "//Dave");
     let issuance_before = balances::total_issuance(&state).unwrap();
     let events = apply(&mut state, |o| {
-        submit_verdict(o, &key("//Alice").1, &r.id(), SpotCheckVerdict::Mismatch)
+        submit_verdict(o, 1, &key("//Alice").1, &r.id(), SpotCheckVerdict::Mismatch)
     })
     .unwrap();
     let slash = params().spot_check_slash;
@@ -127,6 +127,8 @@ fn a_failed_check_voids_the_receipt_and_slashes_the_bond() {
     let bob = account(&state, "//Bob");
     assert_eq!(bob.reserved, 0);
     assert_eq!(slashed(&state, &key("//Bob").1).unwrap(), slash);
+    // Wrong work is on record: Bob's node will not re-register by itself.
+    assert_eq!(convicted(&state, &key("//Bob").1).unwrap(), Some(1));
     // The client got its fee back; the rest of the slash was burned.
     assert_eq!(account(&state, "//Dave").free, dave_before.free + fee);
     assert_eq!(
@@ -212,7 +214,7 @@ fn bonds_are_reserved_at_registration_and_released_after_checks() {
         Err(Error::ChecksPending)
     ));
     apply(&mut state, |o| {
-        submit_verdict(o, &key("//Alice").1, &r.id(), SpotCheckVerdict::Match)
+        submit_verdict(o, 1, &key("//Alice").1, &r.id(), SpotCheckVerdict::Match)
     })
     .unwrap();
     apply(&mut state, |o| deregister_worker(o, &bob)).unwrap();

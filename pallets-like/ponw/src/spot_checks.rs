@@ -43,6 +43,10 @@ pub const CHECK_DEADLINES: StorageMap<BlockNumber, Vec<Hash>> =
     StorageMap::new("Ponw", "CheckDeadlines");
 /// Total slashed from each worker's bond, ever.
 pub const SLASHED: StorageMap<AccountId, Balance> = StorageMap::new("Ponw", "Slashed");
+/// The block of each worker's last `Mismatch` verdict: proven wrong work. A serving node
+/// re-registers by itself after any other deregistration, but not after this one (its
+/// operator must look first).
+pub const CONVICTED: StorageMap<AccountId, BlockNumber> = StorageMap::new("Ponw", "Convicted");
 
 /// True when the receipt `id` is drawn for a spot check in a block with `randomness`.
 pub fn is_sampled(randomness: &Hash, id: &Hash, permill: u32) -> bool {
@@ -94,6 +98,11 @@ pub fn slashed(state: &impl ReadState, who: &AccountId) -> Result<Balance> {
     Ok(SLASHED.get(state, who)?.unwrap_or(0))
 }
 
+/// The block of `who`'s last `Mismatch` verdict, if any.
+pub fn convicted(state: &impl ReadState, who: &AccountId) -> Result<Option<BlockNumber>> {
+    Ok(CONVICTED.get(state, who)?)
+}
+
 fn take(overlay: &mut Overlay<'_>, id: &Hash) -> Result<PendingCheck> {
     let check = PENDING_CHECKS
         .get(overlay, id)?
@@ -123,6 +132,7 @@ fn credit_held(overlay: &mut Overlay<'_>, body: &ReceiptBody) -> Result<()> {
 /// checked that `checker` is a validator).
 pub fn submit_verdict(
     overlay: &mut Overlay<'_>,
+    now: BlockNumber,
     checker: &AccountId,
     id: &Hash,
     verdict: SpotCheckVerdict,
@@ -137,6 +147,9 @@ pub fn submit_verdict(
             checker: checker.clone(),
         });
         return Ok(());
+    }
+    if verdict == SpotCheckVerdict::Mismatch {
+        CONVICTED.insert(overlay, &worker, &now);
     }
     let (slashed, refunded) = slash(overlay, id, &worker, &check.body.client, check.fee)?;
     overlay.deposit_event(Event::SpotCheckFailed {

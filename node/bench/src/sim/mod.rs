@@ -130,15 +130,15 @@ where
 
 /// What a provider announces, as the node does (its record is signed by the service).
 fn provider_info(peer: &PeerId, model: &Hash) -> ProviderInfo {
-    ProviderInfo {
-        peer: peer.to_bytes(),
-        account: [0; 32],
-        model: *model,
-        shards: vec![LayerRange { start: 0, end: 8 }],
-        active_sessions: 0,
-        throughput_milli: 0,
-        issued_at_ms: 0,
-    }
+    let account = neuroshard_primitives::crypto::keypair_from_uri("//Provider")
+        .expect("a dev URI is a valid key");
+    ProviderInfo::bound(
+        peer,
+        &account,
+        *model,
+        vec![LayerRange { start: 0, end: 8 }],
+        0,
+    )
 }
 
 /// Lookup figures: requests and latency per lookup, and how many were "good".

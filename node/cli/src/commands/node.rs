@@ -110,6 +110,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             skip_work: args.faults.fault_skip_work,
             #[cfg(feature = "fault-injection")]
             refuse_forwards: args.faults.fault_refuse_requests,
+            #[cfg(feature = "fault-injection")]
+            claim_account: args
+                .faults
+                .fault_claim_account
+                .as_deref()
+                .map(crypto::parse_account)
+                .transpose()
+                .context("--fault-claim-account")?,
         },
     };
     service::run(config).await

@@ -164,15 +164,17 @@ pub fn gradient_receipts() -> Vec<Vec<u8>> {
 
 pub fn provider_records() -> Vec<Vec<u8>> {
     let key = NetworkKeypair::generate_ed25519();
-    let info = ProviderInfo {
-        peer: key.public().to_peer_id().to_bytes(),
-        account: [5; 32],
-        model: Hash::repeat_byte(9),
-        shards: vec![layers(0, 10)],
-        active_sessions: 2,
-        throughput_milli: 40_000,
-        issued_at_ms: 1_700_000_000_000,
-    };
+    let mut info = ProviderInfo::bound(
+        &key.public().to_peer_id(),
+        &pair("//Bob"),
+        Hash::repeat_byte(9),
+        vec![layers(0, 10)],
+        1_700_000_000_000,
+    );
+    info.addresses = vec!["/ip4/198.18.0.1/tcp/30333"
+        .parse::<neuroshard_network::Multiaddr>()
+        .unwrap()
+        .to_vec()];
     vec![ProviderRecord::sign(info, &key).encode()]
 }
 
