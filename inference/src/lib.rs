@@ -5,6 +5,7 @@
 //! (what a shard did for a session) that the node's billing turns into receipts and a
 //! validator re-runs in a spot check. Nothing here knows accounts, epochs or signatures.
 
+pub mod archive;
 pub mod commitment;
 pub mod config;
 pub mod decode;

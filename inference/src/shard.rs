@@ -16,6 +16,7 @@
 //! held the least recently used one is dropped (its client gets a cache gap on its next
 //! step and replays its accepted tokens, as after a failover).
 
+use crate::archive::{ArchiveBudget, MaterialArchive, PinOutcome};
 use crate::commitment::{ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{argmax_rows, ExecInput, KvCache, ShardExecutor};
@@ -23,9 +24,7 @@ use crate::messages::{
     session_hex, Activations, HeadMode, RecordedWork, ShardInput, ShardOutput, ShardRequest,
     ShardResponse, WireDType, WorkRecord, WorkRequest,
 };
-use crate::spot_check::{
-    work_topk, InputLog, MaterialArchive, SpotCheckMaterial, DEFAULT_ARCHIVE_BYTES,
-};
+use crate::spot_check::{work_topk, InputLog, SpotCheckMaterial};
 use crate::weights::ModelWeights;
 use neuroshard_primitives::{Hash, LayerRange, SessionId};
 use std::collections::HashMap;
@@ -129,7 +128,7 @@ impl Shard {
             })),
             sessions: Mutex::new(Sessions::default()),
             max_sessions: DEFAULT_MAX_SESSIONS,
-            archive: Mutex::new(MaterialArchive::new(DEFAULT_ARCHIVE_BYTES)),
+            archive: Mutex::new(MaterialArchive::new(ArchiveBudget::default())),
             #[cfg(feature = "fault-injection")]
             fault: None,
         })
@@ -146,6 +145,28 @@ impl Shard {
     /// [`WorkRecord::id`]), while archived.
     pub fn material(&self, work: &Hash) -> Option<SpotCheckMaterial> {
         lock(&self.archive).get(work)
+    }
+
+    /// Keeps the material of the work record `work` until released: its receipt reached
+    /// the chain, paid by `owner` (see [`crate::archive`]).
+    pub fn pin_material(&self, work: &Hash, owner: [u8; 32]) -> PinOutcome {
+        lock(&self.archive).pin(work, owner)
+    }
+
+    /// Drops pinned material the chain no longer needs.
+    pub fn release_material(&self, work: &Hash) {
+        lock(&self.archive).release(work)
+    }
+
+    /// The work records whose material is pinned.
+    pub fn pinned_material(&self) -> Vec<Hash> {
+        lock(&self.archive).pinned()
+    }
+
+    /// The same shard with these material budgets.
+    pub fn with_archive_budget(self, budget: ArchiveBudget) -> Self {
+        *lock(&self.archive) = MaterialArchive::new(budget);
+        self
     }
 
     /// The same shard keeping at most `max` sessions.

@@ -5,11 +5,11 @@
 //! the client keeps the same log of what it sent and checks the digest before it
 //! counter-signs) and the top-k commitment of the change its layers made for
 //! `position_start..position_end` ([`work_topk`]). When the chain samples a receipt, the
-//! worker hands over the [`SpotCheckMaterial`] it archived when it recorded the work: the
-//! inputs and the full commitment. A validator holding the same layers checks that both
-//! match the record's hashes, re-runs the layers over all the inputs in one prefill (no
-//! KV cache needed) and compares the recomputed commitment with the worker's under
-//! TOPLOC-like tolerance ([`ActivationCommitment::matches`]).
+//! worker hands over the [`SpotCheckMaterial`] it archived ([`crate::archive`]) when it
+//! recorded the work: the inputs and the full commitment. A validator holding the same
+//! layers checks that both match the record's hashes, re-runs the layers over all the
+//! inputs in one prefill (no KV cache needed) and compares the recomputed commitment with
+//! the worker's under TOPLOC-like tolerance ([`ActivationCommitment::matches`]).
 //!
 //! The executor computes every position independently of the batch it is in, so an
 //! honest worker's decode and the validator's prefill agree exactly on one machine; the
@@ -22,7 +22,6 @@ use crate::messages::{Activations, ShardInput, WireDType, WorkRecord};
 use candle_core::Tensor;
 use neuroshard_primitives::{blake2_256, Hash};
 use parity_scale_codec::{Decode, Encode};
-use std::collections::VecDeque;
 
 const INPUT_DOMAIN: &[u8] = b"neuroshard/shard-inputs/v1";
 
@@ -250,59 +249,6 @@ pub fn work_topk(
     Ok(position_topk(&(out - input.to_dtype(out.dtype())?)?)?)
 }
 
-/// Default bytes of material a shard keeps for receipts it issued.
-pub const DEFAULT_ARCHIVE_BYTES: usize = 64 << 20;
-
-/// The material of the receipts a worker issued, newest kept within a byte budget, so
-/// it can answer the chain's spot checks after the session is gone.
-#[derive(Debug)]
-pub struct MaterialArchive {
-    entries: VecDeque<(Hash, SpotCheckMaterial)>,
-    bytes: usize,
-    budget: usize,
-}
-
-impl MaterialArchive {
-    pub fn new(budget: usize) -> Self {
-        Self {
-            entries: VecDeque::new(),
-            bytes: 0,
-            budget,
-        }
-    }
-
-    fn size(m: &SpotCheckMaterial) -> usize {
-        m.inputs.byte_len() + m.commitment.len()
-    }
-
-    /// Keeps `material` for the work record `id`, dropping the oldest beyond the budget.
-    pub fn insert(&mut self, id: Hash, material: SpotCheckMaterial) {
-        self.bytes += Self::size(&material);
-        self.entries.push_back((id, material));
-        while self.bytes > self.budget && self.entries.len() > 1 {
-            if let Some((_, old)) = self.entries.pop_front() {
-                self.bytes -= Self::size(&old);
-            }
-        }
-    }
-
-    pub fn get(&self, id: &Hash) -> Option<SpotCheckMaterial> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(i, _)| i == id)
-            .map(|(_, m)| m.clone())
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,21 +283,6 @@ mod tests {
         assert_eq!(h.len(), 2);
         assert!(h.record(2, &hidden(1, 5, 2)).is_err(), "width changed");
         assert!(h.record(2, &ShardInput::Tokens(vec![1])).is_err());
-    }
-
-    #[test]
-    fn the_archive_keeps_the_newest_within_budget() {
-        let m = |n: usize| SpotCheckMaterial {
-            inputs: InputLog::Tokens(vec![0; n]),
-            commitment: vec![],
-        };
-        let mut a = MaterialArchive::new(100);
-        a.insert(Hash::repeat_byte(1), m(10));
-        a.insert(Hash::repeat_byte(2), m(10));
-        a.insert(Hash::repeat_byte(3), m(10));
-        assert_eq!(a.len(), 2);
-        assert!(a.get(&Hash::repeat_byte(1)).is_none());
-        assert!(a.get(&Hash::repeat_byte(3)).is_some());
     }
 
     proptest! {

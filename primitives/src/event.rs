@@ -28,6 +28,8 @@ pub enum RejectReason {
     BadShape,
     /// The client's escrow cannot pay the receipt's fee.
     InsufficientEscrow,
+    /// The worker's bond does not answer for more unsettled work (see `ponw::settlement`).
+    ExposureExceeded,
 }
 
 impl RejectReason {
@@ -43,6 +45,7 @@ impl RejectReason {
             RejectReason::StaleEpoch => "stale_epoch",
             RejectReason::BadShape => "bad_shape",
             RejectReason::InsufficientEscrow => "insufficient_escrow",
+            RejectReason::ExposureExceeded => "exposure_exceeded",
         }
     }
 }
@@ -178,22 +181,35 @@ pub enum Event {
         heartbeat: bool,
         probed: bool,
     },
-    /// An accepted receipt was drawn for a spot check: its tokens are held until a
-    /// validator's verdict (or `deadline`, when they are credited).
+    /// An accepted receipt was drawn for a spot check (from the randomness of a block
+    /// after the one that included it): its earnings are held until the check is
+    /// decided; `checker` is the validator drawn to re-run it by `deadline`.
     SpotCheckRequested {
         id: Hash,
         worker: AccountId,
         layers: LayerRange,
+        checker: AccountId,
         deadline: u64,
     },
-    /// A validator re-ran a sampled receipt and it matched: its tokens were credited.
+    /// The check now waits for `checker` by `deadline`: the previous checker did not
+    /// answer in time (`verdict` none), or its failing verdict needs confirming by an
+    /// independently drawn one.
+    SpotCheckReassigned {
+        id: Hash,
+        checker: AccountId,
+        deadline: u64,
+        verdict: Option<SpotCheckVerdict>,
+    },
+    /// A sampled receipt's check was decided `Match`: it settles as any other.
     SpotCheckPassed {
         id: Hash,
         worker: AccountId,
         checker: AccountId,
     },
-    /// A sampled receipt failed its check: voided (nothing minted for it), `slashed`
-    /// taken from the worker's bond, `refunded` of it returned to the client.
+    /// A sampled receipt's check was decided against the worker. `Mismatch` (wrong
+    /// work): `slashed` from its bond and burned, all its unsettled earnings forfeited.
+    /// `NoAnswer` (material not handed over): unsettled earnings forfeited, bond
+    /// untouched. `refunded`: what went back to clients' escrow.
     SpotCheckFailed {
         id: Hash,
         worker: AccountId,
@@ -202,8 +218,14 @@ pub enum Event {
         slashed: Balance,
         refunded: Balance,
     },
-    /// No verdict came by the deadline: the held tokens were credited.
-    SpotCheckExpired { id: Hash, worker: AccountId },
+    /// Receipts of `worker` whose check window closed: `earned` (fees minus burn)
+    /// paid from the clients' escrow, `tokens` credited to the epoch's tally.
+    EarningsSettled {
+        worker: AccountId,
+        receipts: u32,
+        earned: Balance,
+        tokens: u64,
+    },
     /// The validator assigned to probe `worker` in `minute` reported whether the worker
     /// answered its seeded shard request correctly (`answered`) or not.
     LivenessProbed {
@@ -244,6 +266,8 @@ pub enum SlashReason {
     Equivocation { slot: u64 },
     /// An inference receipt failed its spot check.
     FailedSpotCheck { receipt: Hash },
+    /// A validator's spot-check verdict was contradicted by the checkers' majority.
+    WrongVerdict { receipt: Hash },
 }
 
 impl SlashReason {
@@ -252,6 +276,7 @@ impl SlashReason {
         match self {
             SlashReason::Equivocation { .. } => "equivocation",
             SlashReason::FailedSpotCheck { .. } => "failed_spot_check",
+            SlashReason::WrongVerdict { .. } => "wrong_verdict",
         }
     }
 }

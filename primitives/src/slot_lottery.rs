@@ -83,28 +83,36 @@ pub fn next_randomness(previous: &Hash, output: &Hash) -> Hash {
 /// `randomness` with chances proportional to bond (equal chances when every bond is
 /// zero). `None` for an empty set.
 pub fn draw(randomness: &Hash, slot: u64, bonds: &[u128]) -> Option<usize> {
-    if bonds.is_empty() {
+    pick_weighted(
+        &blake2_256(&(DRAW_DOMAIN, randomness, slot).encode()),
+        bonds,
+    )
+}
+
+/// The index drawn by `seed` (a hash no one could choose) among `weights`, with chances
+/// proportional to weight (equal chances when every weight is zero). `None` when empty.
+pub fn pick_weighted(seed: &Hash, weights: &[u128]) -> Option<usize> {
+    if weights.is_empty() {
         return None;
     }
-    let seed = blake2_256(&(DRAW_DOMAIN, randomness, slot).encode());
     let mut wide = [0u8; 16];
     wide.copy_from_slice(&seed.as_bytes()[..16]);
     let ticket = u128::from_le_bytes(wide);
-    // Sums beyond u128 (impossible with real balances) saturate: the last validators
-    // then share the overflow's range.
-    let total = bonds.iter().fold(0u128, |sum, b| sum.saturating_add(*b));
+    // Sums beyond u128 (impossible with real balances) saturate: the last entries then
+    // share the overflow's range.
+    let total = weights.iter().fold(0u128, |sum, b| sum.saturating_add(*b));
     if total == 0 {
-        return Some((ticket % bonds.len() as u128) as usize);
+        return Some((ticket % weights.len() as u128) as usize);
     }
-    // The modulo bias is at most total / 2^128: nil for any real bond total.
+    // The modulo bias is at most total / 2^128: nil for any real total.
     let mut target = ticket % total;
-    for (index, bond) in bonds.iter().enumerate() {
-        if target < *bond {
+    for (index, weight) in weights.iter().enumerate() {
+        if target < *weight {
             return Some(index);
         }
-        target -= bond;
+        target -= weight;
     }
-    Some(bonds.len() - 1)
+    Some(weights.len() - 1)
 }
 
 #[cfg(test)]

@@ -27,6 +27,15 @@ pub struct AccountInfo {
     pub worker_bond: Balance,
     /// Total ever slashed from the worker bond by failed spot checks.
     pub slashed: Balance,
+    /// Part of `reserved` still held from a deregistered worker's bond until its
+    /// unsettled work is decided.
+    pub retired_bond: Balance,
+    /// What the worker's unsettled receipts will pay it (fees minus burn) when their
+    /// check windows close; forfeited by a failed check.
+    pub held_earnings: Balance,
+    /// The bond its unsettled receipts need (`3/2 x` their fees); new receipts are
+    /// refused beyond `worker_bond`.
+    pub exposure: Balance,
 }
 
 /// Whether the call pays the transaction fee. Heartbeats and liveness reports are free:
@@ -48,6 +57,7 @@ impl Runtime {
         who: &AccountId,
     ) -> Result<AccountInfo, DispatchError> {
         let data = balances::account(state, who)?;
+        let holding = ponw::settlement::holding(state, who)?;
         Ok(AccountInfo {
             free: data.free,
             reserved: data.reserved,
@@ -55,6 +65,9 @@ impl Runtime {
             nonce: data.nonce,
             worker_bond: ponw::worker(state, who)?.map_or(0, |w| w.bond),
             slashed: ponw::spot_checks::slashed(state, who)?,
+            retired_bond: ponw::retired_bond(state, who)?,
+            held_earnings: holding.earnings,
+            exposure: ponw::settlement::exposure_of(holding.fees),
         })
     }
 
@@ -158,10 +171,8 @@ fn dispatch(
         Call::Ponw(PonwCall::RequestEscrowRelease) => ponw::escrow::request_release(o, ctx, who)?,
         Call::Ponw(PonwCall::WithdrawEscrow) => ponw::escrow::withdraw(o, ctx, who)?,
         Call::Ponw(PonwCall::SubmitSpotCheck { receipt, verdict }) => {
-            if !staking::validators(o)?.contains(who) {
-                return Err(ponw::Error::NotAValidator.into());
-            }
-            ponw::submit_verdict(o, ctx.number, who, receipt, *verdict)?
+            let validators = Runtime::validator_bonds(&*o)?;
+            ponw::submit_verdict(o, ctx.number, &validators, who, receipt, *verdict)?
         }
         Call::Ponw(PonwCall::ReportLiveness {
             minute,

@@ -9,8 +9,8 @@ use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::block::extrinsics_root;
 use neuroshard_primitives::{
-    slot_lottery, AccountId, Block, Event, Hash, Header, Nonce, Signature, SignedExtrinsic,
-    VrfSignature,
+    slot_lottery, AccountId, Balance, Block, Event, Hash, Header, Nonce, Signature,
+    SignedExtrinsic, VrfSignature,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState, StateChanges, StateDb};
@@ -62,6 +62,20 @@ impl Runtime {
         Ok(staking::validators(state)?)
     }
 
+    /// The validator set, each with its staking bond (its weight in the slot lottery and
+    /// in spot-check draws).
+    pub fn validator_bonds(
+        state: &impl ReadState,
+    ) -> Result<Vec<(AccountId, Balance)>, DispatchError> {
+        Self::validators(state)?
+            .into_iter()
+            .map(|who| {
+                let bond = balances::account(state, &who)?.bonded;
+                Ok((who, bond))
+            })
+            .collect()
+    }
+
     /// The chain randomness the next block's VRF must sign (see
     /// [`neuroshard_primitives::slot_lottery`]).
     pub fn randomness(state: &impl ReadState) -> Result<Hash, DispatchError> {
@@ -74,13 +88,10 @@ impl Runtime {
         state: &impl ReadState,
         slot: u64,
     ) -> Result<Option<AccountId>, DispatchError> {
-        let set = Self::validators(state)?;
-        let bonds = set
-            .iter()
-            .map(|who| Ok(balances::account(state, who)?.bonded))
-            .collect::<Result<Vec<_>, DispatchError>>()?;
+        let set = Self::validator_bonds(state)?;
+        let bonds: Vec<Balance> = set.iter().map(|(_, bond)| *bond).collect();
         let randomness = system::randomness(state)?;
-        Ok(slot_lottery::draw(&randomness, slot, &bonds).map(|i| set[i].clone()))
+        Ok(slot_lottery::draw(&randomness, slot, &bonds).map(|i| set[i].0.clone()))
     }
 
     /// Validates a transaction against `state` for a block in `next_slot`. A transaction
@@ -157,7 +168,8 @@ impl Runtime {
     ) -> Result<(), DispatchError> {
         system::on_initialize(overlay, ctx, vrf_output)?;
         ctx.randomness = system::randomness(&*overlay)?;
-        ponw::on_initialize(overlay, ctx)?;
+        let validators = Self::validator_bonds(&*overlay)?;
+        ponw::on_initialize(overlay, ctx, &validators)?;
         Ok(())
     }
 

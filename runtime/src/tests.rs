@@ -374,7 +374,7 @@ fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
 }
 
 #[test]
-fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
+fn receipts_in_a_block_are_paid_after_their_check_window() {
     let mut chain = Chain::new();
     let escrow = chain.sign(
         "//Dave",
@@ -395,8 +395,6 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
     let probed = chain.sign("//Alice", 0, chain.probe_passed("//Bob"));
     let bob = chain.free("//Bob");
     let (block, events, rejected) = chain.produce(vec![submit, heartbeat, probed]);
-    // The client's escrow paid 0.2 NSHD per token, half burned, half to the worker.
-    let fee_to_bob = 64 * UNIT / 5 / 2 + 36 * UNIT / 5 / 2;
     assert_eq!((block.extrinsics.len(), rejected), (3, 0));
     assert_eq!(
         events
@@ -405,31 +403,64 @@ fn receipts_in_a_block_are_paid_at_the_epoch_boundary() {
             .count(),
         2
     );
+    // The client's escrow pays 0.2 NSHD per token, half burned, half to the worker, but
+    // only when the receipts' check window closes (block 2 + 10); until then the fee is
+    // held and the tokens are not credited.
+    let fee_to_bob = 64 * UNIT / 5 / 2 + 36 * UNIT / 5 / 2;
+    let settle_at = 2 + test_config().params.ponw.spot_check_blocks;
     let mut paid = Vec::new();
-    for _ in 3..=5 {
-        let (_, events, _) = chain.produce(vec![]);
-        paid.extend(
-            events
-                .into_iter()
-                .filter(|e| matches!(e, Event::RewardPaid { .. })),
-        );
+    let mut settled = Vec::new();
+    for n in 3..=15 {
+        let (block, events, _) = chain.produce(vec![]);
+        assert_eq!(block.header.number, n);
+        if n < settle_at {
+            let uptime = if n >= 5 { UNIT } else { 0 };
+            assert_eq!(
+                chain.free("//Bob"),
+                bob + uptime,
+                "no fee is paid before block {settle_at}"
+            );
+        }
+        for e in events {
+            match e {
+                Event::RewardPaid { .. } => paid.push((n, e)),
+                Event::EarningsSettled { .. } => settled.push((n, e)),
+                _ => {}
+            }
+        }
     }
-    let expected = 100 * UNIT / 10 + UNIT;
+    assert_eq!(
+        settled,
+        vec![(
+            settle_at,
+            Event::EarningsSettled {
+                worker: account("//Bob"),
+                receipts: 2,
+                earned: fee_to_bob,
+                tokens: 100,
+            }
+        )]
+    );
+    let reward = |epoch, tokens: u64, uptime_minutes, reward| Event::RewardPaid {
+        account: account("//Bob"),
+        epoch,
+        tokens,
+        layer_tokens: tokens * 30,
+        uptime_minutes,
+        training: 0,
+        reward,
+    };
+    // Epoch 0 pays Bob's uptime minute; his tokens count in epoch 2, where they settled.
     assert_eq!(
         paid,
-        vec![Event::RewardPaid {
-            account: account("//Bob"),
-            epoch: 0,
-            tokens: 100,
-            layer_tokens: 3000,
-            uptime_minutes: 1,
-            training: 0,
-            reward: expected,
-        }]
+        vec![
+            (5, reward(0, 0, 1, UNIT)),
+            (15, reward(2, 100, 0, 100 * UNIT / 10))
+        ]
     );
     assert_eq!(
         chain.free("//Bob"),
-        bob + fee_to_bob + expected,
+        bob + fee_to_bob + UNIT + 100 * UNIT / 10,
         "heartbeats are fee-free"
     );
 }

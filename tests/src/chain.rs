@@ -147,17 +147,32 @@ pub fn work_receipt(model: Hash, epoch: u32, layers: (u16, u16), seq: u32) -> Re
     Receipt::sign(body, &worker, &client)
 }
 
+/// Work submitted by [`submit_dev_work`] and when the chain pays it.
+pub struct DevWork {
+    pub receipts: Vec<Receipt>,
+    /// The block that included the receipts.
+    pub included: u64,
+    /// The block whose start settled them (their check window closed): from then on
+    /// their tokens count in that block's epoch.
+    pub settled: u64,
+    /// The first block of the next epoch, which pays the tokens.
+    pub payout: u64,
+}
+
 /// Paid work on a chain whose epochs last `epoch_length` blocks: //Bob locks escrow,
 /// then //Charlie submits //Alice's receipts for 30 tokens through each of the dev
-/// model's three shards in the current epoch. Returns the receipts and the number of
-/// the block that included them; they are paid in the next epoch's first block.
+/// model's three shards in the current epoch. Their earnings are held until their check
+/// window closes, then paid at the next epoch boundary ([`DevWork`]).
 pub fn submit_dev_work(
     rpc: &RpcClient,
     epoch_length: u64,
     timeout: Duration,
-) -> anyhow::Result<(Vec<Receipt>, u64)> {
+) -> anyhow::Result<DevWork> {
     let params = rpc.call("neuroshard_params", json!([]))?;
     let model = parse_hash(&params["ponw"]["model"]["hash"])?;
+    let window = params["ponw"]["spot_check_blocks"]
+        .as_u64()
+        .context("spot_check_blocks")?;
     let deposit = Call::Ponw(PonwCall::DepositEscrow { amount: 100 * UNIT });
     submit_and_wait(rpc, "//Bob", deposit, timeout)?;
     let epoch = neuroshard_runtime::system::epoch_of(rpc.best_number()? + 1, epoch_length);
@@ -169,5 +184,11 @@ pub fn submit_dev_work(
         receipts: receipts.clone(),
     });
     let (_, included) = submit_and_wait(rpc, "//Charlie", call, timeout)?;
-    Ok((receipts, included))
+    let settled = included + window.max(neuroshard_runtime::ponw::settlement::DRAW_DELAY + 1);
+    Ok(DevWork {
+        receipts,
+        included,
+        settled,
+        payout: (settled / epoch_length + 1) * epoch_length,
+    })
 }

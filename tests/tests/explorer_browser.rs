@@ -52,9 +52,8 @@ fn chromium_shows_blocks_and_rewards_live() {
     .unwrap();
 
     // Receipts for 30 tokens through the 30-layer model pay //Alice 3 NSHD in the
-    // first block of the next epoch.
-    let (_, included) = submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap();
-    let payout = (included / EPOCH + 1) * EPOCH;
+    // first block of the epoch after their check window closes.
+    let payout = submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap().payout;
     let alice = address("//Alice");
     let payout_cell = payout.to_string();
     let page = wait_for("the reward row", TIMEOUT, || {

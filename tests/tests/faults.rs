@@ -16,7 +16,10 @@
 //!   at every sample, across restarts and partitions);
 //! - a node killed with -9 comes back with everything it had finalized (no data lost);
 //! - all nodes converge on one finalized chain (compared height by height) and one state
-//!   root.
+//!   root;
+//! - every receipt is spot-checked (`spot_check_permill` = 1e6), so checks meet killed,
+//!   paused and isolated workers and checkers, yet no node loses any bond: an honest
+//!   fault is never taken for fraud (worker and validator bonds, `slashed` all unchanged).
 //!
 //! Partitions are real cuts between live processes: each node is started with the hidden
 //! `--fault-partition-file` and refuses every connection to the peers listed there.
@@ -25,8 +28,9 @@
 //! split. Long mode: `NEUROSHARD_FAULT_ROUNDS=N` rounds (after the first four, faults
 //! are drawn at random), seed `NEUROSHARD_FAULT_SEED` (default: the clock, printed).
 
+use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::{complete_streamed, generate_text};
-use neuroshard_tests::spec::write_fast_spec;
+use neuroshard_tests::spec::write_spec_with;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -211,6 +215,24 @@ fn wait_loaded(node: &NodeProcess) {
     node.wait_serving(MODEL_TIMEOUT);
 }
 
+/// Each node account's (staking bond, worker bond, total slashed) as node `node` sees it.
+fn bonds(node: &NodeProcess) -> Vec<(Value, Value, Value)> {
+    NODES
+        .iter()
+        .map(|(key, _)| {
+            let a = node
+                .rpc()
+                .call("neuroshard_account", json!([address(key)]))
+                .unwrap();
+            (
+                a["bonded"].clone(),
+                a["workerBond"].clone(),
+                a["slashed"].clone(),
+            )
+        })
+        .collect()
+}
+
 fn state_root_at(node: &NodeProcess, number: u64) -> Value {
     let hash = node
         .rpc()
@@ -230,7 +252,10 @@ fn kills_and_pauses_during_generation_and_block_production() {
     let mut rng = seed | 1;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let spec = write_fast_spec(&dir, "local", 500, 1000).unwrap();
+    let spec = write_spec_with(&dir, "local", 500, 1000, |params| {
+        params["ponw"]["spot_check_permill"] = 1_000_000.into();
+    })
+    .unwrap();
     let expected = generate_text(PROMPT, TOKENS, &[]).unwrap();
 
     let mut net = Network {
@@ -256,6 +281,12 @@ fn kills_and_pauses_during_generation_and_block_production() {
     for i in 0..4 {
         wait_loaded(net.node(i));
     }
+    // Every node registers as a worker by itself once its model is loaded.
+    let bonds_before = wait_for("every node registered", Duration::from_secs(60), || {
+        let b = bonds(net.node(0));
+        Ok(b.iter().all(|(_, worker, _)| worker != "0").then_some(b))
+    })
+    .unwrap();
     // A routes through the DHT view: wait until it lists all six provider entries.
     wait_for(
         "every provider in A's view",
@@ -407,6 +438,10 @@ fn kills_and_pauses_during_generation_and_block_production() {
             );
         }
     }
+    // No honest node lost bond to the faults: not as a worker (a check that met a dead or
+    // paused worker is `NoAnswer`, which costs income only), not as a validator.
+    let bonds_after = bonds(net.node(0));
+    assert_eq!(bonds_after, bonds_before, "an honest node lost bond");
     eprintln!(
         "faults survived; {target} heights compared on all nodes, {} finality samples, seed {seed}",
         net.finalized.len()

@@ -112,8 +112,9 @@ impl Seen {
 fn freeloaders_earn_no_uptime_and_a_colluding_pair_does_not_profit() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
-        // Spot checks are tested elsewhere; here every receipt is credited at once so
-        // the pair's accounting closes at the next epoch boundary.
+        // Spot checks are tested elsewhere; here no receipt is sampled, so each settles
+        // when its check window closes and the pair's accounting closes at the epoch
+        // boundary after that.
         params["ponw"]["spot_check_permill"] = 0.into();
     })
     .unwrap();
@@ -209,11 +210,14 @@ fn freeloaders_earn_no_uptime_and_a_colluding_pair_does_not_profit() {
         let Some(receipt_block) = bob_receipt else {
             return Ok(None);
         };
-        // The first payout after the receipts' block pays their epoch.
+        // The first payout of Bob's tokens after the receipts' block pays them (earlier
+        // ones, while their earnings were held, paid uptime only).
         let payout = seen
             .rewards
             .iter()
-            .find(|(n, who, _, _)| *n > receipt_block && *who == bob)
+            .find(|(n, who, reward, minutes)| {
+                *n > receipt_block && *who == bob && *reward > u128::from(*minutes) * UNIT
+            })
             .map(|(n, ..)| *n);
         let done = payout.is_some()
             && seen.uptime_paid.get(&bob).copied().unwrap_or(0) >= 1

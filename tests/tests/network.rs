@@ -126,7 +126,7 @@ fn shards_across_processes_discovery_generation_and_failover() {
                 match e["event"].as_str() {
                     Some("SpotCheckRequested") => requested.push(e["worker"].clone()),
                     Some("SpotCheckPassed") => passed.push(e["worker"].clone()),
-                    Some("SpotCheckFailed") | Some("SpotCheckExpired") => {
+                    Some("SpotCheckFailed") | Some("SpotCheckReassigned") => {
                         panic!("honest receipt not passed: {e}\n{}", a.log_text())
                     }
                     _ => {}

@@ -40,7 +40,8 @@ fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
     // Bob, the inference client, locks escrow that pays for the work he counter-signs;
     // Alice (the dev worker, serving 0-10, 10-20 and 20-30) ran all three stages for
     // 30 tokens; Charlie submits the batch.
-    let (receipts, included) = chain::submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap();
+    let work = chain::submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap();
+    let receipts = work.receipts.clone();
 
     // Replaying the same receipts (new extrinsic, same seq) is refused.
     let replay = chain::sign(
@@ -56,8 +57,9 @@ fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
     assert_eq!(err.code, 1010, "{err}");
     assert!(err.message.contains("receipt #0 rejected"), "{err}");
 
-    // The work is paid in the first block of the next epoch.
-    let payout = (included / EPOCH + 1) * EPOCH;
+    // The work is settled when its check window closes and paid in the first block of
+    // the next epoch.
+    let payout = work.payout;
     wait_for("the epoch boundary", TIMEOUT, || {
         Ok((rpc.best_number()? >= payout).then_some(()))
     })
@@ -75,7 +77,7 @@ fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
     assert_eq!(entry["layer_tokens"], layer_tokens);
     assert_eq!(entry["uptime_minutes"], 0);
     assert_eq!(entry["reward"], expected.to_string());
-    assert_eq!(entry["epoch"], included / EPOCH);
+    assert_eq!(entry["epoch"], work.settled / EPOCH);
 
     // The same answer by block hash; other blocks pay nothing.
     let payout_hash = rpc.call("chain_getBlockHash", json!([payout])).unwrap();

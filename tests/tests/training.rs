@@ -197,7 +197,7 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
                 match e["event"].as_str() {
                     Some("SpotCheckRequested") => requested += 1,
                     Some("SpotCheckPassed") => passed += 1,
-                    Some("SpotCheckFailed") | Some("SpotCheckExpired") => {
+                    Some("SpotCheckFailed") | Some("SpotCheckReassigned") => {
                         panic!("receipt not passed: {e}\n{}", joint_log(&nodes))
                     }
                     _ => {}

@@ -193,7 +193,8 @@ struct Serving {
 
 /// Brings this node's shards up and keeps it mining: fetches and verifies the model,
 /// hashes its chunk tree (the proof of possession), loads the shards, hands the API its
-/// generator, registers as a worker and locks escrow when needed, serves the shards to
+/// generator, registers as a worker (and keeps it registered, and the material of its
+/// receipts on chain pinned) and locks escrow when needed, serves the shards to
 /// peers, then runs Proof of Training (serving the chain's adapter versions; training
 /// one with `train`), the spot checker, the liveness prober and the heartbeat miner
 /// until shutdown. Failures are logged: the chain keeps running without serving.
@@ -228,6 +229,12 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             .clone()
             .keep_registered(s.shards.clone(), shutdown.clone()),
     );
+    tokio::spawn(neuroshard_serving::material::keep_material(
+        s.chain.clone(),
+        local.shards(),
+        local.account(),
+        shutdown.clone(),
+    ));
     if let Err(e) = local.ensure_escrow() {
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }

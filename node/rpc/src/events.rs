@@ -95,7 +95,8 @@ pub fn event_json(event: &Event) -> Value {
             });
             match reason {
                 SlashReason::Equivocation { slot } => v["slot"] = json!(slot),
-                SlashReason::FailedSpotCheck { receipt } => v["receipt"] = json!(hex_hash(receipt)),
+                SlashReason::FailedSpotCheck { receipt }
+                | SlashReason::WrongVerdict { receipt } => v["receipt"] = json!(hex_hash(receipt)),
             }
             v
         }
@@ -178,10 +179,20 @@ pub fn event_json(event: &Event) -> Value {
             id,
             worker,
             layers,
+            checker,
             deadline,
         } => json!({
             "event": "SpotCheckRequested", "id": hex_hash(id), "worker": ss58(worker),
-            "layers": layers.to_string(), "deadline": deadline,
+            "layers": layers.to_string(), "checker": ss58(checker), "deadline": deadline,
+        }),
+        Event::SpotCheckReassigned {
+            id,
+            checker,
+            deadline,
+            verdict,
+        } => json!({
+            "event": "SpotCheckReassigned", "id": hex_hash(id), "checker": ss58(checker),
+            "deadline": deadline, "verdict": verdict.map(|v| v.as_str()),
         }),
         Event::SpotCheckPassed {
             id,
@@ -203,9 +214,15 @@ pub fn event_json(event: &Event) -> Value {
             "checker": ss58(checker), "verdict": verdict.as_str(),
             "slashed": slashed.to_string(), "refunded": refunded.to_string(),
         }),
-        Event::SpotCheckExpired { id, worker } => {
-            json!({"event": "SpotCheckExpired", "id": hex_hash(id), "worker": ss58(worker)})
-        }
+        Event::EarningsSettled {
+            worker,
+            receipts,
+            earned,
+            tokens,
+        } => json!({
+            "event": "EarningsSettled", "worker": ss58(worker), "receipts": receipts,
+            "earned": earned.to_string(), "tokens": tokens,
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 #[rpc(server)]
 pub trait NeuroshardApi {
-    /// `{free, reserved, bonded, nonce, workerBond, slashed}` of an SS58 address
+    /// `{free, reserved, bonded, nonce, workerBond, slashed, retiredBond, heldEarnings, exposure}` of an SS58 address
     /// (balances in base units).
     #[method(name = "neuroshard_account")]
     fn account(&self, address: String) -> RpcResult<AccountJson>;
@@ -75,6 +75,9 @@ impl NeuroshardApiServer for Neuroshard {
             nonce: info.nonce,
             worker_bond: info.worker_bond.to_string(),
             slashed: info.slashed.to_string(),
+            retired_bond: info.retired_bond.to_string(),
+            held_earnings: info.held_earnings.to_string(),
+            exposure: info.exposure.to_string(),
         })
     }
 

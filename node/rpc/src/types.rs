@@ -91,6 +91,14 @@ pub struct AccountJson {
     pub worker_bond: String,
     /// Total ever slashed from the worker bond (failed spot checks).
     pub slashed: String,
+    /// Part of `reserved` still held from a deregistered worker's bond.
+    #[serde(rename = "retiredBond")]
+    pub retired_bond: String,
+    /// What the worker's unsettled receipts will pay it; forfeited by a failed check.
+    #[serde(rename = "heldEarnings")]
+    pub held_earnings: String,
+    /// The bond its unsettled receipts need; receipts beyond `workerBond` are refused.
+    pub exposure: String,
 }
 
 /// One entry of `neuroshard_rewards`.

@@ -10,12 +10,14 @@
 //!   [`generator`] interface the HTTP API and RPC call;
 //! - [`billing`]: the one place a shard's work record becomes a signed, counter-signed
 //!   chain receipt (worker and client side);
-//! - [`miner`]: the per-minute proof of possession that earns uptime.
+//! - [`miner`]: the per-minute proof of possession that earns uptime;
+//! - [`material`]: keeping the spot-check material of receipts the chain still needs.
 
 pub mod billing;
 pub mod directory;
 pub mod generator;
 pub mod local;
+pub mod material;
 pub mod miner;
 pub mod protocol;
 pub mod remote;

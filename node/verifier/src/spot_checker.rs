@@ -1,6 +1,7 @@
 //! The validator's spot checker: watches the chain's pending spot checks and answers the
-//! ones assigned to this node (each check goes to one validator, chosen by the receipt
-//! id, so the set shares the work). For each it gets the worker's spot-check material —
+//! ones the chain assigned to this node (`ponw::spot_checks` draws each check's checker
+//! from a block's randomness after the receipt was included, and hands a failing verdict
+//! to an independently drawn validator to confirm). For each it gets the worker's spot-check material —
 //! from this node's own shards when the worker is this node, otherwise over the network
 //! from the worker's announced peers — re-runs the receipt's layers on the committed
 //! inputs (`neuroshard_inference::spot_check::check_work`) and submits the verdict.
@@ -24,7 +25,7 @@ use neuroshard_network::PeerId;
 use neuroshard_primitives::{
     AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
 };
-use neuroshard_runtime::{ponw, Runtime};
+use neuroshard_runtime::ponw;
 use neuroshard_serving::billing::work_of;
 use neuroshard_serving::protocol::fetch_material;
 use neuroshard_trainer::{adapter_weights, TrainingContext};
@@ -37,16 +38,6 @@ use tracing::{info, warn};
 
 /// Failed attempts to get a remote worker's material before the verdict is `NoAnswer`.
 pub const NO_ANSWER_AFTER: u32 = 3;
-
-/// The validator that checks receipt `id`: `validators[id mod n]`.
-pub fn assigned_checker<'a>(id: &Hash, validators: &'a [AccountId]) -> Option<&'a AccountId> {
-    if validators.is_empty() {
-        return None;
-    }
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&id.as_bytes()[..8]);
-    Some(&validators[(u64::from_le_bytes(word) % validators.len() as u64) as usize])
-}
 
 /// Executors built for checks, by (layers, adapter version).
 type Executors = HashMap<(LayerRange, Option<Hash>), Arc<ServedWeights>>;
@@ -251,30 +242,31 @@ impl SpotChecker {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        // Checks answered (verdict in the pool or a block) and fetch failures so far.
-        let mut answered: std::collections::HashSet<Hash> = Default::default();
+        // Assignments answered (verdict in the pool or a block), by (receipt, round), and
+        // fetch failures so far.
+        let mut answered: std::collections::HashSet<(Hash, usize)> = Default::default();
         let mut failures: HashMap<Hash, u32> = HashMap::new();
         loop {
             if !self.ctx.chain.wait_half_slot(&mut shutdown).await {
                 return;
             }
-            let read = self.ctx.chain.with_best_state(|state, _| {
-                Ok::<_, anyhow::Error>((
-                    ponw::spot_checks::all_pending(state)?,
-                    Runtime::validators(state)?,
-                ))
-            });
-            let (pending, validators) = match read {
+            let read = self
+                .ctx
+                .chain
+                .with_best_state(|state, _| ponw::spot_checks::all_pending(state));
+            let pending = match read {
                 Ok(v) => v,
                 Err(e) => {
                     warn!(error = %e, "spot checker could not read the chain");
                     continue;
                 }
             };
-            answered.retain(|id| pending.iter().any(|(p, _)| p == id));
+            answered
+                .retain(|(id, round)| pending.iter().any(|(p, c)| p == id && c.round() == *round));
             failures.retain(|id, _| pending.iter().any(|(p, _)| p == id));
             for (id, check) in pending {
-                if answered.contains(&id) || assigned_checker(&id, &validators) != Some(&self.me) {
+                let round = check.round();
+                if check.checker != self.me || answered.contains(&(id, round)) {
                     continue;
                 }
                 let Some(verdict) = self.decide(id, check.body, &mut failures).await else {
@@ -287,7 +279,7 @@ impl SpotChecker {
                 match self.ctx.chain.sign_and_submit(&self.ctx.key, call) {
                     Ok(_) => {
                         info!(receipt = %hex_hash(&id), verdict = verdict.as_str(), "spot-check verdict submitted");
-                        answered.insert(id);
+                        answered.insert((id, round));
                     }
                     Err(e) => {
                         warn!(receipt = %hex_hash(&id), error = %format!("{e:#}"), "spot-check verdict not submitted")
@@ -295,26 +287,5 @@ impl SpotChecker {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checks_are_spread_over_the_validators() {
-        let validators: Vec<AccountId> = (0..4u8).map(|i| AccountId::from([i; 32])).collect();
-        let mut counts = [0usize; 4];
-        for i in 0..4_000u32 {
-            let id = neuroshard_primitives::blake2_256(&i.to_le_bytes());
-            let who = assigned_checker(&id, &validators).unwrap();
-            counts[validators.iter().position(|v| v == who).unwrap()] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (800..1_200).contains(&c)),
-            "{counts:?}"
-        );
-        assert!(assigned_checker(&Hash::zero(), &[]).is_none());
     }
 }

@@ -1,7 +1,10 @@
 //! Client escrow and inference fees. A client locks escrow (reserved balance); every
 //! receipt it counter-signs is paid from it: `fee = ceil(layer_tokens x fee_per_token /
 //! num_layers)`, of which `ceil(fee x burn_permill / 1e6)` is burned and the rest goes
-//! to the worker at once. Genesis requires the burn per token to be at least the minted
+//! to the worker. The fee leaves the escrow when the receipt is accepted ([`commit`])
+//! but stays in the client's reserved balance until the receipt settles ([`settle`]:
+//! paid and burned) or is forfeited by a failed check ([`refund`]: back into the
+//! escrow); see `crate::settlement`. Genesis requires the burn per token to be at least the minted
 //! token reward, so a client paying its own worker can never come out ahead: whatever
 //! the epoch mints for the work was burned from the same pair's fees first.
 //!
@@ -115,17 +118,31 @@ pub fn withdraw(overlay: &mut Overlay<'_>, ctx: &BlockContext, client: &AccountI
     Ok(())
 }
 
-/// Pays one receipt's fee from the client's escrow (the caller checked it suffices).
-pub(crate) fn pay(
+/// Takes one receipt's fee out of the client's escrow (the caller checked it
+/// suffices); the funds stay reserved until [`settle`] or [`refund`].
+pub(crate) fn commit(overlay: &mut Overlay<'_>, client: &AccountId, fee: Balance) -> Result<()> {
+    let mut e = escrow(overlay, client)?;
+    e.amount = e.amount.checked_sub(fee).ok_or(Error::NoEscrow)?;
+    ESCROWS.insert(overlay, client, &e);
+    Ok(())
+}
+
+/// Pays committed fees: `burn` destroyed, the rest to the worker's free balance.
+pub(crate) fn settle(
     overlay: &mut Overlay<'_>,
     client: &AccountId,
     worker: &AccountId,
     fee: Balance,
     burn: Balance,
 ) -> Result<()> {
-    let mut e = escrow(overlay, client)?;
-    e.amount = e.amount.checked_sub(fee).ok_or(Error::NoEscrow)?;
-    ESCROWS.insert(overlay, client, &e);
     balances::pay_from_reserved(overlay, client, worker, fee, burn)?;
+    Ok(())
+}
+
+/// Returns committed fees to the client's escrow.
+pub(crate) fn refund(overlay: &mut Overlay<'_>, client: &AccountId, fee: Balance) -> Result<()> {
+    let mut e = escrow(overlay, client)?;
+    e.amount = e.amount.saturating_add(fee);
+    ESCROWS.insert(overlay, client, &e);
     Ok(())
 }

@@ -8,19 +8,23 @@
 //! Clients pay for the work they counter-sign from an escrow, and part of every fee is
 //! burned so that self-dealing never pays (see [`escrow`]).
 //!
-//! Accepted receipts are sampled for spot checks; a sampled one is credited only when a
-//! validator's re-run matches, and a failed check slashes the worker's bond (see
-//! [`spot_checks`]).
+//! An accepted receipt's earnings are held for its check window and drawn for a spot
+//! check from a later block's randomness (see [`settlement`]); a sampled one settles only
+//! when independently drawn validators agree its re-run matches, and a check decided
+//! against the worker forfeits everything it holds and, for wrong work, slashes its bond
+//! in proportion to the fee (see [`spot_checks`]).
 //!
-//! A batch is judged receipt by receipt: the good ones are paid and credited, each bad
+//! A batch is judged receipt by receipt: the good ones are held for settlement, each bad
 //! one (bad signature, replay, duplicate, unknown worker, wrong model, layers not served,
-//! stale epoch, bad shape, client escrow too small) gets a `ReceiptRejected` event with
+//! stale epoch, bad shape, client escrow too small, worker bond too small for more
+//! unsettled work) gets a `ReceiptRejected` event with
 //! the reason; a batch with no good receipt fails as a whole and writes nothing.
 
 pub mod escrow;
 pub mod liveness;
 mod receipts;
 mod rewards;
+pub mod settlement;
 pub mod spot_checks;
 mod workers;
 
@@ -32,7 +36,7 @@ pub use receipts::submit_receipts;
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
 pub use spot_checks::{submit_verdict, PendingCheck};
-pub use workers::{deregister_worker, register_worker, worker, WorkerInfo, WORKERS};
+pub use workers::{deregister_worker, register_worker, retired_bond, worker, WorkerInfo, WORKERS};
 
 use neuroshard_balances as balances;
 use neuroshard_primitives::{Balance, Hash, RejectReason};
@@ -137,10 +141,12 @@ pub enum Error {
     ZeroAmount,
     #[error("no spot check is pending for receipt {0:?}")]
     NoPendingCheck(Hash),
+    #[error("this check is assigned to another validator")]
+    NotTheChecker,
+    #[error("no validator to assign a spot check to")]
+    NoValidators,
     #[error("only validators may submit spot-check verdicts and liveness reports")]
     NotAValidator,
-    #[error("receipts of this worker await spot checks; deregister after they are resolved")]
-    ChecksPending,
     #[error("the slash per failed spot check exceeds the worker bond")]
     SlashAboveBond,
     #[error("no escrow to release")]
@@ -167,14 +173,21 @@ pub fn params(state: &impl ReadState) -> Result<Params> {
     PARAMS.get(state)?.ok_or(Error::MissingParams)
 }
 
-/// Start-of-block work: record the minute's challenge seed, pay out a finished epoch.
+/// Start-of-block work: record the minute's challenge seed, pay out a finished epoch,
+/// draw and settle receipts, hand overdue checks to other checkers (drawn from
+/// `validators`, the current set with each staking bond).
 pub fn on_initialize(
     overlay: &mut Overlay<'_>,
     ctx: &neuroshard_support::BlockContext,
+    validators: &[(
+        neuroshard_primitives::AccountId,
+        neuroshard_primitives::Balance,
+    )],
 ) -> Result<()> {
     liveness::record_minute_seed(overlay, ctx)?;
     rewards::on_epoch_start(overlay, ctx)?;
-    spot_checks::expire(overlay, ctx)
+    spot_checks::reassign_overdue(overlay, ctx, validators)?;
+    settlement::on_initialize(overlay, ctx, validators)
 }
 
 /// Genesis: parameters and pre-registered workers (the dev node's own miner).

@@ -3,24 +3,25 @@
 //! registered, layers served), then every surviving receipt's worker and client
 //! signatures together (schnorrkel batch verification across the rayon pool; only a
 //! chunk that fails is re-checked entry by entry), then, in batch order, the checks that
-//! depend on earlier receipts (duplicate in the batch, replay, the client's escrow).
+//! depend on earlier receipts (duplicate in the batch, replay, the client's escrow, the
+//! worker's exposure).
 //! Replay protection is a strictly increasing sequence number per (worker, session,
 //! layers), pruned once its epoch leaves the acceptance window.
 //!
-//! The good receipts of a batch are accepted (fee paid from escrow as burn + worker
-//! share, tallies credited unless the receipt is drawn for a spot check,
-//! `ReceiptAccepted`) and every bad one is refused with a
+//! The good receipts of a batch are accepted (`ReceiptAccepted`; fee taken from escrow
+//! and held with the tokens until the receipt settles, see `crate::settlement`) and
+//! every bad one is refused with a
 //! `ReceiptRejected` event naming the reason, so one bad receipt cannot spoil a batch of
 //! thousands. A batch with no good receipt fails as a whole, with the first one's reason.
 
-use crate::{escrow, params, rewards, spot_checks, workers, Error, Result};
+use crate::{escrow, params, settlement, workers, Error, Result};
 use neuroshard_primitives::crypto::invalid_entries;
 use neuroshard_primitives::{
     AccountId, Balance, Event, LayerRange, Receipt, RejectReason, SessionId,
 };
 use neuroshard_support::{BlockContext, Overlay, StorageMap};
 use parity_scale_codec::{Decode, Encode};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Highest accepted sequence number of one (worker, session, layers).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -112,10 +113,11 @@ pub fn submit_receipts(
         verdicts[standing[bad / 2]] = Err(RejectReason::BadSignature);
     }
 
-    // In batch order: duplicates, replays, escrow.
+    // In batch order: duplicates, replays, escrow, the worker's exposure.
     let mut seen_ids = HashSet::with_capacity(receipts.len());
     let mut sessions: HashMap<SessionKey, SessionState> = HashMap::new();
     let mut escrow_left: HashMap<AccountId, Balance> = HashMap::new();
+    let mut held_fees: HashMap<AccountId, Balance> = HashMap::new();
     let mut fees = vec![(0, 0); receipts.len()];
     for (i, receipt) in receipts.iter().enumerate() {
         if verdicts[i].is_err() {
@@ -146,6 +148,19 @@ pub fn submit_receipts(
             verdicts[i] = Err(RejectReason::InsufficientEscrow);
             continue;
         };
+        let bond = workers_cache
+            .get(&body.worker)
+            .and_then(|w| w.as_ref())
+            .map_or(0, |w| w.bond);
+        let held = match held_fees.get(&body.worker) {
+            Some(fees) => *fees,
+            None => settlement::holding(overlay, &body.worker)?.fees,
+        };
+        if let Some(reason) = settlement::refuse_exposure(bond, held, fee) {
+            verdicts[i] = Err(reason);
+            continue;
+        }
+        held_fees.insert(body.worker.clone(), held + fee);
         seen_ids.insert(id);
         sessions.insert(
             key,
@@ -165,10 +180,7 @@ pub fn submit_receipts(
     for (key, state) in &sessions {
         SESSIONS.insert(overlay, key, state);
     }
-    // Sum per worker (tallies) and per (client, worker) pair (fees), so storage is
-    // touched once per account, not once per receipt.
-    let mut credits: BTreeMap<AccountId, (u64, u64)> = BTreeMap::new();
-    let mut payments: BTreeMap<(AccountId, AccountId), (Balance, Balance)> = BTreeMap::new();
+    let mut accepted = Vec::with_capacity(receipts.len());
     for ((receipt, verdict), (fee, burned)) in receipts.iter().zip(&verdicts).zip(fees) {
         let body = &receipt.body;
         if let Err(reason) = verdict {
@@ -180,19 +192,6 @@ pub fn submit_receipts(
             });
             continue;
         }
-        if spot_checks::is_sampled(&ctx.randomness, &body.id(), p.spot_check_permill) {
-            spot_checks::hold(overlay, ctx, body, fee, p.spot_check_blocks)?;
-        } else {
-            let tokens = u64::from(body.tokens());
-            let credit = credits.entry(body.worker.clone()).or_default();
-            credit.0 += tokens;
-            credit.1 += tokens * u64::from(body.layers.len());
-        }
-        let payment = payments
-            .entry((body.client.clone(), body.worker.clone()))
-            .or_default();
-        payment.0 += fee;
-        payment.1 += burned;
         overlay.deposit_event(Event::ReceiptAccepted {
             id: body.id(),
             worker: body.worker.clone(),
@@ -203,17 +202,9 @@ pub fn submit_receipts(
             fee,
             burned,
         });
+        accepted.push((body.clone(), fee, burned));
     }
-    for ((client, worker), (fee, burned)) in payments {
-        escrow::pay(overlay, &client, &worker, fee, burned)?;
-    }
-    for (worker, (tokens, layer_tokens)) in credits {
-        rewards::credit(overlay, &worker, |t| {
-            t.tokens += tokens;
-            t.layer_tokens += layer_tokens;
-        })?;
-    }
-    Ok(())
+    settlement::hold(overlay, ctx, accepted)
 }
 
 /// Drops session entries whose epoch can no longer receive receipts.

@@ -1,108 +1,160 @@
-//! Spot checks and worker bonds. Every worker reserves `worker_bond` when it registers.
-//! Each receipt a batch accepts is sampled with probability `spot_check_permill / 1e6`,
-//! drawn from the block's randomness (after its author's VRF) and the receipt id: a
-//! sampled receipt's fee is paid as usual but its tokens are held back from the tally
-//! until a validator re-runs the work (the node's spot checker: the worker's archived
-//! inputs through the same layers, commitments compared with tolerance) and submits its
-//! verdict:
-//! - `Match` credits the held tokens to the current epoch's tally;
-//! - `Mismatch` or `NoAnswer` voids the receipt (nothing is ever minted for it) and
-//!   slashes up to `spot_check_slash` from the worker's bond: the client gets its fee
-//!   back out of the slash and the rest is burned. A worker whose bond falls below
-//!   `worker_bond` is deregistered until it registers (and bonds) again.
+//! Spot checks: who re-runs a sampled receipt, how their verdicts decide it, and what a
+//! decision costs whom. A receipt is sampled at its draw (`crate::settlement`) with
+//! probability `spot_check_permill / 1e6`; its earnings stay held until the check is
+//! decided.
 //!
-//! A check no validator answered by its deadline (`spot_check_blocks`) is credited
-//! (optimistic: no evidence of bad work). An author knows its own VRF output, so it
-//! could leave out a batch whose receipts would be sampled; the batch's client then
-//! resubmits it and the next author's randomness draws again, so only a cheater who
-//! authors every block escapes the draw.
+//! **Checkers.** Each check is assigned to one validator at a time, drawn on chain from
+//! the draw block's randomness and the receipt id with chances proportional to staking
+//! bond, other than the worker and the client where the set allows. Only the assigned validator's verdict is accepted. One that
+//! does not answer by the deadline (`spot_check_blocks`) is replaced by another drawn
+//! validator: an unanswered check is never credited.
+//!
+//! **Quorum.** A `Match` from the first checker decides. A failing verdict (`Mismatch`,
+//! `NoAnswer`) never decides alone: the check is reassigned to an independently drawn
+//! validator, and a third decides when the two differ; the outcome is the verdict two of
+//! them agree on (`Match` when all three differ). A validator whose `Mismatch` the
+//! majority contradicts (framing an honest worker), or whose `Match` it contradicts
+//! (passing fraud), loses `spot_check_slash` of its staking bond.
+//!
+//! **Outcomes.**
+//! - `Match`: the receipt settles like any other.
+//! - `NoAnswer` (the worker did not hand over its material: offline, restarted, or
+//!   hiding bad work): every receipt the worker holds is forfeited (fees back to the
+//!   clients), but its bond is untouched and it stays registered: an honest fault
+//!   costs income, never bond.
+//! - `Mismatch` (the material does not attest the work): everything held is forfeited,
+//!   [`crate::settlement::slash_for`] the receipt's fee is slashed from the bond and
+//!   burned, and the conviction is recorded (its node will not re-register by itself).
+//!   A worker whose bond falls below `worker_bond` is deregistered; the rest of its bond
+//!   stays reserved, and slashable, until its last check is decided.
 
-use crate::{params, rewards, workers, Error, Result};
+use crate::settlement::{self, slash_for};
+use crate::{params, workers, Error, Result};
 use neuroshard_balances as balances;
 use neuroshard_primitives::{
-    blake2_256, AccountId, Balance, BlockNumber, Event, Hash, ReceiptBody, SlashReason,
-    SpotCheckVerdict,
+    blake2_256, slot_lottery, AccountId, Balance, BlockNumber, Event, Hash, ReceiptBody,
+    SlashReason, SpotCheckVerdict,
 };
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
-/// A sampled receipt awaiting a validator's verdict.
+/// A sampled receipt awaiting its verdicts.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct PendingCheck {
     /// The receipt (what the checker re-runs; its id is the map key).
     pub body: ReceiptBody,
-    /// What the client paid for it (refunded out of the slash if the check fails).
+    /// What the client paid for it.
     pub fee: Balance,
-    /// Block by which a verdict must come.
+    /// The validator whose verdict is awaited, and the block by which.
+    pub checker: AccountId,
     pub deadline: BlockNumber,
+    /// Verdicts so far, in order.
+    pub verdicts: Vec<(AccountId, SpotCheckVerdict)>,
+    /// Checkers that were assigned and did not answer in time.
+    pub missed: Vec<AccountId>,
+    /// Randomness of the draw (checkers are drawn from it).
+    pub seed: Hash,
+}
+
+impl PendingCheck {
+    /// How many checkers were assigned before the current one (a node answers each
+    /// assignment once).
+    pub fn round(&self) -> usize {
+        self.verdicts.len() + self.missed.len()
+    }
 }
 
 pub const PENDING_CHECKS: StorageMap<Hash, PendingCheck> = StorageMap::new("Ponw", "PendingChecks");
-/// Receipt ids whose checks expire at a block.
+/// Receipt ids whose current checker's deadline is at a block.
 pub const CHECK_DEADLINES: StorageMap<BlockNumber, Vec<Hash>> =
     StorageMap::new("Ponw", "CheckDeadlines");
 /// Total slashed from each worker's bond, ever.
 pub const SLASHED: StorageMap<AccountId, Balance> = StorageMap::new("Ponw", "Slashed");
-/// The block of each worker's last `Mismatch` verdict: proven wrong work. A serving node
+/// The block of each worker's last `Mismatch` outcome: proven wrong work. A serving node
 /// re-registers by itself after any other deregistration, but not after this one (its
 /// operator must look first).
 pub const CONVICTED: StorageMap<AccountId, BlockNumber> = StorageMap::new("Ponw", "Convicted");
 
-/// True when the receipt `id` is drawn for a spot check in a block with `randomness`.
+/// True when the receipt `id` is drawn for a spot check by `randomness`.
 pub fn is_sampled(randomness: &Hash, id: &Hash, permill: u32) -> bool {
     let draw = blake2_256(&(b"neuroshard/spot-check", randomness, id).encode());
     u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]) % 1_000_000 < permill
 }
 
-/// Holds an accepted receipt for a check (its tokens are not credited yet).
-pub(crate) fn hold(
+/// The checker of round `round` of the check of `body` (id `id`), drawn with `seed` from
+/// `validators` (each with its staking bond) with chances proportional to bond: among
+/// those other than the worker, the client and `excluded` (the round's earlier
+/// checkers); failing that, other than the worker and `excluded`; then other than
+/// `excluded`; then anyone (a set too small to exclude).
+pub fn draw_checker(
+    validators: &[(AccountId, Balance)],
+    seed: &Hash,
+    id: &Hash,
+    round: usize,
+    body: &ReceiptBody,
+    excluded: &[AccountId],
+) -> Option<AccountId> {
+    let tiers: [&dyn Fn(&AccountId) -> bool; 4] = [
+        &|v| *v != body.worker && *v != body.client && !excluded.contains(v),
+        &|v| *v != body.worker && !excluded.contains(v),
+        &|v| !excluded.contains(v),
+        &|_| true,
+    ];
+    let pool = tiers.iter().find_map(|keep| {
+        let pool: Vec<&(AccountId, Balance)> = validators.iter().filter(|(v, _)| keep(v)).collect();
+        (!pool.is_empty()).then_some(pool)
+    })?;
+    let digest = blake2_256(&(b"neuroshard/spot-check/checker", seed, id, round as u32).encode());
+    let bonds: Vec<Balance> = pool.iter().map(|(_, bond)| *bond).collect();
+    let index = slot_lottery::pick_weighted(&digest, &bonds)?;
+    Some(pool[index].0.clone())
+}
+
+/// Opens the check of a sampled receipt at its draw block.
+pub(crate) fn open(
     overlay: &mut Overlay<'_>,
     ctx: &BlockContext,
+    validators: &[(AccountId, Balance)],
+    id: Hash,
     body: &ReceiptBody,
     fee: Balance,
-    check_blocks: u64,
 ) -> Result<()> {
-    let id = body.id();
-    let deadline = ctx.number.saturating_add(check_blocks.max(1));
-    PENDING_CHECKS.insert(
-        overlay,
-        &id,
-        &PendingCheck {
-            body: body.clone(),
-            fee,
-            deadline,
-        },
-    );
-    let mut due = CHECK_DEADLINES.get(overlay, &deadline)?.unwrap_or_default();
-    due.push(id);
-    CHECK_DEADLINES.insert(overlay, &deadline, &due);
+    let p = params(overlay)?;
+    let Some(checker) = draw_checker(validators, &ctx.randomness, &id, 0, body, &[]) else {
+        return Err(Error::NoValidators);
+    };
+    let check = PendingCheck {
+        body: body.clone(),
+        fee,
+        checker: checker.clone(),
+        deadline: ctx.number.saturating_add(p.spot_check_blocks.max(1)),
+        verdicts: Vec::new(),
+        missed: Vec::new(),
+        seed: ctx.randomness,
+    };
+    schedule(overlay, &id, &check)?;
     overlay.deposit_event(Event::SpotCheckRequested {
         id,
         worker: body.worker.clone(),
         layers: body.layers,
-        deadline,
+        checker,
+        deadline: check.deadline,
     });
     Ok(())
 }
 
-pub fn pending(state: &impl ReadState, id: &Hash) -> Result<Option<PendingCheck>> {
-    Ok(PENDING_CHECKS.get(state, id)?)
+/// Stores `check` and files it under its deadline.
+fn schedule(overlay: &mut Overlay<'_>, id: &Hash, check: &PendingCheck) -> Result<()> {
+    PENDING_CHECKS.insert(overlay, id, check);
+    let mut due = CHECK_DEADLINES
+        .get(overlay, &check.deadline)?
+        .unwrap_or_default();
+    due.push(*id);
+    CHECK_DEADLINES.insert(overlay, &check.deadline, &due);
+    Ok(())
 }
 
-/// Every pending check (for the node's spot checker and RPC).
-pub fn all_pending(state: &impl ReadState) -> Result<Vec<(Hash, PendingCheck)>> {
-    Ok(PENDING_CHECKS.entries(state)?)
-}
-
-pub fn slashed(state: &impl ReadState, who: &AccountId) -> Result<Balance> {
-    Ok(SLASHED.get(state, who)?.unwrap_or(0))
-}
-
-/// The block of `who`'s last `Mismatch` verdict, if any.
-pub fn convicted(state: &impl ReadState, who: &AccountId) -> Result<Option<BlockNumber>> {
-    Ok(CONVICTED.get(state, who)?)
-}
-
+/// Takes the check of `id` out of storage and its deadline list.
 fn take(overlay: &mut Overlay<'_>, id: &Hash) -> Result<PendingCheck> {
     let check = PENDING_CHECKS
         .get(overlay, id)?
@@ -120,69 +172,156 @@ fn take(overlay: &mut Overlay<'_>, id: &Hash) -> Result<PendingCheck> {
     Ok(check)
 }
 
-fn credit_held(overlay: &mut Overlay<'_>, body: &ReceiptBody) -> Result<()> {
-    let tokens = u64::from(body.tokens());
-    rewards::credit(overlay, &body.worker, |t| {
-        t.tokens += tokens;
-        t.layer_tokens += tokens * u64::from(body.layers.len());
-    })
-}
-
-/// `submit_spot_check`: a validator's verdict on a pending check (the runtime has
-/// checked that `checker` is a validator).
-pub fn submit_verdict(
+/// Hands `check` to the next drawn checker with a fresh deadline.
+fn reassign(
     overlay: &mut Overlay<'_>,
     now: BlockNumber,
-    checker: &AccountId,
-    id: &Hash,
-    verdict: SpotCheckVerdict,
+    validators: &[(AccountId, Balance)],
+    id: Hash,
+    mut check: PendingCheck,
+    verdict: Option<SpotCheckVerdict>,
 ) -> Result<()> {
-    let check = take(overlay, id)?;
-    let worker = check.body.worker.clone();
-    if verdict == SpotCheckVerdict::Match {
-        credit_held(overlay, &check.body)?;
-        overlay.deposit_event(Event::SpotCheckPassed {
-            id: *id,
-            worker,
-            checker: checker.clone(),
-        });
-        return Ok(());
-    }
-    if verdict == SpotCheckVerdict::Mismatch {
-        CONVICTED.insert(overlay, &worker, &now);
-    }
-    let (slashed, refunded) = slash(overlay, id, &worker, &check.body.client, check.fee)?;
-    overlay.deposit_event(Event::SpotCheckFailed {
-        id: *id,
-        worker,
-        checker: checker.clone(),
+    let p = params(overlay)?;
+    let mut excluded: Vec<AccountId> = check.verdicts.iter().map(|(v, _)| v.clone()).collect();
+    excluded.extend(check.missed.iter().cloned());
+    let round = check.round();
+    check.checker = draw_checker(validators, &check.seed, &id, round, &check.body, &excluded)
+        .ok_or(Error::NoValidators)?;
+    check.deadline = now.saturating_add(p.spot_check_blocks.max(1));
+    schedule(overlay, &id, &check)?;
+    overlay.deposit_event(Event::SpotCheckReassigned {
+        id,
+        checker: check.checker,
+        deadline: check.deadline,
         verdict,
-        slashed,
-        refunded,
     });
     Ok(())
 }
 
-/// Slashes a worker for the failed check of `receipt`: up to `spot_check_slash` of its
-/// bond, of which the client's `fee` is refunded and the rest burned. Returns (slashed,
-/// refunded).
-fn slash(
+/// The outcome of `verdicts`, once they decide one.
+pub fn outcome(verdicts: &[SpotCheckVerdict]) -> Option<SpotCheckVerdict> {
+    use SpotCheckVerdict::Match;
+    match verdicts {
+        [Match] => Some(Match),
+        [a, b] if a == b => Some(*a),
+        [a, b, c] => Some(if a == b || a == c {
+            *a
+        } else if b == c {
+            *b
+        } else {
+            Match
+        }),
+        _ => None,
+    }
+}
+
+/// `submit_spot_check`: the assigned checker's verdict on a pending check
+/// (`validators`: the current set, to draw the next checker from).
+pub fn submit_verdict(
+    overlay: &mut Overlay<'_>,
+    now: BlockNumber,
+    validators: &[(AccountId, Balance)],
+    checker: &AccountId,
+    id: &Hash,
+    verdict: SpotCheckVerdict,
+) -> Result<()> {
+    let pending = PENDING_CHECKS
+        .get(overlay, id)?
+        .ok_or(Error::NoPendingCheck(*id))?;
+    if pending.checker != *checker {
+        return Err(Error::NotTheChecker);
+    }
+    let mut check = take(overlay, id)?;
+    check.verdicts.push((checker.clone(), verdict));
+    let verdicts: Vec<SpotCheckVerdict> = check.verdicts.iter().map(|(_, v)| *v).collect();
+    match outcome(&verdicts) {
+        None => reassign(overlay, now, validators, *id, check, Some(verdict)),
+        Some(result) => decide(overlay, now, *id, check, result),
+    }
+}
+
+/// Applies the outcome of a decided check.
+fn decide(
+    overlay: &mut Overlay<'_>,
+    now: BlockNumber,
+    id: Hash,
+    check: PendingCheck,
+    result: SpotCheckVerdict,
+) -> Result<()> {
+    punish_contradicted(overlay, &id, &check.verdicts, result)?;
+    let worker = check.body.worker.clone();
+    let last = check.checker.clone();
+    match result {
+        SpotCheckVerdict::Match => {
+            settlement::check_passed(overlay, now, &id)?;
+            overlay.deposit_event(Event::SpotCheckPassed {
+                id,
+                worker: worker.clone(),
+                checker: last,
+            });
+        }
+        SpotCheckVerdict::NoAnswer | SpotCheckVerdict::Mismatch => {
+            let refunded = settlement::forfeit_all(overlay, &worker)?;
+            let slashed = if result == SpotCheckVerdict::Mismatch {
+                CONVICTED.insert(overlay, &worker, &now);
+                slash_worker(overlay, &id, &worker, check.fee)?
+            } else {
+                0
+            };
+            overlay.deposit_event(Event::SpotCheckFailed {
+                id,
+                worker: worker.clone(),
+                checker: last,
+                verdict: result,
+                slashed,
+                refunded,
+            });
+        }
+    }
+    workers::release_retired_bond(overlay, &worker)
+}
+
+/// Slashes the validators whose verdict the outcome contradicts on fraud: a `Mismatch`
+/// against a `Match` outcome, a `Match` against a `Mismatch` one (`NoAnswer` can be an
+/// honest network failure on either side and is never punished).
+fn punish_contradicted(
+    overlay: &mut Overlay<'_>,
+    id: &Hash,
+    verdicts: &[(AccountId, SpotCheckVerdict)],
+    result: SpotCheckVerdict,
+) -> Result<()> {
+    use SpotCheckVerdict::{Match, Mismatch};
+    let amount = params(overlay)?.spot_check_slash;
+    for (validator, verdict) in verdicts {
+        let wrong = matches!((verdict, result), (Mismatch, Match) | (Match, Mismatch));
+        if !wrong {
+            continue;
+        }
+        let slashed = balances::slash_bonded(overlay, validator, amount)?;
+        if slashed > 0 {
+            overlay.deposit_event(Event::Slashed {
+                who: validator.clone(),
+                amount: slashed,
+                reason: SlashReason::WrongVerdict { receipt: *id },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Slashes a convicted worker for the receipt `receipt` paying `fee`: [`slash_for`] it,
+/// from its bond (registered or retired), all burned. Deregisters it when the bond falls
+/// below the minimum. Returns the amount slashed.
+fn slash_worker(
     overlay: &mut Overlay<'_>,
     receipt: &Hash,
     worker: &AccountId,
-    client: &AccountId,
     fee: Balance,
-) -> Result<(Balance, Balance)> {
+) -> Result<Balance> {
     let p = params(overlay)?;
-    let Some(mut info) = workers::worker(overlay, worker)? else {
-        // Deregistered already (its bond was slashed below the minimum and released).
-        return Ok((0, 0));
-    };
-    let amount = p.spot_check_slash.min(info.bond);
-    let refunded = fee.min(amount);
+    let amount = workers::take_bond(overlay, worker, slash_for(&p, fee))?;
     if amount > 0 {
-        balances::pay_from_reserved(overlay, worker, client, amount, amount - refunded)?;
-        info.bond -= amount;
+        balances::pay_from_reserved(overlay, worker, worker, amount, amount)?;
         let total = slashed(overlay, worker)?.saturating_add(amount);
         SLASHED.insert(overlay, worker, &total);
         overlay.deposit_event(Event::Slashed {
@@ -191,35 +330,53 @@ fn slash(
             reason: SlashReason::FailedSpotCheck { receipt: *receipt },
         });
     }
-    if info.bond < p.worker_bond {
-        workers::remove(overlay, worker, info.bond)?;
-    } else {
-        workers::WORKERS.insert(overlay, worker, &info);
-    }
-    Ok((amount, refunded))
+    Ok(amount)
 }
 
-/// Start of block: credits the checks whose deadline passed without a verdict.
-pub(crate) fn expire(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<()> {
+pub fn pending(state: &impl ReadState, id: &Hash) -> Result<Option<PendingCheck>> {
+    Ok(PENDING_CHECKS.get(state, id)?)
+}
+
+/// Every pending check (for the node's spot checker and RPC).
+pub fn all_pending(state: &impl ReadState) -> Result<Vec<(Hash, PendingCheck)>> {
+    Ok(PENDING_CHECKS.entries(state)?)
+}
+
+pub fn slashed(state: &impl ReadState, who: &AccountId) -> Result<Balance> {
+    Ok(SLASHED.get(state, who)?.unwrap_or(0))
+}
+
+/// The block of `who`'s last `Mismatch` outcome, if any.
+pub fn convicted(state: &impl ReadState, who: &AccountId) -> Result<Option<BlockNumber>> {
+    Ok(CONVICTED.get(state, who)?)
+}
+
+/// Most missed assignments a check remembers (older ones may be drawn again).
+const MISSED_KEPT: usize = 16;
+
+/// Start of block: checks whose checker let the deadline pass go to another checker.
+pub(crate) fn reassign_overdue(
+    overlay: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    validators: &[(AccountId, Balance)],
+) -> Result<()> {
     let Some(due) = CHECK_DEADLINES.get(overlay, &ctx.number)? else {
         return Ok(());
     };
-    CHECK_DEADLINES.remove(overlay, &ctx.number);
     for id in due {
-        let Some(check) = PENDING_CHECKS.get(overlay, &id)? else {
+        let Ok(mut check) = take(overlay, &id) else {
             continue;
         };
-        PENDING_CHECKS.remove(overlay, &id);
-        credit_held(overlay, &check.body)?;
-        overlay.deposit_event(Event::SpotCheckExpired {
-            id,
-            worker: check.body.worker,
-        });
+        check.missed.push(check.checker.clone());
+        if check.missed.len() > MISSED_KEPT {
+            check.missed.remove(0);
+        }
+        reassign(overlay, ctx.number, validators, id, check, None)?;
     }
     Ok(())
 }
 
-/// True when `who` has receipts awaiting a check (its bond cannot be released yet).
+/// True when `who` has receipts awaiting a check.
 pub(crate) fn has_pending(state: &impl ReadState, who: &AccountId) -> Result<bool> {
     Ok(all_pending(state)?
         .iter()

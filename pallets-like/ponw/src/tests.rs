@@ -116,6 +116,12 @@ pub(crate) fn validators() -> Vec<AccountId> {
     vec![key("//Alice").1]
 }
 
+/// [`validators`] with their staking bonds (none: equal chances), as spot checks draw
+/// from them.
+pub(crate) fn checkers() -> Vec<(AccountId, Balance)> {
+    validators().into_iter().map(|v| (v, 0)).collect()
+}
+
 /// Proves `who`'s minute of `ctx`: its heartbeat and //Alice's passed probe.
 pub(crate) fn prove_minute(state: &mut StateDb, ctx: &BlockContext, who: &AccountId) {
     beat(state, ctx, who, ctx.minute, &model_file()).unwrap();
@@ -141,6 +147,34 @@ pub(crate) fn apply(
     state.commit(f)
 }
 
+/// Runs the block starts that close the check window of receipts included in block
+/// `included` (their draw and their settlement), as the runtime does.
+pub(crate) fn close_window(state: &mut StateDb, included: u64) {
+    let p = crate::params(&*state).unwrap();
+    let settle = included + p.spot_check_blocks.max(settlement::DRAW_DELAY + 1);
+    for number in [included + settlement::DRAW_DELAY, settle] {
+        let block = BlockContext {
+            number,
+            ..ctx(0, 5)
+        };
+        apply(state, |o| settlement::on_initialize(o, &block, &checkers())).unwrap();
+    }
+}
+
+/// Gives registered worker `uri` `amount` more bond (minted, then reserved).
+pub(crate) fn add_bond(state: &mut StateDb, uri: &str, amount: Balance) {
+    let who = key(uri).1;
+    apply(state, |o| {
+        balances::mint(o, &who, amount)?;
+        balances::reserve(o, &who, amount)?;
+        let mut info = worker(o, &who)?.expect("a registered worker");
+        info.bond += amount;
+        WORKERS.insert(o, &who, &info);
+        Ok(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn receipts_and_uptime_are_paid_by_the_formula() {
     let mut state = genesis();
@@ -151,7 +185,8 @@ fn receipts_and_uptime_are_paid_by_the_formula() {
         receipt("//Charlie", (20, 30), 0, (0, 40), 0),
     ];
     apply(&mut state, |o| submit_receipts(o, &ctx(0, 5), &batch)).unwrap();
-    // Fees went to the workers at once: per receipt, ceil(layer_tokens x 0.2 / 30) NSHD
+    close_window(&mut state, ctx(0, 5).number);
+    // Fees went to the workers when the window closed: per receipt, ceil(layer_tokens x 0.2 / 30) NSHD
     // of which the (rounded-up) half is burned.
     let worker_share = |layer_tokens: u128| {
         let fee = (layer_tokens * (UNIT / 5)).div_ceil(30);
@@ -294,6 +329,7 @@ fn bad_receipts_in_a_batch_are_refused_and_the_good_ones_paid() {
         submit_receipts(o, &ctx(0, 0), std::slice::from_ref(&first))
     })
     .unwrap();
+    close_window(&mut state, ctx(0, 0).number);
     let good = receipt("//Bob", (10, 20), 5, (8, 16), 0);
     let mut forged = receipt("//Bob", (10, 20), 6, (16, 24), 0);
     forged.body.position_end = 1_000; // inflated token count, signatures now wrong
@@ -308,6 +344,7 @@ fn bad_receipts_in_a_batch_are_refused_and_the_good_ones_paid() {
     ];
     let bob_before = balances::account(&state, &key("//Bob").1).unwrap().free;
     let events = apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &batch)).unwrap();
+    close_window(&mut state, ctx(0, 0).number);
     let (accepted, rejected) = verdicts(&events);
     assert_eq!(accepted, vec![good.body.id(), later.body.id()]);
     assert_eq!(
@@ -375,6 +412,8 @@ fn registration_is_checked() {
 #[test]
 fn escrow_pays_fees_and_is_released_only_after_the_delay() {
     let mut state = genesis();
+    // Bond enough for the big receipts' exposure.
+    add_bond(&mut state, "//Bob", 1_000 * UNIT);
     let dave = key("//Dave").1;
     // 100 NSHD of escrow pays for at most 500 full-pipeline tokens at 0.2 NSHD.
     let big = receipt("//Bob", (10, 20), 0, (0, 1_600), 0);
@@ -421,11 +460,21 @@ fn escrow_pays_fees_and_is_released_only_after_the_delay() {
     later.number = at;
     apply(&mut state, |o| escrow::withdraw(o, &later, &dave)).unwrap();
     let account = balances::account(&state, &dave).unwrap();
-    assert_eq!(account.reserved, 0);
+    // The fees of receipts still in their check window stay reserved: a failed check
+    // would hand them back, a passed one pays them.
+    let held = settlement::holding(&state, &key("//Bob").1).unwrap().fees;
+    assert!(held > 0);
+    assert_eq!(account.reserved, held);
     assert!(account.free > free_before);
     assert_eq!(
         escrow::escrow(&state, &dave).unwrap(),
         escrow::Escrow::default()
+    );
+    close_window(&mut state, ctx(0, 0).number);
+    assert_eq!(balances::account(&state, &dave).unwrap().reserved, 0);
+    assert_eq!(
+        settlement::holding(&state, &key("//Bob").1).unwrap().fees,
+        0
     );
 }
 
@@ -452,6 +501,7 @@ proptest::proptest! {
             escrow::deposit(o, &mallory.1, 50_000 * UNIT)?;
             register_worker(o, 0, &eve.1, model(), vec![range(0), range(1), range(2)])
         }).unwrap();
+        add_bond(&mut state, "//Eve", 10_000 * UNIT);
         let total = |s: &StateDb| {
             let a = balances::account(s, &eve.1).unwrap().total();
             let b = balances::account(s, &mallory.1).unwrap().total();
@@ -476,6 +526,7 @@ proptest::proptest! {
             Receipt::sign(body, &eve.0, &mallory.0)
         }).collect();
         apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &receipts)).unwrap();
+        close_window(&mut state, ctx(0, 0).number);
         apply(&mut state, |o| on_epoch_start(o, &ctx(1, 0))).unwrap();
         proptest::prop_assert!(total(&state) <= before, "colluding pair gained {}", total(&state) - before);
     }

@@ -2,8 +2,9 @@
 //! only for the minutes it proves, see [`crate::liveness`]).
 //!
 //! Registering reserves the chain's `worker_bond` from the worker's free balance: what a
-//! failed spot check slashes (see [`crate::spot_checks`]). Deregistering releases it once
-//! no receipt of the worker awaits a check.
+//! failed spot check slashes (see [`crate::spot_checks`]) and what caps the worker's
+//! unsettled work (see [`crate::settlement`]). Deregistering releases it once nothing of
+//! the worker is unsettled; until then it stays reserved and slashable.
 
 use crate::liveness::ProbeRecord;
 use crate::{params, Error, Result};
@@ -104,24 +105,78 @@ pub fn register_worker(
     Ok(())
 }
 
-/// `deregister_worker`: stops serving and releases the bond (work already credited is
-/// still paid). Refused while a receipt of the worker awaits a spot check.
+/// `deregister_worker`: stops serving. The bond is released at once when nothing of
+/// the worker is unsettled; otherwise it is retired (see [`RETIRED_BONDS`]) until its
+/// last receipt settles or check is decided.
 pub fn deregister_worker(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()> {
     let info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
-    if crate::spot_checks::has_pending(overlay, who)? {
-        return Err(Error::ChecksPending);
-    }
     remove(overlay, who, info.bond)
 }
 
-/// Removes a worker and releases what is left of its bond.
+/// The rest of the bond of a worker no longer registered, still reserved and slashable
+/// while it has unsettled receipts or pending checks.
+pub const RETIRED_BONDS: StorageMap<AccountId, Balance> = StorageMap::new("Ponw", "RetiredBonds");
+
+pub fn retired_bond(state: &impl ReadState, who: &AccountId) -> Result<Balance> {
+    Ok(RETIRED_BONDS.get(state, who)?.unwrap_or(0))
+}
+
+/// Deregisters a worker: its bond is released, or retired while it has unsettled work.
 pub(crate) fn remove(overlay: &mut Overlay<'_>, who: &AccountId, bond: Balance) -> Result<()> {
-    if bond > 0 {
-        balances::unreserve(overlay, who, bond)?;
-    }
     WORKERS.remove(overlay, who);
+    if bond > 0 {
+        let retired = retired_bond(overlay, who)?.saturating_add(bond);
+        RETIRED_BONDS.insert(overlay, who, &retired);
+    }
     overlay.deposit_event(Event::WorkerDeregistered {
         worker: who.clone(),
     });
+    release_retired_bond(overlay, who)
+}
+
+/// Releases `who`'s retired bond once nothing of it is unsettled.
+pub(crate) fn release_retired_bond(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()> {
+    let retired = retired_bond(overlay, who)?;
+    if retired == 0 || crate::settlement::has_unsettled(overlay, who)? {
+        return Ok(());
+    }
+    balances::unreserve(overlay, who, retired)?;
+    RETIRED_BONDS.remove(overlay, who);
     Ok(())
+}
+
+/// Takes up to `amount` from `who`'s bond (registered first, then retired) for a slash
+/// (the caller moves the reserved funds); deregisters it when the registered bond falls
+/// below the minimum. Returns what was taken.
+pub(crate) fn take_bond(
+    overlay: &mut Overlay<'_>,
+    who: &AccountId,
+    amount: Balance,
+) -> Result<Balance> {
+    let minimum = params(overlay)?.worker_bond;
+    let mut taken = 0;
+    if let Some(mut info) = worker(overlay, who)? {
+        taken = amount.min(info.bond);
+        info.bond -= taken;
+        WORKERS.insert(overlay, who, &info);
+    }
+    taken += take_retired(overlay, who, amount - taken)?;
+    if let Some(info) = worker(overlay, who)?.filter(|w| w.bond < minimum) {
+        // Deregister; what is left is retired (slashable until everything is decided).
+        remove(overlay, who, info.bond)?;
+    }
+    Ok(taken)
+}
+
+fn take_retired(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<Balance> {
+    let retired = retired_bond(overlay, who)?;
+    let taken = amount.min(retired);
+    if taken > 0 {
+        if retired == taken {
+            RETIRED_BONDS.remove(overlay, who);
+        } else {
+            RETIRED_BONDS.insert(overlay, who, &(retired - taken));
+        }
+    }
+    Ok(taken)
 }

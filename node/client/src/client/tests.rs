@@ -15,14 +15,15 @@ fn account(uri: &str) -> AccountId {
     pair(uri).public().into()
 }
 
-/// The dev chain spec with 1 s slots and 4-block epochs, and no spot checks (a sampled
-/// receipt's tokens would be held for a verdict instead of paid at the boundary).
+/// The dev chain spec with 1 s slots, 4-block epochs and 3-block check windows, and no
+/// spot checks (a sampled receipt's tokens would be held for a verdict).
 fn chain() -> ChainInfo {
     let text = neuroshard_chain_spec::builtin_json("dev").unwrap();
     let mut spec = neuroshard_chain_spec::parse(text, "dev").unwrap();
     spec.genesis.params.system.slot_duration_ms = 1_000;
     spec.genesis.params.system.epoch_length = 4;
     spec.genesis.params.ponw.spot_check_permill = 0;
+    spec.genesis.params.ponw.spot_check_blocks = 3;
     ChainInfo {
         name: "Test".into(),
         id: "test".into(),
@@ -147,8 +148,13 @@ fn authoring_transfers_and_restart() {
     assert!(matches!(err, Err(ClientError::WrongChain { .. })));
 }
 
+/// The events of the block `header` heads.
+fn events_of(client: &Client, header: &Header) -> Vec<Event> {
+    client.events(&header.hash()).unwrap().unwrap()
+}
+
 #[test]
-fn receipts_are_paid_at_the_epoch_boundary() {
+fn receipts_settle_after_their_window_and_pay_at_the_epoch_boundary() {
     let dir = tempfile::tempdir().unwrap();
     let client = open(&dir.path().join("db.redb")).unwrap();
     // Bob, the inference client, locks escrow that pays the workers he counter-signs for.
@@ -195,15 +201,31 @@ fn receipts_are_paid_at_the_epoch_boundary() {
     let replay = SignedExtrinsic::sign(&pair("//Charlie"), &client.genesis_hash(), 1, call);
     assert!(client.submit(replay).is_err());
 
-    // Block 3 is still epoch 0; block 4 opens epoch 1 and pays.
+    // The receipt's window closes at block 2 + 3 = 5 (epoch 1): its fee is paid then
+    // and its tokens count in epoch 1, which block 8 closes and pays.
+    author(&client);
+    author(&client);
+    let settled = author(&client);
+    assert_eq!(settled.number, 5);
+    let settlements: Vec<_> = events_of(&client, &settled)
+        .into_iter()
+        .filter(|e| matches!(e, Event::EarningsSettled { .. }))
+        .collect();
+    assert_eq!(
+        settlements,
+        vec![Event::EarningsSettled {
+            worker: account("//Alice"),
+            receipts: 1,
+            earned: UNIT, // 0.2 NSHD x 30 tokens x 10/30 layers, half burned
+            tokens: 30,
+        }]
+    );
+    author(&client);
     author(&client);
     let alice_before = client.account(&account("//Alice")).unwrap().free;
-    let h4 = author(&client);
-    assert_eq!(h4.number, 4);
-    let paid: Vec<_> = client
-        .events(&h4.hash())
-        .unwrap()
-        .unwrap()
+    let h8 = author(&client);
+    assert_eq!(h8.number, 8);
+    let paid: Vec<_> = events_of(&client, &h8)
         .into_iter()
         .filter_map(|e| match e {
             Event::RewardPaid {
