@@ -262,7 +262,8 @@ fn freeloaders_earn_no_uptime_and_a_colluding_pair_does_not_profit() {
     assert!(seen.probes.get(&bob).is_some_and(|p| p.0 >= 1));
     assert!(
         seen.probes.get(&alice).is_some_and(|p| p.0 >= 1),
-        "the validator probes itself"
+        "the validator probes itself\n{}",
+        joint_log(&nodes)
     );
     // Honest uptime is paid by the formula (no token work of Alice's in this test).
     for (_, who, reward, minutes) in &seen.rewards {

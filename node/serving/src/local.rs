@@ -57,6 +57,13 @@ pub fn fetch_model(model: &ModelDescriptor, cache_dir: &Path) -> anyhow::Result<
     Ok(ensure_model(&spec, cache_dir, true)?)
 }
 
+/// True when the chain registers `info`'s worker for exactly `shards`.
+fn registered_for(info: &ponw::WorkerInfo, shards: &[LayerRange]) -> bool {
+    let mut served = shards.to_vec();
+    served.sort();
+    info.shards == served
+}
+
 /// This node's in-process pipeline over the model and what it needs to serve and bill.
 pub struct LocalWorker {
     tokenizer: Tokenizer,
@@ -159,13 +166,14 @@ impl LocalWorker {
     }
 
     /// Registers this node as a worker for its shards unless the chain already has it
-    /// registered for all of them (receipts and heartbeats are only paid to workers).
+    /// registered for exactly those (receipts and heartbeats are only paid to workers; a
+    /// registration naming shards the node does not serve fails their probes).
     pub fn ensure_registered(&self, shards: &[LayerRange]) -> anyhow::Result<()> {
         let me = self.account();
         let info = self
             .chain
             .with_best_state(|state, _| ponw::worker(state, &me))?;
-        if info.is_some_and(|w| shards.iter().all(|s| w.serves(s))) {
+        if info.is_some_and(|w| registered_for(&w, shards)) {
             return Ok(());
         }
         self.register(shards)?;
@@ -215,7 +223,7 @@ impl LocalWorker {
                     continue;
                 }
             };
-            if let Some(info) = info.filter(|w| shards.iter().all(|s| w.serves(s))) {
+            if let Some(info) = info.filter(|w| registered_for(w, &shards)) {
                 registered_at = Some(info.registered_at);
                 continue;
             }
