@@ -209,11 +209,12 @@ fn settle(overlay: &mut Overlay<'_>, receipts: Vec<(Hash, HeldReceipt)>) -> Resu
             .push((id, h));
     }
     for (worker, receipts) in by_worker {
-        let (mut earned, mut tokens, mut layer_tokens) = (0, 0u64, 0u64);
+        let (mut fees, mut earned, mut tokens, mut layer_tokens) = (0, 0, 0u64, 0u64);
         let mut done = Vec::with_capacity(receipts.len());
         for (id, h) in &receipts {
             escrow::settle(overlay, &h.body.client, &worker, h.fee, h.burn)?;
             HELD.remove(overlay, id);
+            fees += h.fee;
             earned += h.fee - h.burn;
             let t = u64::from(h.body.tokens());
             tokens += t;
@@ -224,7 +225,7 @@ fn settle(overlay: &mut Overlay<'_>, receipts: Vec<(Hash, HeldReceipt)>) -> Resu
             t.tokens += tokens;
             t.layer_tokens += layer_tokens;
         })?;
-        release(overlay, &worker, &done)?;
+        release(overlay, &worker, &done, fees, earned)?;
         overlay.deposit_event(Event::EarningsSettled {
             worker,
             receipts: done.len() as u32,
@@ -252,21 +253,20 @@ pub(crate) fn forfeit_all(overlay: &mut Overlay<'_>, worker: &AccountId) -> Resu
     Ok(refunded)
 }
 
-/// Takes settled receipts out of `worker`'s holding (and releases a retired bond once
-/// nothing is left).
-fn release(overlay: &mut Overlay<'_>, worker: &AccountId, ids: &[Hash]) -> Result<()> {
+/// Takes settled receipts (`ids`, paying `fees` of which `earned` to the worker) out of
+/// `worker`'s holding, and releases a retired bond once nothing is left.
+fn release(
+    overlay: &mut Overlay<'_>,
+    worker: &AccountId,
+    ids: &[Hash],
+    fees: Balance,
+    earned: Balance,
+) -> Result<()> {
     let mut h = holding(overlay, worker)?;
-    h.receipts.retain(|id| !ids.contains(id));
-    // Recompute from what is left (the settled ones were removed from HELD).
-    let (mut fees, mut earnings) = (0, 0);
-    for id in &h.receipts {
-        if let Some(r) = held(overlay, id)? {
-            fees += r.fee;
-            earnings += r.fee - r.burn;
-        }
-    }
-    h.fees = fees;
-    h.earnings = earnings;
+    let settled: std::collections::BTreeSet<&Hash> = ids.iter().collect();
+    h.receipts.retain(|id| !settled.contains(id));
+    h.fees = h.fees.saturating_sub(fees);
+    h.earnings = h.earnings.saturating_sub(earned);
     if h.receipts.is_empty() {
         HOLDINGS.remove(overlay, worker);
         crate::workers::release_retired_bond(overlay, worker)?;
