@@ -272,16 +272,33 @@ impl NodeProcess {
         self.kill_and_reap();
     }
 
+    /// Stops the node (SIGSTOP) until [`resume`](Self::resume): a process frozen in
+    /// place, its sockets open and silent.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Resumes a [`pause`](Self::pause)d node (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .with_context(|| format!("running kill {signal}"))?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid} failed: {status}");
+        Ok(())
+    }
+
     /// SIGSTOP now and SIGCONT after `pause` (from a background `sh`, so the caller can
     /// go on): meanwhile the process is silent (no blocks, votes or replies), as if cut
     /// off from the network.
     pub fn pause_for(&self, pause: Duration) -> anyhow::Result<()> {
+        self.pause()?;
         let pid = self.child.id();
-        let status = Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .context("running kill -STOP")?;
-        anyhow::ensure!(status.success(), "kill -STOP {pid} failed: {status}");
         Command::new("sh")
             .args([
                 "-c",

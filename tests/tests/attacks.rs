@@ -40,9 +40,77 @@ fn complete(node: &NodeProcess, nodes: &[&NodeProcess]) {
     assert_eq!(r.status, 200, "{}\n{}", r.body, joint_log(nodes));
 }
 
-/// The finalised block number.
-fn finalized(rpc: &RpcClient) -> u64 {
-    rpc.finalized_head().unwrap().1
+/// What the chain said about one worker's receipts so far.
+#[derive(Debug, Default)]
+struct Tally {
+    accepted: usize,
+    /// The client of each accepted receipt.
+    clients: Vec<String>,
+    checks: usize,
+    passed: usize,
+    tokens_paid: u64,
+}
+
+impl Tally {
+    /// Reads the events after `next` into the tally of `worker`; panics with the nodes'
+    /// logs when a check of its work fails or it is slashed (it worked honestly).
+    fn read(&mut self, rpc: &RpcClient, next: &mut u64, worker: &str, nodes: &[&NodeProcess]) {
+        let Ok(events) = rpc.new_events(next) else {
+            return;
+        };
+        for e in events {
+            let its = [&e["worker"], &e["account"], &e["who"]]
+                .iter()
+                .any(|v| **v == worker);
+            match e["event"].as_str() {
+                Some("ReceiptAccepted") if its => {
+                    self.accepted += 1;
+                    self.clients
+                        .push(e["client"].as_str().unwrap_or_default().to_string());
+                }
+                Some("SpotCheckRequested") if its => self.checks += 1,
+                Some("SpotCheckPassed") if its => self.passed += 1,
+                Some("SpotCheckFailed") | Some("Slashed") if its => {
+                    panic!("{worker} was framed: {e}\n{}", joint_log(nodes))
+                }
+                Some("RewardPaid") if its => self.tokens_paid += e["tokens"].as_u64().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+
+    /// Every check of the worker's work so far passed and it has been paid.
+    fn checked_and_paid(&self) -> bool {
+        self.checks > 0 && self.passed == self.checks && self.tokens_paid > 0
+    }
+}
+
+/// Waits until the directory of the node behind `rpc` holds a provider record of
+/// `account` from `peer`.
+fn wait_provider(rpc: &RpcClient, peer: &str, account: &str, nodes: &[&NodeProcess]) {
+    wait_for(
+        "the worker's provider record",
+        Duration::from_secs(120),
+        || {
+            let v = rpc.call("neuroshard_shards", json!([]))?;
+            let providers = v["providers"].as_array().cloned().unwrap_or_default();
+            Ok(providers
+                .iter()
+                .any(|p| p["peerId"] == peer && p["account"] == account)
+                .then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(nodes)));
+}
+
+/// Waits for the chain to finalise another block (panics with the nodes' logs).
+fn finality_advances(rpc: &RpcClient, nodes: &[&NodeProcess]) {
+    let finalized = || rpc.finalized_head().map(|(_, n)| n);
+    let f = finalized().unwrap_or(0);
+    wait_for("finality to advance", Duration::from_secs(60), || {
+        Ok((finalized()? > f).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(nodes)));
 }
 
 /// Framing through the directory. Mallory (//Ferdie) holds the model and announces
@@ -122,30 +190,13 @@ fn a_peer_cannot_frame_a_worker_through_the_directory() {
     );
 
     complete(&a, &nodes);
-    let mut next = 1;
-    let (mut bob_checks, mut bob_passed, mut bob_tokens_paid) = (0usize, 0usize, 0u64);
+    let (mut next, mut tally) = (1, Tally::default());
     wait_for(
         "Bob's checks passed and his work paid",
         CHECK_TIMEOUT,
         || {
-            for e in rpc.new_events(&mut next)? {
-                let bobs = [&e["worker"], &e["account"], &e["who"]]
-                    .iter()
-                    .any(|v| **v == bob.as_str());
-                match e["event"].as_str() {
-                    Some("SpotCheckRequested") if bobs => bob_checks += 1,
-                    Some("SpotCheckPassed") if bobs => bob_passed += 1,
-                    Some("SpotCheckFailed") | Some("Slashed") if bobs => {
-                        panic!("Bob was framed: {e}\n{}", joint_log(&nodes))
-                    }
-                    Some("RewardPaid") if bobs => {
-                        bob_tokens_paid += e["tokens"].as_u64().unwrap_or(0)
-                    }
-                    _ => {}
-                }
-            }
-            let done = bob_checks > 0 && bob_passed == bob_checks && bob_tokens_paid > 0;
-            Ok(done.then_some(()))
+            tally.read(&rpc, &mut next, &bob, &nodes);
+            Ok(tally.checked_and_paid().then_some(()))
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
@@ -171,10 +222,126 @@ fn a_peer_cannot_frame_a_worker_through_the_directory() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
 
-    // The chain goes on and finalises.
-    let f = finalized(&rpc);
-    wait_for("finality to advance", Duration::from_secs(60), || {
-        Ok((finalized(&rpc) > f).then_some(()))
+    finality_advances(&rpc, &nodes);
+}
+
+/// Archive flushing. Mallory (//Ferdie) serves layers 0-10 herself and sends completion
+/// after completion with long prompts through Bob's 10-30, never paying for any: each
+/// leaves its spot-check material at Bob. Bob keeps 1 MiB of material (`--archive-mib
+/// 1`, a third for work not on chain), so her flood would push out the material of the
+/// receipt Alice paid for, and Bob could not answer its check. The flood runs while the
+/// chain stands still (Alice, the only validator, paused) between the receipt's
+/// inclusion and its check. Material of receipts on chain is pinned: the check passes,
+/// Bob is paid and keeps his bond, and nothing of Mallory's reaches the chain.
+#[test]
+fn unpaid_sessions_cannot_flush_a_workers_material() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
+        params["ponw"]["spot_check_permill"] = 1_000_000.into();
+        params["ponw"]["spot_check_blocks"] = 40.into();
+    })
+    .unwrap();
+    let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
+    let b = start(
+        &spec,
+        dir.path(),
+        "b",
+        &[
+            "--key",
+            "//Bob",
+            "--bootnodes",
+            &boot,
+            "--shards",
+            "10-30",
+            "--archive-mib",
+            "1",
+        ],
+    );
+    let m = start(
+        &spec,
+        dir.path(),
+        "m",
+        &[
+            "--key",
+            "//Ferdie",
+            "--bootnodes",
+            &boot,
+            "--shards",
+            "0-10",
+            "--fault-never-pay",
+        ],
+    );
+    let nodes = [&a, &b, &m];
+    for node in nodes {
+        node.wait_serving(MODEL_TIMEOUT);
+    }
+    let (bob, mallory) = (address("//Bob"), address("//Ferdie"));
+    let rpc = a.rpc();
+    let bob_peer = peer_id(&b);
+    wait_provider(&rpc, &bob_peer, &bob, &nodes);
+    wait_provider(&m.rpc(), &bob_peer, &bob, &nodes);
+
+    // Alice pays for a completion; Bob's receipt reaches the chain and Bob pins its
+    // material.
+    complete(&a, &nodes);
+    let (mut next, mut tally) = (1, Tally::default());
+    wait_for("Bob's receipt on chain", CHECK_TIMEOUT, || {
+        tally.read(&rpc, &mut next, &bob, &nodes);
+        Ok((tally.accepted > 0).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+    wait_for("Bob to pin the material", Duration::from_secs(30), || {
+        Ok(b.log_text()
+            .contains("kept the spot-check material of receipts on chain")
+            .then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+
+    // The chain stands still while Mallory floods Bob with unpaid work: 8 completions of
+    // ~200 prompt tokens each leave ~1,600 positions of material at Bob, several times
+    // his whole archive.
+    a.pause().unwrap();
+    let prompt = "the quick brown fox jumps over the lazy dog ".repeat(20);
+    for i in 0..8 {
+        let body = json!({"prompt": format!("{i} {prompt}"), "max_tokens": 4, "temperature": 0});
+        let r = request(
+            m.api_port(),
+            "POST",
+            "/v1/completions",
+            Some(&body.to_string()),
+        );
+        match r {
+            Ok(r) if r.status == 200 => {}
+            other => {
+                a.resume().unwrap();
+                panic!("Mallory's flood failed: {other:?}\n{}", joint_log(&nodes));
+            }
+        }
+    }
+    a.resume().unwrap();
+
+    wait_for(
+        "Bob's checks passed and his work paid",
+        CHECK_TIMEOUT,
+        || {
+            tally.read(&rpc, &mut next, &bob, &nodes);
+            Ok(tally.checked_and_paid().then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+    let account = rpc.call("neuroshard_account", json!([bob])).unwrap();
+    assert_eq!(account["slashed"], "0", "{account}");
+    assert_ne!(account["workerBond"], "0", "Bob is still registered");
+    assert!(
+        m.log_text()
+            .contains("receipts of this generation are never submitted"),
+        "Mallory's flood was unpaid work\n{}",
+        joint_log(&nodes)
+    );
+    assert!(
+        !tally.clients.contains(&mallory),
+        "Mallory paid after all: {tally:?}"
+    );
+    println!("Bob: {tally:?}, {account}");
+    finality_advances(&rpc, &nodes);
 }

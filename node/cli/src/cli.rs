@@ -131,6 +131,18 @@ pub struct RunArgs {
     /// API routes generations through the network for the layers served elsewhere.
     #[arg(long, value_name = "RANGES")]
     pub shards: Option<String>,
+    /// Memory per served shard for the spot-check material of its work, in MiB: a third
+    /// for work not yet on chain, two thirds kept for receipts on chain until their
+    /// checks are over (too little and this worker's receipts on chain go unanswered
+    /// when checked, forfeiting their pay).
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = neuroshard_serving::options::DEFAULT_ARCHIVE_MIB,
+        value_parser = clap::value_parser!(u32).range(1..=1 << 20),
+        requires = "shards"
+    )]
+    pub archive_mib: u32,
     /// Proof of Training: train a LoRA adapter for this layer range (one of --shards)
     /// with the other nodes that train it, DiLoCo style, and earn the training reward
     /// for the rounds whose aggregate accepts this node's pseudo-gradient.
@@ -195,6 +207,11 @@ pub struct FaultArgs {
     /// material); the account <-> peer binding should make such records unbelievable.
     #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
     pub fault_claim_account: Option<String>,
+    /// Fault injection for tests: never submit the receipts of this node's generations
+    /// (a client that takes the work and does not pay); its sessions' material must
+    /// not push out the material of receipts that are on chain.
+    #[arg(long, hide = true)]
+    pub fault_never_pay: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,8 +14,9 @@ use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_primitives::{crypto, AccountId, Keypair, LayerRange};
 use neuroshard_rpc::http::{self, ApiState, Metrics};
 use neuroshard_serving::generator::{GeneratorSlot, SharedGenerator};
-use neuroshard_serving::local::{fetch_model, LocalWorker, ServingFaults};
+use neuroshard_serving::local::{fetch_model, LocalWorker};
 use neuroshard_serving::miner::{self, ModelPossession};
+use neuroshard_serving::options::ServingOptions;
 use neuroshard_serving::server::{ShardServer, ShardService};
 use neuroshard_serving::ShardNetwork;
 use neuroshard_trainer::board::TrainingBoard;
@@ -42,8 +43,8 @@ pub struct NodeConfig {
     pub p2p: Option<P2pConfig>,
     /// The served shard this node trains an adapter for (Proof of Training).
     pub train: Option<TrainOptions>,
-    /// Deliberate faults of the shards this node serves (test builds only).
-    pub serving_faults: ServingFaults,
+    /// How this node sets up the shards it serves (archive budget; faults in test builds).
+    pub serving: ServingOptions,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -84,7 +85,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let spec = load_chain(&config.chain)?;
     let client = open_client(&spec, &config.base_path)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shard_service = ShardService::new(&config.serving_faults);
+    let shard_service = ShardService::new(&config.serving);
     let p2p = match config.p2p.clone() {
         None => None,
         Some(p2p_config) => Some(
@@ -139,7 +140,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 model: spec.model.clone(),
                 shards: config.shards.clone(),
                 train: config.train.clone(),
-                faults: config.serving_faults.clone(),
+                serving: config.serving.clone(),
                 net,
                 service: shard_service,
                 generator,
@@ -184,7 +185,7 @@ struct Serving {
     shards: Vec<LayerRange>,
     /// The shard this node trains an adapter for (Proof of Training), if any.
     train: Option<TrainOptions>,
-    faults: ServingFaults,
+    serving: ServingOptions,
     net: Option<ShardNetwork>,
     service: ShardService,
     generator: SharedGenerator,
@@ -201,11 +202,11 @@ struct Serving {
 async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
     let loading = {
         let (chain, key, model) = (s.chain.clone(), s.key.clone(), s.model.clone());
-        let (shards, faults) = (s.shards.clone(), s.faults.clone());
+        let (shards, serving) = (s.shards.clone(), s.serving.clone());
         let directory = s.net.as_ref().map(|n| n.directory.clone());
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            load_model(&chain, key, &model, &shards, &faults, directory, runtime)
+            load_model(&chain, key, &model, &shards, &serving, directory, runtime)
         })
     };
     let loaded = match loading.await {
@@ -246,7 +247,7 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
         ));
         s.service.serve(server.clone());
         let binding = net.directory.binding(&s.key);
-        let (binding, shards) = s.faults.announced(binding, s.shards.clone());
+        let (binding, shards) = s.serving.announced(binding, s.shards.clone());
         tokio::spawn(net.directory.clone().announce_loop(
             binding,
             shards,
@@ -296,7 +297,7 @@ fn load_model(
     key: Keypair,
     model: &ModelDescriptor,
     shards: &[LayerRange],
-    faults: &ServingFaults,
+    serving: &ServingOptions,
     directory: Option<Arc<neuroshard_serving::ShardDirectory>>,
     runtime: tokio::runtime::Handle,
 ) -> anyhow::Result<(Arc<ModelPossession>, Arc<LocalWorker>)> {
@@ -313,7 +314,7 @@ fn load_model(
         &path,
         model.blake2_256,
         shards,
-        faults,
+        serving,
         key,
         chain.clone(),
         directory,

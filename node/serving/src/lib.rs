@@ -19,6 +19,7 @@ pub mod generator;
 pub mod local;
 pub mod material;
 pub mod miner;
+pub mod options;
 pub mod protocol;
 pub mod remote;
 pub mod routing;

@@ -12,6 +12,7 @@ use crate::directory::ShardDirectory;
 use crate::generator::{
     Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator,
 };
+use crate::options::ServingOptions;
 use crate::routing::plan_route;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
@@ -24,7 +25,6 @@ use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
 use neuroshard_inference::transport::InProcessTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::{Hop, PipelineClient};
-use neuroshard_network::AccountBinding;
 use neuroshard_primitives::{AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, UNIT};
 use neuroshard_runtime::ponw;
 use parking_lot::Mutex;
@@ -81,17 +81,19 @@ pub struct LocalWorker {
     busy: Mutex<()>,
     /// The whole model without adapters (what trained adapters are merged into).
     base: ModelWeights,
+    /// How the shards were set up (and whether this node pays, in test builds).
+    serving: ServingOptions,
 }
 
 impl LocalWorker {
     /// Loads `shards` of the GGUF at `path` (hash `model_hash`) as this node's worker
-    /// (with the deliberate `faults` of a test build).
+    /// (set up as `serving` says).
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         path: &Path,
         model_hash: Hash,
         shards: &[LayerRange],
-        faults: &ServingFaults,
+        serving: &ServingOptions,
         key: Keypair,
         chain: Arc<Client>,
         directory: Option<Arc<ShardDirectory>>,
@@ -105,7 +107,7 @@ impl LocalWorker {
             .map(|r| {
                 let shard =
                     Shard::new(weights.slice(r.start as usize..r.end as usize)?, model_hash)?;
-                let shard = faults.apply(shard, *r);
+                let shard = serving.apply(shard, *r);
                 Ok(Arc::new(InProcessTransport::new(Arc::new(shard))))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -125,6 +127,7 @@ impl LocalWorker {
             num_layers: weights.config.num_layers as u16,
             busy: Mutex::new(()),
             base: weights,
+            serving: serving.clone(),
         })
     }
 
@@ -283,7 +286,7 @@ impl LocalWorker {
         let epoch = neuroshard_runtime::system::epoch_of(next, params.system.epoch_length);
         let served = client.served(accepted as u32);
         let receipts = bill_session(&self.key, epoch, &served, route)?;
-        if receipts.is_empty() {
+        if receipts.is_empty() || !self.serving.pays() {
             return Ok(None);
         }
         let count = receipts.len();
@@ -423,56 +426,5 @@ impl<'a> TextStreamer<'a> {
         let piece = full.get(self.text.len()..).unwrap_or_default().to_string();
         self.text = full;
         Some(piece)
-    }
-}
-
-/// Deliberate faults of this node's serving, for tests and benches (cargo feature
-/// `fault-injection`); a production build has none.
-#[derive(Clone, Debug, Default)]
-pub struct ServingFaults {
-    /// Millionths of output positions the shards fake (a worker saving compute).
-    #[cfg(feature = "fault-injection")]
-    pub skip_work: Option<u32>,
-    /// Refuse every forward call from peers (see [`crate::server::ShardService`]).
-    #[cfg(feature = "fault-injection")]
-    pub refuse_forwards: bool,
-    /// Announce provider records in this account's name, with no shards (a peer trying
-    /// to frame another worker; see [`ServingFaults::announced`]).
-    #[cfg(feature = "fault-injection")]
-    pub claim_account: Option<AccountId>,
-}
-
-impl ServingFaults {
-    /// The account binding and shards this node's provider records carry: its own, or
-    /// with `claim_account` another worker's account (with this node's signature, as it
-    /// has no other) and no shards, which the directory would sort first and never
-    /// route to.
-    #[allow(unused_mut)]
-    pub fn announced(
-        &self,
-        mut binding: AccountBinding,
-        mut shards: Vec<LayerRange>,
-    ) -> (AccountBinding, Vec<LayerRange>) {
-        #[cfg(feature = "fault-injection")]
-        if let Some(victim) = &self.claim_account {
-            warn!(victim = %victim, "fault injection: provider records claim another account");
-            binding.account = victim.clone().into();
-            shards = Vec::new();
-        }
-        (binding, shards)
-    }
-
-    /// `shard` with the faults applied.
-    #[allow(unused_variables)]
-    fn apply(&self, shard: Shard, layers: LayerRange) -> Shard {
-        #[cfg(feature = "fault-injection")]
-        if let Some(permill) = self.skip_work {
-            warn!(%layers, permill, "fault injection: this shard fakes part of its work");
-            return shard.with_fault(neuroshard_inference::fault::SkipWork {
-                permill,
-                seed: u64::from(layers.start),
-            });
-        }
-        shard
     }
 }

@@ -18,7 +18,7 @@ use neuroshard_runtime::{ponw, ReadState};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// How often the node pins and releases material (well inside the blocks between a
 /// receipt's inclusion and its draw).
@@ -44,10 +44,20 @@ pub fn receipts_in_question(
     Ok(bodies)
 }
 
+/// What one [`sweep`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Material newly pinned.
+    pub pinned: usize,
+    /// Receipts on chain whose material could not be pinned (their client's share, or
+    /// the pinned budget, is full); it stays unconfirmed until it can be.
+    pub over_budget: Vec<Hash>,
+}
+
 /// One sweep: pins what the chain needs on the shard that did the work, releases the
-/// rest. Returns how many were newly pinned.
-pub fn sweep(shards: &[Arc<Shard>], needed: &[ReceiptBody]) -> usize {
-    let mut pinned = 0;
+/// rest.
+pub fn sweep(shards: &[Arc<Shard>], needed: &[ReceiptBody]) -> Swept {
+    let mut swept = Swept::default();
     for shard in shards {
         let mine: Vec<&ReceiptBody> = needed
             .iter()
@@ -62,27 +72,27 @@ pub fn sweep(shards: &[Arc<Shard>], needed: &[ReceiptBody]) -> usize {
         for body in mine {
             let work = work_of(body).id();
             match shard.pin_material(&work, *AsRef::<[u8; 32]>::as_ref(&body.client)) {
-                PinOutcome::Pinned => pinned += 1,
+                PinOutcome::Pinned => swept.pinned += 1,
                 PinOutcome::AlreadyPinned => {}
                 PinOutcome::Missing => {
                     debug!(receipt = ?body.id(), "no material left for a receipt on chain")
                 }
-                PinOutcome::OverBudget => {
-                    warn!(receipt = ?body.id(), "material of a receipt on chain not pinned: its client's share is full")
-                }
+                PinOutcome::OverBudget => swept.over_budget.push(body.id()),
             }
         }
     }
-    pinned
+    swept
 }
 
-/// Runs [`sweep`] every [`MATERIAL_SWEEP`] for the work of `worker` until `shutdown`.
+/// Runs [`sweep`] every [`MATERIAL_SWEEP`] for the work of `worker` until `shutdown`,
+/// warning once per receipt whose material cannot be pinned.
 pub async fn keep_material(
     chain: Arc<Client>,
     shards: Vec<Arc<Shard>>,
     worker: AccountId,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut warned = BTreeSet::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(MATERIAL_SWEEP) => {}
@@ -90,7 +100,19 @@ pub async fn keep_material(
         }
         match chain.with_best_state(|state, _| receipts_in_question(state, &worker)) {
             Ok(needed) => {
-                sweep(&shards, &needed);
+                let Swept {
+                    pinned,
+                    over_budget: over,
+                } = sweep(&shards, &needed);
+                if pinned > 0 {
+                    info!(pinned, "kept the spot-check material of receipts on chain");
+                }
+                for id in &over {
+                    if !warned.contains(id) {
+                        warn!(receipt = ?id, "material of a receipt on chain not pinned: its client's share is full");
+                    }
+                }
+                warned = over.into_iter().collect();
             }
             Err(e) => warn!(error = %format!("{e:#}"), "cannot read this worker's receipts"),
         }
@@ -191,14 +213,14 @@ mod tests {
         // only pushes Mallory's own unpaid material out.
         let route = route();
         let bob = billed_session(&route, 1, "//Bob");
-        assert_eq!(sweep(&shards(&route), &bob), 2);
+        assert_eq!(sweep(&shards(&route), &bob).pinned, 2);
         let mallory: Vec<ReceiptBody> = (2..60)
             .flat_map(|session| billed_session(&route, session, "//Mallory"))
             .collect();
         assert_eq!(archived(&route, &bob), 2);
         assert!(archived(&route, &mallory) < mallory.len() / 2);
         // A second sweep pins nothing new; once the chain is done, the material goes.
-        assert_eq!(sweep(&shards(&route), &bob), 0);
+        assert_eq!(sweep(&shards(&route), &bob), Swept::default());
         sweep(&shards(&route), &[]);
         assert!(shards(&route)
             .iter()

@@ -192,7 +192,7 @@ pub struct ShardService {
 impl ShardService {
     /// The service of a node with the deliberate `faults` of a test build.
     #[allow(unused_variables)]
-    pub fn new(faults: &crate::local::ServingFaults) -> Self {
+    pub fn new(faults: &crate::options::ServingOptions) -> Self {
         Self {
             server: Arc::default(),
             #[cfg(feature = "fault-injection")]

@@ -6,7 +6,7 @@ use crate::network::P2pConfig;
 use crate::service::{self, NodeConfig};
 use anyhow::Context;
 use neuroshard_primitives::{crypto, LayerRange};
-use neuroshard_serving::local::ServingFaults;
+use neuroshard_serving::options::{archive_budget, ServingOptions};
 use std::path::PathBuf;
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -36,7 +36,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         // One authority serving every shard itself: no peers to talk to.
         p2p: None,
         train: None,
-        serving_faults: Default::default(),
+        serving: Default::default(),
     };
     service::run(config).await
 }
@@ -105,7 +105,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             fault_equivocate: args.faults.fault_equivocate,
         }),
         train,
-        serving_faults: ServingFaults {
+        serving: ServingOptions {
+            archive: archive_budget(args.archive_mib),
             #[cfg(feature = "fault-injection")]
             skip_work: args.faults.fault_skip_work,
             #[cfg(feature = "fault-injection")]
@@ -118,6 +119,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .map(crypto::parse_account)
                 .transpose()
                 .context("--fault-claim-account")?,
+            #[cfg(feature = "fault-injection")]
+            never_pay: args.faults.fault_never_pay,
         },
     };
     service::run(config).await

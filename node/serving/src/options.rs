@@ -1,0 +1,105 @@
+//! How a node sets up the shards it serves: the byte budget of their spot-check
+//! material archive (an operator setting), and in test builds (cargo feature
+//! `fault-injection`) the deliberate faults adversarial tests play.
+
+use neuroshard_inference::archive::ArchiveBudget;
+use neuroshard_inference::shard::Shard;
+use neuroshard_network::AccountBinding;
+use neuroshard_primitives::LayerRange;
+#[cfg(feature = "fault-injection")]
+use {neuroshard_primitives::AccountId, tracing::warn};
+
+/// Default memory of one shard's spot-check material archive, in MiB.
+pub const DEFAULT_ARCHIVE_MIB: u32 = 192;
+
+/// The archive budget for `mib` MiB per shard: a third for unconfirmed material (work
+/// not yet on chain, flushed first-in-first-out), two thirds for the pinned material
+/// of receipts on chain (one client at most half of it).
+pub fn archive_budget(mib: u32) -> ArchiveBudget {
+    let bytes = (mib as usize).saturating_mul(1 << 20);
+    ArchiveBudget::with_pinned(bytes / 3, bytes - bytes / 3)
+}
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct ServingOptions {
+    /// Each served shard's material archive.
+    pub archive: ArchiveBudget,
+    /// Millionths of output positions the shards fake (a worker saving compute).
+    #[cfg(feature = "fault-injection")]
+    pub skip_work: Option<u32>,
+    /// Refuse every forward call from peers (see [`crate::server::ShardService`]).
+    #[cfg(feature = "fault-injection")]
+    pub refuse_forwards: bool,
+    /// Announce provider records in this account's name, with no shards (a peer trying
+    /// to frame another worker; see [`ServingOptions::announced`]).
+    #[cfg(feature = "fault-injection")]
+    pub claim_account: Option<AccountId>,
+    /// Never submit the receipts of this node's generations: a client that takes the
+    /// work and does not pay (see [`ServingOptions::pays`]).
+    #[cfg(feature = "fault-injection")]
+    pub never_pay: bool,
+}
+
+impl Default for ServingOptions {
+    fn default() -> Self {
+        Self {
+            archive: archive_budget(DEFAULT_ARCHIVE_MIB),
+            #[cfg(feature = "fault-injection")]
+            skip_work: None,
+            #[cfg(feature = "fault-injection")]
+            refuse_forwards: false,
+            #[cfg(feature = "fault-injection")]
+            claim_account: None,
+            #[cfg(feature = "fault-injection")]
+            never_pay: false,
+        }
+    }
+}
+
+impl ServingOptions {
+    /// The account binding and shards this node's provider records carry: its own, or
+    /// with `claim_account` another worker's account (with this node's signature, as it
+    /// has no other) and no shards, which the directory would sort first and never
+    /// route to.
+    #[allow(unused_mut)]
+    pub fn announced(
+        &self,
+        mut binding: AccountBinding,
+        mut shards: Vec<LayerRange>,
+    ) -> (AccountBinding, Vec<LayerRange>) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(victim) = &self.claim_account {
+            warn!(victim = %victim, "fault injection: provider records claim another account");
+            binding.account = victim.clone().into();
+            shards = Vec::new();
+        }
+        (binding, shards)
+    }
+
+    /// Whether this node submits the receipts of its generations (always, but for the
+    /// `never_pay` fault).
+    pub fn pays(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.never_pay {
+            warn!("fault injection: the receipts of this generation are never submitted");
+            return false;
+        }
+        true
+    }
+
+    /// `shard` (serving `layers`) with this node's archive budget and faults.
+    #[allow(unused_variables)]
+    pub(crate) fn apply(&self, shard: Shard, layers: LayerRange) -> Shard {
+        let shard = shard.with_archive_budget(self.archive);
+        #[cfg(feature = "fault-injection")]
+        if let Some(permill) = self.skip_work {
+            warn!(%layers, permill, "fault injection: this shard fakes part of its work");
+            return shard.with_fault(neuroshard_inference::fault::SkipWork {
+                permill,
+                seed: u64::from(layers.start),
+            });
+        }
+        shard
+    }
+}
