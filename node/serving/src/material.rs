@@ -36,8 +36,8 @@ pub fn receipts_in_question(
             bodies.push(held.body);
         }
     }
-    for (_, check) in ponw::spot_checks::all_pending(state)? {
-        if check.body.worker == *worker && !bodies.contains(&check.body) {
+    for (_, check) in ponw::spot_checks::pending_of(state, worker)? {
+        if !bodies.contains(&check.body) {
             bodies.push(check.body);
         }
     }

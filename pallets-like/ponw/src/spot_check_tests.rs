@@ -51,10 +51,40 @@ fn block(number: u64, randomness: Hash) -> BlockContext {
 
 /// Runs the start of block `number` (with `randomness`), as the runtime does.
 fn start_block(state: &mut StateDb, number: u64, randomness: Hash) -> Vec<Event> {
-    apply(state, |o| {
+    let events = apply(state, |o| {
         on_initialize(o, &block(number, randomness), &validators())
     })
-    .unwrap()
+    .unwrap();
+    assert_index_agrees(state);
+    events
+}
+
+/// The per-worker index of pending checks lists exactly what a scan of every check
+/// finds (checked after every block start and verdict of these tests).
+fn assert_index_agrees(state: &StateDb) {
+    let all = all_pending(state).unwrap();
+    let mut workers: Vec<AccountId> = all.iter().map(|(_, c)| c.body.worker.clone()).collect();
+    workers.push(key("//Bob").1);
+    workers.push(key("//Charlie").1);
+    for w in workers {
+        let mut scanned: Vec<Hash> = all
+            .iter()
+            .filter(|(_, c)| c.body.worker == w)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut indexed: Vec<Hash> = spot_checks::pending_of(state, &w)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        scanned.sort();
+        indexed.sort();
+        assert_eq!(indexed, scanned);
+        assert_eq!(
+            spot_checks::has_pending(state, &w).unwrap(),
+            !scanned.is_empty()
+        );
+    }
 }
 
 /// Submits `receipts` in block 3 and starts the draw block.
@@ -78,7 +108,9 @@ fn verdict_at(
     id: &Hash,
     v: SpotCheckVerdict,
 ) -> Vec<Event> {
-    apply(state, |o| submit_verdict(o, now, &validators(), by, id, v)).unwrap()
+    let events = apply(state, |o| submit_verdict(o, now, &validators(), by, id, v)).unwrap();
+    assert_index_agrees(state);
+    events
 }
 
 fn checker_of(state: &StateDb, id: &Hash) -> AccountId {

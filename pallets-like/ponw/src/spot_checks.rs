@@ -65,6 +65,10 @@ impl PendingCheck {
 }
 
 pub const PENDING_CHECKS: StorageMap<Hash, PendingCheck> = StorageMap::new("Ponw", "PendingChecks");
+/// The ids of each worker's pending checks, so that one worker's checks are found
+/// without reading every check (bounded by the receipts its bond answers for).
+pub const PENDING_BY_WORKER: StorageMap<AccountId, Vec<Hash>> =
+    StorageMap::new("Ponw", "PendingByWorker");
 /// Receipt ids whose current checker's deadline is at a block.
 pub const CHECK_DEADLINES: StorageMap<BlockNumber, Vec<Hash>> =
     StorageMap::new("Ponw", "CheckDeadlines");
@@ -146,6 +150,12 @@ pub(crate) fn open(
 /// Stores `check` and files it under its deadline.
 fn schedule(overlay: &mut Overlay<'_>, id: &Hash, check: &PendingCheck) -> Result<()> {
     PENDING_CHECKS.insert(overlay, id, check);
+    let worker = &check.body.worker;
+    let mut ids = PENDING_BY_WORKER.get(overlay, worker)?.unwrap_or_default();
+    if !ids.contains(id) {
+        ids.push(*id);
+        PENDING_BY_WORKER.insert(overlay, worker, &ids);
+    }
     let mut due = CHECK_DEADLINES
         .get(overlay, &check.deadline)?
         .unwrap_or_default();
@@ -160,6 +170,14 @@ fn take(overlay: &mut Overlay<'_>, id: &Hash) -> Result<PendingCheck> {
         .get(overlay, id)?
         .ok_or(Error::NoPendingCheck(*id))?;
     PENDING_CHECKS.remove(overlay, id);
+    let worker = &check.body.worker;
+    let mut ids = PENDING_BY_WORKER.get(overlay, worker)?.unwrap_or_default();
+    ids.retain(|i| i != id);
+    if ids.is_empty() {
+        PENDING_BY_WORKER.remove(overlay, worker);
+    } else {
+        PENDING_BY_WORKER.insert(overlay, worker, &ids);
+    }
     let mut due = CHECK_DEADLINES
         .get(overlay, &check.deadline)?
         .unwrap_or_default();
@@ -337,6 +355,17 @@ pub fn pending(state: &impl ReadState, id: &Hash) -> Result<Option<PendingCheck>
     Ok(PENDING_CHECKS.get(state, id)?)
 }
 
+/// The pending checks of `worker`'s receipts.
+pub fn pending_of(state: &impl ReadState, worker: &AccountId) -> Result<Vec<(Hash, PendingCheck)>> {
+    let mut checks = Vec::new();
+    for id in PENDING_BY_WORKER.get(state, worker)?.unwrap_or_default() {
+        if let Some(check) = PENDING_CHECKS.get(state, &id)? {
+            checks.push((id, check));
+        }
+    }
+    Ok(checks)
+}
+
 /// Every pending check (for the node's spot checker and RPC).
 pub fn all_pending(state: &impl ReadState) -> Result<Vec<(Hash, PendingCheck)>> {
     Ok(PENDING_CHECKS.entries(state)?)
@@ -378,7 +407,5 @@ pub(crate) fn reassign_overdue(
 
 /// True when `who` has receipts awaiting a check.
 pub(crate) fn has_pending(state: &impl ReadState, who: &AccountId) -> Result<bool> {
-    Ok(all_pending(state)?
-        .iter()
-        .any(|(_, c)| &c.body.worker == who))
+    Ok(PENDING_BY_WORKER.get(state, who)?.is_some())
 }

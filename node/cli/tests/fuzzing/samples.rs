@@ -76,6 +76,16 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
             shards: vec![layers(0, 10), layers(20, 30)],
         }),
         Call::Staking(StakingCall::Bond { amount: 5 * UNIT }),
+        Call::Ponw(PonwCall::SubmitSpotCheck {
+            receipt: receipt_body().id(),
+            verdict: neuroshard_primitives::SpotCheckVerdict::Mismatch,
+        }),
+        Call::Ponw(PonwCall::DeregisterWorker),
+        Call::Ponw(PonwCall::Heartbeat {
+            minute: 7,
+            chunk: vec![1, 2, 3],
+            proof: vec![Some(Hash::repeat_byte(4)), None],
+        }),
         Call::Ponw(PonwCall::ReportLiveness {
             minute: 7,
             answered: vec![account("//Bob")],
