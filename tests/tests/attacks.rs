@@ -11,11 +11,21 @@ use neuroshard_tests::process::joint_log;
 use neuroshard_tests::spec::write_spec_with;
 use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// A dev chain spec (1 s slots) under `dir` on which every receipt is drawn for a spot
+/// check, with a 40-block check window.
+fn every_receipt_checked(dir: &Path) -> PathBuf {
+    write_spec_with(dir, "dev", 1000, 10, |params| {
+        params["ponw"]["spot_check_permill"] = 1_000_000.into();
+        params["ponw"]["spot_check_blocks"] = 40.into();
+    })
+    .unwrap()
+}
 
 fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
     NodeProcess::run_named(spec, dir, name, extra).unwrap()
@@ -122,11 +132,7 @@ fn finality_advances(rpc: &RpcClient, nodes: &[&NodeProcess]) {
 #[test]
 fn a_peer_cannot_frame_a_worker_through_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
-        params["ponw"]["spot_check_permill"] = 1_000_000.into();
-        params["ponw"]["spot_check_blocks"] = 40.into();
-    })
-    .unwrap();
+    let spec = every_receipt_checked(dir.path());
     let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
     let b = start(
         &spec,
@@ -236,11 +242,7 @@ fn a_peer_cannot_frame_a_worker_through_the_directory() {
 #[test]
 fn unpaid_sessions_cannot_flush_a_workers_material() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
-        params["ponw"]["spot_check_permill"] = 1_000_000.into();
-        params["ponw"]["spot_check_blocks"] = 40.into();
-    })
-    .unwrap();
+    let spec = every_receipt_checked(dir.path());
     let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
     let b = start(
         &spec,
