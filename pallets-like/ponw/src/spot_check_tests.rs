@@ -227,6 +227,45 @@ fn the_draw_and_the_checker_come_from_a_later_blocks_randomness() {
     }
 }
 
+/// Omission: an author that leaves receipts out of its block (hoping to skip a draw)
+/// only moves their draw to the block [`DRAW_DELAY`] after whichever later block
+/// includes them, decided by that block's randomness, which the omitting author did not
+/// know either. Nothing is drawn for receipts not yet included, and a late receipt is
+/// drawn exactly as an early one would be under the same randomness.
+#[test]
+fn an_omitted_receipt_is_drawn_when_a_later_block_includes_it() {
+    let receipts: Vec<Receipt> = (0..40)
+        .map(|seq| receipt("//Bob", (10, 20), seq, (seq, seq + 1), 0))
+        .collect();
+    let randomness = Hash::repeat_byte(5);
+    let drawn_after_inclusion_at = |included: u64| {
+        let mut state = genesis_with(500_000);
+        // The blocks before the inclusion (the omitting author's among them) draw nothing.
+        for n in 3..included + DRAW_DELAY {
+            start_block(&mut state, n, Hash::repeat_byte(n as u8));
+            if n == included {
+                apply(&mut state, |o| {
+                    submit_receipts(o, &block(included, Hash::zero()), &receipts)
+                })
+                .unwrap();
+            }
+            assert!(all_pending(&state).unwrap().is_empty(), "drawn at {n}");
+        }
+        start_block(&mut state, included + DRAW_DELAY, randomness);
+        let mut ids: Vec<Hash> = all_pending(&state)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (on_time, late) = (drawn_after_inclusion_at(3), drawn_after_inclusion_at(8));
+    assert!(!on_time.is_empty());
+    assert_eq!(on_time, late, "the same randomness draws the same receipts");
+    assert!(late.iter().all(|id| is_sampled(&randomness, id, 500_000)));
+}
+
 #[test]
 fn a_match_from_the_drawn_checker_decides_and_only_it_may_answer() {
     let mut state = genesis_with(1_000_000);
