@@ -126,7 +126,7 @@ pub fn parse(text: &str, origin: &str) -> Result<ChainSpec, ChainSpecError> {
         text.parse()
             .map_err(|_| invalid(format!("{text:?} is not a base-unit amount")))
     };
-    let g = json.genesis;
+    let mut g = json.genesis;
     let balances = g
         .balances
         .iter()
@@ -149,6 +149,14 @@ pub fn parse(text: &str, origin: &str) -> Result<ChainSpec, ChainSpecError> {
         })
         .collect::<Result<Vec<_>, ChainSpecError>>()?;
     let model = json.model;
+    // The descriptor's shards are the chain's canonical ranges; genesis carries them.
+    if g.params.ponw.model.shards.is_empty() {
+        g.params.ponw.model.shards = model.shards.clone();
+    } else if g.params.ponw.model.shards != model.shards {
+        return Err(invalid(
+            "genesis.params.ponw.model.shards differs from the model descriptor's shards".into(),
+        ));
+    }
     if g.params.ponw.model.hash != model.blake2_256
         || g.params.ponw.model.num_layers != model.num_layers
     {
@@ -243,6 +251,18 @@ mod tests {
         assert_eq!(endowed, dev_accounts);
         assert_eq!(dev.genesis.params.ponw.token_reward, 100_000_000_000);
         assert_eq!(dev.genesis.params.ponw.uptime_reward, 1_000_000_000_000);
+    }
+
+    #[test]
+    fn the_descriptors_shards_are_the_chains_canonical_ranges() {
+        let dev = load("dev").unwrap();
+        assert_eq!(dev.genesis.params.ponw.model.shards, dev.model.shards);
+        // Genesis parameters that name other ranges than the descriptor are refused.
+        let mut json: serde_json::Value = serde_json::from_str(DEV_JSON).unwrap();
+        json["genesis"]["params"]["ponw"]["model"]["shards"] =
+            serde_json::json!([{"start": 0, "end": 30}]);
+        let err = parse(&json.to_string(), "edited").unwrap_err().to_string();
+        assert!(err.contains("differs from the model descriptor"), "{err}");
     }
 
     #[test]

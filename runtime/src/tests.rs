@@ -549,13 +549,14 @@ proptest! {
 fn training_rounds_close_and_pay_through_extrinsics() {
     use neuroshard_primitives::{GradientReceipt, GradientReceiptBody, RoundResult, TrainingCall};
     let mut chain = Chain::new();
-    let layers = LayerRange::new(0, 30).unwrap();
+    // Training rounds are per canonical range (the fixture's are 0-10, 10-20, 20-30).
+    let layers = LayerRange::new(0, 10).unwrap();
     let register = chain.sign(
         "//Charlie",
         0,
         Call::Ponw(PonwCall::RegisterWorker {
             model: model(),
-            shards: vec![layers],
+            shards: vec![LayerRange::new(0, 30).unwrap()],
         }),
     );
     chain.produce(vec![register]);
@@ -619,8 +620,9 @@ fn training_rounds_close_and_pay_through_extrinsics() {
             ..
         }
     )));
-    assert_eq!(chain.free("//Bob"), bob + 2 * UNIT - fees[0]);
-    assert_eq!(chain.free("//Charlie"), charlie + 2 * UNIT - fees[1]);
+    // The round's 2 NSHD split between its two accepted receipts.
+    assert_eq!(chain.free("//Bob"), bob + UNIT - fees[0]);
+    assert_eq!(chain.free("//Charlie"), charlie + UNIT - fees[1]);
     let params = Runtime::params(&chain.state).unwrap();
     assert_eq!(params.training.training_reward, 2 * UNIT);
 }

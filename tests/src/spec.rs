@@ -61,3 +61,13 @@ pub fn write_spec_with(
     neuroshard_chain_spec::load(path.to_str().context("utf-8 path")?)?;
     Ok(path)
 }
+
+/// Rewrites the model's canonical layer ranges (`model.shards`, which training rounds
+/// are per) in the spec at `path`; the spec must still load.
+pub fn set_model_shards(path: &Path, shards: &[&str]) -> anyhow::Result<()> {
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    spec["model"]["shards"] = shards.iter().map(|s| s.to_string()).collect();
+    std::fs::write(path, serde_json::to_vec_pretty(&spec)?)?;
+    neuroshard_chain_spec::load(path.to_str().context("utf-8 path")?)?;
+    Ok(())
+}

@@ -14,7 +14,7 @@
 use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::generate_text;
 use neuroshard_tests::process::joint_log;
-use neuroshard_tests::spec::write_spec_with;
+use neuroshard_tests::spec::{set_model_shards, write_spec_with};
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -45,6 +45,8 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         params["ponw"]["spot_check_blocks"] = 60.into();
     })
     .unwrap();
+    // Training rounds are per canonical range: make the trained layers one.
+    set_model_shards(&spec, &["0-10", "10-20", "20-28", LAYERS]).unwrap();
     let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-28").unwrap();
     let rounds = ROUNDS.to_string();
     let holder = |name: &str, key: &str, poison: Option<&str>| {
@@ -126,7 +128,8 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         .count();
     assert!(dave_rejected >= 1, "Dave never contributed: {record:#}");
 
-    // Training rewards: one per accepted receipt, Bob and Charlie only.
+    // Training rewards: each round's reward split between its two accepted receipts,
+    // Bob's and Charlie's.
     let mut paid: BTreeMap<String, u128> = BTreeMap::new();
     let mut next = 1;
     for e in a.rpc().new_events(&mut next).unwrap() {
@@ -139,12 +142,12 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
     }
     assert_eq!(
         paid.get(&bob),
-        Some(&(ROUNDS as u128 * TRAINING_REWARD)),
+        Some(&(ROUNDS as u128 * TRAINING_REWARD / 2)),
         "{paid:?}"
     );
     assert_eq!(
         paid.get(&charlie),
-        Some(&(ROUNDS as u128 * TRAINING_REWARD)),
+        Some(&(ROUNDS as u128 * TRAINING_REWARD / 2)),
         "{paid:?}"
     );
     assert_eq!(paid.get(&dave), None, "{paid:?}");

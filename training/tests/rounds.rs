@@ -82,7 +82,18 @@ fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
         worker_bond: 0,
         spot_check_permill: 0,
         spot_check_slash: 0,
-        ..ponw::fixtures::params(ponw::fixtures::model(tiny_hash(), 6))
+        ..ponw::fixtures::params(ponw::ModelInfo {
+            // The trained range is one of the chain's canonical ranges.
+            shards: [
+                (0, layers.start),
+                (layers.start, layers.end),
+                (layers.end, 6),
+            ]
+            .into_iter()
+            .filter_map(|(a, b)| LayerRange::new(a, b).ok())
+            .collect(),
+            ..ponw::fixtures::model(tiny_hash(), 6)
+        })
     };
     let genesis = holders
         .iter()
@@ -184,7 +195,8 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
         );
     }
     for (i, who) in accounts.iter().enumerate() {
-        let expected = if i == poisoner { 0 } else { 10 * UNIT };
+        // Two rounds, each 5 NSHD split among the three accepted holders.
+        let expected = if i == poisoner { 0 } else { 2 * (5 * UNIT / 3) };
         assert_eq!(
             balances::account(&state, who).unwrap().free,
             expected,

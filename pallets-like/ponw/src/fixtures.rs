@@ -11,12 +11,21 @@ use neuroshard_primitives::model_chunks::ChunkTree;
 use neuroshard_primitives::{AccountId, Balance, Hash, LayerRange, UNIT};
 use neuroshard_support::{Overlay, StateDb};
 
+/// Canonical ranges of 10 layers (the last one shorter): 0-10, 10-20, 20-30 for 30.
+pub fn tiles(num_layers: u16) -> Vec<LayerRange> {
+    (0..num_layers)
+        .step_by(10)
+        .filter_map(|start| LayerRange::new(start, (start + 10).min(num_layers)).ok())
+        .collect()
+}
+
 /// A model whose file is never read: its chunk root is its hash, one chunk of 1 KiB (for
 /// tests that never check proof of possession).
 pub fn model(hash: Hash, num_layers: u16) -> ModelInfo {
     ModelInfo {
         hash,
         num_layers,
+        shards: tiles(num_layers),
         chunk_root: hash,
         num_chunks: 1,
         chunk_size: 1024,
@@ -29,6 +38,7 @@ pub fn model_with_chunks(hash: Hash, num_layers: u16, chunks: &ChunkTree) -> Mod
     ModelInfo {
         hash,
         num_layers,
+        shards: tiles(num_layers),
         chunk_root: chunks.root(),
         num_chunks: chunks.num_chunks(),
         chunk_size: chunks.chunk_size(),

@@ -65,6 +65,26 @@ pub struct ModelInfo {
     pub num_chunks: u64,
     /// Chunk size in bytes.
     pub chunk_size: u32,
+    /// The canonical layer ranges, tiling layers `0..num_layers`: training rounds are
+    /// per canonical range (so nobody opens rounds for ranges of their choosing). The
+    /// chain spec fills it from its model descriptor, the list serving nodes use too.
+    #[serde(default)]
+    pub shards: Vec<neuroshard_primitives::LayerRange>,
+}
+
+impl ModelInfo {
+    /// Whether `shards` tiles `0..num_layers` in order without gaps or overlaps.
+    pub fn shards_tile(&self) -> bool {
+        self.shards.first().is_some_and(|s| s.start == 0)
+            && self.shards.last().is_some_and(|s| s.end == self.num_layers)
+            && self.shards.windows(2).all(|w| w[0].end == w[1].start)
+            && self.shards.iter().all(|s| s.start < s.end)
+    }
+
+    /// Whether `layers` is one of the canonical ranges.
+    pub fn is_canonical(&self, layers: &neuroshard_primitives::LayerRange) -> bool {
+        self.shards.contains(layers)
+    }
 }
 
 /// Chain-spec parameters of the pallet.
@@ -147,6 +167,8 @@ pub enum Error {
     NoValidators,
     #[error("only validators may submit spot-check verdicts and liveness reports")]
     NotAValidator,
+    #[error("the model's canonical shards do not tile its layers")]
+    ShardsDoNotTile,
     #[error("the slash per failed spot check exceeds the worker bond")]
     SlashAboveBond,
     #[error("no escrow to release")]
@@ -204,6 +226,9 @@ pub fn build_genesis(
     }
     if p.spot_check_slash > p.worker_bond {
         return Err(Error::SlashAboveBond);
+    }
+    if !p.model.shards_tile() {
+        return Err(Error::ShardsDoNotTile);
     }
     PARAMS.put(overlay, p);
     CURRENT_EPOCH.put(overlay, &0);

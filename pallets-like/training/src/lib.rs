@@ -6,12 +6,13 @@
 //! A round of a shard closes when a strict majority of the round's contributors (and at
 //! least `min_contributors` of them) report the same result: the set of pseudo-gradient
 //! hashes the robust rule kept and the hash of the adapter version the outer step
-//! produced. Then every receipt whose pseudo-gradient is in the accepted set is paid
-//! `training_reward` (minted), the adapter version is recorded for that round, and the
+//! produced. Then the receipts whose pseudo-gradients are in the accepted set share the
+//! round's `training_reward` (minted), the adapter version is recorded for that round, and the
 //! shard moves to the next round, whose receipts must start from that adapter version.
 //! Receipts the aggregate excluded (a poisoned pseudo-gradient) are recorded but earn
-//! nothing. Only registered workers announcing a shard that covers the layers may
-//! contribute, one receipt per worker per round.
+//! nothing. Rounds exist only for the chain's canonical layer ranges
+//! (`ModelInfo::shards`), and only registered workers announcing a shard that covers the
+//! range may contribute, one receipt per worker per round.
 
 mod rounds;
 
@@ -33,7 +34,8 @@ impl Pallet for Training {
 /// Chain-spec parameters of the pallet.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct Params {
-    /// Minted for every gradient receipt a round's aggregate accepted, base units.
+    /// Minted for every closed round, split equally among the gradient receipts its
+    /// aggregate accepted, base units (so more accounts never mint more).
     #[serde(with = "balances::decimal_string")]
     pub training_reward: Balance,
     /// A round closes only when at least this many contributors agree on its result.
@@ -124,6 +126,8 @@ pub enum Error {
     BadSignature,
     #[error("model {0:?} is not the chain's model")]
     WrongModel(Hash),
+    #[error("layers {0} are not one of the chain's canonical ranges")]
+    NotACanonicalRange(LayerRange),
     #[error("worker is not registered for a shard covering layers {0}")]
     NotAHolder(LayerRange),
     #[error("shard's current round is {expected}, got {got}")]

@@ -26,9 +26,12 @@ pub fn submit_gradient_receipt(
     if !receipt.signature_is_valid() {
         return Err(Error::BadSignature);
     }
-    let chain_model = ponw::params(overlay)?.model.hash;
-    if b.model != chain_model {
+    let chain_model = ponw::params(overlay)?.model;
+    if b.model != chain_model.hash {
         return Err(Error::WrongModel(b.model));
+    }
+    if !chain_model.is_canonical(&b.layers) {
+        return Err(Error::NotACanonicalRange(b.layers));
     }
     let serves = ponw::worker(overlay, &b.worker)?
         .map(|w| w.model == b.model && w.serves(&b.layers))
@@ -189,24 +192,24 @@ fn close_round(
     result: &RoundResult,
     reward: neuroshard_primitives::Balance,
 ) -> Result<()> {
-    let mut accepted = 0u32;
     for r in records.iter_mut() {
-        let kept = result.accepted.contains(&r.pseudo_gradient);
-        r.accepted = Some(kept);
-        if !kept {
-            continue;
-        }
-        accepted += 1;
-        if reward > 0 {
-            balances::mint(overlay, &r.worker, reward)?;
-            let total = crate::earned(overlay, &r.worker)?.saturating_add(reward);
+        r.accepted = Some(result.accepted.contains(&r.pseudo_gradient));
+    }
+    let accepted = records.iter().filter(|r| r.accepted == Some(true)).count() as u32;
+    // The round's budget is split among its accepted contributors: more accounts never
+    // mint more (what does not divide evenly is not minted).
+    let share = reward / neuroshard_primitives::Balance::from(accepted.max(1));
+    for r in records.iter().filter(|r| r.accepted == Some(true)) {
+        if share > 0 {
+            balances::mint(overlay, &r.worker, share)?;
+            let total = crate::earned(overlay, &r.worker)?.saturating_add(share);
             EARNED.insert(overlay, &r.worker, &total);
         }
         overlay.deposit_event(Event::TrainingRewardPaid {
             account: r.worker.clone(),
             layers: result.layers,
             round: result.round,
-            amount: reward,
+            amount: share,
         });
     }
     let rejected = records.len() as u32 - accepted;

@@ -151,9 +151,10 @@ fn majority_closes_the_round_and_pays_only_accepted_receipts() {
             ..
         }
     )));
+    // The round's reward is split among the three accepted receipts.
     for h in ["//Alice", "//Bob", "//Dave"] {
-        assert_eq!(free(&s, h), REWARD, "{h}");
-        assert_eq!(earned(&s, &key(h).1).unwrap(), REWARD);
+        assert_eq!(free(&s, h), REWARD / 3, "{h}");
+        assert_eq!(earned(&s, &key(h).1).unwrap(), REWARD / 3);
     }
     assert_eq!(free(&s, "//Charlie"), 0);
     assert_eq!(earned(&s, &key("//Charlie").1).unwrap(), 0);
@@ -263,8 +264,8 @@ fn reports_are_checked() {
         Err(Error::AlreadyReported)
     );
     report(&mut s, "//Bob", &good).unwrap();
-    assert_eq!(free(&s, "//Alice"), REWARD);
-    assert_eq!(free(&s, "//Bob"), REWARD);
+    assert_eq!(free(&s, "//Alice"), REWARD / 2);
+    assert_eq!(free(&s, "//Bob"), REWARD / 2);
 }
 
 #[test]
@@ -381,10 +382,58 @@ fn a_round_that_does_not_close_in_time_starts_over() {
     report_at(&mut s, 21, "//Alice", &agreed).unwrap();
     report_at(&mut s, 21, "//Bob", &agreed).unwrap();
     assert_eq!(shard(&s, model(), layers()).unwrap().round, 1);
-    assert_eq!(free(&s, "//Alice"), REWARD);
+    assert_eq!(free(&s, "//Alice"), REWARD / 2);
     assert_eq!(
         free(&s, "//Charlie"),
         0,
         "its receipt was not in the accepted set"
     );
+}
+
+/// Attack (issue 22): a holder of 10-20 opens rounds for sub-ranges of its choosing
+/// (10-11, 12-20, ...), each a round key of its own that a partner and it could close
+/// with made-up hashes. Rounds exist only for the chain's canonical ranges: such
+/// receipts are refused and change nothing.
+#[test]
+fn a_holder_cannot_open_rounds_for_ranges_of_its_choosing() {
+    let mut s = genesis();
+    for (start, end) in [(10, 11), (12, 20), (10, 19), (15, 16)] {
+        let mut b = body("//Alice", 0, Hash::zero());
+        b.layers = LayerRange::new(start, end).unwrap();
+        let r = GradientReceipt::sign(b, &key("//Alice").0);
+        let before = s.root();
+        assert_eq!(
+            submit(&mut s, &r),
+            Err(Error::NotACanonicalRange(r.body.layers))
+        );
+        assert_eq!(s.root(), before);
+    }
+    submit(&mut s, &receipt("//Alice", 0, Hash::zero())).unwrap();
+}
+
+/// Attack (issue 22): more accounts, more reward. However many accepted contributors a
+/// round has, it mints its `training_reward` once, split among them.
+#[test]
+fn more_accounts_do_not_mint_more() {
+    let minted_with = |contributors: &[&str]| {
+        let mut s = genesis();
+        let rs: Vec<GradientReceipt> = contributors
+            .iter()
+            .map(|h| receipt(h, 0, Hash::zero()))
+            .collect();
+        for r in &rs {
+            submit(&mut s, r).unwrap();
+        }
+        let all: Vec<&GradientReceipt> = rs.iter().collect();
+        let agreed = result(0, &all, b"v1");
+        for h in contributors {
+            report(&mut s, h, &agreed).unwrap();
+        }
+        assert_eq!(shard(&s, model(), layers()).unwrap().round, 1);
+        contributors.iter().map(|h| free(&s, h)).sum::<Balance>()
+    };
+    let two = minted_with(&["//Alice", "//Bob"]);
+    let four = minted_with(&HOLDERS);
+    assert_eq!(two, REWARD);
+    assert!(four <= REWARD && four > REWARD - 4, "{four}");
 }

@@ -70,6 +70,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 shards.contains(&layers),
                 "--train {layers} must be one of the served --shards"
             );
+            let canonical = crate::service::load_chain(&args.chain)?.model.shards;
+            anyhow::ensure!(
+                canonical.contains(&layers),
+                "--train {layers} must be one of the chain's canonical ranges ({}): training \
+                 rounds exist only for those",
+                canonical
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             #[cfg(feature = "fault-injection")]
             if let Some(f) = args.faults.fault_poison_gradient {
                 anyhow::ensure!(f.is_finite(), "--fault-poison-gradient must be finite");
