@@ -119,6 +119,10 @@ pub struct ShardExecutor {
     /// Rotary tables, `max_seq_len × head_dim / 2`.
     cos: Arc<Vec<f32>>,
     sin: Arc<Vec<f32>>,
+    /// A cheating worker's attention window `(sink, window)` (see
+    /// [`crate::fault::Fault::AttentionWindow`]); `None` attends to every position.
+    #[cfg(feature = "fault-injection")]
+    window: Option<(usize, usize)>,
 }
 
 fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Vec<f32>, Vec<f32>)> {
@@ -169,7 +173,43 @@ impl ShardExecutor {
             head,
             cos: Arc::new(cos),
             sin: Arc::new(sin),
+            #[cfg(feature = "fault-injection")]
+            window: None,
         })
+    }
+
+    /// The same executor attending only to the first `sink` and the last `window`
+    /// positions (a cheat, for tests and benches).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn with_attention_window(mut self, sink: usize, window: usize) -> Self {
+        self.window = Some((sink, window));
+        self
+    }
+
+    /// Attention of one query row over the first `visible` cached positions.
+    fn attend(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        kv: &LayerCache,
+        visible: usize,
+        out: &mut [f32],
+    ) {
+        #[cfg(feature = "fault-injection")]
+        if let Some((sink, window)) = self.window {
+            if visible > sink + window {
+                let kv_dim = shape.kv_heads * shape.head_dim;
+                let kept = |v: &[f32]| -> Vec<f32> {
+                    let mut kept = v[..sink * kv_dim].to_vec();
+                    kept.extend_from_slice(&v[(visible - window) * kv_dim..visible * kv_dim]);
+                    kept
+                };
+                let (keys, values) = (kept(&kv.keys), kept(&kv.values));
+                ops::attend(shape, q, &keys, &values, sink + window, out);
+                return;
+            }
+        }
+        ops::attend(shape, q, &kv.keys, &kv.values, visible, out);
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -355,7 +395,7 @@ impl ShardExecutor {
             .enumerate()
         {
             let visible = start + i + 1;
-            ops::attend(shape, &qkv[..q_dim], &kv.keys, &kv.values, visible, out);
+            self.attend(shape, &qkv[..q_dim], kv, visible, out);
         }
         w.wo.matmul(&s.attn, seq, &mut s.proj);
         for (x, p) in x.iter_mut().zip(&s.proj) {

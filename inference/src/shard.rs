@@ -104,7 +104,7 @@ pub struct Shard {
     max_sessions: usize,
     archive: Mutex<MaterialArchive>,
     #[cfg(feature = "fault-injection")]
-    fault: Option<crate::fault::SkipWork>,
+    fault: Option<crate::fault::Fault>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,8 +137,23 @@ impl Shard {
     /// The same shard faking `fault.permill` of its positions (a cheating worker).
     #[cfg(feature = "fault-injection")]
     pub fn with_fault(mut self, fault: crate::fault::SkipWork) -> Self {
-        self.fault = Some(fault);
+        self.fault = Some(fault.into());
         self
+    }
+
+    /// The same shard cheating as `fault` says (a cheating worker): faults that change
+    /// how the layers run swap the served executor, the others fake outputs.
+    #[cfg(feature = "fault-injection")]
+    pub fn try_with_fault(mut self, fault: crate::fault::Fault) -> Result<Self> {
+        let current = self.weights();
+        if let Some(exec) = crate::fault::degraded_executor(&current.exec, fault)? {
+            self.current = RwLock::new(Arc::new(ServedWeights {
+                exec,
+                adapter: current.adapter,
+            }));
+        }
+        self.fault = Some(fault);
+        Ok(self)
     }
 
     /// The spot-check material of a work record this shard issued (by

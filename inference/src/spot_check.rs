@@ -3,8 +3,8 @@
 //! A [`WorkRecord`] (what a chain receipt attests) commits to two things: the digest of
 //! the inputs the worker was sent for positions `0..position_end` ([`InputLog::digest`];
 //! the client keeps the same log of what it sent and checks the digest before it
-//! counter-signs) and the top-k commitment of the change its layers made for
-//! `position_start..position_end` ([`work_topk`]). When the chain samples a receipt, the
+//! counter-signs) and the commitment to the change its layers made at every position of
+//! `position_start..position_end` (its norm and largest values, [`work_topk`]). When the chain samples a receipt, the
 //! worker hands over the [`SpotCheckMaterial`] it archived ([`crate::archive`]) when it
 //! recorded the work: the inputs and the full commitment. A validator holding the same
 //! layers checks that both match the record's hashes, re-runs the layers over all the
@@ -13,7 +13,8 @@
 //!
 //! The executor computes every position independently of the batch it is in, so an
 //! honest worker's decode and the validator's prefill agree exactly on one machine; the
-//! tolerance absorbs other machines' rounding, not different work.
+//! tolerance absorbs other machines' rounding, not different or approximated work
+//! (`bench verify` measures both).
 
 use crate::commitment::{position_topk, ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
@@ -142,7 +143,7 @@ impl InputLog {
     }
 
     /// The logged inputs as one shard input over all positions.
-    fn as_shard_input(&self) -> Result<ShardInput> {
+    pub fn as_shard_input(&self) -> Result<ShardInput> {
         match self {
             InputLog::Empty => Err(InferenceError::BadRequest("no inputs logged".into())),
             InputLog::Tokens(t) => Ok(ShardInput::Tokens(t.clone())),
@@ -181,22 +182,40 @@ pub fn check_work(
     work: &WorkRecord,
     material: &SpotCheckMaterial,
 ) -> Result<CheckOutcome> {
-    let mismatch = |why: String| Ok(CheckOutcome::Mismatch(why));
+    Ok(match recompute(exec, work, material)? {
+        Err(why) => CheckOutcome::Mismatch(why),
+        Ok((claimed, recomputed)) if recomputed.matches(&claimed) => CheckOutcome::Match,
+        Ok(_) => CheckOutcome::Mismatch("recomputed activations differ from the commitment".into()),
+    })
+}
+
+/// The worker's commitment and the one `exec` recomputes from the worker's `material`
+/// for `work` (what [`check_work`] compares), or why the material does not attest the
+/// receipt. Errors are the checker's own failures.
+pub fn recompute(
+    exec: &ShardExecutor,
+    work: &WorkRecord,
+    material: &SpotCheckMaterial,
+) -> Result<std::result::Result<(ActivationCommitment, ActivationCommitment), String>> {
     let end = work.position_end as usize;
     if material.inputs.len() != end {
-        return mismatch(format!(
+        return Ok(Err(format!(
             "material holds {} input positions, the receipt covers 0..{end}",
             material.inputs.len()
-        ));
+        )));
     }
     if material.inputs.digest(end) != Some(work.input_commitment) {
-        return mismatch("inputs do not hash to the receipt's input commitment".into());
+        return Ok(Err(
+            "inputs do not hash to the receipt's input commitment".into()
+        ));
     }
     if blake2_256(&material.commitment) != work.commitment {
-        return mismatch("commitment does not hash to the receipt's commitment".into());
+        return Ok(Err(
+            "commitment does not hash to the receipt's commitment".into()
+        ));
     }
     let Some(claimed) = ActivationCommitment::decode(&material.commitment) else {
-        return mismatch("commitment bytes are malformed".into());
+        return Ok(Err("commitment bytes are malformed".into()));
     };
     let input = material.inputs.as_shard_input()?;
     let mut cache = exec.new_cache();
@@ -206,30 +225,28 @@ pub fn check_work(
         ShardInput::Hidden(a) => {
             hidden_in = match a.to_tensor() {
                 Ok(t) => t,
-                Err(e) => return mismatch(format!("inputs are malformed: {e}")),
+                Err(e) => return Ok(Err(format!("inputs are malformed: {e}"))),
             };
             ExecInput::Hidden(&hidden_in)
         }
     };
     let out = match exec.forward(&mut cache, exec_input.clone(), 0) {
         Ok(out) => out,
-        Err(InferenceError::BadRequest(why)) => return mismatch(format!("inputs refused: {why}")),
+        Err(InferenceError::BadRequest(why)) => return Ok(Err(format!("inputs refused: {why}"))),
         Err(e) => return Err(e),
     };
     let topk = work_topk(exec, &exec_input, &out)?;
     let start = work.position_start as usize;
     let Some(slice) = topk.get(start..end) else {
-        return mismatch(format!("positions {start}..{end} are not all computed"));
+        return Ok(Err(format!(
+            "positions {start}..{end} are not all computed"
+        )));
     };
     let recomputed = ActivationCommitment::from_positions(work.position_start, slice);
-    if recomputed.matches(&claimed) {
-        Ok(CheckOutcome::Match)
-    } else {
-        mismatch("recomputed activations differ from the commitment".into())
-    }
+    Ok(Ok((claimed, recomputed)))
 }
 
-/// The per-position top-k records a commitment is built from: of the change the shard's
+/// The per-position records (norm and largest values) a commitment is built from: of the change the shard's
 /// layers made to the residual stream, `output - input` (the token embeddings are the
 /// first shard's input). The raw output would not do: a few huge dimensions that every
 /// layer carries through almost unchanged fill its top-k, so a worker returning its input

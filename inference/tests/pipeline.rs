@@ -141,14 +141,10 @@ fn work_records_carry_verifiable_commitments() {
             ActivationCommitment::decode(&bytes).as_ref(),
             Some(&r.commitment)
         );
-        // A few hundred bytes per chunk of 32 positions.
-        let chunks = (until as usize).div_ceil(CHUNK_POSITIONS);
-        assert_eq!(r.commitment.chunks.len(), chunks);
-        let per_chunk = (bytes.len() - 9) / chunks;
-        assert!(
-            per_chunk <= 330,
-            "commitment is {per_chunk} bytes per 32 tokens"
-        );
+        // One record per position: a norm and the largest values, 20 bytes.
+        assert_eq!(r.commitment.positions.len(), until as usize);
+        let per_32 = (bytes.len() - 10) * CHUNK_POSITIONS / until as usize;
+        assert!(per_32 <= 640, "commitment is {per_32} bytes per 32 tokens");
     }
     // A record that claims other inputs than the hop was sent fails the client's check.
     let served = c.served(until);

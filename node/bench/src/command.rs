@@ -79,6 +79,16 @@ pub struct VerifyBenchArgs {
     /// Share of receipts drawn for a check, in millionths (the chain spec's default).
     #[arg(long, default_value_t = 50_000)]
     pub sample_permill: u32,
+    /// Generations served per cheat mode (one receipt of the cheating shard each).
+    #[arg(long, default_value_t = 24)]
+    pub cheat_generations: usize,
+    /// At least this many more honest receipts (short generations of varied prompts)
+    /// checked for false positives.
+    #[arg(long, default_value_t = 300)]
+    pub honest_receipts: usize,
+    /// Tokens per generation of the honest receipts.
+    #[arg(long, default_value_t = 12)]
+    pub honest_tokens: usize,
     /// A GGUF file (default: the chain's model, fetched into the cache).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -216,6 +226,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 generations: args.generations,
                 max_tokens: args.max_tokens,
                 sample_permill: args.sample_permill,
+                cheat_generations: args.cheat_generations,
+                honest_receipts: args.honest_receipts,
+                honest_tokens: args.honest_tokens,
                 ..VerifyOptions::default()
             };
             tokio::task::spawn_blocking(move || bench_verify(opts)).await??;

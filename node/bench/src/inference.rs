@@ -85,7 +85,7 @@ pub struct BenchReport {
     pub hops: usize,
     pub hop_latency_ms: u64,
     pub speculative: Vec<SpeculativeRow>,
-    /// Encoded commitment size per full chunk of 32 positions.
+    /// Encoded commitment size per 32 positions.
     pub commitment_bytes_per_32: f64,
     /// llama.cpp on the same file and prompt, or why it was skipped.
     pub llama_cpp: Result<LlamaCppComparison, String>,
@@ -350,7 +350,10 @@ pub fn bench_inference(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let records = record_local_work(&multi, &multi_client, piped.accepted_positions as u32)?;
     let commitment_bytes_per_32 = records
         .iter()
-        .map(|r| (r.commitment.encode().len() - 9) as f64 / r.commitment.chunks.len().max(1) as f64)
+        .map(|r| {
+            (r.commitment.encode().len() - 10) as f64 * 32.0
+                / r.commitment.positions.len().max(1) as f64
+        })
         .sum::<f64>()
         / records.len().max(1) as f64;
 

@@ -6,7 +6,8 @@
 //! - [`inference`]: decode speed, single process vs pipeline, speculative vs plain, and
 //!   against llama.cpp ([`llamacpp`]) and candle;
 //! - [`sweep`]: decode speed against shards and per-hop latency ([`plot`] draws it);
-//! - [`verify`]: what spot checks cost and what they catch;
+//! - [`verify`]: what spot checks cost and what they catch ([`verify_serve`] serves the
+//!   honest and cheating workers);
 //! - [`network`]: the three shards in three processes over libp2p;
 //! - [`ledger`]: receipts verified and applied per second in block import;
 //! - [`sim`]: many nodes' network services in one process;
@@ -22,5 +23,6 @@ pub mod sim;
 pub mod sweep;
 pub mod training;
 pub mod verify;
+pub mod verify_serve;
 
 pub use command::{run, BenchCommand};
