@@ -1,6 +1,8 @@
 //! The node's live view of who serves which layers: every couple of seconds it looks up
 //! the model's providers in the DHT (signed records, checked by the network crate) and the
-//! round-trip times of connected peers. The router turns the view into route candidates;
+//! round-trip times of connected peers, keeping each provider's newest record until it
+//! goes stale (a lookup that misses one does not drop it: routes would lose their
+//! failover providers whenever a query timed out). The router turns the view into route candidates;
 //! `neuroshard_shards` shows it. While this node serves shards it also re-announces its
 //! own record (with its current load and throughput) so the view of others stays fresh.
 //!
@@ -40,11 +42,33 @@ pub struct ProviderView {
     pub local: bool,
 }
 
+/// Merges the records of a lookup into `known` (the newest record of each peer wins),
+/// forgets records older than [`STALE_AFTER_MS`] at `now`, and returns the fresh ones.
+pub fn merge_records(
+    known: &mut HashMap<PeerId, ProviderRecord>,
+    fetched: Vec<ProviderRecord>,
+    now: u64,
+) -> Vec<ProviderRecord> {
+    for r in fetched {
+        let Some(peer) = r.peer_id() else { continue };
+        let newer = known
+            .get(&peer)
+            .is_none_or(|k| k.info.issued_at_ms < r.info.issued_at_ms);
+        if newer {
+            known.insert(peer, r);
+        }
+    }
+    known.retain(|_, r| now.saturating_sub(r.info.issued_at_ms) < STALE_AFTER_MS);
+    known.values().cloned().collect()
+}
+
 /// See the module docs.
 pub struct ShardDirectory {
     network: NetworkHandle,
     model: Hash,
     num_layers: u16,
+    /// The newest verified record of every provider seen, until it goes stale.
+    records: RwLock<HashMap<PeerId, ProviderRecord>>,
     view: RwLock<Vec<ProviderView>>,
 }
 
@@ -54,6 +78,7 @@ impl ShardDirectory {
             network,
             model,
             num_layers,
+            records: RwLock::new(HashMap::new()),
             view: RwLock::new(Vec::new()),
         }
     }
@@ -86,9 +111,11 @@ impl ShardDirectory {
             .collect();
         let now = neuroshard_client::unix_millis();
         let local = self.network.local_peer_id();
-        let mut view: Vec<ProviderView> = records
+        // A lookup that misses a provider (a query timed out, the peer holding its record
+        // paused) does not drop it: its last record stands until it goes stale.
+        let fresh = merge_records(&mut self.records.write(), records, now);
+        let mut view: Vec<ProviderView> = fresh
             .into_iter()
-            .filter(|r| now.saturating_sub(r.info.issued_at_ms) < STALE_AFTER_MS)
             .filter_map(|r: ProviderRecord| {
                 let peer = r.peer_id()?;
                 let rtt_ms = rtts.get(&peer).copied();
@@ -201,5 +228,53 @@ impl ShardDirectory {
             "route candidates"
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neuroshard_network::NetworkKeypair;
+    use neuroshard_primitives::crypto::keypair_from_uri;
+
+    fn record(key: &NetworkKeypair, issued_at_ms: u64) -> ProviderRecord {
+        let info = ProviderInfo::bound(
+            &key.public().to_peer_id(),
+            &keypair_from_uri("//Bob").unwrap(),
+            Hash::repeat_byte(9),
+            vec![LayerRange::new(10, 20).unwrap()],
+            issued_at_ms,
+        );
+        ProviderRecord::sign(info, key)
+    }
+
+    fn issued(records: &[ProviderRecord]) -> Vec<u64> {
+        let mut t: Vec<u64> = records.iter().map(|r| r.info.issued_at_ms).collect();
+        t.sort();
+        t
+    }
+
+    #[test]
+    fn a_lookup_that_misses_a_provider_does_not_drop_it_until_its_record_is_stale() {
+        let (a, b) = (
+            NetworkKeypair::generate_ed25519(),
+            NetworkKeypair::generate_ed25519(),
+        );
+        let mut known = HashMap::new();
+        let t0 = 1_000_000;
+        let both = merge_records(&mut known, vec![record(&a, t0), record(&b, t0 + 1)], t0 + 5);
+        assert_eq!(issued(&both), vec![t0, t0 + 1]);
+        // The next lookup finds only a's newer record: b stays, a is updated.
+        let later = merge_records(&mut known, vec![record(&a, t0 + 10_000)], t0 + 10_005);
+        assert_eq!(issued(&later), vec![t0 + 1, t0 + 10_000]);
+        // An older copy of a's record does not replace the newer one.
+        let again = merge_records(&mut known, vec![record(&a, t0)], t0 + 10_006);
+        assert_eq!(issued(&again), vec![t0 + 1, t0 + 10_000]);
+        // Once b's record is stale, b is gone.
+        let stale_b = t0 + 1 + STALE_AFTER_MS;
+        assert_eq!(
+            issued(&merge_records(&mut known, vec![], stale_b)),
+            vec![t0 + 10_000]
+        );
     }
 }
