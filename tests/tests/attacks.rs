@@ -27,8 +27,19 @@ fn every_receipt_checked(dir: &Path) -> PathBuf {
     .unwrap()
 }
 
-fn start(spec: &Path, dir: &Path, name: &str, extra: &[&str]) -> NodeProcess {
-    NodeProcess::run_named(spec, dir, name, extra).unwrap()
+/// Starts worker `name` with key `key`, bootnode `boot`, serving `shards`, plus `extra`
+/// flags.
+fn worker(
+    spec: &Path,
+    dir: &Path,
+    (name, key): (&str, &str),
+    boot: &str,
+    shards: &str,
+    extra: &[&str],
+) -> NodeProcess {
+    let mut args = vec!["--key", key, "--bootnodes", boot, "--shards", shards];
+    args.extend_from_slice(extra);
+    NodeProcess::run_named(spec, dir, name, &args).unwrap()
 }
 
 /// The libp2p peer id of `node` (from its listen address).
@@ -93,6 +104,26 @@ impl Tally {
     fn checked_and_paid(&self) -> bool {
         self.checks > 0 && self.passed == self.checks && self.tokens_paid > 0
     }
+
+    /// Reads events until [`Self::checked_and_paid`] (panics with the logs after
+    /// [`CHECK_TIMEOUT`]).
+    fn wait_checked_and_paid(
+        &mut self,
+        rpc: &RpcClient,
+        next: &mut u64,
+        worker: &str,
+        nodes: &[&NodeProcess],
+    ) {
+        wait_for(
+            "the worker's checks passed and its work paid",
+            CHECK_TIMEOUT,
+            || {
+                self.read(rpc, next, worker, nodes);
+                Ok(self.checked_and_paid().then_some(()))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(nodes)));
+    }
 }
 
 /// Waits until the directory of the node behind `rpc` holds a provider record of
@@ -134,27 +165,15 @@ fn a_peer_cannot_frame_a_worker_through_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let spec = every_receipt_checked(dir.path());
     let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
-    let b = start(
-        &spec,
-        dir.path(),
-        "b",
-        &["--key", "//Bob", "--bootnodes", &boot, "--shards", "10-30"],
-    );
+    let b = worker(&spec, dir.path(), ("b", "//Bob"), &boot, "10-30", &[]);
     let bob = address("//Bob");
-    let m = start(
+    let m = worker(
         &spec,
         dir.path(),
-        "m",
-        &[
-            "--key",
-            "//Ferdie",
-            "--bootnodes",
-            &boot,
-            "--shards",
-            "10-30",
-            "--fault-claim-account",
-            &bob,
-        ],
+        ("m", "//Ferdie"),
+        &boot,
+        "10-30",
+        &["--fault-claim-account", &bob],
     );
     let nodes = [&a, &b, &m];
     for node in nodes {
@@ -197,15 +216,7 @@ fn a_peer_cannot_frame_a_worker_through_the_directory() {
 
     complete(&a, &nodes);
     let (mut next, mut tally) = (1, Tally::default());
-    wait_for(
-        "Bob's checks passed and his work paid",
-        CHECK_TIMEOUT,
-        || {
-            tally.read(&rpc, &mut next, &bob, &nodes);
-            Ok(tally.checked_and_paid().then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+    tally.wait_checked_and_paid(&rpc, &mut next, &bob, &nodes);
 
     let account = |who: &str| -> Value { rpc.call("neuroshard_account", json!([who])).unwrap() };
     let bob_account = account(&bob);
@@ -244,34 +255,21 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
     let dir = tempfile::tempdir().unwrap();
     let spec = every_receipt_checked(dir.path());
     let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
-    let b = start(
+    let b = worker(
         &spec,
         dir.path(),
-        "b",
-        &[
-            "--key",
-            "//Bob",
-            "--bootnodes",
-            &boot,
-            "--shards",
-            "10-30",
-            "--archive-mib",
-            "1",
-        ],
+        ("b", "//Bob"),
+        &boot,
+        "10-30",
+        &["--archive-mib", "1"],
     );
-    let m = start(
+    let m = worker(
         &spec,
         dir.path(),
-        "m",
-        &[
-            "--key",
-            "//Ferdie",
-            "--bootnodes",
-            &boot,
-            "--shards",
-            "0-10",
-            "--fault-never-pay",
-        ],
+        ("m", "//Ferdie"),
+        &boot,
+        "0-10",
+        &["--fault-never-pay"],
     );
     let nodes = [&a, &b, &m];
     for node in nodes {
@@ -322,15 +320,7 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
     }
     a.resume().unwrap();
 
-    wait_for(
-        "Bob's checks passed and his work paid",
-        CHECK_TIMEOUT,
-        || {
-            tally.read(&rpc, &mut next, &bob, &nodes);
-            Ok(tally.checked_and_paid().then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+    tally.wait_checked_and_paid(&rpc, &mut next, &bob, &nodes);
     let account = rpc.call("neuroshard_account", json!([bob])).unwrap();
     assert_eq!(account["slashed"], "0", "{account}");
     assert_ne!(account["workerBond"], "0", "Bob is still registered");
