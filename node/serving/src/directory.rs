@@ -42,6 +42,9 @@ pub struct ProviderView {
     pub local: bool,
 }
 
+/// Most provider records the directory keeps (twice the 256 one lookup returns).
+pub const MAX_KNOWN_PROVIDERS: usize = 512;
+
 /// Merges the records of a lookup into `known` (the newest record of each peer wins),
 /// forgets records older than [`STALE_AFTER_MS`] at `now`, and returns the fresh ones.
 pub fn merge_records(
@@ -59,6 +62,17 @@ pub fn merge_records(
         }
     }
     known.retain(|_, r| now.saturating_sub(r.info.issued_at_ms) < STALE_AFTER_MS);
+    if known.len() > MAX_KNOWN_PROVIDERS {
+        // Peers with fresh keys are free: keep the newest records only.
+        let mut by_age: Vec<(u64, PeerId)> = known
+            .iter()
+            .map(|(p, r)| (r.info.issued_at_ms, *p))
+            .collect();
+        by_age.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, peer) in by_age.into_iter().skip(MAX_KNOWN_PROVIDERS) {
+            known.remove(&peer);
+        }
+    }
     known.values().cloned().collect()
 }
 
