@@ -42,6 +42,8 @@ pub struct ProviderView {
     pub local: bool,
 }
 
+/// How far ahead of this node's clock a record's issue time may be.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 30_000;
 /// Most provider records the directory keeps (twice the 256 one lookup returns).
 pub const MAX_KNOWN_PROVIDERS: usize = 512;
 
@@ -54,6 +56,10 @@ pub fn merge_records(
 ) -> Vec<ProviderRecord> {
     for r in fetched {
         let Some(peer) = r.peer_id() else { continue };
+        if r.info.issued_at_ms > now.saturating_add(MAX_CLOCK_AHEAD_MS) {
+            // Dated in the future: it would never go stale nor be superseded.
+            continue;
+        }
         let newer = known
             .get(&peer)
             .is_none_or(|k| k.info.issued_at_ms < r.info.issued_at_ms);
