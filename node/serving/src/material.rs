@@ -59,18 +59,18 @@ pub struct Swept {
 pub fn sweep(shards: &[Arc<Shard>], needed: &[ReceiptBody]) -> Swept {
     let mut swept = Swept::default();
     for shard in shards {
-        let mine: Vec<&ReceiptBody> = needed
+        let mine: Vec<(&ReceiptBody, Hash)> = needed
             .iter()
             .filter(|b| b.layers == shard.layers() && b.model == shard.model())
+            .map(|b| (b, work_of(b).id()))
             .collect();
-        let keep: BTreeSet<Hash> = mine.iter().map(|b| work_of(b).id()).collect();
+        let keep: BTreeSet<Hash> = mine.iter().map(|&(_, work)| work).collect();
         for id in shard.pinned_material() {
             if !keep.contains(&id) {
                 shard.release_material(&id);
             }
         }
-        for body in mine {
-            let work = work_of(body).id();
+        for (body, work) in mine {
             match shard.pin_material(&work, *AsRef::<[u8; 32]>::as_ref(&body.client)) {
                 PinOutcome::Pinned => swept.pinned += 1,
                 PinOutcome::AlreadyPinned => {}
