@@ -27,6 +27,7 @@ pub use handle::{
     ClosestPeers, NetworkEvent, NetworkHandle, NetworkStats, QueryStats, RecordLookup, Reply,
     Verdict,
 };
+pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{identity::Keypair as NetworkKeypair, Multiaddr, PeerId};
 pub use peers::{Offence, PeerInfo};
 pub use protocol::{Protocol, Topic};

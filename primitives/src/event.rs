@@ -234,6 +234,14 @@ pub enum Event {
         prober: AccountId,
         answered: bool,
     },
+    /// An extrinsic was included and paid its `fee`, and its call failed (its effects
+    /// rolled back); `error` says why.
+    ExtrinsicFailed {
+        extrinsic: Hash,
+        who: AccountId,
+        fee: Balance,
+        error: String,
+    },
 }
 
 /// A validator's verdict on a sampled receipt.

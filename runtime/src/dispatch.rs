@@ -1,13 +1,17 @@
-//! Applying one signed extrinsic: size, signature and nonce checks, the fee (burned;
-//! heartbeats are free), the nonce increment and the call itself, all in one overlay
-//! transaction, so an extrinsic either applies completely or not at all.
+//! Applying one signed extrinsic, as Substrate does: the validity checks (size,
+//! signature, nonce, a payable fee) decide whether it can be in a block at all; once it
+//! is, its fee is burned and its nonce used before the call runs, and a call that then
+//! fails is rolled back alone, leaving an `ExtrinsicFailed` event that says why. So
+//! whoever makes a block's validators run a call pays for it, whether it succeeds or
+//! not. Heartbeats and liveness reports are free; a free call that fails is invalid
+//! (not included), so nothing free can fill blocks.
 
 use crate::error::{DispatchError, TransactionError};
 use crate::{system, Runtime};
 use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, Balance, BalancesCall, Call, Nonce, PonwCall, SignedExtrinsic, StakingCall,
+    AccountId, Balance, BalancesCall, Call, Event, Nonce, PonwCall, SignedExtrinsic, StakingCall,
     TrainingCall,
 };
 use neuroshard_staking as staking;
@@ -104,37 +108,69 @@ impl Runtime {
         Ok(balances::fee(&p, xt.encoded_size()))
     }
 
-    /// Applies `xt` (all or nothing). The signature must have been checked already by
-    /// [`Runtime::check_envelope`].
+    /// Applies `xt`, whose signature [`Runtime::check_envelope`] has checked. `Err`: the
+    /// extrinsic is invalid and changes nothing. `Ok`: it is in the block, its fee paid
+    /// and nonce used; its call's effects are kept when it succeeded and rolled back,
+    /// with an [`Event::ExtrinsicFailed`], when it failed.
     pub(crate) fn apply_checked(
         &self,
         overlay: &mut Overlay<'_>,
         ctx: &BlockContext,
         xt: &SignedExtrinsic,
     ) -> Result<(), TransactionError> {
+        self.apply_outcome(overlay, ctx, xt).map(|_| ())
+    }
+
+    /// [`Runtime::apply_checked`], also returning how the call went: `Ok(Err(e))` when
+    /// the extrinsic is in the block and its call failed with `e`.
+    pub(crate) fn apply_outcome(
+        &self,
+        overlay: &mut Overlay<'_>,
+        ctx: &BlockContext,
+        xt: &SignedExtrinsic,
+    ) -> Result<Result<(), DispatchError>, TransactionError> {
         overlay.transactional(|o| {
-            let expected = balances::nonce(o, &xt.signer).map_err(DispatchError::from)?;
-            if xt.nonce != expected {
-                return Err(if xt.nonce < expected {
-                    TransactionError::StaleNonce {
-                        expected,
-                        got: xt.nonce,
-                    }
-                } else {
-                    TransactionError::FutureNonce {
-                        expected,
-                        got: xt.nonce,
-                    }
-                });
-            }
+            check_nonce(o, xt)?;
             let fee = self.fee_of(o, xt)?;
-            if fee > 0 {
-                balances::charge_fee(o, &xt.signer, fee).map_err(TransactionError::CannotPayFee)?;
+            if fee == 0 {
+                // Free calls are all or nothing.
+                balances::increment_nonce(o, &xt.signer).map_err(DispatchError::from)?;
+                dispatch(o, ctx, &xt.signer, &xt.call)?;
+                return Ok(Ok(()));
             }
+            balances::charge_fee(o, &xt.signer, fee).map_err(TransactionError::CannotPayFee)?;
             balances::increment_nonce(o, &xt.signer).map_err(DispatchError::from)?;
-            dispatch(o, ctx, &xt.signer, &xt.call)?;
-            Ok(())
+            match o.transactional(|o| dispatch(o, ctx, &xt.signer, &xt.call)) {
+                Ok(()) => Ok(Ok(())),
+                // The state itself is unreadable: nothing to charge for.
+                Err(DispatchError::Storage(e)) => Err(TransactionError::Storage(e)),
+                Err(error) => {
+                    o.deposit_event(Event::ExtrinsicFailed {
+                        extrinsic: xt.hash(),
+                        who: xt.signer.clone(),
+                        fee,
+                        error: error.to_string(),
+                    });
+                    Ok(Err(error))
+                }
+            }
         })
+    }
+}
+
+/// `xt`'s nonce must be its signer's next one.
+fn check_nonce(state: &impl ReadState, xt: &SignedExtrinsic) -> Result<(), TransactionError> {
+    let expected = balances::nonce(state, &xt.signer).map_err(DispatchError::from)?;
+    match xt.nonce.cmp(&expected) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(TransactionError::StaleNonce {
+            expected,
+            got: xt.nonce,
+        }),
+        std::cmp::Ordering::Greater => Err(TransactionError::FutureNonce {
+            expected,
+            got: xt.nonce,
+        }),
     }
 }
 

@@ -34,8 +34,14 @@ pub enum TransactionError {
     TooLarge { size: usize, limit: u32 },
     #[error("cannot pay the fee: {0}")]
     CannotPayFee(neuroshard_balances::Error),
+    /// The call failed in a dry run (in a block a fee-paying one would be included,
+    /// pay its fee and fail with this error).
     #[error("call failed: {0}")]
     Call(#[from] DispatchError),
+    /// A checked sample of the call is invalid (a receipt batch with a bad signature):
+    /// the sender's fault, whatever the state.
+    #[error("the call is invalid: {0}")]
+    Refuted(DispatchError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -1,7 +1,7 @@
-//! Transaction validation for the pool, block building for the author and block
-//! execution for importers. Building and executing share one path
-//! ([`Runtime::initialize`] then [`Runtime::apply_checked`] per extrinsic), so a block
-//! an honest author built always executes to the same state root elsewhere.
+//! Block building for the author and block execution for importers. Building and
+//! executing share one path ([`Runtime::initialize`] then [`Runtime::apply_checked`]
+//! per extrinsic), so a block an honest author built always executes to the same state
+//! root elsewhere.
 
 use crate::error::{BlockError, DispatchError, TransactionError};
 use crate::{system, Runtime};
@@ -9,24 +9,12 @@ use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::block::extrinsics_root;
 use neuroshard_primitives::{
-    slot_lottery, AccountId, Balance, Block, Event, Hash, Header, Nonce, Signature,
-    SignedExtrinsic, VrfSignature,
+    slot_lottery, AccountId, Balance, Block, Event, Hash, Header, Signature, SignedExtrinsic,
+    VrfSignature,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState, StateChanges, StateDb};
 use parity_scale_codec::Encode;
-
-/// What the pool needs to know about a valid transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidTransaction {
-    /// The transaction's nonce.
-    pub nonce: Nonce,
-    /// The sender's next nonce in the state it was validated against; `nonce` may be
-    /// ahead of it (the transaction then waits for its predecessors).
-    pub account_nonce: Nonce,
-    /// Higher goes first among ready transactions.
-    pub priority: u64,
-}
 
 /// A block built by the author, unsealed.
 #[derive(Clone, Debug)]
@@ -94,57 +82,6 @@ impl Runtime {
         Ok(slot_lottery::draw(&randomness, slot, &bonds).map(|i| set[i].0.clone()))
     }
 
-    /// Validates a transaction against `state` for a block in `next_slot`. A transaction
-    /// whose nonce is current is dry-run in full (so a bad receipt batch or an
-    /// unaffordable transfer is refused here with the reason); one with a future nonce
-    /// gets the checks that don't depend on its predecessors.
-    pub fn validate_transaction(
-        &self,
-        state: &StateDb,
-        xt: &SignedExtrinsic,
-        next_slot: u64,
-    ) -> Result<ValidTransaction, TransactionError> {
-        self.check_envelope(state, xt, xt.encoded_size())?;
-        let account_nonce = balances::nonce(state, &xt.signer).map_err(DispatchError::from)?;
-        if xt.nonce < account_nonce {
-            return Err(TransactionError::StaleNonce {
-                expected: account_nonce,
-                got: xt.nonce,
-            });
-        }
-        if xt.nonce > account_nonce + system::MAX_FUTURE_NONCES {
-            return Err(TransactionError::FutureNonce {
-                expected: account_nonce,
-                got: xt.nonce,
-            });
-        }
-        if xt.nonce == account_nonce {
-            let p = system::params(state)?;
-            let number = system::number(state)? + 1;
-            let slot = next_slot.max(system::slot(state)? + 1);
-            // The head's hash is not part of the state. It only matters as the seed of a
-            // minute the next block would open; workers answer minutes whose seed is
-            // already recorded, so the placeholder only affects a heartbeat that could
-            // not have been answered yet (it fails here or when the block is built).
-            let mut ctx = system::context(&p, number, Hash::zero(), slot, AccountId::from([0; 32]));
-            let mut overlay = Overlay::new(state);
-            // No VRF output exists for a block not built yet; only the randomness a
-            // transaction cannot read depends on it.
-            self.initialize(&mut overlay, &mut ctx, &Hash::zero())
-                .map_err(TransactionError::Call)?;
-            self.apply_checked(&mut overlay, &ctx, xt)?;
-        } else {
-            let fee = self.fee_of(state, xt)?;
-            balances::ensure_can_pay(state, &xt.signer, fee)
-                .map_err(TransactionError::CannotPayFee)?;
-        }
-        Ok(ValidTransaction {
-            nonce: xt.nonce,
-            account_nonce,
-            priority: 0,
-        })
-    }
-
     /// The VRF output of `author`'s slot-lottery signature for `slot` on `state`'s
     /// randomness, or [`BlockError::BadVrf`].
     fn verify_vrf(
@@ -160,7 +97,7 @@ impl Runtime {
     /// Start-of-block work: record number, slot and parent, mix the block's VRF output
     /// into the randomness; open the minute's liveness challenge; pay out a finished
     /// epoch.
-    fn initialize(
+    pub(crate) fn initialize(
         &self,
         overlay: &mut Overlay<'_>,
         ctx: &mut BlockContext,

@@ -12,12 +12,14 @@ mod execute;
 mod genesis;
 pub mod storage_keys;
 pub mod system;
+mod validate;
 
 pub use dispatch::AccountInfo;
 pub use error::{BlockError, DispatchError, GenesisError, TransactionError};
-pub use execute::{BuiltBlock, ExecutedBlock, ValidTransaction};
+pub use execute::{BuiltBlock, ExecutedBlock};
 pub use genesis::{GenesisConfig, RuntimeParams};
 pub use system::SystemParams;
+pub use validate::{ValidTransaction, Validation};
 
 pub use neuroshard_balances as balances;
 pub use neuroshard_ponw as ponw;
@@ -45,5 +47,7 @@ impl Runtime {
     }
 }
 
+#[cfg(test)]
+mod fee_tests;
 #[cfg(test)]
 mod tests;

@@ -15,11 +15,11 @@ use neuroshard_staking::Params as StakingParams;
 use proptest::prelude::*;
 use sp_core::Pair as _;
 
-fn pair(uri: &str) -> Keypair {
+pub(crate) fn pair(uri: &str) -> Keypair {
     keypair_from_uri(uri).unwrap()
 }
 
-fn account(uri: &str) -> AccountId {
+pub(crate) fn account(uri: &str) -> AccountId {
     pair(uri).public().into()
 }
 
@@ -82,14 +82,14 @@ pub(crate) fn test_config() -> GenesisConfig {
 }
 
 /// A single-authority chain in memory: state, head and the runtime.
-struct Chain {
-    runtime: Runtime,
-    state: StateDb,
-    head: Header,
+pub(crate) struct Chain {
+    pub(crate) runtime: Runtime,
+    pub(crate) state: StateDb,
+    pub(crate) head: Header,
 }
 
 impl Chain {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (state, head) = Runtime::build_genesis(&test_config()).unwrap();
         Self {
             runtime: Runtime::new(head.hash()),
@@ -98,12 +98,15 @@ impl Chain {
         }
     }
 
-    fn sign(&self, uri: &str, nonce: u64, call: Call) -> SignedExtrinsic {
+    pub(crate) fn sign(&self, uri: &str, nonce: u64, call: Call) -> SignedExtrinsic {
         SignedExtrinsic::sign(&pair(uri), &self.runtime.genesis_hash(), nonce, call)
     }
 
     /// Builds, seals and applies the next block; returns it with its events.
-    fn produce(&mut self, candidates: Vec<SignedExtrinsic>) -> (Block, Vec<Event>, usize) {
+    pub(crate) fn produce(
+        &mut self,
+        candidates: Vec<SignedExtrinsic>,
+    ) -> (Block, Vec<Event>, usize) {
         let slot = self.head.slot + 1;
         let randomness = Runtime::randomness(&self.state).unwrap();
         let vrf = neuroshard_primitives::slot_lottery::sign(&pair("//Alice"), &randomness, slot);
@@ -125,7 +128,7 @@ impl Chain {
         (block, built.events, built.rejected.len())
     }
 
-    fn import(&mut self, block: &Block) -> Result<Vec<Event>, BlockError> {
+    pub(crate) fn import(&mut self, block: &Block) -> Result<Vec<Event>, BlockError> {
         let executed = self.runtime.execute_block(&self.state, &self.head, block)?;
         self.state.apply(&executed.changes);
         self.head = block.header.clone();
@@ -133,7 +136,7 @@ impl Chain {
     }
 
     /// A heartbeat of `uri` answering the challenge recorded in the head state.
-    fn heartbeat(&self, uri: &str) -> Call {
+    pub(crate) fn heartbeat(&self, uri: &str) -> Call {
         let c = neuroshard_ponw::challenge(&self.state, &account(uri))
             .unwrap()
             .expect("a block has opened the minute");
@@ -160,7 +163,7 @@ impl Chain {
         })
     }
 
-    fn free(&self, uri: &str) -> u128 {
+    pub(crate) fn free(&self, uri: &str) -> u128 {
         self.runtime
             .account(&self.state, &account(uri))
             .unwrap()
@@ -168,7 +171,7 @@ impl Chain {
     }
 }
 
-fn transfer(to: &str, amount: u128) -> Call {
+pub(crate) fn transfer(to: &str, amount: u128) -> Call {
     Call::Balances(BalancesCall::Transfer {
         dest: account(to),
         amount,
@@ -184,7 +187,7 @@ fn transfer_moves_amount_plus_fee_and_replay_is_refused() {
     let (alice, bob) = (chain.free("//Alice"), chain.free("//Bob"));
     chain
         .runtime
-        .validate_transaction(&chain.state, &xt, 1)
+        .validate_transaction(&chain.state, &xt, 1, Validation::DryRun)
         .unwrap();
     let (block, _, rejected) = chain.produce(vec![xt.clone()]);
     assert_eq!((block.extrinsics.len(), rejected), (1, 0));
@@ -193,7 +196,9 @@ fn transfer_moves_amount_plus_fee_and_replay_is_refused() {
 
     let root = chain.state.root();
     assert_eq!(
-        chain.runtime.validate_transaction(&chain.state, &xt, 2),
+        chain
+            .runtime
+            .validate_transaction(&chain.state, &xt, 2, Validation::DryRun),
         Err(TransactionError::StaleNonce {
             expected: 1,
             got: 0
@@ -211,7 +216,9 @@ fn forged_and_foreign_extrinsics_are_refused() {
     let mut forged = chain.sign("//Alice", 0, transfer("//Bob", UNIT));
     forged.call = transfer("//Charlie", UNIT);
     assert_eq!(
-        chain.runtime.validate_transaction(&chain.state, &forged, 1),
+        chain
+            .runtime
+            .validate_transaction(&chain.state, &forged, 1, Validation::DryRun),
         Err(TransactionError::BadSignature)
     );
     let foreign = SignedExtrinsic::sign(
@@ -223,19 +230,21 @@ fn forged_and_foreign_extrinsics_are_refused() {
     assert_eq!(
         chain
             .runtime
-            .validate_transaction(&chain.state, &foreign, 1),
+            .validate_transaction(&chain.state, &foreign, 1, Validation::DryRun),
         Err(TransactionError::BadSignature)
     );
     let broke = chain.sign("//Eve", 0, transfer("//Bob", UNIT));
     assert!(matches!(
-        chain.runtime.validate_transaction(&chain.state, &broke, 1),
+        chain
+            .runtime
+            .validate_transaction(&chain.state, &broke, 1, Validation::DryRun),
         Err(TransactionError::CannotPayFee(_))
     ));
     let too_much = chain.sign("//Alice", 0, transfer("//Bob", 10_000_000 * UNIT));
     assert!(matches!(
         chain
             .runtime
-            .validate_transaction(&chain.state, &too_much, 1),
+            .validate_transaction(&chain.state, &too_much, 1, Validation::DryRun),
         Err(TransactionError::Call(DispatchError::Balances(_)))
     ));
 }
@@ -355,7 +364,7 @@ fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
     );
 }
 
-fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
+pub(crate) fn receipt(worker: &str, seq: u32, tokens: u32, epoch: u32) -> Receipt {
     let body = ReceiptBody {
         worker: account(worker),
         client: account("//Dave"),

@@ -337,3 +337,160 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
     println!("Bob: {tally:?}, {account}");
     finality_advances(&rpc, &nodes);
 }
+
+/// Free CPU burn (issue 23, hole 2). Mallory, a peer in this test process, gossips to
+/// Alice for 30 s, as fast as her connection takes them, receipt batches of ~12k
+/// receipts with bad signatures. Each names a registered worker (Dave) and layers he
+/// serves, so only the receipts' signatures can refute it, and each is validly signed
+/// by Mallory's funded account (//Eve) with her current nonce. Before the defence each
+/// batch cost Alice a full dry run inside her network event loop (the signature batch
+/// fails, then each signature is checked alone: about a second of CPU), was dropped as
+/// "not the sender's fault" and cost Mallory nothing. Checked: an extrinsic that fails
+/// when it runs (Eve overdraws a transfer) is still included, says why it failed and
+/// pays its fee; Alice bans Mallory; while the flood lasts Alice keeps authoring and
+/// importing blocks and finality advances (three validators of the local chain's four
+/// run, so finality needs Alice's votes).
+#[test]
+fn a_peer_flooding_bad_receipt_batches_is_banned_and_failed_calls_pay() {
+    use neuroshard_network::{start, NetworkConfig, NetworkKeypair, Topic, Transport};
+    use neuroshard_primitives::crypto::keypair_from_uri;
+    use neuroshard_primitives::{BalancesCall, LayerRange, SignedExtrinsic};
+    use parity_scale_codec::Encode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = neuroshard_tests::spec::write_fast_spec(dir.path(), "local", 1000, 100).unwrap();
+    let validator = |i: usize, key: &str, boot: Option<&str>| {
+        let mut args = vec!["--key", key, "--validator"];
+        args.extend(boot.iter().flat_map(|b| ["--bootnodes", b]));
+        let log = dir.path().join(format!("v{i}.log"));
+        NodeProcess::run_on_loopback(&spec, &dir.path().join(format!("v{i}")), &log, &args).unwrap()
+    };
+    let alice = validator(0, "//Alice", None);
+    let boot = alice.wait_p2p_addr().unwrap();
+    let bob = validator(1, "//Bob", Some(&boot));
+    let charlie = validator(2, "//Charlie", Some(&boot));
+    let nodes = [&alice, &bob, &charlie];
+    let rpc = alice.rpc();
+    finality_advances(&rpc, &nodes);
+
+    // Dave (a genesis validator not running here) registers as the worker the batches
+    // name, so that every cheap check of a receipt passes.
+    let params = rpc.call("neuroshard_params", json!([])).unwrap();
+    let model = chain::parse_hash(&params["ponw"]["model"]["hash"]).unwrap();
+    let layers = LayerRange::new(0, 10).unwrap();
+    let register = Call::Ponw(PonwCall::RegisterWorker {
+        model,
+        shards: vec![layers],
+    });
+    chain::submit_and_wait(&rpc, "//Dave", register, Duration::from_secs(60)).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let genesis = chain::genesis(&rpc).unwrap();
+    let (mallory, _events) = rt
+        .block_on(start(NetworkConfig {
+            keypair: NetworkKeypair::generate_ed25519(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootnodes: vec![boot.parse().unwrap()],
+            genesis,
+            behaviour: Default::default(),
+            transport: Transport::Tcp,
+        }))
+        .unwrap();
+    let mallory_id = mallory.local_peer_id().to_string();
+    let connected = || -> anyhow::Result<bool> {
+        let peers = rpc.call("system_peers", json!([]))?;
+        Ok(peers.to_string().contains(&mallory_id))
+    };
+    wait_for(
+        "Mallory connected to Alice",
+        Duration::from_secs(30),
+        || Ok(connected()?.then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+    // Gossipsub learns Alice's subscriptions shortly after the connection.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A call that fails when it runs is included and pays: Eve overdraws a transfer.
+    let eve = keypair_from_uri("//Eve").unwrap();
+    let (eve_free, _, _, nonce) = rpc.account(&address("//Eve")).unwrap();
+    let overdraw = Call::Balances(BalancesCall::Transfer {
+        dest: chain::account("//Ferdie"),
+        amount: eve_free * 2,
+    });
+    let xt = SignedExtrinsic::sign(&eve, &genesis, nonce, overdraw);
+    let from = rpc.best_number().unwrap();
+    mallory.publish(Topic::Transactions, xt.encode());
+    let (number, _) =
+        chain::wait_included(&rpc, &chain::to_hex(&xt), from, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
+    let events = rpc.call("neuroshard_events", json!([number])).unwrap();
+    let failed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "ExtrinsicFailed" && e["who"] == address("//Eve").as_str())
+        .unwrap_or_else(|| panic!("no ExtrinsicFailed for Eve in {events:#}"))
+        .clone();
+    let fee = chain::amount(&failed["fee"]);
+    assert!(fee > 0, "{failed}");
+    assert!(failed["error"].to_string().contains("balance"), "{failed}");
+    let (eve_free_after, _, _, nonce_after) = rpc.account(&address("//Eve")).unwrap();
+    assert_eq!(
+        eve_free_after,
+        eve_free - fee,
+        "the failed call paid its fee, nothing more"
+    );
+    assert_eq!(nonce_after, nonce + 1);
+
+    // The flood.
+    let epoch_length = params["system"]["epoch_length"].as_u64().unwrap();
+    let max_bytes = params["system"]["max_extrinsic_bytes"].as_u64().unwrap() as usize;
+    let epoch = neuroshard_runtime::system::epoch_of(rpc.best_number().unwrap() + 1, epoch_length);
+    let mut receipt = chain::work_receipt(model, epoch, (layers.start, layers.end), 1);
+    receipt.body.worker = chain::account("//Dave");
+    receipt.body.client = chain::account("//Eve");
+    let count = (max_bytes - 4096) / receipt.encode().len();
+    let mut receipts: Vec<_> = (0..count as u32)
+        .map(|i| {
+            let mut r = receipt.clone();
+            r.body.session[..4].copy_from_slice(&i.to_le_bytes());
+            r
+        })
+        .collect();
+    let started = (rpc.best_number().unwrap(), rpc.finalized_head().unwrap().1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut sent = 0u32;
+    while std::time::Instant::now() < deadline {
+        receipts[0].body.seq = sent + 1;
+        let call = Call::Ponw(PonwCall::SubmitReceipts {
+            receipts: receipts.clone(),
+        });
+        let xt = SignedExtrinsic::sign(&eve, &genesis, nonce + 1, call);
+        mallory.publish(Topic::Transactions, xt.encode());
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ended = (rpc.best_number().unwrap(), rpc.finalized_head().unwrap().1);
+    println!("{sent} batches of {count} receipts; best {started:?} -> {ended:?} (best, finalized)");
+    let log = alice.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("peer banned") && l.contains(&mallory_id)),
+        "Mallory was never banned\n{}",
+        joint_log(&nodes)
+    );
+    assert!(!connected().unwrap(), "Mallory is still connected");
+    // 30 one-second slots: the chain kept going (a stalled Alice imports nothing and
+    // votes for nothing, and without her votes nothing is finalised).
+    assert!(
+        ended.0 >= started.0 + 10,
+        "{started:?} -> {ended:?}\n{}",
+        joint_log(&nodes)
+    );
+    assert!(
+        ended.1 >= started.1 + 10,
+        "{started:?} -> {ended:?}\n{}",
+        joint_log(&nodes)
+    );
+    finality_advances(&rpc, &nodes);
+}

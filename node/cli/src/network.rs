@@ -130,12 +130,7 @@ async fn dispatch(
                 id,
                 data,
             } => {
-                let (verdict, sync) = chain.on_gossip(topic, data).await;
-                chain.network.validate(id, source, verdict);
-                if sync {
-                    let chain = chain.clone();
-                    tokio::spawn(async move { chain.sync_from(source).await });
-                }
+                chain.on_gossip(topic, source, id, data).await;
             }
             NetworkEvent::Request {
                 protocol,

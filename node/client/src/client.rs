@@ -18,7 +18,7 @@ use neuroshard_primitives::{
 };
 use neuroshard_runtime::{
     AccountInfo, BlockError, DispatchError, GenesisConfig, GenesisError, ReadState, Runtime,
-    RuntimeParams, StateChanges, StateDb, TransactionError,
+    RuntimeParams, StateChanges, StateDb, TransactionError, Validation,
 };
 use parking_lot::{Mutex, RwLock};
 use sp_core::Pair as _;
@@ -353,7 +353,7 @@ impl Client {
     /// Validates `xt` (from this node's RPC or its own services) against the head state,
     /// adds it to the pool and hands it to the network for gossip.
     pub fn submit(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {
-        let hash = self.submit_from_network(xt.clone())?;
+        let hash = self.pool_validated(xt.clone(), Validation::DryRun)?;
         // Nobody listening (no network) is fine.
         let _ = self.local_extrinsics.send(xt);
         Ok(hash)
@@ -364,15 +364,26 @@ impl Client {
         self.local_extrinsics.subscribe()
     }
 
-    /// Validates `xt` received from a peer and adds it to the pool (the network
-    /// propagates it itself once accepted).
+    /// Validates `xt` received from a peer with the cheap checks only (the call runs in
+    /// full in a block, where its sender pays for it whether it succeeds or not) and
+    /// adds it to the pool (the network propagates it itself once accepted).
     pub fn submit_from_network(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {
+        let sample_seed = rand::random();
+        self.pool_validated(xt, Validation::Gossip { sample_seed })
+    }
+
+    /// Validates `xt` as `validation` says and adds it to the pool.
+    fn pool_validated(
+        &self,
+        xt: SignedExtrinsic,
+        validation: Validation,
+    ) -> Result<Hash, SubmitError> {
         let next_slot = self.current_slot().unwrap_or(0) + 1;
         let (validity, best) = {
             let tip = self.tip.read();
             let validity = self
                 .runtime
-                .validate_transaction(&tip.state, &xt, next_slot)?;
+                .validate_transaction(&tip.state, &xt, next_slot, validation)?;
             (validity, tip.head.number)
         };
         let hash = self.pool.lock().insert(
@@ -578,14 +589,18 @@ impl Client {
             if dropped > 0 {
                 debug!(dropped, "pruned the transaction pool");
             }
-            // Each sender's next extrinsic must still apply on the new state; one that
-            // no longer does (a report for a round that just closed) would hold up the
-            // sender's later ones behind its nonce forever.
+            // Each sender's next extrinsic must still be valid on the new state (its
+            // fee payable; a free call must still apply): one that is not would hold up
+            // the sender's later ones behind its nonce forever. Only the cheap checks:
+            // a fee-paying call that now fails is included and pays for its failure.
             let next_slot = tip.head.slot + 1;
+            let validation = Validation::Gossip {
+                sample_seed: rand::random(),
+            };
             for (hash, xt) in pool.next_of_each_sender(nonce) {
                 if let Err(error) = self
                     .runtime
-                    .validate_transaction(&tip.state, &xt, next_slot)
+                    .validate_transaction(&tip.state, &xt, next_slot, validation)
                 {
                     debug!(hash = %hex_hash(&hash), %error, "pooled extrinsic no longer applies: dropped");
                     pool.remove(&hash);

@@ -1,7 +1,10 @@
 //! The chain on the network: what the node does with the gossip topics and sync requests
 //! that concern the chain, and what it publishes.
 //!
-//! - transactions from peers are checked by the client before gossipsub forwards them;
+//! - transactions from peers are checked by the client before gossipsub forwards them,
+//!   with the cheap checks only, off the event loop and within the sending peer's
+//!   [`CheckBudget`]; one that is invalid whatever the state (bad signature, oversized,
+//!   a sampled receipt signature bad) gets its peer penalised;
 //! - blocks from peers are checked for equivocation and imported ([`crate::sync`]); a
 //!   block that does not attach starts a sync from its sender;
 //! - finality votes go to the [`FinalityGadget`];
@@ -13,18 +16,19 @@
 //! The node's event loop (in the binary) routes network events here; the shard protocol
 //! is the serving side's.
 
+use crate::budget::CheckBudget;
 use crate::client::{Client, SubmitError};
 use crate::equivocation::EquivocationDetector;
 use crate::finality::{FinalityGadget, Vote, VoteOutcome};
 use crate::sync;
-use neuroshard_network::{NetworkHandle, PeerId, Topic, Verdict};
+use neuroshard_network::{MessageId, NetworkHandle, PeerId, Topic, Verdict};
 use neuroshard_primitives::{Block, Keypair, SignedExtrinsic};
 use neuroshard_runtime::TransactionError;
 use parity_scale_codec::{DecodeAll, Encode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// How often a random peer is asked for blocks after our head.
 const PERIODIC_SYNC: Duration = Duration::from_secs(3);
@@ -37,6 +41,8 @@ pub struct ChainGossip {
     /// Vote-based finality (`None` on single-authority chains, final instantly).
     pub finality: Option<Arc<FinalityGadget>>,
     equivocations: Arc<EquivocationDetector>,
+    /// What each peer may make this node spend checking its transactions.
+    check_budget: Arc<CheckBudget>,
     /// The node's chain key, used to report equivocations (and, with the fault flag,
     /// to commit one).
     key: Option<Keypair>,
@@ -63,6 +69,7 @@ impl ChainGossip {
             network,
             finality,
             equivocations: Arc::new(EquivocationDetector::default()),
+            check_budget: Arc::new(CheckBudget::default()),
             key,
             #[cfg(feature = "fault-injection")]
             fault_equivocate: false,
@@ -77,14 +84,41 @@ impl ChainGossip {
         self
     }
 
-    /// Judges a gossip message on one of the chain's topics; `true` in the second place
-    /// asks the caller to sync from the message's source (a block that did not attach).
-    pub async fn on_gossip(&self, topic: Topic, data: Vec<u8>) -> (Verdict, bool) {
-        match topic {
-            Topic::Transactions => (self.on_transaction(&data), false),
-            Topic::Blocks => self.on_block(data).await,
-            Topic::Votes => (self.on_vote(&data), false),
+    /// Judges a gossip message from `source` on one of the chain's topics and tells
+    /// gossipsub; a block that did not attach starts a sync from `source`. Transactions
+    /// are checked on the blocking pool, so the event loop goes on with blocks and votes
+    /// meanwhile.
+    pub async fn on_gossip(&self, topic: Topic, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let verdict = match topic {
+            Topic::Transactions => return self.check_transaction(source, id, data),
+            Topic::Blocks => {
+                let (verdict, sync) = self.on_block(data).await;
+                if sync {
+                    let chain = self.clone();
+                    tokio::spawn(async move { chain.sync_from(source).await });
+                }
+                verdict
+            }
+            Topic::Votes => self.on_vote(&data),
+        };
+        self.network.validate(id, source, verdict);
+    }
+
+    /// Checks a gossiped transaction off the event loop if `source`'s budget allows;
+    /// beyond it the transaction is dropped unchecked (not forwarded, no penalty: an
+    /// honest peer may relay a burst).
+    fn check_transaction(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        if !self.check_budget.admit(source, data.len()) {
+            debug!(%source, bytes = data.len(), "peer over its transaction check budget: dropped unchecked");
+            self.network.validate(id, source, Verdict::Ignore);
+            return;
         }
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let verdict = chain.on_transaction(&data);
+            chain.check_budget.done(source);
+            chain.network.validate(id, source, verdict);
+        });
     }
 
     /// Answers a sync request from the canonical chain (`None`: undecodable).
@@ -103,10 +137,13 @@ impl ChainGossip {
         };
         match self.client.submit_from_network(xt) {
             Ok(_) => Verdict::Accept,
-            // Duplicates, stale nonces and full pools are not the sender's fault; a bad
-            // signature or an undecodable call is.
+            // Duplicates, stale nonces, unpayable fees (a balance just spent) and full
+            // pools need not be the sender's fault; what is invalid whatever the state
+            // is: a bad signature, an oversized extrinsic, a call with a bad part.
             Err(SubmitError::Invalid(
-                TransactionError::BadSignature | TransactionError::TooLarge { .. },
+                TransactionError::BadSignature
+                | TransactionError::TooLarge { .. }
+                | TransactionError::Refuted(_),
             )) => Verdict::Reject,
             Err(_) => Verdict::Ignore,
         }

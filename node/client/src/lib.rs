@@ -7,9 +7,10 @@
 //! - [`authoring`]: slot-based block production; [`finality`]: validators' votes and
 //!   justifications; [`equivocation`]: catching and reporting double-sealed slots;
 //! - [`sync`]: block sync requests and fork choice; [`gossip`]: transactions, blocks and
-//!   votes over the network's gossip topics.
+//!   votes over the network's gossip topics, within each peer's [`budget`].
 
 pub mod authoring;
+pub mod budget;
 pub mod client;
 pub mod equivocation;
 pub mod finality;

@@ -17,6 +17,15 @@ pub fn event_json(event: &Event) -> Value {
         Event::FeeBurned { who, amount } => {
             json!({"event": "FeeBurned", "who": ss58(who), "amount": amount.to_string()})
         }
+        Event::ExtrinsicFailed {
+            extrinsic,
+            who,
+            fee,
+            error,
+        } => json!({
+            "event": "ExtrinsicFailed", "extrinsic": hex_hash(extrinsic), "who": ss58(who),
+            "fee": fee.to_string(), "error": error,
+        }),
         Event::WorkerRegistered {
             worker,
             model,

@@ -32,7 +32,7 @@ pub use liveness::{
     challenge, heartbeat, probe_tasks, prober_of, report_liveness, Challenge, ProbeRecord,
     ProbeTask, MINUTE_SEED,
 };
-pub use receipts::submit_receipts;
+pub use receipts::{precheck_receipts, submit_receipts, PRECHECK_SAMPLE};
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
 pub use spot_checks::{submit_verdict, PendingCheck};

@@ -71,14 +71,49 @@ fn check_standalone(
     Ok(Ok(()))
 }
 
-/// `submit_receipts`: judges a batch receipt by receipt, pays and credits the good ones
-/// and records why each bad one was refused.
-pub fn submit_receipts(
-    overlay: &mut Overlay<'_>,
-    ctx: &BlockContext,
+/// How many receipts of a batch a node checks the signatures of before it pools the
+/// batch ([`precheck_receipts`]).
+pub const PRECHECK_SAMPLE: usize = 8;
+
+/// The checks a node makes of a `submit_receipts` batch before it pools or forwards it:
+/// the batch's size, and the shape and both signatures of [`PRECHECK_SAMPLE`] of its
+/// receipts drawn with `seed` (the node's own randomness, so the sender cannot tell
+/// which). An honest batch always passes: its client checked each worker signature
+/// before counter-signing. A batch of bad signatures fails after at most
+/// `2 x PRECHECK_SAMPLE` verifications instead of thousands, and a batch that passes
+/// is checked in full only in a block, where its sender has paid the fee.
+pub fn precheck_receipts(
+    state: &impl neuroshard_support::ReadState,
     receipts: &[Receipt],
+    seed: &[u8; 32],
 ) -> Result<()> {
-    let p = params(overlay)?;
+    let p = params(state)?;
+    check_batch_size(&p, receipts)?;
+    for k in 0..PRECHECK_SAMPLE.min(receipts.len()) {
+        let draw = neuroshard_primitives::blake2_256(&(seed, k as u32).encode());
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&draw.as_bytes()[..8]);
+        let index = (u64::from_le_bytes(word) % receipts.len() as u64) as usize;
+        let receipt = &receipts[index];
+        let reason = if receipt.body.check_shape().is_err() {
+            Some(RejectReason::BadShape)
+        } else if !invalid_entries(&receipt.signed_messages()).is_empty() {
+            Some(RejectReason::BadSignature)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::ReceiptRejected {
+                index: index as u32,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A batch must hold at least one receipt and at most the chain's limit.
+fn check_batch_size(p: &crate::Params, receipts: &[Receipt]) -> Result<()> {
     if receipts.is_empty() {
         return Err(Error::EmptyBatch);
     }
@@ -88,6 +123,18 @@ pub fn submit_receipts(
             limit: p.max_receipts_per_batch,
         });
     }
+    Ok(())
+}
+
+/// `submit_receipts`: judges a batch receipt by receipt, pays and credits the good ones
+/// and records why each bad one was refused.
+pub fn submit_receipts(
+    overlay: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    receipts: &[Receipt],
+) -> Result<()> {
+    let p = params(overlay)?;
+    check_batch_size(&p, receipts)?;
     let mut verdicts: Vec<std::result::Result<(), RejectReason>> =
         Vec::with_capacity(receipts.len());
     let mut workers_cache = HashMap::new();
