@@ -10,6 +10,7 @@
 //! arrives from the [`NetworkEvent`] receiver.
 
 pub mod behaviour;
+pub mod budget;
 pub mod codec;
 pub mod connmgr;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod service;
 pub mod transport;
 
 pub use behaviour::BehaviourConfig;
+pub use budget::PeerBudget;
 pub use connmgr::ConnectionBudget;
 pub use error::NetworkError;
 pub use handle::{

@@ -45,7 +45,9 @@ pub struct ValidTransaction {
 impl Runtime {
     /// Validates a transaction against `state` for a block in `next_slot`, as far as
     /// `validation` says. A transaction with a future nonce (waiting for its
-    /// predecessors) gets only the checks that don't depend on them.
+    /// predecessors) gets only the checks that don't depend on them. A peer's
+    /// transaction is checked cheapest first (size, nonce, fee, then its signature); a
+    /// local one signature first, so its sender hears the most telling reason.
     pub fn validate_transaction(
         &self,
         state: &StateDb,
@@ -57,6 +59,15 @@ impl Runtime {
         let limit = system::params(state)?.max_extrinsic_bytes;
         if size > limit as usize {
             return Err(TransactionError::TooLarge { size, limit });
+        }
+        let signature_ok = || {
+            xt.signature_is_valid(&self.genesis_hash)
+                .then_some(())
+                .ok_or(TransactionError::BadSignature)
+        };
+        if validation == Validation::DryRun {
+            // This node's own users hear the most telling reason first.
+            signature_ok()?;
         }
         let account_nonce = balances::nonce(state, &xt.signer).map_err(DispatchError::from)?;
         if xt.nonce < account_nonce {
@@ -73,10 +84,8 @@ impl Runtime {
         }
         let fee = self.fee_of(state, xt)?;
         balances::ensure_can_pay(state, &xt.signer, fee).map_err(TransactionError::CannotPayFee)?;
-        if !xt.signature_is_valid(&self.genesis_hash) {
-            return Err(TransactionError::BadSignature);
-        }
         if let Validation::Gossip { sample_seed } = validation {
+            signature_ok()?;
             precheck_call(state, &xt.call, &sample_seed)?;
         }
         let dry_run = validation == Validation::DryRun || fee == 0;

@@ -97,3 +97,68 @@ fn a_node_serving_no_shards_says_so() {
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("serves no model shards"), "{message}");
 }
+
+/// Admission control: with `--max-generations 1`, while one generation streams, another
+/// is refused at once as busy (HTTP 503 with Retry-After, JSON-RPC error 1021) instead
+/// of queueing; the slot comes back when the first client goes away (its generation
+/// stops).
+#[test]
+fn generations_beyond_the_maximum_are_refused_as_busy() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_str().unwrap();
+    let node = NodeProcess::start(
+        &["dev", "--base-path", base, "--max-generations", "1"],
+        &dir.path().join("node.log"),
+    )
+    .unwrap();
+    wait_for("the model to load", Duration::from_secs(600), || {
+        Ok(node.log_text().contains("model loaded").then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    let port = node.api_port();
+
+    // A long greedy generation (counting goes on past any end of text), streamed.
+    let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
+    let mut first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        first,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{long}",
+        long.len()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"text\"") {
+        let n = first.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the stream ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+
+    let short = r#"{"prompt": "Hello", "max_tokens": 4}"#;
+    let busy = request(port, "POST", "/v1/completions", Some(short)).unwrap();
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert!(busy.headers.contains("retry-after: 1"), "{}", busy.headers);
+    let v: Value = serde_json::from_str(&busy.body).unwrap();
+    assert_eq!(v["error"]["type"], "server_busy", "{v}");
+    let rpc = node
+        .rpc()
+        .try_call("neuroshard_generate", serde_json::json!(["Hello", 4]))
+        .unwrap();
+    assert_eq!(rpc.unwrap_err().code, 1021);
+
+    // The first client goes away: its generation stops and the slot is free again.
+    drop(first);
+    wait_for("the generation slot to come back", TIMEOUT, || {
+        let r = request(port, "POST", "/v1/completions", Some(short))?;
+        Ok((r.status == 200).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+}

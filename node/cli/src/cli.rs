@@ -103,6 +103,23 @@ pub struct DevArgs {
     /// 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
+}
+
+/// How much generation work the node's HTTP API and RPC take on.
+#[derive(Debug, Args)]
+pub struct AdmissionArgs {
+    /// Most generations this node runs at once for its HTTP API and `neuroshard_generate`
+    /// RPC together; a request beyond it is refused at once as busy (HTTP 503 with
+    /// Retry-After, JSON-RPC error 1021). Each generation is billed to this node's key.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = neuroshard_serving::generator::DEFAULT_MAX_GENERATIONS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub max_generations: u32,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +160,8 @@ pub struct RunArgs {
         requires = "shards"
     )]
     pub archive_mib: u32,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
     /// Proof of Training: train a LoRA adapter for this layer range (one of --shards)
     /// with the other nodes that train it, DiLoCo style, and earn the training reward
     /// for the rounds whose aggregate accepts this node's pseudo-gradient.

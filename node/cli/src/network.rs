@@ -5,13 +5,17 @@
 //! - shard-protocol requests go to this node's [`ShardService`];
 //! - a new peer is asked for the blocks after our head.
 //!
+//! Requests cost this node work their senders do not pay for, so each peer's are
+//! bounded ([`RequestBudgets`]): beyond its budget a shard call is answered "busy" and
+//! a sync request is dropped unanswered.
+//!
 //! Discovery: a [`ShardDirectory`] keeps the latest view of everybody's provider records,
 //! for routing and the `neuroshard_shards` RPC.
 
 use anyhow::Context;
 use neuroshard_client::{ChainGossip, Client};
 use neuroshard_network::{
-    NetworkConfig, NetworkEvent, NetworkKeypair, Offence, Protocol, Transport,
+    NetworkConfig, NetworkEvent, NetworkKeypair, Offence, PeerBudget, Protocol, Transport,
 };
 use neuroshard_primitives::Keypair;
 use neuroshard_serving::server::ShardService;
@@ -19,7 +23,7 @@ use neuroshard_serving::{ShardDirectory, ShardNetwork};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Network settings from the command line.
 #[derive(Clone, Debug)]
@@ -116,12 +120,33 @@ pub async fn start(
     Ok(P2p { chain, shards })
 }
 
+/// What each peer's requests may cost this node.
+pub struct RequestBudgets {
+    /// Sync requests, counted one unit each: 4 a second (16 saved), 2 at once. A
+    /// syncing peer asks for 64 blocks a request and waits for each answer.
+    sync: PeerBudget,
+    /// Shard calls by bytes: 64 MiB/s (128 MiB saved), 16 at once (each session's
+    /// pipeline has one call in flight per hop, so this is 16 sessions of one peer
+    /// running through this node at the same moment).
+    shard: PeerBudget,
+}
+
+impl Default for RequestBudgets {
+    fn default() -> Self {
+        Self {
+            sync: PeerBudget::new(4, 16, 2),
+            shard: PeerBudget::new(64 << 20, 128 << 20, 16),
+        }
+    }
+}
+
 /// Routes network events to the chain and the shard service.
 async fn dispatch(
     chain: ChainGossip,
     service: ShardService,
     mut events: mpsc::Receiver<NetworkEvent>,
 ) {
+    let budgets = Arc::new(RequestBudgets::default());
     while let Some(event) = events.recv().await {
         match event {
             NetworkEvent::Gossip {
@@ -138,12 +163,27 @@ async fn dispatch(
                 data,
                 reply,
             } => {
-                let (chain, service) = (chain.clone(), service.clone());
+                let (budget, cost) = match protocol {
+                    Protocol::Sync => (&budgets.sync, 1),
+                    Protocol::Activations => (&budgets.shard, data.len()),
+                };
+                if !budget.admit(peer, cost) {
+                    debug!(%peer, ?protocol, "peer over its request budget");
+                    if protocol == Protocol::Activations {
+                        chain.network.respond(reply, ShardService::busy());
+                    }
+                    continue;
+                }
+                let (chain, service, budgets) = (chain.clone(), service.clone(), budgets.clone());
                 tokio::spawn(async move {
                     let answer = match protocol {
                         Protocol::Sync => chain.answer_sync(&data),
                         Protocol::Activations => service.answer(data).await,
                     };
+                    match protocol {
+                        Protocol::Sync => budgets.sync.done(peer),
+                        Protocol::Activations => budgets.shard.done(peer),
+                    }
                     match answer {
                         Some(bytes) => chain.network.respond(reply, bytes),
                         None => {

@@ -13,7 +13,7 @@ use neuroshard_client::{authoring, ChainInfo, Client, ClientConfig, Store};
 use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_primitives::{crypto, AccountId, Keypair, LayerRange};
 use neuroshard_rpc::http::{self, ApiState, Metrics};
-use neuroshard_serving::generator::{GeneratorSlot, SharedGenerator};
+use neuroshard_serving::generator::{GenerationAdmission, GeneratorSlot, SharedGenerator};
 use neuroshard_serving::local::{fetch_model, LocalWorker};
 use neuroshard_serving::miner::{self, ModelPossession};
 use neuroshard_serving::options::ServingOptions;
@@ -109,15 +109,18 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         } else {
             GeneratorSlot::Loading
         }));
+    let admission = GenerationAdmission::new(config.serving.max_generations);
     let api_state = ApiState {
         client: client.clone(),
         generator: generator.clone(),
         metrics: Arc::new(Metrics::default()),
+        admission: admission.clone(),
         net: net.clone(),
     };
     let generation = neuroshard_rpc::generate::Generate {
         generator: generator.clone(),
         metrics: api_state.metrics.clone(),
+        admission,
     };
     let board = Arc::new(TrainingBoard::default());
     let (addr, rpc_handle) = neuroshard_rpc::start(

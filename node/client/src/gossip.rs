@@ -3,7 +3,7 @@
 //!
 //! - transactions from peers are checked by the client before gossipsub forwards them,
 //!   with the cheap checks only, off the event loop and within the sending peer's
-//!   [`CheckBudget`]; one that is invalid whatever the state (bad signature, oversized,
+//!   budget ([`PeerBudget`]); one that is invalid whatever the state (bad signature, oversized,
 //!   a sampled receipt signature bad) gets its peer penalised;
 //! - blocks from peers are checked for equivocation and imported ([`crate::sync`]); a
 //!   block that does not attach starts a sync from its sender;
@@ -16,12 +16,11 @@
 //! The node's event loop (in the binary) routes network events here; the shard protocol
 //! is the serving side's.
 
-use crate::budget::CheckBudget;
 use crate::client::{Client, SubmitError};
 use crate::equivocation::EquivocationDetector;
 use crate::finality::{FinalityGadget, Vote, VoteOutcome};
 use crate::sync;
-use neuroshard_network::{MessageId, NetworkHandle, PeerId, Topic, Verdict};
+use neuroshard_network::{MessageId, NetworkHandle, PeerBudget, PeerId, Topic, Verdict};
 use neuroshard_primitives::{Block, Keypair, SignedExtrinsic};
 use neuroshard_runtime::TransactionError;
 use parity_scale_codec::{DecodeAll, Encode};
@@ -29,6 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, warn};
+
+/// Bytes of gossiped transactions per second a peer may have this node check (twice
+/// that saved up, two checks at once): a maximal extrinsic a second, where the chain
+/// takes a few per block from all peers together.
+const TX_CHECK_BYTES_PER_SEC: u64 = 4 << 20;
 
 /// How often a random peer is asked for blocks after our head.
 const PERIODIC_SYNC: Duration = Duration::from_secs(3);
@@ -42,7 +46,7 @@ pub struct ChainGossip {
     pub finality: Option<Arc<FinalityGadget>>,
     equivocations: Arc<EquivocationDetector>,
     /// What each peer may make this node spend checking its transactions.
-    check_budget: Arc<CheckBudget>,
+    check_budget: Arc<PeerBudget>,
     /// The node's chain key, used to report equivocations (and, with the fault flag,
     /// to commit one).
     key: Option<Keypair>,
@@ -69,7 +73,11 @@ impl ChainGossip {
             network,
             finality,
             equivocations: Arc::new(EquivocationDetector::default()),
-            check_budget: Arc::new(CheckBudget::default()),
+            check_budget: Arc::new(PeerBudget::new(
+                TX_CHECK_BYTES_PER_SEC,
+                2 * TX_CHECK_BYTES_PER_SEC,
+                2,
+            )),
             key,
             #[cfg(feature = "fault-injection")]
             fault_equivocate: false,

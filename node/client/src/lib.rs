@@ -7,10 +7,9 @@
 //! - [`authoring`]: slot-based block production; [`finality`]: validators' votes and
 //!   justifications; [`equivocation`]: catching and reporting double-sealed slots;
 //! - [`sync`]: block sync requests and fork choice; [`gossip`]: transactions, blocks and
-//!   votes over the network's gossip topics, within each peer's [`budget`].
+//!   votes over the network's gossip topics.
 
 pub mod authoring;
-pub mod budget;
 pub mod client;
 pub mod equivocation;
 pub mod finality;

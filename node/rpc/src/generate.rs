@@ -11,7 +11,9 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 use neuroshard_client::hex_hash;
 use neuroshard_primitives::{crypto, Receipt};
-use neuroshard_serving::generator::{GenerationOutput, GenerationRequest, SharedGenerator};
+use neuroshard_serving::generator::{
+    GenerationAdmission, GenerationOutput, GenerationRequest, SharedGenerator,
+};
 use parity_scale_codec::Encode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub const MAX_TOKENS_LIMIT: u32 = neuroshard_serving::generator::MAX_TOKENS_LIMI
 /// JSON-RPC error code: this node cannot generate now (not serving, still loading, or
 /// the model failed to load); the message says which.
 pub const NOT_SERVING: i32 = 1020;
+/// JSON-RPC error code: the node runs its maximum of generations; retry later.
+pub const BUSY: i32 = 1021;
 
 /// What `neuroshard_generate` returns.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -108,6 +112,8 @@ pub trait GenerateApi {
 pub struct Generate {
     pub generator: SharedGenerator,
     pub metrics: Arc<Metrics>,
+    /// Shared with the HTTP API: how many generations run at once.
+    pub admission: GenerationAdmission,
 }
 
 /// Whether `draft` asks for speculative decoding.
@@ -178,7 +184,12 @@ impl GenerateApiServer for Generate {
         };
         let metrics = self.metrics.clone();
         let model = gen.model_id();
+        let permit = self
+            .admission
+            .try_admit()
+            .map_err(|why| ErrorObjectOwned::owned(BUSY, why, None::<()>))?;
         let out = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let started = Instant::now();
             let out = gen.generate(&request, &mut |_| true)?;
             metrics.record_generation(out.completion_tokens, started.elapsed());

@@ -25,6 +25,8 @@ pub fn archive_budget(mib: u32) -> ArchiveBudget {
 pub struct ServingOptions {
     /// Each served shard's material archive.
     pub archive: ArchiveBudget,
+    /// How many generations (HTTP API and RPC together) run at once.
+    pub max_generations: usize,
     /// Millionths of output positions the shards fake (a worker saving compute).
     #[cfg(feature = "fault-injection")]
     pub skip_work: Option<u32>,
@@ -45,6 +47,7 @@ impl Default for ServingOptions {
     fn default() -> Self {
         Self {
             archive: archive_budget(DEFAULT_ARCHIVE_MIB),
+            max_generations: crate::generator::DEFAULT_MAX_GENERATIONS,
             #[cfg(feature = "fault-injection")]
             skip_work: None,
             #[cfg(feature = "fault-injection")]

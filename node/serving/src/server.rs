@@ -200,6 +200,11 @@ impl ShardService {
         }
     }
 
+    /// The reply to a peer that has too many calls running here.
+    pub fn busy() -> Vec<u8> {
+        ShardReply::Error("busy: too many calls from this peer".into()).encode()
+    }
+
     /// Starts answering with `server`.
     pub fn serve(&self, server: Arc<ShardServer>) {
         *self.server.write() = Some(server);

@@ -36,7 +36,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         // One authority serving every shard itself: no peers to talk to.
         p2p: None,
         train: None,
-        serving: Default::default(),
+        serving: ServingOptions {
+            max_generations: args.admission.max_generations as usize,
+            ..Default::default()
+        },
     };
     service::run(config).await
 }
@@ -118,6 +121,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         train,
         serving: ServingOptions {
             archive: archive_budget(args.archive_mib),
+            max_generations: args.admission.max_generations as usize,
             #[cfg(feature = "fault-injection")]
             skip_work: args.faults.fault_skip_work,
             #[cfg(feature = "fault-injection")]

@@ -259,6 +259,7 @@ impl Harness {
         let generation = rpc::generate::Generate {
             generator: self.generator.clone(),
             metrics: self.metrics.clone(),
+            admission: Default::default(),
         };
         rpc::module(self.client.clone(), None, generation, Default::default()).unwrap()
     }
@@ -268,6 +269,7 @@ impl Harness {
             client: self.client.clone(),
             generator: self.generator.clone(),
             metrics: self.metrics.clone(),
+            admission: Default::default(),
             net: None,
         })
     }

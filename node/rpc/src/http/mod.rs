@@ -27,6 +27,8 @@ pub struct ApiState {
     pub client: Arc<Client>,
     pub generator: SharedGenerator,
     pub metrics: Arc<Metrics>,
+    /// Shared with the `neuroshard_generate` RPC: how many generations run at once.
+    pub admission: neuroshard_serving::generator::GenerationAdmission,
     /// The node's networking, for the explorer's peer list (None without networking).
     pub net: Option<neuroshard_serving::ShardNetwork>,
 }

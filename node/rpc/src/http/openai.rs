@@ -52,6 +52,16 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`: all generation slots are taken.
+    fn busy(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            kind: "server_busy",
+            param: None,
+        }
+    }
+
     fn internal(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,7 +75,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": null}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.kind == "server_busy" {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 1.into());
+        }
+        response
     }
 }
 
@@ -392,7 +408,9 @@ async fn run(
     let (tx, rx) = mpsc::unbounded_channel::<Piece>();
     let metrics = state.metrics.clone();
     let streaming = common.stream;
+    let permit = state.admission.try_admit().map_err(ApiError::busy)?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let started = Instant::now();
         let text_tx = tx.clone();
         let result = gen.generate(&request, &mut |piece| {

@@ -1,21 +1,14 @@
-//! What each peer may make this node spend on checking the transactions it gossips.
-//! Checking a transaction that never reaches a block is paid by nobody, so each peer
-//! gets a byte budget refilled at a steady rate (a token bucket) and a cap on its checks
-//! in flight; what arrives beyond it is dropped unchecked (and not forwarded). The
-//! budget is far above what an honest peer forwards (a block's worth of transactions
-//! per slot comes from all peers together), so it only bites on floods.
+//! What each peer may make this node spend on work nobody pays for: checking the
+//! transactions it gossips, answering its sync and shard requests. Each peer gets a
+//! byte budget refilled at a steady rate (a token bucket) and a cap on its requests in
+//! flight; what arrives beyond it is refused unchecked. Budgets are set well above what
+//! an honest peer sends, so they only bite on floods.
 
-use neuroshard_network::PeerId;
+use libp2p::PeerId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// Bytes per second of transactions a peer may have checked.
-pub const BYTES_PER_SEC: f64 = 4.0 * 1024.0 * 1024.0;
-/// The most a peer may use at once (two maximal extrinsics).
-pub const BURST_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
-/// Checks of one peer's transactions running at once.
-pub const IN_FLIGHT_PER_PEER: u32 = 2;
 /// Peers remembered before idle ones are forgotten.
 const MAX_TRACKED: usize = 4096;
 
@@ -26,16 +19,33 @@ struct Bucket {
     in_flight: u32,
 }
 
-/// The per-peer budgets.
-#[derive(Debug, Default)]
-pub struct CheckBudget {
+/// Every peer's budget for one kind of work.
+#[derive(Debug)]
+pub struct PeerBudget {
+    /// Bytes a peer's budget gains per second.
+    bytes_per_sec: f64,
+    /// The most a peer may use at once.
+    burst_bytes: f64,
+    /// Requests of one peer running at once.
+    in_flight: u32,
     peers: Mutex<HashMap<PeerId, Bucket>>,
 }
 
-impl CheckBudget {
-    /// Takes `bytes` from `peer`'s budget for one check; `false` (nothing taken) when
-    /// the peer has not that much left or has too many checks running. Every `true`
-    /// must be followed by [`CheckBudget::done`].
+impl PeerBudget {
+    /// Budgets of `bytes_per_sec` (up to `burst_bytes` saved) and `in_flight` requests
+    /// at once per peer.
+    pub fn new(bytes_per_sec: u64, burst_bytes: u64, in_flight: u32) -> Self {
+        Self {
+            bytes_per_sec: bytes_per_sec as f64,
+            burst_bytes: burst_bytes as f64,
+            in_flight,
+            peers: Mutex::default(),
+        }
+    }
+
+    /// Takes `bytes` from `peer`'s budget for one request; `false` (nothing taken) when
+    /// the peer has not that much left or has too many requests running. Every `true`
+    /// must be followed by [`PeerBudget::done`].
     pub fn admit(&self, peer: PeerId, bytes: usize) -> bool {
         self.admit_at(peer, bytes, Instant::now())
     }
@@ -43,18 +53,18 @@ impl CheckBudget {
     fn admit_at(&self, peer: PeerId, bytes: usize, now: Instant) -> bool {
         let mut peers = self.peers.lock();
         if peers.len() >= MAX_TRACKED && !peers.contains_key(&peer) {
-            peers.retain(|_, b| b.in_flight > 0 || b.bytes < BURST_BYTES);
+            peers.retain(|_, b| b.in_flight > 0 || b.bytes < self.burst_bytes);
         }
         let bucket = peers.entry(peer).or_insert(Bucket {
-            bytes: BURST_BYTES,
+            bytes: self.burst_bytes,
             refilled: now,
             in_flight: 0,
         });
         let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
-        bucket.bytes = (bucket.bytes + elapsed * BYTES_PER_SEC).min(BURST_BYTES);
+        bucket.bytes = (bucket.bytes + elapsed * self.bytes_per_sec).min(self.burst_bytes);
         bucket.refilled = now;
         let cost = bytes as f64;
-        if bucket.in_flight >= IN_FLIGHT_PER_PEER || bucket.bytes < cost {
+        if bucket.in_flight >= self.in_flight || bucket.bytes < cost {
             return false;
         }
         bucket.bytes -= cost;
@@ -62,7 +72,7 @@ impl CheckBudget {
         true
     }
 
-    /// Ends a check [`CheckBudget::admit`] let through.
+    /// Ends a request [`PeerBudget::admit`] let through.
     pub fn done(&self, peer: PeerId) {
         if let Some(bucket) = self.peers.lock().get_mut(&peer) {
             bucket.in_flight = bucket.in_flight.saturating_sub(1);
@@ -77,9 +87,14 @@ mod tests {
 
     const MIB: usize = 1024 * 1024;
 
+    /// 4 MiB/s, 8 MiB saved, two at once.
+    fn budget() -> PeerBudget {
+        PeerBudget::new(4 * MIB as u64, 8 * MIB as u64, 2)
+    }
+
     #[test]
     fn a_peer_gets_its_burst_then_its_rate() {
-        let budget = CheckBudget::default();
+        let budget = budget();
         let (peer, t0) = (PeerId::random(), Instant::now());
         assert!(budget.admit_at(peer, 4 * MIB, t0));
         budget.done(peer);
@@ -97,7 +112,7 @@ mod tests {
 
     #[test]
     fn checks_in_flight_are_capped_per_peer() {
-        let budget = CheckBudget::default();
+        let budget = budget();
         let (peer, t0) = (PeerId::random(), Instant::now());
         assert!(budget.admit_at(peer, 10, t0));
         assert!(budget.admit_at(peer, 10, t0));
