@@ -67,6 +67,12 @@ pub enum PonwCall {
         answered: Vec<AccountId>,
         failed: Vec<AccountId>,
     },
+    /// Reserve `amount` more of the signer's free balance as its worker bond: a bigger
+    /// bond answers for more unsettled work (see `ponw::settlement`) and is slashable.
+    BondMore {
+        #[codec(compact)]
+        amount: Balance,
+    },
 }
 
 /// Calls of the staking pallet.
@@ -130,6 +136,7 @@ impl Call {
             Call::Ponw(PonwCall::WithdrawEscrow) => "ponw.withdraw_escrow",
             Call::Ponw(PonwCall::SubmitSpotCheck { .. }) => "ponw.submit_spot_check",
             Call::Ponw(PonwCall::ReportLiveness { .. }) => "ponw.report_liveness",
+            Call::Ponw(PonwCall::BondMore { .. }) => "ponw.bond_more",
             Call::Staking(StakingCall::Bond { .. }) => "staking.bond",
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",

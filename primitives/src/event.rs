@@ -234,6 +234,12 @@ pub enum Event {
         prober: AccountId,
         answered: bool,
     },
+    /// A worker reserved `amount` more as its bond, which is now `bond`.
+    WorkerBondIncreased {
+        worker: AccountId,
+        amount: Balance,
+        bond: Balance,
+    },
     /// An extrinsic was included and paid its `fee`, and its call failed (its effects
     /// rolled back); `error` says why.
     ExtrinsicFailed {

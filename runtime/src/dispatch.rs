@@ -195,6 +195,7 @@ fn dispatch(
             ponw::register_worker(o, ctx.number, who, *model, shards.clone())?
         }
         Call::Ponw(PonwCall::DeregisterWorker) => ponw::deregister_worker(o, who)?,
+        Call::Ponw(PonwCall::BondMore { amount }) => ponw::bond_more(o, who, *amount)?,
         Call::Ponw(PonwCall::SubmitReceipts { receipts }) => {
             ponw::submit_receipts(o, ctx, receipts)?
         }

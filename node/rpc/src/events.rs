@@ -34,6 +34,14 @@ pub fn event_json(event: &Event) -> Value {
             "event": "WorkerRegistered", "worker": ss58(worker), "model": hex_hash(model),
             "shards": shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         }),
+        Event::WorkerBondIncreased {
+            worker,
+            amount,
+            bond,
+        } => json!({
+            "event": "WorkerBondIncreased", "worker": ss58(worker),
+            "amount": amount.to_string(), "bond": bond.to_string(),
+        }),
         Event::WorkerDeregistered { worker } => {
             json!({"event": "WorkerDeregistered", "worker": ss58(worker)})
         }

@@ -36,7 +36,9 @@ pub use receipts::{precheck_receipts, submit_receipts, PRECHECK_SAMPLE};
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
 pub use spot_checks::{submit_verdict, PendingCheck};
-pub use workers::{deregister_worker, register_worker, retired_bond, worker, WorkerInfo, WORKERS};
+pub use workers::{
+    bond_more, deregister_worker, register_worker, retired_bond, worker, WorkerInfo, WORKERS,
+};
 
 use neuroshard_balances as balances;
 use neuroshard_primitives::{Balance, Hash, RejectReason};

@@ -544,3 +544,60 @@ fn sessions_are_pruned_after_the_window() {
     apply(&mut state, |o| on_epoch_start(o, &ctx(2, 0))).unwrap();
     assert!(receipts::SESSIONS.entries(&state).unwrap().is_empty());
 }
+
+#[test]
+fn bond_more_raises_what_a_worker_answers_for() {
+    let mut state = genesis();
+    let ((_, bob), (_, dave)) = (key("//Bob"), key("//Dave"));
+    // 11,000 layer-tokens through Bob's 10 layers: more unsettled work than his bond
+    // answers for.
+    let big = || receipt("//Bob", (10, 20), 0, (0, 1_100), 0);
+    let (fee, _) = escrow::fee_for(&params(), 11_000);
+    let needed = settlement::exposure_of(fee);
+    assert!(needed > params().worker_bond);
+    let refused = apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &[big()]));
+    assert!(
+        matches!(
+            refused,
+            Err(Error::ReceiptRejected {
+                reason: RejectReason::ExposureExceeded,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // Not a worker, nothing to add, more than is free: refused, nothing changes.
+    let root = state.root();
+    let not_worker = apply(&mut state, |o| bond_more(o, &dave, UNIT));
+    assert!(
+        matches!(not_worker, Err(Error::NotAWorker)),
+        "{not_worker:?}"
+    );
+    let zero = apply(&mut state, |o| bond_more(o, &bob, 0));
+    assert!(matches!(zero, Err(Error::ZeroAmount)), "{zero:?}");
+    let broke = apply(&mut state, |o| bond_more(o, &bob, UNIT));
+    assert!(
+        matches!(broke, Err(Error::Balances(_))),
+        "Bob holds only his bond"
+    );
+    assert_eq!(state.root(), root);
+
+    let more = needed - params().worker_bond;
+    apply(&mut state, |o| {
+        Ok(neuroshard_balances::transfer(o, &dave, &bob, more)?)
+    })
+    .unwrap();
+    let events = apply(&mut state, |o| bond_more(o, &bob, more)).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::WorkerBondIncreased {
+            worker: bob.clone(),
+            amount: more,
+            bond: needed,
+        }]
+    );
+    assert_eq!(worker(&state, &bob).unwrap().unwrap().bond, needed);
+    assert_eq!(neuroshard_balances::account(&state, &bob).unwrap().free, 0);
+    apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &[big()])).unwrap();
+}

@@ -3,8 +3,9 @@
 //!
 //! Registering reserves the chain's `worker_bond` from the worker's free balance: what a
 //! failed spot check slashes (see [`crate::spot_checks`]) and what caps the worker's
-//! unsettled work (see [`crate::settlement`]). Deregistering releases it once nothing of
-//! the worker is unsettled; until then it stays reserved and slashable.
+//! unsettled work (see [`crate::settlement`]); `bond_more` adds to it, so a busy worker
+//! can answer for more. Deregistering releases it once nothing of the worker is
+//! unsettled; until then it stays reserved and slashable.
 
 use crate::liveness::ProbeRecord;
 use crate::{params, Error, Result};
@@ -101,6 +102,23 @@ pub fn register_worker(
         worker: who.clone(),
         model,
         shards,
+    });
+    Ok(())
+}
+
+/// `bond_more`: reserves `amount` more of `who`'s free balance as its worker bond.
+pub fn bond_more(overlay: &mut Overlay<'_>, who: &AccountId, amount: Balance) -> Result<()> {
+    let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
+    if amount == 0 {
+        return Err(Error::ZeroAmount);
+    }
+    balances::reserve(overlay, who, amount)?;
+    info.bond = info.bond.saturating_add(amount);
+    WORKERS.insert(overlay, who, &info);
+    overlay.deposit_event(Event::WorkerBondIncreased {
+        worker: who.clone(),
+        amount,
+        bond: info.bond,
     });
     Ok(())
 }

@@ -91,6 +91,7 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
             answered: vec![account("//Bob")],
             failed: vec![account("//Charlie"), account("//Dave")],
         }),
+        Call::Ponw(PonwCall::BondMore { amount: 3 * UNIT }),
     ]
     .into_iter()
     .enumerate()
