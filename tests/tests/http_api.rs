@@ -162,3 +162,121 @@ fn generations_beyond_the_maximum_are_refused_as_busy() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }
+
+/// Sends a completion with `Authorization: Bearer key` (none when `key` is `None`).
+fn complete_with_key(port: u16, key: Option<&str>) -> neuroshard_tests::http::Response {
+    use std::io::{Read, Write};
+    let body = r#"{"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}"#;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    write!(
+        stream,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    neuroshard_tests::http::Response {
+        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+/// API keys: with `--api-keys`, a request without a key or with a wrong one is refused
+/// (401); a key whose account has no escrow gets 402 before any work is done; once that
+/// account locks escrow, its key's generations are billed to it (the receipts name it
+/// as the client). Exposing the API without keys is refused at startup.
+#[test]
+fn api_keys_bill_each_key_to_its_account() {
+    use neuroshard_primitives::{Call, PonwCall};
+    use neuroshard_tests::chain;
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("node");
+    let keys = dir.path().join("keys");
+    let (bob_key, charlie_key) = (
+        "sk-bob-000000000000000000000",
+        "sk-charlie-0000000000000000000",
+    );
+    std::fs::write(
+        &keys,
+        format!("# test keys\n{bob_key} //Bob\n{charlie_key} //Charlie\n"),
+    )
+    .unwrap();
+
+    // Listening beyond loopback without keys: refused.
+    let open = NodeProcess::start(
+        &[
+            "dev",
+            "--base-path",
+            base.to_str().unwrap(),
+            "--api-listen",
+            "0.0.0.0",
+        ],
+        &dir.path().join("open.log"),
+    );
+    assert!(
+        open.is_err(),
+        "a node exposing its API without keys started"
+    );
+    let log = std::fs::read_to_string(dir.path().join("open.log")).unwrap();
+    assert!(log.contains("give --api-keys"), "{log}");
+
+    let node = NodeProcess::start(
+        &[
+            "dev",
+            "--base-path",
+            base.to_str().unwrap(),
+            "--api-keys",
+            keys.to_str().unwrap(),
+        ],
+        &dir.path().join("node.log"),
+    )
+    .unwrap();
+    wait_for("the model to load", Duration::from_secs(600), || {
+        Ok(node.log_text().contains("model loaded").then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    let port = node.api_port();
+
+    for key in [None, Some("sk-nobody-00000000000000000000")] {
+        let r = complete_with_key(port, key);
+        assert_eq!(r.status, 401, "{key:?}: {}", r.body);
+        assert!(r.body.contains("invalid_api_key"), "{}", r.body);
+    }
+    let r = complete_with_key(port, Some(charlie_key));
+    assert_eq!(r.status, 402, "{}", r.body);
+    assert!(r.body.contains("escrow"), "{}", r.body);
+
+    // Bob locks escrow; his key's generation is billed to him.
+    let rpc = node.rpc();
+    let deposit = Call::Ponw(PonwCall::DepositEscrow {
+        amount: 100 * neuroshard_primitives::UNIT,
+    });
+    chain::submit_and_wait(&rpc, "//Bob", deposit, TIMEOUT).unwrap();
+    let from = rpc.best_number().unwrap();
+    let r = complete_with_key(port, Some(bob_key));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bob = chain::address("//Bob");
+    let mut next = from;
+    wait_for("the generation's receipts, billed to Bob", TIMEOUT, || {
+        let events = rpc.new_events(&mut next)?;
+        let accepted: Vec<_> = events
+            .iter()
+            .filter(|e| e["event"] == "ReceiptAccepted")
+            .collect();
+        if accepted.is_empty() {
+            return Ok(None);
+        }
+        assert!(
+            accepted.iter().all(|e| e["client"] == bob.as_str()),
+            "{accepted:?}"
+        );
+        Ok(Some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+}

@@ -104,12 +104,21 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
     #[command(flatten)]
-    pub admission: AdmissionArgs,
+    pub api: ApiArgs,
 }
 
-/// How much generation work the node's HTTP API and RPC take on.
+/// Who may use the node's HTTP API, and how much generation work it takes on.
 #[derive(Debug, Args)]
-pub struct AdmissionArgs {
+pub struct ApiArgs {
+    /// Address the HTTP API listens on. Generations through it are paid from escrow,
+    /// so an address other than loopback needs --api-keys.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub api_listen: std::net::IpAddr,
+    /// File of API keys, one `KEY SECRET_URI` per line: each `/v1/` request must send
+    /// `Authorization: Bearer KEY`, and its generation is billed to (paid from the
+    /// escrow of) that key's account.
+    #[arg(long, value_name = "FILE")]
+    pub api_keys: Option<PathBuf>,
     /// Most generations this node runs at once for its HTTP API and `neuroshard_generate`
     /// RPC together; a request beyond it is refused at once as busy (HTTP 503 with
     /// Retry-After, JSON-RPC error 1021). Each generation is billed to this node's key.
@@ -161,7 +170,7 @@ pub struct RunArgs {
     )]
     pub archive_mib: u32,
     #[command(flatten)]
-    pub admission: AdmissionArgs,
+    pub api: ApiArgs,
     /// Proof of Training: train a LoRA adapter for this layer range (one of --shards)
     /// with the other nodes that train it, DiLoCo style, and earn the training reward
     /// for the rounds whose aggregate accepts this node's pseudo-gradient.

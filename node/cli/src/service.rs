@@ -37,6 +37,10 @@ pub struct NodeConfig {
     pub validator: bool,
     pub rpc_port: u16,
     pub api_port: u16,
+    /// Address of the HTTP API (loopback unless `api_keys` is given).
+    pub api_listen: std::net::IpAddr,
+    /// The API keys file (`--api-keys`).
+    pub api_keys: Option<PathBuf>,
     /// Layer ranges of the chain's model this node serves (empty: none).
     pub shards: Vec<LayerRange>,
     /// libp2p settings; `None` runs without networking (the single-node `dev` chain).
@@ -109,6 +113,19 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         } else {
             GeneratorSlot::Loading
         }));
+    let api_keys = config
+        .api_keys
+        .as_deref()
+        .map(neuroshard_rpc::http::ApiKeys::load)
+        .transpose()?
+        .map(Arc::new);
+    if !config.api_listen.is_loopback() && api_keys.is_none() {
+        anyhow::bail!(
+            "--api-listen {} exposes the HTTP API beyond this machine, and every generation \
+             through it is paid from escrow: give --api-keys FILE too",
+            config.api_listen
+        );
+    }
     let admission = GenerationAdmission::new(config.serving.max_generations);
     let api_state = ApiState {
         client: client.clone(),
@@ -116,6 +133,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::default()),
         admission: admission.clone(),
         net: net.clone(),
+        api_keys,
     };
     let generation = neuroshard_rpc::generate::Generate {
         generator: generator.clone(),
@@ -132,7 +150,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     )
     .await?;
     info!("JSON-RPC server listening on {addr} (HTTP and WebSocket)");
-    http::serve(api_state, config.api_port, stop_rx.clone()).await?;
+    http::serve(
+        api_state,
+        config.api_listen,
+        config.api_port,
+        stop_rx.clone(),
+    )
+    .await?;
 
     let serve_task = match (&config.key, config.shards.is_empty()) {
         (_, true) => None,

@@ -181,6 +181,7 @@ impl GenerateApiServer for Generate {
             seed: seed.unwrap_or(0),
             stop: Vec::new(),
             speculative,
+            payer: None,
         };
         let metrics = self.metrics.clone();
         let model = gen.model_id();

@@ -139,10 +139,12 @@ impl Provider {
 
 /// The client's side of a finished session: asks the provider that served each hop
 /// (`served[i]` names an index into `hops[i]`) for its worker-signed receipt, checks it
-/// and counter-signs it with `client_key` (the node's own shards sign as worker with the
-/// same key). Any hop whose receipt fails its checks fails the whole bill.
+/// and counter-signs it with `client_key` (the node's own shards sign as worker with
+/// `node_key`; the two differ when an API key's account pays). Any hop whose receipt
+/// fails its checks fails the whole bill.
 pub fn bill_session(
     client_key: &Keypair,
+    node_key: &Keypair,
     epoch: u32,
     served: &[ServedHop],
     hops: &[Vec<Provider>],
@@ -162,8 +164,8 @@ pub fn bill_session(
                 session: served.session,
                 until: served.until,
             };
-            let receipt = provider.worker_receipt(client_key, &work, &terms)?;
-            let worker = provider.worker(client_key);
+            let receipt = provider.worker_receipt(node_key, &work, &terms)?;
+            let worker = provider.worker(node_key);
             check_worker_receipt(&receipt, &worker, &terms, &*provider.transport(), served)?;
             Ok(Receipt {
                 client_signature: receipt.body.sign_as_client(client_key),

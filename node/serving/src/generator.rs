@@ -31,7 +31,43 @@ pub struct GenerationRequest {
     /// Speculative decoding with the n-gram (prompt lookup) drafter; the output is the
     /// same either way (greedy: identical; sampled: the same distribution).
     pub speculative: bool,
+    /// Whose escrow pays (its key counter-signs the receipts); `None`: the node's own.
+    pub payer: Option<Payer>,
 }
+
+/// The account a generation is billed to, with the key that counter-signs its receipts
+/// (an HTTP API key's account, see the node's `--api-keys`).
+#[derive(Clone)]
+pub struct Payer(pub Arc<neuroshard_primitives::Keypair>);
+
+impl Payer {
+    pub fn account(&self) -> neuroshard_primitives::AccountId {
+        use sp_core::Pair as _;
+        self.0.public().into()
+    }
+}
+
+impl std::fmt::Debug for Payer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Payer({})",
+            neuroshard_primitives::crypto::ss58(&self.account())
+        )
+    }
+}
+
+impl PartialEq for Payer {
+    fn eq(&self, other: &Self) -> bool {
+        self.account() == other.account()
+    }
+}
+
+/// A generation refused before it started because its payer's escrow cannot pay for
+/// it (the HTTP API answers 402).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PayerCannotPay(pub String);
 
 /// Why generation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +113,9 @@ pub trait TextGenerator: Send + Sync {
     fn model_id(&self) -> String;
     /// Applies the model's chat template.
     fn render_chat(&self, messages: &[ChatMessage]) -> anyhow::Result<String>;
+    /// Checks, before a generation of up to `max_tokens` after `prompt` starts, that
+    /// `payer` can pay for it (`Err` holding [`PayerCannotPay`] when it cannot).
+    fn check_payer(&self, payer: &Payer, prompt: &str, max_tokens: u32) -> anyhow::Result<()>;
     /// Generates, calling `on_text` with each new piece of text; generation stops early
     /// when `on_text` returns false (the client went away).
     fn generate(

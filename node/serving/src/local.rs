@@ -10,7 +10,8 @@
 use crate::billing::{bill_session, Provider};
 use crate::directory::ShardDirectory;
 use crate::generator::{
-    Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, TextGenerator,
+    Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, Payer, PayerCannotPay,
+    TextGenerator,
 };
 use crate::options::ServingOptions;
 use crate::routing::plan_route;
@@ -269,6 +270,31 @@ impl LocalWorker {
         Ok(())
     }
 
+    /// Refuses (with [`PayerCannotPay`]) a generation of up to `tokens` positions whose
+    /// payer's escrow cannot pay for all of them through every layer.
+    fn check_escrow(&self, payer: &Payer, tokens: u64) -> anyhow::Result<()> {
+        let who = payer.account();
+        let (escrow, params) = self.chain.with_best_state(|state, _| {
+            anyhow::Ok((
+                ponw::escrow::escrow(state, &who)?.amount,
+                ponw::params(state)?,
+            ))
+        })?;
+        let (cost, _) =
+            ponw::escrow::fee_for(&params, tokens.saturating_mul(u64::from(self.num_layers)));
+        if escrow < cost {
+            return Err(PayerCannotPay(format!(
+                "account {} has {} of escrow and this generation may cost up to {}; \
+                 deposit more with ponw.deposit_escrow",
+                neuroshard_primitives::crypto::ss58(&who),
+                neuroshard_primitives::units::format_balance(escrow),
+                neuroshard_primitives::units::format_balance(cost),
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     fn submit(&self, call: Call) -> anyhow::Result<Hash> {
         self.chain.sign_and_submit(&self.key, call)
     }
@@ -277,6 +303,7 @@ impl LocalWorker {
     /// counter-signed by this node, see [`crate::billing`]) and submits the receipts.
     fn bill(
         &self,
+        payer: &Keypair,
         client: &PipelineClient,
         route: &[Vec<Provider>],
         accepted: usize,
@@ -285,7 +312,7 @@ impl LocalWorker {
         let next = self.chain.best_header().number + 1;
         let epoch = neuroshard_runtime::system::epoch_of(next, params.system.epoch_length);
         let served = client.served(accepted as u32);
-        let receipts = bill_session(&self.key, epoch, &served, route)?;
+        let receipts = bill_session(payer, &self.key, epoch, &served, route)?;
         if receipts.is_empty() || !self.serving.pays() {
             return Ok(None);
         }
@@ -314,6 +341,11 @@ impl TextGenerator for LocalWorker {
         Ok(Tokenizer::render_chat(&messages))
     }
 
+    fn check_payer(&self, payer: &Payer, prompt: &str, max_tokens: u32) -> anyhow::Result<()> {
+        let tokens = self.tokenizer.encode(prompt)?.len() as u64;
+        self.check_escrow(payer, tokens + u64::from(max_tokens))
+    }
+
     fn generate(
         &self,
         request: &GenerationRequest,
@@ -324,6 +356,13 @@ impl TextGenerator for LocalWorker {
         if prompt.is_empty() {
             bail!("the prompt is empty");
         }
+        let payer = match &request.payer {
+            Some(payer) => {
+                self.check_escrow(payer, prompt.len() as u64 + u64::from(request.max_tokens))?;
+                &payer.0
+            }
+            None => &self.key,
+        };
         let (mut client, route) = self.pipeline()?;
         let options = DecodeOptions {
             max_tokens: request.max_tokens as usize,
@@ -359,7 +398,7 @@ impl TextGenerator for LocalWorker {
             }
         };
         let billing = self
-            .bill(&client, &route, decoded.accepted_positions)
+            .bill(payer, &client, &route, decoded.accepted_positions)
             .unwrap_or_else(|e| {
                 warn!(error = %e, "could not bill the generation");
                 None

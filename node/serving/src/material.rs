@@ -172,7 +172,7 @@ mod tests {
             .map(|t| vec![Provider::Local(t.clone())])
             .collect();
         let key = keypair_from_uri(payer).unwrap();
-        bill_session(&key, 0, &served, &hops)
+        bill_session(&key, &key, 0, &served, &hops)
             .unwrap()
             .into_iter()
             .map(|r| r.body)

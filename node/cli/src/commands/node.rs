@@ -32,12 +32,14 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         validator: true,
         rpc_port: args.rpc_port,
         api_port: args.api_port,
+        api_listen: args.api.api_listen,
+        api_keys: args.api.api_keys.clone(),
         shards: neuroshard_chain_spec::load("dev")?.model.shards,
         // One authority serving every shard itself: no peers to talk to.
         p2p: None,
         train: None,
         serving: ServingOptions {
-            max_generations: args.admission.max_generations as usize,
+            max_generations: args.api.max_generations as usize,
             ..Default::default()
         },
     };
@@ -109,6 +111,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         validator: args.validator,
         rpc_port: args.rpc_port,
         api_port: args.api_port,
+        api_listen: args.api.api_listen,
+        api_keys: args.api.api_keys.clone(),
         shards,
         p2p: Some(P2pConfig {
             listen,
@@ -121,7 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         train,
         serving: ServingOptions {
             archive: archive_budget(args.archive_mib),
-            max_generations: args.admission.max_generations as usize,
+            max_generations: args.api.max_generations as usize,
             #[cfg(feature = "fault-injection")]
             skip_work: args.faults.fault_skip_work,
             #[cfg(feature = "fault-injection")]

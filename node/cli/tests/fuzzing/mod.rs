@@ -271,6 +271,7 @@ impl Harness {
             metrics: self.metrics.clone(),
             admission: Default::default(),
             net: None,
+            api_keys: None,
         })
     }
 }

@@ -11,10 +11,12 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use futures::StreamExt;
 use neuroshard_serving::generator::{
-    ChatMessage, GenerationOutput, GenerationRequest, TextGenerator, MAX_TOKENS_LIMIT,
+    ChatMessage, GenerationOutput, GenerationRequest, Payer, PayerCannotPay, TextGenerator,
+    MAX_TOKENS_LIMIT,
 };
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -48,6 +50,26 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: message.into(),
             kind: "service_unavailable",
+            param: None,
+        }
+    }
+
+    /// 401: no API key, or not one of this node's.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            kind: "invalid_api_key",
+            param: None,
+        }
+    }
+
+    /// 402: the key's account cannot pay for the generation.
+    fn payment_required(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYMENT_REQUIRED,
+            message: message.into(),
+            kind: "insufficient_quota",
             param: None,
         }
     }
@@ -265,7 +287,11 @@ fn check_model(
 }
 
 /// `POST /v1/completions`.
-pub async fn completions(State(state): State<ApiState>, body: Body) -> Result<Response, ApiError> {
+pub async fn completions(
+    State(state): State<ApiState>,
+    payer: Option<Extension<Payer>>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = parse_body(body)?;
     let gen = generator(&state).await?;
     let model = check_model(&body, gen.as_ref())?;
@@ -282,12 +308,14 @@ pub async fn completions(State(state): State<ApiState>, body: Body) -> Result<Re
         }
     };
     let common = parse_common(&body)?;
-    run(state, gen, model, prompt, common, Kind::Completion).await
+    let payer = payer.map(|Extension(p)| p);
+    run(state, gen, model, prompt, common, payer, Kind::Completion).await
 }
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<ApiState>,
+    payer: Option<Extension<Payer>>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = parse_body(body)?;
@@ -298,7 +326,8 @@ pub async fn chat_completions(
         .render_chat(&messages)
         .map_err(|e| ApiError::invalid(e.to_string(), Some("messages")))?;
     let common = parse_common(&body)?;
-    run(state, gen, model, prompt, common, Kind::Chat).await
+    let payer = payer.map(|Extension(p)| p);
+    run(state, gen, model, prompt, common, payer, Kind::Chat).await
 }
 
 /// The chat messages of a request. `content` is a string or an array of text parts
@@ -385,6 +414,7 @@ async fn run(
     model: String,
     prompt: String,
     common: Common,
+    payer: Option<Payer>,
     kind: Kind,
 ) -> Result<Response, ApiError> {
     let request = GenerationRequest {
@@ -394,7 +424,15 @@ async fn run(
         seed: common.seed,
         stop: common.stop,
         speculative: true,
+        payer,
     };
+    if let Some(payer) = &request.payer {
+        gen.check_payer(payer, &request.prompt, request.max_tokens)
+            .map_err(|e| match e.downcast_ref::<PayerCannotPay>() {
+                Some(why) => ApiError::payment_required(why.to_string()),
+                None => ApiError::internal(format!("{e:#}")),
+            })?;
+    }
     let id = format!(
         "{}-{:016x}",
         if kind == Kind::Chat {

@@ -53,7 +53,7 @@ fn a_local_session_bills_one_signed_receipt_per_hop() {
     let key = keypair_from_uri("//Alice").unwrap();
     let me: AccountId = key.public().into();
     let served = client.served(until);
-    let receipts = bill_session(&key, 4, &served, &hops(&route)).unwrap();
+    let receipts = bill_session(&key, &key, 4, &served, &hops(&route)).unwrap();
     assert_eq!(receipts.len(), RANGES.len());
     for ((receipt, &(a, b)), t) in receipts.iter().zip(&RANGES).zip(&route) {
         let body = &receipt.body;
@@ -73,7 +73,7 @@ fn a_local_session_bills_one_signed_receipt_per_hop() {
         assert!(t.shard().material(&work_of(body).id()).is_some());
     }
     // Nothing is left to bill: the positions are recorded once.
-    assert!(bill_session(&key, 4, &served, &hops(&route)).is_err());
+    assert!(bill_session(&key, &key, 4, &served, &hops(&route)).is_err());
 }
 
 #[test]
@@ -148,4 +148,24 @@ fn work_of_inverts_receipt_body() {
     };
     let body = receipt_body(AccountId::from([6; 32]), &terms, &work);
     assert_eq!(work_of(&body), work);
+}
+
+#[test]
+fn a_session_paid_by_another_account_is_signed_by_the_node_as_worker() {
+    let route = local_route();
+    let (client, until) = session(&route);
+    let node = keypair_from_uri("//Alice").unwrap();
+    let payer = keypair_from_uri("//Bob").unwrap();
+    let served = client.served(until);
+    let receipts = bill_session(&payer, &node, 4, &served, &hops(&route)).unwrap();
+    assert_eq!(receipts.len(), RANGES.len());
+    for receipt in &receipts {
+        let worker: AccountId = node.public().into();
+        let paying: AccountId = payer.public().into();
+        assert_eq!(
+            (&receipt.body.worker, &receipt.body.client),
+            (&worker, &paying)
+        );
+        assert_eq!(verify_batch(&receipt.signed_messages()), Ok(()));
+    }
 }
