@@ -104,31 +104,14 @@ fn a_node_serving_no_shards_says_so() {
 /// stops).
 #[test]
 fn generations_beyond_the_maximum_are_refused_as_busy() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().to_str().unwrap();
-    let node = NodeProcess::start(
-        &["dev", "--base-path", base, "--max-generations", "1"],
-        &dir.path().join("node.log"),
-    )
-    .unwrap();
-    wait_for("the model to load", Duration::from_secs(600), || {
-        Ok(node.log_text().contains("model loaded").then_some(()))
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    let node = dev_node(dir.path(), &["--max-generations", "1"]);
     let port = node.api_port();
 
     // A long greedy generation (counting goes on past any end of text), streamed.
     let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
-    let mut first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    first.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        first,
-        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{long}",
-        long.len()
-    )
-    .unwrap();
+    let mut first = post(port, long, None);
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("\"text\"") {
@@ -163,10 +146,23 @@ fn generations_beyond_the_maximum_are_refused_as_busy() {
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }
 
-/// Sends a completion with `Authorization: Bearer key` (none when `key` is `None`).
-fn complete_with_key(port: u16, key: Option<&str>) -> neuroshard_tests::http::Response {
-    use std::io::{Read, Write};
-    let body = r#"{"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}"#;
+/// `neuroshard dev --base-path BASE EXTRA...`, once its model is loaded.
+fn dev_node(base: &std::path::Path, extra: &[&str]) -> NodeProcess {
+    let mut args = vec!["dev", "--base-path", base.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    std::fs::create_dir_all(base).unwrap();
+    let node = NodeProcess::start(&args, &base.join("node.log")).unwrap();
+    wait_for("the model to load", Duration::from_secs(600), || {
+        Ok(node.log_text().contains("model loaded").then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    node
+}
+
+/// Opens a connection and sends `POST /v1/completions` with `body` (and
+/// `Authorization: Bearer key`), leaving the response to be read.
+fn post(port: u16, body: &str, key: Option<&str>) -> std::net::TcpStream {
+    use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
@@ -177,6 +173,14 @@ fn complete_with_key(port: u16, key: Option<&str>) -> neuroshard_tests::http::Re
         body.len()
     )
     .unwrap();
+    stream
+}
+
+/// Sends a completion with `Authorization: Bearer key` (none when `key` is `None`).
+fn complete_with_key(port: u16, key: Option<&str>) -> neuroshard_tests::http::Response {
+    use std::io::Read;
+    let body = r#"{"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}"#;
+    let mut stream = post(port, body, key);
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
@@ -226,21 +230,7 @@ fn api_keys_bill_each_key_to_its_account() {
     let log = std::fs::read_to_string(dir.path().join("open.log")).unwrap();
     assert!(log.contains("give --api-keys"), "{log}");
 
-    let node = NodeProcess::start(
-        &[
-            "dev",
-            "--base-path",
-            base.to_str().unwrap(),
-            "--api-keys",
-            keys.to_str().unwrap(),
-        ],
-        &dir.path().join("node.log"),
-    )
-    .unwrap();
-    wait_for("the model to load", Duration::from_secs(600), || {
-        Ok(node.log_text().contains("model loaded").then_some(()))
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+    let node = dev_node(&base, &["--api-keys", keys.to_str().unwrap()]);
     let port = node.api_port();
 
     for key in [None, Some("sk-nobody-00000000000000000000")] {
