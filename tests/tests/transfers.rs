@@ -237,6 +237,29 @@ fn cli_bond_and_unbond_move_stake() {
     assert!(stderr.contains("insufficient bonded balance"), "{stderr}");
     assert_eq!(rpc.account(&bob).unwrap().2, bonded2);
 
+    // A worker (//Alice, the dev chain's) reserves more as its worker bond; someone who
+    // is no worker is refused with the reason, before paying anything.
+    let alice = address("//Alice");
+    let alice_reserved = rpc.account(&alice).unwrap().1;
+    tx(
+        &node,
+        &["worker-bond-more", "--from", "//Alice", "--amount", "25"],
+    );
+    assert_eq!(rpc.account(&alice).unwrap().1, alice_reserved + 25 * UNIT);
+    let out = Command::new(neuroshard_bin())
+        .args(["tx", "worker-bond-more", "--from", "//Bob", "--amount", "1"])
+        .args(["--rpc", &node.http_url()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a registered worker"), "{stderr}");
+    assert_eq!(
+        rpc.account(&bob).unwrap().3,
+        2,
+        "Bob's refused call used no nonce"
+    );
+
     // A light client's view: the bond, proven against the finalized state root.
     let out = Command::new(neuroshard_bin())
         .args(["verify-balance", &bob, "--rpc", &node.http_url()])

@@ -266,6 +266,9 @@ pub enum TxCommand {
     Bond(StakeArgs),
     /// Start releasing bond; it becomes free after the chain's unbonding period.
     Unbond(StakeArgs),
+    /// Reserve more free balance as the sender's worker bond (a registered worker then
+    /// answers for more unsettled work; slashable).
+    WorkerBondMore(StakeArgs),
 }
 
 /// Who signs a transaction, where it goes, and how long to wait for its block.

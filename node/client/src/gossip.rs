@@ -3,8 +3,8 @@
 //!
 //! - transactions from peers are checked by the client before gossipsub forwards them,
 //!   with the cheap checks only, off the event loop and within the sending peer's
-//!   budget ([`PeerBudget`]); one that is invalid whatever the state (bad signature, oversized,
-//!   a sampled receipt signature bad) gets its peer penalised;
+//!   budget ([`PeerBudget`]); one that is invalid whatever the state (bad signature,
+//!   oversized, a sampled receipt signature bad) gets its peer penalised;
 //! - blocks from peers are checked for equivocation and imported ([`crate::sync`]); a
 //!   block that does not attach starts a sync from its sender;
 //! - finality votes go to the [`FinalityGadget`];

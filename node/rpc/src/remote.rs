@@ -71,6 +71,11 @@ impl NodeRpc {
         }
     }
 
+    /// The events of block `number` (`neuroshard_events`, JSON as explorers get them).
+    pub async fn events(&self, number: BlockNumber) -> anyhow::Result<Vec<serde_json::Value>> {
+        self.call("neuroshard_events", rpc_params![number]).await
+    }
+
     pub async fn account(&self, address: &str) -> anyhow::Result<AccountJson> {
         self.call("neuroshard_account", rpc_params![address]).await
     }

@@ -1,13 +1,16 @@
-//! `neuroshard tx transfer|bond|unbond`: builds the call, signs it for the node's chain
+//! `neuroshard tx transfer|bond|unbond|worker-bond-more`: builds the call, signs it for the node's chain
 //! (genesis hash from `chain_getBlockHash(0)`, nonce from `system_accountNextIndex`),
 //! submits it with `author_submitExtrinsic` and follows new blocks until it is included.
-//! The runtime leaves failing extrinsics out of blocks, so inclusion means success.
+//! The node dry-runs it first, so a call that would fail is refused before it costs
+//! anything; one that fails in its block anyway (the state changed meanwhile) is still
+//! included and pays its fee, and the block's `ExtrinsicFailed` event says why: that is
+//! reported as an error.
 
 use crate::cli::{StakeArgs, SubmitArgs, TransferArgs, TxCommand};
 use anyhow::{bail, Context};
 use neuroshard_primitives::{
-    crypto, format_balance, parse_balance, AccountId, BalancesCall, Call, SignedExtrinsic,
-    StakingCall,
+    crypto, format_balance, parse_balance, AccountId, BalancesCall, Call, PonwCall,
+    SignedExtrinsic, StakingCall,
 };
 use neuroshard_rpc::remote::NodeRpc;
 use parity_scale_codec::Encode;
@@ -19,7 +22,19 @@ pub async fn run(cmd: TxCommand) -> anyhow::Result<()> {
         TxCommand::Transfer(args) => transfer(args).await,
         TxCommand::Bond(args) => stake(args, true).await,
         TxCommand::Unbond(args) => stake(args, false).await,
+        TxCommand::WorkerBondMore(args) => worker_bond_more(args).await,
     }
+}
+
+async fn worker_bond_more(args: StakeArgs) -> anyhow::Result<()> {
+    let amount =
+        parse_balance(&args.amount).with_context(|| format!("--amount {:?}", args.amount))?;
+    let what = format!(
+        "worker bond increase of {} NSHD ({amount} base units)",
+        format_balance(amount)
+    );
+    let call = Call::Ponw(PonwCall::BondMore { amount });
+    submit_and_wait(&args.submit, call, &what).await
 }
 
 async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
@@ -77,6 +92,17 @@ async fn submit_and_wait(args: &SubmitArgs, call: Call, what: &str) -> anyhow::R
     loop {
         while let Some(block) = rpc.block_at(next).await? {
             if block.block.extrinsics.contains(&xt_hex) {
+                let failed = rpc.events(next).await?.into_iter().find(|e| {
+                    e["event"] == "ExtrinsicFailed" && e["extrinsic"].as_str() == Some(&hash)
+                });
+                if let Some(e) = failed {
+                    bail!(
+                        "extrinsic {hash} was included in block #{next} but its call failed \
+                         (the fee of {} base units was paid): {}",
+                        e["fee"].as_str().unwrap_or("?"),
+                        e["error"].as_str().unwrap_or("?")
+                    );
+                }
                 let header = &block.block.header;
                 println!("Included in block #{next} {}", header.hash);
                 println!("  parent:     {}", header.parent_hash);
