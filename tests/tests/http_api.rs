@@ -136,6 +136,14 @@ fn generations_beyond_the_maximum_are_refused_as_busy() {
         .try_call("neuroshard_generate", serde_json::json!(["Hello", 4]))
         .unwrap();
     assert_eq!(rpc.unwrap_err().code, 1021);
+    let metrics = request(port, "GET", "/metrics", None).unwrap();
+    assert!(
+        metrics
+            .body
+            .contains("neuroshard_generations_refused_busy_total 2"),
+        "{}",
+        metrics.body
+    );
 
     // The first client goes away: its generation stops and the slot is free again.
     drop(first);

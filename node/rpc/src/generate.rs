@@ -185,10 +185,10 @@ impl GenerateApiServer for Generate {
         };
         let metrics = self.metrics.clone();
         let model = gen.model_id();
-        let permit = self
-            .admission
-            .try_admit()
-            .map_err(|why| ErrorObjectOwned::owned(BUSY, why, None::<()>))?;
+        let permit = self.admission.try_admit().map_err(|why| {
+            self.metrics.record_refused();
+            ErrorObjectOwned::owned(BUSY, why, None::<()>)
+        })?;
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let started = Instant::now();

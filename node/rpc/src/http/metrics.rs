@@ -29,6 +29,7 @@ pub struct Metrics {
     receipts_pending: Gauge,
     tokens_served: Counter,
     generations: Counter,
+    generations_refused: Counter,
     tokens_per_second: Gauge<f64, AtomicU64>,
 }
 
@@ -44,6 +45,7 @@ impl Default for Metrics {
             receipts_pending: Gauge::default(),
             tokens_served: Counter::default(),
             generations: Counter::default(),
+            generations_refused: Counter::default(),
             tokens_per_second: Gauge::default(),
             registry: Registry::default(),
         };
@@ -84,6 +86,11 @@ impl Default for Metrics {
             m.generations.clone(),
         );
         registry.register(
+            "generations_refused_busy",
+            "Generation requests refused because --max-generations were running",
+            m.generations_refused.clone(),
+        );
+        registry.register(
             "generation_tokens_per_second",
             "Decode speed of the last generation",
             m.tokens_per_second.clone(),
@@ -93,6 +100,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records a generation refused as busy (admission control).
+    pub fn record_refused(&self) {
+        self.generations_refused.inc();
+    }
+
     /// Records a finished generation.
     pub fn record_generation(&self, tokens: u32, took: Duration) {
         self.tokens_served.inc_by(u64::from(tokens));

@@ -446,7 +446,10 @@ async fn run(
     let (tx, rx) = mpsc::unbounded_channel::<Piece>();
     let metrics = state.metrics.clone();
     let streaming = common.stream;
-    let permit = state.admission.try_admit().map_err(ApiError::busy)?;
+    let permit = state.admission.try_admit().map_err(|why| {
+        state.metrics.record_refused();
+        ApiError::busy(why)
+    })?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let started = Instant::now();
