@@ -16,8 +16,11 @@
 //! rows (up to four at a time in registers), so a verification batch reads the weights
 //! once.
 
-use super::quant::{ActQ80, ActQ81, Q41x16, Q80x16, GROUP};
+use super::packed::{HalfFormat, NibbleFormat};
+use super::packed_k::{HighBitsK, Q4Kx16, Q6Kx16};
+use super::quant::{ActQ80, ActQ81, ActQ8K, Q41x16, Q80x16, GROUP};
 use half::f16;
+pub use nibble::NibbleView;
 
 /// Instruction sets the kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,9 +112,90 @@ pub fn q8_0_group(
     }
 }
 
+/// Like [`q4_1_group`] for a Q4_0, Q5_0 or Q5_1 group (Q8_1 activations, whose `qs` and
+/// `d` are also their Q8_0). The AVX-512 version is the AVX2 one.
+pub fn nibble_group(
+    isa: Isa,
+    format: NibbleFormat,
+    w: &NibbleView,
+    acts: &[ActQ81],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(acts.len(), w.qs.len() * out.len(), "activation blocks");
+    assert_eq!(w.d.len(), w.qs.len(), "scales");
+    assert!(!format.high() || w.qh.len() == w.qs.len(), "fifth bits");
+    assert!(!format.has_min() || w.m.len() == w.qs.len(), "offsets");
+    macro_rules! run {
+        ($high:expr, $min:expr, $off:expr) => {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
+                Isa::Avx512Vnni | Isa::Avx2 => unsafe {
+                    nibble::avx2::nibble_group::<$high, $min, $off>(w, acts, out)
+                },
+                _ => nibble::scalar::nibble_group::<$high, $min, $off>(w, acts, out),
+            }
+        };
+    }
+    match format {
+        NibbleFormat::Q4_0 => run!(false, false, 8),
+        NibbleFormat::Q5_0 => run!(true, false, 16),
+        NibbleFormat::Q5_1 => run!(true, true, 0),
+    }
+}
+
+/// Like [`q4_1_group`] for a Q4_K group (`qh` empty) or a Q5_K one, with Q8_K
+/// activations. The AVX-512 version is the AVX2 one.
+pub fn q4k_group(
+    isa: Isa,
+    w: &[Q4Kx16],
+    qh: &[HighBitsK],
+    acts: &[ActQ8K],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
+    assert!(qh.is_empty() || qh.len() == w.len(), "fifth bits");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
+        Isa::Avx512Vnni | Isa::Avx2 => unsafe { k_quants::avx2::q4k_group(w, qh, acts, out) },
+        _ => k_quants::scalar::q4k_group(w, qh, acts, out),
+    }
+}
+
+/// Like [`q4_1_group`] for a Q6_K group with Q8_K activations. The AVX-512 version is
+/// the AVX2 one.
+pub fn q6k_group(isa: Isa, w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+    assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
+        Isa::Avx512Vnni | Isa::Avx2 => unsafe { k_quants::avx2::q6k_group(w, acts, out) },
+        _ => k_quants::scalar::q6k_group(w, acts, out),
+    }
+}
+
+/// `out[i][r]` = row `r` of the F16 or BF16 group `w` (one entry per column) · f32
+/// activation row `i` of `xs`. The AVX-512 version is the AVX2 one.
+pub fn half_group(
+    isa: Isa,
+    format: HalfFormat,
+    w: &[[u16; GROUP]],
+    xs: &[f32],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(xs.len(), w.len() * out.len(), "activations");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
+        Isa::Avx512Vnni | Isa::Avx2 => unsafe { float::avx2::half_group(format, w, xs, out) },
+        _ => float::scalar::half_group(format, w, xs, out),
+    }
+}
+
 /// Four activation bytes starting at `at`, as one little-endian word to broadcast.
 #[inline(always)]
-fn word(qs: &[i8; 32], at: usize) -> i32 {
+fn word(qs: &[i8], at: usize) -> i32 {
     i32::from_le_bytes([
         qs[at] as u8,
         qs[at + 1] as u8,
@@ -395,7 +479,7 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    fn store<const T: usize>(acc: &[[__m256; 2]; T], out: &mut [[f32; GROUP]]) {
+    pub(crate) fn store<const T: usize>(acc: &[[__m256; 2]; T], out: &mut [[f32; GROUP]]) {
         for (acc, out) in acc.iter().zip(out.iter_mut()) {
             // SAFETY: `out` holds sixteen f32.
             unsafe {
@@ -405,3 +489,7 @@ mod avx2 {
         }
     }
 }
+
+mod float;
+mod k_quants;
+mod nibble;

@@ -7,8 +7,11 @@
 
 use half::f16;
 
-/// Values per quantization block (both formats).
+/// Values per quantization block (the 32-value formats).
 pub const BLOCK: usize = 32;
+
+/// Values per K-quant super-block (Q4_K, Q5_K, Q6_K and their Q8_K activations).
+pub const SUPER: usize = 256;
 
 /// Rows per interleaved weight group: lane `r` of every SIMD vector of a kernel is row
 /// `r` of the group, so sixteen rows are computed at once with no horizontal sums.
@@ -54,13 +57,16 @@ pub struct Q80Groups {
 }
 
 /// One activation block in Q8_1: `d` and `s` are the f16 values of the format, widened
-/// (exactly) to f32 once; `s = d * sum(qs)` rounded as GGML rounds it.
+/// (exactly) to f32 once; `s = d * sum(qs)` rounded as GGML rounds it. `qs` and `d` are
+/// also the block's Q8_0 quantization (GGML computes both the same way), which the Q4_0
+/// and Q5_0 kernels take together with the exact integer `sum` of `qs`.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
 pub struct ActQ81 {
     pub qs: [i8; BLOCK],
     pub d: f32,
     pub s: f32,
+    pub sum: i32,
 }
 
 /// One activation block in Q8_0 (`d` widened exactly from its f16).
@@ -69,6 +75,51 @@ pub struct ActQ81 {
 pub struct ActQ80 {
     pub qs: [i8; BLOCK],
     pub d: f32,
+}
+
+/// One activation super-block in Q8_K (GGML's `block_q8_K`): `bsums[j]` is the sum of
+/// `qs[16 j..16 j + 16]`.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
+pub struct ActQ8K {
+    pub qs: [i8; SUPER],
+    pub d: f32,
+    pub bsums: [i16; SUPER / 16],
+}
+
+impl Default for ActQ8K {
+    fn default() -> Self {
+        Self {
+            qs: [0; SUPER],
+            d: 0.0,
+            bsums: [0; SUPER / 16],
+        }
+    }
+}
+
+/// GGML's `quantize_row_q8_K` (as candle has it); `xs.len()` must be `out.len() * SUPER`.
+pub fn quantize_q8_k(xs: &[f32], out: &mut [ActQ8K]) {
+    for (block, xs) in out.iter_mut().zip(xs.chunks_exact(SUPER)) {
+        let (mut max, mut amax) = (0f32, 0f32);
+        for &x in xs {
+            if amax < x.abs() {
+                amax = x.abs();
+                max = x;
+            }
+        }
+        if amax == 0.0 {
+            *block = ActQ8K::default();
+            continue;
+        }
+        let iscale = -127f32 / max;
+        for (q, &x) in block.qs.iter_mut().zip(xs) {
+            *q = (iscale * x).round().clamp(-128.0, 127.0) as i8;
+        }
+        for (sum, qs) in block.bsums.iter_mut().zip(block.qs.chunks_exact(16)) {
+            *sum = qs.iter().map(|&q| q as i16).sum();
+        }
+        block.d = 1.0 / iscale;
+    }
 }
 
 fn absmax_scale(xs: &[f32]) -> (f32, f32) {
@@ -93,6 +144,7 @@ pub fn quantize_q8_1(xs: &[f32], out: &mut [ActQ81]) {
         }
         block.d = dh.to_f32();
         block.s = (f16::from_f32(sum as f32) * dh).to_f32();
+        block.sum = sum;
     }
 }
 

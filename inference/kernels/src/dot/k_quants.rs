@@ -1,0 +1,301 @@
+//! Kernels of the K-quant formats (Q4_K, Q5_K, Q6_K; see [`crate::packed_k`]) against
+//! Q8_K-quantized activations, as llama.cpp pairs them.
+//!
+//! Per row and super-block every version computes exact integers: for Q4_K and Q5_K
+//! `sumi = Σ_j sc_j · Σ q·y` and `msum = Σ_j mn_j · Σy` over the eight 32-value
+//! sub-blocks, then `acc = fma(d · dy, sumi, acc)` and `acc = fma(-(dmin · dy), msum,
+//! acc)`; for Q6_K `sumi = Σ_j sc_j · Σ q·y - 32 · Σ_j sc_j · Σy` over the sixteen
+//! 16-value sub-blocks, then `acc = fma(d · dy, sumi, acc)`; super-blocks in order. No
+//! intermediate overflows its integer type in any version, so all give the same bits.
+
+use super::super::packed_k::{HighBitsK, Q4Kx16, Q6Kx16};
+use super::super::quant::{ActQ8K, GROUP};
+use super::word;
+
+/// The sum of Q8_K values `32 j..32 j + 32` (sub-block `j` of Q4_K / Q5_K).
+#[inline(always)]
+fn bsum32(y: &ActQ8K, j: usize) -> i32 {
+    y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32
+}
+
+pub mod scalar {
+    use super::*;
+
+    /// Q4_K (`qh` empty) or Q5_K.
+    pub fn q4k_group(w: &[Q4Kx16], qh: &[HighBitsK], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        for (ys, out) in acts.chunks_exact(nb.max(1)).zip(out.iter_mut()) {
+            let mut acc = [0f32; GROUP];
+            for (b, (g, y)) in w.iter().zip(ys).enumerate() {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let (mut sumi, mut msum) = (0i32, 0i32);
+                    for c in 0..4 {
+                        let (mut dlo, mut dhi) = (0i32, 0i32);
+                        for k in 0..8 {
+                            let h = qh.get(b).map_or(0, |qh| qh[c][k][r]);
+                            for j in 0..4 {
+                                let q = g.qs[c][k][4 * r + j];
+                                let lo = (q & 0x0F) | ((h >> j) & 1) << 4;
+                                let hi = (q >> 4) | ((h >> (4 + j)) & 1) << 4;
+                                dlo += lo as i32 * y.qs[64 * c + 4 * k + j] as i32;
+                                dhi += hi as i32 * y.qs[64 * c + 32 + 4 * k + j] as i32;
+                            }
+                        }
+                        sumi += g.sc[c][2 * r] as i32 * dlo + g.sc[c][2 * r + 1] as i32 * dhi;
+                        msum += g.mn[c][2 * r] as i32 * bsum32(y, 2 * c)
+                            + g.mn[c][2 * r + 1] as i32 * bsum32(y, 2 * c + 1);
+                    }
+                    *acc = (g.d[r].to_f32() * y.d).mul_add(sumi as f32, *acc);
+                    *acc = (-(g.dmin[r].to_f32() * y.d)).mul_add(msum as f32, *acc);
+                }
+            }
+            *out = acc;
+        }
+        if nb == 0 {
+            out.fill([0.0; GROUP]);
+        }
+    }
+
+    pub fn q6k_group(w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        for (ys, out) in acts.chunks_exact(nb.max(1)).zip(out.iter_mut()) {
+            let mut acc = [0f32; GROUP];
+            for (g, y) in w.iter().zip(ys) {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let mut sumi = 0i32;
+                    for c in 0..8 {
+                        let (mut dlo, mut dhi) = (0i32, 0i32);
+                        for k in 0..4 {
+                            for j in 0..4 {
+                                let top = g.qh[c][k / 2][4 * r + j] >> (4 * (k % 2));
+                                let q = g.ql[c][k][4 * r + j];
+                                let lo = (q & 0x0F) | (top & 3) << 4;
+                                let hi = (q >> 4) | ((top >> 2) & 3) << 4;
+                                dlo += lo as i32 * y.qs[32 * c + 4 * k + j] as i32;
+                                dhi += hi as i32 * y.qs[32 * c + 16 + 4 * k + j] as i32;
+                            }
+                        }
+                        let (s0, s1) = (g.sc[c][2 * r] as i32, g.sc[c][2 * r + 1] as i32);
+                        sumi += s0 * dlo + s1 * dhi;
+                        sumi -= 32 * (s0 * y.bsums[2 * c] as i32 + s1 * y.bsums[2 * c + 1] as i32);
+                    }
+                    *acc = (g.d[r].to_f32() * y.d).mul_add(sumi as f32, *acc);
+                }
+            }
+            *out = acc;
+        }
+        if nb == 0 {
+            out.fill([0.0; GROUP]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use super::super::avx2::store;
+    use super::super::nibble::avx2::high_bits;
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Sixteen bytes of pairs (`[2 r + e]`, rows 8h..8h+8) widened to i16 pairs, then each
+    /// row's entry `e` copied to both halves of its 32-bit lane.
+    #[target_feature(enable = "avx2")]
+    fn pairs(bytes: &[u8], signed: bool) -> (__m256i, __m256i) {
+        // SAFETY: `bytes` has at least sixteen bytes (checked by the slice below).
+        let v = unsafe { _mm_loadu_si128(bytes[..16].as_ptr() as *const __m128i) };
+        let wide = if signed {
+            _mm256_cvtepi8_epi16(v)
+        } else {
+            _mm256_cvtepu8_epi16(v)
+        };
+        let e0 = _mm256_setr_epi8(
+            0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9,
+            12, 13, 12, 13,
+        );
+        let e1 = _mm256_setr_epi8(
+            2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6, 7, 6, 7, 10, 11,
+            10, 11, 14, 15, 14, 15,
+        );
+        (_mm256_shuffle_epi8(wide, e0), _mm256_shuffle_epi8(wide, e1))
+    }
+
+    /// The i16 pair `(a, b)` as one 32-bit lane.
+    #[inline(always)]
+    fn pair(a: i32, b: i32) -> i32 {
+        (a & 0xFFFF) | (b << 16)
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn load32(p: &[u8]) -> __m256i {
+        // SAFETY: 32 bytes, checked by the slice.
+        unsafe { _mm256_loadu_si256(p[..32].as_ptr() as *const __m256i) }
+    }
+
+    #[target_feature(enable = "avx2,f16c")]
+    fn halfs(v: &[half::f16; GROUP], h: usize) -> __m256 {
+        // SAFETY: f16 8h..8h+8 of sixteen.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(v[8 * h..].as_ptr() as *const __m128i)) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn q4k_group(w: &[Q4Kx16], qh: &[HighBitsK], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+        tiles!(w.len(), acts, out, q4k_tile, w, qh);
+    }
+
+    /// Q4_K or Q5_K (`qh` not empty) for `T` activation rows. Per 8 rows (half `h`), pair
+    /// of sub-blocks `c` and word `k`, the i16 lanes collect up to eight products of at
+    /// most `15 · 127 · 2` (four of `31 · 127 · 2` for Q5_K) before `vpmaddwd` scales them.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q4k_tile<const T: usize>(
+        w: &[Q4Kx16],
+        qh: &[HighBitsK],
+        acts: &[ActQ8K],
+        out: &mut [[f32; GROUP]],
+    ) {
+        let nb = w.len();
+        let high = !qh.is_empty();
+        let flush = if high { 4 } else { 8 };
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = [[_mm256_setzero_ps(); 2]; T];
+        for (b, g) in w.iter().enumerate() {
+            for h in 0..2 {
+                let mut sumi = [_mm256_setzero_si256(); T];
+                let mut msum = [_mm256_setzero_si256(); T];
+                for c in 0..4 {
+                    let (sc0, sc1) = pairs(&g.sc[c][16 * h..], false);
+                    let mn = _mm256_cvtepu8_epi16(
+                        // SAFETY: sixteen of the 32 bytes.
+                        unsafe { _mm_loadu_si128(g.mn[c][16 * h..].as_ptr() as *const __m128i) },
+                    );
+                    for (i, msum) in msum.iter_mut().enumerate() {
+                        let y = &acts[i * nb + b];
+                        let bs = _mm256_set1_epi32(pair(bsum32(y, 2 * c), bsum32(y, 2 * c + 1)));
+                        *msum = _mm256_add_epi32(*msum, _mm256_madd_epi16(mn, bs));
+                    }
+                    let mut plo = [_mm256_setzero_si256(); T];
+                    let mut phi = [_mm256_setzero_si256(); T];
+                    for k in 0..8 {
+                        let v = load32(&g.qs[c][k][32 * h..]);
+                        let mut lo = _mm256_and_si256(v, mask);
+                        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+                        if high {
+                            let (l5, h5) = high_bits(&qh[b][c][k][8 * h..]);
+                            lo = _mm256_or_si256(lo, l5);
+                            hi = _mm256_or_si256(hi, h5);
+                        }
+                        for i in 0..T {
+                            let y = &acts[i * nb + b];
+                            let ylo = _mm256_set1_epi32(word(&y.qs, 64 * c + 4 * k));
+                            let yhi = _mm256_set1_epi32(word(&y.qs, 64 * c + 32 + 4 * k));
+                            plo[i] = _mm256_add_epi16(plo[i], _mm256_maddubs_epi16(lo, ylo));
+                            phi[i] = _mm256_add_epi16(phi[i], _mm256_maddubs_epi16(hi, yhi));
+                        }
+                        if (k + 1) % flush == 0 {
+                            for i in 0..T {
+                                let s = _mm256_add_epi32(
+                                    _mm256_madd_epi16(plo[i], sc0),
+                                    _mm256_madd_epi16(phi[i], sc1),
+                                );
+                                sumi[i] = _mm256_add_epi32(sumi[i], s);
+                                plo[i] = _mm256_setzero_si256();
+                                phi[i] = _mm256_setzero_si256();
+                            }
+                        }
+                    }
+                }
+                let (d, dmin) = (halfs(&g.d, h), halfs(&g.dmin, h));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let dy = _mm256_set1_ps(acts[i * nb + b].d);
+                    let a =
+                        _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[i]), acc[h]);
+                    let m = _mm256_cvtepi32_ps(msum[i]);
+                    acc[h] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, dy), m, a);
+                }
+            }
+        }
+        store(&acc, out);
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn q6k_group(w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+        tiles!(w.len(), acts, out, q6k_tile, w);
+    }
+
+    /// Q6_K for `T` activation rows: per pair of sub-blocks, the i16 lanes collect two
+    /// products of at most `63 · 127 · 2` before `vpmaddwd` scales them.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q6k_tile<const T: usize>(w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+        let nb = w.len();
+        let (m4, m2, m12) = (
+            _mm256_set1_epi8(0x0F),
+            _mm256_set1_epi8(0x03),
+            _mm256_set1_epi8(0x0C),
+        );
+        let mut acc = [[_mm256_setzero_ps(); 2]; T];
+        for (b, g) in w.iter().enumerate() {
+            for h in 0..2 {
+                let mut sumi = [_mm256_setzero_si256(); T];
+                for c in 0..8 {
+                    // SAFETY: reinterpreting i8 as u8 of the same length.
+                    let bytes = unsafe { &*(&g.sc[c] as *const [i8; 32] as *const [u8; 32]) };
+                    let (sc0, sc1) = pairs(&bytes[16 * h..], true);
+                    let sc = _mm256_cvtepi8_epi16(
+                        // SAFETY: sixteen of the 32 bytes.
+                        unsafe { _mm_loadu_si128(g.sc[c][16 * h..].as_ptr() as *const __m128i) },
+                    );
+                    for (i, sumi) in sumi.iter_mut().enumerate() {
+                        let y = &acts[i * nb + b];
+                        let bs = _mm256_set1_epi32(pair(
+                            y.bsums[2 * c] as i32,
+                            y.bsums[2 * c + 1] as i32,
+                        ));
+                        let corr = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc, bs));
+                        *sumi = _mm256_sub_epi32(*sumi, corr);
+                    }
+                    let mut plo = [_mm256_setzero_si256(); T];
+                    let mut phi = [_mm256_setzero_si256(); T];
+                    for k in 0..4 {
+                        let v = load32(&g.ql[c][k][32 * h..]);
+                        let mut top = load32(&g.qh[c][k / 2][32 * h..]);
+                        if k % 2 == 1 {
+                            top = _mm256_srli_epi16::<4>(top);
+                        }
+                        let lo = _mm256_or_si256(
+                            _mm256_and_si256(v, m4),
+                            _mm256_slli_epi16::<4>(_mm256_and_si256(top, m2)),
+                        );
+                        let hi = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
+                            _mm256_slli_epi16::<2>(_mm256_and_si256(top, m12)),
+                        );
+                        for i in 0..T {
+                            let y = &acts[i * nb + b];
+                            let ylo = _mm256_set1_epi32(word(&y.qs, 32 * c + 4 * k));
+                            let yhi = _mm256_set1_epi32(word(&y.qs, 32 * c + 16 + 4 * k));
+                            plo[i] = _mm256_add_epi16(plo[i], _mm256_maddubs_epi16(lo, ylo));
+                            phi[i] = _mm256_add_epi16(phi[i], _mm256_maddubs_epi16(hi, yhi));
+                        }
+                        if k % 2 == 1 {
+                            for i in 0..T {
+                                let s = _mm256_add_epi32(
+                                    _mm256_madd_epi16(plo[i], sc0),
+                                    _mm256_madd_epi16(phi[i], sc1),
+                                );
+                                sumi[i] = _mm256_add_epi32(sumi[i], s);
+                                plo[i] = _mm256_setzero_si256();
+                                phi[i] = _mm256_setzero_si256();
+                            }
+                        }
+                    }
+                }
+                let d = halfs(&g.d, h);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let dy = _mm256_set1_ps(acts[i * nb + b].d);
+                    acc[h] =
+                        _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[i]), acc[h]);
+                }
+            }
+        }
+        store(&acc, out);
+    }
+}
