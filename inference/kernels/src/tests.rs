@@ -162,8 +162,10 @@ fn check(dtype: GgmlDType, rows: usize, cols: usize, m: usize, seed: u64) {
     }
     // candle quantizes the activations exactly as we do, so the products differ only by
     // the order of the f32 sums: by far less than the bound (measured: below 1e-7 of
-    // `Σ|w·x|`). candle's Q4_1 kernel wants an even number of blocks per row.
-    if dtype != GgmlDType::Q4_1 || (cols / BLOCK).is_multiple_of(2) {
+    // `Σ|w·x|`). candle's Q4_1, Q5_0 and Q5_1 kernels want an even number of blocks per
+    // row (a debug assertion).
+    let odd = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1].contains(&dtype);
+    if !odd || (cols / BLOCK).is_multiple_of(2) {
         let candle = candle_product(&w, &x, m, cols);
         for ((&o, &c), &s) in out.iter().zip(&candle).zip(&size) {
             assert!(
