@@ -113,7 +113,7 @@ pub fn q8_0_group(
 }
 
 /// Like [`q4_1_group`] for a Q4_0, Q5_0 or Q5_1 group (Q8_1 activations, whose `qs` and
-/// `d` are also their Q8_0). The AVX-512 version is the AVX2 one.
+/// `d` are also their Q8_0).
 pub fn nibble_group(
     isa: Isa,
     format: NibbleFormat,
@@ -129,8 +129,13 @@ pub fn nibble_group(
         ($high:expr, $min:expr, $off:expr) => {
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
-                Isa::Avx512Vnni | Isa::Avx2 => unsafe {
+                // SAFETY: `isa` came from `available`, so the CPU has the features.
+                Isa::Avx512Vnni => unsafe {
+                    avx512_formats::nibble_group::<$high, $min, $off>(w, acts, out)
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe {
                     nibble::avx2::nibble_group::<$high, $min, $off>(w, acts, out)
                 },
                 _ => nibble::scalar::nibble_group::<$high, $min, $off>(w, acts, out),
@@ -145,7 +150,7 @@ pub fn nibble_group(
 }
 
 /// Like [`q4_1_group`] for a Q4_K group (`qh` empty) or a Q5_K one, with Q8_K
-/// activations. The AVX-512 version is the AVX2 one.
+/// activations.
 pub fn q4k_group(
     isa: Isa,
     w: &[Q4Kx16],
@@ -157,26 +162,31 @@ pub fn q4k_group(
     assert!(qh.is_empty() || qh.len() == w.len(), "fifth bits");
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
-        Isa::Avx512Vnni | Isa::Avx2 => unsafe { k_quants::avx2::q4k_group(w, qh, acts, out) },
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512_formats::q4k_group(w, qh, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { k_quants::avx2::q4k_group(w, qh, acts, out) },
         _ => k_quants::scalar::q4k_group(w, qh, acts, out),
     }
 }
 
-/// Like [`q4_1_group`] for a Q6_K group with Q8_K activations. The AVX-512 version is
-/// the AVX2 one.
+/// Like [`q4_1_group`] for a Q6_K group with Q8_K activations.
 pub fn q6k_group(isa: Isa, w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
     assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
-        Isa::Avx512Vnni | Isa::Avx2 => unsafe { k_quants::avx2::q6k_group(w, acts, out) },
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512_formats::q6k_group(w, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { k_quants::avx2::q6k_group(w, acts, out) },
         _ => k_quants::scalar::q6k_group(w, acts, out),
     }
 }
 
 /// `out[i][r]` = row `r` of the F16 or BF16 group `w` (one entry per column) · f32
-/// activation row `i` of `xs`. The AVX-512 version is the AVX2 one.
+/// activation row `i` of `xs`.
 pub fn half_group(
     isa: Isa,
     format: HalfFormat,
@@ -187,8 +197,11 @@ pub fn half_group(
     assert_eq!(xs.len(), w.len() * out.len(), "activations");
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` came from `available`, so the CPU has AVX2, FMA and F16C.
-        Isa::Avx512Vnni | Isa::Avx2 => unsafe { float::avx2::half_group(format, w, xs, out) },
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512_formats::half_group(format, w, xs, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { float::avx2::half_group(format, w, xs, out) },
         _ => float::scalar::half_group(format, w, xs, out),
     }
 }
@@ -490,6 +503,8 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_formats;
 mod float;
 mod k_quants;
 mod nibble;
