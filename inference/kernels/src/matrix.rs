@@ -337,18 +337,8 @@ impl Part {
         cols: usize,
         acts: &mut Acts,
     ) -> Vec<[f32; GROUP]> {
-        let groups = self.rows.div_ceil(GROUP);
-        let mut t = vec![[0f32; GROUP]; groups * m];
-        let per_task = groups.div_ceil(rayon::current_num_threads() * 4).max(1);
-        let run = |kernel: Kernel, t: &mut [[f32; GROUP]]| {
-            t.par_chunks_mut(per_task * m)
-                .enumerate()
-                .for_each(|(task, chunk)| {
-                    for (i, out) in chunk.chunks_exact_mut(m).enumerate() {
-                        kernel(task * per_task + i, out);
-                    }
-                });
-        };
+        let mut t = vec![[0f32; GROUP]; self.rows.div_ceil(GROUP) * m];
+        let run = |kernel: Kernel, t: &mut [[f32; GROUP]]| run_groups(t, m, kernel);
         let nb = cols / BLOCK;
         let blocks = |g: usize| g * nb..(g + 1) * nb;
         let nk = cols / SUPER;
@@ -411,18 +401,34 @@ impl Part {
             }
             Data::F32(w) => {
                 let rows = self.rows;
-                let kernel = |g: usize, out: &mut [[f32; GROUP]]| {
-                    for k in 0..GROUP.min(rows - g * GROUP) {
-                        let r = g * GROUP + k;
-                        let w = &w[r * cols..(r + 1) * cols];
-                        for (x, out) in x.chunks_exact(cols).zip(out.iter_mut()) {
-                            out[k] = ops::dot_f32(w, x);
-                        }
-                    }
-                };
-                run(&kernel, &mut t);
+                run(&|g, out| f32_group(w, rows, cols, g, x, out), &mut t);
             }
         }
         t
+    }
+}
+
+/// Runs `kernel` on every group of `t` (`m` outputs each), split over the current rayon
+/// pool: a few tasks per thread, each a run of consecutive groups.
+fn run_groups(t: &mut [[f32; GROUP]], m: usize, kernel: Kernel) {
+    let groups = t.len() / m;
+    let per_task = groups.div_ceil(rayon::current_num_threads() * 4).max(1);
+    t.par_chunks_mut(per_task * m)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (i, out) in chunk.chunks_exact_mut(m).enumerate() {
+                kernel(task * per_task + i, out);
+            }
+        });
+}
+
+/// Group `g` of a row-major f32 matrix (`rows × cols`) against the rows of `x`.
+fn f32_group(w: &[f32], rows: usize, cols: usize, g: usize, x: &[f32], out: &mut [[f32; GROUP]]) {
+    for k in 0..GROUP.min(rows - g * GROUP) {
+        let r = g * GROUP + k;
+        let w = &w[r * cols..(r + 1) * cols];
+        for (x, out) in x.chunks_exact(cols).zip(out.iter_mut()) {
+            out[k] = ops::dot_f32(w, x);
+        }
     }
 }

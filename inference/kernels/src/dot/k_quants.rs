@@ -145,6 +145,8 @@ pub mod avx2 {
     /// Q4_K or Q5_K (`qh` not empty) for `T` activation rows. Per 8 rows (half `h`), pair
     /// of sub-blocks `c` and word `k`, the i16 lanes collect up to eight products of at
     /// most `15 · 127 · 2` (four of `31 · 127 · 2` for Q5_K) before `vpmaddwd` scales them.
+    // The indices name the layout's axes (pair, word, half), as in the scalar version.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn q4k_tile<const T: usize>(
         w: &[Q4Kx16],
