@@ -254,7 +254,8 @@ mod scalar {
                     let mut sumi = 0i32;
                     for k in 0..8 {
                         for j in 0..4 {
-                            sumi += g.qs[k][4 * r + j] as i32 * y.qs[4 * k + j] as i32;
+                            let q = g.qs[k][4 * r + j] as i32 - 128;
+                            sumi += q * y.qs[4 * k + j] as i32;
                         }
                     }
                     *acc = (d[r].to_f32() * y.d).mul_add(sumi as f32, *acc);
@@ -353,25 +354,20 @@ mod avx512 {
         let nb = w.len();
         let mut acc = [_mm512_setzero_ps(); T];
         for (b, (g, d)) in w.iter().zip(d).enumerate() {
-            // vpdpbusd multiplies unsigned by signed bytes: feed it |w| and move the
-            // weight's sign onto the activation.
-            let mut mag = [_mm512_setzero_si512(); 8];
-            let mut neg = [0 as __mmask64; 8];
-            for k in 0..8 {
-                // SAFETY: `qs[k]` is 64 bytes.
-                let v = unsafe { _mm512_loadu_si512(g.qs[k].as_ptr() as *const _) };
-                mag[k] = _mm512_abs_epi8(v);
-                neg[k] = _mm512_movepi8_mask(v);
+            // The weights are stored plus 128, unsigned as vpdpbusd takes them; the
+            // 128 · Σy this adds is subtracted below (exact integers).
+            let mut q = [_mm512_setzero_si512(); 8];
+            for (q, qs) in q.iter_mut().zip(&g.qs) {
+                // SAFETY: `qs` is 64 bytes.
+                *q = unsafe { _mm512_loadu_si512(qs.as_ptr() as *const _) };
             }
             // SAFETY: `d` is sixteen f16 (32 bytes).
             let d = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(d.as_ptr() as *const __m256i)) };
             for (i, acc) in acc.iter_mut().enumerate() {
                 let y = &acts[i * nb + b];
-                let mut sumi = _mm512_setzero_si512();
-                for k in 0..8 {
-                    let yk = _mm512_set1_epi32(word(&y.qs, 4 * k));
-                    let signed = _mm512_mask_sub_epi8(yk, neg[k], _mm512_setzero_si512(), yk);
-                    sumi = _mm512_dpbusd_epi32(sumi, mag[k], signed);
+                let mut sumi = _mm512_set1_epi32(-128 * y.sum);
+                for (k, q) in q.iter().enumerate() {
+                    sumi = _mm512_dpbusd_epi32(sumi, *q, _mm512_set1_epi32(word(&y.qs, 4 * k)));
                 }
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(y.d));
                 *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *acc);
@@ -466,9 +462,11 @@ mod avx2 {
                 let mut mag = [_mm256_setzero_si256(); 8];
                 for k in 0..8 {
                     // SAFETY: bytes 32h..32h+32 of the 64-byte `qs[k]`.
-                    raw[k] = unsafe {
+                    let v = unsafe {
                         _mm256_loadu_si256(g.qs[k].as_ptr().add(32 * h) as *const __m256i)
                     };
+                    // Back from the stored `w + 128` to the signed weight.
+                    raw[k] = _mm256_xor_si256(v, _mm256_set1_epi8(-128));
                     mag[k] = _mm256_abs_epi8(raw[k]);
                 }
                 // SAFETY: f16 8h..8h+8 of the sixteen in `d`.

@@ -285,6 +285,7 @@ impl Acts {
             let zero = ActQ80 {
                 qs: [0; BLOCK],
                 d: 0.0,
+                sum: 0,
             };
             self.q80 = vec![zero; m * nb];
             for (x, a) in x.chunks_exact(cols).zip(self.q80.chunks_exact_mut(nb)) {

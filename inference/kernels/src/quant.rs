@@ -39,13 +39,14 @@ impl Default for Q41x16 {
     }
 }
 
-/// Sixteen consecutive weight rows' Q8_0 values at one column block:
-/// `qs[k][4 * r + j]` is value `4k + j` of row `r`. The scales live beside it (see
-/// [`Q80Groups`]) so the 512 value bytes stay aligned to cache lines.
+/// Sixteen consecutive weight rows' Q8_0 values at one column block, offset by 128 to
+/// be unsigned (what `vpdpbusd` multiplies; the kernels subtract `128 · Σy`):
+/// `qs[k][4 * r + j]` is value `4k + j` of row `r` plus 128. The scales live beside it
+/// (see [`Q80Groups`]) so the 512 value bytes stay aligned to cache lines.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub struct Q80x16 {
-    pub qs: [[i8; 64]; 8],
+    pub qs: [[u8; 64]; 8],
 }
 
 /// A Q8_0 matrix in sixteen-row groups: `qs[g * blocks + b]` with its scales
@@ -69,12 +70,14 @@ pub struct ActQ81 {
     pub sum: i32,
 }
 
-/// One activation block in Q8_0 (`d` widened exactly from its f16).
+/// One activation block in Q8_0 (`d` widened exactly from its f16), with the exact
+/// integer `sum` of `qs`.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
 pub struct ActQ80 {
     pub qs: [i8; BLOCK],
     pub d: f32,
+    pub sum: i32,
 }
 
 /// One activation super-block in Q8_K (GGML's `block_q8_K`): `bsums[j]` is the sum of
@@ -156,6 +159,7 @@ pub fn quantize_q8_0(xs: &[f32], out: &mut [ActQ80]) {
         for (q, &x) in block.qs.iter_mut().zip(xs) {
             *q = f32::round(x * id) as i8;
         }
+        block.sum = block.qs.iter().map(|&q| q as i32).sum();
     }
 }
 
@@ -202,7 +206,7 @@ pub fn q8_0_groups(bytes: &[u8], rows: usize, cols: usize) -> Option<Q80Groups> 
             out.d[i][r] = f16::from_le_bytes([raw[0], raw[1]]);
             for (k, chunk) in raw[2..].chunks_exact(4).enumerate() {
                 for (j, &v) in chunk.iter().enumerate() {
-                    out.qs[i].qs[k][4 * r + j] = v as i8;
+                    out.qs[i].qs[k][4 * r + j] = v ^ 0x80;
                 }
             }
         }
