@@ -15,6 +15,12 @@
 //! Each group's weights are unpacked once per block and reused for all `m` activation
 //! rows (up to four at a time in registers), so a verification batch reads the weights
 //! once.
+//!
+//! This file holds Q4_1 and Q8_0 and the entry points of every format; the other formats'
+//! versions live beside it: `nibble` (Q4_0, Q5_0, Q5_1), `k_quants` (Q4_K, Q5_K,
+//! Q6_K), `float` (F16, BF16; f32 activations, four running sums per row) and
+//! `avx512_formats` (their AVX-512 versions). Each module states the exact operations
+//! its versions share.
 
 use super::packed::{HalfFormat, NibbleFormat};
 use super::packed_k::{HighBitsK, Q4Kx16, Q6Kx16};

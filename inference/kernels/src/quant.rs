@@ -1,9 +1,11 @@
-//! Block formats of the quantized weights the executor multiplies with (GGML's Q4_1 and
-//! Q8_0, copied out of candle's tensors at load), and the quantization of activation rows
-//! to the 8-bit block formats their dot products take (Q8_1 for Q4_1 weights, Q8_0 for
-//! Q8_0 weights). The weights are regrouped at load into sixteen-row groups (see
-//! [`GROUP`]); the activation quantizers reproduce candle's (and GGML's reference)
-//! `quantize_row_q8_1` / `quantize_row_q8_0` bit for bit.
+//! Block formats of the Q4_1 and Q8_0 weights (copied out of candle's tensors at load;
+//! the other formats are in [`crate::packed`] and [`crate::packed_k`]), and the
+//! quantization of activation rows to the 8-bit formats the dot products take: Q8_1 for
+//! Q4_1, Q5_1 (and, through its `qs`, `d` and `sum`, Q4_0 and Q5_0), Q8_0 for Q8_0 weights
+//! and Q8_K (256-value super-blocks) for the K-quants. The weights are regrouped at load
+//! into sixteen-row groups (see [`GROUP`]); the activation quantizers reproduce candle's
+//! (and GGML's reference) `quantize_row_q8_1` / `quantize_row_q8_0` bit for bit, and
+//! follow candle's `quantize_row_q8_K` operation for operation.
 
 use half::f16;
 
