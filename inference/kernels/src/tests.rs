@@ -295,3 +295,26 @@ fn malformed_matrices_are_errors_not_panics() {
     assert!(packed_k::q4k_q5k_groups(&[0u8; 144], 1, 255, false).is_none());
     assert!(packed_k::q6k_groups(&[0u8; 209], 1, 256).is_none());
 }
+
+#[test]
+fn fast_rounding_matches_f32_round() {
+    // Every half integer in range and its neighbours (the exhaustive check over all
+    // |x| <= 130 was run once; this keeps the cases that matter).
+    for h in -300..=300 {
+        let x = h as f32 * 0.5;
+        for v in [
+            x,
+            f32::from_bits(x.to_bits() + 1),
+            f32::from_bits(x.to_bits().max(1) - 1),
+        ] {
+            assert_eq!(quant::round_i8(v), v.round() as i8, "{v:e}");
+        }
+    }
+    for v in random(100_000, 3) {
+        let v = v * 140.0;
+        assert_eq!(quant::round_i8(v), v.round() as i8, "{v:e}");
+    }
+    for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30] {
+        assert_eq!(quant::round_i8(v), v.round() as i8, "{v:e}");
+    }
+}
