@@ -4,9 +4,10 @@
 //! For each format, a 2048 x 2048 matrix and a 1536 x 576 one (the default model's
 //! width, which the K-quants cannot take: their super-blocks are 256 wide) are quantized
 //! from the same random values; each product with `m` = 1 and 4 activation rows is timed
-//! for both engines (the median of repeated runs after a warm-up), and the table gives
-//! the milliseconds and candle's time over ours (above 1: ours is faster). Both run on
-//! every core: ours inside the kernels' pool, candle on its own threads. candle holds
+//! for both engines in alternating 20 ms slices (the median call of each after a
+//! warm-up), and the table gives the milliseconds and candle's time over ours (above 1:
+//! ours is faster). Both run on every core: ours in the kernels' pool (driven from one of
+//! its threads, as a forward pass is), candle on its own threads. candle holds
 //! F16, BF16 and F32 weights as f32 tensors (`QMatMul::from_qtensor` widens them), so for
 //! those it is its f32 matmul that is timed.
 
@@ -47,21 +48,36 @@ pub fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// The median time of one call of `f`, over as many calls as fit in `budget` (at least
-/// five), after three warm-up calls.
-fn median(budget: Duration, mut f: impl FnMut()) -> Duration {
+/// The median time of one call of `a` and of `b`, timed in alternating slices of about
+/// 20 ms (so both see the same load on a shared machine) until `budget` has passed for
+/// each, after three warm-up calls of each.
+fn medians(budget: Duration, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
     for _ in 0..3 {
-        f();
+        a();
+        b();
     }
-    let start = Instant::now();
-    let mut times = Vec::new();
-    while times.len() < 5 || start.elapsed() < budget {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed());
+    let slice = Duration::from_millis(20);
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    let (mut spent_a, mut spent_b) = (Duration::ZERO, Duration::ZERO);
+    while spent_a < budget || spent_b < budget || ta.len() < 5 || tb.len() < 5 {
+        for (f, times, spent) in [
+            (&mut a as &mut dyn FnMut(), &mut ta, &mut spent_a),
+            (&mut b as &mut dyn FnMut(), &mut tb, &mut spent_b),
+        ] {
+            let start = Instant::now();
+            while start.elapsed() < slice {
+                let t = Instant::now();
+                f();
+                times.push(t.elapsed());
+            }
+            *spent += start.elapsed();
+        }
     }
-    times.sort();
-    times[times.len() / 2]
+    let median = |t: &mut Vec<Duration>| {
+        t.sort();
+        t[t.len() / 2]
+    };
+    (median(&mut ta), median(&mut tb))
 }
 
 fn random(len: usize, seed: u64) -> Vec<f32> {
@@ -106,12 +122,18 @@ fn measure(
         let x = random(m * cols, 2 + m as u64);
         let xt = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu)?;
         let mut y = vec![0f32; m * rows];
-        let ours_t = kernels::in_pool(|| median(opts.budget, || ours.matmul(&x, m, &mut y)));
         let mut failed = None;
-        let candle_t = median(opts.budget, || {
-            if let Err(e) = candle.forward(&xt) {
-                failed = Some(e);
-            }
+        // The driving thread is one of the kernels' workers, as in a forward pass.
+        let (ours_t, candle_t) = kernels::in_pool(|| {
+            medians(
+                opts.budget,
+                || ours.matmul(&x, m, &mut y),
+                || {
+                    if let Err(e) = candle.forward(&xt) {
+                        failed = Some(e);
+                    }
+                },
+            )
         });
         if let Some(e) = failed {
             return Err(e).context(format!("candle {format:?} {rows}x{cols} m={m}"));
