@@ -3,6 +3,11 @@
 //! Sources are GGUF files (quantized, as the default SmolLM2 model ships) and Hugging Face
 //! safetensors checkpoints (`config.json` + `model.safetensors`). Weights are reference
 //! counted, so one loaded model can be sliced into several in-process shards for free.
+//!
+//! GGUF matrices stay in their format for the kernels (`neuroshard_kernels::FORMATS`); a
+//! matrix of a type without a kernel is a load error naming the tensor, never a silent
+//! widening to f32 (only [`Precision::F32`] asks for that). The embedding table (a
+//! lookup) and the norm vectors are dequantized to f32 at load.
 
 use crate::config::ModelConfig;
 use crate::error::{InferenceError, Result};

@@ -4,8 +4,8 @@
 //! Q4_1, Q5_1 (and, through its `qs`, `d` and `sum`, Q4_0 and Q5_0), Q8_0 for Q8_0 weights
 //! and Q8_K (256-value super-blocks) for the K-quants. The weights are regrouped at load
 //! into sixteen-row groups (see [`GROUP`]); the activation quantizers reproduce candle's
-//! (and GGML's reference) `quantize_row_q8_1` / `quantize_row_q8_0` bit for bit, and
-//! follow candle's `quantize_row_q8_K` operation for operation.
+//! (and GGML's reference) `quantize_row_q8_1` / `quantize_row_q8_0` / `quantize_row_q8_K`
+//! bit for bit (the tests compare them with candle's blocks).
 
 use half::f16;
 

@@ -6,7 +6,7 @@
 //! its rows one by one and against other batch sizes; and the same product under thread
 //! pools of one to three threads, over random shapes including row counts that are not
 //! multiples of sixteen and (for the 32-value formats) widths that are not multiples of
-//! 256.
+//! 256. The activation quantizers are compared with candle's blocks byte for byte.
 
 use super::quant::{BLOCK, SUPER};
 use super::*;
@@ -316,5 +316,76 @@ fn fast_rounding_matches_f32_round() {
     }
     for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30] {
         assert_eq!(quant::round_i8(v), v.round() as i8, "{v:e}");
+    }
+}
+
+/// candle's own quantization of `x` to `dtype`, as raw block bytes.
+fn candle_blocks(x: &[f32], dtype: GgmlDType) -> Vec<u8> {
+    let t = Tensor::from_vec(x.to_vec(), (1, x.len()), &Device::Cpu).unwrap();
+    QTensor::quantize(&t, dtype)
+        .unwrap()
+        .data()
+        .unwrap()
+        .into_owned()
+}
+
+#[test]
+fn activation_quantizers_equal_candles_bit_for_bit() {
+    let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    for seed in 0..20u64 {
+        // Some rows with a zero block and some with large values.
+        let mut x: Vec<f32> = random(2 * SUPER, seed)
+            .iter()
+            .map(|v| v * (seed as f32 + 0.5))
+            .collect();
+        if seed % 3 == 0 {
+            x[..BLOCK].fill(0.0);
+        }
+        let mut q81 = vec![
+            quant::ActQ81 {
+                qs: [0; BLOCK],
+                d: 0.0,
+                s: 0.0,
+                sum: 0
+            };
+            16
+        ];
+        quant::quantize_q8_1(&x, &mut q81);
+        for (a, b) in q81
+            .iter()
+            .zip(candle_blocks(&x, GgmlDType::Q8_1).chunks_exact(36))
+        {
+            assert_eq!((a.d, a.s), (f16(&b[0..2]), f16(&b[2..4])));
+            assert!(a.qs.iter().zip(&b[4..]).all(|(&q, &c)| q == c as i8));
+            assert_eq!(a.sum, a.qs.iter().map(|&q| q as i32).sum::<i32>());
+        }
+        let mut q80 = vec![
+            quant::ActQ80 {
+                qs: [0; BLOCK],
+                d: 0.0,
+                sum: 0
+            };
+            16
+        ];
+        quant::quantize_q8_0(&x, &mut q80);
+        for (a, b) in q80
+            .iter()
+            .zip(candle_blocks(&x, GgmlDType::Q8_0).chunks_exact(34))
+        {
+            assert_eq!(a.d, f16(&b[0..2]));
+            assert!(a.qs.iter().zip(&b[2..]).all(|(&q, &c)| q == c as i8));
+        }
+        let mut q8k = vec![quant::ActQ8K::default(); 2];
+        quant::quantize_q8_k(&x, &mut q8k);
+        for (a, b) in q8k
+            .iter()
+            .zip(candle_blocks(&x, GgmlDType::Q8K).chunks_exact(292))
+        {
+            assert_eq!(a.d.to_bits(), u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            assert!(a.qs.iter().zip(&b[4..260]).all(|(&q, &c)| q == c as i8));
+            for (j, s) in a.bsums.iter().enumerate() {
+                assert_eq!(*s, i16::from_le_bytes([b[260 + 2 * j], b[261 + 2 * j]]));
+            }
+        }
     }
 }
