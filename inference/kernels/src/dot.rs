@@ -496,7 +496,7 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(crate) fn store<const T: usize>(acc: &[[__m256; 2]; T], out: &mut [[f32; GROUP]]) {
+    fn store<const T: usize>(acc: &[[__m256; 2]; T], out: &mut [[f32; GROUP]]) {
         for (acc, out) in acc.iter().zip(out.iter_mut()) {
             // SAFETY: `out` holds sixteen f32.
             unsafe {

@@ -92,7 +92,6 @@ pub mod scalar {
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
-    use super::super::avx2::store;
     use super::super::nibble::avx2::high_bits;
     use super::*;
     use std::arch::x86_64::*;
@@ -142,9 +141,10 @@ pub mod avx2 {
         tiles!(w.len(), acts, out, q4k_tile, w, qh);
     }
 
-    /// Q4_K or Q5_K (`qh` not empty) for `T` activation rows. Per 8 rows (half `h`), pair
-    /// of sub-blocks `c` and word `k`, the i16 lanes collect up to eight products of at
-    /// most `15 · 127 · 2` (four of `31 · 127 · 2` for Q5_K) before `vpmaddwd` scales them.
+    /// Q4_K or Q5_K (`qh` not empty) for `T` activation rows, one half of the group (rows
+    /// 8h..8h+8) at a time so the accumulators stay in the sixteen registers. Per pair of
+    /// sub-blocks `c` and word `k`, the i16 lanes collect up to eight products of at most
+    /// `15 · 127 · 2` (four of `31 · 127 · 2` for Q5_K) before `vpmaddwd` scales them.
     // The indices name the layout's axes (pair, word, half), as in the scalar version.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -155,33 +155,21 @@ pub mod avx2 {
         out: &mut [[f32; GROUP]],
     ) {
         let nb = w.len();
-        let high = !qh.is_empty();
-        let flush = if high { 4 } else { 8 };
+        let flush = if qh.is_empty() { 8 } else { 4 };
         let mask = _mm256_set1_epi8(0x0F);
-        let mut acc = [[_mm256_setzero_ps(); 2]; T];
-        for (b, g) in w.iter().enumerate() {
-            for h in 0..2 {
+        for h in 0..2 {
+            let mut acc = [_mm256_setzero_ps(); T];
+            for (b, g) in w.iter().enumerate() {
                 let mut sumi = [_mm256_setzero_si256(); T];
-                let mut msum = [_mm256_setzero_si256(); T];
                 for c in 0..4 {
-                    let (sc0, sc1) = pairs(&g.sc[c][16 * h..], false);
-                    let mn = _mm256_cvtepu8_epi16(
-                        // SAFETY: sixteen of the 32 bytes.
-                        unsafe { _mm_loadu_si128(g.mn[c][16 * h..].as_ptr() as *const __m128i) },
-                    );
-                    for (i, msum) in msum.iter_mut().enumerate() {
-                        let y = &acts[i * nb + b];
-                        let bs = _mm256_set1_epi32(pair(bsum32(y, 2 * c), bsum32(y, 2 * c + 1)));
-                        *msum = _mm256_add_epi32(*msum, _mm256_madd_epi16(mn, bs));
-                    }
                     let mut plo = [_mm256_setzero_si256(); T];
                     let mut phi = [_mm256_setzero_si256(); T];
                     for k in 0..8 {
                         let v = load32(&g.qs[c][k][32 * h..]);
                         let mut lo = _mm256_and_si256(v, mask);
                         let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-                        if high {
-                            let (l5, h5) = high_bits(&qh[b][c][k][8 * h..]);
+                        if let Some(qh) = qh.get(b) {
+                            let (l5, h5) = high_bits(&qh[c][k][8 * h..]);
                             lo = _mm256_or_si256(lo, l5);
                             hi = _mm256_or_si256(hi, h5);
                         }
@@ -193,6 +181,7 @@ pub mod avx2 {
                             phi[i] = _mm256_add_epi16(phi[i], _mm256_maddubs_epi16(hi, yhi));
                         }
                         if (k + 1) % flush == 0 {
+                            let (sc0, sc1) = pairs(&g.sc[c][16 * h..], false);
                             for i in 0..T {
                                 let s = _mm256_add_epi32(
                                     _mm256_madd_epi16(plo[i], sc0),
@@ -207,15 +196,38 @@ pub mod avx2 {
                 }
                 let (d, dmin) = (halfs(&g.d, h), halfs(&g.dmin, h));
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    let dy = _mm256_set1_ps(acts[i * nb + b].d);
+                    let y = &acts[i * nb + b];
+                    let dy = _mm256_set1_ps(y.d);
                     let a =
-                        _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[i]), acc[h]);
-                    let m = _mm256_cvtepi32_ps(msum[i]);
-                    acc[h] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, dy), m, a);
+                        _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[i]), *acc);
+                    let m = _mm256_cvtepi32_ps(mins(g, h, y));
+                    *acc = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, dy), m, a);
                 }
             }
+            store_half(&acc, out, h);
         }
-        store(&acc, out);
+    }
+
+    /// `Σ_j mn_j · Σy` over the eight sub-blocks, for rows 8h..8h+8.
+    #[target_feature(enable = "avx2")]
+    fn mins(g: &Q4Kx16, h: usize, y: &ActQ8K) -> __m256i {
+        let mut msum = _mm256_setzero_si256();
+        for (c, mn) in g.mn.iter().enumerate() {
+            // SAFETY: sixteen of the 32 bytes.
+            let mn = unsafe { _mm_loadu_si128(mn[16 * h..].as_ptr() as *const __m128i) };
+            let bs = _mm256_set1_epi32(pair(bsum32(y, 2 * c), bsum32(y, 2 * c + 1)));
+            msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_cvtepu8_epi16(mn), bs));
+        }
+        msum
+    }
+
+    /// Stores the accumulators of rows 8h..8h+8.
+    #[target_feature(enable = "avx2")]
+    fn store_half<const T: usize>(acc: &[__m256; T], out: &mut [[f32; GROUP]], h: usize) {
+        for (acc, out) in acc.iter().zip(out.iter_mut()) {
+            // SAFETY: eight of the sixteen f32 in `out`.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * h), *acc) };
+        }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -223,8 +235,9 @@ pub mod avx2 {
         tiles!(w.len(), acts, out, q6k_tile, w);
     }
 
-    /// Q6_K for `T` activation rows: per pair of sub-blocks, the i16 lanes collect two
-    /// products of at most `63 · 127 · 2` before `vpmaddwd` scales them.
+    /// Q6_K for `T` activation rows, one half of the group at a time: per pair of
+    /// sub-blocks, the i16 lanes collect two products of at most `63 · 127 · 2` before
+    /// `vpmaddwd` scales them.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn q6k_tile<const T: usize>(w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
         let nb = w.len();
@@ -233,27 +246,14 @@ pub mod avx2 {
             _mm256_set1_epi8(0x03),
             _mm256_set1_epi8(0x0C),
         );
-        let mut acc = [[_mm256_setzero_ps(); 2]; T];
-        for (b, g) in w.iter().enumerate() {
-            for h in 0..2 {
+        for h in 0..2 {
+            let mut acc = [_mm256_setzero_ps(); T];
+            for (b, g) in w.iter().enumerate() {
                 let mut sumi = [_mm256_setzero_si256(); T];
+                for (i, sumi) in sumi.iter_mut().enumerate() {
+                    *sumi = q6k_offsets(g, h, &acts[i * nb + b]);
+                }
                 for c in 0..8 {
-                    // SAFETY: reinterpreting i8 as u8 of the same length.
-                    let bytes = unsafe { &*(&g.sc[c] as *const [i8; 32] as *const [u8; 32]) };
-                    let (sc0, sc1) = pairs(&bytes[16 * h..], true);
-                    let sc = _mm256_cvtepi8_epi16(
-                        // SAFETY: sixteen of the 32 bytes.
-                        unsafe { _mm_loadu_si128(g.sc[c][16 * h..].as_ptr() as *const __m128i) },
-                    );
-                    for (i, sumi) in sumi.iter_mut().enumerate() {
-                        let y = &acts[i * nb + b];
-                        let bs = _mm256_set1_epi32(pair(
-                            y.bsums[2 * c] as i32,
-                            y.bsums[2 * c + 1] as i32,
-                        ));
-                        let corr = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc, bs));
-                        *sumi = _mm256_sub_epi32(*sumi, corr);
-                    }
                     let mut plo = [_mm256_setzero_si256(); T];
                     let mut phi = [_mm256_setzero_si256(); T];
                     for k in 0..4 {
@@ -270,22 +270,23 @@ pub mod avx2 {
                             _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4),
                             _mm256_slli_epi16::<2>(_mm256_and_si256(top, m12)),
                         );
-                        for i in 0..T {
+                        for (i, (plo, phi)) in plo.iter_mut().zip(phi.iter_mut()).enumerate() {
                             let y = &acts[i * nb + b];
                             let ylo = _mm256_set1_epi32(word(&y.qs, 32 * c + 4 * k));
                             let yhi = _mm256_set1_epi32(word(&y.qs, 32 * c + 16 + 4 * k));
-                            plo[i] = _mm256_add_epi16(plo[i], _mm256_maddubs_epi16(lo, ylo));
-                            phi[i] = _mm256_add_epi16(phi[i], _mm256_maddubs_epi16(hi, yhi));
+                            *plo = _mm256_add_epi16(*plo, _mm256_maddubs_epi16(lo, ylo));
+                            *phi = _mm256_add_epi16(*phi, _mm256_maddubs_epi16(hi, yhi));
                         }
                         if k % 2 == 1 {
-                            for i in 0..T {
+                            let (sc0, sc1) = pairs(as_bytes(&g.sc[c], h), true);
+                            for ((sumi, plo), phi) in sumi.iter_mut().zip(&mut plo).zip(&mut phi) {
                                 let s = _mm256_add_epi32(
-                                    _mm256_madd_epi16(plo[i], sc0),
-                                    _mm256_madd_epi16(phi[i], sc1),
+                                    _mm256_madd_epi16(*plo, sc0),
+                                    _mm256_madd_epi16(*phi, sc1),
                                 );
-                                sumi[i] = _mm256_add_epi32(sumi[i], s);
-                                plo[i] = _mm256_setzero_si256();
-                                phi[i] = _mm256_setzero_si256();
+                                *sumi = _mm256_add_epi32(*sumi, s);
+                                *plo = _mm256_setzero_si256();
+                                *phi = _mm256_setzero_si256();
                             }
                         }
                     }
@@ -293,11 +294,30 @@ pub mod avx2 {
                 let d = halfs(&g.d, h);
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let dy = _mm256_set1_ps(acts[i * nb + b].d);
-                    acc[h] =
-                        _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[i]), acc[h]);
+                    *acc = _mm256_fmadd_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sumi[i]), *acc);
                 }
             }
+            store_half(&acc, out, h);
         }
-        store(&acc, out);
+    }
+
+    /// Bytes 16h.. of a row of signed scales, as the unsigned bytes `pairs` loads.
+    fn as_bytes(sc: &[i8; 32], h: usize) -> &[u8] {
+        // SAFETY: reinterpreting i8 as u8 of the same length.
+        let bytes = unsafe { &*(sc as *const [i8; 32] as *const [u8; 32]) };
+        &bytes[16 * h..]
+    }
+
+    /// `-32 · Σ_j sc_j · Σy` over the sixteen sub-blocks, for rows 8h..8h+8.
+    #[target_feature(enable = "avx2")]
+    fn q6k_offsets(g: &Q6Kx16, h: usize, y: &ActQ8K) -> __m256i {
+        let mut corr = _mm256_setzero_si256();
+        for (c, sc) in g.sc.iter().enumerate() {
+            // SAFETY: sixteen of the 32 bytes.
+            let sc = unsafe { _mm_loadu_si128(sc[16 * h..].as_ptr() as *const __m128i) };
+            let bs = _mm256_set1_epi32(pair(y.bsums[2 * c] as i32, y.bsums[2 * c + 1] as i32));
+            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs));
+        }
+        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(corr))
     }
 }

@@ -66,7 +66,6 @@ pub mod scalar {
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
-    use super::super::avx2::store;
     use super::*;
     use std::arch::x86_64::*;
 
@@ -111,8 +110,9 @@ pub mod avx2 {
         }
     }
 
-    /// `T` activation rows; rows 0-7 and 8-15 of the group are the two halves of each
-    /// 64-byte chunk. Four products of at most `31 · 127 · 2` fit an i16 lane.
+    /// `T` activation rows, one half of the group (rows 8h..8h+8, the halves of each
+    /// 64-byte chunk) at a time so the accumulators stay in registers. Four products of
+    /// at most `31 · 127 · 2` fit an i16 lane.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn tile<const T: usize, const HIGH: bool, const MIN: bool, const OFF: i32>(
         w: &NibbleView,
@@ -122,9 +122,9 @@ pub mod avx2 {
         let nb = w.qs.len();
         let mask = _mm256_set1_epi8(0x0F);
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_ps(); 2]; T];
-        for b in 0..nb {
-            for h in 0..2 {
+        for h in 0..2 {
+            let mut acc = [_mm256_setzero_ps(); T];
+            for b in 0..nb {
                 let mut lo = [_mm256_setzero_si256(); 4];
                 let mut hi = [_mm256_setzero_si256(); 4];
                 for k in 0..4 {
@@ -140,20 +140,7 @@ pub mod avx2 {
                         hi[k] = _mm256_or_si256(hi[k], h5);
                     }
                 }
-                // SAFETY: f16 8h..8h+8 of the sixteen in `d` (and `m`).
-                let d = unsafe {
-                    _mm256_cvtph_ps(_mm_loadu_si128(w.d[b].as_ptr().add(8 * h) as *const __m128i))
-                };
-                let m = if MIN {
-                    // SAFETY: as above.
-                    unsafe {
-                        _mm256_cvtph_ps(_mm_loadu_si128(
-                            w.m[b].as_ptr().add(8 * h) as *const __m128i
-                        ))
-                    }
-                } else {
-                    _mm256_setzero_ps()
-                };
+                let d = halfs(&w.d[b], h);
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let y = &acts[i * nb + b];
                     let mut plo = _mm256_setzero_si256();
@@ -172,14 +159,24 @@ pub mod avx2 {
                         sumi = _mm256_sub_epi32(sumi, _mm256_set1_epi32(OFF * y.sum));
                     }
                     let scale = _mm256_mul_ps(d, _mm256_set1_ps(y.d));
-                    acc[h] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sumi), acc[h]);
+                    *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sumi), *acc);
                     if MIN {
-                        acc[h] = _mm256_fmadd_ps(m, _mm256_set1_ps(y.s), acc[h]);
+                        *acc = _mm256_fmadd_ps(halfs(&w.m[b], h), _mm256_set1_ps(y.s), *acc);
                     }
                 }
             }
+            for (acc, out) in acc.iter().zip(out.iter_mut()) {
+                // SAFETY: eight of the sixteen f32 in `out`.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * h), *acc) };
+            }
         }
-        store(&acc, out);
         T
+    }
+
+    /// F16 values 8h..8h+8 of sixteen, widened.
+    #[target_feature(enable = "avx2,f16c")]
+    fn halfs(v: &[f16; GROUP], h: usize) -> __m256 {
+        // SAFETY: eight of the sixteen f16.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(v[8 * h..].as_ptr() as *const __m128i)) }
     }
 }
