@@ -152,7 +152,7 @@ fn check(dtype: GgmlDType, rows: usize, cols: usize, m: usize, seed: u64) {
     // split across threads.
     let scalar = out_with(&ours, dot::Isa::Scalar, &x, m);
     for isa in dot::available() {
-        for threads in [1, 3] {
+        for threads in [1, 2, 3] {
             let theirs = in_threads(&ours, isa, &x, m, threads);
             assert_eq!(
                 theirs, scalar,
