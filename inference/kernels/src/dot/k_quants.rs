@@ -232,7 +232,21 @@ pub mod avx2 {
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub fn q6k_group(w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
-        tiles!(w.len(), acts, out, q6k_tile, w);
+        // Tiles of at most two activation rows: with more, the accumulators outgrow the
+        // sixteen registers.
+        let nb = w.len();
+        let mut done = 0;
+        while done < out.len() {
+            let acts = &acts[done * nb..];
+            let out = &mut out[done..];
+            done += if out.len() == 1 {
+                q6k_tile::<1>(w, acts, out);
+                1
+            } else {
+                q6k_tile::<2>(w, acts, out);
+                2
+            };
+        }
     }
 
     /// Q6_K for `T` activation rows, one half of the group at a time: per pair of
