@@ -3,6 +3,11 @@
 //! Sources are GGUF files (quantized, as the default SmolLM2 model ships) and Hugging Face
 //! safetensors checkpoints (`config.json` + `model.safetensors`). Weights are reference
 //! counted, so one loaded model can be sliced into several in-process shards for free.
+//!
+//! GGUF matrices stay in their format for the kernels (`neuroshard_kernels::FORMATS`); a
+//! matrix of a type without a kernel is a load error naming the tensor, never a silent
+//! widening to f32 (only [`Precision::F32`] asks for that). The embedding table (a
+//! lookup) and the norm vectors are dequantized to f32 at load.
 
 use crate::config::ModelConfig;
 use crate::error::{InferenceError, Result};
@@ -136,9 +141,26 @@ impl ModelWeights {
     }
 }
 
-fn matmul_from(q: QTensor, precision: Precision) -> Result<QMatMul> {
+/// The matrix `name` of `path` as the kernels will hold it. Natively, a type without a
+/// kernel is an error naming the tensor (nothing is widened to f32 behind the caller's
+/// back), and F16 / BF16 stay in their format (candle's `QMatMul::from_qtensor` would
+/// widen them to f32).
+fn matmul_from(path: &Path, name: &str, q: QTensor, precision: Precision) -> Result<QMatMul> {
     Ok(match precision {
-        Precision::Native => QMatMul::from_qtensor(q)?,
+        Precision::Native => match q.dtype() {
+            dtype if !crate::kernels::has_kernel(dtype) => {
+                return Err(InferenceError::bad_file(
+                    path,
+                    format!(
+                        "tensor {name} has type {dtype:?}, which has no kernel here \
+                         (supported: {:?})",
+                        crate::kernels::FORMATS
+                    ),
+                ))
+            }
+            GgmlDType::F16 | GgmlDType::BF16 => QMatMul::QTensor(Arc::new(q)),
+            _ => QMatMul::from_qtensor(q)?,
+        },
         Precision::F32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
     })
 }
@@ -199,19 +221,21 @@ fn load_gguf(
     };
     let (norm, lm_head) = if last {
         let norm = get("output_norm.weight")?.dequantize(&dev)?;
-        let head = if ct.tensor_infos.contains_key("output.weight") {
-            get("output.weight")?
+        let name = if ct.tensor_infos.contains_key("output.weight") {
+            "output.weight"
         } else {
-            get("token_embd.weight")?
+            "token_embd.weight"
         };
-        (Some(norm), Some(Arc::new(matmul_from(head, precision)?)))
+        let head = matmul_from(path, name, get(name)?, precision)?;
+        (Some(norm), Some(Arc::new(head)))
     } else {
         (None, None)
     };
     let mut layers = Vec::with_capacity(range.len());
     for i in range.clone() {
         let mut m = |suffix: &str| -> Result<QMatMul> {
-            matmul_from(get(&format!("blk.{i}.{suffix}.weight"))?, precision)
+            let name = format!("blk.{i}.{suffix}.weight");
+            matmul_from(path, &name, get(&name)?, precision)
         };
         let (wq, wk, wv, wo) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
         let (w_gate, w_up, w_down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
@@ -337,4 +361,131 @@ pub fn quantize_weights(weights: &ModelWeights, dtype: GgmlDType) -> Result<Mode
         lm_head,
         ..weights.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! GGUF files of mixed formats load into the kernels' formats (and compute what the
+    //! dequantized model computes); a tensor type without a kernel is a load error naming
+    //! the tensor.
+
+    use super::*;
+    use crate::executor::{ExecInput, ShardExecutor};
+    use candle_core::quantized::gguf_file::Value;
+
+    /// Writes a one-layer llama GGUF (hidden 256, so every K format fits) with its
+    /// matrices in `formats` (q, k, v, o, gate, up, down, token embedding).
+    fn write_gguf(path: &Path, formats: [GgmlDType; 8]) {
+        let (h, kv, ffn, vocab) = (256, 128, 512, 64);
+        let mut seed = 1u64;
+        let mut random = |rows: usize, cols: usize| {
+            let v: Vec<f32> = (0..rows * cols)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+                })
+                .collect();
+            Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+        };
+        let shapes = [
+            (h, h),
+            (kv, h),
+            (kv, h),
+            (h, h),
+            (ffn, h),
+            (ffn, h),
+            (h, ffn),
+            (vocab, h),
+        ];
+        let names = [
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_output",
+            "ffn_gate",
+            "ffn_up",
+            "ffn_down",
+        ];
+        let mut tensors = Vec::new();
+        for (i, ((rows, cols), dtype)) in shapes.into_iter().zip(formats).enumerate() {
+            let name = match names.get(i) {
+                Some(n) => format!("blk.0.{n}.weight"),
+                None => "token_embd.weight".to_string(),
+            };
+            tensors.push((name, QTensor::quantize(&random(rows, cols), dtype).unwrap()));
+        }
+        let ones = Tensor::ones(h, DType::F32, &Device::Cpu).unwrap();
+        for name in [
+            "blk.0.attn_norm.weight",
+            "blk.0.ffn_norm.weight",
+            "output_norm.weight",
+        ] {
+            tensors.push((
+                name.into(),
+                QTensor::quantize(&ones, GgmlDType::F32).unwrap(),
+            ));
+        }
+        let md = [
+            ("general.architecture", Value::String("llama".into())),
+            ("llama.embedding_length", Value::U32(h as u32)),
+            ("llama.attention.head_count", Value::U32(4)),
+            ("llama.attention.head_count_kv", Value::U32(2)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+            ("llama.vocab_size", Value::U32(vocab as u32)),
+            ("llama.feed_forward_length", Value::U32(ffn as u32)),
+            ("llama.block_count", Value::U32(1)),
+        ];
+        let md: Vec<_> = md.iter().map(|(k, v)| (*k, v)).collect();
+        let tensors: Vec<_> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut file = File::create(path).unwrap();
+        gguf_file::write(&mut file, &md, &tensors).unwrap();
+    }
+
+    fn logits(path: &Path, precision: Precision) -> Vec<f32> {
+        let source = ModelSource::Gguf(path.to_path_buf());
+        let exec =
+            ShardExecutor::new(ModelWeights::load(&source, None, precision).unwrap()).unwrap();
+        let out = exec.forward(
+            &mut exec.new_cache(),
+            ExecInput::Tokens(&[3, 1, 4, 1, 5]),
+            0,
+        );
+        out.unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn mixed_format_files_compute_what_their_dequantized_weights_do() {
+        use GgmlDType::*;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.gguf");
+        write_gguf(&path, [Q4K, Q5K, Q6K, Q5_0, Q5_1, Q4_0, F16, BF16]);
+        let native = logits(&path, Precision::Native);
+        let widened = logits(&path, Precision::F32);
+        assert_eq!(native.len(), widened.len());
+        let scale = widened.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for (n, w) in native.iter().zip(&widened) {
+            // Only the 8-bit quantization of the activations separates them.
+            assert!((n - w).abs() <= 0.05 * scale, "{n} vs {w} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn a_tensor_type_without_a_kernel_is_a_load_error_naming_it() {
+        use GgmlDType::*;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q2k.gguf");
+        write_gguf(&path, [Q4K, Q4K, Q4K, Q4K, Q2K, Q4K, Q4K, Q8_0]);
+        let source = ModelSource::Gguf(path.clone());
+        let err = ModelWeights::load(&source, None, Precision::Native).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("blk.0.ffn_gate.weight") && msg.contains("Q2K"),
+            "{msg}"
+        );
+        assert!(msg.contains("q2k.gguf"), "{msg}");
+        // Dequantizing on purpose still works.
+        assert!(ModelWeights::load(&source, None, Precision::F32).is_ok());
+    }
 }

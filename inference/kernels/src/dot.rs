@@ -15,9 +15,18 @@
 //! Each group's weights are unpacked once per block and reused for all `m` activation
 //! rows (up to four at a time in registers), so a verification batch reads the weights
 //! once.
+//!
+//! This file holds Q4_1 and Q8_0 and the entry points of every format; the other formats'
+//! versions live beside it: `nibble` (Q4_0, Q5_0, Q5_1), `k_quants` (Q4_K, Q5_K,
+//! Q6_K), `float` (F16, BF16; f32 activations, four running sums per row) and
+//! `avx512_formats` (their AVX-512 versions). Each module states the exact operations
+//! its versions share.
 
-use super::quant::{ActQ80, ActQ81, Q41x16, Q80x16, GROUP};
+use super::packed::{HalfFormat, NibbleFormat};
+use super::packed_k::{HighBitsK, Q4Kx16, Q6Kx16};
+use super::quant::{ActQ80, ActQ81, ActQ8K, Q41x16, Q80x16, GROUP};
 use half::f16;
+pub use nibble::NibbleView;
 
 /// Instruction sets the kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,9 +118,103 @@ pub fn q8_0_group(
     }
 }
 
+/// Like [`q4_1_group`] for a Q4_0, Q5_0 or Q5_1 group (Q8_1 activations, whose `qs` and
+/// `d` are also their Q8_0).
+pub fn nibble_group(
+    isa: Isa,
+    format: NibbleFormat,
+    w: &NibbleView,
+    acts: &[ActQ81],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(acts.len(), w.qs.len() * out.len(), "activation blocks");
+    assert_eq!(w.d.len(), w.qs.len(), "scales");
+    assert!(!format.high() || w.qh.len() == w.qs.len(), "fifth bits");
+    assert!(!format.has_min() || w.m.len() == w.qs.len(), "offsets");
+    macro_rules! run {
+        ($high:expr, $min:expr, $off:expr) => {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` came from `available`, so the CPU has the features.
+                Isa::Avx512Vnni => unsafe {
+                    avx512_formats::nibble_group::<$high, $min, $off>(w, acts, out)
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe {
+                    nibble::avx2::nibble_group::<$high, $min, $off>(w, acts, out)
+                },
+                _ => nibble::scalar::nibble_group::<$high, $min, $off>(w, acts, out),
+            }
+        };
+    }
+    match format {
+        NibbleFormat::Q4_0 => run!(false, false, 8),
+        NibbleFormat::Q5_0 => run!(true, false, 16),
+        NibbleFormat::Q5_1 => run!(true, true, 0),
+    }
+}
+
+/// Like [`q4_1_group`] for a Q4_K group (`qh` empty) or a Q5_K one, with Q8_K
+/// activations.
+pub fn q4k_group(
+    isa: Isa,
+    w: &[Q4Kx16],
+    qh: &[HighBitsK],
+    acts: &[ActQ8K],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
+    assert!(qh.is_empty() || qh.len() == w.len(), "fifth bits");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512_formats::q4k_group(w, qh, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { k_quants::avx2::q4k_group(w, qh, acts, out) },
+        _ => k_quants::scalar::q4k_group(w, qh, acts, out),
+    }
+}
+
+/// Like [`q4_1_group`] for a Q6_K group with Q8_K activations.
+pub fn q6k_group(isa: Isa, w: &[Q6Kx16], acts: &[ActQ8K], out: &mut [[f32; GROUP]]) {
+    assert_eq!(acts.len(), w.len() * out.len(), "activation blocks");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512_formats::q6k_group(w, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { k_quants::avx2::q6k_group(w, acts, out) },
+        _ => k_quants::scalar::q6k_group(w, acts, out),
+    }
+}
+
+/// `out[i][r]` = row `r` of the F16 or BF16 group `w` (one entry per column) · f32
+/// activation row `i` of `xs`.
+pub fn half_group(
+    isa: Isa,
+    format: HalfFormat,
+    w: &[[u16; GROUP]],
+    xs: &[f32],
+    out: &mut [[f32; GROUP]],
+) {
+    assert_eq!(xs.len(), w.len() * out.len(), "activations");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `available`, so the CPU has the features.
+        Isa::Avx512Vnni => unsafe { avx512_formats::half_group(format, w, xs, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { float::avx2::half_group(format, w, xs, out) },
+        _ => float::scalar::half_group(format, w, xs, out),
+    }
+}
+
 /// Four activation bytes starting at `at`, as one little-endian word to broadcast.
 #[inline(always)]
-fn word(qs: &[i8; 32], at: usize) -> i32 {
+fn word(qs: &[i8], at: usize) -> i32 {
     i32::from_le_bytes([
         qs[at] as u8,
         qs[at + 1] as u8,
@@ -157,7 +260,8 @@ mod scalar {
                     let mut sumi = 0i32;
                     for k in 0..8 {
                         for j in 0..4 {
-                            sumi += g.qs[k][4 * r + j] as i32 * y.qs[4 * k + j] as i32;
+                            let q = g.qs[k][4 * r + j] as i32 - 128;
+                            sumi += q * y.qs[4 * k + j] as i32;
                         }
                     }
                     *acc = (d[r].to_f32() * y.d).mul_add(sumi as f32, *acc);
@@ -256,25 +360,20 @@ mod avx512 {
         let nb = w.len();
         let mut acc = [_mm512_setzero_ps(); T];
         for (b, (g, d)) in w.iter().zip(d).enumerate() {
-            // vpdpbusd multiplies unsigned by signed bytes: feed it |w| and move the
-            // weight's sign onto the activation.
-            let mut mag = [_mm512_setzero_si512(); 8];
-            let mut neg = [0 as __mmask64; 8];
-            for k in 0..8 {
-                // SAFETY: `qs[k]` is 64 bytes.
-                let v = unsafe { _mm512_loadu_si512(g.qs[k].as_ptr() as *const _) };
-                mag[k] = _mm512_abs_epi8(v);
-                neg[k] = _mm512_movepi8_mask(v);
+            // The weights are stored plus 128, unsigned as vpdpbusd takes them; the
+            // 128 · Σy this adds is subtracted below (exact integers).
+            let mut q = [_mm512_setzero_si512(); 8];
+            for (q, qs) in q.iter_mut().zip(&g.qs) {
+                // SAFETY: `qs` is 64 bytes.
+                *q = unsafe { _mm512_loadu_si512(qs.as_ptr() as *const _) };
             }
             // SAFETY: `d` is sixteen f16 (32 bytes).
             let d = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(d.as_ptr() as *const __m256i)) };
             for (i, acc) in acc.iter_mut().enumerate() {
                 let y = &acts[i * nb + b];
-                let mut sumi = _mm512_setzero_si512();
-                for k in 0..8 {
-                    let yk = _mm512_set1_epi32(word(&y.qs, 4 * k));
-                    let signed = _mm512_mask_sub_epi8(yk, neg[k], _mm512_setzero_si512(), yk);
-                    sumi = _mm512_dpbusd_epi32(sumi, mag[k], signed);
+                let mut sumi = _mm512_set1_epi32(-128 * y.sum);
+                for (k, q) in q.iter().enumerate() {
+                    sumi = _mm512_dpbusd_epi32(sumi, *q, _mm512_set1_epi32(word(&y.qs, 4 * k)));
                 }
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(y.d));
                 *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *acc);
@@ -369,9 +468,11 @@ mod avx2 {
                 let mut mag = [_mm256_setzero_si256(); 8];
                 for k in 0..8 {
                     // SAFETY: bytes 32h..32h+32 of the 64-byte `qs[k]`.
-                    raw[k] = unsafe {
+                    let v = unsafe {
                         _mm256_loadu_si256(g.qs[k].as_ptr().add(32 * h) as *const __m256i)
                     };
+                    // Back from the stored `w + 128` to the signed weight.
+                    raw[k] = _mm256_xor_si256(v, _mm256_set1_epi8(-128));
                     mag[k] = _mm256_abs_epi8(raw[k]);
                 }
                 // SAFETY: f16 8h..8h+8 of the sixteen in `d`.
@@ -405,3 +506,9 @@ mod avx2 {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod avx512_formats;
+mod float;
+mod k_quants;
+mod nibble;

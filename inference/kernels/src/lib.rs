@@ -2,11 +2,20 @@
 //! llama.cpp: the inference crate's executor calls them, and they know nothing of models,
 //! sessions or the chain.
 //!
-//! Weight matrices are held in their GGUF quantization (Q4_1 and Q8_0, the formats of the
-//! default SmolLM2 model; anything else is widened to f32 at load), multiplied with `m`
-//! activation rows at once by fused dequantize-and-dot kernels ([`dot`]), split over
-//! sixteen-row weight groups across rayon's pool; [`ops`] has attention, RMS norm,
-//! rotary embedding and SwiGLU.
+//! Weight matrices are held in their GGUF format ([`FORMATS`]: the 32-value block formats
+//! Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, the K-quants Q4_K, Q5_K and Q6_K, and F16, BF16 and
+//! F32), multiplied with `m` activation rows at once by fused dequantize-and-dot kernels
+//! ([`dot`]), split over sixteen-row weight groups across rayon's pool; [`ops`] has
+//! attention, RMS norm, rotary embedding and SwiGLU. Nothing is widened to f32 behind the
+//! caller's back: a tensor type without a kernel (Q2_K, Q3_K, ...) is an error at load
+//! ([`has_kernel`] lets the loader name the tensor). A matrix stacked from parts of
+//! different formats keeps each part in its own format.
+//!
+//! The weights are regrouped at load ([`quant`] for Q4_1 and Q8_0, [`packed`] for the
+//! other 32-value formats and the 16-bit floats, [`packed_k`] for the K-quants) so that
+//! each SIMD lane is one weight row. Activation rows are quantized as GGML pairs them:
+//! Q8_0 for Q8_0, Q4_0 and Q5_0 weights, Q8_1 for Q4_1 and Q5_1, Q8_K (256-value
+//! super-blocks) for the K-quants; the float formats take f32 activations.
 //!
 //! Each activation row is quantized once per product (as candle and GGML do), and each
 //! sixteen-row group of weights is read once for all `m` rows, so a speculative
@@ -18,7 +27,10 @@
 //! order); the tests bound them against an f64 reference.
 
 pub mod dot;
+mod matrix;
 pub mod ops;
+pub mod packed;
+pub mod packed_k;
 pub mod quant;
 
 /// Why a matrix cannot be built.
@@ -33,10 +45,7 @@ pub enum KernelError {
 }
 
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;
-use candle_core::quantized::{GgmlDType, QMatMul};
-use candle_core::{DType, Device};
-use quant::{ActQ80, ActQ81, Q41x16, Q80Groups, BLOCK, GROUP};
-use rayon::prelude::*;
+pub use matrix::{has_kernel, QuantMatrix, FORMATS};
 
 /// The thread pool the kernels run on: one thread per core (`None` if its threads could
 /// not be started; the kernels then use rayon's global pool). Run a whole forward pass
@@ -62,222 +71,6 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match pool() {
         Some(pool) if pool.current_thread_index().is_none() => pool.install(f),
         _ => f(),
-    }
-}
-
-/// A weight matrix of `rows` outputs by `cols` inputs, computing `x · Wᵀ`.
-#[derive(Debug)]
-pub struct QuantMatrix {
-    rows: usize,
-    cols: usize,
-    data: Data,
-}
-
-#[derive(Debug)]
-enum Data {
-    /// Sixteen-row groups, `cols / 32` entries per group.
-    Q4_1(Vec<Q41x16>),
-    /// Sixteen-row groups, `cols / 32` entries per group.
-    Q8_0(Q80Groups),
-    /// Row-major values.
-    F32(Vec<f32>),
-}
-
-/// A matrix's raw content as loaded.
-enum Raw {
-    Q4_1(Vec<u8>),
-    Q8_0(Vec<u8>),
-    F32(Vec<f32>),
-}
-
-fn raw(m: &QMatMul) -> Result<(Raw, usize, usize)> {
-    let (dims, raw) = match m {
-        QMatMul::QTensor(q) => {
-            let dims = q.shape().dims().to_vec();
-            let raw = match q.dtype() {
-                GgmlDType::Q4_1 => Raw::Q4_1(q.data()?.into_owned()),
-                GgmlDType::Q8_0 => Raw::Q8_0(q.data()?.into_owned()),
-                _ => Raw::F32(q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?),
-            };
-            (dims, raw)
-        }
-        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => (
-            t.dims().to_vec(),
-            Raw::F32(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?),
-        ),
-    };
-    match dims[..] {
-        [rows, cols] => Ok((raw, rows, cols)),
-        _ => Err(KernelError::BadMatrix(format!(
-            "weight matrix of shape {dims:?}"
-        ))),
-    }
-}
-
-impl Raw {
-    fn q4_1(&self) -> Option<&[u8]> {
-        match self {
-            Raw::Q4_1(b) => Some(b),
-            _ => None,
-        }
-    }
-
-    fn q8_0(&self) -> Option<&[u8]> {
-        match self {
-            Raw::Q8_0(b) => Some(b),
-            _ => None,
-        }
-    }
-}
-
-/// The raw bytes of every part in order, when `pick` takes every part's format.
-fn concat_bytes(raws: &[(Raw, usize, usize)], pick: fn(&Raw) -> Option<&[u8]>) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for (raw, _, _) in raws {
-        out.extend_from_slice(pick(raw)?);
-    }
-    Some(out)
-}
-
-fn widen(m: &QMatMul) -> Result<Vec<f32>> {
-    Ok(match m {
-        QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
-        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
-    }
-    .flatten_all()?
-    .to_vec1()?)
-}
-
-impl QuantMatrix {
-    /// The matrix of one candle `QMatMul`.
-    pub fn new(m: &QMatMul) -> Result<Self> {
-        Self::stacked(&[m])
-    }
-
-    /// The rows of `parts` stacked into one matrix (for example the query, key and value
-    /// projections, so one pass computes all three). Parts of different formats are all
-    /// widened to f32.
-    pub fn stacked(parts: &[&QMatMul]) -> Result<Self> {
-        let mut raws = Vec::with_capacity(parts.len());
-        for p in parts {
-            raws.push(raw(p)?);
-        }
-        let cols = raws.first().map(|r| r.2).unwrap_or(0);
-        let rows: usize = raws.iter().map(|r| r.1).sum();
-        if raws.iter().any(|r| r.2 != cols) || rows == 0 || cols == 0 {
-            return Err(KernelError::BadMatrix(
-                "stacked matrices must share their width".into(),
-            ));
-        }
-        let bad = || KernelError::BadMatrix(format!("malformed {rows}x{cols} weights"));
-        let data = if let Some(bytes) = concat_bytes(&raws, Raw::q4_1) {
-            Data::Q4_1(quant::q4_1_groups(&bytes, rows, cols).ok_or_else(bad)?)
-        } else if let Some(bytes) = concat_bytes(&raws, Raw::q8_0) {
-            Data::Q8_0(quant::q8_0_groups(&bytes, rows, cols).ok_or_else(bad)?)
-        } else {
-            let mut values = Vec::with_capacity(rows * cols);
-            for (p, r) in parts.iter().zip(raws) {
-                match r.0 {
-                    Raw::F32(v) => values.extend(v),
-                    _ => values.extend(widen(p)?),
-                }
-            }
-            Data::F32(values)
-        };
-        Ok(Self { rows, cols, data })
-    }
-
-    /// Output size.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Input size.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// `out = x · Wᵀ` for `m` rows: `x` is `m × cols`, `out` is `m × rows`, row-major.
-    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul_with(dot::best(), x, m, out)
-    }
-
-    /// [`Self::matmul`] with a chosen kernel version (one of [`dot::available`]).
-    pub fn matmul_with(&self, isa: dot::Isa, x: &[f32], m: usize, out: &mut [f32]) {
-        assert_eq!(x.len(), m * self.cols, "activation size");
-        assert_eq!(out.len(), m * self.rows, "output size");
-        let (rows, cols) = (self.rows, self.cols);
-        let nb = cols / BLOCK;
-        // Work items are sixteen-row groups; each writes its `m × 16` results contiguously
-        // into `t` (group major), which is copied into `out` at the end.
-        let groups = rows.div_ceil(GROUP);
-        let mut t = vec![[0f32; GROUP]; groups * m];
-        let per_task = groups.div_ceil(rayon::current_num_threads() * 4).max(1);
-        let run = |kernel: &(dyn Fn(usize, &mut [[f32; GROUP]]) + Sync), t: &mut [[f32; GROUP]]| {
-            t.par_chunks_mut(per_task * m)
-                .enumerate()
-                .for_each(|(task, chunk)| {
-                    for (i, out) in chunk.chunks_exact_mut(m).enumerate() {
-                        kernel(task * per_task + i, out);
-                    }
-                });
-        };
-        match &self.data {
-            Data::Q4_1(w) => {
-                let mut act = vec![zero_q81(); m * nb];
-                for (x, a) in x.chunks_exact(cols).zip(act.chunks_exact_mut(nb)) {
-                    quant::quantize_q8_1(x, a);
-                }
-                run(
-                    &|g, out| dot::q4_1_group(isa, &w[g * nb..(g + 1) * nb], &act, out),
-                    &mut t,
-                );
-            }
-            Data::Q8_0(w) => {
-                let mut act = vec![zero_q80(); m * nb];
-                for (x, a) in x.chunks_exact(cols).zip(act.chunks_exact_mut(nb)) {
-                    quant::quantize_q8_0(x, a);
-                }
-                let blocks = |g: usize| g * nb..(g + 1) * nb;
-                run(
-                    &|g, out| dot::q8_0_group(isa, &w.qs[blocks(g)], &w.d[blocks(g)], &act, out),
-                    &mut t,
-                );
-            }
-            Data::F32(w) => {
-                let kernel = |g: usize, out: &mut [[f32; GROUP]]| {
-                    for k in 0..GROUP.min(rows - g * GROUP) {
-                        let r = g * GROUP + k;
-                        let w = &w[r * cols..(r + 1) * cols];
-                        for (x, out) in x.chunks_exact(cols).zip(out.iter_mut()) {
-                            out[k] = ops::dot_f32(w, x);
-                        }
-                    }
-                };
-                run(&kernel, &mut t);
-            }
-        }
-        for (g, t) in t.chunks_exact(m).enumerate() {
-            let (r0, n) = (g * GROUP, GROUP.min(rows - g * GROUP));
-            for (i, t) in t.iter().enumerate() {
-                out[i * rows + r0..i * rows + r0 + n].copy_from_slice(&t[..n]);
-            }
-        }
-    }
-}
-
-fn zero_q81() -> ActQ81 {
-    ActQ81 {
-        qs: [0; BLOCK],
-        d: 0.0,
-        s: 0.0,
-    }
-}
-
-fn zero_q80() -> ActQ80 {
-    ActQ80 {
-        qs: [0; BLOCK],
-        d: 0.0,
     }
 }
 

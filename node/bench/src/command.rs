@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// Many nodes' network services in one process over the in-memory transport: DHT
     /// lookup and gossip figures, and block import at the matching receipt load.
     Sim(SimBenchArgs),
+    /// Our fused matrix kernels against candle's `QMatMul` for every GGUF format they hold
+    /// (2048 x 2048 and 1536 x 576, m = 1 and 4), with the CPU's name.
+    Kernels(KernelsBenchArgs),
     /// Proof of Training: in-process holders train a LoRA adapter for a few DiLoCo
     /// rounds; time per round, bytes synchronised per round against the per-step
     /// data-parallel baseline, and the held-out loss after every round.
@@ -166,6 +169,16 @@ pub struct LedgerBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct KernelsBenchArgs {
+    /// Milliseconds of timed runs per format, shape, m and engine.
+    #[arg(long, default_value_t = 300)]
+    pub budget_ms: u64,
+    /// Only these formats (comma separated: q4_0,q4_k,f16,...; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub formats: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct TrainingBenchArgs {
     /// `tiny` (a small random model, seconds) or `smollm2` (the chain's model).
     #[arg(long, default_value = "tiny")]
@@ -245,6 +258,17 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 noise: args.noise,
             };
             crate::sim::run(&opts).await?;
+        }
+        BenchCommand::Kernels(args) => {
+            let opts = crate::kernels::KernelsOptions {
+                budget: Duration::from_millis(args.budget_ms),
+                formats: args
+                    .formats
+                    .iter()
+                    .map(|f| crate::kernels::parse_format(f))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            tokio::task::spawn_blocking(move || crate::kernels::run(&opts)).await??;
         }
         BenchCommand::Training(args) => {
             tokio::task::spawn_blocking(move || crate::training::run(&args)).await??;

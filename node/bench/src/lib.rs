@@ -9,12 +9,14 @@
 //! - [`verify`]: what spot checks cost and what they catch ([`verify_serve`] serves the
 //!   honest and cheating workers);
 //! - [`network`]: the three shards in three processes over libp2p;
+//! - [`kernels`]: our fused matrix kernels against candle's `QMatMul`, per GGUF format;
 //! - [`ledger`]: receipts verified and applied per second in block import;
 //! - [`sim`]: many nodes' network services in one process;
 //! - [`training`]: Proof of Training rounds, time and bytes.
 
 pub mod command;
 pub mod inference;
+pub mod kernels;
 pub mod ledger;
 pub mod llamacpp;
 pub mod network;
