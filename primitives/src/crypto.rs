@@ -63,7 +63,10 @@ pub fn parse_account(text: &str) -> Result<AccountId, KeyError> {
     Err(KeyError::BadAccount(text.to_string()))
 }
 
-/// The SS58 (prefix 42) text of an account.
+/// The SS58 address format of this chain's accounts (Substrate's generic 42: "5...").
+pub const SS58_PREFIX: u16 = 42;
+
+/// The SS58 (prefix [`SS58_PREFIX`]) text of an account.
 pub fn ss58(account: &AccountId) -> String {
     account.to_ss58check()
 }

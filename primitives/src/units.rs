@@ -12,6 +12,8 @@ pub type Nonce = u64;
 
 /// Decimals of the NSHD token.
 pub const DECIMALS: u32 = 12;
+/// The token's symbol, as wallets show it.
+pub const TOKEN_SYMBOL: &str = "NSHD";
 /// One NSHD in base units.
 pub const UNIT: Balance = 1_000_000_000_000;
 

@@ -198,4 +198,8 @@ fn bad_requests_get_errors_and_the_node_stays_up() {
         "NeuroShard Development"
     );
     assert_eq!(rpc.call("system_peers", json!([])).unwrap(), json!([]));
+    assert_eq!(
+        rpc.call("system_properties", json!([])).unwrap(),
+        json!({"ss58Format": 42, "tokenDecimals": 12, "tokenSymbol": "NSHD"})
+    );
 }

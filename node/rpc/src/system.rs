@@ -1,4 +1,5 @@
-//! `system_*`: who this node is and how it is doing, Substrate-style. `system_peers` and
+//! `system_*`: who this node is and how it is doing, Substrate-style (`system_properties`
+//! gives the token and address format wallets need). `system_peers` and
 //! `system_health` read the live libp2p view (empty for a node without networking, such
 //! as `dev`); `system_accountNextIndex` counts pooled extrinsics so a wallet can submit
 //! several in a row.
@@ -25,6 +26,10 @@ pub trait SystemApi {
 
     #[method(name = "system_chain")]
     fn system_chain(&self) -> RpcResult<String>;
+
+    /// The token and address format, as Substrate wallets read them.
+    #[method(name = "system_properties")]
+    fn system_properties(&self) -> RpcResult<serde_json::Value>;
 
     #[method(name = "system_health")]
     async fn system_health(&self) -> RpcResult<HealthJson>;
@@ -76,6 +81,15 @@ impl SystemApiServer for System {
 
     fn system_version(&self) -> RpcResult<String> {
         Ok(env!("CARGO_PKG_VERSION").to_string())
+    }
+
+    fn system_properties(&self) -> RpcResult<serde_json::Value> {
+        use neuroshard_primitives::{crypto::SS58_PREFIX, units::DECIMALS, units::TOKEN_SYMBOL};
+        Ok(serde_json::json!({
+            "ss58Format": SS58_PREFIX,
+            "tokenDecimals": DECIMALS,
+            "tokenSymbol": TOKEN_SYMBOL,
+        }))
     }
 
     fn system_chain(&self) -> RpcResult<String> {
