@@ -178,9 +178,21 @@ pub fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, BufReader<Fi
     // Check every tensor lies inside the file before reading any of them, so a truncated
     // download is reported as such instead of as a tensor-level failure.
     for (name, info) in content.tensor_infos.iter() {
-        let elems = info.shape.elem_count();
-        let block = info.ggml_dtype.block_size();
-        let size = (elems / block * info.ggml_dtype.type_size()) as u64;
+        // Computed with checks: the shape is the file's word (`elem_count` would overflow
+        // and panic on a corrupt one).
+        let dims = info.shape.dims();
+        let size = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|elems| {
+                (elems / info.ggml_dtype.block_size()).checked_mul(info.ggml_dtype.type_size())
+            })
+            .ok_or_else(|| {
+                InferenceError::bad_file(
+                    path,
+                    format!("tensor {name} has an impossible shape {dims:?}"),
+                )
+            })? as u64;
         let end = content
             .tensor_data_offset
             .saturating_add(info.offset)
@@ -371,77 +383,6 @@ mod tests {
 
     use super::*;
     use crate::executor::{ExecInput, ShardExecutor};
-    use candle_core::quantized::gguf_file::Value;
-
-    /// Writes a one-layer llama GGUF (hidden 256, so every K format fits) with its
-    /// matrices in `formats` (q, k, v, o, gate, up, down, token embedding).
-    fn write_gguf(path: &Path, formats: [GgmlDType; 8]) {
-        let (h, kv, ffn, vocab) = (256, 128, 512, 64);
-        let mut seed = 1u64;
-        let mut random = |rows: usize, cols: usize| {
-            let v: Vec<f32> = (0..rows * cols)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-                })
-                .collect();
-            Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-        };
-        let shapes = [
-            (h, h),
-            (kv, h),
-            (kv, h),
-            (h, h),
-            (ffn, h),
-            (ffn, h),
-            (h, ffn),
-            (vocab, h),
-        ];
-        let names = [
-            "attn_q",
-            "attn_k",
-            "attn_v",
-            "attn_output",
-            "ffn_gate",
-            "ffn_up",
-            "ffn_down",
-        ];
-        let mut tensors = Vec::new();
-        for (i, ((rows, cols), dtype)) in shapes.into_iter().zip(formats).enumerate() {
-            let name = match names.get(i) {
-                Some(n) => format!("blk.0.{n}.weight"),
-                None => "token_embd.weight".to_string(),
-            };
-            tensors.push((name, QTensor::quantize(&random(rows, cols), dtype).unwrap()));
-        }
-        let ones = Tensor::ones(h, DType::F32, &Device::Cpu).unwrap();
-        for name in [
-            "blk.0.attn_norm.weight",
-            "blk.0.ffn_norm.weight",
-            "output_norm.weight",
-        ] {
-            tensors.push((
-                name.into(),
-                QTensor::quantize(&ones, GgmlDType::F32).unwrap(),
-            ));
-        }
-        let md = [
-            ("general.architecture", Value::String("llama".into())),
-            ("llama.embedding_length", Value::U32(h as u32)),
-            ("llama.attention.head_count", Value::U32(4)),
-            ("llama.attention.head_count_kv", Value::U32(2)),
-            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
-            ("llama.vocab_size", Value::U32(vocab as u32)),
-            ("llama.feed_forward_length", Value::U32(ffn as u32)),
-            ("llama.block_count", Value::U32(1)),
-        ];
-        let md: Vec<_> = md.iter().map(|(k, v)| (*k, v)).collect();
-        let tensors: Vec<_> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let mut file = File::create(path).unwrap();
-        gguf_file::write(&mut file, &md, &tensors).unwrap();
-    }
 
     fn logits(path: &Path, precision: Precision) -> Vec<f32> {
         let source = ModelSource::Gguf(path.to_path_buf());
@@ -457,10 +398,9 @@ mod tests {
 
     #[test]
     fn mixed_format_files_compute_what_their_dequantized_weights_do() {
-        use GgmlDType::*;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mixed.gguf");
-        write_gguf(&path, [Q4K, Q5K, Q6K, Q5_0, Q5_1, Q4_0, F16, BF16]);
+        crate::tiny::write_tiny_gguf(&path, crate::tiny::MIXED_FORMATS).unwrap();
         let native = logits(&path, Precision::Native);
         let widened = logits(&path, Precision::F32);
         assert_eq!(native.len(), widened.len());
@@ -472,11 +412,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tensor_shape_whose_size_overflows_is_a_load_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.gguf");
+        crate::tiny::write_tiny_gguf(&path, crate::tiny::MIXED_FORMATS).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let name = b"output_norm.weight";
+        let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+        // The tensor info: its number of dimensions (u32, 1 here), then each (u64).
+        assert_eq!(bytes[at..at + 4], 1u32.to_le_bytes());
+        bytes[at + 4..at + 12].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let source = ModelSource::Gguf(path.clone());
+        let msg = ModelWeights::load(&source, None, Precision::Native)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("impossible shape"), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+
+    #[test]
     fn a_tensor_type_without_a_kernel_is_a_load_error_naming_it() {
         use GgmlDType::*;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q2k.gguf");
-        write_gguf(&path, [Q4K, Q4K, Q4K, Q4K, Q2K, Q4K, Q4K, Q8_0]);
+        crate::tiny::write_tiny_gguf(&path, [Q4K, Q4K, Q4K, Q4K, Q2K, Q4K, Q4K, Q8_0]).unwrap();
         let source = ModelSource::Gguf(path.clone());
         let err = ModelWeights::load(&source, None, Precision::Native).unwrap_err();
         let msg = err.to_string();

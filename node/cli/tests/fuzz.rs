@@ -1,7 +1,8 @@
 //! Time-bounded fuzzing of everything that takes bytes from the network or from RPC and
 //! HTTP users: gossip (extrinsics, blocks, finality votes), block sync requests and
 //! responses, shard calls and replies (activations), provider records, JSON-RPC params
-//! and OpenAI-style request bodies.
+//! and OpenAI-style request bodies; and GGUF model files (a user's own, but a file from
+//! anywhere: loading a bad one must be an error, never a panic).
 //!
 //! Each target starts from valid encodings and mutates them (bit flips, byte overwrites,
 //! truncation, insertion, duplication, splices of two samples) or draws plain random
@@ -113,6 +114,24 @@ fn receipts_records_and_vrf_signatures() {
             let _ = neuroshard_primitives::slot_lottery::verify(&who, &Default::default(), 1, &sig);
         }
     });
+}
+
+#[test]
+fn gguf_model_files() {
+    use neuroshard_inference::{tiny, ModelSource, ModelWeights, Precision};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    tiny::write_tiny_gguf(&path, tiny::MIXED_FORMATS).unwrap();
+    let sample = std::fs::read(&path).unwrap();
+    let (mut loaded, mut refused) = (0u64, 0u64);
+    fuzz_bytes("gguf file", &[sample], |bytes| {
+        std::fs::write(&path, bytes).unwrap();
+        match ModelWeights::load(&ModelSource::Gguf(path.clone()), None, Precision::Native) {
+            Ok(_) => loaded += 1,
+            Err(_) => refused += 1,
+        }
+    });
+    eprintln!("  gguf files loaded {loaded}, refused {refused}");
 }
 
 #[test]
