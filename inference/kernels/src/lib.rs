@@ -74,5 +74,19 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// `len` reproducible pseudo-random values in [-1, 1) from `seed` (a small xorshift):
+/// the weights and activations of the kernels' tests and of `neuroshard bench kernels`.
+pub fn sample_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -15,23 +15,10 @@ use candle_core::{Device, Module, Tensor};
 use proptest::prelude::*;
 use std::sync::Arc;
 
-fn random(len: usize, seed: u64) -> Vec<f32> {
-    // A small xorshift so the values are reproducible from the proptest seed.
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
-        })
-        .collect()
-}
-
 /// Quantized as a GGUF file holds it (F16 and BF16 too stay in their format, as the
 /// loader keeps them).
 fn quantized(rows: usize, cols: usize, dtype: GgmlDType, seed: u64) -> QMatMul {
-    let w = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
+    let w = Tensor::from_vec(sample_values(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
     QMatMul::QTensor(Arc::new(QTensor::quantize(&w, dtype).unwrap()))
 }
 
@@ -130,7 +117,7 @@ fn check(dtype: GgmlDType, rows: usize, cols: usize, m: usize, seed: u64) {
     let w = quantized(rows, cols, dtype, seed);
     let ours = QuantMatrix::new(&w).unwrap();
     assert_eq!(ours.formats(), vec![dtype], "held in its own format");
-    let x = random(m * cols, seed ^ 0xABCD);
+    let x = sample_values(m * cols, seed ^ 0xABCD);
     let out = out_with(&ours, dot::best(), &x, m);
     let [exact, bound, size] = reference(dtype, &w, &x, cols);
     for ((&o, &e), &b) in out.iter().zip(&exact).zip(&bound) {
@@ -228,7 +215,7 @@ fn batches_of_one_to_eight_rows_agree_bit_for_bit() {
     for (i, dtype) in BLOCK_FORMATS.into_iter().chain(K_FORMATS).enumerate() {
         let (rows, cols) = (21, 512);
         let ours = QuantMatrix::new(&quantized(rows, cols, dtype, 40 + i as u64)).unwrap();
-        let x = random(8 * cols, 77 + i as u64);
+        let x = sample_values(8 * cols, 77 + i as u64);
         let all = out_with(&ours, dot::best(), &x, 8);
         for m in 1..=8 {
             for isa in dot::available() {
@@ -256,7 +243,7 @@ fn stacked_matrices_equal_their_parts() {
     assert_eq!(stacked.formats(), vec![Q4_1, Q6K, Q4K, Q8_0, F16]);
     let total = stacked.rows();
     assert_eq!(total, 37);
-    let x = random(2 * cols, 9);
+    let x = sample_values(2 * cols, 9);
     let all = out_with(&stacked, dot::best(), &x, 2);
     let mut offset = 0;
     for p in &parts {
@@ -310,7 +297,7 @@ fn fast_rounding_matches_f32_round() {
             assert_eq!(quant::round_i8(v), v.round() as i8, "{v:e}");
         }
     }
-    for v in random(100_000, 3) {
+    for v in sample_values(100_000, 3) {
         let v = v * 140.0;
         assert_eq!(quant::round_i8(v), v.round() as i8, "{v:e}");
     }
@@ -334,7 +321,7 @@ fn activation_quantizers_equal_candles_bit_for_bit() {
     let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
     for seed in 0..20u64 {
         // Some rows with a zero block and some with large values.
-        let mut x: Vec<f32> = random(2 * SUPER, seed)
+        let mut x: Vec<f32> = sample_values(2 * SUPER, seed)
             .iter()
             .map(|v| v * (seed as f32 + 0.5))
             .collect();

@@ -80,18 +80,6 @@ fn medians(budget: Duration, mut a: impl FnMut(), mut b: impl FnMut()) -> (Durat
     (median(&mut ta), median(&mut tb))
 }
 
-fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
-        })
-        .collect()
-}
-
 /// One row of the table.
 struct Row {
     format: GgmlDType,
@@ -111,7 +99,11 @@ fn measure(
     if !cols.is_multiple_of(format.block_size()) {
         return Ok(None);
     }
-    let w = Tensor::from_vec(random(rows * cols, 1), (rows, cols), &Device::Cpu)?;
+    let w = Tensor::from_vec(
+        kernels::sample_values(rows * cols, 1),
+        (rows, cols),
+        &Device::Cpu,
+    )?;
     let q = std::sync::Arc::new(QTensor::quantize(&w, format)?);
     // Ours as the loader builds it (16-bit floats stay 16-bit); candle's as candle does.
     let ours = QuantMatrix::new(&QMatMul::QTensor(q.clone()))
@@ -119,7 +111,7 @@ fn measure(
     let candle = QMatMul::from_arc(q)?;
     let mut out = Vec::new();
     for m in [1, 4] {
-        let x = random(m * cols, 2 + m as u64);
+        let x = kernels::sample_values(m * cols, 2 + m as u64);
         let xt = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu)?;
         let mut y = vec![0f32; m * rows];
         let mut failed = None;
