@@ -5,6 +5,8 @@
 //! compares draft and argmax, so its output is the plain greedy output; sampling uses
 //! standard speculative sampling, so its output has the target's distribution. The draft
 //! length adapts to the measured acceptance rate and round cost ([`DraftLength`]).
+//! The caller watches through a [`DecodeObserver`]: each accepted token, and a turn
+//! before every round (where a client pays its workers for the positions so far).
 
 use crate::draft_length::DraftLength;
 use crate::drafter::Drafter;
@@ -102,6 +104,27 @@ enum Rows {
     Logits(Vec<Vec<f32>>),
 }
 
+/// What the caller of [`decode_until`] sees while it decodes. Any `FnMut(u32) -> bool`
+/// is an observer that only watches tokens.
+pub trait DecodeObserver {
+    /// A token was accepted; returning false ends decoding (a stop sequence matched,
+    /// the client went away): no further round is computed.
+    fn on_token(&mut self, token: u32) -> bool;
+
+    /// Called before each round after the prompt with the session's accepted positions
+    /// so far (everything the shards computed that the output keeps); an error ends
+    /// decoding with that error.
+    fn before_round(&mut self, _client: &PipelineClient, _accepted_positions: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(u32) -> bool> DecodeObserver for F {
+    fn on_token(&mut self, token: u32) -> bool {
+        self(token)
+    }
+}
+
 /// Generates up to `opts.max_tokens` tokens after `prompt` through `client`, with
 /// speculative rounds when a drafter is given. `on_token` sees each token as accepted.
 pub fn decode<'d>(
@@ -117,14 +140,14 @@ pub fn decode<'d>(
     })
 }
 
-/// [`decode`] that stops as soon as `on_token` returns false (a stop sequence matched,
-/// the client went away): no further round is computed.
+/// [`decode`] watched by `observer`: it stops as soon as the observer's `on_token`
+/// returns false or its `before_round` fails.
 pub fn decode_until<'d>(
     client: &mut PipelineClient,
     prompt: &[u32],
     opts: &DecodeOptions,
     mut drafter: Option<&mut (dyn Drafter + 'd)>,
-    on_token: &mut dyn FnMut(u32) -> bool,
+    observer: &mut dyn DecodeObserver,
 ) -> Result<Decoded> {
     if prompt.is_empty() {
         return Err(InferenceError::BadRequest("empty prompt".into()));
@@ -170,13 +193,15 @@ pub fn decode_until<'d>(
             out.push(t);
             context.push(t);
             stats.generated += 1;
-            if !on_token(t) {
+            if !observer.on_token(t) {
                 break 'outer;
             }
         }
         if out.len() >= opts.max_tokens {
             break;
         }
+        // The last emitted token has not been fed; everything before it is accepted.
+        observer.before_round(client, context.len() - 1)?;
         let budget = opts.max_tokens - out.len();
         let k = if opts.adaptive {
             length.get()

@@ -33,7 +33,7 @@ pub use neuroshard_kernels as kernels;
 
 pub use commitment::ActivationCommitment;
 pub use config::ModelConfig;
-pub use decode::{decode, decode_until, DecodeOptions, DecodeStats, Decoded};
+pub use decode::{decode, decode_until, DecodeObserver, DecodeOptions, DecodeStats, Decoded};
 pub use drafter::{Draft, Drafter, ModelDrafter, NgramDrafter};
 pub use error::{InferenceError, Result};
 pub use executor::{KvCache, ShardExecutor};

@@ -273,6 +273,12 @@ impl PipelineClient {
             .collect()
     }
 
+    /// The index of each hop's active provider in its failover list (the provider
+    /// [`Self::served`] would name).
+    pub fn active_providers(&self) -> Vec<usize> {
+        self.hops.iter().map(|h| h.active).collect()
+    }
+
     /// Ends the session on every provider.
     pub fn close(&self) {
         for hop in &self.hops {
