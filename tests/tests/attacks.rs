@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "attacks/payments.rs"]
+mod payments;
+
 const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -299,7 +302,7 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
 
     // The chain stands still while Mallory floods Bob with unpaid work: 8 completions of
     // ~200 prompt tokens each leave ~1,600 positions of material at Bob, several times
-    // his whole archive.
+    // his whole archive (each is refused after its prompt: she never pays).
     a.pause().unwrap();
     let prompt = "the quick brown fox jumps over the lazy dog ".repeat(20);
     for i in 0..8 {
@@ -310,8 +313,10 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
             "/v1/completions",
             Some(&body.to_string()),
         );
+        // Bob serves her prompt, then refuses to go on unpaid; she asked for his receipt
+        // first, so the prompt's material stays at Bob.
         match r {
-            Ok(r) if r.status == 200 => {}
+            Ok(r) if r.status == 500 && r.body.contains("payment due") => {}
             other => {
                 a.resume().unwrap();
                 panic!("Mallory's flood failed: {other:?}\n{}", joint_log(&nodes));
@@ -326,7 +331,7 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
     assert_ne!(account["workerBond"], "0", "Bob is still registered");
     assert!(
         m.log_text()
-            .contains("receipts of this generation are never submitted"),
+            .contains("this generation's providers are never paid"),
         "Mallory's flood was unpaid work\n{}",
         joint_log(&nodes)
     );

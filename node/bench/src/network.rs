@@ -116,12 +116,12 @@ pub async fn shard_server(model: PathBuf, layers: LayerRange) -> anyhow::Result<
     while let Some(event) = events.recv().await {
         if let NetworkEvent::Request {
             protocol: Protocol::Activations,
+            peer,
             data,
             reply,
-            ..
         } = event
         {
-            if let Some(answer) = service.answer(data).await {
+            if let Some(answer) = service.answer(peer, data).await {
                 network.respond(reply, answer);
             }
         }

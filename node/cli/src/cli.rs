@@ -235,11 +235,17 @@ pub struct FaultArgs {
     /// material); the account <-> peer binding should make such records unbelievable.
     #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
     pub fault_claim_account: Option<String>,
-    /// Fault injection for tests: never submit the receipts of this node's generations
-    /// (a client that takes the work and does not pay); its sessions' material must
-    /// not push out the material of receipts that are on chain.
+    /// Fault injection for tests: never pay for this node's generations, neither
+    /// handing receipts back counter-signed to the providers nor submitting them (a
+    /// client that takes the work and does not pay): providers must stop serving it
+    /// after one increment, and its sessions' material must not push out the material of
+    /// receipts that are on chain.
     #[arg(long, hide = true)]
     pub fault_never_pay: bool,
+    /// Fault injection for tests: hand receipts back counter-signed to the providers
+    /// but never submit them (providers must submit them themselves).
+    #[arg(long, hide = true)]
+    pub fault_never_submit: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -178,7 +178,7 @@ async fn dispatch(
                 tokio::spawn(async move {
                     let answer = match protocol {
                         Protocol::Sync => chain.answer_sync(&data),
-                        Protocol::Activations => service.answer(data).await,
+                        Protocol::Activations => service.answer(peer, data).await,
                     };
                     match protocol {
                         Protocol::Sync => budgets.sync.done(peer),

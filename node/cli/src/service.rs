@@ -17,6 +17,7 @@ use neuroshard_serving::generator::{GenerationAdmission, GeneratorSlot, SharedGe
 use neuroshard_serving::local::{fetch_model, LocalWorker};
 use neuroshard_serving::miner::{self, ModelPossession};
 use neuroshard_serving::options::ServingOptions;
+use neuroshard_serving::payments::PaymentLedger;
 use neuroshard_serving::server::{ShardServer, ShardService};
 use neuroshard_serving::ShardNetwork;
 use neuroshard_trainer::board::TrainingBoard;
@@ -25,6 +26,10 @@ use neuroshard_verifier::{prober, SpotChecker};
 use sp_core::Pair as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// How long a networked node waits for its escrow to be on chain before it takes
+/// generations anyway.
+const ESCROW_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -263,15 +268,25 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
         local.account(),
         shutdown.clone(),
     ));
-    if let Err(e) = local.ensure_escrow() {
+    let escrow = local.ensure_escrow();
+    if let Err(e) = &escrow {
         warn!(error = %format!("{e:#}"), "no escrow: API generations cannot be billed");
     }
     if let Some(net) = &s.net {
-        let server = Arc::new(ShardServer::new(
-            local.shards(),
-            s.key.clone(),
-            s.board.clone(),
+        let ledger = Arc::new(PaymentLedger::new(
+            local.account(),
+            s.model.blake2_256,
+            s.chain.clone(),
         ));
+        tokio::spawn(neuroshard_serving::payments::claim_unsubmitted(
+            s.chain.clone(),
+            s.key.clone(),
+            ledger.clone(),
+            shutdown.clone(),
+        ));
+        let server = Arc::new(
+            ShardServer::new(local.shards(), s.key.clone(), s.board.clone()).with_payments(ledger),
+        );
         s.service.serve(server.clone());
         let binding = net.directory.binding(&s.key);
         let (binding, shards) = s.serving.announced(binding, s.shards.clone());
@@ -283,6 +298,7 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
         ));
         info!("serving shards to the network");
     }
+    let networked = s.net.is_some();
     let training = TrainingContext {
         chain: s.chain.clone(),
         key: s.key.clone(),
@@ -312,6 +328,11 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
     let checker = Arc::new(SpotChecker::new(training, local.shards()));
     tokio::spawn(prober::run(checker.clone(), shutdown.clone()));
     tokio::spawn(checker.run(shutdown.clone()));
+    // Other nodes' providers serve no client whose escrow cannot pay (a node without
+    // networking has only its own shards).
+    if networked && escrow.is_ok() && !local.wait_escrow(ESCROW_WAIT).await {
+        warn!("this node's escrow is not on chain yet: other nodes' providers will refuse its generations until it is");
+    }
     *s.generator.write().await = GeneratorSlot::Ready(local);
     info!("model loaded: HTTP API generations enabled, miner, spot checker and liveness prober started");
     miner::run(s.chain, s.key, possession, shutdown).await;

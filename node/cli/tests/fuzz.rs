@@ -68,11 +68,12 @@ fn block_sync_requests_and_responses() {
 
 #[test]
 fn shard_calls_and_replies() {
-    let server = samples::tiny_shard_server();
+    let h = Harness::new();
+    let server = samples::tiny_shard_server(&h);
     let mut answered = [0u64; 2];
     fuzz_bytes("shard call", &samples::shard_calls(), |bytes| {
         if let Ok(call) = ShardCall::decode_all(&mut &bytes[..]) {
-            let reply = server.answer(call);
+            let reply = server.answer(samples::shard_peer(), call);
             answered[usize::from(matches!(reply, ShardReply::Error(_)))] += 1;
         }
     });

@@ -6,11 +6,12 @@
 //! it into a [`ReceiptBody`] under the client's [`BillingTerms`] (who pays, in which
 //! epoch) with [`receipt_body`] and signs it ([`sign_work`]); the client checks the
 //! signed body against what it asked and what the pipeline saw the hop do
-//! ([`check_worker_receipt`]) and counter-signs it ([`bill_session`]). The same steps run
+//! ([`check_worker_receipt`]) and counter-signs it ([`SessionBill`], every
+//! [`PAYMENT_INCREMENT`] positions while the session runs). The same steps run
 //! for this node's own shards and for remote ones ([`Provider`]); a validator maps a
 //! receipt back to the work to re-run with [`work_of`].
 
-pub use crate::protocol::{BillingTerms, WorkerReceipt};
+pub use crate::protocol::{BillingTerms, WorkerReceipt, PAYMENT_INCREMENT};
 use crate::remote::RemoteShard;
 use anyhow::{bail, Context};
 use neuroshard_inference::pipeline::ServedHop;
@@ -123,6 +124,16 @@ impl Provider {
         }
     }
 
+    /// Hands `receipts` of the provider's work back counter-signed (a remote provider
+    /// serves a session only as far as it is paid; this node's own shards need no
+    /// payment).
+    fn pay(&self, receipts: Vec<Receipt>) -> anyhow::Result<()> {
+        match self {
+            Provider::Local(_) => Ok(()),
+            Provider::Remote(r) => Ok(r.pay(receipts)?),
+        }
+    }
+
     /// The provider's worker-signed receipt for its work on `work.session`.
     fn worker_receipt(
         &self,
@@ -137,11 +148,138 @@ impl Provider {
     }
 }
 
-/// The client's side of a finished session: asks the provider that served each hop
-/// (`served[i]` names an index into `hops[i]`) for its worker-signed receipt, checks it
-/// and counter-signs it with `client_key` (the node's own shards sign as worker with
-/// `node_key`; the two differ when an API key's account pays). Any hop whose receipt
-/// fails its checks fails the whole bill.
+/// The client's side of a session as it runs: a remote provider's work is billed (its
+/// receipt signed by the worker, checked, counter-signed) and paid (the receipt handed
+/// back, [`crate::payments`]) whenever [`PAYMENT_INCREMENT`] accepted positions are due
+/// on it, and every hop's once more when the session ends, so no provider serves more
+/// than one increment on credit. The receipts go on chain when the session ends
+/// ([`SessionBill::into_receipts`]). Receipts are signed with `client_key` (this node's
+/// own shards sign as worker with `node_key`; the two differ when an API key's account
+/// pays). A hop whose receipt fails its checks fails the bill.
+pub struct SessionBill<'a> {
+    client_key: &'a Keypair,
+    node_key: &'a Keypair,
+    hops: &'a [Vec<Provider>],
+    /// Per hop: the provider billed last and the position its bill ended at.
+    billed: Vec<Option<(usize, u32)>>,
+    /// Whether receipts are handed back to the providers (always, but for the
+    /// `never_pay` fault of test builds).
+    pays: bool,
+    receipts: Vec<Receipt>,
+}
+
+impl<'a> SessionBill<'a> {
+    /// The bill of a session routed through `hops`, paying its providers when `pays`.
+    pub fn new(
+        client_key: &'a Keypair,
+        node_key: &'a Keypair,
+        hops: &'a [Vec<Provider>],
+        pays: bool,
+    ) -> Self {
+        Self {
+            client_key,
+            node_key,
+            hops,
+            billed: vec![None; hops.len()],
+            pays,
+            receipts: Vec::new(),
+        }
+    }
+
+    /// Whether a payment is due before the next round, with `accepted` positions
+    /// accepted and `providers[i]` serving hop `i` now: [`PAYMENT_INCREMENT`] or more
+    /// positions unpaid at some remote provider (all of them, at one that took over a
+    /// hop). This node's own shards are billed once, at the end.
+    pub fn due(&self, providers: &[usize], accepted: u32) -> bool {
+        (0..providers.len()).any(|hop| self.hop_due(hop, providers[hop], accepted))
+    }
+
+    fn hop_due(&self, hop: usize, provider: usize, accepted: u32) -> bool {
+        let remote = self.hops.get(hop).and_then(|p| p.get(provider));
+        matches!(remote, Some(Provider::Remote(_)))
+            && accepted
+                >= self
+                    .billed_until(hop, provider)
+                    .saturating_add(PAYMENT_INCREMENT)
+    }
+
+    /// Where the bill of `provider`'s work on `hop` ended (0: never billed).
+    fn billed_until(&self, hop: usize, provider: usize) -> u32 {
+        match self.billed.get(hop).copied().flatten() {
+            Some((billed, end)) if billed == provider => end,
+            _ => 0,
+        }
+    }
+
+    /// Bills and pays, in `epoch`, the work of every hop on which a payment is due
+    /// ([`Self::due`]), up to its `served[i].until`.
+    pub fn pay_due(&mut self, epoch: u32, served: &[ServedHop]) -> anyhow::Result<()> {
+        for (hop, s) in served.iter().enumerate() {
+            if self.hop_due(hop, s.provider, s.until) {
+                self.bill_hop(hop, s, epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bills and pays, in `epoch`, every hop's work up to its `served[i].until` (the
+    /// end of the session). A hop whose provider has nothing new is skipped.
+    pub fn pay_all(&mut self, epoch: u32, served: &[ServedHop]) -> anyhow::Result<()> {
+        for (hop, s) in served.iter().enumerate() {
+            if self.billed_until(hop, s.provider) < s.until {
+                self.bill_hop(hop, s, epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bills `served`, the work of hop `hop`, from where its provider's last bill ended.
+    fn bill_hop(&mut self, hop: usize, served: &ServedHop, epoch: u32) -> anyhow::Result<()> {
+        let terms = BillingTerms {
+            client: self.client_key.public().into(),
+            epoch,
+        };
+        let start = self.billed_until(hop, served.provider);
+        let provider = self
+            .hops
+            .get(hop)
+            .and_then(|p| p.get(served.provider))
+            .with_context(|| format!("{}: provider not in the route", served.name))?;
+        let work = WorkRequest {
+            session: served.session,
+            until: served.until,
+        };
+        let receipt = provider.worker_receipt(self.node_key, &work, &terms)?;
+        let worker = provider.worker(self.node_key);
+        check_worker_receipt(&receipt, &worker, &terms, &*provider.transport(), served)?;
+        if receipt.body.position_start != start {
+            bail!(
+                "{}: receipt bills positions {}.., the unbilled ones start at {start}",
+                served.name,
+                receipt.body.position_start
+            );
+        }
+        let receipt = Receipt {
+            client_signature: receipt.body.sign_as_client(self.client_key),
+            worker_signature: receipt.worker_signature,
+            body: receipt.body,
+        };
+        if self.pays {
+            provider.pay(vec![receipt.clone()])?;
+        }
+        self.billed[hop] = Some((served.provider, served.until));
+        self.receipts.push(receipt);
+        Ok(())
+    }
+
+    /// The receipts billed so far, in the order they were signed (each hop's in
+    /// sequence order, as the chain accepts them).
+    pub fn into_receipts(self) -> Vec<Receipt> {
+        self.receipts
+    }
+}
+
+/// A whole finished session billed at once (see [`SessionBill`]).
 pub fn bill_session(
     client_key: &Keypair,
     node_key: &Keypair,
@@ -149,31 +287,9 @@ pub fn bill_session(
     served: &[ServedHop],
     hops: &[Vec<Provider>],
 ) -> anyhow::Result<Vec<Receipt>> {
-    let terms = BillingTerms {
-        client: client_key.public().into(),
-        epoch,
-    };
-    served
-        .iter()
-        .zip(hops)
-        .map(|(served, providers)| {
-            let provider = providers
-                .get(served.provider)
-                .with_context(|| format!("{}: provider not in the route", served.name))?;
-            let work = WorkRequest {
-                session: served.session,
-                until: served.until,
-            };
-            let receipt = provider.worker_receipt(node_key, &work, &terms)?;
-            let worker = provider.worker(node_key);
-            check_worker_receipt(&receipt, &worker, &terms, &*provider.transport(), served)?;
-            Ok(Receipt {
-                client_signature: receipt.body.sign_as_client(client_key),
-                worker_signature: receipt.worker_signature,
-                body: receipt.body,
-            })
-        })
-        .collect()
+    let mut bill = SessionBill::new(client_key, node_key, hops, true);
+    bill.pay_all(epoch, served)?;
+    Ok(bill.into_receipts())
 }
 
 #[cfg(test)]

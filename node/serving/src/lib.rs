@@ -9,7 +9,9 @@
 //! - [`local`]: the node's own generator (its shards plus routed peers) behind the
 //!   [`generator`] interface the HTTP API and RPC call;
 //! - [`billing`]: the one place a shard's work record becomes a signed, counter-signed
-//!   chain receipt (worker and client side);
+//!   chain receipt (worker and client side), paid as the session goes;
+//!   [`payments`]: the worker's side of that: serving on credit only one increment deep,
+//!   and claiming what clients signed but did not submit;
 //! - [`miner`]: the per-minute proof of possession that earns uptime;
 //! - [`material`]: keeping the spot-check material of receipts the chain still needs.
 
@@ -20,6 +22,7 @@ pub mod local;
 pub mod material;
 pub mod miner;
 pub mod options;
+pub mod payments;
 pub mod protocol;
 pub mod remote;
 pub mod routing;

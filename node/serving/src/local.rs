@@ -2,12 +2,13 @@
 //! model, loads the shards this node serves (every shard on `dev`) behind in-process
 //! transports, serves the HTTP API's generations through that pipeline (plus, with
 //! networking, the cheapest providers of the other layers) with n-gram speculative
-//! decoding, and bills every generation: [`crate::billing`] has each shard's receipt
-//! signed by its worker and counter-signed by this node as the client (the API's users
-//! are served on this node's account and paid from its escrow); the receipts go to the
-//! pool as one `submit_receipts` extrinsic.
+//! decoding, and bills every generation as it runs: [`crate::billing`] has each shard's
+//! receipt signed by its worker and counter-signed by this node as the client (the API's
+//! users are served on this node's account, or an API key's, and paid from its escrow),
+//! every [`crate::payments::PAYMENT_INCREMENT`] positions and at the end; the receipts
+//! go to the pool as one `submit_receipts` extrinsic.
 
-use crate::billing::{bill_session, Provider};
+use crate::billing::{Provider, SessionBill};
 use crate::directory::ShardDirectory;
 use crate::generator::{
     Billing, ChatMessage, FinishReason, GenerationOutput, GenerationRequest, Payer, PayerCannotPay,
@@ -18,15 +19,17 @@ use crate::routing::plan_route;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_client::{hex_hash, Client};
-use neuroshard_inference::decode::{decode_until, DecodeOptions};
+use neuroshard_inference::decode::{decode_until, DecodeObserver, DecodeOptions};
 use neuroshard_inference::drafter::NgramDrafter;
 use neuroshard_inference::fetch::{ensure_model, ModelSpec};
 use neuroshard_inference::shard::Shard;
 use neuroshard_inference::tokenizer::{ChatMessage as TokChatMessage, Tokenizer};
 use neuroshard_inference::transport::InProcessTransport;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
-use neuroshard_inference::{Hop, PipelineClient};
-use neuroshard_primitives::{AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, UNIT};
+use neuroshard_inference::{Hop, InferenceError, PipelineClient};
+use neuroshard_primitives::{
+    AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, UNIT,
+};
 use neuroshard_runtime::ponw;
 use parking_lot::Mutex;
 use sp_core::Pair as _;
@@ -270,6 +273,26 @@ impl LocalWorker {
         Ok(())
     }
 
+    /// Waits, up to `timeout`, until the escrow [`Self::ensure_escrow`] locked is on
+    /// chain: other nodes' providers serve no client whose escrow cannot pay. False when
+    /// it is not there in time.
+    pub async fn wait_escrow(&self, timeout: std::time::Duration) -> bool {
+        let me = self.account();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let escrow = self
+                .chain
+                .with_best_state(|state, _| ponw::escrow::escrow(state, &me));
+            if escrow.is_ok_and(|e| e.amount >= TARGET_ESCROW / 2) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     /// Refuses (with [`PayerCannotPay`]) a generation of up to `tokens` positions whose
     /// payer's escrow cannot pay for all of them through every layer.
     fn check_escrow(&self, payer: &Payer, tokens: u64) -> anyhow::Result<()> {
@@ -299,28 +322,37 @@ impl LocalWorker {
         self.chain.sign_and_submit(&self.key, call)
     }
 
-    /// Bills a finished session (every hop's receipt, signed by its worker and
-    /// counter-signed by this node, see [`crate::billing`]) and submits the receipts.
-    fn bill(
-        &self,
-        payer: &Keypair,
-        client: &PipelineClient,
-        route: &[Vec<Provider>],
-        accepted: usize,
-    ) -> anyhow::Result<Option<Billing>> {
+    /// The epoch the next block bills work in.
+    fn billing_epoch(&self) -> anyhow::Result<u32> {
         let params = self.chain.params()?;
         let next = self.chain.best_header().number + 1;
-        let epoch = neuroshard_runtime::system::epoch_of(next, params.system.epoch_length);
-        let served = client.served(accepted as u32);
-        let receipts = bill_session(payer, &self.key, epoch, &served, route)?;
-        if receipts.is_empty() || !self.serving.pays() {
+        Ok(neuroshard_runtime::system::epoch_of(
+            next,
+            params.system.epoch_length,
+        ))
+    }
+
+    /// Finishes a session's bill (pays every hop for its positions up to `accepted`, see
+    /// [`SessionBill`]) and submits all its receipts as one extrinsic.
+    fn finish_bill(
+        &self,
+        mut bill: SessionBill<'_>,
+        client: &PipelineClient,
+        accepted: usize,
+    ) -> anyhow::Result<Option<Billing>> {
+        bill.pay_all(self.billing_epoch()?, &client.served(accepted as u32))?;
+        self.submit_receipts(bill.into_receipts())
+    }
+
+    fn submit_receipts(&self, receipts: Vec<Receipt>) -> anyhow::Result<Option<Billing>> {
+        if receipts.is_empty() || !self.serving.submits_receipts() {
             return Ok(None);
         }
         let count = receipts.len();
         let hash = self.submit(Call::Ponw(PonwCall::SubmitReceipts {
             receipts: receipts.clone(),
         }))?;
-        info!(receipts = count, epoch, hash = %hex_hash(&hash), "generation receipts submitted");
+        info!(receipts = count, hash = %hex_hash(&hash), "generation receipts submitted");
         Ok(Some(Billing {
             extrinsic: hash,
             receipts,
@@ -372,7 +404,13 @@ impl TextGenerator for LocalWorker {
             ..DecodeOptions::default()
         };
         let mut drafter = NgramDrafter::default();
-        let mut streamer = TextStreamer::new(&self.tokenizer, &request.stop);
+        let mut watch = Watch {
+            streamer: TextStreamer::new(&self.tokenizer, &request.stop),
+            on_text,
+            bill: SessionBill::new(payer, &self.key, &route, self.serving.pays_providers()),
+            worker: self,
+            billing_failed: None,
+        };
         let decoded = decode_until(
             &mut client,
             &prompt,
@@ -380,27 +418,32 @@ impl TextGenerator for LocalWorker {
             request
                 .speculative
                 .then_some(&mut drafter as &mut dyn neuroshard_inference::drafter::Drafter),
-            &mut |token| {
-                if let Some(piece) = streamer.push(token) {
-                    if !piece.is_empty() && !on_text(&piece) {
-                        streamer.cancelled = true;
-                    }
-                }
-                // A matched stop sequence or a client that went away ends the work.
-                !(streamer.stopped || streamer.cancelled)
-            },
+            &mut watch,
         );
+        let Watch {
+            streamer,
+            bill,
+            billing_failed,
+            ..
+        } = watch;
         let decoded = match decoded {
             Ok(d) => d,
             Err(e) => {
+                // What was paid for so far still goes on chain.
+                if let Err(e) = self.submit_receipts(bill.into_receipts()) {
+                    warn!(error = %format!("{e:#}"), "could not submit the receipts paid so far");
+                }
                 client.close();
-                return Err(e.into());
+                return Err(match billing_failed {
+                    Some(why) => why.context("paying this generation's providers"),
+                    None => e.into(),
+                });
             }
         };
         let billing = self
-            .bill(payer, &client, &route, decoded.accepted_positions)
+            .finish_bill(bill, &client, decoded.accepted_positions)
             .unwrap_or_else(|e| {
-                warn!(error = %e, "could not bill the generation");
+                warn!(error = %format!("{e:#}"), "could not bill the generation");
                 None
             });
         client.close();
@@ -417,6 +460,50 @@ impl TextGenerator for LocalWorker {
             drafted: decoded.stats.drafted as u32,
             accepted_drafts: decoded.stats.accepted as u32,
             billing,
+        })
+    }
+}
+
+/// Watches a generation's decoding: streams its text to the caller and pays the
+/// providers of its route as it goes ([`SessionBill`]).
+struct Watch<'a> {
+    streamer: TextStreamer<'a>,
+    on_text: &'a mut dyn FnMut(&str) -> bool,
+    bill: SessionBill<'a>,
+    worker: &'a LocalWorker,
+    /// Why paying the providers failed (which ended the decoding).
+    billing_failed: Option<anyhow::Error>,
+}
+
+impl DecodeObserver for Watch<'_> {
+    fn on_token(&mut self, token: u32) -> bool {
+        let streamer = &mut self.streamer;
+        if let Some(piece) = streamer.push(token) {
+            if !piece.is_empty() && !(self.on_text)(&piece) {
+                streamer.cancelled = true;
+            }
+        }
+        // A matched stop sequence or a client that went away ends the work.
+        !(streamer.stopped || streamer.cancelled)
+    }
+
+    fn before_round(
+        &mut self,
+        client: &PipelineClient,
+        accepted_positions: usize,
+    ) -> neuroshard_inference::Result<()> {
+        let accepted = accepted_positions as u32;
+        if !self.bill.due(&client.active_providers(), accepted) {
+            return Ok(());
+        }
+        let paid = self
+            .worker
+            .billing_epoch()
+            .and_then(|epoch| self.bill.pay_due(epoch, &client.served(accepted)));
+        paid.map_err(|e| {
+            let reason = format!("{e:#}");
+            self.billing_failed = Some(e);
+            InferenceError::BadRequest(format!("paying the providers: {reason}"))
         })
     }
 }

@@ -37,10 +37,16 @@ pub struct ServingOptions {
     /// to frame another worker; see [`ServingOptions::announced`]).
     #[cfg(feature = "fault-injection")]
     pub claim_account: Option<AccountId>,
-    /// Never submit the receipts of this node's generations: a client that takes the
-    /// work and does not pay (see [`ServingOptions::pays`]).
+    /// Never pay for this node's generations: no receipt is handed back counter-signed
+    /// to a provider nor submitted (a client that takes the work and does not pay; see
+    /// [`ServingOptions::pays_providers`]).
     #[cfg(feature = "fault-injection")]
     pub never_pay: bool,
+    /// Hand receipts back counter-signed but never submit them (a client that leaves the
+    /// chain fees and the submission to its providers; see
+    /// [`ServingOptions::submits_receipts`]).
+    #[cfg(feature = "fault-injection")]
+    pub never_submit: bool,
 }
 
 impl Default for ServingOptions {
@@ -56,6 +62,8 @@ impl Default for ServingOptions {
             claim_account: None,
             #[cfg(feature = "fault-injection")]
             never_pay: false,
+            #[cfg(feature = "fault-injection")]
+            never_submit: false,
         }
     }
 }
@@ -80,11 +88,22 @@ impl ServingOptions {
         (binding, shards)
     }
 
-    /// Whether this node submits the receipts of its generations (always, but for the
-    /// `never_pay` fault).
-    pub fn pays(&self) -> bool {
+    /// Whether this node hands the receipts of its generations back counter-signed to
+    /// the providers that served them (always, but for the `never_pay` fault).
+    pub fn pays_providers(&self) -> bool {
         #[cfg(feature = "fault-injection")]
         if self.never_pay {
+            warn!("fault injection: this generation's providers are never paid");
+            return false;
+        }
+        true
+    }
+
+    /// Whether this node submits the receipts of its generations (always, but for the
+    /// `never_pay` and `never_submit` faults).
+    pub fn submits_receipts(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.never_pay || self.never_submit {
             warn!("fault injection: the receipts of this generation are never submitted");
             return false;
         }

@@ -1,8 +1,10 @@
-//! The shard protocol (`/neuroshard/activations/3`, request-response): its messages,
+//! The shard protocol (`/neuroshard/activations/4`, request-response): its messages,
 //! grouped by the concern they serve, and the helpers that send them.
 //!
 //! - [`InferenceCall`]: a pipeline client runs a session's positions through a provider's
-//!   shard, asks for its receipt and ends the session ([`crate::remote::RemoteShard`]);
+//!   shard, asks for its receipts, pays them (hands back the receipts counter-signed, at
+//!   least every [`PAYMENT_INCREMENT`] positions, see [`crate::payments`]) and ends the
+//!   session ([`crate::remote::RemoteShard`]);
 //! - [`VerificationCall`]: a validator fetches the spot-check material of a receipt;
 //! - [`TrainingCall`]: holders of a trained shard fetch each other's pseudo-gradients and
 //!   adapter snapshots (Proof of Training).
@@ -15,7 +17,7 @@ use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::spot_check::SpotCheckMaterial;
 use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol};
 use neuroshard_primitives::{
-    AccountId, GradientReceipt, Hash, LayerRange, ReceiptBody, SessionId, Signature,
+    AccountId, GradientReceipt, Hash, LayerRange, Receipt, ReceiptBody, SessionId, Signature,
 };
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 
@@ -46,7 +48,23 @@ pub enum InferenceCall {
         layers: LayerRange,
         session: SessionId,
     },
+    /// Payment: receipts of this provider's work on one session, counter-signed by the
+    /// client (at most [`MAX_PAY_RECEIPTS`]). The provider keeps them, so it can submit
+    /// them itself if the client does not, and serves the session's next positions.
+    Pay {
+        model: Hash,
+        layers: LayerRange,
+        receipts: Vec<Receipt>,
+    },
 }
+
+/// A provider serves a session's positions only while at most this many computed
+/// positions are unpaid when a forward call starts: a client pays (counter-signs the
+/// receipts so far, [`InferenceCall::Pay`]) as soon as this many are due.
+pub const PAYMENT_INCREMENT: u32 = 32;
+
+/// Most receipts one [`InferenceCall::Pay`] carries.
+pub const MAX_PAY_RECEIPTS: usize = 16;
 
 /// The client's side of a receipt: who pays and in which epoch the work is billed.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -14,7 +14,7 @@ use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::InferenceError;
 use neuroshard_network::{NetworkHandle, PeerId, Protocol};
-use neuroshard_primitives::{AccountId, Hash, LayerRange, SessionId};
+use neuroshard_primitives::{AccountId, Hash, LayerRange, Receipt, SessionId};
 use parity_scale_codec::Encode;
 
 /// A shard served by another node, reached through the network.
@@ -84,6 +84,20 @@ impl RemoteShard {
             commitment,
             worker_signature,
         })
+    }
+
+    /// Pays the provider: hands back `receipts` of its work, counter-signed (see
+    /// [`crate::payments`]).
+    pub fn pay(&self, receipts: Vec<Receipt>) -> Result<(), InferenceError> {
+        let call = InferenceCall::Pay {
+            model: self.model,
+            layers: self.layers,
+            receipts,
+        };
+        match self.call(call)? {
+            InferenceReply::Done => Ok(()),
+            _ => Err(self.fail("reply does not acknowledge the payment")),
+        }
     }
 
     fn fail(&self, reason: impl Into<String>) -> InferenceError {

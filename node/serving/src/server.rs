@@ -2,15 +2,18 @@
 //! this node's loaded shards (inference and verification calls) and hands training calls
 //! to the node's [`TrainingService`]; [`ShardService`] is what the node's event loop asks,
 //! before and after the model is loaded. The server also keeps the load figures the node
-//! announces in its provider record.
+//! announces in its provider record, and, on a node with a chain, serves each session
+//! only as far as its client pays ([`crate::payments`]).
 
 use crate::billing;
+use crate::payments::PaymentLedger;
 use crate::protocol::{
     InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
     VerificationCall, VerificationReply,
 };
 use neuroshard_inference::messages::ShardOutput;
 use neuroshard_inference::shard::Shard;
+use neuroshard_network::PeerId;
 use neuroshard_primitives::{Hash, Keypair, LayerRange, SessionId};
 use parity_scale_codec::{DecodeAll, Encode};
 use parking_lot::{Mutex, RwLock};
@@ -56,16 +59,26 @@ pub struct ShardServer {
     key: Keypair,
     stats: Mutex<ServeStats>,
     training: Arc<dyn TrainingService>,
+    /// Who paid for what (`None`: sessions are served for free, as by a bench's server).
+    payments: Option<Arc<PaymentLedger>>,
 }
 
 impl ShardServer {
+    /// A server that serves every session for free (see [`Self::with_payments`]).
     pub fn new(shards: Vec<Arc<Shard>>, key: Keypair, training: Arc<dyn TrainingService>) -> Self {
         Self {
             shards,
             key,
             stats: Mutex::new(ServeStats::default()),
             training,
+            payments: None,
         }
+    }
+
+    /// The server serving each session only as far as its client pays, into `ledger`.
+    pub fn with_payments(mut self, ledger: Arc<PaymentLedger>) -> Self {
+        self.payments = Some(ledger);
+        self
     }
 
     /// (active sessions, throughput in milli-positions per second over the last minute).
@@ -106,11 +119,13 @@ impl ShardServer {
             .ok_or_else(|| format!("this node does not serve layers {layers} of that model"))
     }
 
-    /// Answers one call (on a blocking thread: forwards run the model); failures
-    /// become [`ShardReply::Error`].
-    pub fn answer(&self, call: ShardCall) -> ShardReply {
+    /// Answers one call from `peer` (on a blocking thread: forwards run the model);
+    /// failures become [`ShardReply::Error`].
+    pub fn answer(&self, peer: PeerId, call: ShardCall) -> ShardReply {
         let reply = match call {
-            ShardCall::Inference(call) => self.answer_inference(call).map(ShardReply::Inference),
+            ShardCall::Inference(call) => {
+                self.answer_inference(peer, call).map(ShardReply::Inference)
+            }
             ShardCall::Verification(call) => {
                 self.answer_verification(call).map(ShardReply::Verification)
             }
@@ -119,10 +134,17 @@ impl ShardServer {
         reply.unwrap_or_else(ShardReply::Error)
     }
 
-    fn answer_inference(&self, call: InferenceCall) -> Result<InferenceReply, String> {
+    fn answer_inference(
+        &self,
+        peer: PeerId,
+        call: InferenceCall,
+    ) -> Result<InferenceReply, String> {
         match call {
             InferenceCall::Forward(req) => {
                 let shard = self.shard(&req.model, req.layers)?;
+                if let Some(ledger) = &self.payments {
+                    ledger.admit_forward(peer, req.session, req.layers, req.start_pos)?;
+                }
                 let reply = shard.handle(&req).map_err(|e| e.to_string())?;
                 let positions = match &reply.output {
                     ShardOutput::Argmax(v) => v.len() as u32,
@@ -133,6 +155,10 @@ impl ShardServer {
                         .unwrap_or(0),
                 };
                 self.record_forward(req.session, positions);
+                if let Some(ledger) = &self.payments {
+                    let end = req.start_pos.saturating_add(positions);
+                    ledger.computed(req.session, req.layers, end);
+                }
                 Ok(InferenceReply::Forward(reply))
             }
             InferenceCall::Receipt {
@@ -161,6 +187,17 @@ impl ShardServer {
                 self.stats.lock().sessions.remove(&session);
                 Ok(InferenceReply::Done)
             }
+            InferenceCall::Pay {
+                model,
+                layers,
+                receipts,
+            } => match &self.payments {
+                Some(ledger) => {
+                    ledger.pay(peer, model, layers, receipts)?;
+                    Ok(InferenceReply::Done)
+                }
+                None => Ok(InferenceReply::Done),
+            },
         }
     }
 
@@ -210,9 +247,10 @@ impl ShardService {
         *self.server.write() = Some(server);
     }
 
-    /// Answers the encoded call `data` (`None`: undecodable, the caller penalises the
-    /// sender). Forwards run the model, so the answer is computed on a blocking thread.
-    pub async fn answer(&self, data: Vec<u8>) -> Option<Vec<u8>> {
+    /// Answers the encoded call `data` from `peer` (`None`: undecodable, the caller
+    /// penalises the sender). Forwards run the model, so the answer is computed on a
+    /// blocking thread.
+    pub async fn answer(&self, peer: PeerId, data: Vec<u8>) -> Option<Vec<u8>> {
         let call = ShardCall::decode_all(&mut &data[..]).ok()?;
         #[cfg(feature = "fault-injection")]
         if self.refuse_forwards && matches!(call, ShardCall::Inference(InferenceCall::Forward(_))) {
@@ -222,7 +260,7 @@ impl ShardService {
         let Some(server) = server else {
             return Some(ShardReply::Error("this node serves no shards (yet)".into()).encode());
         };
-        tokio::task::spawn_blocking(move || server.answer(call).encode())
+        tokio::task::spawn_blocking(move || server.answer(peer, call).encode())
             .await
             .ok()
     }

@@ -140,6 +140,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .context("--fault-claim-account")?,
             #[cfg(feature = "fault-injection")]
             never_pay: args.faults.fault_never_pay,
+            #[cfg(feature = "fault-injection")]
+            never_submit: args.faults.fault_never_submit,
         },
     };
     service::run(config).await

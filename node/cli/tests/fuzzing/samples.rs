@@ -9,12 +9,13 @@ use neuroshard_inference::messages::{
 };
 use neuroshard_inference::spot_check::{InputLog, SpotCheckMaterial};
 use neuroshard_inference::{ModelWeights, Precision, Shard};
-use neuroshard_network::{NetworkKeypair, ProviderInfo, ProviderRecord};
+use neuroshard_network::{NetworkKeypair, PeerId, ProviderInfo, ProviderRecord};
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::{
     slot_lottery, AccountId, BalancesCall, Block, Call, GradientReceipt, GradientReceiptBody, Hash,
     Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
 };
+use neuroshard_serving::payments::PaymentLedger;
 use neuroshard_serving::protocol::{
     BillingTerms, InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall,
     TrainingReply, VerificationCall, VerificationReply,
@@ -196,8 +197,9 @@ pub fn vrf_signatures(h: &Harness) -> Vec<Vec<u8>> {
 /// The model hash the tiny shard server answers for.
 const TINY_MODEL: Hash = Hash::repeat_byte(0x71);
 
-/// A shard server holding layers 0-3 and 3-6 of a tiny random Llama (hidden size 64).
-pub fn tiny_shard_server() -> Arc<ShardServer> {
+/// A shard server holding layers 0-3 and 3-6 of a tiny random Llama (hidden size 64),
+/// taking payment with the harness chain's escrow.
+pub fn tiny_shard_server(h: &Harness) -> Arc<ShardServer> {
     let dir = tempfile::tempdir().unwrap();
     let source = neuroshard_inference::tiny::write_tiny_llama(dir.path(), 5).unwrap();
     let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
@@ -205,11 +207,44 @@ pub fn tiny_shard_server() -> Arc<ShardServer> {
         .into_iter()
         .map(|(a, b)| Arc::new(Shard::new(weights.slice(a..b).unwrap(), TINY_MODEL).unwrap()))
         .collect();
-    Arc::new(ShardServer::new(
-        shards,
-        pair("//Bob"),
-        Arc::new(tiny_training_board()),
-    ))
+    let ledger = PaymentLedger::new(account("//Bob"), TINY_MODEL, h.client.clone());
+    Arc::new(
+        ShardServer::new(shards, pair("//Bob"), Arc::new(tiny_training_board()))
+            .with_payments(Arc::new(ledger)),
+    )
+}
+
+/// The peer every sample shard call comes from.
+pub fn shard_peer() -> PeerId {
+    PeerId::from_public_key(
+        &NetworkKeypair::ed25519_from_bytes([7; 32])
+            .unwrap()
+            .public(),
+    )
+}
+
+/// A payment (Dave paying Bob) for positions 0..5 of the sample session's layers 0-3.
+fn sample_payment() -> ShardCall {
+    let body = ReceiptBody {
+        worker: account("//Bob"),
+        client: account("//Dave"),
+        model: TINY_MODEL,
+        layers: layers(0, 3),
+        session: [8; 16],
+        epoch: 0,
+        seq: 0,
+        position_start: 0,
+        position_end: 5,
+        commitment: Hash::repeat_byte(1),
+        input_commitment: Hash::repeat_byte(2),
+        adapter: None,
+    };
+    InferenceCall::Pay {
+        model: TINY_MODEL,
+        layers: layers(0, 3),
+        receipts: vec![Receipt::sign(body, &pair("//Bob"), &pair("//Dave"))],
+    }
+    .into()
 }
 
 /// The pseudo-gradient and adapter the tiny server's training board holds.
@@ -317,6 +352,7 @@ pub fn shard_calls() -> Vec<Vec<u8>> {
             },
         }
         .into(),
+        sample_payment(),
         InferenceCall::EndSession {
             model: TINY_MODEL,
             layers: layers(3, 6),
@@ -355,7 +391,7 @@ pub fn shard_replies(server: &ShardServer) -> Vec<Vec<u8>> {
         .iter()
         .map(|bytes| {
             let call = <ShardCall as parity_scale_codec::Decode>::decode(&mut &bytes[..]).unwrap();
-            server.answer(call).encode()
+            server.answer(shard_peer(), call).encode()
         })
         .collect();
     replies.push(ShardReply::Error("unknown shard".into()).encode());

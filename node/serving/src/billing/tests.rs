@@ -169,3 +169,31 @@ fn a_session_paid_by_another_account_is_signed_by_the_node_as_worker() {
         assert_eq!(verify_batch(&receipt.signed_messages()), Ok(()));
     }
 }
+
+#[test]
+fn a_session_billed_as_it_goes_pays_each_position_once() {
+    let route = local_route();
+    let (client, until) = session(&route);
+    let key = keypair_from_uri("//Alice").unwrap();
+    let providers = hops(&route);
+    let mut bill = SessionBill::new(&key, &key, &providers, true);
+    // This node's own shards are never paid along the way.
+    assert!(!bill.due(&[0, 0], PAYMENT_INCREMENT * 4));
+    // Paid at 6 and at 9 accepted positions, then at the end; the end again bills nothing.
+    for at in [6, 9, until, until] {
+        bill.pay_all(4, &client.served(at)).unwrap();
+    }
+    let receipts = bill.into_receipts();
+    assert_eq!(receipts.len(), 3 * RANGES.len());
+    for (hop, &(a, _)) in RANGES.iter().enumerate() {
+        let spans: Vec<_> = receipts
+            .iter()
+            .filter(|r| r.body.layers.start == a as u16)
+            .map(|r| (r.body.seq, r.body.position_start, r.body.position_end))
+            .collect();
+        assert_eq!(spans, [(0, 0, 6), (1, 6, 9), (2, 9, until)], "hop {hop}");
+    }
+    assert!(receipts
+        .iter()
+        .all(|r| verify_batch(&r.signed_messages()).is_ok()));
+}
