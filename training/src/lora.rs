@@ -264,6 +264,7 @@ pub fn merge_adapter(
             w_down: merged(Projection::Down)?,
             attn_norm: layer.attn_norm.clone(),
             ffn_norm: layer.ffn_norm.clone(),
+            extras: layer.extras.clone(),
         });
     }
     Ok(ModelWeights {

@@ -12,7 +12,7 @@
 
 use crate::error::{Result, TrainingError};
 use crate::lora::{dequantized, AdapterLayout, Projection};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use neuroshard_inference::executor::ExecInput;
 use neuroshard_inference::weights::LayerWeights;
 use neuroshard_inference::{ModelConfig, ModelWeights, ShardExecutor};
@@ -94,17 +94,13 @@ pub struct FrozenModel {
 }
 
 fn rotary_tables(c: &ModelConfig, len: usize) -> Result<(Tensor, Tensor)> {
-    // The executor's construction (itself candle's), so positions rotate identically.
-    let theta: Vec<f32> = (0..c.head_dim)
-        .step_by(2)
-        .map(|i| 1f32 / c.rope_theta.powf(i as f32 / c.head_dim as f32))
-        .collect();
-    let theta = Tensor::new(theta.as_slice(), &Device::Cpu)?;
-    let idx = Tensor::arange(0, len as u32, &Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .reshape((len, 1))?
-        .matmul(&theta.reshape((1, theta.elem_count()))?)?;
-    Ok((idx.cos()?, idx.sin()?))
+    // The executor's tables (every RoPE variant), so positions rotate identically.
+    let (cos, sin) = neuroshard_inference::models::rope::tables(c, len)?;
+    let shape = (len, c.head_dim / 2);
+    Ok((
+        Tensor::from_vec(cos, shape, &Device::Cpu)?,
+        Tensor::from_vec(sin, shape, &Device::Cpu)?,
+    ))
 }
 
 impl FrozenModel {
@@ -115,6 +111,14 @@ impl FrozenModel {
             return Err(TrainingError::BadConfig(
                 "training needs the whole model's weights loaded".into(),
             ));
+        }
+        // This forward is the Llama block: a family's extra parts would be ignored here.
+        if c.sliding_window.is_some() || weights.layers.iter().any(|l| !l.extras.is_empty()) {
+            return Err(TrainingError::BadConfig(format!(
+                "training supports the Llama block only; this {} model has attention \
+                 biases, q/k norms or a sliding window",
+                c.architecture
+            )));
         }
         if shard.start >= shard.end || shard.end > c.num_layers {
             return Err(TrainingError::BadConfig(format!(

@@ -1,0 +1,222 @@
+//! Loading a layer range of a GGUF file of any family, by llama.cpp's standard tensor
+//! names (`token_embd`, `blk.N.attn_q`, ..., `output_norm`, `output`, `rope_freqs`).
+//! Matrices stay in their format for the kernels; norms, biases and the embedding table
+//! are dequantized to f32. Every tensor of the range the family does not use is an error
+//! naming it, so a file is never run with part of its weights ignored.
+
+use super::{family, LayerParts, Part};
+use crate::config::{md_string, ModelConfig};
+use crate::error::{InferenceError, Result};
+use crate::weights::{check_range, Precision};
+use crate::weights::{matmul_from, read_gguf_header, AttnExtras, LayerWeights, ModelWeights};
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufReader;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Reads tensors of one file and remembers which ones were used.
+struct Tensors<'a> {
+    ct: &'a gguf_file::Content,
+    reader: BufReader<File>,
+    path: &'a Path,
+    precision: Precision,
+    used: HashSet<String>,
+}
+
+impl Tensors<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.ct.tensor_infos.contains_key(name)
+    }
+
+    fn get(&mut self, name: &str) -> Result<QTensor> {
+        self.used.insert(name.to_string());
+        self.ct
+            .tensor(&mut self.reader, name, &Device::Cpu)
+            .map_err(|e| InferenceError::bad_file(self.path, format!("tensor {name}: {e}")))
+    }
+
+    /// A vector (norm, bias, factors) as f32.
+    fn vector(&mut self, name: &str) -> Result<Tensor> {
+        Ok(self.get(name)?.dequantize(&Device::Cpu)?)
+    }
+
+    fn matrix(&mut self, name: &str) -> Result<QMatMul> {
+        let q = self.get(name)?;
+        matmul_from(self.path, name, q, self.precision)
+    }
+
+    /// The optional tensor `name` as the family's `part` says.
+    fn part(&mut self, name: &str, part: Part) -> Result<Option<Tensor>> {
+        match (part, self.has(name)) {
+            (Part::Absent, _) | (Part::Optional, false) => Ok(None),
+            (_, true) => Ok(Some(self.vector(name)?)),
+            (Part::Required, false) => Err(InferenceError::bad_file(
+                self.path,
+                format!("tensor {name} missing"),
+            )),
+        }
+    }
+}
+
+/// Loads layers `range` (all when `None`) of the GGUF file `path`.
+pub fn load(
+    path: &Path,
+    range: Option<Range<usize>>,
+    precision: Precision,
+) -> Result<ModelWeights> {
+    let (ct, reader) = read_gguf_header(path)?;
+    let arch = md_string(&ct, "general.architecture");
+    let family = family(&arch, path)?;
+    let mut config = ModelConfig::from_gguf(&ct, path)?;
+    let range = range.unwrap_or(0..config.num_layers);
+    check_range(&range, &config)?;
+    let mut t = Tensors {
+        ct: &ct,
+        reader,
+        path,
+        precision,
+        used: HashSet::new(),
+    };
+    let dev = Device::Cpu;
+    let first = range.start == 0;
+    let last = range.end == config.num_layers;
+    if t.has("rope_freqs.weight") {
+        let factors: Vec<f32> = t
+            .vector("rope_freqs.weight")?
+            .to_dtype(DType::F32)?
+            .to_vec1()?;
+        if factors.len() != config.head_dim / 2
+            || factors.iter().any(|f| !f.is_finite() || *f == 0.0)
+        {
+            return Err(InferenceError::bad_file(
+                path,
+                "tensor rope_freqs.weight: bad frequency factors",
+            ));
+        }
+        config.rope_freq_factors = Some(factors);
+    }
+    let embedding = if first {
+        Some(t.get("token_embd.weight")?.dequantize(&dev)?)
+    } else {
+        None
+    };
+    let (norm, lm_head) = if last {
+        let norm = t.vector("output_norm.weight")?;
+        let name = if t.has("output.weight") {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
+        (Some(norm), Some(Arc::new(t.matrix(name)?)))
+    } else {
+        (None, None)
+    };
+    let parts = family.layer_parts();
+    let layers = range
+        .clone()
+        .map(|i| load_layer(&mut t, i, parts).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    check_all_used(&t, &range, config.num_layers)?;
+    Ok(ModelWeights {
+        config,
+        range,
+        embedding,
+        layers,
+        norm,
+        lm_head,
+    })
+}
+
+/// llama.cpp's names of a block's matrices, in [`LayerWeights::new`]'s order.
+const MATRICES: [&str; 7] = [
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+];
+
+fn load_layer(t: &mut Tensors<'_>, i: usize, parts: LayerParts) -> Result<LayerWeights> {
+    let name = |suffix: &str| format!("blk.{i}.{suffix}");
+    let mut matrices = Vec::with_capacity(MATRICES.len());
+    for m in MATRICES {
+        matrices.push(t.matrix(&name(&format!("{m}.weight")))?);
+    }
+    let mut biases = Vec::with_capacity(3);
+    for (p, w) in MATRICES.iter().zip(&matrices).take(3) {
+        biases.push((t.part(&name(&format!("{p}.bias")), parts.qkv_bias)?, w));
+    }
+    let qkv_bias = if biases.iter().all(|(b, _)| b.is_none()) {
+        None
+    } else {
+        // A missing one adds nothing (llama.cpp adds the ones the file has).
+        let filled = biases
+            .into_iter()
+            .map(|(b, w)| match b {
+                Some(b) => Ok(b.to_dtype(DType::F32)?),
+                None => Ok(Tensor::zeros(matrix_rows(w)?, DType::F32, &Device::Cpu)?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Some(Tensor::cat(&filled, 0)?)
+    };
+    let extras = AttnExtras {
+        qkv_bias,
+        q_norm: t.part(&name("attn_q_norm.weight"), parts.qk_norm)?,
+        k_norm: t.part(&name("attn_k_norm.weight"), parts.qk_norm)?,
+    };
+    let matrices: [QMatMul; 7] = matrices
+        .try_into()
+        .map_err(|_| InferenceError::BadRequest("seven matrices".into()))?;
+    Ok(LayerWeights::new(
+        matrices,
+        t.vector(&name("attn_norm.weight"))?,
+        t.vector(&name("ffn_norm.weight"))?,
+        extras,
+    ))
+}
+
+/// Output rows of a loaded matrix.
+fn matrix_rows(w: &QMatMul) -> candle_core::Result<usize> {
+    match w {
+        QMatMul::QTensor(q) => q.shape().dims2().map(|(rows, _)| rows),
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2().map(|(rows, _)| rows),
+    }
+}
+
+/// An error naming the first tensor of the loaded range the family left unused.
+fn check_all_used(t: &Tensors<'_>, range: &Range<usize>, num_layers: usize) -> Result<()> {
+    let in_range = |name: &str| -> bool {
+        if let Some(rest) = name.strip_prefix("blk.") {
+            let layer = rest.split('.').next().and_then(|n| n.parse::<usize>().ok());
+            return layer.is_some_and(|l| range.contains(&l));
+        }
+        match name.split('.').next() {
+            Some("token_embd") => range.start == 0,
+            Some("output_norm") | Some("output") => range.end == num_layers,
+            _ => true,
+        }
+    };
+    let mut unused: Vec<&String> =
+        t.ct.tensor_infos
+            .keys()
+            .filter(|n| in_range(n) && !t.used.contains(*n))
+            .collect();
+    unused.sort();
+    match unused.first() {
+        None => Ok(()),
+        Some(name) => Err(InferenceError::bad_file(
+            t.path,
+            format!(
+                "tensor {name} is not used by this engine's {} family (running without it \
+                 would compute something else)",
+                md_string(t.ct, "general.architecture")
+            ),
+        )),
+    }
+}
