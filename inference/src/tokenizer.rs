@@ -1,8 +1,11 @@
 //! The tokenizer, rebuilt from the GGUF's own metadata (`tokenizer.ggml.tokens`,
 //! `.merges`, `.token_type`): a byte-level BPE with SmolLM2's pre-tokenizer (single
 //! digits, then GPT-2 byte-level splitting), control tokens such as `<|im_start|>` as
-//! special tokens, and a ChatML renderer equivalent to SmolLM2's chat template.
+//! special tokens, and the file's chat template (`tokenizer.chat_template`, see
+//! [`crate::chat_template`]; files without one get ChatML with SmolLM2's default system
+//! prompt).
 
+use crate::chat_template::ChatTemplate;
 use crate::error::{InferenceError, Result};
 use candle_core::quantized::gguf_file::{self, Value};
 use std::path::Path;
@@ -17,21 +20,7 @@ use tokenizers::{AddedToken, PreTokenizerWrapper};
 pub const DEFAULT_SYSTEM: &str =
     "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
-/// One chat message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: &str, content: &str) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+pub use crate::chat_template::ChatMessage;
 
 /// A model's tokenizer.
 pub struct Tokenizer {
@@ -39,6 +28,8 @@ pub struct Tokenizer {
     pub bos: u32,
     pub eos: u32,
     vocab_size: usize,
+    /// The file's chat template, if it has one.
+    chat_template: Option<ChatTemplate>,
 }
 
 fn strings(ct: &gguf_file::Content, key: &str, path: &Path) -> Result<Vec<String>> {
@@ -114,11 +105,26 @@ impl Tokenizer {
             .add_special_tokens(specials)
             .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
         let id = |key: &str, default: u32| crate::config::md_u32_or(ct, key, default);
+        let (bos, eos) = (
+            id("tokenizer.ggml.bos_token_id", 1),
+            id("tokenizer.ggml.eos_token_id", 2),
+        );
+        let text = |id: u32| tokens.get(id as usize).map_or("", String::as_str);
+        let chat_template = match ct.metadata.get("tokenizer.chat_template") {
+            None => None,
+            Some(v) => {
+                let source = v.to_string().map_err(|e| {
+                    InferenceError::bad_file(path, format!("tokenizer.chat_template: {e}"))
+                })?;
+                Some(ChatTemplate::new(source, text(bos), text(eos), path)?)
+            }
+        };
         Ok(Self {
             inner,
-            bos: id("tokenizer.ggml.bos_token_id", 1),
-            eos: id("tokenizer.ggml.eos_token_id", 2),
+            bos,
+            eos,
             vocab_size: tokens.len(),
+            chat_template,
         })
     }
 
@@ -143,9 +149,18 @@ impl Tokenizer {
             .map_err(|e| InferenceError::Tokenizer(e.to_string()))
     }
 
-    /// The ChatML text SmolLM2's chat template renders for `messages`, ending with the
+    /// The prompt text of `messages` by the file's chat template, ending with the
     /// assistant turn's opening so the model continues as the assistant.
-    pub fn render_chat(messages: &[ChatMessage]) -> String {
+    pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        match &self.chat_template {
+            Some(t) => t.render(messages, true),
+            None => Ok(Self::render_chatml(messages)),
+        }
+    }
+
+    /// ChatML with SmolLM2's default system prompt: the chat format of files without a
+    /// template.
+    pub fn render_chatml(messages: &[ChatMessage]) -> String {
         let mut out = String::new();
         if messages.first().is_none_or(|m| m.role != "system") {
             out.push_str(&format!("<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"));
@@ -162,6 +177,6 @@ impl Tokenizer {
 
     /// Token ids of a chat prompt (see [`render_chat`](Self::render_chat)).
     pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        self.encode(&Self::render_chat(messages))
+        self.encode(&self.render_chat(messages)?)
     }
 }

@@ -338,7 +338,7 @@ impl TextGenerator for LocalWorker {
             .iter()
             .map(|m| TokChatMessage::new(&m.role, &m.content))
             .collect();
-        Ok(Tokenizer::render_chat(&messages))
+        Ok(self.tokenizer.render_chat(&messages)?)
     }
 
     fn check_payer(&self, payer: &Payer, prompt: &str, max_tokens: u32) -> anyhow::Result<()> {
