@@ -4,7 +4,7 @@
 checked in, and inference/tests/families_oracle.rs compares our engine against them.
 
 For each tiny random-weight GGUF that `tiny_gguf::tiny_family` describes (written by the
-`tiny_family_ggufs` example, so both engines read the very same bytes), llama.cpp
+`tiny_ggufs` example, so both engines read the very same bytes), llama.cpp
 (llama-cpp-python, see scripts/install-llama-cpp.sh) decodes a fixed prompt, then 32
 greedy tokens one at a time. A fixture records the file's sha256, the prompt, llama.cpp's
 logits at the last prompt position and at the last greedy step, and the greedy tokens.
@@ -37,7 +37,7 @@ def write_ggufs(directory):
     env.setdefault("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/nt-models"))
     out = subprocess.run(
         ["cargo", "run", "-q", "-p", "neuroshard-inference", "--example",
-         "tiny_family_ggufs", "--", directory],
+         "tiny_ggufs", "--", "families", directory],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return [line for line in out.stdout.splitlines() if line.endswith(".gguf")]
 

@@ -6,7 +6,7 @@
 //! files carry no vocabulary: tests feed token ids).
 //!
 //! `scripts/make-oracle-fixtures.py` runs llama.cpp on exactly these files (written by
-//! the `tiny_family_ggufs` example), so changing what is written here changes the files'
+//! the `tiny_ggufs` example), so changing what is written here changes the files'
 //! hashes and the oracle test asks for the fixtures to be regenerated.
 
 use crate::error::{InferenceError, Result};
@@ -250,6 +250,13 @@ pub fn write_gguf(path: &Path, spec: &TinyGguf) -> Result<()> {
 }
 
 fn write(path: &Path, spec: &TinyGguf, tensors: &[(String, QTensor)]) -> Result<()> {
+    let none = vec![("tokenizer.ggml.model".into(), Value::String("none".into()))];
+    write_file(path, &metadata(spec, none), tensors)
+}
+
+/// The file's metadata: the architecture's hyper-parameters, `tokenizer` (after them)
+/// and the spec's extra keys.
+pub(crate) fn metadata(spec: &TinyGguf, tokenizer: Vec<(String, Value)>) -> Vec<(String, Value)> {
     let a = spec.arch;
     let mut md: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(a.into())),
@@ -270,8 +277,8 @@ fn write(path: &Path, spec: &TinyGguf, tensors: &[(String, QTensor)]) -> Result<
             Value::F32(1e-5),
         ),
         (format!("{a}.vocab_size"), Value::U32(VOCAB as u32)),
-        ("tokenizer.ggml.model".into(), Value::String("none".into())),
     ];
+    md.extend(tokenizer);
     if spec.head_dim != HIDDEN / HEADS {
         md.push((
             format!("{a}.attention.key_length"),
@@ -287,6 +294,15 @@ fn write(path: &Path, spec: &TinyGguf, tensors: &[(String, QTensor)]) -> Result<
             .iter()
             .map(|(k, v)| (format!("{a}.{k}"), v.clone())),
     );
+    md
+}
+
+/// Writes a GGUF file of `md` and `tensors`.
+pub(crate) fn write_file(
+    path: &Path,
+    md: &[(String, Value)],
+    tensors: &[(String, QTensor)],
+) -> Result<()> {
     let md: Vec<_> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensors: Vec<_> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut file = std::fs::File::create(path).map_err(|e| InferenceError::io(path, e))?;

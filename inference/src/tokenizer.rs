@@ -1,20 +1,18 @@
 //! The tokenizer, rebuilt from the GGUF's own metadata (`tokenizer.ggml.tokens`,
-//! `.merges`, `.token_type`): a byte-level BPE with SmolLM2's pre-tokenizer (single
-//! digits, then GPT-2 byte-level splitting), control tokens such as `<|im_start|>` as
-//! special tokens, and the file's chat template (`tokenizer.chat_template`, see
+//! `.merges`, `.token_type`, `.pre`, `.add_bos_token`): a byte-level BPE with the
+//! family's pre-tokenizer (see [`crate::pre_tokenizer`]; SmolLM2's splits single digits,
+//! then GPT-2 byte-level), control tokens such as `<|im_start|>` as special tokens, and the file's chat template (`tokenizer.chat_template`, see
 //! [`crate::chat_template`]; files without one get ChatML with SmolLM2's default system
 //! prompt).
 
 use crate::chat_template::ChatTemplate;
 use crate::error::{InferenceError, Result};
+use crate::pre_tokenizer;
 use candle_core::quantized::gguf_file::{self, Value};
 use std::path::Path;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::{AddedToken, PreTokenizerWrapper};
+use tokenizers::AddedToken;
 
 /// The system prompt SmolLM2's template inserts when a chat has none.
 pub const DEFAULT_SYSTEM: &str =
@@ -27,6 +25,9 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     pub bos: u32,
     pub eos: u32,
+    /// Whether a prompt starts with BOS (`tokenizer.ggml.add_bos_token`, else the
+    /// pre-tokenizer's default, as llama.cpp decides).
+    pub add_bos: bool,
     vocab_size: usize,
     /// The file's chat template, if it has one.
     chat_template: Option<ChatTemplate>,
@@ -49,6 +50,33 @@ fn strings(ct: &gguf_file::Content, key: &str, path: &Path) -> Result<Vec<String
     }
 }
 
+/// The BPE model of the file's vocabulary and merges.
+fn bpe(
+    ct: &gguf_file::Content,
+    path: &Path,
+    tokens: &[String],
+    ignore_merges: bool,
+) -> Result<BPE> {
+    let merges: Vec<(String, String)> = strings(ct, "tokenizer.ggml.merges", path)?
+        .into_iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| InferenceError::bad_file(path, format!("bad merge {m:?}")))
+        })
+        .collect::<Result<_>>()?;
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(|e| InferenceError::bad_file(path, format!("tokenizer: {e}")))
+}
+
 impl Tokenizer {
     /// Builds the tokenizer of a GGUF file.
     pub fn from_gguf_file(path: &Path) -> Result<Self> {
@@ -65,35 +93,16 @@ impl Tokenizer {
                 format!("tokenizer model {model:?} is not supported (only gpt2 byte-level BPE)"),
             ));
         }
+        let pre_name = crate::config::md_string(ct, "tokenizer.ggml.pre");
+        let pre = pre_tokenizer::for_name(&pre_name, path)?;
         let tokens = strings(ct, "tokenizer.ggml.tokens", path)?;
-        let merges: Vec<(String, String)> = strings(ct, "tokenizer.ggml.merges", path)?
-            .into_iter()
-            .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| InferenceError::bad_file(path, format!("bad merge {m:?}")))
-            })
-            .collect::<Result<_>>()?;
+        let mut inner = tokenizers::Tokenizer::new(bpe(ct, path, &tokens, pre.ignore_merges)?);
+        inner.with_pre_tokenizer(Some(pre.pre_tokenizer));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
         let types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
             Some(Value::Array(items)) => items.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
             _ => vec![1; tokens.len()],
         };
-        let vocab: tokenizers::models::bpe::Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
-        let mut inner = tokenizers::Tokenizer::new(bpe);
-        let pre = Sequence::new(vec![
-            PreTokenizerWrapper::Digits(Digits::new(true)),
-            PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
-        ]);
-        inner.with_pre_tokenizer(Some(pre));
-        inner.with_decoder(Some(ByteLevelDecoder::default()));
         // Control tokens (type 3) are matched as whole special tokens in the input.
         let specials: Vec<AddedToken> = tokens
             .iter()
@@ -109,6 +118,12 @@ impl Tokenizer {
             id("tokenizer.ggml.bos_token_id", 1),
             id("tokenizer.ggml.eos_token_id", 2),
         );
+        let add_bos = match ct.metadata.get("tokenizer.ggml.add_bos_token") {
+            Some(v) => v.to_bool().map_err(|e| {
+                InferenceError::bad_file(path, format!("tokenizer.ggml.add_bos_token: {e}"))
+            })?,
+            None => pre.add_bos,
+        };
         let text = |id: u32| tokens.get(id as usize).map_or("", String::as_str);
         let chat_template = match ct.metadata.get("tokenizer.chat_template") {
             None => None,
@@ -123,6 +138,7 @@ impl Tokenizer {
             inner,
             bos,
             eos,
+            add_bos,
             vocab_size: tokens.len(),
             chat_template,
         })
@@ -140,6 +156,16 @@ impl Tokenizer {
             .map_err(|e| InferenceError::Tokenizer(e.to_string()))?
             .get_ids()
             .to_vec())
+    }
+
+    /// Token ids of a prompt: [`encode`](Self::encode), after BOS when the model wants
+    /// one and the text does not already start with it (a chat template may print it).
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let ids = self.encode(text)?;
+        if !self.add_bos || ids.first() == Some(&self.bos) {
+            return Ok(ids);
+        }
+        Ok(std::iter::once(self.bos).chain(ids).collect())
     }
 
     /// Text of `ids`; special tokens are kept unless `skip_special`.
@@ -177,6 +203,6 @@ impl Tokenizer {
 
     /// Token ids of a chat prompt (see [`render_chat`](Self::render_chat)).
     pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        self.encode(&self.render_chat(messages)?)
+        self.encode_prompt(&self.render_chat(messages)?)
     }
 }
