@@ -6,8 +6,8 @@
 use crate::config::ModelConfig;
 use crate::error::{InferenceError, Result};
 pub use crate::tiny_gguf::{
-    tiny_family, tiny_family_files, write_gguf, write_tiny_gguf, TinyGguf, MIXED_FORMATS,
-    TINY_FAMILIES,
+    tiny_family, tiny_family_files, write_gguf, write_split_gguf, write_tiny_gguf, TinyGguf,
+    MIXED_FORMATS, TINY_FAMILIES,
 };
 use crate::weights::ModelSource;
 use candle_core::{Device, Tensor};

@@ -13,7 +13,7 @@ use crate::error::{InferenceError, Result};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Eight formats for [`write_tiny_gguf`]'s matrices: every K-quant, the other 32-value
 /// formats and both 16-bit floats in one file.
@@ -193,6 +193,38 @@ pub fn write_tiny_gguf(path: &Path, formats: [GgmlDType; 8]) -> Result<()> {
 
 /// Writes the file `spec` describes.
 pub fn write_gguf(path: &Path, spec: &TinyGguf) -> Result<()> {
+    write(path, spec, &tensors(spec)?)
+}
+
+/// Writes the model `spec` describes split into `count` parts as llama.cpp's
+/// `gguf-split` does (`STEM-00001-of-0000N.gguf`, ...: the metadata and `split.*` keys in
+/// the first, consecutive runs of tensors in each); returns the first part's path.
+pub fn write_split_gguf(dir: &Path, stem: &str, spec: &TinyGguf, count: usize) -> Result<PathBuf> {
+    let tensors = tensors(spec)?;
+    let per_part = tensors.len().div_ceil(count.max(1));
+    let none = vec![("tokenizer.ggml.model".into(), Value::String("none".into()))];
+    let mut first = None;
+    for (no, chunk) in tensors.chunks(per_part).enumerate() {
+        let path = dir.join(format!("{stem}-{:05}-of-{count:05}.gguf", no + 1));
+        let mut md = if no == 0 {
+            metadata(spec, none.clone())
+        } else {
+            Vec::new()
+        };
+        md.push(("split.no".into(), Value::U16(no as u16)));
+        md.push(("split.count".into(), Value::U16(count as u16)));
+        md.push((
+            "split.tensors.count".into(),
+            Value::I32(tensors.len() as i32),
+        ));
+        write_file(&path, &md, chunk)?;
+        first.get_or_insert(path);
+    }
+    first.ok_or_else(|| InferenceError::BadRequest("no parts".into()))
+}
+
+/// The tensors of the model `spec` describes, in file order.
+fn tensors(spec: &TinyGguf) -> Result<Vec<(String, QTensor)>> {
     let mut rng = Lcg(spec.seed);
     let (h, hd) = (HIDDEN, spec.head_dim);
     let (q_dim, kv_dim) = (HEADS * hd, KV_HEADS * hd);
@@ -246,7 +278,7 @@ pub fn write_gguf(path: &Path, spec: &TinyGguf) -> Result<()> {
         let t = Tensor::from_vec(factors, hd / 2, &Device::Cpu)?;
         tensors.push(("rope_freqs.weight".into(), q(t, GgmlDType::F32)?));
     }
-    write(path, spec, &tensors)
+    Ok(tensors)
 }
 
 fn write(path: &Path, spec: &TinyGguf, tensors: &[(String, QTensor)]) -> Result<()> {

@@ -292,3 +292,27 @@ fn the_seam_refuses_what_it_cannot_run_naming_the_problem() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_model_split_into_parts_loads_as_one_file() {
+    use neuroshard_inference::tiny_gguf::write_split_gguf;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny_family("qwen3").unwrap();
+    let whole = load(&write(dir.path(), "whole", &spec), None);
+    let first = write_split_gguf(dir.path(), "split", &spec, 3).unwrap();
+    assert!(first.ends_with("split-00001-of-00003.gguf"));
+    let tokens: Vec<u32> = (0..12).map(|i| (i * 31 + 7) % 256).collect();
+    let bits = |w: &ModelWeights| -> Vec<u32> {
+        let v = chain(w, &[(0, 3)], &tokens);
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    assert_eq!(bits(&load(&first, None)), bits(&whole));
+    // A shard of the split model loads from it too.
+    assert_eq!(load(&first, Some(2..3)).layers.len(), 1);
+    // A later part is not a model; a missing part is named.
+    let second = dir.path().join("split-00002-of-00003.gguf");
+    assert!(load_error(&second).contains("not the first part"));
+    std::fs::remove_file(dir.path().join("split-00003-of-00003.gguf")).unwrap();
+    let msg = load_error(&first);
+    assert!(msg.contains("split-00003-of-00003.gguf"), "{msg}");
+}

@@ -2,26 +2,25 @@
 //! names (`token_embd`, `blk.N.attn_q`, ..., `output_norm`, `output`, `rope_freqs`).
 //! Matrices stay in their format for the kernels; norms, biases and the embedding table
 //! are dequantized to f32. Every tensor of the range the family does not use is an error
-//! naming it, so a file is never run with part of its weights ignored.
+//! naming it, so a file is never run with part of its weights ignored. A model split
+//! into parts loads from its first part (see [`super::parts`]).
 
+use super::parts::GgufParts;
 use super::{family, LayerParts, Part};
 use crate::config::{md_string, ModelConfig};
 use crate::error::{InferenceError, Result};
 use crate::weights::{check_range, Precision};
-use crate::weights::{matmul_from, read_gguf_header, AttnExtras, LayerWeights, ModelWeights};
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use crate::weights::{matmul_from, AttnExtras, LayerWeights, ModelWeights};
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::BufReader;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Reads tensors of one file and remembers which ones were used.
+/// Reads tensors of one model and remembers which ones were used.
 struct Tensors<'a> {
-    ct: &'a gguf_file::Content,
-    reader: BufReader<File>,
+    file: GgufParts,
     path: &'a Path,
     precision: Precision,
     used: HashSet<String>,
@@ -29,14 +28,12 @@ struct Tensors<'a> {
 
 impl Tensors<'_> {
     fn has(&self, name: &str) -> bool {
-        self.ct.tensor_infos.contains_key(name)
+        self.file.has(name)
     }
 
     fn get(&mut self, name: &str) -> Result<QTensor> {
         self.used.insert(name.to_string());
-        self.ct
-            .tensor(&mut self.reader, name, &Device::Cpu)
-            .map_err(|e| InferenceError::bad_file(self.path, format!("tensor {name}: {e}")))
+        self.file.tensor(name)
     }
 
     /// A vector (norm, bias, factors) as f32.
@@ -68,15 +65,14 @@ pub fn load(
     range: Option<Range<usize>>,
     precision: Precision,
 ) -> Result<ModelWeights> {
-    let (ct, reader) = read_gguf_header(path)?;
-    let arch = md_string(&ct, "general.architecture");
-    let family = family(&arch, path)?;
-    let mut config = ModelConfig::from_gguf(&ct, path)?;
+    let file = GgufParts::open(path)?;
+    let ct = file.metadata();
+    let family = family(&md_string(ct, "general.architecture"), path)?;
+    let mut config = ModelConfig::from_gguf(ct, path)?;
     let range = range.unwrap_or(0..config.num_layers);
     check_range(&range, &config)?;
     let mut t = Tensors {
-        ct: &ct,
-        reader,
+        file,
         path,
         precision,
         used: HashSet::new(),
@@ -202,11 +198,11 @@ fn check_all_used(t: &Tensors<'_>, range: &Range<usize>, num_layers: usize) -> R
             _ => true,
         }
     };
-    let mut unused: Vec<&String> =
-        t.ct.tensor_infos
-            .keys()
-            .filter(|n| in_range(n) && !t.used.contains(*n))
-            .collect();
+    let mut unused: Vec<&String> = t
+        .file
+        .tensor_names()
+        .filter(|n| in_range(n) && !t.used.contains(*n))
+        .collect();
     unused.sort();
     match unused.first() {
         None => Ok(()),
@@ -215,7 +211,7 @@ fn check_all_used(t: &Tensors<'_>, range: &Range<usize>, num_layers: usize) -> R
             format!(
                 "tensor {name} is not used by this engine's {} family (running without it \
                  would compute something else)",
-                md_string(t.ct, "general.architecture")
+                md_string(t.file.metadata(), "general.architecture")
             ),
         )),
     }

@@ -18,6 +18,7 @@
 pub mod gguf;
 mod llama;
 mod mistral;
+pub mod parts;
 mod qwen2;
 mod qwen3;
 pub mod rope;
