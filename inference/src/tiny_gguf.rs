@@ -53,6 +53,9 @@ pub struct TinyGguf {
     pub untied_output: bool,
     /// Norm weights `1 + jitter` instead of ones.
     pub norm_jitter: bool,
+    /// `attn_qkv` instead of `attn_q` / `_k` / `_v` (in q's format), and `ffn_up` holding
+    /// gate and up (in up's format), as Phi-3 files have them.
+    pub fused: bool,
     /// Extra `{arch}.` metadata (RoPE scaling, sliding window, ...).
     pub metadata: Vec<(String, Value)>,
     pub seed: u64,
@@ -60,8 +63,8 @@ pub struct TinyGguf {
 
 /// The standard tiny file of each family the oracle fixtures cover, by name: `llama`
 /// (Llama 3 frequency factors, mostly K-quants), `qwen2` (QKV biases, Q8_0 / Q5 formats,
-/// untied head), `qwen3` (q/k norms, head size 32, YaRN, F16 embedding) and `mistral3`
-/// (linear RoPE scaling, BF16 and Q4 formats).
+/// untied head), `qwen3` (q/k norms, head size 32, YaRN, F16 embedding), `mistral3`
+/// (linear RoPE scaling, BF16 and Q4 formats) and `phi3` (fused projections).
 ///
 /// `{family}-f32` is the same file with every matrix in F32: without quantized
 /// activations, both engines agree to float rounding (the quantized files' 8-bit
@@ -85,6 +88,7 @@ pub fn tiny_family(name: &str) -> Option<TinyGguf> {
         rope_freqs: false,
         untied_output: false,
         norm_jitter: true,
+        fused: false,
         metadata: Vec::new(),
         seed: 7,
     };
@@ -135,12 +139,20 @@ pub fn tiny_family(name: &str) -> Option<TinyGguf> {
             seed: 17,
             ..base
         },
+        "phi3" => TinyGguf {
+            arch: "phi3",
+            formats: [Q8_0, Q8_0, Q8_0, Q6K, Q4K, Q4K, Q5K, Q8_0],
+            fused: true,
+            metadata: md(&[("rope.freq_base", Value::F32(10000.0))]),
+            seed: 31,
+            ..base
+        },
         _ => return None,
     })
 }
 
 /// The families [`tiny_family`] knows.
-pub const TINY_FAMILIES: [&str; 4] = ["llama", "qwen2", "qwen3", "mistral3"];
+pub const TINY_FAMILIES: [&str; 5] = ["llama", "qwen2", "qwen3", "mistral3", "phi3"];
 
 /// Every file name [`tiny_family`] knows: each family in its mixed formats and in F32.
 pub fn tiny_family_files() -> Vec<String> {
@@ -245,11 +257,23 @@ fn tensors(spec: &TinyGguf) -> Result<Vec<(String, QTensor)>> {
             ("ffn_up", FFN, h),
             ("ffn_down", h, FFN),
         ];
-        for ((name, rows, cols), dtype) in shapes.into_iter().zip(f) {
-            tensors.push((
-                format!("blk.{l}.{name}.weight"),
-                q(rng.tensor(rows, cols)?, dtype)?,
-            ));
+        let mut drawn = Vec::with_capacity(shapes.len());
+        for (name, rows, cols) in shapes {
+            drawn.push((format!("blk.{l}.{name}.weight"), rng.tensor(rows, cols)?));
+        }
+        if spec.fused {
+            let cat = |ts: &[&Tensor]| Tensor::cat(ts, 0);
+            let qkv = cat(&[&drawn[0].1, &drawn[1].1, &drawn[2].1])?;
+            let gate_up = cat(&[&drawn[4].1, &drawn[5].1])?;
+            tensors.push((format!("blk.{l}.attn_qkv.weight"), q(qkv, f[0])?));
+            tensors.push((format!("blk.{l}.ffn_up.weight"), q(gate_up, f[5])?));
+            for i in [3, 6] {
+                tensors.push((drawn[i].0.clone(), q(drawn[i].1.clone(), f[i])?));
+            }
+        } else {
+            for ((name, t), dtype) in drawn.into_iter().zip(f) {
+                tensors.push((name, q(t, dtype)?));
+            }
         }
         tensors.push((format!("blk.{l}.attn_norm.weight"), norm(&mut rng, h)?));
         tensors.push((format!("blk.{l}.ffn_norm.weight"), norm(&mut rng, h)?));

@@ -11,6 +11,7 @@ use crate::config::{md_string, ModelConfig};
 use crate::error::{InferenceError, Result};
 use crate::weights::{check_range, Precision};
 use crate::weights::{matmul_from, AttnExtras, LayerWeights, ModelWeights};
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashSet;
@@ -44,6 +45,33 @@ impl Tensors<'_> {
     fn matrix(&mut self, name: &str) -> Result<QMatMul> {
         let q = self.get(name)?;
         matmul_from(self.path, name, q, self.precision)
+    }
+
+    /// The fused matrix `name` cut into consecutive runs of `rows` rows (quantized rows
+    /// are independent, so each run is the bytes of its rows).
+    fn split<const N: usize>(&mut self, name: &str, rows: [usize; N]) -> Result<[QMatMul; N]> {
+        let q = self.get(name)?;
+        let (total, cols) = q.shape().dims2()?;
+        let dtype = q.dtype();
+        let expected: usize = rows.iter().sum();
+        if total != expected || !cols.is_multiple_of(dtype.block_size()) {
+            return Err(InferenceError::bad_file(
+                self.path,
+                format!("tensor {name} is {total} x {cols}, expected {expected} rows"),
+            ));
+        }
+        let row_bytes = cols / dtype.block_size() * dtype.type_size();
+        let data = q.data()?;
+        let mut at = 0;
+        let mut out = Vec::with_capacity(N);
+        for r in rows {
+            let bytes = &data[at * row_bytes..(at + r) * row_bytes];
+            let part = qtensor_from_ggml(dtype, bytes, vec![r, cols], &Device::Cpu)?;
+            out.push(matmul_from(self.path, name, part, self.precision)?);
+            at += r;
+        }
+        out.try_into()
+            .map_err(|_| InferenceError::BadRequest(format!("{name}: {N} parts")))
     }
 
     /// The optional tensor `name` as the family's `part` says.
@@ -114,7 +142,7 @@ pub fn load(
     let parts = family.layer_parts();
     let layers = range
         .clone()
-        .map(|i| load_layer(&mut t, i, parts).map(Arc::new))
+        .map(|i| load_layer(&mut t, i, parts, &config).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     check_all_used(&t, &range, config.num_layers)?;
     Ok(ModelWeights {
@@ -127,62 +155,72 @@ pub fn load(
     })
 }
 
-/// llama.cpp's names of a block's matrices, in [`LayerWeights::new`]'s order.
-const MATRICES: [&str; 7] = [
-    "attn_q",
-    "attn_k",
-    "attn_v",
-    "attn_output",
-    "ffn_gate",
-    "ffn_up",
-    "ffn_down",
-];
-
-fn load_layer(t: &mut Tensors<'_>, i: usize, parts: LayerParts) -> Result<LayerWeights> {
+fn load_layer(
+    t: &mut Tensors<'_>,
+    i: usize,
+    parts: LayerParts,
+    c: &ModelConfig,
+) -> Result<LayerWeights> {
     let name = |suffix: &str| format!("blk.{i}.{suffix}");
-    let mut matrices = Vec::with_capacity(MATRICES.len());
-    for m in MATRICES {
-        matrices.push(t.matrix(&name(&format!("{m}.weight")))?);
-    }
-    let mut biases = Vec::with_capacity(3);
-    for (p, w) in MATRICES.iter().zip(&matrices).take(3) {
-        biases.push((t.part(&name(&format!("{p}.bias")), parts.qkv_bias)?, w));
-    }
-    let qkv_bias = if biases.iter().all(|(b, _)| b.is_none()) {
-        None
+    let (q_dim, kv_dim) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+    let dims = [q_dim, kv_dim, kv_dim];
+    let [wq, wk, wv] = if t.has(&name("attn_qkv.weight")) {
+        // Fused, as llama.cpp's `create_tensor_qkv` accepts for every family.
+        t.split(&name("attn_qkv.weight"), dims)?
     } else {
-        // A missing one adds nothing (llama.cpp adds the ones the file has).
-        let filled = biases
-            .into_iter()
-            .map(|(b, w)| match b {
-                Some(b) => Ok(b.to_dtype(DType::F32)?),
-                None => Ok(Tensor::zeros(matrix_rows(w)?, DType::F32, &Device::Cpu)?),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Some(Tensor::cat(&filled, 0)?)
+        let mut m = |p: &str| t.matrix(&name(&format!("{p}.weight")));
+        [m("attn_q")?, m("attn_k")?, m("attn_v")?]
+    };
+    let [w_gate, w_up] = if parts.fused_gate_up {
+        let ffn = c.intermediate_size;
+        t.split(&name("ffn_up.weight"), [ffn, ffn])?
+    } else {
+        [
+            t.matrix(&name("ffn_gate.weight"))?,
+            t.matrix(&name("ffn_up.weight"))?,
+        ]
     };
     let extras = AttnExtras {
-        qkv_bias,
+        qkv_bias: qkv_bias(t, i, dims, parts.qkv_bias)?,
         q_norm: t.part(&name("attn_q_norm.weight"), parts.qk_norm)?,
         k_norm: t.part(&name("attn_k_norm.weight"), parts.qk_norm)?,
     };
-    let matrices: [QMatMul; 7] = matrices
-        .try_into()
-        .map_err(|_| InferenceError::BadRequest("seven matrices".into()))?;
+    let (wo, w_down) = (
+        t.matrix(&name("attn_output.weight"))?,
+        t.matrix(&name("ffn_down.weight"))?,
+    );
     Ok(LayerWeights::new(
-        matrices,
+        [wq, wk, wv, wo, w_gate, w_up, w_down],
         t.vector(&name("attn_norm.weight"))?,
         t.vector(&name("ffn_norm.weight"))?,
         extras,
     ))
 }
 
-/// Output rows of a loaded matrix.
-fn matrix_rows(w: &QMatMul) -> candle_core::Result<usize> {
-    match w {
-        QMatMul::QTensor(q) => q.shape().dims2().map(|(rows, _)| rows),
-        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2().map(|(rows, _)| rows),
+/// Block `i`'s stacked query, key and value biases (`dims` long): the fused
+/// `attn_qkv.bias`, or the separate ones, a missing one adding nothing (llama.cpp adds
+/// the ones the file has).
+fn qkv_bias(t: &mut Tensors<'_>, i: usize, dims: [usize; 3], part: Part) -> Result<Option<Tensor>> {
+    let fused = format!("blk.{i}.attn_qkv.bias");
+    if part != Part::Absent && t.has(&fused) {
+        return Ok(Some(t.vector(&fused)?.to_dtype(DType::F32)?));
     }
+    let mut biases = Vec::with_capacity(3);
+    for p in ["attn_q", "attn_k", "attn_v"] {
+        biases.push(t.part(&format!("blk.{i}.{p}.bias"), part)?);
+    }
+    if biases.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let filled = biases
+        .into_iter()
+        .zip(dims)
+        .map(|(b, len)| match b {
+            Some(b) => Ok(b.to_dtype(DType::F32)?),
+            None => Ok(Tensor::zeros(len, DType::F32, &Device::Cpu)?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Tensor::cat(&filled, 0)?))
 }
 
 /// An error naming the first tensor of the loaded range the family left unused.

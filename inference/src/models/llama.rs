@@ -5,26 +5,15 @@
 //! window, so a Mistral file's window is not applied here either (it never binds within
 //! Mistral 7B's trained context).
 
-use super::{llama_like_config, Family, LayerParts, Metadata, Part, RopeOrder};
-use crate::config::ModelConfig;
-use crate::error::Result;
+use super::{LayerParts, LlamaLike, Part, RopeOrder};
 
-pub struct Llama;
-
-impl Family for Llama {
-    fn architectures(&self) -> &'static [&'static str] {
-        &["llama"]
-    }
-
-    fn config(&self, md: &Metadata<'_>) -> Result<ModelConfig> {
-        llama_like_config(md, RopeOrder::Norm)
-    }
-
-    fn layer_parts(&self) -> LayerParts {
-        LayerParts {
-            // llama.cpp loads these when present (some fine-tunes have them).
-            qkv_bias: Part::Optional,
-            qk_norm: Part::Absent,
-        }
-    }
-}
+pub static LLAMA: LlamaLike = LlamaLike {
+    architectures: &["llama"],
+    order: RopeOrder::Norm,
+    parts: LayerParts {
+        // llama.cpp loads QKV biases when present (some fine-tunes have them).
+        qkv_bias: Part::Optional,
+        qk_norm: Part::Absent,
+        fused_gate_up: false,
+    },
+};

@@ -29,6 +29,7 @@ impl Family for Mistral {
         LayerParts {
             qkv_bias: Part::Optional,
             qk_norm: Part::Absent,
+            fused_gate_up: false,
         }
     }
 }

@@ -9,8 +9,9 @@
 //! The supported families share one decoder block (RMS norm, attention with GQA, SwiGLU),
 //! so the forward is one implementation whose optional parts — QKV bias, q/k norms, a
 //! sliding window, the RoPE variant of [`rope`] — are data the family declares, not code
-//! copied per family. A family whose block differs in structure (Gemma's extra norms,
-//! Phi-3's fused projections) would add its variant of the block next to it.
+//! copied per family; fused projections (`attn_qkv`, Phi-3's gate-and-up `ffn_up`) are
+//! cut apart at load. A family whose block differs in structure (Gemma's extra norms,
+//! soft-capping and GELU) would add its variant of the block next to it.
 //!
 //! Nothing a file carries is dropped silently: a tensor in the loaded range that the
 //! family does not use, or a metadata feature it does not implement, is a load error.
@@ -19,6 +20,7 @@ pub mod gguf;
 mod llama;
 mod mistral;
 pub mod parts;
+mod phi3;
 mod qwen2;
 mod qwen3;
 pub mod rope;
@@ -47,6 +49,8 @@ pub struct LayerParts {
     pub qkv_bias: Part,
     /// `blk.N.attn_{q,k}_norm.weight`: RMS norms over each head's query and key.
     pub qk_norm: Part,
+    /// `blk.N.ffn_up.weight` holds the gate and up projections, in that order (Phi-3).
+    pub fused_gate_up: bool,
 }
 
 /// One architecture family.
@@ -63,11 +67,34 @@ pub trait Family: Sync {
 
 /// Every supported family, in the order the error message lists them.
 pub static FAMILIES: &[&dyn Family] = &[
-    &llama::Llama,
+    &llama::LLAMA,
     &mistral::Mistral,
-    &qwen2::Qwen2,
-    &qwen3::Qwen3,
+    &phi3::PHI3,
+    &qwen2::QWEN2,
+    &qwen3::QWEN3,
 ];
+
+/// A family that is the shared block with its declared parts, configured by the common
+/// llama-like keys under its prefix (the families without keys of their own).
+pub struct LlamaLike {
+    pub architectures: &'static [&'static str],
+    pub order: RopeOrder,
+    pub parts: LayerParts,
+}
+
+impl Family for LlamaLike {
+    fn architectures(&self) -> &'static [&'static str] {
+        self.architectures
+    }
+
+    fn config(&self, md: &Metadata<'_>) -> Result<ModelConfig> {
+        llama_like_config(md, self.order)
+    }
+
+    fn layer_parts(&self) -> LayerParts {
+        self.parts
+    }
+}
 
 /// The architecture names the engine runs.
 pub fn supported_architectures() -> Vec<&'static str> {

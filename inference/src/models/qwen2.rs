@@ -3,25 +3,14 @@
 //! always have them), rotated in the `NEOX` halves order, often with a large
 //! `rope.freq_base` and optionally YaRN for long context.
 
-use super::{llama_like_config, Family, LayerParts, Metadata, Part, RopeOrder};
-use crate::config::ModelConfig;
-use crate::error::Result;
+use super::{LayerParts, LlamaLike, Part, RopeOrder};
 
-pub struct Qwen2;
-
-impl Family for Qwen2 {
-    fn architectures(&self) -> &'static [&'static str] {
-        &["qwen2"]
-    }
-
-    fn config(&self, md: &Metadata<'_>) -> Result<ModelConfig> {
-        llama_like_config(md, RopeOrder::Neox)
-    }
-
-    fn layer_parts(&self) -> LayerParts {
-        LayerParts {
-            qkv_bias: Part::Optional,
-            qk_norm: Part::Absent,
-        }
-    }
-}
+pub static QWEN2: LlamaLike = LlamaLike {
+    architectures: &["qwen2"],
+    order: RopeOrder::Neox,
+    parts: LayerParts {
+        qkv_bias: Part::Optional,
+        qk_norm: Part::Absent,
+        fused_gate_up: false,
+    },
+};

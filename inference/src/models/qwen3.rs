@@ -3,25 +3,14 @@
 //! the `NEOX` rotation; the head size comes from `qwen3.attention.key_length` and need not
 //! be `hidden / heads`.
 
-use super::{llama_like_config, Family, LayerParts, Metadata, Part, RopeOrder};
-use crate::config::ModelConfig;
-use crate::error::Result;
+use super::{LayerParts, LlamaLike, Part, RopeOrder};
 
-pub struct Qwen3;
-
-impl Family for Qwen3 {
-    fn architectures(&self) -> &'static [&'static str] {
-        &["qwen3"]
-    }
-
-    fn config(&self, md: &Metadata<'_>) -> Result<ModelConfig> {
-        llama_like_config(md, RopeOrder::Neox)
-    }
-
-    fn layer_parts(&self) -> LayerParts {
-        LayerParts {
-            qkv_bias: Part::Optional,
-            qk_norm: Part::Required,
-        }
-    }
-}
+pub static QWEN3: LlamaLike = LlamaLike {
+    architectures: &["qwen3"],
+    order: RopeOrder::Neox,
+    parts: LayerParts {
+        qkv_bias: Part::Optional,
+        qk_norm: Part::Required,
+        fused_gate_up: false,
+    },
+};
