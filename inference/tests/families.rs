@@ -275,6 +275,19 @@ fn the_seam_refuses_what_it_cannot_run_naming_the_problem() {
     };
     let msg = load_error(&write(dir.path(), "bare", &qwen3));
     assert!(msg.contains("blk.0.attn_q_norm.weight missing"), "{msg}");
+    // A missing metadata key is named (here renamed in place in the file's bytes).
+    let path = write(dir.path(), "nokey", &tiny_family("qwen2").unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let key = b"qwen2.feed_forward_length";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    bytes[at + key.len() - 1] = b'X';
+    std::fs::write(&path, bytes).unwrap();
+    let msg = load_error(&path);
+    assert!(
+        msg.contains("metadata key qwen2.feed_forward_length missing"),
+        "{msg}"
+    );
+    assert!(msg.contains("nokey.gguf"), "{msg}");
     // Unsupported RoPE scaling and attention temperature are refused, not ignored.
     let value = |s: &str| candle_core::quantized::gguf_file::Value::String(s.into());
     let mut longrope = base();
