@@ -269,15 +269,6 @@ pub fn llama_like_config(md: &Metadata<'_>, order: RopeOrder) -> Result<ModelCon
 /// `{arch}.rope.scaling.*`, with llama.cpp's defaults (`context` is the trained context,
 /// YaRN's original context when the file does not say).
 fn rope_scaling(md: &Metadata<'_>, context: usize) -> Result<RopeScaling> {
-    let kind = match md.string_opt("rope.scaling.type")?.as_deref() {
-        None | Some("none") | Some("linear") => ScalingKind::Linear,
-        Some("yarn") => ScalingKind::Yarn,
-        Some(other) => {
-            return Err(md.bad(format!(
-                "rope scaling {other:?} is not supported (none, linear, yarn)"
-            )))
-        }
-    };
     let factor = match md.f32_opt("rope.scaling.factor")? {
         Some(f) if f != 0.0 => f,
         _ => md
@@ -285,15 +276,24 @@ fn rope_scaling(md: &Metadata<'_>, context: usize) -> Result<RopeScaling> {
             .filter(|f| *f != 0.0)
             .unwrap_or(1.0),
     };
-    let d = RopeScaling::default();
-    let kind = if kind == ScalingKind::Linear && factor == 1.0 {
-        ScalingKind::None
-    } else {
-        kind
+    // llama.cpp's default type is linear; `none` never scales, whatever the factor.
+    let kind = match md.string_opt("rope.scaling.type")?.as_deref() {
+        Some("none") => ScalingKind::None,
+        None | Some("linear") if factor == 1.0 => ScalingKind::None,
+        None | Some("linear") => ScalingKind::Linear,
+        Some("yarn") => ScalingKind::Yarn,
+        Some(other) => {
+            return Err(md.bad(format!(
+                "rope scaling {other:?} is not supported (none, linear, yarn)"
+            )))
+        }
     };
-    if md.string_opt("rope.scaling.type")?.as_deref() == Some("none") && factor != 1.0 {
-        return Ok(RopeScaling::default());
-    }
+    let factor = if kind == ScalingKind::None {
+        1.0
+    } else {
+        factor
+    };
+    let d = RopeScaling::default();
     Ok(RopeScaling {
         kind,
         factor,
