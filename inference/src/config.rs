@@ -1,15 +1,20 @@
-//! The shape of a Llama-architecture model: sizes, head counts, norm epsilon, RoPE base
-//! and convention, special token ids. Read from GGUF metadata or from a Hugging Face
-//! `config.json`, and the single source the shard executor sizes itself from.
+//! The shape of a decoder model: its architecture family, sizes, head counts, norm
+//! epsilon, RoPE base, convention and scaling, sliding window, special token ids. Read
+//! from GGUF metadata (each family reads its own keys, see [`crate::models`]) or from a
+//! Hugging Face Llama `config.json`, and the single source the shard executor sizes itself
+//! from.
 
 use crate::error::{InferenceError, Result};
+use crate::models::rope::RopeScaling;
 use candle_core::quantized::gguf_file;
 use serde::Deserialize;
 use std::path::Path;
 
-/// Hyper-parameters of a Llama-architecture decoder.
+/// Hyper-parameters of a decoder of one of the supported families.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
+    /// The GGUF `general.architecture` (`llama` for safetensors checkpoints).
+    pub architecture: String,
     pub hidden_size: usize,
     pub intermediate_size: usize,
     pub num_layers: usize,
@@ -22,6 +27,12 @@ pub struct ModelConfig {
     /// true: GGUF/ggml convention, rotation pairs (2i, 2i+1); false: Hugging Face
     /// convention, pairs (i, i + d/2).
     pub rope_interleaved: bool,
+    /// Position scaling (linear, YaRN) from the file's metadata.
+    pub rope_scaling: RopeScaling,
+    /// Llama 3's per-dimension frequency divisors (the `rope_freqs.weight` tensor).
+    pub rope_freq_factors: Option<Vec<f32>>,
+    /// Each position attends only to this many latest positions (itself included).
+    pub sliding_window: Option<usize>,
     pub max_seq_len: usize,
     pub bos_token_id: u32,
     pub eos_token_id: u32,
@@ -29,14 +40,6 @@ pub struct ModelConfig {
 
 /// Longest context the executor precomputes rotary tables for (as candle's oracle does).
 pub const MAX_SEQ_LEN: usize = 4096;
-
-fn md_u32(ct: &gguf_file::Content, path: &Path, key: &str) -> Result<u32> {
-    ct.metadata
-        .get(key)
-        .ok_or_else(|| InferenceError::bad_file(path, format!("metadata key {key} missing")))?
-        .to_u32()
-        .map_err(|e| InferenceError::bad_file(path, format!("metadata key {key}: {e}")))
-}
 
 /// A string metadata value of a GGUF file ("" when absent or not a string).
 pub(crate) fn md_string(ct: &gguf_file::Content, key: &str) -> String {
@@ -56,55 +59,11 @@ pub(crate) fn md_u32_or(ct: &gguf_file::Content, key: &str, default: u32) -> u32
 }
 
 impl ModelConfig {
-    /// Reads the hyper-parameters of a `llama` GGUF file.
+    /// Reads the hyper-parameters of a GGUF file of any supported family (an unknown
+    /// architecture is an error listing the supported ones). Tensor-borne parts (Llama 3's
+    /// `rope_freqs`) are filled in when the weights load.
     pub fn from_gguf(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
-        let arch = md_string(ct, "general.architecture");
-        if arch != "llama" {
-            return Err(InferenceError::bad_file(
-                path,
-                format!("architecture {arch:?} is not supported (only llama)"),
-            ));
-        }
-        let hidden_size = md_u32(ct, path, "llama.embedding_length")? as usize;
-        let num_heads = md_u32(ct, path, "llama.attention.head_count")? as usize;
-        let num_kv_heads = md_u32(ct, path, "llama.attention.head_count_kv")? as usize;
-        if num_heads == 0 || num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
-            return Err(InferenceError::bad_file(
-                path,
-                format!("bad head counts {num_heads}/{num_kv_heads}"),
-            ));
-        }
-        let rms_norm_eps = ct
-            .metadata
-            .get("llama.attention.layer_norm_rms_epsilon")
-            .and_then(|v| v.to_f32().ok())
-            .ok_or_else(|| InferenceError::bad_file(path, "rms norm epsilon missing"))?
-            as f64;
-        let rope_theta = ct
-            .metadata
-            .get("llama.rope.freq_base")
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(10000.0);
-        let vocab_size = match ct.metadata.get("tokenizer.ggml.tokens") {
-            Some(gguf_file::Value::Array(tokens)) => tokens.len(),
-            _ => md_u32(ct, path, "llama.vocab_size")? as usize,
-        };
-        let id = |key: &str, default: u32| md_u32_or(ct, key, default);
-        Ok(Self {
-            hidden_size,
-            intermediate_size: md_u32(ct, path, "llama.feed_forward_length")? as usize,
-            num_layers: md_u32(ct, path, "llama.block_count")? as usize,
-            num_heads,
-            num_kv_heads,
-            head_dim: hidden_size / num_heads,
-            vocab_size,
-            rms_norm_eps,
-            rope_theta,
-            rope_interleaved: true,
-            max_seq_len: MAX_SEQ_LEN,
-            bos_token_id: id("tokenizer.ggml.bos_token_id", 1),
-            eos_token_id: id("tokenizer.ggml.eos_token_id", 2),
-        })
+        crate::models::config_from_gguf(ct, path)
     }
 
     /// Reads a Hugging Face Llama `config.json`.
@@ -134,6 +93,7 @@ impl ModelConfig {
             return Err(InferenceError::bad_file(path, "inconsistent head counts"));
         }
         Ok(Self {
+            architecture: "llama".into(),
             hidden_size: hf.hidden_size,
             intermediate_size: hf.intermediate_size,
             num_layers: hf.num_hidden_layers,
@@ -144,6 +104,9 @@ impl ModelConfig {
             rms_norm_eps: hf.rms_norm_eps,
             rope_theta: hf.rope_theta.unwrap_or(10000.0),
             rope_interleaved: false,
+            rope_scaling: RopeScaling::default(),
+            rope_freq_factors: None,
+            sliding_window: None,
             max_seq_len: hf
                 .max_position_embeddings
                 .unwrap_or(MAX_SEQ_LEN)

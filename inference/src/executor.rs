@@ -1,5 +1,5 @@
-//! The shard executor: runs transformer blocks `[start, end)` of a Llama model over a
-//! batch of consecutive positions, with a per-session KV cache that can be truncated to
+//! The shard executor: runs transformer blocks `[start, end)` of a model of any family of
+//! [`crate::models`] over a batch of consecutive positions, with a per-session KV cache that can be truncated to
 //! any position (rejected speculative drafts, failover replay). The first shard embeds
 //! token ids; the last applies the final norm and LM head to every position.
 //!
@@ -14,6 +14,10 @@
 //! which makes every position's result independent of the batch it was computed in — the
 //! property speculative verification and failover replay need to reproduce plain greedy
 //! decoding exactly.
+//!
+//! The families' optional parts are applied where llama.cpp applies them: QKV biases right
+//! after the projection, per-head q/k RMS norms before the rotation, and a sliding window
+//! as the range of keys a row attends to. Without them the block is the Llama block.
 
 use crate::config::ModelConfig;
 use crate::error::{InferenceError, Result};
@@ -88,6 +92,18 @@ struct PackedLayer {
     down: QuantMatrix,
     attn_norm: Vec<f32>,
     ffn_norm: Vec<f32>,
+    /// Stacked query, key and value biases (`q_dim + 2 * kv_dim`).
+    qkv_bias: Option<Vec<f32>>,
+    /// Per-head RMS-norm weights of queries and keys (`head_dim`).
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+}
+
+fn vector(t: &Option<Tensor>) -> Result<Option<Vec<f32>>> {
+    Ok(match t {
+        Some(t) => Some(t.to_dtype(DType::F32)?.to_vec1()?),
+        None => None,
+    })
 }
 
 impl PackedLayer {
@@ -99,6 +115,9 @@ impl PackedLayer {
             down: QuantMatrix::new(&w.w_down)?,
             attn_norm: w.attn_norm.to_dtype(DType::F32)?.to_vec1()?,
             ffn_norm: w.ffn_norm.to_dtype(DType::F32)?.to_vec1()?,
+            qkv_bias: vector(&w.extras.qkv_bias)?,
+            q_norm: vector(&w.extras.q_norm)?,
+            k_norm: vector(&w.extras.k_norm)?,
         })
     }
 }
@@ -125,23 +144,6 @@ pub struct ShardExecutor {
     window: Option<(usize, usize)>,
 }
 
-fn rotary_tables(config: &ModelConfig, device: &Device) -> Result<(Vec<f32>, Vec<f32>)> {
-    // Same construction as candle's `precomput_freqs_cis`, so the tables are bit-identical.
-    let theta: Vec<_> = (0..config.head_dim)
-        .step_by(2)
-        .map(|i| 1f32 / config.rope_theta.powf(i as f32 / config.head_dim as f32))
-        .collect();
-    let theta = Tensor::new(theta.as_slice(), device)?;
-    let idx_theta = Tensor::arange(0, config.max_seq_len as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((config.max_seq_len, 1))?
-        .matmul(&theta.reshape((1, theta.elem_count()))?)?;
-    Ok((
-        idx_theta.cos()?.flatten_all()?.to_vec1()?,
-        idx_theta.sin()?.flatten_all()?.to_vec1()?,
-    ))
-}
-
 /// Buffers of one forward pass over `seq` positions.
 struct Scratch {
     normed: Vec<f32>,
@@ -154,12 +156,13 @@ struct Scratch {
 
 impl ShardExecutor {
     pub fn new(weights: ModelWeights) -> Result<Self> {
-        let (cos, sin) = rotary_tables(&weights.config, &Device::Cpu)?;
+        let (cos, sin) = crate::models::rope::tables(&weights.config, weights.config.max_seq_len)?;
         let layers = weights
             .layers
             .iter()
             .map(|l| PackedLayer::new(l))
             .collect::<Result<Vec<_>>>()?;
+        check_shapes(&weights.config, &layers)?;
         let head = match (&weights.norm, &weights.lm_head) {
             (Some(norm), Some(head)) => Some(Arc::new(PackedHead {
                 norm: norm.to_dtype(DType::F32)?.to_vec1()?,
@@ -209,7 +212,20 @@ impl ShardExecutor {
                 return;
             }
         }
-        ops::attend(shape, q, &kv.keys, &kv.values, visible, out);
+        let lo = self
+            .weights
+            .config
+            .sliding_window
+            .map_or(0, |w| visible.saturating_sub(w));
+        let at = lo * shape.kv_heads * shape.head_dim;
+        ops::attend(
+            shape,
+            q,
+            &kv.keys[at..],
+            &kv.values[at..],
+            visible - lo,
+            out,
+        );
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -349,6 +365,37 @@ impl ShardExecutor {
         Ok(Tensor::from_vec(logits, (seq, vocab), &Device::Cpu)?)
     }
 
+    /// Bias, q/k norms and rotation of one position's stacked query, key and value row.
+    fn position_qk(&self, w: &PackedLayer, qkv: &mut [f32], pos: usize) {
+        let cfg = &self.weights.config;
+        let hd = cfg.head_dim;
+        let (q_dim, kv_dim) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
+        if let Some(bias) = &w.qkv_bias {
+            for (x, b) in qkv.iter_mut().zip(bias) {
+                *x += b;
+            }
+        }
+        let eps = cfg.rms_norm_eps as f32;
+        let mut normed = [0f32; MAX_HEAD_DIM];
+        let (q, k) = qkv[..q_dim + kv_dim].split_at_mut(q_dim);
+        for (part, norm) in [(q, &w.q_norm), (k, &w.k_norm)] {
+            if let Some(weight) = norm {
+                for head in part.chunks_exact_mut(hd) {
+                    ops::rms_norm(head, weight, eps, &mut normed[..hd]);
+                    head.copy_from_slice(&normed[..hd]);
+                }
+            }
+        }
+        let half = hd / 2;
+        let (cos, sin) = (
+            &self.cos[pos * half..(pos + 1) * half],
+            &self.sin[pos * half..(pos + 1) * half],
+        );
+        for head in qkv[..q_dim + kv_dim].chunks_exact_mut(hd) {
+            ops::rope(head, cos, sin, cfg.rope_interleaved);
+        }
+    }
+
     fn block(
         &self,
         w: &PackedLayer,
@@ -370,16 +417,8 @@ impl ShardExecutor {
         }
         s.qkv.resize(seq * row, 0.0);
         w.qkv.matmul(&s.normed, seq, &mut s.qkv);
-        let half = hd / 2;
         for (i, qkv) in s.qkv.chunks_exact_mut(row).enumerate() {
-            let pos = start + i;
-            let (cos, sin) = (
-                &self.cos[pos * half..(pos + 1) * half],
-                &self.sin[pos * half..(pos + 1) * half],
-            );
-            for head in qkv[..q_dim + kv_dim].chunks_exact_mut(hd) {
-                ops::rope(head, cos, sin, cfg.rope_interleaved);
-            }
+            self.position_qk(w, qkv, start + i);
             kv.keys.extend_from_slice(&qkv[q_dim..q_dim + kv_dim]);
             kv.values.extend_from_slice(&qkv[q_dim + kv_dim..]);
         }
@@ -420,6 +459,41 @@ impl ShardExecutor {
         }
     }
 }
+
+/// Checks the packed layers against the configuration (a file's metadata and tensors
+/// must agree before any row is computed).
+fn check_shapes(cfg: &ModelConfig, layers: &[PackedLayer]) -> Result<()> {
+    let hd = cfg.head_dim;
+    let (q_dim, kv_dim) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
+    if hd > MAX_HEAD_DIM {
+        return Err(InferenceError::BadRequest(format!(
+            "head size {hd} exceeds the supported {MAX_HEAD_DIM}"
+        )));
+    }
+    for (i, l) in layers.iter().enumerate() {
+        let bad = l.qkv.rows() != q_dim + 2 * kv_dim
+            || l.qkv.cols() != cfg.hidden_size
+            || l.wo.cols() != q_dim
+            || l.wo.rows() != cfg.hidden_size
+            || l.qkv_bias
+                .as_ref()
+                .is_some_and(|b| b.len() != q_dim + 2 * kv_dim)
+            || [&l.q_norm, &l.k_norm]
+                .iter()
+                .any(|n| n.as_ref().is_some_and(|n| n.len() != hd));
+        if bad {
+            return Err(InferenceError::BadRequest(format!(
+                "layer {i}'s attention tensors do not match the configuration \
+                 ({} heads, {} kv heads of {hd}, hidden {})",
+                cfg.num_heads, cfg.num_kv_heads, cfg.hidden_size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Largest head size the executor handles (its per-head scratch).
+const MAX_HEAD_DIM: usize = 512;
 
 /// Index of the largest value in each row of `(seq, vocab)` logits (first on ties).
 pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {

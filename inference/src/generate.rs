@@ -215,7 +215,7 @@ pub fn generate(opts: GenerateOptions) -> anyhow::Result<GenerateOutput> {
     let prompt = if opts.chat {
         tokenizer.encode_chat(&[ChatMessage::new("user", &opts.prompt)])?
     } else {
-        tokenizer.encode(&opts.prompt)?
+        tokenizer.encode_prompt(&opts.prompt)?
     };
     let dopts = DecodeOptions {
         max_tokens: opts.max_tokens,

@@ -1,11 +1,12 @@
-//! NeuroShard's inference engine: fetching and loading the model (GGUF or safetensors
-//! Llama), its tokenizer, the shard executor for a layer range with per-session KV caches,
+//! NeuroShard's inference engine: fetching and loading the model (GGUF files of the
+//! families in [`models`], or safetensors Llama), its tokenizer, the shard executor for a layer range with per-session KV caches,
 //! the pipeline client over a [`ShardTransport`], speculative decoding with n-gram and
 //! small-model drafters, and the activation commitments and chain-agnostic work records
 //! (what a shard did for a session) that the node's billing turns into receipts and a
 //! validator re-runs in a spot check. Nothing here knows accounts, epochs or signatures.
 
 pub mod archive;
+pub mod chat_template;
 pub mod commitment;
 pub mod config;
 pub mod decode;
@@ -18,12 +19,16 @@ pub mod fault;
 pub mod fetch;
 pub mod generate;
 pub mod messages;
+pub mod models;
 pub mod pipeline;
+pub mod pre_tokenizer;
 pub mod probe;
 pub mod sampling;
 pub mod shard;
 pub mod spot_check;
 pub mod tiny;
+pub mod tiny_gguf;
+pub mod tiny_vocab;
 pub mod tokenizer;
 pub mod transport;
 pub mod weights;

@@ -1,14 +1,16 @@
 //! A tiny random Llama written as a Hugging Face checkpoint (`config.json` +
-//! `model.safetensors`), or as a one-layer GGUF in chosen formats. Tests and benches use
+//! `model.safetensors`), or tiny GGUF files of every family (see [`crate::tiny_gguf`]). Tests and benches use
 //! them where the real model would be too slow: they exercise exactly the same loading
 //! and execution code as a real model.
 
 use crate::config::ModelConfig;
 use crate::error::{InferenceError, Result};
+pub use crate::tiny_gguf::{
+    tiny_family, tiny_family_files, write_gguf, write_split_gguf, write_tiny_gguf, TinyGguf,
+    MIXED_FORMATS, TINY_FAMILIES,
+};
 use crate::weights::ModelSource;
-use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use std::path::Path;
 /// vocabulary 256 (one token per byte).
 pub fn tiny_config() -> ModelConfig {
     ModelConfig {
+        architecture: "llama".into(),
         hidden_size: 64,
         intermediate_size: 128,
         num_layers: 6,
@@ -28,6 +31,9 @@ pub fn tiny_config() -> ModelConfig {
         rms_norm_eps: 1e-5,
         rope_theta: 10000.0,
         rope_interleaved: false,
+        rope_scaling: Default::default(),
+        rope_freq_factors: None,
+        sliding_window: None,
         max_seq_len: 1024,
         bos_token_id: 1,
         eos_token_id: 2,
@@ -116,86 +122,4 @@ pub fn write_random_llama(dir: &Path, config: &ModelConfig, seed: u64) -> Result
 /// Writes the standard tiny model ([`tiny_config`]) into `dir`.
 pub fn write_tiny_llama(dir: &Path, seed: u64) -> Result<ModelSource> {
     write_random_llama(dir, &tiny_config(), seed)
-}
-
-/// Eight formats for [`write_tiny_gguf`]'s matrices: every K-quant, the other 32-value
-/// formats and both 16-bit floats in one file.
-pub const MIXED_FORMATS: [GgmlDType; 8] = [
-    GgmlDType::Q4K,
-    GgmlDType::Q5K,
-    GgmlDType::Q6K,
-    GgmlDType::Q5_0,
-    GgmlDType::Q5_1,
-    GgmlDType::Q4_0,
-    GgmlDType::F16,
-    GgmlDType::BF16,
-];
-
-/// Writes a one-layer random llama GGUF (hidden 256, so every K format fits) with its
-/// matrices in `formats` (q, k, v, o, gate, up, down, token embedding): for tests of
-/// the formats and for fuzzing the GGUF loader.
-pub fn write_tiny_gguf(path: &Path, formats: [GgmlDType; 8]) -> Result<()> {
-    let (h, kv, ffn, vocab) = (256, 128, 512, 64);
-    let mut seed = 1u64;
-    let mut random = |rows: usize, cols: usize| {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-            })
-            .collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu)
-    };
-    let shapes = [
-        (h, h),
-        (kv, h),
-        (kv, h),
-        (h, h),
-        (ffn, h),
-        (ffn, h),
-        (h, ffn),
-        (vocab, h),
-    ];
-    let names = [
-        "attn_q",
-        "attn_k",
-        "attn_v",
-        "attn_output",
-        "ffn_gate",
-        "ffn_up",
-        "ffn_down",
-    ];
-    let mut tensors = Vec::new();
-    for (i, ((rows, cols), dtype)) in shapes.into_iter().zip(formats).enumerate() {
-        let name = match names.get(i) {
-            Some(n) => format!("blk.0.{n}.weight"),
-            None => "token_embd.weight".to_string(),
-        };
-        tensors.push((name, QTensor::quantize(&random(rows, cols)?, dtype)?));
-    }
-    let ones = Tensor::ones(h, DType::F32, &Device::Cpu)?;
-    for name in [
-        "blk.0.attn_norm.weight",
-        "blk.0.ffn_norm.weight",
-        "output_norm.weight",
-    ] {
-        tensors.push((name.into(), QTensor::quantize(&ones, GgmlDType::F32)?));
-    }
-    let md = [
-        ("general.architecture", Value::String("llama".into())),
-        ("llama.embedding_length", Value::U32(h as u32)),
-        ("llama.attention.head_count", Value::U32(4)),
-        ("llama.attention.head_count_kv", Value::U32(2)),
-        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
-        ("llama.vocab_size", Value::U32(vocab as u32)),
-        ("llama.feed_forward_length", Value::U32(ffn as u32)),
-        ("llama.block_count", Value::U32(1)),
-    ];
-    let md: Vec<_> = md.iter().map(|(k, v)| (*k, v)).collect();
-    let tensors: Vec<_> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let mut file = std::fs::File::create(path).map_err(|e| InferenceError::io(path, e))?;
-    gguf_file::write(&mut file, &md, &tensors)?;
-    Ok(())
 }

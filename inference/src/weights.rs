@@ -1,6 +1,7 @@
 //! Loading a model's weights, or only the part one shard needs: the embedding (first
 //! shard), transformer blocks `[start, end)`, and the final norm and LM head (last shard).
-//! Sources are GGUF files (quantized, as the default SmolLM2 model ships) and Hugging Face
+//! Sources are GGUF files of the families of [`crate::models`] (quantized, as the default
+//! SmolLM2 model ships; loaded by [`crate::models::gguf`]) and Hugging Face Llama
 //! safetensors checkpoints (`config.json` + `model.safetensors`). Weights are reference
 //! counted, so one loaded model can be sliced into several in-process shards for free.
 //!
@@ -23,7 +24,7 @@ use std::sync::Arc;
 /// Where a model's weights live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelSource {
-    /// A GGUF file (llama architecture).
+    /// A GGUF file (any family of [`crate::models`]).
     Gguf(PathBuf),
     /// A directory holding `config.json` and `model.safetensors` (Hugging Face Llama).
     Safetensors(PathBuf),
@@ -58,6 +59,24 @@ pub enum Precision {
     F32,
 }
 
+/// The optional attention parts some families have (see [`crate::models`]).
+#[derive(Clone, Debug, Default)]
+pub struct AttnExtras {
+    /// Query, key and value biases stacked (`q_dim + 2 * kv_dim`), as Qwen2 has them.
+    pub qkv_bias: Option<Tensor>,
+    /// RMS-norm weights (`head_dim`) applied to each query / key head before rotation
+    /// (Qwen3).
+    pub q_norm: Option<Tensor>,
+    pub k_norm: Option<Tensor>,
+}
+
+impl AttnExtras {
+    /// True when the block is the plain Llama block.
+    pub fn is_empty(&self) -> bool {
+        self.qkv_bias.is_none() && self.q_norm.is_none() && self.k_norm.is_none()
+    }
+}
+
 /// One transformer block's weights.
 #[derive(Debug)]
 pub struct LayerWeights {
@@ -70,6 +89,32 @@ pub struct LayerWeights {
     pub w_down: QMatMul,
     pub attn_norm: Tensor,
     pub ffn_norm: Tensor,
+    pub extras: AttnExtras,
+}
+
+impl LayerWeights {
+    /// A block from its matrices (query, key, value, output, gate, up, down), its two
+    /// norms and its family's extra parts.
+    pub fn new(
+        matrices: [QMatMul; 7],
+        attn_norm: Tensor,
+        ffn_norm: Tensor,
+        extras: AttnExtras,
+    ) -> Self {
+        let [wq, wk, wv, wo, w_gate, w_up, w_down] = matrices;
+        Self {
+            wq,
+            wk,
+            wv,
+            wo,
+            w_gate,
+            w_up,
+            w_down,
+            attn_norm,
+            ffn_norm,
+            extras,
+        }
+    }
 }
 
 /// The weights of layers `range` of a model, plus embedding / head when the range
@@ -84,7 +129,7 @@ pub struct ModelWeights {
     pub lm_head: Option<Arc<QMatMul>>,
 }
 
-fn check_range(range: &Range<usize>, config: &ModelConfig) -> Result<()> {
+pub(crate) fn check_range(range: &Range<usize>, config: &ModelConfig) -> Result<()> {
     if range.start >= range.end || range.end > config.num_layers {
         return Err(InferenceError::BadRequest(format!(
             "layer range {}-{} is not inside 0-{}",
@@ -102,7 +147,7 @@ impl ModelWeights {
         precision: Precision,
     ) -> Result<Self> {
         match source {
-            ModelSource::Gguf(path) => load_gguf(path, range, precision),
+            ModelSource::Gguf(path) => crate::models::gguf::load(path, range, precision),
             ModelSource::Safetensors(dir) => load_safetensors(dir, range),
         }
     }
@@ -145,7 +190,12 @@ impl ModelWeights {
 /// kernel is an error naming the tensor (nothing is widened to f32 behind the caller's
 /// back), and F16 / BF16 stay in their format (candle's `QMatMul::from_qtensor` would
 /// widen them to f32).
-fn matmul_from(path: &Path, name: &str, q: QTensor, precision: Precision) -> Result<QMatMul> {
+pub(crate) fn matmul_from(
+    path: &Path,
+    name: &str,
+    q: QTensor,
+    precision: Precision,
+) -> Result<QMatMul> {
     Ok(match precision {
         Precision::Native => match q.dtype() {
             dtype if !crate::kernels::has_kernel(dtype) => {
@@ -210,69 +260,6 @@ pub fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, BufReader<Fi
     Ok((content, reader))
 }
 
-fn load_gguf(
-    path: &Path,
-    range: Option<Range<usize>>,
-    precision: Precision,
-) -> Result<ModelWeights> {
-    let (ct, mut reader) = read_gguf_header(path)?;
-    let config = ModelConfig::from_gguf(&ct, path)?;
-    let range = range.unwrap_or(0..config.num_layers);
-    check_range(&range, &config)?;
-    let dev = Device::Cpu;
-    let mut get = |name: &str| -> Result<QTensor> {
-        ct.tensor(&mut reader, name, &dev)
-            .map_err(|e| InferenceError::bad_file(path, format!("tensor {name}: {e}")))
-    };
-    let first = range.start == 0;
-    let last = range.end == config.num_layers;
-    let embedding = if first {
-        Some(get("token_embd.weight")?.dequantize(&dev)?)
-    } else {
-        None
-    };
-    let (norm, lm_head) = if last {
-        let norm = get("output_norm.weight")?.dequantize(&dev)?;
-        let name = if ct.tensor_infos.contains_key("output.weight") {
-            "output.weight"
-        } else {
-            "token_embd.weight"
-        };
-        let head = matmul_from(path, name, get(name)?, precision)?;
-        (Some(norm), Some(Arc::new(head)))
-    } else {
-        (None, None)
-    };
-    let mut layers = Vec::with_capacity(range.len());
-    for i in range.clone() {
-        let mut m = |suffix: &str| -> Result<QMatMul> {
-            let name = format!("blk.{i}.{suffix}.weight");
-            matmul_from(path, &name, get(&name)?, precision)
-        };
-        let (wq, wk, wv, wo) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
-        let (w_gate, w_up, w_down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
-        layers.push(Arc::new(LayerWeights {
-            wq,
-            wk,
-            wv,
-            wo,
-            w_gate,
-            w_up,
-            w_down,
-            attn_norm: get(&format!("blk.{i}.attn_norm.weight"))?.dequantize(&dev)?,
-            ffn_norm: get(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(&dev)?,
-        }));
-    }
-    Ok(ModelWeights {
-        config,
-        range,
-        embedding,
-        layers,
-        norm,
-        lm_head,
-    })
-}
-
 fn load_safetensors(dir: &Path, range: Option<Range<usize>>) -> Result<ModelWeights> {
     let config_path = dir.join("config.json");
     let text =
@@ -307,24 +294,28 @@ fn load_safetensors(dir: &Path, range: Option<Range<usize>>) -> Result<ModelWeig
         let mut m = |name: &str| -> Result<QMatMul> {
             Ok(QMatMul::Tensor(take(&format!("{p}.{name}.weight"))?))
         };
-        let (wq, wk, wv, wo) = (
-            m("self_attn.q_proj")?,
-            m("self_attn.k_proj")?,
-            m("self_attn.v_proj")?,
-            m("self_attn.o_proj")?,
-        );
-        let (w_gate, w_up, w_down) = (m("mlp.gate_proj")?, m("mlp.up_proj")?, m("mlp.down_proj")?);
-        layers.push(Arc::new(LayerWeights {
-            wq,
-            wk,
-            wv,
-            wo,
-            w_gate,
-            w_up,
-            w_down,
-            attn_norm: take(&format!("{p}.input_layernorm.weight"))?,
-            ffn_norm: take(&format!("{p}.post_attention_layernorm.weight"))?,
-        }));
+        let names = [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        ];
+        let mut matrices = Vec::with_capacity(names.len());
+        for name in names {
+            matrices.push(m(name)?);
+        }
+        let matrices: [QMatMul; 7] = matrices
+            .try_into()
+            .map_err(|_| InferenceError::BadRequest("seven matrices".into()))?;
+        layers.push(Arc::new(LayerWeights::new(
+            matrices,
+            take(&format!("{p}.input_layernorm.weight"))?,
+            take(&format!("{p}.post_attention_layernorm.weight"))?,
+            AttnExtras::default(),
+        )));
     }
     Ok(ModelWeights {
         config,
@@ -361,6 +352,7 @@ pub fn quantize_weights(weights: &ModelWeights, dtype: GgmlDType) -> Result<Mode
                 w_down: q(&l.w_down)?,
                 attn_norm: l.attn_norm.clone(),
                 ffn_norm: l.ffn_norm.clone(),
+                extras: l.extras.clone(),
             }))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -31,12 +31,13 @@ fn tokenizer_matches_known_ids_and_round_trips() {
 
 #[test]
 fn chat_template_renders_chatml() {
-    let text = Tokenizer::render_chat(&[ChatMessage::new("user", "Hi")]);
-    assert_eq!(
-        text,
-        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
-    );
+    // The file's own template (SmolLM2's ChatML), rendered by minijinja, and the ChatML
+    // fallback for files without one give the same text.
     let tok = Tokenizer::from_gguf_file(&common::real_model_path()).unwrap();
+    let expected = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+    let hi = [ChatMessage::new("user", "Hi")];
+    assert_eq!(tok.render_chat(&hi).unwrap(), expected);
+    assert_eq!(Tokenizer::render_chatml(&hi), expected);
     let ids = tok
         .encode_chat(&[
             ChatMessage::new("system", "Be brief."),

@@ -48,8 +48,11 @@ impl Projection {
     /// `(out, in)` of the projection's weight matrix.
     pub fn shape(&self, c: &ModelConfig) -> (usize, usize) {
         let kv = c.num_kv_heads * c.head_dim;
+        // Queries need not be `hidden` wide (Qwen3's head size is its own).
+        let q = c.num_heads * c.head_dim;
         match self {
-            Projection::Q | Projection::O => (c.hidden_size, c.hidden_size),
+            Projection::Q => (q, c.hidden_size),
+            Projection::O => (c.hidden_size, q),
             Projection::K | Projection::V => (kv, c.hidden_size),
             Projection::Gate | Projection::Up => (c.intermediate_size, c.hidden_size),
             Projection::Down => (c.hidden_size, c.intermediate_size),
@@ -264,6 +267,7 @@ pub fn merge_adapter(
             w_down: merged(Projection::Down)?,
             attn_norm: layer.attn_norm.clone(),
             ffn_norm: layer.ffn_norm.clone(),
+            extras: layer.extras.clone(),
         });
     }
     Ok(ModelWeights {

@@ -8,39 +8,70 @@
 //! loss is the language-model loss of the whole model (each node holds the whole GGUF
 //! file), while only the shard's adapter is trainable. The fused candle kernels
 //! (`rms_norm`, `rope`, `softmax_last_dim`) have no backward pass, so this forward uses
-//! their composite forms; `tests` checks it against the executor to ~1e-4.
+//! their composite forms; `tests` checks it against the executor to ~1e-4. The block is
+//! the executor's for every family: QKV biases, per-head q/k norms, a sliding window
+//! (in the mask) and the RoPE variants (the shared tables of
+//! `neuroshard_inference::models::rope`).
 
 use crate::error::{Result, TrainingError};
 use crate::lora::{dequantized, AdapterLayout, Projection};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use neuroshard_inference::executor::ExecInput;
 use neuroshard_inference::weights::LayerWeights;
 use neuroshard_inference::{ModelConfig, ModelWeights, ShardExecutor};
 use std::ops::Range;
 
-/// One frozen block as f32 `(out, in)` matrices.
+/// One frozen block as f32 `(out, in)` matrices, with its family's optional parts.
 struct FrozenLayer {
     projections: [Tensor; 7],
     attn_norm: Tensor,
     ffn_norm: Tensor,
+    /// Query, key and value biases (Qwen2).
+    biases: Option<[Tensor; 3]>,
+    /// Per-head query and key RMS-norm weights (Qwen3).
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
 }
 
 impl FrozenLayer {
     fn new(w: &LayerWeights) -> Result<Self> {
         let p = |p: Projection| dequantized(p.of(w));
+        let projections = [
+            p(Projection::Q)?,
+            p(Projection::K)?,
+            p(Projection::V)?,
+            p(Projection::O)?,
+            p(Projection::Gate)?,
+            p(Projection::Up)?,
+            p(Projection::Down)?,
+        ];
+        let biases = match &w.extras.qkv_bias {
+            None => None,
+            Some(b) => {
+                let (q, k) = (projections[0].dim(0)?, projections[1].dim(0)?);
+                Some([
+                    b.narrow(0, 0, q)?,
+                    b.narrow(0, q, k)?,
+                    b.narrow(0, q + k, k)?,
+                ])
+            }
+        };
         Ok(Self {
-            projections: [
-                p(Projection::Q)?,
-                p(Projection::K)?,
-                p(Projection::V)?,
-                p(Projection::O)?,
-                p(Projection::Gate)?,
-                p(Projection::Up)?,
-                p(Projection::Down)?,
-            ],
+            projections,
             attn_norm: w.attn_norm.clone(),
             ffn_norm: w.ffn_norm.clone(),
+            biases,
+            q_norm: w.extras.q_norm.clone(),
+            k_norm: w.extras.k_norm.clone(),
         })
+    }
+
+    /// The bias of the query, key or value projection, if the family has them.
+    fn bias(&self, p: Projection) -> Option<&Tensor> {
+        let index = [Projection::Q, Projection::K, Projection::V]
+            .iter()
+            .position(|q| *q == p)?;
+        self.biases.as_ref().map(|b| &b[index])
     }
 
     fn weight(&self, p: Projection) -> &Tensor {
@@ -94,17 +125,13 @@ pub struct FrozenModel {
 }
 
 fn rotary_tables(c: &ModelConfig, len: usize) -> Result<(Tensor, Tensor)> {
-    // The executor's construction (itself candle's), so positions rotate identically.
-    let theta: Vec<f32> = (0..c.head_dim)
-        .step_by(2)
-        .map(|i| 1f32 / c.rope_theta.powf(i as f32 / c.head_dim as f32))
-        .collect();
-    let theta = Tensor::new(theta.as_slice(), &Device::Cpu)?;
-    let idx = Tensor::arange(0, len as u32, &Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .reshape((len, 1))?
-        .matmul(&theta.reshape((1, theta.elem_count()))?)?;
-    Ok((idx.cos()?, idx.sin()?))
+    // The executor's tables (every RoPE variant), so positions rotate identically.
+    let (cos, sin) = neuroshard_inference::models::rope::tables(c, len)?;
+    let shape = (len, c.head_dim / 2);
+    Ok((
+        Tensor::from_vec(cos, shape, &Device::Cpu)?,
+        Tensor::from_vec(sin, shape, &Device::Cpu)?,
+    ))
 }
 
 impl FrozenModel {
@@ -204,7 +231,7 @@ impl FrozenModel {
     /// adapter applied to the shard's layers.
     pub fn logits(&self, input: &Tensor, adapter: &AdapterTensors<'_>) -> Result<Tensor> {
         let (b, seq, hidden) = input.dims3()?;
-        let mask = causal_mask(seq)?;
+        let mask = causal_mask(seq, self.config.sliding_window)?;
         let mut x = input.reshape((b * seq, hidden))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let index = self.shard.start + i;
@@ -252,12 +279,21 @@ impl FrozenModel {
         };
         let h = rms_norm(x, &w.attn_norm, eps)?;
         let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let heads = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((b, seq, n, hd))?.transpose(1, 2)?.contiguous()?)
+        // Projection, bias, heads `(b, n, seq, hd)`, per-head norm: as the executor does.
+        let heads = |p: Projection, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
+            let mut t = lin(p, &h)?;
+            if let Some(bias) = w.bias(p) {
+                t = t.broadcast_add(bias)?;
+            }
+            let mut t = t.reshape((b, seq, n, hd))?.transpose(1, 2)?.contiguous()?;
+            if let Some(norm) = norm {
+                t = rms_norm(&t, norm, eps)?;
+            }
+            Ok(t)
         };
-        let q = self.rope(&heads(lin(Projection::Q, &h)?, nh)?)?;
-        let k = self.rope(&heads(lin(Projection::K, &h)?, nkv)?)?;
-        let v = heads(lin(Projection::V, &h)?, nkv)?;
+        let q = self.rope(&heads(Projection::Q, nh, w.q_norm.as_ref())?)?;
+        let k = self.rope(&heads(Projection::K, nkv, w.k_norm.as_ref())?)?;
+        let v = heads(Projection::V, nkv, None)?;
         let group = nh / nkv;
         let repeat = |t: Tensor| -> Result<Tensor> {
             if group == 1 {
@@ -298,10 +334,12 @@ fn rms_norm(x: &Tensor, alpha: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(candle_nn::ops::rms_norm_slow(x, alpha, eps as f32)?)
 }
 
-/// `(seq, seq)` additive mask: 0 on and below the diagonal, -inf above.
-fn causal_mask(seq: usize) -> Result<Tensor> {
+/// `(seq, seq)` additive mask: 0 where row `i` sees column `j` (`j <= i`, and within
+/// the sliding window when the model has one), -inf elsewhere.
+fn causal_mask(seq: usize, window: Option<usize>) -> Result<Tensor> {
+    let sees = move |i: usize, j: usize| j <= i && window.is_none_or(|w| i - j < w);
     let data: Vec<f32> = (0..seq)
-        .flat_map(|i| (0..seq).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| (0..seq).map(move |j| if sees(i, j) { 0.0 } else { f32::NEG_INFINITY }))
         .collect();
     Ok(Tensor::from_vec(data, (seq, seq), &Device::Cpu)?)
 }

@@ -290,6 +290,7 @@ pub fn perturbed(weights: &ModelWeights, eps: f32) -> anyhow::Result<ModelWeight
                 w_down: l.w_down.clone(),
                 attn_norm: jitter(&l.attn_norm)?,
                 ffn_norm: jitter(&l.ffn_norm)?,
+                extras: l.extras.clone(),
             }))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

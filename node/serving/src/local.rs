@@ -370,11 +370,11 @@ impl TextGenerator for LocalWorker {
             .iter()
             .map(|m| TokChatMessage::new(&m.role, &m.content))
             .collect();
-        Ok(Tokenizer::render_chat(&messages))
+        Ok(self.tokenizer.render_chat(&messages)?)
     }
 
     fn check_payer(&self, payer: &Payer, prompt: &str, max_tokens: u32) -> anyhow::Result<()> {
-        let tokens = self.tokenizer.encode(prompt)?.len() as u64;
+        let tokens = self.tokenizer.encode_prompt(prompt)?.len() as u64;
         self.check_escrow(payer, tokens + u64::from(max_tokens))
     }
 
@@ -384,7 +384,7 @@ impl TextGenerator for LocalWorker {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> anyhow::Result<GenerationOutput> {
         let _one_at_a_time = self.busy.lock();
-        let prompt = self.tokenizer.encode(&request.prompt)?;
+        let prompt = self.tokenizer.encode_prompt(&request.prompt)?;
         if prompt.is_empty() {
             bail!("the prompt is empty");
         }
