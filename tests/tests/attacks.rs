@@ -6,7 +6,7 @@
 
 use neuroshard_primitives::{Call, PonwCall};
 use neuroshard_tests::chain::{self, address};
-use neuroshard_tests::http::request;
+use neuroshard_tests::http::{request, Response};
 use neuroshard_tests::process::joint_log;
 use neuroshard_tests::spec::write_spec_with;
 use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
@@ -51,16 +51,20 @@ fn peer_id(node: &NodeProcess) -> String {
     addr.rsplit("/p2p/").next().unwrap().to_string()
 }
 
-/// Asks `node` for a 16-token completion through its API.
-fn complete(node: &NodeProcess, nodes: &[&NodeProcess]) {
-    let body = json!({"prompt": "The capital of France is", "max_tokens": 16, "temperature": 0});
-    let r = request(
+/// Posts the completion request `body` to `node`'s API.
+fn post_completion(node: &NodeProcess, body: &Value) -> anyhow::Result<Response> {
+    request(
         node.api_port(),
         "POST",
         "/v1/completions",
         Some(&body.to_string()),
     )
-    .unwrap();
+}
+
+/// Asks `node` for a 16-token completion through its API.
+fn complete(node: &NodeProcess, nodes: &[&NodeProcess]) {
+    let body = json!({"prompt": "The capital of France is", "max_tokens": 16, "temperature": 0});
+    let r = post_completion(node, &body).unwrap();
     assert_eq!(r.status, 200, "{}\n{}", r.body, joint_log(nodes));
 }
 
@@ -307,12 +311,7 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
     let prompt = "the quick brown fox jumps over the lazy dog ".repeat(20);
     for i in 0..8 {
         let body = json!({"prompt": format!("{i} {prompt}"), "max_tokens": 4, "temperature": 0});
-        let r = request(
-            m.api_port(),
-            "POST",
-            "/v1/completions",
-            Some(&body.to_string()),
-        );
+        let r = post_completion(&m, &body);
         // Bob serves her prompt, then refuses to go on unpaid; she asked for his receipt
         // first, so the prompt's material stays at Bob.
         match r {

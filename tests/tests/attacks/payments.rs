@@ -46,13 +46,7 @@ fn a_client_that_does_not_pay_is_served_one_increment_and_one_that_does_not_subm
     let long = json!({"prompt": "1, 2, 3, 4, 5, 6, 7,", "max_tokens": 96, "temperature": 0});
 
     // Mallory: served one increment, then refused.
-    let r = request(
-        m.api_port(),
-        "POST",
-        "/v1/completions",
-        Some(&long.to_string()),
-    )
-    .unwrap();
+    let r = post_completion(&m, &long).unwrap();
     println!("Mallory: {} {}", r.status, r.body);
     assert_ne!(
         r.status,
@@ -93,13 +87,7 @@ fn a_client_that_does_not_pay_is_served_one_increment_and_one_that_does_not_subm
             .then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
-    let r = request(
-        d.api_port(),
-        "POST",
-        "/v1/completions",
-        Some(&long.to_string()),
-    )
-    .unwrap();
+    let r = post_completion(&d, &long).unwrap();
     assert_eq!(r.status, 200, "{}\n{}", r.body, joint_log(&nodes));
     let usage: Value = serde_json::from_str(&r.body).unwrap();
     let usage = &usage["usage"];
