@@ -34,6 +34,10 @@ pub struct DecodeOptions {
     /// Adapt the draft length to the measured acceptance rate and round cost
     /// ([`DraftLength`]); otherwise every round drafts `draft_len`.
     pub adaptive: bool,
+    /// Most positions one request through the pipeline carries (a longer prompt, or a
+    /// failover's replay, goes in several, with the observer's
+    /// [`DecodeObserver::before_round`] between them); `None`: no limit.
+    pub max_request: Option<usize>,
 }
 
 impl Default for DecodeOptions {
@@ -46,6 +50,7 @@ impl Default for DecodeOptions {
             draft_len: 4,
             max_draft_len: 16,
             adaptive: true,
+            max_request: None,
         }
     }
 }
@@ -112,8 +117,9 @@ pub trait DecodeObserver {
     fn on_token(&mut self, token: u32) -> bool;
 
     /// Called before each round after the prompt with the session's accepted positions
-    /// so far (everything the shards computed that the output keeps); an error ends
-    /// decoding with that error.
+    /// so far (everything the shards computed that the output keeps), and between the
+    /// requests of a long prompt or a failover's replay (see
+    /// [`DecodeOptions::max_request`]); an error ends decoding with that error.
     fn before_round(&mut self, _client: &PipelineClient, _accepted_positions: usize) -> Result<()> {
         Ok(())
     }
@@ -169,9 +175,17 @@ pub fn decode_until<'d>(
             accepted_positions: 0,
         });
     }
+    let max_request = opts.max_request.unwrap_or(usize::MAX);
     // Reuse the session's cached prefix (a continued chat); feed at least the last token.
     let reuse = client.cached_prefix(prompt).min(prompt.len() - 1);
-    let first = match rows(client.forward(&prompt[reuse..], reuse, head)?)? {
+    let prefill = client.forward_with(
+        &prompt[reuse..],
+        reuse,
+        head,
+        max_request,
+        &mut |c, done| observer.before_round(c, done),
+    )?;
+    let first = match rows(prefill)? {
         Rows::Argmax(v) => *v
             .last()
             .ok_or_else(|| InferenceError::BadRequest("no output".into()))?,
@@ -224,7 +238,14 @@ pub fn decode_until<'d>(
         batch.push(last);
         batch.extend_from_slice(&draft.tokens);
         let verifying = Instant::now();
-        let result = rows(client.forward(&batch, context.len() - 1, head)?)?;
+        let out = client.forward_with(
+            &batch,
+            context.len() - 1,
+            head,
+            max_request,
+            &mut |c, done| observer.before_round(c, done),
+        )?;
+        let result = rows(out)?;
         let verify_secs = verifying.elapsed().as_secs_f64();
         stats.rounds += 1;
         stats.drafted += draft.tokens.len();

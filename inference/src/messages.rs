@@ -85,6 +85,17 @@ pub enum ShardInput {
     Hidden(Activations),
 }
 
+impl ShardInput {
+    /// How many positions the input carries, as its shape says (the shard checks the
+    /// shape against the data before it computes anything).
+    pub fn positions(&self) -> u32 {
+        match self {
+            ShardInput::Tokens(t) => u32::try_from(t.len()).unwrap_or(u32::MAX),
+            ShardInput::Hidden(a) => a.shape.get(1).copied().unwrap_or(0),
+        }
+    }
+}
+
 /// What the last shard returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum HeadMode {

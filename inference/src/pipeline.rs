@@ -160,35 +160,62 @@ impl PipelineClient {
     /// Runs `tokens` at positions `start..` through the route. Positions at or after
     /// `start` sent earlier (rejected drafts) are discarded everywhere.
     pub fn forward(&mut self, tokens: &[u32], start: usize, head: HeadMode) -> Result<HeadResult> {
+        self.forward_with(tokens, start, head, usize::MAX, &mut |_, _| Ok(()))
+    }
+
+    /// [`Self::forward`] in requests of at most `max_request` positions, calling
+    /// `between(self, done)` after each request but the last with the positions the
+    /// shards now hold (where a client pays its providers, who serve little on credit).
+    /// A failover's replay of the session's tokens is sent the same way. Returns the
+    /// head rows of the last request's positions.
+    pub fn forward_with(
+        &mut self,
+        tokens: &[u32],
+        start: usize,
+        head: HeadMode,
+        max_request: usize,
+        between: &mut dyn FnMut(&PipelineClient, usize) -> Result<()>,
+    ) -> Result<HeadResult> {
         if start > self.history.len() {
             return Err(InferenceError::BadRequest(format!(
                 "position {start} is past the session's {} tokens",
                 self.history.len()
             )));
         }
+        let max_request = max_request.max(1);
         self.history.truncate(start);
+        let (mut at, mut rest) = (start, tokens);
+        while rest.len() > max_request {
+            let (chunk, tail) = rest.split_at(max_request);
+            self.forward_request(chunk, at, head, max_request, between)?;
+            (at, rest) = (at + chunk.len(), tail);
+            between(self, at)?;
+        }
+        self.forward_request(rest, at, head, max_request, between)
+    }
+
+    /// One request through the route, failing over (and replaying the session's
+    /// tokens, in requests of at most `max_request`) when a provider fails.
+    fn forward_request(
+        &mut self,
+        tokens: &[u32],
+        start: usize,
+        head: HeadMode,
+        max_request: usize,
+        between: &mut dyn FnMut(&PipelineClient, usize) -> Result<()>,
+    ) -> Result<HeadResult> {
         let mut attempts = 0usize;
         let max_attempts: usize = self.hops.iter().map(|h| h.providers.len()).sum();
-        let (tokens_sent, start_sent) = (tokens.to_vec(), start);
         let mut replay = false;
         loop {
-            let (send, at) = if replay {
-                let mut all = self.history.clone();
-                all.extend_from_slice(&tokens_sent);
-                (all, 0)
-            } else {
-                (tokens_sent.clone(), start_sent)
+            let run = match replay {
+                true => self.replay(head, max_request, between)?,
+                false => Ok(()),
             };
-            match self.run_route(&send, at, head) {
+            match run.and_then(|()| self.run_route(tokens, start, head)) {
                 Ok(out) => {
                     self.history.extend_from_slice(tokens);
-                    let skip = send.len() - tokens.len();
-                    return Ok(match out {
-                        HeadResult::Argmax(v) => HeadResult::Argmax(v[skip..].to_vec()),
-                        HeadResult::Logits(t) => {
-                            HeadResult::Logits(t.narrow(0, skip, tokens.len())?)
-                        }
-                    });
+                    return Ok(out);
                 }
                 Err((hop, err)) => {
                     attempts += 1;
@@ -206,6 +233,27 @@ impl PipelineClient {
                 }
             }
         }
+    }
+
+    /// Sends the session's tokens again from position 0 (a provider that took over a hop
+    /// has none of them), in requests of at most `max_request` with `between` after each.
+    /// The outer error ends the forward; the inner one is a hop's failure.
+    #[allow(clippy::type_complexity)]
+    fn replay(
+        &mut self,
+        head: HeadMode,
+        max_request: usize,
+        between: &mut dyn FnMut(&PipelineClient, usize) -> Result<()>,
+    ) -> Result<std::result::Result<(), (usize, InferenceError)>> {
+        let history = self.history.clone();
+        for (i, chunk) in history.chunks(max_request).enumerate() {
+            let at = i * max_request;
+            if let Err(failed) = self.run_route(chunk, at, head) {
+                return Ok(Err(failed));
+            }
+            between(self, at + chunk.len())?;
+        }
+        Ok(Ok(()))
     }
 
     fn run_route(

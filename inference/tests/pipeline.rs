@@ -201,3 +201,125 @@ fn work_records_carry_verifiable_commitments() {
         (1, until)
     );
 }
+
+/// A transport that remembers the largest request it was sent.
+struct Sizes {
+    inner: Arc<InProcessTransport>,
+    largest: std::sync::atomic::AtomicUsize,
+}
+
+impl ShardTransport for Sizes {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn layers(&self) -> neuroshard_primitives::LayerRange {
+        self.inner.layers()
+    }
+    fn model(&self) -> neuroshard_primitives::Hash {
+        self.inner.model()
+    }
+    fn forward(
+        &self,
+        req: &neuroshard_inference::ShardRequest,
+    ) -> neuroshard_inference::Result<neuroshard_inference::ShardResponse> {
+        let n = req.input.positions() as usize;
+        self.largest
+            .fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+        self.inner.forward(req)
+    }
+    fn end_session(&self, session: &neuroshard_primitives::SessionId) {
+        self.inner.end_session(session)
+    }
+}
+
+/// Requests of at most 8 positions (a long prompt in pieces, and a failover's replay in
+/// pieces) give the output of unbounded ones, and the observer gets a turn between the
+/// pieces, at each position they reach.
+#[test]
+fn bounded_requests_give_the_same_output_with_a_turn_between_them() {
+    let (w, hash) = tiny_model();
+    let main = transports(&w, hash, &[(0, 3), (3, 6)]);
+    let backup = Arc::new(InProcessTransport::new(Arc::new(
+        Shard::new(w.slice(3..6).unwrap(), hash).unwrap(),
+    )));
+    let prompt: Vec<u32> = (1..=21).collect();
+    let unbounded = DecodeOptions {
+        max_tokens: 24,
+        ..Default::default()
+    };
+    let reference = decode(
+        &mut client(&main, hash, 1),
+        &prompt,
+        &unbounded,
+        None,
+        &mut |_| {},
+    )
+    .unwrap()
+    .tokens;
+    let sizes: Vec<Arc<Sizes>> = [main[0].clone(), main[1].clone(), backup.clone()]
+        .into_iter()
+        .map(|inner| {
+            Arc::new(Sizes {
+                inner,
+                largest: Default::default(),
+            })
+        })
+        .collect();
+    let hops = vec![
+        Hop::new(vec![sizes[0].clone() as Arc<dyn ShardTransport>]),
+        Hop::new(vec![
+            sizes[1].clone() as Arc<dyn ShardTransport>,
+            sizes[2].clone(),
+        ]),
+    ];
+    let mut c = PipelineClient::new(hash, [4; 16], hops).unwrap();
+
+    struct Watch<'a> {
+        seen: usize,
+        victim: &'a InProcessTransport,
+        turns: Vec<usize>,
+    }
+    impl neuroshard_inference::DecodeObserver for Watch<'_> {
+        fn on_token(&mut self, _: u32) -> bool {
+            self.seen += 1;
+            if self.seen == 10 {
+                self.victim.set_alive(false);
+            }
+            true
+        }
+        fn before_round(
+            &mut self,
+            _: &PipelineClient,
+            accepted: usize,
+        ) -> neuroshard_inference::Result<()> {
+            self.turns.push(accepted);
+            Ok(())
+        }
+    }
+    let mut watch = Watch {
+        seen: 0,
+        victim: &main[1],
+        turns: Vec::new(),
+    };
+    let bounded = DecodeOptions {
+        max_request: Some(8),
+        ..unbounded
+    };
+    let out =
+        neuroshard_inference::decode_until(&mut c, &prompt, &bounded, None, &mut watch).unwrap();
+    assert_eq!(out.tokens, reference);
+    assert_eq!(c.failovers(), 1);
+    for s in &sizes {
+        assert!(s.largest.load(std::sync::atomic::Ordering::SeqCst) <= 8);
+    }
+    // The prompt in pieces of 8, then one turn per round; the replay after the tenth
+    // token (30 positions held) in pieces of 8 too.
+    assert_eq!(watch.turns[..2], [8, 16]);
+    let replay = [8, 16, 24];
+    assert!(
+        watch.turns.windows(3).any(|w| w == replay),
+        "{:?}",
+        watch.turns
+    );
+    main[1].set_alive(true);
+}

@@ -305,8 +305,9 @@ fn unpaid_sessions_cannot_flush_a_workers_material() {
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
 
     // The chain stands still while Mallory floods Bob with unpaid work: 8 completions of
-    // ~200 prompt tokens each leave ~1,600 positions of material at Bob, several times
-    // his whole archive (each is refused after its prompt: she never pays).
+    // ~200 prompt tokens each leave material at Bob for the first 128-position piece of
+    // their prompt (~1,000 positions in all), several times his whole archive (each is
+    // refused after that piece: she never pays).
     a.pause().unwrap();
     let prompt = "the quick brown fox jumps over the lazy dog ".repeat(20);
     for i in 0..8 {

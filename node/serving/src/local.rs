@@ -15,6 +15,7 @@ use crate::generator::{
     TextGenerator,
 };
 use crate::options::ServingOptions;
+use crate::protocol::MAX_REQUEST;
 use crate::routing::plan_route;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
@@ -401,6 +402,13 @@ impl TextGenerator for LocalWorker {
             temperature: f64::from(request.temperature),
             seed: request.seed,
             eos: Some(self.tokenizer.eos),
+            // Other nodes' providers serve at most one request and one increment on
+            // credit, so requests to them stay small enough to pay between.
+            max_request: route
+                .iter()
+                .flatten()
+                .any(|p| matches!(p, Provider::Remote(_)))
+                .then_some(MAX_REQUEST as usize),
             ..DecodeOptions::default()
         };
         let mut drafter = NgramDrafter::default();

@@ -3,21 +3,23 @@
 //! provider serves on credit, but only a little. [`PaymentLedger`] keeps, per session,
 //! the peer that opened it, how far this worker's computation went and how far the client
 //! has paid (receipts it counter-signed and handed back with [`InferenceCall::Pay`]);
-//! a forward call that starts more than [`PAYMENT_INCREMENT`] positions past the paid end
-//! is refused ("payment due"), and a peer with more than [`MAX_PEER_DEBT`] unpaid
-//! positions across its sessions opens no new one. Payment is only taken when the
+//! a forward call that starts more than [`PAYMENT_INCREMENT`] positions past the paid
+//! end, or would leave more than [`MAX_CREDIT`] unpaid (a request of at most
+//! [`MAX_REQUEST`] positions past one increment), is refused ("payment due"): a long
+//! prompt comes in pieces, paid between them. A peer with more than
+//! [`MAX_PEER_DEBT`] unpaid positions across its sessions opens no new one. Payment is only taken when the
 //! client's escrow covers every receipt of it this worker holds ([`ClientFunds`]).
 //!
 //! The counter-signed receipts are kept: [`claim_unsubmitted`] submits those the client
 //! has not put on chain (nor in the pool) [`UNCLAIMED_AFTER`] after their session went
 //! quiet, so a client that takes the work and never submits its receipts pays anyway.
-//! What a worker can lose to a client that pays nothing: one request (its prompt) plus
-//! one increment per session, and at most [`MAX_PEER_DEBT`] positions per peer identity
-//! while the ledger remembers its sessions ([`DEBT_MEMORY`]).
+//! What a worker can lose to a client that pays nothing: [`MAX_CREDIT`] positions per
+//! session, and at most [`MAX_PEER_DEBT`] positions per peer identity while the ledger
+//! remembers its sessions ([`DEBT_MEMORY`]).
 //!
 //! [`InferenceCall::Pay`]: crate::protocol::InferenceCall::Pay
 
-pub use crate::protocol::{MAX_PAY_RECEIPTS, PAYMENT_INCREMENT};
+pub use crate::protocol::{MAX_CREDIT, MAX_PAY_RECEIPTS, MAX_REQUEST, PAYMENT_INCREMENT};
 use neuroshard_client::{hex_hash, Client};
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{
@@ -107,29 +109,38 @@ impl PaymentLedger {
         }
     }
 
-    /// Whether `peer` may have positions from `start_pos` on of `session` on `layers`
-    /// computed: its own session with at most [`PAYMENT_INCREMENT`] positions unpaid
-    /// before `start_pos`, or a new session while its debt is at most [`MAX_PEER_DEBT`].
+    /// Whether `peer` may have `positions` positions from `start_pos` on of `session`
+    /// on `layers` computed: at most [`PAYMENT_INCREMENT`] positions before `start_pos`
+    /// and [`MAX_CREDIT`] up to their end unpaid, in its own session or a new one (while
+    /// the peer's debt is at most [`MAX_PEER_DEBT`]).
     pub fn admit_forward(
         &self,
         peer: PeerId,
         session: SessionId,
         layers: LayerRange,
         start_pos: u32,
+        positions: u32,
     ) -> Result<(), String> {
         let now = Instant::now();
+        let end = start_pos.saturating_add(positions);
         let mut accounts = self.accounts.lock();
-        if let Some(account) = accounts.get(&(session, layers)) {
-            if account.owner != peer {
-                return Err("this session belongs to another peer".into());
+        let (paid, computed) = match accounts.get(&(session, layers)) {
+            Some(account) if account.owner != peer => {
+                return Err("this session belongs to another peer".into())
             }
-            if start_pos > account.paid.saturating_add(PAYMENT_INCREMENT) {
-                return Err(format!(
-                    "payment due: positions {}..{} of this session are unpaid; hand back the \
-                     receipts counter-signed to continue",
-                    account.paid, account.computed
-                ));
-            }
+            Some(account) => (account.paid, account.computed),
+            None => (0, 0),
+        };
+        if start_pos > paid.saturating_add(PAYMENT_INCREMENT)
+            || end > paid.saturating_add(MAX_CREDIT)
+        {
+            return Err(format!(
+                "payment due: positions {paid}..{computed} of this session are unpaid and \
+                 this request would take that to {end}; hand back the receipts counter-signed \
+                 (and send at most {MAX_REQUEST} positions a request) to continue"
+            ));
+        }
+        if accounts.contains_key(&(session, layers)) {
             return Ok(());
         }
         let debt: u32 = accounts

@@ -58,10 +58,18 @@ pub enum InferenceCall {
     },
 }
 
-/// A provider serves a session's positions only while at most this many computed
-/// positions are unpaid when a forward call starts: a client pays (counter-signs the
-/// receipts so far, [`InferenceCall::Pay`]) as soon as this many are due.
+/// A client pays (counter-signs the receipts so far, [`InferenceCall::Pay`]) as soon as
+/// this many of a provider's computed positions are unpaid.
 pub const PAYMENT_INCREMENT: u32 = 32;
+
+/// Most positions one forward call carries when the route has other nodes' providers: a
+/// longer prompt (or a failover's replay) is sent in pieces, paid between them.
+pub const MAX_REQUEST: u32 = 128;
+
+/// A provider serves a forward call only when, counting its positions, at most this many
+/// of the session's positions are unpaid: one request plus one increment is all a
+/// client ever gets on credit.
+pub const MAX_CREDIT: u32 = MAX_REQUEST + PAYMENT_INCREMENT;
 
 /// Most receipts one [`InferenceCall::Pay`] carries.
 pub const MAX_PAY_RECEIPTS: usize = 16;

@@ -143,7 +143,14 @@ impl ShardServer {
             InferenceCall::Forward(req) => {
                 let shard = self.shard(&req.model, req.layers)?;
                 if let Some(ledger) = &self.payments {
-                    ledger.admit_forward(peer, req.session, req.layers, req.start_pos)?;
+                    let positions = req.input.positions();
+                    ledger.admit_forward(
+                        peer,
+                        req.session,
+                        req.layers,
+                        req.start_pos,
+                        positions,
+                    )?;
                 }
                 let reply = shard.handle(&req).map_err(|e| e.to_string())?;
                 let positions = match &reply.output {

@@ -5,11 +5,13 @@
 use super::*;
 
 /// Mallory (//Ferdie, `--fault-never-pay`) asks for a long completion through Bob's
-/// layers 10-30 and pays nothing; Dave (`--fault-never-submit`) asks for one and hands
+/// layers 10-30 and pays nothing; Dave (`--fault-never-submit`) asks for one (with a
+/// prompt longer than one request) and hands
 /// Bob the counter-signed receipts as they fall due but never submits them. Before the
 /// defence both got their whole completions and Bob was paid for neither. Now Bob
 /// refuses Mallory's session after one increment (`PAYMENT_INCREMENT`, 32 positions, plus
-/// one draft round), and submits Dave's receipts himself once the session is quiet, so
+/// one draft round; a long prompt would have to come in pieces, each paid before the
+/// next), and submits Dave's receipts himself once the session is quiet, so
 /// he is paid for every position he computed for Dave; Alice's honest completion pays
 /// Bob as before, and blocks keep being finalised.
 #[test]
@@ -87,7 +89,12 @@ fn a_client_that_does_not_pay_is_served_one_increment_and_one_that_does_not_subm
             .then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
-    let r = post_completion(&d, &long).unwrap();
+    // A prompt of ~170 tokens: it goes to Bob in two pieces, the first paid before the
+    // second is served.
+    let counting: Vec<String> = (1..=60).map(|i| i.to_string()).collect();
+    let long_prompt =
+        json!({"prompt": counting.join(", ") + ",", "max_tokens": 96, "temperature": 0});
+    let r = post_completion(&d, &long_prompt).unwrap();
     assert_eq!(r.status, 200, "{}\n{}", r.body, joint_log(&nodes));
     let usage: Value = serde_json::from_str(&r.body).unwrap();
     let usage = &usage["usage"];

@@ -68,27 +68,36 @@ fn forward(
     session: u8,
     (start, end): (u32, u32),
 ) -> Result<(), String> {
-    l.admit_forward(peer, [session; 16], layers(), start)?;
+    l.admit_forward(peer, [session; 16], layers(), start, end - start)?;
     l.computed([session; 16], layers(), end);
     Ok(())
 }
 
 #[test]
-fn a_client_that_does_not_pay_gets_one_increment_and_no_more() {
+fn a_client_that_does_not_pay_gets_one_request_and_one_increment_and_no_more() {
     let l = ledger(u64::MAX);
     let p = peer(1);
-    // The prompt, then decoding rounds up to the increment.
+    assert_eq!(MAX_CREDIT, MAX_REQUEST + PAYMENT_INCREMENT);
+    // No request, not even a new session's first, may leave more than the credit unpaid.
+    assert!(forward(&l, p, 1, (0, MAX_CREDIT + 1)).is_err());
+    // A prompt piece, and nothing after it unpaid.
+    forward(&l, p, 2, (0, MAX_REQUEST)).unwrap();
+    let due = forward(&l, p, 2, (MAX_REQUEST, MAX_REQUEST + 1)).unwrap_err();
+    assert!(due.starts_with("payment due: positions 0..128"), "{due}");
+    // A short prompt, then decoding rounds while they start within the increment.
     forward(&l, p, 1, (0, 20)).unwrap();
     forward(&l, p, 1, (20, 32)).unwrap();
     forward(&l, p, 1, (32, 37)).unwrap();
-    let due = forward(&l, p, 1, (37, 40)).unwrap_err();
-    assert!(due.starts_with("payment due: positions 0..37"), "{due}");
-    // Paying for 0..37 lets it go on, one increment further.
+    assert!(forward(&l, p, 1, (37, 40)).is_err());
+    // Paying for what was computed lets it go on: a prompt piece, rounds.
     l.pay(p, MODEL, layers(), vec![receipt(1, 0, (0, 37), "//Dave")])
         .unwrap();
-    forward(&l, p, 1, (37, 60)).unwrap();
-    forward(&l, p, 1, (60, 69)).unwrap();
-    assert!(forward(&l, p, 1, (70, 71)).is_err());
+    forward(&l, p, 1, (37, 37 + MAX_REQUEST)).unwrap();
+    l.pay(p, MODEL, layers(), vec![receipt(1, 1, (37, 165), "//Dave")])
+        .unwrap();
+    forward(&l, p, 1, (165, 180)).unwrap();
+    forward(&l, p, 1, (180, 197)).unwrap();
+    assert!(forward(&l, p, 1, (198, 199)).is_err());
 }
 
 #[test]
@@ -106,7 +115,7 @@ fn only_the_sessions_peer_uses_or_pays_for_it() {
     );
     assert!(paid.is_err());
     assert!(
-        forward(&l, owner, 1, (40, 41)).is_err(),
+        forward(&l, owner, 1, (40, MAX_CREDIT + 1)).is_err(),
         "the session is still unpaid"
     );
 }
@@ -136,7 +145,10 @@ fn payments_that_do_not_pay_change_nothing() {
         let n = receipts.len();
         assert!(l.pay(p, MODEL, layers(), receipts).is_err(), "{n} receipts");
     }
-    assert!(forward(&l, p, 1, (40, 41)).is_err(), "still unpaid");
+    assert!(
+        forward(&l, p, 1, (40, MAX_CREDIT + 1)).is_err(),
+        "still unpaid"
+    );
     assert!(l.take_quiet(Duration::ZERO).is_empty(), "nothing kept");
 }
 
@@ -159,7 +171,7 @@ fn the_escrow_must_cover_every_receipt_of_the_client_held_here() {
 fn a_peer_deep_in_debt_opens_no_new_session() {
     let l = ledger(u64::MAX);
     let p = peer(1);
-    let prompt = 1000;
+    let prompt = MAX_REQUEST;
     let mut opened = 0u32;
     while forward(&l, p, opened as u8, (0, prompt)).is_ok() {
         opened += 1;
