@@ -59,14 +59,15 @@ pub fn submit_made_up_receipt(
 }
 
 /// Each of `uris` reports the same result for `round` of `layers`: all their made-up
-/// pseudo-gradients accepted, and adapter version `adapter`.
+/// pseudo-gradients accepted, and adapter version `adapter`. Returns the block that
+/// included the last report.
 pub fn report_together(
     rpc: &RpcClient,
     uris: &[&str],
     layers: LayerRange,
     round: u32,
     adapter: Hash,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let mut accepted: Vec<Hash> = uris.iter().map(|u| made_up_gradient(u)).collect();
     accepted.sort();
     let result = RoundResult {
@@ -76,11 +77,26 @@ pub fn report_together(
         accepted,
         adapter,
     };
+    let mut last = 0;
     for uri in uris {
         let call = Call::Training(TrainingCall::ReportRoundResult {
             result: result.clone(),
         });
-        submit_and_wait(rpc, uri, call, INCLUSION)?;
+        last = submit_and_wait(rpc, uri, call, INCLUSION)?.1;
     }
-    Ok(())
+    Ok(last)
+}
+
+/// The events of each block from `*next` to the best one, with the block's number
+/// (`*next` moves past them).
+pub fn events_by_block(rpc: &RpcClient, next: &mut u64) -> anyhow::Result<Vec<(u64, Value)>> {
+    let best = rpc.best_number()?;
+    let mut out = Vec::new();
+    while *next <= best {
+        let events = rpc.call("neuroshard_events", json!([*next]))?;
+        let events = events.as_array().cloned().unwrap_or_default();
+        out.extend(events.into_iter().map(|e| (*next, e)));
+        *next += 1;
+    }
+    Ok(out)
 }

@@ -540,8 +540,7 @@ fn made_up_gradients_and_a_withheld_adapter_earn_nothing() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
     let withheld = blake2_256(b"an adapter version nobody serves");
-    training::report_together(&rpc, &FAKERS, layers, 0, withheld).unwrap();
-    let closed_by = rpc.best_number().unwrap();
+    let closed_in = training::report_together(&rpc, &FAKERS, layers, 0, withheld).unwrap();
 
     // What the chain does with it: rewards to the fakers, verification outcomes, and
     // Dave's probes after the round closed.
@@ -553,14 +552,14 @@ fn made_up_gradients_and_a_withheld_adapter_earn_nothing() {
         "the round's outcome and two probes of Dave",
         PROBE_TIMEOUT,
         || {
-            for ev in rpc.new_events(&mut next)? {
+            for (block, ev) in training::events_by_block(&rpc, &mut next)? {
                 let its = |k: &str| ev[k].as_str().map(str::to_string).unwrap_or_default();
                 match ev["event"].as_str() {
                     Some("TrainingRewardPaid") if fakers.contains(&its("account")) => {
                         minted += chain::amount(&ev["amount"])
                     }
                     Some("TrainingContributionVerified") => outcomes.push(its("outcome")),
-                    Some("LivenessProbed") if its("worker") == dave && next > closed_by + 1 => {
+                    Some("LivenessProbed") if its("worker") == dave && block > closed_in => {
                         probes.push(ev["answered"] == true)
                     }
                     _ => {}

@@ -4,10 +4,12 @@
 //! exchanging pseudo-gradients over the shard protocol; Dave poisons his
 //! (`--fault-poison-gradient -10`). Checked:
 //! - every round closes on chain with an adapter version; the robust aggregate accepts
-//!   Bob's and Charlie's receipts and rejects Dave's, and only Bob and Charlie are paid
+//!   Bob's and Charlie's receipts and rejects Dave's; Alice, the validator, verifies
+//!   every round (Bob's and Charlie's contributions lower the loss on their assigned
+//!   data, Dave's claimed losses are contradicted), and only Bob and Charlie are paid
 //!   the training reward, to the base unit;
 //! - the held-out loss of the adapter goes down over the rounds (printed);
-//! - afterwards every 28-30 node serves the chain's last adapter version, generations
+//! - afterwards the last version is adopted and every 28-30 node serves it, generations
 //!   through Bob's and Charlie's shards give the same text, and the spot checks of those
 //!   generations' receipts (every receipt drawn) re-run the adapter and pass.
 
@@ -128,29 +130,49 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         .count();
     assert!(dave_rejected >= 1, "Dave never contributed: {record:#}");
 
-    // Training rewards: each round's reward split between its two accepted receipts,
-    // Bob's and Charlie's.
+    // Training rewards: each round's reward, once Alice (the only validator) verified
+    // the round, split between its two accepted receipts found to lower the loss, Bob's
+    // and Charlie's. Dave's claimed losses are those of his real update, not of the
+    // pseudo-gradient he shared: the replay contradicts them.
     let mut paid: BTreeMap<String, u128> = BTreeMap::new();
+    let mut verdicts: Vec<(String, String)> = Vec::new();
     let mut next = 1;
-    for e in a.rpc().new_events(&mut next).unwrap() {
-        if e["event"] == "TrainingRewardPaid" {
-            let amount: u128 = e["amount"].as_str().unwrap().parse().unwrap();
-            *paid
-                .entry(e["account"].as_str().unwrap().to_string())
-                .or_default() += amount;
-        }
-    }
-    assert_eq!(
-        paid.get(&bob),
-        Some(&(ROUNDS as u128 * TRAINING_REWARD / 2)),
-        "{paid:?}"
-    );
-    assert_eq!(
-        paid.get(&charlie),
-        Some(&(ROUNDS as u128 * TRAINING_REWARD / 2)),
-        "{paid:?}"
-    );
+    let expected = ROUNDS as u128 * TRAINING_REWARD / 2;
+    wait_for(
+        "the rounds verified and paid",
+        Duration::from_secs(300),
+        || {
+            for e in a.rpc().new_events(&mut next)? {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                match e["event"].as_str() {
+                    Some("TrainingRewardPaid") => {
+                        *paid.entry(s("account")).or_default() += s("amount").parse::<u128>()?
+                    }
+                    Some("TrainingContributionVerified") => {
+                        verdicts.push((s("worker"), s("outcome")))
+                    }
+                    _ => {}
+                }
+            }
+            let done = [&bob, &charlie]
+                .iter()
+                .all(|w| paid.get(*w) >= Some(&expected));
+            Ok(done.then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {paid:?} {verdicts:?}\n{}", joint_log(&nodes)));
+    println!("verification outcomes: {verdicts:?}");
+    assert_eq!(paid.get(&bob), Some(&expected), "{paid:?}");
+    assert_eq!(paid.get(&charlie), Some(&expected), "{paid:?}");
     assert_eq!(paid.get(&dave), None, "{paid:?}");
+    for (worker, outcome) in &verdicts {
+        let want = if *worker == dave {
+            "Contradicted"
+        } else {
+            "Improved"
+        };
+        assert_eq!(outcome, want, "{worker}: {verdicts:?}");
+    }
 
     // The held-out loss went down.
     for node in [&b, &c] {
@@ -171,9 +193,13 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         );
     }
 
-    // Every 28-30 node serves the chain's last version, and generations through Bob's
-    // and Charlie's shards agree.
+    // The last version is adopted once verified; every 28-30 node serves it, and
+    // generations through Bob's and Charlie's shards agree.
     let version = record["adapter"].as_str().unwrap().to_string();
+    wait_for("the last version adopted", Duration::from_secs(120), || {
+        Ok((training(&a)?["adopted"] == version.as_str()).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
     for node in [&b, &c, &d] {
         wait_for(
             "the new adapter version served",

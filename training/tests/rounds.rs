@@ -249,7 +249,13 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
         expected[poisoner] = O::Contradicted;
         assert_eq!(outcomes, expected, "round {round}: {:?}", v.checks);
         apply(&mut state, |o| {
-            training::submit_round_verification(o, 2, &[verifier.clone()], &verifier, &v)
+            training::submit_round_verification(
+                o,
+                2,
+                std::slice::from_ref(&verifier),
+                &verifier,
+                &v,
+            )
         })
         .unwrap();
     }
