@@ -37,19 +37,6 @@ pub(crate) fn genesis() -> StateDb {
 }
 
 pub(crate) fn genesis_with(collect_blocks: u32) -> StateDb {
-    let pp = ponw::Params {
-        // Bonds and spot checks are the PoNW tests' concern.
-        worker_bond: 0,
-        spot_check_permill: 0,
-        spot_check_slash: 0,
-        ..ponw::fixtures::params(ponw::fixtures::model(model(), 30))
-    };
-    let chain = HOLDERS
-        .iter()
-        .fold(ponw::fixtures::Genesis::new(pp), |g, h| {
-            g.worker(key(h).1, vec![layers()])
-        })
-        .worker(key("//Eve").1, vec![LayerRange::new(0, 10).unwrap()]);
     let tp = Params {
         training_reward: REWARD,
         min_contributors: 2,
@@ -58,7 +45,32 @@ pub(crate) fn genesis_with(collect_blocks: u32) -> StateDb {
         verify_blocks: 10,
         contradiction_slash: 0,
     };
-    fixtures::genesis(&chain, &tp)
+    genesis_bonded(0, &tp)
+}
+
+/// Genesis with the four holders serving 10-20 and //Eve serving 0-10 (each funded and
+/// bonded with `bond` when it is not zero), and training parameters `tp`.
+pub(crate) fn genesis_bonded(bond: Balance, tp: &Params) -> StateDb {
+    let pp = ponw::Params {
+        // Spot checks are the PoNW tests' concern.
+        worker_bond: bond,
+        spot_check_permill: 0,
+        spot_check_slash: 0,
+        ..ponw::fixtures::params(ponw::fixtures::model(model(), 30))
+    };
+    let workers = HOLDERS
+        .iter()
+        .map(|h| (*h, layers()))
+        .chain([("//Eve", LayerRange::new(0, 10).unwrap())]);
+    let chain = workers.fold(ponw::fixtures::Genesis::new(pp), |g, (h, range)| {
+        let g = if bond > 0 {
+            g.fund(key(h).1, 10 * bond)
+        } else {
+            g
+        };
+        g.worker(key(h).1, vec![range])
+    });
+    fixtures::genesis(&chain, tp)
 }
 
 pub(crate) fn body(who: &str, round: u32, base: Hash) -> GradientReceiptBody {

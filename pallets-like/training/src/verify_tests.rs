@@ -161,23 +161,11 @@ fn a_copied_pseudo_gradient_hash_is_refused() {
 
 /// Genesis where the holders have bonds of 10 NSHD and a contradicted claim costs 4.
 fn bonded_genesis() -> neuroshard_support::StateDb {
-    let pp = ponw::Params {
-        worker_bond: 10 * neuroshard_primitives::UNIT,
-        spot_check_permill: 0,
-        spot_check_slash: 0,
-        ..ponw::fixtures::params(ponw::fixtures::model(model(), 30))
-    };
-    let chain = HOLDERS
-        .iter()
-        .fold(ponw::fixtures::Genesis::new(pp), |g, h| {
-            g.fund(key(h).1, 100 * neuroshard_primitives::UNIT)
-                .worker(key(h).1, vec![layers()])
-        });
     let tp = Params {
         contradiction_slash: 4 * neuroshard_primitives::UNIT,
         ..fixtures::params()
     };
-    fixtures::genesis(&chain, &tp)
+    genesis_bonded(10 * neuroshard_primitives::UNIT, &tp)
 }
 
 /// Only receipts the aggregate accepted *and* the verifier found improving share the
