@@ -23,8 +23,8 @@ use crate::error::Result;
 use crate::lora::AdapterLayout;
 use crate::model::FrozenModel;
 use neuroshard_primitives::{
-    blake2_256, fixed_to_loss, loss_to_fixed, AccountId, ContributionCheck, ContributionOutcome,
-    Hash, LayerRange,
+    blake2_256, fixed_to_loss, loss_to_fixed, AccountId, AdapterOutcome, ContributionCheck,
+    ContributionOutcome, Hash, LayerRange,
 };
 use parity_scale_codec::Encode;
 use rand::rngs::StdRng;
@@ -35,6 +35,9 @@ use rand::SeedableRng;
 pub const PROBE_WINDOWS: usize = 1;
 /// Cosine similarity above which a pseudo-gradient counts as a copy of an earlier one.
 pub const COPY_COSINE: f32 = 0.999;
+/// Nats a new adapter version's held-out loss may exceed the adopted one's and still be
+/// adopted (one window of text is a noisy measure; poison moves it by far more).
+pub const HELD_OUT_TOLERANCE: f32 = 0.05;
 /// A claimed loss agrees with the replay when within this many nats of it (the replay
 /// runs the same kernels on the same inputs; this only absorbs thread-order rounding).
 pub const LOSS_TOLERANCE: f32 = 2e-3;
@@ -132,6 +135,19 @@ pub fn judge(claimed: (u32, u32), replay: &Replay, copied: bool) -> Contribution
         ContributionOutcome::Improved
     } else {
         ContributionOutcome::NoImprovement
+    }
+}
+
+/// The verdict on a new adapter version from its held-out loss (`None`: no snapshot
+/// hashing to the recorded version) and the adopted version's (`None`: its snapshot is
+/// gone, so nothing shows the new one is not worse).
+pub fn judge_adapter(new: Option<f32>, adopted: Option<f32>) -> AdapterOutcome {
+    match (new, adopted) {
+        (Some(new), Some(old)) if new.is_finite() && new <= old + HELD_OUT_TOLERANCE => {
+            AdapterOutcome::Adopted
+        }
+        (Some(_), Some(_)) => AdapterOutcome::Worse,
+        _ => AdapterOutcome::Unavailable,
     }
 }
 
@@ -283,6 +299,22 @@ mod tests {
             judge(honest, &nan, false),
             ContributionOutcome::Contradicted
         );
+    }
+
+    #[test]
+    fn a_poisoned_or_withheld_adapter_is_not_adopted() {
+        assert_eq!(judge_adapter(Some(3.0), Some(3.1)), AdapterOutcome::Adopted);
+        assert_eq!(
+            judge_adapter(Some(3.12), Some(3.1)),
+            AdapterOutcome::Adopted
+        );
+        assert_eq!(judge_adapter(Some(4.0), Some(3.1)), AdapterOutcome::Worse);
+        assert_eq!(
+            judge_adapter(Some(f32::NAN), Some(3.1)),
+            AdapterOutcome::Worse
+        );
+        assert_eq!(judge_adapter(None, Some(3.1)), AdapterOutcome::Unavailable);
+        assert_eq!(judge_adapter(Some(3.0), None), AdapterOutcome::Unavailable);
     }
 
     #[test]

@@ -14,12 +14,12 @@ use anyhow::Context;
 use neuroshard_client::hex_hash;
 use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_primitives::{
-    loss_to_fixed, AdapterOutcome, Call, Hash, LayerRange, RoundVerification, TrainingCall,
+    loss_to_fixed, Call, Hash, LayerRange, RoundVerification, TrainingCall,
 };
 use neuroshard_runtime::training::{self as pallet, AwaitingVerification, RoundKey};
 use neuroshard_runtime::Runtime;
 use neuroshard_training::corpus::{HELD_OUT, TRAIN};
-use neuroshard_training::gauntlet::{verify_contributions, Candidate, RoundContext};
+use neuroshard_training::gauntlet::{judge_adapter, verify_contributions, Candidate, RoundContext};
 use neuroshard_training::{codec, evaluate_windows, AdapterLayout, Dataset, FrozenModel};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,9 +32,6 @@ use tracing::{info, warn};
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Held-out windows an adapter version is scored on.
 const HELD_OUT_WINDOWS: usize = 1;
-/// Nats a new version's held-out loss may exceed the adopted one's and still be adopted
-/// (one window of text is a noisy measure; poison moves it by far more).
-const HELD_OUT_TOLERANCE: f32 = 0.05;
 
 /// What the verifier holds for one shard: its frozen model, adapter layout, the shared
 /// training pool and the held-out windows.
@@ -297,14 +294,7 @@ fn score(
         (None, None) => None,
     };
     let new_loss = theta_new.as_deref().map(loss).transpose()?;
-    let adapter = match (new_loss, adopted_loss) {
-        (None, _) => AdapterOutcome::Unavailable,
-        (Some(new), Some(old)) if new > old + HELD_OUT_TOLERANCE => AdapterOutcome::Worse,
-        (Some(_), Some(_)) => AdapterOutcome::Adopted,
-        // The adopted version's snapshot is gone: nothing to compare with, so nothing
-        // to show the new one is not worse.
-        (Some(_), None) => AdapterOutcome::Unavailable,
-    };
+    let adapter = judge_adapter(new_loss, adopted_loss);
     let v = RoundVerification {
         model,
         layers,
