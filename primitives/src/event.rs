@@ -263,12 +263,16 @@ pub enum Event {
         round: u32,
         outcome: ContributionOutcome,
     },
-    /// The verdict on a closed round's adapter version (adopted for serving or not).
+    /// The verdict on a closed round's adapter version (adopted for serving or not),
+    /// with the held-out losses the verifier measured for the adopted version and for
+    /// this one (micro-nats; 0 when not measured).
     TrainingAdapterVerified {
         layers: LayerRange,
         round: u32,
         adapter: Hash,
         outcome: AdapterOutcome,
+        held_out_before: u32,
+        held_out_after: u32,
     },
 }
 

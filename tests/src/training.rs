@@ -1,7 +1,8 @@
 //! Proof of Training as an adversary plays it from outside a node: gradient receipts
 //! with made-up pseudo-gradient hashes (no payload behind them), signed by dev keys and
 //! submitted over RPC, the round result such accounts report together, and what the
-//! chain then says about a layer range (`neuroshard_training`) and its rewards.
+//! chain then says about a layer range (`neuroshard_training`), its verification and
+//! rewards, and the liveness probes of its servers ([`TrainingEvents`]).
 
 use crate::chain::{parse_hash, submit_and_wait};
 use crate::RpcClient;
@@ -12,6 +13,7 @@ use neuroshard_primitives::{
 };
 use serde_json::{json, Value};
 use sp_core::Pair as _;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const INCLUSION: Duration = Duration::from_secs(60);
@@ -99,4 +101,69 @@ pub fn events_by_block(rpc: &RpcClient, next: &mut u64) -> anyhow::Result<Vec<(u
         *next += 1;
     }
     Ok(out)
+}
+
+/// What the chain's events said so far about training and probes, read block by block.
+#[derive(Debug)]
+pub struct TrainingEvents {
+    /// The next block to read.
+    pub next: u64,
+    /// Training rewards minted, per SS58 account.
+    pub paid: BTreeMap<String, u128>,
+    /// (worker, outcome) of every verified contribution.
+    pub verdicts: Vec<(String, String)>,
+    /// Every `TrainingAdapterVerified` event.
+    pub adapters: Vec<Value>,
+    /// (block, worker, answered) of every liveness probe.
+    pub probes: Vec<(u64, String, bool)>,
+}
+
+impl Default for TrainingEvents {
+    fn default() -> Self {
+        Self {
+            next: 1,
+            paid: BTreeMap::new(),
+            verdicts: Vec::new(),
+            adapters: Vec::new(),
+            probes: Vec::new(),
+        }
+    }
+}
+
+impl TrainingEvents {
+    /// Reads the blocks up to the best one.
+    pub fn poll(&mut self, rpc: &RpcClient) -> anyhow::Result<()> {
+        for (block, e) in events_by_block(rpc, &mut self.next)? {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            match e["event"].as_str() {
+                Some("TrainingRewardPaid") => {
+                    *self.paid.entry(s("account")).or_default() += s("amount").parse::<u128>()?
+                }
+                Some("TrainingContributionVerified") => {
+                    self.verdicts.push((s("worker"), s("outcome")))
+                }
+                Some("TrainingAdapterVerified") => self.adapters.push(e.clone()),
+                Some("LivenessProbed") => {
+                    self.probes
+                        .push((block, s("worker"), e["answered"] == true))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Training rewards paid to `who` so far.
+    pub fn paid_to(&self, who: &str) -> u128 {
+        self.paid.get(who).copied().unwrap_or(0)
+    }
+
+    /// Whether each probe of `worker` in a block after `block` was answered.
+    pub fn probes_after(&self, worker: &str, block: u64) -> Vec<bool> {
+        self.probes
+            .iter()
+            .filter(|(b, w, _)| *b > block && w == worker)
+            .map(|(_, _, answered)| *answered)
+            .collect()
+    }
 }

@@ -17,6 +17,7 @@ use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::generate_text;
 use neuroshard_tests::process::joint_log;
 use neuroshard_tests::spec::{set_model_shards, write_spec_with};
+use neuroshard_tests::training::TrainingEvents;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -134,44 +135,29 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
     // the round, split between its two accepted receipts found to lower the loss, Bob's
     // and Charlie's. Dave's claimed losses are those of his real update, not of the
     // pseudo-gradient he shared: the replay contradicts them.
-    let mut paid: BTreeMap<String, u128> = BTreeMap::new();
-    let mut verdicts: Vec<(String, String)> = Vec::new();
-    let mut next = 1;
+    let mut seen = TrainingEvents::default();
     let expected = ROUNDS as u128 * TRAINING_REWARD / 2;
     wait_for(
         "the rounds verified and paid",
         Duration::from_secs(300),
         || {
-            for e in a.rpc().new_events(&mut next)? {
-                let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-                match e["event"].as_str() {
-                    Some("TrainingRewardPaid") => {
-                        *paid.entry(s("account")).or_default() += s("amount").parse::<u128>()?
-                    }
-                    Some("TrainingContributionVerified") => {
-                        verdicts.push((s("worker"), s("outcome")))
-                    }
-                    _ => {}
-                }
-            }
-            let done = [&bob, &charlie]
-                .iter()
-                .all(|w| paid.get(*w) >= Some(&expected));
+            seen.poll(&a.rpc())?;
+            let done = [&bob, &charlie].iter().all(|w| seen.paid_to(w) >= expected);
             Ok(done.then_some(()))
         },
     )
-    .unwrap_or_else(|e| panic!("{e}: {paid:?} {verdicts:?}\n{}", joint_log(&nodes)));
-    println!("verification outcomes: {verdicts:?}");
-    assert_eq!(paid.get(&bob), Some(&expected), "{paid:?}");
-    assert_eq!(paid.get(&charlie), Some(&expected), "{paid:?}");
-    assert_eq!(paid.get(&dave), None, "{paid:?}");
-    for (worker, outcome) in &verdicts {
+    .unwrap_or_else(|e| panic!("{e}: {seen:?}\n{}", joint_log(&nodes)));
+    println!("verification outcomes: {:?}", seen.verdicts);
+    assert_eq!(seen.paid_to(&bob), expected, "{:?}", seen.paid);
+    assert_eq!(seen.paid_to(&charlie), expected, "{:?}", seen.paid);
+    assert_eq!(seen.paid_to(&dave), 0, "{:?}", seen.paid);
+    for (worker, outcome) in &seen.verdicts {
         let want = if *worker == dave {
             "Contradicted"
         } else {
             "Improved"
         };
-        assert_eq!(outcome, want, "{worker}: {verdicts:?}");
+        assert_eq!(outcome, want, "{worker}: {:?}", seen.verdicts);
     }
 
     // The held-out loss went down.

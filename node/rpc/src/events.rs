@@ -4,7 +4,7 @@
 //! ranges as "start-end".
 
 use neuroshard_client::hex_hash;
-use neuroshard_primitives::{crypto, Event, SlashReason};
+use neuroshard_primitives::{crypto, fixed_to_loss, Event, SlashReason};
 use serde_json::{json, Value};
 
 /// The JSON form of one event.
@@ -173,9 +173,12 @@ pub fn event_json(event: &Event) -> Value {
             round,
             adapter,
             outcome,
+            held_out_before,
+            held_out_after,
         } => json!({
             "event": "TrainingAdapterVerified", "layers": layers.to_string(), "round": round,
             "adapter": hex_hash(adapter), "outcome": outcome.as_str(),
+            "heldOutBefore": fixed_to_loss(*held_out_before), "heldOutAfter": fixed_to_loss(*held_out_after),
         }),
         Event::TrainingRewardPaid {
             account,

@@ -215,7 +215,10 @@ pub async fn run_holder(
             if let Some(c) = sealed.take() {
                 ctx.board.insert_contribution(c);
             }
-            match aggregate_and_report(&ctx, &mut trainer, layers, view.round).await {
+            let poison_adapter = options.poison_adapter();
+            match aggregate_and_report(&ctx, &mut trainer, (layers, view.round), poison_adapter)
+                .await
+            {
                 Ok(()) => {
                     reported = Some(view.round);
                     if let Ok(loss) = blocking(&mut trainer, evaluate(held_out.clone())).await {
@@ -281,8 +284,8 @@ async fn contribute(
 async fn aggregate_and_report(
     ctx: &TrainingContext,
     trainer: &mut Option<ShardTrainer>,
-    layers: LayerRange,
-    round: u32,
+    (layers, round): (LayerRange, u32),
+    poison_adapter: Option<f32>,
 ) -> anyhow::Result<()> {
     let records = finalized_records(ctx, layers, round)?;
     let deadline = tokio::time::Instant::now() + FETCH_PATIENCE;
@@ -308,7 +311,18 @@ async fn aggregate_and_report(
     if !missing.is_empty() {
         warn!(layers = %layers, round, missing = missing.len(), "aggregating without pseudo-gradients no peer served");
     }
-    let outcome = blocking(trainer, move |t| Ok(t.apply_round(&contributions)?)).await?;
+    let mut outcome = blocking(trainer, move |t| Ok(t.apply_round(&contributions)?)).await?;
+    if let Some(factor) = poison_adapter {
+        // Fault injection: a colluding holder reports (and serves) a scaled adapter.
+        outcome.result.adapter = blocking(trainer, move |t| {
+            let mut s = t.snapshot();
+            s.theta.iter_mut().for_each(|v| *v *= factor);
+            let version = t.layout().hash(&s.theta);
+            t.restore(s, &version)?;
+            Ok(version)
+        })
+        .await?;
+    }
     let Some(t) = trainer.as_ref() else {
         anyhow::bail!("trainer lost");
     };

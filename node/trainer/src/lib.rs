@@ -87,6 +87,10 @@ pub struct TrainOptions {
     /// Fault injection: scale this holder's pseudo-gradients by this factor.
     #[cfg(feature = "fault-injection")]
     pub poison: Option<f32>,
+    /// Fault injection: after each outer step, scale the adapter by this factor and
+    /// report (and serve the snapshot of) that version.
+    #[cfg(feature = "fault-injection")]
+    pub poison_adapter: Option<f32>,
 }
 
 impl TrainOptions {
@@ -95,6 +99,15 @@ impl TrainOptions {
     pub fn poison(&self) -> Option<f32> {
         #[cfg(feature = "fault-injection")]
         return self.poison;
+        #[cfg(not(feature = "fault-injection"))]
+        None
+    }
+
+    /// The factor this holder scales its adapter by after each outer step (fault
+    /// injection; always `None` in a production build).
+    pub fn poison_adapter(&self) -> Option<f32> {
+        #[cfg(feature = "fault-injection")]
+        return self.poison_adapter;
         #[cfg(not(feature = "fault-injection"))]
         None
     }

@@ -172,20 +172,23 @@ pub fn submit_round_verification(
         });
     }
     RECEIPTS.insert(overlay, &key, &records);
-    adopt(overlay, key, v.adapter)
+    adopt(overlay, key, v)
 }
 
 /// Records the verdict on the round's adapter; an `Adopted` version newer than the
 /// shard's adopted one becomes what serving nodes run.
-fn adopt(overlay: &mut Overlay<'_>, key: RoundKey, outcome: AdapterOutcome) -> Result<()> {
+fn adopt(overlay: &mut Overlay<'_>, key: RoundKey, v: &RoundVerification) -> Result<()> {
     let closed = CLOSED
         .get(overlay, &key)?
         .ok_or(Error::NotAwaitingVerification)?;
+    let outcome = v.adapter;
     overlay.deposit_event(Event::TrainingAdapterVerified {
         layers: key.1,
         round: key.2,
         adapter: closed.adapter,
         outcome,
+        held_out_before: v.held_out_before,
+        held_out_after: v.held_out_after,
     });
     let mut state = shard(overlay, key.0, key.1)?;
     let newer = state.adopted.is_none_or(|(round, _)| round < key.2);
