@@ -223,3 +223,59 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
     )
     .unwrap_or_else(|e| panic!("{e} ({passed}/{requested})\n{}", joint_log(&nodes)));
 }
+
+/// Adapter versions survive restarts. Bob, Charlie and Dave train 28-30 for one round
+/// (the robust rule needs three) and Alice, the validator, verifies and adopts its
+/// version. Then every node is killed (`kill -9`) and restarted on its own base path:
+/// no process holds the version in memory any more, yet the holders' shards serve it
+/// again (each kept its snapshot on disk beside its chain database).
+#[test]
+fn adapter_versions_survive_a_restart_of_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
+        params["training"]["collect_blocks"] = 10.into();
+        params["ponw"]["spot_check_permill"] = 0.into();
+    })
+    .unwrap();
+    set_model_shards(&spec, &["0-10", "10-20", "20-28", LAYERS]).unwrap();
+    let network = |dir: &Path| {
+        let (a, boot) = NodeProcess::alice_serving(&spec, dir, "0-28").unwrap();
+        let holder = |name: &str, key: &str| {
+            let args = ["--key", key, "--shards", LAYERS, "--bootnodes", &boot];
+            let train = ["--train", LAYERS, "--train-rounds", "1"];
+            start(&spec, dir, name, &[&args[..], &train[..]].concat())
+        };
+        let nodes = [
+            a,
+            holder("b", "//Bob"),
+            holder("c", "//Charlie"),
+            holder("d", "//Dave"),
+        ];
+        for node in &nodes {
+            node.wait_serving(MODEL_TIMEOUT);
+        }
+        nodes
+    };
+    let served_by_holders = |nodes: &[NodeProcess; 4], version: &str| {
+        for node in &nodes[1..] {
+            wait_for(
+                "the adopted version served",
+                Duration::from_secs(180),
+                || Ok((training(node)?["served"] == version).then_some(())),
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes.each_ref())));
+        }
+    };
+    let nodes = network(dir.path());
+    let version = wait_for("round 0 adopted", Duration::from_secs(600), || {
+        Ok(training(&nodes[0])?["adopted"].as_str().map(str::to_string))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes.each_ref())));
+    served_by_holders(&nodes, &version);
+    for node in nodes {
+        node.kill9();
+    }
+    let nodes = network(dir.path());
+    served_by_holders(&nodes, &version);
+    println!("adapter {version} served again after every node restarted");
+}
