@@ -4,7 +4,7 @@
 
 use crate::crypto::{blake2_256, verify, AccountId, Hash, Keypair, Signature};
 use crate::receipt::{LayerRange, Receipt};
-use crate::training::{GradientReceipt, RoundResult};
+use crate::training::{GradientReceipt, RoundResult, RoundVerification};
 use crate::units::{Balance, Nonce};
 use parity_scale_codec::{Decode, Encode};
 use sp_core::Pair as _;
@@ -107,6 +107,11 @@ pub enum TrainingCall {
     /// aggregate: which pseudo-gradients were kept and the new adapter version. The round
     /// closes when a majority of the round's contributors report the same result.
     ReportRoundResult { result: RoundResult },
+    /// The validator drawn to verify a closed round (any validator once the round's
+    /// verification is overdue) submits its verdicts: the round's reward is paid to the
+    /// accepted receipts it found `Improved`, contradicted workers are slashed, and the
+    /// adapter version is adopted for serving when it says so.
+    SubmitRoundVerification { verification: RoundVerification },
 }
 
 /// Any call, routed by pallet.
@@ -146,6 +151,9 @@ impl Call {
             }
             Call::Training(TrainingCall::ReportRoundResult { .. }) => {
                 "training.report_round_result"
+            }
+            Call::Training(TrainingCall::SubmitRoundVerification { .. }) => {
+                "training.submit_round_verification"
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::crypto::{AccountId, Hash};
 use crate::receipt::LayerRange;
+use crate::training::{AdapterOutcome, ContributionOutcome};
 use crate::units::Balance;
 use parity_scale_codec::{Decode, Encode};
 
@@ -248,6 +249,31 @@ pub enum Event {
         fee: Balance,
         error: String,
     },
+    /// A training round closed and `verifier` (a validator drawn from the block's
+    /// randomness) must verify its contributions before anything is paid or adopted.
+    TrainingVerificationRequested {
+        layers: LayerRange,
+        round: u32,
+        verifier: AccountId,
+    },
+    /// The verdict on one gradient receipt of a closed round.
+    TrainingContributionVerified {
+        worker: AccountId,
+        layers: LayerRange,
+        round: u32,
+        outcome: ContributionOutcome,
+    },
+    /// The verdict on a closed round's adapter version (adopted for serving or not),
+    /// with the held-out losses the verifier measured for the adopted version and for
+    /// this one (micro-nats; 0 when not measured).
+    TrainingAdapterVerified {
+        layers: LayerRange,
+        round: u32,
+        adapter: Hash,
+        outcome: AdapterOutcome,
+        held_out_before: u32,
+        held_out_after: u32,
+    },
 }
 
 /// A validator's verdict on a sampled receipt.
@@ -282,6 +308,8 @@ pub enum SlashReason {
     FailedSpotCheck { receipt: Hash },
     /// A validator's spot-check verdict was contradicted by the checkers' majority.
     WrongVerdict { receipt: Hash },
+    /// A gradient receipt's claimed losses were contradicted by the validator's replay.
+    ContradictedTraining { layers: LayerRange, round: u32 },
 }
 
 impl SlashReason {
@@ -291,6 +319,7 @@ impl SlashReason {
             SlashReason::Equivocation { .. } => "equivocation",
             SlashReason::FailedSpotCheck { .. } => "failed_spot_check",
             SlashReason::WrongVerdict { .. } => "wrong_verdict",
+            SlashReason::ContradictedTraining { .. } => "contradicted_training",
         }
     }
 }

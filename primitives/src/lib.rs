@@ -26,7 +26,7 @@ pub use event::{Event, RejectReason, SlashReason, SpotCheckVerdict};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use slot_lottery::VrfSignature;
 pub use training::{
-    fixed_to_loss, loss_to_fixed, GradientReceipt, GradientReceiptBody, RoundResult,
-    MAX_ACCEPTED_PER_ROUND,
+    fixed_to_loss, loss_to_fixed, AdapterOutcome, ContributionCheck, ContributionOutcome,
+    GradientReceipt, GradientReceiptBody, RoundResult, RoundVerification, MAX_ACCEPTED_PER_ROUND,
 };
 pub use units::{format_balance, parse_balance, Balance, BlockNumber, Nonce, UNIT};

@@ -115,6 +115,81 @@ impl RoundResult {
     }
 }
 
+/// A validator's verdict on one gradient receipt of a closed round, from replaying the
+/// worker's loss on its assigned data before and after applying its pseudo-gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ContributionOutcome {
+    /// The pseudo-gradient lowered the loss and the claimed losses match the replay.
+    Improved,
+    /// It did not lower the loss (earns nothing).
+    NoImprovement,
+    /// A near-copy of a pseudo-gradient recorded earlier in the round (earns nothing).
+    Copied,
+    /// No peer served the payload its receipt commits to (earns nothing).
+    Unavailable,
+    /// The worker's claimed losses are contradicted by the replay (slashed).
+    Contradicted,
+}
+
+impl ContributionOutcome {
+    /// Stable name for RPC and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Improved => "Improved",
+            Self::NoImprovement => "NoImprovement",
+            Self::Copied => "Copied",
+            Self::Unavailable => "Unavailable",
+            Self::Contradicted => "Contradicted",
+        }
+    }
+}
+
+/// A validator's verdict on the adapter version a closed round recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum AdapterOutcome {
+    /// Its snapshot is available, hashes to the recorded version and does not raise the
+    /// held-out loss: serving nodes adopt it.
+    Adopted,
+    /// No peer served a snapshot hashing to the recorded version.
+    Unavailable,
+    /// It raises the held-out loss (poisoned): not adopted.
+    Worse,
+}
+
+impl AdapterOutcome {
+    /// Stable name for RPC and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Adopted => "Adopted",
+            Self::Unavailable => "Unavailable",
+            Self::Worse => "Worse",
+        }
+    }
+}
+
+/// The verdict on one receipt, with the losses the validator measured (micro-nats).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ContributionCheck {
+    pub worker: AccountId,
+    pub outcome: ContributionOutcome,
+    pub loss_before: u32,
+    pub loss_after: u32,
+}
+
+/// A validator's verification of a closed round: one check per recorded receipt (in
+/// the chain's order) and the verdict on its adapter, with the held-out losses of the
+/// round's base version and of the new one (micro-nats).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct RoundVerification {
+    pub model: Hash,
+    pub layers: LayerRange,
+    pub round: u32,
+    pub checks: Vec<ContributionCheck>,
+    pub adapter: AdapterOutcome,
+    pub held_out_before: u32,
+    pub held_out_after: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,7 +223,16 @@ fn dispatch(
             training::submit_gradient_receipt(o, ctx.number, receipt)?
         }
         Call::Training(TrainingCall::ReportRoundResult { result }) => {
-            training::report_round_result(o, ctx.number, who, result)?
+            let validators = Runtime::validator_bonds(&*o)?;
+            let verifiers = training::Verifiers {
+                validators: &validators,
+                randomness: ctx.randomness,
+            };
+            training::report_round_result(o, ctx.number, who, result, &verifiers)?
+        }
+        Call::Training(TrainingCall::SubmitRoundVerification { verification }) => {
+            let validators = staking::validators(o)?;
+            training::submit_round_verification(o, ctx.number, &validators, who, verification)?
         }
     }
     Ok(())

@@ -629,7 +629,46 @@ fn training_rounds_close_and_pay_through_extrinsics() {
             ..
         }
     )));
-    // The round's 2 NSHD split between its two accepted receipts.
+    // Closed, unpaid until the drawn validator verifies it.
+    let Some(verifier) = events.iter().find_map(|e| match e {
+        Event::TrainingVerificationRequested { verifier, .. } => Some(verifier.clone()),
+        _ => None,
+    }) else {
+        panic!("no verification requested: {events:?}");
+    };
+    assert_eq!(chain.free("//Bob"), bob - fees[0]);
+    let uri = ["//Alice", "//Bob", "//Charlie", "//Dave"]
+        .into_iter()
+        .find(|u| account(u) == verifier)
+        .expect("a dev validator");
+    let check = |who: &str| neuroshard_primitives::ContributionCheck {
+        worker: account(who),
+        outcome: neuroshard_primitives::ContributionOutcome::Improved,
+        loss_before: 3_000_000,
+        loss_after: 2_000_000,
+    };
+    let verification = neuroshard_primitives::RoundVerification {
+        model: model(),
+        layers,
+        round: 0,
+        checks: vec![check("//Bob"), check("//Charlie")],
+        adapter: neuroshard_primitives::AdapterOutcome::Adopted,
+        held_out_before: 3_000_000,
+        held_out_after: 2_900_000,
+    };
+    let nonce = chain
+        .runtime
+        .account(&chain.state, &verifier)
+        .unwrap()
+        .nonce;
+    let xt = chain.sign(
+        uri,
+        nonce,
+        Call::Training(TrainingCall::SubmitRoundVerification { verification }),
+    );
+    let (_, _, rejected) = chain.produce(vec![xt]);
+    assert_eq!(rejected, 0);
+    // The round's 2 NSHD split between its two accepted, verified receipts.
     assert_eq!(chain.free("//Bob"), bob + UNIT - fees[0]);
     assert_eq!(chain.free("//Charlie"), charlie + UNIT - fees[1]);
     let params = Runtime::params(&chain.state).unwrap();

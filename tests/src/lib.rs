@@ -13,6 +13,7 @@ pub mod process;
 pub mod rpc;
 pub mod spec;
 pub mod tools;
+pub mod training;
 pub mod webdriver;
 
 pub use process::{neuroshard_bin, NodeProcess};

@@ -20,6 +20,11 @@ mod payments;
 const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 
+#[path = "attacks/proof_of_training.rs"]
+mod proof_of_training;
+/// Two wall-clock minute boundaries and an epoch boundary, with margin.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A dev chain spec (1 s slots) under `dir` on which every receipt is drawn for a spot
 /// check, with a 40-block check window.
 fn every_receipt_checked(dir: &Path) -> PathBuf {

@@ -4,10 +4,12 @@
 //! exchanging pseudo-gradients over the shard protocol; Dave poisons his
 //! (`--fault-poison-gradient -10`). Checked:
 //! - every round closes on chain with an adapter version; the robust aggregate accepts
-//!   Bob's and Charlie's receipts and rejects Dave's, and only Bob and Charlie are paid
+//!   Bob's and Charlie's receipts and rejects Dave's; Alice, the validator, verifies
+//!   every round (Bob's and Charlie's contributions lower the loss on their assigned
+//!   data, Dave's claimed losses are contradicted), and only Bob and Charlie are paid
 //!   the training reward, to the base unit;
 //! - the held-out loss of the adapter goes down over the rounds (printed);
-//! - afterwards every 28-30 node serves the chain's last adapter version, generations
+//! - afterwards the last version is adopted and every 28-30 node serves it, generations
 //!   through Bob's and Charlie's shards give the same text, and the spot checks of those
 //!   generations' receipts (every receipt drawn) re-run the adapter and pass.
 
@@ -15,6 +17,7 @@ use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::generate_text;
 use neuroshard_tests::process::joint_log;
 use neuroshard_tests::spec::{set_model_shards, write_spec_with};
+use neuroshard_tests::training::TrainingEvents;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -128,29 +131,34 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         .count();
     assert!(dave_rejected >= 1, "Dave never contributed: {record:#}");
 
-    // Training rewards: each round's reward split between its two accepted receipts,
-    // Bob's and Charlie's.
-    let mut paid: BTreeMap<String, u128> = BTreeMap::new();
-    let mut next = 1;
-    for e in a.rpc().new_events(&mut next).unwrap() {
-        if e["event"] == "TrainingRewardPaid" {
-            let amount: u128 = e["amount"].as_str().unwrap().parse().unwrap();
-            *paid
-                .entry(e["account"].as_str().unwrap().to_string())
-                .or_default() += amount;
-        }
+    // Training rewards: each round's reward, once Alice (the only validator) verified
+    // the round, split between its two accepted receipts found to lower the loss, Bob's
+    // and Charlie's. Dave's claimed losses are those of his real update, not of the
+    // pseudo-gradient he shared: the replay contradicts them.
+    let mut seen = TrainingEvents::default();
+    let expected = ROUNDS as u128 * TRAINING_REWARD / 2;
+    wait_for(
+        "the rounds verified and paid",
+        Duration::from_secs(300),
+        || {
+            seen.poll(&a.rpc())?;
+            let done = [&bob, &charlie].iter().all(|w| seen.paid_to(w) >= expected);
+            Ok(done.then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {seen:?}\n{}", joint_log(&nodes)));
+    println!("verification outcomes: {:?}", seen.verdicts);
+    assert_eq!(seen.paid_to(&bob), expected, "{:?}", seen.paid);
+    assert_eq!(seen.paid_to(&charlie), expected, "{:?}", seen.paid);
+    assert_eq!(seen.paid_to(&dave), 0, "{:?}", seen.paid);
+    for (worker, outcome) in &seen.verdicts {
+        let want = if *worker == dave {
+            "Contradicted"
+        } else {
+            "Improved"
+        };
+        assert_eq!(outcome, want, "{worker}: {:?}", seen.verdicts);
     }
-    assert_eq!(
-        paid.get(&bob),
-        Some(&(ROUNDS as u128 * TRAINING_REWARD / 2)),
-        "{paid:?}"
-    );
-    assert_eq!(
-        paid.get(&charlie),
-        Some(&(ROUNDS as u128 * TRAINING_REWARD / 2)),
-        "{paid:?}"
-    );
-    assert_eq!(paid.get(&dave), None, "{paid:?}");
 
     // The held-out loss went down.
     for node in [&b, &c] {
@@ -171,9 +179,13 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         );
     }
 
-    // Every 28-30 node serves the chain's last version, and generations through Bob's
-    // and Charlie's shards agree.
+    // The last version is adopted once verified; every 28-30 node serves it, and
+    // generations through Bob's and Charlie's shards agree.
     let version = record["adapter"].as_str().unwrap().to_string();
+    wait_for("the last version adopted", Duration::from_secs(120), || {
+        Ok((training(&a)?["adopted"] == version.as_str()).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes)));
     for node in [&b, &c, &d] {
         wait_for(
             "the new adapter version served",
@@ -210,4 +222,60 @@ fn holders_train_an_adapter_exclude_a_poisoner_and_serve_the_new_version() {
         },
     )
     .unwrap_or_else(|e| panic!("{e} ({passed}/{requested})\n{}", joint_log(&nodes)));
+}
+
+/// Adapter versions survive restarts. Bob, Charlie and Dave train 28-30 for one round
+/// (the robust rule needs three) and Alice, the validator, verifies and adopts its
+/// version. Then every node is killed (`kill -9`) and restarted on its own base path:
+/// no process holds the version in memory any more, yet the holders' shards serve it
+/// again (each kept its snapshot on disk beside its chain database).
+#[test]
+fn adapter_versions_survive_a_restart_of_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
+        params["training"]["collect_blocks"] = 10.into();
+        params["ponw"]["spot_check_permill"] = 0.into();
+    })
+    .unwrap();
+    set_model_shards(&spec, &["0-10", "10-20", "20-28", LAYERS]).unwrap();
+    let network = |dir: &Path| {
+        let (a, boot) = NodeProcess::alice_serving(&spec, dir, "0-28").unwrap();
+        let holder = |name: &str, key: &str| {
+            let args = ["--key", key, "--shards", LAYERS, "--bootnodes", &boot];
+            let train = ["--train", LAYERS, "--train-rounds", "1"];
+            start(&spec, dir, name, &[&args[..], &train[..]].concat())
+        };
+        let nodes = [
+            a,
+            holder("b", "//Bob"),
+            holder("c", "//Charlie"),
+            holder("d", "//Dave"),
+        ];
+        for node in &nodes {
+            node.wait_serving(MODEL_TIMEOUT);
+        }
+        nodes
+    };
+    let served_by_holders = |nodes: &[NodeProcess; 4], version: &str| {
+        for node in &nodes[1..] {
+            wait_for(
+                "the adopted version served",
+                Duration::from_secs(180),
+                || Ok((training(node)?["served"] == version).then_some(())),
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes.each_ref())));
+        }
+    };
+    let nodes = network(dir.path());
+    let version = wait_for("round 0 adopted", Duration::from_secs(600), || {
+        Ok(training(&nodes[0])?["adopted"].as_str().map(str::to_string))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", joint_log(&nodes.each_ref())));
+    served_by_holders(&nodes, &version);
+    for node in nodes {
+        node.kill9();
+    }
+    let nodes = network(dir.path());
+    served_by_holders(&nodes, &version);
+    println!("adapter {version} served again after every node restarted");
 }

@@ -46,13 +46,13 @@ pub struct InnerResult {
     pub losses: Vec<f32>,
 }
 
-/// Runs `config.steps` AdamW steps on `theta_start` over `data` (window order drawn
-/// from `seed`).
+/// Runs `config.steps` AdamW steps on `theta_start` over the windows `windows` of
+/// `data` (all of them when empty; order drawn from `seed`).
 pub fn inner_loop(
     model: &FrozenModel,
     layout: &AdapterLayout,
     theta_start: &[f32],
-    data: &Dataset,
+    (data, assigned): (&Dataset, &[usize]),
     config: &InnerConfig,
     seed: u64,
 ) -> Result<InnerResult> {
@@ -81,7 +81,11 @@ pub fn inner_loop(
         let mut windows = Vec::with_capacity(config.batch);
         while windows.len() < config.batch.max(1) {
             if order.is_empty() {
-                order = (0..data.len()).collect();
+                order = if assigned.is_empty() {
+                    (0..data.len()).collect()
+                } else {
+                    assigned.to_vec()
+                };
                 order.shuffle(&mut rng);
             }
             if let Some(w) = order.pop() {

@@ -1,5 +1,6 @@
-//! Several holders of one shard training in one process: building them with their
-//! shares of the corpus and running a round on all of them in parallel threads through
+//! Several holders of one shard training in one process: building them on the shared
+//! training pool (each trains on the windows assigned to it, see
+//! [`crate::gauntlet::assignment`]) and running a round on all of them in parallel threads through
 //! an [`InProcessExchange`]. Used by the tests and by `neuroshard bench training`.
 
 use crate::corpus;
@@ -13,8 +14,8 @@ use neuroshard_primitives::{Hash, Keypair};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Builds one [`ShardTrainer`] per key, each with its share of the training corpus
-/// (`tokenize` turns text into the model's token ids).
+/// Builds one [`ShardTrainer`] per key, each on the training corpus as the pool its
+/// assignments are drawn from (`tokenize` turns text into the model's token ids).
 #[allow(clippy::too_many_arguments)]
 pub fn build_holders(
     model: Arc<FrozenModel>,
@@ -27,11 +28,10 @@ pub fn build_holders(
     max_windows: usize,
 ) -> Result<Vec<ShardTrainer>> {
     let layout = AdapterLayout::new(model.config(), model.shard(), lora.clone())?;
+    let tokens = tokenize(corpus::TRAIN)?;
     keys.iter()
-        .enumerate()
-        .map(|(i, key)| {
-            let text = corpus::local_share(corpus::TRAIN, i, keys.len());
-            let local = Dataset::new(&model, &tokenize(&text)?, seq, max_windows)?;
+        .map(|key| {
+            let local = Dataset::new(&model, &tokens, seq, max_windows)?;
             ShardTrainer::new(
                 key.clone(),
                 model_hash,

@@ -17,6 +17,7 @@ pub mod dataset;
 pub mod diloco;
 pub mod error;
 pub mod exchange;
+pub mod gauntlet;
 pub mod in_process;
 pub mod lora;
 pub mod model;

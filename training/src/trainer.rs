@@ -15,6 +15,7 @@ use crate::dataset::Dataset;
 use crate::diloco::{evaluate_windows, inner_loop, pseudo_gradient, InnerConfig, OuterOptimizer};
 use crate::error::{Result, TrainingError};
 use crate::exchange::{Contribution, GradientExchange, RoundKey};
+use crate::gauntlet;
 use crate::lora::{merge_adapter, AdapterLayout};
 use crate::model::FrozenModel;
 use crate::snapshot::AdapterSnapshot;
@@ -172,39 +173,46 @@ impl ShardTrainer {
         evaluate_windows(&self.model, &self.layout, &self.theta, data, &all, batch)
     }
 
-    /// Runs the inner loop from the current adapter on the local data.
+    /// The training data: the pool of windows assignments are drawn from.
+    pub fn data(&self) -> &Dataset {
+        &self.local
+    }
+
+    /// The windows of the pool this holder trains on this round (see
+    /// [`gauntlet::assignment`]); the first [`gauntlet::PROBE_WINDOWS`] are the ones its
+    /// claimed losses are measured on.
+    pub fn assigned(&self) -> Vec<usize> {
+        gauntlet::assignment(
+            &self.worker(),
+            (&self.model_hash, self.layers),
+            self.round,
+            &self.adapter_hash(),
+            self.local.len(),
+            gauntlet::assigned_windows(&self.config.inner),
+        )
+    }
+
+    /// Runs the inner loop from the current adapter on this round's assigned windows.
     pub fn train_local(&self) -> Result<LocalUpdate> {
         let seed_bytes = (&self.worker(), self.round, self.model_hash).encode();
         let digest = blake2_256(&seed_bytes);
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&digest.as_bytes()[..8]);
         let seed = u64::from_le_bytes(seed);
-        let probe: Vec<usize> = (0..self.local.len().min(self.config.inner.batch.max(1))).collect();
+        let windows = self.assigned();
+        let probe = &windows[..gauntlet::PROBE_WINDOWS.min(windows.len())];
         let batch = self.config.inner.batch;
-        let loss_before = evaluate_windows(
-            &self.model,
-            &self.layout,
-            &self.theta,
-            &self.local,
-            &probe,
-            batch,
-        )?;
+        let (model, layout, data) = (&self.model, &self.layout, &self.local);
+        let loss_before = evaluate_windows(model, layout, &self.theta, data, probe, batch)?;
         let inner = inner_loop(
-            &self.model,
-            &self.layout,
+            model,
+            layout,
             &self.theta,
-            &self.local,
+            (data, &windows),
             &self.config.inner,
             seed,
         )?;
-        let loss_after = evaluate_windows(
-            &self.model,
-            &self.layout,
-            &inner.theta,
-            &self.local,
-            &probe,
-            batch,
-        )?;
+        let loss_after = evaluate_windows(model, layout, &inner.theta, data, probe, batch)?;
         Ok(LocalUpdate {
             pseudo_gradient: pseudo_gradient(&self.theta, &inner.theta),
             loss_before,

@@ -10,11 +10,15 @@ use neuroshard_balances as balances;
 use neuroshard_inference::executor::{argmax_rows, ExecInput};
 use neuroshard_inference::ShardExecutor;
 use neuroshard_ponw as ponw;
-use neuroshard_primitives::{AccountId, LayerRange, UNIT};
+use neuroshard_primitives::{
+    AccountId, AdapterOutcome, ContributionOutcome as O, Hash, LayerRange, RoundVerification, UNIT,
+};
 use neuroshard_support::{Overlay, StateDb};
+use neuroshard_training::codec;
 use neuroshard_training::corpus::{byte_tokens, HELD_OUT};
+use neuroshard_training::gauntlet::{verify_contributions, Candidate, RoundContext};
 use neuroshard_training::in_process::run_round_in_process;
-use neuroshard_training::{Dataset, InProcessExchange, ShardTrainer};
+use neuroshard_training::{Contribution, Dataset, InProcessExchange, ShardTrainer};
 use neuroshard_training_pallet as training;
 use sp_core::Pair as _;
 
@@ -109,6 +113,42 @@ fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
     training::fixtures::genesis(&genesis, &tp)
 }
 
+/// The validator's verification of `round` (from adapter `base`, values `theta`) of
+/// `contributions` (in the chain's order), replayed on `holder`'s model and pool.
+fn verify(
+    holder: &ShardTrainer,
+    contributions: &[Contribution],
+    (round, base, theta): (u32, Hash, &[f32]),
+) -> RoundVerification {
+    let ctx = RoundContext {
+        model: holder.model(),
+        layout: holder.layout(),
+        pool: holder.data(),
+        inner: &tiny_config().inner,
+        shard: (tiny_hash(), holder.layers()),
+        round,
+        base,
+        theta_base: theta,
+    };
+    let candidates: Vec<Candidate> = contributions
+        .iter()
+        .map(|c| Candidate {
+            worker: c.receipt.body.worker.clone(),
+            claimed: (c.receipt.body.loss_before, c.receipt.body.loss_after),
+            pseudo_gradient: codec::decode(&c.payload, holder.layout().len, 1 << 24).ok(),
+        })
+        .collect();
+    RoundVerification {
+        model: tiny_hash(),
+        layers: holder.layers(),
+        round,
+        checks: verify_contributions(&ctx, &candidates).unwrap(),
+        adapter: AdapterOutcome::Adopted,
+        held_out_before: 0,
+        held_out_after: 0,
+    }
+}
+
 fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> training::Result<()>,
@@ -123,6 +163,12 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
     let layers = holders[0].layers();
     let accounts: Vec<AccountId> = keys.iter().map(|k| k.public().into()).collect();
     let mut state = chain(&accounts, layers);
+    let verifier: AccountId = key(9).public().into();
+    let validators = [(verifier.clone(), 1)];
+    let verifiers = training::Verifiers {
+        validators: &validators,
+        randomness: Default::default(),
+    };
     let poisoner = 2;
     for (round, scale) in [(0u32, -10.0f32), (1, 0.0)] {
         // Everyone trains; the poisoner scales its pseudo-gradient (round 0) or replaces
@@ -154,6 +200,7 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
             })
             .unwrap();
         }
+        let (base, theta_base) = (holders[0].adapter_hash(), holders[0].adapter().to_vec());
         let outcomes: Vec<_> = holders
             .iter_mut()
             .map(|h| h.apply_round(&contributions).unwrap())
@@ -176,12 +223,12 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
             .collect();
         forged.accepted.sort();
         apply(&mut state, |o| {
-            training::report_round_result(o, 2, &accounts[poisoner], &forged)
+            training::report_round_result(o, 2, &accounts[poisoner], &forged, &verifiers)
         })
         .unwrap();
         for i in [0, 1, 3] {
             apply(&mut state, |o| {
-                training::report_round_result(o, 2, &accounts[i], &outcomes[i].result)
+                training::report_round_result(o, 2, &accounts[i], &outcomes[i].result, &verifiers)
             })
             .unwrap();
         }
@@ -193,6 +240,24 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
             training::shard(&state, tiny_hash(), layers).unwrap().round,
             round + 1
         );
+        // The validator replays every contribution on its assigned data: the honest
+        // ones lower the loss; the poisoner's claimed losses (those of its real update)
+        // are contradicted by what its shared pseudo-gradient does.
+        let v = verify(&holders[0], &contributions, (round, base, &theta_base));
+        let outcomes: Vec<_> = v.checks.iter().map(|c| c.outcome).collect();
+        let mut expected = vec![O::Improved; 4];
+        expected[poisoner] = O::Contradicted;
+        assert_eq!(outcomes, expected, "round {round}: {:?}", v.checks);
+        apply(&mut state, |o| {
+            training::submit_round_verification(
+                o,
+                2,
+                std::slice::from_ref(&verifier),
+                &verifier,
+                &v,
+            )
+        })
+        .unwrap();
     }
     for (i, who) in accounts.iter().enumerate() {
         // Two rounds, each 5 NSHD split among the three accepted holders.

@@ -229,6 +229,17 @@ pub struct FaultArgs {
         allow_negative_numbers = true
     )]
     pub fault_poison_gradient: Option<f32>,
+    /// Fault injection for tests: after each outer step scale this node's adapter by
+    /// FACTOR and report that version (holders doing the same agree on it: a colluding
+    /// majority pushing a poisoned adapter); serving nodes should not adopt it.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "FACTOR",
+        requires = "train",
+        allow_negative_numbers = true
+    )]
+    pub fault_poison_adapter: Option<f32>,
     /// Fault injection for tests: announce this node's provider records in the name of
     /// ACCOUNT (another worker's SS58 address) with no shards, so that verifiers looking
     /// for that worker's peers ask this node (which has none of its spot-check

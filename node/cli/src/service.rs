@@ -145,7 +145,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         metrics: api_state.metrics.clone(),
         admission,
     };
-    let board = Arc::new(TrainingBoard::default());
+    // Adapter snapshots are kept beside the chain database, so versions survive a
+    // restart.
+    let adapters = db_path(&config.base_path, &spec.id).with_file_name("adapters");
+    let board = Arc::new(TrainingBoard::persistent(adapters)?);
     let (addr, rpc_handle) = neuroshard_rpc::start(
         client.clone(),
         net.clone(),
@@ -312,8 +315,18 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
         local.shards(),
         shutdown.clone(),
     ));
+    let tokenizer = || Tokenizer::from_gguf_file(possession.path());
+    match tokenizer() {
+        // Verifies the training rounds the chain draws this node's account for.
+        Ok(t) => drop(tokio::spawn(neuroshard_trainer::verify_rounds(
+            training.clone(),
+            t,
+            shutdown.clone(),
+        ))),
+        Err(e) => warn!(error = %e, "cannot verify training: no tokenizer"),
+    }
     if let Some(train) = s.train {
-        match Tokenizer::from_gguf_file(possession.path()) {
+        match tokenizer() {
             Ok(tokenizer) => {
                 tokio::spawn(neuroshard_trainer::run_holder(
                     training.clone(),

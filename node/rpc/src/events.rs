@@ -4,7 +4,7 @@
 //! ranges as "start-end".
 
 use neuroshard_client::hex_hash;
-use neuroshard_primitives::{crypto, Event, SlashReason};
+use neuroshard_primitives::{crypto, fixed_to_loss, Event, SlashReason};
 use serde_json::{json, Value};
 
 /// The JSON form of one event.
@@ -114,6 +114,10 @@ pub fn event_json(event: &Event) -> Value {
                 SlashReason::Equivocation { slot } => v["slot"] = json!(slot),
                 SlashReason::FailedSpotCheck { receipt }
                 | SlashReason::WrongVerdict { receipt } => v["receipt"] = json!(hex_hash(receipt)),
+                SlashReason::ContradictedTraining { layers, round } => {
+                    v["layers"] = json!(layers.to_string());
+                    v["round"] = json!(round);
+                }
             }
             v
         }
@@ -146,6 +150,35 @@ pub fn event_json(event: &Event) -> Value {
         } => json!({
             "event": "TrainingRoundFinalized", "model": hex_hash(model), "layers": layers.to_string(),
             "round": round, "adapter": hex_hash(adapter), "accepted": accepted, "rejected": rejected,
+        }),
+        Event::TrainingVerificationRequested {
+            layers,
+            round,
+            verifier,
+        } => json!({
+            "event": "TrainingVerificationRequested", "layers": layers.to_string(), "round": round,
+            "verifier": ss58(verifier),
+        }),
+        Event::TrainingContributionVerified {
+            worker,
+            layers,
+            round,
+            outcome,
+        } => json!({
+            "event": "TrainingContributionVerified", "worker": ss58(worker),
+            "layers": layers.to_string(), "round": round, "outcome": outcome.as_str(),
+        }),
+        Event::TrainingAdapterVerified {
+            layers,
+            round,
+            adapter,
+            outcome,
+            held_out_before,
+            held_out_after,
+        } => json!({
+            "event": "TrainingAdapterVerified", "layers": layers.to_string(), "round": round,
+            "adapter": hex_hash(adapter), "outcome": outcome.as_str(),
+            "heldOutBefore": fixed_to_loss(*held_out_before), "heldOutAfter": fixed_to_loss(*held_out_after),
         }),
         Event::TrainingRewardPaid {
             account,

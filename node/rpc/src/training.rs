@@ -1,7 +1,7 @@
 //! `neuroshard_training`: Proof of Training for one layer range of the chain's model —
-//! the chain's record (current round, adapter version, collection window, every round's
-//! gradient receipts with their losses and whether the aggregate accepted them, closed
-//! rounds' adapter versions) and, when this node trains that range, its local holder's
+//! the chain's record (current round, adapter version, adopted version, collection
+//! window, every round's gradient receipts with their losses, whether the aggregate
+//! accepted them and the validator's verdict on each, closed rounds' adapter versions) and, when this node trains that range, its local holder's
 //! progress (held-out loss after every round, see `training::board::HolderStatus`).
 
 use crate::error::invalid_params;
@@ -26,6 +26,9 @@ pub struct GradientReceiptJson {
     pub loss_after: f32,
     /// `None` while the round is open.
     pub accepted: Option<bool>,
+    /// The validator's verdict (`Improved`, `NoImprovement`, `Copied`, `Unavailable`,
+    /// `Contradicted`); `None` until the closed round is verified.
+    pub verified: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -43,8 +46,12 @@ pub struct TrainingJson {
     pub layers: String,
     /// The round receipts are taken for now.
     pub round: u32,
-    /// The adapter version served (`None`: the base model).
+    /// The adapter version the last closed round produced, which training continues
+    /// from (`None`: the initial one).
     pub adapter: Option<String>,
+    /// The newest verified adapter version: what serving nodes run (`None`: the base
+    /// model).
+    pub adopted: Option<String>,
     /// Last block of the open round's collection window (`None`: no receipt yet).
     pub collecting_until: Option<u64>,
     pub rounds: Vec<RoundJson>,
@@ -94,6 +101,7 @@ impl TrainingApiServer for Training {
                             loss_before: fixed_to_loss(r.loss_before),
                             loss_after: fixed_to_loss(r.loss_after),
                             accepted: r.accepted,
+                            verified: r.verified.map(|o| o.as_str()),
                         })
                         .collect(),
                 });
@@ -102,6 +110,7 @@ impl TrainingApiServer for Training {
                 layers: range.to_string(),
                 round: shard.round,
                 adapter: shard.adapter.map(|a| hex_hash(&a)),
+                adopted: shard.adopted.map(|(_, a)| hex_hash(&a)),
                 collecting_until: shard.collecting_until(p.collect_blocks),
                 rounds,
                 served: None,

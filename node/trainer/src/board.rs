@@ -2,9 +2,12 @@
 //! protocol: the contributions (gradient receipt plus encoded pseudo-gradient) of recent
 //! rounds — its own and the ones it fetched, so a payload spreads beyond its author —
 //! and the snapshots of recent adapter versions. Both are bounded: contributions of the
-//! last [`ROUNDS_KEPT`] rounds per shard, the last [`SNAPSHOTS_KEPT`] snapshots. It also
-//! holds each local holder's progress and the adapter version each local shard serves,
-//! for `neuroshard_training`.
+//! last [`ROUNDS_KEPT`] rounds per shard, the last [`SNAPSHOTS_KEPT`] snapshots. A
+//! node's board ([`TrainingBoard::persistent`]) also writes every snapshot to a
+//! directory under its base path and answers from there what memory no longer holds,
+//! so adapter versions survive a restart (the last [`SNAPSHOTS_ON_DISK`] files are
+//! kept). It also holds each local holder's progress and the adapter version each local
+//! shard serves, for `neuroshard_training`.
 
 use neuroshard_primitives::{Hash, LayerRange};
 use neuroshard_serving::protocol::{TrainingCall, TrainingReply};
@@ -13,11 +16,14 @@ use neuroshard_training::{AdapterSnapshot, Contribution};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 
 /// Rounds per shard whose contributions are kept.
 pub const ROUNDS_KEPT: u32 = 4;
-/// Adapter snapshots kept.
+/// Adapter snapshots kept in memory.
 pub const SNAPSHOTS_KEPT: usize = 8;
+/// Adapter snapshot files kept on disk.
+pub const SNAPSHOTS_ON_DISK: usize = 32;
 
 type ContributionKey = (Hash, LayerRange, u32, Hash);
 type SnapshotKey = (Hash, LayerRange, Hash);
@@ -57,9 +63,64 @@ pub struct TrainingBoard {
     status: Mutex<BTreeMap<LayerRange, HolderStatus>>,
     /// The adapter version each of this node's shards serves to new sessions.
     served: Mutex<BTreeMap<LayerRange, Hash>>,
+    /// Where snapshots are written (None: memory only), and the files there, oldest
+    /// first.
+    disk: Option<(PathBuf, Mutex<VecDeque<PathBuf>>)>,
 }
 
 impl TrainingBoard {
+    /// A board that also keeps snapshots as files in `dir` (created if missing; the
+    /// files already there, from before a restart, are served again).
+    pub fn persistent(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "snapshot"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        files.sort();
+        let files = files.into_iter().map(|(_, p)| p).collect();
+        Ok(Self {
+            disk: Some((dir, Mutex::new(files))),
+            ..Self::default()
+        })
+    }
+
+    /// The file of a snapshot (when the board is persistent).
+    fn file(&self, (model, layers, version): &SnapshotKey) -> Option<PathBuf> {
+        let (dir, _) = self.disk.as_ref()?;
+        let name = format!(
+            "{}-{}-{}-{}.snapshot",
+            hex::encode(&model.as_bytes()[..8]),
+            layers.start,
+            layers.end,
+            hex::encode(version.as_bytes())
+        );
+        Some(dir.join(name))
+    }
+
+    /// Writes a snapshot's file (atomically: a temporary file renamed) and drops the
+    /// oldest files beyond [`SNAPSHOTS_ON_DISK`]. Failures are logged: the snapshot
+    /// is still held in memory.
+    fn write(&self, key: &SnapshotKey, encoded: &[u8]) {
+        let (Some(path), Some((_, files))) = (self.file(key), self.disk.as_ref()) else {
+            return;
+        };
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, encoded).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            return tracing::warn!(path = %path.display(), error = %e, "cannot keep the adapter snapshot on disk");
+        }
+        let mut files = files.lock();
+        files.retain(|p| *p != path);
+        files.push_back(path);
+        while files.len() > SNAPSHOTS_ON_DISK {
+            if let Some(old) = files.pop_front() {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+    }
+
     /// Records that this node's shard of `layers` now serves adapter `version`.
     pub fn set_served(&self, layers: LayerRange, version: Hash) {
         self.served.lock().insert(layers, version);
@@ -115,6 +176,9 @@ impl TrainingBoard {
         encoded: Vec<u8>,
     ) {
         let key = (model, layers, version);
+        if !self.held.lock().snapshots.contains_key(&key) {
+            self.write(&key, &encoded);
+        }
         let mut held = self.held.lock();
         if held.snapshots.insert(key, (encoded, snapshot)).is_none() {
             held.order.push_back(key);
@@ -137,7 +201,9 @@ impl TrainingBoard {
         self.held.lock().snapshots.get(&key).map(|(_, s)| s.clone())
     }
 
-    /// The encoded snapshot of adapter `version`, for a peer.
+    /// The encoded snapshot of adapter `version`, for a peer: from memory, else from
+    /// its file (unchecked bytes: the reader verifies them against the version, as it
+    /// does a peer's).
     pub fn snapshot_bytes(
         &self,
         model: Hash,
@@ -145,7 +211,10 @@ impl TrainingBoard {
         version: &Hash,
     ) -> Option<Vec<u8>> {
         let key = (model, layers, *version);
-        self.held.lock().snapshots.get(&key).map(|(b, _)| b.clone())
+        if let Some((b, _)) = self.held.lock().snapshots.get(&key) {
+            return Some(b.clone());
+        }
+        std::fs::read(self.file(&key)?).ok()
     }
 }
 
@@ -197,6 +266,31 @@ mod tests {
             receipt: GradientReceipt::sign(body, &key),
             payload,
         }
+    }
+
+    #[test]
+    fn snapshots_survive_a_restart_of_a_persistent_board() {
+        let dir = std::env::temp_dir().join(format!("ns-board-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (model, layers) = (blake2_256(b"m"), LayerRange::new(0, 2).unwrap());
+        let snap = AdapterSnapshot {
+            round: 1,
+            theta: vec![1.0],
+            velocity: vec![0.0],
+        };
+        let board = TrainingBoard::persistent(dir.clone()).unwrap();
+        board.insert_snapshot(model, layers, blake2_256(b"v1"), snap, vec![7, 7]);
+        drop(board);
+        let again = TrainingBoard::persistent(dir.clone()).unwrap();
+        assert_eq!(
+            again.snapshot_bytes(model, layers, &blake2_256(b"v1")),
+            Some(vec![7, 7])
+        );
+        assert_eq!(
+            again.snapshot_bytes(model, layers, &blake2_256(b"v2")),
+            None
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Serving the trained adapters: every shard this node serves runs the adapter version
-//! the chain recorded last for its layer range (the base model while none is), whether
-//! or not this node trains it. The snapshot comes from this node's own holder or from a
+//! the chain adopted last for its layer range (the newest one a validator verified:
+//! snapshot available, hashing to the version the round recorded, not worse on
+//! held-out text; the base model while none is), whether or not this node trains it. The snapshot comes from this node's own holder or from a
 //! peer, is verified against the chain's version, and is merged into the shard's
 //! weights; sessions that started before keep their weights (see
 //! `neuroshard_inference::shard`).
@@ -25,9 +26,9 @@ pub async fn follow_adapters(
         }
         for shard in &shards {
             let layers = shard.layers();
-            let recorded = ctx.chain.with_best_state(|state, _| {
-                pallet::shard(state, ctx.model, layers).map(|s| s.adapter)
-            });
+            let recorded = ctx
+                .chain
+                .with_best_state(|state, _| pallet::adopted(state, ctx.model, layers));
             let version = match recorded {
                 Ok(Some(v)) if shard.adapter() != Some(v) => v,
                 Ok(_) => continue,

@@ -4,13 +4,15 @@
 //! the end of its collection window, read from finalized state) — so every honest holder
 //! aggregates the same pseudo-gradients in the same order and reports the same result.
 
-use crate::{lora_config, trainer_config, TrainOptions, TrainingContext, MAX_WINDOWS, SEQ};
+use crate::{
+    lora_config, trainer_config, TrainOptions, TrainingContext, MAX_WINDOWS, POOL_WINDOWS, SEQ,
+};
 use anyhow::Context;
 use neuroshard_client::hex_hash;
 use neuroshard_inference::tokenizer::Tokenizer;
-use neuroshard_primitives::{AccountId, BlockNumber, Call, Hash, LayerRange, TrainingCall};
+use neuroshard_primitives::{BlockNumber, Call, Hash, LayerRange, TrainingCall};
 use neuroshard_runtime::training::{self as pallet, GradientRecord};
-use neuroshard_training::corpus::{local_share, HELD_OUT, TRAIN};
+use neuroshard_training::corpus::{HELD_OUT, TRAIN};
 use neuroshard_training::{
     AdapterLayout, Contribution, Dataset, FrozenModel, LocalUpdate, ShardTrainer,
 };
@@ -19,8 +21,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// Holders the training corpus is split among (each takes the share its account picks).
-const CORPUS_SHARES: usize = 3;
 /// How long a holder keeps asking peers for a round's missing pseudo-gradients.
 const FETCH_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -75,15 +75,8 @@ fn build(
     let range = layers.start as usize..layers.end as usize;
     let model = Arc::new(FrozenModel::new(&ctx.base, range.clone())?);
     let layout = AdapterLayout::new(model.config(), range, lora_config())?;
-    let account = ctx.account();
-    let first_byte = <AccountId as AsRef<[u8]>>::as_ref(&account)[0];
-    let share = usize::from(first_byte) % CORPUS_SHARES;
-    let local = Dataset::new(
-        &model,
-        &tokenizer.encode(&local_share(TRAIN, share, CORPUS_SHARES))?,
-        SEQ,
-        MAX_WINDOWS,
-    )?;
+    // The shared pool: each round trains on the windows assigned to this worker.
+    let local = Dataset::new(&model, &tokenizer.encode(TRAIN)?, SEQ, POOL_WINDOWS)?;
     let held_out = Dataset::new(&model, &tokenizer.encode(HELD_OUT)?, SEQ, MAX_WINDOWS)?;
     let trainer = ShardTrainer::new(
         ctx.key.clone(),
@@ -158,6 +151,10 @@ pub async fn run_holder(
     // The round this holder contributed to and the round it reported, and the stale
     // attempt it last started over from.
     let (mut contributed, mut reported): (Option<u32>, Option<u32>) = (None, None);
+    // This holder's contribution to the open round, revealed (put on the board for
+    // peers) only once the round's collection window is over and final: until then
+    // nobody can copy it.
+    let mut sealed: Option<Contribution> = None;
     let mut restarted: Option<(u32, BlockNumber)> = None;
     loop {
         if !ctx.chain.wait_half_slot(&mut shutdown).await {
@@ -199,7 +196,10 @@ pub async fn run_holder(
         let window_open = view.collecting_until.is_none_or(|until| view.best <= until);
         if contributed != Some(view.round) && (window_open || stale.is_some()) {
             match contribute(&ctx, &mut trainer, options.poison()).await {
-                Ok(()) => contributed = Some(view.round),
+                Ok(c) => {
+                    contributed = Some(view.round);
+                    sealed = Some(c);
+                }
                 Err(e) => record_error(&ctx, layers, "contributing", e),
             }
             continue;
@@ -212,7 +212,13 @@ pub async fn run_holder(
             && closed_and_final
             && stale.is_none()
         {
-            match aggregate_and_report(&ctx, &mut trainer, layers, view.round).await {
+            if let Some(c) = sealed.take() {
+                ctx.board.insert_contribution(c);
+            }
+            let poison_adapter = options.poison_adapter();
+            match aggregate_and_report(&ctx, &mut trainer, (layers, view.round), poison_adapter)
+                .await
+            {
                 Ok(()) => {
                     reported = Some(view.round);
                     if let Ok(loss) = blocking(&mut trainer, evaluate(held_out.clone())).await {
@@ -238,12 +244,14 @@ fn record_error(ctx: &TrainingContext, layers: LayerRange, what: &str, e: anyhow
     ctx.board.update_status(layers, |s| s.last_error = Some(e));
 }
 
-/// Step 1: local training, the signed receipt on the board and on chain.
+/// Step 1: training on this round's assignment, the signed receipt on chain; returns
+/// the contribution to reveal once the collection window is over.
 async fn contribute(
     ctx: &TrainingContext,
     trainer: &mut Option<ShardTrainer>,
     poison: Option<f32>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Contribution> {
+    let started = std::time::Instant::now();
     let (update, contribution): (LocalUpdate, Contribution) = blocking(trainer, move |t| {
         let update = t.train_local()?;
         // Fault injection: a poisoning holder scales its pseudo-gradient, which the
@@ -260,24 +268,24 @@ async fn contribute(
     info!(
         layers = %b.layers, round = b.round, loss_before = update.loss_before,
         loss_after = update.loss_after, bytes = contribution.payload.len(),
+        ms = started.elapsed().as_millis() as u64,
         pseudo_gradient = %hex_hash(&b.pseudo_gradient), "submitting a gradient receipt"
     );
     let (layers, receipt) = (b.layers, contribution.receipt.clone());
-    ctx.board.insert_contribution(contribution);
     ctx.board.update_status(layers, |s| {
         s.local_loss = Some((update.loss_before, update.loss_after))
     });
     let call = Call::Training(TrainingCall::SubmitGradientReceipt { receipt });
     ctx.chain.sign_and_submit(&ctx.key, call)?;
-    Ok(())
+    Ok(contribution)
 }
 
 /// Step 2: the round's recorded pseudo-gradients, the robust aggregate, the report.
 async fn aggregate_and_report(
     ctx: &TrainingContext,
     trainer: &mut Option<ShardTrainer>,
-    layers: LayerRange,
-    round: u32,
+    (layers, round): (LayerRange, u32),
+    poison_adapter: Option<f32>,
 ) -> anyhow::Result<()> {
     let records = finalized_records(ctx, layers, round)?;
     let deadline = tokio::time::Instant::now() + FETCH_PATIENCE;
@@ -303,7 +311,18 @@ async fn aggregate_and_report(
     if !missing.is_empty() {
         warn!(layers = %layers, round, missing = missing.len(), "aggregating without pseudo-gradients no peer served");
     }
-    let outcome = blocking(trainer, move |t| Ok(t.apply_round(&contributions)?)).await?;
+    let mut outcome = blocking(trainer, move |t| Ok(t.apply_round(&contributions)?)).await?;
+    if let Some(factor) = poison_adapter {
+        // Fault injection: a colluding holder reports (and serves) a scaled adapter.
+        outcome.result.adapter = blocking(trainer, move |t| {
+            let mut s = t.snapshot();
+            s.theta.iter_mut().for_each(|v| *v *= factor);
+            let version = t.layout().hash(&s.theta);
+            t.restore(s, &version)?;
+            Ok(version)
+        })
+        .await?;
+    }
     let Some(t) = trainer.as_ref() else {
         anyhow::bail!("trainer lost");
     };

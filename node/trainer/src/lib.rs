@@ -3,14 +3,17 @@
 //! referee and the shard protocol moving the bytes.
 //!
 //! A round of a trained shard, on every holder ([`holder`]):
-//! 1. train locally from the chain's current adapter version, sign a gradient receipt,
-//!    keep the pseudo-gradient on the [`board::TrainingBoard`] (peers fetch it from
-//!    there) and submit the receipt;
+//! 1. train from the chain's current adapter version on the windows of the shared pool
+//!    assigned to this (worker, round), sign a gradient receipt and submit it: its
+//!    pseudo-gradient hash is the commitment, the payload stays private;
 //! 2. once the round's collection window is over (`collect_blocks` after its first
-//!    receipt), fetch the pseudo-gradient of every receipt the chain recorded, from the
-//!    board or from peers, aggregate them with the robust rule, take the outer step and
-//!    report the result; a majority of identical reports closes the round on chain and
-//!    pays the accepted receipts;
+//!    receipt) and final, reveal: put the pseudo-gradient on the
+//!    [`board::TrainingBoard`] (peers fetch it from there), fetch the pseudo-gradient of
+//!    every receipt the chain recorded, from the board or from peers, aggregate them
+//!    with the robust rule, take the outer step and report the result; a majority of
+//!    identical reports closes the round on chain, and the validator drawn for it
+//!    verifies it ([`verify`]) before the accepted receipts are paid and the version is
+//!    adopted for serving;
 //! 3. a holder whose adapter is not the one the chain recorded (it restarted, missed the
 //!    window or was outvoted) resumes from a peer's snapshot of that version.
 //!
@@ -24,9 +27,11 @@
 pub mod board;
 mod follow;
 mod holder;
+mod verify;
 
 pub use follow::follow_adapters;
 pub use holder::run_holder;
+pub use verify::verify_rounds;
 
 use anyhow::Context;
 use board::TrainingBoard;
@@ -44,8 +49,11 @@ use std::sync::Arc;
 
 /// Tokens predicted per training window.
 pub const SEQ: usize = 32;
-/// Most windows of local (and of held-out) text a holder uses.
+/// Most windows of held-out text a holder scores its adapter on.
 pub const MAX_WINDOWS: usize = 12;
+/// Windows of the shared training pool (the training corpus) every (worker, round)
+/// assignment is drawn from; the verifier replays on the same pool.
+pub const POOL_WINDOWS: usize = 36;
 /// Largest pseudo-gradient or snapshot accepted from a peer.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
@@ -79,6 +87,10 @@ pub struct TrainOptions {
     /// Fault injection: scale this holder's pseudo-gradients by this factor.
     #[cfg(feature = "fault-injection")]
     pub poison: Option<f32>,
+    /// Fault injection: after each outer step, scale the adapter by this factor and
+    /// report (and serve the snapshot of) that version.
+    #[cfg(feature = "fault-injection")]
+    pub poison_adapter: Option<f32>,
 }
 
 impl TrainOptions {
@@ -87,6 +99,15 @@ impl TrainOptions {
     pub fn poison(&self) -> Option<f32> {
         #[cfg(feature = "fault-injection")]
         return self.poison;
+        #[cfg(not(feature = "fault-injection"))]
+        None
+    }
+
+    /// The factor this holder scales its adapter by after each outer step (fault
+    /// injection; always `None` in a production build).
+    pub fn poison_adapter(&self) -> Option<f32> {
+        #[cfg(feature = "fault-injection")]
+        return self.poison_adapter;
         #[cfg(not(feature = "fault-injection"))]
         None
     }
@@ -191,11 +212,21 @@ impl TrainingContext {
         if let Some(s) = self.board.snapshot(self.model, layers, version) {
             return Ok(s);
         }
+        let layout = self.layout(layers)?;
+        // A version this node kept on disk (it restarted since).
+        if let Some(bytes) = self.board.snapshot_bytes(self.model, layers, version) {
+            let kept = AdapterSnapshot::decode(&bytes, layout.len, MAX_PAYLOAD)
+                .and_then(|s| s.verify(&layout, version).map(|()| s));
+            if let Ok(s) = kept {
+                self.board
+                    .insert_snapshot(self.model, layers, *version, s.clone(), bytes);
+                return Ok(s);
+            }
+        }
         let net = self
             .net
             .as_ref()
             .context("no network to fetch the adapter from")?;
-        let layout = self.layout(layers)?;
         let call = TrainingCall::Adapter {
             model: self.model,
             layers,

@@ -3,7 +3,7 @@
 //! validator that probes it, one of its announced shards and an input seed. This node
 //! sends the workers drawn to it an ordinary shard request on that input (positions
 //! 0..4 of a fresh session, as any client would), re-runs the shard itself with the
-//! chain's adapter version for those layers, compares the answers with the spot checks'
+//! chain's adopted adapter version for those layers, compares the answers with the spot checks'
 //! tolerance (`neuroshard_inference::probe`), and reports who answered and who did not
 //! in one `report_liveness` extrinsic per minute. A worker that refuses, cannot be
 //! reached, or answers wrong is reported as failed and earns no uptime for the minute.
@@ -81,7 +81,7 @@ pub async fn run(checker: Arc<SpotChecker>, mut shutdown: watch::Receiver<bool>)
 }
 
 /// This node's probes of the minute the next block falls in, each with the adapter
-/// version the chain records for its layers (what an honest worker serves).
+/// version the chain adopted for its layers (what an honest worker serves).
 fn due_tasks(
     checker: &SpotChecker,
 ) -> anyhow::Result<Vec<(ponw::ProbeTask, Option<neuroshard_primitives::Hash>)>> {
@@ -94,7 +94,7 @@ fn due_tasks(
             if task.minute != minute {
                 continue;
             }
-            let adapter = training::shard(state, ctx.model, task.layers)?.adapter;
+            let adapter = training::adopted(state, ctx.model, task.layers)?;
             out.push((task, adapter));
         }
         Ok(out)

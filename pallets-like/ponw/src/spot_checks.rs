@@ -337,7 +337,20 @@ fn slash_worker(
     fee: Balance,
 ) -> Result<Balance> {
     let p = params(overlay)?;
-    let amount = workers::take_bond(overlay, worker, slash_for(&p, fee))?;
+    let reason = SlashReason::FailedSpotCheck { receipt: *receipt };
+    slash_bond(overlay, worker, slash_for(&p, fee), reason)
+}
+
+/// Burns up to `amount` of `worker`'s bond for `reason` (recorded in its slashed total,
+/// `Slashed` event); returns what was taken (a bond falling below `worker_bond`
+/// deregisters the worker, see `workers::take_bond`).
+pub fn slash_bond(
+    overlay: &mut Overlay<'_>,
+    worker: &AccountId,
+    amount: Balance,
+    reason: SlashReason,
+) -> Result<Balance> {
+    let amount = workers::take_bond(overlay, worker, amount)?;
     if amount > 0 {
         balances::pay_from_reserved(overlay, worker, worker, amount, amount)?;
         let total = slashed(overlay, worker)?.saturating_add(amount);
@@ -345,7 +358,7 @@ fn slash_worker(
         overlay.deposit_event(Event::Slashed {
             who: worker.clone(),
             amount,
-            reason: SlashReason::FailedSpotCheck { receipt: *receipt },
+            reason,
         });
     }
     Ok(amount)

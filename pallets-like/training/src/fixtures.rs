@@ -8,15 +8,18 @@ use neuroshard_ponw::fixtures::Genesis;
 use neuroshard_primitives::UNIT;
 use neuroshard_support::StateDb;
 
-/// Parameters with these defaults: 5 NSHD per accepted gradient receipt, a round closes
-/// when at least 2 contributors agree, at most 16 receipts a round, no collection
-/// window (receipts and reports at any time).
+/// Parameters with these defaults: 5 NSHD per verified round, a round closes when at
+/// least 2 contributors agree, at most 16 receipts a round, no collection window
+/// (receipts and reports at any time), 10 blocks for the drawn verifier, no slash for a
+/// contradicted claim.
 pub fn params() -> Params {
     Params {
         training_reward: 5 * UNIT,
         min_contributors: 2,
         max_contributors: 16,
         collect_blocks: 0,
+        verify_blocks: 10,
+        contradiction_slash: 0,
     }
 }
 

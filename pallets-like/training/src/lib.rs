@@ -6,20 +6,28 @@
 //! A round of a shard closes when a strict majority of the round's contributors (and at
 //! least `min_contributors` of them) report the same result: the set of pseudo-gradient
 //! hashes the robust rule kept and the hash of the adapter version the outer step
-//! produced. Then the receipts whose pseudo-gradients are in the accepted set share the
-//! round's `training_reward` (minted), the adapter version is recorded for that round, and the
-//! shard moves to the next round, whose receipts must start from that adapter version.
-//! Receipts the aggregate excluded (a poisoned pseudo-gradient) are recorded but earn
-//! nothing. Rounds exist only for the chain's canonical layer ranges
-//! (`ModelInfo::shards`), and only registered workers announcing a shard that covers the
-//! range may contribute, one receipt per worker per round.
+//! produced. Then the adapter version is recorded for that round and the shard moves to
+//! the next round, whose receipts must start from that adapter version. Nothing is paid
+//! and nothing is served yet: a drawn validator verifies the closed round first
+//! ([`verify`]); the receipts the aggregate accepted and the validator found to lower
+//! the loss share the round's `training_reward` (minted), and serving nodes adopt the
+//! version only when the validator found its snapshot available and not worse on
+//! held-out text ([`ShardTraining::adopted`]). Receipts the aggregate excluded (a
+//! poisoned pseudo-gradient) are recorded but earn nothing. Rounds exist only for the
+//! chain's canonical layer ranges (`ModelInfo::shards`), and only registered workers
+//! announcing a shard that covers the range may contribute, one receipt per worker per
+//! round, each with a pseudo-gradient hash no other receipt of the round has.
 
 mod rounds;
+pub mod verify;
 
 pub use rounds::{report_round_result, submit_gradient_receipt};
+pub use verify::{awaiting, submit_round_verification, AwaitingVerification, Verifiers};
 
 use neuroshard_balances as balances;
-use neuroshard_primitives::{AccountId, Balance, BlockNumber, Hash, LayerRange};
+use neuroshard_primitives::{
+    AccountId, Balance, BlockNumber, ContributionOutcome, Hash, LayerRange,
+};
 use neuroshard_support::{Overlay, Pallet, ReadState, StorageError, StorageMap, StorageValue};
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -34,8 +42,9 @@ impl Pallet for Training {
 /// Chain-spec parameters of the pallet.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct Params {
-    /// Minted for every closed round, split equally among the gradient receipts its
-    /// aggregate accepted, base units (so more accounts never mint more).
+    /// Minted for every verified round, split equally among the gradient receipts its
+    /// aggregate accepted and its verifier found to lower the loss, base units (so more
+    /// accounts never mint more).
     #[serde(with = "balances::decimal_string")]
     pub training_reward: Balance,
     /// A round closes only when at least this many contributors agree on its result.
@@ -50,6 +59,18 @@ pub struct Params {
     /// time; for in-process use).
     #[serde(default)]
     pub collect_blocks: u32,
+    /// Blocks the drawn validator has to verify a closed round; after that any
+    /// validator may.
+    #[serde(default = "default_verify_blocks")]
+    pub verify_blocks: u32,
+    /// Taken from the bond of a worker whose claimed losses a verification
+    /// contradicted, base units.
+    #[serde(default, with = "balances::decimal_string")]
+    pub contradiction_slash: Balance,
+}
+
+fn default_verify_blocks() -> u32 {
+    20
 }
 
 /// A shard's training state.
@@ -61,6 +82,9 @@ pub struct ShardTraining {
     pub adapter: Option<Hash>,
     /// Block of the open round's first receipt (None: no receipt yet).
     pub opened_at: Option<BlockNumber>,
+    /// The newest verified adapter version (round, version): what serving nodes run
+    /// (None: the base model).
+    pub adopted: Option<(u32, Hash)>,
 }
 
 impl ShardTraining {
@@ -92,6 +116,8 @@ pub struct GradientRecord {
     pub loss_after: u32,
     /// Set when the round closes: whether the aggregate kept this pseudo-gradient.
     pub accepted: Option<bool>,
+    /// Set when the round is verified: the validator's verdict on this receipt.
+    pub verified: Option<ContributionOutcome>,
 }
 
 /// A closed round's outcome.
@@ -136,6 +162,16 @@ pub enum Error {
     WrongBaseAdapter { expected: Hash, got: Hash },
     #[error("worker already submitted a receipt for this round")]
     DuplicateReceipt,
+    #[error("another receipt of this round already has pseudo-gradient {0:?}")]
+    DuplicateGradient(Hash),
+    #[error("no validator to verify the round")]
+    NoValidators,
+    #[error("the round is not waiting for verification")]
+    NotAwaitingVerification,
+    #[error("only the round's drawn verifier may verify it (any validator once overdue)")]
+    NotTheVerifier,
+    #[error("the verification does not list the round's receipts in order")]
+    BadVerification,
     #[error("round already has the maximum of {0} receipts")]
     RoundFull(u32),
     #[error("round {round} stopped collecting receipts after block {until}")]
@@ -184,6 +220,12 @@ pub fn closed_round(state: &impl ReadState, key: &RoundKey) -> Result<Option<Clo
     Ok(CLOSED.get(state, key)?)
 }
 
+/// The adapter version serving nodes of a shard run: the newest verified one (`None`:
+/// the base model).
+pub fn adopted(state: &impl ReadState, model: Hash, layers: LayerRange) -> Result<Option<Hash>> {
+    Ok(shard(state, model, layers)?.adopted.map(|(_, v)| v))
+}
+
 /// Training rewards `who` has earned.
 pub fn earned(state: &impl ReadState, who: &AccountId) -> Result<Balance> {
     Ok(EARNED.get(state, who)?.unwrap_or(0))
@@ -199,3 +241,5 @@ pub fn build_genesis(overlay: &mut Overlay<'_>, p: &Params) -> Result<()> {
 pub mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;

@@ -1,12 +1,12 @@
-//! The two calls: submitting a gradient receipt to a shard's open round, and reporting a
-//! round's aggregate, which closes the round and pays the accepted receipts once a
-//! majority of the contributors agree.
+//! The two calls of the holders: submitting a gradient receipt to a shard's open round,
+//! and reporting a round's aggregate, which closes the round once a majority of the
+//! contributors agree and queues its verification (see [`crate::verify`]).
 
+use crate::verify::{self, Verifiers};
 use crate::{
     params, receipts, shard, ClosedRound, Error, GradientRecord, Result, RoundKey, ShardTraining,
-    CLOSED, EARNED, RECEIPTS, SHARDS, VOTES,
+    CLOSED, RECEIPTS, SHARDS, VOTES,
 };
-use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
     AccountId, BlockNumber, Event, GradientReceipt, RoundResult, MAX_ACCEPTED_PER_ROUND,
@@ -80,6 +80,12 @@ pub fn submit_gradient_receipt(
     if records.iter().any(|r| r.worker == b.worker) {
         return Err(Error::DuplicateReceipt);
     }
+    if records
+        .iter()
+        .any(|r| r.pseudo_gradient == b.pseudo_gradient)
+    {
+        return Err(Error::DuplicateGradient(b.pseudo_gradient));
+    }
     if records.len() >= p.max_contributors as usize {
         return Err(Error::RoundFull(p.max_contributors));
     }
@@ -90,6 +96,7 @@ pub fn submit_gradient_receipt(
         loss_before: b.loss_before,
         loss_after: b.loss_after,
         accepted: None,
+        verified: None,
     });
     RECEIPTS.insert(overlay, &key, &records);
     if state.opened_at.is_none() {
@@ -109,7 +116,8 @@ pub fn submit_gradient_receipt(
 /// `report_round_result`: `who` (a contributor of the round) reports, in block `now`,
 /// the aggregate it computed; with a collection window, only once the window is over.
 /// When a strict majority of the contributors (and at least `min_contributors`) have
-/// reported the same result, the round closes. A contributor's report that arrives
+/// reported the same result, the round closes and its verification is requested from
+/// a validator drawn among `verifiers`. A contributor's report that arrives
 /// after the majority closed the round (every report but the deciding ones races the
 /// closing block) is accepted and changes nothing.
 pub fn report_round_result(
@@ -117,6 +125,7 @@ pub fn report_round_result(
     now: BlockNumber,
     who: &AccountId,
     result: &RoundResult,
+    verifiers: &Verifiers<'_>,
 ) -> Result<()> {
     let p = params(overlay)?;
     let state = shard(overlay, result.model, result.layers)?;
@@ -178,7 +187,9 @@ pub fn report_round_result(
     let agreeing = votes.iter().filter(|(_, v)| *v == id).count();
     if agreeing * 2 > records.len() && agreeing >= p.min_contributors as usize {
         VOTES.remove(overlay, &key);
-        close_round(overlay, &key, records, result, p.training_reward)
+        let contributors: Vec<AccountId> = records.iter().map(|r| r.worker.clone()).collect();
+        close_round(overlay, &key, records, result)?;
+        verify::request(overlay, now, key, &contributors, verifiers)
     } else {
         VOTES.insert(overlay, &key, &votes);
         Ok(())
@@ -190,28 +201,11 @@ fn close_round(
     key: &RoundKey,
     mut records: Vec<GradientRecord>,
     result: &RoundResult,
-    reward: neuroshard_primitives::Balance,
 ) -> Result<()> {
     for r in records.iter_mut() {
         r.accepted = Some(result.accepted.contains(&r.pseudo_gradient));
     }
     let accepted = records.iter().filter(|r| r.accepted == Some(true)).count() as u32;
-    // The round's budget is split among its accepted contributors: more accounts never
-    // mint more (what does not divide evenly is not minted).
-    let share = reward / neuroshard_primitives::Balance::from(accepted.max(1));
-    for r in records.iter().filter(|r| r.accepted == Some(true)) {
-        if share > 0 {
-            balances::mint(overlay, &r.worker, share)?;
-            let total = crate::earned(overlay, &r.worker)?.saturating_add(share);
-            EARNED.insert(overlay, &r.worker, &total);
-        }
-        overlay.deposit_event(Event::TrainingRewardPaid {
-            account: r.worker.clone(),
-            layers: result.layers,
-            round: result.round,
-            amount: share,
-        });
-    }
     let rejected = records.len() as u32 - accepted;
     RECEIPTS.insert(overlay, key, &records);
     CLOSED.insert(
@@ -222,6 +216,7 @@ fn close_round(
             accepted: result.accepted.clone(),
         },
     );
+    let before = shard(overlay, result.model, result.layers)?;
     SHARDS.insert(
         overlay,
         &(result.model, result.layers),
@@ -229,6 +224,7 @@ fn close_round(
             round: result.round.saturating_add(1),
             adapter: Some(result.adapter),
             opened_at: None,
+            adopted: before.adopted,
         },
     );
     overlay.deposit_event(Event::TrainingRoundFinalized {

@@ -87,14 +87,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     .join(", ")
             );
             #[cfg(feature = "fault-injection")]
-            if let Some(f) = args.faults.fault_poison_gradient {
-                anyhow::ensure!(f.is_finite(), "--fault-poison-gradient must be finite");
+            for f in [
+                args.faults.fault_poison_gradient,
+                args.faults.fault_poison_adapter,
+            ] {
+                anyhow::ensure!(
+                    f.is_none_or(f32::is_finite),
+                    "poison factors must be finite"
+                );
             }
             Some(neuroshard_trainer::TrainOptions {
                 layers,
                 rounds: args.train_rounds,
                 #[cfg(feature = "fault-injection")]
                 poison: args.faults.fault_poison_gradient,
+                #[cfg(feature = "fault-injection")]
+                poison_adapter: args.faults.fault_poison_adapter,
             })
         }
     };
