@@ -209,14 +209,16 @@ impl NodeProcess {
         Ok((node, boot))
     }
 
-    /// Waits until the node has loaded the model and serves its shards to the network
-    /// (panics with the node's log after `timeout`).
+    /// Waits until the node has loaded the model, serves its shards to the network and
+    /// takes generations (panics with the node's log after `timeout`).
     pub fn wait_serving(&self, timeout: std::time::Duration) {
         crate::wait_for("the model to load", timeout, || {
-            Ok(self
-                .log_text()
-                .contains("serving shards to the network")
-                .then_some(()))
+            // A networked node takes generations once its shards are announced and its
+            // escrow is on chain (other nodes' providers serve no client who cannot pay).
+            let log = self.log_text();
+            Ok((log.contains("serving shards to the network")
+                && log.contains("HTTP API generations enabled"))
+            .then_some(()))
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", self.log_text()));
     }
