@@ -202,8 +202,28 @@ impl PaymentLedger {
                 return Err("receipts of one payment must be of one session and client".into());
             }
         }
-        // Signatures last among the stateless checks: they are the costly part.
-        let signed = receipts.iter().all(|r| {
+        // Cheap before costly: the session must be this peer's, and only receipts for
+        // positions not paid yet are worth a signature check (done outside the lock).
+        let new: Vec<Receipt> = {
+            let accounts = self.accounts.lock();
+            let account = match accounts.get(&(session, layers)) {
+                Some(a) if a.owner == peer => a,
+                _ => return Err("no session of this peer to pay for".into()),
+            };
+            let mut last_seq = account.kept.last().map(|r| r.body.seq);
+            receipts
+                .into_iter()
+                .filter(|r| {
+                    let fresh = r.body.position_end > account.paid
+                        && last_seq.is_none_or(|s| r.body.seq > s);
+                    if fresh {
+                        last_seq = Some(r.body.seq);
+                    }
+                    fresh
+                })
+                .collect()
+        };
+        let signed = new.iter().all(|r| {
             r.signed_messages()
                 .iter()
                 .all(|m| crypto::verify(m.signature, &m.message, m.signer))
@@ -212,19 +232,6 @@ impl PaymentLedger {
             return Err("a receipt's signatures do not verify".into());
         }
         let mut accounts = self.accounts.lock();
-        let account = match accounts.get(&(session, layers)) {
-            Some(a) if a.owner == peer => a,
-            _ => return Err("no session of this peer to pay for".into()),
-        };
-        let mut last_seq = account.kept.last().map(|r| r.body.seq);
-        let mut new = Vec::new();
-        for r in receipts {
-            if r.body.position_end <= account.paid || last_seq.is_some_and(|s| r.body.seq <= s) {
-                continue;
-            }
-            last_seq = Some(r.body.seq);
-            new.push(r);
-        }
         let held: Vec<&ReceiptBody> = accounts
             .values()
             .flat_map(|a| &a.kept)
@@ -241,8 +248,12 @@ impl PaymentLedger {
             return Err("no session of this peer to pay for".into());
         };
         for r in new {
-            account.paid = account.paid.max(r.body.position_end);
-            account.kept.push(r);
+            // Another payment of the same positions may have been taken meanwhile.
+            let last_seq = account.kept.last().map(|k| k.body.seq);
+            if r.body.position_end > account.paid && last_seq.is_none_or(|s| r.body.seq > s) {
+                account.paid = r.body.position_end;
+                account.kept.push(r);
+            }
         }
         account.last_active = Instant::now();
         Ok(())
