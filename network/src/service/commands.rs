@@ -127,6 +127,8 @@ impl EventLoop {
                 .kbuckets()
                 .map(|b| b.num_entries())
                 .sum(),
+            reachability: self.nat.reachability,
+            relays: self.nat.relays(),
         }
     }
 

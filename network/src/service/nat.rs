@@ -1,0 +1,249 @@
+//! The event loop's NAT traversal (see [`crate::nat`] for the parts and why): it keeps
+//! how each connection runs (relayed, direct, punched), turns AutoNAT's test results
+//! into this node's [`Reachability`], and, while the node is private, keeps reservations
+//! with up to [`crate::nat::NatConfig::relays`] relays chosen among the peers it met
+//! (peers offering relay service that it dialed at an address they listen on). A
+//! reservation whose relay went away is replaced on the next tick, which is also how
+//! the node recovers after its router's public address changed. Relay requests beyond
+//! the relay service's limits are penalised.
+
+use super::EventLoop;
+use crate::nat::{self, Link, Reachability};
+use crate::peers::Offence;
+use libp2p::core::transport::ListenerId;
+use libp2p::core::ConnectedPoint;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::ConnectionId;
+use libp2p::{autonat, dcutr, relay, Multiaddr, PeerId};
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+use tracing::{debug, info, warn};
+
+/// What the loop knows about its own reachability and relays.
+pub(super) struct NatState {
+    pub(super) config: nat::NatConfig,
+    pub(super) reachability: Reachability,
+    /// Reservations asked for or held: the relay's listener, and whether it was accepted.
+    reservations: HashMap<PeerId, (ListenerId, bool)>,
+    /// Relays whose reservation failed, and when (left alone for `relay_backoff`).
+    failed: HashMap<PeerId, Instant>,
+    /// Peers we opened a QUIC connection to beside a TCP one.
+    quic_dialed: HashSet<PeerId>,
+}
+
+impl NatState {
+    pub(super) fn new(config: nat::NatConfig) -> Self {
+        Self {
+            config,
+            reachability: Reachability::Unknown,
+            reservations: HashMap::new(),
+            failed: HashMap::new(),
+            quic_dialed: HashSet::new(),
+        }
+    }
+
+    /// The relays holding an accepted reservation of ours.
+    pub(super) fn relays(&self) -> Vec<PeerId> {
+        let mut relays: Vec<PeerId> = self
+            .reservations
+            .iter()
+            .filter(|(_, (_, accepted))| *accepted)
+            .map(|(peer, _)| *peer)
+            .collect();
+        relays.sort_by_key(|p| p.to_bytes());
+        relays
+    }
+}
+
+impl EventLoop {
+    pub(super) fn on_connection_opened(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        let state = self.peers.get_mut(peer);
+        let link = if endpoint.is_relayed() {
+            let addr = match endpoint {
+                ConnectedPoint::Dialer { address, .. } => address,
+                ConnectedPoint::Listener { local_addr, .. } => local_addr,
+            };
+            (Link::Relayed, nat::relay_of(addr))
+        } else {
+            if let ConnectedPoint::Dialer { address, .. } = endpoint {
+                state.dialed = Some(nat::without_peer(address));
+            }
+            (Link::Direct, None)
+        };
+        state.links.insert(connection, link);
+    }
+
+    pub(super) fn on_connection_gone(&mut self, peer: PeerId, connection: ConnectionId) {
+        self.peers.get_mut(peer).links.remove(&connection);
+    }
+
+    pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
+        match event.result {
+            Ok(connection) => {
+                info!(peer = %event.remote_peer_id, "hole punched: relayed connection upgraded to a direct one");
+                let state = self.peers.get_mut(event.remote_peer_id);
+                if let Some(link) = state.links.get_mut(&connection) {
+                    link.0 = Link::Punched;
+                }
+            }
+            Err(e) => debug!(peer = %event.remote_peer_id, error = %e, "hole punch failed"),
+        }
+    }
+
+    pub(super) fn on_autonat(&mut self, event: autonat::v2::client::Event) {
+        if nat::is_relayed(&event.tested_addr) {
+            return;
+        }
+        let confirmed = self.swarm.external_addresses().any(|a| !nat::is_relayed(a));
+        let now = match (&event.result, confirmed) {
+            (Ok(()), _) | (Err(_), true) => Reachability::Public,
+            (Err(_), false) => Reachability::Private,
+        };
+        if now != self.nat.reachability {
+            info!(reachability = now.as_str(), tested = %event.tested_addr, "reachability changed");
+            self.nat.reachability = now;
+            if now == Reachability::Public {
+                let listeners: Vec<ListenerId> =
+                    self.nat.reservations.drain().map(|(_, (l, _))| l).collect();
+                for listener in listeners {
+                    self.swarm.remove_listener(listener);
+                }
+            }
+        }
+        self.ensure_reservations();
+    }
+
+    pub(super) fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                if !renewal {
+                    info!(relay = %relay_peer_id, "relay reservation accepted");
+                }
+                if let Some(r) = self.nat.reservations.get_mut(&relay_peer_id) {
+                    r.1 = true;
+                }
+            }
+            other => debug!(?other, "relay client event"),
+        }
+    }
+
+    pub(super) fn on_relay_server(&mut self, event: relay::Event) {
+        let (peer, status) = match event {
+            relay::Event::ReservationReqDenied {
+                src_peer_id,
+                status,
+            } => (src_peer_id, status),
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                status,
+                ..
+            } => (src_peer_id, status),
+            other => return debug!(?other, "relay service event"),
+        };
+        if matches!(status, relay::StatusCode::ResourceLimitExceeded) {
+            self.penalise(peer, Offence::Flood, "relay request beyond the limits");
+        }
+    }
+
+    /// A listener closed: if it was a reservation, the relay is gone (or refused us).
+    pub(super) fn on_listener_closed(&mut self, listener: ListenerId) {
+        let Some(relay) = self
+            .nat
+            .reservations
+            .iter()
+            .find(|(_, (l, _))| *l == listener)
+            .map(|(p, _)| *p)
+        else {
+            return;
+        };
+        if let Some((_, accepted)) = self.nat.reservations.remove(&relay) {
+            warn!(%relay, accepted, "relay reservation lost");
+            self.nat.failed.insert(relay, Instant::now());
+        }
+        self.ensure_reservations();
+    }
+
+    /// While private, asks relays for reservations until [`nat::NatConfig::relays`] are
+    /// held or asked for.
+    pub(super) fn ensure_reservations(&mut self) {
+        if self.nat.reachability != Reachability::Private {
+            return;
+        }
+        let backoff = self.nat.config.relay_backoff;
+        self.nat.failed.retain(|_, at| at.elapsed() < backoff);
+        let mut candidates: Vec<(bool, PeerId, Multiaddr)> = self
+            .peers
+            .iter()
+            .filter(|(peer, s)| {
+                s.relay_service
+                    && !s.banned()
+                    && !self.nat.reservations.contains_key(peer)
+                    && !self.nat.failed.contains_key(peer)
+            })
+            .filter_map(|(peer, s)| Some((!s.connected, *peer, s.dialable_at()?)))
+            .collect();
+        // Connected relays first (no dial needed), then a stable order.
+        candidates.sort_by_key(|(unconnected, peer, _)| (*unconnected, peer.to_bytes()));
+        let wanted = self
+            .nat
+            .config
+            .relays
+            .saturating_sub(self.nat.reservations.len());
+        for (_, relay, addr) in candidates.into_iter().take(wanted) {
+            let listen = nat::circuit_listen_addr(&addr, relay);
+            match self.swarm.listen_on(listen.clone()) {
+                Ok(listener) => {
+                    info!(%relay, address = %listen, "asking a relay for a reservation");
+                    self.nat.reservations.insert(relay, (listener, false));
+                }
+                Err(e) => {
+                    debug!(%relay, error = %e, "cannot listen through a relay");
+                    self.nat.failed.insert(relay, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// A peer we dialed over TCP that offers QUIC gets a QUIC connection too (once): it
+    /// is the connection hole punching and NAT mappings favour.
+    pub(super) fn prefer_quic(&mut self, peer: PeerId, listen_addrs: &[Multiaddr]) {
+        let dialed_tcp = self
+            .peers
+            .get(&peer)
+            .and_then(|s| s.dialed.as_ref())
+            .is_some_and(|a| !nat::is_quic(a));
+        if !dialed_tcp || self.nat.quic_dialed.contains(&peer) {
+            return;
+        }
+        let quic: Vec<Multiaddr> = listen_addrs
+            .iter()
+            .filter(|a| nat::is_quic(a) && !nat::is_relayed(a))
+            .filter(|a| {
+                !a.iter()
+                    .any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_unspecified()))
+            })
+            .cloned()
+            .collect();
+        if quic.is_empty() {
+            return;
+        }
+        self.nat.quic_dialed.insert(peer);
+        let dial = DialOpts::peer_id(peer)
+            .addresses(quic)
+            .condition(PeerCondition::Always)
+            .build();
+        if let Err(e) = self.swarm.dial(dial) {
+            debug!(%peer, error = %e, "cannot dial over QUIC");
+        }
+    }
+}
