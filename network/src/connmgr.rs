@@ -47,9 +47,10 @@ impl Default for ConnectionBudget {
             // topics mostly share them; the rest is room for DHT walks, pipeline partners
             // and block sync.
             max: 96,
-            // TCP beside QUIC, or a relayed connection, the direct one a hole punch
-            // replaces it with, and a second relayed one while a relay fails over.
-            max_per_peer: 3,
+            // TCP beside QUIC, an AutoNAT dial-back (a new connection, by design) and
+            // a spare; or a relayed connection, the direct one a hole punch replaces it
+            // with, and a second relayed one while a relay fails over.
+            max_per_peer: 4,
             max_pending: 32,
             high_water: 64,
             low_water: 40,

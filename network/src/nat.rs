@@ -3,8 +3,8 @@
 //! - **AutoNAT (v2)** tells a node whether the addresses its peers observe it at (through
 //!   identify) are dialable: a server dials the candidate back from a fresh port, so a
 //!   router's mapping of our own outbound flow to that server cannot fake a success. A
-//!   node with a confirmed address is [`Reachability::Public`]; one whose candidates all
-//!   failed is [`Reachability::Private`]. (AutoNAT v2 applies no global-address filter,
+//!   node with a confirmed address is [`Reachability::Public`]; one with two failed
+//!   tests in a row and nothing confirmed is [`Reachability::Private`]. (AutoNAT v2 applies no global-address filter,
 //!   so private test networks need no special setting.)
 //! - **Circuit relay v2**: every node offers relay service, with circuit limits sized for
 //!   activation traffic ([`relay_config`]); a private node reserves a slot with up to
@@ -45,7 +45,7 @@ impl Default for NatConfig {
         Self {
             relays: 2,
             hole_punching: true,
-            relay_backoff: Duration::from_secs(30),
+            relay_backoff: Duration::from_secs(10),
             probe_interval: Duration::from_secs(5),
         }
     }

@@ -52,6 +52,8 @@ pub struct PeerState {
     pub links: HashMap<ConnectionId, (Link, Option<PeerId>)>,
     /// It offers circuit relay v2 service (from identify).
     pub relay_service: bool,
+    /// It tests other peers' addresses (AutoNAT v2 server, from identify).
+    pub autonat_server: bool,
     /// The direct address we last dialed it at.
     pub dialed: Option<Multiaddr>,
 }

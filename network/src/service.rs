@@ -45,6 +45,10 @@ pub struct NetworkConfig {
     pub transport: Transport,
 }
 
+/// The protocol an AutoNAT v2 server answers test requests on.
+const AUTONAT_DIAL_REQUEST: libp2p::StreamProtocol =
+    libp2p::StreamProtocol::new("/libp2p/autonat/2/dial-request");
+
 /// How often the connection count is checked against the budget (it is also checked
 /// whenever a connection opens).
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
@@ -278,6 +282,9 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatServer(event)) => {
+                self.on_autonat_served(event)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 self.on_relay_client(event)
             }
@@ -325,11 +332,13 @@ impl EventLoop {
         state.agent = Some(info.agent_version.clone());
         state.addrs = info.listen_addrs.clone();
         state.relay_service = info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME);
+        state.autonat_server = info.protocols.contains(&AUTONAT_DIAL_REQUEST);
         if info.protocol_version != PROTOCOL_VERSION {
             debug!(%peer, version = %info.protocol_version, "peer speaks another protocol version");
             return;
         }
         self.prefer_quic(peer, &info.listen_addrs);
+        self.seek_autonat_server(peer, &info.listen_addrs);
         self.ensure_reservations();
         for addr in info.listen_addrs {
             self.behaviour().kad.add_address(&peer, addr);
@@ -408,10 +417,16 @@ impl EventLoop {
                     }
                 }
                 if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
-                    let _ = done.send(Err(NetworkError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                    let error = match error {
+                        request_response::OutboundFailure::ConnectionClosed => {
+                            NetworkError::ConnectionLost { peer }
+                        }
+                        other => NetworkError::Request {
+                            peer,
+                            reason: other.to_string(),
+                        },
+                    };
+                    let _ = done.send(Err(error));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

@@ -11,6 +11,7 @@ use super::EventLoop;
 use crate::nat::{self, Link, Reachability};
 use crate::peers::Offence;
 use libp2p::core::transport::ListenerId;
+use libp2p::core::transport::PortUse;
 use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -30,7 +31,17 @@ pub(super) struct NatState {
     failed: HashMap<PeerId, Instant>,
     /// Peers we opened a QUIC connection to beside a TCP one.
     quic_dialed: HashSet<PeerId>,
+    /// Peers we dialed to have an AutoNAT server on an outbound connection.
+    server_dialed: HashSet<PeerId>,
+    /// AutoNAT tests failed since the last success.
+    failed_tests: usize,
+    /// Connections we opened to dial a peer back for its AutoNAT test (from a new port):
+    /// closed once the test is over, else every protocol would keep them open.
+    dial_backs: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
 }
+
+/// AutoNAT test failures in a row (with no address confirmed) that make a node private.
+const PRIVATE_AFTER_FAILURES: usize = 2;
 
 impl NatState {
     pub(super) fn new(config: nat::NatConfig) -> Self {
@@ -40,6 +51,9 @@ impl NatState {
             reservations: HashMap::new(),
             failed: HashMap::new(),
             quic_dialed: HashSet::new(),
+            server_dialed: HashSet::new(),
+            failed_tests: 0,
+            dial_backs: HashMap::new(),
         }
     }
 
@@ -71,8 +85,24 @@ impl EventLoop {
             };
             (Link::Relayed, nat::relay_of(addr))
         } else {
-            if let ConnectedPoint::Dialer { address, .. } = endpoint {
-                state.dialed = Some(nat::without_peer(address));
+            match endpoint {
+                // Only AutoNAT dials from a new port: a dial-back for a peer's test.
+                ConnectedPoint::Dialer {
+                    port_use: PortUse::New,
+                    address,
+                    ..
+                } => {
+                    let tested = nat::without_peer(address);
+                    self.nat
+                        .dial_backs
+                        .entry(peer)
+                        .or_default()
+                        .push((connection, tested))
+                }
+                ConnectedPoint::Dialer { address, .. } => {
+                    state.dialed = Some(nat::without_peer(address))
+                }
+                ConnectedPoint::Listener { .. } => {}
             }
             (Link::Direct, None)
         };
@@ -81,6 +111,25 @@ impl EventLoop {
 
     pub(super) fn on_connection_gone(&mut self, peer: PeerId, connection: ConnectionId) {
         self.peers.get_mut(peer).links.remove(&connection);
+        if let Some(dial_backs) = self.nat.dial_backs.get_mut(&peer) {
+            dial_backs.retain(|(c, _)| *c != connection);
+        }
+    }
+
+    /// We tested a peer's address for it (AutoNAT server): the dial-back connection has
+    /// done its work.
+    pub(super) fn on_autonat_served(&mut self, event: autonat::v2::server::Event) {
+        debug!(client = %event.client, tested = %event.tested_addr, ok = event.result.is_ok(), "AutoNAT test served");
+        let tested = nat::without_peer(&event.tested_addr);
+        let Some(dial_backs) = self.nat.dial_backs.get_mut(&event.client) else {
+            return;
+        };
+        let (done, pending): (Vec<_>, Vec<_>) =
+            dial_backs.drain(..).partition(|(_, addr)| *addr == tested);
+        *dial_backs = pending;
+        for (connection, _) in done {
+            self.swarm.close_connection(connection);
+        }
     }
 
     pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
@@ -97,13 +146,31 @@ impl EventLoop {
     }
 
     pub(super) fn on_autonat(&mut self, event: autonat::v2::client::Event) {
-        if nat::is_relayed(&event.tested_addr) {
+        // Only direct IP addresses tell whether we can be dialed (identify also reports
+        // what peers observe on relayed connections).
+        let direct_ip = event
+            .tested_addr
+            .iter()
+            .any(|p| matches!(p, Protocol::Ip4(_) | Protocol::Ip6(_)));
+        if !direct_ip || nat::is_relayed(&event.tested_addr) {
             return;
         }
         let confirmed = self.swarm.external_addresses().any(|a| !nat::is_relayed(a));
-        let now = match (&event.result, confirmed) {
-            (Ok(()), _) | (Err(_), true) => Reachability::Public,
-            (Err(_), false) => Reachability::Private,
+        match &event.result {
+            Ok(()) => self.nat.failed_tests = 0,
+            Err(e) => {
+                self.nat.failed_tests += 1;
+                debug!(tested = %event.tested_addr, server = %event.server, error = %e, "AutoNAT test failed");
+            }
+        }
+        // One failure alone proves little (a server may fail to dial for its own
+        // reasons): private takes two failures in a row and no address confirmed.
+        let now = if event.result.is_ok() || confirmed {
+            Reachability::Public
+        } else if self.nat.failed_tests >= PRIVATE_AFTER_FAILURES {
+            Reachability::Private
+        } else {
+            self.nat.reachability
         };
         if now != self.nat.reachability {
             info!(reachability = now.as_str(), tested = %event.tested_addr, "reachability changed");
@@ -211,6 +278,32 @@ impl EventLoop {
                     self.nat.failed.insert(relay, Instant::now());
                 }
             }
+        }
+    }
+
+    /// AutoNAT asks only peers we dialed to test our addresses; a node that was only
+    /// ever dialed (a bootnode) dials one such peer back (once per peer) so it can learn
+    /// that it is public.
+    pub(super) fn seek_autonat_server(&mut self, peer: PeerId, listen_addrs: &[Multiaddr]) {
+        let has_server = self
+            .peers
+            .iter()
+            .any(|(_, s)| s.connected && s.autonat_server && s.dialed.is_some());
+        let serves = self.peers.get(&peer).is_some_and(|s| s.autonat_server);
+        if has_server || !serves || !self.nat.server_dialed.insert(peer) {
+            return;
+        }
+        let addrs: Vec<Multiaddr> = listen_addrs
+            .iter()
+            .filter(|a| !nat::is_relayed(a))
+            .cloned()
+            .collect();
+        let dial = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::Always)
+            .build();
+        if let Err(e) = self.swarm.dial(dial) {
+            debug!(%peer, error = %e, "cannot dial an AutoNAT server");
         }
     }
 
