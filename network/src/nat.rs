@@ -23,7 +23,6 @@
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{relay, Multiaddr, PeerId};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// NAT traversal settings.
@@ -34,7 +33,8 @@ pub struct NatConfig {
     pub relays: usize,
     /// Whether DCUtR hole punching runs (tests turn it off to keep connections relayed).
     pub hole_punching: bool,
-    /// How long a relay that refused or failed a reservation is left alone.
+    /// How long a relay that refused or failed a reservation is left alone (doubled
+    /// per further failure, see [`relay_backoff`]).
     pub relay_backoff: Duration,
     /// How often AutoNAT tests a candidate address.
     pub probe_interval: Duration,
@@ -137,11 +137,10 @@ pub fn circuit_listen_addr(addr: &Multiaddr, relay: PeerId) -> Multiaddr {
 /// and carries 128 KiB) suit only a hole punch's handshake; a relayed pipeline hop
 /// carries a generation's activations (a few KiB per position each way) for as long as
 /// it runs, so a circuit may carry 1 GiB for an hour. The counts stay bounded: 128
-/// reservations (4 per peer; besides libp2p's per-peer and per-IP rate limits, a peer
-/// gets a burst of 3 reservation requests refilled one a minute), 64 circuits (8 per
-/// peer). Requests beyond these are denied, and the service penalises their senders.
+/// reservations (4 per peer), 64 circuits (8 per peer), and libp2p's per-peer and per-IP
+/// rate limits on new ones. Requests beyond these are denied, and the service penalises
+/// their senders (lightly: a client retries a full relay, with a growing backoff).
 pub fn relay_config() -> relay::Config {
-    let per_peer = NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN);
     relay::Config {
         max_reservations: 128,
         max_reservations_per_peer: 4,
@@ -151,7 +150,12 @@ pub fn relay_config() -> relay::Config {
         max_circuit_bytes: 1 << 30,
         ..Default::default()
     }
-    .reservation_rate_per_peer(per_peer, Duration::from_secs(60))
+}
+
+/// How long a relay that failed `failures` reservations in a row is left alone:
+/// `base` doubled per failure after the first, at most 64 times `base`.
+pub fn relay_backoff(base: Duration, failures: u32) -> Duration {
+    base * 2u32.pow(failures.saturating_sub(1).min(6))
 }
 
 #[cfg(test)]
@@ -185,5 +189,9 @@ mod tests {
         let config = relay_config();
         assert!(config.max_circuit_bytes > 1 << 17);
         assert!(config.max_circuit_duration > Duration::from_secs(120));
+        let base = Duration::from_secs(10);
+        assert_eq!(relay_backoff(base, 1), base);
+        assert_eq!(relay_backoff(base, 3), base * 4);
+        assert_eq!(relay_backoff(base, 50), base * 64);
     }
 }

@@ -35,7 +35,7 @@ impl Offence {
             Offence::InvalidGossip => 20,
             Offence::ForgedRecord => 50,
             Offence::Unresponsive => 2,
-            Offence::Flood => 10,
+            Offence::Flood => 5,
         }
     }
 }
@@ -56,6 +56,8 @@ pub struct PeerState {
     pub autonat_server: bool,
     /// The direct address we last dialed it at.
     pub dialed: Option<Multiaddr>,
+    /// Our open direct connections to it that we dialed.
+    pub outbound: std::collections::HashSet<ConnectionId>,
 }
 
 impl PeerState {

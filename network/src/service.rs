@@ -176,6 +176,7 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = trim.tick() => {
                     self.trim_connections();
+                    self.seek_autonat_server();
                     self.ensure_reservations();
                 }
                 command = self.commands.recv() => match command {
@@ -338,7 +339,7 @@ impl EventLoop {
             return;
         }
         self.prefer_quic(peer, &info.listen_addrs);
-        self.seek_autonat_server(peer, &info.listen_addrs);
+        self.seek_autonat_server();
         self.ensure_reservations();
         for addr in info.listen_addrs {
             self.behaviour().kad.add_address(&peer, addr);

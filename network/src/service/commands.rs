@@ -47,7 +47,11 @@ impl EventLoop {
                 self.closest_queries.insert(id, (Instant::now(), done));
             }
             Command::AddAddress { peer, addr } => {
-                self.behaviour().kad.add_address(&peer, addr);
+                // Kademlia's routing table, and every behaviour that dials (request-
+                // response keeps its own address cache: a provider behind NAT is only
+                // reachable at the relayed addresses of its record).
+                self.behaviour().kad.add_address(&peer, addr.clone());
+                self.swarm.add_peer_address(peer, addr);
             }
             Command::Bootstrap => match self.behaviour().kad.bootstrap() {
                 Ok(_) => self.bootstrapped = true,

@@ -4,8 +4,11 @@
 //! with up to [`crate::nat::NatConfig::relays`] relays chosen among the peers it met
 //! (peers offering relay service that it dialed at an address they listen on). A
 //! reservation whose relay went away is replaced on the next tick, which is also how
-//! the node recovers after its router's public address changed. Relay requests beyond
-//! the relay service's limits are penalised.
+//! the node recovers after its router's public address changed; a relay that refused
+//! is retried with a doubling backoff. Relay requests beyond the relay service's limits
+//! are penalised. AutoNAT v2 asks only peers we dialed, so a node that was only ever
+//! dialed (a bootnode) dials one of its peers back; the connections we open to dial a
+//! peer back for its test are closed once the test is served.
 
 use super::EventLoop;
 use crate::nat::{self, Link, Reachability};
@@ -18,7 +21,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::ConnectionId;
 use libp2p::{autonat, dcutr, relay, Multiaddr, PeerId};
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// What the loop knows about its own reachability and relays.
@@ -27,18 +30,22 @@ pub(super) struct NatState {
     pub(super) reachability: Reachability,
     /// Reservations asked for or held: the relay's listener, and whether it was accepted.
     reservations: HashMap<PeerId, (ListenerId, bool)>,
-    /// Relays whose reservation failed, and when (left alone for `relay_backoff`).
-    failed: HashMap<PeerId, Instant>,
+    /// Relays whose reservations failed: when last, and how many times in a row (left
+    /// alone for [`nat::relay_backoff`]).
+    failed: HashMap<PeerId, (Instant, u32)>,
     /// Peers we opened a QUIC connection to beside a TCP one.
     quic_dialed: HashSet<PeerId>,
-    /// Peers we dialed to have an AutoNAT server on an outbound connection.
-    server_dialed: HashSet<PeerId>,
+    /// Peers we dialed to have an AutoNAT server on an outbound connection, and when.
+    server_dialed: HashMap<PeerId, Instant>,
     /// AutoNAT tests failed since the last success.
     failed_tests: usize,
     /// Connections we opened to dial a peer back for its AutoNAT test (from a new port):
     /// closed once the test is over, else every protocol would keep them open.
     dial_backs: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
 }
+
+/// How long a peer dialed to be our AutoNAT server is not dialed again for that.
+const SERVER_RETRY: Duration = Duration::from_secs(30);
 
 /// AutoNAT test failures in a row (with no address confirmed) that make a node private.
 const PRIVATE_AFTER_FAILURES: usize = 2;
@@ -51,7 +58,7 @@ impl NatState {
             reservations: HashMap::new(),
             failed: HashMap::new(),
             quic_dialed: HashSet::new(),
-            server_dialed: HashSet::new(),
+            server_dialed: HashMap::new(),
             failed_tests: 0,
             dial_backs: HashMap::new(),
         }
@@ -100,7 +107,8 @@ impl EventLoop {
                         .push((connection, tested))
                 }
                 ConnectedPoint::Dialer { address, .. } => {
-                    state.dialed = Some(nat::without_peer(address))
+                    state.dialed = Some(nat::without_peer(address));
+                    state.outbound.insert(connection);
                 }
                 ConnectedPoint::Listener { .. } => {}
             }
@@ -110,7 +118,9 @@ impl EventLoop {
     }
 
     pub(super) fn on_connection_gone(&mut self, peer: PeerId, connection: ConnectionId) {
-        self.peers.get_mut(peer).links.remove(&connection);
+        let state = self.peers.get_mut(peer);
+        state.links.remove(&connection);
+        state.outbound.remove(&connection);
         if let Some(dial_backs) = self.nat.dial_backs.get_mut(&peer) {
             dial_backs.retain(|(c, _)| *c != connection);
         }
@@ -199,6 +209,7 @@ impl EventLoop {
                 if let Some(r) = self.nat.reservations.get_mut(&relay_peer_id) {
                     r.1 = true;
                 }
+                self.nat.failed.remove(&relay_peer_id);
             }
             other => debug!(?other, "relay client event"),
         }
@@ -235,9 +246,17 @@ impl EventLoop {
         };
         if let Some((_, accepted)) = self.nat.reservations.remove(&relay) {
             warn!(%relay, accepted, "relay reservation lost");
-            self.nat.failed.insert(relay, Instant::now());
+            self.relay_failed(relay, accepted);
         }
         self.ensure_reservations();
+    }
+
+    /// Counts a failure of `relay` (a reservation refused, or lost: one that had been
+    /// `accepted` starts the count afresh).
+    fn relay_failed(&mut self, relay: PeerId, accepted: bool) {
+        let entry = self.nat.failed.entry(relay).or_insert((Instant::now(), 0));
+        entry.0 = Instant::now();
+        entry.1 = if accepted { 1 } else { entry.1 + 1 };
     }
 
     /// While private, asks relays for reservations until [`nat::NatConfig::relays`] are
@@ -246,8 +265,14 @@ impl EventLoop {
         if self.nat.reachability != Reachability::Private {
             return;
         }
-        let backoff = self.nat.config.relay_backoff;
-        self.nat.failed.retain(|_, at| at.elapsed() < backoff);
+        let base = self.nat.config.relay_backoff;
+        let waiting: HashSet<PeerId> = self
+            .nat
+            .failed
+            .iter()
+            .filter(|(_, (at, n))| at.elapsed() < nat::relay_backoff(base, *n))
+            .map(|(p, _)| *p)
+            .collect();
         let mut candidates: Vec<(bool, PeerId, Multiaddr)> = self
             .peers
             .iter()
@@ -255,7 +280,7 @@ impl EventLoop {
                 s.relay_service
                     && !s.banned()
                     && !self.nat.reservations.contains_key(peer)
-                    && !self.nat.failed.contains_key(peer)
+                    && !waiting.contains(peer)
             })
             .filter_map(|(peer, s)| Some((!s.connected, *peer, s.dialable_at()?)))
             .collect();
@@ -275,29 +300,46 @@ impl EventLoop {
                 }
                 Err(e) => {
                     debug!(%relay, error = %e, "cannot listen through a relay");
-                    self.nat.failed.insert(relay, Instant::now());
+                    self.relay_failed(relay, false);
                 }
             }
         }
     }
 
-    /// AutoNAT asks only peers we dialed to test our addresses; a node that was only
-    /// ever dialed (a bootnode) dials one such peer back (once per peer) so it can learn
-    /// that it is public.
-    pub(super) fn seek_autonat_server(&mut self, peer: PeerId, listen_addrs: &[Multiaddr]) {
+    /// AutoNAT asks only peers we dialed to test our addresses: a node that was only
+    /// ever dialed (a bootnode) and does not know it is public dials one of its peers
+    /// that test addresses (each at most every [`SERVER_RETRY`]).
+    pub(super) fn seek_autonat_server(&mut self) {
+        if self.nat.reachability == Reachability::Public {
+            return;
+        }
         let has_server = self
             .peers
             .iter()
-            .any(|(_, s)| s.connected && s.autonat_server && s.dialed.is_some());
-        let serves = self.peers.get(&peer).is_some_and(|s| s.autonat_server);
-        if has_server || !serves || !self.nat.server_dialed.insert(peer) {
+            .any(|(_, s)| s.autonat_server && !s.outbound.is_empty());
+        if has_server {
             return;
         }
-        let addrs: Vec<Multiaddr> = listen_addrs
+        self.nat
+            .server_dialed
+            .retain(|_, at| at.elapsed() < SERVER_RETRY);
+        let mut candidates: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .peers
             .iter()
-            .filter(|a| !nat::is_relayed(a))
-            .cloned()
+            .filter(|(p, s)| {
+                s.connected && s.autonat_server && !self.nat.server_dialed.contains_key(p)
+            })
+            .map(|(p, s)| {
+                let addrs = s.addrs.iter().filter(|a| !nat::is_relayed(a)).cloned();
+                (*p, addrs.collect())
+            })
             .collect();
+        candidates.sort_by_key(|(p, _)| p.to_bytes());
+        let Some((peer, addrs)) = candidates.into_iter().find(|(_, a)| !a.is_empty()) else {
+            return;
+        };
+        self.nat.server_dialed.insert(peer, Instant::now());
+        debug!(%peer, "dialing a peer to have it test our addresses");
         let dial = DialOpts::peer_id(peer)
             .addresses(addrs)
             .condition(PeerCondition::Always)
