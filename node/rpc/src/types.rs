@@ -184,6 +184,9 @@ pub struct ShardProviderJson {
     pub rtt_ms: Option<f64>,
     /// True for this node itself.
     pub local: bool,
+    /// Where its provider record says it can be reached (relayed addresses for a
+    /// provider behind NAT).
+    pub addresses: Vec<String>,
 }
 
 /// `neuroshard_shards`' answer.
