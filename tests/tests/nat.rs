@@ -239,18 +239,32 @@ fn wait_reachability(node: &Node, state: &str, relays: usize) {
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log()));
 }
 
-/// The ranges of the providers `node` sees in `neuroshard_shards`, sorted.
-fn provider_ranges(node: &Node) -> anyhow::Result<Vec<String>> {
-    let v = node.rpc("neuroshard_shards", json!([]))?;
-    let mut ranges: Vec<String> = v["providers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|p| p["shards"].as_array().cloned().unwrap_or_default())
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect();
-    ranges.sort();
-    Ok(ranges)
+/// Waits until `node` sees every provider in `neuroshard_shards`, those of `natted`
+/// with relayed addresses in their records.
+fn wait_providers(node: &Node, natted: &[&str]) {
+    wait_for("every provider, NATed ones relayed", NET_TIMEOUT, || {
+        let v = node.rpc("neuroshard_shards", json!([]))?;
+        let providers = v["providers"].as_array().cloned().unwrap_or_default();
+        let mut ranges: Vec<&str> = providers
+            .iter()
+            .flat_map(|p| p["shards"].as_array().into_iter().flatten())
+            .filter_map(|s| s.as_str())
+            .collect();
+        ranges.sort();
+        let relayed = |peer: &str| {
+            providers.iter().any(|p| {
+                let addrs = p["addresses"].as_array().into_iter().flatten();
+                p["peerId"] == peer
+                    && addrs
+                        .filter_map(|a| a.as_str())
+                        .any(|a| a.contains("/p2p-circuit"))
+            })
+        };
+        let done =
+            ranges == ["0-10", "0-10", "10-20", "20-30"] && natted.iter().all(|p| relayed(p));
+        Ok(done.then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log()));
 }
 
 /// Neither home node can be reached from the public segment: not at its own address
@@ -363,12 +377,9 @@ fn home_nodes_behind_nat_serve_each_other() {
     wait_reachability(&dave, "public", 0);
     wait_reachability(&bob, "private", 2);
     wait_reachability(&charlie, "private", 2);
+    let bob_id = bob.peer_id();
     for node in [&alice, &bob] {
-        wait_for("every provider in the DHT view", NET_TIMEOUT, || {
-            let ranges = provider_ranges(node)?;
-            Ok((ranges == ["0-10", "0-10", "10-20", "20-30"]).then_some(()))
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", node.log()));
+        wait_providers(node, &[&bob_id, &charlie_id]);
     }
 
     // Bob's completion runs through Charlie (behind the other NAT), Alice's through both.
