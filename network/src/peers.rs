@@ -13,6 +13,9 @@ use std::time::Duration;
 /// Score at which a peer is banned.
 pub const BAN_SCORE: i32 = -100;
 
+/// Most announced addresses kept per peer.
+pub const MAX_ANNOUNCED: usize = 16;
+
 /// How bad an offence is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offence {
@@ -56,6 +59,10 @@ pub struct PeerState {
     pub autonat_server: bool,
     /// The direct address we last dialed it at.
     pub dialed: Option<Multiaddr>,
+    /// Addresses the node told us it announced (its provider record), newest last, at
+    /// most [`MAX_ANNOUNCED`]: dials use them even after a failed attempt at one (a relay
+    /// down for a while) made libp2p's own caches forget it.
+    pub announced: Vec<Multiaddr>,
     /// Our open direct connections to it that we dialed.
     pub outbound: std::collections::HashSet<ConnectionId>,
 }
@@ -70,6 +77,15 @@ impl PeerState {
     /// dialable, which a relay must be.
     pub fn dialable_at(&self) -> Option<Multiaddr> {
         self.dialed.clone().filter(|a| self.addrs.contains(a))
+    }
+
+    /// Remembers an address it announced (moved to the end if known).
+    pub fn announce(&mut self, addr: Multiaddr) {
+        self.announced.retain(|a| *a != addr);
+        self.announced.push(addr);
+        if self.announced.len() > MAX_ANNOUNCED {
+            self.announced.remove(0);
+        }
     }
 
     /// The best of our connections to it, with the relay when that one is relayed.
