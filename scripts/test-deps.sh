@@ -3,7 +3,9 @@
 # - the official `openai` Python client, pinned, in a virtualenv under
 #   $HOME/.cache/neuroshard/venv-openai (tests/tests/openai_client.rs uses it);
 # - headless Chromium and chromedriver from Debian (tests/tests/explorer_browser.rs),
-#   when missing; this needs root (CI runs as root).
+#   when missing; this needs root (CI runs as root);
+# - nftables and iproute2 from Debian (tests/tests/nat.rs builds NAT routers in network
+#   namespaces with `ip netns` and `nft`), when missing.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 
@@ -21,5 +23,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
+    echo "== installing nftables and iproute2 (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nftables iproute2 >/dev/null
 fi
 echo "== test tools: openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'), $(chromium --version 2>/dev/null | head -1)"
