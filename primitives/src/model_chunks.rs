@@ -1,12 +1,16 @@
-//! Proof of possession for model files. A model file is cut into fixed-size chunks and
-//! committed to by a Merkle root (in the chain spec). A liveness challenge names one
-//! chunk, chosen from a seed the worker could not know in advance and its own account;
-//! the worker answers with the chunk's bytes and their Merkle path, which anyone can
-//! check against the root without holding the model.
+//! Proof of possession for a model's layers. Each transformer layer's bytes (its tensors'
+//! data, in file order) are cut into fixed-size chunks and committed to by a Merkle root,
+//! one root per layer (in the chain spec, [`LayerChunks`]). A liveness challenge names
+//! one layer among those the worker serves and one chunk of it, both chosen from a seed
+//! the worker could not know in advance and its own account; the worker answers with the
+//! chunk's bytes and their Merkle path, which anyone can check against the layer's root
+//! without holding the model. A node holding only its shard can answer, and it keeps
+//! trees only for the layers it serves, so memory follows the shard, not the file.
 
 use crate::crypto::{blake2_256, AccountId, Hash};
 use crate::merkle;
-use parity_scale_codec::Encode;
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 
 /// Chunk size of the built-in chain specs: small, so an answer fits in ~1.6 KB.
@@ -88,7 +92,37 @@ impl ChunkTree {
     }
 }
 
-/// The chunk a worker must show for a challenge `seed`.
+/// What the chain knows of one layer's bytes: the root of their chunk tree and how many
+/// chunks there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct LayerChunks {
+    pub root: Hash,
+    pub num_chunks: u64,
+}
+
+impl From<&ChunkTree> for LayerChunks {
+    fn from(tree: &ChunkTree) -> Self {
+        Self {
+            root: tree.root(),
+            num_chunks: tree.num_chunks(),
+        }
+    }
+}
+
+/// The layer a worker serving `served` (its layers, each once) must show a chunk of for
+/// a challenge `seed`; `None` when it serves none.
+pub fn challenge_layer(seed: &Hash, worker: &AccountId, served: &[u16]) -> Option<u16> {
+    if served.is_empty() {
+        return None;
+    }
+    let digest = blake2_256(&(b"neuroshard/challenge-layer/v1", seed, worker).encode());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    let pick = u64::from_le_bytes(first) % served.len() as u64;
+    served.get(pick as usize).copied()
+}
+
+/// The chunk (of the challenged layer) a worker must show for a challenge `seed`.
 pub fn challenge_index(seed: &Hash, worker: &AccountId, num_chunks: u64) -> u64 {
     let digest = blake2_256(&(b"neuroshard/challenge/v1", seed, worker).encode());
     let mut first = [0u8; 8];
@@ -165,6 +199,22 @@ mod tests {
                 .map(|i| challenge_index(&blake2_256(&[i]), &worker, 1000))
                 .collect::<Vec<_>>(),
             vec![challenge_index(&blake2_256(&[0]), &worker, 1000); 20]
+        );
+    }
+
+    #[test]
+    fn the_challenged_layer_is_one_the_worker_serves_and_varies_with_the_seed() {
+        let worker = AccountId::from([4; 32]);
+        assert_eq!(challenge_layer(&blake2_256(b"s"), &worker, &[]), None);
+        let served = [10u16, 11, 12, 20, 21];
+        let picks: std::collections::BTreeSet<u16> = (0..200u32)
+            .filter_map(|i| challenge_layer(&blake2_256(&i.to_le_bytes()), &worker, &served))
+            .collect();
+        assert!(picks.iter().all(|l| served.contains(l)));
+        assert_eq!(
+            picks.len(),
+            served.len(),
+            "every served layer gets challenged"
         );
     }
 }

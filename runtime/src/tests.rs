@@ -29,11 +29,16 @@ fn model() -> Hash {
 
 /// The stand-in model file whose chunk root the test chain commits to.
 fn model_file() -> Vec<u8> {
-    (0..3_000u32).map(|i| (i * 13 % 251) as u8).collect()
+    (0..30_000u32).map(|i| (i * 13 % 251) as u8).collect()
 }
 
-fn chunk_tree() -> ChunkTree {
-    ChunkTree::from_reader(&model_file()[..], 512).unwrap()
+/// The stand-in file cut into the test model's 30 layers.
+fn model_layers() -> Vec<Vec<u8>> {
+    ponw_fixtures::layer_bytes(&model_file(), 30)
+}
+
+fn chunk_trees() -> Vec<ChunkTree> {
+    ponw_fixtures::layer_trees(&model_layers(), 512)
 }
 
 pub(crate) fn test_config() -> GenesisConfig {
@@ -61,11 +66,7 @@ pub(crate) fn test_config() -> GenesisConfig {
                 max_receipts_per_batch: 10_000,
                 max_shards_per_worker: 8,
                 escrow_release_blocks: 10,
-                ..ponw_fixtures::params(ponw_fixtures::model_with_chunks(
-                    model(),
-                    30,
-                    &chunk_tree(),
-                ))
+                ..ponw_fixtures::params(ponw_fixtures::model_with_chunks(model(), &chunk_trees()))
             },
             training: neuroshard_training_pallet::Params {
                 training_reward: 2 * UNIT,
@@ -135,18 +136,21 @@ impl Chain {
         Ok(executed.events)
     }
 
-    /// A heartbeat of `uri` answering the challenge recorded in the head state.
+    /// A heartbeat of `uri` answering the challenge recorded in the head state (one
+    /// with no chunk when `uri` has no challenge: it is no worker).
     pub(crate) fn heartbeat(&self, uri: &str) -> Call {
-        let c = neuroshard_ponw::challenge(&self.state, &account(uri))
-            .unwrap()
-            .expect("a block has opened the minute");
-        let tree = chunk_tree();
-        let file = model_file();
-        let range = tree.chunk_range(c.chunk_index);
+        let Some(c) = neuroshard_ponw::challenge(&self.state, &account(uri)).unwrap() else {
+            return Call::Ponw(PonwCall::Heartbeat {
+                minute: 0,
+                chunk: Vec::new(),
+                proof: Vec::new(),
+            });
+        };
+        let (chunk, proof) = ponw_fixtures::answer(&c, &model_layers(), &chunk_trees());
         Call::Ponw(PonwCall::Heartbeat {
             minute: c.minute,
-            chunk: file[range.start as usize..(range.end as usize).min(file.len())].to_vec(),
-            proof: tree.proof(c.chunk_index),
+            chunk,
+            proof,
         })
     }
 

@@ -22,6 +22,14 @@ struct Part {
     reader: BufReader<File>,
 }
 
+/// A run of bytes in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileExtent {
+    pub path: PathBuf,
+    pub start: u64,
+    pub len: u64,
+}
+
 /// The parts of one model, with the part holding each tensor.
 pub struct GgufParts {
     parts: Vec<Part>,
@@ -127,6 +135,52 @@ impl GgufParts {
     /// Every tensor name of every part.
     pub fn tensor_names(&self) -> impl Iterator<Item = &String> {
         self.index.keys()
+    }
+
+    /// Where each transformer layer's tensor data lies: for layer `i` (tensors named
+    /// `blk.i.*`), the byte extents in the parts' files, ordered by part and offset. This
+    /// is what a node shows possession of (the chain commits to a chunk tree over each
+    /// layer's bytes in this order). Layers at or beyond `num_layers` are ignored.
+    pub fn layer_extents(&self, num_layers: usize) -> Result<Vec<Vec<FileExtent>>> {
+        let mut layers: Vec<Vec<(usize, FileExtent)>> = vec![Vec::new(); num_layers];
+        for (i, part) in self.parts.iter().enumerate() {
+            for (name, info) in part.content.tensor_infos.iter() {
+                let Some(layer) = name
+                    .strip_prefix("blk.")
+                    .and_then(|rest| rest.split('.').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|l| *l < num_layers)
+                else {
+                    continue;
+                };
+                // read_gguf_header checked every tensor's size and bounds.
+                let elems: usize = info.shape.dims().iter().product();
+                let len =
+                    (elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64;
+                let start = part.content.tensor_data_offset + info.offset;
+                layers[layer].push((
+                    i,
+                    FileExtent {
+                        path: part.path.clone(),
+                        start,
+                        len,
+                    },
+                ));
+            }
+        }
+        for (l, extents) in layers.iter_mut().enumerate() {
+            if extents.is_empty() {
+                return Err(InferenceError::bad_file(
+                    self.path(),
+                    format!("layer {l} has no tensors"),
+                ));
+            }
+            extents.sort_by_key(|(part, e)| (*part, e.start));
+        }
+        Ok(layers
+            .into_iter()
+            .map(|l| l.into_iter().map(|(_, e)| e).collect())
+            .collect())
     }
 
     /// Reads tensor `name` from its part.

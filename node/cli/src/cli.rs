@@ -42,6 +42,9 @@ pub enum Command {
     /// Generate text locally through an in-process pipeline of shards, or on a node
     /// with --rpc.
     Generate(GenerateArgs),
+    /// Print what a chain spec's `ponw.model` states about a GGUF model file: its hash,
+    /// layer count and each layer's chunk root (what workers show possession of).
+    ModelChunks(ModelChunksArgs),
     /// Benchmarks; each prints its figures beside a baseline measured in the same run.
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -53,6 +56,16 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ModelChunksArgs {
+    /// The model file (GGUF; the first part of a split model).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Chunk size in bytes (the built-in chain specs use 1024).
+    #[arg(long, default_value_t = neuroshard_primitives::model_chunks::DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: u32,
 }
 
 #[derive(Debug, Args)]

@@ -15,9 +15,10 @@ use neuroshard_primitives::{crypto, AccountId, Keypair, LayerRange};
 use neuroshard_rpc::http::{self, ApiState, Metrics};
 use neuroshard_serving::generator::{GenerationAdmission, GeneratorSlot, SharedGenerator};
 use neuroshard_serving::local::{fetch_model, LocalWorker};
-use neuroshard_serving::miner::{self, ModelPossession};
+use neuroshard_serving::miner;
 use neuroshard_serving::options::ServingOptions;
 use neuroshard_serving::payments::PaymentLedger;
+use neuroshard_serving::possession::ModelPossession;
 use neuroshard_serving::server::{ShardServer, ShardService};
 use neuroshard_serving::ShardNetwork;
 use neuroshard_trainer::board::TrainingBoard;
@@ -368,8 +369,8 @@ fn load_model(
         "the chain spec's model descriptor does not match the chain's model hash"
     );
     let path = fetch_model(model, &neuroshard_inference::fetch::default_cache_dir())?;
-    info!(path = %path.display(), "model verified; hashing its chunk tree");
-    let possession = ModelPossession::open(&path, params.chunk_size, &params.chunk_root)?;
+    info!(path = %path.display(), "model verified; hashing the served layers' chunk trees");
+    let possession = ModelPossession::open(&path, params.chunk_size, &params.layer_chunks, shards)?;
     info!(shards = ?shards.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "loading shards");
     let local = LocalWorker::load(
         &path,

@@ -12,7 +12,8 @@
 //!   chain receipt (worker and client side), paid as the session goes;
 //!   [`payments`]: the worker's side of that: serving on credit only one increment deep,
 //!   and claiming what clients signed but did not submit;
-//! - [`miner`]: the per-minute proof of possession that earns uptime;
+//! - [`miner`]: the per-minute proof of possession that earns uptime, shown from the
+//!   served layers' chunk trees ([`possession`]);
 //! - [`material`]: keeping the spot-check material of receipts the chain still needs.
 
 pub mod billing;
@@ -23,6 +24,7 @@ pub mod material;
 pub mod miner;
 pub mod options;
 pub mod payments;
+pub mod possession;
 pub mod protocol;
 pub mod remote;
 pub mod routing;

@@ -341,8 +341,21 @@ impl LocalWorker {
         client: &PipelineClient,
         accepted: usize,
     ) -> anyhow::Result<Option<Billing>> {
-        bill.pay_all(self.billing_epoch()?, &client.served(accepted as u32))?;
-        self.submit_receipts(bill.into_receipts())
+        let paid = self
+            .billing_epoch()
+            .and_then(|epoch| bill.pay_all(epoch, &client.served(accepted as u32)));
+        // The receipts paid as the session went (and any hops the final payment reached)
+        // go on chain even when a later hop's final payment fails.
+        let submitted = self.submit_receipts(bill.into_receipts());
+        match paid {
+            Ok(()) => submitted,
+            Err(why) => {
+                if let Err(e) = submitted {
+                    warn!(error = %format!("{e:#}"), "could not submit the receipts paid so far");
+                }
+                Err(why)
+            }
+        }
     }
 
     fn submit_receipts(&self, receipts: Vec<Receipt>) -> anyhow::Result<Option<Billing>> {

@@ -1,66 +1,21 @@
 //! The node's miner loop for Proof of Neural Work: while the node's key is a registered
 //! worker, it shows possession of the model every wall-clock minute with one heartbeat
-//! extrinsic that answers the minute's challenge (a chunk of the model file with its
-//! Merkle path; see `neuroshard_primitives::model_chunks`). That is half of the minute's
+//! extrinsic that answers the minute's challenge (a chunk of one of the layers it
+//! serves, with its Merkle path; see [`crate::possession`]). That is half of the minute's
 //! proof of uptime; the other half is answering the liveness probe of the validator
 //! drawn for the worker (`neuroshard_verifier::prober`). Heartbeats are fee-free and accepted once
 //! per minute. One that misses its minute (the block landed in the
 //! next one) is dropped by the author and the next minute is claimed instead; nothing
 //! is retried with a stale nonce.
 
-use anyhow::{ensure, Context};
+use crate::possession::ModelPossession;
 use neuroshard_client::{hex_hash, Client};
-use neuroshard_primitives::model_chunks::ChunkTree;
 use neuroshard_primitives::{AccountId, Call, Hash, Keypair, PonwCall};
 use neuroshard_runtime::ponw;
 use sp_core::Pair as _;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
-
-/// The model file this node holds, with the chunk tree that proves it.
-pub struct ModelPossession {
-    path: PathBuf,
-    tree: ChunkTree,
-}
-
-impl ModelPossession {
-    /// Hashes the file into its chunk tree and checks the root against the chain's.
-    pub fn open(path: &Path, chunk_size: u32, expected_root: &Hash) -> anyhow::Result<Self> {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("opening model file {}", path.display()))?;
-        let tree = ChunkTree::from_reader(std::io::BufReader::new(file), chunk_size)
-            .with_context(|| format!("hashing model file {}", path.display()))?;
-        ensure!(
-            tree.root() == *expected_root,
-            "model file {} does not match the chain's model chunk root ({} != {})",
-            path.display(),
-            hex_hash(&tree.root()),
-            hex_hash(expected_root)
-        );
-        Ok(Self {
-            path: path.to_path_buf(),
-            tree,
-        })
-    }
-
-    /// The model file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The bytes of chunk `index` and their Merkle path.
-    pub fn answer(&self, index: u64) -> anyhow::Result<(Vec<u8>, Vec<Option<Hash>>)> {
-        let range = self.tree.chunk_range(index);
-        let mut file = std::fs::File::open(&self.path)?;
-        file.seek(SeekFrom::Start(range.start))?;
-        let mut chunk = Vec::with_capacity(self.tree.chunk_size() as usize);
-        file.take(range.end - range.start).read_to_end(&mut chunk)?;
-        Ok((chunk, self.tree.proof(index)))
-    }
-}
 
 /// Runs until `shutdown` turns true.
 pub async fn run(
@@ -80,7 +35,7 @@ pub async fn run(
             Ok(Some(challenge)) => {
                 let minute = challenge.minute;
                 let result = model
-                    .answer(challenge.chunk_index)
+                    .answer(challenge.layer, challenge.chunk_index)
                     .and_then(|(chunk, proof)| {
                         let call = Call::Ponw(PonwCall::Heartbeat {
                             minute,

@@ -7,7 +7,7 @@
 //! (`Params { worker_bond: 0, ..fixtures::params(model) }`).
 
 use crate::{balances, build_genesis, escrow, ModelInfo, Params, Result};
-use neuroshard_primitives::model_chunks::ChunkTree;
+use neuroshard_primitives::model_chunks::{ChunkTree, LayerChunks};
 use neuroshard_primitives::{AccountId, Balance, Hash, LayerRange, UNIT};
 use neuroshard_support::{Overlay, StateDb};
 
@@ -19,30 +19,71 @@ pub fn tiles(num_layers: u16) -> Vec<LayerRange> {
         .collect()
 }
 
-/// A model whose file is never read: its chunk root is its hash, one chunk of 1 KiB (for
-/// tests that never check proof of possession).
+/// A model whose file is never read: each layer's chunk root is its hash, one chunk of 1
+/// KiB (for tests that never check proof of possession).
 pub fn model(hash: Hash, num_layers: u16) -> ModelInfo {
     ModelInfo {
         hash,
         num_layers,
         shards: tiles(num_layers),
-        chunk_root: hash,
-        num_chunks: 1,
+        layer_chunks: vec![
+            LayerChunks {
+                root: hash,
+                num_chunks: 1
+            };
+            usize::from(num_layers)
+        ],
         chunk_size: 1024,
     }
 }
 
-/// A model whose file's chunks are `chunks` (for tests that answer liveness challenges
-/// from the file's bytes).
-pub fn model_with_chunks(hash: Hash, num_layers: u16, chunks: &ChunkTree) -> ModelInfo {
+/// A stand-in model file's bytes cut into `num_layers` layers of (nearly) equal size:
+/// what tests answer possession challenges from.
+pub fn layer_bytes(file: &[u8], num_layers: u16) -> Vec<Vec<u8>> {
+    let n = usize::from(num_layers.max(1));
+    let size = file.len().div_ceil(n).max(1);
+    let mut layers: Vec<Vec<u8>> = file.chunks(size).map(<[u8]>::to_vec).collect();
+    layers.resize(n, vec![0]);
+    layers
+}
+
+/// The chunk trees of `layers` (see [`layer_bytes`]).
+pub fn layer_trees(layers: &[Vec<u8>], chunk_size: u32) -> Vec<ChunkTree> {
+    layers
+        .iter()
+        .map(|bytes| ChunkTree::from_reader(&bytes[..], chunk_size).expect("in memory"))
+        .collect()
+}
+
+/// A model whose layers' chunks are `trees`, one per layer (for tests that answer
+/// liveness challenges from the bytes).
+pub fn model_with_chunks(hash: Hash, trees: &[ChunkTree]) -> ModelInfo {
+    let num_layers = trees.len() as u16;
     ModelInfo {
         hash,
         num_layers,
         shards: tiles(num_layers),
-        chunk_root: chunks.root(),
-        num_chunks: chunks.num_chunks(),
-        chunk_size: chunks.chunk_size(),
+        layer_chunks: trees.iter().map(LayerChunks::from).collect(),
+        chunk_size: trees.first().map_or(1024, ChunkTree::chunk_size),
     }
+}
+
+/// The chunk `challenge` names, with its Merkle path, cut from `layers` (see
+/// [`layer_bytes`]) whose trees are `trees`.
+pub fn answer(
+    challenge: &crate::Challenge,
+    layers: &[Vec<u8>],
+    trees: &[ChunkTree],
+) -> (Vec<u8>, Vec<Option<Hash>>) {
+    let layer = usize::from(challenge.layer);
+    let (bytes, tree) = (&layers[layer], &trees[layer]);
+    let range = tree.chunk_range(challenge.chunk_index);
+    let end = (range.end as usize).min(bytes.len());
+    let start = (range.start as usize).min(end);
+    (
+        bytes[start..end].to_vec(),
+        tree.proof(challenge.chunk_index),
+    )
 }
 
 /// Parameters paying for `model`, with these defaults:

@@ -61,10 +61,9 @@ pub struct ModelInfo {
     /// Transformer layers in the model; a token through all of them earns one
     /// `token_reward`.
     pub num_layers: u16,
-    /// Merkle root over the file's chunks (see `neuroshard_primitives::model_chunks`).
-    pub chunk_root: Hash,
-    /// Number of chunks in the file.
-    pub num_chunks: u64,
+    /// Per transformer layer, the Merkle root over its bytes' chunks and their number
+    /// (see `neuroshard_primitives::model_chunks`): what a worker shows possession of.
+    pub layer_chunks: Vec<neuroshard_primitives::model_chunks::LayerChunks>,
     /// Chunk size in bytes.
     pub chunk_size: u32,
     /// The canonical layer ranges, tiling layers `0..num_layers`: training rounds are
@@ -171,6 +170,8 @@ pub enum Error {
     NotAValidator,
     #[error("the model's canonical shards do not tile its layers")]
     ShardsDoNotTile,
+    #[error("the model needs one chunk root per layer and a positive chunk size")]
+    LayerChunksMismatch,
     #[error("the slash per failed spot check exceeds the worker bond")]
     SlashAboveBond,
     #[error("no escrow to release")]
@@ -231,6 +232,9 @@ pub fn build_genesis(
     }
     if !p.model.shards_tile() {
         return Err(Error::ShardsDoNotTile);
+    }
+    if p.model.layer_chunks.len() != usize::from(p.model.num_layers) || p.model.chunk_size == 0 {
+        return Err(Error::LayerChunksMismatch);
     }
     PARAMS.put(overlay, p);
     CURRENT_EPOCH.put(overlay, &0);

@@ -1,7 +1,8 @@
 //! Liveness: the freeloader defence. A registered worker earns one uptime minute for a
 //! wall-clock minute only when, in that minute, it both
-//! - **shows possession** with a heartbeat: the model-file chunk the minute's challenge
-//!   names for it, with its Merkle path against the chain's chunk root, and
+//! - **shows possession** with a heartbeat: the chunk of one of the layers it serves that
+//!   the minute's challenge names for it, with its Merkle path against that layer's chunk
+//!   root (so the challenge is scoped to the layers the worker serves), and
 //! - **serves**: the validator assigned to probe it ([`prober_of`]) sent it an ordinary
 //!   shard request on an input drawn from the minute's seed, re-ran the shard itself,
 //!   and reported in `report_liveness` that the answer matched.
@@ -15,7 +16,7 @@
 
 use crate::workers::{worker, WORKERS};
 use crate::{params, rewards, Error, Result};
-use neuroshard_primitives::model_chunks::{challenge_index, verify_chunk};
+use neuroshard_primitives::model_chunks::{challenge_index, challenge_layer, verify_chunk};
 use neuroshard_primitives::{blake2_256, AccountId, Event, Hash, LayerRange};
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageValue};
 use parity_scale_codec::{Decode, Encode};
@@ -31,7 +32,9 @@ pub const MINUTE_SEED: StorageValue<(u64, Hash)> = StorageValue::new("Ponw", "Mi
 pub struct Challenge {
     pub minute: u64,
     pub seed: Hash,
-    /// Index of the model-file chunk to show.
+    /// The layer (one the worker serves) to show a chunk of.
+    pub layer: u16,
+    /// Index of the chunk of that layer's bytes to show.
     pub chunk_index: u64,
 }
 
@@ -130,13 +133,33 @@ pub(crate) fn record_minute_seed(overlay: &mut Overlay<'_>, ctx: &BlockContext) 
 }
 
 /// The possession challenge `worker` must answer now (from the latest block's state), if
-/// the current minute has a seed.
-pub fn challenge(state: &impl ReadState, worker: &AccountId) -> Result<Option<Challenge>> {
+/// the current minute has a seed and `worker` is registered for layers of the model.
+pub fn challenge(state: &impl ReadState, who: &AccountId) -> Result<Option<Challenge>> {
     let p = params(state)?;
-    Ok(MINUTE_SEED.get(state)?.map(|(minute, seed)| Challenge {
+    let (Some((minute, seed)), Some(info)) = (MINUTE_SEED.get(state)?, worker(state, who)?) else {
+        return Ok(None);
+    };
+    let mut served: Vec<u16> = info
+        .shards
+        .iter()
+        .flat_map(|r| r.start..r.end)
+        .filter(|l| *l < p.model.num_layers)
+        .collect();
+    served.sort_unstable();
+    served.dedup();
+    let Some(layer) = challenge_layer(&seed, who, &served) else {
+        return Ok(None);
+    };
+    let num_chunks = p
+        .model
+        .layer_chunks
+        .get(usize::from(layer))
+        .map_or(0, |c| c.num_chunks);
+    Ok(Some(Challenge {
         minute,
         seed,
-        chunk_index: challenge_index(&seed, worker, p.model.num_chunks),
+        layer,
+        chunk_index: challenge_index(&seed, who, num_chunks),
     }))
 }
 
@@ -183,11 +206,15 @@ pub fn heartbeat(
         .filter(|c| c.minute == minute)
         .ok_or(Error::NoChallenge(minute))?;
     let p = params(overlay)?;
-    let m = &p.model;
+    let layer = p
+        .model
+        .layer_chunks
+        .get(usize::from(challenge.layer))
+        .ok_or(Error::WrongChunk)?;
     if !verify_chunk(
-        &m.chunk_root,
-        m.num_chunks,
-        m.chunk_size,
+        &layer.root,
+        layer.num_chunks,
+        p.model.chunk_size,
         challenge.chunk_index,
         chunk,
         proof,

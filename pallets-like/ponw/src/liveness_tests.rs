@@ -2,7 +2,7 @@
 //! prober draw, and that a minute is credited only with both halves of its proof.
 
 use super::tests::{
-    apply, beat, chunk_tree, ctx, genesis, key, model_file, prove_minute, validators,
+    apply, beat, chunk_trees, ctx, genesis, key, model_file, prove_minute, validators, LAYERS,
 };
 use super::*;
 use neuroshard_primitives::{AccountId, Event, LayerRange};
@@ -376,11 +376,9 @@ fn heartbeats_need_registration_the_model_and_count_once_per_minute() {
     let charlie = key("//Charlie").1;
     let c_bob = challenge(&state, &bob).unwrap().unwrap();
     let c_charlie = challenge(&state, &charlie).unwrap().unwrap();
-    if c_bob.chunk_index != c_charlie.chunk_index {
-        let tree = chunk_tree();
-        let r = tree.chunk_range(c_charlie.chunk_index);
-        let chunk = file[r.start as usize..(r.end as usize).min(file.len())].to_vec();
-        let proof = tree.proof(c_charlie.chunk_index);
+    if (c_bob.layer, c_bob.chunk_index) != (c_charlie.layer, c_charlie.chunk_index) {
+        let layers = fixtures::layer_bytes(&file, LAYERS);
+        let (chunk, proof) = fixtures::answer(&c_charlie, &layers, &chunk_trees());
         assert_eq!(
             apply(&mut state, |o| heartbeat(
                 o,
@@ -404,4 +402,44 @@ fn heartbeats_need_registration_the_model_and_count_once_per_minute() {
         beat(&mut state, &ctx(0, 7), &bob, 7, &file),
         Err(Error::NotAWorker)
     );
+}
+
+#[test]
+fn possession_is_shown_for_the_served_layers_only() {
+    // Bob serves layers 10-20. A node holding those layers' bytes and nothing else
+    // answers every minute; one holding every other layer but not his answers none.
+    let bob = key("//Bob").1;
+    let file = model_file();
+    let layers = fixtures::layer_bytes(&file, LAYERS);
+    let mask = |keep: &dyn Fn(usize) -> bool| -> Vec<u8> {
+        layers
+            .iter()
+            .enumerate()
+            .flat_map(|(l, bytes)| {
+                let keep = keep(l);
+                bytes.iter().map(move |b| if keep { *b } else { !*b })
+            })
+            .collect()
+    };
+    let only_his = mask(&|l| (10..20).contains(&l));
+    let all_but_his = mask(&|l| !(10..20).contains(&l));
+    let mut state = genesis();
+    let mut challenged = std::collections::BTreeSet::new();
+    for minute in 3..40 {
+        let c = ctx(0, minute);
+        beat(&mut state, &c, &bob, minute, &only_his).unwrap();
+        challenged.insert(challenge(&state, &bob).unwrap().unwrap().layer);
+    }
+    assert!(challenged.iter().all(|l| (10..20).contains(l)));
+    assert!(
+        challenged.len() > 3,
+        "challenges spread over his layers: {challenged:?}"
+    );
+    let mut state = genesis();
+    for minute in 3..10 {
+        assert_eq!(
+            beat(&mut state, &ctx(0, minute), &bob, minute, &all_but_his),
+            Err(Error::WrongChunk)
+        );
+    }
 }

@@ -10,7 +10,7 @@ use neuroshard_primitives::{
 use neuroshard_support::{BlockContext, StateDb};
 use sp_core::Pair as _;
 
-const LAYERS: u16 = 30;
+pub(crate) const LAYERS: u16 = 30;
 
 pub(crate) fn model() -> Hash {
     blake2_256(b"model")
@@ -24,11 +24,12 @@ pub(crate) fn key(uri: &str) -> (Keypair, AccountId) {
 
 /// A stand-in model file (proof of possession only needs bytes and their chunk tree).
 pub(crate) fn model_file() -> Vec<u8> {
-    (0..5_000u32).map(|i| (i * 31 % 253) as u8).collect()
+    (0..20_000u32).map(|i| (i * 31 % 253) as u8).collect()
 }
 
-pub(crate) fn chunk_tree() -> ChunkTree {
-    ChunkTree::from_reader(&model_file()[..], 256).unwrap()
+/// The chunk trees of the stand-in file's layers (see `fixtures::layer_bytes`).
+pub(crate) fn chunk_trees() -> Vec<ChunkTree> {
+    fixtures::layer_trees(&fixtures::layer_bytes(&model_file(), LAYERS), 256)
 }
 
 /// The fixture's parameters for the stand-in model. The arithmetic of these tests is that
@@ -36,7 +37,7 @@ pub(crate) fn chunk_tree() -> ChunkTree {
 /// per token paid by the client (half burned), escrow released after 5 blocks, a 100
 /// NSHD bond, 50 NSHD slashed per failed check, no receipt sampled.
 pub(crate) fn params() -> Params {
-    fixtures::params(fixtures::model_with_chunks(model(), LAYERS, &chunk_tree()))
+    fixtures::params(fixtures::model_with_chunks(model(), &chunk_trees()))
 }
 
 pub(crate) fn ctx(epoch: u32, minute: u64) -> BlockContext {
@@ -103,11 +104,10 @@ pub(crate) fn beat(
     file: &[u8],
 ) -> Result<Vec<Event>> {
     apply(state, |o| liveness::record_minute_seed(o, ctx))?;
-    let tree = ChunkTree::from_reader(file, 256).unwrap();
-    let c = challenge(state, who)?.expect("seeded above");
-    let range = tree.chunk_range(c.chunk_index);
-    let chunk = file[range.start as usize..(range.end as usize).min(file.len())].to_vec();
-    let proof = tree.proof(c.chunk_index);
+    let layers = fixtures::layer_bytes(file, LAYERS);
+    let trees = fixtures::layer_trees(&layers, 256);
+    let c = challenge(state, who)?.ok_or(Error::NotAWorker)?;
+    let (chunk, proof) = fixtures::answer(&c, &layers, &trees);
     apply(state, |o| heartbeat(o, ctx, who, minute, &chunk, &proof))
 }
 

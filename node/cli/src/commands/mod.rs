@@ -1,11 +1,13 @@
 //! One module per subcommand; [`run`] dispatches the parsed command line. The node
 //! commands (`dev`, `run`) start a full node through [`crate::service`]; the wallet
-//! commands (`tx`, `balance`) talk to a node over JSON-RPC; `key` is offline.
+//! commands (`tx`, `balance`) talk to a node over JSON-RPC; `key` and `model-chunks`
+//! are offline.
 //! `generate` and `bench` run in-process.
 
 pub mod balance;
 pub mod generate;
 pub mod key;
+pub mod model_chunks;
 pub mod node;
 pub mod tx;
 
@@ -28,5 +30,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
              `cargo build --release -p neuroshard-node --features bench`"
         ),
         Command::Generate(args) => generate::run(args).await,
+        Command::ModelChunks(args) => model_chunks::run(args),
     }
 }
