@@ -88,7 +88,10 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     assert_eq!(props["tokenSymbol"], json!(["NSHD"]), "{ctx}");
     for pallet in ["System", "Balances", "Ponw", "Staking", "Training"] {
         assert!(
-            report["pallets"].as_array().unwrap().contains(&json!(pallet)),
+            report["pallets"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(pallet)),
             "{pallet} missing: {ctx}"
         );
     }
@@ -108,7 +111,11 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
             "{uri}: Substrate's free includes the frozen bond: {ctx}"
         );
         assert_eq!(num(&theirs["reserved"]), ours.reserved, "{uri}: {ctx}");
-        assert_eq!(num(&theirs["nonce"]), u128::from(ours.nonce), "{uri}: {ctx}");
+        assert_eq!(
+            num(&theirs["nonce"]),
+            u128::from(ours.nonce),
+            "{uri}: {ctx}"
+        );
     }
     // Bob receives nothing after the transfer: neuroshard_account agrees now.
     let bob_now = rpc.call("neuroshard_account", json!([bob])).unwrap();
@@ -121,7 +128,11 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
 
     // Historical reads through api.at: the transfer shows between the two blocks.
     let history = report["history"].as_array().unwrap();
-    assert_eq!(num(&history[0]["number"]), u128::from(included - 1), "{ctx}");
+    assert_eq!(
+        num(&history[0]["number"]),
+        u128::from(included - 1),
+        "{ctx}"
+    );
     assert_eq!(num(&history[1]["number"]), u128::from(included), "{ctx}");
     let bob_free = |i: usize| num(&history[i]["accounts"][&bob]["free"]);
     assert_eq!(bob_free(1) - bob_free(0), amount, "{ctx}");
