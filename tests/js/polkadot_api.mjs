@@ -61,6 +61,11 @@ for (const [pallet, items] of Object.entries(api.consts)) {
   }
 }
 
+// Every account, listed through state_getKeysPaged and decoded from the map keys
+// (Blake2_128Concat keeps the account after its hash).
+const accountKeys = await api.query.system.account.keys();
+const listedAccounts = accountKeys.map((key) => key.args[0].toString());
+
 const history = [];
 for (const hash of hashes) {
   history.push(await stateAt(hash));
@@ -74,6 +79,7 @@ console.log(JSON.stringify({
   head: await stateAt(headHash),
   pallets: api.runtimeMetadata.asLatest.pallets.map((p) => p.name.toString()),
   consts,
+  listedAccounts,
   history,
 }));
 await api.disconnect();

@@ -3,8 +3,8 @@
 //! node with no custom types and reads what a wallet shows first. The node makes one
 //! transfer //Alice -> //Bob; `tests/js/polkadot_api.mjs` then reads the chain's
 //! properties, the head, both accounts at the head and Bob's at the blocks before and
-//! after the transfer (`api.at`), and every pallet constant, all decoded through the
-//! node's metadata. Each figure is compared with the node's own RPC.
+//! after the transfer (`api.at`), every pallet constant and the list of accounts, all
+//! decoded through the node's metadata. Each figure is compared with the node's own RPC.
 
 use neuroshard_primitives::{BalancesCall, Call, UNIT};
 use neuroshard_tests::chain::{self, address};
@@ -125,6 +125,12 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
         "{ctx}"
     );
     assert!(num(&head["accounts"][&alice]["nonce"]) >= 1, "{ctx}");
+
+    // The accounts map is listed (state_getKeysPaged) and its keys decode to accounts.
+    let listed = report["listedAccounts"].as_array().unwrap();
+    for who in [&alice, &bob] {
+        assert!(listed.contains(&json!(who)), "{who} not listed: {ctx}");
+    }
 
     // Historical reads through api.at: the transfer shows between the two blocks.
     let history = report["history"].as_array().unwrap();
