@@ -155,8 +155,7 @@ impl StateApiServer for State {
     }
 
     fn get_metadata(&self, at: Option<String>) -> RpcResult<String> {
-        let metadata =
-            self.with_state(at, |state| neuroshard_runtime::metadata::metadata(state))?;
+        let metadata = self.with_state(at, neuroshard_runtime::metadata::metadata)?;
         Ok(hex(&metadata
             .map_err(|e| internal(e.to_string()))?
             .encode()))
