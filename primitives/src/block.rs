@@ -13,7 +13,7 @@ use sp_core::Pair as _;
 const SEAL_DOMAIN: &[u8] = b"neuroshard/seal/v1";
 
 /// A block header.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct Header {
     pub parent_hash: Hash,
     #[codec(compact)]
@@ -65,7 +65,7 @@ impl Header {
 }
 
 /// A header with its extrinsics.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct Block {
     pub header: Header,
     pub extrinsics: Vec<SignedExtrinsic>,

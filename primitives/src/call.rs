@@ -12,7 +12,7 @@ use sp_core::Pair as _;
 const EXTRINSIC_DOMAIN: &[u8] = b"neuroshard/extrinsic/v1";
 
 /// Calls of the balances pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum BalancesCall {
     /// Move `amount` base units of free balance to `dest`.
     Transfer {
@@ -23,7 +23,7 @@ pub enum BalancesCall {
 }
 
 /// Calls of the Proof-of-Neural-Work pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum PonwCall {
     /// Announce that the signer serves `shards` of `model` and may earn for them.
     RegisterWorker {
@@ -76,7 +76,7 @@ pub enum PonwCall {
 }
 
 /// Calls of the staking pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum StakingCall {
     /// Lock `amount` of free balance as bond.
     Bond {
@@ -99,7 +99,7 @@ pub enum StakingCall {
 }
 
 /// Calls of the training pallet (Proof of Training).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum TrainingCall {
     /// A shard holder's signed gradient receipt for the shard's current round.
     SubmitGradientReceipt { receipt: GradientReceipt },
@@ -115,7 +115,7 @@ pub enum TrainingCall {
 }
 
 /// Any call, routed by pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum Call {
     #[codec(index = 0)]
     Balances(BalancesCall),
@@ -160,7 +160,7 @@ impl Call {
 }
 
 /// A call signed by its sender.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct SignedExtrinsic {
     pub signer: AccountId,
     #[codec(compact)]

@@ -8,7 +8,7 @@ use crate::units::Balance;
 use parity_scale_codec::{Decode, Encode};
 
 /// Why a receipt was refused (stable codes; the runtime's errors map onto them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum RejectReason {
     /// The worker's or the client's signature does not verify.
     BadSignature,
@@ -52,7 +52,7 @@ impl RejectReason {
 }
 
 /// Something that happened in a block.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum Event {
     /// A transfer of free balance.
     Transfer {
@@ -277,7 +277,7 @@ pub enum Event {
 }
 
 /// A validator's verdict on a sampled receipt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum SpotCheckVerdict {
     /// Re-running the layers on the committed inputs gave the committed activations.
     Match,
@@ -300,7 +300,7 @@ impl SpotCheckVerdict {
 }
 
 /// Why a bond was slashed (stable codes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum SlashReason {
     /// Two different blocks sealed for one slot.
     Equivocation { slot: u64 },

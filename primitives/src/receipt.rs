@@ -22,7 +22,19 @@ pub const MAX_POSITIONS_PER_RECEIPT: u32 = 1 << 16;
 
 /// A half-open range of transformer layers `[start, end)`, written "start-end".
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Encode,
+    Decode,
+    Serialize,
+    Deserialize,
+    scale_info::TypeInfo,
 )]
 pub struct LayerRange {
     pub start: u16,
@@ -89,7 +101,7 @@ impl fmt::Display for LayerRange {
 }
 
 /// What a receipt attests; both signatures cover exactly these bytes (plus a domain tag).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct ReceiptBody {
     /// The node that ran the layers and is paid for them.
     pub worker: AccountId,
@@ -170,7 +182,7 @@ impl ReceiptBody {
 }
 
 /// A receipt signed by its worker and counter-signed by its client.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct Receipt {
     pub body: ReceiptBody,
     pub worker_signature: Signature,

@@ -38,7 +38,7 @@ pub fn fixed_to_loss(fixed: u32) -> f32 {
 }
 
 /// What a gradient receipt attests; the worker signs these bytes plus a domain tag.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct GradientReceiptBody {
     /// The shard holder that trained (and is paid when its contribution is accepted).
     pub worker: AccountId,
@@ -72,7 +72,7 @@ impl GradientReceiptBody {
 }
 
 /// A gradient receipt signed by its worker.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct GradientReceipt {
     pub body: GradientReceiptBody,
     pub signature: Signature,
@@ -97,7 +97,7 @@ impl GradientReceipt {
 }
 
 /// The outcome of one round's aggregation, as every honest holder computes it.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct RoundResult {
     pub model: Hash,
     pub layers: LayerRange,
@@ -117,7 +117,7 @@ impl RoundResult {
 
 /// A validator's verdict on one gradient receipt of a closed round, from replaying the
 /// worker's loss on its assigned data before and after applying its pseudo-gradient.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum ContributionOutcome {
     /// The pseudo-gradient lowered the loss and the claimed losses match the replay.
     Improved,
@@ -145,7 +145,7 @@ impl ContributionOutcome {
 }
 
 /// A validator's verdict on the adapter version a closed round recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum AdapterOutcome {
     /// Its snapshot is available, hashes to the recorded version and does not raise the
     /// held-out loss: serving nodes adopt it.
@@ -168,7 +168,7 @@ impl AdapterOutcome {
 }
 
 /// The verdict on one receipt, with the losses the validator measured (micro-nats).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct ContributionCheck {
     pub worker: AccountId,
     pub outcome: ContributionOutcome,
@@ -179,7 +179,7 @@ pub struct ContributionCheck {
 /// A validator's verification of a closed round: one check per recorded receipt (in
 /// the chain's order) and the verdict on its adapter, with the held-out losses of the
 /// round's base version and of the new one (micro-nats).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct RoundVerification {
     pub model: Hash,
     pub layers: LayerRange,

@@ -14,7 +14,9 @@ use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 /// Every pallet's parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct RuntimeParams {
     pub system: SystemParams,
     pub balances: balances::Params,
@@ -24,7 +26,7 @@ pub struct RuntimeParams {
 }
 
 /// What block 0 contains.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct GenesisConfig {
     pub params: RuntimeParams,
     /// Endowed accounts (free balance).

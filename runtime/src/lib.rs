@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod execute;
 mod genesis;
+pub mod metadata;
 pub mod storage_keys;
 pub mod system;
 mod validate;
@@ -31,7 +32,7 @@ use neuroshard_primitives::Hash;
 
 /// The state machine of one chain (identified by its genesis block hash, which every
 /// extrinsic signature commits to).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, scale_info::TypeInfo)]
 pub struct Runtime {
     genesis_hash: Hash,
 }

@@ -3,7 +3,8 @@
 
 use neuroshard_primitives::AccountId;
 
-/// Key of an account record (`balances::AccountData`: nonce, free, reserved, bonded).
+/// Key of an account record (`System.Account`, Substrate's `AccountInfo`; decode it
+/// with `balances::AccountData::from_stored`).
 pub fn account(who: &AccountId) -> Vec<u8> {
     neuroshard_balances::ACCOUNTS.key(who)
 }

@@ -4,12 +4,16 @@
 //! context (epoch, wall-clock minute) from its header.
 
 use neuroshard_primitives::{slot_lottery, AccountId, BlockNumber, Hash};
-use neuroshard_support::{BlockContext, Overlay, ReadState, StorageError, StorageValue};
+use neuroshard_support::{
+    constant, BlockContext, Overlay, PalletDecl, ReadState, StorageError, StorageValue,
+};
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 /// Chain-wide parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct SystemParams {
     /// Length of a consensus slot in milliseconds (dev: 2000).
     pub slot_duration_ms: u64,
@@ -22,10 +26,50 @@ pub struct SystemParams {
 }
 
 pub const PARAMS: StorageValue<SystemParams> = StorageValue::new("System", "Params");
-pub const NUMBER: StorageValue<BlockNumber> = StorageValue::new("System", "Number");
-pub const SLOT: StorageValue<u64> = StorageValue::new("System", "Slot");
+pub const NUMBER: StorageValue<BlockNumber> = StorageValue::new("System", "Number").value_query();
+pub const SLOT: StorageValue<u64> = StorageValue::new("System", "Slot").value_query();
 /// The chain randomness after the last executed block (zero at genesis).
-pub const RANDOMNESS: StorageValue<Hash> = StorageValue::new("System", "Randomness");
+pub const RANDOMNESS: StorageValue<Hash> = StorageValue::new("System", "Randomness").value_query();
+
+/// The System pallet's name, and its index (after the pallets with calls, whose indices
+/// are their call variants').
+pub const NAME: &str = "System";
+pub const INDEX: u8 = 4;
+
+/// The System pallet's declarations for the runtime metadata: the accounts (stored by
+/// the balances pallet under this pallet's prefix, as in Substrate), the block number,
+/// slot and randomness; constants from the chain's parameters.
+pub fn metadata(state: &impl ReadState) -> Result<PalletDecl, StorageError> {
+    let p = params(state)?;
+    let ss58: u16 = neuroshard_primitives::crypto::SS58_PREFIX;
+    Ok(PalletDecl::new(NAME, INDEX)
+        .storage(vec![
+            neuroshard_balances::ACCOUNTS.metadata("The full account information of an account."),
+            NUMBER.metadata("Number of the last executed block."),
+            SLOT.metadata("Slot of the last executed block."),
+            RANDOMNESS.metadata("Chain randomness after the last executed block."),
+            PARAMS.metadata("Chain-wide parameters."),
+        ])
+        .constants(vec![
+            constant("SS58Prefix", &ss58, "The SS58 address format of accounts."),
+            constant(
+                "SlotDuration",
+                &p.slot_duration_ms,
+                "Milliseconds per slot.",
+            ),
+            constant("EpochLength", &p.epoch_length, "Blocks per reward epoch."),
+            constant(
+                "MaxExtrinsicBytes",
+                &p.max_extrinsic_bytes,
+                "Largest encoded extrinsic accepted.",
+            ),
+            constant(
+                "MaxBlockBytes",
+                &p.max_block_bytes,
+                "Largest total of encoded extrinsics in a block.",
+            ),
+        ]))
+}
 
 /// Most nonces ahead of the account's current one the pool will hold.
 pub const MAX_FUTURE_NONCES: u64 = 64;

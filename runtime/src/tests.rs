@@ -550,7 +550,7 @@ proptest! {
             follower.import(&block).unwrap();
             prop_assert_eq!(follower.state.root(), author.state.root());
             let sum: u128 = neuroshard_balances::ACCOUNTS
-                .entries(&author.state).unwrap().iter().map(|(_, d)| d.total()).sum();
+                .entries(&author.state).unwrap().iter().map(|(_, d)| neuroshard_balances::AccountData::from(d).total()).sum();
             prop_assert_eq!(sum, neuroshard_balances::total_issuance(&author.state).unwrap());
         }
     }

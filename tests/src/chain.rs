@@ -39,7 +39,6 @@ pub fn account_at(
     uri: &str,
     hash: &serde_json::Value,
 ) -> anyhow::Result<neuroshard_runtime::balances::AccountData> {
-    use parity_scale_codec::Decode;
     let key = neuroshard_runtime::storage_keys::account(&account(uri));
     let value = rpc.call(
         "state_getStorage",
@@ -49,7 +48,9 @@ pub fn account_at(
         return Ok(Default::default());
     };
     let bytes = hex::decode(text.trim_start_matches("0x"))?;
-    Ok(Decode::decode(&mut bytes.as_slice())?)
+    Ok(neuroshard_runtime::balances::AccountData::from_stored(
+        &bytes,
+    )?)
 }
 
 /// Parses a 0x hash.

@@ -15,6 +15,7 @@ pub mod http;
 pub mod light;
 pub mod neuroshard;
 pub mod remote;
+pub mod runtime_calls;
 pub mod shards;
 pub mod state;
 pub mod system;

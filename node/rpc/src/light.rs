@@ -77,7 +77,7 @@ pub fn verify_account(
         verify_read_proof(&header.state_root, &key, &value, &path),
         "the proof does not lead to the header's state root: the node's answer is wrong"
     );
-    AccountData::decode(&mut value.as_slice())
+    AccountData::from_stored(&value)
         .map_err(|e| anyhow!("the proven value is not an account record: {e}"))
 }
 
@@ -100,7 +100,7 @@ mod tests {
             bonded: 7,
         };
         let state = StateDb::from_pairs([
-            (storage_keys::account(&who), record.encode()),
+            (storage_keys::account(&who), record.to_stored()),
             (b"other".to_vec(), b"x".to_vec()),
             (b"more".to_vec(), b"y".to_vec()),
         ]);
@@ -121,7 +121,7 @@ mod tests {
             state_root: format!("0x{}", hex::encode(header.state_root)),
             proof: vec![KeyProofJson {
                 key: format!("0x{}", hex::encode(&key)),
-                value: Some(format!("0x{}", hex::encode(record.encode()))),
+                value: Some(format!("0x{}", hex::encode(record.to_stored()))),
                 proof: Some(format!(
                     "0x{}",
                     hex::encode(state.read_proof(&key).unwrap().encode())
@@ -151,7 +151,7 @@ mod tests {
             reserved: 0,
             bonded: 7,
         };
-        richer.proof[0].value = Some(format!("0x{}", hex::encode(fake.encode())));
+        richer.proof[0].value = Some(format!("0x{}", hex::encode(fake.to_stored())));
         assert!(verify_account(&header, &who, &richer).is_err());
         // A proof path from another tree.
         let mut other_path = proof.clone();

@@ -1,12 +1,15 @@
-//! `state_*`: raw storage reads and Merkle read proofs against a block's state root.
-//! Keys are hex; `neuroshard_runtime::storage_keys` documents how to compute them
-//! (Substrate's `twox`-free variant: blake2_128 prefixes). States of blocks up to
-//! `MAX_STATE_DEPTH` behind the head are rebuilt from the store's undo records.
+//! `state_*`: raw storage reads, key listing and Merkle read proofs against a block's
+//! state root, the runtime's version and metadata, and runtime API calls
+//! ([`crate::runtime_calls`]). Keys are hex, in Substrate's layout (`twox128(pallet) ++
+//! twox128(item) ++ blake2_128_concat(key)`, see the metadata), so Substrate tools
+//! compute them. States of blocks up to `MAX_STATE_DEPTH` behind the head are rebuilt
+//! from the store's undo records.
 
-use crate::error::client_error;
-use crate::types::{parse_hash, parse_hex, KeyProofJson, ReadProofJson};
-use jsonrpsee::core::RpcResult;
+use crate::error::{client_error, internal};
+use crate::types::{parse_hash, parse_hex, KeyProofJson, ReadProofJson, RuntimeVersionJson};
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::PendingSubscriptionSink;
 use neuroshard_client::{hex_hash, Client};
 use neuroshard_primitives::Hash;
 use neuroshard_runtime::{ReadState, StateDb};
@@ -15,6 +18,8 @@ use std::sync::Arc;
 
 /// Most keys one `state_getReadProof` call may ask for.
 const MAX_PROOF_KEYS: usize = 1024;
+/// Most keys one `state_getKeysPaged` page holds (Substrate's limit).
+const MAX_KEYS_PAGE: u32 = 1000;
 
 #[rpc(server)]
 pub trait StateApi {
@@ -23,6 +28,32 @@ pub trait StateApi {
 
     #[method(name = "state_getReadProof")]
     fn get_read_proof(&self, keys: Vec<String>, at: Option<String>) -> RpcResult<ReadProofJson>;
+
+    /// Up to `count` keys starting with `prefix`, after `start_key`, in key order.
+    #[method(name = "state_getKeysPaged")]
+    fn get_keys_paged(
+        &self,
+        prefix: Option<String>,
+        count: u32,
+        start_key: Option<String>,
+        at: Option<String>,
+    ) -> RpcResult<Vec<String>>;
+
+    /// The SCALE `RuntimeMetadataPrefixed` (V14), hex.
+    #[method(name = "state_getMetadata")]
+    fn get_metadata(&self, at: Option<String>) -> RpcResult<String>;
+
+    #[method(name = "state_getRuntimeVersion")]
+    fn get_runtime_version(&self, at: Option<String>) -> RpcResult<RuntimeVersionJson>;
+
+    /// A runtime API call: `method` ("Metadata_metadata", ...) on SCALE `data`, hex.
+    #[method(name = "state_call")]
+    fn call(&self, method: String, data: String, at: Option<String>) -> RpcResult<String>;
+
+    /// The runtime version now; a new one would follow on a runtime upgrade, which this
+    /// chain does not have (the runtime is the node's), so the subscription stays quiet.
+    #[subscription(name = "state_subscribeRuntimeVersion" => "state_runtimeVersion", unsubscribe = "state_unsubscribeRuntimeVersion", item = RuntimeVersionJson)]
+    async fn subscribe_runtime_version(&self) -> SubscriptionResult;
 }
 
 pub struct State {
@@ -45,6 +76,21 @@ impl State {
     }
 }
 
+impl State {
+    /// Runs `f` on the state after block `at` (the head when `None`, read in place).
+    fn with_state<T>(&self, at: Option<String>, f: impl FnOnce(&StateDb) -> T) -> RpcResult<T> {
+        match at {
+            None => Ok(self.client.with_best_state(|state, _| f(state))),
+            Some(at) => Ok(f(&self.state_at(Some(at))?.1)),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+#[jsonrpsee::core::async_trait]
 impl StateApiServer for State {
     fn get_storage(&self, key: String, at: Option<String>) -> RpcResult<Option<String>> {
         let key = parse_hex("storage key", &key)?;
@@ -81,5 +127,66 @@ impl StateApiServer for State {
             state_root: hex_hash(&state.root()),
             proof,
         })
+    }
+
+    fn get_keys_paged(
+        &self,
+        prefix: Option<String>,
+        count: u32,
+        start_key: Option<String>,
+        at: Option<String>,
+    ) -> RpcResult<Vec<String>> {
+        let prefix = match prefix {
+            Some(p) => parse_hex("key prefix", &p)?,
+            None => Vec::new(),
+        };
+        let start = start_key.map(|k| parse_hex("start key", &k)).transpose()?;
+        let count = count.min(MAX_KEYS_PAGE) as usize;
+        self.with_state(at, |state| {
+            state
+                .iter()
+                .map(|(key, _)| key)
+                .filter(|key| key.starts_with(&prefix))
+                .filter(|key| start.as_deref().is_none_or(|s| *key > s))
+                .take(count)
+                .map(hex)
+                .collect()
+        })
+    }
+
+    fn get_metadata(&self, at: Option<String>) -> RpcResult<String> {
+        let metadata = self.with_state(at, neuroshard_runtime::metadata::metadata)?;
+        Ok(hex(&metadata
+            .map_err(|e| internal(e.to_string()))?
+            .encode()))
+    }
+
+    fn get_runtime_version(&self, at: Option<String>) -> RpcResult<RuntimeVersionJson> {
+        if let Some(at) = at {
+            self.state_at(Some(at))?;
+        }
+        Ok(RuntimeVersionJson::from(
+            &neuroshard_runtime::metadata::version(),
+        ))
+    }
+
+    fn call(&self, method: String, data: String, at: Option<String>) -> RpcResult<String> {
+        let input = parse_hex("call data", &data)?;
+        let output = self.with_state(at, |state| {
+            crate::runtime_calls::call(state, &method, &input)
+        })?;
+        Ok(hex(&output?))
+    }
+
+    async fn subscribe_runtime_version(
+        &self,
+        pending: PendingSubscriptionSink,
+    ) -> SubscriptionResult {
+        let sink = pending.accept().await?;
+        let version = RuntimeVersionJson::from(&neuroshard_runtime::metadata::version());
+        sink.send(serde_json::value::to_raw_value(&version)?)
+            .await?;
+        sink.closed().await;
+        Ok(())
     }
 }

@@ -29,6 +29,50 @@ pub struct HeaderJson {
     pub vrf: String,
     pub seal: String,
     pub hash: String,
+    /// Substrate's digest; empty until slot, VRF and seal move into digest items (they
+    /// are the fields above for now).
+    #[serde(default)]
+    pub digest: DigestJson,
+}
+
+/// A header digest: `{logs: [hex SCALE DigestItem]}`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DigestJson {
+    pub logs: Vec<String>,
+}
+
+/// `state_getRuntimeVersion`'s answer (Substrate's `RuntimeVersion` JSON).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeVersionJson {
+    pub spec_name: String,
+    pub impl_name: String,
+    pub authoring_version: u32,
+    pub spec_version: u32,
+    pub impl_version: u32,
+    /// `[api id (0x hex of 8 bytes), version]` pairs.
+    pub apis: Vec<(String, u32)>,
+    pub transaction_version: u32,
+    pub system_version: u8,
+}
+
+impl From<&neuroshard_runtime::metadata::RuntimeVersion> for RuntimeVersionJson {
+    fn from(v: &neuroshard_runtime::metadata::RuntimeVersion) -> Self {
+        Self {
+            spec_name: v.spec_name.clone(),
+            impl_name: v.impl_name.clone(),
+            authoring_version: v.authoring_version,
+            spec_version: v.spec_version,
+            impl_version: v.impl_version,
+            apis: v
+                .apis
+                .iter()
+                .map(|(id, version)| (format!("0x{}", hex::encode(id)), *version))
+                .collect(),
+            transaction_version: v.transaction_version,
+            system_version: v.system_version,
+        }
+    }
 }
 
 impl From<&Header> for HeaderJson {
@@ -43,6 +87,7 @@ impl From<&Header> for HeaderJson {
             vrf: format!("0x{}", hex::encode(h.vrf.encode())),
             seal: format!("0x{}", hex::encode(h.seal.0)),
             hash: hex_hash(&h.hash()),
+            digest: DigestJson::default(),
         }
     }
 }

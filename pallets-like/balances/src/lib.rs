@@ -2,6 +2,11 @@
 //! fees (burned), minting and burning with a tracked total issuance, and the moves
 //! between free, bonded and reserved balance that staking and PoNW build on.
 //!
+//! Accounts are stored as Substrate's `System.Account` ([`AccountInfo`]), so wallets
+//! read them unmodified: the bond is frozen free balance there, as a Substrate staking
+//! lock is (`free` = spendable + bonded, `frozen` = bonded); [`AccountData`] is this
+//! pallet's view of the same record.
+//!
 //! Every function here either completes or returns an error without writing; callers
 //! run them inside an overlay transaction so a failure anywhere changes nothing.
 
@@ -15,10 +20,13 @@ pub struct Balances;
 
 impl Pallet for Balances {
     const NAME: &'static str = "Balances";
+    const INDEX: u8 = 0;
 }
 
 /// Chain-spec parameters of the pallet (base units).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct Params {
     /// Smallest balance a new account may be created with.
     #[serde(with = "decimal_string")]
@@ -32,7 +40,7 @@ pub struct Params {
 }
 
 /// One account's record.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct AccountData {
     pub nonce: Nonce,
     /// Spendable balance.
@@ -51,12 +59,81 @@ impl AccountData {
     }
 }
 
-pub const ACCOUNTS: StorageMap<AccountId, AccountData> = StorageMap::new(Balances::NAME, "Account");
+/// An account as Substrate's `frame_system::AccountInfo` stores it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub struct AccountInfo {
+    pub nonce: Nonce,
+    /// Modules depending on the account (1 while it has a bond).
+    pub consumers: u32,
+    /// 1 while the account holds any balance.
+    pub providers: u32,
+    pub sufficients: u32,
+    pub data: SubstrateAccountData,
+}
+
+/// Substrate's `pallet_balances::AccountData`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub struct SubstrateAccountData {
+    /// Spendable plus frozen (bonded) balance.
+    pub free: Balance,
+    pub reserved: Balance,
+    /// The part of `free` that cannot move: the bond.
+    pub frozen: Balance,
+    pub flags: u128,
+}
+
+/// Substrate's marker of the new reserve logic (`ExtraFlags::new_logic`), set on every
+/// account as a current Substrate chain does.
+const NEW_LOGIC_FLAG: u128 = 1 << 127;
+
+impl From<&AccountData> for AccountInfo {
+    fn from(a: &AccountData) -> Self {
+        Self {
+            nonce: a.nonce,
+            consumers: u32::from(a.bonded > 0),
+            providers: u32::from(a.total() > 0),
+            sufficients: 0,
+            data: SubstrateAccountData {
+                free: a.free.saturating_add(a.bonded),
+                reserved: a.reserved,
+                frozen: a.bonded,
+                flags: NEW_LOGIC_FLAG,
+            },
+        }
+    }
+}
+
+impl From<&AccountInfo> for AccountData {
+    fn from(info: &AccountInfo) -> Self {
+        Self {
+            nonce: info.nonce,
+            free: info.data.free.saturating_sub(info.data.frozen),
+            reserved: info.data.reserved,
+            bonded: info.data.frozen,
+        }
+    }
+}
+
+impl AccountData {
+    /// Reads a stored `System.Account` value (e.g. from `state_getStorage`).
+    pub fn from_stored(mut bytes: &[u8]) -> std::result::Result<Self, parity_scale_codec::Error> {
+        Ok(Self::from(&AccountInfo::decode(&mut bytes)?))
+    }
+
+    /// The stored `System.Account` value of this record.
+    pub fn to_stored(&self) -> Vec<u8> {
+        AccountInfo::from(self).encode()
+    }
+}
+
+/// Accounts, under Substrate's `System.Account` so wallets find them.
+pub const ACCOUNTS: StorageMap<AccountId, AccountInfo> =
+    StorageMap::new("System", "Account").value_query();
 pub const TOTAL_ISSUANCE: StorageValue<Balance> =
-    StorageValue::new(Balances::NAME, "TotalIssuance");
+    StorageValue::new(Balances::NAME, "TotalIssuance").value_query();
 pub const PARAMS: StorageValue<Params> = StorageValue::new(Balances::NAME, "Params");
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, scale_info::TypeInfo)]
 pub enum Error {
     #[error("insufficient free balance: needs {} NSHD, has {} NSHD", format_balance(*needed), format_balance(*available))]
     InsufficientBalance { needed: Balance, available: Balance },
@@ -82,11 +159,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Reads an account (an absent account is all zeros).
 pub fn account(state: &impl ReadState, who: &AccountId) -> Result<AccountData> {
-    Ok(ACCOUNTS.get(state, who)?.unwrap_or_default())
+    Ok(ACCOUNTS
+        .get(state, who)?
+        .map(|info| AccountData::from(&info))
+        .unwrap_or_default())
 }
 
 fn put(overlay: &mut Overlay<'_>, who: &AccountId, data: &AccountData) {
-    ACCOUNTS.insert(overlay, who, data);
+    ACCOUNTS.insert(overlay, who, &AccountInfo::from(data));
 }
 
 pub fn params(state: &impl ReadState) -> Result<Params> {
@@ -325,6 +405,39 @@ pub fn pay_from_reserved(
     let issuance = total_issuance(overlay)?.saturating_sub(burn);
     TOTAL_ISSUANCE.put(overlay, &issuance);
     Ok(())
+}
+
+/// The pallet's declarations for the runtime metadata (System.Account is declared by
+/// the runtime's System pallet, whose storage prefix it has).
+pub fn metadata(state: &impl ReadState) -> Result<neuroshard_support::PalletDecl> {
+    use neuroshard_support::constant;
+    let p = params(state)?;
+    Ok(
+        neuroshard_support::PalletDecl::new(Balances::NAME, Balances::INDEX)
+            .calls::<neuroshard_primitives::BalancesCall>()
+            .errors::<Error>()
+            .storage(vec![
+                TOTAL_ISSUANCE.metadata("Base units in existence."),
+                PARAMS.metadata("The pallet's chain-spec parameters."),
+            ])
+            .constants(vec![
+                constant(
+                    "ExistentialDeposit",
+                    &p.existential_deposit,
+                    "Smallest balance a new account may be created with.",
+                ),
+                constant(
+                    "BaseFee",
+                    &p.base_fee,
+                    "Flat fee of every fee-paying extrinsic.",
+                ),
+                constant(
+                    "ByteFee",
+                    &p.byte_fee,
+                    "Fee per byte of the encoded extrinsic.",
+                ),
+            ]),
+    )
 }
 
 /// Serde helper: balances as decimal strings of base units, so JSON never loses precision.

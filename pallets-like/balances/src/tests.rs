@@ -125,7 +125,7 @@ proptest! {
                 Op::PayReserved(a, b, x, y) => pay_from_reserved(o, &who(a), &who(b), x, y),
             });
         }
-        let sum: u128 = ACCOUNTS.entries(&o).unwrap().iter().map(|(_, d)| d.total()).sum();
+        let sum: u128 = ACCOUNTS.entries(&o).unwrap().iter().map(|(_, d)| AccountData::from(d).total()).sum();
         prop_assert_eq!(sum, total_issuance(&o).unwrap());
     }
 }

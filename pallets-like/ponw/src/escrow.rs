@@ -18,7 +18,7 @@ use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
 /// One client's escrow.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct Escrow {
     /// What is left to pay fees with (held in the client's reserved balance).
     pub amount: Balance,

@@ -22,6 +22,7 @@
 
 pub mod escrow;
 pub mod liveness;
+mod metadata;
 mod receipts;
 mod rewards;
 pub mod settlement;
@@ -32,6 +33,7 @@ pub use liveness::{
     challenge, heartbeat, probe_tasks, prober_of, report_liveness, Challenge, ProbeRecord,
     ProbeTask, MINUTE_SEED,
 };
+pub use metadata::metadata;
 pub use receipts::{precheck_receipts, submit_receipts, PRECHECK_SAMPLE};
 pub use receipts::{SessionState, SESSIONS};
 pub use rewards::{on_epoch_start, reward_for, tallies, WorkTally, TALLIES};
@@ -51,10 +53,13 @@ pub struct Ponw;
 
 impl Pallet for Ponw {
     const NAME: &'static str = "Ponw";
+    const INDEX: u8 = 1;
 }
 
 /// The model the chain pays for.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct ModelInfo {
     /// blake2-256 of the model file.
     pub hash: Hash,
@@ -89,7 +94,9 @@ impl ModelInfo {
 }
 
 /// Chain-spec parameters of the pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct Params {
     pub model: ModelInfo,
     /// Reward per token processed through the whole model, base units (0.1 NSHD).
@@ -130,12 +137,16 @@ pub const PARAMS: StorageValue<Params> = StorageValue::new(Ponw::NAME, "Params")
 /// The epoch whose work the tallies currently accumulate.
 pub const CURRENT_EPOCH: StorageValue<u32> = StorageValue::new(Ponw::NAME, "CurrentEpoch");
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, scale_info::TypeInfo)]
 pub enum Error {
     #[error("receipt #{index} rejected: {}", reason.as_str())]
     ReceiptRejected { index: u32, reason: RejectReason },
     #[error("batch of {count} receipts exceeds the limit of {limit}")]
-    TooManyReceipts { count: usize, limit: u32 },
+    TooManyReceipts {
+        #[codec(skip)]
+        count: usize,
+        limit: u32,
+    },
     #[error("empty receipt batch")]
     EmptyBatch,
     #[error("account is not a registered worker")]
@@ -155,7 +166,10 @@ pub enum Error {
     #[error("a heartbeat for minute {0} was already accepted")]
     HeartbeatAlreadyAccepted(u64),
     #[error("a liveness report may name at most 1024 workers, this one names {count}")]
-    TooManyLivenessEntries { count: usize },
+    TooManyLivenessEntries {
+        #[codec(skip)]
+        count: usize,
+    },
     #[error("the liveness report records nothing (no worker it names is this validator's to probe, or all were already reported)")]
     NothingToReport,
     #[error("amount must be greater than zero")]

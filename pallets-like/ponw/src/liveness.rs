@@ -39,7 +39,7 @@ pub struct Challenge {
 }
 
 /// The outcome of a worker's liveness probe in one minute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct ProbeRecord {
     pub minute: u64,
     pub answered: bool,

@@ -24,7 +24,7 @@ use parity_scale_codec::{Decode, Encode};
 use std::collections::{HashMap, HashSet};
 
 /// Highest accepted sequence number of one (worker, session, layers).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct SessionState {
     pub last_seq: u32,
     /// Epoch of the receipt that set `last_seq`; the entry is pruned after the window.

@@ -9,7 +9,7 @@ use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
 /// Work credited to one account in the current epoch.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct WorkTally {
     /// Tokens processed (each stage counts the positions it ran).
     pub tokens: u64,

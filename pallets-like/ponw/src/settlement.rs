@@ -38,7 +38,7 @@ pub const DRAW_DELAY: u64 = 2;
 pub const DETERRENCE: (Balance, Balance) = (2, 1);
 
 /// An accepted receipt whose earnings are held.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct HeldReceipt {
     pub body: ReceiptBody,
     /// The client's fee and the part of it that is burned at settlement.
@@ -51,7 +51,7 @@ pub struct HeldReceipt {
 }
 
 /// A worker's held receipts and the sum of their fees.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct Holding {
     pub receipts: Vec<Hash>,
     pub fees: Balance,

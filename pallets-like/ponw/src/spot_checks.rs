@@ -39,7 +39,7 @@ use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
 /// A sampled receipt awaiting its verdicts.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct PendingCheck {
     /// The receipt (what the checker re-runs; its id is the map key).
     pub body: ReceiptBody,

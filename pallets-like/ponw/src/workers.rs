@@ -15,7 +15,7 @@ use neuroshard_support::{Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
 
 /// What a worker announced.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct WorkerInfo {
     pub model: Hash,
     pub shards: Vec<LayerRange>,

@@ -17,10 +17,13 @@ pub struct Staking;
 
 impl Pallet for Staking {
     const NAME: &'static str = "Staking";
+    const INDEX: u8 = 2;
 }
 
 /// Chain-spec parameters of the pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct Params {
     /// Blocks between `unbond` and the moment the amount can be withdrawn.
     pub unbonding_blocks: BlockNumber,
@@ -33,7 +36,7 @@ pub struct Params {
 pub const MAX_UNBONDING_CHUNKS: usize = 32;
 
 /// An amount on its way out of the bond.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct UnbondingChunk {
     pub amount: Balance,
     pub unlock_at: BlockNumber,
@@ -49,7 +52,7 @@ pub const PUNISHED: StorageMap<(AccountId, u64), ()> = StorageMap::new(Staking::
 /// Share of the bond an equivocation destroys, in percent.
 pub const EQUIVOCATION_SLASH_PERCENT: u128 = 20;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, scale_info::TypeInfo)]
 pub enum Error {
     #[error("amount must be greater than zero")]
     ZeroAmount,
@@ -77,6 +80,36 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The pallet's declarations for the runtime metadata; the constants are read from
+/// `state`.
+pub fn metadata(state: &impl ReadState) -> Result<neuroshard_support::PalletDecl> {
+    use neuroshard_support::constant;
+    let p = params(state)?;
+    Ok(
+        neuroshard_support::PalletDecl::new(Staking::NAME, Staking::INDEX)
+            .calls::<neuroshard_primitives::StakingCall>()
+            .errors::<Error>()
+            .storage(vec![
+                PARAMS.metadata("The pallet's chain-spec parameters."),
+                VALIDATORS.metadata("The validator set."),
+                UNBONDING.metadata("Amounts on their way out of each bond."),
+                PUNISHED.metadata("Offences already punished, by (offender, slot)."),
+            ])
+            .constants(vec![
+                constant(
+                    "UnbondingBlocks",
+                    &p.unbonding_blocks,
+                    "Blocks between unbond and withdrawal.",
+                ),
+                constant(
+                    "MinValidatorBond",
+                    &p.min_validator_bond,
+                    "Bond a validator must keep.",
+                ),
+            ]),
+    )
+}
 
 pub fn params(state: &impl ReadState) -> Result<Params> {
     PARAMS.get(state)?.ok_or(Error::MissingParams)

@@ -4,11 +4,13 @@
 //! small [`Pallet`] trait that names a pallet. Pallets own their calls' logic, storage
 //! and errors; the runtime composes them.
 
+pub mod metadata;
 pub mod overlay;
 pub mod proof;
 pub mod state;
 pub mod storage;
 
+pub use metadata::{constant, PalletDecl};
 pub use overlay::Overlay;
 pub use proof::{verify_read_proof, ReadProof};
 pub use state::{ReadState, StateChanges, StateDb};
@@ -20,6 +22,9 @@ use neuroshard_primitives::{AccountId, BlockNumber, Hash};
 pub trait Pallet {
     /// Name used as the storage prefix and in errors ("Balances").
     const NAME: &'static str;
+    /// Index of the pallet in the runtime: its calls' variant index in the call enum and
+    /// its position in the metadata.
+    const INDEX: u8;
 }
 
 /// Facts about the block being executed, derived by the runtime from the header.

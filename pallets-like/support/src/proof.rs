@@ -7,7 +7,7 @@ use neuroshard_primitives::Hash;
 use parity_scale_codec::{Decode, Encode};
 
 /// Proof that one entry is in the state.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct ReadProof {
     /// Position of the leaf in key order.
     pub leaf_index: u64,

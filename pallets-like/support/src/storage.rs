@@ -1,42 +1,57 @@
-//! Typed storage items over the raw key-value state. Keys follow Substrate's layout:
-//! `blake2_128(pallet) ++ blake2_128(item)` for a value, plus
-//! `blake2_128(encoded key) ++ encoded key` for map entries, so RPC users can compute
-//! any key (`state_getStorage`) and map keys can be iterated and decoded.
+//! Typed storage items over the raw key-value state, in Substrate's key layout:
+//! `twox128(pallet) ++ twox128(item)` for a value, plus `blake2_128(encoded key) ++
+//! encoded key` (the `Blake2_128Concat` hasher) for map entries. Any Substrate tool
+//! computes the same keys from the metadata each item describes of itself
+//! ([`StorageValue::metadata`], [`StorageMap::metadata`]: name, hasher, key and value
+//! types, and whether an absent entry reads as `None` or as the type's default), and
+//! map keys can be iterated and decoded.
 
 use crate::overlay::Overlay;
 use crate::state::ReadState;
-use neuroshard_primitives::blake2_256;
+use frame_metadata::v14::{
+    StorageEntryMetadata, StorageEntryModifier, StorageEntryType, StorageHasher,
+};
 use parity_scale_codec::{Decode, Encode};
+use scale_info::{form::MetaForm, meta_type, TypeInfo};
+use sp_crypto_hashing::{blake2_128, twox_128};
 use std::marker::PhantomData;
 use thiserror::Error;
 
 /// Stored bytes that do not decode: the state is corrupt (never caused by user input).
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, TypeInfo)]
 #[error("storage item {pallet}.{item} holds undecodable bytes")]
 pub struct StorageError {
     pub pallet: &'static str,
     pub item: &'static str,
 }
 
-fn blake2_128(data: &[u8]) -> [u8; 16] {
-    let full = blake2_256(data);
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&full.as_bytes()[..16]);
-    out
-}
-
-/// The 32-byte prefix of a pallet's storage item.
+/// The 32-byte prefix of a pallet's storage item: `twox128(pallet) ++ twox128(item)`.
 pub fn item_prefix(pallet: &str, item: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(32);
-    key.extend_from_slice(&blake2_128(pallet.as_bytes()));
-    key.extend_from_slice(&blake2_128(item.as_bytes()));
+    key.extend_from_slice(&twox_128(pallet.as_bytes()));
+    key.extend_from_slice(&twox_128(item.as_bytes()));
     key
+}
+
+/// The encoding of `V::default()`: what an absent item of a default-query item reads as.
+fn encoded_default<V: Default + Encode>() -> Vec<u8> {
+    V::default().encode()
+}
+
+/// The metadata modifier and default bytes of an item: absent entries read as `None`
+/// (Substrate's `OptionQuery`, default `0x00`) unless a default is declared.
+fn modifier(default: Option<fn() -> Vec<u8>>) -> (StorageEntryModifier, Vec<u8>) {
+    match default {
+        Some(encode) => (StorageEntryModifier::Default, encode()),
+        None => (StorageEntryModifier::Optional, vec![0]),
+    }
 }
 
 /// A single value of type `V`.
 pub struct StorageValue<V> {
     pallet: &'static str,
     item: &'static str,
+    default: Option<fn() -> Vec<u8>>,
     _value: PhantomData<V>,
 }
 
@@ -45,8 +60,19 @@ impl<V: Encode + Decode> StorageValue<V> {
         Self {
             pallet,
             item,
+            default: None,
             _value: PhantomData,
         }
+    }
+
+    /// Declares that an absent value reads as `V::default()` (Substrate's `ValueQuery`),
+    /// as the callers of this item already treat it.
+    pub const fn value_query(mut self) -> Self
+    where
+        V: Default,
+    {
+        self.default = Some(encoded_default::<V>);
+        self
     }
 
     pub fn key(&self) -> Vec<u8> {
@@ -62,10 +88,25 @@ impl<V: Encode + Decode> StorageValue<V> {
     }
 }
 
-/// A map from `K` to `V`.
+impl<V: Encode + Decode + TypeInfo + 'static> StorageValue<V> {
+    /// This item's entry in its pallet's metadata.
+    pub fn metadata(&self, docs: &'static str) -> StorageEntryMetadata<MetaForm> {
+        let (modifier, default) = modifier(self.default);
+        StorageEntryMetadata {
+            name: self.item,
+            modifier,
+            ty: StorageEntryType::Plain(meta_type::<V>()),
+            default,
+            docs: vec![docs],
+        }
+    }
+}
+
+/// A map from `K` to `V`, keyed with the `Blake2_128Concat` hasher.
 pub struct StorageMap<K, V> {
     pallet: &'static str,
     item: &'static str,
+    default: Option<fn() -> Vec<u8>>,
     _types: PhantomData<(K, V)>,
 }
 
@@ -74,8 +115,18 @@ impl<K: Encode + Decode, V: Encode + Decode> StorageMap<K, V> {
         Self {
             pallet,
             item,
+            default: None,
             _types: PhantomData,
         }
+    }
+
+    /// Declares that an absent entry reads as `V::default()` (Substrate's `ValueQuery`).
+    pub const fn value_query(mut self) -> Self
+    where
+        V: Default,
+    {
+        self.default = Some(encoded_default::<V>);
+        self
     }
 
     pub fn prefix(&self) -> Vec<u8> {
@@ -133,6 +184,28 @@ impl<K: Encode + Decode, V: Encode + Decode> StorageMap<K, V> {
     }
 }
 
+impl<K, V> StorageMap<K, V>
+where
+    K: Encode + Decode + TypeInfo + 'static,
+    V: Encode + Decode + TypeInfo + 'static,
+{
+    /// This item's entry in its pallet's metadata.
+    pub fn metadata(&self, docs: &'static str) -> StorageEntryMetadata<MetaForm> {
+        let (modifier, default) = modifier(self.default);
+        StorageEntryMetadata {
+            name: self.item,
+            modifier,
+            ty: StorageEntryType::Map {
+                hashers: vec![StorageHasher::Blake2_128Concat],
+                key: meta_type::<K>(),
+                value: meta_type::<V>(),
+            },
+            default,
+            docs: vec![docs],
+        }
+    }
+}
+
 fn decode_opt<V: Decode>(
     bytes: Option<Vec<u8>>,
     pallet: &'static str,
@@ -165,6 +238,24 @@ mod tests {
         map.clear(&mut overlay);
         assert!(map.entries(&overlay).unwrap().is_empty());
         assert_eq!(other.get(&overlay).unwrap(), Some(42));
+    }
+
+    /// The keys of Substrate's own items, as every Substrate tool computes them.
+    #[test]
+    fn keys_follow_substrates_layout() {
+        let number: StorageValue<u32> = StorageValue::new("System", "Number");
+        assert_eq!(
+            hex::encode(number.key()),
+            "26aa394eea5630e07c48ae0c9558cef702a5c1b19ab7a04f536c519aca4983ac"
+        );
+        let account: StorageMap<[u8; 32], u32> = StorageMap::new("System", "Account");
+        let key = account.key(&[0u8; 32]);
+        assert_eq!(
+            hex::encode(&key[..32]),
+            "26aa394eea5630e07c48ae0c9558cef7b99d880ec681799c0cf30e8886371da9"
+        );
+        assert_eq!(&key[32..48], &blake2_128(&[0u8; 32]));
+        assert_eq!(&key[48..], &[0u8; 32]);
     }
 
     #[test]

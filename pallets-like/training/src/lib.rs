@@ -37,10 +37,13 @@ pub struct Training;
 
 impl Pallet for Training {
     const NAME: &'static str = "Training";
+    const INDEX: u8 = 3;
 }
 
 /// Chain-spec parameters of the pallet.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct Params {
     /// Minted for every verified round, split equally among the gradient receipts its
     /// aggregate accepted and its verifier found to lower the loss, base units (so more
@@ -74,7 +77,7 @@ fn default_verify_blocks() -> u32 {
 }
 
 /// A shard's training state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct ShardTraining {
     /// The round receipts are accepted for.
     pub round: u32,
@@ -106,7 +109,7 @@ impl ShardTraining {
 }
 
 /// One gradient receipt recorded for a round.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct GradientRecord {
     pub worker: AccountId,
     /// Id of the signed receipt.
@@ -121,7 +124,7 @@ pub struct GradientRecord {
 }
 
 /// A closed round's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct ClosedRound {
     pub adapter: Hash,
     pub accepted: Vec<Hash>,
@@ -146,7 +149,7 @@ pub const CLOSED: StorageMap<RoundKey, ClosedRound> = StorageMap::new(Training::
 /// Training rewards earned per account, all time (for RPC).
 pub const EARNED: StorageMap<AccountId, Balance> = StorageMap::new(Training::NAME, "Earned");
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, scale_info::TypeInfo)]
 pub enum Error {
     #[error("gradient receipt signature does not verify")]
     BadSignature,
@@ -200,6 +203,31 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The pallet's declarations for the runtime metadata; the constants are read from
+/// `state`.
+pub fn metadata(state: &impl ReadState) -> Result<neuroshard_support::PalletDecl> {
+    let p = params(state)?;
+    Ok(
+        neuroshard_support::PalletDecl::new(Training::NAME, Training::INDEX)
+            .calls::<neuroshard_primitives::TrainingCall>()
+            .errors::<Error>()
+            .storage(vec![
+                PARAMS.metadata("The pallet's chain-spec parameters."),
+                SHARDS.metadata("Current round and adapter version per shard."),
+                RECEIPTS.metadata("The gradient receipts of every round."),
+                VOTES.metadata("Results reported for the open round."),
+                CLOSED.metadata("Adapter versions and accepted sets of closed rounds."),
+                EARNED.metadata("Training rewards earned per account, all time."),
+                verify::AWAITING.metadata("Closed rounds awaiting verification."),
+            ])
+            .constants(vec![neuroshard_support::constant(
+                "Params",
+                &p,
+                "The pallet's chain-spec parameters.",
+            )]),
+    )
+}
 
 pub fn params(state: &impl ReadState) -> Result<Params> {
     PARAMS.get(state)?.ok_or(Error::MissingParams)

@@ -27,7 +27,7 @@ use neuroshard_support::{Overlay, Pallet, ReadState, StorageValue};
 use parity_scale_codec::{Decode, Encode};
 
 /// A closed round waiting for its verification.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub struct AwaitingVerification {
     pub key: RoundKey,
     /// The validator drawn to verify it.

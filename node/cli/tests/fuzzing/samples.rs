@@ -451,6 +451,12 @@ pub fn rpc_requests(h: &Harness, methods: &[String]) -> Vec<String> {
         serde_json::json!([alice, head]),
         serde_json::json!([xt]),
         serde_json::json!(["0x26aa394eea5630e07c48ae0c9558cef7", head]),
+        serde_json::json!(["0x26aa394eea5630e07c48ae0c9558cef7", 10, null, head]),
+        serde_json::json!([
+            "AccountNonceApi_account_nonce",
+            format!("0x{}", "d4".repeat(32))
+        ]),
+        serde_json::json!(["Metadata_metadata_at_version", "0x0e000000", head]),
         serde_json::json!({"prompt": "hi", "max_tokens": 4, "draft": "none"}),
     ];
     methods

@@ -1,0 +1,93 @@
+//! What a pallet declares of itself for Substrate's runtime metadata (V14): its
+//! storage items (each item describes its own key layout, see [`crate::storage`]), the
+//! type of its calls and of its errors, and its constants with their SCALE values. Types
+//! are described by their `scale_info::TypeInfo` derives, never written by hand; the
+//! runtime collects every pallet's [`PalletDecl`] into `RuntimeMetadataPrefixed`.
+
+use frame_metadata::v14::{
+    PalletCallMetadata, PalletConstantMetadata, PalletErrorMetadata, PalletEventMetadata,
+    PalletMetadata, PalletStorageMetadata, StorageEntryMetadata,
+};
+use parity_scale_codec::Encode;
+use scale_info::{form::MetaForm, meta_type, MetaType, TypeInfo};
+
+/// A constant of a pallet: its name, type and current SCALE value.
+pub fn constant<T: Encode + TypeInfo + 'static>(
+    name: &'static str,
+    value: &T,
+    docs: &'static str,
+) -> PalletConstantMetadata<MetaForm> {
+    PalletConstantMetadata {
+        name,
+        ty: meta_type::<T>(),
+        value: value.encode(),
+        docs: vec![docs],
+    }
+}
+
+/// Everything one pallet declares for the metadata.
+pub struct PalletDecl {
+    /// The pallet's name (its storage prefix).
+    pub name: &'static str,
+    /// The pallet's index: the variant index of its calls in the runtime's call enum.
+    pub index: u8,
+    pub storage: Vec<StorageEntryMetadata<MetaForm>>,
+    /// The enum of the pallet's calls, if it has any.
+    pub calls: Option<MetaType>,
+    /// The enum of the pallet's events, if it declares them.
+    pub events: Option<MetaType>,
+    /// The enum of the pallet's errors.
+    pub errors: Option<MetaType>,
+    pub constants: Vec<PalletConstantMetadata<MetaForm>>,
+}
+
+impl PalletDecl {
+    /// A pallet with nothing declared yet.
+    pub fn new(name: &'static str, index: u8) -> Self {
+        Self {
+            name,
+            index,
+            storage: Vec::new(),
+            calls: None,
+            events: None,
+            errors: None,
+            constants: Vec::new(),
+        }
+    }
+
+    pub fn calls<T: TypeInfo + 'static>(mut self) -> Self {
+        self.calls = Some(meta_type::<T>());
+        self
+    }
+
+    pub fn errors<T: TypeInfo + 'static>(mut self) -> Self {
+        self.errors = Some(meta_type::<T>());
+        self
+    }
+
+    pub fn storage(mut self, entries: Vec<StorageEntryMetadata<MetaForm>>) -> Self {
+        self.storage = entries;
+        self
+    }
+
+    pub fn constants(mut self, constants: Vec<PalletConstantMetadata<MetaForm>>) -> Self {
+        self.constants = constants;
+        self
+    }
+
+    /// The pallet's entry in V14 metadata.
+    pub fn into_v14(self) -> PalletMetadata<MetaForm> {
+        PalletMetadata {
+            name: self.name,
+            storage: (!self.storage.is_empty()).then_some(PalletStorageMetadata {
+                prefix: self.name,
+                entries: self.storage,
+            }),
+            calls: self.calls.map(|ty| PalletCallMetadata { ty }),
+            event: self.events.map(|ty| PalletEventMetadata { ty }),
+            constants: self.constants,
+            error: self.errors.map(|ty| PalletErrorMetadata { ty }),
+            index: self.index,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The runtime as Substrate tools see it: its version (spec name and version, the
+//! transaction version and the runtime APIs it answers, named by the blake2-64 of the
+//! API's name as `state_getRuntimeVersion` lists them) and its V14 metadata, collected
+//! from every pallet's own declarations ([`PalletDecl`]): calls, storage items with
+//! their hashers, errors and constants, all types described by `scale-info`. Constants
+//! are the chain spec's parameters, so metadata is read from a state.
+
+use crate::error::DispatchError;
+use crate::system;
+use frame_metadata::v14::{ExtrinsicMetadata, RuntimeMetadataV14};
+use frame_metadata::{RuntimeMetadata, RuntimeMetadataPrefixed, META_RESERVED};
+use neuroshard_primitives::SignedExtrinsic;
+use neuroshard_support::{PalletDecl, ReadState};
+use parity_scale_codec::Encode;
+use scale_info::meta_type;
+
+pub const SPEC_NAME: &str = "neuroshard";
+pub const IMPL_NAME: &str = "neuroshard-node";
+/// Bumped whenever the runtime's behaviour changes (docs/RPC.md says when).
+pub const SPEC_VERSION: u32 = 1;
+pub const IMPL_VERSION: u32 = 1;
+/// Bumped whenever the encoding of extrinsics or calls changes.
+pub const TRANSACTION_VERSION: u32 = 1;
+/// The metadata versions `Metadata_metadata_at_version` answers.
+pub const METADATA_VERSIONS: [u32; 1] = [14];
+
+/// The runtime APIs answered through `state_call`, with their versions: `Core`
+/// (`Core_version`), `Metadata` (v2: `Metadata_metadata`, `_at_version`, `_versions`)
+/// and `AccountNonceApi` (`AccountNonceApi_account_nonce`).
+pub const RUNTIME_APIS: [(&str, u32); 3] = [("Core", 4), ("Metadata", 2), ("AccountNonceApi", 1)];
+
+/// Substrate's `RuntimeVersion`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode)]
+pub struct RuntimeVersion {
+    pub spec_name: String,
+    pub impl_name: String,
+    pub authoring_version: u32,
+    pub spec_version: u32,
+    pub impl_version: u32,
+    /// (blake2-64 of the API's name, API version).
+    pub apis: Vec<([u8; 8], u32)>,
+    pub transaction_version: u32,
+    pub system_version: u8,
+}
+
+/// This runtime's version.
+pub fn version() -> RuntimeVersion {
+    RuntimeVersion {
+        spec_name: SPEC_NAME.into(),
+        impl_name: IMPL_NAME.into(),
+        authoring_version: 1,
+        spec_version: SPEC_VERSION,
+        impl_version: IMPL_VERSION,
+        apis: RUNTIME_APIS
+            .iter()
+            .map(|(name, v)| (sp_crypto_hashing::blake2_64(name.as_bytes()), *v))
+            .collect(),
+        transaction_version: TRANSACTION_VERSION,
+        system_version: 1,
+    }
+}
+
+/// Every pallet's declarations, the System pallet first.
+pub fn pallets(state: &impl ReadState) -> Result<Vec<PalletDecl>, DispatchError> {
+    Ok(vec![
+        system::metadata(state)?,
+        neuroshard_balances::metadata(state)?,
+        neuroshard_ponw::metadata(state)?,
+        neuroshard_staking::metadata(state)?,
+        neuroshard_training_pallet::metadata(state)?,
+    ])
+}
+
+/// The runtime's V14 metadata.
+pub fn metadata(state: &impl ReadState) -> Result<RuntimeMetadataPrefixed, DispatchError> {
+    let pallets = pallets(state)?
+        .into_iter()
+        .map(PalletDecl::into_v14)
+        .collect();
+    let extrinsic = ExtrinsicMetadata {
+        ty: meta_type::<SignedExtrinsic>(),
+        version: 4,
+        signed_extensions: Vec::new(),
+    };
+    let v14 = RuntimeMetadataV14::new(pallets, extrinsic, meta_type::<crate::Runtime>());
+    Ok(RuntimeMetadataPrefixed(
+        META_RESERVED,
+        RuntimeMetadata::V14(v14),
+    ))
+}
+
+/// `Metadata_metadata_at_version`: the SCALE metadata of `version` if it is one of
+/// [`METADATA_VERSIONS`].
+pub fn metadata_at_version(
+    state: &impl ReadState,
+    version: u32,
+) -> Result<Option<Vec<u8>>, DispatchError> {
+    if !METADATA_VERSIONS.contains(&version) {
+        return Ok(None);
+    }
+    Ok(Some(metadata(state)?.encode()))
+}
+
+#[cfg(test)]
+#[path = "metadata_tests.rs"]
+mod tests;

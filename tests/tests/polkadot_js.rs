@@ -1,0 +1,166 @@
+//! Issue 25, first slice: the unmodified `@polkadot/api` (pinned by
+//! `scripts/test-deps.sh` under `~/.cache/neuroshard/node-polkadot`) connects to a real
+//! node with no custom types and reads what a wallet shows first. The node makes one
+//! transfer //Alice -> //Bob; `tests/js/polkadot_api.mjs` then reads the chain's
+//! properties, the head, both accounts at the head and Bob's at the blocks before and
+//! after the transfer (`api.at`), every pallet constant and the list of accounts, all
+//! decoded through the node's metadata. Each figure is compared with the node's own RPC.
+
+use neuroshard_primitives::{BalancesCall, Call, UNIT};
+use neuroshard_tests::chain::{self, address};
+use neuroshard_tests::spec::write_fast_dev_spec;
+use neuroshard_tests::NodeProcess;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where `scripts/test-deps.sh` installs the pinned `@polkadot/api`.
+fn polkadot_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    PathBuf::from(home).join(".cache/neuroshard/node-polkadot")
+}
+
+/// Runs the wallet script against `ws_url`; returns its JSON report.
+fn run_wallet_script(ws_url: &str, addresses: &[String], hashes: &[String]) -> Value {
+    let dir = polkadot_dir();
+    assert!(
+        dir.join("node_modules/@polkadot/api").exists(),
+        "@polkadot/api is not installed in {}: run scripts/test-deps.sh",
+        dir.display()
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/polkadot_api.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(ws_url)
+        .arg(addresses.join(","))
+        .args(hashes)
+        .env("POLKADOT_NODE_DIR", &dir)
+        .output()
+        .expect("node (JavaScript) is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "polkadot_api.mjs failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+fn num(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64().map(u128::from))
+        .unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn polkadot_js_reads_the_chain_with_no_custom_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
+    let rpc = node.rpc();
+    let (alice, bob) = (address("//Alice"), address("//Bob"));
+    let amount = 3 * UNIT / 2;
+    let call = Call::Balances(BalancesCall::Transfer {
+        dest: chain::account("//Bob"),
+        amount,
+    });
+    let (_, included) = chain::submit_and_wait(&rpc, "//Alice", call, TIMEOUT).unwrap();
+    let hash_of = |n: u64| rpc.call("chain_getBlockHash", json!([n])).unwrap();
+    let (before, after) = (hash_of(included - 1), hash_of(included));
+    let hashes = [before.clone(), after.clone()].map(|h| h.as_str().unwrap().to_string());
+
+    let report = run_wallet_script(&node.ws_url(), &[alice.clone(), bob.clone()], &hashes);
+    let log = node.log_text();
+    let ctx = format!("report: {report}\nnode log tail:\n{}", tail(&log));
+
+    // The chain as a wallet first sees it.
+    assert_eq!(report["runtime"]["specName"], "neuroshard", "{ctx}");
+    assert_eq!(report["genesisHash"], hash_of(0), "{ctx}");
+    let props = &report["properties"];
+    assert_eq!(props["ss58Format"], 42, "{ctx}");
+    assert_eq!(props["tokenDecimals"], json!([12]), "{ctx}");
+    assert_eq!(props["tokenSymbol"], json!(["NSHD"]), "{ctx}");
+    for pallet in ["System", "Balances", "Ponw", "Staking", "Training"] {
+        assert!(
+            report["pallets"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(pallet)),
+            "{pallet} missing: {ctx}"
+        );
+    }
+
+    // The head: System.Number in the head's state is the header's number.
+    let head = &report["head"];
+    assert_eq!(num(&head["number"]), num(&report["headerNumber"]), "{ctx}");
+
+    // Both accounts at the head equal the node's own view of the same block.
+    for uri in ["//Alice", "//Bob"] {
+        let ours = chain::account_at(&rpc, uri, &head["hash"]).unwrap();
+        let theirs = &head["accounts"][address(uri)];
+        assert_eq!(num(&theirs["frozen"]), ours.bonded, "{uri}: {ctx}");
+        assert_eq!(
+            num(&theirs["free"]),
+            ours.free + ours.bonded,
+            "{uri}: Substrate's free includes the frozen bond: {ctx}"
+        );
+        assert_eq!(num(&theirs["reserved"]), ours.reserved, "{uri}: {ctx}");
+        assert_eq!(
+            num(&theirs["nonce"]),
+            u128::from(ours.nonce),
+            "{uri}: {ctx}"
+        );
+    }
+    // Bob receives nothing after the transfer: neuroshard_account agrees now.
+    let bob_now = rpc.call("neuroshard_account", json!([bob])).unwrap();
+    assert_eq!(
+        num(&head["accounts"][&bob]["free"]),
+        chain::amount(&bob_now["free"]),
+        "{ctx}"
+    );
+    assert!(num(&head["accounts"][&alice]["nonce"]) >= 1, "{ctx}");
+
+    // The accounts map is listed (state_getKeysPaged) and its keys decode to accounts.
+    let listed = report["listedAccounts"].as_array().unwrap();
+    for who in [&alice, &bob] {
+        assert!(listed.contains(&json!(who)), "{who} not listed: {ctx}");
+    }
+
+    // Historical reads through api.at: the transfer shows between the two blocks.
+    let history = report["history"].as_array().unwrap();
+    assert_eq!(
+        num(&history[0]["number"]),
+        u128::from(included - 1),
+        "{ctx}"
+    );
+    assert_eq!(num(&history[1]["number"]), u128::from(included), "{ctx}");
+    let bob_free = |i: usize| num(&history[i]["accounts"][&bob]["free"]);
+    assert_eq!(bob_free(1) - bob_free(0), amount, "{ctx}");
+
+    // Constants from metadata equal the chain's parameters.
+    let params = rpc.call("neuroshard_params", json!([])).unwrap();
+    let consts = &report["consts"];
+    assert_eq!(
+        num(&consts["balances"]["existentialDeposit"]),
+        chain::amount(&params["balances"]["existential_deposit"]),
+        "{ctx}"
+    );
+    assert_eq!(consts["system"]["ss58Prefix"], 42, "{ctx}");
+    for pallet in ["system", "balances", "ponw", "staking", "training"] {
+        assert!(
+            consts[pallet].as_object().is_some_and(|c| !c.is_empty()),
+            "no constants for {pallet}: {ctx}"
+        );
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
