@@ -94,7 +94,9 @@ impl ChunkTree {
 
 /// What the chain knows of one layer's bytes: the root of their chunk tree and how many
 /// chunks there are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
 pub struct LayerChunks {
     pub root: Hash,
     pub num_chunks: u64,
