@@ -19,10 +19,11 @@
 //! most one job in a step, and jobs of a session run in arrival order; only sessions
 //! started on the same weights (see [`crate::shard::ServedWeights`]) share a step.
 //!
-//! Before a step, the leader waits (at most [`GATHER`]) for the sessions of the previous
-//! step to come back with their next request, so that decoding sessions stay in one
-//! batch instead of splitting into a batch per arrival; a session that ends
-//! ([`Batcher::forget`]) is not waited for.
+//! Before a step, the leader waits (at most [`GATHER`]) for the sessions of the last few
+//! steps to come back with their next request, so that decoding sessions stay in one
+//! batch instead of splitting into a batch per arrival (sessions split over two steps
+//! merge again at the next wait); a session that ends ([`Batcher::forget`]) is not
+//! waited for. A lone session never waits: it is the only one expected.
 //!
 //! Exactness: the kernels compute each row by the same operations whatever `m`, and
 //! attention reads only the row's own session, so a session's outputs are the same bits
@@ -33,7 +34,7 @@ use crate::executor::Segment;
 use crate::messages::{ShardRequest, ShardResponse};
 use crate::shard::{ServedWeights, Session, Shard};
 use neuroshard_primitives::SessionId;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,7 +45,9 @@ pub const SMALL_JOB: usize = 16;
 /// Positions one step takes by default (`--max-batch`).
 pub const DEFAULT_MAX_BATCH: usize = 64;
 /// Longest wait of a step for the previous step's sessions.
-pub const GATHER: Duration = Duration::from_millis(3);
+pub const GATHER: Duration = Duration::from_millis(10);
+/// Sessions that ran in this many of the last steps are waited for.
+const RECENT_STEPS: u64 = 4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -143,8 +146,11 @@ impl BatchStats {
 struct State {
     queue: VecDeque<Arc<Job>>,
     leader: bool,
-    /// Sessions of the last step, expected back with their next request.
-    recent: HashSet<SessionId>,
+    /// Sessions of the last steps with the last step each ran in, expected back with
+    /// their next request.
+    recent: HashMap<SessionId, u64>,
+    /// Steps started.
+    step: u64,
 }
 
 /// The queue of a shard's requests and the steps that run them.
@@ -195,7 +201,7 @@ impl Batcher {
 
     /// Stops waiting for `session` (it ended).
     pub fn forget(&self, session: &SessionId) {
-        if lock(&self.state).recent.remove(session) {
+        if lock(&self.state).recent.remove(session).is_some() {
             self.changed.notify_all();
         }
     }
@@ -229,12 +235,12 @@ impl Batcher {
         }
     }
 
-    /// Waits (at most [`GATHER`]) until every session of the last step has a job queued.
+    /// Waits (at most [`GATHER`]) until every recent session has a job queued.
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let deadline = Instant::now() + GATHER;
         loop {
             let back = |id: &SessionId| state.queue.iter().any(|j| j.req.session == *id);
-            if state.recent.iter().all(back) {
+            if state.recent.keys().all(back) {
                 return state;
             }
             let now = Instant::now();
@@ -264,21 +270,31 @@ impl Batcher {
             .collect();
         let mut budget = self.max_positions;
         let mut picked: Vec<(Arc<Job>, usize)> = Vec::new();
-        for small in [true, false] {
-            for job in &eligible {
-                let remaining = job.remaining();
-                if (remaining <= SMALL_JOB) != small || budget == 0 {
-                    continue;
-                }
-                if small && remaining > budget {
-                    continue;
-                }
-                let take = remaining.min(budget);
-                budget -= take;
-                picked.push((job.clone(), take));
+        let mut rest = Vec::new();
+        // Small jobs whole first, then chunks of the others in what is left.
+        for job in eligible {
+            let remaining = job.remaining();
+            if remaining <= SMALL_JOB.min(budget) {
+                budget -= remaining;
+                picked.push((job, remaining));
+            } else {
+                rest.push((job, remaining));
             }
         }
-        state.recent = picked.iter().map(|(j, _)| j.req.session).collect();
+        for (job, remaining) in rest {
+            if budget == 0 {
+                break;
+            }
+            let take = remaining.min(budget);
+            budget -= take;
+            picked.push((job, take));
+        }
+        state.step += 1;
+        let step = state.step;
+        for (job, _) in &picked {
+            state.recent.insert(job.req.session, step);
+        }
+        state.recent.retain(|_, at| *at + RECENT_STEPS > step);
         let positions: usize = picked.iter().map(|(_, n)| n).sum();
         let s = &self.stats;
         s.queued
@@ -396,7 +412,10 @@ fn run_step(shard: &Shard, picked: &[(Arc<Job>, usize)]) {
     if let Err(e) = exec.forward_rows(&mut segments, &mut x) {
         let reason = e.to_string();
         for &i in &live {
-            finish(&picked[i].0, Err(InferenceError::BadRequest(reason.clone())));
+            finish(
+                &picked[i].0,
+                Err(InferenceError::BadRequest(reason.clone())),
+            );
         }
         return;
     }
@@ -407,7 +426,9 @@ fn run_step(shard: &Shard, picked: &[(Arc<Job>, usize)]) {
     for &i in &live {
         let (job, take) = &picked[i];
         let mut progress = lock(&job.progress);
-        progress.out.extend_from_slice(&x[offset * n..(offset + take) * n]);
+        progress
+            .out
+            .extend_from_slice(&x[offset * n..(offset + take) * n]);
         progress.done += take;
         offset += take;
         if progress.done == job.positions() {
@@ -433,7 +454,125 @@ fn run_step(shard: &Shard, picked: &[(Arc<Job>, usize)]) {
         Err(e) => {
             let reason = e.to_string();
             for (i, _) in &outs {
-                finish(&picked[*i].0, Err(InferenceError::BadRequest(reason.clone())));
+                finish(
+                    &picked[*i].0,
+                    Err(InferenceError::BadRequest(reason.clone())),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::messages::{HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType};
+    use crate::weights::{ModelSource, ModelWeights, Precision};
+    use crate::{InferenceError, Shard};
+    use neuroshard_primitives::{Hash, LayerRange};
+
+    fn shard(max_batch: usize) -> Shard {
+        let dir = tempfile::tempdir().unwrap();
+        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
+        let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
+        Shard::new(weights, Hash::repeat_byte(1))
+            .unwrap()
+            .with_max_batch(max_batch)
+    }
+
+    fn request(session: u8, start_pos: u32, tokens: Vec<u32>) -> ShardRequest {
+        ShardRequest {
+            model: Hash::repeat_byte(1),
+            session: [session; 16],
+            layers: LayerRange::new(0, 6).unwrap(),
+            start_pos,
+            input: ShardInput::Tokens(tokens),
+            head: HeadMode::Argmax,
+            wire: WireDType::F32,
+        }
+    }
+
+    /// Greedy decoding of `steps` tokens after `prompt`, one request per step.
+    fn greedy(shard: &Shard, session: u8, prompt: Vec<u32>, steps: usize) -> Vec<u32> {
+        let mut pos = 0;
+        let mut input = prompt;
+        let mut out = Vec::new();
+        for _ in 0..steps {
+            let n = input.len() as u32;
+            let r = shard.handle(&request(session, pos, input)).unwrap();
+            let ShardOutput::Argmax(ids) = r.output else {
+                panic!("argmax expected")
+            };
+            let next = *ids.last().unwrap();
+            out.push(next);
+            pos += n;
+            input = vec![next];
+        }
+        out
+    }
+
+    #[test]
+    fn concurrent_sessions_with_a_long_prefill_decode_as_alone_in_capped_steps() {
+        let prompts: Vec<Vec<u32>> = (0..6u32)
+            .map(|s| {
+                (0..[30, 1, 2, 3, 9, 17][s as usize])
+                    .map(|i| 1 + (s * 7 + i) % 60)
+                    .collect()
+            })
+            .collect();
+        let alone = shard(4);
+        let expected: Vec<Vec<u32>> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| greedy(&alone, i as u8, p.clone(), 12))
+            .collect();
+        assert!(alone.batch_figures().peak_sessions == 1);
+
+        let batched = shard(4);
+        let got: Vec<Vec<u32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = prompts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let batched = &batched;
+                    scope.spawn(move || greedy(batched, i as u8, p.clone(), 12))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(got, expected);
+        let f = batched.batch_figures();
+        assert!(f.peak_positions <= 4, "{f:?}");
+        let total: usize = prompts.iter().map(|p| p.len() + 11).sum();
+        assert_eq!(f.positions as usize, total, "{f:?}");
+        // The 30-token prompt alone needs at least 8 steps of at most 4 positions.
+        assert!(f.steps >= 8, "{f:?}");
+    }
+
+    #[test]
+    fn a_refused_request_fails_alone_and_others_in_its_step_run() {
+        let shard = shard(64);
+        for s in 0..8u8 {
+            shard.handle(&request(s, 0, vec![1, 2, 3])).unwrap();
+        }
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|s| {
+                    let shard = &shard;
+                    // Odd sessions skip positions 3 and 4 of their cache: a gap.
+                    let start = if s % 2 == 1 { 5 } else { 3 };
+                    scope.spawn(move || shard.handle(&request(s, start, vec![4])))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (s, r) in results.iter().enumerate() {
+            if s % 2 == 1 {
+                assert!(
+                    matches!(r, Err(InferenceError::CacheGap { start: 5, .. })),
+                    "{r:?}"
+                );
+            } else {
+                assert!(r.is_ok(), "{r:?}");
             }
         }
     }

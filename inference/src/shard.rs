@@ -14,7 +14,13 @@
 //! Sessions come from the network, so their number is bounded: a session is created
 //! only by a request that starts at position 0, and when [`Shard::max_sessions`] are
 //! held the least recently used one is dropped (its client gets a cache gap on its next
-//! step and replays its accepted tokens, as after a failover).
+//! step and replays its accepted tokens, as after a failover). The KV memory is thus at
+//! most `max_sessions × context × 2 × kv_dim × 4` bytes per layer (see
+//! [`crate::executor`]).
+//!
+//! Requests run through the shard's [`crate::batcher::Batcher`]: concurrent requests of
+//! different sessions share batched steps, each session's positions computing the same
+//! bits as alone, so records, commitments and spot checks stay per session.
 
 use crate::archive::{ArchiveBudget, MaterialArchive, PinOutcome};
 use crate::batcher::{BatchFigures, Batcher, Job, DEFAULT_MAX_BATCH};
@@ -27,9 +33,9 @@ use crate::messages::{
 };
 use crate::spot_check::{work_topk, InputLog, SpotCheckMaterial};
 use crate::weights::ModelWeights;
+use candle_core::{Device, Tensor};
 use neuroshard_primitives::{Hash, LayerRange, SessionId};
 use std::collections::HashMap;
-use candle_core::{Device, Tensor};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// The weights a shard serves: an executor over them and the adapter version merged in.

@@ -84,7 +84,10 @@ fn batched_sessions_decode_as_alone_and_their_work_checks_bit_for_bit() {
     };
     let prompts = prompts(&tok);
     let lengths: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
-    assert!(lengths.iter().max().unwrap() > &(2 * MAX_BATCH), "{lengths:?}");
+    assert!(
+        lengths.iter().max().unwrap() > &(2 * MAX_BATCH),
+        "{lengths:?}"
+    );
 
     let alone_route = route(&weights, hash);
     let alone: Vec<Vec<u32>> = prompts

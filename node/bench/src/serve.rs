@@ -59,7 +59,9 @@ impl Drop for DevNode {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts `neuroshard dev` and waits until its model is loaded.
@@ -74,7 +76,9 @@ fn start_node() -> anyhow::Result<DevNode> {
         .args(["--max-generations", "256"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(std::fs::File::create(&log)?))
-        .stderr(Stdio::from(std::fs::File::create(dir.path().join("err.log"))?))
+        .stderr(Stdio::from(std::fs::File::create(
+            dir.path().join("err.log"),
+        )?))
         .spawn()
         .context("starting the dev node")?;
     let node = DevNode {
@@ -135,7 +139,10 @@ fn stream_completion(port: u16, prompt: &str, max_tokens: usize) -> anyhow::Resu
             break;
         }
         let v: serde_json::Value = serde_json::from_str(data)?;
-        if let Some(n) = v.pointer("/usage/completion_tokens").and_then(|n| n.as_u64()) {
+        if let Some(n) = v
+            .pointer("/usage/completion_tokens")
+            .and_then(|n| n.as_u64())
+        {
             tokens = n as usize;
         }
         let text = v.pointer("/choices/0/text").and_then(|t| t.as_str());
@@ -146,9 +153,31 @@ fn stream_completion(port: u16, prompt: &str, max_tokens: usize) -> anyhow::Resu
     Ok(Streamed { tokens, events })
 }
 
+/// The node's batched steps and the positions they ran so far (from `/metrics`).
+fn batch_counters(port: u16) -> anyhow::Result<(f64, f64)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((
+        value("neuroshard_batch_steps"),
+        value("neuroshard_batch_positions_run"),
+    ))
+}
+
 /// Figures of one load level.
 struct Level {
     clients: usize,
+    /// Positions per batched step (over all the node's shards).
+    per_step: f64,
     tok_s: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -163,6 +192,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// `clients` closed-loop clients, `requests` completions each.
 fn measure(port: u16, clients: usize, opts: &ServeOptions) -> anyhow::Result<Level> {
+    let (steps0, positions0) = batch_counters(port)?;
     let begin = Instant::now();
     let results: Vec<anyhow::Result<Vec<Streamed>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
@@ -179,10 +209,14 @@ fn measure(port: u16, clients: usize, opts: &ServeOptions) -> anyhow::Result<Lev
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("client panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client panicked")))
+            })
             .collect()
     });
     let wall = begin.elapsed().as_secs_f64();
+    let (steps1, positions1) = batch_counters(port)?;
     let (mut tokens, mut gaps) = (0, Vec::new());
     for streamed in results {
         for s in streamed? {
@@ -197,6 +231,7 @@ fn measure(port: u16, clients: usize, opts: &ServeOptions) -> anyhow::Result<Lev
     gaps.sort_by(f64::total_cmp);
     Ok(Level {
         clients,
+        per_step: (positions1 - positions0) / (steps1 - steps0).max(1.0),
         tok_s: tokens as f64 / wall,
         p50_ms: percentile(&gaps, 0.5),
         p99_ms: percentile(&gaps, 0.99),
@@ -263,6 +298,7 @@ pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     let top = opts.clients.iter().copied().max().unwrap_or(1);
     eprintln!("bench: executor ceiling, {top} sessions in one batch");
     let ceiling = ceiling(&path, top, opts.max_tokens)?;
+    let single = self::ceiling(&path, 1, opts.max_tokens)?;
     eprintln!("bench: starting a dev node");
     let node = start_node()?;
     let mut levels = Vec::new();
@@ -281,16 +317,18 @@ pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
         opts.requests, opts.max_tokens
     );
     println!("  executor batched ceiling ({top} sessions, no HTTP): {ceiling:.1} tok/s");
-    println!("  clients | aggregate tok/s | vs 1 client | share of ceiling | ITL p50 ms | ITL p99 ms");
+    println!("  executor, 1 session (no HTTP): {single:.1} tok/s");
+    println!("  clients | aggregate tok/s | vs 1 client | share of ceiling | ITL p50 ms | ITL p99 ms | positions/step");
     for l in &levels {
         println!(
-            "  {:>7} | {:>15.1} | {:>10.2}x | {:>15.0}% | {:>10.1} | {:>10.1}",
+            "  {:>7} | {:>15.1} | {:>10.2}x | {:>15.0}% | {:>10.1} | {:>10.1} | {:>14.1}",
             l.clients,
             l.tok_s,
             l.tok_s / one,
             100.0 * l.tok_s / ceiling,
             l.p50_ms,
-            l.p99_ms
+            l.p99_ms,
+            l.per_step
         );
     }
     Ok(())

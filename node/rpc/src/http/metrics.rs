@@ -51,6 +51,7 @@ pub struct Metrics {
     batch_sessions: Gauge,
     batch_steps: Gauge,
     batch_positions_run: Gauge,
+    batch_sessions_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -75,6 +76,7 @@ impl Default for Metrics {
             batch_sessions: Gauge::default(),
             batch_steps: Gauge::default(),
             batch_positions_run: Gauge::default(),
+            batch_sessions_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -151,6 +153,7 @@ impl Metrics {
             ("batch_sessions", "Sessions in the last batched step (the largest over the shards)", &self.batch_sessions),
             ("batch_steps", "Batched steps run by this node's shards", &self.batch_steps),
             ("batch_positions_run", "Positions run in batched steps by this node's shards", &self.batch_positions_run),
+            ("batch_sessions_peak", "Most sessions one batched step of this node's shards ran", &self.batch_sessions_peak),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
@@ -164,6 +167,7 @@ impl Metrics {
         self.batch_sessions.set(f.batch_sessions as i64);
         self.batch_steps.set(f.steps as i64);
         self.batch_positions_run.set(f.positions as i64);
+        self.batch_sessions_peak.set(f.peak_sessions as i64);
     }
 
     /// Records a generation refused as busy (admission control).
