@@ -59,7 +59,7 @@ fn run(
 ) -> (Decoded, neuroshard_inference::PipelineClient) {
     let mut c = client(ts, hash, i as u8);
     let mut drafter = NgramDrafter::default();
-    let speculative = i % 3 == 0;
+    let speculative = i.is_multiple_of(3);
     let d = decode(
         &mut c,
         prompt,
