@@ -435,8 +435,20 @@ fn run_step(shard: &Shard, picked: &[(Arc<Job>, usize)]) {
             complete.push(i);
         }
     }
+    finish_complete(shard, exec, picked, &complete, &mut guards);
+}
+
+/// Records the complete jobs' outputs in their sessions and answers them (one LM head
+/// over all of them on the last shard).
+fn finish_complete(
+    shard: &Shard,
+    exec: &crate::executor::ShardExecutor,
+    picked: &[(Arc<Job>, usize)],
+    complete: &[usize],
+    guards: &mut [MutexGuard<'_, Session>],
+) {
     let mut outs = Vec::with_capacity(complete.len());
-    for &i in &complete {
+    for &i in complete {
         let job = &picked[i].0;
         let out = std::mem::take(&mut lock(&job.progress).out);
         match shard.record_outputs(&mut guards[i], &job.req, out) {
