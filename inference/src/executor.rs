@@ -2,6 +2,14 @@
 //! [`crate::models`] over a batch of consecutive positions, with a per-session KV cache that can be truncated to
 //! any position (rejected speculative drafts, failover replay). The first shard embeds
 //! token ids; the last applies the final norm and LM head to every position.
+//! [`ShardExecutor::forward_rows`] runs several sessions' positions in one pass (the
+//! continuous batching of [`crate::batcher`]): the matrix products take all sessions'
+//! rows at once and each row attends over its own session's cache.
+//!
+//! A session's cache holds `2 × kv_heads × head_dim` f32 values per position and layer,
+//! up to the context length: for SmolLM2-135M (3 kv heads of 64, 30 layers) 46 KB per
+//! position over the whole model, so at most 184 MiB for a session at the full 4096
+//! positions; a shard keeps at most [`crate::shard::DEFAULT_MAX_SESSIONS`] sessions.
 //!
 //! The block runs on plain f32 buffers with the fused quantized kernels of
 //! [`crate::kernels`]: the query, key and value projections are one stacked matrix, and so
@@ -79,6 +87,15 @@ impl KvCache {
 pub enum ExecInput<'a> {
     Tokens(&'a [u32]),
     Hidden(&'a Tensor),
+}
+
+/// One session's positions `start..start + seq` in a batched pass
+/// ([`ShardExecutor::forward_rows`]).
+#[derive(Debug)]
+pub struct Segment<'c> {
+    pub cache: &'c mut KvCache,
+    pub start: usize,
+    pub seq: usize,
 }
 
 /// One block's weights in the kernels' formats.
@@ -273,16 +290,22 @@ impl ShardExecutor {
         input: ExecInput<'_>,
         start: usize,
     ) -> Result<Tensor> {
+        let mut x = self.input_rows(input)?;
+        let seq = x.len() / self.weights.config.hidden_size;
+        self.check_segment(cache, start, seq)?;
+        self.forward_rows(&mut [Segment { cache, start, seq }], &mut x)?;
+        Ok(Tensor::from_vec(
+            x,
+            (1, seq, self.weights.config.hidden_size),
+            &Device::Cpu,
+        )?)
+    }
+
+    /// The input rows of `input`, position-major f32 (embeddings for tokens).
+    pub fn input_rows(&self, input: ExecInput<'_>) -> Result<Vec<f32>> {
         let cfg = &self.weights.config;
-        if cache.len() < start {
-            return Err(InferenceError::CacheGap {
-                session: String::new(),
-                have: cache.len(),
-                start,
-            });
-        }
-        let mut x = match input {
-            ExecInput::Tokens(tokens) => self.embed(tokens)?,
+        match input {
+            ExecInput::Tokens(tokens) => self.embed(tokens),
             ExecInput::Hidden(h) => {
                 if self.weights.is_first() {
                     return Err(InferenceError::BadRequest(
@@ -296,10 +319,22 @@ impl ShardExecutor {
                         cfg.hidden_size
                     )));
                 }
-                h.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?
+                Ok(h.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
             }
-        };
-        let seq = x.len() / cfg.hidden_size;
+        }
+    }
+
+    /// Checks that `seq` positions from `start` can run on `cache` (no gap before
+    /// `start`, within the context, a cache of this shard).
+    pub fn check_segment(&self, cache: &KvCache, start: usize, seq: usize) -> Result<()> {
+        let cfg = &self.weights.config;
+        if cache.len() < start {
+            return Err(InferenceError::CacheGap {
+                session: String::new(),
+                have: cache.len(),
+                start,
+            });
+        }
         if seq == 0 {
             return Err(InferenceError::BadRequest("empty input".into()));
         }
@@ -310,31 +345,54 @@ impl ShardExecutor {
                 cfg.max_seq_len
             )));
         }
-        cache.truncate(start)?;
         if cache.layers.len() != self.layers.len() {
             return Err(InferenceError::BadRequest(
                 "cache made for a different shard".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Runs the shard's layers over several sessions' positions at once (continuous
+    /// batching): `x` holds every segment's input rows, one segment after the other, and
+    /// is replaced by their outputs. Each weight matrix is read once per layer for all
+    /// rows; each row attends over its own session's cache only. Every segment must have
+    /// passed [`Self::check_segment`]; its cache is truncated to its `start` first. A
+    /// row's result is the same bits whatever else is in the batch (see the module doc).
+    pub fn forward_rows(&self, segments: &mut [Segment<'_>], x: &mut [f32]) -> Result<()> {
+        let cfg = &self.weights.config;
+        let rows: usize = segments.iter().map(|s| s.seq).sum();
+        if rows == 0 || x.len() != rows * cfg.hidden_size {
+            return Err(InferenceError::BadRequest(format!(
+                "a batch of {} values for {rows} positions of width {}",
+                x.len(),
+                cfg.hidden_size
+            )));
+        }
+        for seg in segments.iter_mut() {
+            seg.cache.truncate(seg.start)?;
+        }
         let mut scratch = Scratch {
-            normed: vec![0.0; seq * cfg.hidden_size],
+            normed: vec![0.0; rows * cfg.hidden_size],
             qkv: Vec::new(),
-            attn: vec![0.0; seq * cfg.num_heads * cfg.head_dim],
-            proj: vec![0.0; seq * cfg.hidden_size],
+            attn: vec![0.0; rows * cfg.num_heads * cfg.head_dim],
+            proj: vec![0.0; rows * cfg.hidden_size],
             gate_up: Vec::new(),
             ffn: Vec::new(),
         };
         crate::kernels::in_pool(|| {
-            for (layer, kv) in self.layers.iter().zip(cache.layers.iter_mut()) {
-                self.block(layer, kv, &mut x, start, seq, &mut scratch);
+            for (l, layer) in self.layers.iter().enumerate() {
+                let mut kvs: Vec<(&mut LayerCache, usize, usize)> = segments
+                    .iter_mut()
+                    .map(|s| (&mut s.cache.layers[l], s.start, s.seq))
+                    .collect();
+                self.block(layer, &mut kvs, x, rows, &mut scratch);
             }
         });
-        cache.len = start + seq;
-        Ok(Tensor::from_vec(
-            x,
-            (1, seq, cfg.hidden_size),
-            &Device::Cpu,
-        )?)
+        for seg in segments.iter_mut() {
+            seg.cache.len = seg.start + seg.seq;
+        }
+        Ok(())
     }
 
     /// Final norm and LM head over every position: `(1, seq, hidden)` -> `(seq, vocab)`.
@@ -396,13 +454,14 @@ impl ShardExecutor {
         }
     }
 
+    /// One block over a batch: `kvs` holds each segment's layer cache, first position and
+    /// length, in the order of their rows in `x`.
     fn block(
         &self,
         w: &PackedLayer,
-        kv: &mut LayerCache,
+        kvs: &mut [(&mut LayerCache, usize, usize)],
         x: &mut [f32],
-        start: usize,
-        seq: usize,
+        rows: usize,
         s: &mut Scratch,
     ) {
         let cfg = &self.weights.config;
@@ -415,28 +474,33 @@ impl ShardExecutor {
         for (x, o) in x.chunks_exact(n).zip(s.normed.chunks_exact_mut(n)) {
             ops::rms_norm(x, &w.attn_norm, eps, o);
         }
-        s.qkv.resize(seq * row, 0.0);
-        w.qkv.matmul(&s.normed, seq, &mut s.qkv);
-        for (i, qkv) in s.qkv.chunks_exact_mut(row).enumerate() {
-            self.position_qk(w, qkv, start + i);
-            kv.keys.extend_from_slice(&qkv[q_dim..q_dim + kv_dim]);
-            kv.values.extend_from_slice(&qkv[q_dim + kv_dim..]);
-        }
+        s.qkv.resize(rows * row, 0.0);
+        w.qkv.matmul(&s.normed, rows, &mut s.qkv);
         let shape = AttnShape {
             heads: cfg.num_heads,
             kv_heads: cfg.num_kv_heads,
             head_dim: hd,
         };
-        for (i, (qkv, out)) in s
-            .qkv
-            .chunks_exact(row)
-            .zip(s.attn.chunks_exact_mut(q_dim))
-            .enumerate()
-        {
-            let visible = start + i + 1;
-            self.attend(shape, &qkv[..q_dim], kv, visible, out);
+        let mut first = 0;
+        for (kv, start, seq) in kvs.iter_mut() {
+            let (start, seq) = (*start, *seq);
+            let qkvs = &mut s.qkv[first * row..(first + seq) * row];
+            for (i, qkv) in qkvs.chunks_exact_mut(row).enumerate() {
+                self.position_qk(w, qkv, start + i);
+                kv.keys.extend_from_slice(&qkv[q_dim..q_dim + kv_dim]);
+                kv.values.extend_from_slice(&qkv[q_dim + kv_dim..]);
+            }
+            let outs = &mut s.attn[first * q_dim..(first + seq) * q_dim];
+            for (i, (qkv, out)) in qkvs
+                .chunks_exact(row)
+                .zip(outs.chunks_exact_mut(q_dim))
+                .enumerate()
+            {
+                self.attend(shape, &qkv[..q_dim], kv, start + i + 1, out);
+            }
+            first += seq;
         }
-        w.wo.matmul(&s.attn, seq, &mut s.proj);
+        w.wo.matmul(&s.attn, rows, &mut s.proj);
         for (x, p) in x.iter_mut().zip(&s.proj) {
             *x += p;
         }
@@ -445,15 +509,15 @@ impl ShardExecutor {
             ops::rms_norm(x, &w.ffn_norm, eps, o);
         }
         let ffn = w.gate_up.rows() / 2;
-        s.gate_up.resize(seq * 2 * ffn, 0.0);
-        w.gate_up.matmul(&s.normed, seq, &mut s.gate_up);
+        s.gate_up.resize(rows * 2 * ffn, 0.0);
+        w.gate_up.matmul(&s.normed, rows, &mut s.gate_up);
         s.ffn.clear();
         for gu in s.gate_up.chunks_exact_mut(2 * ffn) {
             let (gate, up) = gu.split_at_mut(ffn);
             ops::silu_mul(gate, up);
             s.ffn.extend_from_slice(gate);
         }
-        w.down.matmul(&s.ffn, seq, &mut s.proj);
+        w.down.matmul(&s.ffn, rows, &mut s.proj);
         for (x, p) in x.iter_mut().zip(&s.proj) {
             *x += p;
         }

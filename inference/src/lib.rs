@@ -6,6 +6,7 @@
 //! validator re-runs in a spot check. Nothing here knows accounts, epochs or signatures.
 
 pub mod archive;
+pub mod batcher;
 pub mod chat_template;
 pub mod commitment;
 pub mod config;

@@ -14,9 +14,16 @@
 //! Sessions come from the network, so their number is bounded: a session is created
 //! only by a request that starts at position 0, and when [`Shard::max_sessions`] are
 //! held the least recently used one is dropped (its client gets a cache gap on its next
-//! step and replays its accepted tokens, as after a failover).
+//! step and replays its accepted tokens, as after a failover). The KV memory is thus at
+//! most `max_sessions × context × 2 × kv_dim × 4` bytes per layer (see
+//! [`crate::executor`]).
+//!
+//! Requests run through the shard's [`crate::batcher::Batcher`]: concurrent requests of
+//! different sessions share batched steps, each session's positions computing the same
+//! bits as alone, so records, commitments and spot checks stay per session.
 
 use crate::archive::{ArchiveBudget, MaterialArchive, PinOutcome};
+use crate::batcher::{BatchFigures, Batcher, Job, DEFAULT_MAX_BATCH};
 use crate::commitment::{ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{argmax_rows, ExecInput, KvCache, ShardExecutor};
@@ -26,6 +33,7 @@ use crate::messages::{
 };
 use crate::spot_check::{work_topk, InputLog, SpotCheckMaterial};
 use crate::weights::ModelWeights;
+use candle_core::{Device, Tensor};
 use neuroshard_primitives::{Hash, LayerRange, SessionId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -40,10 +48,10 @@ pub struct ServedWeights {
 
 /// A worker's state for one session.
 #[derive(Debug)]
-struct Session {
+pub(crate) struct Session {
     /// The weights the session started on (all its positions ran on them).
-    weights: Arc<ServedWeights>,
-    cache: KvCache,
+    pub(crate) weights: Arc<ServedWeights>,
+    pub(crate) cache: KvCache,
     /// The inputs of every cached position (what records' input commitments digest).
     inputs: InputLog,
     /// Top-k records of the output activations, one per cached position.
@@ -103,6 +111,8 @@ pub struct Shard {
     sessions: Mutex<Sessions>,
     max_sessions: usize,
     archive: Mutex<MaterialArchive>,
+    /// Runs concurrent requests in shared steps (continuous batching).
+    batcher: Batcher,
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::Fault>,
 }
@@ -129,6 +139,7 @@ impl Shard {
             sessions: Mutex::new(Sessions::default()),
             max_sessions: DEFAULT_MAX_SESSIONS,
             archive: Mutex::new(MaterialArchive::new(ArchiveBudget::default())),
+            batcher: Batcher::new(DEFAULT_MAX_BATCH),
             #[cfg(feature = "fault-injection")]
             fault: None,
         })
@@ -188,6 +199,22 @@ impl Shard {
     pub fn with_max_sessions(mut self, max: usize) -> Self {
         self.max_sessions = max.max(1);
         self
+    }
+
+    /// The same shard running at most `max` positions per batched step.
+    pub fn with_max_batch(mut self, max: usize) -> Self {
+        self.batcher = Batcher::new(max);
+        self
+    }
+
+    /// Positions per batched step at most.
+    pub fn max_batch(&self) -> usize {
+        self.batcher.max_positions()
+    }
+
+    /// Queue length and batch sizes of the batched steps.
+    pub fn batch_figures(&self) -> BatchFigures {
+        self.batcher.figures()
     }
 
     /// Most sessions kept at once.
@@ -294,6 +321,7 @@ impl Shard {
     /// Forgets a session.
     pub fn end_session(&self, session: &SessionId) {
         lock(&self.sessions).map.remove(session);
+        self.batcher.forget(session);
     }
 
     /// Runs a request.
@@ -312,9 +340,28 @@ impl Shard {
         }
         let start = req.start_pos as usize;
         let session = self.session_for(&req.session, start)?;
-        let mut s = lock(&session);
-        let weights = s.weights.clone();
-        let exec = &weights.exec;
+        self.batcher.run(self, Job::new(req.clone(), session))
+    }
+
+    /// Keeps what a request's positions did (their inputs and top-k records, for work
+    /// records) once the layers ran them; `out` is their output rows. Returns the output
+    /// `(1, seq, hidden)` as sent on (a cheating worker's faked rows in test builds).
+    pub(crate) fn record_outputs(
+        &self,
+        s: &mut Session,
+        req: &ShardRequest,
+        out: Vec<f32>,
+    ) -> Result<Tensor> {
+        let start = req.start_pos as usize;
+        let exec = &s.weights.exec;
+        let width = exec.config().hidden_size;
+        let seq = out.len() / width;
+        let out = Tensor::from_vec(out, (1, seq, width), &Device::Cpu)?;
+        #[cfg(feature = "fault-injection")]
+        let out = match self.fault {
+            Some(fault) => crate::fault::fake_positions(exec, &out, req, fault)?,
+            None => out,
+        };
         let hidden_in;
         let input = match &req.input {
             ShardInput::Tokens(t) => ExecInput::Tokens(t),
@@ -323,42 +370,57 @@ impl Shard {
                 ExecInput::Hidden(&hidden_in)
             }
         };
-        let out = exec
-            .forward(&mut s.cache, input.clone(), start)
-            .map_err(|e| match e {
-                InferenceError::CacheGap { have, start, .. } => InferenceError::CacheGap {
-                    session: session_hex(&req.session),
-                    have,
-                    start,
-                },
-                e => e,
-            })?;
-        #[cfg(feature = "fault-injection")]
-        let out = match self.fault {
-            Some(fault) => crate::fault::fake_positions(exec, &out, req, fault)?,
-            None => out,
-        };
+        let topk = work_topk(exec, &input, &out)?;
         s.inputs.record(start, &req.input)?;
         s.topk.truncate(start);
-        s.topk.extend(work_topk(exec, &input, &out)?);
-        // Positions before `recorded_end` recomputed here (a replay) stay recorded once:
-        // the next record starts where the last one ended, so no position is paid twice.
-        let output = if exec.weights().is_last() {
-            let logits = exec.head(&out)?;
-            match req.head {
-                HeadMode::Argmax => ShardOutput::Argmax(argmax_rows(&logits)?),
-                HeadMode::Logits => {
-                    ShardOutput::Logits(Activations::from_tensor(&logits, WireDType::F32)?)
-                }
-            }
-        } else {
-            ShardOutput::Hidden(Activations::from_tensor(&out, req.wire)?)
-        };
-        Ok(ShardResponse {
+        s.topk.extend(topk);
+        Ok(out)
+    }
+
+    /// The responses to requests whose layers ran (`outs`: each request with its output
+    /// rows): on the last shard one LM head over all their positions at once.
+    // Positions before `recorded_end` recomputed here (a replay) stay recorded once:
+    // the next record starts where the last one ended, so no position is paid twice.
+    pub(crate) fn respond<'r>(
+        &self,
+        exec: &ShardExecutor,
+        outs: impl Iterator<Item = (&'r ShardRequest, &'r Tensor)>,
+    ) -> Result<Vec<ShardResponse>> {
+        let outs: Vec<_> = outs.collect();
+        let response = |req: &ShardRequest, output| ShardResponse {
             session: req.session,
             start_pos: req.start_pos,
             output,
-        })
+        };
+        if !exec.weights().is_last() {
+            return outs
+                .into_iter()
+                .map(|(req, out)| {
+                    let hidden = Activations::from_tensor(out, req.wire)?;
+                    Ok(response(req, ShardOutput::Hidden(hidden)))
+                })
+                .collect();
+        }
+        if outs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = Tensor::cat(&outs.iter().map(|(_, o)| *o).collect::<Vec<_>>(), 1)?;
+        let logits = exec.head(&all)?;
+        let mut first = 0;
+        let mut responses = Vec::with_capacity(outs.len());
+        for (req, out) in outs {
+            let seq = out.dim(1)?;
+            let rows = logits.narrow(0, first, seq)?;
+            first += seq;
+            let output = match req.head {
+                HeadMode::Argmax => ShardOutput::Argmax(argmax_rows(&rows)?),
+                HeadMode::Logits => {
+                    ShardOutput::Logits(Activations::from_tensor(&rows, WireDType::F32)?)
+                }
+            };
+            responses.push(response(req, output));
+        }
+        Ok(responses)
     }
 
     /// Records the session's work not yet recorded, up to `req.until`: the positions, the

@@ -154,6 +154,55 @@ fn generations_beyond_the_maximum_are_refused_as_busy() {
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }
 
+/// Continuous batching, end to end: while one client streams a long generation, a short
+/// completion from another client is served at once, in the same batched steps (today's
+/// attack: one generation at a time made the short one wait for the whole long one), and
+/// `/metrics` shows the queue and the batch.
+#[test]
+fn a_short_completion_is_not_held_behind_a_long_one() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let node = dev_node(dir.path(), &[]);
+    let port = node.api_port();
+    let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
+    let mut first = post(port, long, None);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"text\"") {
+        let n = first.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let short = r#"{"prompt": "Hello", "max_tokens": 4, "temperature": 0}"#;
+    let r = request(port, "POST", "/v1/completions", Some(short)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The long generation is still running: its stream goes on after the short one.
+    seen.clear();
+    while seen.iter().filter(|&&b| b == b'\n').count() < 8 {
+        let n = first.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the long stream ended before the short one came back"
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        !text.contains("[DONE]"),
+        "the long one had finished: {text}"
+    );
+    let metrics = request(port, "GET", "/metrics", None).unwrap().body;
+    assert!(
+        metrics.contains("neuroshard_batch_queue_length"),
+        "{metrics}"
+    );
+    let peak = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("neuroshard_batch_sessions_peak "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(peak >= Some(2), "both ran in one step: {peak:?}\n{metrics}");
+}
+
 /// `neuroshard dev --base-path BASE EXTRA...`, once its model is loaded.
 fn dev_node(base: &std::path::Path, extra: &[&str]) -> NodeProcess {
     let mut args = vec!["dev", "--base-path", base.to_str().unwrap()];

@@ -37,9 +37,29 @@ pub enum BenchCommand {
     /// rounds; time per round, bytes synchronised per round against the per-step
     /// data-parallel baseline, and the held-out loss after every round.
     Training(TrainingBenchArgs),
+    /// Many users at once: closed-loop streaming clients against a real dev node over
+    /// HTTP at several concurrencies (aggregate tok/s, inter-token latency), and the
+    /// executor's batched ceiling in process.
+    Serve(ServeBenchArgs),
     /// (Internal) a bare shard server process for `bench network`.
     #[command(hide = true)]
     ShardServer(ShardServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeBenchArgs {
+    /// Numbers of concurrent clients to measure (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub clients: Vec<usize>,
+    /// Completions each client runs per measurement, back to back.
+    #[arg(long, default_value_t = 2)]
+    pub requests: usize,
+    /// Tokens per completion.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// A GGUF file for the ceiling (default: the chain's model, fetched into the cache).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +232,15 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 ..defaults
             };
             tokio::task::spawn_blocking(move || bench_inference(opts)).await??;
+        }
+        BenchCommand::Serve(args) => {
+            let opts = crate::serve::ServeOptions {
+                clients: args.clients,
+                requests: args.requests,
+                max_tokens: args.max_tokens,
+                model: args.model,
+            };
+            tokio::task::spawn_blocking(move || crate::serve::run(&opts)).await??;
         }
         BenchCommand::Network(args) => {
             let opts = network::NetworkBenchOptions {

@@ -12,7 +12,8 @@
 //! - [`kernels`]: our fused matrix kernels against candle's `QMatMul`, per GGUF format;
 //! - [`ledger`]: receipts verified and applied per second in block import;
 //! - [`sim`]: many nodes' network services in one process;
-//! - [`training`]: Proof of Training rounds, time and bytes.
+//! - [`training`]: Proof of Training rounds, time and bytes;
+//! - [`serve`]: many streaming clients against one dev node (continuous batching).
 
 pub mod command;
 pub mod inference;
@@ -21,6 +22,7 @@ pub mod ledger;
 pub mod llamacpp;
 pub mod network;
 pub mod plot;
+pub mod serve;
 pub mod sim;
 pub mod sweep;
 pub mod training;

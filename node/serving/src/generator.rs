@@ -107,6 +107,8 @@ pub struct Billing {
     pub receipts: Vec<neuroshard_primitives::Receipt>,
 }
 
+pub use neuroshard_inference::batcher::BatchFigures;
+
 /// Something that turns prompts into text: the local model or a pipeline of peers.
 pub trait TextGenerator: Send + Sync {
     /// The model id shown by `/v1/models`.
@@ -123,6 +125,11 @@ pub trait TextGenerator: Send + Sync {
         request: &GenerationRequest,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> anyhow::Result<GenerationOutput>;
+    /// The continuous-batching figures of the generator's shards, summed (queue length,
+    /// positions and sessions of the last step); `None` when it runs no shards.
+    fn batch_figures(&self) -> Option<BatchFigures> {
+        None
+    }
 }
 
 /// Whether this node can generate text, and if not, why.
@@ -156,8 +163,12 @@ impl GeneratorSlot {
 /// The shared, updatable [`GeneratorSlot`].
 pub type SharedGenerator = Arc<tokio::sync::RwLock<GeneratorSlot>>;
 
-/// Generations one node runs at once by default (HTTP API and RPC together).
-pub const DEFAULT_MAX_GENERATIONS: usize = 8;
+/// Generations one node runs at once by default (HTTP API and RPC together). They run
+/// batched in the shards (see `neuroshard_inference::batcher`), so more at once raise
+/// the aggregate speed; half the shards' session bound
+/// (`neuroshard_inference::shard::DEFAULT_MAX_SESSIONS`), so the node's own generations
+/// never evict each other's caches and peers' sessions keep room.
+pub const DEFAULT_MAX_GENERATIONS: usize = 32;
 
 /// How many generations may run at once. A request beyond that is refused at once as
 /// busy (HTTP 503 with `Retry-After`, JSON-RPC error 1021) instead of queueing without

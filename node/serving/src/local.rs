@@ -32,7 +32,6 @@ use neuroshard_primitives::{
     AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, UNIT,
 };
 use neuroshard_runtime::ponw;
-use parking_lot::Mutex;
 use sp_core::Pair as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,8 +81,6 @@ pub struct LocalWorker {
     directory: Option<Arc<ShardDirectory>>,
     runtime: tokio::runtime::Handle,
     num_layers: u16,
-    /// One generation at a time: the machine's cores are better spent on one.
-    busy: Mutex<()>,
     /// The whole model without adapters (what trained adapters are merged into).
     base: ModelWeights,
     /// How the shards were set up (and whether this node pays, in test builds).
@@ -130,7 +127,6 @@ impl LocalWorker {
             directory,
             runtime,
             num_layers: weights.config.num_layers as u16,
-            busy: Mutex::new(()),
             base: weights,
             serving: serving.clone(),
         })
@@ -397,7 +393,6 @@ impl TextGenerator for LocalWorker {
         request: &GenerationRequest,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> anyhow::Result<GenerationOutput> {
-        let _one_at_a_time = self.busy.lock();
         let prompt = self.tokenizer.encode_prompt(&request.prompt)?;
         if prompt.is_empty() {
             bail!("the prompt is empty");
@@ -482,6 +477,21 @@ impl TextGenerator for LocalWorker {
             accepted_drafts: decoded.stats.accepted as u32,
             billing,
         })
+    }
+
+    fn batch_figures(&self) -> Option<neuroshard_inference::batcher::BatchFigures> {
+        let mut sum = neuroshard_inference::batcher::BatchFigures::default();
+        for shard in self.shards() {
+            let f = shard.batch_figures();
+            sum.queued += f.queued;
+            sum.batch_positions = sum.batch_positions.max(f.batch_positions);
+            sum.batch_sessions = sum.batch_sessions.max(f.batch_sessions);
+            sum.steps += f.steps;
+            sum.positions += f.positions;
+            sum.peak_positions = sum.peak_positions.max(f.peak_positions);
+            sum.peak_sessions = sum.peak_sessions.max(f.peak_sessions);
+        }
+        Some(sum)
     }
 }
 

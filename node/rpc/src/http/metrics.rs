@@ -1,7 +1,9 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text): chain height and finality
 //! lag, peers (by how they are connected: direct, relayed, direct-after-punch), this
 //! node's reachability and relay reservations, transaction pool and pending receipts, tokens served and the speed of
-//! the last generation. Chain figures are refreshed on every new head.
+//! the last generation, and the continuous batching of its shards (requests queued, the
+//! positions and sessions of the last batched step, steps and positions run). Chain
+//! figures are refreshed on every new head.
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -44,6 +46,12 @@ pub struct Metrics {
     generations: Counter,
     generations_refused: Counter,
     tokens_per_second: Gauge<f64, AtomicU64>,
+    batch_queue: Gauge,
+    batch_positions: Gauge,
+    batch_sessions: Gauge,
+    batch_steps: Gauge,
+    batch_positions_run: Gauge,
+    batch_sessions_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -63,6 +71,12 @@ impl Default for Metrics {
             generations: Counter::default(),
             generations_refused: Counter::default(),
             tokens_per_second: Gauge::default(),
+            batch_queue: Gauge::default(),
+            batch_positions: Gauge::default(),
+            batch_sessions: Gauge::default(),
+            batch_steps: Gauge::default(),
+            batch_positions_run: Gauge::default(),
+            batch_sessions_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -126,11 +140,36 @@ impl Default for Metrics {
             "Decode speed of the last generation",
             m.tokens_per_second.clone(),
         );
+        m.register_batching(&mut registry);
         Self { registry, ..m }
     }
 }
 
 impl Metrics {
+    fn register_batching(&self, registry: &mut Registry) {
+        let gauges = [
+            ("batch_queue_length", "Shard requests left waiting when the last batched step started", &self.batch_queue),
+            ("batch_positions", "Positions in the last batched step (summed over the shards' last steps: the largest)", &self.batch_positions),
+            ("batch_sessions", "Sessions in the last batched step (the largest over the shards)", &self.batch_sessions),
+            ("batch_steps", "Batched steps run by this node's shards", &self.batch_steps),
+            ("batch_positions_run", "Positions run in batched steps by this node's shards", &self.batch_positions_run),
+            ("batch_sessions_peak", "Most sessions one batched step of this node's shards ran", &self.batch_sessions_peak),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+    }
+
+    /// Sets the continuous-batching figures of this node's shards.
+    pub fn set_batching(&self, f: &neuroshard_serving::generator::BatchFigures) {
+        self.batch_queue.set(f.queued as i64);
+        self.batch_positions.set(f.batch_positions as i64);
+        self.batch_sessions.set(f.batch_sessions as i64);
+        self.batch_steps.set(f.steps as i64);
+        self.batch_positions_run.set(f.positions as i64);
+        self.batch_sessions_peak.set(f.peak_sessions as i64);
+    }
+
     /// Records a generation refused as busy (admission control).
     pub fn record_refused(&self) {
         self.generations_refused.inc();
@@ -203,6 +242,16 @@ pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
     state.metrics.refresh(&state.client);
     let peers = crate::system::peer_list(state.net.as_ref()).await;
     state.metrics.set_peers(&peers);
+    let figures = state
+        .generator
+        .read()
+        .await
+        .ready()
+        .ok()
+        .and_then(|g| g.batch_figures());
+    if let Some(figures) = figures {
+        state.metrics.set_batching(&figures);
+    }
     if let Some(net) = state.net.as_ref() {
         if let Ok(stats) = net.network.stats().await {
             state.metrics.set_reachability(&stats);

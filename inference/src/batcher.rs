@@ -1,0 +1,591 @@
+//! Continuous batching of a shard's requests: every caller of [`crate::Shard::handle`]
+//! (the node's own generations through in-process transports, and peers' `Forward` calls
+//! through the shard server) submits its request as a job and waits for its session's
+//! output. Each step runs all waiting sessions' pending positions — decode tokens,
+//! speculative verification positions, chunks of prefills — through one pass over each
+//! layer's weights ([`ShardExecutor::forward_rows`], the matrix products with `m` = all
+//! positions) and one batched LM head, and attention per session over its own cache.
+//! Sessions join and leave between steps.
+//!
+//! No thread is dedicated to it: the step is run by one of the waiting callers, the
+//! leader, which keeps running steps until its own job is done and then hands the role
+//! to another waiting caller (flat combining). While the leader runs a step the queue
+//! stays open, so requests that arrive then join the next step.
+//!
+//! A step takes at most [`Batcher::max_positions`] positions: first the small jobs
+//! (decode steps and speculative verifications of up to [`SMALL_JOB`] positions) in
+//! arrival order, then chunks of the larger ones (prefills) in what is left, so a long
+//! prompt is cut into chunks and does not stall the others' decoding. One session has at
+//! most one job in a step, and jobs of a session run in arrival order; only sessions
+//! started on the same weights (see [`crate::shard::ServedWeights`]) share a step.
+//!
+//! Before a step, the leader waits (at most [`GATHER`]) for the sessions of the last few
+//! steps to come back with their next request, so that decoding sessions stay in one
+//! batch instead of splitting into a batch per arrival (sessions split over two steps
+//! merge again at the next wait); a session that ends ([`Batcher::forget`]) is not
+//! waited for. A lone session never waits: it is the only one expected.
+//!
+//! Exactness: the kernels compute each row by the same operations whatever `m`, and
+//! attention reads only the row's own session, so a session's outputs are the same bits
+//! batched or alone, and its commitments and spot checks are unchanged by batching.
+
+use crate::error::{InferenceError, Result};
+use crate::executor::Segment;
+use crate::messages::{ShardRequest, ShardResponse};
+use crate::shard::{ServedWeights, Session, Shard};
+use neuroshard_primitives::SessionId;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Jobs of at most this many positions (decode steps, speculative verifications) go into
+/// a step before any chunk of a larger one.
+pub const SMALL_JOB: usize = 16;
+/// Positions one step takes by default (`--max-batch`).
+pub const DEFAULT_MAX_BATCH: usize = 64;
+/// Longest wait of a step for the previous step's sessions.
+pub const GATHER: Duration = Duration::from_millis(10);
+/// Sessions that ran in this many of the last steps are waited for.
+const RECENT_STEPS: u64 = 4;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One request waiting for (or partly through) the batch.
+pub(crate) struct Job {
+    pub req: ShardRequest,
+    pub session: Arc<Mutex<Session>>,
+    pub weights: Arc<ServedWeights>,
+    progress: Mutex<Progress>,
+}
+
+/// How far a job got.
+#[derive(Default)]
+struct Progress {
+    /// The input rows (f32, position-major), once computed.
+    input: Option<Vec<f32>>,
+    /// Positions run so far.
+    done: usize,
+    /// Their output rows.
+    out: Vec<f32>,
+    result: Option<Result<ShardResponse>>,
+}
+
+impl Job {
+    pub fn new(req: ShardRequest, session: Arc<Mutex<Session>>) -> Self {
+        let weights = lock(&session).weights.clone();
+        Self {
+            req,
+            session,
+            weights,
+            progress: Mutex::default(),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        lock(&self.progress).result.is_some()
+    }
+
+    fn positions(&self) -> usize {
+        self.req.input.positions() as usize
+    }
+
+    fn remaining(&self) -> usize {
+        self.positions().saturating_sub(lock(&self.progress).done)
+    }
+}
+
+/// Figures of the batcher for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    queued: AtomicU64,
+    batch_positions: AtomicU64,
+    batch_sessions: AtomicU64,
+    steps: AtomicU64,
+    positions: AtomicU64,
+    peak_positions: AtomicU64,
+    peak_sessions: AtomicU64,
+}
+
+/// A snapshot of [`BatchStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchFigures {
+    /// Jobs left waiting when the last step started.
+    pub queued: u64,
+    /// Positions in the last step.
+    pub batch_positions: u64,
+    /// Sessions in the last step.
+    pub batch_sessions: u64,
+    /// Steps run.
+    pub steps: u64,
+    /// Positions run in all steps.
+    pub positions: u64,
+    /// Most positions in one step.
+    pub peak_positions: u64,
+    /// Most sessions in one step.
+    pub peak_sessions: u64,
+}
+
+impl BatchStats {
+    pub fn figures(&self) -> BatchFigures {
+        BatchFigures {
+            queued: self.queued.load(Ordering::Relaxed),
+            batch_positions: self.batch_positions.load(Ordering::Relaxed),
+            batch_sessions: self.batch_sessions.load(Ordering::Relaxed),
+            steps: self.steps.load(Ordering::Relaxed),
+            positions: self.positions.load(Ordering::Relaxed),
+            peak_positions: self.peak_positions.load(Ordering::Relaxed),
+            peak_sessions: self.peak_sessions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Arc<Job>>,
+    leader: bool,
+    /// Sessions of the last steps with the last step each ran in, expected back with
+    /// their next request.
+    recent: HashMap<SessionId, u64>,
+    /// Steps started.
+    step: u64,
+}
+
+/// The queue of a shard's requests and the steps that run them.
+pub struct Batcher {
+    state: Mutex<State>,
+    changed: Condvar,
+    max_positions: usize,
+    stats: BatchStats,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("max_positions", &self.max_positions)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Gives up the leader role when the leader's steps end, even by a panic.
+struct Leadership<'a>(&'a Batcher);
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).leader = false;
+        self.0.changed.notify_all();
+    }
+}
+
+impl Batcher {
+    /// A batcher taking up to `max_positions` positions per step.
+    pub fn new(max_positions: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            max_positions: max_positions.max(1),
+            stats: BatchStats::default(),
+        }
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    pub fn figures(&self) -> BatchFigures {
+        self.stats.figures()
+    }
+
+    /// Stops waiting for `session` (it ended).
+    pub fn forget(&self, session: &SessionId) {
+        if lock(&self.state).recent.remove(session).is_some() {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Queues `job` and returns its response once a step finished it (this thread may
+    /// run steps for everyone meanwhile).
+    pub(crate) fn run(&self, shard: &Shard, job: Job) -> Result<ShardResponse> {
+        let job = Arc::new(job);
+        let mut state = lock(&self.state);
+        state.queue.push_back(job.clone());
+        self.changed.notify_all();
+        loop {
+            if let Some(result) = lock(&job.progress).result.take() {
+                return result;
+            }
+            if !state.leader {
+                state.leader = true;
+                drop(state);
+                let leadership = Leadership(self);
+                while !job.finished() {
+                    self.step(shard);
+                }
+                drop(leadership);
+                state = lock(&self.state);
+                continue;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Waits (at most [`GATHER`]) until every recent session has a job queued.
+    fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let deadline = Instant::now() + GATHER;
+        loop {
+            let back = |id: &SessionId| state.queue.iter().any(|j| j.req.session == *id);
+            if state.recent.keys().all(back) {
+                return state;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return state;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    /// The jobs of the next step and how many positions each runs.
+    fn select(&self) -> Vec<(Arc<Job>, usize)> {
+        let mut state = self.gather(lock(&self.state));
+        let mut seen = HashSet::new();
+        let weights = state.queue.front().map(|j| j.weights.clone());
+        // The first job of each session on the step's weights, in arrival order.
+        let eligible: Vec<Arc<Job>> = state
+            .queue
+            .iter()
+            .filter(|j| seen.insert(j.req.session))
+            .filter(|j| weights.as_ref().is_some_and(|w| Arc::ptr_eq(w, &j.weights)))
+            .cloned()
+            .collect();
+        let mut budget = self.max_positions;
+        let mut picked: Vec<(Arc<Job>, usize)> = Vec::new();
+        let mut rest = Vec::new();
+        // Small jobs whole first, then chunks of the others in what is left.
+        for job in eligible {
+            let remaining = job.remaining();
+            if remaining <= SMALL_JOB.min(budget) {
+                budget -= remaining;
+                picked.push((job, remaining));
+            } else {
+                rest.push((job, remaining));
+            }
+        }
+        for (job, remaining) in rest {
+            if budget == 0 {
+                break;
+            }
+            let take = remaining.min(budget);
+            budget -= take;
+            picked.push((job, take));
+        }
+        state.step += 1;
+        let step = state.step;
+        for (job, _) in &picked {
+            state.recent.insert(job.req.session, step);
+        }
+        state.recent.retain(|_, at| *at + RECENT_STEPS > step);
+        let positions: usize = picked.iter().map(|(_, n)| n).sum();
+        let s = &self.stats;
+        s.queued
+            .store((state.queue.len() - picked.len()) as u64, Ordering::Relaxed);
+        s.batch_positions.store(positions as u64, Ordering::Relaxed);
+        s.batch_sessions
+            .store(picked.len() as u64, Ordering::Relaxed);
+        s.steps.fetch_add(1, Ordering::Relaxed);
+        s.positions.fetch_add(positions as u64, Ordering::Relaxed);
+        s.peak_positions
+            .fetch_max(positions as u64, Ordering::Relaxed);
+        s.peak_sessions
+            .fetch_max(picked.len() as u64, Ordering::Relaxed);
+        picked
+    }
+
+    /// Runs one step and wakes the callers whose jobs it finished.
+    fn step(&self, shard: &Shard) {
+        let picked = self.select();
+        if !picked.is_empty() {
+            run_step(shard, &picked);
+        }
+        let mut state = lock(&self.state);
+        state.queue.retain(|j| !j.finished());
+        self.changed.notify_all();
+    }
+}
+
+/// Sets a job's result.
+fn finish(job: &Job, result: Result<ShardResponse>) {
+    lock(&job.progress).result = Some(result);
+}
+
+/// The positions a job runs in this step: its input rows `take` from where it got to.
+fn prepare(job: &Job, session: &Session, take: usize) -> Result<(usize, Vec<f32>)> {
+    let exec = &job.weights.exec;
+    let mut progress = lock(&job.progress);
+    if progress.input.is_none() {
+        let hidden;
+        let input = match &job.req.input {
+            crate::messages::ShardInput::Tokens(t) => crate::executor::ExecInput::Tokens(t),
+            crate::messages::ShardInput::Hidden(a) => {
+                hidden = a.to_tensor()?;
+                crate::executor::ExecInput::Hidden(&hidden)
+            }
+        };
+        let rows = exec.input_rows(input)?;
+        let seq = rows.len() / exec.config().hidden_size;
+        if seq != job.positions() {
+            return Err(InferenceError::BadRequest(format!(
+                "an input of {seq} positions whose shape says {}",
+                job.positions()
+            )));
+        }
+        exec.check_segment(&session.cache, job.req.start_pos as usize, seq)
+            .map_err(|e| with_session(e, &job.req))?;
+        progress.input = Some(rows);
+    }
+    let n = exec.config().hidden_size;
+    let done = progress.done;
+    let rows = progress.input.as_ref().map_or(&[][..], |v| v.as_slice());
+    Ok((
+        job.req.start_pos as usize + done,
+        rows[done * n..(done + take) * n].to_vec(),
+    ))
+}
+
+fn with_session(e: InferenceError, req: &ShardRequest) -> InferenceError {
+    match e {
+        InferenceError::CacheGap { have, start, .. } => InferenceError::CacheGap {
+            session: crate::messages::session_hex(&req.session),
+            have,
+            start,
+        },
+        e => e,
+    }
+}
+
+/// Runs the picked jobs' positions through the layers in one pass and finishes the jobs
+/// that are complete.
+fn run_step(shard: &Shard, picked: &[(Arc<Job>, usize)]) {
+    let exec = &picked[0].0.weights.exec;
+    let mut guards: Vec<MutexGuard<'_, Session>> =
+        picked.iter().map(|(j, _)| lock(&j.session)).collect();
+    let mut x = Vec::new();
+    let mut live = Vec::new();
+    let mut starts = Vec::new();
+    for (i, ((job, take), guard)) in picked.iter().zip(&guards).enumerate() {
+        match prepare(job, guard, *take) {
+            Ok((start, rows)) => {
+                x.extend(rows);
+                live.push(i);
+                starts.push(start);
+            }
+            Err(e) => finish(job, Err(e)),
+        }
+    }
+    if live.is_empty() {
+        return;
+    }
+    let mut segments: Vec<Segment<'_>> = Vec::with_capacity(live.len());
+    let mut rest: &mut [MutexGuard<'_, Session>] = &mut guards;
+    let mut taken = 0;
+    for (&i, &start) in live.iter().zip(&starts) {
+        let (_, tail) = rest.split_at_mut(i - taken);
+        let (guard, tail) = tail.split_at_mut(1);
+        segments.push(Segment {
+            cache: &mut guard[0].cache,
+            start,
+            seq: picked[i].1,
+        });
+        rest = tail;
+        taken = i + 1;
+    }
+    if let Err(e) = exec.forward_rows(&mut segments, &mut x) {
+        let reason = e.to_string();
+        for &i in &live {
+            finish(
+                &picked[i].0,
+                Err(InferenceError::BadRequest(reason.clone())),
+            );
+        }
+        return;
+    }
+    drop(segments);
+    let n = exec.config().hidden_size;
+    let mut complete = Vec::new();
+    let mut offset = 0;
+    for &i in &live {
+        let (job, take) = &picked[i];
+        let mut progress = lock(&job.progress);
+        progress
+            .out
+            .extend_from_slice(&x[offset * n..(offset + take) * n]);
+        progress.done += take;
+        offset += take;
+        if progress.done == job.positions() {
+            complete.push(i);
+        }
+    }
+    finish_complete(shard, exec, picked, &complete, &mut guards);
+}
+
+/// Records the complete jobs' outputs in their sessions and answers them (one LM head
+/// over all of them on the last shard).
+fn finish_complete(
+    shard: &Shard,
+    exec: &crate::executor::ShardExecutor,
+    picked: &[(Arc<Job>, usize)],
+    complete: &[usize],
+    guards: &mut [MutexGuard<'_, Session>],
+) {
+    let mut outs = Vec::with_capacity(complete.len());
+    for &i in complete {
+        let job = &picked[i].0;
+        let out = std::mem::take(&mut lock(&job.progress).out);
+        match shard.record_outputs(&mut guards[i], &job.req, out) {
+            Ok(out) => outs.push((i, out)),
+            Err(e) => finish(job, Err(e)),
+        }
+    }
+    let responses = shard.respond(exec, outs.iter().map(|(i, out)| (&picked[*i].0.req, out)));
+    match responses {
+        Ok(responses) => {
+            for ((i, _), response) in outs.iter().zip(responses) {
+                finish(&picked[*i].0, Ok(response));
+            }
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            for (i, _) in &outs {
+                finish(
+                    &picked[*i].0,
+                    Err(InferenceError::BadRequest(reason.clone())),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::messages::{HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType};
+    use crate::weights::{ModelSource, ModelWeights, Precision};
+    use crate::{InferenceError, Shard};
+    use neuroshard_primitives::{Hash, LayerRange};
+
+    fn shard(max_batch: usize) -> Shard {
+        let dir = tempfile::tempdir().unwrap();
+        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
+        let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
+        Shard::new(weights, Hash::repeat_byte(1))
+            .unwrap()
+            .with_max_batch(max_batch)
+    }
+
+    fn request(session: u8, start_pos: u32, tokens: Vec<u32>) -> ShardRequest {
+        ShardRequest {
+            model: Hash::repeat_byte(1),
+            session: [session; 16],
+            layers: LayerRange::new(0, 6).unwrap(),
+            start_pos,
+            input: ShardInput::Tokens(tokens),
+            head: HeadMode::Argmax,
+            wire: WireDType::F32,
+        }
+    }
+
+    /// Greedy decoding of `steps` tokens after `prompt`, one request per step.
+    fn greedy(shard: &Shard, session: u8, prompt: Vec<u32>, steps: usize) -> Vec<u32> {
+        let mut pos = 0;
+        let mut input = prompt;
+        let mut out = Vec::new();
+        for _ in 0..steps {
+            let n = input.len() as u32;
+            let r = shard.handle(&request(session, pos, input)).unwrap();
+            let ShardOutput::Argmax(ids) = r.output else {
+                panic!("argmax expected")
+            };
+            let next = *ids.last().unwrap();
+            out.push(next);
+            pos += n;
+            input = vec![next];
+        }
+        out
+    }
+
+    #[test]
+    fn concurrent_sessions_with_a_long_prefill_decode_as_alone_in_capped_steps() {
+        let prompts: Vec<Vec<u32>> = (0..6u32)
+            .map(|s| {
+                (0..[30, 1, 2, 3, 9, 17][s as usize])
+                    .map(|i| 1 + (s * 7 + i) % 60)
+                    .collect()
+            })
+            .collect();
+        let alone = shard(4);
+        let expected: Vec<Vec<u32>> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| greedy(&alone, i as u8, p.clone(), 12))
+            .collect();
+        assert!(alone.batch_figures().peak_sessions == 1);
+
+        let batched = shard(4);
+        let got: Vec<Vec<u32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = prompts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let batched = &batched;
+                    scope.spawn(move || greedy(batched, i as u8, p.clone(), 12))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(got, expected);
+        let f = batched.batch_figures();
+        assert!(f.peak_positions <= 4, "{f:?}");
+        let total: usize = prompts.iter().map(|p| p.len() + 11).sum();
+        assert_eq!(f.positions as usize, total, "{f:?}");
+        // The 30-token prompt alone needs at least 8 steps of at most 4 positions.
+        assert!(f.steps >= 8, "{f:?}");
+    }
+
+    #[test]
+    fn a_refused_request_fails_alone_and_others_in_its_step_run() {
+        let shard = shard(64);
+        for s in 0..8u8 {
+            shard.handle(&request(s, 0, vec![1, 2, 3])).unwrap();
+        }
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|s| {
+                    let shard = &shard;
+                    // Odd sessions skip positions 3 and 4 of their cache: a gap.
+                    let start = if s % 2 == 1 { 5 } else { 3 };
+                    scope.spawn(move || shard.handle(&request(s, start, vec![4])))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (s, r) in results.iter().enumerate() {
+            if s % 2 == 1 {
+                assert!(
+                    matches!(r, Err(InferenceError::CacheGap { start: 5, .. })),
+                    "{r:?}"
+                );
+            } else {
+                assert!(r.is_ok(), "{r:?}");
+            }
+        }
+    }
+}
