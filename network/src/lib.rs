@@ -5,9 +5,7 @@
 //! traffic (activations between pipeline stages, block sync) in size-capped frames. What
 //! the bytes mean is the node's business: this crate depends only on `primitives`.
 //!
-//! Nodes behind NAT are reached through relays and hole punching ([`nat`]).
-//!
-//! Start it with [`start`] (over TCP and QUIC, or over the in-memory [`Transport`] for
+//! Start it with [`start`] (over TCP, or over the in-memory [`Transport`] for
 //! simulations); talk to it through the cloneable [`NetworkHandle`]; read what
 //! arrives from the [`NetworkEvent`] receiver.
 
@@ -17,7 +15,6 @@ pub mod codec;
 pub mod connmgr;
 pub mod error;
 pub mod handle;
-pub mod nat;
 pub mod peers;
 pub mod protocol;
 pub mod records;
@@ -34,7 +31,6 @@ pub use handle::{
 };
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{identity::Keypair as NetworkKeypair, Multiaddr, PeerId};
-pub use nat::{Link, NatConfig, Reachability};
 pub use peers::{Offence, PeerInfo};
 pub use protocol::{Protocol, Topic};
 pub use records::{AccountBinding, ProviderInfo, ProviderRecord};

@@ -9,7 +9,6 @@
 pub mod chain;
 pub mod generation;
 pub mod http;
-pub mod netns;
 pub mod process;
 pub mod rpc;
 pub mod spec;

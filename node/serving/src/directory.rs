@@ -40,8 +40,6 @@ pub struct ProviderView {
     pub throughput_milli: u64,
     pub rtt_ms: Option<f64>,
     pub local: bool,
-    /// Where its record says it can be reached (relayed addresses for one behind NAT).
-    pub addresses: Vec<neuroshard_network::Multiaddr>,
 }
 
 /// How far ahead of this node's clock a record's issue time may be.
@@ -141,11 +139,10 @@ impl ShardDirectory {
             .filter_map(|r: ProviderRecord| {
                 let peer = r.peer_id()?;
                 let rtt_ms = rtts.get(&peer).copied();
-                let addresses = r.addresses();
                 if rtt_ms.is_none() && peer != local {
                     // Not connected: let the network dial it where it says it is.
-                    for addr in &addresses {
-                        self.network.add_address(peer, addr.clone());
+                    for addr in r.addresses() {
+                        self.network.add_address(peer, addr);
                     }
                 }
                 Some(ProviderView {
@@ -156,7 +153,6 @@ impl ShardDirectory {
                     throughput_milli: r.info.throughput_milli,
                     rtt_ms,
                     local: peer == local,
-                    addresses,
                 })
             })
             .collect();
