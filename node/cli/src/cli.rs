@@ -263,6 +263,12 @@ pub struct FaultArgs {
     /// stay relayed, as behind a symmetric NAT).
     #[arg(long, hide = true)]
     pub fault_no_hole_punching: bool,
+    /// Fault injection for tests: compute nothing for peers; relay every forward call
+    /// (liveness probes included) to a provider of the same layers bound to ACCOUNT (an
+    /// SS58 address), as an ordinary client session, and return its answer as this
+    /// node's own (a relayer earning uptime on another machine's compute).
+    #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
+    pub fault_relay_probes: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

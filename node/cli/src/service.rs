@@ -291,6 +291,7 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             ShardServer::new(local.shards(), s.key.clone(), s.board.clone()).with_payments(ledger),
         );
         s.service.serve(server.clone());
+        s.service.attach_network(net);
         let binding = net.directory.binding(&s.key);
         let (binding, shards) = s.serving.announced(binding, s.shards.clone());
         tokio::spawn(net.directory.clone().announce_loop(

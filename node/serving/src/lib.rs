@@ -24,6 +24,8 @@ pub mod miner;
 pub mod options;
 pub mod payments;
 pub mod protocol;
+#[cfg(feature = "fault-injection")]
+pub mod relay;
 pub mod remote;
 pub mod routing;
 pub mod server;

@@ -47,6 +47,10 @@ pub struct ServingOptions {
     /// [`ServingOptions::submits_receipts`]).
     #[cfg(feature = "fault-injection")]
     pub never_submit: bool,
+    /// Relay every forward call to the providers bound to this account instead of
+    /// computing it (see [`crate::relay::ProbeRelay`]).
+    #[cfg(feature = "fault-injection")]
+    pub relay_probes: Option<AccountId>,
 }
 
 impl Default for ServingOptions {
@@ -64,6 +68,8 @@ impl Default for ServingOptions {
             never_pay: false,
             #[cfg(feature = "fault-injection")]
             never_submit: false,
+            #[cfg(feature = "fault-injection")]
+            relay_probes: None,
         }
     }
 }

@@ -231,6 +231,10 @@ pub struct ShardService {
     /// its liveness probes fail, so it earns no uptime.
     #[cfg(feature = "fault-injection")]
     refuse_forwards: bool,
+    /// Fault injection for tests: relay forward calls to another provider
+    /// ([`crate::relay::ProbeRelay`]).
+    #[cfg(feature = "fault-injection")]
+    relay: crate::relay::ProbeRelay,
 }
 
 impl ShardService {
@@ -241,7 +245,16 @@ impl ShardService {
             server: Arc::default(),
             #[cfg(feature = "fault-injection")]
             refuse_forwards: faults.refuse_forwards,
+            #[cfg(feature = "fault-injection")]
+            relay: crate::relay::ProbeRelay::new(faults.relay_probes.clone()),
         }
+    }
+
+    /// Gives the `relay_probes` fault the network to relay through (no-op otherwise).
+    #[allow(unused_variables)]
+    pub fn attach_network(&self, net: &crate::ShardNetwork) {
+        #[cfg(feature = "fault-injection")]
+        self.relay.attach(net.clone());
     }
 
     /// The reply to a peer that has too many calls running here.
@@ -262,6 +275,10 @@ impl ShardService {
         #[cfg(feature = "fault-injection")]
         if self.refuse_forwards && matches!(call, ShardCall::Inference(InferenceCall::Forward(_))) {
             return Some(ShardReply::Error("busy".into()).encode());
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = self.relay.relay(&call).await {
+            return Some(reply);
         }
         let server = self.server.read().clone();
         let Some(server) = server else {
