@@ -269,6 +269,10 @@ pub struct FaultArgs {
     /// node's own (a relayer earning uptime on another machine's compute).
     #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
     pub fault_relay_probes: Option<String>,
+    /// Fault injection for tests: compute other accounts' capacity probes too (the
+    /// machine behind relaying accounts, which honest providers refuse to be).
+    #[arg(long, hide = true, requires = "shards")]
+    pub fault_answer_foreign_probes: bool,
 }
 
 #[derive(Debug, Subcommand)]

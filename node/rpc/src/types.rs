@@ -109,6 +109,8 @@ pub struct RewardJson {
     pub tokens: u64,
     pub layer_tokens: u64,
     pub uptime_minutes: u64,
+    /// Uptime credit in millionths of a minute (what the uptime part pays for).
+    pub uptime_credit: u64,
     pub training: String,
     pub reward: String,
 }
@@ -125,6 +127,7 @@ impl RewardJson {
                     tokens,
                     layer_tokens,
                     uptime_minutes,
+                    uptime_credit,
                     training,
                     reward,
                 } => Some(Self {
@@ -133,6 +136,7 @@ impl RewardJson {
                     tokens: *tokens,
                     layer_tokens: *layer_tokens,
                     uptime_minutes: *uptime_minutes,
+                    uptime_credit: *uptime_credit,
                     training: training.to_string(),
                     reward: reward.to_string(),
                 }),

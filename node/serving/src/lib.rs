@@ -23,6 +23,7 @@ pub mod material;
 pub mod miner;
 pub mod options;
 pub mod payments;
+pub mod probe_guard;
 pub mod protocol;
 #[cfg(feature = "fault-injection")]
 pub mod relay;

@@ -160,6 +160,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .map(crypto::parse_account)
                 .transpose()
                 .context("--fault-relay-probes")?,
+            #[cfg(feature = "fault-injection")]
+            answer_foreign_probes: args.faults.fault_answer_foreign_probes,
         },
     };
     service::run(config).await
