@@ -11,9 +11,11 @@
 //! ([`crate::ProbeParams::credit_permill`]), so uptime pays for serving capacity, not for
 //! accounts: every probe of a minute fires at one wall-clock instant drawn from its seed
 //! ([`probe_instant_ms`]), so K accounts answering from one machine compute their K
-//! probes at once and each proves about a K-th of the machine; together they earn what
-//! the machine earns registered once (the reference is a fast machine's figure, so the
-//! cap of one minute per account is not reached by splitting a slower one).
+//! probes at once; answered together, each proves about a K-th of the machine (the
+//! reference is a fast machine's figure, so the cap of one minute per account is not
+//! reached by splitting a slower one). Answered one after another they prove up to
+//! H(K) times the machine (the harmonic number): each answer is timed on its own. See
+//! docs/PONW-SECURITY.md (issue 21) for the fixed-window measure that would close it.
 //!
 //! The seed of minute `m` is the parent hash of the first block of `m` (unknown until
 //! shortly before). A node that does not hold the model cannot show the chunk, and one
