@@ -44,13 +44,8 @@ fn explorer_metrics_and_errors() {
 
     let metrics = request(api, "GET", "/metrics", None).unwrap();
     assert_eq!(metrics.status, 200);
-    let height = metrics
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix("neuroshard_best_block_height "))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no best height in {}", metrics.body));
-    assert!(height >= 2);
+    let height = metric(&metrics.body, "neuroshard_best_block_height");
+    assert!(height >= 2, "{}", metrics.body);
 
     for (method, path, body, status, needle) in [
         ("GET", "/nope", None, 404, "unknown endpoint"),
@@ -104,26 +99,13 @@ fn a_node_serving_no_shards_says_so() {
 /// stops).
 #[test]
 fn generations_beyond_the_maximum_are_refused_as_busy() {
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let node = dev_node(dir.path(), &["--max-generations", "1"]);
+    let node = dev_node(dir.path(), &["--max-generations", "1", "--max-batch", "4"]);
     let port = node.api_port();
 
     // A long greedy generation (counting goes on past any end of text), streamed.
     let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
-    let mut first = post(port, long, None);
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("\"text\"") {
-        let n = first.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "the stream ended early: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buf[..n]);
-    }
-    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    let first = first_streamed_piece(post(port, long, None));
 
     let short = r#"{"prompt": "Hello", "max_tokens": 4}"#;
     let busy = request(port, "POST", "/v1/completions", Some(short)).unwrap();
@@ -145,6 +127,10 @@ fn generations_beyond_the_maximum_are_refused_as_busy() {
         metrics.body
     );
 
+    // --max-batch reaches the shards: the prompt's prefill ran in chunks of at most 4.
+    let peak = metric(&metrics.body, "neuroshard_batch_positions_peak");
+    assert_eq!(peak, 4, "{}", metrics.body);
+
     // The first client goes away: its generation stops and the slot is free again.
     drop(first);
     wait_for("the generation slot to come back", TIMEOUT, || {
@@ -165,19 +151,12 @@ fn a_short_completion_is_not_held_behind_a_long_one() {
     let node = dev_node(dir.path(), &[]);
     let port = node.api_port();
     let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
-    let mut first = post(port, long, None);
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("\"text\"") {
-        let n = first.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended early");
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let mut first = first_streamed_piece(post(port, long, None));
     let short = r#"{"prompt": "Hello", "max_tokens": 4, "temperature": 0}"#;
     let r = request(port, "POST", "/v1/completions", Some(short)).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     // The long generation is still running: its stream goes on after the short one.
-    seen.clear();
+    let (mut seen, mut buf) = (Vec::new(), [0u8; 4096]);
     while seen.iter().filter(|&&b| b == b'\n').count() < 8 {
         let n = first.read(&mut buf).unwrap();
         assert!(
@@ -196,11 +175,17 @@ fn a_short_completion_is_not_held_behind_a_long_one() {
         metrics.contains("neuroshard_batch_queue_length"),
         "{metrics}"
     );
-    let peak = metrics
+    let peak = metric(&metrics, "neuroshard_batch_sessions_peak");
+    assert!(peak >= 2, "both ran in one step: {peak}\n{metrics}");
+}
+
+/// The value of the `/metrics` line `name VALUE` (an integer gauge or counter).
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
         .lines()
-        .find_map(|l| l.strip_prefix("neuroshard_batch_sessions_peak "))
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    assert!(peak >= Some(2), "both ran in one step: {peak:?}\n{metrics}");
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }
 
 /// `neuroshard dev --base-path BASE EXTRA...`, once its model is loaded.
@@ -230,6 +215,25 @@ fn post(port: u16, body: &str, key: Option<&str>) -> std::net::TcpStream {
         body.len()
     )
     .unwrap();
+    stream
+}
+
+/// `stream` (a streamed completion) once its first piece of text has arrived with
+/// status 200: the generation is running.
+fn first_streamed_piece(mut stream: std::net::TcpStream) -> std::net::TcpStream {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"text\"") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the stream ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
     stream
 }
 
@@ -287,7 +291,15 @@ fn api_keys_bill_each_key_to_its_account() {
     let log = std::fs::read_to_string(dir.path().join("open.log")).unwrap();
     assert!(log.contains("give --api-keys"), "{log}");
 
-    let node = dev_node(&base, &["--api-keys", keys.to_str().unwrap()]);
+    let node = dev_node(
+        &base,
+        &[
+            "--api-keys",
+            keys.to_str().unwrap(),
+            "--max-generations-per-key",
+            "1",
+        ],
+    );
     let port = node.api_port();
 
     for key in [None, Some("sk-nobody-00000000000000000000")] {
@@ -299,10 +311,11 @@ fn api_keys_bill_each_key_to_its_account() {
     assert_eq!(r.status, 402, "{}", r.body);
     assert!(r.body.contains("escrow"), "{}", r.body);
 
-    // Bob locks escrow; his key's generation is billed to him.
+    // Bob locks escrow (enough for a 4096-token generation below); his key's
+    // generation is billed to him.
     let rpc = node.rpc();
     let deposit = Call::Ponw(PonwCall::DepositEscrow {
-        amount: 100 * neuroshard_primitives::UNIT,
+        amount: 2000 * neuroshard_primitives::UNIT,
     });
     chain::submit_and_wait(&rpc, "//Bob", deposit, TIMEOUT).unwrap();
     let from = rpc.best_number().unwrap();
@@ -324,6 +337,22 @@ fn api_keys_bill_each_key_to_its_account() {
             "{accepted:?}"
         );
         Ok(Some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+
+    // One key runs at most its share (here 1) at once: while Bob's long generation
+    // streams, his next request gets 429 with Retry-After, not the node's 503; his slot
+    // comes back when that client goes away.
+    let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
+    let first = first_streamed_piece(post(port, long, Some(bob_key)));
+    let r = complete_with_key(port, Some(bob_key));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
+    assert!(r.body.contains("rate_limit_exceeded"), "{}", r.body);
+    drop(first);
+    wait_for("Bob's slot to come back", TIMEOUT, || {
+        let r = complete_with_key(port, Some(bob_key));
+        Ok((r.status == 200).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }

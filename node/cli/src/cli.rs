@@ -118,6 +118,8 @@ pub struct DevArgs {
     pub api_port: u16,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub shard_limits: ShardLimitArgs,
 }
 
 /// Who may use the node's HTTP API, and how much generation work it takes on.
@@ -138,10 +140,43 @@ pub struct ApiArgs {
     #[arg(
         long,
         value_name = "N",
-        default_value_t = neuroshard_serving::generator::DEFAULT_MAX_GENERATIONS as u32,
+        default_value_t = neuroshard_serving::admission::DEFAULT_MAX_GENERATIONS as u32,
         value_parser = clap::value_parser!(u32).range(1..=4096)
     )]
     pub max_generations: u32,
+    /// Most of those one API key (its paying account, see --api-keys) runs at once; a
+    /// request beyond it gets HTTP 429 with Retry-After.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = neuroshard_serving::admission::DEFAULT_MAX_GENERATIONS_PER_CLIENT as u32,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub max_generations_per_key: u32,
+}
+
+/// How much work each served shard takes on at once (its own generations' and peers').
+#[derive(Debug, Args)]
+pub struct ShardLimitArgs {
+    /// Most positions one batched step of a shard runs (decode tokens of every session
+    /// plus chunks of prefills): larger batches raise throughput and each step's latency.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = neuroshard_inference::batcher::DEFAULT_MAX_BATCH as u32,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub max_batch: u32,
+    /// Most sessions (KV caches) a shard keeps; beyond it the least recently used one is
+    /// dropped and its client replays its tokens. Memory per shard is at most
+    /// sessions x context x 2 x kv_dim x 4 bytes per layer.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = neuroshard_inference::shard::DEFAULT_MAX_SESSIONS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub max_sessions: u32,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +219,8 @@ pub struct RunArgs {
     pub archive_mib: u32,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub shard_limits: ShardLimitArgs,
     /// Proof of Training: train a LoRA adapter for this layer range (one of --shards)
     /// with the other nodes that train it, DiLoCo style, and earn the training reward
     /// for the rounds whose aggregate accepts this node's pseudo-gradient.

@@ -13,7 +13,8 @@ use neuroshard_client::{authoring, ChainInfo, Client, ClientConfig, Store};
 use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_primitives::{crypto, AccountId, Keypair, LayerRange};
 use neuroshard_rpc::http::{self, ApiState, Metrics};
-use neuroshard_serving::generator::{GenerationAdmission, GeneratorSlot, SharedGenerator};
+use neuroshard_serving::admission::GenerationAdmission;
+use neuroshard_serving::generator::{GeneratorSlot, SharedGenerator};
 use neuroshard_serving::local::{fetch_model, LocalWorker};
 use neuroshard_serving::miner;
 use neuroshard_serving::options::ServingOptions;
@@ -132,7 +133,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             config.api_listen
         );
     }
-    let admission = GenerationAdmission::new(config.serving.max_generations);
+    let admission = GenerationAdmission::new(
+        config.serving.max_generations,
+        config.serving.max_generations_per_client,
+    );
     let api_state = ApiState {
         client: client.clone(),
         generator: generator.clone(),

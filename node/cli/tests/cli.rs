@@ -40,6 +40,11 @@ fn usage_errors_are_reported() {
     let (ok, _, err) = neuroshard(&["dev", "--tmp", "--base-path", "/tmp/x"]);
     assert!(!ok);
     assert!(err.contains("cannot be used with"), "{err}");
+    for flag in ["--max-batch", "--max-sessions", "--max-generations-per-key"] {
+        let (ok, _, err) = neuroshard(&["dev", "--tmp", flag, "0"]);
+        assert!(!ok, "{flag} 0 was taken");
+        assert!(err.contains("not in 1.."), "{flag}: {err}");
+    }
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.json");
     let base = dir.path().join("base");

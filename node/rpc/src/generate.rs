@@ -11,9 +11,8 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 use neuroshard_client::hex_hash;
 use neuroshard_primitives::{crypto, Receipt};
-use neuroshard_serving::generator::{
-    GenerationAdmission, GenerationOutput, GenerationRequest, SharedGenerator,
-};
+use neuroshard_serving::admission::GenerationAdmission;
+use neuroshard_serving::generator::{GenerationOutput, GenerationRequest, SharedGenerator};
 use parity_scale_codec::Encode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -185,9 +184,9 @@ impl GenerateApiServer for Generate {
         };
         let metrics = self.metrics.clone();
         let model = gen.model_id();
-        let permit = self.admission.try_admit().map_err(|why| {
+        let permit = self.admission.try_admit(None).map_err(|why| {
             self.metrics.record_refused();
-            ErrorObjectOwned::owned(BUSY, why, None::<()>)
+            ErrorObjectOwned::owned(BUSY, why.to_string(), None::<()>)
         })?;
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;

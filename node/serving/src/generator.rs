@@ -1,8 +1,8 @@
 //! What the HTTP API and the `neuroshard_generate` RPC call to turn prompts into text:
 //! the [`TextGenerator`] trait (implemented by the node's [`crate::local::LocalWorker`]
 //! over its pipeline of shards), its requests and outputs, the [`Billing`] of a
-//! generation, the [`GeneratorSlot`] that says whether the node can generate yet, and
-//! the [`GenerationAdmission`] that bounds how many generations run at once.
+//! generation, and the [`GeneratorSlot`] that says whether the node can generate yet
+//! (how many generations may run at once is [`crate::admission`]'s).
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -162,68 +162,3 @@ impl GeneratorSlot {
 
 /// The shared, updatable [`GeneratorSlot`].
 pub type SharedGenerator = Arc<tokio::sync::RwLock<GeneratorSlot>>;
-
-/// Generations one node runs at once by default (HTTP API and RPC together). They run
-/// batched in the shards (see `neuroshard_inference::batcher`), so more at once raise
-/// the aggregate speed; half the shards' session bound
-/// (`neuroshard_inference::shard::DEFAULT_MAX_SESSIONS`), so the node's own generations
-/// never evict each other's caches and peers' sessions keep room.
-pub const DEFAULT_MAX_GENERATIONS: usize = 32;
-
-/// How many generations may run at once. A request beyond that is refused at once as
-/// busy (HTTP 503 with `Retry-After`, JSON-RPC error 1021) instead of queueing without
-/// bound: every generation holds a session's caches on each shard of its route and a
-/// blocking thread here, and whoever calls the API spends this node's escrow.
-#[derive(Clone)]
-pub struct GenerationAdmission {
-    permits: Arc<tokio::sync::Semaphore>,
-    max: usize,
-}
-
-impl GenerationAdmission {
-    /// At most `max` (at least 1) generations at once.
-    pub fn new(max: usize) -> Self {
-        let max = max.max(1);
-        Self {
-            permits: Arc::new(tokio::sync::Semaphore::new(max)),
-            max,
-        }
-    }
-
-    /// A permit to generate, held until the generation ends; `Err` with a message for
-    /// the caller when all are taken.
-    pub fn try_admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
-        self.permits.clone().try_acquire_owned().map_err(|_| {
-            format!(
-                "this node is running its maximum of {} generations; retry in a moment",
-                self.max
-            )
-        })
-    }
-}
-
-impl Default for GenerationAdmission {
-    fn default() -> Self {
-        Self::new(DEFAULT_MAX_GENERATIONS)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admission_refuses_beyond_its_maximum_until_a_permit_returns() {
-        let gate = GenerationAdmission::new(2);
-        let a = gate.try_admit().unwrap();
-        let _b = gate.try_admit().unwrap();
-        let refused = gate.try_admit().unwrap_err();
-        assert!(refused.contains("maximum of 2"), "{refused}");
-        drop(a);
-        assert!(gate.try_admit().is_ok());
-        assert!(
-            GenerationAdmission::new(0).try_admit().is_ok(),
-            "at least one"
-        );
-    }
-}

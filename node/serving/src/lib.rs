@@ -16,6 +16,7 @@
 //!   served layers' chunk trees ([`possession`]);
 //! - [`material`]: keeping the spot-check material of receipts the chain still needs.
 
+pub mod admission;
 pub mod billing;
 pub mod directory;
 pub mod generator;

@@ -1,5 +1,6 @@
 //! How a node sets up the shards it serves: the byte budget of their spot-check
-//! material archive (an operator setting), and in test builds (cargo feature
+//! material archive, their batch and session bounds, its generation admission bounds
+//! (operator settings), and in test builds (cargo feature
 //! `fault-injection`) the deliberate faults adversarial tests play.
 
 use neuroshard_inference::archive::ArchiveBudget;
@@ -27,6 +28,12 @@ pub struct ServingOptions {
     pub archive: ArchiveBudget,
     /// How many generations (HTTP API and RPC together) run at once.
     pub max_generations: usize,
+    /// How many of those one paying client (API key) runs at once.
+    pub max_generations_per_client: usize,
+    /// Positions per batched step of each shard.
+    pub max_batch: usize,
+    /// Sessions (KV caches) each shard keeps.
+    pub max_sessions: usize,
     /// Millionths of output positions the shards fake (a worker saving compute).
     #[cfg(feature = "fault-injection")]
     pub skip_work: Option<u32>,
@@ -53,7 +60,10 @@ impl Default for ServingOptions {
     fn default() -> Self {
         Self {
             archive: archive_budget(DEFAULT_ARCHIVE_MIB),
-            max_generations: crate::generator::DEFAULT_MAX_GENERATIONS,
+            max_generations: crate::admission::DEFAULT_MAX_GENERATIONS,
+            max_generations_per_client: crate::admission::DEFAULT_MAX_GENERATIONS_PER_CLIENT,
+            max_batch: neuroshard_inference::batcher::DEFAULT_MAX_BATCH,
+            max_sessions: neuroshard_inference::shard::DEFAULT_MAX_SESSIONS,
             #[cfg(feature = "fault-injection")]
             skip_work: None,
             #[cfg(feature = "fault-injection")]
@@ -110,10 +120,14 @@ impl ServingOptions {
         true
     }
 
-    /// `shard` (serving `layers`) with this node's archive budget and faults.
+    /// `shard` (serving `layers`) with this node's archive budget, batch and session
+    /// bounds, and faults.
     #[allow(unused_variables)]
     pub(crate) fn apply(&self, shard: Shard, layers: LayerRange) -> Shard {
-        let shard = shard.with_archive_budget(self.archive);
+        let shard = shard
+            .with_archive_budget(self.archive)
+            .with_max_batch(self.max_batch)
+            .with_max_sessions(self.max_sessions);
         #[cfg(feature = "fault-injection")]
         if let Some(permill) = self.skip_work {
             warn!(%layers, permill, "fault injection: this shard fakes part of its work");

@@ -40,6 +40,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         train: None,
         serving: ServingOptions {
             max_generations: args.api.max_generations as usize,
+            max_generations_per_client: args.api.max_generations_per_key as usize,
+            max_batch: args.shard_limits.max_batch as usize,
+            max_sessions: args.shard_limits.max_sessions as usize,
             ..Default::default()
         },
     };
@@ -134,6 +137,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         serving: ServingOptions {
             archive: archive_budget(args.archive_mib),
             max_generations: args.api.max_generations as usize,
+            max_generations_per_client: args.api.max_generations_per_key as usize,
+            max_batch: args.shard_limits.max_batch as usize,
+            max_sessions: args.shard_limits.max_sessions as usize,
             #[cfg(feature = "fault-injection")]
             skip_work: args.faults.fault_skip_work,
             #[cfg(feature = "fault-injection")]

@@ -39,6 +39,7 @@ pub struct Metrics {
     batch_steps: Gauge,
     batch_positions_run: Gauge,
     batch_sessions_peak: Gauge,
+    batch_positions_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -61,6 +62,7 @@ impl Default for Metrics {
             batch_steps: Gauge::default(),
             batch_positions_run: Gauge::default(),
             batch_sessions_peak: Gauge::default(),
+            batch_positions_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -101,7 +103,7 @@ impl Default for Metrics {
         );
         registry.register(
             "generations_refused_busy",
-            "Generation requests refused because --max-generations were running",
+            "Generation requests refused because --max-generations (or the API key's --max-generations-per-key) were running",
             m.generations_refused.clone(),
         );
         registry.register(
@@ -123,6 +125,7 @@ impl Metrics {
             ("batch_steps", "Batched steps run by this node's shards", &self.batch_steps),
             ("batch_positions_run", "Positions run in batched steps by this node's shards", &self.batch_positions_run),
             ("batch_sessions_peak", "Most sessions one batched step of this node's shards ran", &self.batch_sessions_peak),
+            ("batch_positions_peak", "Most positions one batched step of this node's shards ran (at most --max-batch)", &self.batch_positions_peak),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
@@ -137,6 +140,7 @@ impl Metrics {
         self.batch_steps.set(f.steps as i64);
         self.batch_positions_run.set(f.positions as i64);
         self.batch_sessions_peak.set(f.peak_sessions as i64);
+        self.batch_positions_peak.set(f.peak_positions as i64);
     }
 
     /// Records a generation refused as busy (admission control).

@@ -32,7 +32,7 @@ pub struct ApiState {
     pub generator: SharedGenerator,
     pub metrics: Arc<Metrics>,
     /// Shared with the `neuroshard_generate` RPC: how many generations run at once.
-    pub admission: neuroshard_serving::generator::GenerationAdmission,
+    pub admission: neuroshard_serving::admission::GenerationAdmission,
     /// The node's networking, for the explorer's peer list (None without networking).
     pub net: Option<neuroshard_serving::ShardNetwork>,
     /// With keys, every `/v1/` request needs one and is billed to its account.

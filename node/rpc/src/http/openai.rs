@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use futures::StreamExt;
+use neuroshard_serving::admission::Refusal;
 use neuroshard_serving::generator::{
     ChatMessage, GenerationOutput, GenerationRequest, Payer, PayerCannotPay, TextGenerator,
     MAX_TOKENS_LIMIT,
@@ -74,12 +75,17 @@ impl ApiError {
         }
     }
 
-    /// 503 with `Retry-After`: all generation slots are taken.
-    fn busy(message: impl Into<String>) -> Self {
+    /// 503 with `Retry-After` when all the node's generation slots are taken; 429 with
+    /// `Retry-After` when the API key runs its share of them.
+    fn refused(why: Refusal) -> Self {
+        let (status, kind) = match why {
+            Refusal::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
+            Refusal::ClientLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"),
+        };
         Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
-            kind: "server_busy",
+            status,
+            message: why.to_string(),
+            kind,
             param: None,
         }
     }
@@ -98,7 +104,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": null}});
         let mut response = (self.status, Json(body)).into_response();
-        if self.kind == "server_busy" {
+        if matches!(self.kind, "server_busy" | "rate_limit_exceeded") {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, 1.into());
@@ -446,9 +452,10 @@ async fn run(
     let (tx, rx) = mpsc::unbounded_channel::<Piece>();
     let metrics = state.metrics.clone();
     let streaming = common.stream;
-    let permit = state.admission.try_admit().map_err(|why| {
+    let client = request.payer.as_ref().map(Payer::account);
+    let permit = state.admission.try_admit(client.as_ref()).map_err(|why| {
         state.metrics.record_refused();
-        ApiError::busy(why)
+        ApiError::refused(why)
     })?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
