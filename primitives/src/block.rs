@@ -3,8 +3,8 @@
 //! slot-lottery VRF signature ([`crate::slot_lottery`]), and the author seals it with an
 //! sr25519 signature over everything else.
 
-use crate::call::SignedExtrinsic;
 use crate::crypto::{blake2_256, verify, AccountId, Hash, Keypair, Signature};
+use crate::extrinsic::SignedExtrinsic;
 use crate::slot_lottery::VrfSignature;
 use crate::units::BlockNumber;
 use parity_scale_codec::{Decode, Encode};

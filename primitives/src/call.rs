@@ -1,15 +1,12 @@
-//! Calls (what an extrinsic asks the runtime to do) and signed extrinsics (a call with
-//! its signer, nonce and signature). The signature covers the chain's genesis id, so an
-//! extrinsic signed for one chain is worthless on another.
+//! Calls: what an extrinsic (see [`crate::extrinsic`]) asks the runtime to do, routed by
+//! pallet. The SCALE encoding of [`Call`] is the pallet index then the call index, as in
+//! Substrate, and the runtime metadata describes it.
 
-use crate::crypto::{blake2_256, verify, AccountId, Hash, Keypair, Signature};
+use crate::crypto::{AccountId, Hash};
 use crate::receipt::{LayerRange, Receipt};
 use crate::training::{GradientReceipt, RoundResult, RoundVerification};
-use crate::units::{Balance, Nonce};
+use crate::units::Balance;
 use parity_scale_codec::{Decode, Encode};
-use sp_core::Pair as _;
-
-const EXTRINSIC_DOMAIN: &[u8] = b"neuroshard/extrinsic/v1";
 
 /// Calls of the balances pallet.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
@@ -155,103 +152,6 @@ impl Call {
             Call::Training(TrainingCall::SubmitRoundVerification { .. }) => {
                 "training.submit_round_verification"
             }
-        }
-    }
-}
-
-/// A call signed by its sender.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
-pub struct SignedExtrinsic {
-    pub signer: AccountId,
-    #[codec(compact)]
-    pub nonce: Nonce,
-    pub call: Call,
-    pub signature: Signature,
-}
-
-impl SignedExtrinsic {
-    /// The bytes the signer signs: domain, genesis id, signer, nonce and call.
-    pub fn signing_payload(
-        genesis: &Hash,
-        signer: &AccountId,
-        nonce: Nonce,
-        call: &Call,
-    ) -> Vec<u8> {
-        (
-            EXTRINSIC_DOMAIN,
-            genesis,
-            signer,
-            parity_scale_codec::Compact(nonce),
-            call,
-        )
-            .encode()
-    }
-
-    /// Builds and signs an extrinsic for the chain with genesis id `genesis`.
-    pub fn sign(pair: &Keypair, genesis: &Hash, nonce: Nonce, call: Call) -> Self {
-        let signer: AccountId = pair.public().into();
-        let signature = pair.sign(&Self::signing_payload(genesis, &signer, nonce, &call));
-        Self {
-            signer,
-            nonce,
-            call,
-            signature,
-        }
-    }
-
-    /// True when the signature is the signer's over this call on chain `genesis`.
-    pub fn signature_is_valid(&self, genesis: &Hash) -> bool {
-        let payload = Self::signing_payload(genesis, &self.signer, self.nonce, &self.call);
-        verify(&self.signature, &payload, &self.signer)
-    }
-
-    /// The extrinsic's hash (of its full encoding), used by the pool and RPC.
-    pub fn hash(&self) -> Hash {
-        blake2_256(&self.encode())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::keypair_from_uri;
-    use proptest::prelude::*;
-
-    fn transfer(amount: Balance) -> Call {
-        Call::Balances(BalancesCall::Transfer {
-            dest: keypair_from_uri("//Bob").unwrap().public().into(),
-            amount,
-        })
-    }
-
-    #[test]
-    fn signature_binds_chain_nonce_and_call() {
-        let alice = keypair_from_uri("//Alice").unwrap();
-        let genesis = blake2_256(b"dev");
-        let xt = SignedExtrinsic::sign(&alice, &genesis, 0, transfer(5));
-        assert!(xt.signature_is_valid(&genesis));
-        assert!(!xt.signature_is_valid(&blake2_256(b"other chain")));
-        let mut changed = xt.clone();
-        changed.nonce = 1;
-        assert!(!changed.signature_is_valid(&genesis));
-        let mut changed = xt;
-        changed.call = transfer(6);
-        assert!(!changed.signature_is_valid(&genesis));
-    }
-
-    proptest! {
-        #[test]
-        fn extrinsic_codec_round_trips(nonce in any::<u64>(), amount in any::<u128>(), seed in any::<[u8; 32]>()) {
-            let pair = Keypair::from_seed(&seed);
-            let xt = SignedExtrinsic::sign(&pair, &Hash::zero(), nonce, transfer(amount));
-            let bytes = xt.encode();
-            prop_assert_eq!(SignedExtrinsic::decode(&mut &bytes[..]).unwrap(), xt);
-        }
-
-        #[test]
-        fn garbage_never_panics_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = SignedExtrinsic::decode(&mut &bytes[..]);
-            let _ = crate::block::Block::decode(&mut &bytes[..]);
         }
     }
 }

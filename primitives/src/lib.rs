@@ -10,6 +10,7 @@ pub mod block;
 pub mod call;
 pub mod crypto;
 pub mod event;
+pub mod extrinsic;
 pub mod merkle;
 pub mod model_chunks;
 pub mod receipt;
@@ -18,11 +19,12 @@ pub mod training;
 pub mod units;
 
 pub use block::{Block, Header};
-pub use call::{BalancesCall, Call, PonwCall, SignedExtrinsic, StakingCall, TrainingCall};
+pub use call::{BalancesCall, Call, PonwCall, StakingCall, TrainingCall};
 pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
 pub use event::{Event, RejectReason, SlashReason, SpotCheckVerdict};
+pub use extrinsic::{Era, MultiSignature, SignedExtrinsic, SigningContext};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use slot_lottery::VrfSignature;
 pub use training::{

@@ -11,8 +11,8 @@ use crate::{system, Runtime};
 use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, Balance, BalancesCall, Call, Event, Nonce, PonwCall, SignedExtrinsic, StakingCall,
-    TrainingCall,
+    AccountId, Balance, BalancesCall, BlockNumber, Call, Era, Event, Hash, Nonce, PonwCall,
+    SignedExtrinsic, StakingCall, TrainingCall,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState};
@@ -75,10 +75,12 @@ impl Runtime {
         })
     }
 
-    /// Checks that don't depend on the nonce being current: size and signature.
+    /// Checks that don't depend on the nonce being current: size and signature, for
+    /// inclusion in the block `ctx` describes.
     pub(crate) fn check_envelope(
         &self,
         state: &impl ReadState,
+        ctx: &BlockContext,
         xt: &SignedExtrinsic,
         encoded_len: usize,
     ) -> Result<(), TransactionError> {
@@ -89,7 +91,38 @@ impl Runtime {
                 limit,
             });
         }
-        if !xt.signature_is_valid(&self.genesis_hash) {
+        self.check_signature(state, ctx.number, &ctx.parent_hash, xt)
+    }
+
+    /// The signed extensions' checks of `xt` in block `number` (whose parent's hash is
+    /// `parent_hash`): a non-zero sender, and a signature over this chain's genesis, the
+    /// runtime's versions and the hash of the era's birth block (`CheckMortality`: a
+    /// mortal extrinsic whose birth block is no longer kept has expired).
+    pub(crate) fn check_signature(
+        &self,
+        state: &impl ReadState,
+        number: BlockNumber,
+        parent_hash: &Hash,
+        xt: &SignedExtrinsic,
+    ) -> Result<(), TransactionError> {
+        if xt.signer == AccountId::from([0; 32]) {
+            return Err(TransactionError::ZeroSender);
+        }
+        let birth_hash = match xt.era {
+            Era::Immortal => self.genesis_hash,
+            Era::Mortal(..) => {
+                let birth = xt.era.birth(number);
+                let known = if birth + 1 == number {
+                    Some(*parent_hash)
+                } else if birth < number {
+                    system::block_hash(state, birth)?
+                } else {
+                    None
+                };
+                known.ok_or(TransactionError::AncientBirthBlock { birth })?
+            }
+        };
+        if !xt.signature_is_valid(&self.genesis_hash, &birth_hash) {
             return Err(TransactionError::BadSignature);
         }
         Ok(())
@@ -105,7 +138,7 @@ impl Runtime {
             return Ok(0);
         }
         let p = balances::params(state).map_err(DispatchError::from)?;
-        Ok(balances::fee(&p, xt.encoded_size()))
+        Ok(balances::fee(&p, xt.encoded_size()).saturating_add(xt.tip))
     }
 
     /// Applies `xt`, whose signature [`Runtime::check_envelope`] has checked. `Err`: the

@@ -24,8 +24,14 @@ pub enum DispatchError {
 /// Why an extrinsic cannot be included.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum TransactionError {
-    #[error("bad signature: not signed by the sender for this chain")]
+    #[error("bad signature: not signed by the sender for this chain, runtime version and era")]
     BadSignature,
+    /// A mortal extrinsic whose era began at a block this chain no longer (or not yet)
+    /// knows the hash of: it expired, or was signed on another fork.
+    #[error("the extrinsic's era began at block {birth}, whose hash is not kept (expired or another fork)")]
+    AncientBirthBlock { birth: BlockNumber },
+    #[error("the all-zero account cannot sign")]
+    ZeroSender,
     #[error("stale nonce {got}: the account's next nonce is {expected} (already used, a replay?)")]
     StaleNonce { expected: Nonce, got: Nonce },
     #[error("nonce {got} is too far ahead of the account's next nonce {expected}")]

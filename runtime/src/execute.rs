@@ -139,7 +139,7 @@ impl Runtime {
                 continue;
             }
             let result = self
-                .check_envelope(&overlay, &xt, size)
+                .check_envelope(&overlay, &ctx, &xt, size)
                 .and_then(|()| self.apply_checked(&mut overlay, &ctx, &xt));
             match result {
                 Ok(()) => {
@@ -228,7 +228,7 @@ impl Runtime {
         self.initialize(&mut overlay, &mut ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
         for (index, xt) in block.extrinsics.iter().enumerate() {
-            self.check_envelope(&overlay, xt, xt.encoded_size())
+            self.check_envelope(&overlay, &ctx, xt, xt.encoded_size())
                 .and_then(|()| self.apply_checked(&mut overlay, &ctx, xt))
                 .map_err(|error| BlockError::Extrinsic { index, error })?;
         }

@@ -49,6 +49,8 @@ impl Runtime {
 }
 
 #[cfg(test)]
+mod extrinsic_tests;
+#[cfg(test)]
 mod fee_tests;
 #[cfg(test)]
 mod tests;

@@ -3,12 +3,14 @@
 //! API's name as `state_getRuntimeVersion` lists them) and its V14 metadata, collected
 //! from every pallet's own declarations ([`PalletDecl`]): calls, storage items with
 //! their hashers, errors and constants, all types described by `scale-info`. Constants
-//! are the chain spec's parameters, so metadata is read from a state.
+//! are the chain spec's parameters, so metadata is read from a state. The extrinsic
+//! format and its signed extensions are `neuroshard_primitives::extrinsic`'s.
 
 use crate::error::DispatchError;
 use crate::system;
-use frame_metadata::v14::{ExtrinsicMetadata, RuntimeMetadataV14};
+use frame_metadata::v14::{ExtrinsicMetadata, RuntimeMetadataV14, SignedExtensionMetadata};
 use frame_metadata::{RuntimeMetadata, RuntimeMetadataPrefixed, META_RESERVED};
+use neuroshard_primitives::extrinsic::extensions;
 use neuroshard_primitives::SignedExtrinsic;
 use neuroshard_support::{PalletDecl, ReadState};
 use parity_scale_codec::Encode;
@@ -16,11 +18,10 @@ use scale_info::meta_type;
 
 pub const SPEC_NAME: &str = "neuroshard";
 pub const IMPL_NAME: &str = "neuroshard-node";
-/// Bumped whenever the runtime's behaviour changes (docs/RPC.md says when).
-pub const SPEC_VERSION: u32 = 1;
+/// Bumped whenever the runtime's behaviour changes (docs/RPC.md says when); every
+/// extrinsic signs it.
+pub use neuroshard_primitives::extrinsic::{SPEC_VERSION, TRANSACTION_VERSION};
 pub const IMPL_VERSION: u32 = 1;
-/// Bumped whenever the encoding of extrinsics or calls changes.
-pub const TRANSACTION_VERSION: u32 = 1;
 /// The metadata versions `Metadata_metadata_at_version` answers.
 pub const METADATA_VERSIONS: [u32; 1] = [14];
 
@@ -77,10 +78,20 @@ pub fn metadata(state: &impl ReadState) -> Result<RuntimeMetadataPrefixed, Dispa
         .into_iter()
         .map(PalletDecl::into_v14)
         .collect();
+    let signed_extensions = extensions::all()
+        .into_iter()
+        .map(
+            |(identifier, ty, additional_signed)| SignedExtensionMetadata {
+                identifier,
+                ty,
+                additional_signed,
+            },
+        )
+        .collect();
     let extrinsic = ExtrinsicMetadata {
         ty: meta_type::<SignedExtrinsic>(),
         version: 4,
-        signed_extensions: Vec::new(),
+        signed_extensions,
     };
     let v14 = RuntimeMetadataV14::new(pallets, extrinsic, meta_type::<crate::Runtime>());
     Ok(RuntimeMetadataPrefixed(

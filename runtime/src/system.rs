@@ -5,7 +5,7 @@
 
 use neuroshard_primitives::{slot_lottery, AccountId, BlockNumber, Hash};
 use neuroshard_support::{
-    constant, BlockContext, Overlay, PalletDecl, ReadState, StorageError, StorageValue,
+    constant, BlockContext, Overlay, PalletDecl, ReadState, StorageError, StorageMap, StorageValue,
 };
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,12 @@ pub const NUMBER: StorageValue<BlockNumber> = StorageValue::new("System", "Numbe
 pub const SLOT: StorageValue<u64> = StorageValue::new("System", "Slot").value_query();
 /// The chain randomness after the last executed block (zero at genesis).
 pub const RANDOMNESS: StorageValue<Hash> = StorageValue::new("System", "Randomness").value_query();
+/// The hashes of the last [`BLOCK_HASH_COUNT`] blocks before the current one, by number
+/// (what mortal extrinsics sign as their era's birth block).
+pub const BLOCK_HASH: StorageMap<BlockNumber, Hash> = StorageMap::new("System", "BlockHash");
+
+/// How many recent block hashes are kept: the longest useful era of a mortal extrinsic.
+pub const BLOCK_HASH_COUNT: BlockNumber = 2400;
 
 /// The System pallet's name, and its index (after the pallets with calls, whose indices
 /// are their call variants').
@@ -48,10 +54,16 @@ pub fn metadata(state: &impl ReadState) -> Result<PalletDecl, StorageError> {
             NUMBER.metadata("Number of the last executed block."),
             SLOT.metadata("Slot of the last executed block."),
             RANDOMNESS.metadata("Chain randomness after the last executed block."),
+            BLOCK_HASH.metadata("Hashes of the recent blocks before the current one."),
             PARAMS.metadata("Chain-wide parameters."),
         ])
         .constants(vec![
             constant("SS58Prefix", &ss58, "The SS58 address format of accounts."),
+            constant(
+                "BlockHashCount",
+                &BLOCK_HASH_COUNT,
+                "How many recent block hashes are kept (the longest era of a mortal extrinsic).",
+            ),
             constant(
                 "SlotDuration",
                 &p.slot_duration_ms,
@@ -133,8 +145,18 @@ pub fn context(
     }
 }
 
-/// Records the block being executed and mixes its (verified) VRF output into the
-/// chain randomness.
+/// The hash of block `number`, if it is one of the last [`BLOCK_HASH_COUNT`] before the
+/// current one.
+pub fn block_hash(
+    state: &impl ReadState,
+    number: BlockNumber,
+) -> Result<Option<Hash>, StorageError> {
+    BLOCK_HASH.get(state, &number)
+}
+
+/// Records the block being executed (and its parent's hash, forgetting the hash that
+/// falls out of the window) and mixes its (verified) VRF output into the chain
+/// randomness.
 pub fn on_initialize(
     overlay: &mut Overlay<'_>,
     ctx: &BlockContext,
@@ -142,6 +164,12 @@ pub fn on_initialize(
 ) -> Result<(), StorageError> {
     let previous = randomness(&*overlay)?;
     NUMBER.put(overlay, &ctx.number);
+    if let Some(parent) = ctx.number.checked_sub(1) {
+        BLOCK_HASH.insert(overlay, &parent, &ctx.parent_hash);
+        if let Some(old) = parent.checked_sub(BLOCK_HASH_COUNT) {
+            BLOCK_HASH.remove(overlay, &old);
+        }
+    }
     SLOT.put(overlay, &ctx.slot);
     RANDOMNESS.put(
         overlay,

@@ -191,7 +191,7 @@ fn transfer_moves_amount_plus_fee_and_replay_is_refused() {
     let (alice, bob) = (chain.free("//Alice"), chain.free("//Bob"));
     chain
         .runtime
-        .validate_transaction(&chain.state, &xt, 1, Validation::DryRun)
+        .validate_transaction(&chain.state, &chain.head.hash(), &xt, 1, Validation::DryRun)
         .unwrap();
     let (block, _, rejected) = chain.produce(vec![xt.clone()]);
     assert_eq!((block.extrinsics.len(), rejected), (1, 0));
@@ -200,9 +200,13 @@ fn transfer_moves_amount_plus_fee_and_replay_is_refused() {
 
     let root = chain.state.root();
     assert_eq!(
-        chain
-            .runtime
-            .validate_transaction(&chain.state, &xt, 2, Validation::DryRun),
+        chain.runtime.validate_transaction(
+            &chain.state,
+            &chain.head.hash(),
+            &xt,
+            2,
+            Validation::DryRun
+        ),
         Err(TransactionError::StaleNonce {
             expected: 1,
             got: 0
@@ -220,9 +224,13 @@ fn forged_and_foreign_extrinsics_are_refused() {
     let mut forged = chain.sign("//Alice", 0, transfer("//Bob", UNIT));
     forged.call = transfer("//Charlie", UNIT);
     assert_eq!(
-        chain
-            .runtime
-            .validate_transaction(&chain.state, &forged, 1, Validation::DryRun),
+        chain.runtime.validate_transaction(
+            &chain.state,
+            &chain.head.hash(),
+            &forged,
+            1,
+            Validation::DryRun
+        ),
         Err(TransactionError::BadSignature)
     );
     let foreign = SignedExtrinsic::sign(
@@ -232,23 +240,35 @@ fn forged_and_foreign_extrinsics_are_refused() {
         transfer("//Bob", UNIT),
     );
     assert_eq!(
-        chain
-            .runtime
-            .validate_transaction(&chain.state, &foreign, 1, Validation::DryRun),
+        chain.runtime.validate_transaction(
+            &chain.state,
+            &chain.head.hash(),
+            &foreign,
+            1,
+            Validation::DryRun
+        ),
         Err(TransactionError::BadSignature)
     );
     let broke = chain.sign("//Eve", 0, transfer("//Bob", UNIT));
     assert!(matches!(
-        chain
-            .runtime
-            .validate_transaction(&chain.state, &broke, 1, Validation::DryRun),
+        chain.runtime.validate_transaction(
+            &chain.state,
+            &chain.head.hash(),
+            &broke,
+            1,
+            Validation::DryRun
+        ),
         Err(TransactionError::CannotPayFee(_))
     ));
     let too_much = chain.sign("//Alice", 0, transfer("//Bob", 10_000_000 * UNIT));
     assert!(matches!(
-        chain
-            .runtime
-            .validate_transaction(&chain.state, &too_much, 1, Validation::DryRun),
+        chain.runtime.validate_transaction(
+            &chain.state,
+            &chain.head.hash(),
+            &too_much,
+            1,
+            Validation::DryRun
+        ),
         Err(TransactionError::Call(DispatchError::Balances(_)))
     ));
 }

@@ -43,14 +43,15 @@ pub struct ValidTransaction {
 }
 
 impl Runtime {
-    /// Validates a transaction against `state` for a block in `next_slot`, as far as
-    /// `validation` says. A transaction with a future nonce (waiting for its
+    /// Validates a transaction against `state` (the state after the block whose hash is
+    /// `head_hash`) for a block in `next_slot`, as far as `validation` says. A transaction with a future nonce (waiting for its
     /// predecessors) gets only the checks that don't depend on them. A peer's
     /// transaction is checked cheapest first (size, nonce, fee, then its signature); a
     /// local one signature first, so its sender hears the most telling reason.
     pub fn validate_transaction(
         &self,
         state: &StateDb,
+        head_hash: &Hash,
         xt: &SignedExtrinsic,
         next_slot: u64,
         validation: Validation,
@@ -60,11 +61,8 @@ impl Runtime {
         if size > limit as usize {
             return Err(TransactionError::TooLarge { size, limit });
         }
-        let signature_ok = || {
-            xt.signature_is_valid(&self.genesis_hash)
-                .then_some(())
-                .ok_or(TransactionError::BadSignature)
-        };
+        let number = system::number(state)? + 1;
+        let signature_ok = || self.check_signature(state, number, head_hash, xt);
         if validation == Validation::DryRun {
             // This node's own users hear the most telling reason first.
             signature_ok()?;
@@ -90,12 +88,17 @@ impl Runtime {
         }
         let dry_run = validation == Validation::DryRun || fee == 0;
         if dry_run && xt.nonce == account_nonce {
-            self.dry_run(state, xt, next_slot)?;
+            self.dry_run(state, head_hash, xt, next_slot)?;
         }
         Ok(ValidTransaction {
             nonce: xt.nonce,
             account_nonce,
-            priority: 0,
+            // The tip buys priority (free calls pay none, so theirs counts for nothing).
+            priority: if fee == 0 {
+                0
+            } else {
+                u64::try_from(xt.tip).unwrap_or(u64::MAX)
+            },
         })
     }
 
@@ -104,17 +107,14 @@ impl Runtime {
     fn dry_run(
         &self,
         state: &StateDb,
+        head_hash: &Hash,
         xt: &SignedExtrinsic,
         next_slot: u64,
     ) -> Result<(), TransactionError> {
         let p = system::params(state)?;
         let number = system::number(state)? + 1;
         let slot = next_slot.max(system::slot(state)? + 1);
-        // The head's hash is not part of the state. It only matters as the seed of a
-        // minute the next block would open; workers answer minutes whose seed is already
-        // recorded, so the placeholder only affects a heartbeat that could not have
-        // been answered yet (it fails here or when the block is built).
-        let mut ctx = system::context(&p, number, Hash::zero(), slot, AccountId::from([0; 32]));
+        let mut ctx = system::context(&p, number, *head_hash, slot, AccountId::from([0; 32]));
         let mut overlay = Overlay::new(state);
         // No VRF output exists for a block not built yet; only the randomness a
         // transaction cannot read depends on it.

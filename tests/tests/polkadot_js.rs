@@ -5,8 +5,10 @@
 //! properties, the head, both accounts at the head and Bob's at the blocks before and
 //! after the transfer (`api.at`), every pallet constant and the list of accounts, all
 //! decoded through the node's metadata. Each figure is compared with the node's own RPC.
+//! Then a wallet sends: `tests/js/polkadot_transfer.mjs` signs transfers with
+//! polkadot.js's own keyring (sr25519 and ed25519) and submits them.
 
-use neuroshard_primitives::{BalancesCall, Call, UNIT};
+use neuroshard_primitives::{blake2_256, BalancesCall, Call, UNIT};
 use neuroshard_tests::chain::{self, address};
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::NodeProcess;
@@ -23,20 +25,20 @@ fn polkadot_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/neuroshard/node-polkadot")
 }
 
-/// Runs the wallet script against `ws_url`; returns its JSON report.
-fn run_wallet_script(ws_url: &str, addresses: &[String], hashes: &[String]) -> Value {
+/// Runs `tests/js/SCRIPT` with `args`; returns its JSON report (its last line).
+fn run_wallet_script(script: &str, args: &[String]) -> Value {
     let dir = polkadot_dir();
     assert!(
         dir.join("node_modules/@polkadot/api").exists(),
         "@polkadot/api is not installed in {}: run scripts/test-deps.sh",
         dir.display()
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/polkadot_api.mjs");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("js")
+        .join(script);
     let out = Command::new("node")
-        .arg(&script)
-        .arg(ws_url)
-        .arg(addresses.join(","))
-        .args(hashes)
+        .arg(&path)
+        .args(args)
         .env("POLKADOT_NODE_DIR", &dir)
         .output()
         .expect("node (JavaScript) is installed");
@@ -44,7 +46,7 @@ fn run_wallet_script(ws_url: &str, addresses: &[String], hashes: &[String]) -> V
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "polkadot_api.mjs failed ({}):\n{stdout}\n{stderr}",
+        "{script} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
     let line = stdout.lines().last().unwrap_or_default();
@@ -75,7 +77,9 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     let (before, after) = (hash_of(included - 1), hash_of(included));
     let hashes = [before.clone(), after.clone()].map(|h| h.as_str().unwrap().to_string());
 
-    let report = run_wallet_script(&node.ws_url(), &[alice.clone(), bob.clone()], &hashes);
+    let mut args = vec![node.ws_url(), format!("{alice},{bob}")];
+    args.extend(hashes);
+    let report = run_wallet_script("polkadot_api.mjs", &args);
     let log = node.log_text();
     let ctx = format!("report: {report}\nnode log tail:\n{}", tail(&log));
 
@@ -156,6 +160,82 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
         assert!(
             consts[pallet].as_object().is_some_and(|c| !c.is_empty()),
             "no constants for {pallet}: {ctx}"
+        );
+    }
+}
+
+/// A wallet sends NSHD: polkadot.js builds and signs (sr25519, then ed25519 with a
+/// tip) and submits two transfers; the node includes both, and the balances and the fee
+/// events on its own RPC account for every base unit: the tip is charged with the fee.
+#[test]
+fn polkadot_js_signs_transfers_the_node_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
+    let rpc = node.rpc();
+    let from = rpc.best_number().unwrap();
+    let (amount, onward, tip) = (5 * UNIT, 2 * UNIT, UNIT / 1000);
+    let args = [
+        node.ws_url(),
+        amount.to_string(),
+        onward.to_string(),
+        tip.to_string(),
+    ];
+    let report = run_wallet_script("polkadot_transfer.mjs", &args);
+    let ctx = format!(
+        "report: {report}\nnode log tail:\n{}",
+        tail(&node.log_text())
+    );
+
+    let extensions = report["signedExtensions"].as_array().unwrap();
+    for name in [
+        "CheckSpecVersion",
+        "CheckGenesis",
+        "CheckMortality",
+        "CheckNonce",
+        "ChargeTransactionPayment",
+    ] {
+        assert!(extensions.contains(&json!(name)), "{name}: {ctx}");
+    }
+    let edward = report["edward"].as_str().unwrap().to_string();
+    assert_eq!(num(&report["edwardBefore"]), 0, "{ctx}");
+    assert_eq!(num(&report["edwardFunded"]), amount, "{ctx}");
+    assert_eq!(
+        num(&report["charlieAfter"]) - num(&report["charlieBefore"]),
+        onward,
+        "{ctx}"
+    );
+    // Edward paid the transfer plus one fee, which includes the tip.
+    let mut next = from;
+    let events = rpc.new_events(&mut next).unwrap();
+    let fees: Vec<u128> = events
+        .iter()
+        .filter(|e| e["event"] == "FeeBurned" && e["who"] == edward.as_str())
+        .map(|e| chain::amount(&e["amount"]))
+        .collect();
+    assert_eq!(fees.len(), 1, "{events:?}\n{ctx}");
+    assert!(fees[0] > tip, "{fees:?}: {ctx}");
+    assert_eq!(
+        num(&report["edwardAfter"]),
+        amount - onward - fees[0],
+        "{ctx}"
+    );
+    // The hashes polkadot.js computed for what it submitted are those of extrinsics in
+    // the blocks (blake2-256 of the whole encoding, as Substrate hashes them).
+    let mut in_blocks = Vec::new();
+    for n in from..=rpc.best_number().unwrap() {
+        let hash = rpc.call("chain_getBlockHash", json!([n])).unwrap();
+        let block = rpc.call("chain_getBlock", json!([hash])).unwrap();
+        for xt in block["block"]["extrinsics"].as_array().unwrap() {
+            let bytes = hex::decode(xt.as_str().unwrap().trim_start_matches("0x")).unwrap();
+            in_blocks.push(format!("{:?}", blake2_256(&bytes)));
+        }
+    }
+    for key in ["first", "second"] {
+        let hash = report[key].as_str().unwrap();
+        assert!(
+            in_blocks.iter().any(|h| h == hash),
+            "{key} extrinsic {hash} not in blocks {from}..: {in_blocks:?}\n{ctx}"
         );
     }
 }

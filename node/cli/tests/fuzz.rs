@@ -32,7 +32,7 @@ fn gossiped_extrinsics_blocks_and_votes() {
     fuzz_bytes("extrinsic", &samples::extrinsics(&h), |bytes| {
         if let Ok(xt) = SignedExtrinsic::decode_all(&mut &bytes[..]) {
             round_trips(&xt);
-            let _ = xt.signature_is_valid(&genesis);
+            let _ = xt.signature_is_valid(&genesis, &genesis);
             let _ = h.client.submit_from_network(xt);
         }
     });

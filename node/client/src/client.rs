@@ -381,9 +381,13 @@ impl Client {
         let next_slot = self.current_slot().unwrap_or(0) + 1;
         let (validity, best) = {
             let tip = self.tip.read();
-            let validity = self
-                .runtime
-                .validate_transaction(&tip.state, &xt, next_slot, validation)?;
+            let validity = self.runtime.validate_transaction(
+                &tip.state,
+                &tip.head.hash(),
+                &xt,
+                next_slot,
+                validation,
+            )?;
             (validity, tip.head.number)
         };
         let hash = self.pool.lock().insert(
@@ -594,13 +598,14 @@ impl Client {
             // the sender's later ones behind its nonce forever. Only the cheap checks:
             // a fee-paying call that now fails is included and pays for its failure.
             let next_slot = tip.head.slot + 1;
+            let head_hash = tip.head.hash();
             let validation = Validation::Gossip {
                 sample_seed: rand::random(),
             };
             for (hash, xt) in pool.next_of_each_sender(nonce) {
                 if let Err(error) = self
                     .runtime
-                    .validate_transaction(&tip.state, &xt, next_slot, validation)
+                    .validate_transaction(&tip.state, &head_hash, &xt, next_slot, validation)
                 {
                     debug!(hash = %hex_hash(&hash), %error, "pooled extrinsic no longer applies: dropped");
                     pool.remove(&hash);

@@ -6,7 +6,9 @@
 //! from the store's undo records.
 
 use crate::error::{client_error, internal};
-use crate::types::{parse_hash, parse_hex, KeyProofJson, ReadProofJson, RuntimeVersionJson};
+use crate::types::{
+    parse_hash, parse_hex, KeyProofJson, ReadProofJson, RuntimeVersionJson, StorageChangeSetJson,
+};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::PendingSubscriptionSink;
@@ -16,7 +18,8 @@ use neuroshard_runtime::{ReadState, StateDb};
 use parity_scale_codec::Encode;
 use std::sync::Arc;
 
-/// Most keys one `state_getReadProof` call may ask for.
+/// Most keys one `state_getReadProof`, `state_queryStorageAt` or `state_subscribeStorage`
+/// call may name.
 const MAX_PROOF_KEYS: usize = 1024;
 /// Most keys one `state_getKeysPaged` page holds (Substrate's limit).
 const MAX_KEYS_PAGE: u32 = 1000;
@@ -25,6 +28,15 @@ const MAX_KEYS_PAGE: u32 = 1000;
 pub trait StateApi {
     #[method(name = "state_getStorage")]
     fn get_storage(&self, key: String, at: Option<String>) -> RpcResult<Option<String>>;
+
+    /// The values of `keys` in the state after block `at` (the head when `None`), as
+    /// one change set: what `@polkadot/api` reads storage with.
+    #[method(name = "state_queryStorageAt")]
+    fn query_storage_at(
+        &self,
+        keys: Vec<String>,
+        at: Option<String>,
+    ) -> RpcResult<Vec<StorageChangeSetJson>>;
 
     #[method(name = "state_getReadProof")]
     fn get_read_proof(&self, keys: Vec<String>, at: Option<String>) -> RpcResult<ReadProofJson>;
@@ -49,6 +61,12 @@ pub trait StateApi {
     /// A runtime API call: `method` ("Metadata_metadata", ...) on SCALE `data`, hex.
     #[method(name = "state_call")]
     fn call(&self, method: String, data: String, at: Option<String>) -> RpcResult<String>;
+
+    /// The values of `keys` now (one change set), then after each new best block the
+    /// keys whose value changed: how `@polkadot/api` watches balances and nonces.
+    /// Subscribing to every key (no `keys`) is refused.
+    #[subscription(name = "state_subscribeStorage" => "state_storage", unsubscribe = "state_unsubscribeStorage", item = StorageChangeSetJson)]
+    async fn subscribe_storage(&self, keys: Option<Vec<String>>) -> SubscriptionResult;
 
     /// The runtime version now; a new one would follow on a runtime upgrade, which this
     /// chain does not have (the runtime is the node's), so the subscription stays quiet.
@@ -86,6 +104,26 @@ impl State {
     }
 }
 
+/// Hex storage keys, at most [`MAX_PROOF_KEYS`] of them.
+fn parse_keys(keys: &[String]) -> RpcResult<Vec<Vec<u8>>> {
+    if keys.len() > MAX_PROOF_KEYS {
+        return Err(crate::error::invalid_params(format!(
+            "at most {MAX_PROOF_KEYS} keys per call"
+        )));
+    }
+    keys.iter().map(|k| parse_hex("storage key", k)).collect()
+}
+
+/// The keys a storage subscription watches: named, at most [`MAX_PROOF_KEYS`].
+fn watched_keys(keys: Option<Vec<String>>) -> RpcResult<Vec<Vec<u8>>> {
+    let keys = keys.filter(|k| !k.is_empty()).ok_or_else(|| {
+        crate::error::invalid_params(
+            "name the storage keys to watch (watching every key is not supported)",
+        )
+    })?;
+    parse_keys(&keys)
+}
+
 fn hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
@@ -101,16 +139,25 @@ impl StateApiServer for State {
         Ok(value.map(|v| format!("0x{}", hex::encode(v))))
     }
 
+    fn query_storage_at(
+        &self,
+        keys: Vec<String>,
+        at: Option<String>,
+    ) -> RpcResult<Vec<StorageChangeSetJson>> {
+        let keys = parse_keys(&keys)?;
+        let (block, state) = self.state_at(at)?;
+        let changes = keys
+            .into_iter()
+            .map(|key| (hex(&key), state.get(&key).map(|v| hex(&v))))
+            .collect();
+        Ok(vec![StorageChangeSetJson {
+            block: hex_hash(&block),
+            changes,
+        }])
+    }
+
     fn get_read_proof(&self, keys: Vec<String>, at: Option<String>) -> RpcResult<ReadProofJson> {
-        if keys.len() > MAX_PROOF_KEYS {
-            return Err(crate::error::invalid_params(format!(
-                "at most {MAX_PROOF_KEYS} keys per call"
-            )));
-        }
-        let keys = keys
-            .iter()
-            .map(|k| parse_hex("storage key", k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = parse_keys(&keys)?;
         let (hash, state) = self.state_at(at)?;
         let proof = keys
             .into_iter()
@@ -176,6 +223,51 @@ impl StateApiServer for State {
             crate::runtime_calls::call(state, &method, &input)
         })?;
         Ok(hex(&output?))
+    }
+
+    async fn subscribe_storage(
+        &self,
+        pending: PendingSubscriptionSink,
+        keys: Option<Vec<String>>,
+    ) -> SubscriptionResult {
+        let keys = match watched_keys(keys) {
+            Ok(keys) => keys,
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        };
+        let mut heads = self.client.subscribe_new_heads();
+        let sink = pending.accept().await?;
+        let mut last: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut first = true;
+        loop {
+            let (block, values) = self.client.with_best_state(|state, head| {
+                let values: Vec<_> = keys.iter().map(|k| state.get(k)).collect();
+                (head.hash(), values)
+            });
+            let changes: Vec<_> = keys
+                .iter()
+                .zip(values.iter().zip(&last))
+                .filter(|(_, (now, before))| first || now != before)
+                .map(|(k, (now, _))| (hex(k), now.as_ref().map(|v| hex(v))))
+                .collect();
+            if !changes.is_empty() {
+                let set = StorageChangeSetJson {
+                    block: hex_hash(&block),
+                    changes,
+                };
+                sink.send(serde_json::value::to_raw_value(&set)?).await?;
+            }
+            (last, first) = (values, false);
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                next = heads.recv() => match next {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
     }
 
     async fn subscribe_runtime_version(

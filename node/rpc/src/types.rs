@@ -255,6 +255,14 @@ pub struct ReadProofJson {
     pub proof: Vec<KeyProofJson>,
 }
 
+/// `state_queryStorageAt`'s answer: the block read and each key with its value (`None`
+/// when absent), all hex.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StorageChangeSetJson {
+    pub block: String,
+    pub changes: Vec<(String, Option<String>)>,
+}
+
 /// Decodes 0x-prefixed (or bare) hex.
 pub fn parse_hex(what: &str, text: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
     let bare = text.strip_prefix("0x").unwrap_or(text);

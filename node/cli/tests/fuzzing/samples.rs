@@ -12,8 +12,9 @@ use neuroshard_inference::{ModelWeights, Precision, Shard};
 use neuroshard_network::{NetworkKeypair, PeerId, ProviderInfo, ProviderRecord};
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::{
-    slot_lottery, AccountId, BalancesCall, Block, Call, GradientReceipt, GradientReceiptBody, Hash,
-    Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, StakingCall, UNIT,
+    slot_lottery, AccountId, BalancesCall, Block, Call, Era, GradientReceipt, GradientReceiptBody,
+    Hash, Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, SigningContext,
+    StakingCall, UNIT,
 };
 use neuroshard_serving::payments::PaymentLedger;
 use neuroshard_serving::protocol::{
@@ -97,7 +98,17 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
     .into_iter()
     .enumerate()
     .map(|(nonce, call)| {
-        SignedExtrinsic::sign(&pair("//Alice"), &genesis, nonce as u64, call).encode()
+        // Immortal and untipped, and mortal with a tip, in turn.
+        let context = match nonce % 2 {
+            0 => SigningContext::immortal(genesis),
+            _ => SigningContext {
+                genesis,
+                birth: genesis,
+                era: Era::mortal(64, 0),
+                tip: nonce as u128 * UNIT,
+            },
+        };
+        SignedExtrinsic::sign_in(&pair("//Alice"), &context, nonce as u64, call).encode()
     })
     .collect()
 }
@@ -452,6 +463,7 @@ pub fn rpc_requests(h: &Harness, methods: &[String]) -> Vec<String> {
         serde_json::json!([xt]),
         serde_json::json!(["0x26aa394eea5630e07c48ae0c9558cef7", head]),
         serde_json::json!(["0x26aa394eea5630e07c48ae0c9558cef7", 10, null, head]),
+        serde_json::json!([["0x26aa394eea5630e07c48ae0c9558cef7"], head]),
         serde_json::json!([
             "AccountNonceApi_account_nonce",
             format!("0x{}", "d4".repeat(32))

@@ -1,0 +1,77 @@
+// A wallet sending NSHD with the unmodified @polkadot/api and @polkadot/keyring, no
+// custom types: //Alice (sr25519) pays an ed25519 account, which pays part of it on to
+// //Charlie with a tip. Both extrinsics are built, signed and submitted by polkadot.js
+// itself (signed extrinsics v4 with the signed extensions the node's metadata lists,
+// immortal era: polkadot.js hashes headers in Substrate's layout, which NeuroShard's
+// headers are not yet, so a mortal era's birth hash would not match). Prints one JSON
+// object; tests/tests/polkadot_js.rs checks the balances through the node's own RPC.
+//
+// Usage: POLKADOT_NODE_DIR=<dir with node_modules> node polkadot_transfer.mjs WS_URL \
+//            AMOUNT ONWARD TIP
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(path.join(process.env.POLKADOT_NODE_DIR ?? '.', 'package.json'));
+const { ApiPromise, WsProvider } = require('@polkadot/api');
+const { Keyring } = require('@polkadot/keyring');
+const { cryptoWaitReady } = require('@polkadot/util-crypto');
+
+const [url, amount, onward, tip] = process.argv.slice(2);
+if (!url || !amount || !onward || !tip) {
+  console.error('usage: polkadot_transfer.mjs WS_URL AMOUNT ONWARD TIP');
+  process.exit(2);
+}
+
+setTimeout(() => {
+  console.error('timed out after 120 s');
+  process.exit(3);
+}, 120_000).unref();
+
+await cryptoWaitReady();
+const provider = new WsProvider(url, false);
+await provider.connect();
+const api = await ApiPromise.create({ provider, throwOnConnect: true });
+
+const alice = new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri('//Alice');
+const edward = new Keyring({ type: 'ed25519', ss58Format: 42 }).addFromUri('//Edward');
+const charlie = new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri('//Charlie');
+
+// Waits until `address`'s free balance differs from `before` (the node authors a block
+// every few hundred milliseconds).
+async function changed(address, before) {
+  for (;;) {
+    const { data } = await api.query.system.account(address);
+    if (data.free.toString() !== before) return data.free.toString();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const signedExtensions = api.registry.signedExtensions;
+const edwardBefore = (await api.query.system.account(edward.address)).data.free.toString();
+// Signed first and shown on stderr, so that a refusal can be read against the bytes.
+async function send(tx, signer, options) {
+  await tx.signAsync(signer, options);
+  console.error(`${signer.type} signed: ${tx.toHex()}`);
+  return tx.send();
+}
+
+const first = await send(api.tx.balances.transfer(edward.address, amount), alice, { era: 0 });
+const edwardFunded = await changed(edward.address, edwardBefore);
+
+const charlieBefore = (await api.query.system.account(charlie.address)).data.free.toString();
+const second = await send(api.tx.balances.transfer(charlie.address, onward), edward, { era: 0, tip });
+const charlieAfter = await changed(charlie.address, charlieBefore);
+const edwardAfter = (await api.query.system.account(edward.address)).data.free.toString();
+
+console.log(JSON.stringify({
+  signedExtensions,
+  edward: edward.address,
+  first: first.toHex(),
+  second: second.toHex(),
+  edwardBefore,
+  edwardFunded,
+  edwardAfter,
+  charlieBefore,
+  charlieAfter,
+}));
+await api.disconnect();
