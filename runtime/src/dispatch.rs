@@ -17,7 +17,6 @@ use neuroshard_primitives::{
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState};
 use neuroshard_training_pallet as training;
-use parity_scale_codec::Encode;
 use serde::Serialize;
 
 /// An account as wallets see it (base units).
@@ -40,17 +39,6 @@ pub struct AccountInfo {
     /// The bond its unsettled receipts need (`3/2 x` their fees); new receipts are
     /// refused beyond `worker_bond`.
     pub exposure: Balance,
-}
-
-/// Whether the call pays the transaction fee. Heartbeats and liveness reports are free:
-/// a heartbeat applies only for a registered worker holding the model, once per minute,
-/// and a liveness report only from a validator that records a probe not yet recorded,
-/// so neither can be used to spam.
-fn pays_fee(call: &Call) -> bool {
-    !matches!(
-        call,
-        Call::Ponw(PonwCall::Heartbeat { .. } | PonwCall::ReportLiveness { .. })
-    )
 }
 
 impl Runtime {
@@ -128,17 +116,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// The fee `xt` pays.
+    /// The fee `xt` pays, tip included (see [`crate::payment`]).
     pub fn fee_of(
         &self,
         state: &impl ReadState,
         xt: &SignedExtrinsic,
     ) -> Result<Balance, TransactionError> {
-        if !pays_fee(&xt.call) {
-            return Ok(0);
-        }
-        let p = balances::params(state).map_err(DispatchError::from)?;
-        Ok(balances::fee(&p, xt.encoded_size()).saturating_add(xt.tip))
+        Ok(crate::payment::fee(state, xt)?)
     }
 
     /// Applies `xt`, whose signature [`Runtime::check_envelope`] has checked. `Err`: the

@@ -11,6 +11,7 @@ mod error;
 mod execute;
 mod genesis;
 pub mod metadata;
+pub mod payment;
 pub mod storage_keys;
 pub mod system;
 mod validate;

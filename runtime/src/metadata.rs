@@ -26,9 +26,15 @@ pub const IMPL_VERSION: u32 = 1;
 pub const METADATA_VERSIONS: [u32; 1] = [14];
 
 /// The runtime APIs answered through `state_call`, with their versions: `Core`
-/// (`Core_version`), `Metadata` (v2: `Metadata_metadata`, `_at_version`, `_versions`)
-/// and `AccountNonceApi` (`AccountNonceApi_account_nonce`).
-pub const RUNTIME_APIS: [(&str, u32); 3] = [("Core", 4), ("Metadata", 2), ("AccountNonceApi", 1)];
+/// (`Core_version`), `Metadata` (v2: `Metadata_metadata`, `_at_version`, `_versions`),
+/// `AccountNonceApi` (`AccountNonceApi_account_nonce`) and `TransactionPaymentApi` (v1:
+/// `TransactionPaymentApi_query_info`, a weight being one u64).
+pub const RUNTIME_APIS: [(&str, u32); 4] = [
+    ("Core", 4),
+    ("Metadata", 2),
+    ("AccountNonceApi", 1),
+    ("TransactionPaymentApi", 1),
+];
 
 /// Substrate's `RuntimeVersion`.
 #[derive(Clone, Debug, PartialEq, Eq, Encode)]

@@ -4,7 +4,8 @@
 // itself (signed extrinsics v4 with the signed extensions the node's metadata lists,
 // immortal era: polkadot.js hashes headers in Substrate's layout, which NeuroShard's
 // headers are not yet, so a mortal era's birth hash would not match). Prints one JSON
-// object; tests/tests/polkadot_js.rs checks the balances through the node's own RPC.
+// object; tests/tests/polkadot_js.rs checks the balances through the node's own RPC, and
+// that the fee polkadot.js quoted (paymentInfo) is the fee charged.
 //
 // Usage: POLKADOT_NODE_DIR=<dir with node_modules> node polkadot_transfer.mjs WS_URL \
 //            AMOUNT ONWARD TIP
@@ -59,7 +60,22 @@ const first = await send(api.tx.balances.transfer(edward.address, amount), alice
 const edwardFunded = await changed(edward.address, edwardBefore);
 
 const charlieBefore = (await api.query.system.account(charlie.address)).data.free.toString();
-const second = await send(api.tx.balances.transfer(charlie.address, onward), edward, { era: 0, tip });
+// What the wallet shows before sending: the fee through the runtime API
+// (TransactionPaymentApi_query_info) and through the payment_queryInfo RPC.
+const onwardTx = api.tx.balances.transfer(charlie.address, onward);
+const viaRuntimeApi = !!api.call.transactionPaymentApi;
+const quoted = (await onwardTx.paymentInfo(edward, { era: 0, tip })).partialFee.toString();
+const quotedRpc = (await api.rpc.payment.queryInfo(
+  api.tx(onwardTx.toU8a()).signFake(edward.address, {
+    blockHash: api.genesisHash,
+    genesisHash: api.genesisHash,
+    nonce: (await api.rpc.system.accountNextIndex(edward.address)),
+    runtimeVersion: api.runtimeVersion,
+    signedExtensions: api.registry.signedExtensions,
+    tip,
+  }).toHex(),
+)).partialFee.toString();
+const second = await send(onwardTx, edward, { era: 0, tip });
 const charlieAfter = await changed(charlie.address, charlieBefore);
 const edwardAfter = (await api.query.system.account(edward.address)).data.free.toString();
 
@@ -73,5 +89,8 @@ console.log(JSON.stringify({
   edwardAfter,
   charlieBefore,
   charlieAfter,
+  quoted,
+  quotedRpc,
+  viaRuntimeApi,
 }));
 await api.disconnect();

@@ -166,7 +166,8 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
 
 /// A wallet sends NSHD: polkadot.js builds and signs (sr25519, then ed25519 with a
 /// tip) and submits two transfers; the node includes both, and the balances and the fee
-/// events on its own RPC account for every base unit: the tip is charged with the fee.
+/// events on its own RPC account for every base unit: the tip is charged with the fee,
+/// and the fee polkadot.js quoted beforehand (`paymentInfo`) is the one charged.
 #[test]
 fn polkadot_js_signs_transfers_the_node_accepts() {
     let dir = tempfile::tempdir().unwrap();
@@ -215,6 +216,14 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
         .collect();
     assert_eq!(fees.len(), 1, "{events:?}\n{ctx}");
     assert!(fees[0] > tip, "{fees:?}: {ctx}");
+    // The fee the wallet was quoted (without the tip, as Substrate's partialFee) is the
+    // fee charged, through the runtime API and the RPC alike.
+    assert_eq!(num(&report["quoted"]) + tip, fees[0], "{ctx}");
+    assert_eq!(num(&report["quotedRpc"]), num(&report["quoted"]), "{ctx}");
+    assert_eq!(
+        report["viaRuntimeApi"], true,
+        "paymentInfo used state_call: {ctx}"
+    );
     assert_eq!(
         num(&report["edwardAfter"]),
         amount - onward - fees[0],

@@ -14,6 +14,7 @@ pub mod generate;
 pub mod http;
 pub mod light;
 pub mod neuroshard;
+pub mod payment;
 pub mod remote;
 pub mod runtime_calls;
 pub mod shards;
@@ -34,6 +35,7 @@ use author::AuthorApiServer;
 use chain::ChainApiServer;
 use generate::GenerateApiServer;
 use neuroshard::NeuroshardApiServer;
+use payment::PaymentApiServer;
 use shards::ShardsApiServer;
 use state::StateApiServer;
 use system::SystemApiServer;
@@ -73,6 +75,12 @@ pub fn module(
     )?;
     module.merge(
         author::Author {
+            client: client.clone(),
+        }
+        .into_rpc(),
+    )?;
+    module.merge(
+        payment::Payment {
             client: client.clone(),
         }
         .into_rpc(),

@@ -1,13 +1,14 @@
 //! `state_call`: the runtime APIs Substrate tools call by name, with SCALE input and
 //! output (`Core_version`, `Metadata_metadata`, `Metadata_metadata_at_version`,
-//! `Metadata_metadata_versions`, `AccountNonceApi_account_nonce`), answered from the
+//! `Metadata_metadata_versions`, `AccountNonceApi_account_nonce`,
+//! `TransactionPaymentApi_query_info`), answered from the
 //! state after the block asked for. The APIs and their versions are the ones the runtime
 //! version lists (`neuroshard_runtime::metadata::RUNTIME_APIS`); anything else is an
 //! error, as on a Substrate node.
 
 use crate::error::{internal, invalid_params};
 use jsonrpsee::types::ErrorObjectOwned;
-use neuroshard_primitives::AccountId;
+use neuroshard_primitives::{AccountId, SignedExtrinsic};
 use neuroshard_runtime::metadata as runtime_metadata;
 use neuroshard_runtime::{balances, ReadState};
 use parity_scale_codec::{Decode, Encode};
@@ -32,6 +33,12 @@ pub fn call(
             let metadata =
                 runtime_metadata::metadata_at_version(state, version).map_err(runtime_error)?;
             Ok(metadata.encode())
+        }
+        "TransactionPaymentApi_query_info" => {
+            let (xt, _len) = decode_input::<(SignedExtrinsic, u32)>(method, input)?;
+            let info =
+                neuroshard_runtime::payment::query_info(state, &xt).map_err(runtime_error)?;
+            Ok(info.encode())
         }
         "AccountNonceApi_account_nonce" => {
             let who = decode_input::<AccountId>(method, input)?;
@@ -71,6 +78,7 @@ mod tests {
         assert!(call(&state, "AccountNonceApi_account_nonce", &[1, 2, 3]).is_err());
         assert!(call(&state, "Metadata_metadata_at_version", &[14, 0, 0, 0, 9]).is_err());
         assert!(call(&state, "Nope_nothing", &[]).is_err());
+        assert!(call(&state, "TransactionPaymentApi_query_info", &[4, 0x84, 0]).is_err());
         let versions = call(&state, "Metadata_metadata_versions", &[]).unwrap();
         assert_eq!(
             Vec::<u32>::decode(&mut versions.as_slice()).unwrap(),

@@ -469,6 +469,11 @@ pub fn rpc_requests(h: &Harness, methods: &[String]) -> Vec<String> {
             format!("0x{}", "d4".repeat(32))
         ]),
         serde_json::json!(["Metadata_metadata_at_version", "0x0e000000", head]),
+        serde_json::json!([
+            "TransactionPaymentApi_query_info",
+            format!("{xt}{}", hex::encode(9u32.to_le_bytes())),
+            head
+        ]),
         serde_json::json!({"prompt": "hi", "max_tokens": 4, "draft": "none"}),
     ];
     methods
