@@ -56,7 +56,24 @@ async function send(tx, signer, options) {
   return tx.send();
 }
 
-const first = await send(api.tx.balances.transfer(edward.address, amount), alice, { era: 0 });
+// Sent as wallets' UIs send: with a status callback (author_submitAndWatchExtrinsic),
+// until the block holding it is final.
+function sendAndWatch(tx, signer, options) {
+  return new Promise((resolve, reject) => {
+    const statuses = [];
+    tx.signAndSend(signer, options, ({ status }) => {
+      statuses.push(status.type);
+      if (status.isFinalized) {
+        resolve({ hash: tx.hash.toHex(), statuses, block: status.asFinalized.toHex() });
+      } else if (status.isDropped || status.isInvalid || status.isUsurped) {
+        reject(new Error(`${tx.hash.toHex()}: ${statuses.join(' -> ')}`));
+      }
+    }).catch(reject);
+  });
+}
+
+const watched = await sendAndWatch(api.tx.balances.transfer(edward.address, amount), alice, { era: 0 });
+const first = api.createType('Hash', watched.hash);
 const edwardFunded = await changed(edward.address, edwardBefore);
 
 const charlieBefore = (await api.query.system.account(charlie.address)).data.free.toString();
@@ -79,10 +96,24 @@ const second = await send(onwardTx, edward, { era: 0, tip });
 const charlieAfter = await changed(charlie.address, charlieBefore);
 const edwardAfter = (await api.query.system.account(edward.address)).data.free.toString();
 
+// The node's own notifications, unfolded: a last transfer watched through the raw RPC.
+const raw = await api.tx.balances.transfer(charlie.address, 1).signAsync(alice, { era: 0 });
+const rawStatuses = await new Promise((resolve, reject) => {
+  const seen = [];
+  api.rpc.author.submitAndWatchExtrinsic(raw, (status) => {
+    seen.push(status.type);
+    if (status.isFinalized) resolve(seen);
+    if (status.isDropped || status.isInvalid) reject(new Error(seen.join(' -> ')));
+  }).catch(reject);
+});
+
 console.log(JSON.stringify({
   signedExtensions,
   edward: edward.address,
   first: first.toHex(),
+  firstStatuses: watched.statuses,
+  firstFinalizedIn: watched.block,
+  rawStatuses,
   second: second.toHex(),
   edwardBefore,
   edwardFunded,

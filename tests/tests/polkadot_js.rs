@@ -240,6 +240,29 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
             in_blocks.push(format!("{:?}", blake2_256(&bytes)));
         }
     }
+    // The first was watched (author_submitAndWatchExtrinsic) into a final block.
+    // (This chain finalizes each block at once, so polkadot.js may fold `InBlock` into
+    // the `Finalized` that arrives with it.)
+    let statuses = report["firstStatuses"].as_array().unwrap();
+    assert_eq!(statuses.first(), Some(&json!("Ready")), "{ctx}");
+    assert_eq!(statuses.last(), Some(&json!("Finalized")), "{ctx}");
+    assert_eq!(
+        report["rawStatuses"],
+        json!(["Ready", "InBlock", "Finalized"]),
+        "the node's own notifications: {ctx}"
+    );
+    let block = rpc
+        .call("chain_getBlock", json!([report["firstFinalizedIn"]]))
+        .unwrap();
+    let held = block["block"]["extrinsics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|xt| {
+            let bytes = hex::decode(xt.as_str().unwrap().trim_start_matches("0x")).unwrap();
+            format!("{:?}", blake2_256(&bytes)) == report["first"].as_str().unwrap()
+        });
+    assert!(held, "the finalized block does not hold it: {block}\n{ctx}");
     for key in ["first", "second"] {
         let hash = report[key].as_str().unwrap();
         assert!(

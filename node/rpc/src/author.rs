@@ -3,12 +3,14 @@
 //! get error 1001; the runtime's verdict (bad signature 1002, stale nonce, cannot pay
 //! fee... 1010) and the pool's (duplicate 1013, nonce taken 1014, full 1016) come back
 //! with their message. A refused extrinsic changes nothing.
+//! `author_submitAndWatchExtrinsic` also follows it into a final block ([`crate::watch`]).
 
 use crate::error::bad_format;
 use crate::error::submit_error;
 use crate::types::parse_hex;
-use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::PendingSubscriptionSink;
 use neuroshard_client::{hex_hash, Client};
 use neuroshard_primitives::SignedExtrinsic;
 use parity_scale_codec::{Decode, Encode};
@@ -21,6 +23,11 @@ pub trait AuthorApi {
 
     #[method(name = "author_pendingExtrinsics")]
     fn pending_extrinsics(&self) -> RpcResult<Vec<String>>;
+
+    /// Submits like `author_submitExtrinsic`, then reports the extrinsic's way into a
+    /// final block (see [`crate::watch`]).
+    #[subscription(name = "author_submitAndWatchExtrinsic" => "author_extrinsicUpdate", unsubscribe = "author_unwatchExtrinsic", item = serde_json::Value)]
+    async fn submit_and_watch_extrinsic(&self, extrinsic: String) -> SubscriptionResult;
 }
 
 pub struct Author {
@@ -45,11 +52,41 @@ pub fn decode_extrinsic(text: &str) -> RpcResult<SignedExtrinsic> {
     Ok(xt)
 }
 
+#[jsonrpsee::core::async_trait]
 impl AuthorApiServer for Author {
     fn submit_extrinsic(&self, extrinsic: String) -> RpcResult<String> {
         let xt = decode_extrinsic(&extrinsic)?;
         let hash = self.client.submit(xt).map_err(submit_error)?;
         Ok(hex_hash(&hash))
+    }
+
+    async fn submit_and_watch_extrinsic(
+        &self,
+        pending: PendingSubscriptionSink,
+        extrinsic: String,
+    ) -> SubscriptionResult {
+        let from = self.client.best_header().number;
+        let submitted = decode_extrinsic(&extrinsic)
+            .and_then(|xt| self.client.submit(xt).map_err(submit_error));
+        let hash = match submitted {
+            Ok(hash) => hash,
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        };
+        let sink = pending.accept().await?;
+        crate::watch::follow(self.client.clone(), hash, from, |update| {
+            let sink = sink.clone();
+            async move {
+                match serde_json::value::to_raw_value(&update) {
+                    Ok(json) => sink.send(json).await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        Ok(())
     }
 
     fn pending_extrinsics(&self) -> RpcResult<Vec<String>> {

@@ -22,6 +22,7 @@ pub mod state;
 pub mod system;
 pub mod training;
 pub mod types;
+pub mod watch;
 
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use jsonrpsee::RpcModule;
