@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "attacks/framing.rs"]
+mod framing;
 #[path = "attacks/payments.rs"]
 mod payments;
 

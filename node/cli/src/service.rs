@@ -55,6 +55,9 @@ pub struct NodeConfig {
     pub train: Option<TrainOptions>,
     /// How this node sets up the shards it serves (archive budget; faults in test builds).
     pub serving: ServingOptions,
+    /// As a validator, answer every assigned spot check with a false `Mismatch`.
+    #[cfg(feature = "fault-injection")]
+    pub false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -181,6 +184,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 service: shard_service,
                 generator,
                 board,
+                #[cfg(feature = "fault-injection")]
+                false_mismatch: config.false_mismatch,
             },
             stop_rx.clone(),
         ))),
@@ -226,6 +231,8 @@ struct Serving {
     service: ShardService,
     generator: SharedGenerator,
     board: Arc<TrainingBoard>,
+    #[cfg(feature = "fault-injection")]
+    false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
 }
 
 /// Brings this node's shards up and keeps it mining: fetches and verifies the model,
@@ -339,7 +346,13 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             Err(e) => warn!(error = %e, "cannot train: no tokenizer"),
         }
     }
-    let checker = Arc::new(SpotChecker::new(training, local.shards()));
+    #[allow(unused_mut)]
+    let mut checker = SpotChecker::new(training, local.shards());
+    #[cfg(feature = "fault-injection")]
+    {
+        checker.false_mismatch = s.false_mismatch;
+    }
+    let checker = Arc::new(checker);
     tokio::spawn(prober::run(checker.clone(), shutdown.clone()));
     tokio::spawn(checker.run(shutdown.clone()));
     // Other nodes' providers serve no client whose escrow cannot pay (a node without

@@ -55,6 +55,9 @@ pub struct SpotChecker {
     /// Executors for layers (or adapter versions) this node does not serve, built on
     /// first use.
     loaded: Mutex<Executors>,
+    /// `--fault-false-mismatch`: answer every assigned check with a false `Mismatch`.
+    #[cfg(feature = "fault-injection")]
+    pub false_mismatch: Option<crate::FalseMismatch>,
 }
 
 impl SpotChecker {
@@ -64,6 +67,8 @@ impl SpotChecker {
             ctx,
             local,
             loaded: Mutex::new(HashMap::new()),
+            #[cfg(feature = "fault-injection")]
+            false_mismatch: None,
         }
     }
 
@@ -271,6 +276,11 @@ impl SpotChecker {
                 }
                 let Some(verdict) = self.decide(id, check.body, &mut failures).await else {
                     continue;
+                };
+                #[cfg(feature = "fault-injection")]
+                let verdict = match self.false_mismatch {
+                    Some(_) => SpotCheckVerdict::Mismatch,
+                    None => verdict,
                 };
                 let call = Call::Ponw(PonwCall::SubmitSpotCheck {
                     receipt: id,

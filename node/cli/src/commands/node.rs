@@ -42,6 +42,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             max_generations: args.api.max_generations as usize,
             ..Default::default()
         },
+        #[cfg(feature = "fault-injection")]
+        false_mismatch: None,
     };
     service::run(config).await
 }
@@ -151,6 +153,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             #[cfg(feature = "fault-injection")]
             never_submit: args.faults.fault_never_submit,
         },
+        #[cfg(feature = "fault-injection")]
+        false_mismatch: args.faults.fault_false_mismatch,
     };
     service::run(config).await
 }
