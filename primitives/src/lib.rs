@@ -8,8 +8,10 @@
 
 pub mod block;
 pub mod call;
+pub mod commitment;
 pub mod crypto;
 pub mod event;
+pub mod evidence;
 pub mod merkle;
 pub mod model_chunks;
 pub mod receipt;
@@ -23,6 +25,9 @@ pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
 pub use event::{Event, RejectReason, SlashReason, SpotCheckVerdict};
+pub use evidence::{
+    EvidenceSummary, MaterialStatement, Recomputation, SignedStatement, SpotCheckEvidence,
+};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use slot_lottery::VrfSignature;
 pub use training::{

@@ -350,6 +350,30 @@ impl Client {
         Ok(self.submit(xt)?)
     }
 
+    /// Fault injection for tests: like [`Self::sign_and_submit`] but with only the cheap
+    /// checks a gossiped transaction gets (no dry run), so a call that fails is still
+    /// included and fails in a block, as it would when a misbehaving peer gossips it.
+    #[cfg(feature = "fault-injection")]
+    pub fn sign_and_submit_unchecked(
+        &self,
+        key: &neuroshard_primitives::Keypair,
+        call: neuroshard_primitives::Call,
+    ) -> anyhow::Result<Hash> {
+        use sp_core::Pair as _;
+        let _one_at_a_time = self.own_submissions.lock();
+        let signer: AccountId = key.public().into();
+        let nonce = self.next_nonce(&signer)?;
+        let xt = SignedExtrinsic::sign(key, &self.genesis_hash, nonce, call);
+        let hash = self.pool_validated(
+            xt.clone(),
+            Validation::Gossip {
+                sample_seed: rand::random(),
+            },
+        )?;
+        let _ = self.local_extrinsics.send(xt);
+        Ok(hash)
+    }
+
     /// Validates `xt` (from this node's RPC or its own services) against the head state,
     /// adds it to the pool and hands it to the network for gossip.
     pub fn submit(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {

@@ -10,6 +10,11 @@
 //!   recomputation, which matches the worker's commitment) under a `Mismatch` label: a
 //!   verdict its own evidence refutes.
 
+use crate::verdict::Verdict;
+use neuroshard_inference::commitment::{ActivationCommitment, PositionTopK};
+use neuroshard_primitives::{
+    Keypair, MaterialStatement, ReceiptBody, Recomputation, SpotCheckEvidence, SpotCheckVerdict,
+};
 use std::str::FromStr;
 
 /// See the module docs.
@@ -27,6 +32,43 @@ impl FromStr for FalseMismatch {
             "forged" => Ok(Self::Forged),
             "refuted" => Ok(Self::Refuted),
             other => Err(format!("{other:?} is not forged or refuted")),
+        }
+    }
+}
+
+impl FalseMismatch {
+    /// The verdict this fault gives instead of the checker's `honest` one on `body`
+    /// (`key`: the checker's own key).
+    pub fn falsify(self, body: &ReceiptBody, key: &Keypair, honest: Verdict) -> Verdict {
+        match self {
+            FalseMismatch::Forged => {
+                let made_up = |norm: f32| {
+                    let per: Vec<PositionTopK> = (body.position_start..body.position_end)
+                        .map(|_| PositionTopK {
+                            norm,
+                            top: vec![(0, norm), (1, norm / 2.0), (2, norm / 4.0), (3, norm / 8.0)],
+                        })
+                        .collect();
+                    ActivationCommitment::from_positions(body.position_start, &per).encode()
+                };
+                let claimed = made_up(1.0);
+                let statement =
+                    MaterialStatement::of(body.id(), body.input_commitment, &claimed).sign(key);
+                Verdict {
+                    verdict: SpotCheckVerdict::Mismatch,
+                    evidence: SpotCheckEvidence::Recomputed(Recomputation {
+                        statement,
+                        claimed,
+                        recomputed: made_up(2.0),
+                    }),
+                    why: "fault injection: forged evidence".into(),
+                }
+            }
+            FalseMismatch::Refuted => Verdict {
+                verdict: SpotCheckVerdict::Mismatch,
+                why: format!("fault injection: {} relabelled", honest.why),
+                ..honest
+            },
         }
     }
 }

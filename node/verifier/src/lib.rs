@@ -9,6 +9,7 @@
 pub mod fault;
 pub mod prober;
 pub mod spot_checker;
+pub mod verdict;
 
 #[cfg(feature = "fault-injection")]
 pub use fault::FalseMismatch;

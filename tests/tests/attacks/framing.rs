@@ -188,14 +188,16 @@ fn validators_cannot_frame_an_honest_worker_with_false_mismatches() {
             .failed_calls
             .iter()
             .any(|(who, error)| *who == charlie && error.contains("statement")),
-        "Charlie's forged evidence was refused: {watch:#?}"
+        "Charlie's forged evidence was refused: {watch:#?}\n{}",
+        joint_log(&nodes)
     );
     assert!(
         watch
             .slashes
             .iter()
             .any(|(who, reason)| *who == dave && reason == "refuted_verdict"),
-        "Dave was slashed: {watch:#?}"
+        "Dave was slashed: {watch:#?}\n{}",
+        joint_log(&nodes)
     );
     assert!(amount(&account(&dave)["bonded"]) < dave_bond_before);
 
