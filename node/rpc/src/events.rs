@@ -346,4 +346,51 @@ mod tests {
         assert_eq!(v["event"], "ReceiptRejected");
         assert_eq!(v["reason"], "replay");
     }
+
+    #[test]
+    fn spot_check_slashes_show_their_reason_and_evidence() {
+        use neuroshard_primitives::{EvidenceSummary, Hash, MaterialStatement, SpotCheckVerdict};
+        let id = Hash::repeat_byte(1);
+        let failed = |evidence| {
+            event_json(&Event::SpotCheckFailed {
+                id,
+                worker: AccountId::from([2; 32]),
+                checker: AccountId::from([3; 32]),
+                verdict: SpotCheckVerdict::Mismatch,
+                slashed: 50,
+                refunded: 7,
+                evidence,
+            })
+        };
+        let v = failed(EvidenceSummary::Recomputed {
+            recomputed: vec![Hash::repeat_byte(4), Hash::repeat_byte(5)],
+            distance_ppm: 500_000,
+        });
+        assert_eq!(v["evidence"]["kind"], "recomputed");
+        assert_eq!(
+            v["evidence"]["recomputed"][1],
+            hex_hash(&Hash::repeat_byte(5))
+        );
+        assert_eq!(v["evidence"]["distancePpm"], 500_000);
+        let statement = MaterialStatement::of(id, Hash::repeat_byte(6), b"c");
+        let v = failed(EvidenceSummary::Statement(statement.clone()));
+        assert_eq!(v["evidence"]["kind"], "statement");
+        assert_eq!(v["evidence"]["inputs"], hex_hash(&statement.inputs));
+        assert_eq!(failed(EvidenceSummary::None)["evidence"], Value::Null);
+        let v = event_json(&Event::Slashed {
+            who: AccountId::from([3; 32]),
+            amount: 5,
+            reason: SlashReason::RefutedVerdict { receipt: id },
+        });
+        assert_eq!(v["reason"], "refuted_verdict");
+        assert_eq!(v["receipt"], hex_hash(&id));
+        let v = event_json(&Event::SpotCheckVerdictRefuted {
+            id,
+            checker: AccountId::from([3; 32]),
+            verdict: SpotCheckVerdict::Mismatch,
+            distance_ppm: 9_900,
+        });
+        assert_eq!(v["verdict"], "mismatch");
+        assert_eq!(v["distancePpm"], 9_900);
+    }
 }
