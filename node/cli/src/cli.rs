@@ -276,6 +276,11 @@ pub struct FaultArgs {
     /// an honest worker.
     #[arg(long, hide = true, value_name = "MODE", requires = "validator")]
     pub fault_false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
+    /// Fault injection for tests: as an author, leave every receipt batch out of this
+    /// node's blocks (hoping to keep receipts from being drawn for a check); other
+    /// authors include them, and they are drawn from the randomness after inclusion.
+    #[arg(long, hide = true, requires = "validator")]
+    pub fault_omit_receipts: bool,
 }
 
 #[derive(Debug, Subcommand)]

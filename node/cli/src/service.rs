@@ -58,6 +58,9 @@ pub struct NodeConfig {
     /// As a validator, answer every assigned spot check with a false `Mismatch`.
     #[cfg(feature = "fault-injection")]
     pub false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
+    /// As an author, leave receipt batches out of this node's blocks.
+    #[cfg(feature = "fault-injection")]
+    pub fault_omit_receipts: bool,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -72,7 +75,8 @@ pub fn load_chain(name_or_path: &str) -> anyhow::Result<ChainSpec> {
 }
 
 /// Opens the chain database and the client on it.
-fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>> {
+fn open_client(spec: &ChainSpec, node: &NodeConfig) -> anyhow::Result<Arc<Client>> {
+    let base_path = &node.base_path;
     let chain = ChainInfo {
         name: spec.name.clone(),
         id: spec.id.clone(),
@@ -88,6 +92,8 @@ fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>
     };
     let config = ClientConfig {
         instant_finality: validators <= 1,
+        #[cfg(feature = "fault-injection")]
+        fault_omit_receipts: node.fault_omit_receipts,
         ..ClientConfig::default()
     };
     Ok(Arc::new(Client::open(store, &chain, config)?))
@@ -96,7 +102,7 @@ fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>
 /// Runs the node until a shutdown signal.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let spec = load_chain(&config.chain)?;
-    let client = open_client(&spec, &config.base_path)?;
+    let client = open_client(&spec, &config)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shard_service = ShardService::new(&config.serving);
     let p2p = match config.p2p.clone() {

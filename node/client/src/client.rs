@@ -97,6 +97,11 @@ pub struct ClientConfig {
     pub pool_capacity: usize,
     /// Blocks an extrinsic may wait in the pool before it is dropped.
     pub pool_longevity: BlockNumber,
+    /// Fault injection for tests: leave every receipt batch (and what its sender sent
+    /// after it) out of the blocks this node authors, as an author hoping to keep
+    /// receipts from being drawn for a check would.
+    #[cfg(feature = "fault-injection")]
+    pub fault_omit_receipts: bool,
 }
 
 impl Default for ClientConfig {
@@ -105,6 +110,8 @@ impl Default for ClientConfig {
             instant_finality: true,
             pool_capacity: 8192,
             pool_longevity: 600,
+            #[cfg(feature = "fault-injection")]
+            fault_omit_receipts: false,
         }
     }
 }
@@ -350,30 +357,6 @@ impl Client {
         Ok(self.submit(xt)?)
     }
 
-    /// Fault injection for tests: like [`Self::sign_and_submit`] but with only the cheap
-    /// checks a gossiped transaction gets (no dry run), so a call that fails is still
-    /// included and fails in a block, as it would when a misbehaving peer gossips it.
-    #[cfg(feature = "fault-injection")]
-    pub fn sign_and_submit_unchecked(
-        &self,
-        key: &neuroshard_primitives::Keypair,
-        call: neuroshard_primitives::Call,
-    ) -> anyhow::Result<Hash> {
-        use sp_core::Pair as _;
-        let _one_at_a_time = self.own_submissions.lock();
-        let signer: AccountId = key.public().into();
-        let nonce = self.next_nonce(&signer)?;
-        let xt = SignedExtrinsic::sign(key, &self.genesis_hash, nonce, call);
-        let hash = self.pool_validated(
-            xt.clone(),
-            Validation::Gossip {
-                sample_seed: rand::random(),
-            },
-        )?;
-        let _ = self.local_extrinsics.send(xt);
-        Ok(hash)
-    }
-
     /// Validates `xt` (from this node's RPC or its own services) against the head state,
     /// adds it to the pool and hands it to the network for gossip.
     pub fn submit(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {
@@ -453,6 +436,12 @@ impl Client {
                     },
                     MAX_CANDIDATES,
                 )
+            };
+            #[cfg(feature = "fault-injection")]
+            let candidates = if self.config.fault_omit_receipts {
+                faults::without_receipts(candidates)
+            } else {
+                candidates
             };
             self.runtime
                 .build_block(&tip.state, &tip.head, slot, author, vrf, candidates)?
@@ -678,5 +667,7 @@ pub fn hex_hash(hash: &Hash) -> String {
     format!("0x{}", hex::encode(hash.as_bytes()))
 }
 
+#[cfg(feature = "fault-injection")]
+mod faults;
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         },
         #[cfg(feature = "fault-injection")]
         false_mismatch: None,
+        #[cfg(feature = "fault-injection")]
+        fault_omit_receipts: false,
     };
     service::run(config).await
 }
@@ -155,6 +157,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         #[cfg(feature = "fault-injection")]
         false_mismatch: args.faults.fault_false_mismatch,
+        #[cfg(feature = "fault-injection")]
+        fault_omit_receipts: args.faults.fault_omit_receipts,
     };
     service::run(config).await
 }
