@@ -101,9 +101,10 @@ pub enum EvidenceSummary {
     /// The worker's signed statement, which contradicts its receipt or commits to a
     /// malformed commitment.
     Statement(MaterialStatement),
-    /// The recomputed commitments (their hashes) of the checkers who agree on the
-    /// outcome, and how far the first is from the worker's committed one (largest
-    /// position distance, in millionths; `u32::MAX`: not comparable).
+    /// The recomputed commitments (their hashes) of the check's `Mismatch` verdicts (two
+    /// of which agree within the tolerance), and how far the first is from the worker's
+    /// committed one (largest position distance, in millionths; `u32::MAX`: not
+    /// comparable).
     Recomputed {
         recomputed: Vec<Hash>,
         distance_ppm: u32,

@@ -4,7 +4,8 @@
 //!
 //! This crate is the wire contract: the runtime validates these types, the node stores
 //! and gossips them, the inference engine produces [`Receipt`]s. It holds no logic beyond
-//! encoding, hashing and signature checks.
+//! encoding, hashing, signature checks and the comparison of activation commitments
+//! ([`commitment`], which the chain and the validators must do identically).
 
 pub mod block;
 pub mod call;

@@ -8,10 +8,10 @@
 //! A receipt made with a trained adapter is re-run with that adapter version merged in
 //! (its snapshot from this node's training board or from the worker's peers).
 //!
-//! A worker that cannot produce the material after [`NO_ANSWER_AFTER`] tries gets a
-//! `NoAnswer` verdict. A check this node cannot run (no network to reach a remote worker,
-//! its own failure to load the layers) is left alone and expires, credited: the chain
-//! punishes only on evidence.
+//! A worker that cannot produce the material (or only material its statement does not
+//! sign) after [`NO_ANSWER_AFTER`] tries gets a `NoAnswer` verdict. A check this node
+//! cannot run (no network to reach a remote worker, its own failure to load the layers)
+//! is left alone: at its deadline the chain hands it to another drawn checker.
 //!
 //! The executors it builds for layers and adapter versions it does not serve (and the
 //! peer lookup) also serve the validator's liveness prober ([`crate::prober`]).
