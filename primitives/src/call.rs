@@ -50,10 +50,12 @@ pub enum PonwCall {
     RequestEscrowRelease,
     /// Take back what is left of a released escrow.
     WithdrawEscrow,
-    /// A validator's verdict on a receipt drawn for a spot check.
+    /// A validator's verdict on a receipt drawn for a spot check, with its evidence
+    /// (which the chain checks: see `ponw::evidence`).
     SubmitSpotCheck {
         receipt: Hash,
         verdict: crate::event::SpotCheckVerdict,
+        evidence: crate::evidence::SpotCheckEvidence,
     },
     /// A validator's liveness probes of `minute`: the workers assigned to it (see
     /// `ponw::prober_of`) that answered its seeded request correctly (`answered`) and

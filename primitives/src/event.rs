@@ -218,6 +218,8 @@ pub enum Event {
         verdict: SpotCheckVerdict,
         slashed: Balance,
         refunded: Balance,
+        /// What the verdict rested on.
+        evidence: crate::evidence::EvidenceSummary,
     },
     /// Receipts of `worker` whose check window closed: `earned` (fees minus burn)
     /// paid from the clients' escrow, `tokens` credited to the epoch's tally.
@@ -274,6 +276,17 @@ pub enum Event {
         held_out_before: u32,
         held_out_after: u32,
     },
+    /// A checker's verdict that its own evidence refutes (a `Mismatch` whose recomputed
+    /// commitment matches the worker's, or a `Match` whose does not) was not taken: the
+    /// checker is slashed (`refuted_verdict`) and the check goes to another checker.
+    SpotCheckVerdictRefuted {
+        id: Hash,
+        checker: AccountId,
+        verdict: SpotCheckVerdict,
+        /// The recomputed commitment's largest position distance from the worker's, in
+        /// millionths.
+        distance_ppm: u32,
+    },
 }
 
 /// A validator's verdict on a sampled receipt.
@@ -308,6 +321,8 @@ pub enum SlashReason {
     FailedSpotCheck { receipt: Hash },
     /// A validator's spot-check verdict was contradicted by the checkers' majority.
     WrongVerdict { receipt: Hash },
+    /// A validator's spot-check verdict was refuted by its own evidence.
+    RefutedVerdict { receipt: Hash },
     /// A gradient receipt's claimed losses were contradicted by the validator's replay.
     ContradictedTraining { layers: LayerRange, round: u32 },
 }
@@ -319,6 +334,7 @@ impl SlashReason {
             SlashReason::Equivocation { .. } => "equivocation",
             SlashReason::FailedSpotCheck { .. } => "failed_spot_check",
             SlashReason::WrongVerdict { .. } => "wrong_verdict",
+            SlashReason::RefutedVerdict { .. } => "refuted_verdict",
             SlashReason::ContradictedTraining { .. } => "contradicted_training",
         }
     }

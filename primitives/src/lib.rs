@@ -4,12 +4,15 @@
 //!
 //! This crate is the wire contract: the runtime validates these types, the node stores
 //! and gossips them, the inference engine produces [`Receipt`]s. It holds no logic beyond
-//! encoding, hashing and signature checks.
+//! encoding, hashing, signature checks and the comparison of activation commitments
+//! ([`commitment`], which the chain and the validators must do identically).
 
 pub mod block;
 pub mod call;
+pub mod commitment;
 pub mod crypto;
 pub mod event;
+pub mod evidence;
 pub mod extrinsic;
 pub mod merkle;
 pub mod model_chunks;
@@ -24,6 +27,9 @@ pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
 pub use event::{Event, RejectReason, SlashReason, SpotCheckVerdict};
+pub use evidence::{
+    EvidenceSummary, MaterialStatement, Recomputation, SignedStatement, SpotCheckEvidence,
+};
 pub use extrinsic::{Era, MultiSignature, SignedExtrinsic, SigningContext};
 pub use receipt::{LayerRange, Receipt, ReceiptBody, ReceiptError, SessionId};
 pub use slot_lottery::VrfSignature;

@@ -224,9 +224,13 @@ fn dispatch(
         Call::Ponw(PonwCall::DepositEscrow { amount }) => ponw::escrow::deposit(o, who, *amount)?,
         Call::Ponw(PonwCall::RequestEscrowRelease) => ponw::escrow::request_release(o, ctx, who)?,
         Call::Ponw(PonwCall::WithdrawEscrow) => ponw::escrow::withdraw(o, ctx, who)?,
-        Call::Ponw(PonwCall::SubmitSpotCheck { receipt, verdict }) => {
+        Call::Ponw(PonwCall::SubmitSpotCheck {
+            receipt,
+            verdict,
+            evidence,
+        }) => {
             let validators = Runtime::validator_bonds(&*o)?;
-            ponw::submit_verdict(o, ctx.number, &validators, who, receipt, *verdict)?
+            ponw::submit_verdict(o, ctx.number, &validators, who, receipt, *verdict, evidence)?
         }
         Call::Ponw(PonwCall::ReportLiveness {
             minute,

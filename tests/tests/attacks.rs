@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "attacks/framing.rs"]
+mod framing;
 #[path = "attacks/payments.rs"]
 mod payments;
 
@@ -22,6 +24,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 
 #[path = "attacks/proof_of_training.rs"]
 mod proof_of_training;
+#[path = "attacks/withholding.rs"]
+mod withholding;
 /// Two wall-clock minute boundaries and an epoch boundary, with margin.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
 

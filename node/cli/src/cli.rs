@@ -307,6 +307,17 @@ pub struct FaultArgs {
     /// but never submit them (providers must submit them themselves).
     #[arg(long, hide = true)]
     pub fault_never_submit: bool,
+    /// Fault injection for tests: as a validator, answer every spot check assigned to
+    /// this node with `Mismatch`, with made-up evidence (`forged`) or with the real
+    /// evidence, which refutes the verdict (`refuted`); the chain must not let it frame
+    /// an honest worker.
+    #[arg(long, hide = true, value_name = "MODE", requires = "validator")]
+    pub fault_false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
+    /// Fault injection for tests: as an author, leave every receipt batch out of this
+    /// node's blocks (hoping to keep receipts from being drawn for a check); other
+    /// authors include them, and they are drawn from the randomness after inclusion.
+    #[arg(long, hide = true, requires = "validator")]
+    pub fault_omit_receipts: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,12 @@ pub struct NodeConfig {
     pub train: Option<TrainOptions>,
     /// How this node sets up the shards it serves (archive budget; faults in test builds).
     pub serving: ServingOptions,
+    /// As a validator, answer every assigned spot check with a false `Mismatch`.
+    #[cfg(feature = "fault-injection")]
+    pub false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
+    /// As an author, leave receipt batches out of this node's blocks.
+    #[cfg(feature = "fault-injection")]
+    pub fault_omit_receipts: bool,
 }
 
 /// The database file of chain `id` under `base_path`.
@@ -70,7 +76,8 @@ pub fn load_chain(name_or_path: &str) -> anyhow::Result<ChainSpec> {
 }
 
 /// Opens the chain database and the client on it.
-fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>> {
+fn open_client(spec: &ChainSpec, node: &NodeConfig) -> anyhow::Result<Arc<Client>> {
+    let base_path = &node.base_path;
     let chain = ChainInfo {
         name: spec.name.clone(),
         id: spec.id.clone(),
@@ -86,6 +93,8 @@ fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>
     };
     let config = ClientConfig {
         instant_finality: validators <= 1,
+        #[cfg(feature = "fault-injection")]
+        fault_omit_receipts: node.fault_omit_receipts,
         ..ClientConfig::default()
     };
     Ok(Arc::new(Client::open(store, &chain, config)?))
@@ -94,7 +103,7 @@ fn open_client(spec: &ChainSpec, base_path: &Path) -> anyhow::Result<Arc<Client>
 /// Runs the node until a shutdown signal.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let spec = load_chain(&config.chain)?;
-    let client = open_client(&spec, &config.base_path)?;
+    let client = open_client(&spec, &config)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shard_service = ShardService::new(&config.serving);
     let p2p = match config.p2p.clone() {
@@ -185,6 +194,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 service: shard_service,
                 generator,
                 board,
+                #[cfg(feature = "fault-injection")]
+                false_mismatch: config.false_mismatch,
             },
             stop_rx.clone(),
         ))),
@@ -230,6 +241,8 @@ struct Serving {
     service: ShardService,
     generator: SharedGenerator,
     board: Arc<TrainingBoard>,
+    #[cfg(feature = "fault-injection")]
+    false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
 }
 
 /// Brings this node's shards up and keeps it mining: fetches and verifies the model,
@@ -343,7 +356,13 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             Err(e) => warn!(error = %e, "cannot train: no tokenizer"),
         }
     }
-    let checker = Arc::new(SpotChecker::new(training, local.shards()));
+    #[allow(unused_mut)]
+    let mut checker = SpotChecker::new(training, local.shards());
+    #[cfg(feature = "fault-injection")]
+    {
+        checker.false_mismatch = s.false_mismatch;
+    }
+    let checker = Arc::new(checker);
     tokio::spawn(prober::run(checker.clone(), shutdown.clone()));
     tokio::spawn(checker.run(shutdown.clone()));
     // Other nodes' providers serve no client whose escrow cannot pay (a node without

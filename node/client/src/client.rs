@@ -97,6 +97,11 @@ pub struct ClientConfig {
     pub pool_capacity: usize,
     /// Blocks an extrinsic may wait in the pool before it is dropped.
     pub pool_longevity: BlockNumber,
+    /// Fault injection for tests: leave every receipt batch (and what its sender sent
+    /// after it) out of the blocks this node authors, as an author hoping to keep
+    /// receipts from being drawn for a check would.
+    #[cfg(feature = "fault-injection")]
+    pub fault_omit_receipts: bool,
 }
 
 impl Default for ClientConfig {
@@ -105,6 +110,8 @@ impl Default for ClientConfig {
             instant_finality: true,
             pool_capacity: 8192,
             pool_longevity: 600,
+            #[cfg(feature = "fault-injection")]
+            fault_omit_receipts: false,
         }
     }
 }
@@ -434,6 +441,12 @@ impl Client {
                     MAX_CANDIDATES,
                 )
             };
+            #[cfg(feature = "fault-injection")]
+            let candidates = if self.config.fault_omit_receipts {
+                faults::without_receipts(candidates)
+            } else {
+                candidates
+            };
             self.runtime
                 .build_block(&tip.state, &tip.head, slot, author, vrf, candidates)?
         };
@@ -659,5 +672,7 @@ pub fn hex_hash(hash: &Hash) -> String {
     format!("0x{}", hex::encode(hash.as_bytes()))
 }
 
+#[cfg(feature = "fault-injection")]
+mod faults;
 #[cfg(test)]
 mod tests;

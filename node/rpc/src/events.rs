@@ -4,7 +4,7 @@
 //! ranges as "start-end".
 
 use neuroshard_client::hex_hash;
-use neuroshard_primitives::{crypto, fixed_to_loss, Event, SlashReason};
+use neuroshard_primitives::{crypto, fixed_to_loss, Event, EvidenceSummary, SlashReason};
 use serde_json::{json, Value};
 
 /// The JSON form of one event.
@@ -113,7 +113,10 @@ pub fn event_json(event: &Event) -> Value {
             match reason {
                 SlashReason::Equivocation { slot } => v["slot"] = json!(slot),
                 SlashReason::FailedSpotCheck { receipt }
-                | SlashReason::WrongVerdict { receipt } => v["receipt"] = json!(hex_hash(receipt)),
+                | SlashReason::WrongVerdict { receipt }
+                | SlashReason::RefutedVerdict { receipt } => {
+                    v["receipt"] = json!(hex_hash(receipt))
+                }
                 SlashReason::ContradictedTraining { layers, round } => {
                     v["layers"] = json!(layers.to_string());
                     v["round"] = json!(round);
@@ -259,10 +262,21 @@ pub fn event_json(event: &Event) -> Value {
             verdict,
             slashed,
             refunded,
+            evidence,
         } => json!({
             "event": "SpotCheckFailed", "id": hex_hash(id), "worker": ss58(worker),
             "checker": ss58(checker), "verdict": verdict.as_str(),
             "slashed": slashed.to_string(), "refunded": refunded.to_string(),
+            "evidence": evidence_json(evidence),
+        }),
+        Event::SpotCheckVerdictRefuted {
+            id,
+            checker,
+            verdict,
+            distance_ppm,
+        } => json!({
+            "event": "SpotCheckVerdictRefuted", "id": hex_hash(id), "checker": ss58(checker),
+            "verdict": verdict.as_str(), "distancePpm": distance_ppm,
         }),
         Event::EarningsSettled {
             worker,
@@ -272,6 +286,27 @@ pub fn event_json(event: &Event) -> Value {
         } => json!({
             "event": "EarningsSettled", "worker": ss58(worker), "receipts": receipts,
             "earned": earned.to_string(), "tokens": tokens,
+        }),
+    }
+}
+
+/// What a decided check rested on, for explorers: the worker's own statement (its
+/// receipt, input digest and commitment hash) or the recomputed commitments' hashes and
+/// the first one's distance from the worker's (millionths); `null` for none.
+fn evidence_json(evidence: &EvidenceSummary) -> Value {
+    match evidence {
+        EvidenceSummary::None => Value::Null,
+        EvidenceSummary::Statement(s) => json!({
+            "kind": "statement", "receipt": hex_hash(&s.receipt),
+            "inputs": hex_hash(&s.inputs), "commitment": hex_hash(&s.commitment),
+        }),
+        EvidenceSummary::Recomputed {
+            recomputed,
+            distance_ppm,
+        } => json!({
+            "kind": "recomputed",
+            "recomputed": recomputed.iter().map(hex_hash).collect::<Vec<_>>(),
+            "distancePpm": distance_ppm,
         }),
     }
 }
@@ -310,5 +345,52 @@ mod tests {
         });
         assert_eq!(v["event"], "ReceiptRejected");
         assert_eq!(v["reason"], "replay");
+    }
+
+    #[test]
+    fn spot_check_slashes_show_their_reason_and_evidence() {
+        use neuroshard_primitives::{EvidenceSummary, Hash, MaterialStatement, SpotCheckVerdict};
+        let id = Hash::repeat_byte(1);
+        let failed = |evidence| {
+            event_json(&Event::SpotCheckFailed {
+                id,
+                worker: AccountId::from([2; 32]),
+                checker: AccountId::from([3; 32]),
+                verdict: SpotCheckVerdict::Mismatch,
+                slashed: 50,
+                refunded: 7,
+                evidence,
+            })
+        };
+        let v = failed(EvidenceSummary::Recomputed {
+            recomputed: vec![Hash::repeat_byte(4), Hash::repeat_byte(5)],
+            distance_ppm: 500_000,
+        });
+        assert_eq!(v["evidence"]["kind"], "recomputed");
+        assert_eq!(
+            v["evidence"]["recomputed"][1],
+            hex_hash(&Hash::repeat_byte(5))
+        );
+        assert_eq!(v["evidence"]["distancePpm"], 500_000);
+        let statement = MaterialStatement::of(id, Hash::repeat_byte(6), b"c");
+        let v = failed(EvidenceSummary::Statement(statement.clone()));
+        assert_eq!(v["evidence"]["kind"], "statement");
+        assert_eq!(v["evidence"]["inputs"], hex_hash(&statement.inputs));
+        assert_eq!(failed(EvidenceSummary::None)["evidence"], Value::Null);
+        let v = event_json(&Event::Slashed {
+            who: AccountId::from([3; 32]),
+            amount: 5,
+            reason: SlashReason::RefutedVerdict { receipt: id },
+        });
+        assert_eq!(v["reason"], "refuted_verdict");
+        assert_eq!(v["receipt"], hex_hash(&id));
+        let v = event_json(&Event::SpotCheckVerdictRefuted {
+            id,
+            checker: AccountId::from([3; 32]),
+            verdict: SpotCheckVerdict::Mismatch,
+            distance_ppm: 9_900,
+        });
+        assert_eq!(v["verdict"], "mismatch");
+        assert_eq!(v["distancePpm"], 9_900);
     }
 }

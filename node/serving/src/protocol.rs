@@ -17,7 +17,8 @@ use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::spot_check::SpotCheckMaterial;
 use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol};
 use neuroshard_primitives::{
-    AccountId, GradientReceipt, Hash, LayerRange, Receipt, ReceiptBody, SessionId, Signature,
+    AccountId, GradientReceipt, Hash, Keypair, LayerRange, MaterialStatement, Receipt, ReceiptBody,
+    SessionId, Signature, SignedStatement,
 };
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 
@@ -94,13 +95,44 @@ pub struct WorkerReceipt {
 /// A validator's calls.
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum VerificationCall {
-    /// The spot-check material of work this node recorded, by the work record's id
-    /// (`billing::work_of(receipt_body).id()`).
-    Material {
-        model: Hash,
-        layers: LayerRange,
-        work: Hash,
-    },
+    /// The spot-check material of the work receipt `body` attests (this node's worker's
+    /// receipt; the material is archived under `billing::work_of(body).id()`), with the
+    /// worker's signed statement of what it hands over (a verdict's evidence, see
+    /// `neuroshard_primitives::evidence`).
+    Material { body: ReceiptBody },
+}
+
+/// Spot-check material and the worker's signed statement of it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedMaterial {
+    pub material: SpotCheckMaterial,
+    pub statement: SignedStatement,
+}
+
+impl SignedMaterial {
+    /// `material` for the receipt `receipt`, with `worker`'s statement of it.
+    pub fn sign(receipt: Hash, material: SpotCheckMaterial, worker: &Keypair) -> Self {
+        Self {
+            statement: statement_of(receipt, &material).sign(worker),
+            material,
+        }
+    }
+
+    /// True when `worker` signed a statement of exactly this material for `receipt`.
+    pub fn is_signed_by(&self, receipt: Hash, worker: &AccountId) -> bool {
+        self.statement.statement == statement_of(receipt, &self.material)
+            && self.statement.signed_by(worker)
+    }
+}
+
+/// The statement of `material` handed over for `receipt`: its inputs' digest over all
+/// their positions and its commitment's hash.
+pub fn statement_of(receipt: Hash, material: &SpotCheckMaterial) -> MaterialStatement {
+    let inputs = material
+        .inputs
+        .digest(material.inputs.len())
+        .unwrap_or_default();
+    MaterialStatement::of(receipt, inputs, &material.commitment)
 }
 
 /// Proof of Training's calls between the holders of a shard.
@@ -150,8 +182,9 @@ pub enum InferenceReply {
 /// Answers to [`VerificationCall`]s.
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum VerificationReply {
-    /// The material of the receipt asked for (`None`: not archived).
-    Material(Option<SpotCheckMaterial>),
+    /// The material of the receipt asked for and the worker's statement of it (`None`:
+    /// not archived).
+    Material(Option<SignedMaterial>),
 }
 
 /// Answers to [`TrainingCall`]s.
@@ -212,23 +245,25 @@ pub fn decode_reply(
     }
 }
 
-/// Asks `peer` for the spot-check material of work record `work` (the work receipt
-/// `body` attests): `Ok(None)` when the worker answers that it has none, `Err` when it
-/// could not be asked or its answer is not an answer (the caller retries, then gives a
-/// `NoAnswer` verdict).
+/// Asks `peer` for the spot-check material of the work receipt `body` attests:
+/// `Ok(None)` when the worker answers that it has none, `Err` when it could not be asked
+/// or its answer is not an answer, or not signed by the receipt's worker (the caller
+/// retries, then gives a `NoAnswer` verdict).
 pub async fn fetch_material(
     network: &NetworkHandle,
     peer: PeerId,
     body: &ReceiptBody,
-    work: Hash,
-) -> anyhow::Result<Option<SpotCheckMaterial>> {
-    let call = VerificationCall::Material {
-        model: body.model,
-        layers: body.layers,
-        work,
-    };
+) -> anyhow::Result<Option<SignedMaterial>> {
+    let call = VerificationCall::Material { body: body.clone() };
     match ask(network, peer, call).await? {
-        ShardReply::Verification(VerificationReply::Material(found)) => Ok(found),
+        ShardReply::Verification(VerificationReply::Material(Some(found))) => {
+            anyhow::ensure!(
+                found.is_signed_by(body.id(), &body.worker),
+                "the material's statement is not the worker's"
+            );
+            Ok(Some(found))
+        }
+        ShardReply::Verification(VerificationReply::Material(None)) => Ok(None),
         _ => anyhow::bail!("reply is not spot-check material"),
     }
 }

@@ -8,15 +8,16 @@
 use crate::billing;
 use crate::payments::PaymentLedger;
 use crate::protocol::{
-    InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
-    VerificationCall, VerificationReply,
+    InferenceCall, InferenceReply, ShardCall, ShardReply, SignedMaterial, TrainingCall,
+    TrainingReply, VerificationCall, VerificationReply,
 };
 use neuroshard_inference::messages::ShardOutput;
 use neuroshard_inference::shard::Shard;
 use neuroshard_network::PeerId;
-use neuroshard_primitives::{Hash, Keypair, LayerRange, SessionId};
+use neuroshard_primitives::{AccountId, Hash, Keypair, LayerRange, SessionId};
 use parity_scale_codec::{DecodeAll, Encode};
 use parking_lot::{Mutex, RwLock};
+use sp_core::Pair as _;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -210,13 +211,16 @@ impl ShardServer {
 
     fn answer_verification(&self, call: VerificationCall) -> Result<VerificationReply, String> {
         match call {
-            VerificationCall::Material {
-                model,
-                layers,
-                work,
-            } => Ok(VerificationReply::Material(
-                self.shard(&model, layers)?.material(&work),
-            )),
+            VerificationCall::Material { body } => {
+                if body.worker != AccountId::from(self.key.public()) {
+                    return Err("that receipt is not this node's worker's".into());
+                }
+                let work = billing::work_of(&body).id();
+                let found = self.shard(&body.model, body.layers)?.material(&work);
+                Ok(VerificationReply::Material(
+                    found.map(|m| SignedMaterial::sign(body.id(), m, &self.key)),
+                ))
+            }
         }
     }
 }

@@ -5,7 +5,12 @@
 //! - [`prober`]: sends the workers drawn for this validator a liveness probe each minute,
 //!   re-runs it and reports who answered correctly.
 
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod prober;
 pub mod spot_checker;
+pub mod verdict;
 
+#[cfg(feature = "fault-injection")]
+pub use fault::FalseMismatch;
 pub use spot_checker::SpotChecker;

@@ -8,26 +8,27 @@
 //! A receipt made with a trained adapter is re-run with that adapter version merged in
 //! (its snapshot from this node's training board or from the worker's peers).
 //!
-//! A worker that cannot produce the material after [`NO_ANSWER_AFTER`] tries gets a
-//! `NoAnswer` verdict. A check this node cannot run (no network to reach a remote worker,
-//! its own failure to load the layers) is left alone and expires, credited: the chain
-//! punishes only on evidence.
+//! A worker that cannot produce the material (or only material its statement does not
+//! sign) after [`NO_ANSWER_AFTER`] tries gets a `NoAnswer` verdict. A check this node
+//! cannot run (no network to reach a remote worker, its own failure to load the layers)
+//! is left alone: at its deadline the chain hands it to another drawn checker.
 //!
 //! The executors it builds for layers and adapter versions it does not serve (and the
 //! peer lookup) also serve the validator's liveness prober ([`crate::prober`]).
 
+use crate::verdict::{verdict_of, Verdict};
 use anyhow::Context;
 use neuroshard_client::hex_hash;
 use neuroshard_inference::shard::{ServedWeights, Shard};
-use neuroshard_inference::spot_check::{check_work, CheckOutcome, SpotCheckMaterial};
+use neuroshard_inference::spot_check::recompute;
 use neuroshard_inference::ShardExecutor;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{
-    AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckVerdict,
+    AccountId, Call, Hash, LayerRange, PonwCall, ReceiptBody, SpotCheckEvidence, SpotCheckVerdict,
 };
 use neuroshard_runtime::ponw;
 use neuroshard_serving::billing::work_of;
-use neuroshard_serving::protocol::fetch_material;
+use neuroshard_serving::protocol::{fetch_material, SignedMaterial};
 use neuroshard_trainer::{adapter_weights, TrainingContext};
 use neuroshard_training::AdapterSnapshot;
 use parking_lot::Mutex;
@@ -55,6 +56,9 @@ pub struct SpotChecker {
     /// Executors for layers (or adapter versions) this node does not serve, built on
     /// first use.
     loaded: Mutex<Executors>,
+    /// `--fault-false-mismatch`: answer every assigned check with a false `Mismatch`.
+    #[cfg(feature = "fault-injection")]
+    pub false_mismatch: Option<crate::FalseMismatch>,
 }
 
 impl SpotChecker {
@@ -64,6 +68,8 @@ impl SpotChecker {
             ctx,
             local,
             loaded: Mutex::new(HashMap::new()),
+            #[cfg(feature = "fault-injection")]
+            false_mismatch: None,
         }
     }
 
@@ -129,15 +135,17 @@ impl SpotChecker {
         }
     }
 
-    /// Re-runs `body` from `material` on an executor for its layers and adapter version.
+    /// Re-runs `body` from the worker's `signed` material on an executor for its layers
+    /// and adapter version; the verdict and its evidence.
     fn run_check(
         &self,
         body: &ReceiptBody,
-        material: &SpotCheckMaterial,
+        signed: &SignedMaterial,
         snapshot: Option<AdapterSnapshot>,
-    ) -> anyhow::Result<CheckOutcome> {
+    ) -> anyhow::Result<Verdict> {
         let exec = self.executor(body.layers, body.adapter, snapshot.as_ref())?;
-        Ok(check_work(&exec.exec, &work_of(body), material)?)
+        let rerun = recompute(&exec.exec, &work_of(body), &signed.material)?;
+        Ok(verdict_of(body, signed, rerun))
     }
 
     /// The peers bound to `worker`'s account in the provider directory.
@@ -171,18 +179,19 @@ impl SpotChecker {
     /// (network failure, no known peer). Every peer asked is bound to the worker's
     /// account (the directory believes no other), and one peer's "none" does not
     /// outweigh another's material: a worker running several nodes is asked on each.
-    async fn material(&self, body: &ReceiptBody) -> anyhow::Result<Option<SpotCheckMaterial>> {
-        let work = work_of(body).id();
+    async fn material(&self, body: &ReceiptBody) -> anyhow::Result<Option<SignedMaterial>> {
         if body.worker == self.me {
+            let work = work_of(body).id();
             return Ok(self
                 .local_shard(&body.layers)
-                .and_then(|s| s.material(&work)));
+                .and_then(|s| s.material(&work))
+                .map(|m| SignedMaterial::sign(body.id(), m, &self.ctx.key)));
         }
         let peers = self.peers_of(&body.worker)?;
         let net = self.ctx.net.as_ref().context("no network")?;
         let (mut answered, mut last) = (false, None);
         for peer in peers {
-            match fetch_material(&net.network, peer, body, work).await {
+            match fetch_material(&net.network, peer, body).await {
                 Ok(Some(found)) => return Ok(Some(found)),
                 Ok(None) => answered = true,
                 Err(e) => last = Some(e),
@@ -200,7 +209,12 @@ impl SpotChecker {
         id: Hash,
         body: ReceiptBody,
         failures: &mut HashMap<Hash, u32>,
-    ) -> Option<SpotCheckVerdict> {
+    ) -> Option<Verdict> {
+        let no_answer = |why: &str| Verdict {
+            verdict: SpotCheckVerdict::NoAnswer,
+            evidence: SpotCheckEvidence::None,
+            why: why.into(),
+        };
         let fetched = async {
             let material = self.material(&body).await?;
             let snapshot = self
@@ -210,13 +224,13 @@ impl SpotChecker {
         };
         let (material, snapshot) = match fetched.await {
             Ok(Some(m)) => m,
-            Ok(None) => return Some(SpotCheckVerdict::NoAnswer),
+            Ok(None) => return Some(no_answer("the worker has no material")),
             Err(e) => {
                 let tries = failures.entry(id).or_default();
                 *tries += 1;
                 warn!(receipt = %hex_hash(&id), tries = *tries, error = %format!("{e:#}"), "spot-check material not fetched");
                 let remote_failure = self.ctx.net.is_some() && *tries >= NO_ANSWER_AFTER;
-                return remote_failure.then_some(SpotCheckVerdict::NoAnswer);
+                return remote_failure.then(|| no_answer("the worker's material was not fetched"));
             }
         };
         let checker = self.clone();
@@ -224,10 +238,11 @@ impl SpotChecker {
             tokio::task::spawn_blocking(move || checker.run_check(&body, &material, snapshot))
                 .await;
         match outcome {
-            Ok(Ok(CheckOutcome::Match)) => Some(SpotCheckVerdict::Match),
-            Ok(Ok(CheckOutcome::Mismatch(why))) => {
-                warn!(receipt = %hex_hash(&id), reason = %why, "spot check failed");
-                Some(SpotCheckVerdict::Mismatch)
+            Ok(Ok(verdict)) => {
+                if verdict.verdict != SpotCheckVerdict::Match {
+                    warn!(receipt = %hex_hash(&id), verdict = verdict.verdict.as_str(), reason = %verdict.why, "spot check failed");
+                }
+                Some(verdict)
             }
             Ok(Err(e)) => {
                 warn!(receipt = %hex_hash(&id), error = %format!("{e:#}"), "could not run the spot check");
@@ -269,14 +284,35 @@ impl SpotChecker {
                 if check.checker != self.me || answered.contains(&(id, round)) {
                     continue;
                 }
+                #[cfg(feature = "fault-injection")]
+                let body = check.body.clone();
                 let Some(verdict) = self.decide(id, check.body, &mut failures).await else {
                     continue;
                 };
+                #[cfg(feature = "fault-injection")]
+                let verdict = match self.false_mismatch {
+                    Some(fault) => fault.falsify(&body, &self.ctx.key, verdict),
+                    None => verdict,
+                };
+                let Verdict {
+                    verdict, evidence, ..
+                } = verdict;
                 let call = Call::Ponw(PonwCall::SubmitSpotCheck {
                     receipt: id,
                     verdict,
+                    evidence,
                 });
-                match self.ctx.chain.sign_and_submit(&self.ctx.key, call) {
+                #[cfg(feature = "fault-injection")]
+                let submitted = match self.false_mismatch {
+                    Some(_) => self
+                        .ctx
+                        .chain
+                        .sign_and_submit_unchecked(&self.ctx.key, call),
+                    None => self.ctx.chain.sign_and_submit(&self.ctx.key, call),
+                };
+                #[cfg(not(feature = "fault-injection"))]
+                let submitted = self.ctx.chain.sign_and_submit(&self.ctx.key, call);
+                match submitted {
                     Ok(_) => {
                         info!(receipt = %hex_hash(&id), verdict = verdict.as_str(), "spot-check verdict submitted");
                         answered.insert((id, round));

@@ -21,6 +21,7 @@
 //! the reason; a batch with no good receipt fails as a whole and writes nothing.
 
 pub mod escrow;
+pub mod evidence;
 pub mod liveness;
 mod metadata;
 mod receipts;
@@ -178,6 +179,8 @@ pub enum Error {
     NoPendingCheck(Hash),
     #[error("this check is assigned to another validator")]
     NotTheChecker,
+    #[error("spot-check evidence rejected: {0}")]
+    Evidence(#[from] evidence::EvidenceError),
     #[error("no validator to assign a spot check to")]
     NoValidators,
     #[error("only validators may submit spot-check verdicts and liveness reports")]
@@ -258,6 +261,8 @@ pub fn build_genesis(
     Ok(())
 }
 
+#[cfg(test)]
+mod evidence_tests;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
 #[cfg(test)]

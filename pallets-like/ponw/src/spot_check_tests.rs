@@ -17,7 +17,7 @@ use SpotCheckVerdict::{Match, Mismatch, NoAnswer};
 const STAKE: Balance = 1_000 * neuroshard_primitives::UNIT;
 
 /// The validators of these tests: //Alice, //Ferdie and //Eve, each with [`STAKE`] bonded.
-fn validators() -> Vec<(AccountId, Balance)> {
+pub(crate) fn validators() -> Vec<(AccountId, Balance)> {
     ["//Alice", "//Ferdie", "//Eve"]
         .iter()
         .map(|u| (key(u).1, STAKE))
@@ -25,7 +25,7 @@ fn validators() -> Vec<(AccountId, Balance)> {
 }
 
 /// Genesis with every receipt sampled (or `permill`), and the validators staked.
-fn genesis_with(permill: u32) -> StateDb {
+pub(crate) fn genesis_with(permill: u32) -> StateDb {
     let mut state = genesis();
     let mut p = params();
     p.spot_check_permill = permill;
@@ -50,7 +50,7 @@ fn block(number: u64, randomness: Hash) -> BlockContext {
 }
 
 /// Runs the start of block `number` (with `randomness`), as the runtime does.
-fn start_block(state: &mut StateDb, number: u64, randomness: Hash) -> Vec<Event> {
+pub(crate) fn start_block(state: &mut StateDb, number: u64, randomness: Hash) -> Vec<Event> {
     let events = apply(state, |o| {
         on_initialize(o, &block(number, randomness), &validators())
     })
@@ -88,7 +88,7 @@ fn assert_index_agrees(state: &StateDb) {
 }
 
 /// Submits `receipts` in block 3 and starts the draw block.
-fn include_and_draw(state: &mut StateDb, receipts: &[Receipt]) -> Vec<Event> {
+pub(crate) fn include_and_draw(state: &mut StateDb, receipts: &[Receipt]) -> Vec<Event> {
     apply(state, |o| {
         submit_receipts(o, &block(3, Hash::zero()), receipts)
     })
@@ -108,12 +108,16 @@ fn verdict_at(
     id: &Hash,
     v: SpotCheckVerdict,
 ) -> Vec<Event> {
-    let events = apply(state, |o| submit_verdict(o, now, &validators(), by, id, v)).unwrap();
+    let evidence = crate::evidence_tests::evidence_for(state, id, v);
+    let events = apply(state, |o| {
+        submit_verdict(o, now, &validators(), by, id, v, &evidence)
+    })
+    .unwrap();
     assert_index_agrees(state);
     events
 }
 
-fn checker_of(state: &StateDb, id: &Hash) -> AccountId {
+pub(crate) fn checker_of(state: &StateDb, id: &Hash) -> AccountId {
     spot_checks::pending(state, id).unwrap().unwrap().checker
 }
 
@@ -282,7 +286,8 @@ fn a_match_from_the_drawn_checker_decides_and_only_it_may_answer() {
         .find(|(v, _)| *v != checker)
         .unwrap();
     let refused = apply(&mut state, |o| {
-        submit_verdict(o, 9, &validators(), &other, &r.id(), Mismatch)
+        let evidence = crate::evidence_tests::evidence_for(o, &r.id(), Mismatch);
+        submit_verdict(o, 9, &validators(), &other, &r.id(), Mismatch, &evidence)
     });
     assert_eq!(refused, Err(Error::NotTheChecker));
     let events = verdict(&mut state, &checker, &r.id(), Match);

@@ -9,12 +9,23 @@
 //! does not answer by the deadline (`spot_check_blocks`) is replaced by another drawn
 //! validator: an unanswered check is never credited.
 //!
+//! **Evidence.** A verdict carries evidence the chain checks first ([`crate::evidence`]):
+//! a `Mismatch` the worker's signed statement of the material it handed over and the
+//! checker's recomputed commitment, which must fail against the worker's committed one.
+//! Evidence that does not check out is rejected (the call fails, nothing changes). A
+//! verdict its own evidence refutes (a `Mismatch` whose recomputation matches, a `Match`
+//! whose does not) is not taken: its checker loses `spot_check_slash` of its staking bond
+//! (`refuted_verdict`) and the check goes to another drawn checker. A worker whose own
+//! statement contradicts its receipt is convicted at once.
+//!
 //! **Quorum.** A `Match` from the first checker decides. A failing verdict (`Mismatch`,
 //! `NoAnswer`) never decides alone: the check is reassigned to an independently drawn
 //! validator, and a third decides when the two differ; the outcome is the verdict two of
-//! them agree on (`Match` when all three differ). A validator whose `Mismatch` the
-//! majority contradicts (framing an honest worker), or whose `Match` it contradicts
-//! (passing fraud), loses `spot_check_slash` of its staking bond.
+//! them agree on (`Match` when all three differ), where two `Mismatch` verdicts agree
+//! only when their recomputed commitments match each other within the tolerance. A
+//! validator whose `Mismatch` the majority contradicts (framing an honest worker), or
+//! whose `Match` it contradicts (passing fraud), loses `spot_check_slash` of its staking
+//! bond.
 //!
 //! **Outcomes.**
 //! - `Match`: the receipt settles like any other.
@@ -28,12 +39,13 @@
 //!   A worker whose bond falls below `worker_bond` is deregistered; the rest of its bond
 //!   stays reserved, and slashable, until its last check is decided.
 
+use crate::evidence::{self, recomputations_agree, Finding};
 use crate::settlement::{self, slash_for};
 use crate::{params, workers, Error, Result};
 use neuroshard_balances as balances;
 use neuroshard_primitives::{
-    blake2_256, slot_lottery, AccountId, Balance, BlockNumber, Event, Hash, ReceiptBody,
-    SlashReason, SpotCheckVerdict,
+    blake2_256, slot_lottery, AccountId, Balance, BlockNumber, Event, EvidenceSummary, Hash,
+    ReceiptBody, SlashReason, SpotCheckEvidence, SpotCheckVerdict,
 };
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
@@ -50,10 +62,22 @@ pub struct PendingCheck {
     pub deadline: BlockNumber,
     /// Verdicts so far, in order.
     pub verdicts: Vec<(AccountId, SpotCheckVerdict)>,
+    /// The recomputation each `Mismatch` verdict so far carried.
+    pub recomputed: Vec<Recomputed>,
     /// Checkers that were assigned and did not answer in time.
     pub missed: Vec<AccountId>,
     /// Randomness of the draw (checkers are drawn from it).
     pub seed: Hash,
+}
+
+/// A `Mismatch` verdict's recomputed commitment.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+pub struct Recomputed {
+    pub checker: AccountId,
+    /// The encoded commitment.
+    pub commitment: Vec<u8>,
+    /// Its largest position distance from the worker's committed one, in millionths.
+    pub distance_ppm: u32,
 }
 
 impl PendingCheck {
@@ -133,6 +157,7 @@ pub(crate) fn open(
         checker: checker.clone(),
         deadline: ctx.number.saturating_add(p.spot_check_blocks.max(1)),
         verdicts: Vec::new(),
+        recomputed: Vec::new(),
         missed: Vec::new(),
         seed: ctx.randomness,
     };
@@ -216,16 +241,26 @@ fn reassign(
     Ok(())
 }
 
-/// The outcome of `verdicts`, once they decide one.
+/// The outcome of `verdicts`, once they decide one (verdicts agree when equal).
 pub fn outcome(verdicts: &[SpotCheckVerdict]) -> Option<SpotCheckVerdict> {
+    outcome_by(verdicts, |a, b| a == b, |v| *v)
+}
+
+/// The outcome of `votes`, once they decide one: a first `Match` decides; otherwise the
+/// verdict of two votes that `agree`, and `Match` when no two of three do.
+pub fn outcome_by<T>(
+    votes: &[T],
+    agree: impl Fn(&T, &T) -> bool,
+    verdict: impl Fn(&T) -> SpotCheckVerdict,
+) -> Option<SpotCheckVerdict> {
     use SpotCheckVerdict::Match;
-    match verdicts {
-        [Match] => Some(Match),
-        [a, b] if a == b => Some(*a),
-        [a, b, c] => Some(if a == b || a == c {
-            *a
-        } else if b == c {
-            *b
+    match votes {
+        [a] if verdict(a) == Match => Some(Match),
+        [a, b] if agree(a, b) => Some(verdict(a)),
+        [a, b, c] => Some(if agree(a, b) || agree(a, c) {
+            verdict(a)
+        } else if agree(b, c) {
+            verdict(b)
         } else {
             Match
         }),
@@ -233,8 +268,28 @@ pub fn outcome(verdicts: &[SpotCheckVerdict]) -> Option<SpotCheckVerdict> {
     }
 }
 
-/// `submit_spot_check`: the assigned checker's verdict on a pending check
-/// (`validators`: the current set, to draw the next checker from).
+/// The outcome of `check`'s verdicts: two `Mismatch` verdicts agree only when their
+/// recomputed commitments do.
+fn check_outcome(check: &PendingCheck) -> Option<SpotCheckVerdict> {
+    let recomputed_by = |who: &AccountId| {
+        check
+            .recomputed
+            .iter()
+            .find(|r| r.checker == *who)
+            .map(|r| r.commitment.as_slice())
+    };
+    let agree = |a: &(AccountId, SpotCheckVerdict), b: &(AccountId, SpotCheckVerdict)| {
+        a.1 == b.1
+            && (a.1 != SpotCheckVerdict::Mismatch
+                || matches!((recomputed_by(&a.0), recomputed_by(&b.0)),
+                    (Some(x), Some(y)) if recomputations_agree(x, y)))
+    };
+    outcome_by(&check.verdicts, agree, |v| v.1)
+}
+
+/// `submit_spot_check`: the assigned checker's verdict on a pending check, with its
+/// `evidence` (`validators`: the current set, to draw the next checker from). Evidence
+/// that does not check out fails the call and changes nothing.
 pub fn submit_verdict(
     overlay: &mut Overlay<'_>,
     now: BlockNumber,
@@ -242,6 +297,7 @@ pub fn submit_verdict(
     checker: &AccountId,
     id: &Hash,
     verdict: SpotCheckVerdict,
+    evidence: &SpotCheckEvidence,
 ) -> Result<()> {
     let pending = PENDING_CHECKS
         .get(overlay, id)?
@@ -249,12 +305,105 @@ pub fn submit_verdict(
     if pending.checker != *checker {
         return Err(Error::NotTheChecker);
     }
+    let finding = evidence::check(&pending.body, id, verdict, evidence)?;
     let mut check = take(overlay, id)?;
-    check.verdicts.push((checker.clone(), verdict));
-    let verdicts: Vec<SpotCheckVerdict> = check.verdicts.iter().map(|(_, v)| *v).collect();
-    match outcome(&verdicts) {
-        None => reassign(overlay, now, validators, *id, check, Some(verdict)),
-        Some(result) => decide(overlay, now, *id, check, result),
+    match finding {
+        Finding::Refuted { distance_ppm } => refuted(
+            overlay,
+            now,
+            validators,
+            (*id, check),
+            verdict,
+            distance_ppm,
+        ),
+        Finding::Convicted => {
+            check.verdicts.push((checker.clone(), verdict));
+            let summary = match evidence {
+                SpotCheckEvidence::Disowned(s) => EvidenceSummary::Statement(s.statement.clone()),
+                SpotCheckEvidence::Recomputed(r) => {
+                    EvidenceSummary::Statement(r.statement.statement.clone())
+                }
+                SpotCheckEvidence::None => EvidenceSummary::None,
+            };
+            decide(
+                overlay,
+                now,
+                *id,
+                check,
+                SpotCheckVerdict::Mismatch,
+                summary,
+            )
+        }
+        Finding::Vote {
+            verdict,
+            recomputed,
+        } => {
+            check.verdicts.push((checker.clone(), verdict));
+            if let Some((commitment, distance_ppm)) = recomputed {
+                check.recomputed.push(Recomputed {
+                    checker: checker.clone(),
+                    commitment,
+                    distance_ppm,
+                });
+            }
+            match check_outcome(&check) {
+                None => reassign(overlay, now, validators, *id, check, Some(verdict)),
+                Some(result) => {
+                    let summary = summary_of(&check, result);
+                    decide(overlay, now, *id, check, result, summary)
+                }
+            }
+        }
+    }
+}
+
+/// A verdict its own evidence refutes: its checker is slashed `spot_check_slash` and
+/// counted as having missed the assignment; the check goes to another checker.
+fn refuted(
+    overlay: &mut Overlay<'_>,
+    now: BlockNumber,
+    validators: &[(AccountId, Balance)],
+    (id, mut check): (Hash, PendingCheck),
+    verdict: SpotCheckVerdict,
+    distance_ppm: u32,
+) -> Result<()> {
+    let checker = check.checker.clone();
+    let amount = params(overlay)?.spot_check_slash;
+    let slashed = balances::slash_bonded(overlay, &checker, amount)?;
+    if slashed > 0 {
+        overlay.deposit_event(Event::Slashed {
+            who: checker.clone(),
+            amount: slashed,
+            reason: SlashReason::RefutedVerdict { receipt: id },
+        });
+    }
+    overlay.deposit_event(Event::SpotCheckVerdictRefuted {
+        id,
+        checker: checker.clone(),
+        verdict,
+        distance_ppm,
+    });
+    check.missed.push(checker);
+    if check.missed.len() > MISSED_KEPT {
+        check.missed.remove(0);
+    }
+    reassign(overlay, now, validators, id, check, None)
+}
+
+/// What a decided check's outcome rested on: for a `Mismatch`, the agreeing checkers'
+/// recomputed commitments (hashes) and the first one's distance from the worker's.
+fn summary_of(check: &PendingCheck, result: SpotCheckVerdict) -> EvidenceSummary {
+    if result != SpotCheckVerdict::Mismatch || check.recomputed.is_empty() {
+        return EvidenceSummary::None;
+    }
+    let recomputed: Vec<Hash> = check
+        .recomputed
+        .iter()
+        .map(|r| blake2_256(&r.commitment))
+        .collect();
+    EvidenceSummary::Recomputed {
+        recomputed,
+        distance_ppm: check.recomputed[0].distance_ppm,
     }
 }
 
@@ -265,6 +414,7 @@ fn decide(
     id: Hash,
     check: PendingCheck,
     result: SpotCheckVerdict,
+    evidence: EvidenceSummary,
 ) -> Result<()> {
     punish_contradicted(overlay, &id, &check.verdicts, result)?;
     let worker = check.body.worker.clone();
@@ -293,6 +443,7 @@ fn decide(
                 verdict: result,
                 slashed,
                 refunded,
+                evidence,
             });
         }
     }

@@ -87,7 +87,7 @@ pub(crate) fn receipt(
         seq,
         position_start: positions.0,
         position_end: positions.1,
-        commitment: blake2_256(&seq.to_le_bytes()),
+        commitment: blake2_256(&crate::evidence_tests::committed(positions, seq).encode()),
         input_commitment: blake2_256(&[seq as u8; 3]),
         adapter: None,
     };

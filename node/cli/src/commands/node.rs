@@ -45,6 +45,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             max_sessions: args.shard_limits.max_sessions as usize,
             ..Default::default()
         },
+        #[cfg(feature = "fault-injection")]
+        false_mismatch: None,
+        #[cfg(feature = "fault-injection")]
+        fault_omit_receipts: false,
     };
     service::run(config).await
 }
@@ -157,6 +161,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             #[cfg(feature = "fault-injection")]
             never_submit: args.faults.fault_never_submit,
         },
+        #[cfg(feature = "fault-injection")]
+        false_mismatch: args.faults.fault_false_mismatch,
+        #[cfg(feature = "fault-injection")]
+        fault_omit_receipts: args.faults.fault_omit_receipts,
     };
     service::run(config).await
 }

@@ -3,7 +3,7 @@
 use super::Harness;
 use neuroshard_client::finality::Vote;
 use neuroshard_client::sync::{SyncRequest, SyncResponse};
-use neuroshard_inference::commitment::ActivationCommitment;
+use neuroshard_inference::commitment::{ActivationCommitment, PositionTopK};
 use neuroshard_inference::messages::{
     Activations, HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType, WorkRequest,
 };
@@ -13,13 +13,13 @@ use neuroshard_network::{NetworkKeypair, PeerId, ProviderInfo, ProviderRecord};
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::{
     slot_lottery, AccountId, BalancesCall, Block, Call, Era, GradientReceipt, GradientReceiptBody,
-    Hash, Keypair, LayerRange, PonwCall, Receipt, ReceiptBody, SignedExtrinsic, SigningContext,
-    StakingCall, UNIT,
+    Hash, Keypair, LayerRange, MaterialStatement, PonwCall, Receipt, ReceiptBody, Recomputation,
+    SignedExtrinsic, SignedStatement, SigningContext, SpotCheckEvidence, StakingCall, UNIT,
 };
 use neuroshard_serving::payments::PaymentLedger;
 use neuroshard_serving::protocol::{
-    BillingTerms, InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall,
-    TrainingReply, VerificationCall, VerificationReply,
+    BillingTerms, InferenceCall, InferenceReply, ShardCall, ShardReply, SignedMaterial,
+    TrainingCall, TrainingReply, VerificationCall, VerificationReply,
 };
 use neuroshard_serving::server::ShardServer;
 use neuroshard_trainer::board::TrainingBoard;
@@ -58,6 +58,30 @@ pub fn receipt_body() -> ReceiptBody {
     }
 }
 
+/// //Bob's signed statement of material for [`receipt_body`] (not what it commits to).
+fn sample_statement() -> SignedStatement {
+    MaterialStatement::of(receipt_body().id(), Hash::repeat_byte(6), &[1, 2, 3])
+        .sign(&pair("//Bob"))
+}
+
+/// A `Mismatch`'s evidence: a statement, a committed and a recomputed commitment.
+fn sample_evidence() -> SpotCheckEvidence {
+    let c = |norm: f32| {
+        let per: Vec<PositionTopK> = (0..32)
+            .map(|_| PositionTopK {
+                norm,
+                top: vec![(0, norm), (1, 1.0), (2, 0.5), (3, 0.25)],
+            })
+            .collect();
+        ActivationCommitment::from_positions(0, &per).encode()
+    };
+    SpotCheckEvidence::Recomputed(Recomputation {
+        statement: sample_statement(),
+        claimed: c(2.0),
+        recomputed: c(4.0),
+    })
+}
+
 pub fn receipts() -> Vec<Vec<u8>> {
     vec![Receipt::sign(receipt_body(), &pair("//Bob"), &pair("//Dave")).encode()]
 }
@@ -81,6 +105,12 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
         Call::Ponw(PonwCall::SubmitSpotCheck {
             receipt: receipt_body().id(),
             verdict: neuroshard_primitives::SpotCheckVerdict::Mismatch,
+            evidence: sample_evidence(),
+        }),
+        Call::Ponw(PonwCall::SubmitSpotCheck {
+            receipt: receipt_body().id(),
+            verdict: neuroshard_primitives::SpotCheckVerdict::Mismatch,
+            evidence: SpotCheckEvidence::Disowned(sample_statement()),
         }),
         Call::Ponw(PonwCall::DeregisterWorker),
         Call::Ponw(PonwCall::Heartbeat {
@@ -371,9 +401,11 @@ pub fn shard_calls() -> Vec<Vec<u8>> {
         }
         .into(),
         VerificationCall::Material {
-            model: TINY_MODEL,
-            layers: layers(0, 3),
-            work: Hash::repeat_byte(3),
+            body: ReceiptBody {
+                model: TINY_MODEL,
+                layers: layers(0, 3),
+                ..receipt_body()
+            },
         }
         .into(),
         TrainingCall::Gradient {
@@ -407,10 +439,14 @@ pub fn shard_replies(server: &ShardServer) -> Vec<Vec<u8>> {
         .collect();
     replies.push(ShardReply::Error("unknown shard".into()).encode());
     replies.push(
-        ShardReply::Verification(VerificationReply::Material(Some(SpotCheckMaterial {
-            inputs: InputLog::Tokens(vec![1, 2, 3]),
-            commitment: vec![1, 0, 0, 0, 0, 3, 0, 0, 0, 0],
-        })))
+        ShardReply::Verification(VerificationReply::Material(Some(SignedMaterial::sign(
+            receipt_body().id(),
+            SpotCheckMaterial {
+                inputs: InputLog::Tokens(vec![1, 2, 3]),
+                commitment: vec![1, 0, 0, 0, 0, 3, 0, 0, 0, 0],
+            },
+            &pair("//Bob"),
+        ))))
         .encode(),
     );
     replies
@@ -430,8 +466,10 @@ pub fn consume_reply(reply: &ShardReply) {
             let _ = ActivationCommitment::decode(commitment);
         }
         ShardReply::Verification(VerificationReply::Material(Some(m))) => {
-            let _ = m.inputs.digest(m.inputs.len());
-            let _ = ActivationCommitment::decode(&m.commitment);
+            // What a checker does before it uses the material.
+            let _ = m.is_signed_by(receipt_body().id(), &receipt_body().worker);
+            let _ = m.material.inputs.digest(m.material.inputs.len());
+            let _ = ActivationCommitment::decode(&m.material.commitment);
         }
         ShardReply::Training(TrainingReply::Gradient(Some((receipt, payload)))) => {
             // What a holder checks before it keeps a fetched pseudo-gradient.
