@@ -270,6 +270,16 @@ pub struct FaultArgs {
     /// but never submit them (providers must submit them themselves).
     #[arg(long, hide = true)]
     pub fault_never_submit: bool,
+    /// Fault injection for tests: compute nothing for peers; relay every forward call
+    /// (liveness probes included) to a provider of the same layers bound to ACCOUNT (an
+    /// SS58 address), as an ordinary client session, and return its answer as this
+    /// node's own (a relayer earning uptime on another machine's compute).
+    #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
+    pub fault_relay_probes: Option<String>,
+    /// Fault injection for tests: compute other accounts' capacity probes too (the
+    /// machine behind relaying accounts, which honest providers refuse to be).
+    #[arg(long, hide = true, requires = "shards")]
+    pub fault_answer_foreign_probes: bool,
 }
 
 #[derive(Debug, Subcommand)]

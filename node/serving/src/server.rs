@@ -7,6 +7,7 @@
 
 use crate::billing;
 use crate::payments::PaymentLedger;
+use crate::probe_guard::ForeignProbes;
 use crate::protocol::{
     InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
     VerificationCall, VerificationReply,
@@ -61,6 +62,8 @@ pub struct ShardServer {
     training: Arc<dyn TrainingService>,
     /// Who paid for what (`None`: sessions are served for free, as by a bench's server).
     payments: Option<Arc<PaymentLedger>>,
+    /// Refuses other accounts' capacity probes (`None`: no chain to know them from).
+    foreign_probes: Option<Arc<ForeignProbes>>,
 }
 
 impl ShardServer {
@@ -72,7 +75,14 @@ impl ShardServer {
             stats: Mutex::new(ServeStats::default()),
             training,
             payments: None,
+            foreign_probes: None,
         }
+    }
+
+    /// The server refusing to compute other accounts' capacity probes.
+    pub fn with_probe_guard(mut self, guard: Arc<ForeignProbes>) -> Self {
+        self.foreign_probes = Some(guard);
+        self
     }
 
     /// The server serving each session only as far as its client pays, into `ledger`.
@@ -142,6 +152,20 @@ impl ShardServer {
         match call {
             InferenceCall::Forward(req) => {
                 let shard = self.shard(&req.model, req.layers)?;
+                if let Some(guard) = &self.foreign_probes {
+                    let dims = {
+                        let w = shard.weights();
+                        let c = w.exec.config();
+                        (c.hidden_size, c.vocab_size)
+                    };
+                    if let Some(owner) = guard.owner_of(&req, dims) {
+                        tracing::info!(%peer, %owner, "refused another account's capacity probe");
+                        return Err(format!(
+                            "refused: this input is the capacity probe of {owner}, which only \
+                             that worker answers"
+                        ));
+                    }
+                }
                 if let Some(ledger) = &self.payments {
                     let positions = req.input.positions();
                     ledger.admit_forward(
@@ -231,6 +255,10 @@ pub struct ShardService {
     /// its liveness probes fail, so it earns no uptime.
     #[cfg(feature = "fault-injection")]
     refuse_forwards: bool,
+    /// Fault injection for tests: relay forward calls to another provider
+    /// ([`crate::relay::ProbeRelay`]).
+    #[cfg(feature = "fault-injection")]
+    relay: crate::relay::ProbeRelay,
 }
 
 impl ShardService {
@@ -241,7 +269,16 @@ impl ShardService {
             server: Arc::default(),
             #[cfg(feature = "fault-injection")]
             refuse_forwards: faults.refuse_forwards,
+            #[cfg(feature = "fault-injection")]
+            relay: crate::relay::ProbeRelay::new(faults.relay_probes.clone()),
         }
+    }
+
+    /// Gives the `relay_probes` fault the network to relay through (no-op otherwise).
+    #[allow(unused_variables)]
+    pub fn attach_network(&self, net: &crate::ShardNetwork) {
+        #[cfg(feature = "fault-injection")]
+        self.relay.attach(net.clone());
     }
 
     /// The reply to a peer that has too many calls running here.
@@ -262,6 +299,10 @@ impl ShardService {
         #[cfg(feature = "fault-injection")]
         if self.refuse_forwards && matches!(call, ShardCall::Inference(InferenceCall::Forward(_))) {
             return Some(ShardReply::Error("busy".into()).encode());
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = self.relay.relay(&call).await {
+            return Some(reply);
         }
         let server = self.server.read().clone();
         let Some(server) = server else {

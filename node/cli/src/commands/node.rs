@@ -150,6 +150,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             never_pay: args.faults.fault_never_pay,
             #[cfg(feature = "fault-injection")]
             never_submit: args.faults.fault_never_submit,
+            #[cfg(feature = "fault-injection")]
+            relay_probes: args
+                .faults
+                .fault_relay_probes
+                .as_deref()
+                .map(crypto::parse_account)
+                .transpose()
+                .context("--fault-relay-probes")?,
+            #[cfg(feature = "fault-injection")]
+            answer_foreign_probes: args.faults.fault_answer_foreign_probes,
         },
     };
     service::run(config).await

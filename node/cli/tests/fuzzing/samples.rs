@@ -89,7 +89,7 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
         }),
         Call::Ponw(PonwCall::ReportLiveness {
             minute: 7,
-            answered: vec![account("//Bob")],
+            answered: vec![(account("//Bob"), 41_000), (account("//Eve"), 0)],
             failed: vec![account("//Charlie"), account("//Dave")],
         }),
         Call::Ponw(PonwCall::BondMore { amount: 3 * UNIT }),
