@@ -280,6 +280,10 @@ pub struct FaultArgs {
     /// machine behind relaying accounts, which honest providers refuse to be).
     #[arg(long, hide = true, requires = "shards")]
     pub fault_answer_foreign_probes: bool,
+    /// Fault injection for tests: delay every reply to a peer's shard call by MS
+    /// milliseconds (a provider behind a slow path; pings are not delayed).
+    #[arg(long, hide = true, value_name = "MS", default_value_t = 0)]
+    pub fault_reply_delay_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,6 +55,10 @@ pub struct ServingOptions {
     /// the accounts relaying to it; see [`ServingOptions::refuses_foreign_probes`]).
     #[cfg(feature = "fault-injection")]
     pub answer_foreign_probes: bool,
+    /// Delay every reply to a peer's shard call by this many milliseconds (a provider
+    /// behind a slow path: the round trip of its calls grows by as much).
+    #[cfg(feature = "fault-injection")]
+    pub reply_delay_ms: u64,
 }
 
 impl Default for ServingOptions {
@@ -76,6 +80,8 @@ impl Default for ServingOptions {
             relay_probes: None,
             #[cfg(feature = "fault-injection")]
             answer_foreign_probes: false,
+            #[cfg(feature = "fault-injection")]
+            reply_delay_ms: 0,
         }
     }
 }

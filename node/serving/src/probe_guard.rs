@@ -1,32 +1,26 @@
-//! A provider computes no other account's capacity probe (issue 21). Every registered
-//! worker's probe input of the current minute is public (the minute's seed and the
-//! account, see `ponw::probe_of`), so a relayer that forwards its own probe to an honest
-//! provider as an ordinary session is recognised and refused
-//! ([`neuroshard_inference::probe_guard`]), whichever peer id it uses: its minute is not
-//! credited, and the honest provider's capacity is not spent on it. The fingerprints
-//! are rebuilt once per minute.
+//! Which capacity probes a provider runs (issue 21). A probe costs the provider a whole
+//! window of its compute (`neuroshard_inference::probe_window`), so it runs one only when
+//! - it names this node's own account: another account's probe is refused, so a relayer
+//!   that forwards its probes to an honest provider earns nothing on its compute (the
+//!   jobs' inputs come from the probed account's seed, so computing them under another
+//!   name proves nothing for that name either), and
+//! - it is signed by the validator the chain drew to probe this account in the current
+//!   minute (`ponw::prober_of`), and this node has not run one for that minute yet: no
+//!   peer can make it spend more than one window a minute.
 
+use crate::protocol::CapacityProbe;
 use neuroshard_client::Client;
-use neuroshard_inference::messages::ShardRequest;
-use neuroshard_inference::probe_guard::ProbeFingerprint;
-use neuroshard_primitives::{AccountId, Hash, LayerRange};
-use neuroshard_runtime::ponw;
+use neuroshard_primitives::{crypto, AccountId};
+use neuroshard_runtime::{ponw, Runtime};
 use parking_lot::Mutex;
 use std::sync::Arc;
-
-/// The minute's probe fingerprints of every worker but this node's.
-#[derive(Default)]
-struct Minute {
-    seed: Option<Hash>,
-    positions: u32,
-    probes: Vec<(AccountId, LayerRange, ProbeFingerprint)>,
-}
 
 /// See the module docs.
 pub struct ForeignProbes {
     chain: Arc<Client>,
     me: AccountId,
-    minute: Mutex<Minute>,
+    /// The last minute a probe was run for.
+    last_run: Mutex<Option<u64>>,
 }
 
 impl ForeignProbes {
@@ -34,58 +28,44 @@ impl ForeignProbes {
         Self {
             chain,
             me,
-            minute: Mutex::default(),
+            last_run: Mutex::new(None),
         }
     }
 
-    /// The other account whose probe input of the current minute `req` carries, if any
-    /// (`dims`: the model's hidden size and vocabulary). Chain read failures let the
-    /// request through.
-    pub fn owner_of(&self, req: &ShardRequest, dims: (usize, usize)) -> Option<AccountId> {
-        let (seed, positions) = self
+    /// Whether to run `probe` now; the error says why not.
+    pub fn admit(&self, probe: &CapacityProbe) -> Result<(), String> {
+        if probe.worker != self.me {
+            return Err(format!(
+                "refused another account's capacity probe: it probes {}, which only that \
+                 worker answers",
+                probe.worker
+            ));
+        }
+        if !crypto::verify(&probe.signature, &probe.signed_bytes(), &probe.prober) {
+            return Err("the capacity probe's signature is not its prober's".into());
+        }
+        let drawn = self
             .chain
             .with_best_state(|state, _| {
-                anyhow::Ok((
-                    ponw::MINUTE_SEED.get(state)?.map(|(_, s)| s),
-                    ponw::params(state)?.probe.positions,
-                ))
+                let validators = Runtime::validators(state)?;
+                let Some((minute, seed)) = ponw::MINUTE_SEED.get(state)? else {
+                    return anyhow::Ok(false);
+                };
+                Ok(minute == probe.minute
+                    && ponw::prober_of(&seed, &self.me, &validators) == Some(&probe.prober))
             })
-            .ok()?;
-        let seed = seed?;
-        if req.start_pos >= positions {
-            return None;
+            .map_err(|e| format!("cannot read the chain: {e:#}"))?;
+        if !drawn {
+            return Err("the capacity probe's sender is not this minute's drawn prober".into());
         }
-        let mut minute = self.minute.lock();
-        if minute.seed != Some(seed) || minute.positions != positions {
-            *minute = self.fingerprints(seed, positions, dims)?;
+        let mut last = self.last_run.lock();
+        if *last >= Some(probe.minute) {
+            return Err(format!(
+                "a capacity probe already ran in minute {}",
+                probe.minute
+            ));
         }
-        minute
-            .probes
-            .iter()
-            .find(|(_, layers, fp)| {
-                layers.start == req.layers.start && fp.matches(req.start_pos, &req.input)
-            })
-            .map(|(who, ..)| who.clone())
-    }
-
-    fn fingerprints(&self, seed: Hash, positions: u32, dims: (usize, usize)) -> Option<Minute> {
-        let workers = self
-            .chain
-            .with_best_state(|state, _| ponw::WORKERS.entries(state))
-            .ok()?;
-        let probes = workers
-            .into_iter()
-            .filter(|(who, _)| *who != self.me)
-            .filter_map(|(who, info)| {
-                let (layers, input_seed) = ponw::probe_of(&seed, &who, &info)?;
-                let fp = ProbeFingerprint::new(&input_seed, layers, dims, positions as usize);
-                Some((who, layers, fp))
-            })
-            .collect();
-        Some(Minute {
-            seed: Some(seed),
-            positions,
-            probes,
-        })
+        *last = Some(probe.minute);
+        Ok(())
     }
 }

@@ -45,6 +45,7 @@ impl ProbeRelay {
         let layers = match call {
             ShardCall::Inference(InferenceCall::Forward(req)) => req.layers,
             ShardCall::Inference(InferenceCall::EndSession { layers, .. }) => *layers,
+            ShardCall::Inference(InferenceCall::CapacityProbe(p)) => p.layers,
             _ => return None,
         };
         let Some(net) = self.net.read().clone() else {

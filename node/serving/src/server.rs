@@ -9,10 +9,12 @@ use crate::billing;
 use crate::payments::PaymentLedger;
 use crate::probe_guard::ForeignProbes;
 use crate::protocol::{
-    InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall, TrainingReply,
-    VerificationCall, VerificationReply,
+    CapacityProbe, InferenceCall, InferenceReply, ShardCall, ShardReply, TrainingCall,
+    TrainingReply, VerificationCall, VerificationReply,
 };
 use neuroshard_inference::messages::ShardOutput;
+use neuroshard_inference::probe::MAX_PROBE_POSITIONS;
+use neuroshard_inference::probe_window::run_window;
 use neuroshard_inference::shard::Shard;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{Hash, Keypair, LayerRange, SessionId};
@@ -21,6 +23,9 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Longest capacity-probe window a provider runs (the report must land in the minute).
+const MAX_PROBE_WINDOW_MS: u64 = 10_000;
 
 /// Answers Proof-of-Training calls (the node's training board).
 pub trait TrainingService: Send + Sync {
@@ -62,7 +67,8 @@ pub struct ShardServer {
     training: Arc<dyn TrainingService>,
     /// Who paid for what (`None`: sessions are served for free, as by a bench's server).
     payments: Option<Arc<PaymentLedger>>,
-    /// Refuses other accounts' capacity probes (`None`: no chain to know them from).
+    /// Admits capacity probes (`None`: runs every one, as a bench's server or the
+    /// `answer_foreign_probes` fault does).
     foreign_probes: Option<Arc<ForeignProbes>>,
 }
 
@@ -152,20 +158,6 @@ impl ShardServer {
         match call {
             InferenceCall::Forward(req) => {
                 let shard = self.shard(&req.model, req.layers)?;
-                if let Some(guard) = &self.foreign_probes {
-                    let dims = {
-                        let w = shard.weights();
-                        let c = w.exec.config();
-                        (c.hidden_size, c.vocab_size)
-                    };
-                    if let Some(owner) = guard.owner_of(&req, dims) {
-                        tracing::info!(%peer, %owner, "refused another account's capacity probe");
-                        return Err(format!(
-                            "refused: this input is the capacity probe of {owner}, which only \
-                             that worker answers"
-                        ));
-                    }
-                }
                 if let Some(ledger) = &self.payments {
                     let positions = req.input.positions();
                     ledger.admit_forward(
@@ -192,6 +184,7 @@ impl ShardServer {
                 }
                 Ok(InferenceReply::Forward(reply))
             }
+            InferenceCall::CapacityProbe(probe) => self.capacity_probe(peer, &probe),
             InferenceCall::Receipt {
                 model,
                 layers,
@@ -232,6 +225,33 @@ impl ShardServer {
         }
     }
 
+    /// Runs a capacity probe's window (when admitted, see [`crate::probe_guard`]) and
+    /// answers with the jobs finished in it.
+    fn capacity_probe(
+        &self,
+        peer: PeerId,
+        probe: &CapacityProbe,
+    ) -> Result<InferenceReply, String> {
+        let shard = self.shard(&probe.model, probe.layers)?;
+        if let Some(guard) = &self.foreign_probes {
+            if let Err(why) = guard.admit(probe) {
+                tracing::info!(%peer, worker = %probe.worker, minute = probe.minute, "{why}");
+                return Err(why);
+            }
+        }
+        let window = Duration::from_millis(u64::from(probe.window_ms).min(MAX_PROBE_WINDOW_MS));
+        let positions = (probe.positions as usize).clamp(1, MAX_PROBE_POSITIONS);
+        let weights = shard.weights();
+        let seed = (&probe.input_seed, &probe.nonce);
+        let jobs = run_window(&weights.exec, seed, positions, window);
+        tracing::info!(
+            minute = probe.minute,
+            jobs = jobs.len(),
+            "capacity probe answered"
+        );
+        Ok(InferenceReply::CapacityProbe(jobs))
+    }
+
     fn answer_verification(&self, call: VerificationCall) -> Result<VerificationReply, String> {
         match call {
             VerificationCall::Material {
@@ -259,6 +279,9 @@ pub struct ShardService {
     /// ([`crate::relay::ProbeRelay`]).
     #[cfg(feature = "fault-injection")]
     relay: crate::relay::ProbeRelay,
+    /// Fault injection for tests: milliseconds every reply is held back.
+    #[cfg(feature = "fault-injection")]
+    reply_delay: Duration,
 }
 
 impl ShardService {
@@ -271,6 +294,8 @@ impl ShardService {
             refuse_forwards: faults.refuse_forwards,
             #[cfg(feature = "fault-injection")]
             relay: crate::relay::ProbeRelay::new(faults.relay_probes.clone()),
+            #[cfg(feature = "fault-injection")]
+            reply_delay: Duration::from_millis(faults.reply_delay_ms),
         }
     }
 
@@ -308,8 +333,11 @@ impl ShardService {
         let Some(server) = server else {
             return Some(ShardReply::Error("this node serves no shards (yet)".into()).encode());
         };
-        tokio::task::spawn_blocking(move || server.answer(peer, call).encode())
+        let reply = tokio::task::spawn_blocking(move || server.answer(peer, call).encode())
             .await
-            .ok()
+            .ok();
+        #[cfg(feature = "fault-injection")]
+        tokio::time::sleep(self.reply_delay).await;
+        reply
     }
 }

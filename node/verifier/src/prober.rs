@@ -1,44 +1,49 @@
 //! The validator's capacity prober: the serving half of every worker's minute of uptime
 //! (see `ponw::liveness`). Each minute the chain draws, per registered worker, the
 //! validator that probes it, one of its announced shards and an input seed. This node
-//! prepares the probes of the workers drawn to it (the chain's `probe.positions`,
-//! prefill-sized, positions 0.. of a fresh session, as any client would send), then fires
-//! them all at the minute's probe instant (`ponw::probe_instant_ms`, the same for every
-//! validator and worker) and times each answer. The time less the worker's path round
-//! trip (its last libp2p ping, at most [`MAX_RTT_ALLOWANCE`], so delaying pings buys
-//! little) gives the throughput the worker proved, in layer-positions per second; an
-//! answer later than its deadline (the worker's advertised throughput, at least
-//! [`floor_throughput`], plus the round trip and `probe.deadline_slack_ms`) fails.
+//! prepares the probes of the workers drawn to it (signed, each with a fresh nonce) and
+//! fires them all at the minute's probe instant (`ponw::probe_instant_ms`, the same for
+//! every validator and worker). A worker runs as many prefill-sized jobs
+//! (`probe.positions`) as it can in the chain's `probe.window_ms`
+//! (`neuroshard_inference::probe_window`) and answers with their commitments; it proves
+//! the jobs' layer-positions over the window, per second. The answer must arrive within
+//! the window plus the jobs in flight at its end at the worker's advertised throughput (at least
+//! [`floor_throughput`]), its path's round trip (its last libp2p ping, at most
+//! [`MAX_RTT_ALLOWANCE`]) and `probe.deadline_slack_ms`: a worker behind a slow path
+//! does as much work in the window as a near one, so it earns as much.
 //!
-//! Only a sample of the answers (`probe.sample_permill`, drawn by this node after the
-//! answer is in, so the worker cannot know which) is re-run and compared with the spot
-//! checks' tolerance (`neuroshard_inference::probe`); the others are checked for shape.
-//! A worker that refuses, cannot be reached, is late or answers a sampled probe wrong is
-//! reported as failed and earns nothing for the minute. One `report_liveness` per minute
-//! carries every answered worker with its throughput.
+//! A sample of each answer's jobs (`probe.sample_permill`, at least [`MIN_SAMPLES`],
+//! drawn by this node after the answer is in) is re-run and compared with the spot
+//! checks' tolerance. A worker that refuses, cannot be reached, is late or answers a
+//! sampled job wrong is reported as failed and earns nothing for the minute. One
+//! `report_liveness` per minute carries every answered worker with its throughput.
 //!
 //! A worker that is this node itself (a sole validator, as in `dev` mode) is probed
 //! through its own shard.
 
 use crate::spot_checker::SpotChecker;
 use neuroshard_client::hex_hash;
-use neuroshard_inference::messages::{ShardInput, ShardOutput, ShardRequest};
-use neuroshard_inference::probe::{check_probe, probe_input_for, probe_request};
+use neuroshard_inference::commitment::ActivationCommitment;
+use neuroshard_inference::probe_window::{expected_commitment, run_window, MAX_JOBS, STREAMS};
 use neuroshard_inference::shard::ServedWeights;
-use neuroshard_inference::spot_check::CheckOutcome;
 use neuroshard_network::PeerId;
-use neuroshard_primitives::{AccountId, Call, Hash, PonwCall, SessionId};
+use neuroshard_primitives::{crypto, AccountId, Call, Hash, PonwCall};
 use neuroshard_runtime::ponw::{self, ProbeParams};
 use neuroshard_runtime::{training, Runtime};
-use neuroshard_serving::protocol::{ask, InferenceCall, InferenceReply, ShardReply};
+use neuroshard_serving::protocol::{ask, CapacityProbe, InferenceCall, InferenceReply, ShardReply};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+/// Fewest jobs of an answer re-run: with two, claiming jobs not done never pays in
+/// expectation (see docs/PONW-SECURITY.md, issue 21).
+const MIN_SAMPLES: u64 = 2;
 /// Most of a worker's round trip taken off its answer's time.
 pub const MAX_RTT_ALLOWANCE: Duration = Duration::from_secs(1);
+/// How late after the minute's probe instant a probe may still fire.
+const MAX_LATE_MS: u64 = 1_000;
 /// Longest deadline of a probe (the report must still land in the minute).
 const MAX_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -52,13 +57,14 @@ pub fn floor_throughput(p: &ProbeParams) -> u64 {
 struct Prepared {
     task: ponw::ProbeTask,
     exec: Arc<ServedWeights>,
-    input: ShardInput,
-    request: ShardRequest,
+    probe: CapacityProbe,
     /// The worker's peers and the round trip allowed for them.
     peers: Vec<PeerId>,
-    rtt: Duration,
     deadline: Duration,
 }
+
+/// A worker's answer: the jobs it finished in the window, (job, encoded commitment).
+type Jobs = Vec<(u32, Vec<u8>)>;
 
 /// Runs until `shutdown` turns true.
 pub async fn run(checker: Arc<SpotChecker>, mut shutdown: watch::Receiver<bool>) {
@@ -95,7 +101,16 @@ pub async fn run(checker: Arc<SpotChecker>, mut shutdown: watch::Receiver<bool>)
                 }
             }
         }
-        if !wait_until(fires_at, &mut shutdown).await {
+        if now_ms() > fires_at + MAX_LATE_MS {
+            // Probing these now would give each a window of its own: a machine's accounts
+            // must share one. They are probed from the next minute on.
+            info!(
+                minute,
+                late = ready.len(),
+                "the probe instant has passed; not probing"
+            );
+            ready.clear();
+        } else if !wait_until(fires_at, &mut shutdown).await {
             return;
         }
         for (worker, outcome) in fire_all(&checker, ready, &params).await {
@@ -107,7 +122,9 @@ pub async fn run(checker: Arc<SpotChecker>, mut shutdown: watch::Receiver<bool>)
                 }
             }
         }
-        submit(&checker, minute, answered, failed);
+        if !answered.is_empty() || !failed.is_empty() {
+            submit(&checker, minute, answered, failed);
+        }
     }
 }
 
@@ -133,12 +150,16 @@ fn submit(
     }
 }
 
+/// Unix milliseconds now.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Sleeps until Unix millisecond `at`; false on shutdown.
 async fn wait_until(at: u64, shutdown: &mut watch::Receiver<bool>) -> bool {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let wait = Duration::from_millis(at.saturating_sub(now));
+    let wait = Duration::from_millis(at.saturating_sub(now_ms()));
     tokio::select! {
         _ = tokio::time::sleep(wait) => true,
         _ = shutdown.changed() => false,
@@ -168,8 +189,8 @@ fn due_tasks(
     })
 }
 
-/// Builds one probe (input, request, the executor to check it with, the worker's peers,
-/// round trip and deadline) before the instant, so firing costs nothing more.
+/// Builds one probe (signed, with the executor to check it with, the worker's peers and
+/// the deadline) before the instant, so firing costs nothing more.
 async fn prepare(
     checker: &Arc<SpotChecker>,
     task: ponw::ProbeTask,
@@ -184,11 +205,6 @@ async fn prepare(
     let exec = checker
         .executor(task.layers, adapter, snapshot.as_ref())
         .map_err(|e| format!("this node cannot run the layers: {e:#}"))?;
-    let input = probe_input_for(&exec.exec, &task.input_seed, task.positions as usize)
-        .map_err(|e| e.to_string())?;
-    let session: SessionId = rand::random();
-    let request = probe_request(ctx.model, session, task.layers, input.clone());
-    let work = u64::from(task.positions) * u64::from(task.layers.len());
     let (peers, rtt, advertised) = if task.worker == *checker.account() {
         (Vec::new(), Duration::ZERO, 0)
     } else {
@@ -196,24 +212,48 @@ async fn prepare(
             .route_to(&task.worker, task.layers)
             .map_err(|e| format!("{e:#}"))?
     };
-    let rtt = rtt.min(MAX_RTT_ALLOWANCE);
-    let speed = advertised.max(floor_throughput(params));
-    let compute = Duration::from_millis(work.saturating_mul(1000) / speed);
-    let slack = Duration::from_millis(u64::from(params.deadline_slack_ms));
-    let deadline = (compute + rtt + slack).min(MAX_DEADLINE);
+    let mut probe = CapacityProbe {
+        model: ctx.model,
+        layers: task.layers,
+        minute: task.minute,
+        worker: task.worker.clone(),
+        input_seed: task.input_seed,
+        nonce: Hash::from(rand::random::<[u8; 32]>()),
+        positions: task.positions,
+        window_ms: params.window_ms,
+        prober: checker.account().clone(),
+        signature: neuroshard_primitives::Signature::from_raw([0; 64]),
+    };
+    probe.signature = crypto::sign(&ctx.key, &probe.signed_bytes());
     Ok(Prepared {
+        deadline: deadline(params, &task, advertised, rtt),
         task,
         exec,
-        input,
-        request,
+        probe,
         peers,
-        rtt,
-        deadline,
     })
 }
 
-/// Fires every prepared probe at once; then checks the answers (a sample re-run) and
-/// returns each worker's proven throughput or why it failed.
+/// When a worker's answer must be in, from the instant: the window, the jobs it has in
+/// flight at the window's end ([`STREAMS`]) at its advertised throughput (at least [`floor_throughput`]), its path's round trip (at
+/// most [`MAX_RTT_ALLOWANCE`]) and the chain's slack.
+fn deadline(
+    params: &ProbeParams,
+    task: &ponw::ProbeTask,
+    advertised: u64,
+    rtt: Duration,
+) -> Duration {
+    let job = u64::from(task.positions) * u64::from(task.layers.len()) * STREAMS as u64;
+    let speed = advertised.max(floor_throughput(params));
+    let ms = u64::from(params.window_ms)
+        + job.saturating_mul(1000) / speed
+        + rtt.min(MAX_RTT_ALLOWANCE).as_millis() as u64
+        + u64::from(params.deadline_slack_ms);
+    Duration::from_millis(ms).min(MAX_DEADLINE)
+}
+
+/// Fires every prepared probe at once; then checks the answers (a sample of each
+/// answer's jobs re-run) and returns each worker's proven throughput or why it failed.
 async fn fire_all(
     checker: &Arc<SpotChecker>,
     ready: Vec<Prepared>,
@@ -221,25 +261,24 @@ async fn fire_all(
 ) -> Vec<(AccountId, Result<u64, String>)> {
     let mut running = tokio::task::JoinSet::new();
     for (i, p) in ready.iter().enumerate() {
-        let (checker, request, peers, deadline) = (
+        let (checker, probe, peers, deadline) = (
             checker.clone(),
-            p.request.clone(),
+            p.probe.clone(),
             p.peers.clone(),
             p.deadline,
         );
         let own = p.task.worker == *checker.account();
-        let layers = p.task.layers;
         running.spawn(async move {
             let started = Instant::now();
             let answer = if own {
-                local_answer(&checker, layers, request).await
+                local_answer(&checker, probe).await
             } else {
-                remote_answer(&checker, &peers, request, deadline).await
+                remote_answer(&checker, &peers, probe, deadline).await
             };
-            (i, answer.map(|out| (out, started.elapsed())))
+            (i, answer.map(|jobs| (jobs, started.elapsed())))
         });
     }
-    let mut answers: Vec<Option<Result<(ShardOutput, Duration), String>>> =
+    let mut answers: Vec<Option<Result<(Jobs, Duration), String>>> =
         ready.iter().map(|_| None).collect();
     while let Some(joined) = running.join_next().await {
         if let Ok((i, answer)) = joined {
@@ -250,7 +289,7 @@ async fn fire_all(
     for (p, answer) in ready.into_iter().zip(answers) {
         let worker = p.task.worker.clone();
         let outcome = match answer.unwrap_or_else(|| Err("the probe task failed".into())) {
-            Ok((output, took)) => judge(p, output, took, params).await,
+            Ok((jobs, took)) => judge(p, jobs, took, params).await,
             Err(why) => Err(why),
         };
         out.push((worker, outcome));
@@ -258,10 +297,11 @@ async fn fire_all(
     out
 }
 
-/// The throughput an answer proves, once it is in time and (when sampled) right.
+/// The throughput an answer proves (its jobs' layer-positions over the window), once it
+/// is in time, well formed and its sampled jobs are right.
 async fn judge(
     p: Prepared,
-    output: ShardOutput,
+    jobs: Jobs,
     took: Duration,
     params: &ProbeParams,
 ) -> Result<u64, String> {
@@ -272,92 +312,93 @@ async fn judge(
             p.deadline.as_millis()
         ));
     }
-    let work = u128::from(p.task.positions) * u128::from(p.task.layers.len());
-    let net = took.saturating_sub(p.rtt).max(Duration::from_millis(1));
-    let throughput = (work * 1_000_000 / net.as_micros().max(1)) as u64;
-    let sampled = rand::random::<u32>() % 1_000_000 < params.sample_permill;
-    let Prepared { exec, input, .. } = p;
-    let verdict = if sampled {
-        tokio::task::spawn_blocking(move || check_probe(&exec.exec, &input, &output))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("this node could not re-run the probe: {e}"))?
-    } else if well_formed(&output, input.positions(), exec.exec.weights().is_last()) {
-        CheckOutcome::Match
-    } else {
-        CheckOutcome::Mismatch("the answer has the wrong shape".into())
-    };
-    match verdict {
-        CheckOutcome::Match => {
-            debug!(throughput, sampled, "capacity probe passed");
-            Ok(throughput)
-        }
-        CheckOutcome::Mismatch(why) => Err(why),
+    let ordered = jobs.windows(2).all(|w| w[0].0 < w[1].0);
+    if jobs.is_empty() || !ordered || jobs.len() > MAX_JOBS {
+        return Err(format!("{} jobs, not a valid answer", jobs.len()));
     }
+    let work = jobs.len() as u128 * u128::from(p.task.positions) * u128::from(p.task.layers.len());
+    let throughput = (work * 1000 / u128::from(params.window_ms.max(1))) as u64;
+    let wanted = (jobs.len() as u64 * u64::from(params.sample_permill)).div_ceil(1_000_000);
+    let mut picks: Vec<usize> = (0..jobs.len()).collect();
+    rand::seq::SliceRandom::shuffle(&mut picks[..], &mut rand::thread_rng());
+    picks.truncate((wanted.max(MIN_SAMPLES) as usize).min(jobs.len()));
+    let sampled: Vec<(u32, Vec<u8>)> = picks.iter().map(|&i| jobs[i].clone()).collect();
+    let (exec, probe) = (p.exec, p.probe);
+    let verdict = tokio::task::spawn_blocking(move || check_jobs(&exec, &probe, &sampled))
+        .await
+        .map_err(|e| e.to_string())?;
+    verdict?;
+    debug!(throughput, jobs = jobs.len(), "capacity probe passed");
+    Ok(throughput)
 }
 
-/// Whether `output` is the kind and number of positions the probed shard produces.
-fn well_formed(output: &ShardOutput, positions: u32, last: bool) -> bool {
-    match (output, last) {
-        (ShardOutput::Logits(a), true) | (ShardOutput::Hidden(a), false) => {
-            a.shape.len() >= 2 && a.shape[a.shape.len() - 2] == positions
+/// Re-runs `sampled` jobs of `probe` and compares them with the worker's commitments.
+fn check_jobs(
+    exec: &ServedWeights,
+    probe: &CapacityProbe,
+    sampled: &[(u32, Vec<u8>)],
+) -> Result<(), String> {
+    for (job, bytes) in sampled {
+        let claimed = ActivationCommitment::decode(bytes)
+            .ok_or_else(|| format!("job {job}'s commitment is malformed"))?;
+        let ours = expected_commitment(
+            &exec.exec,
+            (&probe.input_seed, &probe.nonce),
+            *job,
+            probe.positions as usize,
+        )
+        .map_err(|e| format!("this node could not re-run job {job}: {e}"))?;
+        if !ours.matches(&claimed) {
+            return Err(format!(
+                "job {job} differs from the shard's output on its input"
+            ));
         }
-        _ => false,
     }
+    Ok(())
 }
 
-/// This node's own answer, from its shard of `layers`.
-async fn local_answer(
-    checker: &SpotChecker,
-    layers: neuroshard_primitives::LayerRange,
-    request: ShardRequest,
-) -> Result<ShardOutput, String> {
+/// This node's own answer, from its shard of the probe's layers.
+async fn local_answer(checker: &SpotChecker, probe: CapacityProbe) -> Result<Jobs, String> {
     let shard = checker
-        .local_shard(&layers)
+        .local_shard(&probe.layers)
         .ok_or("this node does not serve the layers it announced")?
         .clone();
-    let session = request.session;
     tokio::task::spawn_blocking(move || {
-        let out = shard.handle(&request).map(|r| r.output);
-        shard.end_session(&session);
-        out
+        let window = Duration::from_millis(u64::from(probe.window_ms));
+        let positions = probe.positions as usize;
+        let weights = shard.weights();
+        run_window(
+            &weights.exec,
+            (&probe.input_seed, &probe.nonce),
+            positions,
+            window,
+        )
     })
     .await
-    .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
 }
 
-/// Sends the probe to the worker's peers (first answer wins, each within `deadline`)
-/// and ends the session afterwards.
+/// Sends the probe to the worker's peers (first answer wins, each within `deadline`).
 async fn remote_answer(
     checker: &SpotChecker,
     peers: &[PeerId],
-    request: ShardRequest,
+    probe: CapacityProbe,
     deadline: Duration,
-) -> Result<ShardOutput, String> {
+) -> Result<Jobs, String> {
     let network = &checker
         .context()
         .net
         .as_ref()
         .ok_or("no network to reach the worker")?
         .network;
-    let end = InferenceCall::EndSession {
-        model: request.model,
-        layers: request.layers,
-        session: request.session,
-    };
-    let call = InferenceCall::Forward(request.clone());
+    let call = InferenceCall::CapacityProbe(probe);
     let mut last = String::from("no peer answered");
     for peer in peers {
         let reply = tokio::time::timeout(deadline, ask(network, *peer, call.clone())).await;
         match reply {
-            Ok(Ok(ShardReply::Inference(InferenceReply::Forward(resp))))
-                if resp.session == request.session && resp.start_pos == 0 =>
-            {
-                let _ = ask(network, *peer, end.clone()).await;
-                return Ok(resp.output);
-            }
-            Ok(Ok(_)) => last = "the reply does not answer the request".into(),
+            Ok(Ok(ShardReply::Inference(InferenceReply::CapacityProbe(jobs)))) => return Ok(jobs),
+            Ok(Ok(ShardReply::Error(e))) => last = e,
+            Ok(Ok(_)) => last = "the reply does not answer the probe".into(),
             Ok(Err(e)) => last = format!("{e:#}"),
             Err(_) => last = format!("no answer within {} ms", deadline.as_millis()),
         }

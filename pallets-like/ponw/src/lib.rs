@@ -142,25 +142,31 @@ pub struct Params {
 )]
 #[serde(default)]
 pub struct ProbeParams {
-    /// Positions in a probe's input: prefill-sized, so that answering K probes at once
-    /// costs about K times one (and at most a provider's `MAX_REQUEST`, 128).
+    /// Positions of each probe job's input: prefill-sized, so that a batch of many
+    /// accounts' jobs costs what the positions cost (at most 128).
     pub positions: u32,
-    /// Time allowed beyond the worker's advertised throughput and its path's round
-    /// trip, in milliseconds.
+    /// The window in which a probed worker runs as many jobs as it can, in
+    /// milliseconds: every probe of a minute covers the same window, so accounts sharing
+    /// a machine share its work in it.
+    pub window_ms: u32,
+    /// Time allowed for the answer beyond the window, one job at the worker's
+    /// advertised throughput and its path's round trip, in milliseconds.
     pub deadline_slack_ms: u32,
-    /// Layer-positions per second that earn a whole minute of uptime (a fast machine's
-    /// figure): a minute is credited `min(1, proven / reference)`.
+    /// Layer-positions per second of probe work that earn a whole minute of uptime (a
+    /// modest machine's figure): a minute is credited `min(1, proven / reference)`.
     pub reference_throughput: u64,
-    /// Share of probe answers the prober re-runs to check them, in millionths.
+    /// Share of an answer's jobs the prober re-runs to check it, in millionths (at
+    /// least two jobs per answer).
     pub sample_permill: u32,
 }
 
 impl Default for ProbeParams {
     fn default() -> Self {
         Self {
-            positions: 96,
-            deadline_slack_ms: 2_000,
-            reference_throughput: 200_000,
+            positions: 32,
+            window_ms: 2_000,
+            deadline_slack_ms: 1_000,
+            reference_throughput: 20_000,
             sample_permill: 50_000,
         }
     }

@@ -3,20 +3,19 @@
 //! - **shows possession** with a heartbeat: the chunk of one of the layers it serves that
 //!   the minute's challenge names for it, with its Merkle path against that layer's chunk
 //!   root (so the challenge is scoped to the layers the worker serves), and
-//! - **serves**: the validator assigned to probe it ([`prober_of`]) sent it a
-//!   prefill-sized shard request (`probe.positions`) on an input drawn from the minute's
-//!   seed and the worker's account, timed the answer, and reported in `report_liveness`
-//!   the throughput it proved (layer-positions per second, net of the path's round trip).
+//! - **serves**: the validator assigned to probe it ([`prober_of`]) sent it a capacity
+//!   probe at the minute's probe instant: prefill-sized jobs (`probe.positions`) on
+//!   inputs drawn from the minute's seed, the worker's account and the prober's nonce,
+//!   as many as it can finish in the window `probe.window_ms`; the prober re-ran a
+//!   sample and reported in `report_liveness` the throughput the finished jobs prove
+//!   (layer-positions per second of the window).
 //!
 //! The minute is credited `min(1, proven / probe.reference_throughput)` of a minute
 //! ([`crate::ProbeParams::credit_permill`]), so uptime pays for serving capacity, not for
 //! accounts: every probe of a minute fires at one wall-clock instant drawn from its seed
-//! ([`probe_instant_ms`]), so K accounts answering from one machine compute their K
-//! probes at once; answered together, each proves about a K-th of the machine (the
-//! reference is a fast machine's figure, so the cap of one minute per account is not
-//! reached by splitting a slower one). Answered one after another they prove up to
-//! H(K) times the machine (the harmonic number): each answer is timed on its own. See
-//! docs/PONW-SECURITY.md (issue 21) for the fixed-window measure that would close it.
+//! ([`probe_instant_ms`]) and covers the same window, so K accounts answering from one
+//! machine share what it computes in that window, whatever order they take turns in;
+//! their credits add up to at most the machine's own (see docs/PONW-SECURITY.md).
 //!
 //! The seed of minute `m` is the parent hash of the first block of `m` (unknown until
 //! shortly before). A node that does not hold the model cannot show the chunk, and one
@@ -112,9 +111,9 @@ pub fn prober_of<'a>(
     (!pool.is_empty()).then(|| pool[draw(b"neuroshard/probe/prober", seed, worker, pool.len())])
 }
 
-/// The shard `who` is probed on in the minute of `seed` and the seed of its probe input
-/// (public: providers use it to recognise another account's probe, see
-/// `neuroshard_inference::probe_guard`); `None` for a worker announcing no shard.
+/// The shard `who` is probed on in the minute of `seed` and the seed of its probe jobs'
+/// inputs (with the prober's nonce, see `neuroshard_inference::probe_window`); `None`
+/// for a worker announcing no shard.
 pub fn probe_of(seed: &Hash, who: &AccountId, info: &WorkerInfo) -> Option<(LayerRange, Hash)> {
     if info.shards.is_empty() {
         return None;

@@ -509,11 +509,9 @@ fn uptime_credit_is_the_proven_throughput_over_the_reference_capped_at_one_minut
     assert_eq!(credit(&state, &bob), (1, 250_000));
 }
 
-/// Issue 21, the credit arithmetic: K accounts on one machine that each prove a K-th of
-/// its throughput (their probes fire at the same instant and are answered together)
-/// earn together at most what the machine earns registered once: <= 1.1x for every
-/// split of a machine below the reference. (Answered one after another they prove more;
-/// see docs/PONW-SECURITY.md.)
+/// Issue 21, the credit arithmetic: K accounts on one machine that split its work in
+/// the shared probe window (any split, here the even one) earn together at most what
+/// the machine earns registered once: <= 1.1x for every machine below the reference.
 #[test]
 fn splitting_one_machine_into_many_accounts_earns_no_more_than_registering_it_once() {
     let p = ProbeParams::default();

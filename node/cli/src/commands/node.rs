@@ -160,6 +160,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .context("--fault-relay-probes")?,
             #[cfg(feature = "fault-injection")]
             answer_foreign_probes: args.faults.fault_answer_foreign_probes,
+            #[cfg(feature = "fault-injection")]
+            reply_delay_ms: args.faults.fault_reply_delay_ms,
         },
     };
     service::run(config).await
