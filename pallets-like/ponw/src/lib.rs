@@ -166,7 +166,7 @@ impl Default for ProbeParams {
             positions: 32,
             window_ms: 2_000,
             deadline_slack_ms: 1_000,
-            reference_throughput: 20_000,
+            reference_throughput: 30_000,
             sample_permill: 50_000,
         }
     }
