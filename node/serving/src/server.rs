@@ -270,8 +270,9 @@ impl ShardServer {
 #[derive(Clone, Default)]
 pub struct ShardService {
     server: Arc<RwLock<Option<Arc<ShardServer>>>>,
-    /// Fault injection for tests: answer every forward call from a peer with an error (a
-    /// freeloader that stays online, holds the model and heartbeats, but serves nobody);
+    /// Fault injection for tests: answer every forward call and capacity probe from a
+    /// peer with an error (a freeloader that stays online, holds the model and
+    /// heartbeats, but serves nobody);
     /// its liveness probes fail, so it earns no uptime.
     #[cfg(feature = "fault-injection")]
     refuse_forwards: bool,
@@ -322,7 +323,12 @@ impl ShardService {
     pub async fn answer(&self, peer: PeerId, data: Vec<u8>) -> Option<Vec<u8>> {
         let call = ShardCall::decode_all(&mut &data[..]).ok()?;
         #[cfg(feature = "fault-injection")]
-        if self.refuse_forwards && matches!(call, ShardCall::Inference(InferenceCall::Forward(_))) {
+        if self.refuse_forwards
+            && matches!(
+                call,
+                ShardCall::Inference(InferenceCall::Forward(_) | InferenceCall::CapacityProbe(_))
+            )
+        {
             return Some(ShardReply::Error("busy".into()).encode());
         }
         #[cfg(feature = "fault-injection")]
