@@ -396,6 +396,13 @@ pub fn shard_replies(server: &ShardServer) -> Vec<Vec<u8>> {
         .collect();
     replies.push(ShardReply::Error("unknown shard".into()).encode());
     replies.push(
+        ShardReply::Inference(InferenceReply::CapacityProbe(vec![
+            (0, vec![1, 0, 0, 0, 0, 3, 0, 0, 0, 0]),
+            (u32::MAX, vec![]),
+        ]))
+        .encode(),
+    );
+    replies.push(
         ShardReply::Verification(VerificationReply::Material(Some(SpotCheckMaterial {
             inputs: InputLog::Tokens(vec![1, 2, 3]),
             commitment: vec![1, 0, 0, 0, 0, 3, 0, 0, 0, 0],
@@ -417,6 +424,12 @@ pub fn consume_reply(reply: &ShardReply) {
         },
         ShardReply::Inference(InferenceReply::Receipt { commitment, .. }) => {
             let _ = ActivationCommitment::decode(commitment);
+        }
+        ShardReply::Inference(InferenceReply::CapacityProbe(jobs)) => {
+            // What a prober does with a sampled job's commitment.
+            for (_, commitment) in jobs {
+                let _ = ActivationCommitment::decode(commitment);
+            }
         }
         ShardReply::Verification(VerificationReply::Material(Some(m))) => {
             let _ = m.inputs.digest(m.inputs.len());
