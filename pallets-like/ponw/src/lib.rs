@@ -164,9 +164,9 @@ impl Default for ProbeParams {
     fn default() -> Self {
         Self {
             positions: 32,
-            window_ms: 2_000,
+            window_ms: 1_000,
             deadline_slack_ms: 1_000,
-            reference_throughput: 30_000,
+            reference_throughput: 13_000,
             sample_permill: 50_000,
         }
     }
