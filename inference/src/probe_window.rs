@@ -33,6 +33,22 @@ pub const STREAMS: usize = 4;
 /// Most jobs one answer may carry (a bound on the answer's size and the prober's work).
 pub const MAX_JOBS: usize = 4096;
 
+/// What is left of the probe window `fires_at_ms .. fires_at_ms + window_ms` at Unix
+/// millisecond `now_ms` (at most the window): every probe of a minute works in the same
+/// wall-clock interval, so a machine's accounts whose probes arrive one after another
+/// (relayed, or queued) do not get windows of their own.
+pub fn window_left(fires_at_ms: u64, window_ms: u32, now_ms: u64) -> Duration {
+    let end = fires_at_ms.saturating_add(u64::from(window_ms));
+    Duration::from_millis(end.saturating_sub(now_ms).min(u64::from(window_ms)))
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The seed of job `job` of a probe: the account's probe seed of the minute, the
 /// prober's nonce and the job's index.
 pub fn job_seed(input_seed: &Hash, nonce: &Hash, job: u32) -> Hash {
@@ -109,6 +125,19 @@ pub fn expected_commitment(
 mod tests {
     use super::*;
     use crate::weights::{ModelSource, ModelWeights, Precision};
+
+    #[test]
+    fn late_probes_get_what_is_left_of_the_shared_window() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            window_left(10_000, 1_000, 9_000),
+            ms(1_000),
+            "early: the window"
+        );
+        assert_eq!(window_left(10_000, 1_000, 10_000), ms(1_000));
+        assert_eq!(window_left(10_000, 1_000, 10_300), ms(700));
+        assert_eq!(window_left(10_000, 1_000, 12_000), ms(0));
+    }
 
     #[test]
     fn finished_jobs_match_their_re_runs_and_other_nonces_do_not() {

@@ -76,6 +76,10 @@ pub struct CapacityProbe {
     /// The prober's fresh random nonce: the jobs' inputs are unknown before the probe.
     pub nonce: Hash,
     pub positions: u32,
+    /// The minute's probe instant (Unix milliseconds, `ponw::probe_instant_ms`): the
+    /// window is `fires_at_ms .. fires_at_ms + window_ms` on the provider's clock, the
+    /// same interval for every probe of the minute however late each arrives.
+    pub fires_at_ms: u64,
     pub window_ms: u32,
     pub prober: AccountId,
     /// `prober`'s signature over [`CapacityProbe::signed_bytes`].
@@ -94,6 +98,7 @@ impl CapacityProbe {
             self.input_seed,
             self.nonce,
             self.positions,
+            self.fires_at_ms,
             self.window_ms,
             &self.prober,
         )

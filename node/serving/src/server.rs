@@ -14,7 +14,7 @@ use crate::protocol::{
 };
 use neuroshard_inference::messages::ShardOutput;
 use neuroshard_inference::probe::MAX_PROBE_POSITIONS;
-use neuroshard_inference::probe_window::run_window;
+use neuroshard_inference::probe_window::{run_window, unix_ms, window_left};
 use neuroshard_inference::shard::Shard;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{Hash, Keypair, LayerRange, SessionId};
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest capacity-probe window a provider runs (the report must land in the minute).
-const MAX_PROBE_WINDOW_MS: u64 = 10_000;
+const MAX_PROBE_WINDOW_MS: u32 = 10_000;
 
 /// Answers Proof-of-Training calls (the node's training board).
 pub trait TrainingService: Send + Sync {
@@ -239,7 +239,8 @@ impl ShardServer {
                 return Err(why);
             }
         }
-        let window = Duration::from_millis(u64::from(probe.window_ms).min(MAX_PROBE_WINDOW_MS));
+        let window_ms = probe.window_ms.min(MAX_PROBE_WINDOW_MS);
+        let window = window_left(probe.fires_at_ms, window_ms, unix_ms());
         let positions = (probe.positions as usize).clamp(1, MAX_PROBE_POSITIONS);
         let weights = shard.weights();
         let seed = (&probe.input_seed, &probe.nonce);

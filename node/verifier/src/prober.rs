@@ -24,7 +24,9 @@
 use crate::spot_checker::SpotChecker;
 use neuroshard_client::hex_hash;
 use neuroshard_inference::commitment::ActivationCommitment;
-use neuroshard_inference::probe_window::{expected_commitment, run_window, MAX_JOBS, STREAMS};
+use neuroshard_inference::probe_window::{
+    expected_commitment, run_window, unix_ms, window_left, MAX_JOBS, STREAMS,
+};
 use neuroshard_inference::shard::ServedWeights;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{crypto, AccountId, Call, Hash, PonwCall};
@@ -220,6 +222,7 @@ async fn prepare(
         input_seed: task.input_seed,
         nonce: Hash::from(rand::random::<[u8; 32]>()),
         positions: task.positions,
+        fires_at_ms: task.fires_at_ms,
         window_ms: params.window_ms,
         prober: checker.account().clone(),
         signature: neuroshard_primitives::Signature::from_raw([0; 64]),
@@ -364,7 +367,7 @@ async fn local_answer(checker: &SpotChecker, probe: CapacityProbe) -> Result<Job
         .ok_or("this node does not serve the layers it announced")?
         .clone();
     tokio::task::spawn_blocking(move || {
-        let window = Duration::from_millis(u64::from(probe.window_ms));
+        let window = window_left(probe.fires_at_ms, probe.window_ms, unix_ms());
         let positions = probe.positions as usize;
         let weights = shard.weights();
         run_window(
