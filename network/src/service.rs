@@ -9,6 +9,7 @@
 
 mod commands;
 mod dht;
+mod nat;
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
 use crate::connmgr::ConnectionManager;
@@ -44,6 +45,10 @@ pub struct NetworkConfig {
     pub transport: Transport,
 }
 
+/// The protocol an AutoNAT v2 server answers test requests on.
+const AUTONAT_DIAL_REQUEST: libp2p::StreamProtocol =
+    libp2p::StreamProtocol::new("/libp2p/autonat/2/dial-request");
+
 /// How often the connection count is checked against the budget (it is also checked
 /// whenever a connection opens).
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
@@ -55,8 +60,12 @@ const EVENT_QUEUE: usize = 4096;
 pub async fn start(
     config: NetworkConfig,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
-    let behaviour = Behaviour::new(&config.keypair, &config.behaviour)?;
-    let mut swarm = transport::swarm(config.keypair.clone(), behaviour, config.transport)?;
+    let key = config.keypair.clone();
+    let mut swarm = transport::swarm(
+        config.keypair.clone(),
+        |relay| Behaviour::new(&key, &config.behaviour, relay),
+        config.transport,
+    )?;
 
     let mut topics = HashMap::new();
     for topic in Topic::ALL {
@@ -117,6 +126,7 @@ pub async fn start(
         closest_queries: HashMap::new(),
         bootstrapped: false,
         keypair: config.keypair.clone(),
+        nat: nat::NatState::new(config.behaviour.nat.clone()),
         #[cfg(feature = "fault-injection")]
         partitioned: HashSet::new(),
     };
@@ -151,6 +161,7 @@ struct EventLoop {
     closest_queries: HashMap<QueryId, (Instant, oneshot::Sender<ClosestPeers>)>,
     bootstrapped: bool,
     keypair: Keypair,
+    nat: nat::NatState,
     /// Peers cut off by fault injection ([`NetworkHandle::set_partitioned`]).
     #[cfg(feature = "fault-injection")]
     partitioned: HashSet<PeerId>,
@@ -163,7 +174,11 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = trim.tick() => self.trim_connections(),
+                _ = trim.tick() => {
+                    self.trim_connections();
+                    self.seek_autonat_server();
+                    self.ensure_reservations();
+                }
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     // Every handle is gone: the node is shutting down.
@@ -266,11 +281,23 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
                 self.on_request_response(Protocol::Sync, event)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatServer(event)) => {
+                self.on_autonat_served(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_server(event),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
             } => {
+                self.on_connection_opened(peer_id, connection_id, &endpoint);
                 self.peers.get_mut(peer_id).connected = true;
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "peer connected");
@@ -279,13 +306,18 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.peers.get_mut(peer_id).connected = false;
-                debug!(peer = %peer_id, "peer disconnected");
-                self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                self.on_connection_gone(peer_id, connection_id);
+                if num_established == 0 {
+                    self.peers.get_mut(peer_id).connected = false;
+                    debug!(peer = %peer_id, "peer disconnected");
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
             }
+            SwarmEvent::ListenerClosed { listener_id, .. } => self.on_listener_closed(listener_id),
             SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
                 self.listen_addrs.push(address);
             }
@@ -300,10 +332,15 @@ impl EventLoop {
         let state = self.peers.get_mut(peer);
         state.agent = Some(info.agent_version.clone());
         state.addrs = info.listen_addrs.clone();
+        state.relay_service = info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME);
+        state.autonat_server = info.protocols.contains(&AUTONAT_DIAL_REQUEST);
         if info.protocol_version != PROTOCOL_VERSION {
             debug!(%peer, version = %info.protocol_version, "peer speaks another protocol version");
             return;
         }
+        self.prefer_quic(peer, &info.listen_addrs);
+        self.seek_autonat_server();
+        self.ensure_reservations();
         for addr in info.listen_addrs {
             self.behaviour().kad.add_address(&peer, addr);
         }
@@ -381,10 +418,16 @@ impl EventLoop {
                     }
                 }
                 if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
-                    let _ = done.send(Err(NetworkError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                    let error = match error {
+                        request_response::OutboundFailure::ConnectionClosed => {
+                            NetworkError::ConnectionLost { peer }
+                        }
+                        other => NetworkError::Request {
+                            peer,
+                            reason: other.to_string(),
+                        },
+                    };
+                    let _ = done.send(Err(error));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

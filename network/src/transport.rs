@@ -1,5 +1,7 @@
-//! The transports the network service runs on. A node talks TCP, authenticated and
-//! encrypted with noise and multiplexed with yamux. Simulations and tests can instead run
+//! The transports the network service runs on. A node talks TCP (authenticated and
+//! encrypted with noise, multiplexed with yamux) and QUIC beside it, and reaches peers
+//! behind NAT through circuit relay v2 (the relay client transport, over either).
+//! Simulations and tests can instead run
 //! many services in one process over libp2p's in-memory transport (`/memory/N`
 //! addresses), multiplexed with yamux as on TCP and authenticated either with noise or
 //! with plaintext's bare key exchange: a memory connection never leaves the process, so
@@ -10,14 +12,14 @@ use crate::behaviour::Behaviour;
 use crate::error::NetworkError;
 use libp2p::core::transport::{Boxed, MemoryTransport};
 use libp2p::core::{muxing::StreamMuxerBox, upgrade, Transport as _};
-use libp2p::{identity::Keypair, noise, plaintext, tcp, yamux, PeerId, Swarm};
+use libp2p::{identity::Keypair, noise, plaintext, relay, tcp, yamux, PeerId, Swarm};
 use std::fmt::Display;
 use std::time::Duration;
 
 /// How the service's connections are carried.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// TCP + noise + yamux: what a node uses.
+    /// TCP + noise + yamux, and QUIC: what a node uses.
     #[default]
     Tcp,
     /// libp2p's in-process memory transport + yamux, for simulations and tests (listen on
@@ -33,10 +35,11 @@ fn setup<E: Display>(what: &'static str) -> impl FnOnce(E) -> NetworkError {
     move |e| NetworkError::Setup(format!("{what}: {e}"))
 }
 
-/// Builds the swarm running `behaviour` over `transport` (not listening yet).
+/// Builds the swarm running the behaviour `make` returns (given the relay client's
+/// behaviour half) over `transport` (not listening yet).
 pub(crate) fn swarm(
     keypair: Keypair,
-    behaviour: Behaviour,
+    make: impl FnOnce(relay::client::Behaviour) -> Result<Behaviour, NetworkError>,
     transport: Transport,
 ) -> Result<Swarm<Behaviour>, NetworkError> {
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair).with_tokio();
@@ -48,14 +51,19 @@ pub(crate) fn swarm(
                 yamux::Config::default,
             )
             .map_err(setup("transport"))?
-            .with_behaviour(|_| behaviour)
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(setup("relay transport"))?
+            .with_behaviour(|_, relay| make(relay).map_err(Box::from))
             .map_err(setup("behaviour"))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
             .build(),
         Transport::Memory { noise } => builder
             .with_other_transport(|key| memory(key, noise))
             .map_err(setup("transport"))?
-            .with_behaviour(|_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(setup("relay transport"))?
+            .with_behaviour(|_, relay| make(relay).map_err(Box::from))
             .map_err(setup("behaviour"))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
             .build(),

@@ -47,7 +47,12 @@ impl EventLoop {
                 self.closest_queries.insert(id, (Instant::now(), done));
             }
             Command::AddAddress { peer, addr } => {
-                self.behaviour().kad.add_address(&peer, addr);
+                // Kademlia's routing table, and every behaviour that dials (request-
+                // response keeps its own address cache: a provider behind NAT is only
+                // reachable at the relayed addresses of its record).
+                self.behaviour().kad.add_address(&peer, addr.clone());
+                self.swarm.add_peer_address(peer, addr.clone());
+                self.peers.get_mut(peer).announce(addr);
             }
             Command::Bootstrap => match self.behaviour().kad.bootstrap() {
                 Ok(_) => self.bootstrapped = true,
@@ -86,9 +91,21 @@ impl EventLoop {
     }
 
     fn request(&mut self, peer: PeerId, protocol: Protocol, data: Vec<u8>, done: ResponseSender) {
+        // Used only if a dial is needed, beside what the behaviours know.
+        let addrs = self
+            .peers
+            .get(&peer)
+            .map(|s| s.announced.clone())
+            .unwrap_or_default();
         let id = match protocol {
-            Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
-            Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
+            Protocol::Activations => self
+                .behaviour()
+                .activations
+                .send_request_with_addresses(&peer, data, addrs),
+            Protocol::Sync => self
+                .behaviour()
+                .sync
+                .send_request_with_addresses(&peer, data, addrs),
         };
         self.requests.insert((protocol, id), (peer, done));
     }
@@ -127,6 +144,8 @@ impl EventLoop {
                 .kbuckets()
                 .map(|b| b.num_entries())
                 .sum(),
+            reachability: self.nat.reachability,
+            relays: self.nat.relays(),
         }
     }
 
