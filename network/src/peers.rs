@@ -8,7 +8,7 @@ use crate::nat::Link;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Score at which a peer is banned.
 pub const BAN_SCORE: i32 = -100;
@@ -51,8 +51,9 @@ pub struct PeerState {
     pub rtt: Option<Duration>,
     pub score: i32,
     pub connected: bool,
-    /// Our open connections to it: how each runs, and the relay of a relayed one.
-    pub links: HashMap<ConnectionId, (Link, Option<PeerId>)>,
+    /// Our open connections to it: how each runs, the relay of a relayed one, and
+    /// since when it is open.
+    pub links: HashMap<ConnectionId, (Link, Option<PeerId>, Instant)>,
     /// It offers circuit relay v2 service (from identify).
     pub relay_service: bool,
     /// It tests other peers' addresses (AutoNAT v2 server, from identify).
@@ -88,9 +89,13 @@ impl PeerState {
         }
     }
 
-    /// The best of our connections to it, with the relay when that one is relayed.
-    pub fn best_link(&self) -> Option<(Link, Option<PeerId>)> {
-        self.links.values().max_by_key(|(link, _)| *link).copied()
+    /// The best of our connections to it, with the relay when that one is relayed and
+    /// when it opened (of equal links, the oldest).
+    pub fn best_link(&self) -> Option<(Link, Option<PeerId>, Instant)> {
+        self.links
+            .values()
+            .max_by_key(|(link, _, since)| (*link, std::cmp::Reverse(*since)))
+            .copied()
     }
 }
 
@@ -106,6 +111,8 @@ pub struct PeerInfo {
     pub link: Option<Link>,
     /// The relay carrying that connection, when it is relayed.
     pub relay: Option<PeerId>,
+    /// How long that connection has been open.
+    pub link_age: Option<Duration>,
 }
 
 /// All peers we have met.
@@ -148,8 +155,9 @@ impl PeerBook {
                 agent: s.agent.clone(),
                 rtt: s.rtt,
                 score: s.score,
-                link: s.best_link().map(|(link, _)| link),
-                relay: s.best_link().and_then(|(_, relay)| relay),
+                link: s.best_link().map(|(link, ..)| link),
+                relay: s.best_link().and_then(|(_, relay, _)| relay),
+                link_age: s.best_link().map(|(.., since)| since.elapsed()),
             })
             .collect();
         out.sort_by_key(|p| p.peer.to_bytes());

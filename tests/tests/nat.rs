@@ -13,10 +13,12 @@
 //! through Charlie, and one asked of Alice through both, matching single-process
 //! output; DCUtR upgrades the Bob <-> Charlie connection to a direct one
 //! (`system_peers` says `direct-after-punch`). Then Charlie restarts without hole
-//! punching (`--fault-no-hole-punching`: relay only, as behind a symmetric NAT), a
-//! streamed completion asked of Bob runs through a relay, and the relay carrying it is
-//! killed mid-generation: the call goes through the other relay and the output does
-//! not change. Finally the NATed workers' receipts are paid at an epoch boundary.
+//! punching (`--fault-no-hole-punching`: relay only, as behind a symmetric NAT); Bob's
+//! completions through Charlie keep one relayed connection busy for over two minutes
+//! (beyond libp2p's default circuit limits of 2 minutes and 128 KiB); then a streamed
+//! completion asked of Bob runs through a relay, and the relay carrying it is killed
+//! mid-generation: the call goes through the other relay and the output does not
+//! change. Finally the NATed workers' receipts are paid at an epoch boundary.
 
 use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::{complete_streamed, generate_text};
@@ -298,6 +300,35 @@ fn paid_workers(node: &Node, seen: &mut u64, paid: &mut Vec<String>) -> anyhow::
     Ok(())
 }
 
+/// Asks Bob for completions (through Charlie, over a relay) every few seconds until
+/// Bob's relayed connection to Charlie has been open for over two minutes and has
+/// carried several completions' activations. With libp2p's default circuit limits (a
+/// circuit lives 2 minutes and carries 128 KiB) it would have been closed and replaced
+/// before: its age would never pass 120 s.
+fn relayed_for_over_two_minutes(bob: &Node, charlie_id: &str, expected: &str) {
+    let start = std::time::Instant::now();
+    let mut completions = 0;
+    loop {
+        assert_eq!(bob.complete(24), expected);
+        completions += 1;
+        let link = bob
+            .peer(charlie_id)
+            .unwrap()
+            .expect("Bob is connected to Charlie");
+        assert_eq!(link["link"], "relayed", "{link}");
+        if link["linkSecs"].as_u64().is_some_and(|s| s >= 125) && completions >= 4 {
+            eprintln!("Bob -> Charlie after {completions} relayed completions: {link}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the relayed connection to Charlie did not last: {link}\n{}",
+            bob.log()
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
 /// Streams a completion asked of Bob and, after its first piece, kills the relay that
 /// carries Bob's connection to Charlie (one of `relays`, with their peer ids): the
 /// output must not change, and Bob must then reach Charlie through the other relay.
@@ -409,6 +440,7 @@ fn home_nodes_behind_nat_serve_each_other() {
         Ok(link.is_none_or(|p| p["link"] == "relayed").then_some(()))
     })
     .unwrap();
+    relayed_for_over_two_minutes(&bob, &charlie_id, &expected);
     let relays = [(&mut alice, alice_id), (&mut dave, dave_id)];
     let killed = kill_relay_mid_generation(&bob, &charlie_id, relays, &expected_long);
     // The relay comes back (Alice is also the only validator: the chain waits for her).

@@ -71,6 +71,7 @@ pub async fn peer_list(net: Option<&ShardNetwork>) -> Vec<PeerJson> {
             score: p.score,
             link: p.link.map(|l| l.as_str().to_string()),
             relay: p.relay.map(|r| r.to_string()),
+            link_secs: p.link_age.map(|d| d.as_secs()),
         })
         .collect()
 }

@@ -212,6 +212,8 @@ pub struct PeerJson {
     pub link: Option<String>,
     /// The relay's peer id, when that connection is relayed.
     pub relay: Option<String>,
+    /// How many seconds that connection has been open.
+    pub link_secs: Option<u64>,
 }
 
 /// One shard provider in `neuroshard_shards`.
