@@ -212,13 +212,17 @@ impl Node {
             .cloned())
     }
 
-    /// A greedy completion of `tokens` asked of this node's HTTP API.
-    fn complete(&self, tokens: usize) -> String {
+    /// A greedy completion of `tokens` asked of this node's HTTP API; on failure the
+    /// test fails with the logs of this node and of `route` (the providers it uses).
+    fn complete(&self, tokens: usize, route: &[&Node]) -> String {
         let (api, ns) = (self.process().api_port(), self.ns.clone());
         let (tx, _rx) = std::sync::mpsc::channel();
         in_netns(&ns, || complete_streamed(api, PROMPT, tokens, tx))
             .unwrap()
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
+            .unwrap_or_else(|e| {
+                let logs: Vec<String> = route.iter().map(|n| n.log()).collect();
+                panic!("{e}\n{}\n----\n{}", self.log(), logs.join("\n----\n"))
+            })
     }
 }
 
@@ -305,14 +309,15 @@ fn paid_workers(node: &Node, seen: &mut u64, paid: &mut Vec<String>) -> anyhow::
 /// carried several completions' activations. With libp2p's default circuit limits (a
 /// circuit lives 2 minutes and carries 128 KiB) it would have been closed and replaced
 /// before: its age would never pass 120 s.
-fn relayed_for_over_two_minutes(bob: &Node, charlie_id: &str, expected: &str) {
+fn relayed_for_over_two_minutes(bob: &Node, charlie: &Node, expected: &str) {
+    let charlie_id = charlie.peer_id();
     let start = std::time::Instant::now();
     let mut completions = 0;
     loop {
-        assert_eq!(bob.complete(24), expected);
+        assert_eq!(bob.complete(24, &[charlie]), expected);
         completions += 1;
         let link = bob
-            .peer(charlie_id)
+            .peer(&charlie_id)
             .unwrap()
             .expect("Bob is connected to Charlie");
         assert_eq!(link["link"], "relayed", "{link}");
@@ -414,7 +419,7 @@ fn home_nodes_behind_nat_serve_each_other() {
     }
 
     // Bob's completion runs through Charlie (behind the other NAT), Alice's through both.
-    assert_eq!(bob.complete(24), expected);
+    assert_eq!(bob.complete(24, &[&charlie]), expected);
     assert!(charlie.log().contains("serving a new session"));
     let punched = wait_for("a hole punched to Charlie", NET_TIMEOUT, || {
         Ok(bob
@@ -425,7 +430,7 @@ fn home_nodes_behind_nat_serve_each_other() {
     eprintln!("Bob -> Charlie after the punch: {punched}");
     let sessions = |n: &Node| n.log().matches("serving a new session").count();
     let (bob_before, charlie_before) = (sessions(&bob), sessions(&charlie));
-    assert_eq!(alice.complete(24), expected);
+    assert_eq!(alice.complete(24, &[&bob, &charlie]), expected);
     assert!(sessions(&bob) > bob_before && sessions(&charlie) > charlie_before);
 
     // Relay only: Charlie restarts without hole punching, on another port (router B
@@ -440,7 +445,7 @@ fn home_nodes_behind_nat_serve_each_other() {
         Ok(link.is_none_or(|p| p["link"] == "relayed").then_some(()))
     })
     .unwrap();
-    relayed_for_over_two_minutes(&bob, &charlie_id, &expected);
+    relayed_for_over_two_minutes(&bob, &charlie, &expected);
     let relays = [(&mut alice, alice_id), (&mut dave, dave_id)];
     let killed = kill_relay_mid_generation(&bob, &charlie_id, relays, &expected_long);
     // The relay comes back (Alice is also the only validator: the chain waits for her).
