@@ -76,6 +76,12 @@ fn warn_if_stale(bin: &Path) {
     }
 }
 
+/// The nodes' log filter: `$NEUROSHARD_TEST_NODE_LOG` (a `RUST_LOG` value, e.g.
+/// `info,libp2p_swarm=debug` to see why a dial failed) or `info`.
+fn node_log_filter() -> String {
+    std::env::var("NEUROSHARD_TEST_NODE_LOG").unwrap_or_else(|_| "info".to_string())
+}
+
 /// A running node; killed (SIGKILL) and reaped on drop.
 pub struct NodeProcess {
     child: Child,
@@ -109,7 +115,7 @@ impl NodeProcess {
         let child = command
             .args(args)
             .args(["--rpc-port", "0", "--api-port", "0"])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", node_log_filter())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
