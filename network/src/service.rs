@@ -1,14 +1,17 @@
 //! The network service: builds the swarm (over a [`Transport`]: TCP + noise + yamux for
 //! a node), listens, dials the bootnodes and runs the event loop that owns the swarm. The
 //! loop turns swarm events into [`NetworkEvent`]s for the node and executes the handle's
-//! commands (in `service/commands.rs`); it keeps the bookkeeping of pending requests and
-//! DHT queries, checks DHT records before storing them (in `service/dht.rs`) and
-//! penalises peers that send malformed or oversized messages. It also keeps the
-//! connection count within the [`crate::ConnectionBudget`]: above the high water mark it
-//! closes the least recently useful connections that no mesh or pending request needs.
+//! commands (in `service/commands.rs`); it keeps the bookkeeping of pending requests (a
+//! request to a peer we are not connected to waits for our own dial of it, in
+//! `service/dialing.rs`) and DHT queries, checks DHT records before storing them (in
+//! `service/dht.rs`) and penalises peers that send malformed or oversized messages. It
+//! also keeps the connection count within the [`crate::ConnectionBudget`]: above the high
+//! water mark it closes the least recently useful connections that no mesh or pending
+//! request needs.
 
 mod commands;
 mod dht;
+mod dialing;
 mod nat;
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
@@ -121,6 +124,7 @@ pub async fn start(
         peers: PeerBook::default(),
         requests: HashMap::new(),
         connections: ConnectionManager::new(config.behaviour.connections.clone()),
+        dials: HashMap::new(),
         provider_queries: HashMap::new(),
         record_queries: HashMap::new(),
         closest_queries: HashMap::new(),
@@ -155,6 +159,8 @@ struct EventLoop {
     /// by protocol too: each request-response behaviour numbers its requests from 1.
     requests: HashMap<(Protocol, OutboundRequestId), (PeerId, ResponseSender)>,
     connections: ConnectionManager,
+    /// Our dials to peers that requests wait for (see `service/dialing.rs`).
+    dials: HashMap<PeerId, dialing::PendingDial>,
     provider_queries: HashMap<QueryId, (oneshot::Sender<HashSet<PeerId>>, HashSet<PeerId>)>,
     /// Record and closest-peer lookups in flight: when each started and who waits.
     record_queries: HashMap<QueryId, (Instant, oneshot::Sender<RecordLookup>)>,
@@ -176,6 +182,7 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = trim.tick() => {
                     self.trim_connections();
+                    self.expire_dials();
                     self.seek_autonat_server();
                     self.ensure_reservations();
                 }
@@ -299,6 +306,7 @@ impl EventLoop {
             } => {
                 self.on_connection_opened(peer_id, connection_id, &endpoint);
                 self.peers.get_mut(peer_id).connected = true;
+                self.on_dialed(peer_id);
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "peer connected");
                     self.emit(NetworkEvent::PeerConnected(peer_id));
@@ -321,8 +329,17 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
                 self.listen_addrs.push(address);
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            SwarmEvent::Dialing {
+                peer_id,
+                connection_id,
+            } => debug!(peer = ?peer_id, connection = %connection_id, "dialing"),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
+                debug!(peer = ?peer_id, connection = %connection_id, %error, "outgoing connection failed");
+                self.on_dial_failed(peer_id, connection_id, &error);
             }
             _ => {}
         }
@@ -408,15 +425,16 @@ impl EventLoop {
             }
             request_response::Event::OutboundFailure {
                 peer,
+                connection_id,
                 request_id,
                 error,
-                ..
             } => {
                 if let request_response::OutboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         self.penalise(peer, Offence::Malformed, "oversized or malformed response");
                     }
                 }
+                debug!(%peer, %connection_id, %request_id, %error, ?protocol, "request failed");
                 if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
                     let error = match error {
                         request_response::OutboundFailure::ConnectionClosed => {

@@ -3,7 +3,7 @@
 //! an answer carry a oneshot sender; DHT lookups park theirs with the loop until the
 //! query ends (see [`super::dht`]).
 
-use super::{EventLoop, ResponseSender};
+use super::EventLoop;
 use crate::handle::{Command, NetworkStats, Reply};
 use crate::peers::Offence;
 use crate::protocol::{Protocol, Topic};
@@ -88,26 +88,6 @@ impl EventLoop {
         if rejected {
             self.penalise(source, Offence::InvalidGossip, "rejected gossip message");
         }
-    }
-
-    fn request(&mut self, peer: PeerId, protocol: Protocol, data: Vec<u8>, done: ResponseSender) {
-        // Used only if a dial is needed, beside what the behaviours know.
-        let addrs = self
-            .peers
-            .get(&peer)
-            .map(|s| s.announced.clone())
-            .unwrap_or_default();
-        let id = match protocol {
-            Protocol::Activations => self
-                .behaviour()
-                .activations
-                .send_request_with_addresses(&peer, data, addrs),
-            Protocol::Sync => self
-                .behaviour()
-                .sync
-                .send_request_with_addresses(&peer, data, addrs),
-        };
-        self.requests.insert((protocol, id), (peer, done));
     }
 
     fn respond(&mut self, reply: Reply, data: Vec<u8>) {

@@ -114,7 +114,9 @@ impl EventLoop {
             }
             (Link::Direct, None)
         };
-        state.links.insert(connection, (link.0, link.1, Instant::now()));
+        state
+            .links
+            .insert(connection, (link.0, link.1, Instant::now()));
     }
 
     pub(super) fn on_connection_gone(&mut self, peer: PeerId, connection: ConnectionId) {
