@@ -25,7 +25,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::kad::QueryId;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, identity::Keypair, ping, Multiaddr, PeerId, Swarm};
 use neuroshard_primitives::Hash;
 use std::collections::{HashMap, HashSet};
@@ -428,26 +428,7 @@ impl EventLoop {
                 connection_id,
                 request_id,
                 error,
-            } => {
-                if let request_response::OutboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Offence::Malformed, "oversized or malformed response");
-                    }
-                }
-                debug!(%peer, %connection_id, %request_id, %error, ?protocol, "request failed");
-                if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
-                    let error = match error {
-                        request_response::OutboundFailure::ConnectionClosed => {
-                            NetworkError::ConnectionLost { peer }
-                        }
-                        other => NetworkError::Request {
-                            peer,
-                            reason: other.to_string(),
-                        },
-                    };
-                    let _ = done.send(Err(error));
-                }
-            }
+            } => self.on_outbound_failure(protocol, peer, connection_id, request_id, error),
             request_response::Event::InboundFailure { peer, error, .. } => {
                 if let request_response::InboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
@@ -459,5 +440,58 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// A request of ours failed. A failure of what carried it rather than of the peer's
+    /// answer is reported as [`NetworkError::ConnectionLost`], so that a call safe to
+    /// repeat is sent again (the peer may be reachable another way): the connection
+    /// closed, or the request's stream broke under it (an I/O error other than a
+    /// malformed answer), or no answer came over a relayed connection. A relay that
+    /// died without closing anything (a killed QUIC relay sends no close) leaves its
+    /// circuits silent until QUIC's idle timeout: a request that times out over one
+    /// closes it, so that neither the repeat nor later requests go that way again.
+    fn on_outbound_failure(
+        &mut self,
+        protocol: Protocol,
+        peer: PeerId,
+        connection: ConnectionId,
+        request_id: OutboundRequestId,
+        error: request_response::OutboundFailure,
+    ) {
+        use request_response::OutboundFailure as Failure;
+        debug!(%peer, %connection, %request_id, %error, ?protocol, "request failed");
+        let lost = match &error {
+            Failure::ConnectionClosed => true,
+            Failure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.penalise(peer, Offence::Malformed, "oversized or malformed response");
+                false
+            }
+            Failure::Io(_) => true,
+            Failure::Timeout if self.is_relayed(peer, connection) => {
+                warn!(%peer, %connection, "no answer over a relayed connection; closing it");
+                self.swarm.close_connection(connection);
+                true
+            }
+            _ => false,
+        };
+        if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
+            let error = if lost {
+                NetworkError::ConnectionLost { peer }
+            } else {
+                NetworkError::Request {
+                    peer,
+                    reason: error.to_string(),
+                }
+            };
+            let _ = done.send(Err(error));
+        }
+    }
+
+    /// Whether `connection` to `peer` runs through a relay's circuit.
+    fn is_relayed(&self, peer: PeerId, connection: ConnectionId) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|state| state.links.get(&connection))
+            .is_some_and(|(link, _, _)| *link == crate::nat::Link::Relayed)
     }
 }

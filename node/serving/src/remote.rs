@@ -108,10 +108,11 @@ impl RemoteShard {
     }
 
     /// Sends `call` and decodes the reply; runs on a blocking thread (the pipeline's).
-    /// A forward whose connection closed under it is sent once more: the provider may
-    /// still be reachable another way (a provider behind NAT through its other relay),
-    /// and a forward is safe to repeat (the provider truncates the session to the
-    /// forward's start position first).
+    /// A forward whose connection was lost under it ([`NetworkError::ConnectionLost`]:
+    /// closed, its stream broken, or a relayed one gone silent) is sent once more: the
+    /// provider may still be reachable another way (a provider behind NAT through its
+    /// other relay), and a forward is safe to repeat (the provider truncates the session
+    /// to the forward's start position first).
     fn call(&self, call: InferenceCall) -> Result<InferenceReply, InferenceError> {
         let repeatable = matches!(call, InferenceCall::Forward(_));
         let call = crate::protocol::ShardCall::Inference(call).encode();
