@@ -73,7 +73,9 @@ impl EventLoop {
             .build();
         let connection = opts.connection_id();
         match self.swarm.dial(opts) {
-            Ok(()) => {
+            // No address of it known yet (say the bootnode dial that will connect it is
+            // under way): the requests wait for a connection within the dial timeout.
+            Ok(()) | Err(DialError::NoAddresses) => {
                 debug!(%peer, %connection, announced = ?addrs, "dialing a peer to send it a request");
                 let dial = PendingDial {
                     connection,
@@ -116,7 +118,9 @@ impl EventLoop {
         }
     }
 
-    /// A dial failed: if it was ours, the requests held for its peer fail with it.
+    /// A dial failed: if it was ours, the requests held for its peer fail with it, unless
+    /// it had no address to try (they wait for another connection to the peer until
+    /// [`expire_dials`](Self::expire_dials)).
     pub(super) fn on_dial_failed(
         &mut self,
         peer: Option<PeerId>,
@@ -128,6 +132,7 @@ impl EventLoop {
             .dials
             .get(&peer)
             .is_none_or(|d| d.connection != connection)
+            || matches!(error, DialError::NoAddresses)
         {
             return;
         }
