@@ -17,7 +17,12 @@ use super::*;
 #[test]
 fn a_client_that_does_not_pay_is_served_one_increment_and_one_that_does_not_submit_pays_anyway() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec_with(dir.path(), "dev", 1000, 10, |_| {}).unwrap();
+    // Epochs of 40 one-second blocks: Bob claims Dave's receipts 20 s after the session
+    // goes quiet, and a receipt is accepted up to `receipt_epoch_window` (2) epochs after
+    // its own. With 10-block epochs a slow (loaded) generation plus the claim delay
+    // outlived the window and the claim was refused as `stale_epoch` (a CI run with
+    // more parallel tests did exactly that).
+    let spec = write_spec_with(dir.path(), "dev", 1000, 40, |_| {}).unwrap();
     let (a, boot) = NodeProcess::alice_serving(&spec, dir.path(), "0-10").unwrap();
     let b = worker(&spec, dir.path(), ("b", "//Bob"), &boot, "10-30", &[]);
     let m = worker(
