@@ -24,8 +24,6 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 
 #[path = "attacks/proof_of_training.rs"]
 mod proof_of_training;
-#[path = "attacks/withholding.rs"]
-mod withholding;
 /// Two wall-clock minute boundaries and an epoch boundary, with margin.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
 
