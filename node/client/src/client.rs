@@ -349,18 +349,33 @@ impl Client {
         key: &neuroshard_primitives::Keypair,
         call: neuroshard_primitives::Call,
     ) -> anyhow::Result<Hash> {
+        self.sign_and_submit_as(key, call, Validation::DryRun)
+    }
+
+    /// [`Self::sign_and_submit`] with the checks `validation` says.
+    pub(crate) fn sign_and_submit_as(
+        &self,
+        key: &neuroshard_primitives::Keypair,
+        call: neuroshard_primitives::Call,
+        validation: Validation,
+    ) -> anyhow::Result<Hash> {
         use sp_core::Pair as _;
         let _one_at_a_time = self.own_submissions.lock();
         let signer: AccountId = key.public().into();
         let nonce = self.next_nonce(&signer)?;
         let xt = SignedExtrinsic::sign(key, &self.genesis_hash, nonce, call);
-        Ok(self.submit(xt)?)
+        Ok(self.submit_as(xt, validation)?)
     }
 
     /// Validates `xt` (from this node's RPC or its own services) against the head state,
     /// adds it to the pool and hands it to the network for gossip.
     pub fn submit(&self, xt: SignedExtrinsic) -> Result<Hash, SubmitError> {
-        let hash = self.pool_validated(xt.clone(), Validation::DryRun)?;
+        self.submit_as(xt, Validation::DryRun)
+    }
+
+    /// [`Self::submit`] with the checks `validation` says.
+    fn submit_as(&self, xt: SignedExtrinsic, validation: Validation) -> Result<Hash, SubmitError> {
+        let hash = self.pool_validated(xt.clone(), validation)?;
         // Nobody listening (no network) is fine.
         let _ = self.local_extrinsics.send(xt);
         Ok(hash)

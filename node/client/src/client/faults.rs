@@ -16,19 +16,13 @@ impl Client {
         key: &neuroshard_primitives::Keypair,
         call: neuroshard_primitives::Call,
     ) -> anyhow::Result<Hash> {
-        use sp_core::Pair as _;
-        let _one_at_a_time = self.own_submissions.lock();
-        let signer: AccountId = key.public().into();
-        let nonce = self.next_nonce(&signer)?;
-        let xt = SignedExtrinsic::sign(key, &self.genesis_hash, nonce, call);
-        let hash = self.pool_validated(
-            xt.clone(),
+        self.sign_and_submit_as(
+            key,
+            call,
             Validation::Gossip {
                 sample_seed: rand::random(),
             },
-        )?;
-        let _ = self.local_extrinsics.send(xt);
-        Ok(hash)
+        )
     }
 }
 
