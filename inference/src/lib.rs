@@ -24,6 +24,7 @@ pub mod models;
 pub mod pipeline;
 pub mod pre_tokenizer;
 pub mod probe;
+pub mod probe_window;
 pub mod sampling;
 pub mod shard;
 pub mod spot_check;

@@ -1,10 +1,15 @@
-//! Liveness probes: the useful-work half of a worker's minute of uptime. From a seed the
-//! chain draws (see `ponw::probe_tasks`) a validator builds a short input for one of the
-//! worker's shards ([`probe_request`]), sends it as an ordinary shard request, re-runs
+//! Capacity probes: the useful-work half of a worker's minute of uptime. From a seed the
+//! chain draws (see `ponw::probe_tasks`) a validator builds a prefill-sized input (the
+//! chain's `probe.positions`) for one of the worker's shards ([`probe_request`]), sends it
+//! as an ordinary shard request and times the answer; for a sample of answers it re-runs
 //! the shard on the same input and compares the two outputs with the spot checks'
 //! tolerance ([`check_probe`]): the change the layers made to the hidden states, or the
 //! logits of the last shard, must match as TOPLOC-style top-k commitments. A worker that
 //! refuses, does not hold the layers, or skips them fails.
+//!
+//! The input is a function of the minute's seed and the probed account, so a provider
+//! can tell another account's probe from a client's input ([`ProbeFingerprint`]) and
+//! refuse to compute it for a relayer.
 
 use crate::commitment::{position_topk, ActivationCommitment};
 use crate::error::{InferenceError, Result};
@@ -14,8 +19,8 @@ use crate::spot_check::{work_topk, CheckOutcome};
 use neuroshard_primitives::{blake2_256, Hash, LayerRange, SessionId};
 use parity_scale_codec::Encode;
 
-/// Positions in a probe's input.
-pub const PROBE_POSITIONS: usize = 4;
+/// Most positions in a probe's input (a provider's largest request).
+pub const MAX_PROBE_POSITIONS: usize = 128;
 
 /// Deterministic pseudo-random words from `seed` (blake2 in counter mode).
 fn words(seed: &Hash, count: usize) -> Vec<u32> {
@@ -36,32 +41,35 @@ fn words(seed: &Hash, count: usize) -> Vec<u32> {
         .collect()
 }
 
-/// The probe input for `layers` from `seed`: token ids for the first shard, otherwise
-/// hidden states with values in [-1, 1).
+/// The probe input of `positions` (at most [`MAX_PROBE_POSITIONS`]) for `layers` from
+/// `seed`: token ids for the first shard, otherwise hidden states with values in
+/// [-1, 1).
 pub fn probe_input(
     seed: &Hash,
     layers: LayerRange,
-    hidden_size: usize,
-    vocab: usize,
+    (hidden_size, vocab): (usize, usize),
+    positions: usize,
 ) -> ShardInput {
+    let positions = positions.clamp(1, MAX_PROBE_POSITIONS);
     if layers.start == 0 {
         let vocab = vocab.max(1) as u32;
-        return ShardInput::Tokens(
-            words(seed, PROBE_POSITIONS)
-                .iter()
-                .map(|w| w % vocab)
-                .collect(),
-        );
+        return ShardInput::Tokens(words(seed, positions).iter().map(|w| w % vocab).collect());
     }
-    let values: Vec<u8> = words(seed, PROBE_POSITIONS * hidden_size)
-        .iter()
-        .flat_map(|w| ((*w as f64 / u32::MAX as f64) as f32 * 2.0 - 1.0).to_le_bytes())
+    let values: Vec<u8> = hidden_values(seed, positions * hidden_size)
+        .flat_map(f32::to_le_bytes)
         .collect();
     ShardInput::Hidden(Activations {
         dtype: WireDType::F32,
-        shape: vec![1, PROBE_POSITIONS as u32, hidden_size as u32],
+        shape: vec![1, positions as u32, hidden_size as u32],
         data: values,
     })
+}
+
+/// The first `count` hidden values of the probe input of `seed`, in [-1, 1).
+fn hidden_values(seed: &Hash, count: usize) -> impl Iterator<Item = f32> {
+    words(seed, count)
+        .into_iter()
+        .map(|w| (w as f64 / u32::MAX as f64) as f32 * 2.0 - 1.0)
 }
 
 /// The request a prober sends: positions `0..PROBE_POSITIONS` of a fresh session, full
@@ -137,13 +145,19 @@ pub fn check_probe(
     }
 }
 
-/// The probe input for `exec`'s layers (its range, hidden size and vocabulary).
-pub fn probe_input_for(exec: &ShardExecutor, seed: &Hash) -> Result<ShardInput> {
+/// The probe input of `positions` for `exec`'s layers (its range, hidden size and
+/// vocabulary).
+pub fn probe_input_for(exec: &ShardExecutor, seed: &Hash, positions: usize) -> Result<ShardInput> {
     let w = exec.weights();
     let layers = LayerRange::new(w.range.start as u16, w.range.end as u16)
         .map_err(|e| InferenceError::BadRequest(e.to_string()))?;
     let c = exec.config();
-    Ok(probe_input(seed, layers, c.hidden_size, c.vocab_size))
+    Ok(probe_input(
+        seed,
+        layers,
+        (c.hidden_size, c.vocab_size),
+        positions,
+    ))
 }
 
 #[cfg(test)]
@@ -172,10 +186,10 @@ mod tests {
             let range = LayerRange::new(a, b).unwrap();
             let slice = || w.slice(a as usize..b as usize).unwrap();
             let exec = ShardExecutor::new(slice()).unwrap();
-            let input = probe_input_for(&exec, &Hash::repeat_byte(a as u8 + 1)).unwrap();
+            let input = probe_input_for(&exec, &Hash::repeat_byte(a as u8 + 1), 96).unwrap();
             assert_eq!(
                 input,
-                probe_input_for(&exec, &Hash::repeat_byte(a as u8 + 1)).unwrap()
+                probe_input_for(&exec, &Hash::repeat_byte(a as u8 + 1), 96).unwrap()
             );
 
             let honest = Shard::new(slice(), hash).unwrap();
@@ -197,7 +211,7 @@ mod tests {
             ));
 
             // An answer to a different input.
-            let other = probe_input_for(&exec, &Hash::repeat_byte(99)).unwrap();
+            let other = probe_input_for(&exec, &Hash::repeat_byte(99), 96).unwrap();
             let out = answer(&honest, range, &other);
             assert!(matches!(
                 check_probe(&exec, &input, &out).unwrap(),
@@ -210,7 +224,7 @@ mod tests {
     fn malformed_answers_are_mismatches_not_errors() {
         let w = tiny();
         let exec = ShardExecutor::new(w.slice(2..4).unwrap()).unwrap();
-        let input = probe_input_for(&exec, &Hash::repeat_byte(1)).unwrap();
+        let input = probe_input_for(&exec, &Hash::repeat_byte(1), 4).unwrap();
         let bad = [
             ShardOutput::Argmax(vec![1, 2, 3, 4]),
             ShardOutput::Hidden(Activations {

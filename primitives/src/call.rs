@@ -57,13 +57,15 @@ pub enum PonwCall {
         verdict: crate::event::SpotCheckVerdict,
         evidence: crate::evidence::SpotCheckEvidence,
     },
-    /// A validator's liveness probes of `minute`: the workers assigned to it (see
-    /// `ponw::prober_of`) that answered its seeded request correctly (`answered`) and
-    /// those that refused, timed out or answered wrong (`failed`). A worker's minute of
-    /// uptime is credited once it is both probed and heartbeated.
+    /// A validator's capacity probes of `minute`: the workers assigned to it (see
+    /// `ponw::prober_of`) that answered its seeded request (`answered`, each with the
+    /// throughput it proved: layer-positions per second, the answer's time less the
+    /// path's round trip) and those that refused, missed the deadline or answered wrong
+    /// (`failed`). A worker's minute of uptime is credited once it is both probed and
+    /// heartbeated, in proportion to the throughput proved (see `ponw::liveness`).
     ReportLiveness {
         minute: u64,
-        answered: Vec<AccountId>,
+        answered: Vec<(AccountId, u64)>,
         failed: Vec<AccountId>,
     },
     /// Reserve `amount` more of the signer's free balance as its worker bond: a bigger

@@ -88,11 +88,13 @@ pub enum Event {
     EscrowReleaseRequested { client: AccountId, release_at: u64 },
     /// A released escrow returned to free balance.
     EscrowWithdrawn { client: AccountId, amount: Balance },
-    /// A worker's uptime minute was credited.
+    /// A worker's uptime minute was credited: `credit_permill` millionths of a minute,
+    /// its proven throughput over the chain's reference (at most one minute).
     UptimeCredited {
         worker: AccountId,
         epoch: u32,
         minute: u64,
+        credit_permill: u32,
     },
     /// The epoch reward of one account was minted to its free balance.
     RewardPaid {
@@ -102,7 +104,10 @@ pub enum Event {
         tokens: u64,
         /// Tokens weighted by layer share, in layer-tokens (tokens x layers run).
         layer_tokens: u64,
+        /// Minutes credited (each for a part of a minute, see `uptime_credit`).
         uptime_minutes: u64,
+        /// Uptime credit in millionths of a minute (the sum of the minutes' credits).
+        uptime_credit: u64,
         /// Training reward part (Proof of Training; zero until training rounds exist).
         training: Balance,
         /// Total minted.
@@ -230,12 +235,14 @@ pub enum Event {
         tokens: u64,
     },
     /// The validator assigned to probe `worker` in `minute` reported whether the worker
-    /// answered its seeded shard request correctly (`answered`) or not.
+    /// answered its seeded shard request in time (`answered`) or not, and the throughput
+    /// the answer proved (layer-positions per second; 0 when it failed).
     LivenessProbed {
         worker: AccountId,
         minute: u64,
         prober: AccountId,
         answered: bool,
+        throughput: u64,
     },
     /// A worker reserved `amount` more as its bond, which is now `bond`.
     WorkerBondIncreased {

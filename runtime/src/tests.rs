@@ -162,7 +162,10 @@ impl Chain {
             .expect("a block has opened the minute");
         Call::Ponw(PonwCall::ReportLiveness {
             minute: c.minute,
-            answered: vec![account(uri)],
+            answered: vec![(
+                account(uri),
+                neuroshard_ponw::ProbeParams::default().reference_throughput,
+            )],
             failed: vec![],
         })
     }
@@ -480,6 +483,7 @@ fn receipts_in_a_block_are_paid_after_their_check_window() {
         tokens,
         layer_tokens: tokens * 30,
         uptime_minutes,
+        uptime_credit: uptime_minutes * 1_000_000,
         training: 0,
         reward,
     };

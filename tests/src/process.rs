@@ -88,10 +88,24 @@ impl NodeProcess {
     /// Starts `neuroshard <args> --rpc-port 0 --api-port 0`, logging to `log`, and
     /// waits until its RPC server and HTTP API are up.
     pub fn start(args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        Self::start_via(&[], args, log)
+    }
+
+    /// [`Self::start`] through a `launcher` command line that runs the binary (e.g.
+    /// `taskset -c 1`, which execs it: the child is the node itself); empty for none.
+    pub fn start_via(launcher: &[&str], args: &[&str], log: &Path) -> anyhow::Result<Self> {
         let out =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = Command::new(neuroshard_bin())
+        let mut command = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(neuroshard_bin());
+                c
+            }
+            None => Command::new(neuroshard_bin()),
+        };
+        let child = command
             .args(args)
             .args(["--rpc-port", "0", "--api-port", "0"])
             .env("RUST_LOG", "info")

@@ -24,6 +24,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 
 #[path = "attacks/proof_of_training.rs"]
 mod proof_of_training;
+#[path = "attacks/sybil_uptime.rs"]
+mod sybil_uptime;
 /// Two wall-clock minute boundaries and an epoch boundary, with margin.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
 

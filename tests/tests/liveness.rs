@@ -112,6 +112,9 @@ impl Seen {
 fn freeloaders_earn_no_uptime_and_a_colluding_pair_does_not_profit() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec_with(dir.path(), "dev", 1000, 10, |params| {
+        // Capacity is tested in attacks/sybil_uptime.rs; here every answered probe proves
+        // a whole minute, so honest uptime pays `minutes x 1.0`.
+        params["ponw"]["probe"]["reference_throughput"] = 1.into();
         // Spot checks are tested elsewhere; here no receipt is sampled, so each settles
         // when its check window closes and the pair's accounting closes at the epoch
         // boundary after that.

@@ -2,7 +2,8 @@
 //! SmolLM2-135M answers OpenAI-style chat completions (plain and streamed), bills each
 //! generation with receipts of its three shards (signed as worker, counter-signed as
 //! client, paid from its escrow), proves it holds the model every minute, and is paid
-//! `layer_tokens x 0.1 / 30 + uptime_minutes x 1.0` NSHD at the epoch boundary.
+//! `layer_tokens x 0.1 / 30 + uptime_credit x 1.0` NSHD at the epoch boundary (each
+//! minute's credit is its proven capacity over the chain's reference, at most one).
 
 use neuroshard_tests::chain::{address, amount};
 use neuroshard_tests::http::request;
@@ -91,9 +92,12 @@ fn serving_node_earns_for_tokens_and_proven_uptime() {
             if let Some(r) = rewards_of(&rpc, seen, &alice) {
                 let layer_tokens = r["layer_tokens"].as_u64().unwrap() as u128;
                 let minutes = r["uptime_minutes"].as_u64().unwrap() as u128;
+                // Each minute pays the share of 1 NSHD its proven capacity earned.
+                let credit = r["uptime_credit"].as_u64().unwrap() as u128;
+                assert!(credit <= minutes * 1_000_000, "{r}");
                 assert_eq!(
                     amount(&r["reward"]),
-                    layer_tokens * (UNIT / 10) / 30 + minutes * UNIT,
+                    layer_tokens * (UNIT / 10) / 30 + credit * UNIT / 1_000_000,
                     "{r}"
                 );
                 if layer_tokens > 0 {

@@ -114,10 +114,10 @@ fn honest_receipts_pass_their_checks_and_are_paid_by_the_formula() {
         for e in rpc.new_events(&mut next)? {
             if e["event"] == "RewardPaid" && e["account"] == alice {
                 let layer_tokens = e["layerTokens"].as_u64().unwrap() as u128;
-                let minutes = e["uptimeMinutes"].as_u64().unwrap() as u128;
+                let credit = e["uptimeCredit"].as_u64().unwrap() as u128;
                 assert_eq!(
                     amount(&e["reward"]),
-                    layer_tokens * (UNIT / 10) / 30 + minutes * UNIT,
+                    layer_tokens * (UNIT / 10) / 30 + credit * UNIT / 1_000_000,
                     "{e}"
                 );
                 paid_layer_tokens += layer_tokens;

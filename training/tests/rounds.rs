@@ -86,6 +86,7 @@ fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
         worker_bond: 0,
         spot_check_permill: 0,
         spot_check_slash: 0,
+        probe: neuroshard_ponw::ProbeParams::default(),
         ..ponw::fixtures::params(ponw::ModelInfo {
             // The trained range is one of the chain's canonical ranges.
             shards: [

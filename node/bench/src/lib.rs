@@ -27,6 +27,7 @@ pub mod sim;
 pub mod sweep;
 pub mod training;
 pub mod verify;
+pub mod verify_probe;
 pub mod verify_serve;
 
 pub use command::{run, BenchCommand};

@@ -107,6 +107,8 @@ pub struct VerifyReport {
     pub tolerance: f32,
     /// Encoded commitment bytes per full chunk of 32 positions.
     pub commitment_bytes_per_32: f64,
+    /// One capacity probe with the dev chain's parameters (issue 21).
+    pub probe: crate::verify_probe::ProbeCost,
 }
 
 impl VerifyReport {
@@ -118,6 +120,11 @@ impl VerifyReport {
     /// Validators' compute as a share of serving compute at the sampling rate.
     pub fn verification_share(&self) -> f64 {
         f64::from(self.sample_permill) / 1e6 * self.replay_ratio()
+    }
+
+    /// Probes, their re-runs and spot checks together, as a share of serving compute.
+    pub fn total_share(&self) -> f64 {
+        self.verification_share() + self.probe.probe_share() + self.probe.rerun_share()
     }
 
     /// Why the run fails its goals, if it does.
@@ -159,6 +166,12 @@ impl fmt::Display for VerifyReport {
             "  verification share at {:.1}% sampled: {:.2}% of serving compute (goal <= 5%)",
             f64::from(self.sample_permill) / 1e4,
             self.verification_share() * 100.0
+        )?;
+        writeln!(f, "{}", self.probe)?;
+        writeln!(
+            f,
+            "  probe + spot-check cost: {:.2}% of serving compute (goal <= 5%)",
+            self.total_share() * 100.0
         )?;
         writeln!(
             f,
@@ -416,6 +429,10 @@ pub fn bench_verify(opts: VerifyOptions) -> anyhow::Result<VerifyReport> {
         honest_same.add(a);
         honest_other.add(b);
     }
+    let probe = crate::verify_probe::measure(
+        &model.weights,
+        &neuroshard_runtime::ponw::ProbeParams::default(),
+    )?;
     let report = VerifyReport {
         sample_permill: opts.sample_permill,
         receipts: honest.len(),
@@ -427,6 +444,7 @@ pub fn bench_verify(opts: VerifyOptions) -> anyhow::Result<VerifyReport> {
         honest_other,
         tolerance: TOLERANCE,
         commitment_bytes_per_32,
+        probe,
     };
     if opts.print {
         println!("{report}");

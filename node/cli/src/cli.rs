@@ -27,7 +27,7 @@ pub enum Command {
     /// instantly, JSON-RPC on 127.0.0.1.
     Dev(DevArgs),
     /// Run a node of a chain from a chain spec ("dev", "local" or a JSON file).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Key tools (subkey-compatible).
     #[command(subcommand)]
     Key(KeyCommand),
@@ -318,6 +318,20 @@ pub struct FaultArgs {
     /// authors include them, and they are drawn from the randomness after inclusion.
     #[arg(long, hide = true, requires = "validator")]
     pub fault_omit_receipts: bool,
+    /// Fault injection for tests: compute nothing for peers; relay every forward call
+    /// (liveness probes included) to a provider of the same layers bound to ACCOUNT (an
+    /// SS58 address), as an ordinary client session, and return its answer as this
+    /// node's own (a relayer earning uptime on another machine's compute).
+    #[arg(long, hide = true, value_name = "ACCOUNT", requires = "shards")]
+    pub fault_relay_probes: Option<String>,
+    /// Fault injection for tests: compute other accounts' capacity probes too (the
+    /// machine behind relaying accounts, which honest providers refuse to be).
+    #[arg(long, hide = true, requires = "shards")]
+    pub fault_answer_foreign_probes: bool,
+    /// Fault injection for tests: delay every reply to a peer's shard call by MS
+    /// milliseconds (a provider behind a slow path; pings are not delayed).
+    #[arg(long, hide = true, value_name = "MS", default_value_t = 0)]
+    pub fault_reply_delay_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,7 @@ use neuroshard_serving::miner;
 use neuroshard_serving::options::ServingOptions;
 use neuroshard_serving::payments::PaymentLedger;
 use neuroshard_serving::possession::ModelPossession;
+use neuroshard_serving::probe_guard::ForeignProbes;
 use neuroshard_serving::server::{ShardServer, ShardService};
 use neuroshard_serving::ShardNetwork;
 use neuroshard_trainer::board::TrainingBoard;
@@ -305,10 +306,15 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             ledger.clone(),
             shutdown.clone(),
         ));
-        let server = Arc::new(
-            ShardServer::new(local.shards(), s.key.clone(), s.board.clone()).with_payments(ledger),
-        );
+        let mut server =
+            ShardServer::new(local.shards(), s.key.clone(), s.board.clone()).with_payments(ledger);
+        if s.serving.refuses_foreign_probes() {
+            let guard = ForeignProbes::new(s.chain.clone(), local.account());
+            server = server.with_probe_guard(Arc::new(guard));
+        }
+        let server = Arc::new(server);
         s.service.serve(server.clone());
+        s.service.attach_network(net);
         let binding = net.directory.binding(&s.key);
         let (binding, shards) = s.serving.announced(binding, s.shards.clone());
         tokio::spawn(net.directory.clone().announce_loop(

@@ -72,8 +72,10 @@ pub fn event_json(event: &Event) -> Value {
             worker,
             epoch,
             minute,
+            credit_permill,
         } => json!({
             "event": "UptimeCredited", "worker": ss58(worker), "epoch": epoch, "minute": minute,
+            "creditPermill": credit_permill,
         }),
         Event::RewardPaid {
             account,
@@ -81,11 +83,13 @@ pub fn event_json(event: &Event) -> Value {
             tokens,
             layer_tokens,
             uptime_minutes,
+            uptime_credit,
             training,
             reward,
         } => json!({
             "event": "RewardPaid", "account": ss58(account), "epoch": epoch, "tokens": tokens,
             "layerTokens": layer_tokens, "uptimeMinutes": uptime_minutes,
+            "uptimeCredit": uptime_credit,
             "training": training.to_string(), "reward": reward.to_string(),
         }),
         Event::Bonded { who, amount } => {
@@ -224,9 +228,10 @@ pub fn event_json(event: &Event) -> Value {
             minute,
             prober,
             answered,
+            throughput,
         } => json!({
             "event": "LivenessProbed", "worker": ss58(worker), "minute": minute,
-            "prober": ss58(prober), "answered": answered,
+            "prober": ss58(prober), "answered": answered, "throughput": throughput,
         }),
         Event::SpotCheckRequested {
             id,

@@ -154,6 +154,8 @@ pub struct RewardJson {
     pub tokens: u64,
     pub layer_tokens: u64,
     pub uptime_minutes: u64,
+    /// Uptime credit in millionths of a minute (what the uptime part pays for).
+    pub uptime_credit: u64,
     pub training: String,
     pub reward: String,
 }
@@ -170,6 +172,7 @@ impl RewardJson {
                     tokens,
                     layer_tokens,
                     uptime_minutes,
+                    uptime_credit,
                     training,
                     reward,
                 } => Some(Self {
@@ -178,6 +181,7 @@ impl RewardJson {
                     tokens: *tokens,
                     layer_tokens: *layer_tokens,
                     uptime_minutes: *uptime_minutes,
+                    uptime_credit: *uptime_credit,
                     training: training.to_string(),
                     reward: reward.to_string(),
                 }),

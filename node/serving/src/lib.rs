@@ -26,7 +26,10 @@ pub mod miner;
 pub mod options;
 pub mod payments;
 pub mod possession;
+pub mod probe_guard;
 pub mod protocol;
+#[cfg(feature = "fault-injection")]
+pub mod relay;
 pub mod remote;
 pub mod routing;
 pub mod server;

@@ -54,6 +54,18 @@ pub struct ServingOptions {
     /// [`ServingOptions::submits_receipts`]).
     #[cfg(feature = "fault-injection")]
     pub never_submit: bool,
+    /// Relay every forward call to the providers bound to this account instead of
+    /// computing it (see [`crate::relay::ProbeRelay`]).
+    #[cfg(feature = "fault-injection")]
+    pub relay_probes: Option<AccountId>,
+    /// Compute other accounts' capacity probes too (an attacker's machine answering for
+    /// the accounts relaying to it; see [`ServingOptions::refuses_foreign_probes`]).
+    #[cfg(feature = "fault-injection")]
+    pub answer_foreign_probes: bool,
+    /// Delay every reply to a peer's shard call by this many milliseconds (a provider
+    /// behind a slow path: the round trip of its calls grows by as much).
+    #[cfg(feature = "fault-injection")]
+    pub reply_delay_ms: u64,
 }
 
 impl Default for ServingOptions {
@@ -74,6 +86,12 @@ impl Default for ServingOptions {
             never_pay: false,
             #[cfg(feature = "fault-injection")]
             never_submit: false,
+            #[cfg(feature = "fault-injection")]
+            relay_probes: None,
+            #[cfg(feature = "fault-injection")]
+            answer_foreign_probes: false,
+            #[cfg(feature = "fault-injection")]
+            reply_delay_ms: 0,
         }
     }
 }
@@ -96,6 +114,17 @@ impl ServingOptions {
             shards = Vec::new();
         }
         (binding, shards)
+    }
+
+    /// Whether this node refuses to compute other accounts' capacity probes (always, but
+    /// for the `answer_foreign_probes` fault; see [`crate::probe_guard`]).
+    pub fn refuses_foreign_probes(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.answer_foreign_probes {
+            warn!("fault injection: other accounts' capacity probes are computed here");
+            return false;
+        }
+        true
     }
 
     /// Whether this node hands the receipts of its generations back counter-signed to

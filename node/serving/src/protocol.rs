@@ -57,6 +57,54 @@ pub enum InferenceCall {
         layers: LayerRange,
         receipts: Vec<Receipt>,
     },
+    /// A validator's capacity probe (issue 21): run probe jobs for the probe's window
+    /// and answer with their commitments (`neuroshard_inference::probe_window`).
+    CapacityProbe(CapacityProbe),
+}
+
+/// A capacity probe, signed by the validator the chain drew to probe `worker` in
+/// `minute` (see `ponw::prober_of`), so nobody else can make a provider spend its
+/// window.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct CapacityProbe {
+    pub model: Hash,
+    pub layers: LayerRange,
+    pub minute: u64,
+    /// The probed account: a provider computes only its own account's probes.
+    pub worker: AccountId,
+    /// The account's probe seed of the minute (`ponw::probe_of`).
+    pub input_seed: Hash,
+    /// The prober's fresh random nonce: the jobs' inputs are unknown before the probe.
+    pub nonce: Hash,
+    pub positions: u32,
+    /// The minute's probe instant (Unix milliseconds, `ponw::probe_instant_ms`): the
+    /// window is `fires_at_ms .. fires_at_ms + window_ms` on the provider's clock, the
+    /// same interval for every probe of the minute however late each arrives.
+    pub fires_at_ms: u64,
+    pub window_ms: u32,
+    pub prober: AccountId,
+    /// `prober`'s signature over [`CapacityProbe::signed_bytes`].
+    pub signature: Signature,
+}
+
+impl CapacityProbe {
+    /// What the prober signs: every field but the signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        (
+            b"neuroshard/capacity-probe",
+            self.model,
+            self.layers,
+            self.minute,
+            &self.worker,
+            self.input_seed,
+            self.nonce,
+            self.positions,
+            self.fires_at_ms,
+            self.window_ms,
+            &self.prober,
+        )
+            .encode()
+    }
 }
 
 /// A client pays (counter-signs the receipts so far, [`InferenceCall::Pay`]) as soon as
@@ -177,6 +225,9 @@ pub enum InferenceReply {
         worker_signature: Signature,
     },
     Done,
+    /// The jobs of a [`CapacityProbe`] finished within its window: (job, encoded
+    /// `ActivationCommitment`), in job order.
+    CapacityProbe(Vec<(u32, Vec<u8>)>),
 }
 
 /// Answers to [`VerificationCall`]s.

@@ -7,11 +7,14 @@
 
 use crate::billing;
 use crate::payments::PaymentLedger;
+use crate::probe_guard::ForeignProbes;
 use crate::protocol::{
-    InferenceCall, InferenceReply, ShardCall, ShardReply, SignedMaterial, TrainingCall,
-    TrainingReply, VerificationCall, VerificationReply,
+    CapacityProbe, InferenceCall, InferenceReply, ShardCall, ShardReply, SignedMaterial,
+    TrainingCall, TrainingReply, VerificationCall, VerificationReply,
 };
 use neuroshard_inference::messages::ShardOutput;
+use neuroshard_inference::probe::MAX_PROBE_POSITIONS;
+use neuroshard_inference::probe_window::{run_window, unix_ms, window_left};
 use neuroshard_inference::shard::Shard;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{AccountId, Hash, Keypair, LayerRange, SessionId};
@@ -21,6 +24,9 @@ use sp_core::Pair as _;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Longest capacity-probe window a provider runs (the report must land in the minute).
+const MAX_PROBE_WINDOW_MS: u32 = 10_000;
 
 /// Answers Proof-of-Training calls (the node's training board).
 pub trait TrainingService: Send + Sync {
@@ -62,6 +68,9 @@ pub struct ShardServer {
     training: Arc<dyn TrainingService>,
     /// Who paid for what (`None`: sessions are served for free, as by a bench's server).
     payments: Option<Arc<PaymentLedger>>,
+    /// Admits capacity probes (`None`: runs every one, as a bench's server or the
+    /// `answer_foreign_probes` fault does).
+    foreign_probes: Option<Arc<ForeignProbes>>,
 }
 
 impl ShardServer {
@@ -73,7 +82,14 @@ impl ShardServer {
             stats: Mutex::new(ServeStats::default()),
             training,
             payments: None,
+            foreign_probes: None,
         }
+    }
+
+    /// The server refusing to compute other accounts' capacity probes.
+    pub fn with_probe_guard(mut self, guard: Arc<ForeignProbes>) -> Self {
+        self.foreign_probes = Some(guard);
+        self
     }
 
     /// The server serving each session only as far as its client pays, into `ledger`.
@@ -169,6 +185,7 @@ impl ShardServer {
                 }
                 Ok(InferenceReply::Forward(reply))
             }
+            InferenceCall::CapacityProbe(probe) => self.capacity_probe(peer, &probe),
             InferenceCall::Receipt {
                 model,
                 layers,
@@ -209,6 +226,34 @@ impl ShardServer {
         }
     }
 
+    /// Runs a capacity probe's window (when admitted, see [`crate::probe_guard`]) and
+    /// answers with the jobs finished in it.
+    fn capacity_probe(
+        &self,
+        peer: PeerId,
+        probe: &CapacityProbe,
+    ) -> Result<InferenceReply, String> {
+        let shard = self.shard(&probe.model, probe.layers)?;
+        if let Some(guard) = &self.foreign_probes {
+            if let Err(why) = guard.admit(probe) {
+                tracing::info!(%peer, worker = %probe.worker, minute = probe.minute, "{why}");
+                return Err(why);
+            }
+        }
+        let window_ms = probe.window_ms.min(MAX_PROBE_WINDOW_MS);
+        let window = window_left(probe.fires_at_ms, window_ms, unix_ms());
+        let positions = (probe.positions as usize).clamp(1, MAX_PROBE_POSITIONS);
+        let weights = shard.weights();
+        let seed = (&probe.input_seed, &probe.nonce);
+        let jobs = run_window(&weights.exec, seed, positions, window);
+        tracing::info!(
+            minute = probe.minute,
+            jobs = jobs.len(),
+            "capacity probe answered"
+        );
+        Ok(InferenceReply::CapacityProbe(jobs))
+    }
+
     fn answer_verification(&self, call: VerificationCall) -> Result<VerificationReply, String> {
         match call {
             VerificationCall::Material { body } => {
@@ -230,11 +275,19 @@ impl ShardServer {
 #[derive(Clone, Default)]
 pub struct ShardService {
     server: Arc<RwLock<Option<Arc<ShardServer>>>>,
-    /// Fault injection for tests: answer every forward call from a peer with an error (a
-    /// freeloader that stays online, holds the model and heartbeats, but serves nobody);
+    /// Fault injection for tests: answer every forward call and capacity probe from a
+    /// peer with an error (a freeloader that stays online, holds the model and
+    /// heartbeats, but serves nobody);
     /// its liveness probes fail, so it earns no uptime.
     #[cfg(feature = "fault-injection")]
     refuse_forwards: bool,
+    /// Fault injection for tests: relay forward calls to another provider
+    /// ([`crate::relay::ProbeRelay`]).
+    #[cfg(feature = "fault-injection")]
+    relay: crate::relay::ProbeRelay,
+    /// Fault injection for tests: milliseconds every reply is held back.
+    #[cfg(feature = "fault-injection")]
+    reply_delay: Duration,
 }
 
 impl ShardService {
@@ -245,7 +298,18 @@ impl ShardService {
             server: Arc::default(),
             #[cfg(feature = "fault-injection")]
             refuse_forwards: faults.refuse_forwards,
+            #[cfg(feature = "fault-injection")]
+            relay: crate::relay::ProbeRelay::new(faults.relay_probes.clone()),
+            #[cfg(feature = "fault-injection")]
+            reply_delay: Duration::from_millis(faults.reply_delay_ms),
         }
+    }
+
+    /// Gives the `relay_probes` fault the network to relay through (no-op otherwise).
+    #[allow(unused_variables)]
+    pub fn attach_network(&self, net: &crate::ShardNetwork) {
+        #[cfg(feature = "fault-injection")]
+        self.relay.attach(net.clone());
     }
 
     /// The reply to a peer that has too many calls running here.
@@ -264,15 +328,27 @@ impl ShardService {
     pub async fn answer(&self, peer: PeerId, data: Vec<u8>) -> Option<Vec<u8>> {
         let call = ShardCall::decode_all(&mut &data[..]).ok()?;
         #[cfg(feature = "fault-injection")]
-        if self.refuse_forwards && matches!(call, ShardCall::Inference(InferenceCall::Forward(_))) {
+        if self.refuse_forwards
+            && matches!(
+                call,
+                ShardCall::Inference(InferenceCall::Forward(_) | InferenceCall::CapacityProbe(_))
+            )
+        {
             return Some(ShardReply::Error("busy".into()).encode());
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = self.relay.relay(&call).await {
+            return Some(reply);
         }
         let server = self.server.read().clone();
         let Some(server) = server else {
             return Some(ShardReply::Error("this node serves no shards (yet)".into()).encode());
         };
-        tokio::task::spawn_blocking(move || server.answer(peer, call).encode())
+        let reply = tokio::task::spawn_blocking(move || server.answer(peer, call).encode())
             .await
-            .ok()
+            .ok();
+        #[cfg(feature = "fault-injection")]
+        tokio::time::sleep(self.reply_delay).await;
+        reply
     }
 }

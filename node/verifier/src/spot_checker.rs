@@ -166,6 +166,42 @@ impl SpotChecker {
         Ok(peers)
     }
 
+    /// The peers of `worker` serving `layers`, the shortest round trip to them (last
+    /// ping) and the highest throughput they advertise, in layer-positions per second.
+    pub(crate) fn route_to(
+        &self,
+        worker: &AccountId,
+        layers: LayerRange,
+    ) -> anyhow::Result<(Vec<PeerId>, std::time::Duration, u64)> {
+        let net = self
+            .ctx
+            .net
+            .as_ref()
+            .context("no network to reach the worker")?;
+        let views: Vec<_> = net
+            .directory
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.account == *worker)
+            .collect();
+        anyhow::ensure!(!views.is_empty(), "the worker announces no peer");
+        let rtt_ms = views
+            .iter()
+            .filter_map(|p| p.rtt_ms)
+            .fold(f64::INFINITY, f64::min);
+        let rtt = if rtt_ms.is_finite() {
+            std::time::Duration::from_secs_f64(rtt_ms.max(0.0) / 1000.0)
+        } else {
+            std::time::Duration::ZERO
+        };
+        let advertised = views
+            .iter()
+            .map(|p| p.throughput_milli.saturating_mul(u64::from(layers.len())) / 1000)
+            .max()
+            .unwrap_or(0);
+        Ok((views.into_iter().map(|p| p.peer).collect(), rtt, advertised))
+    }
+
     pub(crate) fn context(&self) -> &TrainingContext {
         &self.ctx
     }

@@ -109,6 +109,7 @@ pub fn params(model: ModelInfo) -> Params {
         spot_check_permill: 0,
         spot_check_blocks: 10,
         spot_check_slash: 50 * UNIT,
+        probe: crate::ProbeParams::default(),
     }
 }
 

@@ -31,8 +31,8 @@ pub mod spot_checks;
 mod workers;
 
 pub use liveness::{
-    challenge, heartbeat, probe_tasks, prober_of, report_liveness, Challenge, ProbeRecord,
-    ProbeTask, MINUTE_SEED,
+    challenge, heartbeat, probe_instant_ms, probe_of, probe_tasks, prober_of, report_liveness,
+    Challenge, ProbeRecord, ProbeTask, MINUTE_SEED,
 };
 pub use metadata::metadata;
 pub use receipts::{precheck_receipts, submit_receipts, PRECHECK_SAMPLE};
@@ -132,6 +132,53 @@ pub struct Params {
     /// Slashed from the worker's bond per failed check (at most the bond).
     #[serde(with = "balances::decimal_string")]
     pub spot_check_slash: Balance,
+    /// The capacity probes behind uptime credit (see [`liveness`]).
+    #[serde(default)]
+    pub probe: ProbeParams,
+}
+
+/// Chain-spec parameters of the capacity probes (issue 21; see `docs/PONW-SECURITY.md`).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
+#[serde(default)]
+pub struct ProbeParams {
+    /// Positions of each probe job's input: prefill-sized, so that a batch of many
+    /// accounts' jobs costs what the positions cost (at most 128).
+    pub positions: u32,
+    /// The window in which a probed worker runs as many jobs as it can, in
+    /// milliseconds: every probe of a minute covers the same window, so accounts sharing
+    /// a machine share its work in it.
+    pub window_ms: u32,
+    /// Time allowed for the answer beyond the window, one job at the worker's
+    /// advertised throughput and its path's round trip, in milliseconds.
+    pub deadline_slack_ms: u32,
+    /// Layer-positions per second of probe work that earn a whole minute of uptime (a
+    /// modest machine's figure): a minute is credited `min(1, proven / reference)`.
+    pub reference_throughput: u64,
+    /// Share of an answer's jobs the prober re-runs to check it, in millionths (at
+    /// least two jobs per answer).
+    pub sample_permill: u32,
+}
+
+impl Default for ProbeParams {
+    fn default() -> Self {
+        Self {
+            positions: 32,
+            window_ms: 1_000,
+            deadline_slack_ms: 1_000,
+            reference_throughput: 13_000,
+            sample_permill: 50_000,
+        }
+    }
+}
+
+impl ProbeParams {
+    /// The credit, in millionths of a minute, of a proven `throughput`.
+    pub fn credit_permill(&self, throughput: u64) -> u32 {
+        let reference = u128::from(self.reference_throughput.max(1));
+        (u128::from(throughput) * 1_000_000 / reference).min(1_000_000) as u32
+    }
 }
 
 pub const PARAMS: StorageValue<Params> = StorageValue::new(Ponw::NAME, "Params");

@@ -3,9 +3,19 @@
 //! - **shows possession** with a heartbeat: the chunk of one of the layers it serves that
 //!   the minute's challenge names for it, with its Merkle path against that layer's chunk
 //!   root (so the challenge is scoped to the layers the worker serves), and
-//! - **serves**: the validator assigned to probe it ([`prober_of`]) sent it an ordinary
-//!   shard request on an input drawn from the minute's seed, re-ran the shard itself,
-//!   and reported in `report_liveness` that the answer matched.
+//! - **serves**: the validator assigned to probe it ([`prober_of`]) sent it a capacity
+//!   probe at the minute's probe instant: prefill-sized jobs (`probe.positions`) on
+//!   inputs drawn from the minute's seed, the worker's account and the prober's nonce,
+//!   as many as it can finish in the window `probe.window_ms`; the prober re-ran a
+//!   sample and reported in `report_liveness` the throughput the finished jobs prove
+//!   (layer-positions per second of the window).
+//!
+//! The minute is credited `min(1, proven / probe.reference_throughput)` of a minute
+//! ([`crate::ProbeParams::credit_permill`]), so uptime pays for serving capacity, not for
+//! accounts: every probe of a minute fires at one wall-clock instant drawn from its seed
+//! ([`probe_instant_ms`]) and covers the same window, so K accounts answering from one
+//! machine share what it computes in that window, whatever order they take turns in;
+//! their credits add up to at most the machine's own (see docs/PONW-SECURITY.md).
 //!
 //! The seed of minute `m` is the parent hash of the first block of `m` (unknown until
 //! shortly before). A node that does not hold the model cannot show the chunk, and one
@@ -14,7 +24,7 @@
 //! (a sole validator probes itself), so no validator chooses whom it vouches for, and
 //! only the drawn one's report counts.
 
-use crate::workers::{worker, WORKERS};
+use crate::workers::{worker, WorkerInfo, WORKERS};
 use crate::{params, rewards, Error, Result};
 use neuroshard_primitives::model_chunks::{challenge_index, challenge_layer, verify_chunk};
 use neuroshard_primitives::{blake2_256, AccountId, Event, Hash, LayerRange};
@@ -43,10 +53,28 @@ pub struct Challenge {
 pub struct ProbeRecord {
     pub minute: u64,
     pub answered: bool,
+    /// Layer-positions per second the answer proved (0 when it failed).
+    pub throughput: u64,
 }
 
-/// One worker's probe in the current minute: who sends it, which shard, and the seed of
-/// its input (see `neuroshard_inference::probe`).
+/// First millisecond of a minute at which probes may fire, and the width of the window
+/// the instant is drawn from: the seed is known a block into the minute, and the
+/// reports must be in a block of the same minute.
+const PROBE_WINDOW_MS: (u64, u64) = (15_000, 20_000);
+
+/// The wall-clock instant (Unix milliseconds) at which every probe of `minute` fires,
+/// for every validator and worker at once, drawn from the minute's `seed`: nobody knows
+/// it before the minute's first block, and accounts sharing a machine cannot answer
+/// their probes one after another.
+pub fn probe_instant_ms(minute: u64, seed: &Hash) -> u64 {
+    let digest = blake2_256(&(b"neuroshard/probe/instant", seed).encode());
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&digest.as_bytes()[..8]);
+    minute * 60_000 + PROBE_WINDOW_MS.0 + u64::from_le_bytes(word) % PROBE_WINDOW_MS.1
+}
+
+/// One worker's probe in the current minute: who sends it, which shard, the seed of its
+/// input (see `neuroshard_inference::probe`), its size and when it fires.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeTask {
     pub minute: u64,
@@ -54,6 +82,10 @@ pub struct ProbeTask {
     pub prober: AccountId,
     pub layers: LayerRange,
     pub input_seed: Hash,
+    /// Positions of the probe's input (`probe.positions`).
+    pub positions: u32,
+    /// The minute's probe instant ([`probe_instant_ms`]).
+    pub fires_at_ms: u64,
 }
 
 fn draw(domain: &[u8], seed: &Hash, worker: &AccountId, n: usize) -> usize {
@@ -79,6 +111,18 @@ pub fn prober_of<'a>(
     (!pool.is_empty()).then(|| pool[draw(b"neuroshard/probe/prober", seed, worker, pool.len())])
 }
 
+/// The shard `who` is probed on in the minute of `seed` and the seed of its probe jobs'
+/// inputs (with the prober's nonce, see `neuroshard_inference::probe_window`); `None`
+/// for a worker announcing no shard.
+pub fn probe_of(seed: &Hash, who: &AccountId, info: &WorkerInfo) -> Option<(LayerRange, Hash)> {
+    if info.shards.is_empty() {
+        return None;
+    }
+    let layers = info.shards[draw(b"neuroshard/probe/shard", seed, who, info.shards.len())];
+    let input_seed = blake2_256(&(b"neuroshard/probe/input", seed, who).encode());
+    Some((layers, input_seed))
+}
+
 /// The probes of the current minute assigned to `prober` (from the latest block's state).
 pub fn probe_tasks(
     state: &impl ReadState,
@@ -88,6 +132,7 @@ pub fn probe_tasks(
     let Some((minute, seed)) = MINUTE_SEED.get(state)? else {
         return Ok(vec![]);
     };
+    let positions = params(state)?.probe.positions;
     let mut tasks = Vec::new();
     for (who, info) in WORKERS.entries(state)? {
         if prober_of(&seed, &who, validators) != Some(prober)
@@ -96,13 +141,17 @@ pub fn probe_tasks(
         {
             continue;
         }
-        let layers = info.shards[draw(b"neuroshard/probe/shard", &seed, &who, info.shards.len())];
+        let Some((layers, input_seed)) = probe_of(&seed, &who, &info) else {
+            continue;
+        };
         tasks.push(ProbeTask {
             minute,
-            input_seed: blake2_256(&(b"neuroshard/probe/input", &seed, &who).encode()),
+            input_seed,
             worker: who,
             prober: prober.clone(),
             layers,
+            positions,
+            fires_at_ms: probe_instant_ms(minute, &seed),
         });
     }
     Ok(tasks)
@@ -163,7 +212,8 @@ pub fn challenge(state: &impl ReadState, who: &AccountId) -> Result<Option<Chall
     }))
 }
 
-/// Credits the current minute once both halves of the proof are in.
+/// Credits the current minute once both halves of the proof are in: the share of a
+/// minute the probe's proven throughput earns.
 fn credit_if_proven(overlay: &mut Overlay<'_>, ctx: &BlockContext, who: &AccountId) -> Result<()> {
     let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
     let minute = ctx.minute;
@@ -171,13 +221,19 @@ fn credit_if_proven(overlay: &mut Overlay<'_>, ctx: &BlockContext, who: &Account
     if !proven || info.last_credited_minute == Some(minute) {
         return Ok(());
     }
+    let throughput = info.last_probe.map_or(0, |p| p.throughput);
+    let credit_permill = params(overlay)?.probe.credit_permill(throughput);
     info.last_credited_minute = Some(minute);
     WORKERS.insert(overlay, who, &info);
-    rewards::credit(overlay, who, |t| t.uptime_minutes += 1)?;
+    rewards::credit(overlay, who, |t| {
+        t.uptime_minutes += 1;
+        t.uptime_credit += u64::from(credit_permill);
+    })?;
     overlay.deposit_event(Event::UptimeCredited {
         worker: who.clone(),
         epoch: ctx.epoch,
         minute,
+        credit_permill,
     });
     Ok(())
 }
@@ -227,15 +283,17 @@ pub fn heartbeat(
 }
 
 /// `report_liveness`: validator `who` reports the probes of the current minute it was
-/// drawn for. Entries it was not drawn for, unknown workers and workers already probed
-/// this minute are skipped; a report that records nothing is refused.
+/// drawn for, each answered one with the throughput it proved. Entries it was not drawn
+/// for, unknown workers and workers already probed this minute are skipped; a report
+/// that records nothing is refused. An answered entry proving no throughput counts as
+/// failed.
 pub fn report_liveness(
     overlay: &mut Overlay<'_>,
     ctx: &BlockContext,
     who: &AccountId,
     validators: &[AccountId],
     minute: u64,
-    answered: &[AccountId],
+    answered: &[(AccountId, u64)],
     failed: &[AccountId],
 ) -> Result<()> {
     if !validators.contains(who) {
@@ -258,10 +316,11 @@ pub fn report_liveness(
         .1;
     let entries = answered
         .iter()
-        .map(|w| (w, true))
-        .chain(failed.iter().map(|w| (w, false)));
+        .map(|(w, throughput)| (w, *throughput))
+        .chain(failed.iter().map(|w| (w, 0)));
     let mut recorded = 0;
-    for (target, ok) in entries {
+    for (target, throughput) in entries {
+        let ok = throughput > 0;
         let Some(mut info) = worker(overlay, target)? else {
             continue;
         };
@@ -271,6 +330,7 @@ pub fn report_liveness(
         info.last_probe = Some(ProbeRecord {
             minute,
             answered: ok,
+            throughput,
         });
         WORKERS.insert(overlay, target, &info);
         overlay.deposit_event(Event::LivenessProbed {
@@ -278,6 +338,7 @@ pub fn report_liveness(
             minute,
             prober: who.clone(),
             answered: ok,
+            throughput,
         });
         credit_if_proven(overlay, ctx, target)?;
         recorded += 1;

@@ -17,6 +17,7 @@ fn report(
     failed: &[AccountId],
 ) -> Result<Vec<Event>> {
     let who = key(prober).1;
+    let answered: Vec<_> = answered.iter().map(|w| (w.clone(), FAST)).collect();
     apply(state, |o| {
         report_liveness(
             o,
@@ -24,11 +25,14 @@ fn report(
             &who,
             validators,
             minute,
-            answered,
+            &answered,
             failed,
         )
     })
 }
+
+/// A throughput that earns whole minutes (the default reference).
+const FAST: u64 = 200_000;
 
 fn open_minute(state: &mut StateDb, minute: u64) -> Vec<Event> {
     apply(state, |o| liveness::record_minute_seed(o, &ctx(0, minute))).unwrap()
@@ -72,6 +76,7 @@ fn a_minute_is_credited_only_with_the_heartbeat_and_a_passed_probe() {
         minute: 3,
         prober: key("//Alice").1,
         answered: true,
+        throughput: FAST,
     }));
     assert!(credited(&events));
     assert_eq!(uptime(&state, &bob), 1);
@@ -161,15 +166,7 @@ fn only_the_drawn_validator_reports_once_per_minute_and_bad_reports_change_nothi
         ),
         (
             apply(&mut state, |o| {
-                report_liveness(
-                    o,
-                    &ctx(0, 3),
-                    &drawn,
-                    &v,
-                    4,
-                    std::slice::from_ref(&bob),
-                    &[],
-                )
+                report_liveness(o, &ctx(0, 3), &drawn, &v, 4, &[(bob.clone(), FAST)], &[])
             }),
             Error::WrongMinute {
                 claimed: 4,
@@ -442,4 +439,104 @@ fn possession_is_shown_for_the_served_layers_only() {
             Err(Error::WrongChunk)
         );
     }
+}
+
+/// `who`'s tally as (minutes, credit in millionths of a minute).
+fn credit(state: &StateDb, who: &AccountId) -> (u64, u64) {
+    rewards::tallies(state)
+        .unwrap()
+        .into_iter()
+        .find(|(w, _)| w == who)
+        .map_or((0, 0), |(_, t)| (t.uptime_minutes, t.uptime_credit))
+}
+
+/// Issue 21: a minute earns `min(1, proven / reference)` of a minute, the event says how
+/// much, and the payout follows the credit, not the number of minutes.
+#[test]
+fn uptime_credit_is_the_proven_throughput_over_the_reference_capped_at_one_minute() {
+    let mut state = genesis();
+    let (bob, charlie) = (key("//Bob").1, key("//Charlie").1);
+    let v = validators();
+    let reference = ProbeParams::default().reference_throughput;
+    for (who, minute) in [(&bob, 3), (&charlie, 3)] {
+        beat(&mut state, &ctx(0, minute), who, minute, &model_file()).unwrap();
+    }
+    let alice = key("//Alice").1;
+    let events = apply(&mut state, |o| {
+        report_liveness(
+            o,
+            &ctx(0, 3),
+            &alice,
+            &v,
+            3,
+            &[
+                (bob.clone(), reference / 4),
+                (charlie.clone(), reference * 3),
+            ],
+            &[],
+        )
+    })
+    .unwrap();
+    let credits: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::UptimeCredited {
+                worker,
+                credit_permill,
+                ..
+            } => Some((worker.clone(), *credit_permill)),
+            _ => None,
+        })
+        .collect();
+    assert!(credits.contains(&(bob.clone(), 250_000)), "{credits:?}");
+    assert!(credits.contains(&(charlie.clone(), 1_000_000)), "capped");
+    assert_eq!(credit(&state, &bob), (1, 250_000));
+    let p = crate::params(&state).unwrap();
+    let tally = rewards::WorkTally {
+        uptime_minutes: 1,
+        uptime_credit: 250_000,
+        ..Default::default()
+    };
+    assert_eq!(reward_for(&p, &tally), p.uptime_reward / 4);
+    // An "answered" entry proving nothing is a failed probe.
+    open_minute(&mut state, 4);
+    beat(&mut state, &ctx(0, 4), &bob, 4, &model_file()).unwrap();
+    let events = apply(&mut state, |o| {
+        report_liveness(o, &ctx(0, 4), &alice, &v, 4, &[(bob.clone(), 0)], &[])
+    })
+    .unwrap();
+    assert!(!credited(&events));
+    assert_eq!(credit(&state, &bob), (1, 250_000));
+}
+
+/// Issue 21, the credit arithmetic: K accounts on one machine that split its work in
+/// the shared probe window (any split, here the even one) earn together at most what
+/// the machine earns registered once: <= 1.1x for every machine below the reference.
+#[test]
+fn splitting_one_machine_into_many_accounts_earns_no_more_than_registering_it_once() {
+    let p = ProbeParams::default();
+    for machine in [1_000, 7_000, 20_000, p.reference_throughput - 1] {
+        let once = u64::from(p.credit_permill(machine));
+        for k in 1..=64u64 {
+            let split: u64 = (0..k)
+                .map(|_| u64::from(p.credit_permill(machine / k)))
+                .sum();
+            assert!(
+                split * 10 <= once * 11,
+                "{k} accounts of {machine}: {split} > {once}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_probe_of_a_minute_fires_at_one_instant_inside_the_minute() {
+    let seed = neuroshard_primitives::Hash::repeat_byte(9);
+    let at = probe_instant_ms(7, &seed);
+    assert_eq!(at, probe_instant_ms(7, &seed));
+    assert!((7 * 60_000 + 15_000..7 * 60_000 + 35_000).contains(&at));
+    assert_ne!(
+        at,
+        probe_instant_ms(7, &neuroshard_primitives::Hash::repeat_byte(8))
+    );
 }

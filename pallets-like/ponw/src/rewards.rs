@@ -1,6 +1,8 @@
 //! Work tallies and the epoch payout: `reward = layer_tokens x token_reward / num_layers
-//! + uptime_minutes x uptime_reward`, in exact integer base units, so one token through
-//! the full pipeline earns `token_reward` in total, split by the layers each stage ran.
+//! + uptime_credit x uptime_reward / 1e6`, in exact integer base units, so one token
+//! through the full pipeline earns `token_reward` in total, split by the layers each
+//! stage ran, and a minute of uptime earns its credit's share of `uptime_reward` (its
+//! proven capacity over the chain's reference, see `liveness`).
 
 use crate::{params, Params, Result, CURRENT_EPOCH};
 use neuroshard_balances as balances;
@@ -16,6 +18,8 @@ pub struct WorkTally {
     /// Tokens x layers run.
     pub layer_tokens: u64,
     pub uptime_minutes: u64,
+    /// Uptime credit in millionths of a minute.
+    pub uptime_credit: u64,
 }
 
 pub const TALLIES: StorageMap<AccountId, WorkTally> = StorageMap::new("Ponw", "Tallies");
@@ -24,7 +28,8 @@ pub const TALLIES: StorageMap<AccountId, WorkTally> = StorageMap::new("Ponw", "T
 pub fn reward_for(p: &Params, tally: &WorkTally) -> Balance {
     let layers = Balance::from(p.model.num_layers.max(1));
     let token_part = Balance::from(tally.layer_tokens).saturating_mul(p.token_reward) / layers;
-    let uptime_part = Balance::from(tally.uptime_minutes).saturating_mul(p.uptime_reward);
+    let uptime_part =
+        Balance::from(tally.uptime_credit).saturating_mul(p.uptime_reward) / 1_000_000;
     token_part.saturating_add(uptime_part)
 }
 
@@ -60,6 +65,7 @@ pub fn on_epoch_start(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<(
             tokens: tally.tokens,
             layer_tokens: tally.layer_tokens,
             uptime_minutes: tally.uptime_minutes,
+            uptime_credit: tally.uptime_credit,
             training: 0,
             reward,
         });

@@ -133,7 +133,10 @@ pub(crate) fn prove_minute(state: &mut StateDb, ctx: &BlockContext, who: &Accoun
             &alice,
             &validators(),
             ctx.minute,
-            std::slice::from_ref(who),
+            &[(
+                who.clone(),
+                crate::ProbeParams::default().reference_throughput,
+            )],
             &[],
         )
     })

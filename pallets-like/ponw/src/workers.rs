@@ -39,10 +39,7 @@ impl WorkerInfo {
     /// True when the worker answered its liveness probe of `minute`.
     pub fn passed_probe(&self, minute: u64) -> bool {
         self.last_probe
-            == Some(ProbeRecord {
-                minute,
-                answered: true,
-            })
+            .is_some_and(|p| p.minute == minute && p.answered)
     }
 
     /// True when the worker announced a shard covering `layers`.

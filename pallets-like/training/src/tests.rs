@@ -56,6 +56,7 @@ pub(crate) fn genesis_bonded(bond: Balance, tp: &Params) -> StateDb {
         worker_bond: bond,
         spot_check_permill: 0,
         spot_check_slash: 0,
+        probe: neuroshard_ponw::ProbeParams::default(),
         ..ponw::fixtures::params(ponw::fixtures::model(model(), 30))
     };
     let workers = HOLDERS

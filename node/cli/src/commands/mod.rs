@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => node::dev(args).await,
-        Command::Run(args) => node::run(args).await,
+        Command::Run(args) => node::run(*args).await,
         Command::Key(cmd) => key::run(cmd),
         Command::Tx(cmd) => tx::run(cmd).await,
         Command::Balance(args) => balance::run(args).await,

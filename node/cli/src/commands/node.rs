@@ -160,6 +160,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             never_pay: args.faults.fault_never_pay,
             #[cfg(feature = "fault-injection")]
             never_submit: args.faults.fault_never_submit,
+            #[cfg(feature = "fault-injection")]
+            relay_probes: args
+                .faults
+                .fault_relay_probes
+                .as_deref()
+                .map(crypto::parse_account)
+                .transpose()
+                .context("--fault-relay-probes")?,
+            #[cfg(feature = "fault-injection")]
+            answer_foreign_probes: args.faults.fault_answer_foreign_probes,
+            #[cfg(feature = "fault-injection")]
+            reply_delay_ms: args.faults.fault_reply_delay_ms,
         },
         #[cfg(feature = "fault-injection")]
         false_mismatch: args.faults.fault_false_mismatch,

@@ -120,7 +120,7 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
         }),
         Call::Ponw(PonwCall::ReportLiveness {
             minute: 7,
-            answered: vec![account("//Bob")],
+            answered: vec![(account("//Bob"), 41_000), (account("//Eve"), 0)],
             failed: vec![account("//Charlie"), account("//Dave")],
         }),
         Call::Ponw(PonwCall::BondMore { amount: 3 * UNIT }),
@@ -439,6 +439,13 @@ pub fn shard_replies(server: &ShardServer) -> Vec<Vec<u8>> {
         .collect();
     replies.push(ShardReply::Error("unknown shard".into()).encode());
     replies.push(
+        ShardReply::Inference(InferenceReply::CapacityProbe(vec![
+            (0, vec![1, 0, 0, 0, 0, 3, 0, 0, 0, 0]),
+            (u32::MAX, vec![]),
+        ]))
+        .encode(),
+    );
+    replies.push(
         ShardReply::Verification(VerificationReply::Material(Some(SignedMaterial::sign(
             receipt_body().id(),
             SpotCheckMaterial {
@@ -464,6 +471,12 @@ pub fn consume_reply(reply: &ShardReply) {
         },
         ShardReply::Inference(InferenceReply::Receipt { commitment, .. }) => {
             let _ = ActivationCommitment::decode(commitment);
+        }
+        ShardReply::Inference(InferenceReply::CapacityProbe(jobs)) => {
+            // What a prober does with a sampled job's commitment.
+            for (_, commitment) in jobs {
+                let _ = ActivationCommitment::decode(commitment);
+            }
         }
         ShardReply::Verification(VerificationReply::Material(Some(m))) => {
             // What a checker does before it uses the material.
