@@ -42,6 +42,40 @@ pub fn window_left(fires_at_ms: u64, window_ms: u32, now_ms: u64) -> Duration {
     Duration::from_millis(end.saturating_sub(now_ms).min(u64::from(window_ms)))
 }
 
+/// A machine of fixed capacity, for tests (`--fault-probe-jobs-per-sec`): every probe job
+/// of the process, whichever window it belongs to, waits for its turn on one clock that
+/// lets `rate` jobs start a second. Wall-clock capacity then no longer depends on what
+/// else the host runs, so tests can compare one machine registered once with the same
+/// machine behind many accounts; the real hardware's answer to that question (do K
+/// concurrent windows get more out of the cores than one?) is `bench verify`'s.
+#[derive(Debug)]
+pub struct JobPacer {
+    period: Duration,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl JobPacer {
+    /// A pacer letting `rate` jobs (at least 1) start per second.
+    pub fn new(rate: u32) -> Self {
+        Self {
+            period: Duration::from_secs(1) / rate.max(1),
+            next: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Blocks until this caller's turn: turns are `period` apart, and one not taken
+    /// (nobody waiting) is not saved up for a burst later.
+    pub fn wait_turn(&self) {
+        let turn = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let turn = (*next).max(Instant::now());
+            *next = turn + self.period;
+            turn
+        };
+        std::thread::sleep(turn.saturating_duration_since(Instant::now()));
+    }
+}
+
 /// Unix milliseconds now.
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -63,6 +97,7 @@ pub fn run_window(
     (input_seed, nonce): (&Hash, &Hash),
     positions: usize,
     window: Duration,
+    pace: Option<&JobPacer>,
 ) -> Vec<(u32, Vec<u8>)> {
     let started = Instant::now();
     let next = std::sync::atomic::AtomicU32::new(0);
@@ -73,6 +108,9 @@ pub fn run_window(
                 scope.spawn(move || {
                     let mut mine = Vec::new();
                     while started.elapsed() < window {
+                        if let Some(pace) = pace {
+                            pace.wait_turn();
+                        }
                         let job = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if job as usize >= MAX_JOBS {
                             break;
@@ -147,7 +185,7 @@ mod tests {
         for (a, b) in [(0usize, 2usize), (2, 5)] {
             let exec = ShardExecutor::new(w.slice(a..b).unwrap()).unwrap();
             let (seed, nonce) = (Hash::repeat_byte(1), Hash::repeat_byte(2));
-            let done = run_window(&exec, (&seed, &nonce), 8, Duration::from_millis(200));
+            let done = run_window(&exec, (&seed, &nonce), 8, Duration::from_millis(200), None);
             assert!(done.len() > STREAMS, "jobs finished: {}", done.len());
             for (job, bytes) in done.iter().take(3) {
                 let claimed = ActivationCommitment::decode(bytes).unwrap();

@@ -26,6 +26,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 mod proof_of_training;
 #[path = "attacks/sybil_uptime.rs"]
 mod sybil_uptime;
+#[path = "attacks/withholding.rs"]
+mod withholding;
 /// Two wall-clock minute boundaries and an epoch boundary, with margin.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
 

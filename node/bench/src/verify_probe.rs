@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 /// Fewest jobs of an answer the prober re-runs (as `neuroshard_verifier::prober`).
 const MIN_SAMPLES: usize = 2;
+/// Accounts whose windows run at once on one machine in the Sybil comparison.
+const SYBILS: usize = 8;
+/// Rounds of the comparison (one window alone, then the accounts' windows at once).
+const SPLIT_ROUNDS: usize = 3;
 
 /// One measured probe.
 #[derive(Clone, Debug)]
@@ -25,6 +29,9 @@ pub struct ProbeCost {
     pub rerun: Duration,
     /// Layer-positions per second the window proved, and the minute's credit for it.
     pub throughput: u64,
+    /// Per round: jobs one account's window finished alone, and the total of
+    /// [`SYBILS`] accounts' windows run at once on the same cores.
+    pub split: Vec<(usize, usize)>,
 }
 
 impl ProbeCost {
@@ -37,6 +44,14 @@ impl ProbeCost {
     /// minute of compute (they run on a machine like it).
     pub fn rerun_share(&self) -> f64 {
         self.rerun.as_secs_f64() / 60.0
+    }
+
+    /// What [`SYBILS`] accounts' windows at once prove, over what one proves alone, on
+    /// the same machine (the issue's bound: at most 1.1).
+    pub fn split_ratio(&self) -> f64 {
+        let alone: usize = self.split.iter().map(|r| r.0).sum();
+        let many: usize = self.split.iter().map(|r| r.1).sum();
+        many as f64 / alone.max(1) as f64
     }
 }
 
@@ -59,6 +74,13 @@ impl fmt::Display for ProbeCost {
             self.probe_share() * 100.0,
             self.samples,
             self.rerun_share() * 100.0
+        )?;
+        write!(
+            f,
+            "\n  {SYBILS} accounts' windows at once on this machine / one alone: {:.2}x \
+             (jobs per round {:?}; goal <= 1.1)",
+            self.split_ratio(),
+            self.split
         )
     }
 }
@@ -71,8 +93,14 @@ pub fn measure(weights: &ModelWeights, params: &ProbeParams) -> anyhow::Result<P
     let positions = params.positions as usize;
     let window = Duration::from_millis(u64::from(params.window_ms));
     // Warm-up, then the measured window.
-    run_window(&exec, (&seed, &seed), positions, Duration::from_millis(200));
-    let jobs = run_window(&exec, (&seed, &nonce), positions, window);
+    run_window(
+        &exec,
+        (&seed, &seed),
+        positions,
+        Duration::from_millis(200),
+        None,
+    );
+    let jobs = run_window(&exec, (&seed, &nonce), positions, window, None);
     anyhow::ensure!(!jobs.is_empty(), "no probe job finished in the window");
     let wanted = (jobs.len() as u64 * u64::from(params.sample_permill)).div_ceil(1_000_000);
     let samples = (wanted as usize).max(MIN_SAMPLES).min(jobs.len());
@@ -81,6 +109,24 @@ pub fn measure(weights: &ModelWeights, params: &ProbeParams) -> anyhow::Result<P
         expected_commitment(&exec, (&seed, &nonce), *job, positions)?;
     }
     let rerun = started.elapsed();
+    let split = (0..SPLIT_ROUNDS)
+        .map(|_| {
+            let alone = run_window(&exec, (&seed, &nonce), positions, window, None).len();
+            let seeds: Vec<Hash> = (0..SYBILS as u8).map(Hash::repeat_byte).collect();
+            let many = std::thread::scope(|scope| {
+                let runs: Vec<_> = seeds
+                    .iter()
+                    .map(|s| {
+                        scope.spawn(|| run_window(&exec, (s, &nonce), positions, window, None))
+                    })
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().map_or(0, |jobs| jobs.len()))
+                    .sum()
+            });
+            (alone, many)
+        })
+        .collect();
     let work = jobs.len() as u64 * u64::from(params.positions) * all.len() as u64;
     Ok(ProbeCost {
         params: params.clone(),
@@ -88,5 +134,6 @@ pub fn measure(weights: &ModelWeights, params: &ProbeParams) -> anyhow::Result<P
         samples,
         rerun,
         throughput: work * 1000 / u64::from(params.window_ms.max(1)),
+        split,
     })
 }

@@ -332,6 +332,11 @@ pub struct FaultArgs {
     /// milliseconds (a provider behind a slow path; pings are not delayed).
     #[arg(long, hide = true, value_name = "MS", default_value_t = 0)]
     pub fault_reply_delay_ms: u64,
+    /// Fault injection for tests: start at most N capacity-probe jobs a second across
+    /// all of this node's probes (a machine of fixed capacity, whatever else the host
+    /// runs).
+    #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), requires = "shards")]
+    pub fault_probe_jobs_per_sec: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

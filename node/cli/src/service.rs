@@ -306,8 +306,9 @@ async fn serve(s: Serving, shutdown: watch::Receiver<bool>) {
             ledger.clone(),
             shutdown.clone(),
         ));
-        let mut server =
-            ShardServer::new(local.shards(), s.key.clone(), s.board.clone()).with_payments(ledger);
+        let mut server = ShardServer::new(local.shards(), s.key.clone(), s.board.clone())
+            .with_payments(ledger)
+            .with_probe_pace(s.serving.probe_pace());
         if s.serving.refuses_foreign_probes() {
             let guard = ForeignProbes::new(s.chain.clone(), local.account());
             server = server.with_probe_guard(Arc::new(guard));

@@ -10,7 +10,7 @@
 
 use crate::client::{unix_millis, Client, ClientError};
 use neuroshard_network::{NetworkHandle, Offence, PeerId, Protocol, Verdict};
-use neuroshard_primitives::{Block, BlockNumber};
+use neuroshard_primitives::{Block, BlockNumber, Hash};
 use neuroshard_runtime::BlockError;
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use std::sync::Arc;
@@ -251,33 +251,66 @@ async fn switch_to_longer_fork(
         "peer has a longer branch: switching"
     );
     let branch = theirs.split_off(fork);
-    // Cheap checks first: the branch must be contiguous and every block sealed by its
-    // author; then it is executed in full on the fork point's state before we revert.
+    let c = client.clone();
+    let outcome = tokio::task::spawn_blocking(move || adopt_branch(&c, &ancestor, &branch))
+        .await
+        .unwrap_or(Adopted::Stale);
+    if outcome == Adopted::Invalid {
+        network.penalise(peer, Offence::InvalidGossip);
+    }
+    outcome == Adopted::Switched
+}
+
+/// What became of a peer's branch offered to [`adopt_branch`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// Our chain now ends with the branch.
+    Switched,
+    /// The branch is wrong (not linked, a seal that does not verify, a block that does
+    /// not execute): the peer is to blame.
+    Invalid,
+    /// Our own chain moved while the branch was fetched or checked (another peer's blocks
+    /// were imported and finalized past the fork point, or the same blocks arrived by
+    /// gossip): nothing wrong with the peer, nothing to do.
+    Stale,
+}
+
+/// Reverts our chain to `ancestor` and imports `branch` (which must build on it), after
+/// checking the branch: cheap checks first (contiguous, every block sealed by its author),
+/// then executed in full on the fork point's state before anything is reverted. Runs on a
+/// blocking thread. Sync runs for several peers at once, so by the time a branch is
+/// checked our head may have moved past the fork point, even to finalized blocks; that is
+/// [`Adopted::Stale`], never blamed on the peer.
+pub fn adopt_branch(client: &Client, ancestor: &Hash, branch: &[Block]) -> Adopted {
     let linked = branch.windows(2).all(|w| {
         w[1].header.parent_hash == w[0].hash() && w[1].header.number == w[0].header.number + 1
     });
     if !linked || !branch.iter().all(|b| b.header.seal_is_valid()) {
-        network.penalise(peer, Offence::InvalidGossip);
-        return false;
+        return Adopted::Invalid;
     }
-    let c = client.clone();
-    let switched = tokio::task::spawn_blocking(move || {
-        if let Err(e) = c.verify_branch(&ancestor, &branch) {
+    match client.verify_branch(ancestor, branch) {
+        Ok(()) => {}
+        Err(e @ (ClientError::Block(_) | ClientError::Runtime(_))) => {
             warn!(error = %e, "the longer branch does not execute: keeping ours");
-            return false;
+            return Adopted::Invalid;
         }
-        if let Err(e) = c.revert_to(&ancestor) {
-            warn!(error = %e, "cannot revert to the fork point");
-            return false;
+        Err(e) => {
+            // The fork point or its state is no longer ours to build on (reverted, or
+            // too far behind a head that moved on): our side, not the peer's.
+            debug!(error = %e, "cannot check the branch on the fork point: keeping ours");
+            return Adopted::Stale;
         }
-        branch
-            .iter()
-            .all(|b| offer_block(&c, b) == Offered::Imported)
-    })
-    .await
-    .unwrap_or(false);
-    if !switched {
-        network.penalise(peer, Offence::InvalidGossip);
     }
-    switched
+    if let Err(e) = client.revert_to(ancestor) {
+        info!(error = %e, "cannot revert to the fork point (our chain moved on): keeping ours");
+        return Adopted::Stale;
+    }
+    for block in branch {
+        match offer_block(client, block) {
+            Offered::Imported => {}
+            Offered::Invalid => return Adopted::Invalid,
+            Offered::Ahead | Offered::Ignored => return Adopted::Stale,
+        }
+    }
+    Adopted::Switched
 }

@@ -66,6 +66,10 @@ pub struct ServingOptions {
     /// behind a slow path: the round trip of its calls grows by as much).
     #[cfg(feature = "fault-injection")]
     pub reply_delay_ms: u64,
+    /// Run capacity probes' jobs at this many a second, process-wide (a machine of fixed
+    /// capacity; see [`neuroshard_inference::probe_window::JobPacer`]).
+    #[cfg(feature = "fault-injection")]
+    pub probe_jobs_per_sec: Option<u32>,
 }
 
 impl Default for ServingOptions {
@@ -92,6 +96,8 @@ impl Default for ServingOptions {
             answer_foreign_probes: false,
             #[cfg(feature = "fault-injection")]
             reply_delay_ms: 0,
+            #[cfg(feature = "fault-injection")]
+            probe_jobs_per_sec: None,
         }
     }
 }
@@ -114,6 +120,20 @@ impl ServingOptions {
             shards = Vec::new();
         }
         (binding, shards)
+    }
+
+    /// The pace of this node's capacity-probe jobs: as fast as the machine goes, but for
+    /// the `probe_jobs_per_sec` fault.
+    pub fn probe_pace(&self) -> Option<neuroshard_inference::probe_window::JobPacer> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(rate) = self.probe_jobs_per_sec {
+            warn!(
+                rate,
+                "fault injection: capacity-probe jobs paced to a fixed rate"
+            );
+            return Some(neuroshard_inference::probe_window::JobPacer::new(rate));
+        }
+        None
     }
 
     /// Whether this node refuses to compute other accounts' capacity probes (always, but

@@ -1,4 +1,4 @@
-//! The shard protocol (`/neuroshard/activations/4`, request-response): its messages,
+//! The shard protocol (`/neuroshard/activations/5`, request-response): its messages,
 //! grouped by the concern they serve, and the helpers that send them.
 //!
 //! - [`InferenceCall`]: a pipeline client runs a session's positions through a provider's

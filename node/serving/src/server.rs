@@ -14,7 +14,7 @@ use crate::protocol::{
 };
 use neuroshard_inference::messages::ShardOutput;
 use neuroshard_inference::probe::MAX_PROBE_POSITIONS;
-use neuroshard_inference::probe_window::{run_window, unix_ms, window_left};
+use neuroshard_inference::probe_window::{run_window, unix_ms, window_left, JobPacer};
 use neuroshard_inference::shard::Shard;
 use neuroshard_network::PeerId;
 use neuroshard_primitives::{AccountId, Hash, Keypair, LayerRange, SessionId};
@@ -71,6 +71,9 @@ pub struct ShardServer {
     /// Admits capacity probes (`None`: runs every one, as a bench's server or the
     /// `answer_foreign_probes` fault does).
     foreign_probes: Option<Arc<ForeignProbes>>,
+    /// Paces probe jobs to a fixed rate (`None`: as fast as the machine goes; set by the
+    /// `probe_jobs_per_sec` fault only).
+    probe_pace: Option<Arc<JobPacer>>,
 }
 
 impl ShardServer {
@@ -83,7 +86,15 @@ impl ShardServer {
             training,
             payments: None,
             foreign_probes: None,
+            probe_pace: None,
         }
+    }
+
+    /// The server running its capacity probes' jobs at `pace` (a machine of fixed
+    /// capacity, for tests; see [`JobPacer`]).
+    pub fn with_probe_pace(mut self, pace: Option<JobPacer>) -> Self {
+        self.probe_pace = pace.map(Arc::new);
+        self
     }
 
     /// The server refusing to compute other accounts' capacity probes.
@@ -245,7 +256,13 @@ impl ShardServer {
         let positions = (probe.positions as usize).clamp(1, MAX_PROBE_POSITIONS);
         let weights = shard.weights();
         let seed = (&probe.input_seed, &probe.nonce);
-        let jobs = run_window(&weights.exec, seed, positions, window);
+        let jobs = run_window(
+            &weights.exec,
+            seed,
+            positions,
+            window,
+            self.probe_pace.as_deref(),
+        );
         tracing::info!(
             minute = probe.minute,
             jobs = jobs.len(),

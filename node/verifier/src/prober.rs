@@ -375,6 +375,7 @@ async fn local_answer(checker: &SpotChecker, probe: CapacityProbe) -> Result<Job
             (&probe.input_seed, &probe.nonce),
             positions,
             window,
+            None,
         )
     })
     .await

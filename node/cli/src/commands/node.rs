@@ -172,6 +172,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             answer_foreign_probes: args.faults.fault_answer_foreign_probes,
             #[cfg(feature = "fault-injection")]
             reply_delay_ms: args.faults.fault_reply_delay_ms,
+            #[cfg(feature = "fault-injection")]
+            probe_jobs_per_sec: args.faults.fault_probe_jobs_per_sec,
         },
         #[cfg(feature = "fault-injection")]
         false_mismatch: args.faults.fault_false_mismatch,

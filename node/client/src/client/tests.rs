@@ -339,3 +339,67 @@ fn revert_switches_to_a_fork_and_never_below_finality() {
     assert_eq!(reopened.best_header(), fork3);
     assert_eq!(reopened.finalized_header(), fork3);
 }
+
+/// A peer's branch is blamed only for what is wrong with it: a branch that no longer
+/// applies because our chain moved on (finalized past the fork point while the branch was
+/// fetched, as when several peers sync us at once) is stale, not invalid; a tampered one
+/// is invalid; a longer valid one replaces our fork.
+#[test]
+fn a_branch_our_chain_moved_past_is_stale_not_invalid() {
+    use crate::sync::{adopt_branch, Adopted};
+    let no_instant_finality = || ClientConfig {
+        instant_finality: false,
+        ..ClientConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Client::open(
+        Store::open(&dir.path().join("a.redb")).unwrap(),
+        &chain(),
+        no_instant_finality(),
+    )
+    .unwrap();
+    let mut headers = vec![a.best_header()];
+    for nonce in 0..4 {
+        a.submit(transfer(&a, "//Bob", nonce, UNIT)).unwrap();
+        headers.push(author(&a));
+    }
+    let block = |h: &Header| a.block(&h.hash()).unwrap().unwrap();
+    let branch: Vec<Block> = headers[3..].iter().map(block).collect();
+
+    // B has blocks 1-2 and a fork block 3 of its own; A's longer branch replaces it.
+    let b = Client::open(
+        Store::open(&dir.path().join("b.redb")).unwrap(),
+        &chain(),
+        no_instant_finality(),
+    )
+    .unwrap();
+    for h in &headers[1..3] {
+        b.import_block(&block(h)).unwrap();
+    }
+    let fork3 = b
+        .author_block(headers[4].slot + 5, &pair("//Alice"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(fork3.number, 3);
+    let mut tampered = branch.clone();
+    tampered[1].extrinsics.clear();
+    assert_eq!(
+        adopt_branch(&b, &headers[2].hash(), &tampered),
+        Adopted::Invalid
+    );
+    assert_eq!(b.best_header(), fork3, "an invalid branch changes nothing");
+    assert_eq!(
+        adopt_branch(&b, &headers[2].hash(), &branch),
+        Adopted::Switched
+    );
+    assert_eq!(b.best_header(), headers[4]);
+
+    // A has finalized its head meanwhile: the same branch offered again on block 2 cannot
+    // be switched to, and that is nobody's fault.
+    assert!(a.finalize(&headers[4].hash(), b"votes").unwrap());
+    assert_eq!(
+        adopt_branch(&a, &headers[2].hash(), &branch),
+        Adopted::Stale
+    );
+    assert_eq!(a.best_header(), headers[4]);
+}
