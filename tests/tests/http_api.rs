@@ -356,3 +356,82 @@ fn api_keys_bill_each_key_to_its_account() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }
+
+/// The value of a response's `Retry-After` header, in seconds.
+fn retry_after(r: &neuroshard_tests::http::Response) -> u64 {
+    r.headers
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in {}", r.headers))
+}
+
+/// Tokens per minute per API key: with `--max-tokens-per-minute-per-key 1`, Bob's first
+/// completion runs from his full bucket and leaves it in debt by its prompt and
+/// completion tokens, so his next request gets 429 with a Retry-After of at least a
+/// minute per token owed (the bucket refills one token a minute), not the node's 503.
+#[test]
+fn a_key_over_its_tokens_per_minute_is_told_when_to_come_back() {
+    use neuroshard_primitives::{Call, PonwCall};
+    use neuroshard_tests::chain;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let bob_key = "sk-bob-000000000000000000000";
+    std::fs::write(&keys, format!("{bob_key} //Bob\n")).unwrap();
+    let node = dev_node(
+        &dir.path().join("node"),
+        &[
+            "--api-keys",
+            keys.to_str().unwrap(),
+            "--max-tokens-per-minute-per-key",
+            "1",
+        ],
+    );
+    let port = node.api_port();
+    let deposit = Call::Ponw(PonwCall::DepositEscrow {
+        amount: 100 * neuroshard_primitives::UNIT,
+    });
+    chain::submit_and_wait(&node.rpc(), "//Bob", deposit, TIMEOUT).unwrap();
+    let first = complete_with_key(port, Some(bob_key));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let usage: Value = serde_json::from_str(&first.body).unwrap();
+    let used = usage["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used >= 2, "{usage}");
+
+    let r = complete_with_key(port, Some(bob_key));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("rate_limit_exceeded"), "{}", r.body);
+    assert!(r.body.contains("tokens per minute"), "{}", r.body);
+    // The bucket owes `used - 1` tokens and needs 1 more; it refills 1 a minute (a
+    // slower first completion would only have refilled part of one).
+    let wait = retry_after(&r);
+    assert!(
+        wait > (used - 1) * 60 && wait <= (used + 1) * 60,
+        "Retry-After {wait} for {used} tokens used"
+    );
+}
+
+/// The KV budget: with `--max-kv-mib 1` (22 positions of the model's 46 KB), a long
+/// generation runs alone (one larger than the whole budget is admitted only when
+/// nothing else holds any), and while it runs a short one is refused at once with 503
+/// and Retry-After instead of growing the caches; it runs once the first client goes
+/// away.
+#[test]
+fn generations_beyond_the_kv_budget_wait_outside_with_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dev_node(dir.path(), &["--max-kv-mib", "1"]);
+    let port = node.api_port();
+    let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
+    let first = first_streamed_piece(post(port, long, None));
+    let short = r#"{"prompt": "Hello", "max_tokens": 4}"#;
+    let r = request(port, "POST", "/v1/completions", Some(short)).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(retry_after(&r), 1);
+    assert!(r.body.contains("KV cache budget"), "{}", r.body);
+    drop(first);
+    wait_for("the KV budget to come back", TIMEOUT, || {
+        let r = request(port, "POST", "/v1/completions", Some(short))?;
+        Ok((r.status == 200).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+}

@@ -20,6 +20,7 @@ pub mod admission;
 pub mod billing;
 pub mod directory;
 pub mod generator;
+pub mod limits;
 pub mod local;
 pub mod material;
 pub mod miner;

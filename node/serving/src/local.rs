@@ -145,7 +145,8 @@ impl LocalWorker {
     /// A pipeline client for a new session and the providers of each of its hops (for
     /// billing): this node's shards plus, with networking, the cheapest providers of the
     /// other layers (see [`crate::routing`]).
-    fn pipeline(&self) -> anyhow::Result<(PipelineClient, Vec<Vec<Provider>>)> {
+    /// This node's shards reuse the prompt prefixes of `scope` (the paying account) only.
+    fn pipeline(&self, scope: &AccountId) -> anyhow::Result<(PipelineClient, Vec<Vec<Provider>>)> {
         let route: Vec<Vec<Provider>> = match &self.directory {
             None => self
                 .transports
@@ -159,7 +160,15 @@ impl LocalWorker {
         };
         let hops = route
             .iter()
-            .map(|providers| Hop::new(providers.iter().map(Provider::transport).collect()))
+            .map(|providers| {
+                let scope = scope.clone().into();
+                Hop::new(
+                    providers
+                        .iter()
+                        .map(|p| p.scoped_transport(scope))
+                        .collect(),
+                )
+            })
             .collect();
         let client = PipelineClient::new(self.model_hash, rand::random(), hops)?;
         Ok((client, route))
@@ -383,6 +392,21 @@ impl TextGenerator for LocalWorker {
         Ok(self.tokenizer.render_chat(&messages)?)
     }
 
+    fn prompt_tokens(&self, prompt: &str) -> anyhow::Result<u64> {
+        Ok(self.tokenizer.encode_prompt(prompt)?.len() as u64)
+    }
+
+    fn kv_bytes_per_position(&self) -> u64 {
+        let cfg = &self.base.config;
+        let layers: u64 = self
+            .shards()
+            .iter()
+            .map(|s| u64::from(s.layers().end - s.layers().start))
+            .sum();
+        // Keys and values in f32 (see `neuroshard_inference::executor`).
+        layers * 2 * (cfg.num_kv_heads * cfg.head_dim) as u64 * 4
+    }
+
     fn check_payer(&self, payer: &Payer, prompt: &str, max_tokens: u32) -> anyhow::Result<()> {
         let tokens = self.tokenizer.encode_prompt(prompt)?.len() as u64;
         self.check_escrow(payer, tokens + u64::from(max_tokens))
@@ -404,7 +428,8 @@ impl TextGenerator for LocalWorker {
             }
             None => &self.key,
         };
-        let (mut client, route) = self.pipeline()?;
+        let scope: AccountId = payer.public().into();
+        let (mut client, route) = self.pipeline(&scope)?;
         let options = DecodeOptions {
             max_tokens: request.max_tokens as usize,
             temperature: f64::from(request.temperature),
@@ -490,6 +515,20 @@ impl TextGenerator for LocalWorker {
             sum.positions += f.positions;
             sum.peak_positions = sum.peak_positions.max(f.peak_positions);
             sum.peak_sessions = sum.peak_sessions.max(f.peak_sessions);
+        }
+        Some(sum)
+    }
+
+    fn prefix_figures(&self) -> Option<crate::generator::PrefixFigures> {
+        let mut sum = crate::generator::PrefixFigures::default();
+        for shard in self.shards() {
+            let f = shard.prefix_figures();
+            sum.bytes += f.bytes;
+            sum.budget += f.budget;
+            sum.blocks += f.blocks;
+            sum.hit_positions += f.hit_positions;
+            sum.miss_positions += f.miss_positions;
+            sum.evictions += f.evictions;
         }
         Some(sum)
     }
