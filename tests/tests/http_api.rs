@@ -435,3 +435,79 @@ fn generations_beyond_the_kv_budget_wait_outside_with_503() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }
+
+/// Peak resident memory a dev node with default limits stays under, however many
+/// clients arrive (docs/SERVING.md): the model and its packed shards, the KV caches of at
+/// most `--max-generations` generations, the prefix caches and spot-check archives of
+/// its three shards, within their budgets.
+const DEV_NODE_MEMORY_BOUND: u64 = 3 << 30;
+
+/// Overload: 200 clients at once, each sending completions back to back (waiting what
+/// Retry-After says when refused), against one dev node with its default limits. Every
+/// answer is a completion or a refusal (503 or 429) carrying Retry-After — no request
+/// hangs, fails or kills the node — and while they keep it overloaded the node goes on
+/// producing blocks (the clients stop once two more blocks are in). Its peak memory
+/// stays under [`DEV_NODE_MEMORY_BOUND`].
+#[test]
+fn two_hundred_clients_at_once_are_served_or_told_to_retry() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const CLIENTS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let node = dev_node(dir.path(), &[]);
+    let port = node.api_port();
+    let rpc = node.rpc();
+    let start = rpc.best_number().unwrap();
+    let done = AtomicBool::new(false);
+    let answers: Vec<Vec<(u16, Option<u64>)>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let done = &done;
+                scope.spawn(move || {
+                    let body = format!(
+                        r#"{{"prompt": "Client {i} asks: what is a shard?", "max_tokens": 16, "temperature": 0}}"#
+                    );
+                    let mut answers = Vec::new();
+                    while !done.load(Ordering::SeqCst) {
+                        let r = request(port, "POST", "/v1/completions", Some(&body))
+                            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+                        let wait = (r.status != 200).then(|| retry_after(&r));
+                        answers.push((r.status, wait));
+                        if let Some(wait) = wait {
+                            std::thread::sleep(Duration::from_secs(wait));
+                        }
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let produced = wait_for(
+            "two blocks while overloaded",
+            Duration::from_secs(120),
+            || Ok((rpc.best_number()? >= start + 2).then_some(())),
+        );
+        done.store(true, Ordering::SeqCst);
+        let answers = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        produced.unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+        answers
+    });
+    let all: Vec<_> = answers.iter().flatten().collect();
+    let served = all.iter().filter(|(s, _)| *s == 200).count();
+    let refused = all.iter().filter(|(s, _)| [429, 503].contains(s)).count();
+    eprintln!(
+        "{} answers: {served} completions, {refused} refusals",
+        all.len()
+    );
+    assert_eq!(served + refused, all.len(), "{all:?}");
+    assert!(
+        served > 0 && refused > 0,
+        "{served} served, {refused} refused"
+    );
+    assert!(all.iter().all(|(s, wait)| *s == 200 || wait.is_some()));
+    let peak = node.peak_rss_bytes().unwrap();
+    eprintln!("peak resident memory {} MiB", peak >> 20);
+    assert!(peak <= DEV_NODE_MEMORY_BOUND, "{} MiB", peak >> 20);
+    wait_for("blocks after the overload", TIMEOUT, || {
+        Ok((rpc.best_number()? >= start + 3).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+}
