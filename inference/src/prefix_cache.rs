@@ -105,7 +105,8 @@ pub struct PrefixFigures {
     pub budget: u64,
     /// Blocks held.
     pub blocks: u64,
-    /// Positions of scoped requests from position 0 that were reused.
+    /// Positions of scoped requests from position 0 (of at least one block) that were
+    /// reused.
     pub hit_positions: u64,
     /// Positions of such requests that were computed.
     pub miss_positions: u64,

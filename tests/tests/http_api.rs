@@ -415,7 +415,7 @@ fn a_key_over_its_tokens_per_minute_is_told_when_to_come_back() {
 /// generation runs alone (one larger than the whole budget is admitted only when
 /// nothing else holds any), and while it runs a short one is refused at once with 503
 /// and Retry-After instead of growing the caches; it runs once the first client goes
-/// away.
+/// away. Then the prefix caches at work through the API (`/metrics`).
 #[test]
 fn generations_beyond_the_kv_budget_wait_outside_with_503() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,16 +434,37 @@ fn generations_beyond_the_kv_budget_wait_outside_with_503() {
         Ok((r.status == 200).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+
+    // The prefix caches: a prompt sent again (by the same payer, here the node) reuses
+    // its whole blocks on each of the three shards, as `/metrics` counts.
+    let text = "NeuroShard splits a language model into shards of consecutive layers. \
+                Each node serves one shard, and hidden states flow from node to node. \
+                Every shard's work is paid by receipts that validators check.";
+    let body = format!(r#"{{"prompt": "{text}", "max_tokens": 2, "temperature": 0}}"#);
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let r = request(port, "POST", "/v1/completions", Some(&body)).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        answers.push(v["choices"][0]["text"].clone());
+    }
+    assert_eq!(answers[0], answers[1]);
+    let metrics = request(port, "GET", "/metrics", None).unwrap().body;
+    let hits = metric(&metrics, "neuroshard_prefix_cache_hit_positions");
+    assert!(hits >= 3 * 16 && hits % 16 == 0, "{metrics}");
+    let budget = metric(&metrics, "neuroshard_prefix_cache_budget_bytes");
+    assert_eq!(budget, 3 * 64 << 20);
 }
 
-/// Peak resident memory a dev node with default limits stays under, however many
-/// clients arrive (docs/SERVING.md): the model and its packed shards, the KV caches of at
-/// most `--max-generations` generations, the prefix caches and spot-check archives of
-/// its three shards, within their budgets.
+/// Peak resident memory a dev node with `--max-kv-mib 512` and otherwise default limits
+/// stays under, however many clients arrive (docs/SERVING.md): the model and its packed
+/// shards (under 1 GiB), the running generations' KV caches (512 MiB), and the prefix
+/// caches and spot-check archives of its three shards (3 x 64 and 3 x 192 MiB).
 const DEV_NODE_MEMORY_BOUND: u64 = 3 << 30;
 
 /// Overload: 200 clients at once, each sending completions back to back (waiting what
-/// Retry-After says when refused), against one dev node with its default limits. Every
+/// Retry-After says when refused), against one dev node with its default limits but a
+/// KV budget of 512 MiB. Every
 /// answer is a completion or a refusal (503 or 429) carrying Retry-After — no request
 /// hangs, fails or kills the node — and while they keep it overloaded the node goes on
 /// producing blocks (the clients stop once two more blocks are in). Its peak memory
@@ -453,7 +474,7 @@ fn two_hundred_clients_at_once_are_served_or_told_to_retry() {
     use std::sync::atomic::{AtomicBool, Ordering};
     const CLIENTS: usize = 200;
     let dir = tempfile::tempdir().unwrap();
-    let node = dev_node(dir.path(), &[]);
+    let node = dev_node(dir.path(), &["--max-kv-mib", "512"]);
     let port = node.api_port();
     let rpc = node.rpc();
     let start = rpc.best_number().unwrap();

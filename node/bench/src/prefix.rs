@@ -9,7 +9,9 @@
 //! go through the same node, HTTP, chat template, billing and decoding; only the
 //! positions computed differ. The time to first token is from sending the request to
 //! the first streamed text; the report gives p50 of each kind and their ratio, and the
-//! positions the node's `/metrics` says were reused and computed.
+//! positions the node's `/metrics` says were reused and computed. A second dev node with
+//! `--prefix-cache-mib 0` then serves the cold kind, so the report also gives what the
+//! cache costs a request that misses (hashing its inputs and storing its blocks).
 
 use crate::serve::{metrics, start_node};
 use anyhow::bail;
@@ -114,7 +116,17 @@ pub fn run(opts: &PrefixOptions) -> anyhow::Result<()> {
     let hits = after("neuroshard_prefix_cache_hit_positions") - hit0;
     let misses = after("neuroshard_prefix_cache_miss_positions") - miss0;
     drop(node);
-    let (warm, cold) = (median(warm), median(cold));
+    eprintln!("bench: starting a dev node without prefix cache");
+    let plain = start_node(&["--prefix-cache-mib", "0"])?;
+    first_token(plain.port, &system, "Hello.")?;
+    let mut off = Vec::new();
+    for r in 0..opts.requests {
+        let question = QUESTIONS[r % QUESTIONS.len()];
+        let fresh = format!("Conversation {}. {system}", 1_000_000 + r * 7919);
+        off.push(first_token(plain.port, &fresh, question)?.as_secs_f64() * 1e3);
+    }
+    drop(plain);
+    let (warm, cold, off) = (median(warm), median(cold), median(off));
     println!(
         "bench prefix: {cpu}, {} cores",
         rayon::current_num_threads()
@@ -126,6 +138,12 @@ pub fn run(opts: &PrefixOptions) -> anyhow::Result<()> {
     println!("  time to first token p50, cold (no cached prefix): {cold:.1} ms");
     println!("  time to first token p50, warm (system prompt cached): {warm:.1} ms");
     println!("  cold / warm: {:.2}x", cold / warm);
+    println!(
+        "  time to first token p50, no prefix cache (--prefix-cache-mib 0): {off:.1} ms \
+         (cold with the cache / without: {:.3}; without / warm: {:.2}x)",
+        cold / off,
+        off / warm
+    );
     println!(
         "  positions reused {hits:.0}, computed {misses:.0} (summed over the dev node's 3 shards)"
     );
