@@ -451,9 +451,9 @@ fn generations_beyond_the_kv_budget_wait_outside_with_503() {
     assert_eq!(answers[0], answers[1]);
     let metrics = request(port, "GET", "/metrics", None).unwrap().body;
     let hits = metric(&metrics, "neuroshard_prefix_cache_hit_positions");
-    assert!(hits >= 3 * 16 && hits % 16 == 0, "{metrics}");
+    assert!(hits >= 3 * 16 && hits.is_multiple_of(16), "{metrics}");
     let budget = metric(&metrics, "neuroshard_prefix_cache_budget_bytes");
-    assert_eq!(budget, 3 * 64 << 20);
+    assert_eq!(budget, (3 * 64) << 20);
 }
 
 /// Peak resident memory a dev node with `--max-kv-mib 512` and otherwise default limits
