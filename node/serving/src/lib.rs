@@ -34,6 +34,7 @@ pub mod relay;
 pub mod remote;
 pub mod routing;
 pub mod server;
+mod streamer;
 
 pub use directory::ShardDirectory;
 

@@ -17,6 +17,7 @@ use crate::generator::{
 use crate::options::ServingOptions;
 use crate::protocol::MAX_REQUEST;
 use crate::routing::plan_route;
+use crate::streamer::TextStreamer;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_client::{hex_hash, Client};
@@ -575,52 +576,5 @@ impl DecodeObserver for Watch<'_> {
             self.billing_failed = Some(e);
             InferenceError::BadRequest(format!("paying the providers: {reason}"))
         })
-    }
-}
-
-/// Turns accepted tokens into text pieces: decodes the whole completion each time and
-/// emits what is new once it is valid UTF-8, and cuts the text at a stop sequence.
-struct TextStreamer<'a> {
-    tokenizer: &'a Tokenizer,
-    stop: &'a [String],
-    tokens: Vec<u32>,
-    /// Text emitted so far (the final completion).
-    text: String,
-    stopped: bool,
-    cancelled: bool,
-}
-
-impl<'a> TextStreamer<'a> {
-    fn new(tokenizer: &'a Tokenizer, stop: &'a [String]) -> Self {
-        Self {
-            tokenizer,
-            stop,
-            tokens: Vec::new(),
-            text: String::new(),
-            stopped: false,
-            cancelled: false,
-        }
-    }
-
-    /// The new piece of text after `token`, if any.
-    fn push(&mut self, token: u32) -> Option<String> {
-        if self.stopped || self.cancelled {
-            return None;
-        }
-        self.tokens.push(token);
-        let full = self.tokenizer.decode(&self.tokens, true).ok()?;
-        if full.ends_with('\u{FFFD}') {
-            return None;
-        }
-        let full = match self.stop.iter().filter_map(|s| full.find(s.as_str())).min() {
-            Some(cut) => {
-                self.stopped = true;
-                full[..cut].to_string()
-            }
-            None => full,
-        };
-        let piece = full.get(self.text.len()..).unwrap_or_default().to_string();
-        self.text = full;
-        Some(piece)
     }
 }
