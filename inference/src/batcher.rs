@@ -31,9 +31,10 @@
 
 use crate::error::{InferenceError, Result};
 use crate::executor::Segment;
-use crate::messages::{ShardRequest, ShardResponse};
+use crate::messages::{HeadMode, ShardRequest, ShardResponse};
+use crate::prefix_cache::{PrefixBlock, BLOCK};
 use crate::shard::{ServedWeights, Session, Shard};
-use neuroshard_primitives::SessionId;
+use neuroshard_primitives::{Hash, SessionId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -58,12 +59,22 @@ pub(crate) struct Job {
     pub req: ShardRequest,
     pub session: Arc<Mutex<Session>>,
     pub weights: Arc<ServedWeights>,
+    /// A scoped request from position 0: the prefix-cache keys of its input's full
+    /// blocks (see [`crate::prefix_cache`]), under which its computed blocks are stored.
+    pub prefix_keys: Vec<Hash>,
+    /// Blocks of its first positions found in the prefix cache, installed in the
+    /// session's KV cache when the job first runs.
+    prefix: Mutex<Vec<Arc<PrefixBlock>>>,
     progress: Mutex<Progress>,
 }
 
 /// How far a job got.
 #[derive(Default)]
 struct Progress {
+    /// Whether the job's input was checked against its session's cache.
+    started: bool,
+    /// The greedy next tokens of its first positions, reused from the prefix cache.
+    reused_argmax: Vec<u32>,
     /// The input rows (f32, position-major), once computed.
     input: Option<Vec<f32>>,
     /// Positions run so far.
@@ -80,8 +91,36 @@ impl Job {
             req,
             session,
             weights,
+            prefix_keys: Vec::new(),
+            prefix: Mutex::default(),
             progress: Mutex::default(),
         }
+    }
+
+    /// The job with its input rows already computed, `keys` the prefix-cache keys of
+    /// their full blocks and `hit` the cached blocks of its first positions: those
+    /// positions count as done, with the cached outputs (and greedy tokens).
+    pub fn with_prefix(
+        mut self,
+        rows: Vec<f32>,
+        keys: Vec<Hash>,
+        hit: Vec<Arc<PrefixBlock>>,
+    ) -> Self {
+        {
+            let progress = self.progress.get_mut().unwrap_or_else(|p| p.into_inner());
+            progress.done = hit.len() * BLOCK;
+            progress.out = hit.iter().flat_map(|b| b.out.iter().copied()).collect();
+            if self.req.head == HeadMode::Argmax && hit.iter().all(|b| b.argmax.is_some()) {
+                progress.reused_argmax = hit
+                    .iter()
+                    .flat_map(|b| b.argmax.iter().flatten().copied())
+                    .collect();
+            }
+            progress.input = Some(rows);
+        }
+        self.prefix_keys = keys;
+        self.prefix = Mutex::new(hit);
+        self
     }
 
     fn finished(&self) -> bool {
@@ -328,30 +367,46 @@ fn finish(job: &Job, result: Result<ShardResponse>) {
     lock(&job.progress).result = Some(result);
 }
 
+/// The input rows of `input` (f32, position-major).
+pub(crate) fn input_rows(
+    exec: &crate::executor::ShardExecutor,
+    input: &crate::messages::ShardInput,
+) -> Result<Vec<f32>> {
+    match input {
+        crate::messages::ShardInput::Tokens(t) => {
+            exec.input_rows(crate::executor::ExecInput::Tokens(t))
+        }
+        crate::messages::ShardInput::Hidden(a) => {
+            let hidden = a.to_tensor()?;
+            exec.input_rows(crate::executor::ExecInput::Hidden(&hidden))
+        }
+    }
+}
+
 /// The positions a job runs in this step: its input rows `take` from where it got to.
-fn prepare(job: &Job, session: &Session, take: usize) -> Result<(usize, Vec<f32>)> {
+/// The first time, the input is checked against the session's cache (after the cached
+/// prefix blocks it reuses are installed there).
+fn prepare(job: &Job, session: &mut Session, take: usize) -> Result<(usize, Vec<f32>)> {
     let exec = &job.weights.exec;
     let mut progress = lock(&job.progress);
-    if progress.input.is_none() {
-        let hidden;
-        let input = match &job.req.input {
-            crate::messages::ShardInput::Tokens(t) => crate::executor::ExecInput::Tokens(t),
-            crate::messages::ShardInput::Hidden(a) => {
-                hidden = a.to_tensor()?;
-                crate::executor::ExecInput::Hidden(&hidden)
+    if !progress.started {
+        if progress.input.is_none() {
+            let rows = input_rows(exec, &job.req.input)?;
+            let seq = rows.len() / exec.config().hidden_size;
+            if seq != job.positions() {
+                return Err(InferenceError::BadRequest(format!(
+                    "an input of {seq} positions whose shape says {}",
+                    job.positions()
+                )));
             }
-        };
-        let rows = exec.input_rows(input)?;
-        let seq = rows.len() / exec.config().hidden_size;
-        if seq != job.positions() {
-            return Err(InferenceError::BadRequest(format!(
-                "an input of {seq} positions whose shape says {}",
-                job.positions()
-            )));
+            progress.input = Some(rows);
         }
-        exec.check_segment(&session.cache, job.req.start_pos as usize, seq)
+        let hit = std::mem::take(&mut *lock(&job.prefix));
+        crate::prefix_cache::install(&mut session.cache, &hit)?;
+        let from = job.req.start_pos as usize + progress.done;
+        exec.check_segment(&session.cache, from, job.positions() - progress.done)
             .map_err(|e| with_session(e, &job.req))?;
-        progress.input = Some(rows);
+        progress.started = true;
     }
     let n = exec.config().hidden_size;
     let done = progress.done;
@@ -382,7 +437,7 @@ fn run_step(shard: &Shard, picked: &[(Arc<Job>, usize)]) {
     let mut x = Vec::new();
     let mut live = Vec::new();
     let mut starts = Vec::new();
-    for (i, ((job, take), guard)) in picked.iter().zip(&guards).enumerate() {
+    for (i, ((job, take), guard)) in picked.iter().zip(guards.iter_mut()).enumerate() {
         match prepare(job, guard, *take) {
             Ok((start, rows)) => {
                 x.extend(rows);
@@ -450,22 +505,35 @@ fn finish_complete(
     let mut outs = Vec::with_capacity(complete.len());
     for &i in complete {
         let job = &picked[i].0;
-        let out = std::mem::take(&mut lock(&job.progress).out);
+        let (out, reused) = {
+            let mut progress = lock(&job.progress);
+            let reused = std::mem::take(&mut progress.reused_argmax);
+            (std::mem::take(&mut progress.out), reused)
+        };
+        // The rows a scoped prefill computed, for the prefix cache.
+        let stored = (!job.prefix_keys.is_empty()).then(|| out.clone());
         match shard.record_outputs(&mut guards[i], &job.req, out) {
-            Ok(out) => outs.push((i, out)),
+            Ok(out) => outs.push((i, out, reused, stored)),
             Err(e) => finish(job, Err(e)),
         }
     }
-    let responses = shard.respond(exec, outs.iter().map(|(i, out)| (&picked[*i].0.req, out)));
+    let responses = shard.respond(
+        exec,
+        outs.iter()
+            .map(|(i, out, reused, _)| (&picked[*i].0.req, out, reused.as_slice())),
+    );
     match responses {
         Ok(responses) => {
-            for ((i, _), response) in outs.iter().zip(responses) {
+            for ((i, _, _, stored), response) in outs.iter().zip(responses) {
+                if let Some(rows) = stored {
+                    shard.store_prefix(&picked[*i].0, &guards[*i], rows, &response);
+                }
                 finish(&picked[*i].0, Ok(response));
             }
         }
         Err(e) => {
             let reason = e.to_string();
-            for (i, _) in &outs {
+            for (i, ..) in &outs {
                 finish(
                     &picked[*i].0,
                     Err(InferenceError::BadRequest(reason.clone())),
@@ -476,116 +544,5 @@ fn finish_complete(
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::messages::{HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType};
-    use crate::weights::{ModelSource, ModelWeights, Precision};
-    use crate::{InferenceError, Shard};
-    use neuroshard_primitives::{Hash, LayerRange};
-
-    fn shard(max_batch: usize) -> Shard {
-        let dir = tempfile::tempdir().unwrap();
-        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
-        let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
-        Shard::new(weights, Hash::repeat_byte(1))
-            .unwrap()
-            .with_max_batch(max_batch)
-    }
-
-    fn request(session: u8, start_pos: u32, tokens: Vec<u32>) -> ShardRequest {
-        ShardRequest {
-            model: Hash::repeat_byte(1),
-            session: [session; 16],
-            layers: LayerRange::new(0, 6).unwrap(),
-            start_pos,
-            input: ShardInput::Tokens(tokens),
-            head: HeadMode::Argmax,
-            wire: WireDType::F32,
-        }
-    }
-
-    /// Greedy decoding of `steps` tokens after `prompt`, one request per step.
-    fn greedy(shard: &Shard, session: u8, prompt: Vec<u32>, steps: usize) -> Vec<u32> {
-        let mut pos = 0;
-        let mut input = prompt;
-        let mut out = Vec::new();
-        for _ in 0..steps {
-            let n = input.len() as u32;
-            let r = shard.handle(&request(session, pos, input)).unwrap();
-            let ShardOutput::Argmax(ids) = r.output else {
-                panic!("argmax expected")
-            };
-            let next = *ids.last().unwrap();
-            out.push(next);
-            pos += n;
-            input = vec![next];
-        }
-        out
-    }
-
-    #[test]
-    fn concurrent_sessions_with_a_long_prefill_decode_as_alone_in_capped_steps() {
-        let prompts: Vec<Vec<u32>> = (0..6u32)
-            .map(|s| {
-                (0..[30, 1, 2, 3, 9, 17][s as usize])
-                    .map(|i| 1 + (s * 7 + i) % 60)
-                    .collect()
-            })
-            .collect();
-        let alone = shard(4);
-        let expected: Vec<Vec<u32>> = prompts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| greedy(&alone, i as u8, p.clone(), 12))
-            .collect();
-        assert!(alone.batch_figures().peak_sessions == 1);
-
-        let batched = shard(4);
-        let got: Vec<Vec<u32>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = prompts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let batched = &batched;
-                    scope.spawn(move || greedy(batched, i as u8, p.clone(), 12))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        assert_eq!(got, expected);
-        let f = batched.batch_figures();
-        assert!(f.peak_positions <= 4, "{f:?}");
-        let total: usize = prompts.iter().map(|p| p.len() + 11).sum();
-        assert_eq!(f.positions as usize, total, "{f:?}");
-        // The 30-token prompt alone needs at least 8 steps of at most 4 positions.
-        assert!(f.steps >= 8, "{f:?}");
-    }
-
-    #[test]
-    fn a_refused_request_fails_alone_and_others_in_its_step_run() {
-        let shard = shard(64);
-        for s in 0..8u8 {
-            shard.handle(&request(s, 0, vec![1, 2, 3])).unwrap();
-        }
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8u8)
-                .map(|s| {
-                    let shard = &shard;
-                    // Odd sessions skip positions 3 and 4 of their cache: a gap.
-                    let start = if s % 2 == 1 { 5 } else { 3 };
-                    scope.spawn(move || shard.handle(&request(s, start, vec![4])))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        for (s, r) in results.iter().enumerate() {
-            if s % 2 == 1 {
-                assert!(
-                    matches!(r, Err(InferenceError::CacheGap { start: 5, .. })),
-                    "{r:?}"
-                );
-            } else {
-                assert!(r.is_ok(), "{r:?}");
-            }
-        }
-    }
-}
+#[path = "batcher_tests.rs"]
+mod tests;

@@ -80,6 +80,31 @@ impl KvCache {
         self.len = pos;
         Ok(())
     }
+
+    /// Each layer's keys and values of positions `from..to` (`kv_dim` values per
+    /// position), for the prefix cache.
+    pub(crate) fn rows(&self, from: usize, to: usize, kv_dim: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let (a, b) = (from * kv_dim, to.min(self.len) * kv_dim);
+        self.layers
+            .iter()
+            .map(|l| (l.keys[a..b].to_vec(), l.values[a..b].to_vec()))
+            .collect()
+    }
+
+    /// Appends `positions` positions whose keys and values in each layer are `kv`.
+    pub(crate) fn append(&mut self, kv: &[(Vec<f32>, Vec<f32>)], positions: usize) -> Result<()> {
+        if kv.len() != self.layers.len() {
+            return Err(InferenceError::BadRequest(
+                "cached keys and values for another shard".into(),
+            ));
+        }
+        for (layer, (k, v)) in self.layers.iter_mut().zip(kv) {
+            layer.keys.extend_from_slice(k);
+            layer.values.extend_from_slice(v);
+        }
+        self.len += positions;
+        Ok(())
+    }
 }
 
 /// Input to a shard: token ids (first shard) or hidden states `(1, seq, hidden)`.

@@ -23,6 +23,7 @@ pub mod messages;
 pub mod models;
 pub mod pipeline;
 pub mod pre_tokenizer;
+pub mod prefix_cache;
 pub mod probe;
 pub mod probe_window;
 pub mod sampling;
@@ -50,5 +51,5 @@ pub use messages::{
 };
 pub use pipeline::{HeadResult, Hop, PipelineClient, ServedHop};
 pub use shard::Shard;
-pub use transport::{InProcessTransport, ShardTransport};
+pub use transport::{InProcessTransport, ScopedTransport, ShardTransport};
 pub use weights::{ModelSource, ModelWeights, Precision};

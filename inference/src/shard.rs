@@ -31,6 +31,7 @@ use crate::messages::{
     session_hex, Activations, HeadMode, RecordedWork, ShardInput, ShardOutput, ShardRequest,
     ShardResponse, WireDType, WorkRecord, WorkRequest,
 };
+use crate::prefix_cache::{PrefixCache, PrefixFigures, PrefixScope};
 use crate::spot_check::{work_topk, InputLog, SpotCheckMaterial};
 use crate::weights::ModelWeights;
 use candle_core::{Device, Tensor};
@@ -113,6 +114,8 @@ pub struct Shard {
     archive: Mutex<MaterialArchive>,
     /// Runs concurrent requests in shared steps (continuous batching).
     batcher: Batcher,
+    /// Clients' shared prompt prefixes (see [`crate::prefix_cache`]).
+    pub(crate) prefix: Mutex<PrefixCache>,
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::Fault>,
 }
@@ -140,6 +143,7 @@ impl Shard {
             max_sessions: DEFAULT_MAX_SESSIONS,
             archive: Mutex::new(MaterialArchive::new(ArchiveBudget::default())),
             batcher: Batcher::new(DEFAULT_MAX_BATCH),
+            prefix: Mutex::new(PrefixCache::new(0)),
             #[cfg(feature = "fault-injection")]
             fault: None,
         })
@@ -207,6 +211,18 @@ impl Shard {
         self
     }
 
+    /// The same shard caching clients' prompt prefixes in up to `bytes` bytes (0, the
+    /// default: no prefix caching).
+    pub fn with_prefix_cache(self, bytes: usize) -> Self {
+        *lock(&self.prefix) = PrefixCache::new(bytes);
+        self
+    }
+
+    /// Hits, misses and memory of the prefix cache.
+    pub fn prefix_figures(&self) -> PrefixFigures {
+        lock(&self.prefix).figures()
+    }
+
     /// Positions per batched step at most.
     pub fn max_batch(&self) -> usize {
         self.batcher.max_positions()
@@ -261,6 +277,8 @@ impl Shard {
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = served;
+        // Blocks computed on the old weights are never reused (see `store_prefix`).
+        lock(&self.prefix).clear();
         Ok(())
     }
 
@@ -324,8 +342,19 @@ impl Shard {
         self.batcher.forget(session);
     }
 
-    /// Runs a request.
+    /// Runs a request (with no client scope: no prefix caching).
     pub fn handle(&self, req: &ShardRequest) -> Result<ShardResponse> {
+        self.handle_scoped(req, None)
+    }
+
+    /// Runs a request of the client `scope`: a request from position 0 reuses the
+    /// blocks of its input that the client's earlier requests computed, and stores the
+    /// ones it computes (see [`crate::prefix_cache`]).
+    pub fn handle_scoped(
+        &self,
+        req: &ShardRequest,
+        scope: Option<&PrefixScope>,
+    ) -> Result<ShardResponse> {
         if req.model != self.model {
             return Err(InferenceError::WrongModel {
                 served: hex::encode(self.model.as_bytes()),
@@ -340,7 +369,12 @@ impl Shard {
         }
         let start = req.start_pos as usize;
         let session = self.session_for(&req.session, start)?;
-        self.batcher.run(self, Job::new(req.clone(), session))
+        let job = Job::new(req.clone(), session);
+        let job = match scope {
+            Some(scope) => self.prefixed_job(job, scope),
+            None => job,
+        };
+        self.batcher.run(self, job)
     }
 
     /// Keeps what a request's positions did (their inputs and top-k records, for work
@@ -384,7 +418,7 @@ impl Shard {
     pub(crate) fn respond<'r>(
         &self,
         exec: &ShardExecutor,
-        outs: impl Iterator<Item = (&'r ShardRequest, &'r Tensor)>,
+        outs: impl Iterator<Item = (&'r ShardRequest, &'r Tensor, &'r [u32])>,
     ) -> Result<Vec<ShardResponse>> {
         let outs: Vec<_> = outs.collect();
         let response = |req: &ShardRequest, output| ShardResponse {
@@ -395,7 +429,7 @@ impl Shard {
         if !exec.weights().is_last() {
             return outs
                 .into_iter()
-                .map(|(req, out)| {
+                .map(|(req, out, _)| {
                     let hidden = Activations::from_tensor(out, req.wire)?;
                     Ok(response(req, ShardOutput::Hidden(hidden)))
                 })
@@ -404,16 +438,26 @@ impl Shard {
         if outs.is_empty() {
             return Ok(Vec::new());
         }
-        let all = Tensor::cat(&outs.iter().map(|(_, o)| *o).collect::<Vec<_>>(), 1)?;
+        // The head runs on the positions whose greedy tokens were not reused from the
+        // prefix cache.
+        let fresh = outs
+            .iter()
+            .map(|(_, o, reused)| o.narrow(1, reused.len(), o.dim(1)? - reused.len()))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let all = Tensor::cat(&fresh, 1)?;
         let logits = exec.head(&all)?;
         let mut first = 0;
         let mut responses = Vec::with_capacity(outs.len());
-        for (req, out) in outs {
+        for ((req, _, reused), out) in outs.into_iter().zip(&fresh) {
             let seq = out.dim(1)?;
             let rows = logits.narrow(0, first, seq)?;
             first += seq;
             let output = match req.head {
-                HeadMode::Argmax => ShardOutput::Argmax(argmax_rows(&rows)?),
+                HeadMode::Argmax => {
+                    let mut ids = reused.to_vec();
+                    ids.extend(argmax_rows(&rows)?);
+                    ShardOutput::Argmax(ids)
+                }
                 HeadMode::Logits => {
                     ShardOutput::Logits(Activations::from_tensor(&rows, WireDType::F32)?)
                 }
@@ -468,101 +512,5 @@ impl Shard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::weights::{ModelSource, Precision};
-
-    fn tiny_shard(max: usize) -> (Shard, Hash) {
-        let dir = tempfile::tempdir().unwrap();
-        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
-        let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
-        let hash = Hash::repeat_byte(1);
-        let shard = Shard::new(weights, hash).unwrap().with_max_sessions(max);
-        (shard, hash)
-    }
-
-    fn request(hash: Hash, session: u8, start_pos: u32, tokens: Vec<u32>) -> ShardRequest {
-        ShardRequest {
-            model: hash,
-            session: [session; 16],
-            layers: LayerRange::new(0, 6).unwrap(),
-            start_pos,
-            input: ShardInput::Tokens(tokens),
-            head: HeadMode::Argmax,
-            wire: WireDType::F32,
-        }
-    }
-
-    #[test]
-    fn sessions_are_bounded_and_the_least_recently_used_goes_first() {
-        let (shard, hash) = tiny_shard(3);
-        for id in 1..=3 {
-            shard.handle(&request(hash, id, 0, vec![1, 2, 3])).unwrap();
-        }
-        // Session 1 is used again, so 2 is now the least recently used.
-        shard.handle(&request(hash, 1, 3, vec![4])).unwrap();
-        shard.handle(&request(hash, 4, 0, vec![1, 2])).unwrap();
-        assert_eq!(shard.session_count(), 3);
-        assert_eq!(shard.cached_len(&[1; 16]), 4);
-        assert_eq!(shard.cached_len(&[2; 16]), 0, "evicted");
-        assert_eq!(shard.cached_len(&[3; 16]), 3);
-        // The evicted session's next step is a cache gap (its client replays).
-        let gap = shard.handle(&request(hash, 2, 3, vec![4])).unwrap_err();
-        assert!(
-            matches!(
-                gap,
-                InferenceError::CacheGap {
-                    have: 0,
-                    start: 3,
-                    ..
-                }
-            ),
-            "{gap}"
-        );
-        // A request that does not start at 0 creates nothing.
-        assert!(shard.handle(&request(hash, 9, 5, vec![4])).is_err());
-        assert_eq!(shard.session_count(), 3);
-        assert_eq!(shard.cached_len(&[9; 16]), 0);
-    }
-
-    fn tiny_weights(seed: u64) -> ModelWeights {
-        let dir = tempfile::tempdir().unwrap();
-        let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), seed).unwrap();
-        ModelWeights::load(&source, None, Precision::Native).unwrap()
-    }
-
-    fn argmax(shard: &Shard, req: &ShardRequest) -> Vec<u32> {
-        match shard.handle(req).unwrap().output {
-            ShardOutput::Argmax(v) => v,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn new_weights_serve_new_sessions_while_running_ones_keep_theirs() {
-        let hash = Hash::repeat_byte(1);
-        let shard = Shard::new(tiny_weights(3), hash).unwrap();
-        let prompt: Vec<u32> = (1..12).collect();
-        let base = argmax(&shard, &request(hash, 1, 0, prompt.clone()));
-        assert_eq!(shard.adapter(), None);
-        let version = Hash::repeat_byte(7);
-        shard.serve_weights(tiny_weights(4), Some(version)).unwrap();
-        assert_eq!(shard.adapter(), Some(version));
-        // Session 1 continues on the old weights: replaying its prompt gives the same.
-        assert_eq!(argmax(&shard, &request(hash, 1, 0, prompt.clone())), base);
-        let fresh = argmax(&shard, &request(hash, 2, 0, prompt.clone()));
-        assert_ne!(fresh, base, "a new session runs the new weights");
-        let record = |session: u8| {
-            let req = WorkRequest {
-                session: [session; 16],
-                until: prompt.len() as u32,
-            };
-            shard.record_work(&req).unwrap().record
-        };
-        assert_eq!(record(1).adapter, None);
-        assert_eq!(record(2).adapter, Some(version));
-        // Weights for another range are refused.
-        let wrong = tiny_weights(3).slice(0..2).unwrap();
-        assert!(shard.serve_weights(wrong, None).is_err());
-    }
-}
+#[path = "shard_tests.rs"]
+mod tests;

@@ -3,10 +3,12 @@
 //! in-process shards and remote peers alike; a network implementation can block on its
 //! async request-response from a worker thread. [`InProcessTransport`] calls a local
 //! [`Shard`] directly, optionally sleeping a fixed latency per call to model a network hop,
-//! and can be switched off to model a peer going away.
+//! and can be switched off to model a peer going away. [`ScopedTransport`] is an
+//! in-process shard used for one client, whose prompt prefixes it caches.
 
 use crate::error::{InferenceError, Result};
 use crate::messages::{RecordedWork, ShardRequest, ShardResponse, WorkRequest};
+use crate::prefix_cache::PrefixScope;
 use crate::shard::Shard;
 use neuroshard_primitives::{Hash, LayerRange, SessionId};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -99,15 +101,60 @@ impl ShardTransport for InProcessTransport {
     }
 
     fn forward(&self, req: &ShardRequest) -> Result<ShardResponse> {
+        self.forward_scoped(req, None)
+    }
+
+    fn end_session(&self, session: &SessionId) {
+        self.shard.end_session(session)
+    }
+}
+
+impl InProcessTransport {
+    fn forward_scoped(
+        &self,
+        req: &ShardRequest,
+        scope: Option<&PrefixScope>,
+    ) -> Result<ShardResponse> {
         self.check_alive()?;
         if !self.latency.is_zero() {
             std::thread::sleep(self.latency);
         }
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.shard.handle(req)
+        self.shard.handle_scoped(req, scope)
+    }
+}
+
+/// An in-process shard used on behalf of one client: its requests reuse and feed that
+/// client's cached prompt prefixes (see [`crate::prefix_cache`]).
+pub struct ScopedTransport {
+    inner: Arc<InProcessTransport>,
+    scope: PrefixScope,
+}
+
+impl ScopedTransport {
+    pub fn new(inner: Arc<InProcessTransport>, scope: PrefixScope) -> Self {
+        Self { inner, scope }
+    }
+}
+
+impl ShardTransport for ScopedTransport {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn layers(&self) -> LayerRange {
+        self.inner.layers()
+    }
+
+    fn model(&self) -> Hash {
+        self.inner.model()
+    }
+
+    fn forward(&self, req: &ShardRequest) -> Result<ShardResponse> {
+        self.inner.forward_scoped(req, Some(&self.scope))
     }
 
     fn end_session(&self, session: &SessionId) {
-        self.shard.end_session(session)
+        self.inner.end_session(session)
     }
 }

@@ -294,6 +294,18 @@ impl NodeProcess {
         self.signal("-STOP")
     }
 
+    /// The most memory the node has held resident so far (`VmHWM` of
+    /// `/proc/PID/status`), in bytes.
+    pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .context("no VmHWM in /proc/PID/status")?;
+        Ok(kib * 1024)
+    }
+
     /// Resumes a [`pause`](Self::pause)d node (SIGCONT).
     pub fn resume(&self) -> anyhow::Result<()> {
         self.signal("-CONT")

@@ -356,3 +356,179 @@ fn api_keys_bill_each_key_to_its_account() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
 }
+
+/// The value of a response's `Retry-After` header, in seconds.
+fn retry_after(r: &neuroshard_tests::http::Response) -> u64 {
+    r.headers
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in {}", r.headers))
+}
+
+/// Tokens per minute per API key: with `--max-tokens-per-minute-per-key 1`, Bob's first
+/// completion runs from his full bucket and leaves it in debt by its prompt and
+/// completion tokens, so his next request gets 429 with a Retry-After of at least a
+/// minute per token owed (the bucket refills one token a minute), not the node's 503.
+#[test]
+fn a_key_over_its_tokens_per_minute_is_told_when_to_come_back() {
+    use neuroshard_primitives::{Call, PonwCall};
+    use neuroshard_tests::chain;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let bob_key = "sk-bob-000000000000000000000";
+    std::fs::write(&keys, format!("{bob_key} //Bob\n")).unwrap();
+    let node = dev_node(
+        &dir.path().join("node"),
+        &[
+            "--api-keys",
+            keys.to_str().unwrap(),
+            "--max-tokens-per-minute-per-key",
+            "1",
+        ],
+    );
+    let port = node.api_port();
+    let deposit = Call::Ponw(PonwCall::DepositEscrow {
+        amount: 100 * neuroshard_primitives::UNIT,
+    });
+    chain::submit_and_wait(&node.rpc(), "//Bob", deposit, TIMEOUT).unwrap();
+    let first = complete_with_key(port, Some(bob_key));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let usage: Value = serde_json::from_str(&first.body).unwrap();
+    let used = usage["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used >= 2, "{usage}");
+
+    let r = complete_with_key(port, Some(bob_key));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("rate_limit_exceeded"), "{}", r.body);
+    assert!(r.body.contains("tokens per minute"), "{}", r.body);
+    // The bucket owes `used - 1` tokens and needs 1 more; it refills 1 a minute (a
+    // slower first completion would only have refilled part of one).
+    let wait = retry_after(&r);
+    assert!(
+        wait > (used - 1) * 60 && wait <= (used + 1) * 60,
+        "Retry-After {wait} for {used} tokens used"
+    );
+}
+
+/// The KV budget: with `--max-kv-mib 1` (22 positions of the model's 46 KB), a long
+/// generation runs alone (one larger than the whole budget is admitted only when
+/// nothing else holds any), and while it runs a short one is refused at once with 503
+/// and Retry-After instead of growing the caches; it runs once the first client goes
+/// away. Then the prefix caches at work through the API (`/metrics`).
+#[test]
+fn generations_beyond_the_kv_budget_wait_outside_with_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dev_node(dir.path(), &["--max-kv-mib", "1"]);
+    let port = node.api_port();
+    let long = r#"{"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 4096, "temperature": 0, "stream": true}"#;
+    let first = first_streamed_piece(post(port, long, None));
+    let short = r#"{"prompt": "Hello", "max_tokens": 4}"#;
+    let r = request(port, "POST", "/v1/completions", Some(short)).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(retry_after(&r), 1);
+    assert!(r.body.contains("KV cache budget"), "{}", r.body);
+    drop(first);
+    wait_for("the KV budget to come back", TIMEOUT, || {
+        let r = request(port, "POST", "/v1/completions", Some(short))?;
+        Ok((r.status == 200).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+
+    // The prefix caches: a prompt sent again (by the same payer, here the node) reuses
+    // its whole blocks on each of the three shards, as `/metrics` counts.
+    let text = "NeuroShard splits a language model into shards of consecutive layers. \
+                Each node serves one shard, and hidden states flow from node to node. \
+                Every shard's work is paid by receipts that validators check.";
+    let body = format!(r#"{{"prompt": "{text}", "max_tokens": 2, "temperature": 0}}"#);
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let r = request(port, "POST", "/v1/completions", Some(&body)).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        answers.push(v["choices"][0]["text"].clone());
+    }
+    assert_eq!(answers[0], answers[1]);
+    let metrics = request(port, "GET", "/metrics", None).unwrap().body;
+    let hits = metric(&metrics, "neuroshard_prefix_cache_hit_positions");
+    assert!(hits >= 3 * 16 && hits.is_multiple_of(16), "{metrics}");
+    let budget = metric(&metrics, "neuroshard_prefix_cache_budget_bytes");
+    assert_eq!(budget, (3 * 64) << 20);
+}
+
+/// Peak resident memory a dev node with `--max-kv-mib 512` and otherwise default limits
+/// stays under, however many clients arrive (docs/SERVING.md): the model and its packed
+/// shards (under 1 GiB), the running generations' KV caches (512 MiB), and the prefix
+/// caches and spot-check archives of its three shards (3 x 64 and 3 x 192 MiB).
+const DEV_NODE_MEMORY_BOUND: u64 = 3 << 30;
+
+/// Overload: 200 clients at once, each sending completions back to back (waiting what
+/// Retry-After says when refused), against one dev node with its default limits but a
+/// KV budget of 512 MiB. Every
+/// answer is a completion or a refusal (503 or 429) carrying Retry-After — no request
+/// hangs, fails or kills the node — and while they keep it overloaded the node goes on
+/// producing blocks (the clients stop once two more blocks are in). Its peak memory
+/// stays under [`DEV_NODE_MEMORY_BOUND`].
+#[test]
+fn two_hundred_clients_at_once_are_served_or_told_to_retry() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const CLIENTS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let node = dev_node(dir.path(), &["--max-kv-mib", "512"]);
+    let port = node.api_port();
+    let rpc = node.rpc();
+    let start = rpc.best_number().unwrap();
+    let done = AtomicBool::new(false);
+    let answers: Vec<Vec<(u16, Option<u64>)>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let done = &done;
+                scope.spawn(move || {
+                    let body = format!(
+                        r#"{{"prompt": "Client {i} asks: what is a shard?", "max_tokens": 16, "temperature": 0}}"#
+                    );
+                    let mut answers = Vec::new();
+                    while !done.load(Ordering::SeqCst) {
+                        let r = request(port, "POST", "/v1/completions", Some(&body))
+                            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+                        let wait = (r.status != 200).then(|| retry_after(&r));
+                        answers.push((r.status, wait));
+                        if let Some(wait) = wait {
+                            std::thread::sleep(Duration::from_secs(wait));
+                        }
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let produced = wait_for(
+            "two blocks while overloaded",
+            Duration::from_secs(120),
+            || Ok((rpc.best_number()? >= start + 2).then_some(())),
+        );
+        done.store(true, Ordering::SeqCst);
+        let answers = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        produced.unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+        answers
+    });
+    let all: Vec<_> = answers.iter().flatten().collect();
+    let served = all.iter().filter(|(s, _)| *s == 200).count();
+    let refused = all.iter().filter(|(s, _)| [429, 503].contains(s)).count();
+    eprintln!(
+        "{} answers: {served} completions, {refused} refusals",
+        all.len()
+    );
+    assert_eq!(served + refused, all.len(), "{all:?}");
+    assert!(
+        served > 0 && refused > 0,
+        "{served} served, {refused} refused"
+    );
+    assert!(all.iter().all(|(s, wait)| *s == 200 || wait.is_some()));
+    let peak = node.peak_rss_bytes().unwrap();
+    eprintln!("peak resident memory {} MiB", peak >> 20);
+    assert!(peak <= DEV_NODE_MEMORY_BOUND, "{} MiB", peak >> 20);
+    wait_for("blocks after the overload", TIMEOUT, || {
+        Ok((rpc.best_number()? >= start + 3).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+}

@@ -41,9 +41,22 @@ pub enum BenchCommand {
     /// HTTP at several concurrencies (aggregate tok/s, inter-token latency), and the
     /// executor's batched ceiling in process.
     Serve(ServeBenchArgs),
+    /// Time to first token of chat completions sharing a long system prompt: the
+    /// shards' prefix cache hit against cold, on a real dev node over HTTP.
+    Prefix(PrefixBenchArgs),
     /// (Internal) a bare shard server process for `bench network`.
     #[command(hide = true)]
     ShardServer(ShardServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrefixBenchArgs {
+    /// Timed requests of each kind (cached and cold).
+    #[arg(long, default_value_t = 8)]
+    pub requests: usize,
+    /// Paragraphs of the system prompt (about 40 tokens each).
+    #[arg(long, default_value_t = 12)]
+    pub paragraphs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +254,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 model: args.model,
             };
             tokio::task::spawn_blocking(move || crate::serve::run(&opts)).await??;
+        }
+        BenchCommand::Prefix(args) => {
+            let opts = crate::prefix::PrefixOptions {
+                requests: args.requests,
+                paragraphs: args.paragraphs,
+            };
+            tokio::task::spawn_blocking(move || crate::prefix::run(&opts)).await??;
         }
         BenchCommand::Network(args) => {
             let opts = network::NetworkBenchOptions {

@@ -13,7 +13,8 @@
 //! - [`ledger`]: receipts verified and applied per second in block import;
 //! - [`sim`]: many nodes' network services in one process;
 //! - [`training`]: Proof of Training rounds, time and bytes;
-//! - [`serve`]: many streaming clients against one dev node (continuous batching).
+//! - [`serve`]: many streaming clients against one dev node (continuous batching);
+//! - [`prefix`]: time to first token with a cached shared system prompt vs cold.
 
 pub mod command;
 pub mod inference;
@@ -22,6 +23,7 @@ pub mod ledger;
 pub mod llamacpp;
 pub mod network;
 pub mod plot;
+pub mod prefix;
 pub mod serve;
 pub mod sim;
 pub mod sweep;

@@ -45,9 +45,9 @@ const PROMPTS: [&str; 8] = [
 ];
 
 /// The dev node child process, killed on drop.
-struct DevNode {
+pub(crate) struct DevNode {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -64,8 +64,8 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Starts `neuroshard dev` and waits until its model is loaded.
-fn start_node() -> anyhow::Result<DevNode> {
+/// Starts `neuroshard dev` (with `extra` arguments) and waits until its model is loaded.
+pub(crate) fn start_node(extra: &[&str]) -> anyhow::Result<DevNode> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let log = dir.path().join("node.log");
@@ -74,6 +74,7 @@ fn start_node() -> anyhow::Result<DevNode> {
         .arg(dir.path())
         .args(["--rpc-port", "0", "--api-port", &port.to_string()])
         .args(["--max-generations", "256"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(std::fs::File::create(&log)?))
         .stderr(Stdio::from(std::fs::File::create(
@@ -155,6 +156,15 @@ fn stream_completion(port: u16, prompt: &str, max_tokens: usize) -> anyhow::Resu
 
 /// The node's batched steps and the positions they ran so far (from `/metrics`).
 fn batch_counters(port: u16) -> anyhow::Result<(f64, f64)> {
+    let value = metrics(port)?;
+    Ok((
+        value("neuroshard_batch_steps"),
+        value("neuroshard_batch_positions_run"),
+    ))
+}
+
+/// The node's `/metrics`, as a lookup of a metric's value by name (0 when absent).
+pub(crate) fn metrics(port: u16) -> anyhow::Result<impl Fn(&str) -> f64> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         stream,
@@ -162,15 +172,11 @@ fn batch_counters(port: u16) -> anyhow::Result<(f64, f64)> {
     )?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
-    let value = |name: &str| {
+    Ok(move |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
             .unwrap_or(0.0)
-    };
-    Ok((
-        value("neuroshard_batch_steps"),
-        value("neuroshard_batch_positions_run"),
-    ))
+    })
 }
 
 /// Figures of one load level.
@@ -300,7 +306,7 @@ pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     let ceiling = ceiling(&path, top, opts.max_tokens)?;
     let single = self::ceiling(&path, 1, opts.max_tokens)?;
     eprintln!("bench: starting a dev node");
-    let node = start_node()?;
+    let node = start_node(&[])?;
     let mut levels = Vec::new();
     for &clients in &opts.clients {
         eprintln!("bench: {clients} clients");

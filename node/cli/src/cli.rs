@@ -153,6 +153,22 @@ pub struct ApiArgs {
         value_parser = clap::value_parser!(u32).range(1..=4096)
     )]
     pub max_generations_per_key: u32,
+    /// Tokens (prompt plus max_tokens, what a generation is charged when admitted; what
+    /// it did not generate comes back when it ends) one API key may use per minute; a
+    /// request beyond it gets HTTP 429 with Retry-After saying when its tokens are
+    /// there again. 0: no limit.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = neuroshard_serving::limits::DEFAULT_TOKENS_PER_MINUTE_PER_CLIENT
+    )]
+    pub max_tokens_per_minute_per_key: u32,
+    /// Memory the KV caches of running generations may take in this node's shards, in
+    /// MiB (each reserves its prompt plus max_tokens positions when admitted); a
+    /// generation that does not fit gets HTTP 503 with Retry-After instead of running
+    /// the machine out of memory. Default: a quarter of the machine's memory.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub max_kv_mib: Option<u64>,
 }
 
 /// How much work each served shard takes on at once (its own generations' and peers').
@@ -177,6 +193,17 @@ pub struct ShardLimitArgs {
         value_parser = clap::value_parser!(u32).range(1..=65536)
     )]
     pub max_sessions: u32,
+    /// Memory per shard for the prompt prefixes of this node's generations (a shared
+    /// system prompt, a chat's history), in MiB: a generation whose prompt starts like
+    /// an earlier one of the same paying client (API key) reuses the keys and values
+    /// computed for it instead of computing them again. 0 turns it off.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = neuroshard_serving::options::DEFAULT_PREFIX_CACHE_MIB,
+        value_parser = clap::value_parser!(u32).range(0..=1 << 20)
+    )]
+    pub prefix_cache_mib: u32,
 }
 
 #[derive(Debug, Args)]

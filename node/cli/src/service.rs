@@ -13,7 +13,6 @@ use neuroshard_client::{authoring, ChainInfo, Client, ClientConfig, Store};
 use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_primitives::{crypto, AccountId, Keypair, LayerRange};
 use neuroshard_rpc::http::{self, ApiState, Metrics};
-use neuroshard_serving::admission::GenerationAdmission;
 use neuroshard_serving::generator::{GeneratorSlot, SharedGenerator};
 use neuroshard_serving::local::{fetch_model, LocalWorker};
 use neuroshard_serving::miner;
@@ -143,10 +142,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             config.api_listen
         );
     }
-    let admission = GenerationAdmission::new(
-        config.serving.max_generations,
-        config.serving.max_generations_per_client,
-    );
+    let admission = config.serving.admission();
     let api_state = ApiState {
         client: client.clone(),
         generator: generator.clone(),

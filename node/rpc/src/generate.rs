@@ -11,7 +11,7 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 use neuroshard_client::hex_hash;
 use neuroshard_primitives::{crypto, Receipt};
-use neuroshard_serving::admission::GenerationAdmission;
+use neuroshard_serving::admission::{Demand, GenerationAdmission};
 use neuroshard_serving::generator::{GenerationOutput, GenerationRequest, SharedGenerator};
 use parity_scale_codec::Encode;
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,15 @@ impl GenerateApiServer for Generate {
         };
         let metrics = self.metrics.clone();
         let model = gen.model_id();
-        let permit = self.admission.try_admit(None).map_err(|why| {
+        let tokens = gen
+            .prompt_tokens(&request.prompt)
+            .map_err(|e| invalid_params(format!("{e:#}")))?
+            .saturating_add(u64::from(request.max_tokens));
+        let demand = Demand {
+            tokens,
+            kv_bytes: tokens.saturating_mul(gen.kv_bytes_per_position()),
+        };
+        let permit = self.admission.try_admit(None, demand).map_err(|why| {
             self.metrics.record_refused();
             ErrorObjectOwned::owned(BUSY, why.to_string(), None::<()>)
         })?;

@@ -15,7 +15,7 @@ pub use crate::protocol::{BillingTerms, WorkerReceipt, PAYMENT_INCREMENT};
 use crate::remote::RemoteShard;
 use anyhow::{bail, Context};
 use neuroshard_inference::pipeline::ServedHop;
-use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
+use neuroshard_inference::transport::{InProcessTransport, ScopedTransport, ShardTransport};
 use neuroshard_inference::{RecordedWork, WorkRecord, WorkRequest};
 use neuroshard_primitives::{crypto, AccountId, Keypair, Receipt, ReceiptBody};
 use sp_core::Pair as _;
@@ -112,6 +112,16 @@ impl Provider {
     pub fn transport(&self) -> Arc<dyn ShardTransport> {
         match self {
             Provider::Local(t) => t.clone(),
+            Provider::Remote(r) => r.clone(),
+        }
+    }
+
+    /// The provider as a pipeline transport for a generation paid by `scope`: this node's
+    /// shards reuse that client's cached prompt prefixes only (see
+    /// `neuroshard_inference::prefix_cache`); peers' shards cache nothing for it.
+    pub fn scoped_transport(&self, scope: [u8; 32]) -> Arc<dyn ShardTransport> {
+        match self {
+            Provider::Local(t) => Arc::new(ScopedTransport::new(t.clone(), scope)),
             Provider::Remote(r) => r.clone(),
         }
     }

@@ -108,6 +108,7 @@ pub struct Billing {
 }
 
 pub use neuroshard_inference::batcher::BatchFigures;
+pub use neuroshard_inference::prefix_cache::PrefixFigures;
 
 /// Something that turns prompts into text: the local model or a pipeline of peers.
 pub trait TextGenerator: Send + Sync {
@@ -128,6 +129,19 @@ pub trait TextGenerator: Send + Sync {
     /// The continuous-batching figures of the generator's shards, summed (queue length,
     /// positions and sessions of the last step); `None` when it runs no shards.
     fn batch_figures(&self) -> Option<BatchFigures> {
+        None
+    }
+    /// Tokens of `prompt` (what a client's token rate is charged for it).
+    fn prompt_tokens(&self, prompt: &str) -> anyhow::Result<u64> {
+        Ok(prompt.len() as u64)
+    }
+    /// Bytes of KV cache one position of a generation takes in this node's shards.
+    fn kv_bytes_per_position(&self) -> u64 {
+        0
+    }
+    /// The prefix-cache figures of the generator's shards, summed; `None` when it runs no
+    /// shards.
+    fn prefix_figures(&self) -> Option<PrefixFigures> {
         None
     }
 }

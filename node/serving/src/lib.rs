@@ -20,6 +20,7 @@ pub mod admission;
 pub mod billing;
 pub mod directory;
 pub mod generator;
+pub mod limits;
 pub mod local;
 pub mod material;
 pub mod miner;
@@ -33,6 +34,7 @@ pub mod relay;
 pub mod remote;
 pub mod routing;
 pub mod server;
+mod streamer;
 
 pub use directory::ShardDirectory;
 

@@ -17,6 +17,7 @@ use crate::generator::{
 use crate::options::ServingOptions;
 use crate::protocol::MAX_REQUEST;
 use crate::routing::plan_route;
+use crate::streamer::TextStreamer;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_client::{hex_hash, Client};
@@ -145,7 +146,8 @@ impl LocalWorker {
     /// A pipeline client for a new session and the providers of each of its hops (for
     /// billing): this node's shards plus, with networking, the cheapest providers of the
     /// other layers (see [`crate::routing`]).
-    fn pipeline(&self) -> anyhow::Result<(PipelineClient, Vec<Vec<Provider>>)> {
+    /// This node's shards reuse the prompt prefixes of `scope` (the paying account) only.
+    fn pipeline(&self, scope: &AccountId) -> anyhow::Result<(PipelineClient, Vec<Vec<Provider>>)> {
         let route: Vec<Vec<Provider>> = match &self.directory {
             None => self
                 .transports
@@ -159,7 +161,15 @@ impl LocalWorker {
         };
         let hops = route
             .iter()
-            .map(|providers| Hop::new(providers.iter().map(Provider::transport).collect()))
+            .map(|providers| {
+                let scope = scope.clone().into();
+                Hop::new(
+                    providers
+                        .iter()
+                        .map(|p| p.scoped_transport(scope))
+                        .collect(),
+                )
+            })
             .collect();
         let client = PipelineClient::new(self.model_hash, rand::random(), hops)?;
         Ok((client, route))
@@ -383,6 +393,21 @@ impl TextGenerator for LocalWorker {
         Ok(self.tokenizer.render_chat(&messages)?)
     }
 
+    fn prompt_tokens(&self, prompt: &str) -> anyhow::Result<u64> {
+        Ok(self.tokenizer.encode_prompt(prompt)?.len() as u64)
+    }
+
+    fn kv_bytes_per_position(&self) -> u64 {
+        let cfg = &self.base.config;
+        let layers: u64 = self
+            .shards()
+            .iter()
+            .map(|s| u64::from(s.layers().end - s.layers().start))
+            .sum();
+        // Keys and values in f32 (see `neuroshard_inference::executor`).
+        layers * 2 * (cfg.num_kv_heads * cfg.head_dim) as u64 * 4
+    }
+
     fn check_payer(&self, payer: &Payer, prompt: &str, max_tokens: u32) -> anyhow::Result<()> {
         let tokens = self.tokenizer.encode_prompt(prompt)?.len() as u64;
         self.check_escrow(payer, tokens + u64::from(max_tokens))
@@ -404,7 +429,8 @@ impl TextGenerator for LocalWorker {
             }
             None => &self.key,
         };
-        let (mut client, route) = self.pipeline()?;
+        let scope: AccountId = payer.public().into();
+        let (mut client, route) = self.pipeline(&scope)?;
         let options = DecodeOptions {
             max_tokens: request.max_tokens as usize,
             temperature: f64::from(request.temperature),
@@ -493,6 +519,20 @@ impl TextGenerator for LocalWorker {
         }
         Some(sum)
     }
+
+    fn prefix_figures(&self) -> Option<crate::generator::PrefixFigures> {
+        let mut sum = crate::generator::PrefixFigures::default();
+        for shard in self.shards() {
+            let f = shard.prefix_figures();
+            sum.bytes += f.bytes;
+            sum.budget += f.budget;
+            sum.blocks += f.blocks;
+            sum.hit_positions += f.hit_positions;
+            sum.miss_positions += f.miss_positions;
+            sum.evictions += f.evictions;
+        }
+        Some(sum)
+    }
 }
 
 /// Watches a generation's decoding: streams its text to the caller and pays the
@@ -536,52 +576,5 @@ impl DecodeObserver for Watch<'_> {
             self.billing_failed = Some(e);
             InferenceError::BadRequest(format!("paying the providers: {reason}"))
         })
-    }
-}
-
-/// Turns accepted tokens into text pieces: decodes the whole completion each time and
-/// emits what is new once it is valid UTF-8, and cuts the text at a stop sequence.
-struct TextStreamer<'a> {
-    tokenizer: &'a Tokenizer,
-    stop: &'a [String],
-    tokens: Vec<u32>,
-    /// Text emitted so far (the final completion).
-    text: String,
-    stopped: bool,
-    cancelled: bool,
-}
-
-impl<'a> TextStreamer<'a> {
-    fn new(tokenizer: &'a Tokenizer, stop: &'a [String]) -> Self {
-        Self {
-            tokenizer,
-            stop,
-            tokens: Vec::new(),
-            text: String::new(),
-            stopped: false,
-            cancelled: false,
-        }
-    }
-
-    /// The new piece of text after `token`, if any.
-    fn push(&mut self, token: u32) -> Option<String> {
-        if self.stopped || self.cancelled {
-            return None;
-        }
-        self.tokens.push(token);
-        let full = self.tokenizer.decode(&self.tokens, true).ok()?;
-        if full.ends_with('\u{FFFD}') {
-            return None;
-        }
-        let full = match self.stop.iter().filter_map(|s| full.find(s.as_str())).min() {
-            Some(cut) => {
-                self.stopped = true;
-                full[..cut].to_string()
-            }
-            None => full,
-        };
-        let piece = full.get(self.text.len()..).unwrap_or_default().to_string();
-        self.text = full;
-        Some(piece)
     }
 }

@@ -1,5 +1,5 @@
 //! How a node sets up the shards it serves: the byte budget of their spot-check
-//! material archive, their batch and session bounds, its generation admission bounds
+//! material archive, their batch and session bounds, their prefix caches, its generation admission bounds
 //! (operator settings), and in test builds (cargo feature
 //! `fault-injection`) the deliberate faults adversarial tests play.
 
@@ -12,6 +12,11 @@ use {neuroshard_primitives::AccountId, tracing::warn};
 
 /// Default memory of one shard's spot-check material archive, in MiB.
 pub const DEFAULT_ARCHIVE_MIB: u32 = 192;
+
+/// Default memory of one shard's prefix cache, in MiB: on the dev chain's 10-layer
+/// shards of SmolLM2-135M a position costs 17.7 KB there (keys and values of 10 layers
+/// plus the output row), so 64 MiB hold about 3,800 prompt positions per shard.
+pub const DEFAULT_PREFIX_CACHE_MIB: u32 = 64;
 
 /// The archive budget for `mib` MiB per shard: a third for unconfirmed material (work
 /// not yet on chain, flushed first-in-first-out), two thirds for the pinned material
@@ -30,10 +35,17 @@ pub struct ServingOptions {
     pub max_generations: usize,
     /// How many of those one paying client (API key) runs at once.
     pub max_generations_per_client: usize,
+    /// Tokens per minute one paying client may use (0: no limit).
+    pub tokens_per_minute_per_client: u32,
+    /// Bytes of KV cache the running generations may take in this node's shards
+    /// (`None`: [`crate::limits::default_kv_budget`]).
+    pub kv_budget_bytes: Option<u64>,
     /// Positions per batched step of each shard.
     pub max_batch: usize,
     /// Sessions (KV caches) each shard keeps.
     pub max_sessions: usize,
+    /// Bytes of each shard's cache of clients' prompt prefixes (0: none).
+    pub prefix_cache_bytes: usize,
     /// Millionths of output positions the shards fake (a worker saving compute).
     #[cfg(feature = "fault-injection")]
     pub skip_work: Option<u32>,
@@ -78,8 +90,11 @@ impl Default for ServingOptions {
             archive: archive_budget(DEFAULT_ARCHIVE_MIB),
             max_generations: crate::admission::DEFAULT_MAX_GENERATIONS,
             max_generations_per_client: crate::admission::DEFAULT_MAX_GENERATIONS_PER_CLIENT,
+            tokens_per_minute_per_client: crate::limits::DEFAULT_TOKENS_PER_MINUTE_PER_CLIENT,
+            kv_budget_bytes: None,
             max_batch: neuroshard_inference::batcher::DEFAULT_MAX_BATCH,
             max_sessions: neuroshard_inference::shard::DEFAULT_MAX_SESSIONS,
+            prefix_cache_bytes: DEFAULT_PREFIX_CACHE_MIB as usize * (1 << 20),
             #[cfg(feature = "fault-injection")]
             skip_work: None,
             #[cfg(feature = "fault-injection")]
@@ -136,6 +151,19 @@ impl ServingOptions {
         None
     }
 
+    /// The admission control of this node's generations (HTTP API and RPC).
+    pub fn admission(&self) -> crate::admission::GenerationAdmission {
+        crate::admission::GenerationAdmission::new(
+            self.max_generations,
+            self.max_generations_per_client,
+        )
+        .with_limits(
+            self.tokens_per_minute_per_client,
+            self.kv_budget_bytes
+                .unwrap_or_else(crate::limits::default_kv_budget),
+        )
+    }
+
     /// Whether this node refuses to compute other accounts' capacity probes (always, but
     /// for the `answer_foreign_probes` fault; see [`crate::probe_guard`]).
     pub fn refuses_foreign_probes(&self) -> bool {
@@ -176,7 +204,8 @@ impl ServingOptions {
         let shard = shard
             .with_archive_budget(self.archive)
             .with_max_batch(self.max_batch)
-            .with_max_sessions(self.max_sessions);
+            .with_max_sessions(self.max_sessions)
+            .with_prefix_cache(self.prefix_cache_bytes);
         #[cfg(feature = "fault-injection")]
         if let Some(permill) = self.skip_work {
             warn!(%layers, permill, "fault injection: this shard fakes part of its work");

@@ -41,8 +41,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         serving: ServingOptions {
             max_generations: args.api.max_generations as usize,
             max_generations_per_client: args.api.max_generations_per_key as usize,
+            tokens_per_minute_per_client: args.api.max_tokens_per_minute_per_key,
+            kv_budget_bytes: args.api.max_kv_mib.map(|m| m << 20),
             max_batch: args.shard_limits.max_batch as usize,
             max_sessions: args.shard_limits.max_sessions as usize,
+            prefix_cache_bytes: (args.shard_limits.prefix_cache_mib as usize) << 20,
             ..Default::default()
         },
         #[cfg(feature = "fault-injection")]
@@ -142,8 +145,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             archive: archive_budget(args.archive_mib),
             max_generations: args.api.max_generations as usize,
             max_generations_per_client: args.api.max_generations_per_key as usize,
+            tokens_per_minute_per_client: args.api.max_tokens_per_minute_per_key,
+            kv_budget_bytes: args.api.max_kv_mib.map(|m| m << 20),
             max_batch: args.shard_limits.max_batch as usize,
             max_sessions: args.shard_limits.max_sessions as usize,
+            prefix_cache_bytes: (args.shard_limits.prefix_cache_mib as usize) << 20,
             #[cfg(feature = "fault-injection")]
             skip_work: args.faults.fault_skip_work,
             #[cfg(feature = "fault-injection")]

@@ -1,7 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text): chain height and finality
 //! lag, peers, transaction pool and pending receipts, tokens served and the speed of
 //! the last generation, and the continuous batching of its shards (requests queued, the
-//! positions and sessions of the last batched step, steps and positions run). Chain
+//! positions and sessions of the last batched step, steps and positions run) and their
+//! prefix caches (positions reused and computed, memory, evictions). Chain
 //! figures are refreshed on every new head.
 
 use axum::extract::State;
@@ -40,6 +41,8 @@ pub struct Metrics {
     batch_positions_run: Gauge,
     batch_sessions_peak: Gauge,
     batch_positions_peak: Gauge,
+    /// Prefix cache: hit positions, miss positions, bytes, budget, blocks, evictions.
+    prefix: [Gauge; 6],
 }
 
 impl Default for Metrics {
@@ -63,6 +66,7 @@ impl Default for Metrics {
             batch_positions_run: Gauge::default(),
             batch_sessions_peak: Gauge::default(),
             batch_positions_peak: Gauge::default(),
+            prefix: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,6 +134,32 @@ impl Metrics {
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
         }
+        let prefix = [
+            ("prefix_cache_hit_positions", "Prompt positions of this node's generations reused from the shards' prefix caches (summed over the shards)"),
+            ("prefix_cache_miss_positions", "Prompt positions of this node's generations the shards computed (no cached prefix; summed over the shards)"),
+            ("prefix_cache_bytes", "Memory held by the shards' prefix caches"),
+            ("prefix_cache_budget_bytes", "The shards' prefix-cache budgets (--prefix-cache-mib per shard)"),
+            ("prefix_cache_blocks", "Blocks of 16 positions held by the shards' prefix caches"),
+            ("prefix_cache_evictions", "Blocks evicted from the shards' prefix caches to stay within budget"),
+        ];
+        for ((name, help), gauge) in prefix.into_iter().zip(&self.prefix) {
+            registry.register(name, help, gauge.clone());
+        }
+    }
+
+    /// Sets the prefix-cache figures of this node's shards.
+    pub fn set_prefix(&self, f: &neuroshard_serving::generator::PrefixFigures) {
+        let values = [
+            f.hit_positions,
+            f.miss_positions,
+            f.bytes,
+            f.budget,
+            f.blocks,
+            f.evictions,
+        ];
+        for (gauge, v) in self.prefix.iter().zip(values) {
+            gauge.set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
     }
 
     /// Sets the continuous-batching figures of this node's shards.
@@ -196,15 +226,12 @@ pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
     state.metrics.refresh(&state.client);
     let peers = crate::system::peer_list(state.net.as_ref()).await;
     state.metrics.set_peers(peers.len());
-    let figures = state
-        .generator
-        .read()
-        .await
-        .ready()
-        .ok()
-        .and_then(|g| g.batch_figures());
-    if let Some(figures) = figures {
+    let generator = state.generator.read().await.ready().ok();
+    if let Some(figures) = generator.as_ref().and_then(|g| g.batch_figures()) {
         state.metrics.set_batching(&figures);
+    }
+    if let Some(figures) = generator.as_ref().and_then(|g| g.prefix_figures()) {
+        state.metrics.set_prefix(&figures);
     }
     (
         [(

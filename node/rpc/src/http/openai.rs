@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use futures::StreamExt;
-use neuroshard_serving::admission::Refusal;
+use neuroshard_serving::admission::{Demand, Refusal};
 use neuroshard_serving::generator::{
     ChatMessage, GenerationOutput, GenerationRequest, Payer, PayerCannotPay, TextGenerator,
     MAX_TOKENS_LIMIT,
@@ -34,6 +34,8 @@ pub struct ApiError {
     message: String,
     kind: &'static str,
     param: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (refusals by admission control).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -43,6 +45,7 @@ impl ApiError {
             message: message.into(),
             kind: "invalid_request_error",
             param,
+            retry_after: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl ApiError {
             message: message.into(),
             kind: "service_unavailable",
             param: None,
+            retry_after: None,
         }
     }
 
@@ -62,6 +66,7 @@ impl ApiError {
             message: message.into(),
             kind: "invalid_api_key",
             param: None,
+            retry_after: None,
         }
     }
 
@@ -72,21 +77,25 @@ impl ApiError {
             message: message.into(),
             kind: "insufficient_quota",
             param: None,
+            retry_after: None,
         }
     }
 
-    /// 503 with `Retry-After` when all the node's generation slots are taken; 429 with
-    /// `Retry-After` when the API key runs its share of them.
+    /// 503 with `Retry-After` when all the node's generation slots or its KV budget are
+    /// taken; 429 with `Retry-After` (from its token bucket for the rate) when the API
+    /// key runs its share of the slots or used its tokens per minute.
     fn refused(why: Refusal) -> Self {
-        let (status, kind) = match why {
-            Refusal::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
-            Refusal::ClientLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"),
+        let (status, kind) = if why.is_client_limit() {
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "server_busy")
         };
         Self {
             status,
             message: why.to_string(),
             kind,
             param: None,
+            retry_after: Some(why.retry_after()),
         }
     }
 
@@ -96,6 +105,7 @@ impl ApiError {
             message: message.into(),
             kind: "server_error",
             param: None,
+            retry_after: None,
         }
     }
 }
@@ -104,10 +114,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": null}});
         let mut response = (self.status, Json(body)).into_response();
-        if matches!(self.kind, "server_busy" | "rate_limit_exceeded") {
+        if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, 1.into());
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -120,6 +130,7 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         message: format!("{method} is not allowed on {}; see docs/API.md", uri.path()),
         kind: "invalid_request_error",
         param: None,
+        retry_after: None,
     }
 }
 
@@ -130,6 +141,7 @@ pub async fn not_found() -> ApiError {
         message: "unknown endpoint; see docs/API.md".into(),
         kind: "invalid_request_error",
         param: None,
+        retry_after: None,
     }
 }
 
@@ -170,6 +182,7 @@ fn parse_body(body: Body) -> Result<serde_json::Map<String, Value>, ApiError> {
         message: format!("cannot read the request body: {}", rejection.body_text()),
         kind: "invalid_request_error",
         param: None,
+        retry_after: None,
     })?;
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -288,6 +301,7 @@ fn check_model(
             ),
             kind: "invalid_request_error",
             param: Some("model"),
+            retry_after: None,
         }),
     }
 }
@@ -453,20 +467,32 @@ async fn run(
     let metrics = state.metrics.clone();
     let streaming = common.stream;
     let client = request.payer.as_ref().map(Payer::account);
-    let permit = state.admission.try_admit(client.as_ref()).map_err(|why| {
-        state.metrics.record_refused();
-        ApiError::refused(why)
-    })?;
+    let tokens = gen
+        .prompt_tokens(&request.prompt)
+        .map_err(|e| ApiError::invalid(format!("{e:#}"), Some("prompt")))?
+        .saturating_add(u64::from(request.max_tokens));
+    let demand = Demand {
+        tokens,
+        kv_bytes: tokens.saturating_mul(gen.kv_bytes_per_position()),
+    };
+    let mut permit = state
+        .admission
+        .try_admit(client.as_ref(), demand)
+        .map_err(|why| {
+            state.metrics.record_refused();
+            ApiError::refused(why)
+        })?;
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
         let started = Instant::now();
         let text_tx = tx.clone();
         let result = gen.generate(&request, &mut |piece| {
             !streaming || text_tx.send(Piece::Text(piece.to_string())).is_ok()
         });
         if let Ok(out) = &result {
+            permit.settle(u64::from(out.prompt_tokens) + u64::from(out.completion_tokens));
             metrics.record_generation(out.completion_tokens, started.elapsed());
         }
+        drop(permit);
         let _ = tx.send(Piece::Done(result.map_err(|e| format!("{e:#}"))));
     });
 
@@ -551,67 +577,5 @@ async fn run(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(messages: Value) -> Result<Vec<ChatMessage>, String> {
-        parse_messages(Some(&messages)).map_err(|e| e.message)
-    }
-
-    fn message(role: &str, content: &str) -> ChatMessage {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-
-    #[test]
-    fn text_parts_are_joined_and_developer_is_system() {
-        let parsed = parse(json!([
-            {"role": "developer", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}]},
-            {"role": "assistant", "content": null},
-        ]))
-        .unwrap();
-        assert_eq!(
-            parsed,
-            [
-                message("system", "Be brief."),
-                message("user", "Hello, world"),
-                message("assistant", "")
-            ]
-        );
-    }
-
-    #[test]
-    fn bad_messages_say_which_and_why() {
-        for (messages, needle) in [
-            (json!([]), "non-empty array"),
-            (json!("hi"), "non-empty array"),
-            (
-                json!([{"role": "tool", "content": "x"}]),
-                "messages[0].role \"tool\"",
-            ),
-            (
-                json!([{"content": "x"}]),
-                "messages[0].role must be a string",
-            ),
-            (json!([{"role": "user"}]), "messages[0].content"),
-            (
-                json!([{"role": "user", "content": null}]),
-                "messages[0].content",
-            ),
-            (
-                json!([{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]),
-                "messages[1].content parts",
-            ),
-            (
-                json!([{"role": "user", "content": 7}]),
-                "messages[0].content",
-            ),
-        ] {
-            let err = parse(messages.clone()).unwrap_err();
-            assert!(err.contains(needle), "{messages}: {err}");
-        }
-    }
-}
+#[path = "openai_tests.rs"]
+mod tests;

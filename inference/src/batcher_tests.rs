@@ -1,0 +1,112 @@
+//! Tests of the batcher module.
+use crate::messages::{HeadMode, ShardInput, ShardOutput, ShardRequest, WireDType};
+use crate::weights::{ModelSource, ModelWeights, Precision};
+use crate::{InferenceError, Shard};
+use neuroshard_primitives::{Hash, LayerRange};
+
+fn shard(max_batch: usize) -> Shard {
+    let dir = tempfile::tempdir().unwrap();
+    let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
+    let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
+    Shard::new(weights, Hash::repeat_byte(1))
+        .unwrap()
+        .with_max_batch(max_batch)
+}
+
+fn request(session: u8, start_pos: u32, tokens: Vec<u32>) -> ShardRequest {
+    ShardRequest {
+        model: Hash::repeat_byte(1),
+        session: [session; 16],
+        layers: LayerRange::new(0, 6).unwrap(),
+        start_pos,
+        input: ShardInput::Tokens(tokens),
+        head: HeadMode::Argmax,
+        wire: WireDType::F32,
+    }
+}
+
+/// Greedy decoding of `steps` tokens after `prompt`, one request per step.
+fn greedy(shard: &Shard, session: u8, prompt: Vec<u32>, steps: usize) -> Vec<u32> {
+    let mut pos = 0;
+    let mut input = prompt;
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        let n = input.len() as u32;
+        let r = shard.handle(&request(session, pos, input)).unwrap();
+        let ShardOutput::Argmax(ids) = r.output else {
+            panic!("argmax expected")
+        };
+        let next = *ids.last().unwrap();
+        out.push(next);
+        pos += n;
+        input = vec![next];
+    }
+    out
+}
+
+#[test]
+fn concurrent_sessions_with_a_long_prefill_decode_as_alone_in_capped_steps() {
+    let prompts: Vec<Vec<u32>> = (0..6u32)
+        .map(|s| {
+            (0..[30, 1, 2, 3, 9, 17][s as usize])
+                .map(|i| 1 + (s * 7 + i) % 60)
+                .collect()
+        })
+        .collect();
+    let alone = shard(4);
+    let expected: Vec<Vec<u32>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| greedy(&alone, i as u8, p.clone(), 12))
+        .collect();
+    assert!(alone.batch_figures().peak_sessions == 1);
+
+    let batched = shard(4);
+    let got: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let batched = &batched;
+                scope.spawn(move || greedy(batched, i as u8, p.clone(), 12))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, expected);
+    let f = batched.batch_figures();
+    assert!(f.peak_positions <= 4, "{f:?}");
+    let total: usize = prompts.iter().map(|p| p.len() + 11).sum();
+    assert_eq!(f.positions as usize, total, "{f:?}");
+    // The 30-token prompt alone needs at least 8 steps of at most 4 positions.
+    assert!(f.steps >= 8, "{f:?}");
+}
+
+#[test]
+fn a_refused_request_fails_alone_and_others_in_its_step_run() {
+    let shard = shard(64);
+    for s in 0..8u8 {
+        shard.handle(&request(s, 0, vec![1, 2, 3])).unwrap();
+    }
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8u8)
+            .map(|s| {
+                let shard = &shard;
+                // Odd sessions skip positions 3 and 4 of their cache: a gap.
+                let start = if s % 2 == 1 { 5 } else { 3 };
+                scope.spawn(move || shard.handle(&request(s, start, vec![4])))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (s, r) in results.iter().enumerate() {
+        if s % 2 == 1 {
+            assert!(
+                matches!(r, Err(InferenceError::CacheGap { start: 5, .. })),
+                "{r:?}"
+            );
+        } else {
+            assert!(r.is_ok(), "{r:?}");
+        }
+    }
+}
