@@ -13,6 +13,7 @@ mod commands;
 mod dht;
 mod dialing;
 mod nat;
+mod punch;
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
 use crate::connmgr::ConnectionManager;
@@ -185,6 +186,7 @@ impl EventLoop {
                     self.expire_dials();
                     self.seek_autonat_server();
                     self.ensure_reservations();
+                    self.retry_hole_punches();
                 }
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),

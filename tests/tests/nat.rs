@@ -11,8 +11,9 @@
 //! Shown: the home nodes cannot be dialed directly; they turn private, hold two relay
 //! reservations each and appear in `neuroshard_shards`; a completion asked of Bob runs
 //! through Charlie, and one asked of Alice through both, matching single-process
-//! output; DCUtR upgrades the Bob <-> Charlie connection to a direct one
-//! (`system_peers` says `direct-after-punch`). Then Charlie restarts without hole
+//! output; DCUtR's first punch between Bob and Charlie fails (router B drops router A's
+//! packets until then), and once the way is open a retry upgrades the relayed
+//! connection to a direct one (`system_peers` says `direct-after-punch`). Then Charlie restarts without hole
 //! punching (`--fault-no-hole-punching`: relay only, as behind a symmetric NAT); Bob's
 //! completions through Charlie keep one relayed connection busy for over two minutes
 //! (beyond libp2p's default circuit limits of 2 minutes and 128 KiB); then a streamed
@@ -33,6 +34,10 @@ use std::time::Duration;
 const PROMPT: &str = "The capital of France is";
 const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 const NET_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound on the wait for a punch once the way is open: a punch that failed is tried
+/// again 10 s later, then after 20 s, 40 s... per further failure (see the network
+/// crate's `service/punch.rs`); at most a couple of failures precede the unblocking.
+const PUNCH_TIMEOUT: Duration = Duration::from_secs(300);
 const PORT: u16 = 4001;
 
 /// One node: its namespace, address, key and shards.
@@ -121,7 +126,25 @@ fn build(lab: &mut Lab) -> anyhow::Result<()> {
         lab.exec(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"], None)?;
         lab.exec(&router, "nft", &["-f", "-"], Some(ROUTER_RULES))?;
     }
+    let rb = lab.name("rb");
+    lab.exec(&rb, "nft", &["-f", "-"], Some(PUNCH_BLOCK))?;
     Ok(())
+}
+
+/// Router B drops everything from router A (until [`unblock_punch`]), so the first hole
+/// punches between Bob and Charlie fail; relays (other addresses) still pass.
+const PUNCH_BLOCK: &str = r#"
+table ip punchblock {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    ip saddr 198.18.0.11 drop
+  }
+}
+"#;
+
+fn unblock_punch(lab: &Lab) -> anyhow::Result<()> {
+    let rb = lab.name("rb");
+    lab.exec(&rb, "nft", &["delete", "table", "ip", "punchblock"], None)
 }
 
 /// A running node and where it runs.
@@ -418,10 +441,29 @@ fn home_nodes_behind_nat_serve_each_other() {
         wait_providers(node, &[&bob_id, &charlie_id]);
     }
 
-    // Bob's completion runs through Charlie (behind the other NAT), Alice's through both.
+    // Bob's completion runs through Charlie (behind the other NAT), over a relay: router
+    // B drops router A's packets, so Charlie's hole punch to Bob fails and the
+    // connection stays relayed. Once router B lets them in, a retry (Charlie, whose
+    // punch failed, dials Bob through Bob's relays, and Bob punches on that connection)
+    // upgrades it. The wait is bounded by the retry schedule (10 s after a failure,
+    // doubling per failure).
     assert_eq!(bob.complete(24, &[&charlie]), expected);
     assert!(charlie.log().contains("serving a new session"));
-    let punched = wait_for("a hole punched to Charlie", NET_TIMEOUT, || {
+    wait_for("Charlie's hole punch to Bob failed", NET_TIMEOUT, || {
+        let log = charlie.log();
+        let failed = log
+            .lines()
+            .any(|l| l.contains("hole punch failed") && l.contains(&bob_id));
+        Ok(failed.then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n----\n{}", bob.log(), charlie.log()));
+    let link = bob
+        .peer(&charlie_id)
+        .unwrap()
+        .expect("Bob is connected to Charlie");
+    assert_eq!(link["link"], "relayed", "{link}");
+    unblock_punch(&lab).unwrap();
+    let punched = wait_for("a hole punched to Charlie", PUNCH_TIMEOUT, || {
         Ok(bob
             .peer(&charlie_id)?
             .filter(|p| p["link"] == "direct-after-punch"))

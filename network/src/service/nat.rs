@@ -39,6 +39,8 @@ pub(super) struct NatState {
     server_dialed: HashMap<PeerId, Instant>,
     /// AutoNAT tests failed since the last success.
     failed_tests: usize,
+    /// Peers whose hole punch failed, to punch again (`service/punch.rs`).
+    pub(super) punch: super::punch::PunchRetries,
     /// Connections we opened to dial a peer back for its AutoNAT test (from a new port):
     /// closed once the test is over, else every protocol would keep them open.
     dial_backs: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
@@ -60,6 +62,7 @@ impl NatState {
             quic_dialed: HashSet::new(),
             server_dialed: HashMap::new(),
             failed_tests: 0,
+            punch: Default::default(),
             dial_backs: HashMap::new(),
         }
     }
@@ -110,6 +113,20 @@ impl EventLoop {
                     state.dialed = Some(nat::without_peer(address));
                     state.outbound.insert(connection);
                 }
+                // A private node cannot be dialed: a direct connection from a peer it
+                // holds a relayed one with came in through the hole the peer's side of
+                // DCUtR punched. (Our own DCUtR report may name another connection: both
+                // sides dial TCP and QUIC at once, and when each keeps a different
+                // winner, the one we dialed is closed by the peer a moment later.)
+                ConnectedPoint::Listener { .. }
+                    if self.nat.reachability == Reachability::Private
+                        && state.links.values().any(|l| l.0 == Link::Relayed) =>
+                {
+                    state
+                        .links
+                        .insert(connection, (Link::Punched, None, Instant::now()));
+                    return;
+                }
                 ConnectedPoint::Listener { .. } => {}
             }
             (Link::Direct, None)
@@ -148,12 +165,18 @@ impl EventLoop {
         match event.result {
             Ok(connection) => {
                 info!(peer = %event.remote_peer_id, "hole punched: relayed connection upgraded to a direct one");
+                self.nat.punch.punched(event.remote_peer_id);
                 let state = self.peers.get_mut(event.remote_peer_id);
                 if let Some(link) = state.links.get_mut(&connection) {
                     link.0 = Link::Punched;
                 }
             }
-            Err(e) => debug!(peer = %event.remote_peer_id, error = %e, "hole punch failed"),
+            Err(e) => {
+                info!(peer = %event.remote_peer_id, error = %e, "hole punch failed");
+                // libp2p's error names its cause only in its message.
+                let unsupported = e.to_string().contains("does not support");
+                self.nat.punch.failed(event.remote_peer_id, unsupported);
+            }
         }
     }
 
