@@ -16,6 +16,7 @@ mod nat;
 mod punch;
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
+use crate::codec::Request;
 use crate::connmgr::ConnectionManager;
 use crate::error::NetworkError;
 use crate::handle::{ClosestPeers, Command, NetworkEvent, NetworkHandle, RecordLookup, Reply};
@@ -397,7 +398,7 @@ impl EventLoop {
     fn on_request_response(
         &mut self,
         protocol: Protocol,
-        event: request_response::Event<Vec<u8>, Vec<u8>>,
+        event: request_response::Event<Request, Vec<u8>>,
     ) {
         match event {
             request_response::Event::Message {
@@ -407,12 +408,19 @@ impl EventLoop {
                         request, channel, ..
                     },
                 ..
-            } => self.emit(NetworkEvent::Request {
-                protocol,
-                peer,
-                data: request,
-                reply: Reply { protocol, channel },
-            }),
+            } => match request {
+                Request::Frame(data) => self.emit(NetworkEvent::Request {
+                    protocol,
+                    peer,
+                    data,
+                    reply: Reply { protocol, channel },
+                }),
+                // Refused unread; dropping the channel closes the stream unanswered.
+                Request::Oversized(len) => {
+                    debug!(%peer, len, ?protocol, "oversized request refused");
+                    self.penalise(peer, Offence::Malformed, "oversized request");
+                }
+            },
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -432,12 +440,6 @@ impl EventLoop {
                 error,
             } => self.on_outbound_failure(protocol, peer, connection_id, request_id, error),
             request_response::Event::InboundFailure { peer, error, .. } => {
-                if let request_response::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Offence::Malformed, "oversized or malformed request");
-                        return;
-                    }
-                }
                 debug!(%peer, %error, ?protocol, "inbound request failed");
             }
             request_response::Event::ResponseSent { .. } => {}

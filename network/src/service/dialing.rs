@@ -13,6 +13,7 @@
 //! outcome, known by its connection id, decides.
 
 use super::{EventLoop, ResponseSender};
+use crate::codec::Request;
 use crate::error::NetworkError;
 use crate::protocol::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -97,8 +98,14 @@ impl EventLoop {
         done: ResponseSender,
     ) {
         let id = match protocol {
-            Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
-            Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
+            Protocol::Activations => self
+                .behaviour()
+                .activations
+                .send_request(&peer, Request::Frame(data)),
+            Protocol::Sync => self
+                .behaviour()
+                .sync
+                .send_request(&peer, Request::Frame(data)),
         };
         self.requests.insert((protocol, id), (peer, done));
     }
