@@ -13,13 +13,14 @@
 //! through Charlie, and one asked of Alice through both, matching single-process
 //! output; DCUtR's first punch between Bob and Charlie fails (router B drops router A's
 //! packets until then), and once the way is open a retry upgrades the relayed
-//! connection to a direct one (`system_peers` says `direct-after-punch`). Then Charlie restarts without hole
-//! punching (`--fault-no-hole-punching`: relay only, as behind a symmetric NAT); Bob's
-//! completions through Charlie keep one relayed connection busy for over two minutes
-//! (beyond libp2p's default circuit limits of 2 minutes and 128 KiB); then a streamed
-//! completion asked of Bob runs through a relay, and the relay carrying it is killed
-//! mid-generation: the call goes through the other relay and the output does not
-//! change. Finally the NATed workers' receipts are paid at an epoch boundary.
+//! connection to a direct one (`system_peers` says `direct-after-punch`). Then Charlie
+//! restarts without hole punching (`--fault-no-hole-punching`: relay only, as behind a
+//! symmetric NAT); Bob's completions through Charlie keep one relayed connection busy
+//! for over two minutes (beyond libp2p's default circuit limits of 2 minutes and
+//! 128 KiB); then a streamed completion asked of Bob runs through a relay, and the relay
+//! carrying it is killed mid-generation: the call goes through the other relay and the
+//! output does not change. Finally the NATed workers' receipts are paid at an epoch
+//! boundary.
 
 use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::{complete_streamed, generate_text};
@@ -442,20 +443,25 @@ fn home_nodes_behind_nat_serve_each_other() {
     }
 
     // Bob's completion runs through Charlie (behind the other NAT), over a relay: router
-    // B drops router A's packets, so Charlie's hole punch to Bob fails and the
-    // connection stays relayed. Once router B lets them in, a retry (Charlie, whose
-    // punch failed, dials Bob through Bob's relays, and Bob punches on that connection)
-    // upgrades it. The wait is bounded by the retry schedule (10 s after a failure,
+    // B drops router A's packets, so the hole punch fails and the connection stays
+    // relayed. Once router B lets them in, a retry (the side whose punch failed dials
+    // the other through its relays, and the other punches on that connection) upgrades
+    // it. The wait is bounded by the retry schedule (10 s after a failure,
     // doubling per failure).
     assert_eq!(bob.complete(24, &[&charlie]), expected);
     assert!(charlie.log().contains("serving a new session"));
-    wait_for("Charlie's hole punch to Bob failed", NET_TIMEOUT, || {
-        let log = charlie.log();
-        let failed = log
-            .lines()
-            .any(|l| l.contains("hole punch failed") && l.contains(&bob_id));
-        Ok(failed.then_some(()))
-    })
+    // (The side that accepted the relayed connection punches: Charlie, unless a DHT
+    // walk of his dialed Bob's relayed address first.)
+    let failed = |node: &Node, other: &str| {
+        let log = node.log();
+        log.lines()
+            .any(|l| l.contains("hole punch failed") && l.contains(other))
+    };
+    wait_for(
+        "a failed hole punch between Bob and Charlie",
+        NET_TIMEOUT,
+        || Ok((failed(&charlie, &bob_id) || failed(&bob, &charlie_id)).then_some(())),
+    )
     .unwrap_or_else(|e| panic!("{e}\n{}\n----\n{}", bob.log(), charlie.log()));
     let link = bob
         .peer(&charlie_id)
