@@ -47,12 +47,17 @@ impl EventLoop {
                 self.closest_queries.insert(id, (Instant::now(), done));
             }
             Command::AddAddress { peer, addr } => {
+                let state = self.peers.get_mut(peer);
+                let news = !state.connected || !state.announced.contains(&addr);
+                state.announce(addr.clone());
                 // Kademlia's routing table, and every behaviour that dials (request-
                 // response keeps its own address cache: a provider behind NAT is only
-                // reachable at the relayed addresses of its record).
-                self.behaviour().kad.add_address(&peer, addr.clone());
-                self.swarm.add_peer_address(peer, addr.clone());
-                self.peers.get_mut(peer).announce(addr);
+                // reachable at the relayed addresses of its record); a connected peer's
+                // known address is no news to them.
+                if news {
+                    self.behaviour().kad.add_address(&peer, addr.clone());
+                    self.swarm.add_peer_address(peer, addr);
+                }
             }
             Command::Bootstrap => match self.behaviour().kad.bootstrap() {
                 Ok(_) => self.bootstrapped = true,

@@ -142,8 +142,10 @@ impl ShardDirectory {
                 let peer = r.peer_id()?;
                 let rtt_ms = rtts.get(&peer).copied();
                 let addresses = r.addresses();
-                if rtt_ms.is_none() && peer != local {
-                    // Not connected: let the network dial it where it says it is.
+                if peer != local {
+                    // Where it says it is, also while connected: when the relay carrying
+                    // our connection dies, the call goes again through another relay it
+                    // holds a reservation with, which it may have gained since we met.
                     for addr in &addresses {
                         self.network.add_address(peer, addr.clone());
                     }
