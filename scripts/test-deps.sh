@@ -4,6 +4,8 @@
 #   $HOME/.cache/neuroshard/venv-openai (tests/tests/openai_client.rs uses it);
 # - headless Chromium and chromedriver from Debian (tests/tests/explorer_browser.rs),
 #   when missing; this needs root (CI runs as root);
+# - nftables and iproute2 from Debian (tests/tests/nat.rs builds NAT routers in network
+#   namespaces with `ip netns` and `nft`), when missing;
 # - @polkadot/api and @polkadot/keyring, pinned, from npm into
 #   $HOME/.cache/neuroshard/node-polkadot (tests/tests/polkadot_js.rs runs
 #   tests/js/polkadot_api.mjs with NODE_PATH pointing there).
@@ -24,6 +26,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
+    echo "== installing nftables and iproute2 (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nftables iproute2 >/dev/null
 fi
 POLKADOT_API_VERSION=16.5.6
 POLKADOT_KEYRING_VERSION=14.0.3

@@ -2,18 +2,21 @@
 //! ping for liveness and addresses, Kademlia for discovery and shard provider records,
 //! gossipsub for transactions, receipts, blocks and votes (validated by the node before
 //! they propagate), one request-response behaviour per protocol with size-capped frames,
-//! a block list for peers that misbehaved, and the hard connection caps of the node's
-//! [`ConnectionBudget`] (trimming below them is the service's job, see [`crate::connmgr`]).
+//! a block list for peers that misbehaved, the hard connection caps of the node's
+//! [`ConnectionBudget`] (trimming below them is the service's job, see [`crate::connmgr`]),
+//! and NAT traversal (AutoNAT v2 client and server, circuit relay v2 client and server,
+//! DCUtR hole punching; see [`crate::nat`]).
 
 use crate::codec::FrameCodec;
 use crate::connmgr::ConnectionBudget;
 use crate::error::NetworkError;
+use crate::nat::{relay_config, NatConfig};
 use crate::protocol::{Protocol, MAX_GOSSIP_BYTES};
 use crate::records::MAX_RECORD_BYTES;
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{
-    allow_block_list, connection_limits, gossipsub, identify, kad, ping, request_response, PeerId,
-    StreamProtocol,
+    allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, ping, relay,
+    request_response, PeerId, StreamProtocol,
 };
 use std::time::Duration;
 
@@ -40,6 +43,11 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub activations: request_response::Behaviour<FrameCodec>,
     pub sync: request_response::Behaviour<FrameCodec>,
+    pub relay_client: relay::client::Behaviour,
+    pub relay: relay::Behaviour,
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    pub autonat: autonat::v2::client::Behaviour,
+    pub autonat_server: autonat::v2::server::Behaviour,
 }
 
 /// Tunables of the behaviour.
@@ -62,6 +70,8 @@ pub struct BehaviourConfig {
     pub gossip_queue_len: usize,
     /// How many connections the node keeps (hard caps and trimming marks).
     pub connections: ConnectionBudget,
+    /// NAT traversal.
+    pub nat: NatConfig,
 }
 
 impl Default for BehaviourConfig {
@@ -76,6 +86,7 @@ impl Default for BehaviourConfig {
             // libp2p's default: ~0.6 MiB per connection, ~60 MiB at the connection cap.
             gossip_queue_len: 5000,
             connections: ConnectionBudget::default(),
+            nat: NatConfig::default(),
         }
     }
 }
@@ -96,9 +107,12 @@ fn request_response(
 }
 
 impl Behaviour {
+    /// The behaviour of the node with `key`; `relay_client` is the behaviour half of the
+    /// relay client transport the swarm builder made.
     pub fn new(
         key: &libp2p::identity::Keypair,
         config: &BehaviourConfig,
+        relay_client: relay::client::Behaviour,
     ) -> Result<Self, NetworkError> {
         config.connections.validate().map_err(NetworkError::Setup)?;
         let local = PeerId::from(key.public());
@@ -156,6 +170,19 @@ impl Behaviour {
             gossipsub,
             activations: request_response(Protocol::Activations, config.activations_timeout),
             sync: request_response(Protocol::Sync, config.sync_timeout),
+            relay_client,
+            relay: relay::Behaviour::new(local, relay_config()),
+            dcutr: config
+                .nat
+                .hole_punching
+                .then(|| dcutr::Behaviour::new(local))
+                .into(),
+            autonat: autonat::v2::client::Behaviour::new(
+                rand::rngs::OsRng,
+                autonat::v2::client::Config::default()
+                    .with_probe_interval(config.nat.probe_interval),
+            ),
+            autonat_server: Default::default(),
         })
     }
 }

@@ -2,7 +2,8 @@
 //! big-endian length followed by that many bytes. Each protocol has its own size caps
 //! ([`crate::Protocol::max_request`], [`crate::Protocol::max_response`]); a frame that
 //! announces more than the cap is refused before a byte of it is buffered, so a hostile
-//! peer cannot make us allocate gigabytes. What the bytes mean (SCALE-encoded shard calls,
+//! peer cannot make us allocate gigabytes (a request so refused reaches the service as
+//! [`Request::Oversized`], which penalises its sender). What the bytes mean (SCALE-encoded shard calls,
 //! block requests) is the node's business, not the network's.
 
 use crate::protocol::Protocol;
@@ -15,23 +16,58 @@ use std::io;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FrameCodec;
 
+/// A request as read off the wire, or to be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A whole frame's bytes.
+    Frame(Vec<u8>),
+    /// A frame announcing this many bytes, beyond the protocol's cap: refused unread.
+    /// It is a request rather than a read error so that the service learns who sent it
+    /// and penalises the peer (request-response reports no failure, and names no peer,
+    /// for a request it could not read).
+    Oversized(usize),
+}
+
+/// Reads a frame's length.
+async fn read_len<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<usize> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    Ok(u32::from_be_bytes(len) as usize)
+}
+
+/// Reads a frame's `len` bytes.
+async fn read_body<T: AsyncRead + Unpin + Send>(io: &mut T, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
 /// Reads one frame of at most `max` bytes.
 pub async fn read_frame<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     max: usize,
 ) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
+    let len = read_len(io).await?;
     if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
+    read_body(io, len).await
+}
+
+/// Reads one request frame: [`Request::Oversized`], without reading on, when it
+/// announces more than `max` bytes.
+pub async fn read_request_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Request> {
+    let len = read_len(io).await?;
+    if len > max {
+        return Ok(Request::Oversized(len));
+    }
+    Ok(Request::Frame(read_body(io, len).await?))
 }
 
 /// Writes one frame, refusing to send more than `max` bytes (the peer would drop it).
@@ -63,14 +99,14 @@ fn protocol_of(name: &StreamProtocol) -> io::Result<Protocol> {
 #[async_trait]
 impl libp2p::request_response::Codec for FrameCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
+    type Request = Request;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, p: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    async fn read_request<T>(&mut self, p: &StreamProtocol, io: &mut T) -> io::Result<Request>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, protocol_of(p)?.max_request()).await
+        read_request_frame(io, protocol_of(p)?.max_request()).await
     }
 
     async fn read_response<T>(&mut self, p: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
@@ -84,12 +120,18 @@ impl libp2p::request_response::Codec for FrameCodec {
         &mut self,
         p: &StreamProtocol,
         io: &mut T,
-        req: Vec<u8>,
+        req: Request,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req, protocol_of(p)?.max_request()).await
+        match req {
+            Request::Frame(data) => write_frame(io, &data, protocol_of(p)?.max_request()).await,
+            Request::Oversized(len) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a refused frame of {len} bytes is not sent"),
+            )),
+        }
     }
 
     async fn write_response<T>(
@@ -139,5 +181,17 @@ mod tests {
         // A truncated frame is an error, not a short read.
         let mut rd = Cursor::new(vec![0, 0, 0, 9, 1, 2]);
         assert!(block_on(read_frame(&mut rd, 16)).is_err());
+    }
+
+    #[test]
+    fn an_oversized_request_is_refused_unread() {
+        // The announced bytes are not there: a reader waiting for them would fail.
+        let mut rd = Cursor::new(vec![0x40, 0, 0, 0, 1, 2, 3]);
+        let req = block_on(read_request_frame(&mut rd, 1 << 20)).unwrap();
+        assert_eq!(req, Request::Oversized(1 << 30));
+        assert_eq!(rd.position(), 4, "read past the header");
+        let mut rd = Cursor::new(vec![0, 0, 0, 3, 1, 2, 3]);
+        let req = block_on(read_request_frame(&mut rd, 16)).unwrap();
+        assert_eq!(req, Request::Frame(vec![1, 2, 3]));
     }
 }

@@ -47,7 +47,11 @@ impl Default for ConnectionBudget {
             // topics mostly share them; the rest is room for DHT walks, pipeline partners
             // and block sync.
             max: 96,
-            max_per_peer: 2,
+            // TCP beside QUIC each way, and AutoNAT dial-backs (new connections by
+            // design, one per tested address, closed once served); or a relayed
+            // connection, the direct one a hole punch replaces it with, and a second
+            // relayed one while a relay fails over.
+            max_per_peer: 6,
             max_pending: 32,
             high_water: 64,
             low_water: 40,

@@ -89,12 +89,16 @@ pub struct RecordLookup {
 }
 
 /// The service's state at a glance.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct NetworkStats {
     /// Established connections.
     pub connections: usize,
     /// Peers in the DHT routing table.
     pub routing_table: usize,
+    /// Whether this node can be dialed (AutoNAT).
+    pub reachability: crate::nat::Reachability,
+    /// The relays holding a reservation of ours (a private node's way in).
+    pub relays: Vec<PeerId>,
 }
 
 pub(crate) enum Command {

@@ -5,7 +5,9 @@
 //! traffic (activations between pipeline stages, block sync) in size-capped frames. What
 //! the bytes mean is the node's business: this crate depends only on `primitives`.
 //!
-//! Start it with [`start`] (over TCP, or over the in-memory [`Transport`] for
+//! Nodes behind NAT are reached through relays and hole punching ([`nat`]).
+//!
+//! Start it with [`start`] (over TCP and QUIC, or over the in-memory [`Transport`] for
 //! simulations); talk to it through the cloneable [`NetworkHandle`]; read what
 //! arrives from the [`NetworkEvent`] receiver.
 
@@ -15,6 +17,7 @@ pub mod codec;
 pub mod connmgr;
 pub mod error;
 pub mod handle;
+pub mod nat;
 pub mod peers;
 pub mod protocol;
 pub mod records;
@@ -31,6 +34,7 @@ pub use handle::{
 };
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{identity::Keypair as NetworkKeypair, Multiaddr, PeerId};
+pub use nat::{Link, NatConfig, Reachability};
 pub use peers::{Offence, PeerInfo};
 pub use protocol::{Protocol, Topic};
 pub use records::{AccountBinding, ProviderInfo, ProviderRecord};

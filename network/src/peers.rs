@@ -1,14 +1,20 @@
 //! What we know about each peer: the addresses and agent it told us through identify, its
-//! last ping round-trip time, and a misbehaviour score. Every offence (an oversized frame,
+//! last ping round-trip time, how each of our connections to it runs (relayed, direct,
+//! punched; see [`crate::nat`]), whether it offers relay service, and a misbehaviour score. Every offence (an oversized frame,
 //! a gossip message the node rejected, a forged DHT record) costs points; a peer whose
 //! score falls to [`BAN_SCORE`] is disconnected and blocked for the rest of the process.
 
+use crate::nat::Link;
+use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Score at which a peer is banned.
 pub const BAN_SCORE: i32 = -100;
+
+/// Most announced addresses kept per peer.
+pub const MAX_ANNOUNCED: usize = 16;
 
 /// How bad an offence is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +27,8 @@ pub enum Offence {
     ForgedRecord,
     /// A request that timed out or failed (a peer may just be slow: small cost).
     Unresponsive,
+    /// A relay reservation or circuit request beyond the relay's limits.
+    Flood,
 }
 
 impl Offence {
@@ -30,6 +38,7 @@ impl Offence {
             Offence::InvalidGossip => 20,
             Offence::ForgedRecord => 50,
             Offence::Unresponsive => 2,
+            Offence::Flood => 5,
         }
     }
 }
@@ -42,12 +51,51 @@ pub struct PeerState {
     pub rtt: Option<Duration>,
     pub score: i32,
     pub connected: bool,
+    /// Our open connections to it: how each runs, the relay of a relayed one, and
+    /// since when it is open.
+    pub links: HashMap<ConnectionId, (Link, Option<PeerId>, Instant)>,
+    /// It offers circuit relay v2 service (from identify).
+    pub relay_service: bool,
+    /// It tests other peers' addresses (AutoNAT v2 server, from identify).
+    pub autonat_server: bool,
+    /// The direct address we last dialed it at.
+    pub dialed: Option<Multiaddr>,
+    /// Addresses the node told us it announced (its provider record), newest last, at
+    /// most [`MAX_ANNOUNCED`]: dials use them even after a failed attempt at one (a relay
+    /// down for a while) made libp2p's own caches forget it.
+    pub announced: Vec<Multiaddr>,
+    /// Our open direct connections to it that we dialed.
+    pub outbound: std::collections::HashSet<ConnectionId>,
 }
 
 impl PeerState {
     /// Whether the peer's offences have reached [`BAN_SCORE`].
     pub fn banned(&self) -> bool {
         self.score <= BAN_SCORE
+    }
+
+    /// An address of its own (one it listens on) that we dialed it at: proof that it is
+    /// dialable, which a relay must be.
+    pub fn dialable_at(&self) -> Option<Multiaddr> {
+        self.dialed.clone().filter(|a| self.addrs.contains(a))
+    }
+
+    /// Remembers an address it announced (moved to the end if known).
+    pub fn announce(&mut self, addr: Multiaddr) {
+        self.announced.retain(|a| *a != addr);
+        self.announced.push(addr);
+        if self.announced.len() > MAX_ANNOUNCED {
+            self.announced.remove(0);
+        }
+    }
+
+    /// The best of our connections to it, with the relay when that one is relayed and
+    /// when it opened (of equal links, the oldest).
+    pub fn best_link(&self) -> Option<(Link, Option<PeerId>, Instant)> {
+        self.links
+            .values()
+            .max_by_key(|(link, _, since)| (*link, std::cmp::Reverse(*since)))
+            .copied()
     }
 }
 
@@ -59,6 +107,12 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     pub rtt: Option<Duration>,
     pub score: i32,
+    /// The best of our connections to it (punched over direct over relayed).
+    pub link: Option<Link>,
+    /// The relay carrying that connection, when it is relayed.
+    pub relay: Option<PeerId>,
+    /// How long that connection has been open.
+    pub link_age: Option<Duration>,
 }
 
 /// All peers we have met.
@@ -74,6 +128,11 @@ impl PeerBook {
 
     pub fn get(&self, peer: &PeerId) -> Option<&PeerState> {
         self.peers.get(peer)
+    }
+
+    /// Every peer we have met, with what we know of it.
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &PeerState)> {
+        self.peers.iter()
     }
 
     /// Charges `offence` to `peer`; true when the peer has just crossed the ban score.
@@ -96,6 +155,9 @@ impl PeerBook {
                 agent: s.agent.clone(),
                 rtt: s.rtt,
                 score: s.score,
+                link: s.best_link().map(|(link, ..)| link),
+                relay: s.best_link().and_then(|(_, relay, _)| relay),
+                link_age: s.best_link().map(|(.., since)| since.elapsed()),
             })
             .collect();
         out.sort_by_key(|p| p.peer.to_bytes());

@@ -1,16 +1,22 @@
 //! The network service: builds the swarm (over a [`Transport`]: TCP + noise + yamux for
 //! a node), listens, dials the bootnodes and runs the event loop that owns the swarm. The
 //! loop turns swarm events into [`NetworkEvent`]s for the node and executes the handle's
-//! commands (in `service/commands.rs`); it keeps the bookkeeping of pending requests and
-//! DHT queries, checks DHT records before storing them (in `service/dht.rs`) and
-//! penalises peers that send malformed or oversized messages. It also keeps the
-//! connection count within the [`crate::ConnectionBudget`]: above the high water mark it
-//! closes the least recently useful connections that no mesh or pending request needs.
+//! commands (in `service/commands.rs`); it keeps the bookkeeping of pending requests (a
+//! request to a peer we are not connected to waits for our own dial of it, in
+//! `service/dialing.rs`) and DHT queries, checks DHT records before storing them (in
+//! `service/dht.rs`) and penalises peers that send malformed or oversized messages. It
+//! also keeps the connection count within the [`crate::ConnectionBudget`]: above the high
+//! water mark it closes the least recently useful connections that no mesh or pending
+//! request needs.
 
 mod commands;
 mod dht;
+mod dialing;
+mod nat;
+mod punch;
 
 use crate::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, PROTOCOL_VERSION};
+use crate::codec::Request;
 use crate::connmgr::ConnectionManager;
 use crate::error::NetworkError;
 use crate::handle::{ClosestPeers, Command, NetworkEvent, NetworkHandle, RecordLookup, Reply};
@@ -21,7 +27,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::kad::QueryId;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, identity::Keypair, ping, Multiaddr, PeerId, Swarm};
 use neuroshard_primitives::Hash;
 use std::collections::{HashMap, HashSet};
@@ -44,6 +50,10 @@ pub struct NetworkConfig {
     pub transport: Transport,
 }
 
+/// The protocol an AutoNAT v2 server answers test requests on.
+const AUTONAT_DIAL_REQUEST: libp2p::StreamProtocol =
+    libp2p::StreamProtocol::new("/libp2p/autonat/2/dial-request");
+
 /// How often the connection count is checked against the budget (it is also checked
 /// whenever a connection opens).
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
@@ -55,8 +65,12 @@ const EVENT_QUEUE: usize = 4096;
 pub async fn start(
     config: NetworkConfig,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
-    let behaviour = Behaviour::new(&config.keypair, &config.behaviour)?;
-    let mut swarm = transport::swarm(config.keypair.clone(), behaviour, config.transport)?;
+    let key = config.keypair.clone();
+    let mut swarm = transport::swarm(
+        config.keypair.clone(),
+        |relay| Behaviour::new(&key, &config.behaviour, relay),
+        config.transport,
+    )?;
 
     let mut topics = HashMap::new();
     for topic in Topic::ALL {
@@ -112,11 +126,13 @@ pub async fn start(
         peers: PeerBook::default(),
         requests: HashMap::new(),
         connections: ConnectionManager::new(config.behaviour.connections.clone()),
+        dials: HashMap::new(),
         provider_queries: HashMap::new(),
         record_queries: HashMap::new(),
         closest_queries: HashMap::new(),
         bootstrapped: false,
         keypair: config.keypair.clone(),
+        nat: nat::NatState::new(config.behaviour.nat.clone()),
         #[cfg(feature = "fault-injection")]
         partitioned: HashSet::new(),
     };
@@ -145,12 +161,15 @@ struct EventLoop {
     /// by protocol too: each request-response behaviour numbers its requests from 1.
     requests: HashMap<(Protocol, OutboundRequestId), (PeerId, ResponseSender)>,
     connections: ConnectionManager,
+    /// Our dials to peers that requests wait for (see `service/dialing.rs`).
+    dials: HashMap<PeerId, dialing::PendingDial>,
     provider_queries: HashMap<QueryId, (oneshot::Sender<HashSet<PeerId>>, HashSet<PeerId>)>,
     /// Record and closest-peer lookups in flight: when each started and who waits.
     record_queries: HashMap<QueryId, (Instant, oneshot::Sender<RecordLookup>)>,
     closest_queries: HashMap<QueryId, (Instant, oneshot::Sender<ClosestPeers>)>,
     bootstrapped: bool,
     keypair: Keypair,
+    nat: nat::NatState,
     /// Peers cut off by fault injection ([`NetworkHandle::set_partitioned`]).
     #[cfg(feature = "fault-injection")]
     partitioned: HashSet<PeerId>,
@@ -163,7 +182,13 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = trim.tick() => self.trim_connections(),
+                _ = trim.tick() => {
+                    self.trim_connections();
+                    self.expire_dials();
+                    self.seek_autonat_server();
+                    self.ensure_reservations();
+                    self.retry_hole_punches();
+                }
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     // Every handle is gone: the node is shutting down.
@@ -266,12 +291,25 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
                 self.on_request_response(Protocol::Sync, event)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatServer(event)) => {
+                self.on_autonat_served(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_server(event),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
             } => {
+                self.on_connection_opened(peer_id, connection_id, &endpoint);
                 self.peers.get_mut(peer_id).connected = true;
+                self.on_dialed(peer_id);
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "peer connected");
                     self.emit(NetworkEvent::PeerConnected(peer_id));
@@ -279,18 +317,32 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.peers.get_mut(peer_id).connected = false;
-                debug!(peer = %peer_id, "peer disconnected");
-                self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                self.on_connection_gone(peer_id, connection_id);
+                if num_established == 0 {
+                    self.peers.get_mut(peer_id).connected = false;
+                    debug!(peer = %peer_id, "peer disconnected");
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
             }
+            SwarmEvent::ListenerClosed { listener_id, .. } => self.on_listener_closed(listener_id),
             SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
                 self.listen_addrs.push(address);
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            SwarmEvent::Dialing {
+                peer_id,
+                connection_id,
+            } => debug!(peer = ?peer_id, connection = %connection_id, "dialing"),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
+                debug!(peer = ?peer_id, connection = %connection_id, %error, "outgoing connection failed");
+                self.on_dial_failed(peer_id, connection_id, &error);
             }
             _ => {}
         }
@@ -300,10 +352,15 @@ impl EventLoop {
         let state = self.peers.get_mut(peer);
         state.agent = Some(info.agent_version.clone());
         state.addrs = info.listen_addrs.clone();
+        state.relay_service = info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME);
+        state.autonat_server = info.protocols.contains(&AUTONAT_DIAL_REQUEST);
         if info.protocol_version != PROTOCOL_VERSION {
             debug!(%peer, version = %info.protocol_version, "peer speaks another protocol version");
             return;
         }
+        self.prefer_quic(peer, &info.listen_addrs);
+        self.seek_autonat_server();
+        self.ensure_reservations();
         for addr in info.listen_addrs {
             self.behaviour().kad.add_address(&peer, addr);
         }
@@ -341,7 +398,7 @@ impl EventLoop {
     fn on_request_response(
         &mut self,
         protocol: Protocol,
-        event: request_response::Event<Vec<u8>, Vec<u8>>,
+        event: request_response::Event<Request, Vec<u8>>,
     ) {
         match event {
             request_response::Event::Message {
@@ -351,12 +408,19 @@ impl EventLoop {
                         request, channel, ..
                     },
                 ..
-            } => self.emit(NetworkEvent::Request {
-                protocol,
-                peer,
-                data: request,
-                reply: Reply { protocol, channel },
-            }),
+            } => match request {
+                Request::Frame(data) => self.emit(NetworkEvent::Request {
+                    protocol,
+                    peer,
+                    data,
+                    reply: Reply { protocol, channel },
+                }),
+                // Refused unread; dropping the channel closes the stream unanswered.
+                Request::Oversized(len) => {
+                    debug!(%peer, len, ?protocol, "oversized request refused");
+                    self.penalise(peer, Offence::Malformed, "oversized request");
+                }
+            },
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -371,32 +435,67 @@ impl EventLoop {
             }
             request_response::Event::OutboundFailure {
                 peer,
+                connection_id,
                 request_id,
                 error,
-                ..
-            } => {
-                if let request_response::OutboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Offence::Malformed, "oversized or malformed response");
-                    }
-                }
-                if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
-                    let _ = done.send(Err(NetworkError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
-            }
+            } => self.on_outbound_failure(protocol, peer, connection_id, request_id, error),
             request_response::Event::InboundFailure { peer, error, .. } => {
-                if let request_response::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Offence::Malformed, "oversized or malformed request");
-                        return;
-                    }
-                }
                 debug!(%peer, %error, ?protocol, "inbound request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// A request of ours failed. A failure of what carried it rather than of the peer's
+    /// answer is reported as [`NetworkError::ConnectionLost`], so that a call safe to
+    /// repeat is sent again (the peer may be reachable another way): the connection
+    /// closed, or the request's stream broke under it (an I/O error other than a
+    /// malformed answer), or no answer came over a relayed connection. A relay that
+    /// died without closing anything (a killed QUIC relay sends no close) leaves its
+    /// circuits silent until QUIC's idle timeout: a request that times out over one
+    /// closes it, so that neither the repeat nor later requests go that way again.
+    fn on_outbound_failure(
+        &mut self,
+        protocol: Protocol,
+        peer: PeerId,
+        connection: ConnectionId,
+        request_id: OutboundRequestId,
+        error: request_response::OutboundFailure,
+    ) {
+        use request_response::OutboundFailure as Failure;
+        debug!(%peer, %connection, %request_id, %error, ?protocol, "request failed");
+        let lost = match &error {
+            Failure::ConnectionClosed => true,
+            Failure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.penalise(peer, Offence::Malformed, "oversized or malformed response");
+                false
+            }
+            Failure::Io(_) => true,
+            Failure::Timeout if self.is_relayed(peer, connection) => {
+                warn!(%peer, %connection, "no answer over a relayed connection; closing it");
+                self.swarm.close_connection(connection);
+                true
+            }
+            _ => false,
+        };
+        if let Some((_, done)) = self.requests.remove(&(protocol, request_id)) {
+            let error = if lost {
+                NetworkError::ConnectionLost { peer }
+            } else {
+                NetworkError::Request {
+                    peer,
+                    reason: error.to_string(),
+                }
+            };
+            let _ = done.send(Err(error));
+        }
+    }
+
+    /// Whether `connection` to `peer` runs through a relay's circuit.
+    fn is_relayed(&self, peer: PeerId, connection: ConnectionId) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|state| state.links.get(&connection))
+            .is_some_and(|(link, _, _)| *link == crate::nat::Link::Relayed)
     }
 }

@@ -1,7 +1,8 @@
 //! Several network services on loopback in one process: DHT discovery of shard providers
 //! from a single bootnode, gossip to every peer, request-response both ways, and hostile
 //! input (an oversized frame, a rejected gossip message) penalising the sender; and a node
-//! under a tiny connection budget that stays within it while the DHT still works.
+//! under a tiny connection budget that stays within it while the DHT still works; a
+//! request that must dial its peer is not failed by another, failing dial of that peer.
 
 use neuroshard_network::{
     start, BehaviourConfig, ConnectionBudget, NetworkConfig, NetworkEvent, NetworkHandle,
@@ -299,4 +300,31 @@ async fn concurrent_requests_of_both_protocols_get_their_own_answers() {
             "shard answer of round {round}"
         );
     }
+}
+
+/// A request to a peer we are not connected to goes out at the peer's announced address
+/// even while another dial of that peer is failing: here a dial at an address where
+/// nothing answers (a TCP listener that never accepts, so the attempt hangs until the
+/// transport gives up), as Kademlia's dials of a provider behind NAT at its LAN address
+/// do. Left to request-response, the request would wait for that dial and fail with it
+/// ("Failed to dial the requested peer").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_not_failed_by_another_dial_of_its_peer() {
+    let (server, server_events) = node(vec![]).await;
+    let (client, _client_events) = node(vec![]).await;
+    let (seen, _) = mpsc::unbounded_channel();
+    serve(server.clone(), server_events, seen);
+    let peer = server.local_peer_id();
+    let tarpit = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tarpit.local_addr().unwrap().port();
+    client.dial(
+        format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}")
+            .parse()
+            .unwrap(),
+    );
+    client.add_address(peer, p2p_addr(&server).await);
+    let answer = client
+        .request(peer, Protocol::Activations, vec![1, 2, 3])
+        .await;
+    assert_eq!(answer.unwrap(), vec![3, 2, 1]);
 }

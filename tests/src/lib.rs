@@ -9,6 +9,7 @@
 pub mod chain;
 pub mod generation;
 pub mod http;
+pub mod netns;
 pub mod process;
 pub mod rpc;
 pub mod spec;

@@ -76,6 +76,12 @@ fn warn_if_stale(bin: &Path) {
     }
 }
 
+/// The nodes' log filter: `$NEUROSHARD_TEST_NODE_LOG` (a `RUST_LOG` value, e.g.
+/// `info,libp2p_swarm=debug` to see why a dial failed) or `info`.
+fn node_log_filter() -> String {
+    std::env::var("NEUROSHARD_TEST_NODE_LOG").unwrap_or_else(|_| "info".to_string())
+}
+
 /// A running node; killed (SIGKILL) and reaped on drop.
 pub struct NodeProcess {
     child: Child,
@@ -92,7 +98,8 @@ impl NodeProcess {
     }
 
     /// [`Self::start`] through a `launcher` command line that runs the binary (e.g.
-    /// `taskset -c 1`, which execs it: the child is the node itself); empty for none.
+    /// `taskset -c 1` or `ip netns exec NAME`, which exec it: the child is the node
+    /// itself); empty for none.
     pub fn start_via(launcher: &[&str], args: &[&str], log: &Path) -> anyhow::Result<Self> {
         let out =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -108,7 +115,7 @@ impl NodeProcess {
         let child = command
             .args(args)
             .args(["--rpc-port", "0", "--api-port", "0"])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", node_log_filter())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -3,7 +3,7 @@
 //! an answer carry a oneshot sender; DHT lookups park theirs with the loop until the
 //! query ends (see [`super::dht`]).
 
-use super::{EventLoop, ResponseSender};
+use super::EventLoop;
 use crate::handle::{Command, NetworkStats, Reply};
 use crate::peers::Offence;
 use crate::protocol::{Protocol, Topic};
@@ -47,7 +47,17 @@ impl EventLoop {
                 self.closest_queries.insert(id, (Instant::now(), done));
             }
             Command::AddAddress { peer, addr } => {
-                self.behaviour().kad.add_address(&peer, addr);
+                let state = self.peers.get_mut(peer);
+                let news = !state.connected || !state.announced.contains(&addr);
+                state.announce(addr.clone());
+                // Kademlia's routing table, and every behaviour that dials (request-
+                // response keeps its own address cache: a provider behind NAT is only
+                // reachable at the relayed addresses of its record); a connected peer's
+                // known address is no news to them.
+                if news {
+                    self.behaviour().kad.add_address(&peer, addr.clone());
+                    self.swarm.add_peer_address(peer, addr);
+                }
             }
             Command::Bootstrap => match self.behaviour().kad.bootstrap() {
                 Ok(_) => self.bootstrapped = true,
@@ -85,14 +95,6 @@ impl EventLoop {
         }
     }
 
-    fn request(&mut self, peer: PeerId, protocol: Protocol, data: Vec<u8>, done: ResponseSender) {
-        let id = match protocol {
-            Protocol::Activations => self.behaviour().activations.send_request(&peer, data),
-            Protocol::Sync => self.behaviour().sync.send_request(&peer, data),
-        };
-        self.requests.insert((protocol, id), (peer, done));
-    }
-
     fn respond(&mut self, reply: Reply, data: Vec<u8>) {
         let result = match reply.protocol {
             Protocol::Activations => self
@@ -127,6 +129,8 @@ impl EventLoop {
                 .kbuckets()
                 .map(|b| b.num_entries())
                 .sum(),
+            reachability: self.nat.reachability,
+            relays: self.nat.relays(),
         }
     }
 

@@ -257,12 +257,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", requires = "train")]
     pub train_rounds: Option<u32>,
     /// libp2p listen multiaddrs, comma-separated (port 0 picks a free port; the bound
-    /// address is logged as "p2p listening").
+    /// address is logged as "p2p listening"): TCP and QUIC by default. Behind NAT nothing
+    /// more is needed: the node finds out, reserves slots with relays among its peers,
+    /// announces its relayed addresses and punches holes where the routers allow.
     #[arg(
         long,
         value_name = "MULTIADDR,...",
         value_delimiter = ',',
-        default_value = "/ip4/0.0.0.0/tcp/30333"
+        default_value = "/ip4/0.0.0.0/tcp/30333,/ip4/0.0.0.0/udp/30333/quic-v1"
     )]
     pub listen: Vec<String>,
     /// Peers to dial at start, comma-separated multiaddrs (with or without /p2p/<id>).
@@ -364,6 +366,10 @@ pub struct FaultArgs {
     /// runs).
     #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), requires = "shards")]
     pub fault_probe_jobs_per_sec: Option<u32>,
+    /// Fault injection for tests: no DCUtR hole punching (connections through relays
+    /// stay relayed, as behind a symmetric NAT).
+    #[arg(long, hide = true)]
+    pub fault_no_hole_punching: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,7 +15,8 @@
 use anyhow::Context;
 use neuroshard_client::{ChainGossip, Client};
 use neuroshard_network::{
-    NetworkConfig, NetworkEvent, NetworkKeypair, Offence, PeerBudget, Protocol, Transport,
+    BehaviourConfig, NetworkConfig, NetworkEvent, NetworkKeypair, Offence, PeerBudget, Protocol,
+    Transport,
 };
 use neuroshard_primitives::Keypair;
 use neuroshard_serving::server::ShardService;
@@ -38,6 +39,9 @@ pub struct P2pConfig {
     /// block this node authors (an equivocation its peers must catch and report).
     #[cfg(feature = "fault-injection")]
     pub fault_equivocate: bool,
+    /// Fault injection for tests: no hole punching (relayed connections stay relayed).
+    #[cfg(feature = "fault-injection")]
+    pub fault_no_hole_punching: bool,
 }
 
 /// The running network, as the other components use it.
@@ -84,12 +88,18 @@ pub async fn start(
 ) -> anyhow::Result<P2p> {
     let keypair = load_or_create_key(&base_path.join("network"))?;
     let model = client.params()?.ponw.model;
+    #[allow(unused_mut)]
+    let mut behaviour = BehaviourConfig::default();
+    #[cfg(feature = "fault-injection")]
+    {
+        behaviour.nat.hole_punching = !config.fault_no_hole_punching;
+    }
     let (network, events) = neuroshard_network::start(NetworkConfig {
         keypair,
         listen: config.listen.clone(),
         bootnodes: config.bootnodes.clone(),
         genesis: client.genesis_hash(),
-        behaviour: Default::default(),
+        behaviour,
         transport: Transport::Tcp,
     })
     .await?;

@@ -39,6 +39,7 @@ impl ShardsApiServer for Shards {
                     tokens_per_second: p.throughput_milli as f64 / 1000.0,
                     rtt_ms: p.rtt_ms,
                     local: p.local,
+                    addresses: p.addresses.iter().map(|a| a.to_string()).collect(),
                 })
                 .collect(),
         };

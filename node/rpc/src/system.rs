@@ -69,6 +69,9 @@ pub async fn peer_list(net: Option<&ShardNetwork>) -> Vec<PeerJson> {
             agent: p.agent,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
             score: p.score,
+            link: p.link.map(|l| l.as_str().to_string()),
+            relay: p.relay.map(|r| r.to_string()),
+            link_secs: p.link_age.map(|d| d.as_secs()),
         })
         .collect()
 }

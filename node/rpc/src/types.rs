@@ -211,6 +211,13 @@ pub struct PeerJson {
     pub rtt_ms: Option<f64>,
     /// Misbehaviour score (0 is clean; banned at -100).
     pub score: i32,
+    /// How our best connection to it runs: "direct", "relayed" (through a relay's
+    /// circuit) or "direct-after-punch" (a hole punch replaced a relayed one).
+    pub link: Option<String>,
+    /// The relay's peer id, when that connection is relayed.
+    pub relay: Option<String>,
+    /// How many seconds that connection has been open.
+    pub link_secs: Option<u64>,
 }
 
 /// One shard provider in `neuroshard_shards`.
@@ -228,6 +235,9 @@ pub struct ShardProviderJson {
     pub rtt_ms: Option<f64>,
     /// True for this node itself.
     pub local: bool,
+    /// Where its provider record says it can be reached (relayed addresses for a
+    /// provider behind NAT).
+    pub addresses: Vec<String>,
 }
 
 /// `neuroshard_shards`' answer.

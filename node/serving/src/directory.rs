@@ -40,6 +40,8 @@ pub struct ProviderView {
     pub throughput_milli: u64,
     pub rtt_ms: Option<f64>,
     pub local: bool,
+    /// Where its record says it can be reached (relayed addresses for one behind NAT).
+    pub addresses: Vec<neuroshard_network::Multiaddr>,
 }
 
 /// How far ahead of this node's clock a record's issue time may be.
@@ -139,10 +141,13 @@ impl ShardDirectory {
             .filter_map(|r: ProviderRecord| {
                 let peer = r.peer_id()?;
                 let rtt_ms = rtts.get(&peer).copied();
-                if rtt_ms.is_none() && peer != local {
-                    // Not connected: let the network dial it where it says it is.
-                    for addr in r.addresses() {
-                        self.network.add_address(peer, addr);
+                let addresses = r.addresses();
+                if peer != local {
+                    // Where it says it is, also while connected: when the relay carrying
+                    // our connection dies, the call goes again through another relay it
+                    // holds a reservation with, which it may have gained since we met.
+                    for addr in &addresses {
+                        self.network.add_address(peer, addr.clone());
                     }
                 }
                 Some(ProviderView {
@@ -153,6 +158,7 @@ impl ShardDirectory {
                     throughput_milli: r.info.throughput_milli,
                     rtt_ms,
                     local: peer == local,
+                    addresses,
                 })
             })
             .collect();

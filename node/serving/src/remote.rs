@@ -13,7 +13,7 @@ use neuroshard_inference::commitment::ActivationCommitment;
 use neuroshard_inference::messages::{ShardRequest, ShardResponse, WorkRequest};
 use neuroshard_inference::transport::ShardTransport;
 use neuroshard_inference::InferenceError;
-use neuroshard_network::{NetworkHandle, PeerId, Protocol};
+use neuroshard_network::{NetworkError, NetworkHandle, PeerId, Protocol};
 use neuroshard_primitives::{AccountId, Hash, LayerRange, Receipt, SessionId};
 use parity_scale_codec::Encode;
 
@@ -108,14 +108,30 @@ impl RemoteShard {
     }
 
     /// Sends `call` and decodes the reply; runs on a blocking thread (the pipeline's).
+    /// A forward whose connection was lost under it ([`NetworkError::ConnectionLost`]:
+    /// closed, its stream broken, or a relayed one gone silent) is sent once more: the
+    /// provider may still be reachable another way (a provider behind NAT through its
+    /// other relay), and a forward is safe to repeat (the provider truncates the session
+    /// to the forward's start position first).
     fn call(&self, call: InferenceCall) -> Result<InferenceReply, InferenceError> {
-        let call = crate::protocol::ShardCall::Inference(call);
-        let bytes = futures::executor::block_on(self.network.request(
-            self.peer,
-            Protocol::Activations,
-            call.encode(),
-        ))
-        .map_err(|e| self.fail(e.to_string()))?;
+        let repeatable = matches!(call, InferenceCall::Forward(_));
+        let call = crate::protocol::ShardCall::Inference(call).encode();
+        let send = || {
+            futures::executor::block_on(self.network.request(
+                self.peer,
+                Protocol::Activations,
+                call.clone(),
+            ))
+        };
+        let mut result = send();
+        if repeatable && matches!(result, Err(NetworkError::ConnectionLost { .. })) {
+            tracing::warn!(
+                provider = %self.name(),
+                "connection to the provider lost mid-call; sending the forward again"
+            );
+            result = send();
+        }
+        let bytes = result.map_err(|e| self.fail(e.to_string()))?;
         match decode_reply(&self.network, self.peer, &bytes).map_err(|e| self.fail(e))? {
             ShardReply::Inference(reply) => Ok(reply),
             _ => Err(self.fail("reply is not an inference reply")),

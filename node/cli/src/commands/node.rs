@@ -139,6 +139,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             fault_partition_file: args.faults.fault_partition_file.clone(),
             #[cfg(feature = "fault-injection")]
             fault_equivocate: args.faults.fault_equivocate,
+            #[cfg(feature = "fault-injection")]
+            fault_no_hole_punching: args.faults.fault_no_hole_punching,
         }),
         train,
         serving: ServingOptions {

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text): chain height and finality
-//! lag, peers, transaction pool and pending receipts, tokens served and the speed of
-//! the last generation, and the continuous batching of its shards (requests queued, the
+//! lag, peers (by how they are connected: direct, relayed, direct-after-punch), this
+//! node's reachability and relay reservations, transaction pool and pending receipts,
+//! tokens served and the speed of the last generation, and the continuous batching of its shards (requests queued, the
 //! positions and sessions of the last batched step, steps and positions run) and their
 //! prefix caches (positions reused and computed, memory, evictions). Chain
 //! figures are refreshed on every new head.
@@ -9,9 +10,11 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use neuroshard_client::Client;
+use neuroshard_network::Reachability;
 use neuroshard_primitives::{Call, PonwCall};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
@@ -21,6 +24,13 @@ use tokio::sync::watch;
 
 use super::ApiState;
 
+const LINKS: [&str; 3] = ["direct", "relayed", "direct-after-punch"];
+const REACHABILITY: [Reachability; 3] = [
+    Reachability::Unknown,
+    Reachability::Public,
+    Reachability::Private,
+];
+
 /// The node's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -28,6 +38,9 @@ pub struct Metrics {
     finalized_height: Gauge,
     finality_lag: Gauge,
     peers: Gauge,
+    peer_links: Family<Vec<(String, String)>, Gauge>,
+    reachability: Family<Vec<(String, String)>, Gauge>,
+    relay_reservations: Gauge,
     pool_extrinsics: Gauge,
     receipts_pending: Gauge,
     tokens_served: Counter,
@@ -53,6 +66,9 @@ impl Default for Metrics {
             finalized_height: Gauge::default(),
             finality_lag: Gauge::default(),
             peers: Gauge::default(),
+            peer_links: Family::default(),
+            reachability: Family::default(),
+            relay_reservations: Gauge::default(),
             pool_extrinsics: Gauge::default(),
             receipts_pending: Gauge::default(),
             tokens_served: Counter::default(),
@@ -85,6 +101,21 @@ impl Default for Metrics {
             m.finality_lag.clone(),
         );
         registry.register("peers", "Connected peers", m.peers.clone());
+        registry.register(
+            "peer_links",
+            "Connected peers by their best connection (direct, relayed, direct-after-punch)",
+            m.peer_links.clone(),
+        );
+        registry.register(
+            "reachability",
+            "1 for this node's reachability as AutoNAT found it (unknown, public, private)",
+            m.reachability.clone(),
+        );
+        registry.register(
+            "relay_reservations",
+            "Relays holding a reservation of this node",
+            m.relay_reservations.clone(),
+        );
         registry.register(
             "pool_extrinsics",
             "Extrinsics waiting in the transaction pool",
@@ -207,9 +238,28 @@ impl Metrics {
         self.receipts_pending.set(receipts as i64);
     }
 
-    /// Sets the connected-peer count.
-    pub fn set_peers(&self, peers: usize) {
-        self.peers.set(peers as i64);
+    /// Sets the connected-peer count and how many run over each kind of link.
+    pub fn set_peers(&self, peers: &[crate::types::PeerJson]) {
+        self.peers.set(peers.len() as i64);
+        for link in LINKS {
+            let n = peers
+                .iter()
+                .filter(|p| p.link.as_deref() == Some(link))
+                .count();
+            self.peer_links
+                .get_or_create(&vec![("link".into(), link.into())])
+                .set(n as i64);
+        }
+    }
+
+    /// Sets this node's reachability and relay reservations.
+    pub fn set_reachability(&self, stats: &neuroshard_network::NetworkStats) {
+        for state in REACHABILITY {
+            self.reachability
+                .get_or_create(&vec![("state".into(), state.as_str().into())])
+                .set(i64::from(stats.reachability == state));
+        }
+        self.relay_reservations.set(stats.relays.len() as i64);
     }
 
     /// The OpenMetrics text.
@@ -225,13 +275,18 @@ impl Metrics {
 pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
     state.metrics.refresh(&state.client);
     let peers = crate::system::peer_list(state.net.as_ref()).await;
-    state.metrics.set_peers(peers.len());
+    state.metrics.set_peers(&peers);
     let generator = state.generator.read().await.ready().ok();
     if let Some(figures) = generator.as_ref().and_then(|g| g.batch_figures()) {
         state.metrics.set_batching(&figures);
     }
     if let Some(figures) = generator.as_ref().and_then(|g| g.prefix_figures()) {
         state.metrics.set_prefix(&figures);
+    }
+    if let Some(net) = state.net.as_ref() {
+        if let Ok(stats) = net.network.stats().await {
+            state.metrics.set_reachability(&stats);
+        }
     }
     (
         [(
