@@ -8,16 +8,19 @@
 //! Then a wallet sends: `tests/js/polkadot_transfer.mjs` signs transfers with
 //! polkadot.js's own keyring (sr25519 and ed25519) and submits them.
 
-use neuroshard_primitives::{blake2_256, BalancesCall, Call, UNIT};
+use neuroshard_primitives::{blake2_256, BalancesCall, Call, Era, SignedExtrinsic, UNIT};
 use neuroshard_tests::chain::{self, address};
-use neuroshard_tests::spec::write_fast_dev_spec;
-use neuroshard_tests::NodeProcess;
+use neuroshard_tests::spec::{write_fast_dev_spec, write_unchecked_dev_spec};
+use neuroshard_tests::{wait_for, NodeProcess};
+use parity_scale_codec::Decode;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Blocks per epoch in the reading test: short, so the work's payout comes soon.
+const EPOCH: u64 = 20;
 
 /// Where `scripts/test-deps.sh` installs the pinned `@polkadot/api`.
 fn polkadot_dir() -> PathBuf {
@@ -63,7 +66,8 @@ fn num(v: &Value) -> u128 {
 #[test]
 fn polkadot_js_reads_the_chain_with_no_custom_types() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    // Synthetic receipts (nobody can re-run them): no spot-check draws.
+    let spec = write_unchecked_dev_spec(dir.path(), 500, EPOCH).unwrap();
     let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
     let rpc = node.rpc();
     let (alice, bob) = (address("//Alice"), address("//Bob"));
@@ -73,9 +77,15 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
         amount,
     });
     let (_, included) = chain::submit_and_wait(&rpc, "//Alice", call, TIMEOUT).unwrap();
+    // Paid inference work: receipts in one block, their reward at the next epoch start.
+    let work = chain::submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap();
+    wait_for("the work's payout block", TIMEOUT, || {
+        Ok((rpc.best_number()? >= work.payout).then_some(()))
+    })
+    .unwrap();
     let hash_of = |n: u64| rpc.call("chain_getBlockHash", json!([n])).unwrap();
-    let (before, after) = (hash_of(included - 1), hash_of(included));
-    let hashes = [before.clone(), after.clone()].map(|h| h.as_str().unwrap().to_string());
+    let blocks = [included - 1, included, work.included, work.payout];
+    let hashes = blocks.map(|n| hash_of(n).as_str().unwrap().to_string());
 
     let mut args = vec![node.ws_url(), format!("{alice},{bob}")];
     args.extend(hashes);
@@ -146,6 +156,49 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     assert_eq!(num(&history[1]["number"]), u128::from(included), "{ctx}");
     let bob_free = |i: usize| num(&history[i]["accounts"][&bob]["free"]);
     assert_eq!(bob_free(1) - bob_free(0), amount, "{ctx}");
+    // The head hash polkadot.js computed from the header is the node's.
+    assert_eq!(report["head"]["hash"], report["headHashByNumber"], "{ctx}");
+
+    // Events decoded by polkadot.js from System.Events through the metadata.
+    let events = |i: usize, section: &str, method: &str| -> Vec<Value> {
+        history[i]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["section"] == section && e["method"] == method)
+            .cloned()
+            .collect()
+    };
+    let transfers = events(1, "balances", "Transfer");
+    assert_eq!(transfers.len(), 1, "{ctx}");
+    assert_eq!(transfers[0]["data"]["from"], json!(alice), "{ctx}");
+    assert_eq!(transfers[0]["data"]["to"], json!(bob), "{ctx}");
+    assert_eq!(num(&transfers[0]["data"]["amount"]), amount, "{ctx}");
+    assert!(
+        transfers[0]["phase"]
+            .as_str()
+            .unwrap()
+            .contains("ApplyExtrinsic"),
+        "{ctx}"
+    );
+    assert!(events(0, "balances", "Transfer").is_empty(), "{ctx}");
+    // The receipts' block: one ReceiptAccepted per receipt, for the dev worker.
+    let accepted = events(2, "ponw", "ReceiptAccepted");
+    assert_eq!(accepted.len(), work.receipts.len(), "{ctx}");
+    for e in &accepted {
+        assert_eq!(e["data"]["worker"], json!(alice), "{ctx}");
+        assert_eq!(e["data"]["client"], json!(bob), "{ctx}");
+        assert_eq!(num(&e["data"]["tokens"]), 30, "{ctx}");
+    }
+    // The payout block: the worker's RewardPaid, counting those tokens.
+    let paid = events(3, "ponw", "RewardPaid");
+    let alice_paid: Vec<&Value> = paid
+        .iter()
+        .filter(|e| e["data"]["account"] == json!(alice))
+        .collect();
+    assert_eq!(alice_paid.len(), 1, "{ctx}");
+    assert!(num(&alice_paid[0]["data"]["tokens"]) >= 30, "{ctx}");
+    assert!(num(&alice_paid[0]["data"]["reward"]) > 0, "{ctx}");
 
     // Constants from metadata equal the chain's parameters.
     let params = rpc.call("neuroshard_params", json!([])).unwrap();
@@ -263,6 +316,37 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
             format!("{:?}", blake2_256(&bytes)) == report["first"].as_str().unwrap()
         });
     assert!(held, "the finalized block does not hold it: {block}\n{ctx}");
+    // ...and it was mortal (polkadot.js's default): its birth block's hash, which
+    // polkadot.js computed from the header it fetched, is the node's block hash.
+    let mortal = block["block"]["extrinsics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|xt| {
+            let bytes = hex::decode(xt.as_str()?.trim_start_matches("0x")).ok()?;
+            SignedExtrinsic::decode(&mut bytes.as_slice()).ok()
+        })
+        .find(|xt| format!("{:?}", xt.hash()) == report["first"].as_str().unwrap());
+    assert!(
+        matches!(mortal.map(|xt| xt.era), Some(Era::Mortal(..))),
+        "the first transfer is not mortal: {ctx}"
+    );
+    // polkadot.js hashes a fetched header to the node's block hash.
+    let heads = &report["headHashes"];
+    assert_eq!(heads["computed"], heads["node"], "{ctx}");
+    let node_hash = rpc
+        .call("chain_getBlockHash", json!([heads["number"]]))
+        .unwrap();
+    assert_eq!(heads["computed"], node_hash, "{ctx}");
+    // A mortal transfer sent after its 4-block era ended is refused as Substrate
+    // refuses it: the birth block its era gives at the current height is a later one,
+    // whose hash the signature does not cover (InvalidTransaction::BadProof).
+    assert_eq!(report["expiredMortal"], true, "{ctx}");
+    let expired = report["expiredError"].as_str().unwrap_or_default();
+    assert!(
+        expired.starts_with("1010: Invalid Transaction: Transaction has a bad signature"),
+        "{expired:?}: {ctx}"
+    );
     for key in ["first", "second"] {
         let hash = report[key].as_str().unwrap();
         assert!(

@@ -159,7 +159,7 @@ fn authored_blocks(h: &Harness) -> Vec<Block> {
     let _ = h.client.submit(xt);
     let mut blocks = vec![];
     for _ in 0..3 {
-        let slot = h.client.best_header().slot + 1;
+        let slot = h.client.best_header().slot() + 1;
         if let Some(header) = h.client.author_block(slot, &alice).unwrap() {
             blocks.push(h.client.block(&header.hash()).unwrap().unwrap());
         }
