@@ -18,7 +18,7 @@ use neuroshard_support::{Pallet, PalletEvents};
 use neuroshard_training_pallet::Training;
 use parity_scale_codec::{Decode, Encode, Error, Input, Output};
 use scale_info::build::{Fields, Variants};
-use scale_info::{Path, Type, TypeInfo};
+use scale_info::{meta_type, Path, Type, TypeInfo, TypeParameter};
 use std::sync::OnceLock;
 
 /// The System pallet as an event owner (`ExtrinsicFailed`).
@@ -44,13 +44,34 @@ pub enum Phase {
     Initialization,
 }
 
-/// One entry of `System.Events`.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+/// One entry of `System.Events`. Described in the metadata as Substrate's
+/// `frame_system::EventRecord<E, T>` with `E` the runtime event enum and `T` the hash,
+/// which is how polkadot.js finds the runtime's event type.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct EventRecord {
     pub phase: Phase,
     pub event: RuntimeEvent,
     /// Always empty (NeuroShard indexes no topics).
     pub topics: Vec<Hash>,
+}
+
+impl TypeInfo for EventRecord {
+    type Identity = Self;
+
+    fn type_info() -> Type {
+        Type::builder()
+            .path(Path::new("EventRecord", "frame_system"))
+            .type_params(vec![
+                TypeParameter::new("E", Some(meta_type::<RuntimeEvent>())),
+                TypeParameter::new("T", Some(meta_type::<Hash>())),
+            ])
+            .composite(
+                Fields::named()
+                    .field(|f| f.ty::<Phase>().name("phase").type_name("Phase"))
+                    .field(|f| f.ty::<RuntimeEvent>().name("event").type_name("E"))
+                    .field(|f| f.ty::<Vec<Hash>>().name("topics").type_name("Vec<T>")),
+            )
+    }
 }
 
 /// An event as the runtime's event enum encodes it (see the module docs).

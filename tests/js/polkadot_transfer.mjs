@@ -119,7 +119,7 @@ const rawStatuses = await new Promise((resolve, reject) => {
 });
 
 // A mortal transfer with a 4-block era, sent once the era is over.
-const expiring = api.tx.balances.transferKeepAlive(charlie.address, 1);
+const expiring = api.tx.balances.transfer(charlie.address, 1);
 await expiring.signAsync(alice, { era: 4 });
 const signedAt = (await api.rpc.chain.getHeader()).number.toNumber();
 while ((await api.rpc.chain.getHeader()).number.toNumber() < signedAt + 8) {

@@ -99,6 +99,27 @@ async fn blocks_advance_and_new_heads_stream_over_websocket() {
         .unwrap()
         .unwrap();
     assert!(chain::header_of(&first).unwrap().seal_is_valid());
+
+    // All heads (every imported block) stream the same Substrate-layout headers.
+    let mut all = ws
+        .subscribe::<Value, _>(
+            "chain_subscribeAllHeads",
+            rpc_params![],
+            "chain_unsubscribeAllHeads",
+        )
+        .await
+        .unwrap();
+    let a = tokio::time::timeout(TIMEOUT, all.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let b = tokio::time::timeout(TIMEOUT, all.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(b["parentHash"], chain::header_hash(&a).unwrap());
 }
 
 #[test]

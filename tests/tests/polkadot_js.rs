@@ -178,7 +178,8 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
         transfers[0]["phase"]
             .as_str()
             .unwrap()
-            .contains("ApplyExtrinsic"),
+            .to_lowercase()
+            .contains("applyextrinsic"),
         "{ctx}"
     );
     assert!(events(0, "balances", "Transfer").is_empty(), "{ctx}");

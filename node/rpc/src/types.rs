@@ -134,13 +134,19 @@ pub struct BlockJson {
     pub extrinsics: Vec<String>,
 }
 
+/// The engine id of NeuroShard's finality votes in a block's justifications (`b"NSFN"`,
+/// as GRANDPA's is `b"FRNK"`).
+pub const FINALITY_ENGINE_ID: [u8; 4] = *b"NSFN";
+
 /// `chain_getBlock`'s answer (Substrate's `SignedBlock`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignedBlockJson {
     pub block: BlockJson,
-    /// The votes that finalized the block (hex SCALE `finality::Justification`), or
-    /// `null` when it was not finalized by votes (dev chains finalize instantly).
-    pub justifications: Option<Vec<String>>,
+    /// Substrate's `Justifications`: `[[engine id, proof]]`, here one entry under
+    /// [`FINALITY_ENGINE_ID`] whose proof is the votes that finalized the block (hex
+    /// SCALE `finality::Justification`); `null` when it was not finalized by votes (dev
+    /// chains finalize instantly).
+    pub justifications: Option<Vec<(String, String)>>,
 }
 
 impl From<&Block> for SignedBlockJson {
