@@ -1,12 +1,15 @@
 //! Issue 25, first slice: the unmodified `@polkadot/api` (pinned by
 //! `scripts/test-deps.sh` under `~/.cache/neuroshard/node-polkadot`) connects to a real
 //! node with no custom types and reads what a wallet shows first. The node makes one
-//! transfer //Alice -> //Bob; `tests/js/polkadot_api.mjs` then reads the chain's
-//! properties, the head, both accounts at the head and Bob's at the blocks before and
-//! after the transfer (`api.at`), every pallet constant and the list of accounts, all
-//! decoded through the node's metadata. Each figure is compared with the node's own RPC.
-//! Then a wallet sends: `tests/js/polkadot_transfer.mjs` signs transfers with
-//! polkadot.js's own keyring (sr25519 and ed25519) and submits them.
+//! transfer //Alice -> //Bob and paid inference work (receipts, then their reward at the
+//! next epoch); `tests/js/polkadot_api.mjs` then reads the chain's properties, the head
+//! (hashing its header itself), both accounts and the events (`System.Events`) at the
+//! head and at the blocks of the transfer, the receipts and the payout (`api.at`), every
+//! pallet constant and the list of accounts, all decoded through the node's metadata.
+//! Each figure is compared with the node's own RPC. Then a wallet sends:
+//! `tests/js/polkadot_transfer.mjs` signs transfers with polkadot.js's own keyring
+//! (sr25519 and ed25519, the first with polkadot.js's default mortal era) and submits
+//! them, and sends a mortal transfer after its era ended.
 
 use neuroshard_primitives::{blake2_256, BalancesCall, Call, Era, SignedExtrinsic, UNIT};
 use neuroshard_tests::chain::{self, address};
