@@ -13,6 +13,7 @@
 
 use neuroshard_primitives::{blake2_256, BalancesCall, Call, Era, SignedExtrinsic, UNIT};
 use neuroshard_tests::chain::{self, address};
+use neuroshard_tests::rpc::RpcClient;
 use neuroshard_tests::spec::{write_fast_dev_spec, write_unchecked_dev_spec};
 use neuroshard_tests::{wait_for, NodeProcess};
 use parity_scale_codec::Decode;
@@ -162,47 +163,7 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     // The head hash polkadot.js computed from the header is the node's.
     assert_eq!(report["head"]["hash"], report["headHashByNumber"], "{ctx}");
 
-    // Events decoded by polkadot.js from System.Events through the metadata.
-    let events = |i: usize, section: &str, method: &str| -> Vec<Value> {
-        history[i]["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["section"] == section && e["method"] == method)
-            .cloned()
-            .collect()
-    };
-    let transfers = events(1, "balances", "Transfer");
-    assert_eq!(transfers.len(), 1, "{ctx}");
-    assert_eq!(transfers[0]["data"]["from"], json!(alice), "{ctx}");
-    assert_eq!(transfers[0]["data"]["to"], json!(bob), "{ctx}");
-    assert_eq!(num(&transfers[0]["data"]["amount"]), amount, "{ctx}");
-    assert!(
-        transfers[0]["phase"]
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("applyextrinsic"),
-        "{ctx}"
-    );
-    assert!(events(0, "balances", "Transfer").is_empty(), "{ctx}");
-    // The receipts' block: one ReceiptAccepted per receipt, for the dev worker.
-    let accepted = events(2, "ponw", "ReceiptAccepted");
-    assert_eq!(accepted.len(), work.receipts.len(), "{ctx}");
-    for e in &accepted {
-        assert_eq!(e["data"]["worker"], json!(alice), "{ctx}");
-        assert_eq!(e["data"]["client"], json!(bob), "{ctx}");
-        assert_eq!(num(&e["data"]["tokens"]), 30, "{ctx}");
-    }
-    // The payout block: the worker's RewardPaid, counting those tokens.
-    let paid = events(3, "ponw", "RewardPaid");
-    let alice_paid: Vec<&Value> = paid
-        .iter()
-        .filter(|e| e["data"]["account"] == json!(alice))
-        .collect();
-    assert_eq!(alice_paid.len(), 1, "{ctx}");
-    assert!(num(&alice_paid[0]["data"]["tokens"]) >= 30, "{ctx}");
-    assert!(num(&alice_paid[0]["data"]["reward"]) > 0, "{ctx}");
+    check_events(history, &alice, &bob, amount, work.receipts.len(), &ctx);
 
     // Constants from metadata equal the chain's parameters.
     let params = rpc.call("neuroshard_params", json!([])).unwrap();
@@ -320,6 +281,72 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
             format!("{:?}", blake2_256(&bytes)) == report["first"].as_str().unwrap()
         });
     assert!(held, "the finalized block does not hold it: {block}\n{ctx}");
+    check_mortality(&rpc, &report, &block, &ctx);
+    for key in ["first", "second"] {
+        let hash = report[key].as_str().unwrap();
+        assert!(
+            in_blocks.iter().any(|h| h == hash),
+            "{key} extrinsic {hash} not in blocks {from}..: {in_blocks:?}\n{ctx}"
+        );
+    }
+}
+
+/// The events polkadot.js decoded from `System.Events` at the blocks before and of the
+/// transfer, of the receipts and of their payout (`history[0..4]`).
+fn check_events(
+    history: &[Value],
+    alice: &str,
+    bob: &str,
+    amount: u128,
+    receipts: usize,
+    ctx: &str,
+) {
+    // Events decoded by polkadot.js from System.Events through the metadata.
+    let events = |i: usize, section: &str, method: &str| -> Vec<Value> {
+        history[i]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["section"] == section && e["method"] == method)
+            .cloned()
+            .collect()
+    };
+    let transfers = events(1, "balances", "Transfer");
+    assert_eq!(transfers.len(), 1, "{ctx}");
+    assert_eq!(transfers[0]["data"]["from"], json!(alice), "{ctx}");
+    assert_eq!(transfers[0]["data"]["to"], json!(bob), "{ctx}");
+    assert_eq!(num(&transfers[0]["data"]["amount"]), amount, "{ctx}");
+    assert!(
+        transfers[0]["phase"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("applyextrinsic"),
+        "{ctx}"
+    );
+    assert!(events(0, "balances", "Transfer").is_empty(), "{ctx}");
+    // The receipts' block: one ReceiptAccepted per receipt, for the dev worker.
+    let accepted = events(2, "ponw", "ReceiptAccepted");
+    assert_eq!(accepted.len(), receipts, "{ctx}");
+    for e in &accepted {
+        assert_eq!(e["data"]["worker"], json!(alice), "{ctx}");
+        assert_eq!(e["data"]["client"], json!(bob), "{ctx}");
+        assert_eq!(num(&e["data"]["tokens"]), 30, "{ctx}");
+    }
+    // The payout block: the worker's RewardPaid, counting those tokens.
+    let paid = events(3, "ponw", "RewardPaid");
+    let alice_paid: Vec<&Value> = paid
+        .iter()
+        .filter(|e| e["data"]["account"] == json!(alice))
+        .collect();
+    assert_eq!(alice_paid.len(), 1, "{ctx}");
+    assert!(num(&alice_paid[0]["data"]["tokens"]) >= 30, "{ctx}");
+    assert!(num(&alice_paid[0]["data"]["reward"]) > 0, "{ctx}");
+}
+
+/// The first transfer (in `block`) was mortal, polkadot.js hashed the header it fetched
+/// to the node's block hash, and the transfer sent after its era was refused.
+fn check_mortality(rpc: &RpcClient, report: &Value, block: &Value, ctx: &str) {
     // ...and it was mortal (polkadot.js's default): its birth block's hash, which
     // polkadot.js computed from the header it fetched, is the node's block hash.
     let mortal = block["block"]["extrinsics"]
@@ -351,13 +378,6 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
         expired.starts_with("1010: Invalid Transaction: Transaction has a bad signature"),
         "{expired:?}: {ctx}"
     );
-    for key in ["first", "second"] {
-        let hash = report[key].as_str().unwrap();
-        assert!(
-            in_blocks.iter().any(|h| h == hash),
-            "{key} extrinsic {hash} not in blocks {from}..: {in_blocks:?}\n{ctx}"
-        );
-    }
 }
 
 fn tail(log: &str) -> String {
