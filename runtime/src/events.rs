@@ -21,13 +21,13 @@ use scale_info::build::{Fields, Variants};
 use scale_info::{meta_type, Path, Type, TypeInfo, TypeParameter};
 use std::sync::OnceLock;
 
-/// The System pallet as an event owner (`ExtrinsicFailed`).
+/// The System pallet as an event owner (`ExtrinsicSuccess`, `ExtrinsicFailed`).
 pub struct System;
 
 impl Pallet for System {
     const NAME: &'static str = crate::system::NAME;
     const INDEX: u8 = crate::system::INDEX;
-    const EVENTS: &'static [&'static str] = &["ExtrinsicFailed"];
+    const EVENTS: &'static [&'static str] = &["ExtrinsicSuccess", "ExtrinsicFailed"];
 }
 
 /// When in the block an event happened (Substrate's `Phase`).
@@ -296,6 +296,16 @@ mod tests {
                 to: account("//Charlie"),
                 amount: 5 * UNIT
             }
+        );
+        // The extrinsic's status comes last in its phase, as in Substrate.
+        let last = stored
+            .iter()
+            .rfind(|r| r.phase == Phase::ApplyExtrinsic(0))
+            .expect("the extrinsic's events");
+        assert!(
+            matches!(&last.event.0, Event::ExtrinsicSuccess { who, fee, .. }
+                if *who == account("//Alice") && *fee > 0),
+            "{last:?}"
         );
         // The next block's events replace them.
         let (_, events, _) = chain.produce(vec![]);

@@ -325,6 +325,13 @@ fn check_events(
         "{ctx}"
     );
     assert!(events(0, "balances", "Transfer").is_empty(), "{ctx}");
+    // Its status, as explorers read it: System.ExtrinsicSuccess in the same phase.
+    let success: Vec<Value> = events(1, "system", "ExtrinsicSuccess")
+        .into_iter()
+        .filter(|e| e["phase"] == transfers[0]["phase"])
+        .collect();
+    assert_eq!(success.len(), 1, "{ctx}");
+    assert_eq!(success[0]["data"]["who"], json!(alice), "{ctx}");
     // The receipts' block: one ReceiptAccepted per receipt, for the dev worker.
     let accepted = events(2, "ponw", "ReceiptAccepted");
     assert_eq!(accepted.len(), receipts, "{ctx}");
