@@ -294,6 +294,14 @@ pub enum Event {
         /// millionths.
         distance_ppm: u32,
     },
+    /// An extrinsic was included, paid its `fee` (0 for a free call) and its call
+    /// succeeded: Substrate's `System.ExtrinsicSuccess`, which explorers read as the
+    /// extrinsic's status. (Last, so older variants keep their codec indices.)
+    ExtrinsicSuccess {
+        extrinsic: Hash,
+        who: AccountId,
+        fee: Balance,
+    },
 }
 
 /// A validator's verdict on a sampled receipt.

@@ -11,6 +11,7 @@ pub mod block;
 pub mod call;
 pub mod commitment;
 pub mod crypto;
+pub mod digest;
 pub mod event;
 pub mod evidence;
 pub mod extrinsic;
@@ -26,6 +27,7 @@ pub use call::{BalancesCall, Call, PonwCall, StakingCall, TrainingCall};
 pub use crypto::{
     blake2_256, parse_account, AccountId, Hash, Keypair, Public, Signature, SIGNING_CONTEXT,
 };
+pub use digest::{ConsensusEngineId, Digest, DigestItem, PreDigest};
 pub use event::{Event, RejectReason, SlashReason, SpotCheckVerdict};
 pub use evidence::{
     EvidenceSummary, MaterialStatement, Recomputation, SignedStatement, SpotCheckEvidence,

@@ -127,8 +127,9 @@ impl Runtime {
 
     /// Applies `xt`, whose signature [`Runtime::check_envelope`] has checked. `Err`: the
     /// extrinsic is invalid and changes nothing. `Ok`: it is in the block, its fee paid
-    /// and nonce used; its call's effects are kept when it succeeded and rolled back,
-    /// with an [`Event::ExtrinsicFailed`], when it failed.
+    /// and nonce used; its call's effects are kept, with an [`Event::ExtrinsicSuccess`],
+    /// when it succeeded and rolled back, with an [`Event::ExtrinsicFailed`], when it
+    /// failed.
     pub(crate) fn apply_checked(
         &self,
         overlay: &mut Overlay<'_>,
@@ -153,12 +154,16 @@ impl Runtime {
                 // Free calls are all or nothing.
                 balances::increment_nonce(o, &xt.signer).map_err(DispatchError::from)?;
                 dispatch(o, ctx, &xt.signer, &xt.call)?;
+                o.deposit_event(success(xt, 0));
                 return Ok(Ok(()));
             }
             balances::charge_fee(o, &xt.signer, fee).map_err(TransactionError::CannotPayFee)?;
             balances::increment_nonce(o, &xt.signer).map_err(DispatchError::from)?;
             match o.transactional(|o| dispatch(o, ctx, &xt.signer, &xt.call)) {
-                Ok(()) => Ok(Ok(())),
+                Ok(()) => {
+                    o.deposit_event(success(xt, fee));
+                    Ok(Ok(()))
+                }
                 // The state itself is unreadable: nothing to charge for.
                 Err(DispatchError::Storage(e)) => Err(TransactionError::Storage(e)),
                 Err(error) => {
@@ -172,6 +177,15 @@ impl Runtime {
                 }
             }
         })
+    }
+}
+
+/// The event of `xt`'s successful call, after the call's own events.
+fn success(xt: &SignedExtrinsic, fee: Balance) -> Event {
+    Event::ExtrinsicSuccess {
+        extrinsic: xt.hash(),
+        who: xt.signer.clone(),
+        fee,
     }
 }
 

@@ -9,8 +9,8 @@ use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::block::extrinsics_root;
 use neuroshard_primitives::{
-    slot_lottery, AccountId, Balance, Block, Event, Hash, Header, Signature, SignedExtrinsic,
-    VrfSignature,
+    slot_lottery, AccountId, Balance, Block, Digest, Event, Hash, Header, PreDigest, Signature,
+    SignedExtrinsic, VrfSignature,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState, StateChanges, StateDb};
@@ -130,6 +130,8 @@ impl Runtime {
         let mut overlay = Overlay::new(state);
         self.initialize(&mut overlay, &mut ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
+        let initialized = overlay.events().len();
+        let mut applied = Vec::new();
         let mut included = Vec::new();
         let mut rejected = Vec::new();
         let mut body_bytes = 0usize;
@@ -144,21 +146,23 @@ impl Runtime {
             match result {
                 Ok(()) => {
                     body_bytes += size;
+                    applied.push(overlay.events().len());
                     included.push(xt);
                 }
                 Err(e) => rejected.push((xt.hash(), e)),
             }
         }
+        store_events(&mut overlay, initialized, &applied);
         let (changes, events) = overlay.into_parts();
         let header = Header {
             parent_hash: parent.hash(),
             number,
-            slot,
             state_root: state.root_after(&changes),
             extrinsics_root: extrinsics_root(&included),
-            author,
-            vrf,
-            seal: Signature::from_raw([0; 64]),
+            digest: Digest {
+                pre: PreDigest { slot, author, vrf },
+                seal: Signature::from_raw([0; 64]),
+            },
         };
         Ok(BuiltBlock {
             block: Block {
@@ -192,20 +196,22 @@ impl Runtime {
                 got: header.number,
             });
         }
-        if header.slot <= parent.slot {
+        if header.slot() <= parent.slot() {
             return Err(BlockError::SlotNotIncreasing {
-                parent: parent.slot,
-                got: header.slot,
+                parent: parent.slot(),
+                got: header.slot(),
             });
         }
-        let expected = Self::expected_author(state, header.slot).map_err(BlockError::Initialize)?;
-        if expected.as_ref() != Some(&header.author) {
+        let expected =
+            Self::expected_author(state, header.slot()).map_err(BlockError::Initialize)?;
+        if expected.as_ref() != Some(header.author()) {
             return Err(BlockError::WrongAuthor);
         }
         if !header.seal_is_valid() {
             return Err(BlockError::BadSeal);
         }
-        let vrf_output = Self::verify_vrf(state, &header.author, header.slot, &header.vrf)?;
+        let pre = &header.digest.pre;
+        let vrf_output = Self::verify_vrf(state, &pre.author, pre.slot, &pre.vrf)?;
         if extrinsics_root(&block.extrinsics) != header.extrinsics_root {
             return Err(BlockError::ExtrinsicsRoot);
         }
@@ -221,17 +227,21 @@ impl Runtime {
             &p,
             header.number,
             header.parent_hash,
-            header.slot,
-            header.author.clone(),
+            pre.slot,
+            pre.author.clone(),
         );
         let mut overlay = Overlay::new(state);
         self.initialize(&mut overlay, &mut ctx, &vrf_output)
             .map_err(BlockError::Initialize)?;
+        let initialized = overlay.events().len();
+        let mut applied = Vec::with_capacity(block.extrinsics.len());
         for (index, xt) in block.extrinsics.iter().enumerate() {
             self.check_envelope(&overlay, &ctx, xt, xt.encoded_size())
                 .and_then(|()| self.apply_checked(&mut overlay, &ctx, xt))
                 .map_err(|error| BlockError::Extrinsic { index, error })?;
+            applied.push(overlay.events().len());
         }
+        store_events(&mut overlay, initialized, &applied);
         let (changes, events) = overlay.into_parts();
         let computed = state.root_after(&changes);
         if computed != header.state_root {
@@ -241,5 +251,17 @@ impl Runtime {
             });
         }
         Ok(ExecutedBlock { changes, events })
+    }
+}
+
+/// Writes the block's events into `System.Events` (removed when there are none), with
+/// their phases: `initialized` events came before the first extrinsic, `applied[i]` is
+/// the count after extrinsic `i`.
+fn store_events(overlay: &mut Overlay<'_>, initialized: usize, applied: &[usize]) {
+    let records = crate::events::records(overlay.events(), initialized, applied);
+    if records.is_empty() {
+        system::EVENTS.kill(overlay);
+    } else {
+        system::EVENTS.put(overlay, &records);
     }
 }

@@ -31,7 +31,7 @@ fn validate(chain: &Chain, xt: &SignedExtrinsic) -> Result<u64, TransactionError
             &chain.state,
             &chain.head.hash(),
             xt,
-            chain.head.slot + 1,
+            chain.head.slot() + 1,
             Validation::DryRun,
         )
         .map(|v| v.priority)

@@ -16,7 +16,13 @@ fn gossip(seed: u8) -> Validation {
 fn validate(chain: &Chain, xt: &SignedExtrinsic, v: Validation) -> Result<(), TransactionError> {
     chain
         .runtime
-        .validate_transaction(&chain.state, &chain.head.hash(), xt, chain.head.slot + 1, v)
+        .validate_transaction(
+            &chain.state,
+            &chain.head.hash(),
+            xt,
+            chain.head.slot() + 1,
+            v,
+        )
         .map(|_| ())
 }
 

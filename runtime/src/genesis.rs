@@ -6,7 +6,9 @@ use crate::system::{self, SystemParams};
 use crate::Runtime;
 use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
-use neuroshard_primitives::{AccountId, Balance, Hash, Header, LayerRange, Signature};
+use neuroshard_primitives::{
+    AccountId, Balance, Digest, Hash, Header, LayerRange, PreDigest, Signature,
+};
 use neuroshard_staking as staking;
 use neuroshard_support::StateDb;
 use neuroshard_training_pallet as training;
@@ -63,12 +65,16 @@ impl Runtime {
         let header = Header {
             parent_hash: Hash::zero(),
             number: 0,
-            slot: 0,
             state_root: state.root(),
             extrinsics_root: Hash::zero(),
-            author: AccountId::from([0; 32]),
-            vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
-            seal: Signature::from_raw([0; 64]),
+            digest: Digest {
+                pre: PreDigest {
+                    slot: 0,
+                    author: AccountId::from([0; 32]),
+                    vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
+                },
+                seal: Signature::from_raw([0; 64]),
+            },
         };
         Ok((state, header))
     }

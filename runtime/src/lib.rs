@@ -8,6 +8,7 @@
 
 mod dispatch;
 mod error;
+pub mod events;
 mod execute;
 mod genesis;
 pub mod metadata;

@@ -33,6 +33,10 @@ pub const RANDOMNESS: StorageValue<Hash> = StorageValue::new("System", "Randomne
 /// The hashes of the last [`BLOCK_HASH_COUNT`] blocks before the current one, by number
 /// (what mortal extrinsics sign as their era's birth block).
 pub const BLOCK_HASH: StorageMap<BlockNumber, Hash> = StorageMap::new("System", "BlockHash");
+/// The events of the last executed block (see [`crate::events`]); absent when it had
+/// none.
+pub const EVENTS: StorageValue<Vec<crate::events::EventRecord>> =
+    StorageValue::new("System", "Events").value_query();
 
 /// How many recent block hashes are kept: the longest useful era of a mortal extrinsic.
 pub const BLOCK_HASH_COUNT: BlockNumber = 2400;
@@ -49,12 +53,14 @@ pub fn metadata(state: &impl ReadState) -> Result<PalletDecl, StorageError> {
     let p = params(state)?;
     let ss58: u16 = neuroshard_primitives::crypto::SS58_PREFIX;
     Ok(PalletDecl::new(NAME, INDEX)
+        .events::<crate::events::System>()
         .storage(vec![
             neuroshard_balances::ACCOUNTS.metadata("The full account information of an account."),
             NUMBER.metadata("Number of the last executed block."),
             SLOT.metadata("Slot of the last executed block."),
             RANDOMNESS.metadata("Chain randomness after the last executed block."),
             BLOCK_HASH.metadata("Hashes of the recent blocks before the current one."),
+            EVENTS.metadata("The events of the last executed block."),
             PARAMS.metadata("Chain-wide parameters."),
         ])
         .constants(vec![

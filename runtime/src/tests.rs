@@ -108,7 +108,7 @@ impl Chain {
         &mut self,
         candidates: Vec<SignedExtrinsic>,
     ) -> (Block, Vec<Event>, usize) {
-        let slot = self.head.slot + 1;
+        let slot = self.head.slot() + 1;
         let randomness = Runtime::randomness(&self.state).unwrap();
         let vrf = neuroshard_primitives::slot_lottery::sign(&pair("//Alice"), &randomness, slot);
         let built = self
@@ -296,25 +296,25 @@ fn import_rejects_tampered_blocks() {
     assert_eq!(importer.import(&bad_seal), Err(BlockError::BadSeal));
 
     let mut wrong_author = block.clone();
-    wrong_author.header.author = account("//Bob");
+    wrong_author.header.digest.pre.author = account("//Bob");
     wrong_author.header.seal_with(&pair("//Bob"));
     assert_eq!(importer.import(&wrong_author), Err(BlockError::WrongAuthor));
 
     // A VRF signature for another slot, or by another key, is refused even when the
     // header is resealed by the author.
     let mut other_slot = block.clone();
-    other_slot.header.vrf = neuroshard_primitives::slot_lottery::sign(
+    other_slot.header.digest.pre.vrf = neuroshard_primitives::slot_lottery::sign(
         &pair("//Alice"),
         &Runtime::randomness(&importer.state).unwrap(),
-        block.header.slot + 1,
+        block.header.slot() + 1,
     );
     other_slot.header.seal_with(&pair("//Alice"));
     assert_eq!(importer.import(&other_slot), Err(BlockError::BadVrf));
     let mut other_key = block.clone();
-    other_key.header.vrf = neuroshard_primitives::slot_lottery::sign(
+    other_key.header.digest.pre.vrf = neuroshard_primitives::slot_lottery::sign(
         &pair("//Bob"),
         &Runtime::randomness(&importer.state).unwrap(),
-        block.header.slot,
+        block.header.slot(),
     );
     other_key.header.seal_with(&pair("//Alice"));
     assert_eq!(importer.import(&other_key), Err(BlockError::BadVrf));
@@ -347,7 +347,7 @@ fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
         // Every slot up to the next 20 has a leader; count Charlie's share of them.
         let leaders: Vec<AccountId> = (1..=20)
             .map(|d| {
-                Runtime::expected_author(&chain.state, chain.head.slot + d)
+                Runtime::expected_author(&chain.state, chain.head.slot() + d)
                     .unwrap()
                     .unwrap()
             })
@@ -356,7 +356,7 @@ fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
             .iter()
             .filter(|a| **a == account("//Charlie"))
             .count();
-        let slot = chain.head.slot + 1;
+        let slot = chain.head.slot() + 1;
         let leader = &leaders[0];
         let uri = bonds.iter().find(|(u, _)| account(u) == *leader).unwrap().0;
         let vrf = neuroshard_primitives::slot_lottery::sign(
@@ -373,7 +373,7 @@ fn every_block_moves_the_randomness_and_the_lottery_follows_the_bonds() {
         // The other validator may not author this slot.
         let other = bonds.iter().find(|(u, _)| account(u) != *leader).unwrap().0;
         let mut usurped = block.clone();
-        usurped.header.author = account(other);
+        usurped.header.digest.pre.author = account(other);
         usurped.header.seal_with(&pair(other));
         let mut importer = Chain {
             runtime: chain.runtime.clone(),
@@ -439,6 +439,25 @@ fn receipts_in_a_block_are_paid_after_their_check_window() {
             .count(),
         2
     );
+    // System.Events holds the same events, the receipts' under the first extrinsic, in
+    // the Ponw pallet's variant of the runtime event enum.
+    let stored = crate::system::EVENTS.get(&chain.state).unwrap().unwrap();
+    assert_eq!(
+        stored.iter().map(|r| r.event.0.clone()).collect::<Vec<_>>(),
+        events
+    );
+    let accepted: Vec<_> = stored
+        .iter()
+        .filter(|r| matches!(r.event.0, Event::ReceiptAccepted { .. }))
+        .collect();
+    assert_eq!(accepted.len(), 2);
+    for record in accepted {
+        assert_eq!(record.phase, crate::events::Phase::ApplyExtrinsic(0));
+        assert_eq!(
+            parity_scale_codec::Encode::encode(&record.event)[0],
+            <neuroshard_ponw::Ponw as neuroshard_support::Pallet>::INDEX
+        );
+    }
     // The client's escrow pays 0.2 NSHD per token, half burned, half to the worker, but
     // only when the receipts' check window closes (block 2 + 10); until then the fee is
     // held and the tokens are not credited.
@@ -456,6 +475,19 @@ fn receipts_in_a_block_are_paid_after_their_check_window() {
                 bob + uptime,
                 "no fee is paid before block {settle_at}"
             );
+        }
+        let stored = crate::system::EVENTS.get(&chain.state).unwrap();
+        let stored: Vec<_> = stored.unwrap_or_default();
+        assert_eq!(
+            stored.len(),
+            events.len(),
+            "block {n}: System.Events is this block's"
+        );
+        for record in &stored {
+            if matches!(record.event.0, Event::RewardPaid { .. }) {
+                // Epoch payouts happen before the block's extrinsics.
+                assert_eq!(record.phase, crate::events::Phase::Initialization);
+            }
         }
         for e in events {
             match e {

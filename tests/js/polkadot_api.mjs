@@ -1,7 +1,7 @@
 // A wallet's first steps against a NeuroShard node with the unmodified @polkadot/api,
 // no custom types: connect (ApiPromise.create fetches metadata and runtime version),
-// read the chain's properties, the head, accounts (now and at older blocks) and the
-// pallets' constants. Prints one JSON object; tests/tests/polkadot_js.rs starts the node
+// read the chain's properties, the head, accounts and events (now and at older blocks)
+// and the pallets' constants. Prints one JSON object; tests/tests/polkadot_js.rs starts the node
 // and compares every figure with the node's own RPC.
 //
 // Usage: POLKADOT_NODE_DIR=<dir with node_modules> node polkadot_api.mjs WS_URL \
@@ -45,13 +45,21 @@ async function stateAt(hash) {
       frozen: info.data.frozen.toString(),
     };
   }
-  return { hash, number: (await at.query.system.number()).toString(), accounts };
+  // The block's events, decoded from System.Events through the metadata.
+  const events = (await at.query.system.events()).map(({ phase, event }) => ({
+    phase: phase.toString(),
+    section: event.section,
+    method: event.method,
+    // Field name -> value as text (SS58 addresses, decimal amounts).
+    data: Object.fromEntries((event.data.names ?? []).map((name, i) => [name, event.data[i].toString()])),
+  }));
+  return { hash, number: (await at.query.system.number()).toString(), accounts, events };
 }
 
-// The head by number (a header's own .hash is blake2 of polkadot.js's SCALE header,
-// which NeuroShard's block hash is not yet).
+// The head: polkadot.js hashes the header it fetched (Substrate's layout) itself.
 const header = await api.rpc.chain.getHeader();
-const headHash = (await api.rpc.chain.getBlockHash(header.number.toNumber())).toHex();
+const headHash = header.hash.toHex();
+const headHashByNumber = (await api.rpc.chain.getBlockHash(header.number.toNumber())).toHex();
 
 const consts = {};
 for (const [pallet, items] of Object.entries(api.consts)) {
@@ -76,6 +84,7 @@ console.log(JSON.stringify({
   genesisHash: api.genesisHash.toHex(),
   properties,
   headerNumber: header.number.toString(),
+  headHashByNumber,
   head: await stateAt(headHash),
   pallets: api.runtimeMetadata.asLatest.pallets.map((p) => p.name.toString()),
   consts,

@@ -1,11 +1,13 @@
 // A wallet sending NSHD with the unmodified @polkadot/api and @polkadot/keyring, no
 // custom types: //Alice (sr25519) pays an ed25519 account, which pays part of it on to
 // //Charlie with a tip. Both extrinsics are built, signed and submitted by polkadot.js
-// itself (signed extrinsics v4 with the signed extensions the node's metadata lists,
-// immortal era: polkadot.js hashes headers in Substrate's layout, which NeuroShard's
-// headers are not yet, so a mortal era's birth hash would not match). Prints one JSON
-// object; tests/tests/polkadot_js.rs checks the balances through the node's own RPC, and
-// that the fee polkadot.js quoted (paymentInfo) is the fee charged.
+// itself (signed extrinsics v4 with the signed extensions the node's metadata lists).
+// The first goes as wallets send by default: a MORTAL era born at a block polkadot.js
+// picked and hashed itself from the header it fetched (Substrate's header layout), so it
+// is only accepted if that hash is the node's block hash. A mortal transfer signed with
+// a 4-block era and sent after it expired is refused, and the error is reported. Prints
+// one JSON object; tests/tests/polkadot_js.rs checks the balances through the node's own
+// RPC, and that the fee polkadot.js quoted (paymentInfo) is the fee charged.
 //
 // Usage: POLKADOT_NODE_DIR=<dir with node_modules> node polkadot_transfer.mjs WS_URL \
 //            AMOUNT ONWARD TIP
@@ -72,7 +74,16 @@ function sendAndWatch(tx, signer, options) {
   });
 }
 
-const watched = await sendAndWatch(api.tx.balances.transfer(edward.address, amount), alice, { era: 0 });
+// The head as polkadot.js sees it: its own hash of the header, and the node's.
+const head = await api.rpc.chain.getHeader();
+const headHashes = {
+  computed: head.hash.toHex(),
+  node: (await api.rpc.chain.getBlockHash(head.number.toNumber())).toHex(),
+  number: head.number.toNumber(),
+};
+
+// Default options: a mortal era (polkadot.js's default), birth block from the header.
+const watched = await sendAndWatch(api.tx.balances.transfer(edward.address, amount), alice, {});
 const first = api.createType('Hash', watched.hash);
 const edwardFunded = await changed(edward.address, edwardBefore);
 
@@ -107,8 +118,26 @@ const rawStatuses = await new Promise((resolve, reject) => {
   }).catch(reject);
 });
 
+// A mortal transfer with a 4-block era, sent once the era is over.
+const expiring = api.tx.balances.transfer(charlie.address, 1);
+await expiring.signAsync(alice, { era: 4 });
+const signedAt = (await api.rpc.chain.getHeader()).number.toNumber();
+while ((await api.rpc.chain.getHeader()).number.toNumber() < signedAt + 8) {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+let expiredError = null;
+try {
+  await expiring.send();
+} catch (e) {
+  expiredError = e.message;
+}
+const expiredMortal = expiring.era.isMortalEra;
+
 console.log(JSON.stringify({
   signedExtensions,
+  headHashes,
+  expiredError,
+  expiredMortal,
   edward: edward.address,
   first: first.toHex(),
   firstStatuses: watched.statuses,

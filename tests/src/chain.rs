@@ -63,6 +63,19 @@ pub fn parse_hash(v: &serde_json::Value) -> anyhow::Result<Hash> {
     Ok(Hash::from_slice(&bytes))
 }
 
+/// The header in a `chain_getHeader` answer (Substrate's JSON), decoded: slot, author,
+/// VRF signature and seal come from its digest logs.
+pub fn header_of(v: &serde_json::Value) -> anyhow::Result<neuroshard_primitives::Header> {
+    let json: neuroshard_rpc::types::HeaderJson = serde_json::from_value(v.clone())?;
+    json.to_header()
+}
+
+/// The block hash of a `chain_getHeader` answer (blake2-256 of the SCALE header), as a
+/// 0x string the way the RPC spells hashes.
+pub fn header_hash(v: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    Ok(json!(format!("0x{}", hex::encode(header_of(v)?.hash()))))
+}
+
 /// The chain's genesis hash (what extrinsics are signed for).
 pub fn genesis(rpc: &RpcClient) -> anyhow::Result<Hash> {
     parse_hash(&rpc.call("chain_getBlockHash", json!([0]))?)

@@ -5,6 +5,7 @@
 //! that seals two blocks for one slot (fault injection) is reported by its peers and
 //! slashed on chain.
 
+use neuroshard_tests::chain;
 use neuroshard_tests::spec::write_fast_spec;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::{json, Value};
@@ -81,7 +82,8 @@ fn blocks_come_from_several_validators_finality_needs_two_thirds_and_resumes() {
         .map(|n| {
             let hash = rpc.call("chain_getBlockHash", json!([n])).unwrap();
             let block = rpc.call("chain_getBlock", json!([hash])).unwrap();
-            block["block"]["header"]["author"].to_string()
+            let header = chain::header_of(&block["block"]["header"]).unwrap();
+            neuroshard_primitives::crypto::ss58(header.author())
         })
         .collect();
     assert!(authors.len() >= 3, "blocks 1-24 by {authors:?}");
@@ -121,8 +123,10 @@ fn blocks_come_from_several_validators_finality_needs_two_thirds_and_resumes() {
         .rpc()
         .call("chain_getBlock", json!([finalized]))
         .unwrap();
+    // Substrate's shape: [[engine id, proof]], engine "NSFN".
+    assert_eq!(block["justifications"][0][0], "0x4e53464e", "{block}");
     assert!(
-        block["justifications"][0]
+        block["justifications"][0][1]
             .as_str()
             .is_some_and(|j| j.len() > 2),
         "{block}"

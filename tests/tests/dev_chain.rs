@@ -63,16 +63,22 @@ async fn blocks_advance_and_new_heads_stream_over_websocket() {
             hex_number(&b["number"]).unwrap(),
             hex_number(&a["number"]).unwrap() + 1
         );
-        assert_eq!(b["parentHash"], a["hash"]);
-        assert_eq!(
-            b["author"],
-            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-        );
+        assert_eq!(b["parentHash"], chain::header_hash(a).unwrap());
+        // The author sits in the digest's PreRuntime item.
+        let author = chain::header_of(b).unwrap().author().clone();
+        assert_eq!(author, chain::account("//Alice"));
     }
     // The streamed header is what chain_getHeader returns for its hash.
     let last = headers.last().unwrap().clone();
     let fetched = tokio::task::spawn_blocking(move || {
-        rpc.call("chain_getHeader", json!([last["hash"]])).unwrap()
+        let hash = chain::header_hash(&last).unwrap();
+        // Its hash (blake2-256 of the SCALE header) is the canonical hash at its number.
+        assert_eq!(
+            rpc.call("chain_getBlockHash", json!([last["number"]]))
+                .unwrap(),
+            hash
+        );
+        rpc.call("chain_getHeader", json!([hash])).unwrap()
     })
     .await
     .unwrap();
@@ -92,7 +98,28 @@ async fn blocks_advance_and_new_heads_stream_over_websocket() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert!(first["hash"].is_string());
+    assert!(chain::header_of(&first).unwrap().seal_is_valid());
+
+    // All heads (every imported block) stream the same Substrate-layout headers.
+    let mut all = ws
+        .subscribe::<Value, _>(
+            "chain_subscribeAllHeads",
+            rpc_params![],
+            "chain_unsubscribeAllHeads",
+        )
+        .await
+        .unwrap();
+    let a = tokio::time::timeout(TIMEOUT, all.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let b = tokio::time::timeout(TIMEOUT, all.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(b["parentHash"], chain::header_hash(&a).unwrap());
 }
 
 #[test]

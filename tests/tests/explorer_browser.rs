@@ -21,6 +21,8 @@ const rows = id => [...document.querySelectorAll('#' + id + ' tbody tr')]
 return {
   status: document.getElementById('status').textContent,
   blocks: rows('blocks').map(r => Number(r[0])),
+  hashes: rows('blocks').map(r => r[1]),
+  authors: rows('blocks').map(r => r[2]),
   rewards: rows('rewards'),
   shards: rows('shards'),
 };
@@ -50,6 +52,17 @@ fn chromium_shows_blocks_and_rewards_live() {
         Ok((best > first_best && status.contains(&format!("best #{best}"))).then_some(()))
     })
     .unwrap();
+    // Each row's hash and author, decoded by the node from the Substrate-layout header
+    // (the author from its digest): the canonical hash at that number, and //Alice.
+    let page = browser.execute(READ_PAGE).unwrap();
+    let (number, hash) = (&page["blocks"][0], &page["hashes"][0]);
+    assert_eq!(
+        &rpc.call("chain_getBlockHash", serde_json::json!([number]))
+            .unwrap(),
+        hash,
+        "{page}"
+    );
+    assert_eq!(page["authors"][0], address("//Alice"), "{page}");
 
     // Receipts for 30 tokens through the 30-layer model pay //Alice 3 NSHD in the
     // first block of the epoch after their check window closes.

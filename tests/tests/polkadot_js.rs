@@ -1,23 +1,30 @@
 //! Issue 25, first slice: the unmodified `@polkadot/api` (pinned by
 //! `scripts/test-deps.sh` under `~/.cache/neuroshard/node-polkadot`) connects to a real
 //! node with no custom types and reads what a wallet shows first. The node makes one
-//! transfer //Alice -> //Bob; `tests/js/polkadot_api.mjs` then reads the chain's
-//! properties, the head, both accounts at the head and Bob's at the blocks before and
-//! after the transfer (`api.at`), every pallet constant and the list of accounts, all
-//! decoded through the node's metadata. Each figure is compared with the node's own RPC.
-//! Then a wallet sends: `tests/js/polkadot_transfer.mjs` signs transfers with
-//! polkadot.js's own keyring (sr25519 and ed25519) and submits them.
+//! transfer //Alice -> //Bob and paid inference work (receipts, then their reward at the
+//! next epoch); `tests/js/polkadot_api.mjs` then reads the chain's properties, the head
+//! (hashing its header itself), both accounts and the events (`System.Events`) at the
+//! head and at the blocks of the transfer, the receipts and the payout (`api.at`), every
+//! pallet constant and the list of accounts, all decoded through the node's metadata.
+//! Each figure is compared with the node's own RPC. Then a wallet sends:
+//! `tests/js/polkadot_transfer.mjs` signs transfers with polkadot.js's own keyring
+//! (sr25519 and ed25519, the first with polkadot.js's default mortal era) and submits
+//! them, and sends a mortal transfer after its era ended.
 
-use neuroshard_primitives::{blake2_256, BalancesCall, Call, UNIT};
+use neuroshard_primitives::{blake2_256, BalancesCall, Call, Era, SignedExtrinsic, UNIT};
 use neuroshard_tests::chain::{self, address};
-use neuroshard_tests::spec::write_fast_dev_spec;
-use neuroshard_tests::NodeProcess;
+use neuroshard_tests::rpc::RpcClient;
+use neuroshard_tests::spec::{write_fast_dev_spec, write_unchecked_dev_spec};
+use neuroshard_tests::{wait_for, NodeProcess};
+use parity_scale_codec::Decode;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Blocks per epoch in the reading test: short, so the work's payout comes soon.
+const EPOCH: u64 = 20;
 
 /// Where `scripts/test-deps.sh` installs the pinned `@polkadot/api`.
 fn polkadot_dir() -> PathBuf {
@@ -63,7 +70,8 @@ fn num(v: &Value) -> u128 {
 #[test]
 fn polkadot_js_reads_the_chain_with_no_custom_types() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_fast_dev_spec(dir.path(), 500, 1000).unwrap();
+    // Synthetic receipts (nobody can re-run them): no spot-check draws.
+    let spec = write_unchecked_dev_spec(dir.path(), 500, EPOCH).unwrap();
     let node = NodeProcess::validator(&spec, dir.path(), "node.log").unwrap();
     let rpc = node.rpc();
     let (alice, bob) = (address("//Alice"), address("//Bob"));
@@ -73,9 +81,15 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
         amount,
     });
     let (_, included) = chain::submit_and_wait(&rpc, "//Alice", call, TIMEOUT).unwrap();
+    // Paid inference work: receipts in one block, their reward at the next epoch start.
+    let work = chain::submit_dev_work(&rpc, EPOCH, TIMEOUT).unwrap();
+    wait_for("the work's payout block", TIMEOUT, || {
+        Ok((rpc.best_number()? >= work.payout).then_some(()))
+    })
+    .unwrap();
     let hash_of = |n: u64| rpc.call("chain_getBlockHash", json!([n])).unwrap();
-    let (before, after) = (hash_of(included - 1), hash_of(included));
-    let hashes = [before.clone(), after.clone()].map(|h| h.as_str().unwrap().to_string());
+    let blocks = [included - 1, included, work.included, work.payout];
+    let hashes = blocks.map(|n| hash_of(n).as_str().unwrap().to_string());
 
     let mut args = vec![node.ws_url(), format!("{alice},{bob}")];
     args.extend(hashes);
@@ -146,6 +160,10 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     assert_eq!(num(&history[1]["number"]), u128::from(included), "{ctx}");
     let bob_free = |i: usize| num(&history[i]["accounts"][&bob]["free"]);
     assert_eq!(bob_free(1) - bob_free(0), amount, "{ctx}");
+    // The head hash polkadot.js computed from the header is the node's.
+    assert_eq!(report["head"]["hash"], report["headHashByNumber"], "{ctx}");
+
+    check_events(history, &alice, &bob, amount, work.receipts.len(), &ctx);
 
     // Constants from metadata equal the chain's parameters.
     let params = rpc.call("neuroshard_params", json!([])).unwrap();
@@ -263,6 +281,7 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
             format!("{:?}", blake2_256(&bytes)) == report["first"].as_str().unwrap()
         });
     assert!(held, "the finalized block does not hold it: {block}\n{ctx}");
+    check_mortality(&rpc, &report, &block, &ctx);
     for key in ["first", "second"] {
         let hash = report[key].as_str().unwrap();
         assert!(
@@ -270,6 +289,102 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
             "{key} extrinsic {hash} not in blocks {from}..: {in_blocks:?}\n{ctx}"
         );
     }
+}
+
+/// The events polkadot.js decoded from `System.Events` at the blocks before and of the
+/// transfer, of the receipts and of their payout (`history[0..4]`).
+fn check_events(
+    history: &[Value],
+    alice: &str,
+    bob: &str,
+    amount: u128,
+    receipts: usize,
+    ctx: &str,
+) {
+    // Events decoded by polkadot.js from System.Events through the metadata.
+    let events = |i: usize, section: &str, method: &str| -> Vec<Value> {
+        history[i]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["section"] == section && e["method"] == method)
+            .cloned()
+            .collect()
+    };
+    let transfers = events(1, "balances", "Transfer");
+    assert_eq!(transfers.len(), 1, "{ctx}");
+    assert_eq!(transfers[0]["data"]["from"], json!(alice), "{ctx}");
+    assert_eq!(transfers[0]["data"]["to"], json!(bob), "{ctx}");
+    assert_eq!(num(&transfers[0]["data"]["amount"]), amount, "{ctx}");
+    assert!(
+        transfers[0]["phase"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("applyextrinsic"),
+        "{ctx}"
+    );
+    assert!(events(0, "balances", "Transfer").is_empty(), "{ctx}");
+    // Its status, as explorers read it: System.ExtrinsicSuccess in the same phase.
+    let success: Vec<Value> = events(1, "system", "ExtrinsicSuccess")
+        .into_iter()
+        .filter(|e| e["phase"] == transfers[0]["phase"])
+        .collect();
+    assert_eq!(success.len(), 1, "{ctx}");
+    assert_eq!(success[0]["data"]["who"], json!(alice), "{ctx}");
+    // The receipts' block: one ReceiptAccepted per receipt, for the dev worker.
+    let accepted = events(2, "ponw", "ReceiptAccepted");
+    assert_eq!(accepted.len(), receipts, "{ctx}");
+    for e in &accepted {
+        assert_eq!(e["data"]["worker"], json!(alice), "{ctx}");
+        assert_eq!(e["data"]["client"], json!(bob), "{ctx}");
+        assert_eq!(num(&e["data"]["tokens"]), 30, "{ctx}");
+    }
+    // The payout block: the worker's RewardPaid, counting those tokens.
+    let paid = events(3, "ponw", "RewardPaid");
+    let alice_paid: Vec<&Value> = paid
+        .iter()
+        .filter(|e| e["data"]["account"] == json!(alice))
+        .collect();
+    assert_eq!(alice_paid.len(), 1, "{ctx}");
+    assert!(num(&alice_paid[0]["data"]["tokens"]) >= 30, "{ctx}");
+    assert!(num(&alice_paid[0]["data"]["reward"]) > 0, "{ctx}");
+}
+
+/// The first transfer (in `block`) was mortal, polkadot.js hashed the header it fetched
+/// to the node's block hash, and the transfer sent after its era was refused.
+fn check_mortality(rpc: &RpcClient, report: &Value, block: &Value, ctx: &str) {
+    // ...and it was mortal (polkadot.js's default): its birth block's hash, which
+    // polkadot.js computed from the header it fetched, is the node's block hash.
+    let mortal = block["block"]["extrinsics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|xt| {
+            let bytes = hex::decode(xt.as_str()?.trim_start_matches("0x")).ok()?;
+            SignedExtrinsic::decode(&mut bytes.as_slice()).ok()
+        })
+        .find(|xt| format!("{:?}", xt.hash()) == report["first"].as_str().unwrap());
+    assert!(
+        matches!(mortal.map(|xt| xt.era), Some(Era::Mortal(..))),
+        "the first transfer is not mortal: {ctx}"
+    );
+    // polkadot.js hashes a fetched header to the node's block hash.
+    let heads = &report["headHashes"];
+    assert_eq!(heads["computed"], heads["node"], "{ctx}");
+    let node_hash = rpc
+        .call("chain_getBlockHash", json!([heads["number"]]))
+        .unwrap();
+    assert_eq!(heads["computed"], node_hash, "{ctx}");
+    // A mortal transfer sent after its 4-block era ended is refused as Substrate
+    // refuses it: the birth block its era gives at the current height is a later one,
+    // whose hash the signature does not cover (InvalidTransaction::BadProof).
+    assert_eq!(report["expiredMortal"], true, "{ctx}");
+    let expired = report["expiredError"].as_str().unwrap_or_default();
+    assert!(
+        expired.starts_with("1010: Invalid Transaction: Transaction has a bad signature"),
+        "{expired:?}: {ctx}"
+    );
 }
 
 fn tail(log: &str) -> String {

@@ -3,6 +3,7 @@
 //! the same hash and state root, the stored state verifies against the head, and block
 //! production continues from there.
 
+use neuroshard_tests::chain;
 use neuroshard_tests::spec::write_fast_dev_spec;
 use neuroshard_tests::{wait_for, NodeProcess};
 use serde_json::json;
@@ -32,18 +33,19 @@ fn kill_9_during_block_production_then_restart_continues() {
             % 300_000_000;
         std::thread::sleep(Duration::from_nanos(u64::from(jitter)));
         let seen = rpc.call("chain_getHeader", json!([])).unwrap();
+        let seen_hash = chain::header_hash(&seen).unwrap();
         node.kill9();
 
         node = NodeProcess::validator(&spec, dir.path(), &format!("run-{round}.log")).unwrap();
         let rpc = node.rpc();
         assert_eq!(rpc.call("chain_getBlockHash", json!([0])).unwrap(), genesis);
         // The block we saw survived, identical.
-        let again = rpc.call("chain_getHeader", json!([seen["hash"]])).unwrap();
+        let again = rpc.call("chain_getHeader", json!([seen_hash])).unwrap();
         assert_eq!(again, seen, "round {round}");
         assert_eq!(
             rpc.call("chain_getBlockHash", json!([seen["number"]]))
                 .unwrap(),
-            seen["hash"]
+            seen_hash
         );
         assert!(
             node.log_text().contains("state root verified"),
@@ -62,7 +64,7 @@ fn kill_9_during_block_production_then_restart_continues() {
             .call("chain_getBlockHash", json!([seen_number + 1]))
             .unwrap();
         let next = rpc.call("chain_getHeader", json!([next])).unwrap();
-        assert_eq!(next["parentHash"], seen["hash"]);
+        assert_eq!(next["parentHash"], seen_hash);
     }
 }
 
@@ -78,11 +80,12 @@ fn dev_node_survives_kill_9() {
     })
     .unwrap();
     let seen = rpc.call("chain_getHeader", json!([])).unwrap();
+    let seen_hash = chain::header_hash(&seen).unwrap();
     node.kill9();
 
     let node = NodeProcess::dev(dir.path()).unwrap();
     let rpc = node.rpc();
-    let again = rpc.call("chain_getHeader", json!([seen["hash"]])).unwrap();
+    let again = rpc.call("chain_getHeader", json!([seen_hash])).unwrap();
     assert_eq!(again["stateRoot"], seen["stateRoot"]);
     assert_eq!(again, seen);
     let seen_number = neuroshard_tests::rpc::hex_number(&seen["number"]).unwrap();

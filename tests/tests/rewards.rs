@@ -55,7 +55,7 @@ fn receipts_are_paid_by_the_formula_at_the_epoch_boundary() {
         .unwrap()
         .unwrap_err();
     assert_eq!(err.code, 1010, "{err}");
-    assert!(err.message.contains("receipt #0 rejected"), "{err}");
+    assert!(err.to_string().contains("receipt #0 rejected"), "{err}");
 
     // The work is settled when its check window closes and paid in the first block of
     // the next epoch.

@@ -117,8 +117,16 @@ fn replayed_forged_and_garbage_extrinsics_are_refused() {
         .try_call("author_submitExtrinsic", json!([xt_hex]))
         .unwrap()
         .unwrap_err();
+    // Substrate's code and text (InvalidTransaction::Stale), then ours.
     assert_eq!(err.code, 1010, "{err}");
-    assert!(err.message.contains("stale nonce"), "{err}");
+    assert_eq!(err.message, "Invalid Transaction", "{err}");
+    let data = err
+        .data
+        .as_ref()
+        .and_then(|d| d.as_str())
+        .unwrap_or_default();
+    assert!(data.starts_with("Transaction is outdated ("), "{err}");
+    assert!(data.contains("stale nonce"), "{err}");
 
     // Forged: a valid signature over a different amount.
     let mut forged = chain::sign(
@@ -132,8 +140,13 @@ fn replayed_forged_and_garbage_extrinsics_are_refused() {
         .try_call("author_submitExtrinsic", json!([to_hex(&forged)]))
         .unwrap()
         .unwrap_err();
-    assert_eq!(err.code, 1002, "{err}");
-    assert!(err.message.contains("bad signature"), "{err}");
+    assert_eq!(err.code, 1010, "{err}");
+    let data = err
+        .data
+        .as_ref()
+        .and_then(|d| d.as_str())
+        .unwrap_or_default();
+    assert!(data.starts_with("Transaction has a bad signature"), "{err}");
 
     // Signed by Bob but claiming to be Alice.
     let mut impostor = chain::sign(
@@ -147,7 +160,7 @@ fn replayed_forged_and_garbage_extrinsics_are_refused() {
         .try_call("author_submitExtrinsic", json!([to_hex(&impostor)]))
         .unwrap()
         .unwrap_err();
-    assert_eq!(err.code, 1002, "{err}");
+    assert_eq!(err.code, 1010, "{err}");
 
     // Valid extrinsic bytes with trailing garbage.
     let mut bytes = xt.encode();

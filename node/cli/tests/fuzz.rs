@@ -1,5 +1,6 @@
 //! Time-bounded fuzzing of everything that takes bytes from the network or from RPC and
-//! HTTP users: gossip (extrinsics, blocks, finality votes), block sync requests and
+//! HTTP users: gossip (extrinsics, blocks, finality votes), headers (SCALE, in
+//! Substrate's layout, and `chain_getHeader` JSON) and `System.Events` records, block sync requests and
 //! responses, shard calls and replies (activations), provider records, JSON-RPC params
 //! and OpenAI-style request bodies; and GGUF model files (a user's own, but a file from
 //! anywhere: loading a bad one must be an error, never a panic).
@@ -21,7 +22,11 @@ use fuzzing::{fuzz_bytes, fuzz_json, round_trips, samples, Harness};
 use neuroshard_client::finality::Vote;
 use neuroshard_client::sync::{self, SyncResponse};
 use neuroshard_network::records::ProviderRecord;
-use neuroshard_primitives::{Block, GradientReceipt, Receipt, SignedExtrinsic, VrfSignature};
+use neuroshard_primitives::{
+    Block, GradientReceipt, Header, Receipt, SignedExtrinsic, VrfSignature,
+};
+use neuroshard_rpc::types::HeaderJson;
+use neuroshard_runtime::events::EventRecord;
 use neuroshard_serving::protocol::{ShardCall, ShardReply};
 use parity_scale_codec::DecodeAll;
 
@@ -47,6 +52,31 @@ fn gossiped_extrinsics_blocks_and_votes() {
         if let Ok(vote) = Vote::decode_all(&mut &bytes[..]) {
             round_trips(&vote);
             let _ = vote.verify(&genesis);
+        }
+    });
+}
+
+#[test]
+fn headers_and_event_records() {
+    let h = Harness::new();
+    fuzz_bytes("header", &samples::headers(&h), |bytes| {
+        if let Ok(header) = Header::decode_all(&mut &bytes[..]) {
+            round_trips(&header);
+            let _ = header.seal_is_valid();
+            let _ = header.hash();
+        }
+    });
+    fuzz_json("header json", &samples::header_jsons(&h), |text| {
+        if let Ok(json) = serde_json::from_str::<HeaderJson>(text) {
+            if let Ok(header) = json.to_header() {
+                round_trips(&header);
+                let _ = header.seal_is_valid();
+            }
+        }
+    });
+    fuzz_bytes("event records", &samples::event_records(&h), |bytes| {
+        if let Ok(records) = Vec::<EventRecord>::decode_all(&mut &bytes[..]) {
+            round_trips(&records);
         }
     });
 }

@@ -349,7 +349,7 @@ impl Client {
         let author: AccountId = key.public().into();
         let built = {
             let tip = self.tip.read();
-            if slot <= tip.head.slot {
+            if slot <= tip.head.slot() {
                 return Ok(None);
             }
             if Runtime::expected_author(&tip.state, slot)?.as_ref() != Some(&author) {
@@ -537,7 +537,7 @@ impl Client {
             // fee payable; a free call must still apply): one that is not would hold up
             // the sender's later ones behind its nonce forever. Only the cheap checks:
             // a fee-paying call that now fails is included and pays for its failure.
-            let next_slot = tip.head.slot + 1;
+            let next_slot = tip.head.slot() + 1;
             let head_hash = tip.head.hash();
             let validation = Validation::Gossip {
                 sample_seed: rand::random(),

@@ -28,7 +28,7 @@ impl EquivocationDetector {
         if !header.seal_is_valid() {
             return None;
         }
-        let key = (header.slot, header.author.clone());
+        let key = (header.slot(), header.author().clone());
         let mut seen = self.seen.lock();
         match seen.get(&key) {
             Some(first) if first.hash() != header.hash() => {
@@ -52,8 +52,8 @@ impl EquivocationDetector {
     pub fn report(client: &Client, reporter: &Keypair, first: Header, second: Header) {
         let who: AccountId = reporter.public().into();
         warn!(
-            author = %crypto::ss58(&first.author),
-            slot = first.slot,
+            author = %crypto::ss58(first.author()),
+            slot = first.slot(),
             "equivocation: two blocks sealed for one slot; reporting it"
         );
         let call = Call::Staking(StakingCall::ReportEquivocation {
@@ -85,12 +85,16 @@ mod tests {
         let mut header = Header {
             parent_hash: Hash::repeat_byte(1),
             number: 5,
-            slot: 77,
             state_root: Hash::zero(),
             extrinsics_root: Hash::zero(),
-            author: key.public().into(),
-            vrf: neuroshard_primitives::slot_lottery::sign(&key, &Hash::zero(), 77),
-            seal: neuroshard_primitives::Signature::from_raw([0; 64]),
+            digest: neuroshard_primitives::Digest {
+                pre: neuroshard_primitives::PreDigest {
+                    slot: 77,
+                    author: key.public().into(),
+                    vrf: neuroshard_primitives::slot_lottery::sign(&key, &Hash::zero(), 77),
+                },
+                seal: neuroshard_primitives::Signature::from_raw([0; 64]),
+            },
         };
         header.seal_with(&key);
         let mut twin = header.clone();
@@ -103,7 +107,7 @@ mod tests {
         assert_eq!(d.observe(&twin), None, "reported once");
         // Forged seals are not evidence.
         let mut forged = header.clone();
-        forged.slot = 78;
+        forged.digest.pre.slot = 78;
         assert_eq!(d.observe(&forged), None);
         forged.number = 9;
         assert_eq!(d.observe(&forged), None);

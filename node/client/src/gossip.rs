@@ -189,7 +189,7 @@ impl ChainGossip {
     fn equivocating_twin(&self, block: &Block) -> Option<Block> {
         use sp_core::Pair as _;
         let key = self.key.as_ref().filter(|_| self.fault_equivocate)?;
-        if block.header.author != neuroshard_primitives::AccountId::from(key.public()) {
+        if *block.header.author() != neuroshard_primitives::AccountId::from(key.public()) {
             return None;
         }
         let mut twin = block.clone();
@@ -208,7 +208,7 @@ impl ChainGossip {
             #[cfg(feature = "fault-injection")]
             if let Some(twin) = self.equivocating_twin(&block) {
                 warn!(
-                    slot = twin.header.slot,
+                    slot = twin.header.slot(),
                     "fault injection: gossiping a second block for our slot"
                 );
                 self.network.publish(Topic::Blocks, twin.encode());

@@ -364,12 +364,16 @@ mod tests {
             header: Header {
                 parent_hash: parent,
                 number,
-                slot: number,
                 state_root: Hash::repeat_byte(number as u8),
                 extrinsics_root: Hash::zero(),
-                author: AccountId::from([1; 32]),
-                vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
-                seal: Signature::from_raw([0; 64]),
+                digest: neuroshard_primitives::Digest {
+                    pre: neuroshard_primitives::PreDigest {
+                        slot: number,
+                        author: AccountId::from([1; 32]),
+                        vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
+                    },
+                    seal: Signature::from_raw([0; 64]),
+                },
             },
             extrinsics: vec![],
         }

@@ -70,7 +70,7 @@ pub fn offer_block(client: &Client, block: &Block) -> Offered {
         .params()
         .map(|p| p.system.slot_duration_ms.max(1))
         .unwrap_or(1);
-    if block.header.slot > unix_millis() / slot_ms + 1 {
+    if block.header.slot() > unix_millis() / slot_ms + 1 {
         return Offered::Invalid;
     }
     match client.import_block(block) {

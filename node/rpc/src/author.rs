@@ -1,7 +1,8 @@
 //! `author_*`: submitting signed extrinsics (hex SCALE `SignedExtrinsic`) to the pool
 //! and listing pending ones. Bytes that do not decode, or decode with bytes left over,
-//! get error 1001; the runtime's verdict (bad signature 1002, stale nonce, cannot pay
-//! fee... 1010) and the pool's (duplicate 1013, nonce taken 1014, full 1016) come back
+//! get error 1001; the runtime's verdict comes back as Substrate's (1010 "Invalid
+//! Transaction" with `data` "Transaction has a bad signature", "Transaction is
+//! outdated", ... see [`crate::error::submit_error`]) and the pool's (duplicate 1013, nonce taken 1014, full 1016) come back
 //! with their message. A refused extrinsic changes nothing.
 //! `author_submitAndWatchExtrinsic` also follows it into a final block ([`crate::watch`]).
 

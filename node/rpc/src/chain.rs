@@ -3,7 +3,7 @@
 //! invalid-params error.
 
 use crate::error::client_error;
-use crate::types::{parse_hash, parse_number, HeaderJson, SignedBlockJson};
+use crate::types::{parse_hash, parse_number, HeaderJson, SignedBlockJson, FINALITY_ENGINE_ID};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::PendingSubscriptionSink;
@@ -34,6 +34,12 @@ pub trait ChainApi {
 
     #[subscription(name = "chain_subscribeFinalizedHeads" => "chain_finalizedHead", unsubscribe = "chain_unsubscribeFinalizedHeads", item = HeaderJson)]
     async fn subscribe_finalized_heads(&self) -> SubscriptionResult;
+
+    /// Every imported block's header. The node imports blocks only onto its best chain
+    /// (a longer fork is reverted to and imported block by block), so this is the
+    /// new-heads stream.
+    #[subscription(name = "chain_subscribeAllHeads" => "chain_allHead", unsubscribe = "chain_unsubscribeAllHeads", item = HeaderJson)]
+    async fn subscribe_all_heads(&self) -> SubscriptionResult;
 }
 
 pub struct Chain {
@@ -58,10 +64,14 @@ async fn stream_headers(
     let sink = pending.accept().await?;
     let json = serde_json::value::to_raw_value(&HeaderJson::from(&first))?;
     sink.send(json).await?;
+    let first = first.hash();
     loop {
         tokio::select! {
             _ = sink.closed() => return Ok(()),
             next = rx.recv() => match next {
+                // `rx` was opened before `first` was read: a block imported in between
+                // arrives on both, and is sent once.
+                Ok(header) if header.hash() == first => continue,
                 Ok(header) => {
                     let json = serde_json::value::to_raw_value(&HeaderJson::from(&header))?;
                     sink.send(json).await?;
@@ -92,7 +102,12 @@ impl ChainApiServer for Chain {
             let mut json = SignedBlockJson::from(&b);
             // Substrate's shape: a list of (engine, proof); ours is one SCALE
             // `finality::Justification` (the votes that finalized the block), hex.
-            json.justifications = justification.map(|j| vec![format!("0x{}", hex::encode(j))]);
+            json.justifications = justification.map(|j| {
+                vec![(
+                    format!("0x{}", hex::encode(FINALITY_ENGINE_ID)),
+                    format!("0x{}", hex::encode(j)),
+                )]
+            });
             json
         }))
     }
@@ -126,5 +141,10 @@ impl ChainApiServer for Chain {
     ) -> SubscriptionResult {
         let rx = self.client.subscribe_finalized_heads();
         stream_headers(pending, self.client.finalized_header(), rx).await
+    }
+
+    async fn subscribe_all_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let rx = self.client.subscribe_new_heads();
+        stream_headers(pending, self.client.best_header(), rx).await
     }
 }

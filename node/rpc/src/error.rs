@@ -1,5 +1,5 @@
 //! JSON-RPC error objects. Codes follow Substrate where it has them (1001 bad extrinsic
-//! format, 1002 verification failed, 1010 invalid transaction, 1013 already imported,
+//! format, 1010 invalid transaction, 1011 unknown transaction, 1013 already imported,
 //! 1014 conflicting nonce, 1016 pool full), plus the JSON-RPC standard ones for bad
 //! parameters (-32602) and internal failures (-32603). Messages are for humans: they
 //! say what was wrong with the request.
@@ -12,10 +12,10 @@ use neuroshard_runtime::TransactionError;
 
 /// The extrinsic bytes do not decode.
 pub const BAD_FORMAT: i32 = 1001;
-/// The extrinsic's signature does not verify.
-pub const VERIFICATION_FAILED: i32 = 1002;
-/// The runtime refused the extrinsic.
+/// The runtime refused the extrinsic (Substrate's `InvalidTransaction`).
 pub const INVALID_TRANSACTION: i32 = 1010;
+/// The runtime could not decide (Substrate's `UnknownTransaction`).
+pub const UNKNOWN_TRANSACTION: i32 = 1011;
 /// The same extrinsic is already pooled.
 pub const ALREADY_IMPORTED: i32 = 1013;
 /// Another pooled extrinsic of the sender has this nonce.
@@ -43,15 +43,55 @@ pub fn client_error(e: ClientError) -> ErrorObjectOwned {
     }
 }
 
-/// A refused extrinsic as an RPC error with Substrate's code for the reason.
+/// A refused extrinsic as an RPC error, as Substrate's pool reports it: code 1010
+/// "Invalid Transaction" (1011 "Unknown Transaction" when the state could not be read)
+/// with the `InvalidTransaction` variant's own text as `data` ("Transaction has a bad
+/// signature", "Transaction is outdated", ...), which polkadot.js shows as
+/// `1010: Invalid Transaction: Transaction has a bad signature`. NeuroShard's own
+/// explanation follows the Substrate text in parentheses. Pool refusals keep their
+/// codes (1013 already imported, 1014 nonce taken, 1016 pool full).
 pub fn submit_error(e: SubmitError) -> ErrorObjectOwned {
-    let message = e.to_string();
-    let code = match &e {
-        SubmitError::Invalid(TransactionError::BadSignature) => VERIFICATION_FAILED,
-        SubmitError::Invalid(_) => INVALID_TRANSACTION,
-        SubmitError::Pool(PoolError::AlreadyImported(_)) => ALREADY_IMPORTED,
-        SubmitError::Pool(PoolError::NonceTaken(_)) => NONCE_TAKEN,
-        SubmitError::Pool(PoolError::Full(_)) => POOL_FULL,
+    let detail = e.to_string();
+    match &e {
+        SubmitError::Invalid(invalid) => {
+            let (code, message, reason) = substrate_reason(invalid);
+            ErrorObjectOwned::owned(code, message, Some(format!("{reason} ({detail})")))
+        }
+        SubmitError::Pool(pool) => {
+            let code = match pool {
+                PoolError::AlreadyImported(_) => ALREADY_IMPORTED,
+                PoolError::NonceTaken(_) => NONCE_TAKEN,
+                PoolError::Full(_) => POOL_FULL,
+            };
+            ErrorObjectOwned::owned(code, detail, None::<()>)
+        }
+    }
+}
+
+/// Substrate's code, message and `InvalidTransaction` / `UnknownTransaction` text for
+/// a runtime refusal.
+fn substrate_reason(e: &TransactionError) -> (i32, &'static str, &'static str) {
+    const INVALID: &str = "Invalid Transaction";
+    let reason = match e {
+        TransactionError::BadSignature => "Transaction has a bad signature",
+        TransactionError::ZeroSender => "Invalid signing address",
+        TransactionError::AncientBirthBlock { .. } => "Transaction has an ancient birth block",
+        TransactionError::StaleNonce { .. } => "Transaction is outdated",
+        TransactionError::FutureNonce { .. } => "Transaction will be valid in the future",
+        TransactionError::TooLarge { .. } => "Transaction would exhaust the block limits",
+        TransactionError::CannotPayFee(_) => {
+            "Inability to pay some fees (e.g. account balance too low)"
+        }
+        TransactionError::Call(_) | TransactionError::Refuted(_) => {
+            "Transaction call is not expected"
+        }
+        TransactionError::Storage(_) => {
+            return (
+                UNKNOWN_TRANSACTION,
+                "Unknown Transaction",
+                "Could not lookup information required to validate the transaction",
+            )
+        }
     };
-    ErrorObjectOwned::owned(code, message, None::<()>)
+    (INVALID_TRANSACTION, INVALID, reason)
 }

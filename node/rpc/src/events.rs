@@ -17,6 +17,14 @@ pub fn event_json(event: &Event) -> Value {
         Event::FeeBurned { who, amount } => {
             json!({"event": "FeeBurned", "who": ss58(who), "amount": amount.to_string()})
         }
+        Event::ExtrinsicSuccess {
+            extrinsic,
+            who,
+            fee,
+        } => json!({
+            "event": "ExtrinsicSuccess", "extrinsic": hex_hash(extrinsic), "who": ss58(who),
+            "fee": fee.to_string(),
+        }),
         Event::ExtrinsicFailed {
             extrinsic,
             who,

@@ -1,13 +1,14 @@
 //! Light-client checks: verify an account's balance from a `state_getReadProof`
 //! answer against a header, trusting neither the node nor its JSON. The header is
-//! rebuilt from its fields and must hash to the block hash asked for and carry a valid
+//! rebuilt from its Substrate-layout fields (slot, author, VRF and seal decoded from
+//! its digest logs) and must hash to the block hash asked for and carry a valid
 //! author seal; the proof must lead from the account's leaf to the header's state root.
 //! (Following finality proofs instead of trusting the finalized hash comes with the
 //! finality gadget.)
 
 use crate::types::{HeaderJson, ReadProofJson};
 use anyhow::{anyhow, bail, ensure, Context};
-use neuroshard_primitives::{crypto, AccountId, Hash, Header, Signature, VrfSignature};
+use neuroshard_primitives::{AccountId, Hash, Header};
 use neuroshard_runtime::balances::AccountData;
 use neuroshard_runtime::storage_keys;
 use neuroshard_support::{verify_read_proof, ReadProof};
@@ -17,33 +18,10 @@ fn hex_bytes(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
     hex::decode(text.trim_start_matches("0x")).with_context(|| format!("{what} is not hex"))
 }
 
-fn hash(what: &str, text: &str) -> anyhow::Result<Hash> {
-    let bytes = hex_bytes(what, text)?;
-    ensure!(bytes.len() == 32, "{what} is not 32 bytes");
-    Ok(Hash::from_slice(&bytes))
-}
-
-/// Rebuilds a header from its JSON and checks it is the block `expected` and sealed by
-/// its author.
+/// Rebuilds a header from its JSON (Substrate's layout, consensus fields in the digest)
+/// and checks it is the block `expected` and sealed by its author.
 pub fn header_from_json(json: &HeaderJson, expected: &Hash) -> anyhow::Result<Header> {
-    let seal = hex_bytes("seal", &json.seal)?;
-    let seal: [u8; 64] = seal
-        .try_into()
-        .map_err(|_| anyhow!("seal is not 64 bytes"))?;
-    let vrf = hex_bytes("vrf", &json.vrf)?;
-    let vrf = VrfSignature::decode(&mut vrf.as_slice()).map_err(|e| {
-        anyhow!("vrf is not a VRF signature (32-byte pre-output, 64-byte proof): {e}")
-    })?;
-    let header = Header {
-        parent_hash: hash("parentHash", &json.parent_hash)?,
-        number: crate::remote::parse_number(&json.number)?,
-        slot: json.slot,
-        state_root: hash("stateRoot", &json.state_root)?,
-        extrinsics_root: hash("extrinsicsRoot", &json.extrinsics_root)?,
-        author: crypto::parse_account(&json.author)?,
-        vrf,
-        seal: Signature::from_raw(seal),
-    };
+    let header = json.to_header()?;
     ensure!(
         header.hash() == *expected,
         "the header's fields do not hash to the block asked for"
@@ -85,7 +63,7 @@ pub fn verify_account(
 mod tests {
     use super::*;
     use crate::types::KeyProofJson;
-    use neuroshard_primitives::Keypair;
+    use neuroshard_primitives::{Keypair, Signature};
     use neuroshard_support::StateDb;
     use parity_scale_codec::Encode;
     use sp_core::Pair as _;
@@ -107,12 +85,16 @@ mod tests {
         let mut header = Header {
             parent_hash: Hash::zero(),
             number: 9,
-            slot: 42,
             state_root: state.root(),
             extrinsics_root: Hash::zero(),
-            author: who.clone(),
-            vrf: neuroshard_primitives::slot_lottery::sign(&alice, &Hash::zero(), 42),
-            seal: Signature::from_raw([0; 64]),
+            digest: neuroshard_primitives::Digest {
+                pre: neuroshard_primitives::PreDigest {
+                    slot: 42,
+                    author: who.clone(),
+                    vrf: neuroshard_primitives::slot_lottery::sign(&alice, &Hash::zero(), 42),
+                },
+                seal: Signature::from_raw([0; 64]),
+            },
         };
         header.seal_with(&alice);
         let key = storage_keys::account(&who);
@@ -165,6 +147,13 @@ mod tests {
         // A header whose state root was swapped no longer hashes to the block.
         let mut json = HeaderJson::from(&header);
         json.state_root = format!("0x{}", hex::encode(Hash::repeat_byte(9)));
+        assert!(header_from_json(&json, &header.hash()).is_err());
+        // A digest log that is not a NeuroShard item, or a missing seal, is refused.
+        let mut json = HeaderJson::from(&header);
+        json.digest.logs[0] = "0x0004deadbeef".into();
+        assert!(header_from_json(&json, &header.hash()).is_err());
+        let mut json = HeaderJson::from(&header);
+        json.digest.logs.pop();
         assert!(header_from_json(&json, &header.hash()).is_err());
         // Garbage never panics.
         let mut garbage = proof;

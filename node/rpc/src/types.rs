@@ -1,7 +1,8 @@
 //! JSON shapes of the RPC API and the parsing of user-supplied parameters.
 //!
 //! Shapes follow Substrate where one exists: headers carry `parentHash`, `number` as a
-//! hex string ("0x1a"), `stateRoot`, `extrinsicsRoot`; blocks come as
+//! hex string ("0x1a"), `stateRoot`, `extrinsicsRoot` and `digest.logs` (hex SCALE
+//! digest items); blocks come as
 //! `{block: {header, extrinsics: [hex]}, justifications}`. Hashes and bytes are
 //! 0x-prefixed hex, balances decimal strings (u128 does not fit a JSON number).
 //!
@@ -11,11 +12,16 @@
 use crate::error::invalid_params;
 use jsonrpsee::types::ErrorObjectOwned;
 use neuroshard_client::hex_hash;
-use neuroshard_primitives::{crypto, AccountId, Block, BlockNumber, Event, Hash, Header};
-use parity_scale_codec::Encode;
+use neuroshard_primitives::{
+    crypto, AccountId, Block, BlockNumber, Digest, DigestItem, Event, Hash, Header,
+};
+use parity_scale_codec::{DecodeAll, Encode};
 use serde::{Deserialize, Serialize};
 
-/// A header as JSON.
+/// A header as JSON, exactly Substrate's: `{parentHash, number, stateRoot,
+/// extrinsicsRoot, digest: {logs}}`. Slot, author, VRF signature and seal are in the
+/// digest logs (see `neuroshard_primitives::digest`); the block hash is not a field,
+/// it is blake2-256 of the header's SCALE encoding ([`HeaderJson::to_header`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderJson {
@@ -23,15 +29,6 @@ pub struct HeaderJson {
     pub number: String,
     pub state_root: String,
     pub extrinsics_root: String,
-    pub slot: u64,
-    pub author: String,
-    /// The author's slot-lottery VRF signature (32-byte pre-output, 64-byte proof).
-    pub vrf: String,
-    pub seal: String,
-    pub hash: String,
-    /// Substrate's digest; empty until slot, VRF and seal move into digest items (they
-    /// are the fields above for now).
-    #[serde(default)]
     pub digest: DigestJson,
 }
 
@@ -39,6 +36,42 @@ pub struct HeaderJson {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DigestJson {
     pub logs: Vec<String>,
+}
+
+impl HeaderJson {
+    /// Rebuilds the header (it must be a NeuroShard header: the digest holds the
+    /// PreRuntime and Seal items under `NSHD`). Its `hash()` is the block hash.
+    pub fn to_header(&self) -> anyhow::Result<Header> {
+        use anyhow::Context as _;
+        let hash = |what: &str, text: &str| -> anyhow::Result<Hash> {
+            let bytes = hex_bytes(what, text)?;
+            anyhow::ensure!(bytes.len() == 32, "{what} is not 32 bytes");
+            Ok(Hash::from_slice(&bytes))
+        };
+        let logs = self
+            .digest
+            .logs
+            .iter()
+            .map(|log| {
+                let bytes = hex_bytes("digest log", log)?;
+                DigestItem::decode_all(&mut bytes.as_slice())
+                    .map_err(|e| anyhow::anyhow!("a digest log is not a DigestItem: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Header {
+            parent_hash: hash("parentHash", &self.parent_hash)?,
+            number: u64::from_str_radix(self.number.trim_start_matches("0x"), 16)
+                .with_context(|| format!("bad block number {:?}", self.number))?,
+            state_root: hash("stateRoot", &self.state_root)?,
+            extrinsics_root: hash("extrinsicsRoot", &self.extrinsics_root)?,
+            digest: Digest::from_logs(&logs)?,
+        })
+    }
+}
+
+fn hex_bytes(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    hex::decode(text.trim_start_matches("0x")).with_context(|| format!("{what} is not hex"))
 }
 
 /// `state_getRuntimeVersion`'s answer (Substrate's `RuntimeVersion` JSON).
@@ -82,12 +115,14 @@ impl From<&Header> for HeaderJson {
             number: format!("0x{:x}", h.number),
             state_root: hex_hash(&h.state_root),
             extrinsics_root: hex_hash(&h.extrinsics_root),
-            slot: h.slot,
-            author: crypto::ss58(&h.author),
-            vrf: format!("0x{}", hex::encode(h.vrf.encode())),
-            seal: format!("0x{}", hex::encode(h.seal.0)),
-            hash: hex_hash(&h.hash()),
-            digest: DigestJson::default(),
+            digest: DigestJson {
+                logs: h
+                    .digest
+                    .logs()
+                    .iter()
+                    .map(|log| format!("0x{}", hex::encode(log.encode())))
+                    .collect(),
+            },
         }
     }
 }
@@ -99,13 +134,19 @@ pub struct BlockJson {
     pub extrinsics: Vec<String>,
 }
 
+/// The engine id of NeuroShard's finality votes in a block's justifications (`b"NSFN"`,
+/// as GRANDPA's is `b"FRNK"`).
+pub const FINALITY_ENGINE_ID: [u8; 4] = *b"NSFN";
+
 /// `chain_getBlock`'s answer (Substrate's `SignedBlock`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignedBlockJson {
     pub block: BlockJson,
-    /// The votes that finalized the block (hex SCALE `finality::Justification`), or
-    /// `null` when it was not finalized by votes (dev chains finalize instantly).
-    pub justifications: Option<Vec<String>>,
+    /// Substrate's `Justifications`: `[[engine id, proof]]`, here one entry under
+    /// [`FINALITY_ENGINE_ID`] whose proof is the votes that finalized the block (hex
+    /// SCALE `finality::Justification`); `null` when it was not finalized by votes (dev
+    /// chains finalize instantly).
+    pub justifications: Option<Vec<(String, String)>>,
 }
 
 impl From<&Block> for SignedBlockJson {

@@ -21,6 +21,7 @@ pub struct Balances;
 impl Pallet for Balances {
     const NAME: &'static str = "Balances";
     const INDEX: u8 = 0;
+    const EVENTS: &'static [&'static str] = &["Transfer", "FeeBurned"];
 }
 
 /// Chain-spec parameters of the pallet (base units).
@@ -415,6 +416,7 @@ pub fn metadata(state: &impl ReadState) -> Result<neuroshard_support::PalletDecl
     Ok(
         neuroshard_support::PalletDecl::new(Balances::NAME, Balances::INDEX)
             .calls::<neuroshard_primitives::BalancesCall>()
+            .events::<Balances>()
             .errors::<Error>()
             .storage(vec![
                 TOTAL_ISSUANCE.metadata("Base units in existence."),

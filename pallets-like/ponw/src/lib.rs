@@ -55,6 +55,26 @@ pub struct Ponw;
 impl Pallet for Ponw {
     const NAME: &'static str = "Ponw";
     const INDEX: u8 = 1;
+    const EVENTS: &'static [&'static str] = &[
+        "WorkerRegistered",
+        "WorkerDeregistered",
+        "ReceiptAccepted",
+        "EscrowDeposited",
+        "EscrowReleaseRequested",
+        "EscrowWithdrawn",
+        "UptimeCredited",
+        "RewardPaid",
+        "ReceiptRejected",
+        "ChallengeMissed",
+        "SpotCheckRequested",
+        "SpotCheckReassigned",
+        "SpotCheckPassed",
+        "SpotCheckFailed",
+        "EarningsSettled",
+        "LivenessProbed",
+        "WorkerBondIncreased",
+        "SpotCheckVerdictRefuted",
+    ];
 }
 
 /// The model the chain pays for.

@@ -522,7 +522,11 @@ fn splitting_one_machine_into_many_accounts_earns_no_more_than_registering_it_on
     let r = p.reference_throughput;
     let twice = u64::from(p.credit_permill(2 * r));
     assert_eq!(twice, 1_000_000, "capped at one minute");
-    assert_eq!(2 * u64::from(p.credit_permill(r)), 2 * twice, "the known limit");
+    assert_eq!(
+        2 * u64::from(p.credit_permill(r)),
+        2 * twice,
+        "the known limit"
+    );
     for machine in [1_000, 7_000, r / 2, r - 1, r] {
         let once = u64::from(p.credit_permill(machine));
         for k in 1..=64u64 {

@@ -11,6 +11,7 @@ pub fn metadata(state: &impl ReadState) -> Result<PalletDecl> {
     let p: Params = crate::params(state)?;
     Ok(PalletDecl::new(Ponw::NAME, Ponw::INDEX)
         .calls::<PonwCall>()
+        .events::<Ponw>()
         .errors::<Error>()
         .storage(vec![
             crate::PARAMS.metadata("The pallet's chain-spec parameters."),

@@ -18,6 +18,8 @@ pub struct Staking;
 impl Pallet for Staking {
     const NAME: &'static str = "Staking";
     const INDEX: u8 = 2;
+    /// `Slashed` is every bond's slash (staking's, and ponw's and training's penalties).
+    const EVENTS: &'static [&'static str] = &["Bonded", "Unbonded", "Withdrawn", "Slashed"];
 }
 
 /// Chain-spec parameters of the pallet.
@@ -89,6 +91,7 @@ pub fn metadata(state: &impl ReadState) -> Result<neuroshard_support::PalletDecl
     Ok(
         neuroshard_support::PalletDecl::new(Staking::NAME, Staking::INDEX)
             .calls::<neuroshard_primitives::StakingCall>()
+            .events::<Staking>()
             .errors::<Error>()
             .storage(vec![
                 PARAMS.metadata("The pallet's chain-spec parameters."),
@@ -151,12 +154,12 @@ pub fn report_equivocation(
     first: &Header,
     second: &Header,
 ) -> Result<()> {
-    if first.slot != second.slot {
+    if first.slot() != second.slot() {
         return Err(Error::NotEquivocation(
             "the headers are for different slots",
         ));
     }
-    if first.author != second.author {
+    if first.author() != second.author() {
         return Err(Error::NotEquivocation("the headers have different authors"));
     }
     if first.hash() == second.hash() {
@@ -165,21 +168,21 @@ pub fn report_equivocation(
     if !first.seal_is_valid() || !second.seal_is_valid() {
         return Err(Error::NotEquivocation("a seal does not verify"));
     }
-    let offence = (first.author.clone(), first.slot);
+    let offence = (first.author().clone(), first.slot());
     if PUNISHED.get(overlay, &offence)?.is_some() {
         return Err(Error::AlreadyPunished);
     }
     PUNISHED.insert(overlay, &offence, &());
-    let bonded = balances::account(overlay, &first.author)?.bonded;
+    let bonded = balances::account(overlay, first.author())?.bonded;
     let amount = balances::slash_bonded(
         overlay,
-        &first.author,
+        first.author(),
         bonded * EQUIVOCATION_SLASH_PERCENT / 100,
     )?;
     overlay.deposit_event(Event::Slashed {
-        who: first.author.clone(),
+        who: first.author().clone(),
         amount,
-        reason: SlashReason::Equivocation { slot: first.slot },
+        reason: SlashReason::Equivocation { slot: first.slot() },
     });
     Ok(())
 }

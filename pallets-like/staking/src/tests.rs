@@ -87,16 +87,20 @@ fn sealed(key: &neuroshard_primitives::Keypair, slot: u64, number: BlockNumber) 
     let mut h = Header {
         parent_hash: neuroshard_primitives::Hash::repeat_byte(3),
         number,
-        slot,
         state_root: neuroshard_primitives::Hash::zero(),
         extrinsics_root: neuroshard_primitives::Hash::zero(),
-        author: key.public().into(),
-        vrf: neuroshard_primitives::slot_lottery::sign(
-            key,
-            &neuroshard_primitives::Hash::zero(),
-            slot,
-        ),
-        seal: neuroshard_primitives::Signature::from_raw([0; 64]),
+        digest: neuroshard_primitives::Digest {
+            pre: neuroshard_primitives::PreDigest {
+                slot,
+                author: key.public().into(),
+                vrf: neuroshard_primitives::slot_lottery::sign(
+                    key,
+                    &neuroshard_primitives::Hash::zero(),
+                    slot,
+                ),
+            },
+            seal: neuroshard_primitives::Signature::from_raw([0; 64]),
+        },
     };
     h.seal_with(key);
     h
@@ -122,7 +126,7 @@ fn equivocation_proofs_slash_once_and_bad_proofs_change_nothing() {
     };
     let other = neuroshard_primitives::crypto::keypair_from_uri("//Dave").unwrap();
     let mut forged = sealed(&key, 9, 5);
-    forged.seal = sealed(&other, 9, 5).seal;
+    forged.digest.seal = sealed(&other, 9, 5).digest.seal;
     let bad = [
         (first.clone(), first.clone()),
         (first.clone(), sealed(&key, 10, 4)),

@@ -10,7 +10,7 @@ pub mod proof;
 pub mod state;
 pub mod storage;
 
-pub use metadata::{constant, PalletDecl};
+pub use metadata::{constant, PalletDecl, PalletEvents};
 pub use overlay::Overlay;
 pub use proof::{verify_read_proof, ReadProof};
 pub use state::{ReadState, StateChanges, StateDb};
@@ -25,6 +25,10 @@ pub trait Pallet {
     /// Index of the pallet in the runtime: its calls' variant index in the call enum and
     /// its position in the metadata.
     const INDEX: u8;
+    /// The runtime events ([`neuroshard_primitives::Event`] variants, by name) this
+    /// pallet emits: its `Event` enum in the metadata and its variant of the runtime's
+    /// event enum (see [`metadata::PalletEvents`]).
+    const EVENTS: &'static [&'static str] = &[];
 }
 
 /// Facts about the block being executed, derived by the runtime from the header.

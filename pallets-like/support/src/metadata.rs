@@ -4,12 +4,16 @@
 //! are described by their `scale_info::TypeInfo` derives, never written by hand; the
 //! runtime collects every pallet's [`PalletDecl`] into `RuntimeMetadataPrefixed`.
 
+use crate::Pallet;
 use frame_metadata::v14::{
     PalletCallMetadata, PalletConstantMetadata, PalletErrorMetadata, PalletEventMetadata,
     PalletMetadata, PalletStorageMetadata, StorageEntryMetadata,
 };
+use neuroshard_primitives::Event;
 use parity_scale_codec::Encode;
-use scale_info::{form::MetaForm, meta_type, MetaType, TypeInfo};
+use scale_info::TypeInfo;
+use scale_info::{form::MetaForm, meta_type, MetaType, Path, Type, TypeDef, TypeDefVariant};
+use std::marker::PhantomData;
 
 /// A constant of a pallet: its name, type and current SCALE value.
 pub fn constant<T: Encode + TypeInfo + 'static>(
@@ -60,6 +64,13 @@ impl PalletDecl {
         self
     }
 
+    /// Declares the pallet's events: the variants of the runtime [`Event`] that
+    /// `P::EVENTS` names (see [`PalletEvents`]).
+    pub fn events<P: Pallet + 'static>(mut self) -> Self {
+        self.events = Some(meta_type::<PalletEvents<P>>());
+        self
+    }
+
     pub fn errors<T: TypeInfo + 'static>(mut self) -> Self {
         self.errors = Some(meta_type::<T>());
         self
@@ -88,6 +99,51 @@ impl PalletDecl {
             constants: self.constants,
             error: self.errors.map(|ty| PalletErrorMetadata { ty }),
             index: self.index,
+        }
+    }
+}
+
+/// The type of pallet `P`'s events in the metadata: the variants of the runtime's
+/// [`Event`] that `P::EVENTS` names, in `Event`'s order, indexed from 0 within the
+/// pallet, each with the fields `Event`'s own `TypeInfo` derive gives it. So the pallet
+/// event `P.X` encodes as `Event::X` does with the pallet-local index as its first
+/// byte; the runtime's event enum wraps it under `P::INDEX` as Substrate's does.
+pub struct PalletEvents<P>(PhantomData<P>);
+
+impl<P: Pallet + 'static> PalletEvents<P> {
+    /// `P`'s index for the `Event` variant `name`, if `P` emits it.
+    pub fn local_index(name: &str) -> Option<u8> {
+        Self::variants()
+            .into_iter()
+            .find(|v| v.name == name)
+            .map(|v| v.index)
+    }
+
+    fn variants() -> Vec<scale_info::Variant<MetaForm>> {
+        let TypeDef::Variant(all) = Event::type_info().type_def else {
+            return Vec::new();
+        };
+        all.variants
+            .into_iter()
+            .filter(|v| P::EVENTS.contains(&v.name))
+            .enumerate()
+            .map(|(i, mut v)| {
+                v.index = u8::try_from(i).unwrap_or(u8::MAX);
+                v
+            })
+            .collect()
+    }
+}
+
+impl<P: Pallet + 'static> TypeInfo for PalletEvents<P> {
+    type Identity = Self;
+
+    fn type_info() -> Type {
+        Type {
+            path: Path::from_segments_unchecked(["neuroshard", P::NAME, "Event"]),
+            type_params: Vec::new(),
+            type_def: TypeDef::Variant(TypeDefVariant::new(Self::variants())),
+            docs: vec!["The events of this pallet."],
         }
     }
 }

@@ -86,6 +86,10 @@ impl<V: Encode + Decode> StorageValue<V> {
     pub fn put(&self, overlay: &mut Overlay<'_>, value: &V) {
         overlay.put(self.key(), value.encode());
     }
+
+    pub fn kill(&self, overlay: &mut Overlay<'_>) {
+        overlay.remove(self.key());
+    }
 }
 
 impl<V: Encode + Decode + TypeInfo + 'static> StorageValue<V> {

@@ -38,6 +38,16 @@ pub struct Training;
 impl Pallet for Training {
     const NAME: &'static str = "Training";
     const INDEX: u8 = 3;
+    const EVENTS: &'static [&'static str] = &[
+        "GradientReceiptSubmitted",
+        "RoundResultReported",
+        "TrainingRoundFinalized",
+        "TrainingRewardPaid",
+        "TrainingRoundRestarted",
+        "TrainingVerificationRequested",
+        "TrainingContributionVerified",
+        "TrainingAdapterVerified",
+    ];
 }
 
 /// Chain-spec parameters of the pallet.
@@ -211,6 +221,7 @@ pub fn metadata(state: &impl ReadState) -> Result<neuroshard_support::PalletDecl
     Ok(
         neuroshard_support::PalletDecl::new(Training::NAME, Training::INDEX)
             .calls::<neuroshard_primitives::TrainingCall>()
+            .events::<Training>()
             .errors::<Error>()
             .storage(vec![
                 PARAMS.metadata("The pallet's chain-spec parameters."),

@@ -8,6 +8,7 @@
 
 use crate::cli::{StakeArgs, SubmitArgs, TransferArgs, TxCommand};
 use anyhow::{bail, Context};
+use neuroshard_client::hex_hash;
 use neuroshard_primitives::{
     crypto, format_balance, parse_balance, AccountId, BalancesCall, Call, PonwCall,
     SignedExtrinsic, StakingCall,
@@ -103,11 +104,11 @@ async fn submit_and_wait(args: &SubmitArgs, call: Call, what: &str) -> anyhow::R
                         e["error"].as_str().unwrap_or("?")
                     );
                 }
-                let header = &block.block.header;
-                println!("Included in block #{next} {}", header.hash);
-                println!("  parent:     {}", header.parent_hash);
-                println!("  state root: {}", header.state_root);
-                println!("  author:     {}", header.author);
+                let header = block.block.header.to_header()?;
+                println!("Included in block #{next} {}", hex_hash(&header.hash()));
+                println!("  parent:     {}", hex_hash(&header.parent_hash));
+                println!("  state root: {}", hex_hash(&header.state_root));
+                println!("  author:     {}", crypto::ss58(header.author()));
                 println!("  extrinsics: {}", block.block.extrinsics.len());
                 return Ok(());
             }

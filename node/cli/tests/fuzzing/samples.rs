@@ -159,7 +159,7 @@ fn authored_blocks(h: &Harness) -> Vec<Block> {
     let _ = h.client.submit(xt);
     let mut blocks = vec![];
     for _ in 0..3 {
-        let slot = h.client.best_header().slot + 1;
+        let slot = h.client.best_header().slot() + 1;
         if let Some(header) = h.client.author_block(slot, &alice).unwrap() {
             blocks.push(h.client.block(&header.hash()).unwrap().unwrap());
         }
@@ -170,6 +170,37 @@ fn authored_blocks(h: &Harness) -> Vec<Block> {
 
 pub fn blocks(h: &Harness) -> Vec<Vec<u8>> {
     authored_blocks(h).iter().map(|b| b.encode()).collect()
+}
+
+/// Headers in Substrate's layout (digest with the PreRuntime and Seal items).
+pub fn headers(h: &Harness) -> Vec<Vec<u8>> {
+    authored_blocks(h)
+        .iter()
+        .map(|b| b.header.encode())
+        .collect()
+}
+
+/// Headers as `chain_getHeader` returns them.
+pub fn header_jsons(h: &Harness) -> Vec<String> {
+    authored_blocks(h)
+        .iter()
+        .map(|b| {
+            serde_json::to_string(&neuroshard_rpc::types::HeaderJson::from(&b.header))
+                .expect("a header serializes")
+        })
+        .collect()
+}
+
+/// `System.Events` values of freshly authored blocks (the first holds a transfer).
+pub fn event_records(h: &Harness) -> Vec<Vec<u8>> {
+    let key = neuroshard_runtime::system::EVENTS.key();
+    let stored: Vec<Vec<u8>> = authored_blocks(h)
+        .iter()
+        .filter_map(|b| h.client.state_at(&b.hash()).ok().flatten())
+        .filter_map(|state| neuroshard_support::ReadState::get(&state, &key))
+        .collect();
+    assert!(!stored.is_empty(), "the transfer's block has events");
+    stored
 }
 
 pub fn votes(h: &Harness) -> Vec<Vec<u8>> {

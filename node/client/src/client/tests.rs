@@ -45,7 +45,7 @@ fn open(path: &std::path::Path) -> Result<Client, ClientError> {
 
 /// Authors the next block (slot = head slot + 1) as Alice.
 fn author(client: &Client) -> Header {
-    let slot = client.best_header().slot + 1;
+    let slot = client.best_header().slot() + 1;
     client
         .author_block(slot, &pair("//Alice"))
         .unwrap()
@@ -71,7 +71,7 @@ fn authoring_transfers_and_restart() {
     let h1 = author(&client);
     assert_eq!(h1.number, 1);
     assert!(client
-        .author_block(h1.slot, &pair("//Alice"))
+        .author_block(h1.slot(), &pair("//Alice"))
         .unwrap()
         .is_none());
 
@@ -309,7 +309,7 @@ fn revert_switches_to_a_fork_and_never_below_finality() {
     assert_eq!(client.block_hash(3).unwrap(), None);
     assert!(client.block(&headers[4].hash()).unwrap().is_none());
     // A different block 3 (another slot) builds on it; a restart sees the new branch.
-    let slot = headers[4].slot + 5;
+    let slot = headers[4].slot() + 5;
     let fork3 = client
         .author_block(slot, &pair("//Alice"))
         .unwrap()
@@ -377,7 +377,7 @@ fn a_branch_our_chain_moved_past_is_stale_not_invalid() {
         b.import_block(&block(h)).unwrap();
     }
     let fork3 = b
-        .author_block(headers[4].slot + 5, &pair("//Alice"))
+        .author_block(headers[4].slot() + 5, &pair("//Alice"))
         .unwrap()
         .unwrap();
     assert_eq!(fork3.number, 3);

@@ -1,5 +1,6 @@
 //! The explorer: a single static page (`explorer.html`) that polls `/api/overview`
-//! every two seconds and shows the latest blocks, the rewards paid at the latest epoch
+//! every two seconds and shows the latest blocks (each with its hash, author and slot
+//! decoded from the Substrate-layout header's digest), the rewards paid at the latest epoch
 //! boundaries (rewards are only paid in an epoch's first block, so they are looked up
 //! there rather than among the latest blocks), the shard map (which registered workers
 //! serve which layers) and the peers.
@@ -9,6 +10,7 @@ use crate::types::{HeaderJson, RewardJson};
 use axum::extract::State;
 use axum::response::Html;
 use axum::Json;
+use neuroshard_client::hex_hash;
 use neuroshard_primitives::crypto;
 use neuroshard_runtime::system::{epoch_of, epoch_start};
 use neuroshard_runtime::{ponw, Runtime};
@@ -42,6 +44,9 @@ pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
             let events = client.events(&hash).ok().flatten().unwrap_or_default();
             blocks.push(json!({
                 "header": HeaderJson::from(&block.header),
+                "hash": hex_hash(&hash),
+                "author": crypto::ss58(block.header.author()),
+                "slot": block.header.slot(),
                 "number": number,
                 "extrinsics": block.extrinsics.len(),
                 "events": events.len(),
@@ -64,7 +69,7 @@ pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
                 let events = client.events(&hash).ok()??;
                 Some(json!({
                     "number": number,
-                    "hash": neuroshard_client::hex_hash(&hash),
+                    "hash": hex_hash(&hash),
                     "rewards": RewardJson::from_events(&events),
                 }))
             })
@@ -93,7 +98,9 @@ pub async fn overview(State(state): State<ApiState>) -> Json<Value> {
         json!({
             "chain": client.chain_name(),
             "best": HeaderJson::from(&best),
+            "bestHash": hex_hash(&best.hash()),
             "finalized": HeaderJson::from(&finalized),
+            "finalizedHash": hex_hash(&finalized.hash()),
             "blocks": blocks,
             "payouts": payouts,
             "shards": shard_map,
