@@ -56,6 +56,44 @@ fn worker(
     NodeProcess::run_named(spec, dir, name, &args).unwrap()
 }
 
+/// A local chain spec (1 s slots, four validators) under `dir` on which a receipt is
+/// drawn for a spot check with probability `permill / 1e6`, with a 20-block check window.
+fn local_checked_spec(dir: &Path, permill: u32) -> PathBuf {
+    write_spec_with(dir, "local", 1000, 10, |params| {
+        params["ponw"]["spot_check_permill"] = permill.into();
+        params["ponw"]["spot_check_blocks"] = 20.into();
+    })
+    .unwrap()
+}
+
+/// The local chain's four validators Alice, Bob, Charlie and Dave (each serving layers
+/// 0-10, with the extra flags `faults` gives each) and Eve serving 10-30, all serving
+/// and Eve's provider record known to every validator: the setup of the attacks in which
+/// validators misbehave around an honest worker's checks.
+fn four_validators_and_eve(spec: &Path, dir: &Path, faults: [&[&str]; 4]) -> [NodeProcess; 5] {
+    let validator = |(name, key): (&str, &str), boot: Option<&str>, extra: &[&str]| {
+        let mut args = vec!["--key", key, "--validator", "--shards", "0-10"];
+        args.extend(boot.iter().flat_map(|b| ["--bootnodes", *b]));
+        args.extend_from_slice(extra);
+        NodeProcess::run_named(spec, dir, name, &args).unwrap()
+    };
+    let a = validator(("a", "//Alice"), None, faults[0]);
+    let boot = a.wait_p2p_addr().unwrap();
+    let b = validator(("b", "//Bob"), Some(&boot), faults[1]);
+    let c = validator(("c", "//Charlie"), Some(&boot), faults[2]);
+    let d = validator(("d", "//Dave"), Some(&boot), faults[3]);
+    let e = worker(spec, dir, ("e", "//Eve"), &boot, "10-30", &[]);
+    let nodes = [&a, &b, &c, &d, &e];
+    for node in nodes {
+        node.wait_serving(MODEL_TIMEOUT);
+    }
+    // Any validator may be asked for a completion: each must know Eve's record.
+    for v in &nodes[..4] {
+        wait_provider(&v.rpc(), &peer_id(&e), &address("//Eve"), &nodes);
+    }
+    [a, b, c, d, e]
+}
+
 /// The libp2p peer id of `node` (from its listen address).
 fn peer_id(node: &NodeProcess) -> String {
     let addr = node.wait_p2p_addr().unwrap();

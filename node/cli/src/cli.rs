@@ -342,11 +342,20 @@ pub struct FaultArgs {
     /// an honest worker.
     #[arg(long, hide = true, value_name = "MODE", requires = "validator")]
     pub fault_false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
-    /// Fault injection for tests: as an author, leave every receipt batch out of this
-    /// node's blocks (hoping to keep receipts from being drawn for a check); other
-    /// authors include them, and they are drawn from the randomness after inclusion.
-    #[arg(long, hide = true, requires = "validator")]
-    pub fault_omit_receipts: bool,
+    /// Fault injection for tests: as an author, leave receipt batches out of this node's
+    /// blocks: every one (`all`, the default), hoping to keep receipts from being drawn
+    /// for a check; or (`sampled`) those this block's own randomness would sample, while
+    /// keeping this node's own batches from gossip (an author colluding with a client).
+    /// Receipts are drawn from the randomness after inclusion, so neither helps.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "MODE",
+        num_args = 0..=1,
+        default_missing_value = "all",
+        requires = "validator"
+    )]
+    pub fault_omit_receipts: Option<neuroshard_client::OmitReceipts>,
     /// Fault injection for tests: compute nothing for peers; relay every forward call
     /// (liveness probes included) to a provider of the same layers bound to ACCOUNT (an
     /// SS58 address), as an ordinary client session, and return its answer as this

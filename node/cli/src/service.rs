@@ -61,7 +61,7 @@ pub struct NodeConfig {
     pub false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
     /// As an author, leave receipt batches out of this node's blocks.
     #[cfg(feature = "fault-injection")]
-    pub fault_omit_receipts: bool,
+    pub fault_omit_receipts: Option<neuroshard_client::OmitReceipts>,
 }
 
 /// The database file of chain `id` under `base_path`.

@@ -101,7 +101,7 @@ pub struct ClientConfig {
     /// after it) out of the blocks this node authors, as an author hoping to keep
     /// receipts from being drawn for a check would.
     #[cfg(feature = "fault-injection")]
-    pub fault_omit_receipts: bool,
+    pub fault_omit_receipts: Option<faults::OmitReceipts>,
 }
 
 impl Default for ClientConfig {
@@ -111,7 +111,7 @@ impl Default for ClientConfig {
             pool_capacity: 8192,
             pool_longevity: 600,
             #[cfg(feature = "fault-injection")]
-            fault_omit_receipts: false,
+            fault_omit_receipts: None,
         }
     }
 }
@@ -369,10 +369,9 @@ impl Client {
                 )
             };
             #[cfg(feature = "fault-injection")]
-            let candidates = if self.config.fault_omit_receipts {
-                faults::without_receipts(candidates)
-            } else {
-                candidates
+            let candidates = match self.config.fault_omit_receipts {
+                Some(omit) => omit.apply(&tip.state, (&author, slot, &vrf), candidates)?,
+                None => candidates,
             };
             self.runtime
                 .build_block(&tip.state, &tip.head, slot, author, vrf, candidates)?
@@ -601,6 +600,8 @@ pub fn hex_hash(hash: &Hash) -> String {
 
 #[cfg(feature = "fault-injection")]
 mod faults;
+#[cfg(feature = "fault-injection")]
+pub use faults::OmitReceipts;
 mod submit;
 #[cfg(test)]
 mod tests;

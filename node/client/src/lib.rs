@@ -18,6 +18,8 @@ pub mod pool;
 pub mod store;
 pub mod sync;
 
+#[cfg(feature = "fault-injection")]
+pub use client::OmitReceipts;
 pub use client::{
     hex_hash, unix_millis, ChainInfo, Client, ClientConfig, ClientError, SubmitError,
 };

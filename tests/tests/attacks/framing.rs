@@ -2,18 +2,20 @@
 //! worker's spot checks with a false `Mismatch`.
 
 use super::{
-    finality_advances, peer_id, post_completion, wait_provider, CHECK_TIMEOUT, MODEL_TIMEOUT,
+    finality_advances, four_validators_and_eve, local_checked_spec, post_completion, CHECK_TIMEOUT,
 };
 use neuroshard_tests::chain::{address, amount};
 use neuroshard_tests::process::joint_log;
-use neuroshard_tests::spec::write_spec_with;
-use neuroshard_tests::{wait_for, NodeProcess, RpcClient};
+use neuroshard_tests::{wait_for, RpcClient};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-/// Most completions asked for while waiting for both false checkers to be drawn.
-const MAX_COMPLETIONS: usize = 10;
+/// Most completions asked for while waiting for both false checkers to be drawn. Each
+/// of Eve's checks draws its checker among Bob, Charlie and Dave (equal bonds), so a
+/// framer is missed by one draw with probability 2/3: with 10 completions that was about
+/// 2% per framer (a CI run saw Charlie never drawn); with 40 it is `2 x (2/3)^40`, about
+/// `2e-7`. The loop stops as soon as both were drawn (usually within a few completions).
+const MAX_COMPLETIONS: usize = 40;
 
 /// What the chain said about the honest worker's checks and the false checkers.
 #[derive(Debug, Default)]
@@ -76,14 +78,6 @@ impl Watch {
     }
 }
 
-fn spec(dir: &Path) -> std::path::PathBuf {
-    write_spec_with(dir, "local", 1000, 10, |params| {
-        params["ponw"]["spot_check_permill"] = 1_000_000.into();
-        params["ponw"]["spot_check_blocks"] = 20.into();
-    })
-    .unwrap()
-}
-
 /// Two of the local chain's four validators frame: whenever the chain draws them to
 /// check a receipt, Charlie answers `Mismatch` with made-up evidence
 /// (`--fault-false-mismatch forged`) and Dave with the real evidence, which shows the
@@ -96,42 +90,13 @@ fn spec(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn validators_cannot_frame_an_honest_worker_with_false_mismatches() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(dir.path());
-    let validator = |name: &str, key: &str, boot: Option<&str>, extra: &[&str]| {
-        let mut args = vec!["--key", key, "--validator", "--shards", "0-10"];
-        args.extend(boot.iter().flat_map(|b| ["--bootnodes", *b]));
-        args.extend_from_slice(extra);
-        NodeProcess::run_named(&spec, dir.path(), name, &args).unwrap()
-    };
-    let a = validator("a", "//Alice", None, &[]);
-    let boot = a.wait_p2p_addr().unwrap();
-    let b = validator("b", "//Bob", Some(&boot), &[]);
-    let c = validator(
-        "c",
-        "//Charlie",
-        Some(&boot),
-        &["--fault-false-mismatch", "forged"],
-    );
-    let d = validator(
-        "d",
-        "//Dave",
-        Some(&boot),
-        &["--fault-false-mismatch", "refuted"],
-    );
-    let e = NodeProcess::run_named(
-        &spec,
-        dir.path(),
-        "e",
-        &["--key", "//Eve", "--bootnodes", &boot, "--shards", "10-30"],
-    )
-    .unwrap();
+    let spec = local_checked_spec(dir.path(), 1_000_000);
+    let forged: &[&str] = &["--fault-false-mismatch", "forged"];
+    let refuted: &[&str] = &["--fault-false-mismatch", "refuted"];
+    let [a, b, c, d, e] = four_validators_and_eve(&spec, dir.path(), [&[], &[], forged, refuted]);
     let nodes = [&a, &b, &c, &d, &e];
-    for node in nodes {
-        node.wait_serving(MODEL_TIMEOUT);
-    }
     let (eve, charlie, dave) = (address("//Eve"), address("//Charlie"), address("//Dave"));
     let rpc = a.rpc();
-    wait_provider(&rpc, &peer_id(&e), &eve, &nodes);
     let account = |who: &str| -> Value { rpc.call("neuroshard_account", json!([who])).unwrap() };
     let dave_bond_before = amount(&account(&dave)["bonded"]);
 

@@ -51,7 +51,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         #[cfg(feature = "fault-injection")]
         false_mismatch: None,
         #[cfg(feature = "fault-injection")]
-        fault_omit_receipts: false,
+        fault_omit_receipts: None,
     };
     service::run(config).await
 }

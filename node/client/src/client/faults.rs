@@ -1,10 +1,15 @@
 //! Deliberate faults of the chain client for tests (`fault-injection` builds only): an
-//! author that leaves receipt batches out of its blocks, and submissions of the node's
+//! author that leaves receipt batches out of its blocks (all, or those its own
+//! randomness would sample), and submissions of the node's
 //! own services without the dry run (so a failing call is included and fails in a block,
 //! as a misbehaving peer's gossiped one would).
 
-use super::{Client, Validation};
-use neuroshard_primitives::{AccountId, Hash, SignedExtrinsic};
+use super::{Client, ClientError, Validation};
+use neuroshard_primitives::{
+    slot_lottery, AccountId, Call, Hash, PonwCall, Receipt, SignedExtrinsic, VrfSignature,
+};
+use neuroshard_runtime::{ponw, ReadState, Runtime};
+use std::str::FromStr;
 use tracing::info;
 
 impl Client {
@@ -26,10 +31,75 @@ impl Client {
     }
 }
 
-/// `candidates` without receipt batches, nor anything their senders sent after one (a
-/// later nonce could not apply without it): the `fault_omit_receipts` author's choice.
-pub(super) fn without_receipts(candidates: Vec<SignedExtrinsic>) -> Vec<SignedExtrinsic> {
-    use neuroshard_primitives::{Call, PonwCall};
+/// What an author with `--fault-omit-receipts` leaves out of its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OmitReceipts {
+    /// Every receipt batch (hoping to keep receipts from ever being drawn).
+    All,
+    /// The batches its own block's randomness would sample, a receipt of which it could
+    /// tell is drawn *if* the chain drew receipts from the randomness known at their
+    /// inclusion. The node also keeps its own batches from gossip, so that only it
+    /// includes them: an author colluding with the client (here, the same node) that
+    /// lets through only the receipts nobody will check.
+    Sampled,
+}
+
+impl FromStr for OmitReceipts {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Self::All),
+            "sampled" => Ok(Self::Sampled),
+            other => Err(format!("{other:?} is not all or sampled")),
+        }
+    }
+}
+
+impl OmitReceipts {
+    /// `candidates` without the batches this mode omits from a block `author` builds at
+    /// `slot` with `vrf` on `state`, nor anything their senders sent after one (a later
+    /// nonce could not apply without it).
+    pub(super) fn apply(
+        self,
+        state: &impl ReadState,
+        (author, slot, vrf): (&AccountId, u64, &VrfSignature),
+        candidates: Vec<SignedExtrinsic>,
+    ) -> Result<Vec<SignedExtrinsic>, ClientError> {
+        let omit: Box<dyn Fn(&[Receipt]) -> bool> = match self {
+            OmitReceipts::All => Box::new(|_| true),
+            OmitReceipts::Sampled => {
+                // What this block's randomness will be: the parent's mixed with our VRF
+                // output, which only we know before the block is out.
+                let parent = Runtime::randomness(state)?;
+                let Some(output) = slot_lottery::verify(author, &parent, slot, vrf) else {
+                    return Ok(candidates); // not our slot's signature: nothing to predict
+                };
+                let randomness = slot_lottery::next_randomness(&parent, &output);
+                let permill = Runtime::params(state)?.ponw.spot_check_permill;
+                Box::new(move |receipts| {
+                    receipts
+                        .iter()
+                        .any(|r| ponw::spot_checks::is_sampled(&randomness, &r.body.id(), permill))
+                })
+            }
+        };
+        Ok(without_batches(candidates, omit))
+    }
+
+    /// Whether the node keeps `xt`, its own submission, from gossip.
+    pub(super) fn keeps_from_gossip(self, xt: &SignedExtrinsic) -> bool {
+        self == OmitReceipts::Sampled
+            && matches!(xt.call, Call::Ponw(PonwCall::SubmitReceipts { .. }))
+    }
+}
+
+/// `candidates` without the receipt batches `omit` picks, nor anything their senders
+/// sent after one.
+fn without_batches(
+    candidates: Vec<SignedExtrinsic>,
+    omit: impl Fn(&[Receipt]) -> bool,
+) -> Vec<SignedExtrinsic> {
     let mut stopped: Vec<AccountId> = Vec::new();
     let kept: Vec<SignedExtrinsic> = candidates
         .into_iter()
@@ -37,11 +107,13 @@ pub(super) fn without_receipts(candidates: Vec<SignedExtrinsic>) -> Vec<SignedEx
             if stopped.contains(&xt.signer) {
                 return false;
             }
-            if matches!(xt.call, Call::Ponw(PonwCall::SubmitReceipts { .. })) {
-                stopped.push(xt.signer.clone());
-                return false;
+            match &xt.call {
+                Call::Ponw(PonwCall::SubmitReceipts { receipts }) if omit(receipts) => {
+                    stopped.push(xt.signer.clone());
+                    false
+                }
+                _ => true,
             }
-            true
         })
         .collect();
     if !stopped.is_empty() {

@@ -48,6 +48,13 @@ impl Client {
     /// [`Self::submit`] with the checks `validation` says.
     fn submit_as(&self, xt: SignedExtrinsic, validation: Validation) -> Result<Hash, SubmitError> {
         let hash = self.pool_validated(xt.clone(), validation)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(omit) = self.config.fault_omit_receipts {
+            if omit.keeps_from_gossip(&xt) {
+                tracing::info!("fault injection: receipt batch kept from gossip");
+                return Ok(hash);
+            }
+        }
         // Nobody listening (no network) is fine.
         let _ = self.local_extrinsics.send(xt);
         Ok(hash)
