@@ -32,7 +32,7 @@ impl StandIn {
         let layers: Vec<Vec<u8>> = (0..num_layers)
             .map(|l| {
                 (0..4096u32)
-                    .map(|i| (i.wrapping_mul(31) ^ u32::from(l) * 7) as u8)
+                    .map(|i| (i.wrapping_mul(31) ^ (u32::from(l) * 7)) as u8)
                     .collect()
             })
             .collect();

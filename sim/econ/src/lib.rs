@@ -78,7 +78,8 @@ pub fn run(opts: &EconOptions, detection: &Detection) -> Result<Report> {
     let blocks = opts.epochs * params.system.epoch_length;
     // A full-model request's fees, times what clients order over the run, with margin.
     let per_request = escrow::fee_for(&params.ponw, 32 * u64::from(params.ponw.model.num_layers)).0;
-    let escrow_amount = per_request * Balance::from(blocks) * 2 + 1_000 * UNIT;
+    let ordered = Balance::from(blocks) * opts.requests_per_block as Balance;
+    let escrow_amount = per_request * ordered * 2 + 1_000 * UNIT;
     let endow = Endowments {
         worker: 2 * params.ponw.worker_bond + 1_000 * UNIT,
         client: escrow_amount + 1_000 * UNIT,

@@ -7,9 +7,11 @@
 //!   honest middle-range worker; one account on the same machine): its excess over it
 //!   must be negative;
 //! - a strategy that produces nothing anyone pays for (self-dealing, a colluding
-//!   validator's partners, non-paying clients, spammers) must lose money (ROI < 0) and
-//!   earn less than honest workers. A client's profit counts the real work it was
-//!   served at the market fee, so a client that gets work it does not pay for gains.
+//!   validator's partners, spammers) must lose money (ROI < 0) and earn less than
+//!   honest workers;
+//! - a non-paying client must come out below an honest client: a client's profit is
+//!   the work it was served, at the market fee, less what it paid (about zero for an
+//!   honest client, a little more when cheaters' forfeited receipts were refunded).
 
 use crate::agents::{Strategy, MIDDLE};
 use std::fmt;
@@ -83,6 +85,11 @@ impl Report {
         for r in &mut rows {
             r.vs_honest = r.roi - honest_roi;
         }
+        let client_roi = mean(
+            rows.iter()
+                .filter(|r| r.strategy == Strategy::Client)
+                .map(|r| r.roi),
+        );
         let one_account = rows
             .iter()
             .find(|r| r.strategy == Strategy::SybilFarmer { accounts: 1 })
@@ -105,6 +112,7 @@ impl Report {
             let (bound, bound_name) = match family {
                 "lazy worker" => (honest_middle, "honest worker, same range"),
                 "sybil uptime" => (one_account.min(honest_roi), "same machine, one account"),
+                "non-paying client" => (client_roi, "honest client"),
                 _ => (0.0f64.min(honest_roi), "zero (produces nothing paid for)"),
             };
             best.push(Best {

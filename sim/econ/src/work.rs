@@ -23,17 +23,26 @@ pub struct Note {
     pub detectable: bool,
 }
 
-/// The commitment a receipt of `session` commits to over `tokens` positions.
+/// The commitment a receipt of `session` commits to over `tokens` positions: a
+/// stand-in (the runtime only decodes, hashes and compares commitments), varied by
+/// session and position, with the four largest values of a position in four of its
+/// dimensions.
 pub fn committed(session: u64, tokens: u32) -> ActivationCommitment {
     let per: Vec<PositionTopK> = (0..tokens)
-        .map(|p| PositionTopK {
-            norm: 10.0 + ((u64::from(p) + session) % 7) as f32,
-            top: vec![
-                (1, 4.0),
-                (2, -3.0),
-                (3, 2.0 + (p % 3) as f32 * 0.1),
-                (4, 1.0),
-            ],
+        .map(|p| {
+            let wobble = ((u64::from(p) * 13 + session) % 11) as f32;
+            let top = (0..4u16)
+                .map(|d| {
+                    (
+                        d * 97 + (p % 5) as u16,
+                        (4 - d) as f32 * (1.0 + wobble / 20.0),
+                    )
+                })
+                .collect();
+            PositionTopK {
+                norm: 8.0 + wobble,
+                top,
+            }
         })
         .collect();
     ActivationCommitment::from_positions(0, &per)
