@@ -27,6 +27,10 @@ pub enum BenchCommand {
     /// Spot checks: validators' compute as a share of serving compute, and how often a
     /// worker faking part of its work is caught.
     Verify(VerifyBenchArgs),
+    /// The PoNW economy over the real runtime: honest and cheating agents' capital,
+    /// compute cost, rewards, fees, slashes and ROI; fails when any cheat's best
+    /// response pays (see docs/ECONOMICS.md).
+    Econ(crate::econ::EconBenchArgs),
     /// Many nodes' network services in one process over the in-memory transport: DHT
     /// lookup and gossip figures, and block import at the matching receipt load.
     Sim(SimBenchArgs),
@@ -128,6 +132,11 @@ pub struct VerifyBenchArgs {
     /// A GGUF file (default: the chain's model, fetched into the cache).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Write the measured detection per cheat mode, the verification cost and the
+    /// Sybil split as JSON here (the input of `bench econ`, e.g.
+    /// docs/verify-detection.json).
+    #[arg(long, value_name = "FILE")]
+    pub detection_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -291,9 +300,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 cheat_generations: args.cheat_generations,
                 honest_receipts: args.honest_receipts,
                 honest_tokens: args.honest_tokens,
+                detection_out: args.detection_out,
                 ..VerifyOptions::default()
             };
             tokio::task::spawn_blocking(move || bench_verify(opts)).await??;
+        }
+        BenchCommand::Econ(args) => {
+            tokio::task::spawn_blocking(move || crate::econ::run(&args)).await??;
         }
         BenchCommand::Sim(args) => {
             let opts = crate::sim::SimOptions {

@@ -17,6 +17,7 @@
 //! - [`prefix`]: time to first token with a cached shared system prompt vs cold.
 
 pub mod command;
+pub mod econ;
 pub mod inference;
 pub mod kernels;
 pub mod ledger;

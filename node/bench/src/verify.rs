@@ -22,6 +22,7 @@ use crate::verify_serve::{
     bench_prompts, checker_for, checkers, default_modes, perturbed, serve, varied_prompts, verdict,
     work_norms, CheatMode, ServedReceipts, RANGES,
 };
+use anyhow::Context as _;
 use neuroshard_inference::commitment::{Distance, TOLERANCE};
 use neuroshard_inference::fault::Fault;
 use neuroshard_inference::{DecodeOptions, ShardExecutor, WorkRecord};
@@ -50,6 +51,8 @@ pub struct VerifyOptions {
     pub sample_permill: u32,
     /// The cheats measured.
     pub modes: Vec<CheatMode>,
+    /// Where to write the measured detection for `bench econ` (JSON), if anywhere.
+    pub detection_out: Option<PathBuf>,
     /// At least this many more honest receipts (short generations of varied prompts),
     /// each checked by both validators.
     pub honest_receipts: usize,
@@ -68,6 +71,7 @@ impl Default for VerifyOptions {
             cheat_generations: 24,
             sample_permill: 50_000,
             modes: default_modes(),
+            detection_out: None,
             honest_receipts: 300,
             honest_tokens: 12,
             print: true,
@@ -79,6 +83,8 @@ impl Default for VerifyOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectionRow {
     pub mode: String,
+    /// Upper bound on the compute the cheat saves ([`CheatMode::saved`]).
+    pub saved: f64,
     pub receipts: usize,
     /// Share of the cheater's receipts a check rejects, `d(x)`.
     pub rejected: f64,
@@ -125,6 +131,33 @@ impl VerifyReport {
     /// Probes, their re-runs and spot checks together, as a share of serving compute.
     pub fn total_share(&self) -> f64 {
         self.verification_share() + self.probe.probe_share() + self.probe.rerun_share()
+    }
+
+    /// The measured inputs of `bench econ` (`neuroshard_econ::detection`).
+    pub fn detection_file(&self) -> neuroshard_econ::detection::Detection {
+        neuroshard_econ::detection::Detection {
+            produced_by: format!(
+                "neuroshard bench verify --detection-out FILE ({} honest receipts, {} cheated \
+                 receipts per mode)",
+                self.honest_checked,
+                self.detection.first().map_or(0, |r| r.receipts)
+            ),
+            cpu: crate::kernels::cpu_name(),
+            sample_permill: self.sample_permill,
+            replay_ratio: self.replay_ratio(),
+            verification_share: self.total_share(),
+            sybil_split_ratio: self.probe.split_ratio(),
+            modes: self
+                .detection
+                .iter()
+                .map(|r| neuroshard_econ::detection::ModeDetection {
+                    mode: r.mode.clone(),
+                    receipts: r.receipts,
+                    rejected: r.rejected,
+                    saved: r.saved,
+                })
+                .collect(),
+        }
     }
 
     /// Why the run fails its goals, if it does.
@@ -360,6 +393,7 @@ fn detect(
     let p = s * d;
     Ok(DetectionRow {
         mode: mode.label(),
+        saved: mode.saved(),
         receipts: cheated.len(),
         rejected: d,
         per_receipt: p,
@@ -448,6 +482,11 @@ pub fn bench_verify(opts: VerifyOptions) -> anyhow::Result<VerifyReport> {
     };
     if opts.print {
         println!("{report}");
+    }
+    if let Some(path) = &opts.detection_out {
+        let json = serde_json::to_string_pretty(&report.detection_file())?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: detection written to {}", path.display());
     }
     let failures = report.failures();
     anyhow::ensure!(failures.is_empty(), "bench verify: {}", failures.join("; "));

@@ -55,6 +55,23 @@ pub enum CheatMode {
 }
 
 impl CheatMode {
+    /// An upper bound on the share of the shard's compute the cheat saves (for
+    /// `bench econ`, which must overstate a cheater's gain, never understate it):
+    /// skipped positions save their share; skipping `l` of the shard's layers saves
+    /// `l / layers`; an attention window saves at most the attention half of a layer's
+    /// work; re-quantized weights save at most a quarter (cheaper dequantization).
+    pub fn saved(&self) -> f64 {
+        let shard_layers = f64::from(RANGES[1].len());
+        match self {
+            CheatMode::SkipRandom { permill } | CheatMode::SkipQuiet { permill } => {
+                f64::from(*permill) / 1e6
+            }
+            CheatMode::SkipLastLayers { layers } => (*layers as f64 / shard_layers).min(1.0),
+            CheatMode::AttentionWindow { .. } => 0.5,
+            CheatMode::Q4_0Weights => 0.25,
+        }
+    }
+
     /// What the cheater does, for the report.
     pub fn label(&self) -> String {
         let pct = |p: u32| f64::from(p) / 1e4;

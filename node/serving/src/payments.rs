@@ -53,21 +53,32 @@ pub trait ClientFunds: Send + Sync {
 
 impl ClientFunds for Client {
     fn covers(&self, client: &AccountId, receipts: &[&ReceiptBody]) -> anyhow::Result<bool> {
-        let (escrow, params) = self.with_best_state(|state, _| {
-            anyhow::Ok((
-                ponw::escrow::escrow(state, client)?.amount,
-                ponw::params(state)?,
-            ))
-        })?;
-        let fees: Balance = receipts
-            .iter()
-            .map(|b| {
-                let layer_tokens = u64::from(b.tokens()) * u64::from(b.layers.len());
-                ponw::escrow::fee_for(&params, layer_tokens).0
-            })
-            .sum();
-        Ok(escrow >= fees)
+        self.with_best_state(|state, _| escrow_covers(state, client, receipts))
     }
+}
+
+/// Whether `client`'s escrow in `state` covers the fees of all of `receipts`. A client
+/// that asked for its escrow back is not covered at all: it may withdraw the escrow
+/// before receipts of work served now reach a block (the escrow release race `bench
+/// econ` found), so it is served no more.
+pub fn escrow_covers(
+    state: &impl neuroshard_runtime::ReadState,
+    client: &AccountId,
+    receipts: &[&ReceiptBody],
+) -> anyhow::Result<bool> {
+    let escrow = ponw::escrow::escrow(state, client)?;
+    if escrow.release_at.is_some() {
+        return Ok(false);
+    }
+    let params = ponw::params(state)?;
+    let fees: Balance = receipts
+        .iter()
+        .map(|b| {
+            let layer_tokens = u64::from(b.tokens()) * u64::from(b.layers.len());
+            ponw::escrow::fee_for(&params, layer_tokens).0
+        })
+        .sum();
+    Ok(escrow.amount >= fees)
 }
 
 /// One session's account at this worker (per shard: a route may pass two of its shards).

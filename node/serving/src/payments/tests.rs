@@ -210,3 +210,42 @@ fn kept_receipts_are_handed_over_once_their_session_is_quiet() {
     assert_eq!(l.take_quiet(Duration::ZERO), paid);
     assert!(l.take_quiet(Duration::ZERO).is_empty(), "handed over once");
 }
+
+/// A client's escrow in a genesis state (10 NSHD), with its release requested or not.
+fn escrow_state(client: &AccountId, release: bool) -> neuroshard_runtime::StateDb {
+    use neuroshard_ponw::fixtures;
+    let params = fixtures::params(fixtures::model(MODEL, 30));
+    let mut state = fixtures::Genesis::new(params)
+        .fund(client.clone(), 100 * neuroshard_primitives::UNIT)
+        .escrow(client.clone(), 10 * neuroshard_primitives::UNIT)
+        .build();
+    if release {
+        let ctx = neuroshard_support::BlockContext {
+            number: 1,
+            parent_hash: Hash::zero(),
+            slot: 1,
+            author: client.clone(),
+            epoch: 0,
+            minute: 0,
+            randomness: Hash::zero(),
+        };
+        state
+            .commit(|o| neuroshard_ponw::escrow::request_release(o, &ctx, client))
+            .unwrap();
+    }
+    state
+}
+
+/// The escrow release race (`bench econ`): a client that asked for its escrow back can
+/// withdraw it before the receipts of work served now are in a block, so a worker
+/// serves it no more, however much escrow is left.
+#[test]
+fn a_client_releasing_its_escrow_is_not_covered() {
+    let client: AccountId = key("//Dave").public().into();
+    let r = receipt(1, 0, (0, 32), "//Dave");
+    let bodies = [&r.body];
+    let open = escrow_state(&client, false);
+    assert!(escrow_covers(&open, &client, &bodies).unwrap());
+    let releasing = escrow_state(&client, true);
+    assert!(!escrow_covers(&releasing, &client, &bodies).unwrap());
+}
