@@ -33,10 +33,11 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neuroshard/kad/1"
 /// announced it ([`crate::NetworkHandle::announce`]).
 pub const RECORD_TTL: Duration = Duration::from_secs(120);
 
-/// How long a ping waits for its answer. Two unanswered pings in a row close the
-/// connection (see the service's ping handling): a peer gone silent is dropped within
-/// about half a minute, and a busy but live one answers well within this.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a ping waits for its answer (libp2p's default). Two unanswered pings in a
+/// row close the connection (see the service's ping handling): a peer gone silent is
+/// dropped within a minute, and a busy but live one (or a simulation's node on a loaded
+/// machine) answers well within this.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {

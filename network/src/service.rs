@@ -349,8 +349,8 @@ impl EventLoop {
     /// address changed; a machine lost power) stays open until the kernel gives up on
     /// it, many minutes later: requests sent over it wait for their timeouts, and a
     /// relay routes circuits over it to a reservation that is no more. Ping reports a
-    /// failure only after two in a row ([`crate::behaviour::PING_TIMEOUT`] each), so such a connection is
-    /// closed within about half a minute.
+    /// failure only after two in a row ([`crate::behaviour::PING_TIMEOUT`] each), so
+    /// such a connection is closed within a minute.
     fn on_ping(&mut self, event: ping::Event) {
         match event.result {
             Ok(rtt) => {
