@@ -33,6 +33,12 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/neuroshard/kad/1"
 /// announced it ([`crate::NetworkHandle::announce`]).
 pub const RECORD_TTL: Duration = Duration::from_secs(120);
 
+/// How long a ping waits for its answer (libp2p's default). Two unanswered pings in a
+/// row close the connection (see the service's ping handling): a peer gone silent is
+/// dropped within a minute, and a busy but live one (or a simulation's node on a loaded
+/// machine) answers well within this.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
@@ -163,9 +169,16 @@ impl Behaviour {
             blocked: Default::default(),
             identify: identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public())
-                    .with_agent_version(format!("neuroshard/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("neuroshard/{}", env!("CARGO_PKG_VERSION")))
+                    // Peers learn at once of a reservation made or lost (the relayed
+                    // addresses they dial us at, and punch again through).
+                    .with_push_listen_addr_updates(true),
             ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(Duration::from_secs(5))
+                    .with_timeout(PING_TIMEOUT),
+            ),
             kad,
             gossipsub,
             activations: request_response(Protocol::Activations, config.activations_timeout),

@@ -12,6 +12,13 @@
 //!   they are dialable), and its relayed addresses go into its provider records. When a
 //!   relay goes away (its process died, or our router's public address changed and
 //!   every connection dropped) the node reserves again with another or the same one.
+//!   After such an address change the node's own side notices at once (its next TCP
+//!   packet leaves through a new mapping and the relay resets it; a QUIC connection
+//!   times out), but the relay's side of the old connection stays open, silently, for
+//!   as long as the kernel retransmits: a relay taking a new (not renewed) reservation
+//!   closes the peer's connections that stopped answering pings, so circuits go over the
+//!   new one; and any connection whose pings go unanswered twice in a row is closed.
+//!   Identify pushes our listen addresses to peers as reservations come and go.
 //! - **DCUtR** hole punching upgrades a relayed connection to a direct one when both
 //!   routers allow it; a relayed connection still carries everything when it fails.
 //! - **QUIC** beside TCP: a node dialing a peer it reached over TCP also opens a QUIC

@@ -66,6 +66,8 @@ pub struct PeerState {
     pub announced: Vec<Multiaddr>,
     /// Our open direct connections to it that we dialed.
     pub outbound: std::collections::HashSet<ConnectionId>,
+    /// When each of our connections to it last answered a ping.
+    pub pongs: HashMap<ConnectionId, Instant>,
 }
 
 impl PeerState {
@@ -78,6 +80,20 @@ impl PeerState {
     /// dialable, which a relay must be.
     pub fn dialable_at(&self) -> Option<Multiaddr> {
         self.dialed.clone().filter(|a| self.addrs.contains(a))
+    }
+
+    /// Our direct connections to it that have been silent for `silent` or longer: no
+    /// ping answered for that long (one never answered counts from its opening).
+    pub fn silent_links(&self, silent: Duration, now: Instant) -> Vec<ConnectionId> {
+        self.links
+            .iter()
+            .filter(|(_, (link, _, _))| *link != Link::Relayed)
+            .filter(|(c, (_, _, opened))| {
+                let heard = self.pongs.get(c).copied().unwrap_or(*opened);
+                now.saturating_duration_since(heard) >= silent
+            })
+            .map(|(c, _)| *c)
+            .collect()
     }
 
     /// Remembers an address it announced (moved to the end if known).
@@ -168,6 +184,31 @@ impl PeerBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_silent_since_its_last_pong_is_found() {
+        let t0 = Instant::now();
+        let mut peer = PeerState::default();
+        let (old, fresh, unanswered, relayed) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+            ConnectionId::new_unchecked(4),
+        );
+        peer.links.insert(old, (Link::Direct, None, t0));
+        peer.links.insert(fresh, (Link::Direct, None, t0));
+        peer.links.insert(unanswered, (Link::Direct, None, t0));
+        peer.links.insert(relayed, (Link::Relayed, None, t0));
+        peer.pongs.insert(old, t0 + Duration::from_secs(1));
+        peer.pongs.insert(fresh, t0 + Duration::from_secs(19));
+        let now = t0 + Duration::from_secs(20);
+        let mut silent = peer.silent_links(Duration::from_secs(12), now);
+        silent.sort();
+        assert_eq!(silent, [old, unanswered]);
+        assert!(peer
+            .silent_links(Duration::from_secs(12), t0 + Duration::from_secs(5))
+            .is_empty());
+    }
 
     #[test]
     fn repeated_offences_ban_once() {

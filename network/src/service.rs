@@ -278,11 +278,7 @@ impl EventLoop {
                 info,
                 ..
             })) => self.on_identify(peer_id, info),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
-                peer,
-                result: Ok(rtt),
-                ..
-            })) => self.peers.get_mut(peer).rtt = Some(rtt),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.on_ping(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Activations(event)) => {
@@ -345,6 +341,28 @@ impl EventLoop {
                 self.on_dial_failed(peer_id, connection_id, &error);
             }
             _ => {}
+        }
+    }
+
+    /// A ping answered, or failed. libp2p keeps a connection whose pings fail open, and
+    /// a TCP connection whose far end vanished without a word (a home router's public
+    /// address changed; a machine lost power) stays open until the kernel gives up on
+    /// it, many minutes later: requests sent over it wait for their timeouts, and a
+    /// relay routes circuits over it to a reservation that is no more. Ping reports a
+    /// failure only after two in a row ([`crate::behaviour::PING_TIMEOUT`] each), so
+    /// such a connection is closed within a minute.
+    fn on_ping(&mut self, event: ping::Event) {
+        match event.result {
+            Ok(rtt) => {
+                let state = self.peers.get_mut(event.peer);
+                state.rtt = Some(rtt);
+                state.pongs.insert(event.connection, Instant::now());
+            }
+            Err(ping::Failure::Unsupported) => {}
+            Err(error) => {
+                warn!(peer = %event.peer, connection = %event.connection, %error, "pings unanswered; closing the connection");
+                self.swarm.close_connection(event.connection);
+            }
         }
     }
 

@@ -13,14 +13,19 @@
 //! through Charlie, and one asked of Alice through both, matching single-process
 //! output; DCUtR's first punch between Bob and Charlie fails (router B drops router A's
 //! packets until then), and once the way is open a retry upgrades the relayed
-//! connection to a direct one (`system_peers` says `direct-after-punch`). Then Charlie
-//! restarts without hole punching (`--fault-no-hole-punching`: relay only, as behind a
-//! symmetric NAT); Bob's completions through Charlie keep one relayed connection busy
-//! for over two minutes (beyond libp2p's default circuit limits of 2 minutes and
-//! 128 KiB); then a streamed completion asked of Bob runs through a relay, and the relay
-//! carrying it is killed mid-generation: the call goes through the other relay and the
-//! output does not change. Finally the NATed workers' receipts are paid at an epoch
-//! boundary.
+//! connection to a direct one (`system_peers` says `direct-after-punch`). Then router
+//! A's public address changes (the old one goes dead, as when an ISP hands a home router
+//! another): Bob makes his reservations with both relays again by himself, neither
+//! relay keeps his old connection (a relay routing circuits to the reservation on it
+//! would lose them), his record still carries relayed addresses, and completions
+//! through him (asked of Alice, and of Charlie behind the other NAT) work again. Then
+//! Charlie restarts without hole punching (`--fault-no-hole-punching`: relay only, as
+//! behind a symmetric NAT); Bob's completions through Charlie keep one relayed
+//! connection busy for over two minutes (beyond libp2p's default circuit limits of 2
+//! minutes and 128 KiB); then a streamed completion asked of Bob runs through a relay,
+//! and the relay carrying it is killed mid-generation: the call goes through the other
+//! relay and the output does not change. Finally the NATed workers' receipts are paid
+//! at an epoch boundary.
 
 use neuroshard_tests::chain::address;
 use neuroshard_tests::generation::{complete_streamed, generate_text};
@@ -481,6 +486,10 @@ fn home_nodes_behind_nat_serve_each_other() {
     assert_eq!(alice.complete(24, &[&bob, &charlie]), expected);
     assert!(sessions(&bob) > bob_before && sessions(&charlie) > charlie_before);
 
+    // Router A's public address changes (while Bob's first connections, the TCP one to
+    // the bootnode among them, are all open); Bob finds out by himself.
+    survive_address_change(&lab, [&alice, &dave, &bob, &charlie], &expected);
+
     // Relay only: Charlie restarts without hole punching, on another port (router B
     // still maps the old one to him: Bob could walk in through the punched hole); the
     // relay carrying Bob's calls to him dies mid-generation.
@@ -512,3 +521,79 @@ fn home_nodes_behind_nat_serve_each_other() {
     )
     .unwrap_or_else(|e| panic!("{e} (paid: {paid:?})\n{}", alice.log()));
 }
+
+/// Router A's public address changes: Bob makes his reservations again (the relays
+/// close the connections of his old ones), his record still carries relayed addresses,
+/// and completions through him work again: one asked of Alice (Bob and Charlie) and one
+/// asked of Charlie (behind the other NAT).
+fn survive_address_change(lab: &Lab, nodes: [&Node; 4], expected: &str) {
+    let [alice, dave, bob, charlie] = nodes;
+    let (bob_id, charlie_id) = (bob.peer_id(), charlie.peer_id());
+    let accepted = |n: &Node| n.log().matches("relay reservation accepted").count();
+    let before = accepted(bob);
+    change_public_address(lab, "198.18.0.13").unwrap();
+    let changed = std::time::Instant::now();
+    wait_for("Bob's reservations made again", NET_TIMEOUT, || {
+        Ok((accepted(bob) >= before + 2).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", bob.log()));
+    eprintln!("Bob reserved again after {:?}", changed.elapsed());
+    // Neither relay keeps the old connection (and the reservation on it) open: its
+    // oldest connection to Bob is younger than the change.
+    for relay in [alice, dave] {
+        let fresh = || {
+            let link = relay.peer(&bob_id)?;
+            let since = changed.elapsed().as_secs();
+            Ok(link.filter(|l| l["linkSecs"].as_u64().is_some_and(|s| s < since)))
+        };
+        wait_for(
+            "the relay done with Bob's old connection",
+            NET_TIMEOUT,
+            fresh,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", relay.log()));
+    }
+    eprintln!(
+        "relays done with Bob's old connections after {:?}",
+        changed.elapsed()
+    );
+    wait_reachability(bob, "private", 2);
+    for node in [alice, charlie] {
+        wait_providers(node, &[&bob_id, &charlie_id]);
+    }
+    assert_eq!(alice.complete(24, &[bob, charlie]), expected);
+    assert_eq!(charlie.complete(24, &[bob]), expected);
+    eprintln!("completions through Bob after {:?}", changed.elapsed());
+}
+
+/// Router A's public address becomes `new`: its old one (198.18.0.11) is taken off its
+/// public interface, and what still comes to or from it is dropped (nobody holds it any
+/// more), so every connection through the old mappings goes silent; the masquerade rule
+/// maps new flows to `new`.
+fn change_public_address(lab: &Lab, new: &str) -> anyhow::Result<()> {
+    let ra = lab.name("ra");
+    neuroshard_tests::netns::ip(&["-n", &ra, "addr", "del", "198.18.0.11/24", "dev", "wan"])?;
+    lab.address(&ra, "wan", &format!("{new}/24"))?;
+    lab.exec(&ra, "nft", &["-f", "-"], Some(OLD_ADDRESS_GONE))?;
+    // The public nodes may still send to the old address (their neighbour caches).
+    for ns in ["p1", "p2"] {
+        let ns = lab.name(ns);
+        neuroshard_tests::netns::ip(&["-n", &ns, "neigh", "flush", "dev", "eth0"])?;
+    }
+    eprintln!("router A: public address 198.18.0.11 -> {new}");
+    Ok(())
+}
+
+/// Router A drops what is addressed to, or still mapped to, its former address.
+const OLD_ADDRESS_GONE: &str = r#"
+table ip oldaddress {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    ip daddr 198.18.0.11 drop
+  }
+  chain post {
+    type filter hook postrouting priority 300; policy accept;
+    ip saddr 198.18.0.11 drop
+  }
+}
+"#;

@@ -49,6 +49,11 @@ pub(super) struct NatState {
 /// How long a peer dialed to be our AutoNAT server is not dialed again for that.
 const SERVER_RETRY: Duration = Duration::from_secs(30);
 
+/// A connection whose pings have gone unanswered this long is taken for dead when its
+/// peer reserves anew: pings go every 5 s, so a live connection answers well within it
+/// (even one a busy machine answers seconds late).
+const SILENT: Duration = Duration::from_secs(12);
+
 /// AutoNAT test failures in a row (with no address confirmed) that make a node private.
 const PRIVATE_AFTER_FAILURES: usize = 2;
 
@@ -140,6 +145,7 @@ impl EventLoop {
         let state = self.peers.get_mut(peer);
         state.links.remove(&connection);
         state.outbound.remove(&connection);
+        state.pongs.remove(&connection);
         if let Some(dial_backs) = self.nat.dial_backs.get_mut(&peer) {
             dial_backs.retain(|(c, _)| *c != connection);
         }
@@ -242,6 +248,10 @@ impl EventLoop {
 
     pub(super) fn on_relay_server(&mut self, event: relay::Event) {
         let (peer, status) = match event {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed: false,
+            } => return self.drop_silent_connections(src_peer_id),
             relay::Event::ReservationReqDenied {
                 src_peer_id,
                 status,
@@ -255,6 +265,25 @@ impl EventLoop {
         };
         if matches!(status, relay::StatusCode::ResourceLimitExceeded) {
             self.penalise(peer, Offence::Flood, "relay request beyond the limits");
+        }
+    }
+
+    /// A peer made a new reservation with us (not a renewal): a node does that when it
+    /// lost its reservation, typically because its router's public address changed and
+    /// its connections died with the old one. Its old connection, and the reservation on
+    /// it, may still look open here (a TCP connection whose far end vanished stays open
+    /// for minutes), and the relay service would route circuits over it: connections to
+    /// the peer silent for [`SILENT`] are closed now rather than when their pings time
+    /// out.
+    fn drop_silent_connections(&mut self, peer: PeerId) {
+        let silent = self
+            .peers
+            .get(&peer)
+            .map(|s| s.silent_links(SILENT, Instant::now()))
+            .unwrap_or_default();
+        for connection in silent {
+            info!(%peer, %connection, "new reservation: closing a silent connection of the peer");
+            self.swarm.close_connection(connection);
         }
     }
 
