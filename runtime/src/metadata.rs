@@ -22,13 +22,14 @@ pub const IMPL_NAME: &str = "neuroshard-node";
 /// extrinsic signs it.
 pub use neuroshard_primitives::extrinsic::{SPEC_VERSION, TRANSACTION_VERSION};
 pub const IMPL_VERSION: u32 = 1;
-/// The metadata versions `Metadata_metadata_at_version` answers.
-pub const METADATA_VERSIONS: [u32; 1] = [14];
+/// The metadata versions `Metadata_metadata_at_version` answers (V15: see
+/// [`crate::metadata_v15`]).
+pub const METADATA_VERSIONS: [u32; 2] = [14, 15];
 
 /// The runtime APIs answered through `state_call`, with their versions: `Core`
 /// (`Core_version`), `Metadata` (v2: `Metadata_metadata`, `_at_version`, `_versions`),
 /// `AccountNonceApi` (`AccountNonceApi_account_nonce`) and `TransactionPaymentApi` (v1:
-/// `TransactionPaymentApi_query_info`, a weight being one u64).
+/// `TransactionPaymentApi_query_info`, with a two-dimensional weight).
 pub const RUNTIME_APIS: [(&str, u32); 4] = [
     ("Core", 4),
     ("Metadata", 2),
@@ -37,7 +38,7 @@ pub const RUNTIME_APIS: [(&str, u32); 4] = [
 ];
 
 /// Substrate's `RuntimeVersion`.
-#[derive(Clone, Debug, PartialEq, Eq, Encode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, scale_info::TypeInfo)]
 pub struct RuntimeVersion {
     pub spec_name: String,
     pub impl_name: String,
@@ -112,10 +113,11 @@ pub fn metadata_at_version(
     state: &impl ReadState,
     version: u32,
 ) -> Result<Option<Vec<u8>>, DispatchError> {
-    if !METADATA_VERSIONS.contains(&version) {
-        return Ok(None);
-    }
-    Ok(Some(metadata(state)?.encode()))
+    Ok(match version {
+        14 => Some(metadata(state)?.encode()),
+        15 => Some(crate::metadata_v15::metadata_v15(state)?.encode()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
