@@ -14,7 +14,7 @@ use neuroshard_primitives::extrinsic::extensions;
 use neuroshard_primitives::SignedExtrinsic;
 use neuroshard_support::{PalletDecl, ReadState};
 use parity_scale_codec::Encode;
-use scale_info::meta_type;
+use scale_info::{meta_type, MetaType};
 
 pub const SPEC_NAME: &str = "neuroshard";
 pub const IMPL_NAME: &str = "neuroshard-node";
@@ -79,22 +79,29 @@ pub fn pallets(state: &impl ReadState) -> Result<Vec<PalletDecl>, DispatchError>
     ])
 }
 
+/// The signed extensions, each as `make(identifier, extra type, additional-signed
+/// type)` describes it (V14 and V15 have their own types for the same three parts).
+pub(crate) fn signed_extensions<T>(make: fn(&'static str, MetaType, MetaType) -> T) -> Vec<T> {
+    extensions::all()
+        .into_iter()
+        .map(|(identifier, ty, additional)| make(identifier, ty, additional))
+        .collect()
+}
+
 /// The runtime's V14 metadata.
 pub fn metadata(state: &impl ReadState) -> Result<RuntimeMetadataPrefixed, DispatchError> {
     let pallets = pallets(state)?
         .into_iter()
         .map(PalletDecl::into_v14)
         .collect();
-    let signed_extensions = extensions::all()
-        .into_iter()
-        .map(
-            |(identifier, ty, additional_signed)| SignedExtensionMetadata {
+    let signed_extensions =
+        signed_extensions(
+            |identifier, ty, additional_signed| SignedExtensionMetadata {
                 identifier,
                 ty,
                 additional_signed,
             },
-        )
-        .collect();
+        );
     let extrinsic = ExtrinsicMetadata {
         ty: meta_type::<SignedExtrinsic>(),
         version: 4,

@@ -263,30 +263,20 @@ fn v15_has_the_pallets_the_runtime_apis_and_the_outer_enums() {
         panic!("not V15")
     };
     let v14 = decoded(&chain.state);
-    let summary =
-        |name: &str, storage: Option<usize>, index: u8| (name.to_string(), storage, index);
-    let of14: Vec<_> = v14
-        .pallets
-        .iter()
-        .map(|p| {
-            summary(
-                &p.name,
-                p.storage.as_ref().map(|s| s.entries.len()),
-                p.index,
-            )
-        })
-        .collect();
-    let of15: Vec<_> = v15
-        .pallets
-        .iter()
-        .map(|p| {
-            summary(
-                &p.name,
-                p.storage.as_ref().map(|s| s.entries.len()),
-                p.index,
-            )
-        })
-        .collect();
+    // (name, storage items, index) of each pallet.
+    macro_rules! summary {
+        ($meta:expr) => {
+            $meta
+                .pallets
+                .iter()
+                .map(|p| {
+                    let items = p.storage.as_ref().map(|s| s.entries.len());
+                    (p.name.clone(), items, p.index)
+                })
+                .collect::<Vec<_>>()
+        };
+    }
+    let (of14, of15) = (summary!(v14), summary!(v15));
     assert_eq!(of14, of15);
     let apis: Vec<String> = v15
         .apis

@@ -7,14 +7,14 @@
 
 use crate::error::DispatchError;
 use crate::events::RuntimeEvent;
-use crate::metadata::{pallets, RuntimeVersion};
+use crate::metadata::{pallets, signed_extensions, RuntimeVersion};
 use crate::payment::RuntimeDispatchInfo;
 use frame_metadata::v15::{
     CustomMetadata, ExtrinsicMetadata, OuterEnums, RuntimeApiMetadata, RuntimeApiMethodMetadata,
     RuntimeApiMethodParamMetadata, RuntimeMetadataV15, SignedExtensionMetadata,
 };
 use frame_metadata::RuntimeMetadataPrefixed;
-use neuroshard_primitives::extrinsic::{extensions, MultiAddress, SignedExtra};
+use neuroshard_primitives::extrinsic::{MultiAddress, SignedExtra};
 use neuroshard_primitives::{AccountId, Call, MultiSignature, SignedExtrinsic};
 use neuroshard_support::{PalletDecl, PalletErrors, ReadState};
 use scale_info::{meta_type, MetaType, TypeInfo};
@@ -102,29 +102,29 @@ fn apis() -> Vec<RuntimeApiMetadata> {
     ]
 }
 
+/// A signed extension in V15's type.
+fn extension(
+    identifier: &'static str,
+    ty: MetaType,
+    additional_signed: MetaType,
+) -> SignedExtensionMetadata {
+    SignedExtensionMetadata {
+        identifier,
+        ty,
+        additional_signed,
+    }
+}
+
 /// The runtime's V15 metadata.
 pub fn metadata_v15(state: &impl ReadState) -> Result<RuntimeMetadataPrefixed, DispatchError> {
-    let pallets = pallets(state)?
-        .into_iter()
-        .map(PalletDecl::into_v15)
-        .collect();
-    let signed_extensions = extensions::all()
-        .into_iter()
-        .map(
-            |(identifier, ty, additional_signed)| SignedExtensionMetadata {
-                identifier,
-                ty,
-                additional_signed,
-            },
-        )
-        .collect();
+    let decls = pallets(state)?;
     let extrinsic = ExtrinsicMetadata {
         version: 4,
         address_ty: meta_type::<MultiAddress>(),
         call_ty: meta_type::<Call>(),
         signature_ty: meta_type::<MultiSignature>(),
         extra_ty: meta_type::<SignedExtra>(),
-        signed_extensions,
+        signed_extensions: signed_extensions(extension),
     };
     let outer_enums = OuterEnums {
         call_enum_ty: meta_type::<Call>(),
@@ -135,7 +135,7 @@ pub fn metadata_v15(state: &impl ReadState) -> Result<RuntimeMetadataPrefixed, D
         map: Default::default(),
     };
     Ok(RuntimeMetadataV15::new(
-        pallets,
+        decls.into_iter().map(PalletDecl::into_v15).collect(),
         extrinsic,
         meta_type::<crate::Runtime>(),
         apis(),
