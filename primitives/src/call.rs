@@ -8,14 +8,28 @@ use crate::training::{GradientReceipt, RoundResult, RoundVerification};
 use crate::units::Balance;
 use parity_scale_codec::{Decode, Encode};
 
-/// Calls of the balances pallet.
+/// Calls of the balances pallet, named and indexed as Substrate's `pallet_balances`:
+/// FRAME's call enums have snake_case variants, and the metadata's variant names are
+/// what tools call them by (`api.tx.balances.transferKeepAlive`, subxt's
+/// `tx("Balances", "transfer_keep_alive", ..)`).
+#[allow(non_camel_case_types)]
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
 pub enum BalancesCall {
-    /// Move `amount` base units of free balance to `dest`.
-    Transfer {
+    /// Move `value` base units of free balance to `dest`; a sender left below the
+    /// existential deposit is reaped (the rest of its balance burned).
+    #[codec(index = 0)]
+    transfer_allow_death {
         dest: AccountId,
         #[codec(compact)]
-        amount: Balance,
+        value: Balance,
+    },
+    /// Move `value` base units of free balance to `dest`, refused if it would leave the
+    /// sender below the existential deposit.
+    #[codec(index = 3)]
+    transfer_keep_alive {
+        dest: AccountId,
+        #[codec(compact)]
+        value: Balance,
     },
 }
 
@@ -132,7 +146,12 @@ impl Call {
     /// "pallet.call" name for logs and errors.
     pub fn name(&self) -> &'static str {
         match self {
-            Call::Balances(BalancesCall::Transfer { .. }) => "balances.transfer",
+            Call::Balances(BalancesCall::transfer_allow_death { .. }) => {
+                "balances.transfer_allow_death"
+            }
+            Call::Balances(BalancesCall::transfer_keep_alive { .. }) => {
+                "balances.transfer_keep_alive"
+            }
             Call::Ponw(PonwCall::RegisterWorker { .. }) => "ponw.register_worker",
             Call::Ponw(PonwCall::DeregisterWorker) => "ponw.deregister_worker",
             Call::Ponw(PonwCall::SubmitReceipts { .. }) => "ponw.submit_receipts",

@@ -251,8 +251,13 @@ pub enum Event {
         bond: Balance,
     },
     /// An extrinsic was included and paid its `fee`, and its call failed (its effects
-    /// rolled back); `error` says why.
+    /// rolled back): Substrate's `System.ExtrinsicFailed`, its first two fields in
+    /// Substrate's layout (what polkadot.js reports as `dispatchError` and names from
+    /// the metadata, and subxt decodes), then NeuroShard's own: the extrinsic's hash,
+    /// its sender, the fee and `error`, the pallet's message.
     ExtrinsicFailed {
+        dispatch_error: crate::DispatchError,
+        dispatch_info: crate::DispatchInfo,
         extrinsic: Hash,
         who: AccountId,
         fee: Balance,
@@ -296,12 +301,17 @@ pub enum Event {
     },
     /// An extrinsic was included, paid its `fee` (0 for a free call) and its call
     /// succeeded: Substrate's `System.ExtrinsicSuccess`, which explorers read as the
-    /// extrinsic's status. (Last, so older variants keep their codec indices.)
+    /// extrinsic's status. Its first field is Substrate's `DispatchInfo`, then
+    /// NeuroShard's own. (Last, so older variants keep their codec indices.)
     ExtrinsicSuccess {
+        dispatch_info: crate::DispatchInfo,
         extrinsic: Hash,
         who: AccountId,
         fee: Balance,
     },
+    /// A transfer left `account` below the existential deposit: it was reaped, the
+    /// rest of its balance (`amount`, dust) burned (Substrate's `Balances.DustLost`).
+    DustLost { account: AccountId, amount: Balance },
 }
 
 /// A validator's verdict on a sampled receipt.

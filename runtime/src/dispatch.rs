@@ -8,11 +8,11 @@
 
 use crate::error::{DispatchError, TransactionError};
 use crate::{system, Runtime};
-use neuroshard_balances as balances;
+use neuroshard_balances::{self as balances, Existence};
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, Balance, BalancesCall, BlockNumber, Call, Era, Event, Hash, Nonce, PonwCall,
-    SignedExtrinsic, StakingCall, TrainingCall,
+    AccountId, Balance, BalancesCall, BlockNumber, Call, DispatchInfo, Era, Event, Hash, Nonce,
+    PonwCall, SignedExtrinsic, StakingCall, TrainingCall,
 };
 use neuroshard_staking as staking;
 use neuroshard_support::{BlockContext, Overlay, ReadState};
@@ -168,6 +168,8 @@ impl Runtime {
                 Err(DispatchError::Storage(e)) => Err(TransactionError::Storage(e)),
                 Err(error) => {
                     o.deposit_event(Event::ExtrinsicFailed {
+                        dispatch_error: error.to_substrate(),
+                        dispatch_info: DispatchInfo::normal(fee),
                         extrinsic: xt.hash(),
                         who: xt.signer.clone(),
                         fee,
@@ -183,6 +185,7 @@ impl Runtime {
 /// The event of `xt`'s successful call, after the call's own events.
 fn success(xt: &SignedExtrinsic, fee: Balance) -> Event {
     Event::ExtrinsicSuccess {
+        dispatch_info: DispatchInfo::normal(fee),
         extrinsic: xt.hash(),
         who: xt.signer.clone(),
         fee,
@@ -213,8 +216,11 @@ fn dispatch(
     call: &Call,
 ) -> Result<(), DispatchError> {
     match call {
-        Call::Balances(BalancesCall::Transfer { dest, amount }) => {
-            balances::transfer(o, who, dest, *amount)?
+        Call::Balances(BalancesCall::transfer_allow_death { dest, value }) => {
+            balances::transfer_with(o, who, dest, *value, Existence::AllowDeath)?
+        }
+        Call::Balances(BalancesCall::transfer_keep_alive { dest, value }) => {
+            balances::transfer_with(o, who, dest, *value, Existence::KeepAlive)?
         }
         Call::Staking(StakingCall::Bond { amount }) => staking::bond(o, who, *amount)?,
         Call::Staking(StakingCall::Unbond { amount }) => staking::unbond(o, ctx, who, *amount)?,

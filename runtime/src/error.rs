@@ -3,7 +3,9 @@
 //! reach JSON-RPC error responses verbatim).
 
 use neuroshard_primitives::{BlockNumber, Hash, Nonce};
-use neuroshard_support::StorageError;
+use neuroshard_primitives::{DispatchError as SpDispatchError, ModuleError};
+use neuroshard_support::{error_index, error_name, Pallet, StorageError};
+use scale_info::TypeInfo;
 use thiserror::Error;
 
 /// A call that ran and failed (its changes were rolled back).
@@ -19,6 +21,46 @@ pub enum DispatchError {
     Training(#[from] neuroshard_training_pallet::Error),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl DispatchError {
+    /// The error as Substrate's `sp_runtime::DispatchError`: a pallet's error is
+    /// `Module { index: pallet, error: [variant, 0, 0, 0] }`, naming the pallet whose
+    /// error it is (a balance error met by staking is the Balances pallet's); an
+    /// unreadable state is `Corruption`.
+    pub fn to_substrate(&self) -> SpDispatchError {
+        use neuroshard_balances as balances;
+        use neuroshard_ponw as ponw;
+        use neuroshard_staking as staking;
+        use neuroshard_training_pallet as training;
+        match self {
+            DispatchError::Balances(e)
+            | DispatchError::Staking(staking::Error::Balances(e))
+            | DispatchError::Ponw(ponw::Error::Balances(e))
+            | DispatchError::Training(training::Error::Balances(e))
+            | DispatchError::Training(training::Error::Ponw(ponw::Error::Balances(e))) => {
+                module::<balances::Balances, _>(e)
+            }
+            DispatchError::Staking(e) => module::<staking::Staking, _>(e),
+            DispatchError::Ponw(e) | DispatchError::Training(training::Error::Ponw(e)) => {
+                module::<ponw::Ponw, _>(e)
+            }
+            DispatchError::Training(e) => module::<training::Training, _>(e),
+            DispatchError::Storage(_) => SpDispatchError::Corruption,
+        }
+    }
+}
+
+/// Pallet `P`'s error `e` as a module error (a storage failure inside the pallet is
+/// `Corruption`).
+fn module<P: Pallet, E: TypeInfo + std::fmt::Debug + 'static>(e: &E) -> SpDispatchError {
+    if error_name(e) == "Storage" {
+        return SpDispatchError::Corruption;
+    }
+    SpDispatchError::Module(ModuleError {
+        index: P::INDEX,
+        error: [error_index(e), 0, 0, 0],
+    })
 }
 
 /// Why an extrinsic cannot be included.

@@ -276,9 +276,9 @@ mod tests {
         let transfer = chain.sign(
             "//Alice",
             0,
-            Call::Balances(BalancesCall::Transfer {
+            Call::Balances(BalancesCall::transfer_allow_death {
                 dest: account("//Charlie"),
-                amount: 5 * UNIT,
+                value: 5 * UNIT,
             }),
         );
         let (_, events, _) = chain.produce(vec![transfer]);

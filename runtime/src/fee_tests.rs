@@ -66,11 +66,33 @@ fn a_failed_call_is_included_pays_its_fee_and_changes_nothing_else() {
         .iter()
         .filter_map(|e| match e {
             Event::ExtrinsicFailed {
+                dispatch_error,
+                dispatch_info,
                 extrinsic,
                 who,
                 fee,
                 error,
-            } => Some((*extrinsic, who.clone(), *fee, error.clone())),
+            } => {
+                // Substrate's fields: the Balances pallet's InsufficientBalance, paid.
+                let insufficient = neuroshard_support::error_index(
+                    &neuroshard_balances::Error::InsufficientBalance {
+                        needed: 0,
+                        available: 0,
+                    },
+                );
+                assert_eq!(
+                    *dispatch_error,
+                    neuroshard_primitives::DispatchError::Module(
+                        neuroshard_primitives::ModuleError {
+                            index: 0,
+                            error: [insufficient, 0, 0, 0]
+                        }
+                    )
+                );
+                assert_eq!(insufficient, 0, "the first variant of balances::Error");
+                assert_eq!(dispatch_info.pays_fee, neuroshard_primitives::Pays::Yes);
+                Some((*extrinsic, who.clone(), *fee, error.clone()))
+            }
             _ => None,
         })
         .collect();

@@ -12,6 +12,7 @@ pub mod events;
 mod execute;
 mod genesis;
 pub mod metadata;
+pub mod metadata_v15;
 pub mod payment;
 pub mod storage_keys;
 pub mod system;

@@ -14,7 +14,7 @@ use neuroshard_primitives::extrinsic::extensions;
 use neuroshard_primitives::SignedExtrinsic;
 use neuroshard_support::{PalletDecl, ReadState};
 use parity_scale_codec::Encode;
-use scale_info::meta_type;
+use scale_info::{meta_type, MetaType};
 
 pub const SPEC_NAME: &str = "neuroshard";
 pub const IMPL_NAME: &str = "neuroshard-node";
@@ -22,13 +22,14 @@ pub const IMPL_NAME: &str = "neuroshard-node";
 /// extrinsic signs it.
 pub use neuroshard_primitives::extrinsic::{SPEC_VERSION, TRANSACTION_VERSION};
 pub const IMPL_VERSION: u32 = 1;
-/// The metadata versions `Metadata_metadata_at_version` answers.
-pub const METADATA_VERSIONS: [u32; 1] = [14];
+/// The metadata versions `Metadata_metadata_at_version` answers (V15: see
+/// [`crate::metadata_v15`]).
+pub const METADATA_VERSIONS: [u32; 2] = [14, 15];
 
 /// The runtime APIs answered through `state_call`, with their versions: `Core`
 /// (`Core_version`), `Metadata` (v2: `Metadata_metadata`, `_at_version`, `_versions`),
 /// `AccountNonceApi` (`AccountNonceApi_account_nonce`) and `TransactionPaymentApi` (v1:
-/// `TransactionPaymentApi_query_info`, a weight being one u64).
+/// `TransactionPaymentApi_query_info`, with a two-dimensional weight).
 pub const RUNTIME_APIS: [(&str, u32); 4] = [
     ("Core", 4),
     ("Metadata", 2),
@@ -37,7 +38,7 @@ pub const RUNTIME_APIS: [(&str, u32); 4] = [
 ];
 
 /// Substrate's `RuntimeVersion`.
-#[derive(Clone, Debug, PartialEq, Eq, Encode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, scale_info::TypeInfo)]
 pub struct RuntimeVersion {
     pub spec_name: String,
     pub impl_name: String,
@@ -78,22 +79,29 @@ pub fn pallets(state: &impl ReadState) -> Result<Vec<PalletDecl>, DispatchError>
     ])
 }
 
+/// The signed extensions, each as `make(identifier, extra type, additional-signed
+/// type)` describes it (V14 and V15 have their own types for the same three parts).
+pub(crate) fn signed_extensions<T>(make: fn(&'static str, MetaType, MetaType) -> T) -> Vec<T> {
+    extensions::all()
+        .into_iter()
+        .map(|(identifier, ty, additional)| make(identifier, ty, additional))
+        .collect()
+}
+
 /// The runtime's V14 metadata.
 pub fn metadata(state: &impl ReadState) -> Result<RuntimeMetadataPrefixed, DispatchError> {
     let pallets = pallets(state)?
         .into_iter()
         .map(PalletDecl::into_v14)
         .collect();
-    let signed_extensions = extensions::all()
-        .into_iter()
-        .map(
-            |(identifier, ty, additional_signed)| SignedExtensionMetadata {
+    let signed_extensions =
+        signed_extensions(
+            |identifier, ty, additional_signed| SignedExtensionMetadata {
                 identifier,
                 ty,
                 additional_signed,
             },
-        )
-        .collect();
+        );
     let extrinsic = ExtrinsicMetadata {
         ty: meta_type::<SignedExtrinsic>(),
         version: 4,
@@ -112,10 +120,11 @@ pub fn metadata_at_version(
     state: &impl ReadState,
     version: u32,
 ) -> Result<Option<Vec<u8>>, DispatchError> {
-    if !METADATA_VERSIONS.contains(&version) {
-        return Ok(None);
-    }
-    Ok(Some(metadata(state)?.encode()))
+    Ok(match version {
+        14 => Some(metadata(state)?.encode()),
+        15 => Some(crate::metadata_v15::metadata_v15(state)?.encode()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn every_pallet_declares_calls_storage_errors_and_constants() {
         let errors = variant_names(&meta, pallet.error.as_ref().expect("errors").ty.id);
         assert!(!errors.is_empty(), "{}", pallet.name);
         let expected: &[&str] = match pallet.name.as_str() {
-            "Balances" => &["Transfer"],
+            "Balances" => &["transfer_allow_death", "transfer_keep_alive"],
             "Ponw" => &["RegisterWorker", "SubmitReceipts", "Heartbeat", "BondMore"],
             "Staking" => &["Bond", "Unbond", "WithdrawUnbonded", "ReportEquivocation"],
             _ => &["SubmitGradientReceipt", "SubmitRoundVerification"],
@@ -164,4 +164,194 @@ fn accounts_are_stored_as_substrates_account_info() {
     assert_eq!(view.bonded, 5 * UNIT);
     assert_eq!(info.data.free, view.free + 5 * UNIT);
     assert_eq!((info.providers, info.consumers), (1, 1));
+}
+
+/// Failed extrinsics as Substrate tools read them: `System.ExtrinsicFailed` starts with
+/// the type subxt looks up by its path (`sp_runtime::DispatchError`) and a
+/// `DispatchInfo`, and a module error's first byte names the pallet's error variant in
+/// the metadata (what polkadot.js's `registry.findMetaError` reads), for a nested error
+/// the pallet whose error it is.
+#[test]
+fn dispatch_errors_name_their_pallet_error_in_the_metadata() {
+    let chain = Chain::new();
+    let meta = decoded(&chain.state);
+    let path_of = |id: u32| meta.types.resolve(id).unwrap().path.segments.join("::");
+    let system = meta.pallets.iter().find(|p| p.name == "System").unwrap();
+    let TypeDef::Variant(events) = &meta
+        .types
+        .resolve(system.event.as_ref().unwrap().ty.id)
+        .unwrap()
+        .type_def
+    else {
+        panic!("System events are not an enum")
+    };
+    let failed = events
+        .variants
+        .iter()
+        .find(|v| v.name == "ExtrinsicFailed")
+        .unwrap();
+    let first_two: Vec<String> = failed.fields[..2]
+        .iter()
+        .map(|f| path_of(f.ty.id))
+        .collect();
+    assert_eq!(
+        first_two,
+        [
+            "sp_runtime::DispatchError",
+            "frame_support::dispatch::DispatchInfo"
+        ]
+    );
+    let error_name = |e: &neuroshard_primitives::DispatchError| {
+        let neuroshard_primitives::DispatchError::Module(m) = e else {
+            panic!("not a module error: {e:?}")
+        };
+        let pallet = meta.pallets.iter().find(|p| p.index == m.index).unwrap();
+        let names = variant_names(&meta, pallet.error.as_ref().unwrap().ty.id);
+        format!("{}.{}", pallet.name, names[usize::from(m.error[0])])
+    };
+    let cases = [
+        (
+            DispatchError::Staking(neuroshard_staking::Error::NothingToWithdraw),
+            "Staking.NothingToWithdraw",
+        ),
+        (
+            DispatchError::Ponw(neuroshard_ponw::Error::NotTheChecker),
+            "Ponw.NotTheChecker",
+        ),
+        (
+            DispatchError::Staking(neuroshard_staking::Error::Balances(
+                neuroshard_balances::Error::SelfTransfer,
+            )),
+            "Balances.SelfTransfer",
+        ),
+        (
+            DispatchError::Training(neuroshard_training_pallet::Error::AlreadyReported),
+            "Training.AlreadyReported",
+        ),
+    ];
+    for (error, expected) in cases {
+        assert_eq!(error_name(&error.to_substrate()), expected);
+    }
+    // The errors carry no fields in the metadata: only the index is sent.
+    for pallet in meta.pallets.iter().filter(|p| p.error.is_some()) {
+        let ty = meta
+            .types
+            .resolve(pallet.error.as_ref().unwrap().ty.id)
+            .unwrap();
+        let TypeDef::Variant(v) = &ty.type_def else {
+            panic!("{}", pallet.name)
+        };
+        assert!(
+            v.variants.iter().all(|v| v.fields.is_empty()),
+            "{}",
+            pallet.name
+        );
+    }
+}
+
+/// `Metadata_metadata_at_version(15)`: V15 decodes with `frame-metadata`, has V14's
+/// pallets with the same storage, the runtime APIs `state_call` answers (with their
+/// types) and outer enums whose error enum names a module error's pallet and error.
+#[test]
+fn v15_has_the_pallets_the_runtime_apis_and_the_outer_enums() {
+    let chain = Chain::new();
+    assert_eq!(METADATA_VERSIONS, [14, 15]);
+    assert!(metadata_at_version(&chain.state, 16).unwrap().is_none());
+    let bytes = metadata_at_version(&chain.state, 15).unwrap().unwrap();
+    let prefixed = RuntimeMetadataPrefixed::decode(&mut bytes.as_slice()).unwrap();
+    let RuntimeMetadata::V15(v15) = prefixed.1 else {
+        panic!("not V15")
+    };
+    let v14 = decoded(&chain.state);
+    // (name, storage items, index) of each pallet.
+    macro_rules! summary {
+        ($meta:expr) => {
+            $meta
+                .pallets
+                .iter()
+                .map(|p| {
+                    let items = p.storage.as_ref().map(|s| s.entries.len());
+                    (p.name.clone(), items, p.index)
+                })
+                .collect::<Vec<_>>()
+        };
+    }
+    let (of14, of15) = (summary!(v14), summary!(v15));
+    assert_eq!(of14, of15);
+    let apis: Vec<String> = v15
+        .apis
+        .iter()
+        .flat_map(|a| {
+            a.methods
+                .iter()
+                .map(move |m| format!("{}_{}", a.name, m.name))
+        })
+        .collect();
+    // Each is a method state_call answers (the names of crate::metadata::RUNTIME_APIS).
+    for name in [
+        "Core_version",
+        "Metadata_metadata",
+        "Metadata_metadata_at_version",
+        "Metadata_metadata_versions",
+        "AccountNonceApi_account_nonce",
+        "TransactionPaymentApi_query_info",
+    ] {
+        assert!(apis.iter().any(|a| a == name), "{name} in {apis:?}");
+    }
+    for (api, _) in RUNTIME_APIS {
+        assert!(v15.apis.iter().any(|a| a.name == api), "{api}");
+    }
+    let ty = |id: u32| v15.types.resolve(id).unwrap();
+    assert_eq!(
+        ty(v15.extrinsic.address_ty.id).path.segments.join("::"),
+        "sp_runtime::multiaddress::MultiAddress"
+    );
+    // The outer error enum: variant at the pallet's index holding its errors.
+    let TypeDef::Variant(errors) = &ty(v15.outer_enums.error_enum_ty.id).type_def else {
+        panic!("error enum")
+    };
+    let balances = errors.variants.iter().find(|v| v.index == 0).unwrap();
+    assert_eq!(balances.name, "Balances");
+    let TypeDef::Variant(inner) = &ty(balances.fields[0].ty.id).type_def else {
+        panic!("balances errors")
+    };
+    assert_eq!(inner.variants[0].name, "InsufficientBalance");
+    let TypeDef::Variant(events) = &ty(v15.outer_enums.event_enum_ty.id).type_def else {
+        panic!("event enum")
+    };
+    assert!(events.variants.iter().any(|v| v.name == "System"));
+}
+
+/// The Balances calls wallets send are Substrate's, by name and index: a wallet or
+/// subxt building `Balances.transfer_keep_alive` from the metadata encodes the call the
+/// runtime decodes.
+#[test]
+fn balances_calls_have_substrates_names_and_indices() {
+    let chain = Chain::new();
+    let meta = decoded(&chain.state);
+    let balances = meta.pallets.iter().find(|p| p.name == "Balances").unwrap();
+    let ty = meta
+        .types
+        .resolve(balances.calls.as_ref().unwrap().ty.id)
+        .unwrap();
+    let TypeDef::Variant(calls) = &ty.type_def else {
+        panic!("calls")
+    };
+    let named: Vec<(String, u8)> = calls
+        .variants
+        .iter()
+        .map(|v| (v.name.clone(), v.index))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("transfer_allow_death".to_string(), 0),
+            ("transfer_keep_alive".to_string(), 3)
+        ]
+    );
+    let keep_alive = Call::Balances(neuroshard_primitives::BalancesCall::transfer_keep_alive {
+        dest: neuroshard_primitives::AccountId::from([1; 32]),
+        value: 5,
+    });
+    assert_eq!(keep_alive.encode()[..2], [balances.index, 3]);
 }

@@ -6,7 +6,8 @@
 
 use crate::error::DispatchError;
 use neuroshard_balances as balances;
-use neuroshard_primitives::{Balance, Call, PonwCall, SignedExtrinsic};
+use neuroshard_primitives::dispatch::Weight;
+use neuroshard_primitives::{Balance, Call, DispatchClass, PonwCall, SignedExtrinsic};
 use neuroshard_support::ReadState;
 use parity_scale_codec::Encode;
 
@@ -39,20 +40,13 @@ pub fn fee(state: &impl ReadState, xt: &SignedExtrinsic) -> Result<Balance, Disp
     Ok(partial_fee(state, xt)?.saturating_add(xt.tip))
 }
 
-/// Substrate's `DispatchClass`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode)]
-pub enum DispatchClass {
-    Normal,
-    Operational,
-    Mandatory,
-}
-
-/// Substrate's `RuntimeDispatchInfo` in the layout of `TransactionPaymentApi` version 1
-/// (a weight is one u64; NeuroShard meters none and reports 0), which is what
-/// `@polkadot/api` decodes for a runtime whose metadata has no v2 `Weight` type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode)]
+/// Substrate's `RuntimeDispatchInfo` with a two-dimensional weight
+/// (`sp_weights::weight_v2::Weight`, the type the metadata describes, which
+/// `@polkadot/api` then decodes `TransactionPaymentApi_query_info`'s answer with;
+/// NeuroShard meters no weight and reports zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, scale_info::TypeInfo)]
 pub struct RuntimeDispatchInfo {
-    pub weight: u64,
+    pub weight: Weight,
     pub class: DispatchClass,
     pub partial_fee: Balance,
 }
@@ -64,7 +58,7 @@ pub fn query_info(
     xt: &SignedExtrinsic,
 ) -> Result<RuntimeDispatchInfo, DispatchError> {
     Ok(RuntimeDispatchInfo {
-        weight: 0,
+        weight: Weight::default(),
         class: if pays_fee(&xt.call) {
             DispatchClass::Normal
         } else {

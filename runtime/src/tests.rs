@@ -179,9 +179,9 @@ impl Chain {
 }
 
 pub(crate) fn transfer(to: &str, amount: u128) -> Call {
-    Call::Balances(BalancesCall::Transfer {
+    Call::Balances(BalancesCall::transfer_allow_death {
         dest: account(to),
-        amount,
+        value: amount,
     })
 }
 

@@ -81,6 +81,9 @@ for (const hash of hashes) {
 
 console.log(JSON.stringify({
   runtime: api.runtimeVersion.toJSON(),
+  // The metadata version polkadot.js chose (the highest Metadata_metadata_versions
+  // lists that it supports; it falls back to V14 if V15 does not decode).
+  metadataVersion: api.runtimeMetadata.version,
   genesisHash: api.genesisHash.toHex(),
   properties,
   headerNumber: header.number.toString(),

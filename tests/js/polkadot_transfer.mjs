@@ -83,14 +83,14 @@ const headHashes = {
 };
 
 // Default options: a mortal era (polkadot.js's default), birth block from the header.
-const watched = await sendAndWatch(api.tx.balances.transfer(edward.address, amount), alice, {});
+const watched = await sendAndWatch(api.tx.balances.transferKeepAlive(edward.address, amount), alice, {});
 const first = api.createType('Hash', watched.hash);
 const edwardFunded = await changed(edward.address, edwardBefore);
 
 const charlieBefore = (await api.query.system.account(charlie.address)).data.free.toString();
 // What the wallet shows before sending: the fee through the runtime API
 // (TransactionPaymentApi_query_info) and through the payment_queryInfo RPC.
-const onwardTx = api.tx.balances.transfer(charlie.address, onward);
+const onwardTx = api.tx.balances.transferAllowDeath(charlie.address, onward);
 const viaRuntimeApi = !!api.call.transactionPaymentApi;
 const quoted = (await onwardTx.paymentInfo(edward, { era: 0, tip })).partialFee.toString();
 const quotedRpc = (await api.rpc.payment.queryInfo(
@@ -107,8 +107,76 @@ const second = await send(onwardTx, edward, { era: 0, tip });
 const charlieAfter = await changed(charlie.address, charlieBefore);
 const edwardAfter = (await api.query.system.account(edward.address)).data.free.toString();
 
+// A call that fails in its block, as a wallet sees it: Edward sends two transfers of
+// more than half his balance at once. The second (nonce + 1) goes first, so it waits
+// in the pool for the first instead of being dry-run and refused; once the first is in,
+// it is included, pays its fee and fails. polkadot.js reports `dispatchError` from
+// System.ExtrinsicFailed and names it from the metadata (registry.findMetaError).
+const failAmount = BigInt(edwardAfter) / 2n + 1n;
+const edwardNonce = (await api.rpc.system.accountNextIndex(edward.address)).toNumber();
+const failing = api.tx.balances.transferAllowDeath(charlie.address, failAmount);
+const failingQuote = (await failing.paymentInfo(edward, { era: 0 })).partialFee.toString();
+let settle;
+const failure = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+// Resolves once the node pooled it (the subscription is open): only then the first.
+await failing.signAndSend(edward, { era: 0, nonce: edwardNonce + 1 }, (result) => {
+  const { status, dispatchError, dispatchInfo } = result;
+  if (status.isInBlock || status.isFinalized) {
+    let module = null;
+    if (dispatchError?.isModule) {
+      const { section, name } = api.registry.findMetaError(dispatchError.asModule);
+      module = { section, name };
+    }
+    settle.resolve({
+      block: (status.isInBlock ? status.asInBlock : status.asFinalized).toHex(),
+      isModule: !!dispatchError?.isModule,
+      module,
+      paysFee: dispatchInfo?.paysFee.toString() ?? null,
+    });
+  } else if (status.isDropped || status.isInvalid || status.isUsurped) {
+    settle.reject(new Error(`the failing transfer: ${status.type}`));
+  }
+});
+await send(api.tx.balances.transferAllowDeath(charlie.address, failAmount), edward, { era: 0, nonce: edwardNonce });
+const failed = await failure;
+// Both are in once the nonce moved past them.
+while ((await api.rpc.system.accountNextIndex(edward.address)).toNumber() < edwardNonce + 2) {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+const edwardAfterFailure = (await api.query.system.account(edward.address)).data.free.toString();
+
+// Keep-alive and reaping: a transfer that would leave Edward with dust (half the
+// existential deposit) is refused as transferKeepAlive and goes through as
+// transferAllowDeath, which reaps him: the dust is burned (balances.DustLost).
+const ed = api.consts.balances.existentialDeposit.toBigInt();
+// The fee depends on the amount's compact length: quoted until the amount settles.
+const quoteOf = async (value) => (await api.tx.balances.transferAllowDeath(charlie.address, value)
+  .paymentInfo(edward, { era: 0 })).partialFee.toBigInt();
+let reapAmount = BigInt(edwardAfterFailure) - ed;
+for (let i = 0; i < 3; i += 1) {
+  reapAmount = BigInt(edwardAfterFailure) - (await quoteOf(reapAmount)) - ed / 2n;
+}
+let keepAliveError = null;
+try {
+  await send(api.tx.balances.transferKeepAlive(charlie.address, reapAmount), edward, { era: 0 });
+} catch (e) {
+  keepAliveError = e.message;
+}
+const reapBlock = await new Promise((resolve, reject) => {
+  api.tx.balances.transferAllowDeath(charlie.address, reapAmount)
+    .signAndSend(edward, { era: 0 }, ({ status, dispatchError }) => {
+      if (dispatchError) reject(new Error(`reaping transfer failed: ${dispatchError}`));
+      if (status.isInBlock) resolve(status.asInBlock);
+      if (status.isFinalized) resolve(status.asFinalized);
+    }).catch(reject);
+});
+const reapEvents = (await (await api.at(reapBlock)).query.system.events())
+  .filter(({ event }) => event.section === 'balances' && event.method === 'DustLost')
+  .map(({ event }) => ({ account: event.data[0].toString(), amount: event.data[1].toString() }));
+const reaped = (await (await api.at(reapBlock)).query.system.account(edward.address)).toJSON();
+
 // The node's own notifications, unfolded: a last transfer watched through the raw RPC.
-const raw = await api.tx.balances.transfer(charlie.address, 1).signAsync(alice, { era: 0 });
+const raw = await api.tx.balances.transferAllowDeath(charlie.address, 1).signAsync(alice, { era: 0 });
 const rawStatuses = await new Promise((resolve, reject) => {
   const seen = [];
   api.rpc.author.submitAndWatchExtrinsic(raw, (status) => {
@@ -119,7 +187,7 @@ const rawStatuses = await new Promise((resolve, reject) => {
 });
 
 // A mortal transfer with a 4-block era, sent once the era is over.
-const expiring = api.tx.balances.transfer(charlie.address, 1);
+const expiring = api.tx.balances.transferAllowDeath(charlie.address, 1);
 await expiring.signAsync(alice, { era: 4 });
 const signedAt = (await api.rpc.chain.getHeader()).number.toNumber();
 while ((await api.rpc.chain.getHeader()).number.toNumber() < signedAt + 8) {
@@ -147,6 +215,15 @@ console.log(JSON.stringify({
   edwardBefore,
   edwardFunded,
   edwardAfter,
+  failAmount: failAmount.toString(),
+  failingQuote,
+  failed,
+  edwardAfterFailure,
+  existentialDeposit: ed.toString(),
+  reapAmount: reapAmount.toString(),
+  keepAliveError,
+  reapEvents,
+  reaped,
   charlieBefore,
   charlieAfter,
   quoted,

@@ -467,9 +467,9 @@ fn a_peer_flooding_bad_receipt_batches_is_banned_and_failed_calls_pay() {
     // A call that fails when it runs is included and pays: Eve overdraws a transfer.
     let eve = keypair_from_uri("//Eve").unwrap();
     let (eve_free, _, _, nonce) = rpc.account(&address("//Eve")).unwrap();
-    let overdraw = Call::Balances(BalancesCall::Transfer {
+    let overdraw = Call::Balances(BalancesCall::transfer_allow_death {
         dest: chain::account("//Ferdie"),
-        amount: eve_free * 2,
+        value: eve_free * 2,
     });
     let xt = SignedExtrinsic::sign(&eve, &genesis, nonce, overdraw);
     let from = rpc.best_number().unwrap();

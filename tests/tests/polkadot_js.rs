@@ -9,7 +9,9 @@
 //! Each figure is compared with the node's own RPC. Then a wallet sends:
 //! `tests/js/polkadot_transfer.mjs` signs transfers with polkadot.js's own keyring
 //! (sr25519 and ed25519, the first with polkadot.js's default mortal era) and submits
-//! them, and sends a mortal transfer after its era ended.
+//! them (`transferKeepAlive`, `transferAllowDeath`), sends a mortal transfer after its
+//! era ended, a transfer that fails in its block (reported as polkadot.js reports a
+//! failed extrinsic: `dispatchError`), and one that reaps its sender.
 
 use neuroshard_primitives::{blake2_256, BalancesCall, Call, Era, SignedExtrinsic, UNIT};
 use neuroshard_tests::chain::{self, address};
@@ -76,9 +78,9 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     let rpc = node.rpc();
     let (alice, bob) = (address("//Alice"), address("//Bob"));
     let amount = 3 * UNIT / 2;
-    let call = Call::Balances(BalancesCall::Transfer {
+    let call = Call::Balances(BalancesCall::transfer_allow_death {
         dest: chain::account("//Bob"),
-        amount,
+        value: amount,
     });
     let (_, included) = chain::submit_and_wait(&rpc, "//Alice", call, TIMEOUT).unwrap();
     // Paid inference work: receipts in one block, their reward at the next epoch start.
@@ -99,6 +101,8 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
 
     // The chain as a wallet first sees it.
     assert_eq!(report["runtime"]["specName"], "neuroshard", "{ctx}");
+    // polkadot.js read everything below through the V15 metadata.
+    assert_eq!(report["metadataVersion"], 15, "{ctx}");
     assert_eq!(report["genesisHash"], hash_of(0), "{ctx}");
     let props = &report["properties"];
     assert_eq!(props["ss58Format"], 42, "{ctx}");
@@ -232,7 +236,10 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
         .filter(|e| e["event"] == "FeeBurned" && e["who"] == edward.as_str())
         .map(|e| chain::amount(&e["amount"]))
         .collect();
-    assert_eq!(fees.len(), 1, "{events:?}\n{ctx}");
+    // (Then the two transfers of which one failed, each paying the quoted fee, and
+    // the one that reaped him.)
+    assert_eq!(fees.len(), 4, "{events:?}\n{ctx}");
+    assert_eq!(fees[1..3], [num(&report["failingQuote"]); 2], "{ctx}");
     assert!(fees[0] > tip, "{fees:?}: {ctx}");
     // The fee the wallet was quoted (without the tip, as Substrate's partialFee) is the
     // fee charged, through the runtime API and the RPC alike.
@@ -282,6 +289,8 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
         });
     assert!(held, "the finalized block does not hold it: {block}\n{ctx}");
     check_mortality(&rpc, &report, &block, &ctx);
+    check_failure(&report, &ctx);
+    check_reaping(&report, &ctx);
     for key in ["first", "second"] {
         let hash = report[key].as_str().unwrap();
         assert!(
@@ -289,6 +298,52 @@ fn polkadot_js_signs_transfers_the_node_accepts() {
             "{key} extrinsic {hash} not in blocks {from}..: {in_blocks:?}\n{ctx}"
         );
     }
+}
+
+/// The transfer that failed in its block: polkadot.js's `signAndSend` callback saw
+/// `dispatchError`, a module error it named `balances.InsufficientBalance` from the
+/// metadata, with `DispatchInfo.paysFee = Yes`; the sender paid both transfers' fees
+/// (the quote) and only the first transfer's amount.
+fn check_failure(report: &Value, ctx: &str) {
+    let failed = &report["failed"];
+    assert_eq!(failed["isModule"], true, "{ctx}");
+    assert_eq!(
+        failed["module"],
+        json!({"section": "balances", "name": "InsufficientBalance"}),
+        "{ctx}"
+    );
+    assert_eq!(failed["paysFee"], "Yes", "{ctx}");
+    let fee = num(&report["failingQuote"]);
+    assert!(fee > 0, "{ctx}");
+    assert_eq!(
+        num(&report["edwardAfter"]) - num(&report["edwardAfterFailure"]),
+        num(&report["failAmount"]) + 2 * fee,
+        "{ctx}"
+    );
+}
+
+/// Keep-alive and reaping, with polkadot.js's `transferKeepAlive` /
+/// `transferAllowDeath`: a transfer leaving Edward half the existential deposit is
+/// refused as keep-alive (Balances.Expendability) and reaps him as allow-death: the
+/// dust is burned (`Balances.DustLost`), his free balance is 0 and his nonce is kept.
+fn check_reaping(report: &Value, ctx: &str) {
+    let error = report["keepAliveError"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("1010: Invalid Transaction") && error.contains("keep-alive"),
+        "{error:?}: {ctx}"
+    );
+    let dust = num(&report["existentialDeposit"]) / 2;
+    assert!(dust > 0, "{ctx}");
+    assert_eq!(
+        report["reapEvents"],
+        json!([{"account": report["edward"], "amount": dust.to_string()}]),
+        "{ctx}"
+    );
+    assert_eq!(num(&report["reaped"]["data"]["free"]), 0, "{ctx}");
+    assert!(
+        num(&report["reaped"]["nonce"]) >= 4,
+        "the nonce is kept: {ctx}"
+    );
 }
 
 /// The events polkadot.js decoded from `System.Events` at the blocks before and of the

@@ -14,7 +14,10 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn transfer_call(to: AccountId, amount: u128) -> Call {
-    Call::Balances(BalancesCall::Transfer { dest: to, amount })
+    Call::Balances(BalancesCall::transfer_allow_death {
+        dest: to,
+        value: amount,
+    })
 }
 
 /// The fee the chain charges for an extrinsic of `len` bytes.

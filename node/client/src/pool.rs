@@ -246,9 +246,9 @@ mod tests {
     use sp_core::Pair as _;
 
     fn xt(who: &Keypair, nonce: Nonce, amount: u128) -> (SignedExtrinsic, Validity) {
-        let call = Call::Balances(BalancesCall::Transfer {
+        let call = Call::Balances(BalancesCall::transfer_allow_death {
             dest: AccountId::from([9; 32]),
-            amount,
+            value: amount,
         });
         (
             SignedExtrinsic::sign(who, &Hash::zero(), nonce, call),

@@ -14,6 +14,9 @@ pub fn event_json(event: &Event) -> Value {
         Event::Transfer { from, to, amount } => {
             json!({"event": "Transfer", "from": ss58(from), "to": ss58(to), "amount": amount.to_string()})
         }
+        Event::DustLost { account, amount } => {
+            json!({"event": "DustLost", "account": ss58(account), "amount": amount.to_string()})
+        }
         Event::FeeBurned { who, amount } => {
             json!({"event": "FeeBurned", "who": ss58(who), "amount": amount.to_string()})
         }
@@ -21,18 +24,21 @@ pub fn event_json(event: &Event) -> Value {
             extrinsic,
             who,
             fee,
+            ..
         } => json!({
             "event": "ExtrinsicSuccess", "extrinsic": hex_hash(extrinsic), "who": ss58(who),
             "fee": fee.to_string(),
         }),
         Event::ExtrinsicFailed {
+            dispatch_error,
             extrinsic,
             who,
             fee,
             error,
+            ..
         } => json!({
             "event": "ExtrinsicFailed", "extrinsic": hex_hash(extrinsic), "who": ss58(who),
-            "fee": fee.to_string(), "error": error,
+            "fee": fee.to_string(), "error": error, "dispatchError": format!("{dispatch_error:?}"),
         }),
         Event::WorkerRegistered {
             worker,

@@ -10,7 +10,8 @@ use crate::types::parse_hash;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use neuroshard_client::{hex_hash, Client};
-use neuroshard_runtime::payment::{query_info, DispatchClass, RuntimeDispatchInfo};
+use neuroshard_primitives::DispatchClass;
+use neuroshard_runtime::payment::{query_info, RuntimeDispatchInfo};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -22,9 +23,9 @@ pub trait PaymentApi {
     fn query_info(&self, extrinsic: String, at: Option<String>) -> RpcResult<DispatchInfoJson>;
 }
 
-/// `RuntimeDispatchInfo` with a v1 weight (one number), as `@polkadot/api` decodes this
-/// RPC's answer (`RuntimeDispatchInfoV1`); tools that want the v2 layout call the
-/// runtime API.
+/// `RuntimeDispatchInfo` with a v1 weight (one number, the v2 weight's `ref_time`), as
+/// `@polkadot/api` decodes this RPC's answer (`RuntimeDispatchInfoV1`); the runtime
+/// API answers the v2 layout.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchInfoJson {
@@ -37,7 +38,7 @@ pub struct DispatchInfoJson {
 impl From<RuntimeDispatchInfo> for DispatchInfoJson {
     fn from(info: RuntimeDispatchInfo) -> Self {
         Self {
-            weight: info.weight,
+            weight: info.weight.ref_time,
             class: match info.class {
                 DispatchClass::Normal => "normal",
                 DispatchClass::Operational => "operational",

@@ -82,7 +82,7 @@ mod tests {
         let versions = call(&state, "Metadata_metadata_versions", &[]).unwrap();
         assert_eq!(
             Vec::<u32>::decode(&mut versions.as_slice()).unwrap(),
-            vec![14]
+            vec![14, 15]
         );
         // An account never seen has nonce 0, as a u32.
         let nonce = call(&state, "AccountNonceApi_account_nonce", &[7; 32]).unwrap();

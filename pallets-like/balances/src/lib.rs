@@ -21,7 +21,7 @@ pub struct Balances;
 impl Pallet for Balances {
     const NAME: &'static str = "Balances";
     const INDEX: u8 = 0;
-    const EVENTS: &'static [&'static str] = &["Transfer", "FeeBurned"];
+    const EVENTS: &'static [&'static str] = &["Transfer", "FeeBurned", "DustLost"];
 }
 
 /// Chain-spec parameters of the pallet (base units).
@@ -152,6 +152,8 @@ pub enum Error {
     Overflow,
     #[error("pallet parameters missing from state (genesis not built?)")]
     MissingParams,
+    #[error("a keep-alive transfer of {} NSHD would leave the sender below the existential deposit of {} NSHD (transfer_allow_death may)", format_balance(*amount), format_balance(*minimum))]
+    Expendability { amount: Balance, minimum: Balance },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -255,12 +257,38 @@ pub fn increment_nonce(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()>
     Ok(())
 }
 
-/// Moves `amount` of free balance from `from` to `to`.
+/// Whether a transfer may take the sender below the existential deposit (Substrate's
+/// `transfer_allow_death` / `transfer_keep_alive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existence {
+    /// Refused if the sender would be left with less than the existential deposit.
+    KeepAlive,
+    /// A sender left with less than the existential deposit (and nothing reserved or
+    /// bonded) is reaped: the dust is burned (`DustLost`).
+    AllowDeath,
+}
+
+/// Moves `amount` of free balance from `from` to `to` (`transfer_allow_death`).
 pub fn transfer(
     overlay: &mut Overlay<'_>,
     from: &AccountId,
     to: &AccountId,
     amount: Balance,
+) -> Result<()> {
+    transfer_with(overlay, from, to, amount, Existence::AllowDeath)
+}
+
+/// Moves `amount` of free balance from `from` to `to`; what may become of a sender left
+/// below the existential deposit is `existence`'s. The receiver must end at or above
+/// it. A reaped account keeps its record with its nonce and nothing else, unlike
+/// Substrate's, which deletes it: a nonce starting again from 0 would let anyone replay
+/// the account's old immortal extrinsics once it is funded again.
+pub fn transfer_with(
+    overlay: &mut Overlay<'_>,
+    from: &AccountId,
+    to: &AccountId,
+    amount: Balance,
+    existence: Existence,
 ) -> Result<()> {
     if amount == 0 {
         return Err(Error::ZeroAmount);
@@ -278,7 +306,19 @@ pub fn transfer(
             minimum: p.existential_deposit,
         });
     }
+    let below = sender.total() < p.existential_deposit;
+    if below && existence == Existence::KeepAlive {
+        return Err(Error::Expendability {
+            amount,
+            minimum: p.existential_deposit,
+        });
+    }
     receiver.free = receiver.free.checked_add(amount).ok_or(Error::Overflow)?;
+    let dust = if below && sender.reserved == 0 && sender.bonded == 0 {
+        std::mem::take(&mut sender.free)
+    } else {
+        0
+    };
     put(overlay, from, &sender);
     put(overlay, to, &receiver);
     overlay.deposit_event(Event::Transfer {
@@ -286,6 +326,14 @@ pub fn transfer(
         to: to.clone(),
         amount,
     });
+    if dust > 0 {
+        let issuance = total_issuance(overlay)?.saturating_sub(dust);
+        TOTAL_ISSUANCE.put(overlay, &issuance);
+        overlay.deposit_event(Event::DustLost {
+            account: from.clone(),
+            amount: dust,
+        });
+    }
     Ok(())
 }
 

@@ -68,6 +68,43 @@ fn failures_change_nothing() {
     assert!(o.events().is_empty());
 }
 
+/// Substrate's existence rules: a keep-alive transfer may not leave the sender below
+/// the existential deposit; an allow-death one reaps it, burning the dust
+/// (`DustLost`) and keeping its nonce (no replay of its old extrinsics).
+#[test]
+fn keep_alive_refuses_what_allow_death_reaps() {
+    let state = genesis();
+    let mut o = Overlay::new(&state);
+    increment_nonce(&mut o, &who(2)).unwrap();
+    // 500 - 495 leaves 5, half the existential deposit of 10.
+    assert_eq!(
+        o.transactional(|o| transfer_with(o, &who(2), &who(1), 495, Existence::KeepAlive)),
+        Err(Error::Expendability {
+            amount: 495,
+            minimum: 10
+        })
+    );
+    // Leaving exactly the deposit is fine either way.
+    transfer_with(&mut o, &who(2), &who(1), 490, Existence::KeepAlive).unwrap();
+    assert_eq!(account(&o, &who(2)).unwrap().free, 10);
+    assert!(!o
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::DustLost { .. })));
+    transfer_with(&mut o, &who(2), &who(1), 4, Existence::AllowDeath).unwrap();
+    let reaped = account(&o, &who(2)).unwrap();
+    assert_eq!((reaped.free, reaped.nonce), (0, 1));
+    assert_eq!(account(&o, &who(1)).unwrap().free, 1_000 + 490 + 4);
+    assert_eq!(total_issuance(&o).unwrap(), 1_500 - 6);
+    assert_eq!(
+        o.events().last(),
+        Some(&Event::DustLost {
+            account: who(2),
+            amount: 6
+        })
+    );
+}
+
 #[test]
 fn fee_is_burned() {
     let state = genesis();
@@ -82,6 +119,7 @@ fn fee_is_burned() {
 #[derive(Debug, Clone)]
 enum Op {
     Transfer(u8, u8, u128),
+    KeepAlive(u8, u8, u128),
     Mint(u8, u128),
     Burn(u8, u128),
     Bond(u8, u128),
@@ -96,6 +134,7 @@ fn op() -> impl Strategy<Value = Op> {
     let amt = 0u128..2_000;
     prop_oneof![
         (acc.clone(), acc.clone(), amt.clone()).prop_map(|(a, b, x)| Op::Transfer(a, b, x)),
+        (acc.clone(), acc.clone(), amt.clone()).prop_map(|(a, b, x)| Op::KeepAlive(a, b, x)),
         (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Mint(a, x)),
         (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Burn(a, x)),
         (acc.clone(), amt.clone()).prop_map(|(a, x)| Op::Bond(a, x)),
@@ -116,6 +155,9 @@ proptest! {
         for op in ops {
             let _ = o.transactional(|o| match op {
                 Op::Transfer(a, b, x) => transfer(o, &who(a), &who(b), x),
+                Op::KeepAlive(a, b, x) => {
+                    transfer_with(o, &who(a), &who(b), x, Existence::KeepAlive)
+                }
                 Op::Mint(a, x) => mint(o, &who(a), x),
                 Op::Burn(a, x) => burn(o, &who(a), x),
                 Op::Bond(a, x) => bond(o, &who(a), x),

@@ -10,7 +10,7 @@ pub mod proof;
 pub mod state;
 pub mod storage;
 
-pub use metadata::{constant, PalletDecl, PalletEvents};
+pub use metadata::{constant, error_index, error_name, PalletDecl, PalletErrors, PalletEvents};
 pub use overlay::Overlay;
 pub use proof::{verify_read_proof, ReadProof};
 pub use state::{ReadState, StateChanges, StateDb};

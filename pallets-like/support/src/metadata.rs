@@ -71,8 +71,10 @@ impl PalletDecl {
         self
     }
 
+    /// Declares the pallet's errors: the variants of `T`, without their fields (see
+    /// [`PalletErrors`]).
     pub fn errors<T: TypeInfo + 'static>(mut self) -> Self {
-        self.errors = Some(meta_type::<T>());
+        self.errors = Some(meta_type::<PalletErrors<T>>());
         self
     }
 
@@ -99,6 +101,24 @@ impl PalletDecl {
             constants: self.constants,
             error: self.errors.map(|ty| PalletErrorMetadata { ty }),
             index: self.index,
+        }
+    }
+}
+
+impl PalletDecl {
+    /// The pallet's entry in V15 metadata: the V14 entry (V15 reuses its parts) with
+    /// no pallet docs.
+    pub fn into_v15(self) -> frame_metadata::v15::PalletMetadata<MetaForm> {
+        let v14 = self.into_v14();
+        frame_metadata::v15::PalletMetadata {
+            name: v14.name,
+            storage: v14.storage,
+            calls: v14.calls,
+            event: v14.event,
+            constants: v14.constants,
+            error: v14.error,
+            index: v14.index,
+            docs: Vec::new(),
         }
     }
 }
@@ -146,4 +166,59 @@ impl<P: Pallet + 'static> TypeInfo for PalletEvents<P> {
             docs: vec!["The events of this pallet."],
         }
     }
+}
+
+/// The type of a pallet's errors in the metadata: the variants of its error enum `E`,
+/// at their indices, without fields. Substrate encodes a pallet error in the four bytes
+/// of `sp_runtime::ModuleError::error`, its variant index first; NeuroShard's errors
+/// carry amounts and hashes that do not fit, so only the index is sent (the fields are
+/// in the event's message) and the metadata says so. polkadot.js's
+/// `registry.findMetaError` and subxt name an error from this type.
+pub struct PalletErrors<E>(PhantomData<E>);
+
+impl<E: TypeInfo + 'static> PalletErrors<E> {
+    fn variants() -> Vec<scale_info::Variant<MetaForm>> {
+        let TypeDef::Variant(all) = E::type_info().type_def else {
+            return Vec::new();
+        };
+        all.variants
+            .into_iter()
+            .map(|mut v| {
+                v.fields = Vec::new();
+                v
+            })
+            .collect()
+    }
+}
+
+impl<E: TypeInfo + 'static> TypeInfo for PalletErrors<E> {
+    type Identity = Self;
+
+    fn type_info() -> Type {
+        let mut ty = E::type_info();
+        ty.type_params = Vec::new();
+        ty.type_def = TypeDef::Variant(TypeDefVariant::new(Self::variants()));
+        ty
+    }
+}
+
+/// The name of `error`'s variant, which `E`'s derived `Debug` prints first.
+pub fn error_name<E: std::fmt::Debug>(error: &E) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The variant index of `error` in its enum's type description: the first byte of
+/// its `ModuleError`. Found by [`error_name`]; `u8::MAX` (no such variant) if `E`'s
+/// `Debug` is not the derived one.
+pub fn error_index<E: TypeInfo + std::fmt::Debug + 'static>(error: &E) -> u8 {
+    let name = error_name(error);
+    PalletErrors::<E>::variants()
+        .into_iter()
+        .find(|v| v.name == name)
+        .map_or(u8::MAX, |v| v.index)
 }

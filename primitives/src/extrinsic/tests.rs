@@ -4,9 +4,9 @@ use crate::crypto::keypair_from_uri;
 use proptest::prelude::*;
 
 fn transfer(amount: Balance) -> Call {
-    Call::Balances(BalancesCall::Transfer {
+    Call::Balances(BalancesCall::transfer_allow_death {
         dest: keypair_from_uri("//Bob").unwrap().public().into(),
-        amount,
+        value: amount,
     })
 }
 

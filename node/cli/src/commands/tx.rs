@@ -42,9 +42,9 @@ async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let to = crypto::parse_account(&args.to)?;
     let amount =
         parse_balance(&args.amount).with_context(|| format!("--amount {:?}", args.amount))?;
-    let call = Call::Balances(BalancesCall::Transfer {
+    let call = Call::Balances(BalancesCall::transfer_allow_death {
         dest: to.clone(),
-        amount,
+        value: amount,
     });
     let what = format!(
         "transfer of {} NSHD ({amount} base units) to {}",

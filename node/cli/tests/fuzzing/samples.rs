@@ -90,9 +90,9 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
     let genesis = h.client.genesis_hash();
     let receipt = Receipt::sign(receipt_body(), &pair("//Bob"), &pair("//Dave"));
     [
-        Call::Balances(BalancesCall::Transfer {
+        Call::Balances(BalancesCall::transfer_allow_death {
             dest: account("//Bob"),
-            amount: UNIT,
+            value: UNIT,
         }),
         Call::Ponw(PonwCall::SubmitReceipts {
             receipts: vec![receipt.clone(), receipt],
@@ -151,9 +151,9 @@ fn authored_blocks(h: &Harness) -> Vec<Block> {
         &alice,
         &genesis,
         h.client.next_nonce(&account("//Alice")).unwrap(),
-        Call::Balances(BalancesCall::Transfer {
+        Call::Balances(BalancesCall::transfer_allow_death {
             dest: account("//Charlie"),
-            amount: UNIT,
+            value: UNIT,
         }),
     );
     let _ = h.client.submit(xt);

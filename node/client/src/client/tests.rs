@@ -53,9 +53,9 @@ fn author(client: &Client) -> Header {
 }
 
 fn transfer(client: &Client, from: &str, nonce: u64, amount: u128) -> SignedExtrinsic {
-    let call = Call::Balances(BalancesCall::Transfer {
+    let call = Call::Balances(BalancesCall::transfer_allow_death {
         dest: account("//Charlie"),
-        amount,
+        value: amount,
     });
     SignedExtrinsic::sign(&pair(from), &client.genesis_hash(), nonce, call)
 }
