@@ -136,6 +136,10 @@ impl Job {
     }
 }
 
+/// Upper bounds of the buckets of [`BatchFigures::histogram`] (sessions per step); the
+/// last bucket takes every larger step.
+pub const HISTOGRAM_BOUNDS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+
 /// Figures of the batcher for `/metrics`.
 #[derive(Debug, Default)]
 pub struct BatchStats {
@@ -144,8 +148,11 @@ pub struct BatchStats {
     batch_sessions: AtomicU64,
     steps: AtomicU64,
     positions: AtomicU64,
+    sessions: AtomicU64,
     peak_positions: AtomicU64,
     peak_sessions: AtomicU64,
+    busy_nanos: AtomicU64,
+    histogram: [AtomicU64; HISTOGRAM_BOUNDS.len() + 1],
 }
 
 /// A snapshot of [`BatchStats`].
@@ -165,6 +172,32 @@ pub struct BatchFigures {
     pub peak_positions: u64,
     /// Most sessions in one step.
     pub peak_sessions: u64,
+    /// Sessions summed over all steps (over `steps`: the mean batch).
+    pub sessions: u64,
+    /// Nanoseconds spent running steps (the shard's busy time).
+    pub busy_nanos: u64,
+    /// Steps by sessions in the step: `histogram[i]` counts steps of at most
+    /// `HISTOGRAM_BOUNDS[i]` sessions (and more than the bound before); the last entry
+    /// counts steps of more than the last bound.
+    pub histogram: [u64; HISTOGRAM_BOUNDS.len() + 1],
+}
+
+impl BatchFigures {
+    /// Adds `other`'s counters to these (the last-step gauges take the larger).
+    pub fn add(&mut self, other: &BatchFigures) {
+        self.queued += other.queued;
+        self.batch_positions = self.batch_positions.max(other.batch_positions);
+        self.batch_sessions = self.batch_sessions.max(other.batch_sessions);
+        self.steps += other.steps;
+        self.positions += other.positions;
+        self.peak_positions = self.peak_positions.max(other.peak_positions);
+        self.peak_sessions = self.peak_sessions.max(other.peak_sessions);
+        self.sessions += other.sessions;
+        self.busy_nanos += other.busy_nanos;
+        for (a, b) in self.histogram.iter_mut().zip(other.histogram) {
+            *a += b;
+        }
+    }
 }
 
 impl BatchStats {
@@ -177,7 +210,23 @@ impl BatchStats {
             positions: self.positions.load(Ordering::Relaxed),
             peak_positions: self.peak_positions.load(Ordering::Relaxed),
             peak_sessions: self.peak_sessions.load(Ordering::Relaxed),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            busy_nanos: self.busy_nanos.load(Ordering::Relaxed),
+            histogram: std::array::from_fn(|i| self.histogram[i].load(Ordering::Relaxed)),
         }
+    }
+
+    /// Counts a step of `sessions` sessions that ran for `took`.
+    fn record_step(&self, sessions: usize, took: Duration) {
+        let sessions = sessions as u64;
+        self.sessions.fetch_add(sessions, Ordering::Relaxed);
+        self.busy_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        let bucket = HISTOGRAM_BOUNDS
+            .iter()
+            .position(|&b| sessions <= b)
+            .unwrap_or(HISTOGRAM_BOUNDS.len());
+        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -354,7 +403,9 @@ impl Batcher {
     fn step(&self, shard: &Shard) {
         let picked = self.select();
         if !picked.is_empty() {
+            let begin = Instant::now();
             run_step(shard, &picked);
+            self.stats.record_step(picked.len(), begin.elapsed());
         }
         let mut state = lock(&self.state);
         state.queue.retain(|j| !j.finished());

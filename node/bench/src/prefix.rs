@@ -13,7 +13,8 @@
 //! `--prefix-cache-mib 0` then serves the cold kind, so the report also gives what the
 //! cache costs a request that misses (hashing its inputs and storing its blocks).
 
-use crate::serve::{metrics, start_node};
+use crate::serve::start_node;
+use crate::serve_load::metrics;
 use anyhow::bail;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -508,16 +508,16 @@ impl TextGenerator for LocalWorker {
     fn batch_figures(&self) -> Option<neuroshard_inference::batcher::BatchFigures> {
         let mut sum = neuroshard_inference::batcher::BatchFigures::default();
         for shard in self.shards() {
-            let f = shard.batch_figures();
-            sum.queued += f.queued;
-            sum.batch_positions = sum.batch_positions.max(f.batch_positions);
-            sum.batch_sessions = sum.batch_sessions.max(f.batch_sessions);
-            sum.steps += f.steps;
-            sum.positions += f.positions;
-            sum.peak_positions = sum.peak_positions.max(f.peak_positions);
-            sum.peak_sessions = sum.peak_sessions.max(f.peak_sessions);
+            sum.add(&shard.batch_figures());
         }
         Some(sum)
+    }
+
+    fn stage_figures(&self) -> Vec<(String, neuroshard_inference::batcher::BatchFigures)> {
+        self.shards()
+            .iter()
+            .map(|s| (s.layers().to_string(), s.batch_figures()))
+            .collect()
     }
 
     fn prefix_figures(&self) -> Option<crate::generator::PrefixFigures> {
