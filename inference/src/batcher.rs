@@ -49,6 +49,40 @@ pub const DEFAULT_MAX_BATCH: usize = 64;
 pub const GATHER: Duration = Duration::from_millis(10);
 /// Sessions that ran in this many of the last steps are waited for.
 const RECENT_STEPS: u64 = 4;
+/// Longest wait of the node's first stage for sessions queued at its later stages.
+pub const MERGE_WAIT: Duration = Duration::from_millis(100);
+
+/// The jobs queued in all the batchers of one node's shards, per session: a stage's
+/// leader does not wait for a session queued at another of the node's stages (it is
+/// waiting there, often for this very step), except the first stage, where split groups
+/// of sessions merge again (see [`Batcher`]).
+#[derive(Debug, Default)]
+pub struct NodeQueue(Mutex<HashMap<SessionId, usize>>);
+
+impl NodeQueue {
+    fn enter(&self, session: SessionId) {
+        *lock(&self.0).entry(session).or_default() += 1;
+    }
+
+    fn leave(&self, session: &SessionId) {
+        let mut map = lock(&self.0);
+        if let Some(n) = map.get_mut(session) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(session);
+            }
+        }
+    }
+
+    fn holds(&self, session: &SessionId) -> bool {
+        lock(&self.0).contains_key(session)
+    }
+
+    /// Whether no job is queued in the node's batchers.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.0).is_empty()
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -247,6 +281,11 @@ pub struct Batcher {
     changed: Condvar,
     max_positions: usize,
     stats: BatchStats,
+    /// The jobs queued in this node's batchers (shared by its shards' batchers).
+    node: Arc<NodeQueue>,
+    /// Whether this is the node's first stage (its shard takes tokens), where groups of
+    /// sessions merge.
+    first: bool,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -276,7 +315,22 @@ impl Batcher {
             changed: Condvar::new(),
             max_positions: max_positions.max(1),
             stats: BatchStats::default(),
+            node: Arc::default(),
+            first: false,
         }
+    }
+
+    /// The same batcher as one of a node's stages: `node` is shared by the batchers of
+    /// the node's shards, `first` says whether this one's shard starts the model.
+    pub fn linked(mut self, node: Arc<NodeQueue>, first: bool) -> Self {
+        self.node = node;
+        self.first = first;
+        self
+    }
+
+    /// The node's queue this batcher is linked to and whether it is its first stage.
+    pub fn link(&self) -> (Arc<NodeQueue>, bool) {
+        (self.node.clone(), self.first)
     }
 
     pub fn max_positions(&self) -> usize {
@@ -299,6 +353,7 @@ impl Batcher {
     pub(crate) fn run(&self, shard: &Shard, job: Job) -> Result<ShardResponse> {
         let job = Arc::new(job);
         let mut state = lock(&self.state);
+        self.node.enter(job.req.session);
         state.queue.push_back(job.clone());
         self.changed.notify_all();
         loop {
@@ -323,21 +378,30 @@ impl Batcher {
         }
     }
 
-    /// Waits (at most [`GATHER`]) until every recent session has a job queued.
+    /// Waits until every recent session has a job queued: at most [`GATHER`] for the
+    /// sessions between two stages (or in their client's turn), and on the first stage
+    /// at most [`MERGE_WAIT`] for the sessions queued at the node's later stages; later
+    /// stages do not wait for sessions queued elsewhere on the node.
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        let deadline = Instant::now() + GATHER;
+        let begin = Instant::now();
         loop {
-            let back = |id: &SessionId| state.queue.iter().any(|j| j.req.session == *id);
-            if state.recent.keys().all(back) {
-                return state;
+            let here: HashSet<SessionId> = state.queue.iter().map(|j| j.req.session).collect();
+            let (mut transit, mut elsewhere) = (false, false);
+            for id in state.recent.keys().filter(|id| !here.contains(*id)) {
+                match self.node.holds(id) {
+                    true => elsewhere = true,
+                    false => transit = true,
+                }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return state;
-            }
+            let waited = begin.elapsed();
+            let wait = match (transit, elsewhere && self.first) {
+                (true, _) if waited < GATHER => GATHER - waited,
+                (_, true) if waited < MERGE_WAIT => (MERGE_WAIT - waited).min(GATHER),
+                _ => return state,
+            };
             state = self
                 .changed
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, wait)
                 .map(|(s, _)| s)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
@@ -408,7 +472,13 @@ impl Batcher {
             self.stats.record_step(picked.len(), begin.elapsed());
         }
         let mut state = lock(&self.state);
-        state.queue.retain(|j| !j.finished());
+        state.queue.retain(|j| {
+            let done = j.finished();
+            if done {
+                self.node.leave(&j.req.session);
+            }
+            !done
+        });
         self.changed.notify_all();
     }
 }

@@ -22,6 +22,7 @@ pub mod inference;
 pub mod kernels;
 pub mod ledger;
 pub mod llamacpp;
+pub mod llamacpp_batch;
 pub mod network;
 pub mod plot;
 pub mod prefix;

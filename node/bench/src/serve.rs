@@ -14,12 +14,12 @@
 //! share of it.
 
 use crate::inference::resolve_gguf;
+use crate::serve_load::{closed_loop, percentile, staggered, Level};
 use anyhow::{bail, Context};
 use neuroshard_inference::executor::{argmax_rows, Segment, ShardExecutor};
+use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::KvCache;
-use crate::serve_load::{closed_loop, percentile, staggered, Level};
-use neuroshard_inference::tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,6 +190,24 @@ pub(crate) struct ServeReport {
     pub levels: Vec<Level>,
     /// Sorted times to first token of the staggered arrivals, ms.
     pub ttft: Vec<f64>,
+    /// llama.cpp's batched decode in process: its version, tok/s of one sequence and of
+    /// `ceiling_batch` sequences; or why it was skipped.
+    pub llama: Result<(String, f64, f64), String>,
+}
+
+/// llama.cpp's batched decode of `batch` sequences and of one, after the ceiling's
+/// 16-token prompt, `steps` tokens each (or why it cannot run).
+fn llama_side(path: &Path, batch: usize, steps: usize) -> Result<(String, f64, f64), String> {
+    crate::llamacpp::available()?;
+    let prompt: Vec<u32> = (0..16).map(|i| 100 + i).collect();
+    let threads = rayon::current_num_threads();
+    let run = |n| {
+        crate::llamacpp_batch::batched_tok_s(path, &prompt, n, steps, threads)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let (version, many) = run(batch)?;
+    let (_, one) = run(1)?;
+    Ok((version, one, many))
 }
 
 /// Runs the benchmark (blocking) and prints its report.
@@ -201,6 +219,8 @@ pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     eprintln!("bench: executor ceiling, {top} sessions in one batch");
     let ceiling = ceiling(&path, top, opts.max_tokens)?;
     let single = self::ceiling(&path, 1, opts.max_tokens)?;
+    eprintln!("bench: llama.cpp batched decode");
+    let llama = llama_side(&path, top, opts.max_tokens);
     eprintln!("bench: starting a dev node");
     let node = start_node(&[])?;
     let mut levels = Vec::new();
@@ -218,7 +238,12 @@ pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
         true => Vec::new(),
         false => {
             eprintln!("bench: {} staggered arrivals", arrivals.len());
-            staggered(node.port, &arrivals, opts.arrival_every, opts.arrival_tokens)?
+            staggered(
+                node.port,
+                &arrivals,
+                opts.arrival_every,
+                opts.arrival_tokens,
+            )?
         }
     };
     drop(node);
@@ -229,6 +254,7 @@ pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
         single,
         levels,
         ttft,
+        llama,
     };
     print_report(&report, opts);
     if let Some(svg) = &opts.svg {
@@ -244,7 +270,11 @@ fn print_report(r: &ServeReport, opts: &ServeOptions) {
         .iter()
         .find(|l| l.clients == 1)
         .map_or(f64::NAN, |l| l.tok_s);
-    println!("bench serve: {}, {} cores", r.cpu, rayon::current_num_threads());
+    println!(
+        "bench serve: {}, {} cores",
+        r.cpu,
+        rayon::current_num_threads()
+    );
     println!(
         "  {} requests per client, <= 32-token prompts, {}-token greedy completions, streamed",
         opts.requests, opts.max_tokens
@@ -254,6 +284,14 @@ fn print_report(r: &ServeReport, opts: &ServeOptions) {
         r.ceiling_batch, r.ceiling
     );
     println!("  executor, 1 session (no HTTP): {:.1} tok/s", r.single);
+    match &r.llama {
+        Ok((version, one, many)) => println!(
+            "  llama.cpp {version} (llama-cpp-python), same GGUF and threads, no HTTP: 1 sequence {one:.1} tok/s, {} sequences in one llama_batch {many:.1} tok/s; our ceiling / llama.cpp's: {:.2}x",
+            r.ceiling_batch,
+            r.ceiling / many
+        ),
+        Err(why) => println!("  llama.cpp batched decode skipped: {why}"),
+    }
     println!("  clients | aggregate tok/s | vs 1 client | share of ceiling | ITL p50 ms | ITL p99 ms | sessions/step | positions/step | step ms");
     for l in &r.levels {
         let b = &l.batching;

@@ -97,7 +97,10 @@ impl Scrape {
                 let (labels, value) = rest.split_once("} ")?;
                 // One label: its value without the name and quotes.
                 let label = labels.split_once('=').map_or(labels, |(_, v)| v);
-                Some((label.trim_matches('"').to_string(), value.trim().parse().ok()?))
+                Some((
+                    label.trim_matches('"').to_string(),
+                    value.trim().parse().ok()?,
+                ))
             })
             .collect()
     }

@@ -82,7 +82,11 @@ pub(crate) fn serve_svg(r: &ServeReport) -> String {
         );
     }
     for (value, color, label) in [
-        (r.ceiling, "#d62728", format!("ceiling, {} sessions", r.ceiling_batch)),
+        (
+            r.ceiling,
+            "#d62728",
+            format!("ceiling, {} sessions", r.ceiling_batch),
+        ),
         (goal, "#2ca02c", "goal: 3x one client".to_string()),
     ] {
         let y = sy(value);
@@ -104,7 +108,9 @@ pub(crate) fn serve_svg(r: &ServeReport) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -128,10 +134,11 @@ mod tests {
             single: 110.0,
             levels: vec![level(1, 100.0), level(4, 200.0), level(16, 310.0)],
             ttft: vec![],
+            llama: Err("not installed".into()),
         };
         let svg = serve_svg(&report);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches(r#"fill="#1f77b4""#).count(), 3);
+        assert_eq!(svg.matches(r##"fill="#1f77b4""##).count(), 3);
         assert!(svg.contains("ceiling, 16 sessions (320)"));
         assert!(svg.contains("goal: 3x one client (300)"));
         for cap in svg.split(" y=\"").skip(1) {

@@ -183,10 +183,22 @@ impl Metrics {
             self.batch_step_sessions.clone(),
         );
         let stage = [
-            ("stage_steps", "Batched steps run by one of this node's shards (label shard: its layers)"),
-            ("stage_sessions_run", "Sessions summed over one shard's batched steps"),
-            ("stage_positions_run", "Positions run in one shard's batched steps"),
-            ("stage_queue_length", "Requests left waiting at one shard when its last step started"),
+            (
+                "stage_steps",
+                "Batched steps run by one of this node's shards (label shard: its layers)",
+            ),
+            (
+                "stage_sessions_run",
+                "Sessions summed over one shard's batched steps",
+            ),
+            (
+                "stage_positions_run",
+                "Positions run in one shard's batched steps",
+            ),
+            (
+                "stage_queue_length",
+                "Requests left waiting at one shard when its last step started",
+            ),
         ];
         for ((name, help), family) in stage.into_iter().zip(&self.stage) {
             registry.register(name, help, family.clone());
