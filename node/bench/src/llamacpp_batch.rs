@@ -14,7 +14,11 @@ use std::process::Command;
 const DRIVER: &str = r#"
 import sys, json, time
 import numpy as np
+import ctypes
 import llama_cpp as L
+# llama.cpp logs every graph it builds; printing that would be timed with the decode.
+quiet = L.llama_log_callback(lambda level, text, user: None)
+L.llama_log_set(quiet, ctypes.c_void_p(0))
 path, n, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 prompt = json.loads(sys.argv[5])
 L.llama_backend_init()
