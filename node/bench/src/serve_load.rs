@@ -18,23 +18,19 @@ pub(crate) struct Streamed {
     pub events: Vec<Instant>,
 }
 
-/// Sends one streaming completion and reads it to the end.
-pub(crate) fn stream_completion(
+/// POSTs `body` (JSON) to `path` and returns when it was sent and the response after a
+/// `200` status line (an error with the response otherwise).
+pub(crate) fn open_stream(
     port: u16,
-    prompt: &str,
-    max_tokens: usize,
-) -> anyhow::Result<Streamed> {
-    let body = serde_json::json!({
-        "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
-        "stream": true, "stream_options": {"include_usage": true},
-    })
-    .to_string();
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(Instant, BufReader<TcpStream>)> {
     let begin = Instant::now();
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(600)))?;
     write!(
         stream,
-        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
@@ -46,6 +42,21 @@ pub(crate) fn stream_completion(
         let _ = reader.read_to_string(&mut rest);
         bail!("completion refused: {status}{rest}");
     }
+    Ok((begin, reader))
+}
+
+/// Sends one streaming completion and reads it to the end.
+pub(crate) fn stream_completion(
+    port: u16,
+    prompt: &str,
+    max_tokens: usize,
+) -> anyhow::Result<Streamed> {
+    let body = serde_json::json!({
+        "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+        "stream": true, "stream_options": {"include_usage": true},
+    })
+    .to_string();
+    let (begin, reader) = open_stream(port, "/v1/completions", &body)?;
     let (mut events, mut tokens) = (Vec::new(), 0);
     for line in reader.lines() {
         let line = line?;
