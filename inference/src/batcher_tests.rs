@@ -131,7 +131,9 @@ fn greedy_two(stages: &[Shard; 2], session: u8, prompt: Vec<u32>, steps: usize) 
     let (mut pos, mut input, mut out) = (0, prompt, Vec::new());
     for _ in 0..steps {
         let n = input.len() as u32;
-        let first = stages[0].handle(&request(session, pos, input)).unwrap();
+        let mut first = request(session, pos, input);
+        first.layers = LayerRange::new(0, 3).unwrap();
+        let first = stages[0].handle(&first).unwrap();
         let ShardOutput::Hidden(hidden) = first.output else {
             panic!("hidden states expected")
         };
