@@ -49,6 +49,40 @@ pub const DEFAULT_MAX_BATCH: usize = 64;
 pub const GATHER: Duration = Duration::from_millis(10);
 /// Sessions that ran in this many of the last steps are waited for.
 const RECENT_STEPS: u64 = 4;
+/// Longest wait of the node's first stage for sessions queued at its later stages.
+pub const MERGE_WAIT: Duration = Duration::from_millis(100);
+
+/// The jobs queued in all the batchers of one node's shards, per session: a stage's
+/// leader does not wait for a session queued at another of the node's stages (it is
+/// waiting there, often for this very step), except the first stage, where split groups
+/// of sessions merge again (see [`Batcher`]).
+#[derive(Debug, Default)]
+pub struct NodeQueue(Mutex<HashMap<SessionId, usize>>);
+
+impl NodeQueue {
+    fn enter(&self, session: SessionId) {
+        *lock(&self.0).entry(session).or_default() += 1;
+    }
+
+    fn leave(&self, session: &SessionId) {
+        let mut map = lock(&self.0);
+        if let Some(n) = map.get_mut(session) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(session);
+            }
+        }
+    }
+
+    fn holds(&self, session: &SessionId) -> bool {
+        lock(&self.0).contains_key(session)
+    }
+
+    /// Whether no job is queued in the node's batchers.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.0).is_empty()
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -136,6 +170,10 @@ impl Job {
     }
 }
 
+/// Upper bounds of the buckets of [`BatchFigures::histogram`] (sessions per step); the
+/// last bucket takes every larger step.
+pub const HISTOGRAM_BOUNDS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+
 /// Figures of the batcher for `/metrics`.
 #[derive(Debug, Default)]
 pub struct BatchStats {
@@ -144,8 +182,11 @@ pub struct BatchStats {
     batch_sessions: AtomicU64,
     steps: AtomicU64,
     positions: AtomicU64,
+    sessions: AtomicU64,
     peak_positions: AtomicU64,
     peak_sessions: AtomicU64,
+    busy_nanos: AtomicU64,
+    histogram: [AtomicU64; HISTOGRAM_BOUNDS.len() + 1],
 }
 
 /// A snapshot of [`BatchStats`].
@@ -165,6 +206,32 @@ pub struct BatchFigures {
     pub peak_positions: u64,
     /// Most sessions in one step.
     pub peak_sessions: u64,
+    /// Sessions summed over all steps (over `steps`: the mean batch).
+    pub sessions: u64,
+    /// Nanoseconds spent running steps (the shard's busy time).
+    pub busy_nanos: u64,
+    /// Steps by sessions in the step: `histogram[i]` counts steps of at most
+    /// `HISTOGRAM_BOUNDS[i]` sessions (and more than the bound before); the last entry
+    /// counts steps of more than the last bound.
+    pub histogram: [u64; HISTOGRAM_BOUNDS.len() + 1],
+}
+
+impl BatchFigures {
+    /// Adds `other`'s counters to these (the last-step gauges take the larger).
+    pub fn add(&mut self, other: &BatchFigures) {
+        self.queued += other.queued;
+        self.batch_positions = self.batch_positions.max(other.batch_positions);
+        self.batch_sessions = self.batch_sessions.max(other.batch_sessions);
+        self.steps += other.steps;
+        self.positions += other.positions;
+        self.peak_positions = self.peak_positions.max(other.peak_positions);
+        self.peak_sessions = self.peak_sessions.max(other.peak_sessions);
+        self.sessions += other.sessions;
+        self.busy_nanos += other.busy_nanos;
+        for (a, b) in self.histogram.iter_mut().zip(other.histogram) {
+            *a += b;
+        }
+    }
 }
 
 impl BatchStats {
@@ -177,7 +244,23 @@ impl BatchStats {
             positions: self.positions.load(Ordering::Relaxed),
             peak_positions: self.peak_positions.load(Ordering::Relaxed),
             peak_sessions: self.peak_sessions.load(Ordering::Relaxed),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            busy_nanos: self.busy_nanos.load(Ordering::Relaxed),
+            histogram: std::array::from_fn(|i| self.histogram[i].load(Ordering::Relaxed)),
         }
+    }
+
+    /// Counts a step of `sessions` sessions that ran for `took`.
+    fn record_step(&self, sessions: usize, took: Duration) {
+        let sessions = sessions as u64;
+        self.sessions.fetch_add(sessions, Ordering::Relaxed);
+        self.busy_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        let bucket = HISTOGRAM_BOUNDS
+            .iter()
+            .position(|&b| sessions <= b)
+            .unwrap_or(HISTOGRAM_BOUNDS.len());
+        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -198,6 +281,11 @@ pub struct Batcher {
     changed: Condvar,
     max_positions: usize,
     stats: BatchStats,
+    /// The jobs queued in this node's batchers (shared by its shards' batchers).
+    node: Arc<NodeQueue>,
+    /// Whether this is the node's first stage (its shard takes tokens), where groups of
+    /// sessions merge.
+    first: bool,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -227,7 +315,22 @@ impl Batcher {
             changed: Condvar::new(),
             max_positions: max_positions.max(1),
             stats: BatchStats::default(),
+            node: Arc::default(),
+            first: false,
         }
+    }
+
+    /// The same batcher as one of a node's stages: `node` is shared by the batchers of
+    /// the node's shards, `first` says whether this one's shard starts the model.
+    pub fn linked(mut self, node: Arc<NodeQueue>, first: bool) -> Self {
+        self.node = node;
+        self.first = first;
+        self
+    }
+
+    /// The node's queue this batcher is linked to and whether it is its first stage.
+    pub fn link(&self) -> (Arc<NodeQueue>, bool) {
+        (self.node.clone(), self.first)
     }
 
     pub fn max_positions(&self) -> usize {
@@ -250,6 +353,7 @@ impl Batcher {
     pub(crate) fn run(&self, shard: &Shard, job: Job) -> Result<ShardResponse> {
         let job = Arc::new(job);
         let mut state = lock(&self.state);
+        self.node.enter(job.req.session);
         state.queue.push_back(job.clone());
         self.changed.notify_all();
         loop {
@@ -274,21 +378,30 @@ impl Batcher {
         }
     }
 
-    /// Waits (at most [`GATHER`]) until every recent session has a job queued.
+    /// Waits until every recent session has a job queued: at most [`GATHER`] for the
+    /// sessions between two stages (or in their client's turn), and on the first stage
+    /// at most [`MERGE_WAIT`] for the sessions queued at the node's later stages; later
+    /// stages do not wait for sessions queued elsewhere on the node.
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        let deadline = Instant::now() + GATHER;
+        let begin = Instant::now();
         loop {
-            let back = |id: &SessionId| state.queue.iter().any(|j| j.req.session == *id);
-            if state.recent.keys().all(back) {
-                return state;
+            let here: HashSet<SessionId> = state.queue.iter().map(|j| j.req.session).collect();
+            let (mut transit, mut elsewhere) = (false, false);
+            for id in state.recent.keys().filter(|id| !here.contains(*id)) {
+                match self.node.holds(id) {
+                    true => elsewhere = true,
+                    false => transit = true,
+                }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return state;
-            }
+            let waited = begin.elapsed();
+            let wait = match (transit, elsewhere && self.first) {
+                (true, _) if waited < GATHER => GATHER - waited,
+                (_, true) if waited < MERGE_WAIT => (MERGE_WAIT - waited).min(GATHER),
+                _ => return state,
+            };
             state = self
                 .changed
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, wait)
                 .map(|(s, _)| s)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
@@ -354,10 +467,18 @@ impl Batcher {
     fn step(&self, shard: &Shard) {
         let picked = self.select();
         if !picked.is_empty() {
+            let begin = Instant::now();
             run_step(shard, &picked);
+            self.stats.record_step(picked.len(), begin.elapsed());
         }
         let mut state = lock(&self.state);
-        state.queue.retain(|j| !j.finished());
+        state.queue.retain(|j| {
+            let done = j.finished();
+            if done {
+                self.node.leave(&j.req.session);
+            }
+            !done
+        });
         self.changed.notify_all();
     }
 }

@@ -110,3 +110,79 @@ fn a_refused_request_fails_alone_and_others_in_its_step_run() {
         }
     }
 }
+
+/// The two stages of the tiny model (layers 0-3 and 3-6), linked as one node's shards
+/// (`linked`) or not.
+fn two_stages(linked: Option<&std::sync::Arc<crate::batcher::NodeQueue>>) -> [Shard; 2] {
+    let dir = tempfile::tempdir().unwrap();
+    let source: ModelSource = crate::tiny::write_tiny_llama(dir.path(), 3).unwrap();
+    let weights = ModelWeights::load(&source, None, Precision::Native).unwrap();
+    [0..3, 3..6].map(|r| {
+        let shard = Shard::new(weights.slice(r).unwrap(), Hash::repeat_byte(1)).unwrap();
+        match linked {
+            Some(node) => shard.with_node_queue(node.clone()),
+            None => shard,
+        }
+    })
+}
+
+/// Greedy decoding through both stages, one request per stage and step.
+fn greedy_two(stages: &[Shard; 2], session: u8, prompt: Vec<u32>, steps: usize) -> Vec<u32> {
+    let (mut pos, mut input, mut out) = (0, prompt, Vec::new());
+    for _ in 0..steps {
+        let n = input.len() as u32;
+        let mut first = request(session, pos, input);
+        first.layers = LayerRange::new(0, 3).unwrap();
+        let first = stages[0].handle(&first).unwrap();
+        let ShardOutput::Hidden(hidden) = first.output else {
+            panic!("hidden states expected")
+        };
+        let mut second = request(session, pos, Vec::new());
+        second.layers = LayerRange::new(3, 6).unwrap();
+        second.input = ShardInput::Hidden(hidden);
+        let ShardOutput::Argmax(ids) = stages[1].handle(&second).unwrap().output else {
+            panic!("argmax expected")
+        };
+        let next = *ids.last().unwrap();
+        out.push(next);
+        pos += n;
+        input = vec![next];
+    }
+    out
+}
+
+#[test]
+fn linked_stages_of_one_node_decode_concurrent_sessions_as_alone() {
+    let prompts: Vec<Vec<u32>> = (0..6u32)
+        .map(|s| (0..1 + s * 3).map(|i| 1 + (s * 5 + i) % 60).collect())
+        .collect();
+    let alone = two_stages(None);
+    let expected: Vec<Vec<u32>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| greedy_two(&alone, i as u8, p.clone(), 10))
+        .collect();
+    let node = std::sync::Arc::new(crate::batcher::NodeQueue::default());
+    let linked = two_stages(Some(&node));
+    let got: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let linked = &linked;
+                scope.spawn(move || greedy_two(linked, i as u8, p.clone(), 10))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, expected);
+    // Every job left the node's queue, and each stage ran every position once.
+    assert!(node.is_empty());
+    for stage in &linked {
+        let f = stage.batch_figures();
+        let total: usize = prompts.iter().map(|p| p.len() + 9).sum();
+        assert_eq!(f.positions as usize, total, "{f:?}");
+        assert_eq!(f.histogram.iter().sum::<u64>(), f.steps, "{f:?}");
+        assert!(f.sessions >= f.steps && f.busy_nanos > 0, "{f:?}");
+    }
+}

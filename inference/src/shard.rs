@@ -23,7 +23,7 @@
 //! bits as alone, so records, commitments and spot checks stay per session.
 
 use crate::archive::{ArchiveBudget, MaterialArchive, PinOutcome};
-use crate::batcher::{BatchFigures, Batcher, Job, DEFAULT_MAX_BATCH};
+use crate::batcher::{BatchFigures, Batcher, Job, NodeQueue, DEFAULT_MAX_BATCH};
 use crate::commitment::{ActivationCommitment, PositionTopK};
 use crate::error::{InferenceError, Result};
 use crate::executor::{argmax_rows, ExecInput, KvCache, ShardExecutor};
@@ -207,7 +207,16 @@ impl Shard {
 
     /// The same shard running at most `max` positions per batched step.
     pub fn with_max_batch(mut self, max: usize) -> Self {
-        self.batcher = Batcher::new(max);
+        let (node, first) = self.batcher.link();
+        self.batcher = Batcher::new(max).linked(node, first);
+        self
+    }
+
+    /// The same shard as one stage of a node whose shards' batchers share `node` (see
+    /// [`crate::batcher::NodeQueue`]); the shard starting the model is the first stage.
+    pub fn with_node_queue(mut self, node: Arc<NodeQueue>) -> Self {
+        let max = self.batcher.max_positions();
+        self.batcher = Batcher::new(max).linked(node, self.layers.start == 0);
         self
     }
 

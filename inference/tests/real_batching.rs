@@ -23,13 +23,17 @@ const RANGES: [(usize, usize); 2] = [(0, 15), (15, 30)];
 const MAX_BATCH: usize = 24;
 const SESSIONS: usize = 12;
 
+/// The two shards as one node serves them: their batchers linked (see
+/// `neuroshard_inference::batcher::NodeQueue`).
 fn route(weights: &ModelWeights, hash: Hash) -> Vec<Arc<InProcessTransport>> {
+    let node = Arc::new(neuroshard_inference::batcher::NodeQueue::default());
     RANGES
         .iter()
         .map(|&(a, b)| {
             let shard = Shard::new(weights.slice(a..b).unwrap(), hash)
                 .unwrap()
-                .with_max_batch(MAX_BATCH);
+                .with_max_batch(MAX_BATCH)
+                .with_node_queue(node.clone());
             Arc::new(InProcessTransport::new(Arc::new(shard)))
         })
         .collect()

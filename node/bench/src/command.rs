@@ -66,7 +66,7 @@ pub struct PrefixBenchArgs {
 #[derive(Debug, Args)]
 pub struct ServeBenchArgs {
     /// Numbers of concurrent clients to measure (comma separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
     pub clients: Vec<usize>,
     /// Completions each client runs per measurement, back to back.
     #[arg(long, default_value_t = 2)]
@@ -77,6 +77,21 @@ pub struct ServeBenchArgs {
     /// A GGUF file for the ceiling (default: the chain's model, fetched into the cache).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Clients arriving staggered for the time-to-first-token measurement (0: none).
+    #[arg(long, default_value_t = 24)]
+    pub arrivals: usize,
+    /// Milliseconds between two arrivals.
+    #[arg(long, default_value_t = 100)]
+    pub arrival_every_ms: u64,
+    /// Prompt tokens of an arriving client.
+    #[arg(long, default_value_t = 200)]
+    pub arrival_prompt: usize,
+    /// Completion tokens of an arriving client.
+    #[arg(long, default_value_t = 32)]
+    pub arrival_tokens: usize,
+    /// Where to write the SVG chart.
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +276,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 requests: args.requests,
                 max_tokens: args.max_tokens,
                 model: args.model,
+                arrivals: args.arrivals,
+                arrival_every: Duration::from_millis(args.arrival_every_ms),
+                arrival_prompt: args.arrival_prompt,
+                arrival_tokens: args.arrival_tokens,
+                svg: args.svg,
             };
             tokio::task::spawn_blocking(move || crate::serve::run(&opts)).await??;
         }

@@ -13,7 +13,8 @@
 //! - [`ledger`]: receipts verified and applied per second in block import;
 //! - [`sim`]: many nodes' network services in one process;
 //! - [`training`]: Proof of Training rounds, time and bytes;
-//! - [`serve`]: many streaming clients against one dev node (continuous batching);
+//! - [`serve`]: many streaming clients against one dev node (continuous batching;
+//!   [`serve_load`] its clients, [`serve_plot`] its chart);
 //! - [`prefix`]: time to first token with a cached shared system prompt vs cold.
 
 pub mod command;
@@ -22,10 +23,13 @@ pub mod inference;
 pub mod kernels;
 pub mod ledger;
 pub mod llamacpp;
+pub mod llamacpp_batch;
 pub mod network;
 pub mod plot;
 pub mod prefix;
 pub mod serve;
+pub mod serve_load;
+pub mod serve_plot;
 pub mod sim;
 pub mod sweep;
 pub mod training;

@@ -94,7 +94,7 @@ pub struct Divergence {
 }
 
 /// The Python interpreter that drives llama.cpp.
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("NEUROSHARD_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 

@@ -81,7 +81,7 @@ pub fn sweep_svg(report: &SweepReport) -> String {
 
 /// A round tick step (1, 2 or 5 times a power of ten) giving at most six ticks up to
 /// `highest`.
-fn tick_step(highest: f64) -> f64 {
+pub(crate) fn tick_step(highest: f64) -> f64 {
     let raw = (highest.max(1e-9) / 5.0).max(1e-9);
     let magnitude = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]

@@ -13,11 +13,10 @@
 //! `--prefix-cache-mib 0` then serves the cold kind, so the report also gives what the
 //! cache costs a request that misses (hashing its inputs and storing its blocks).
 
-use crate::serve::{metrics, start_node};
-use anyhow::bail;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use crate::serve::start_node;
+use crate::serve_load::{metrics, open_stream};
+use std::io::BufRead;
+use std::time::Duration;
 
 /// Options of the prefix benchmark.
 pub struct PrefixOptions {
@@ -50,23 +49,7 @@ fn first_token(port: u16, system: &str, question: &str) -> anyhow::Result<Durati
         "max_tokens": 4, "temperature": 0, "stream": true,
     })
     .to_string();
-    let begin = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-    write!(
-        stream,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status)?;
-    if !status.contains(" 200") {
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        bail!("completion refused: {status}{rest}");
-    }
+    let (begin, reader) = open_stream(port, "/v1/chat/completions", &body)?;
     let mut first = None;
     for line in reader.lines() {
         let line = line?;

@@ -14,12 +14,12 @@
 //! share of it.
 
 use crate::inference::resolve_gguf;
+use crate::serve_load::{closed_loop, percentile, staggered, Level};
 use anyhow::{bail, Context};
 use neuroshard_inference::executor::{argmax_rows, Segment, ShardExecutor};
+use neuroshard_inference::tokenizer::Tokenizer;
 use neuroshard_inference::weights::{ModelSource, ModelWeights, Precision};
 use neuroshard_inference::KvCache;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,6 +30,16 @@ pub struct ServeOptions {
     pub requests: usize,
     pub max_tokens: usize,
     pub model: Option<PathBuf>,
+    /// Staggered arrivals for the time to first token (0: none).
+    pub arrivals: usize,
+    /// Time between two arrivals.
+    pub arrival_every: Duration,
+    /// Prompt tokens of an arriving client.
+    pub arrival_prompt: usize,
+    /// Completion tokens of an arriving client.
+    pub arrival_tokens: usize,
+    /// Where to write the SVG chart (`None`: no chart).
+    pub svg: Option<PathBuf>,
 }
 
 /// Short prompts (well under 32 tokens), one per client in turn.
@@ -101,149 +111,6 @@ pub(crate) fn start_node(extra: &[&str]) -> anyhow::Result<DevNode> {
     }
 }
 
-/// One streamed completion: its completion tokens and the arrival times of its events.
-struct Streamed {
-    tokens: usize,
-    events: Vec<Instant>,
-}
-
-/// Sends one streaming completion and reads it to the end.
-fn stream_completion(port: u16, prompt: &str, max_tokens: usize) -> anyhow::Result<Streamed> {
-    let body = serde_json::json!({
-        "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
-        "stream": true, "stream_options": {"include_usage": true},
-    })
-    .to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-    write!(
-        stream,
-        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status)?;
-    if !status.contains(" 200") {
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        bail!("completion refused: {status}{rest}");
-    }
-    let (mut events, mut tokens) = (Vec::new(), 0);
-    for line in reader.lines() {
-        let line = line?;
-        let Some(data) = line.strip_prefix("data: ") else {
-            continue;
-        };
-        if data == "[DONE]" {
-            break;
-        }
-        let v: serde_json::Value = serde_json::from_str(data)?;
-        if let Some(n) = v
-            .pointer("/usage/completion_tokens")
-            .and_then(|n| n.as_u64())
-        {
-            tokens = n as usize;
-        }
-        let text = v.pointer("/choices/0/text").and_then(|t| t.as_str());
-        if text.is_some_and(|t| !t.is_empty()) {
-            events.push(Instant::now());
-        }
-    }
-    Ok(Streamed { tokens, events })
-}
-
-/// The node's batched steps and the positions they ran so far (from `/metrics`).
-fn batch_counters(port: u16) -> anyhow::Result<(f64, f64)> {
-    let value = metrics(port)?;
-    Ok((
-        value("neuroshard_batch_steps"),
-        value("neuroshard_batch_positions_run"),
-    ))
-}
-
-/// The node's `/metrics`, as a lookup of a metric's value by name (0 when absent).
-pub(crate) fn metrics(port: u16) -> anyhow::Result<impl Fn(&str) -> f64> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    Ok(move |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0.0)
-    })
-}
-
-/// Figures of one load level.
-struct Level {
-    clients: usize,
-    /// Positions per batched step (over all the node's shards).
-    per_step: f64,
-    tok_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// `clients` closed-loop clients, `requests` completions each.
-fn measure(port: u16, clients: usize, opts: &ServeOptions) -> anyhow::Result<Level> {
-    let (steps0, positions0) = batch_counters(port)?;
-    let begin = Instant::now();
-    let results: Vec<anyhow::Result<Vec<Streamed>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                scope.spawn(move || {
-                    (0..opts.requests)
-                        .map(|r| {
-                            let prompt = PROMPTS[(c + r) % PROMPTS.len()];
-                            stream_completion(port, prompt, opts.max_tokens)
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client panicked")))
-            })
-            .collect()
-    });
-    let wall = begin.elapsed().as_secs_f64();
-    let (steps1, positions1) = batch_counters(port)?;
-    let (mut tokens, mut gaps) = (0, Vec::new());
-    for streamed in results {
-        for s in streamed? {
-            tokens += s.tokens;
-            gaps.extend(
-                s.events
-                    .windows(2)
-                    .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3),
-            );
-        }
-    }
-    gaps.sort_by(f64::total_cmp);
-    Ok(Level {
-        clients,
-        per_step: (positions1 - positions0) / (steps1 - steps0).max(1.0),
-        tok_s: tokens as f64 / wall,
-        p50_ms: percentile(&gaps, 0.5),
-        p99_ms: percentile(&gaps, 0.99),
-    })
-}
-
 /// The executor's batched ceiling: `batch` sessions decoding `steps` tokens in lock step
 /// through the dev chain's shards, tok/s.
 fn ceiling(path: &Path, batch: usize, steps: usize) -> anyhow::Result<f64> {
@@ -297,45 +164,174 @@ fn ceiling(path: &Path, batch: usize, steps: usize) -> anyhow::Result<f64> {
     Ok(produced as f64 / timed.as_secs_f64())
 }
 
+/// Prompts of at least `tokens` tokens, each different from its first words on (so that
+/// no two share a prefix-cache block).
+fn long_prompts(tokenizer: &Tokenizer, n: usize, tokens: usize) -> anyhow::Result<Vec<String>> {
+    (0..n)
+        .map(|i| {
+            let mut prompt = format!("Request number {i}.");
+            let mut k = 0;
+            while tokenizer.encode_prompt(&prompt)?.len() < tokens {
+                prompt.push(' ');
+                prompt.push_str(PROMPTS[(i + k) % PROMPTS.len()]);
+                k += 1;
+            }
+            Ok(prompt)
+        })
+        .collect()
+}
+
+/// Everything one run measured.
+pub(crate) struct ServeReport {
+    pub cpu: String,
+    pub ceiling: f64,
+    pub ceiling_batch: usize,
+    pub single: f64,
+    pub levels: Vec<Level>,
+    /// Sorted times to first token of the staggered arrivals, ms.
+    pub ttft: Vec<f64>,
+    /// llama.cpp's batched decode in process: its version, tok/s of one sequence and of
+    /// `ceiling_batch` sequences; or why it was skipped.
+    pub llama: Result<(String, f64, f64), String>,
+}
+
+/// llama.cpp's batched decode of `batch` sequences and of one, after the ceiling's
+/// 16-token prompt, `steps` tokens each (or why it cannot run).
+fn llama_side(path: &Path, batch: usize, steps: usize) -> Result<(String, f64, f64), String> {
+    crate::llamacpp::available()?;
+    let prompt: Vec<u32> = (0..16).map(|i| 100 + i).collect();
+    let threads = rayon::current_num_threads();
+    let run = |n| {
+        crate::llamacpp_batch::batched_tok_s(path, &prompt, n, steps, threads)
+            .map_err(|e| format!("{e:#}"))
+    };
+    let (version, many) = run(batch)?;
+    let (_, one) = run(1)?;
+    Ok((version, one, many))
+}
+
 /// Runs the benchmark (blocking) and prints its report.
 pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     let (_, _, path) = resolve_gguf(opts.model.as_ref(), None, true)?;
-    let cpu = crate::kernels::cpu_name();
+    let tokenizer = Tokenizer::from_gguf_file(&path)?;
+    let arrivals = long_prompts(&tokenizer, opts.arrivals, opts.arrival_prompt)?;
     let top = opts.clients.iter().copied().max().unwrap_or(1);
     eprintln!("bench: executor ceiling, {top} sessions in one batch");
     let ceiling = ceiling(&path, top, opts.max_tokens)?;
     let single = self::ceiling(&path, 1, opts.max_tokens)?;
+    eprintln!("bench: llama.cpp batched decode");
+    let llama = llama_side(&path, top, opts.max_tokens);
     eprintln!("bench: starting a dev node");
     let node = start_node(&[])?;
     let mut levels = Vec::new();
     for &clients in &opts.clients {
         eprintln!("bench: {clients} clients");
-        levels.push(measure(node.port, clients, opts)?);
+        levels.push(closed_loop(
+            node.port,
+            clients,
+            opts.requests,
+            opts.max_tokens,
+            &PROMPTS,
+        )?);
     }
+    let ttft = match arrivals.is_empty() {
+        true => Vec::new(),
+        false => {
+            eprintln!("bench: {} staggered arrivals", arrivals.len());
+            staggered(
+                node.port,
+                &arrivals,
+                opts.arrival_every,
+                opts.arrival_tokens,
+            )?
+        }
+    };
     drop(node);
-    let one = levels
+    let report = ServeReport {
+        cpu: crate::kernels::cpu_name(),
+        ceiling,
+        ceiling_batch: top,
+        single,
+        levels,
+        ttft,
+        llama,
+    };
+    print_report(&report, opts);
+    if let Some(svg) = &opts.svg {
+        std::fs::write(svg, crate::serve_plot::serve_svg(&report))?;
+        println!("  chart written to {}", svg.display());
+    }
+    Ok(())
+}
+
+fn print_report(r: &ServeReport, opts: &ServeOptions) {
+    let one = r
+        .levels
         .iter()
         .find(|l| l.clients == 1)
         .map_or(f64::NAN, |l| l.tok_s);
-    println!("bench serve: {cpu}, {} cores", rayon::current_num_threads());
+    println!(
+        "bench serve: {}, {} cores",
+        r.cpu,
+        rayon::current_num_threads()
+    );
     println!(
         "  {} requests per client, <= 32-token prompts, {}-token greedy completions, streamed",
         opts.requests, opts.max_tokens
     );
-    println!("  executor batched ceiling ({top} sessions, no HTTP): {ceiling:.1} tok/s");
-    println!("  executor, 1 session (no HTTP): {single:.1} tok/s");
-    println!("  clients | aggregate tok/s | vs 1 client | share of ceiling | ITL p50 ms | ITL p99 ms | positions/step");
-    for l in &levels {
+    println!(
+        "  executor batched ceiling ({} sessions, no HTTP): {:.1} tok/s",
+        r.ceiling_batch, r.ceiling
+    );
+    println!("  executor, 1 session (no HTTP): {:.1} tok/s", r.single);
+    match &r.llama {
+        Ok((version, one, many)) => println!(
+            "  llama.cpp {version} (llama-cpp-python), same GGUF and threads, no HTTP: 1 sequence {one:.1} tok/s, {} sequences in one llama_batch {many:.1} tok/s; our ceiling / llama.cpp's: {:.2}x",
+            r.ceiling_batch,
+            r.ceiling / many
+        ),
+        Err(why) => println!("  llama.cpp batched decode skipped: {why}"),
+    }
+    println!("  clients | aggregate tok/s | vs 1 client | share of ceiling | ITL p50 ms | ITL p99 ms | sessions/step | positions/step | step ms");
+    for l in &r.levels {
+        let b = &l.batching;
         println!(
-            "  {:>7} | {:>15.1} | {:>10.2}x | {:>15.0}% | {:>10.1} | {:>10.1} | {:>14.1}",
+            "  {:>7} | {:>15.1} | {:>10.2}x | {:>15.0}% | {:>10.1} | {:>10.1} | {:>13.1} | {:>14.1} | {:>7.1}",
             l.clients,
             l.tok_s,
             l.tok_s / one,
-            100.0 * l.tok_s / ceiling,
+            100.0 * l.tok_s / r.ceiling,
             l.p50_ms,
             l.p99_ms,
-            l.per_step
+            b.sessions_per_step,
+            b.positions_per_step,
+            b.step_ms,
+        );
+        let busy: Vec<String> = b
+            .busy
+            .iter()
+            .map(|(shard, share)| format!("{shard} {:.0}%", 100.0 * share))
+            .collect();
+        let hist: Vec<String> = b
+            .histogram
+            .iter()
+            .map(|(le, n)| format!("{le} {n:.0}"))
+            .collect();
+        println!(
+            "          busy: {}; steps by sessions: {}",
+            busy.join(", "),
+            hist.join(", ")
         );
     }
-    Ok(())
+    if !r.ttft.is_empty() {
+        println!(
+            "  staggered arrivals: {} clients, one every {} ms, {}-token prompts, {} completion tokens: TTFT p50 {:.1} ms, p99 {:.1} ms",
+            r.ttft.len(),
+            opts.arrival_every.as_millis(),
+            opts.arrival_prompt,
+            opts.arrival_tokens,
+            percentile(&r.ttft, 0.5),
+            percentile(&r.ttft, 0.99),
+        );
+    }
 }

@@ -107,7 +107,7 @@ pub struct Billing {
     pub receipts: Vec<neuroshard_primitives::Receipt>,
 }
 
-pub use neuroshard_inference::batcher::BatchFigures;
+pub use neuroshard_inference::batcher::{BatchFigures, HISTOGRAM_BOUNDS};
 pub use neuroshard_inference::prefix_cache::PrefixFigures;
 
 /// Something that turns prompts into text: the local model or a pipeline of peers.
@@ -130,6 +130,11 @@ pub trait TextGenerator: Send + Sync {
     /// positions and sessions of the last step); `None` when it runs no shards.
     fn batch_figures(&self) -> Option<BatchFigures> {
         None
+    }
+    /// The continuous-batching figures of each of the generator's shards (its layer range
+    /// and figures, in route order); empty when it runs no shards.
+    fn stage_figures(&self) -> Vec<(String, BatchFigures)> {
+        Vec::new()
     }
     /// Tokens of `prompt` (what a client's token rate is charged for it).
     fn prompt_tokens(&self, prompt: &str) -> anyhow::Result<u64> {

@@ -14,7 +14,8 @@
 //!   and claiming what clients signed but did not submit;
 //! - [`miner`]: the per-minute proof of possession that earns uptime, shown from the
 //!   served layers' chunk trees ([`possession`]);
-//! - [`material`]: keeping the spot-check material of receipts the chain still needs.
+//! - [`material`]: keeping the spot-check material of receipts the chain still needs;
+//! - [`speculation`]: drafting only while a generation runs alone.
 
 pub mod admission;
 pub mod billing;
@@ -34,6 +35,7 @@ pub mod relay;
 pub mod remote;
 pub mod routing;
 pub mod server;
+pub mod speculation;
 mod streamer;
 
 pub use directory::ShardDirectory;

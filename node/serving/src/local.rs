@@ -17,10 +17,12 @@ use crate::generator::{
 use crate::options::ServingOptions;
 use crate::protocol::MAX_REQUEST;
 use crate::routing::plan_route;
+use crate::speculation::{GatedDrafter, Running};
 use crate::streamer::TextStreamer;
 use anyhow::{bail, Context};
 use neuroshard_chain_spec::ModelDescriptor;
 use neuroshard_client::{hex_hash, Client};
+use neuroshard_inference::batcher::NodeQueue;
 use neuroshard_inference::decode::{decode_until, DecodeObserver, DecodeOptions};
 use neuroshard_inference::drafter::NgramDrafter;
 use neuroshard_inference::fetch::{ensure_model, ModelSpec};
@@ -86,6 +88,8 @@ pub struct LocalWorker {
     base: ModelWeights,
     /// How the shards were set up (and whether this node pays, in test builds).
     serving: ServingOptions,
+    /// Generations in progress (speculative decoding only runs alone).
+    running: Running,
 }
 
 impl LocalWorker {
@@ -105,12 +109,15 @@ impl LocalWorker {
         let source = ModelSource::Gguf(path.to_path_buf());
         let tokenizer = Tokenizer::from_gguf_file(path)?;
         let weights = ModelWeights::load(&source, None, Precision::Native)?;
+        // The shards' batchers see each other's queues (so their steps keep the node's
+        // sessions in one batch).
+        let node_queue = Arc::new(NodeQueue::default());
         let transports = shards
             .iter()
             .map(|r| {
                 let shard =
                     Shard::new(weights.slice(r.start as usize..r.end as usize)?, model_hash)?;
-                let shard = serving.apply(shard, *r);
+                let shard = serving.apply(shard, *r).with_node_queue(node_queue.clone());
                 Ok(Arc::new(InProcessTransport::new(Arc::new(shard))))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -130,6 +137,7 @@ impl LocalWorker {
             num_layers: weights.config.num_layers as u16,
             base: weights,
             serving: serving.clone(),
+            running: Running::default(),
         })
     }
 
@@ -445,7 +453,11 @@ impl TextGenerator for LocalWorker {
                 .then_some(MAX_REQUEST as usize),
             ..DecodeOptions::default()
         };
-        let mut drafter = NgramDrafter::default();
+        let _running = self.running.enter();
+        let mut drafter = GatedDrafter {
+            inner: NgramDrafter::default(),
+            running: &self.running,
+        };
         let mut watch = Watch {
             streamer: TextStreamer::new(&self.tokenizer, &request.stop),
             on_text,
@@ -508,16 +520,16 @@ impl TextGenerator for LocalWorker {
     fn batch_figures(&self) -> Option<neuroshard_inference::batcher::BatchFigures> {
         let mut sum = neuroshard_inference::batcher::BatchFigures::default();
         for shard in self.shards() {
-            let f = shard.batch_figures();
-            sum.queued += f.queued;
-            sum.batch_positions = sum.batch_positions.max(f.batch_positions);
-            sum.batch_sessions = sum.batch_sessions.max(f.batch_sessions);
-            sum.steps += f.steps;
-            sum.positions += f.positions;
-            sum.peak_positions = sum.peak_positions.max(f.peak_positions);
-            sum.peak_sessions = sum.peak_sessions.max(f.peak_sessions);
+            sum.add(&shard.batch_figures());
         }
         Some(sum)
+    }
+
+    fn stage_figures(&self) -> Vec<(String, neuroshard_inference::batcher::BatchFigures)> {
+        self.shards()
+            .iter()
+            .map(|s| (s.layers().to_string(), s.batch_figures()))
+            .collect()
     }
 
     fn prefix_figures(&self) -> Option<crate::generator::PrefixFigures> {

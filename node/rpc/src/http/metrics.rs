@@ -54,6 +54,13 @@ pub struct Metrics {
     batch_positions_run: Gauge,
     batch_sessions_peak: Gauge,
     batch_positions_peak: Gauge,
+    batch_sessions_run: Gauge,
+    /// Steps by sessions per step, summed over the shards (label `le`: the bucket's bound).
+    batch_step_sessions: Family<Vec<(String, String)>, Gauge>,
+    /// Per shard (label `shard`: its layer range): steps, sessions, positions, queue.
+    stage: [Family<Vec<(String, String)>, Gauge>; 4],
+    /// Per shard: seconds spent running steps (its rate is the stage's utilisation).
+    stage_busy: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
     /// Prefix cache: hit positions, miss positions, bytes, budget, blocks, evictions.
     prefix: [Gauge; 6],
 }
@@ -82,6 +89,10 @@ impl Default for Metrics {
             batch_positions_run: Gauge::default(),
             batch_sessions_peak: Gauge::default(),
             batch_positions_peak: Gauge::default(),
+            batch_sessions_run: Gauge::default(),
+            batch_step_sessions: Family::default(),
+            stage: Default::default(),
+            stage_busy: Family::default(),
             prefix: Default::default(),
             registry: Registry::default(),
         };
@@ -161,10 +172,42 @@ impl Metrics {
             ("batch_positions_run", "Positions run in batched steps by this node's shards", &self.batch_positions_run),
             ("batch_sessions_peak", "Most sessions one batched step of this node's shards ran", &self.batch_sessions_peak),
             ("batch_positions_peak", "Most positions one batched step of this node's shards ran (at most --max-batch)", &self.batch_positions_peak),
+            ("batch_sessions_run", "Sessions summed over the batched steps of this node's shards (over batch_steps: the mean batch)", &self.batch_sessions_run),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
         }
+        registry.register(
+            "batch_step_sessions",
+            "Batched steps of this node's shards by sessions in the step: steps of at most `le` sessions and more than the bucket before (`+Inf`: more than the last bound)",
+            self.batch_step_sessions.clone(),
+        );
+        let stage = [
+            (
+                "stage_steps",
+                "Batched steps run by one of this node's shards (label shard: its layers)",
+            ),
+            (
+                "stage_sessions_run",
+                "Sessions summed over one shard's batched steps",
+            ),
+            (
+                "stage_positions_run",
+                "Positions run in one shard's batched steps",
+            ),
+            (
+                "stage_queue_length",
+                "Requests left waiting at one shard when its last step started",
+            ),
+        ];
+        for ((name, help), family) in stage.into_iter().zip(&self.stage) {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "stage_busy_seconds",
+            "Seconds one of this node's shards spent running batched steps (its rate over time is the stage's utilisation, 0 to 1)",
+            self.stage_busy.clone(),
+        );
         let prefix = [
             ("prefix_cache_hit_positions", "Prompt positions of this node's generations reused from the shards' prefix caches (summed over the shards)"),
             ("prefix_cache_miss_positions", "Prompt positions of this node's generations the shards computed (no cached prefix; summed over the shards)"),
@@ -202,6 +245,28 @@ impl Metrics {
         self.batch_positions_run.set(f.positions as i64);
         self.batch_sessions_peak.set(f.peak_sessions as i64);
         self.batch_positions_peak.set(f.peak_positions as i64);
+        self.batch_sessions_run.set(f.sessions as i64);
+        let bounds = neuroshard_serving::generator::HISTOGRAM_BOUNDS;
+        for (i, count) in f.histogram.iter().enumerate() {
+            let le = bounds.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            self.batch_step_sessions
+                .get_or_create(&vec![("le".into(), le)])
+                .set(*count as i64);
+        }
+    }
+
+    /// Sets the batching figures of each of this node's shards (`(layers, figures)`).
+    pub fn set_stages(&self, stages: &[(String, neuroshard_serving::generator::BatchFigures)]) {
+        for (layers, f) in stages {
+            let label = vec![("shard".to_string(), layers.clone())];
+            let values = [f.steps, f.sessions, f.positions, f.queued];
+            for (family, v) in self.stage.iter().zip(values) {
+                family.get_or_create(&label).set(v as i64);
+            }
+            self.stage_busy
+                .get_or_create(&label)
+                .set(f.busy_nanos as f64 / 1e9);
+        }
     }
 
     /// Records a generation refused as busy (admission control).
@@ -279,6 +344,9 @@ pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
     let generator = state.generator.read().await.ready().ok();
     if let Some(figures) = generator.as_ref().and_then(|g| g.batch_figures()) {
         state.metrics.set_batching(&figures);
+    }
+    if let Some(g) = generator.as_ref() {
+        state.metrics.set_stages(&g.stage_figures());
     }
     if let Some(figures) = generator.as_ref().and_then(|g| g.prefix_figures()) {
         state.metrics.set_prefix(&figures);
