@@ -66,23 +66,24 @@ impl OmitReceipts {
         (author, slot, vrf): (&AccountId, u64, &VrfSignature),
         candidates: Vec<SignedExtrinsic>,
     ) -> Result<Vec<SignedExtrinsic>, ClientError> {
-        let omit: Box<dyn Fn(&[Receipt]) -> bool> = match self {
-            OmitReceipts::All => Box::new(|_| true),
+        // `Sampled`: what this block's randomness will be (the parent's mixed with our
+        // VRF output, which only we know before the block is out) and the sampling rate.
+        let predicted = match self {
+            OmitReceipts::All => None,
             OmitReceipts::Sampled => {
-                // What this block's randomness will be: the parent's mixed with our VRF
-                // output, which only we know before the block is out.
                 let parent = Runtime::randomness(state)?;
                 let Some(output) = slot_lottery::verify(author, &parent, slot, vrf) else {
                     return Ok(candidates); // not our slot's signature: nothing to predict
                 };
                 let randomness = slot_lottery::next_randomness(&parent, &output);
-                let permill = Runtime::params(state)?.ponw.spot_check_permill;
-                Box::new(move |receipts| {
-                    receipts
-                        .iter()
-                        .any(|r| ponw::spot_checks::is_sampled(&randomness, &r.body.id(), permill))
-                })
+                Some((randomness, Runtime::params(state)?.ponw.spot_check_permill))
             }
+        };
+        let omit = |receipts: &[Receipt]| match &predicted {
+            None => true,
+            Some((randomness, permill)) => receipts
+                .iter()
+                .any(|r| ponw::spot_checks::is_sampled(randomness, &r.body.id(), *permill)),
         };
         Ok(without_batches(candidates, omit))
     }
