@@ -36,11 +36,11 @@ impl Client {
 pub enum OmitReceipts {
     /// Every receipt batch (hoping to keep receipts from ever being drawn).
     All,
-    /// The batches its own block's randomness would sample, a receipt of which it could
-    /// tell is drawn *if* the chain drew receipts from the randomness known at their
-    /// inclusion. The node also keeps its own batches from gossip, so that only it
-    /// includes them: an author colluding with the client (here, the same node) that
-    /// lets through only the receipts nobody will check.
+    /// The batches with a receipt its own block's randomness would sample: the receipts
+    /// it could tell are checked, were receipts drawn from the randomness of the block
+    /// that includes them. The node also keeps its own batches from gossip, so that only
+    /// it includes them: an author colluding with the client (here, the same node) that
+    /// lets through only the receipts nobody would check.
     Sampled,
 }
 
