@@ -183,7 +183,11 @@ pub struct AccountJson {
     /// What the worker's unsettled receipts will pay it; forfeited by a failed check.
     #[serde(rename = "heldEarnings")]
     pub held_earnings: String,
-    /// The bond its unsettled receipts need; receipts beyond `workerBond` are refused.
+    /// What the worker owes of hidden checks (`no_answer`), paid by its next settling
+    /// receipts (or its bond if it leaves owing).
+    pub owed: String,
+    /// The bond its unsettled receipts and its debt need; receipts beyond `workerBond`
+    /// are refused.
     pub exposure: String,
 }
 

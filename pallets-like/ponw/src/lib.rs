@@ -24,6 +24,7 @@ pub mod escrow;
 pub mod evidence;
 pub mod liveness;
 mod metadata;
+pub mod owed;
 mod receipts;
 mod rewards;
 pub mod settlement;
@@ -74,6 +75,8 @@ impl Pallet for Ponw {
         "LivenessProbed",
         "WorkerBondIncreased",
         "SpotCheckVerdictRefuted",
+        "ForfeitOwed",
+        "ForfeitPaid",
     ];
 }
 
@@ -334,6 +337,8 @@ mod evidence_tests;
 pub mod fixtures;
 #[cfg(test)]
 mod liveness_tests;
+#[cfg(test)]
+mod owed_tests;
 #[cfg(test)]
 mod spot_check_tests;
 #[cfg(test)]
