@@ -8,7 +8,7 @@ use crate::owed::owed;
 use crate::settlement::{holding, slash_for, DRAW_DELAY};
 use crate::spot_check_tests::{checker_of, genesis_with, start_block, validators};
 use crate::spot_checks::is_sampled;
-use crate::tests::{apply, ctx, key, receipt};
+use crate::tests::{apply, assert_exposure_exceeded, ctx, key, receipt};
 use crate::*;
 use neuroshard_primitives::{Event, Hash, Receipt, RejectReason, SpotCheckVerdict, UNIT};
 use neuroshard_support::{BlockContext, StateDb};
@@ -183,14 +183,5 @@ fn what_is_owed_counts_against_the_exposure_cap() {
     let refused = apply(&mut state, |o| {
         submit_receipts(o, &block(20), std::slice::from_ref(&r))
     });
-    assert!(
-        matches!(
-            refused,
-            Err(Error::ReceiptRejected {
-                reason: RejectReason::ExposureExceeded,
-                ..
-            })
-        ),
-        "{refused:?}"
-    );
+    assert_exposure_exceeded(&refused);
 }
