@@ -10,7 +10,7 @@ use crate::spot_check_tests::{checker_of, genesis_with, start_block, validators}
 use crate::spot_checks::is_sampled;
 use crate::tests::{apply, assert_exposure_exceeded, ctx, key, receipt};
 use crate::*;
-use neuroshard_primitives::{Event, Hash, Receipt, RejectReason, SpotCheckVerdict, UNIT};
+use neuroshard_primitives::{Event, Hash, Receipt, SpotCheckVerdict, UNIT};
 use neuroshard_support::{BlockContext, StateDb};
 
 /// The tests' sampling rate: 5%, the dev chain's.
