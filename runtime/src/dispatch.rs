@@ -39,8 +39,8 @@ pub struct AccountInfo {
     /// What the worker owes of hidden checks (`NoAnswer`), paid by its next settling
     /// receipts, or by its bond if it leaves owing.
     pub owed: Balance,
-    /// The bond its unsettled receipts and its debt need (`2 x` their fees, plus
-    /// `owed`); new receipts are refused beyond `worker_bond`.
+    /// The bond its unsettled receipts need (`2 x` their fees); new receipts are
+    /// refused beyond `worker_bond`.
     pub exposure: Balance,
 }
 
@@ -64,7 +64,7 @@ impl Runtime {
             retired_bond: ponw::retired_bond(state, who)?,
             held_earnings: holding.earnings,
             owed,
-            exposure: ponw::settlement::exposure_of(holding.fees).saturating_add(owed),
+            exposure: ponw::settlement::exposure_of(holding.fees),
         })
     }
 

@@ -186,8 +186,7 @@ pub struct AccountJson {
     /// What the worker owes of hidden checks (`no_answer`), paid by its next settling
     /// receipts (or its bond if it leaves owing).
     pub owed: String,
-    /// The bond its unsettled receipts and its debt need; receipts beyond `workerBond`
-    /// are refused.
+    /// The bond its unsettled receipts need; receipts beyond `workerBond` are refused.
     pub exposure: String,
 }
 

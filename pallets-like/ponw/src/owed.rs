@@ -17,9 +17,12 @@
 //! pays the debt instead of the worker (its whole fee is burned and its tokens are not
 //! credited; a receipt pays `fee` off the debt, the last one possibly more than was
 //! left). A worker that keeps serving never pays from its bond. One that leaves owing
-//! pays the rest from its bond when the bond is released (`workers`), and the exposure
-//! cap counts the debt (`settlement::refuse_exposure`), so the bond always answers for
-//! it: leaving and registering a new account does not escape it.
+//! pays the rest from its bond when the bond is released (`workers`), so leaving and
+//! registering a new account does not escape it. The debt does not count against the
+//! exposure cap, so an honest worker can always work it off; a worker whose debt runs
+//! past its bond (hiding check after check) has earned nothing meanwhile, since every
+//! receipt it settled went to the debt, so the part the bond cannot pay at exit is not
+//! a gain.
 
 use crate::{params, settlement::slash_for, Result};
 use neuroshard_balances as balances;

@@ -14,7 +14,7 @@
 //! `ReceiptRejected` event naming the reason, so one bad receipt cannot spoil a batch of
 //! thousands. A batch with no good receipt fails as a whole, with the first one's reason.
 
-use crate::{escrow, owed, params, settlement, workers, Error, Result};
+use crate::{escrow, params, settlement, workers, Error, Result};
 use neuroshard_primitives::crypto::invalid_entries;
 use neuroshard_primitives::{
     AccountId, Balance, Event, LayerRange, Receipt, RejectReason, SessionId,
@@ -165,7 +165,6 @@ pub fn submit_receipts(
     let mut sessions: HashMap<SessionKey, SessionState> = HashMap::new();
     let mut escrow_left: HashMap<AccountId, Balance> = HashMap::new();
     let mut held_fees: HashMap<AccountId, Balance> = HashMap::new();
-    let mut owed_cache: HashMap<AccountId, Balance> = HashMap::new();
     let mut fees = vec![(0, 0); receipts.len()];
     for (i, receipt) in receipts.iter().enumerate() {
         if verdicts[i].is_err() {
@@ -196,21 +195,10 @@ pub fn submit_receipts(
             verdicts[i] = Err(RejectReason::InsufficientEscrow);
             continue;
         };
-        // What the worker owes of hidden checks' slashes comes out of its bond at exit,
-        // so only the rest of the bond answers for what it holds.
-        let owes = match owed_cache.get(&body.worker) {
-            Some(owes) => *owes,
-            None => {
-                let owes = owed::owed(overlay, &body.worker)?;
-                owed_cache.insert(body.worker.clone(), owes);
-                owes
-            }
-        };
         let bond = workers_cache
             .get(&body.worker)
             .and_then(|w| w.as_ref())
-            .map_or(0, |w| w.bond)
-            .saturating_sub(owes);
+            .map_or(0, |w| w.bond);
         let held = match held_fees.get(&body.worker) {
             Some(fees) => *fees,
             None => settlement::holding(overlay, &body.worker)?.fees,

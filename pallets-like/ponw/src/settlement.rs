@@ -91,8 +91,8 @@ pub fn exposure_of(fees: Balance) -> Balance {
     fees.saturating_mul(DETERRENCE.0).div_ceil(DETERRENCE.1)
 }
 
-/// Why a receipt paying `fee` cannot be held by a worker with `bond` (less what it owes,
-/// `crate::owed`) that already holds `fees`: `None` when it can.
+/// Why a receipt paying `fee` cannot be held by a worker with `bond` that already holds
+/// `fees`: `None` when it can.
 pub(crate) fn refuse_exposure(bond: Balance, fees: Balance, fee: Balance) -> Option<RejectReason> {
     (exposure_of(fees.saturating_add(fee)) > bond).then_some(RejectReason::ExposureExceeded)
 }

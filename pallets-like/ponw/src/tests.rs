@@ -164,20 +164,6 @@ pub(crate) fn close_window(state: &mut StateDb, included: u64) {
     }
 }
 
-/// Asserts that a receipt batch was refused for exceeding its worker's exposure cap.
-pub(crate) fn assert_exposure_exceeded<T: std::fmt::Debug>(refused: &Result<T>) {
-    assert!(
-        matches!(
-            refused,
-            Err(Error::ReceiptRejected {
-                reason: RejectReason::ExposureExceeded,
-                ..
-            })
-        ),
-        "{refused:?}"
-    );
-}
-
 /// Gives registered worker `uri` `amount` more bond (minted, then reserved).
 pub(crate) fn add_bond(state: &mut StateDb, uri: &str, amount: Balance) {
     let who = key(uri).1;
@@ -573,7 +559,16 @@ fn bond_more_raises_what_a_worker_answers_for() {
     let needed = settlement::exposure_of(fee);
     assert!(needed > params().worker_bond);
     let refused = apply(&mut state, |o| submit_receipts(o, &ctx(0, 0), &[big()]));
-    assert_exposure_exceeded(&refused);
+    assert!(
+        matches!(
+            refused,
+            Err(Error::ReceiptRejected {
+                reason: RejectReason::ExposureExceeded,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 
     // Not a worker, nothing to add, more than is free: refused, nothing changes.
     let root = state.root();
