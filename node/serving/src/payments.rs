@@ -26,7 +26,7 @@ use neuroshard_primitives::{
     crypto, AccountId, Balance, Call, Hash, Keypair, LayerRange, PonwCall, Receipt, ReceiptBody,
     SessionId,
 };
-use neuroshard_runtime::ponw;
+use neuroshard_runtime::{ponw, RuntimeParams};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -44,6 +44,36 @@ pub const UNCLAIMED_AFTER: Duration = Duration::from_secs(20);
 const MAX_ACCOUNTS: usize = 65_536;
 /// How often [`claim_unsubmitted`] looks for quiet sessions.
 const CLAIM_CHECK: Duration = Duration::from_secs(5);
+
+/// The least time the chain accepts a receipt for after the epoch it names ends:
+/// `receipt_epoch_window` whole epochs of at least one slot a block.
+pub fn receipt_horizon(params: &RuntimeParams) -> Duration {
+    let blocks =
+        u64::from(params.ponw.receipt_epoch_window).saturating_mul(params.system.epoch_length);
+    Duration::from_millis(blocks.saturating_mul(params.system.slot_duration_ms))
+}
+
+/// Why this node's claims of receipts its clients did not submit could reach the chain
+/// too late to be accepted (`None` when they cannot): a session's receipts are claimed
+/// [`UNCLAIMED_AFTER`] after it goes quiet, found within [`CLAIM_CHECK`], so a chain
+/// whose receipt window is shorter may refuse them as stale and the work goes unpaid.
+pub fn claim_horizon_problem(params: &RuntimeParams) -> Option<String> {
+    let horizon = receipt_horizon(params);
+    let claim = UNCLAIMED_AFTER + CLAIM_CHECK;
+    (horizon <= claim).then(|| {
+        format!(
+            "the chain accepts receipts for as little as {} s after their epoch \
+             (receipt_epoch_window {} x epoch_length {} x {} ms slots), not more than the \
+             {} s this node waits before submitting receipts a client counter-signed but \
+             did not submit: such receipts may be refused as stale and their work go unpaid",
+            horizon.as_secs(),
+            params.ponw.receipt_epoch_window,
+            params.system.epoch_length,
+            params.system.slot_duration_ms,
+            claim.as_secs()
+        )
+    })
+}
 
 /// Whether a client's escrow covers the fees of receipts it counter-signed.
 pub trait ClientFunds: Send + Sync {
@@ -306,6 +336,14 @@ pub async fn claim_unsubmitted(
     ledger: Arc<PaymentLedger>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    match chain.params() {
+        Ok(params) => {
+            if let Some(problem) = claim_horizon_problem(&params) {
+                warn!("{problem}");
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot read the chain's parameters"),
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CLAIM_CHECK) => {}

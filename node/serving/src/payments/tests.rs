@@ -249,3 +249,23 @@ fn a_client_releasing_its_escrow_is_not_covered() {
     let releasing = escrow_state(&client, true);
     assert!(!escrow_covers(&releasing, &client, &bodies).unwrap());
 }
+
+/// The built-in chains give claims of unsubmitted receipts time to land; a chain whose
+/// receipt window is shorter than the claim delay is reported.
+#[test]
+fn a_receipt_window_shorter_than_the_claim_delay_is_reported() {
+    for name in ["dev", "local"] {
+        let spec = neuroshard_chain_spec::load(name).unwrap();
+        let params = &spec.genesis.params;
+        assert!(
+            receipt_horizon(params) > UNCLAIMED_AFTER + CLAIM_CHECK,
+            "{name}"
+        );
+        assert_eq!(claim_horizon_problem(params), None, "{name}");
+    }
+    let mut params = neuroshard_chain_spec::load("dev").unwrap().genesis.params;
+    params.ponw.receipt_epoch_window = 1;
+    params.system.epoch_length = 5;
+    let problem = claim_horizon_problem(&params).expect("10 s is too short");
+    assert!(problem.contains("as little as 10 s"), "{problem}");
+}
