@@ -333,6 +333,8 @@ mod evidence_tests;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
 #[cfg(test)]
+mod liveness_attack_tests;
+#[cfg(test)]
 mod liveness_tests;
 #[cfg(test)]
 mod spot_check_tests;
