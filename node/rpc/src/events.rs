@@ -139,6 +139,7 @@ pub fn event_json(event: &Event) -> Value {
                     v["layers"] = json!(layers.to_string());
                     v["round"] = json!(round);
                 }
+                SlashReason::FalseCapacityClaim { minute } => v["minute"] = json!(minute),
             }
             v
         }
