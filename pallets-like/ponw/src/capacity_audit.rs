@@ -20,10 +20,10 @@ use crate::capacity::{
 };
 use crate::evidence::recomputations_agree;
 use crate::rewards;
-use crate::spot_checks::slash_bond;
+use crate::spot_checks::{pick_by_bond, slash_bond};
 use neuroshard_primitives::commitment::ActivationCommitment;
 use neuroshard_primitives::{
-    blake2_256, merkle, slot_lottery, AccountId, Balance, BlockNumber, Event, Hash, SlashReason,
+    blake2_256, merkle, AccountId, Balance, BlockNumber, Event, Hash, SlashReason,
 };
 use neuroshard_support::{BlockContext, Overlay, ReadState, StorageMap};
 use parity_scale_codec::{Decode, Encode};
@@ -107,14 +107,8 @@ pub fn draw_auditor(
         &|v| !excluded.contains(v),
         &|_| true,
     ];
-    let pool = tiers.iter().find_map(|keep| {
-        let pool: Vec<&(AccountId, Balance)> = validators.iter().filter(|(v, _)| keep(v)).collect();
-        (!pool.is_empty()).then_some(pool)
-    })?;
     let digest = blake2_256(&(b"neuroshard/capacity/auditor", seed, id, round as u32).encode());
-    let bonds: Vec<Balance> = pool.iter().map(|(_, bond)| *bond).collect();
-    let index = slot_lottery::pick_weighted(&digest, &bonds)?;
-    Some(pool[index].0.clone())
+    pick_by_bond(validators, &tiers, &digest)
 }
 
 /// Start-of-block work: draws (or credits) the claims included `DRAW_DELAY` blocks ago
