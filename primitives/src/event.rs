@@ -312,6 +312,24 @@ pub enum Event {
     /// A transfer left `account` below the existential deposit: it was reaped, the
     /// rest of its balance (`amount`, dust) burned (Substrate's `Balances.DustLost`).
     DustLost { account: AccountId, amount: Balance },
+    /// A hidden check (`NoAnswer`) left `worker` owing `amount` more of a failed check's
+    /// slash beyond the fees it forfeited; it now owes `owed`, which its next settling
+    /// receipts pay (or its bond when released).
+    ForfeitOwed {
+        worker: AccountId,
+        amount: Balance,
+        owed: Balance,
+    },
+    /// `worker` paid `amount` of what it owes: with `receipts` settling receipts (their
+    /// fees burned whole, their tokens not credited), or from its released bond
+    /// (`from_bond`); `owed` is what is left.
+    ForfeitPaid {
+        worker: AccountId,
+        receipts: u32,
+        amount: Balance,
+        owed: Balance,
+        from_bond: bool,
+    },
 }
 
 /// A validator's verdict on a sampled receipt.

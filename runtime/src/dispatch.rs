@@ -36,7 +36,10 @@ pub struct AccountInfo {
     /// What the worker's unsettled receipts will pay it (fees minus burn) when their
     /// check windows close; forfeited by a failed check.
     pub held_earnings: Balance,
-    /// The bond its unsettled receipts need (`3/2 x` their fees); new receipts are
+    /// What the worker owes of hidden checks (`NoAnswer`), paid by its next settling
+    /// receipts, or by its bond if it leaves owing.
+    pub owed: Balance,
+    /// The bond its unsettled receipts need (`2 x` their fees); new receipts are
     /// refused beyond `worker_bond`.
     pub exposure: Balance,
 }
@@ -50,6 +53,7 @@ impl Runtime {
     ) -> Result<AccountInfo, DispatchError> {
         let data = balances::account(state, who)?;
         let holding = ponw::settlement::holding(state, who)?;
+        let owed = ponw::owed::owed(state, who)?;
         Ok(AccountInfo {
             free: data.free,
             reserved: data.reserved,
@@ -59,6 +63,7 @@ impl Runtime {
             slashed: ponw::spot_checks::slashed(state, who)?,
             retired_bond: ponw::retired_bond(state, who)?,
             held_earnings: holding.earnings,
+            owed,
             exposure: ponw::settlement::exposure_of(holding.fees),
         })
     }

@@ -307,6 +307,24 @@ pub fn event_json(event: &Event) -> Value {
             "event": "EarningsSettled", "worker": ss58(worker), "receipts": receipts,
             "earned": earned.to_string(), "tokens": tokens,
         }),
+        Event::ForfeitOwed {
+            worker,
+            amount,
+            owed,
+        } => json!({
+            "event": "ForfeitOwed", "worker": ss58(worker), "amount": amount.to_string(),
+            "owed": owed.to_string(),
+        }),
+        Event::ForfeitPaid {
+            worker,
+            receipts,
+            amount,
+            owed,
+            from_bond,
+        } => json!({
+            "event": "ForfeitPaid", "worker": ss58(worker), "receipts": receipts,
+            "amount": amount.to_string(), "owed": owed.to_string(), "fromBond": from_bond,
+        }),
     }
 }
 

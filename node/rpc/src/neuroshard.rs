@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 #[rpc(server)]
 pub trait NeuroshardApi {
-    /// `{free, reserved, bonded, nonce, workerBond, slashed, retiredBond, heldEarnings, exposure}` of an SS58 address
+    /// `{free, reserved, bonded, nonce, workerBond, slashed, retiredBond, heldEarnings, owed, exposure}` of an SS58 address
     /// (balances in base units).
     #[method(name = "neuroshard_account")]
     fn account(&self, address: String) -> RpcResult<AccountJson>;
@@ -77,6 +77,7 @@ impl NeuroshardApiServer for Neuroshard {
             slashed: info.slashed.to_string(),
             retired_bond: info.retired_bond.to_string(),
             held_earnings: info.held_earnings.to_string(),
+            owed: info.owed.to_string(),
             exposure: info.exposure.to_string(),
         })
     }

@@ -183,6 +183,9 @@ pub struct AccountJson {
     /// What the worker's unsettled receipts will pay it; forfeited by a failed check.
     #[serde(rename = "heldEarnings")]
     pub held_earnings: String,
+    /// What the worker owes of hidden checks (`no_answer`), paid by its next settling
+    /// receipts (or its bond if it leaves owing).
+    pub owed: String,
     /// The bond its unsettled receipts need; receipts beyond `workerBond` are refused.
     pub exposure: String,
 }

@@ -26,6 +26,7 @@ pub mod escrow;
 pub mod evidence;
 pub mod liveness;
 mod metadata;
+pub mod owed;
 mod receipts;
 mod rewards;
 pub mod settlement;
@@ -76,6 +77,8 @@ impl Pallet for Ponw {
         "LivenessProbed",
         "WorkerBondIncreased",
         "SpotCheckVerdictRefuted",
+        "ForfeitOwed",
+        "ForfeitPaid",
     ];
 }
 
@@ -342,6 +345,8 @@ pub mod fixtures;
 mod liveness_attack_tests;
 #[cfg(test)]
 mod liveness_tests;
+#[cfg(test)]
+mod owed_tests;
 #[cfg(test)]
 mod spot_check_tests;
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! a worker colluding with authors holding a share `s` of the slots is sampled with
 //! probability at least `p x (1 - s)`, which [`slash_for`] covers for `s <= 1/3`.
 
-use crate::{escrow, params, rewards, spot_checks, Params, Result};
+use crate::{escrow, owed, params, rewards, spot_checks, Params, Result};
 use neuroshard_primitives::{
     AccountId, Balance, BlockNumber, Event, Hash, ReceiptBody, RejectReason,
 };
@@ -211,15 +211,22 @@ fn settle(overlay: &mut Overlay<'_>, receipts: Vec<(Hash, HeldReceipt)>) -> Resu
     for (worker, receipts) in by_worker {
         let (mut fees, mut earned, mut tokens, mut layer_tokens) = (0, 0, 0u64, 0u64);
         let mut done = Vec::with_capacity(receipts.len());
-        for (id, h) in &receipts {
-            escrow::settle(overlay, &h.body.client, &worker, h.fee, h.burn)?;
+        // The first receipts pay what the worker owes of hidden checks (`crate::owed`).
+        let receipt_fees: Vec<Balance> = receipts.iter().map(|(_, h)| h.fee).collect();
+        let to_debt = owed::pay_from_receipts(overlay, &worker, &receipt_fees)?;
+        for (n, (id, h)) in receipts.iter().enumerate() {
             HELD.remove(overlay, id);
             fees += h.fee;
+            done.push(*id);
+            if n < to_debt {
+                escrow::settle(overlay, &h.body.client, &worker, h.fee, h.fee)?;
+                continue;
+            }
+            escrow::settle(overlay, &h.body.client, &worker, h.fee, h.burn)?;
             earned += h.fee - h.burn;
             let t = u64::from(h.body.tokens());
             tokens += t;
             layer_tokens += t * u64::from(h.body.layers.len());
-            done.push(*id);
         }
         rewards::credit(overlay, &worker, |t| {
             t.tokens += tokens;

@@ -31,8 +31,10 @@
 //! - `Match`: the receipt settles like any other.
 //! - `NoAnswer` (the worker did not hand over its material: offline, restarted, or
 //!   hiding bad work): every receipt the worker holds is forfeited (fees back to the
-//!   clients), but its bond is untouched and it stays registered: an honest fault
-//!   costs income, never bond.
+//!   clients), and it owes the rest of what a `Mismatch` would have slashed, paid by
+//!   its next settling receipts ([`crate::owed`]); its bond is untouched while it
+//!   serves and it stays registered: an honest fault costs income, and hiding costs
+//!   as much as being caught.
 //! - `Mismatch` (the material does not attest the work): everything held is forfeited,
 //!   [`crate::settlement::slash_for`] the receipt's fee is slashed from the bond and
 //!   burned, and the conviction is recorded (its node will not re-register by itself).
@@ -41,7 +43,7 @@
 
 use crate::evidence::{self, recomputations_agree, Finding};
 use crate::settlement::{self, slash_for};
-use crate::{params, workers, Error, Result};
+use crate::{owed, params, workers, Error, Result};
 use neuroshard_balances as balances;
 use neuroshard_primitives::{
     blake2_256, slot_lottery, AccountId, Balance, BlockNumber, Event, EvidenceSummary, Hash,
@@ -444,6 +446,7 @@ fn decide(
                 CONVICTED.insert(overlay, &worker, &now);
                 slash_worker(overlay, &id, &worker, check.fee)?
             } else {
+                owed::incur(overlay, &worker, check.fee, refunded)?;
                 0
             };
             overlay.deposit_event(Event::SpotCheckFailed {

@@ -149,13 +149,16 @@ pub(crate) fn remove(overlay: &mut Overlay<'_>, who: &AccountId, bond: Balance) 
     release_retired_bond(overlay, who)
 }
 
-/// Releases `who`'s retired bond once nothing of it is unsettled.
+/// Releases `who`'s retired bond once nothing of it is unsettled, less what it owes
+/// (`crate::owed`).
 pub(crate) fn release_retired_bond(overlay: &mut Overlay<'_>, who: &AccountId) -> Result<()> {
     let retired = retired_bond(overlay, who)?;
     if retired == 0 || crate::settlement::has_unsettled(overlay, who)? {
         return Ok(());
     }
-    balances::unreserve(overlay, who, retired)?;
+    // What it owes of hidden checks is paid from the bond before the rest is freed.
+    let paid = crate::owed::pay_from_bond(overlay, who, retired)?;
+    balances::unreserve(overlay, who, retired - paid)?;
     RETIRED_BONDS.remove(overlay, who);
     Ok(())
 }

@@ -35,6 +35,13 @@ impl Ledger {
                     self.at(worker).fees_earned += earned
                 }
                 Event::Slashed { who, amount, .. } => self.at(who).slashed += amount,
+                // What a worker owed of hidden checks, taken from its bond at exit.
+                Event::ForfeitPaid {
+                    worker,
+                    amount,
+                    from_bond: true,
+                    ..
+                } => self.at(worker).slashed += amount,
                 Event::ExtrinsicSuccess { who, fee, .. }
                 | Event::ExtrinsicFailed { who, fee, .. } => self.at(who).tx_fees += fee,
                 Event::EscrowDeposited { client, amount } => self.at(client).deposited += amount,
