@@ -368,6 +368,8 @@ pub enum SlashReason {
     RefutedVerdict { receipt: Hash },
     /// A gradient receipt's claimed losses were contradicted by the validator's replay.
     ContradictedTraining { layers: LayerRange, round: u32 },
+    /// A worker's capacity claim for a minute was refuted by its audit or left unopened.
+    FalseCapacityClaim { minute: u64 },
 }
 
 impl SlashReason {
@@ -379,6 +381,7 @@ impl SlashReason {
             SlashReason::WrongVerdict { .. } => "wrong_verdict",
             SlashReason::RefutedVerdict { .. } => "refuted_verdict",
             SlashReason::ContradictedTraining { .. } => "contradicted_training",
+            SlashReason::FalseCapacityClaim { .. } => "false_capacity_claim",
         }
     }
 }

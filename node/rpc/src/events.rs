@@ -139,6 +139,7 @@ pub fn event_json(event: &Event) -> Value {
                     v["layers"] = json!(layers.to_string());
                     v["round"] = json!(round);
                 }
+                SlashReason::FalseCapacityClaim { minute } => v["minute"] = json!(minute),
             }
             v
         }
@@ -421,6 +422,13 @@ mod tests {
         });
         assert_eq!(v["reason"], "refuted_verdict");
         assert_eq!(v["receipt"], hex_hash(&id));
+        let v = event_json(&Event::Slashed {
+            who: AccountId::from([3; 32]),
+            amount: 5,
+            reason: SlashReason::FalseCapacityClaim { minute: 42 },
+        });
+        assert_eq!(v["reason"], "false_capacity_claim");
+        assert_eq!(v["minute"], 42);
         let v = event_json(&Event::SpotCheckVerdictRefuted {
             id,
             checker: AccountId::from([3; 32]),

@@ -20,6 +20,8 @@
 //! unsettled work) gets a `ReceiptRejected` event with
 //! the reason; a batch with no good receipt fails as a whole and writes nothing.
 
+pub mod capacity;
+pub mod capacity_audit;
 pub mod escrow;
 pub mod evidence;
 pub mod liveness;
@@ -332,9 +334,15 @@ pub fn build_genesis(
 }
 
 #[cfg(test)]
+mod capacity_audit_tests;
+#[cfg(test)]
+mod capacity_tests;
+#[cfg(test)]
 mod evidence_tests;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
+#[cfg(test)]
+mod liveness_attack_tests;
 #[cfg(test)]
 mod liveness_tests;
 #[cfg(test)]

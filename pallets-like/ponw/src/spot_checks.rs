@@ -130,13 +130,23 @@ pub fn draw_checker(
         &|v| !excluded.contains(v),
         &|_| true,
     ];
+    let digest = blake2_256(&(b"neuroshard/spot-check/checker", seed, id, round as u32).encode());
+    pick_by_bond(validators, &tiers, &digest)
+}
+
+/// Draws with `digest` one of `validators`, with chances proportional to staking bond,
+/// from the first tier (a filter) that keeps any.
+pub fn pick_by_bond(
+    validators: &[(AccountId, Balance)],
+    tiers: &[&dyn Fn(&AccountId) -> bool],
+    digest: &Hash,
+) -> Option<AccountId> {
     let pool = tiers.iter().find_map(|keep| {
         let pool: Vec<&(AccountId, Balance)> = validators.iter().filter(|(v, _)| keep(v)).collect();
         (!pool.is_empty()).then_some(pool)
     })?;
-    let digest = blake2_256(&(b"neuroshard/spot-check/checker", seed, id, round as u32).encode());
     let bonds: Vec<Balance> = pool.iter().map(|(_, bond)| *bond).collect();
-    let index = slot_lottery::pick_weighted(&digest, &bonds)?;
+    let index = slot_lottery::pick_weighted(digest, &bonds)?;
     Some(pool[index].0.clone())
 }
 
