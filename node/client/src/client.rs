@@ -287,7 +287,7 @@ impl Client {
     /// unknown or not canonical; [`ClientError::StateDiscarded`] when it was pruned.
     pub fn state_view(&self, hash: &Hash) -> Result<Option<StateView>, ClientError> {
         match self.store.state_at(hash)? {
-            StateAt::Kept(view) => Ok(Some(view)),
+            StateAt::Kept(view) => Ok(Some(*view)),
             StateAt::Discarded(_) => Err(ClientError::StateDiscarded(*hash)),
             StateAt::Unknown => Ok(None),
         }

@@ -11,7 +11,7 @@
 //! before `b` (and `b`'s own when it is a deletion): no state from `b` on reads them.
 //! Keys `b` did not change keep their last older version, which is still their value.
 
-use crate::store::{db_err, StoreError};
+use crate::store::{db_err, StatePairs, StoreError};
 use neuroshard_primitives::{BlockNumber, Hash};
 use neuroshard_support::{ReadState, StateChanges};
 use parking_lot::Mutex;
@@ -119,7 +119,7 @@ fn scan_at(
     table: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
     prefix: &[u8],
     number: BlockNumber,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+) -> Result<StatePairs, StoreError> {
     let mut pairs = Vec::new();
     let mut next: Vec<u8> = prefix.to_vec();
     let mut inclusive = true;
@@ -191,7 +191,7 @@ impl StateView {
     }
 
     /// Every entry of the state, in key order (to build a Merkle tree for proofs).
-    pub fn pairs(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn pairs(&self) -> Result<StatePairs, StoreError> {
         scan_at(&self.table, &[], self.number)
     }
 

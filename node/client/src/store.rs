@@ -17,7 +17,7 @@ use crate::history::{self, StateView, HISTORY};
 use neuroshard_primitives::{Block, BlockNumber, Hash};
 use neuroshard_support::StateChanges;
 use parity_scale_codec::{Decode, Encode};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use thiserror::Error;
 
@@ -79,8 +79,8 @@ pub struct Pointers {
 
 /// Where a block's state stands in the store.
 pub enum StateAt {
-    /// Readable: a snapshot view of it.
-    Kept(StateView),
+    /// Readable: a snapshot view of it (boxed: a view holds a redb table handle).
+    Kept(Box<StateView>),
     /// A canonical block whose state was pruned (`--state-pruning`).
     Discarded(BlockNumber),
     /// Not a stored canonical block.
@@ -425,7 +425,9 @@ impl Store {
             return Ok(StateAt::Discarded(number));
         }
         let table = txn.open_table(HISTORY).map_err(db_err)?;
-        Ok(StateAt::Kept(StateView::new(table, number, *hash)))
+        Ok(StateAt::Kept(Box::new(StateView::new(
+            table, number, *hash,
+        ))))
     }
 
     /// How many state versions the history holds (for tests and measurements).

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 /// The store's state after `hash`, as a view (panics unless kept).
 fn view(store: &Store, hash: &Hash) -> super::StateView {
     match store.state_at(hash).unwrap() {
-        StateAt::Kept(view) => view,
+        StateAt::Kept(view) => *view,
         StateAt::Discarded(n) => panic!("block #{n} discarded"),
         StateAt::Unknown => panic!("block unknown"),
     }
