@@ -51,7 +51,7 @@ pub enum BenchCommand {
     /// Historical state on a long synthetic chain: reads at old blocks through the
     /// version history against rebuilding from undo records, commit cost and database
     /// size, archive against `--state-pruning`.
-    StateHistory(StateHistoryBenchArgs),
+    StateHistory(crate::state_history::StateHistoryOptions),
     /// (Internal) a bare shard server process for `bench network`.
     #[command(hide = true)]
     ShardServer(ShardServerArgs),
@@ -217,25 +217,6 @@ pub struct InferenceBenchArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StateHistoryBenchArgs {
-    /// Blocks of the synthetic chain.
-    #[arg(long, default_value_t = 10_000)]
-    pub blocks: u64,
-    /// Keys in the state.
-    #[arg(long, default_value_t = 20_000)]
-    pub keys: usize,
-    /// Random keys each block changes (besides one changed by every block).
-    #[arg(long, default_value_t = 8)]
-    pub changes: usize,
-    /// States the pruned store keeps (`--state-pruning N`).
-    #[arg(long, default_value_t = 256)]
-    pub keep: u64,
-    /// Timed reads per depth.
-    #[arg(long, default_value_t = 2_000)]
-    pub reads: usize,
-}
-
-#[derive(Debug, Args)]
 pub struct LedgerBenchArgs {
     /// Receipts in the benchmark block.
     #[arg(long, default_value_t = 20_000)]
@@ -273,14 +254,7 @@ pub struct TrainingBenchArgs {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::StateHistory(args) => {
-            let opts = crate::state_history::StateHistoryOptions {
-                blocks: args.blocks,
-                keys: args.keys,
-                changes: args.changes,
-                keep: args.keep,
-                reads: args.reads,
-            };
+        BenchCommand::StateHistory(opts) => {
             tokio::task::spawn_blocking(move || crate::state_history::run(&opts)).await??;
         }
         BenchCommand::Ledger(args) => {

@@ -19,15 +19,23 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// What to measure.
-#[derive(Clone, Debug)]
+/// What to measure (the command line of `bench state-history`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct StateHistoryOptions {
+    /// Blocks of the synthetic chain.
+    #[arg(long, default_value_t = 10_000)]
     pub blocks: u64,
+    /// Keys in the state.
+    #[arg(long, default_value_t = 20_000)]
     pub keys: usize,
+    /// Random keys each block changes (besides one changed by every block).
+    #[arg(long, default_value_t = 8)]
     pub changes: usize,
-    /// States the pruned store keeps.
+    /// States the pruned store keeps (`--state-pruning N`).
+    #[arg(long, default_value_t = 256)]
     pub keep: u64,
     /// Timed reads per depth.
+    #[arg(long, default_value_t = 2_000)]
     pub reads: usize,
 }
 

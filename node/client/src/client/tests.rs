@@ -155,6 +155,18 @@ fn authoring_transfers_and_restart() {
     assert!(matches!(err, Err(ClientError::WrongChain { .. })));
 }
 
+/// Four blocks, each with a transfer from Bob; returns the headers from the old head on.
+fn bob_sends_four_blocks(client: &Client) -> Vec<Header> {
+    let mut headers = vec![client.best_header()];
+    for nonce in 0..4 {
+        client
+            .submit(transfer(client, "//Bob", nonce, UNIT))
+            .unwrap();
+        headers.push(author(client));
+    }
+    headers
+}
+
 /// The events of the block `header` heads.
 fn events_of(client: &Client, header: &Header) -> Vec<Event> {
     client.events(&header.hash()).unwrap().unwrap()
@@ -287,13 +299,7 @@ fn revert_switches_to_a_fork_and_never_below_finality() {
         },
     )
     .unwrap();
-    let mut headers = vec![client.best_header()];
-    for nonce in 0..4 {
-        client
-            .submit(transfer(&client, "//Bob", nonce, UNIT))
-            .unwrap();
-        headers.push(author(&client));
-    }
+    let headers = bob_sends_four_blocks(&client);
     let old_branch: Vec<Block> = headers[3..]
         .iter()
         .map(|h| client.block(&h.hash()).unwrap().unwrap())
@@ -430,13 +436,7 @@ fn state_pruning_keeps_every_state_above_finality() {
     )
     .unwrap();
     let bob = account("//Bob");
-    let mut headers = vec![client.best_header()];
-    for nonce in 0..4 {
-        client
-            .submit(transfer(&client, "//Bob", nonce, UNIT))
-            .unwrap();
-        headers.push(author(&client));
-    }
+    let headers = bob_sends_four_blocks(&client);
     let bob_at = |h: &Header| {
         let view = client.state_view(&h.hash()).unwrap().unwrap();
         client.runtime().account(&view, &bob).unwrap().free
