@@ -3,7 +3,8 @@
 //! it, `(key, block number) -> [1] ++ value` (or `[0]` when the block deleted the key),
 //! written in the same transaction as the block. The value of `key` after block `n` is
 //! the last entry of the range `(key, 0)..=(key, n)`: one B-tree seek, whatever the
-//! chain's length. Listing keys under a prefix seeks once per key (not per version).
+//! chain's length. Listing keys under a prefix reads the prefix's versions in one
+//! sequential pass.
 //!
 //! Only the canonical chain has versions: a revert deletes the reverted blocks' entries
 //! (their undo records name the keys). Pruning (`--state-pruning N`) moves the oldest
@@ -16,7 +17,6 @@ use neuroshard_primitives::{BlockNumber, Hash};
 use neuroshard_support::{ReadState, StateChanges};
 use parking_lot::Mutex;
 use redb::{ReadOnlyTable, ReadableTable, Table, TableDefinition};
-use std::ops::Bound;
 
 /// Per-key version history (see the module docs).
 pub(crate) const HISTORY: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("history");
@@ -114,36 +114,36 @@ fn version_at(
     }
 }
 
-/// Every entry under `prefix` after block `number`, in key order.
+/// Every entry under `prefix` after block `number`, in key order: one sequential pass
+/// over the prefix's versions (cheaper than a seek per key: `bench state-history`).
 fn scan_at(
     table: &impl ReadableTable<(&'static [u8], u64), &'static [u8]>,
     prefix: &[u8],
     number: BlockNumber,
 ) -> Result<StatePairs, StoreError> {
     let mut pairs = Vec::new();
-    let mut next: Vec<u8> = prefix.to_vec();
-    let mut inclusive = true;
-    loop {
-        let from = if inclusive {
-            Bound::Included((next.as_slice(), 0))
-        } else {
-            Bound::Excluded((next.as_slice(), u64::MAX))
-        };
-        let key = match table
-            .range::<(&[u8], u64)>((from, Bound::Unbounded))
-            .map_err(db_err)?
-            .next()
-        {
-            None => break,
-            Some(entry) => entry.map_err(db_err)?.0.value().0.to_vec(),
-        };
+    // The key being read and its last version at or before `number` so far.
+    let mut current: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
+    for entry in table.range((prefix, 0)..).map_err(db_err)? {
+        let (key, value) = entry.map_err(db_err)?;
+        let (key, at) = key.value();
         if !key.starts_with(prefix) {
             break;
         }
-        if let Some(value) = version_at(table, &key, number)? {
-            pairs.push((key.clone(), value));
+        if current.as_ref().is_none_or(|(k, _)| k.as_slice() != key) {
+            if let Some((k, Some(v))) = current.take() {
+                pairs.push((k, v));
+            }
+            current = Some((key.to_vec(), None));
         }
-        (next, inclusive) = (key, false);
+        if at <= number {
+            if let Some((_, latest)) = current.as_mut() {
+                *latest = decode_version(value.value())?;
+            }
+        }
+    }
+    if let Some((k, Some(v))) = current {
+        pairs.push((k, v));
     }
     Ok(pairs)
 }
