@@ -4,7 +4,7 @@
 use super::*;
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::{
-    blake2_256, BalancesCall, Call, LayerRange, PonwCall, Receipt, ReceiptBody, UNIT,
+    blake2_256, BalancesCall, Call, Event, LayerRange, PonwCall, Receipt, ReceiptBody, UNIT,
 };
 
 fn pair(uri: &str) -> Keypair {
