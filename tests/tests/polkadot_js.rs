@@ -90,7 +90,8 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     })
     .unwrap();
     let hash_of = |n: u64| rpc.call("chain_getBlockHash", json!([n])).unwrap();
-    let blocks = [included - 1, included, work.included, work.payout];
+    // Genesis last: api.at(genesis) must read the state before everything since.
+    let blocks = [included - 1, included, work.included, work.payout, 0];
     let hashes = blocks.map(|n| hash_of(n).as_str().unwrap().to_string());
 
     let mut args = vec![node.ws_url(), format!("{alice},{bob}")];
@@ -164,6 +165,22 @@ fn polkadot_js_reads_the_chain_with_no_custom_types() {
     assert_eq!(num(&history[1]["number"]), u128::from(included), "{ctx}");
     let bob_free = |i: usize| num(&history[i]["accounts"][&bob]["free"]);
     assert_eq!(bob_free(1) - bob_free(0), amount, "{ctx}");
+    // At genesis Alice had her genesis balance and nonce 0: both have changed since
+    // (the transfer, its fee, the work's escrow), and api.at(genesis) reads the old ones.
+    assert_eq!(num(&history[4]["number"]), 0, "{ctx}");
+    let genesis_alice = &history[4]["accounts"][&alice];
+    let ours = chain::account_at(&rpc, "//Alice", &hash_of(0)).unwrap();
+    assert_eq!(
+        num(&genesis_alice["free"]),
+        ours.free + ours.bonded,
+        "{ctx}"
+    );
+    assert_eq!(num(&genesis_alice["nonce"]), 0, "{ctx}");
+    assert_ne!(
+        num(&genesis_alice["free"]),
+        num(&head["accounts"][&alice]["free"]),
+        "{ctx}"
+    );
     // The head hash polkadot.js computed from the header is the node's.
     assert_eq!(report["head"]["hash"], report["headHashByNumber"], "{ctx}");
 

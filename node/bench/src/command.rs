@@ -48,6 +48,10 @@ pub enum BenchCommand {
     /// Time to first token of chat completions sharing a long system prompt: the
     /// shards' prefix cache hit against cold, on a real dev node over HTTP.
     Prefix(PrefixBenchArgs),
+    /// Historical state on a long synthetic chain: reads at old blocks through the
+    /// version history against rebuilding from undo records, commit cost and database
+    /// size, archive against `--state-pruning`.
+    StateHistory(crate::state_history::StateHistoryOptions),
     /// (Internal) a bare shard server process for `bench network`.
     #[command(hide = true)]
     ShardServer(ShardServerArgs),
@@ -250,6 +254,9 @@ pub struct TrainingBenchArgs {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::StateHistory(opts) => {
+            tokio::task::spawn_blocking(move || crate::state_history::run(&opts)).await??;
+        }
         BenchCommand::Ledger(args) => {
             let opts = LedgerBenchOptions {
                 receipts: args.receipts,

@@ -15,7 +15,8 @@
 //! - [`training`]: Proof of Training rounds, time and bytes;
 //! - [`serve`]: many streaming clients against one dev node (continuous batching;
 //!   [`serve_load`] its clients, [`serve_plot`] its chart);
-//! - [`prefix`]: time to first token with a cached shared system prompt vs cold.
+//! - [`prefix`]: time to first token with a cached shared system prompt vs cold;
+//! - [`state_history`]: historical state reads and pruning on a long synthetic chain.
 
 pub mod command;
 pub mod econ;
@@ -31,6 +32,7 @@ pub mod serve;
 pub mod serve_load;
 pub mod serve_plot;
 pub mod sim;
+pub mod state_history;
 pub mod sweep;
 pub mod training;
 pub mod verify;

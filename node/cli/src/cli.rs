@@ -116,10 +116,56 @@ pub struct DevArgs {
     /// 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
+    /// Which blocks' states to keep for historical queries: "archive" (every block,
+    /// the default on dev) or N, the last N blocks (and always those from the finalized
+    /// block on). A query at a discarded block's state is refused.
+    #[arg(long, value_name = "archive|N")]
+    pub state_pruning: Option<StatePruning>,
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(flatten)]
     pub shard_limits: ShardLimitArgs,
+}
+
+/// `--state-pruning`: keep every block's state, or the last N blocks'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatePruning {
+    Archive,
+    Keep(u64),
+}
+
+impl std::str::FromStr for StatePruning {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "archive" | "archive-canonical" => Ok(Self::Archive),
+            n => match n.parse::<u64>() {
+                Ok(n) if n >= 1 => Ok(Self::Keep(n)),
+                _ => Err(format!(
+                    "expected \"archive\" or a number of blocks >= 1, got {n:?}"
+                )),
+            },
+        }
+    }
+}
+
+/// States kept when `--state-pruning` is not given on a chain spec file: as deep as
+/// historical queries reached before state was versioned (Substrate's default is 256).
+pub const DEFAULT_STATE_PRUNING: u64 = 4096;
+
+impl StatePruning {
+    /// The client's setting (`None`: archive) for `chain`: archive by default on the
+    /// built-in `dev` and `local` chains, the last [`DEFAULT_STATE_PRUNING`] blocks'
+    /// states on others.
+    pub fn resolve(flag: Option<Self>, chain: &str) -> Option<u64> {
+        match flag {
+            Some(Self::Archive) => None,
+            Some(Self::Keep(n)) => Some(n),
+            None if matches!(chain, "dev" | "local") => None,
+            None => Some(DEFAULT_STATE_PRUNING),
+        }
+    }
 }
 
 /// Who may use the node's HTTP API, and how much generation work it takes on.
@@ -271,6 +317,11 @@ pub struct RunArgs {
     /// They only seed the DHT: after that no node is special.
     #[arg(long, value_name = "MULTIADDR,...", value_delimiter = ',')]
     pub bootnodes: Vec<String>,
+    /// Which blocks' states to keep for historical queries: "archive" (every block; the
+    /// default on the dev and local chains) or N, the last N blocks (and always those
+    /// from the finalized block on; default 4096 on other chains).
+    #[arg(long, value_name = "archive|N")]
+    pub state_pruning: Option<StatePruning>,
     /// Deliberate faults for tests and benches.
     #[cfg(feature = "fault-injection")]
     #[command(flatten)]

@@ -56,6 +56,8 @@ pub struct NodeConfig {
     pub train: Option<TrainOptions>,
     /// How this node sets up the shards it serves (archive budget; faults in test builds).
     pub serving: ServingOptions,
+    /// States kept for historical queries (`--state-pruning`; `None`: archive).
+    pub state_pruning: Option<neuroshard_primitives::BlockNumber>,
     /// As a validator, answer every assigned spot check with a false `Mismatch`.
     #[cfg(feature = "fault-injection")]
     pub false_mismatch: Option<neuroshard_verifier::FalseMismatch>,
@@ -93,6 +95,7 @@ fn open_client(spec: &ChainSpec, node: &NodeConfig) -> anyhow::Result<Arc<Client
     };
     let config = ClientConfig {
         instant_finality: validators <= 1,
+        state_pruning: node.state_pruning,
         #[cfg(feature = "fault-injection")]
         fault_omit_receipts: node.fault_omit_receipts,
         ..ClientConfig::default()

@@ -13,8 +13,7 @@
 use crate::pool::{PoolError, TxPool};
 use crate::store::{Store, StoreError};
 use neuroshard_primitives::{
-    slot_lottery, AccountId, Block, BlockNumber, Event, Hash, Header, Keypair, Nonce,
-    SignedExtrinsic,
+    slot_lottery, AccountId, Block, BlockNumber, Hash, Header, Keypair, Nonce, SignedExtrinsic,
 };
 use neuroshard_runtime::{
     AccountInfo, BlockError, DispatchError, GenesisConfig, GenesisError, ReadState, Runtime,
@@ -26,8 +25,6 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
-/// How far back (in blocks) `state_at` rebuilds historical state from undo records.
-pub const MAX_STATE_DEPTH: u64 = 4096;
 /// Most extrinsics offered to the block builder per block.
 const MAX_CANDIDATES: usize = 8192;
 
@@ -65,8 +62,14 @@ pub enum ClientError {
         target: BlockNumber,
         finalized: BlockNumber,
     },
-    #[error("state of block #{number} is {depth} blocks behind the head; only the last {MAX_STATE_DEPTH} are kept")]
-    StateTooOld { number: BlockNumber, depth: u64 },
+    /// Substrate's wording, so tools recognise it.
+    #[error("State already discarded for {}", hex_hash(.0))]
+    StateDiscarded(Hash),
+    #[error(
+        "state of block {} is not the state its header commits to; the database is corrupt",
+        hex_hash(.0)
+    )]
+    HistoricalStateMismatch(Hash),
 }
 
 /// Why a submitted extrinsic was refused.
@@ -97,6 +100,9 @@ pub struct ClientConfig {
     pub pool_capacity: usize,
     /// Blocks an extrinsic may wait in the pool before it is dropped.
     pub pool_longevity: BlockNumber,
+    /// Keep the states of only the last N blocks (`--state-pruning N`, N >= 1), and always
+    /// those from the finalized block on; `None`: every block's state (archive).
+    pub state_pruning: Option<BlockNumber>,
     /// Fault injection for tests: leave every receipt batch (and what its sender sent
     /// after it) out of the blocks this node authors, as an author hoping to keep
     /// receipts from being drawn for a check would.
@@ -110,6 +116,7 @@ impl Default for ClientConfig {
             instant_finality: true,
             pool_capacity: 8192,
             pool_longevity: 600,
+            state_pruning: None,
             #[cfg(feature = "fault-injection")]
             fault_omit_receipts: None,
         }
@@ -188,7 +195,7 @@ impl Client {
             state_root = %hex_hash(&computed),
             "chain head loaded, state root verified"
         );
-        Ok(Self {
+        let client = Self {
             runtime: Runtime::new(genesis_hash),
             genesis_hash,
             chain_name: chain.name.clone(),
@@ -206,7 +213,10 @@ impl Client {
             new_heads: broadcast::channel(64).0,
             finalized_heads: broadcast::channel(64).0,
             local_extrinsics: broadcast::channel(1024).0,
-        })
+        };
+        // `--state-pruning` may be new or smaller than at the last start.
+        client.prune_states()?;
+        Ok(client)
     }
 
     pub fn genesis_hash(&self) -> Hash {
@@ -249,48 +259,6 @@ impl Client {
 
     pub fn block_hash(&self, number: BlockNumber) -> Result<Option<Hash>, ClientError> {
         Ok(self.store.canonical_hash(number)?)
-    }
-
-    pub fn events(&self, hash: &Hash) -> Result<Option<Vec<Event>>, ClientError> {
-        Ok(self.store.events(hash)?)
-    }
-
-    /// The state after the canonical block `hash`, rebuilt from undo records when it is
-    /// not the head. `None` when the block is unknown or not canonical.
-    pub fn state_at(&self, hash: &Hash) -> Result<Option<StateDb>, ClientError> {
-        let tip = self.tip.read();
-        if *hash == tip.head.hash() {
-            return Ok(Some(tip.state.clone()));
-        }
-        let Some(header) = self.store.block(hash)?.map(|b| b.header) else {
-            return Ok(None);
-        };
-        if self.store.canonical_hash(header.number)? != Some(*hash)
-            || header.number > tip.head.number
-        {
-            return Ok(None);
-        }
-        let depth = tip.head.number - header.number;
-        if depth > MAX_STATE_DEPTH {
-            return Err(ClientError::StateTooOld {
-                number: header.number,
-                depth,
-            });
-        }
-        let mut state = tip.state.clone();
-        for number in (header.number + 1..=tip.head.number).rev() {
-            let block_hash = self
-                .store
-                .canonical_hash(number)?
-                .ok_or(ClientError::MissingCanonical(number))?;
-            let undo = self
-                .store
-                .undo(&block_hash)?
-                .ok_or(ClientError::MissingBlock(block_hash))?;
-            let changes: StateChanges = undo.into_iter().collect();
-            state.apply(&changes);
-        }
-        Ok(Some(state))
     }
 
     /// The account record of `who` at the head.
@@ -382,7 +350,7 @@ impl Client {
         let rejected: Vec<Hash> = built.rejected.iter().map(|(h, _)| *h).collect();
         let mut block = built.block;
         block.header.seal_with(key);
-        self.commit(&block, &built.changes, &built.events, &rejected)?;
+        self.commit(&block, &built.changes, &rejected)?;
         info!(
             number = block.header.number,
             hash = %hex_hash(&block.hash()),
@@ -401,7 +369,7 @@ impl Client {
             let tip = self.tip.read();
             self.runtime.execute_block(&tip.state, &tip.head, block)?
         };
-        self.commit(block, &executed.changes, &executed.events, &[])?;
+        self.commit(block, &executed.changes, &[])?;
         info!(
             number = block.header.number,
             hash = %hex_hash(&block.hash()),
@@ -486,6 +454,7 @@ impl Client {
         }
         self.store.finalize(hash, justification)?;
         self.tip.write().finalized = header.clone();
+        self.prune_states()?;
         let _ = self.finalized_heads.send(header);
         Ok(true)
     }
@@ -506,12 +475,11 @@ impl Client {
         &self,
         block: &Block,
         changes: &StateChanges,
-        events: &[Event],
         rejected: &[Hash],
     ) -> Result<(), ClientError> {
         let hash = block.hash();
         let finalized = self.config.instant_finality.then_some(hash);
-        self.store.commit_block(block, changes, events, finalized)?;
+        self.store.commit_block(block, changes, finalized)?;
         {
             let mut tip = self.tip.write();
             tip.state.apply(changes);
@@ -551,6 +519,7 @@ impl Client {
                 }
             }
         }
+        self.prune_states()?;
         // Nobody listening is fine.
         let _ = self.new_heads.send(block.header.clone());
         if finalized.is_some() {
@@ -602,6 +571,7 @@ pub fn hex_hash(hash: &Hash) -> String {
 mod faults;
 #[cfg(feature = "fault-injection")]
 pub use faults::OmitReceipts;
+mod state_reads;
 mod submit;
 #[cfg(test)]
 mod tests;

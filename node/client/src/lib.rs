@@ -3,7 +3,8 @@
 //!
 //! - [`client`]: the one place where the runtime, the store, the head state and the
 //!   transaction pool meet; RPC, authoring and sync read and import through it;
-//! - [`store`]: durable chain storage on redb; [`pool`]: the transaction pool;
+//! - [`store`]: durable chain storage on redb, with every kept block's state readable
+//!   through [`history`]; [`pool`]: the transaction pool;
 //! - [`authoring`]: slot-based block production; [`finality`]: validators' votes and
 //!   justifications; [`equivocation`]: catching and reporting double-sealed slots;
 //! - [`sync`]: block sync requests and fork choice; [`gossip`]: transactions, blocks and
@@ -14,6 +15,7 @@ pub mod client;
 pub mod equivocation;
 pub mod finality;
 pub mod gossip;
+pub mod history;
 pub mod pool;
 pub mod store;
 pub mod sync;

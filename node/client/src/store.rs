@@ -1,26 +1,28 @@
 //! Durable chain storage on redb: blocks by hash, the canonical number -> hash index,
-//! events per block, the current state (key -> value), one undo record per block (the
-//! values its changes overwrote, so the state of any recent block can be rebuilt), and
-//! meta pointers (genesis, head, finalized).
+//! the current state (key -> value), the state's version history (every kept block's
+//! state, see [`crate::history`]), one undo record per block not yet below the kept
+//! states (the values its changes overwrote: what a revert restores), and meta pointers
+//! (genesis, head, finalized, oldest kept state). A block's events are its
+//! `System.Events` state entry, read like any other historical value.
 //!
-//! Every block is committed in ONE write transaction — block, index, events, undo,
-//! state changes and head pointer together — so a process killed at any instant
+//! Every block is committed in ONE write transaction — block, index, undo, state
+//! changes, their versions and head pointer together — so a process killed at any instant
 //! (kill -9, power loss) leaves either the old or the new chain tip on disk, never a
 //! mixture. redb commits with fsync (`Durability::Immediate`, its default).
 //!
 //! The store knows nothing about the runtime: it keeps SCALE bytes of the primitives'
 //! types and raw state pairs, and reports corrupt bytes as [`StoreError::Corrupt`].
 
-use neuroshard_primitives::{Block, BlockNumber, Event, Hash};
+use crate::history::{self, StateView, HISTORY};
+use neuroshard_primitives::{Block, BlockNumber, Hash};
 use neuroshard_support::StateChanges;
 use parity_scale_codec::{Decode, Encode};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use thiserror::Error;
 
 const BLOCKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blocks");
 const CANONICAL: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("canonical");
-const EVENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("events");
 const UNDO: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("undo");
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -30,6 +32,11 @@ const JUSTIFICATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("
 const META_GENESIS: &str = "genesis";
 const META_HEAD: &str = "head";
 const META_FINALIZED: &str = "finalized";
+/// The oldest block whose state is kept (absent: genesis, an archive).
+const META_STATE_FROM: &str = "state_from";
+/// Present in databases that keep state versions (older ones cannot answer historical
+/// queries and are refused).
+const META_VERSIONED: &str = "versioned_state";
 
 /// The previous values of the keys a block changed (`None`: the key did not exist).
 pub type Undo = Vec<(Vec<u8>, Option<Vec<u8>>)>;
@@ -46,6 +53,11 @@ pub enum StoreError {
     Corrupt(&'static str),
     #[error("database is corrupt: {0}")]
     Inconsistent(String),
+    #[error(
+        "the database predates versioned state (no state history); delete it (or use \
+         another --base-path) and let the node sync again"
+    )]
+    Unversioned,
     #[error("cannot create database directory {path}: {source}")]
     Dir {
         path: String,
@@ -53,7 +65,7 @@ pub enum StoreError {
     },
 }
 
-fn db_err(e: impl Into<redb::Error>) -> StoreError {
+pub(crate) fn db_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Db(e.into())
 }
 
@@ -63,6 +75,16 @@ pub struct Pointers {
     pub genesis: Hash,
     pub head: Hash,
     pub finalized: Hash,
+}
+
+/// Where a block's state stands in the store.
+pub enum StateAt {
+    /// Readable: a snapshot view of it (boxed: a view holds a redb table handle).
+    Kept(Box<StateView>),
+    /// A canonical block whose state was pruned (`--state-pruning`).
+    Discarded(BlockNumber),
+    /// Not a stored canonical block.
+    Unknown,
 }
 
 /// The redb-backed block and state store.
@@ -90,14 +112,36 @@ impl Store {
         {
             txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(CANONICAL).map_err(db_err)?;
-            txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(UNDO).map_err(db_err)?;
+            txn.open_table(HISTORY).map_err(db_err)?;
             txn.open_table(JUSTIFICATIONS).map_err(db_err)?;
             txn.open_table(STATE).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
+        if store.pointers()?.is_some() && store.meta(META_VERSIONED)?.is_none() {
+            return Err(StoreError::Unversioned);
+        }
         Ok(store)
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let value = meta.get(name).map_err(db_err)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// The oldest block whose state is kept (0 in an archive).
+    pub fn state_from(&self) -> Result<BlockNumber, StoreError> {
+        match self.meta(META_STATE_FROM)? {
+            None => Ok(0),
+            Some(bytes) => Ok(u64::from_le_bytes(
+                bytes
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("state_from"))?,
+            )),
+        }
     }
 
     /// The genesis, head and finalized pointers, or `None` for an empty database.
@@ -137,31 +181,29 @@ impl Store {
     ) -> Result<(), StoreError> {
         let changes: StateChanges = state.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let hash = genesis.hash();
-        self.write_block(genesis, &changes, &[], hash, Some(hash))
+        self.write_block(genesis, &changes, hash, Some(hash))
     }
 
     /// Commits an imported or authored block as the new head, atomically: the block,
-    /// its canonical index entry, its events, its undo record, the state changes and
-    /// the head (and, when given, finalized) pointer.
+    /// its canonical index entry, its undo record, the state changes and their versions,
+    /// and the head (and, when given, finalized) pointer.
     pub fn commit_block(
         &self,
         block: &Block,
         changes: &StateChanges,
-        events: &[Event],
         finalized: Option<Hash>,
     ) -> Result<(), StoreError> {
         let genesis = self
             .pointers()?
             .ok_or_else(|| StoreError::Inconsistent("commit before genesis".into()))?
             .genesis;
-        self.write_block(block, changes, events, genesis, finalized)
+        self.write_block(block, changes, genesis, finalized)
     }
 
     fn write_block(
         &self,
         block: &Block,
         changes: &StateChanges,
-        events: &[Event],
         genesis: Hash,
         finalized: Option<Hash>,
     ) -> Result<(), StoreError> {
@@ -179,6 +221,8 @@ impl Store {
                 .map(|guard| guard.value().to_vec());
                 undo.push((key.clone(), old));
             }
+            let mut versions = txn.open_table(HISTORY).map_err(db_err)?;
+            history::record(&mut versions, block.header.number, changes)?;
             txn.open_table(BLOCKS)
                 .map_err(db_err)?
                 .insert(hash_key(&hash), block.encode().as_slice())
@@ -187,16 +231,14 @@ impl Store {
                 .map_err(db_err)?
                 .insert(block.header.number, hash_key(&hash))
                 .map_err(db_err)?;
-            txn.open_table(EVENTS)
-                .map_err(db_err)?
-                .insert(hash_key(&hash), events.to_vec().encode().as_slice())
-                .map_err(db_err)?;
             txn.open_table(UNDO)
                 .map_err(db_err)?
                 .insert(hash_key(&hash), undo.encode().as_slice())
                 .map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             meta.insert(META_GENESIS, genesis.as_bytes())
+                .map_err(db_err)?;
+            meta.insert(META_VERSIONED, [1u8].as_slice())
                 .map_err(db_err)?;
             meta.insert(META_HEAD, hash.as_bytes()).map_err(db_err)?;
             if let Some(finalized) = finalized {
@@ -224,7 +266,7 @@ impl Store {
             let mut state = txn.open_table(STATE).map_err(db_err)?;
             let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
             let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-            let mut events = txn.open_table(EVENTS).map_err(db_err)?;
+            let mut versions = txn.open_table(HISTORY).map_err(db_err)?;
             let mut undos = txn.open_table(UNDO).map_err(db_err)?;
             let mut hash = head.hash();
             let mut number = head.header.number;
@@ -236,6 +278,11 @@ impl Store {
                     .map(|v| Undo::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("undo")))
                     .transpose()?
                     .ok_or(StoreError::Corrupt("missing undo record"))?;
+                history::unrecord(
+                    &mut versions,
+                    number,
+                    undo.iter().map(|(k, _)| k.as_slice()),
+                )?;
                 let mut changes = StateChanges::new();
                 for (key, old) in undo.into_iter().rev() {
                     match &old {
@@ -247,7 +294,6 @@ impl Store {
                 }
                 applied.push(changes);
                 canonical.remove(number).map_err(db_err)?;
-                events.remove(hash_key(&hash)).map_err(db_err)?;
                 blocks.remove(hash_key(&hash)).map_err(db_err)?;
                 hash = parent;
                 number -= 1;
@@ -329,15 +375,6 @@ impl Store {
             .transpose()
     }
 
-    /// The events of the block with `hash`, if stored.
-    pub fn events(&self, hash: &Hash) -> Result<Option<Vec<Event>>, StoreError> {
-        self.get_by_hash(EVENTS, hash)?
-            .map(|b| {
-                Vec::<Event>::decode(&mut b.as_slice()).map_err(|_| StoreError::Corrupt("events"))
-            })
-            .transpose()
-    }
-
     /// The undo record of the block with `hash`, if stored.
     pub fn undo(&self, hash: &Hash) -> Result<Option<Undo>, StoreError> {
         self.get_by_hash(UNDO, hash)?
@@ -352,14 +389,104 @@ impl Store {
         let value = table.get(number).map_err(db_err)?;
         Ok(value.map(|v| Hash::from(*v.value())))
     }
+
+    /// The state after block `hash`: a snapshot view when it is a kept canonical block.
+    pub fn state_at(&self, hash: &Hash) -> Result<StateAt, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let block = txn
+            .open_table(BLOCKS)
+            .map_err(db_err)?
+            .get(hash_key(hash))
+            .map_err(db_err)?
+            .map(|v| Block::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("block")))
+            .transpose()?;
+        let Some(number) = block.map(|b| b.header.number) else {
+            return Ok(StateAt::Unknown);
+        };
+        let canonical = txn
+            .open_table(CANONICAL)
+            .map_err(db_err)?
+            .get(number)
+            .map_err(db_err)?
+            .map(|v| Hash::from(*v.value()));
+        if canonical != Some(*hash) {
+            return Ok(StateAt::Unknown);
+        }
+        let from = match txn.open_table(META).map_err(db_err)?.get(META_STATE_FROM) {
+            Ok(Some(v)) => u64::from_le_bytes(
+                v.value()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("state_from"))?,
+            ),
+            Ok(None) => 0,
+            Err(e) => return Err(db_err(e)),
+        };
+        if number < from {
+            return Ok(StateAt::Discarded(number));
+        }
+        let table = txn.open_table(HISTORY).map_err(db_err)?;
+        Ok(StateAt::Kept(Box::new(StateView::new(
+            table, number, *hash,
+        ))))
+    }
+
+    /// How many state versions the history holds (for tests and measurements).
+    pub fn history_len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(HISTORY).map_err(db_err)?;
+        table.len().map_err(db_err)
+    }
+
+    /// Discards the states of the canonical blocks before `keep_from` (one transaction):
+    /// for each block from the oldest kept one up to `keep_from`, the versions its keys
+    /// no longer need and its undo record (a revert never goes below the kept states:
+    /// the caller keeps everything from the finalized block on). Returns how many
+    /// blocks' states were discarded.
+    pub fn prune_states(&self, keep_from: BlockNumber) -> Result<u64, StoreError> {
+        let from = self.state_from()?;
+        if keep_from <= from {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+            let mut undos = txn.open_table(UNDO).map_err(db_err)?;
+            let mut versions = txn.open_table(HISTORY).map_err(db_err)?;
+            for number in from..=keep_from {
+                let hash = canonical
+                    .get(number)
+                    .map_err(db_err)?
+                    .map(|v| Hash::from(*v.value()))
+                    .ok_or_else(|| {
+                        StoreError::Inconsistent(format!("no canonical block #{number} to prune"))
+                    })?;
+                let undo = undos
+                    .remove(hash_key(&hash))
+                    .map_err(db_err)?
+                    .map(|v| Undo::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("undo")))
+                    .transpose()?;
+                // Block `from` was processed when it became the oldest kept state.
+                if let (Some(undo), true) = (undo, number > from) {
+                    let keys = undo.iter().map(|(k, _)| k.as_slice());
+                    history::forget_before(&mut versions, number, keys)?;
+                }
+            }
+            txn.open_table(META)
+                .map_err(db_err)?
+                .insert(META_STATE_FROM, keep_from.to_le_bytes().as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(keep_from - from)
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use neuroshard_primitives::{AccountId, Header, Signature};
 
-    fn block(number: u64, parent: Hash) -> Block {
+    pub(crate) fn block(number: u64, parent: Hash) -> Block {
         Block {
             header: Header {
                 parent_hash: parent,
@@ -395,13 +522,7 @@ mod tests {
                 [(b"a".to_vec(), None), (b"b".to_vec(), Some(b"2".to_vec()))]
                     .into_iter()
                     .collect();
-            let events = vec![Event::FeeBurned {
-                who: AccountId::from([2; 32]),
-                amount: 5,
-            }];
-            store
-                .commit_block(&b1, &changes, &events, Some(b1.hash()))
-                .unwrap();
+            store.commit_block(&b1, &changes, Some(b1.hash())).unwrap();
         }
         let store = Store::open(&path).unwrap();
         let p = store.pointers().unwrap().unwrap();
@@ -414,7 +535,6 @@ mod tests {
         );
         assert_eq!(store.canonical_hash(1).unwrap(), Some(b1.hash()));
         assert_eq!(store.block(&b1.hash()).unwrap(), Some(b1.clone()));
-        assert_eq!(store.events(&b1.hash()).unwrap().unwrap().len(), 1);
         let undo = store.undo(&b1.hash()).unwrap().unwrap();
         assert_eq!(
             undo,
@@ -447,7 +567,7 @@ mod tests {
                     .map(|(k, v)| (vec![*k], v.map(|v| vec![v])))
                     .collect();
                 let b = block(i as u64 + 1, parent);
-                store.commit_block(&b, &changes, &[], None).unwrap();
+                store.commit_block(&b, &changes, None).unwrap();
                 model.apply(&changes);
                 history.push(model.clone());
                 parent = b.hash();

@@ -35,10 +35,19 @@ pub fn bad_format(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(BAD_FORMAT, message, None::<()>)
 }
 
-/// A chain client failure as an RPC error (a state too old to read is the caller's).
+/// Code and prefix of Substrate's state RPC errors (`sc_rpc_api::state::error`), which
+/// a query at a pruned block gets: "Client error: UnknownBlock: State already
+/// discarded for 0x...".
+const STATE_ERROR: i32 = 4000;
+
+/// A chain client failure as an RPC error (a pruned state is the caller's).
 pub fn client_error(e: ClientError) -> ErrorObjectOwned {
     match e {
-        ClientError::StateTooOld { .. } => invalid_params(e.to_string()),
+        ClientError::StateDiscarded(_) => ErrorObjectOwned::owned(
+            STATE_ERROR,
+            format!("Client error: UnknownBlock: {e}"),
+            None::<()>,
+        ),
         other => internal(other.to_string()),
     }
 }

@@ -5,11 +5,10 @@
 //! block charges (plus the tip): see `neuroshard_runtime::payment`.
 
 use crate::author::decode_extrinsic;
-use crate::error::{client_error, internal, invalid_params};
-use crate::types::parse_hash;
+use crate::error::internal;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
-use neuroshard_client::{hex_hash, Client};
+use neuroshard_client::Client;
 use neuroshard_primitives::DispatchClass;
 use neuroshard_runtime::payment::{query_info, RuntimeDispatchInfo};
 use serde::Serialize;
@@ -56,25 +55,8 @@ pub struct Payment {
 impl PaymentApiServer for Payment {
     fn query_info(&self, extrinsic: String, at: Option<String>) -> RpcResult<DispatchInfoJson> {
         let xt = decode_extrinsic(&extrinsic)?;
-        let info = match at {
-            None => self
-                .client
-                .with_best_state(|state, _| query_info(state, &xt)),
-            Some(at) => {
-                let hash = parse_hash(&at)?;
-                let state = self
-                    .client
-                    .state_at(&hash)
-                    .map_err(client_error)?
-                    .ok_or_else(|| {
-                        invalid_params(format!(
-                            "unknown or non-canonical block {}",
-                            hex_hash(&hash)
-                        ))
-                    })?;
-                query_info(&state, &xt)
-            }
-        };
+        let info =
+            crate::state::with_state_at(&self.client, at, |state, _| query_info(state, &xt))?;
         Ok(info.map_err(|e| internal(e.to_string()))?.into())
     }
 }

@@ -2,8 +2,10 @@
 //! state root, the runtime's version and metadata, and runtime API calls
 //! ([`crate::runtime_calls`]). Keys are hex, in Substrate's layout (`twox128(pallet) ++
 //! twox128(item) ++ blake2_128_concat(key)`, see the metadata), so Substrate tools
-//! compute them. States of blocks up to `MAX_STATE_DEPTH` behind the head are rebuilt
-//! from the store's undo records.
+//! compute them. With a block hash every method answers from THAT block's state: the
+//! head's in memory, an older kept block's through the store's version history
+//! (`neuroshard_client::history`); a pruned block's is Substrate's "State already
+//! discarded" error (code 4000).
 
 use crate::error::{client_error, internal};
 use crate::types::{
@@ -12,6 +14,7 @@ use crate::types::{
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::PendingSubscriptionSink;
+use neuroshard_client::history::StateView;
 use neuroshard_client::{hex_hash, Client};
 use neuroshard_primitives::Hash;
 use neuroshard_runtime::{ReadState, StateDb};
@@ -78,28 +81,72 @@ pub struct State {
     pub client: Arc<Client>,
 }
 
+/// The state a query reads: the head's in memory, or an older kept block's view.
+pub(crate) enum AtState<'a> {
+    Head(&'a StateDb),
+    Kept(&'a StateView),
+}
+
+impl ReadState for AtState<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Self::Head(state) => state.get(key),
+            Self::Kept(view) => view.get(key),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match self {
+            Self::Head(state) => state.scan_prefix(prefix),
+            Self::Kept(view) => view.scan_prefix(prefix),
+        }
+    }
+}
+
+fn unknown_block(hash: &Hash) -> jsonrpsee::types::ErrorObjectOwned {
+    crate::error::invalid_params(format!("unknown or non-canonical block {}", hex_hash(hash)))
+}
+
+/// Runs `f` on the state after block `at` (hex hash; the head when `None`) and that
+/// block's hash.
+pub(crate) fn with_state_at<T>(
+    client: &Client,
+    at: Option<String>,
+    f: impl FnOnce(&AtState<'_>, Hash) -> T,
+) -> RpcResult<T> {
+    let hash = at.map(|h| parse_hash(&h)).transpose()?;
+    match hash.filter(|h| *h != client.best_header().hash()) {
+        None => Ok(client.with_best_state(|state, head| f(&AtState::Head(state), head.hash()))),
+        Some(hash) => {
+            let view = client
+                .state_view(&hash)
+                .map_err(client_error)?
+                .ok_or_else(|| unknown_block(&hash))?;
+            let out = f(&AtState::Kept(&view), hash);
+            view.check().map_err(|e| client_error(e.into()))?;
+            Ok(out)
+        }
+    }
+}
+
 impl State {
-    fn state_at(&self, at: Option<String>) -> RpcResult<(Hash, StateDb)> {
+    fn with_state<T>(
+        &self,
+        at: Option<String>,
+        f: impl FnOnce(&AtState<'_>, Hash) -> T,
+    ) -> RpcResult<T> {
+        with_state_at(&self.client, at, f)
+    }
+
+    /// The whole state after block `at` (Merkle proofs need every leaf).
+    fn full_state_at(&self, at: Option<String>) -> RpcResult<(Hash, StateDb)> {
         let hash = match at {
             Some(h) => parse_hash(&h)?,
             None => self.client.best_header().hash(),
         };
         match self.client.state_at(&hash).map_err(client_error)? {
             Some(state) => Ok((hash, state)),
-            None => Err(crate::error::invalid_params(format!(
-                "unknown or non-canonical block {}",
-                hex_hash(&hash)
-            ))),
-        }
-    }
-}
-
-impl State {
-    /// Runs `f` on the state after block `at` (the head when `None`, read in place).
-    fn with_state<T>(&self, at: Option<String>, f: impl FnOnce(&StateDb) -> T) -> RpcResult<T> {
-        match at {
-            None => Ok(self.client.with_best_state(|state, _| f(state))),
-            Some(at) => Ok(f(&self.state_at(Some(at))?.1)),
+            None => Err(unknown_block(&hash)),
         }
     }
 }
@@ -132,11 +179,8 @@ fn hex(bytes: &[u8]) -> String {
 impl StateApiServer for State {
     fn get_storage(&self, key: String, at: Option<String>) -> RpcResult<Option<String>> {
         let key = parse_hex("storage key", &key)?;
-        let value = match at {
-            None => self.client.storage(&key),
-            Some(at) => self.state_at(Some(at))?.1.get(&key),
-        };
-        Ok(value.map(|v| format!("0x{}", hex::encode(v))))
+        let value = self.with_state(at, |state, _| state.get(&key))?;
+        Ok(value.map(|v| hex(&v)))
     }
 
     fn query_storage_at(
@@ -145,20 +189,21 @@ impl StateApiServer for State {
         at: Option<String>,
     ) -> RpcResult<Vec<StorageChangeSetJson>> {
         let keys = parse_keys(&keys)?;
-        let (block, state) = self.state_at(at)?;
-        let changes = keys
-            .into_iter()
-            .map(|key| (hex(&key), state.get(&key).map(|v| hex(&v))))
-            .collect();
-        Ok(vec![StorageChangeSetJson {
-            block: hex_hash(&block),
-            changes,
-        }])
+        self.with_state(at, |state, block| {
+            let changes = keys
+                .into_iter()
+                .map(|key| (hex(&key), state.get(&key).map(|v| hex(&v))))
+                .collect();
+            vec![StorageChangeSetJson {
+                block: hex_hash(&block),
+                changes,
+            }]
+        })
     }
 
     fn get_read_proof(&self, keys: Vec<String>, at: Option<String>) -> RpcResult<ReadProofJson> {
         let keys = parse_keys(&keys)?;
-        let (hash, state) = self.state_at(at)?;
+        let (hash, state) = self.full_state_at(at)?;
         let proof = keys
             .into_iter()
             .map(|key| KeyProofJson {
@@ -189,29 +234,29 @@ impl StateApiServer for State {
         };
         let start = start_key.map(|k| parse_hex("start key", &k)).transpose()?;
         let count = count.min(MAX_KEYS_PAGE) as usize;
-        self.with_state(at, |state| {
+        self.with_state(at, |state, _| {
             state
-                .iter()
+                .scan_prefix(&prefix)
+                .into_iter()
                 .map(|(key, _)| key)
-                .filter(|key| key.starts_with(&prefix))
-                .filter(|key| start.as_deref().is_none_or(|s| *key > s))
+                .filter(|key| start.as_deref().is_none_or(|s| key.as_slice() > s))
                 .take(count)
-                .map(hex)
+                .map(|key| hex(&key))
                 .collect()
         })
     }
 
     fn get_metadata(&self, at: Option<String>) -> RpcResult<String> {
-        let metadata = self.with_state(at, neuroshard_runtime::metadata::metadata)?;
+        let metadata =
+            self.with_state(at, |state, _| neuroshard_runtime::metadata::metadata(state))?;
         Ok(hex(&metadata
             .map_err(|e| internal(e.to_string()))?
             .encode()))
     }
 
     fn get_runtime_version(&self, at: Option<String>) -> RpcResult<RuntimeVersionJson> {
-        if let Some(at) = at {
-            self.state_at(Some(at))?;
-        }
+        // The runtime is the node's (no upgrades), but the block must be a kept one.
+        self.with_state(at, |_, _| ())?;
         Ok(RuntimeVersionJson::from(
             &neuroshard_runtime::metadata::version(),
         ))
@@ -219,7 +264,7 @@ impl StateApiServer for State {
 
     fn call(&self, method: String, data: String, at: Option<String>) -> RpcResult<String> {
         let input = parse_hex("call data", &data)?;
-        let output = self.with_state(at, |state| {
+        let output = self.with_state(at, |state, _| {
             crate::runtime_calls::call(state, &method, &input)
         })?;
         Ok(hex(&output?))

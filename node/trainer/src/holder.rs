@@ -61,9 +61,11 @@ fn finalized_records(
     let hash = ctx.chain.finalized_header().hash();
     let state = ctx
         .chain
-        .state_at(&hash)?
+        .state_view(&hash)?
         .context("finalized state not available")?;
-    Ok(pallet::receipts(&state, &(ctx.model, layers, round))?)
+    let records = pallet::receipts(&state, &(ctx.model, layers, round))?;
+    state.check()?;
+    Ok(records)
 }
 
 /// Builds the holder (blocking: loads the frozen model and tokenizes its data).

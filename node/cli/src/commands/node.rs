@@ -1,7 +1,7 @@
 //! `neuroshard dev` and `neuroshard run`: turn the command line into a
 //! [`NodeConfig`] and run the node until Ctrl-C / SIGTERM.
 
-use crate::cli::{DevArgs, RunArgs};
+use crate::cli::{DevArgs, RunArgs, StatePruning};
 use crate::network::P2pConfig;
 use crate::service::{self, NodeConfig};
 use anyhow::Context;
@@ -48,6 +48,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             prefix_cache_bytes: (args.shard_limits.prefix_cache_mib as usize) << 20,
             ..Default::default()
         },
+        state_pruning: StatePruning::resolve(args.state_pruning, "dev"),
         #[cfg(feature = "fault-injection")]
         false_mismatch: None,
         #[cfg(feature = "fault-injection")]
@@ -122,6 +123,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .map(crypto::keypair_from_uri)
         .transpose()
         .context("--key")?;
+    let state_pruning = StatePruning::resolve(args.state_pruning, &args.chain);
     let config = NodeConfig {
         chain: args.chain,
         base_path: args.base_path,
@@ -183,6 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             #[cfg(feature = "fault-injection")]
             probe_jobs_per_sec: args.faults.fault_probe_jobs_per_sec,
         },
+        state_pruning,
         #[cfg(feature = "fault-injection")]
         false_mismatch: args.faults.fault_false_mismatch,
         #[cfg(feature = "fault-injection")]

@@ -4,7 +4,7 @@
 use super::*;
 use neuroshard_primitives::crypto::keypair_from_uri;
 use neuroshard_primitives::{
-    blake2_256, BalancesCall, Call, LayerRange, PonwCall, Receipt, ReceiptBody, UNIT,
+    blake2_256, BalancesCall, Call, Event, LayerRange, PonwCall, Receipt, ReceiptBody, UNIT,
 };
 
 fn pair(uri: &str) -> Keypair {
@@ -121,7 +121,7 @@ fn authoring_transfers_and_restart() {
     assert!(client.pending().is_empty());
     assert_eq!(client.best_state_root(), root);
 
-    // Historical state is rebuilt from undo records.
+    // Historical state is read from the version history.
     let at_1 = client.state_at(&h1.hash()).unwrap().unwrap();
     assert_eq!(at_1.root(), h1.state_root);
     assert_eq!(
@@ -138,6 +138,13 @@ fn authoring_transfers_and_restart() {
     let client = open(&path).unwrap();
     assert_eq!(client.best_header(), head);
     assert_eq!(client.best_state_root(), head.state_root);
+    let view = client.state_view(&h1.hash()).unwrap().unwrap();
+    let charlie_at_1 = client.runtime().account(&view, &account("//Charlie"));
+    assert_eq!(
+        charlie_at_1.unwrap(),
+        before_charlie,
+        "history survives a restart"
+    );
     assert_eq!(author(&client).number, 3);
     drop(client);
 
@@ -146,6 +153,18 @@ fn authoring_transfers_and_restart() {
     other.genesis.balances.pop();
     let err = Client::open(Store::open(&path).unwrap(), &other, ClientConfig::default());
     assert!(matches!(err, Err(ClientError::WrongChain { .. })));
+}
+
+/// Four blocks, each with a transfer from Bob; returns the headers from the old head on.
+fn bob_sends_four_blocks(client: &Client) -> Vec<Header> {
+    let mut headers = vec![client.best_header()];
+    for nonce in 0..4 {
+        client
+            .submit(transfer(client, "//Bob", nonce, UNIT))
+            .unwrap();
+        headers.push(author(client));
+    }
+    headers
 }
 
 /// The events of the block `header` heads.
@@ -257,7 +276,7 @@ fn refuses_to_start_when_the_state_does_not_match_the_head() {
     let bogus: StateChanges = [(b"bogus".to_vec(), Some(b"value".to_vec()))]
         .into_iter()
         .collect();
-    store.commit_block(&block, &bogus, &[], None).unwrap();
+    store.commit_block(&block, &bogus, None).unwrap();
     drop(store);
     let err = open(&path).err().expect("must refuse");
     assert!(
@@ -280,13 +299,7 @@ fn revert_switches_to_a_fork_and_never_below_finality() {
         },
     )
     .unwrap();
-    let mut headers = vec![client.best_header()];
-    for nonce in 0..4 {
-        client
-            .submit(transfer(&client, "//Bob", nonce, UNIT))
-            .unwrap();
-        headers.push(author(&client));
-    }
+    let headers = bob_sends_four_blocks(&client);
     let old_branch: Vec<Block> = headers[3..]
         .iter()
         .map(|h| client.block(&h.hash()).unwrap().unwrap())
@@ -402,4 +415,60 @@ fn a_branch_our_chain_moved_past_is_stale_not_invalid() {
         Adopted::Stale
     );
     assert_eq!(a.best_header(), headers[4]);
+}
+
+/// `--state-pruning 1` keeps only the head's state, but never a state a reorg above
+/// finality may revert to: with finality stuck at genesis nothing is discarded and a
+/// revert works; once a block is final the states before it go, and a query at one is
+/// `StateDiscarded` (events included, they are `System.Events`).
+#[test]
+fn state_pruning_keeps_every_state_above_finality() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ClientConfig {
+        instant_finality: false,
+        state_pruning: Some(1),
+        ..ClientConfig::default()
+    };
+    let client = Client::open(
+        Store::open(&dir.path().join("db")).unwrap(),
+        &chain(),
+        config,
+    )
+    .unwrap();
+    let bob = account("//Bob");
+    let headers = bob_sends_four_blocks(&client);
+    let bob_at = |h: &Header| {
+        let view = client.state_view(&h.hash()).unwrap().unwrap();
+        client.runtime().account(&view, &bob).unwrap().free
+    };
+    assert!(bob_at(&headers[1]) > bob_at(&headers[4]));
+    assert_eq!(
+        client.state_at(&headers[1].hash()).unwrap().unwrap().root(),
+        headers[1].state_root
+    );
+    client.revert_to(&headers[1].hash()).unwrap();
+    assert_eq!(client.best_state_root(), headers[1].state_root);
+    let mut fork = vec![headers[1].clone()];
+    for _ in 0..3 {
+        fork.push(author(&client));
+    }
+    assert!(client.finalize(&fork[2].hash(), b"votes").unwrap());
+    // Finalized #3, head #4: kept from #3 on.
+    for old in [&headers[0], &fork[0], &fork[1]] {
+        assert!(matches!(
+            client.state_view(&old.hash()),
+            Err(ClientError::StateDiscarded(h)) if h == old.hash()
+        ));
+        assert!(matches!(
+            client.events(&old.hash()),
+            Err(ClientError::StateDiscarded(_))
+        ));
+    }
+    assert_eq!(
+        client.state_at(&fork[2].hash()).unwrap().unwrap().root(),
+        fork[2].state_root
+    );
+    assert!(client.events(&fork[3].hash()).unwrap().is_some());
+    // The reverted branch's blocks are unknown, not discarded.
+    assert!(client.state_view(&headers[4].hash()).unwrap().is_none());
 }
