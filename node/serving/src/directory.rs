@@ -11,6 +11,7 @@
 //! checker and the prober take from here really works for the account it names.
 
 use crate::billing::Provider;
+use crate::outbox::Outboxes;
 use crate::remote::RemoteShard;
 use crate::routing::Candidate;
 use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
@@ -92,6 +93,8 @@ pub struct ShardDirectory {
     /// The newest verified record of every provider seen, until it goes stale.
     records: RwLock<HashMap<PeerId, ProviderRecord>>,
     view: RwLock<Vec<ProviderView>>,
+    /// Where forwards to each remote shard are batched (see [`crate::outbox`]).
+    outboxes: Outboxes,
 }
 
 impl ShardDirectory {
@@ -102,6 +105,7 @@ impl ShardDirectory {
             num_layers,
             records: RwLock::new(HashMap::new()),
             view: RwLock::new(Vec::new()),
+            outboxes: Outboxes::default(),
         }
     }
 
@@ -234,6 +238,7 @@ impl ShardDirectory {
                 let remote = RemoteShard::new(
                     self.network.clone(),
                     runtime.clone(),
+                    &self.outboxes,
                     p.peer,
                     p.account.clone(),
                     self.model,
