@@ -19,6 +19,7 @@ use neuroshard_network::{
     Transport,
 };
 use neuroshard_primitives::Keypair;
+use neuroshard_serving::protocol::forward_sessions;
 use neuroshard_serving::server::ShardService;
 use neuroshard_serving::{ShardDirectory, ShardNetwork};
 use std::path::Path;
@@ -31,6 +32,8 @@ use tracing::{debug, info, warn};
 pub struct P2pConfig {
     pub listen: Vec<neuroshard_network::Multiaddr>,
     pub bootnodes: Vec<neuroshard_network::Multiaddr>,
+    /// Most sessions per forward call to another node's shard (`--forward-batch`).
+    pub forward_batch: usize,
     /// Fault injection for tests: the file naming the peers this node is partitioned
     /// from ([`crate::partition::follow_file`]).
     #[cfg(feature = "fault-injection")]
@@ -108,11 +111,10 @@ pub async fn start(
     #[cfg(feature = "fault-injection")]
     let chain = chain.with_fault_equivocate(config.fault_equivocate);
     let shards = ShardNetwork {
-        directory: Arc::new(ShardDirectory::new(
-            network.clone(),
-            model.hash,
-            model.num_layers,
-        )),
+        directory: Arc::new(
+            ShardDirectory::new(network.clone(), model.hash, model.num_layers)
+                .with_forward_batch(config.forward_batch),
+        ),
         network,
     };
     tokio::spawn(dispatch(chain.clone(), service, events));

@@ -109,6 +109,13 @@ impl ShardDirectory {
         }
     }
 
+    /// The directory's remote shards carrying at most `sessions` sessions per forward
+    /// call (see [`Outboxes::with_batch`]).
+    pub fn with_forward_batch(mut self, sessions: usize) -> Self {
+        self.outboxes = Outboxes::with_batch(sessions);
+        self
+    }
+
     pub fn model(&self) -> Hash {
         self.model
     }

@@ -31,16 +31,39 @@ pub const CALLS_IN_FLIGHT: usize = 2;
 pub type CallResult = Result<Vec<Result<ShardResponse, String>>, String>;
 
 /// The outboxes of this node's remote shards, one per (provider, model, layers).
-#[derive(Default)]
-pub struct Outboxes(Mutex<HashMap<(PeerId, Hash, LayerRange), Arc<Outbox>>>);
+pub struct Outboxes {
+    boxes: Mutex<HashMap<(PeerId, Hash, LayerRange), Arc<Outbox>>>,
+    batch: usize,
+}
+
+impl Default for Outboxes {
+    fn default() -> Self {
+        Self::with_batch(MAX_FORWARD_SESSIONS)
+    }
+}
 
 impl Outboxes {
+    /// Outboxes whose calls carry at most `batch` sessions (clamped to
+    /// `1..=MAX_FORWARD_SESSIONS`): [`CALLS_IN_FLIGHT`] calls at once, or, with a batch
+    /// of 1 (every session's request sent alone, the baseline of `bench serve --nodes
+    /// 3`), one call per session in flight.
+    pub fn with_batch(batch: usize) -> Self {
+        Self {
+            boxes: Mutex::default(),
+            batch: batch.clamp(1, MAX_FORWARD_SESSIONS),
+        }
+    }
+
     /// The outbox of `layers` of `model` at `peer`.
     pub fn get(&self, peer: PeerId, model: Hash, layers: LayerRange) -> Arc<Outbox> {
-        self.0
+        let calls = match self.batch {
+            1 => MAX_FORWARD_SESSIONS,
+            _ => CALLS_IN_FLIGHT,
+        };
+        self.boxes
             .lock()
             .entry((peer, model, layers))
-            .or_default()
+            .or_insert_with(|| Arc::new(Outbox::new(self.batch, calls)))
             .clone()
     }
 }
@@ -57,13 +80,32 @@ struct State {
 }
 
 /// One remote shard's queue of forward requests (see the module docs).
-#[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
     changed: Condvar,
+    /// Most sessions per call.
+    batch: usize,
+    /// Most calls in flight.
+    calls: usize,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new(MAX_FORWARD_SESSIONS, CALLS_IN_FLIGHT)
+    }
 }
 
 impl Outbox {
+    /// An outbox sending calls of at most `batch` sessions, at most `calls` at once.
+    pub fn new(batch: usize, calls: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            batch: batch.max(1),
+            calls: calls.max(1),
+        }
+    }
+
     /// Sends `req` in the next call with room and returns its answer; `send` makes one
     /// call of a micro-batch (blocking) and returns its answers.
     pub fn forward(
@@ -79,8 +121,10 @@ impl Outbox {
             if let Some(answer) = state.answers.remove(&ticket) {
                 return answer;
             }
-            let room = MAX_FORWARD_SESSIONS.saturating_sub(state.sessions);
-            if state.calls < CALLS_IN_FLIGHT && room > 0 && !state.queued.is_empty() {
+            let room = MAX_FORWARD_SESSIONS
+                .saturating_sub(state.sessions)
+                .min(self.batch);
+            if state.calls < self.calls && room > 0 && !state.queued.is_empty() {
                 let batch = take_batch(&mut state.queued, room);
                 state.calls += 1;
                 state.sessions += batch.len();
@@ -158,7 +202,6 @@ mod tests {
     use super::*;
     use neuroshard_inference::messages::{HeadMode, ShardInput, ShardOutput, WireDType};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Barrier;
 
     fn request(session: u8, start_pos: u32) -> ShardRequest {
         ShardRequest {
@@ -186,35 +229,53 @@ mod tests {
             .collect()
     }
 
+    /// Waits (at most a minute) until `ready()`; whether it came.
+    fn until(ready: impl Fn() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ready() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+
     #[test]
     fn concurrent_sessions_share_calls_and_each_gets_its_own_answer() {
         let outbox = Outbox::default();
-        let (calls, gate) = (AtomicUsize::new(0), Barrier::new(12));
-        let most = AtomicUsize::new(0);
+        let (calls, most, late) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
         std::thread::scope(|s| {
             for session in 0..12u8 {
-                let (outbox, calls, gate, most) = (&outbox, &calls, &gate, &most);
+                let (outbox, calls, most, late) = (&outbox, &calls, &most, &late);
                 s.spawn(move || {
-                    gate.wait();
                     let answer = outbox
                         .forward(&request(session, 5), |reqs| {
                             calls.fetch_add(1, Ordering::SeqCst);
                             most.fetch_max(reqs.len(), Ordering::SeqCst);
-                            // Slow enough that the others queue meanwhile.
-                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            // The provider answers once every session has asked.
+                            if !until(|| outbox.state.lock().next_ticket == 12) {
+                                late.fetch_add(1, Ordering::SeqCst);
+                            }
                             Ok(echo(reqs))
                         })
                         .expect("an answer");
                     assert_eq!(answer.session, [session; 16]);
-                    assert!(matches!(answer.output, ShardOutput::Argmax(ref t) if t == &[session as u32]));
+                    assert!(
+                        matches!(answer.output, ShardOutput::Argmax(ref t) if t == &[session as u32])
+                    );
                 });
             }
         });
-        assert!(
-            calls.load(Ordering::SeqCst) < 12,
-            "no two sessions shared a call"
-        );
-        assert!(most.load(Ordering::SeqCst) > 1);
+        assert_eq!(late.load(Ordering::SeqCst), 0, "not every session asked");
+        // At most two calls were in flight while the others queued: the rest went in
+        // one call.
+        assert!(calls.load(Ordering::SeqCst) <= CALLS_IN_FLIGHT + 1);
+        assert!(most.load(Ordering::SeqCst) >= 12 - CALLS_IN_FLIGHT);
     }
 
     #[test]
@@ -240,5 +301,43 @@ mod tests {
         let batch = take_batch(&mut queued, 16);
         assert_eq!(batch.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [0, 2]);
         assert_eq!(queued.len(), 1);
+    }
+
+    #[test]
+    fn with_a_batch_of_one_every_session_is_sent_alone_at_once() {
+        let outbox = Outboxes::with_batch(1).get(
+            PeerId::random(),
+            Hash::repeat_byte(1),
+            LayerRange::new(0, 10).expect("a range"),
+        );
+        let (most, in_flight, late) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        std::thread::scope(|s| {
+            for session in 0..6u8 {
+                let (outbox, most, in_flight, late) = (&outbox, &most, &in_flight, &late);
+                s.spawn(move || {
+                    outbox
+                        .forward(&request(session, 0), |reqs| {
+                            most.fetch_max(reqs.len(), Ordering::SeqCst);
+                            in_flight.fetch_add(1, Ordering::SeqCst);
+                            // Every session's call is in flight at once.
+                            if !until(|| in_flight.load(Ordering::SeqCst) == 6) {
+                                late.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(echo(reqs))
+                        })
+                        .expect("an answer");
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            late.load(Ordering::SeqCst),
+            0,
+            "calls waited for each other"
+        );
     }
 }

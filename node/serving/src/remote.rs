@@ -163,7 +163,10 @@ impl ShardTransport for RemoteShard {
 
     fn forward(&self, req: &ShardRequest) -> Result<ShardResponse, InferenceError> {
         let send = |requests| match self.call(InferenceCall::Forward(requests)) {
-            Ok(InferenceReply::Forward(replies)) => Ok(replies),
+            Ok(InferenceReply::Forward(replies)) => Ok(replies
+                .into_iter()
+                .map(|r| r.map_err(|e| format!("peer says: {e}")))
+                .collect()),
             Ok(_) => Err("reply is not a forward reply".to_string()),
             Err(e) => Err(e.to_string()),
         };
