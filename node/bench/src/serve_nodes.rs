@@ -81,6 +81,8 @@ fn start(dir: &Path, i: usize, extra: &[&str]) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&base)?;
     let api = crate::serve::free_port()?;
     let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log)?;
+    let err = out.try_clone()?;
     let child = Command::new(std::env::current_exe()?)
         .args(["run", "--chain", "dev", "--base-path"])
         .arg(&base)
@@ -90,10 +92,8 @@ fn start(dir: &Path, i: usize, extra: &[&str]) -> anyhow::Result<Node> {
         .args(extra)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
-        .stdout(Stdio::from(std::fs::File::create(&log)?))
-        .stderr(Stdio::from(std::fs::File::create(
-            dir.join(format!("{name}.err")),
-        )?))
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
         .spawn()
         .with_context(|| format!("starting {name}"))?;
     Ok(Node { child, api, log })
