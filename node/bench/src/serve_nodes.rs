@@ -131,12 +131,18 @@ fn pipeline(dir: &Path, forward_batch: usize, hop_ms: u64) -> anyhow::Result<Vec
         "serving shards to the network",
         "HTTP API generations enabled",
     ])?;
-    // Until Alice has found both providers.
+    // Until Alice has found both providers (a generation without a route streams an
+    // error event and no tokens).
     let deadline = Instant::now() + Duration::from_secs(300);
-    while let Err(e) = crate::serve_load::stream_completion(nodes[0].api, "Hello", 4) {
+    loop {
+        let tried = crate::serve_load::stream_completion(nodes[0].api, "Hello", 4);
+        if tried.as_ref().is_ok_and(|s| s.tokens > 0) {
+            break;
+        }
         if Instant::now() > deadline {
+            let why = tried.err().map(|e| format!("{e:#}")).unwrap_or_default();
             bail!(
-                "no route through the three nodes: {e:#}\n{}",
+                "no route through the three nodes: {why}\n{}",
                 nodes[0].log_text()
             );
         }
