@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Calls an outbox keeps in flight at once.
-pub const CALLS_IN_FLIGHT: usize = 2;
+pub const CALLS_IN_FLIGHT: usize = 4;
 
 /// The answers of one call, one per request in order, or why the whole call failed.
 pub type CallResult = Result<Vec<Result<ShardResponse, String>>, String>;
