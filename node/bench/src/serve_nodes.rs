@@ -10,7 +10,7 @@
 //! each node's `/metrics`).
 //!
 //! Two pipelines are measured in the same run: batched (Alice's forwards to each remote
-//! shard carry micro-batches of up to 16 sessions, two calls in flight per hop, the
+//! shard carry micro-batches of up to 16 sessions, four calls in flight per hop, the
 //! default) and the baseline `--forward-batch 1` (every session's request sent alone,
 //! one call per session in flight, as the shard protocol did before micro-batches).
 

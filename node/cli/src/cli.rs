@@ -272,7 +272,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MULTIADDR,...", value_delimiter = ',')]
     pub bootnodes: Vec<String>,
     /// Most sessions of this node's generations one forward call to another node's
-    /// shard carries (a micro-batch; calls to a shard are pipelined, two in flight). 1
+    /// shard carries (a micro-batch; calls to a shard are pipelined, four in flight). 1
     /// sends each session's requests alone, as many calls in flight as sessions (the
     /// baseline of `bench serve --nodes 3`).
     #[arg(

@@ -272,8 +272,8 @@ mod tests {
             }
         });
         assert_eq!(late.load(Ordering::SeqCst), 0, "not every session asked");
-        // At most two calls were in flight while the others queued: the rest went in
-        // one call.
+        // At most CALLS_IN_FLIGHT calls were in flight while the others queued: the rest
+        // went in one call.
         assert!(calls.load(Ordering::SeqCst) <= CALLS_IN_FLIGHT + 1);
         assert!(most.load(Ordering::SeqCst) >= 12 - CALLS_IN_FLIGHT);
     }
