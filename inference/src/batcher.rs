@@ -99,6 +99,9 @@ pub(crate) struct Job {
     /// Blocks of its first positions found in the prefix cache, installed in the
     /// session's KV cache when the job first runs.
     prefix: Mutex<Vec<Arc<PrefixBlock>>>,
+    /// Part of a micro-batch its sender gathered (a peer's batched forward call): the
+    /// step that takes it does not wait for other sessions.
+    gathered: bool,
     progress: Mutex<Progress>,
 }
 
@@ -127,8 +130,15 @@ impl Job {
             weights,
             prefix_keys: Vec::new(),
             prefix: Mutex::default(),
+            gathered: false,
             progress: Mutex::default(),
         }
+    }
+
+    /// The job as part of a micro-batch its sender gathered.
+    pub fn gathered(mut self) -> Self {
+        self.gathered = true;
+        self
     }
 
     /// The job with its input rows already computed, `keys` the prefix-cache keys of
@@ -351,20 +361,35 @@ impl Batcher {
     /// Queues `job` and returns its response once a step finished it (this thread may
     /// run steps for everyone meanwhile).
     pub(crate) fn run(&self, shard: &Shard, job: Job) -> Result<ShardResponse> {
-        let job = Arc::new(job);
+        self.run_all(shard, vec![job])
+            .pop()
+            .unwrap_or_else(unanswered)
+    }
+
+    /// Queues `jobs` at once (so they can share a step) and returns their responses in
+    /// order once steps finished them all (this thread may run steps for everyone
+    /// meanwhile).
+    pub(crate) fn run_all(&self, shard: &Shard, jobs: Vec<Job>) -> Vec<Result<ShardResponse>> {
+        let jobs: Vec<Arc<Job>> = jobs.into_iter().map(Arc::new).collect();
+        let all_done = || jobs.iter().all(|j| j.finished());
         let mut state = lock(&self.state);
-        self.node.enter(job.req.session);
-        state.queue.push_back(job.clone());
+        for job in &jobs {
+            self.node.enter(job.req.session);
+            state.queue.push_back(job.clone());
+        }
         self.changed.notify_all();
         loop {
-            if let Some(result) = lock(&job.progress).result.take() {
-                return result;
+            if all_done() {
+                return jobs
+                    .iter()
+                    .map(|j| lock(&j.progress).result.take().unwrap_or_else(unanswered))
+                    .collect();
             }
             if !state.leader {
                 state.leader = true;
                 drop(state);
                 let leadership = Leadership(self);
-                while !job.finished() {
+                while !all_done() {
                     self.step(shard);
                 }
                 drop(leadership);
@@ -385,6 +410,10 @@ impl Batcher {
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let begin = Instant::now();
         loop {
+            if state.queue.iter().any(|j| j.gathered) {
+                // Its sender formed the micro-batch: the others are in other ones.
+                return state;
+            }
             let here: HashSet<SessionId> = state.queue.iter().map(|j| j.req.session).collect();
             let (mut transit, mut elsewhere) = (false, false);
             for id in state.recent.keys().filter(|id| !here.contains(*id)) {
@@ -481,6 +510,11 @@ impl Batcher {
         });
         self.changed.notify_all();
     }
+}
+
+/// The result of a job that finished without one (never: a step sets it).
+fn unanswered() -> Result<ShardResponse> {
+    Err(InferenceError::BadRequest("a job ended unanswered".into()))
 }
 
 /// Sets a job's result.

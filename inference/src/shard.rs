@@ -364,6 +364,44 @@ impl Shard {
         req: &ShardRequest,
         scope: Option<&PrefixScope>,
     ) -> Result<ShardResponse> {
+        let job = self.job_for(req)?;
+        let job = match scope {
+            Some(scope) => self.prefixed_job(job, scope),
+            None => job,
+        };
+        self.batcher.run(self, job)
+    }
+
+    /// Runs a micro-batch of requests of distinct sessions that its sender gathered (a
+    /// peer's batched forward call): they are queued at once, so they share the next
+    /// step, which starts without waiting for other sessions (see
+    /// [`crate::batcher::Batcher`]). Answers each request in order; one request's error
+    /// does not fail the others.
+    pub fn handle_batch(&self, reqs: &[ShardRequest]) -> Vec<Result<ShardResponse>> {
+        let mut answers: Vec<Option<Result<ShardResponse>>> = Vec::with_capacity(reqs.len());
+        let mut jobs = Vec::new();
+        for req in reqs {
+            match self.job_for(req) {
+                Ok(job) => {
+                    jobs.push(job.gathered());
+                    answers.push(None);
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        let mut ran = self.batcher.run_all(self, jobs).into_iter();
+        answers
+            .into_iter()
+            .map(|a| {
+                a.or_else(|| ran.next()).unwrap_or_else(|| {
+                    Err(InferenceError::BadRequest("a request was not run".into()))
+                })
+            })
+            .collect()
+    }
+
+    /// The job of `req`, after checking it names this shard, on its session's cache.
+    fn job_for(&self, req: &ShardRequest) -> Result<Job> {
         if req.model != self.model {
             return Err(InferenceError::WrongModel {
                 served: hex::encode(self.model.as_bytes()),
@@ -376,14 +414,8 @@ impl Shard {
                 req.layers, self.layers
             )));
         }
-        let start = req.start_pos as usize;
-        let session = self.session_for(&req.session, start)?;
-        let job = Job::new(req.clone(), session);
-        let job = match scope {
-            Some(scope) => self.prefixed_job(job, scope),
-            None => job,
-        };
-        self.batcher.run(self, job)
+        let session = self.session_for(&req.session, req.start_pos as usize)?;
+        Ok(Job::new(req.clone(), session))
     }
 
     /// Keeps what a request's positions did (their inputs and top-k records, for work

@@ -47,10 +47,17 @@ impl PeerBudget {
     /// the peer has not that much left or has too many requests running. Every `true`
     /// must be followed by [`PeerBudget::done`].
     pub fn admit(&self, peer: PeerId, bytes: usize) -> bool {
-        self.admit_at(peer, bytes, Instant::now())
+        self.admit_at(peer, bytes, 1, Instant::now())
     }
 
-    fn admit_at(&self, peer: PeerId, bytes: usize, now: Instant) -> bool {
+    /// [`PeerBudget::admit`] for a request counting as `calls` requests in flight (a
+    /// shard call carrying several sessions counts each); must be followed by
+    /// [`PeerBudget::done_calls`] with the same count.
+    pub fn admit_calls(&self, peer: PeerId, bytes: usize, calls: u32) -> bool {
+        self.admit_at(peer, bytes, calls, Instant::now())
+    }
+
+    fn admit_at(&self, peer: PeerId, bytes: usize, calls: u32, now: Instant) -> bool {
         let mut peers = self.peers.lock();
         if peers.len() >= MAX_TRACKED && !peers.contains_key(&peer) {
             peers.retain(|_, b| b.in_flight > 0 || b.bytes < self.burst_bytes);
@@ -64,18 +71,23 @@ impl PeerBudget {
         bucket.bytes = (bucket.bytes + elapsed * self.bytes_per_sec).min(self.burst_bytes);
         bucket.refilled = now;
         let cost = bytes as f64;
-        if bucket.in_flight >= self.in_flight || bucket.bytes < cost {
+        if bucket.in_flight.saturating_add(calls) > self.in_flight || bucket.bytes < cost {
             return false;
         }
         bucket.bytes -= cost;
-        bucket.in_flight += 1;
+        bucket.in_flight += calls;
         true
     }
 
     /// Ends a request [`PeerBudget::admit`] let through.
     pub fn done(&self, peer: PeerId) {
+        self.done_calls(peer, 1)
+    }
+
+    /// Ends a request [`PeerBudget::admit_calls`] let through as `calls` requests.
+    pub fn done_calls(&self, peer: PeerId, calls: u32) {
         if let Some(bucket) = self.peers.lock().get_mut(&peer) {
-            bucket.in_flight = bucket.in_flight.saturating_sub(1);
+            bucket.in_flight = bucket.in_flight.saturating_sub(calls);
         }
     }
 }
@@ -96,28 +108,45 @@ mod tests {
     fn a_peer_gets_its_burst_then_its_rate() {
         let budget = budget();
         let (peer, t0) = (PeerId::random(), Instant::now());
-        assert!(budget.admit_at(peer, 4 * MIB, t0));
+        assert!(budget.admit_at(peer, 4 * MIB, 1, t0));
         budget.done(peer);
-        assert!(budget.admit_at(peer, 4 * MIB, t0));
+        assert!(budget.admit_at(peer, 4 * MIB, 1, t0));
         budget.done(peer);
-        assert!(!budget.admit_at(peer, MIB, t0), "burst used up");
+        assert!(!budget.admit_at(peer, MIB, 1, t0), "burst used up");
         // Half a second refills 2 MiB.
         let later = t0 + Duration::from_millis(500);
-        assert!(budget.admit_at(peer, 2 * MIB, later));
+        assert!(budget.admit_at(peer, 2 * MIB, 1, later));
         budget.done(peer);
-        assert!(!budget.admit_at(peer, MIB, later));
+        assert!(!budget.admit_at(peer, MIB, 1, later));
         // Another peer is not affected.
-        assert!(budget.admit_at(PeerId::random(), 4 * MIB, later));
+        assert!(budget.admit_at(PeerId::random(), 4 * MIB, 1, later));
     }
 
     #[test]
     fn checks_in_flight_are_capped_per_peer() {
         let budget = budget();
         let (peer, t0) = (PeerId::random(), Instant::now());
-        assert!(budget.admit_at(peer, 10, t0));
-        assert!(budget.admit_at(peer, 10, t0));
-        assert!(!budget.admit_at(peer, 10, t0), "two already running");
+        assert!(budget.admit_at(peer, 10, 1, t0));
+        assert!(budget.admit_at(peer, 10, 1, t0));
+        assert!(!budget.admit_at(peer, 10, 1, t0), "two already running");
         budget.done(peer);
-        assert!(budget.admit_at(peer, 10, t0));
+        assert!(budget.admit_at(peer, 10, 1, t0));
+    }
+
+    #[test]
+    fn a_call_of_several_sessions_counts_each_in_flight() {
+        let budget = budget();
+        let (peer, t0) = (PeerId::random(), Instant::now());
+        assert!(
+            !budget.admit_at(peer, 10, 3, t0),
+            "three sessions over a cap of two"
+        );
+        assert!(budget.admit_at(peer, 10, 2, t0));
+        assert!(
+            !budget.admit_at(peer, 10, 1, t0),
+            "both slots taken by one call"
+        );
+        budget.done_calls(peer, 2);
+        assert!(budget.admit_at(peer, 10, 1, t0));
     }
 }

@@ -20,7 +20,7 @@ impl Protocol {
 
     pub fn name(self) -> &'static str {
         match self {
-            Protocol::Activations => "/neuroshard/activations/5",
+            Protocol::Activations => "/neuroshard/activations/6",
             Protocol::Sync => "/neuroshard/sync/1",
         }
     }

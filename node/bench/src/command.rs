@@ -96,6 +96,14 @@ pub struct ServeBenchArgs {
     /// Where to write the SVG chart.
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
+    /// 1: one dev node; 3: a three-process pipeline on loopback (Alice 0-10, Bob 10-20,
+    /// Charlie 20-30) with injected per-hop latency, batched forwards against one
+    /// session per call (needs a `fault-injection` build; use `--clients 1,4,16`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub nodes: u8,
+    /// Injected latency of each remote hop (`--nodes 3`), milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub hop_latency_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +296,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 arrival_prompt: args.arrival_prompt,
                 arrival_tokens: args.arrival_tokens,
                 svg: args.svg,
+                nodes: args.nodes,
+                hop_latency_ms: args.hop_latency_ms,
             };
             tokio::task::spawn_blocking(move || crate::serve::run(&opts)).await??;
         }

@@ -14,7 +14,8 @@
 //! - [`sim`]: many nodes' network services in one process;
 //! - [`training`]: Proof of Training rounds, time and bytes;
 //! - [`serve`]: many streaming clients against one dev node (continuous batching;
-//!   [`serve_load`] its clients, [`serve_plot`] its chart);
+//!   [`serve_load`] its clients, [`serve_plot`] its chart; [`serve_nodes`] the same
+//!   through a three-process pipeline, batched forwards against one session per call);
 //! - [`prefix`]: time to first token with a cached shared system prompt vs cold;
 //! - [`state_history`]: historical state reads and pruning on a long synthetic chain.
 
@@ -30,6 +31,7 @@ pub mod plot;
 pub mod prefix;
 pub mod serve;
 pub mod serve_load;
+pub mod serve_nodes;
 pub mod serve_plot;
 pub mod sim;
 pub mod state_history;

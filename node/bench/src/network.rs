@@ -190,6 +190,7 @@ pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyho
         transport: Transport::Tcp,
     }))?;
     let worker: AccountId = crypto::keypair_from_uri(BENCH_KEY)?.public().into();
+    let outboxes = neuroshard_serving::outbox::Outboxes::default();
     let route = |session: u8| -> anyhow::Result<PipelineClient> {
         let hops = servers
             .iter()
@@ -198,6 +199,7 @@ pub fn run(opts: &NetworkBenchOptions, runtime: tokio::runtime::Handle) -> anyho
                 let t: Arc<dyn ShardTransport> = Arc::new(RemoteShard::new(
                     network.clone(),
                     runtime.clone(),
+                    &outboxes,
                     s.peer,
                     worker.clone(),
                     hash,

@@ -40,6 +40,10 @@ pub struct ServeOptions {
     pub arrival_tokens: usize,
     /// Where to write the SVG chart (`None`: no chart).
     pub svg: Option<PathBuf>,
+    /// 3: a three-process pipeline instead of one dev node ([`crate::serve_nodes`]).
+    pub nodes: u8,
+    /// Injected latency of each remote hop of the three-process pipeline, ms.
+    pub hop_latency_ms: u64,
 }
 
 /// Short prompts (well under 32 tokens), one per client in turn.
@@ -68,7 +72,7 @@ impl Drop for DevNode {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -212,6 +216,18 @@ fn llama_side(path: &Path, batch: usize, steps: usize) -> Result<(String, f64, f
 
 /// Runs the benchmark (blocking) and prints its report.
 pub fn run(opts: &ServeOptions) -> anyhow::Result<()> {
+    if opts.nodes == 2 {
+        bail!("--nodes is 1 (a dev node) or 3 (a three-process pipeline)");
+    }
+    if opts.nodes == 3 {
+        let nodes = crate::serve_nodes::NodesOptions {
+            clients: opts.clients.clone(),
+            requests: opts.requests,
+            max_tokens: opts.max_tokens,
+            hop_latency_ms: opts.hop_latency_ms,
+        };
+        return crate::serve_nodes::run(&nodes, &PROMPTS);
+    }
     let (_, _, path) = resolve_gguf(opts.model.as_ref(), None, true)?;
     let tokenizer = Tokenizer::from_gguf_file(&path)?;
     let arrivals = long_prompts(&tokenizer, opts.arrivals, opts.arrival_prompt)?;

@@ -322,6 +322,17 @@ pub struct RunArgs {
     /// from the finalized block on; default 4096 on other chains).
     #[arg(long, value_name = "archive|N")]
     pub state_pruning: Option<StatePruning>,
+    /// Most sessions of this node's generations one forward call to another node's
+    /// shard carries (a micro-batch; calls to a shard are pipelined, four in flight). 1
+    /// sends each session's requests alone, as many calls in flight as sessions (the
+    /// baseline of `bench serve --nodes 3`).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = neuroshard_serving::protocol::MAX_FORWARD_SESSIONS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=neuroshard_serving::protocol::MAX_FORWARD_SESSIONS as i64)
+    )]
+    pub forward_batch: u32,
     /// Deliberate faults for tests and benches.
     #[cfg(feature = "fault-injection")]
     #[command(flatten)]

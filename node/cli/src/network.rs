@@ -19,6 +19,7 @@ use neuroshard_network::{
     Transport,
 };
 use neuroshard_primitives::Keypair;
+use neuroshard_serving::protocol::forward_sessions;
 use neuroshard_serving::server::ShardService;
 use neuroshard_serving::{ShardDirectory, ShardNetwork};
 use std::path::Path;
@@ -31,6 +32,8 @@ use tracing::{debug, info, warn};
 pub struct P2pConfig {
     pub listen: Vec<neuroshard_network::Multiaddr>,
     pub bootnodes: Vec<neuroshard_network::Multiaddr>,
+    /// Most sessions per forward call to another node's shard (`--forward-batch`).
+    pub forward_batch: usize,
     /// Fault injection for tests: the file naming the peers this node is partitioned
     /// from ([`crate::partition::follow_file`]).
     #[cfg(feature = "fault-injection")]
@@ -108,11 +111,10 @@ pub async fn start(
     #[cfg(feature = "fault-injection")]
     let chain = chain.with_fault_equivocate(config.fault_equivocate);
     let shards = ShardNetwork {
-        directory: Arc::new(ShardDirectory::new(
-            network.clone(),
-            model.hash,
-            model.num_layers,
-        )),
+        directory: Arc::new(
+            ShardDirectory::new(network.clone(), model.hash, model.num_layers)
+                .with_forward_batch(config.forward_batch),
+        ),
         network,
     };
     tokio::spawn(dispatch(chain.clone(), service, events));
@@ -135,9 +137,10 @@ pub struct RequestBudgets {
     /// Sync requests, counted one unit each: 4 a second (16 saved), 2 at once. A
     /// syncing peer asks for 64 blocks a request and waits for each answer.
     sync: PeerBudget,
-    /// Shard calls by bytes: 64 MiB/s (128 MiB saved), 16 at once (each session's
-    /// pipeline has one call in flight per hop, so this is 16 sessions of one peer
-    /// running through this node at the same moment).
+    /// Shard calls by bytes: 64 MiB/s (128 MiB saved), 16 at once, a forward call
+    /// counting once per session it carries (each session's pipeline has one request in
+    /// flight per hop, so this is 16 sessions of one peer running through this node at
+    /// the same moment, batched in calls or not).
     shard: PeerBudget,
 }
 
@@ -173,11 +176,12 @@ async fn dispatch(
                 data,
                 reply,
             } => {
-                let (budget, cost) = match protocol {
-                    Protocol::Sync => (&budgets.sync, 1),
-                    Protocol::Activations => (&budgets.shard, data.len()),
+                // A forward call counts each of its sessions as a call in flight.
+                let (budget, cost, calls) = match protocol {
+                    Protocol::Sync => (&budgets.sync, 1, 1),
+                    Protocol::Activations => (&budgets.shard, data.len(), forward_sessions(&data)),
                 };
-                if !budget.admit(peer, cost) {
+                if !budget.admit_calls(peer, cost, calls) {
                     debug!(%peer, ?protocol, "peer over its request budget");
                     if protocol == Protocol::Activations {
                         chain.network.respond(reply, ShardService::busy());
@@ -191,8 +195,8 @@ async fn dispatch(
                         Protocol::Activations => service.answer(peer, data).await,
                     };
                     match protocol {
-                        Protocol::Sync => budgets.sync.done(peer),
-                        Protocol::Activations => budgets.shard.done(peer),
+                        Protocol::Sync => budgets.sync.done_calls(peer, calls),
+                        Protocol::Activations => budgets.shard.done_calls(peer, calls),
                     }
                     match answer {
                         Some(bytes) => chain.network.respond(reply, bytes),

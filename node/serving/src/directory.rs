@@ -11,6 +11,7 @@
 //! checker and the prober take from here really works for the account it names.
 
 use crate::billing::Provider;
+use crate::outbox::Outboxes;
 use crate::remote::RemoteShard;
 use crate::routing::Candidate;
 use neuroshard_inference::transport::{InProcessTransport, ShardTransport};
@@ -92,6 +93,8 @@ pub struct ShardDirectory {
     /// The newest verified record of every provider seen, until it goes stale.
     records: RwLock<HashMap<PeerId, ProviderRecord>>,
     view: RwLock<Vec<ProviderView>>,
+    /// Where forwards to each remote shard are batched (see [`crate::outbox`]).
+    outboxes: Outboxes,
 }
 
 impl ShardDirectory {
@@ -102,7 +105,15 @@ impl ShardDirectory {
             num_layers,
             records: RwLock::new(HashMap::new()),
             view: RwLock::new(Vec::new()),
+            outboxes: Outboxes::default(),
         }
+    }
+
+    /// The directory's remote shards carrying at most `sessions` sessions per forward
+    /// call (see [`Outboxes::with_batch`]).
+    pub fn with_forward_batch(mut self, sessions: usize) -> Self {
+        self.outboxes = Outboxes::with_batch(sessions);
+        self
     }
 
     pub fn model(&self) -> Hash {
@@ -234,6 +245,7 @@ impl ShardDirectory {
                 let remote = RemoteShard::new(
                     self.network.clone(),
                     runtime.clone(),
+                    &self.outboxes,
                     p.peer,
                     p.account.clone(),
                     self.model,

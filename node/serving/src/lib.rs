@@ -2,7 +2,8 @@
 //! prompts into paid work.
 //!
 //! - [`protocol`]: the shard protocol's messages, by concern (inference, verification,
-//!   training); [`remote`]: a shard on another node as a pipeline transport;
+//!   training); [`remote`]: a shard on another node as a pipeline transport, its
+//!   sessions' requests batched per call and pipelined ([`outbox`]);
 //!   [`server`]: answering peers' calls with this node's shards;
 //! - [`directory`]: the live view of who serves which layers (DHT records, RTTs);
 //!   [`routing`]: choosing a route of providers for a session;
@@ -26,6 +27,7 @@ pub mod local;
 pub mod material;
 pub mod miner;
 pub mod options;
+pub mod outbox;
 pub mod payments;
 pub mod possession;
 pub mod probe_guard;

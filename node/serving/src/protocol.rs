@@ -1,4 +1,4 @@
-//! The shard protocol (`/neuroshard/activations/5`, request-response): its messages,
+//! The shard protocol (`/neuroshard/activations/6`, request-response): its messages,
 //! grouped by the concern they serve, and the helpers that send them.
 //!
 //! - [`InferenceCall`]: a pipeline client runs a session's positions through a provider's
@@ -33,8 +33,10 @@ pub enum ShardCall {
 /// A pipeline client's calls.
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum InferenceCall {
-    /// Run positions of a session through the shard.
-    Forward(ShardRequest),
+    /// Run positions of several sessions through the shard, each session's request on
+    /// its own (a micro-batch, at most [`MAX_FORWARD_SESSIONS`] distinct sessions of one
+    /// model's layers, see [`check_forward_batch`]); the reply answers each in order.
+    Forward(Vec<ShardRequest>),
     /// The worker's signed receipt for the session's work up to a position, billed
     /// under the client's terms.
     Receipt {
@@ -119,6 +121,55 @@ pub const MAX_REQUEST: u32 = 128;
 /// of the session's positions are unpaid: one request plus one increment is all a
 /// client ever gets on credit.
 pub const MAX_CREDIT: u32 = MAX_REQUEST + PAYMENT_INCREMENT;
+
+/// Most sessions one [`InferenceCall::Forward`] carries: a peer's shard-call budget
+/// counts each session of a call as one call in flight (see [`forward_sessions`]), and
+/// this is all of it.
+pub const MAX_FORWARD_SESSIONS: usize = 16;
+
+/// Checks a forward call's requests before any runs: at least one, at most
+/// [`MAX_FORWARD_SESSIONS`], all for the same model and layers (one hop's shard), each
+/// session at most once (its requests run in order, so two of one session in a call
+/// would race).
+pub fn check_forward_batch(requests: &[ShardRequest]) -> Result<(), String> {
+    let Some(first) = requests.first() else {
+        return Err("a forward call without requests".into());
+    };
+    if requests.len() > MAX_FORWARD_SESSIONS {
+        return Err(format!(
+            "a forward call of {} sessions (at most {MAX_FORWARD_SESSIONS})",
+            requests.len()
+        ));
+    }
+    if requests
+        .iter()
+        .any(|r| r.model != first.model || r.layers != first.layers)
+    {
+        return Err("a forward call's requests name different shards".into());
+    }
+    let mut sessions: Vec<SessionId> = requests.iter().map(|r| r.session).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    if sessions.len() != requests.len() {
+        return Err("a forward call names a session twice".into());
+    }
+    Ok(())
+}
+
+/// How many sessions the encoded shard call `data` runs, read from its first bytes
+/// without decoding the rest: the length of a forward call's request list (clamped to
+/// at least 1), 1 for every other call and for bytes that are not a call (the budget
+/// admits, the decoder then refuses them).
+pub fn forward_sessions(data: &[u8]) -> u32 {
+    use parity_scale_codec::Compact;
+    // ShardCall::Inference = 0, InferenceCall::Forward = 0, then the list's length.
+    match data {
+        [0, 0, rest @ ..] => Compact::<u32>::decode(&mut &rest[..])
+            .map(|c| c.0.max(1))
+            .unwrap_or(1),
+        _ => 1,
+    }
+}
 
 /// Most receipts one [`InferenceCall::Pay`] carries.
 pub const MAX_PAY_RECEIPTS: usize = 16;
@@ -217,7 +268,9 @@ pub enum ShardReply {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum InferenceReply {
-    Forward(ShardResponse),
+    /// Each request's answer, in the call's order: one session's failure (an unpaid
+    /// session, a lost cache) does not fail the others.
+    Forward(Vec<Result<ShardResponse, String>>),
     Receipt {
         body: ReceiptBody,
         /// The encoded `ActivationCommitment` whose hash the body carries.
@@ -323,4 +376,59 @@ pub async fn fetch_material(
 pub fn short_peer(peer: &PeerId) -> String {
     let s = peer.to_base58();
     s[s.len().saturating_sub(8)..].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neuroshard_inference::messages::{HeadMode, ShardInput, WireDType};
+
+    fn request(session: u8, layers: (u16, u16)) -> ShardRequest {
+        ShardRequest {
+            model: Hash::repeat_byte(1),
+            session: [session; 16],
+            layers: LayerRange::new(layers.0, layers.1).expect("a range"),
+            start_pos: 0,
+            input: ShardInput::Tokens(vec![1, 2]),
+            head: HeadMode::Argmax,
+            wire: WireDType::F32,
+        }
+    }
+
+    #[test]
+    fn a_forward_call_is_one_to_sixteen_distinct_sessions_of_one_shard() {
+        let many = |n: u8| (0..n).map(|s| request(s, (0, 10))).collect::<Vec<_>>();
+        assert!(check_forward_batch(&many(1)).is_ok());
+        assert!(check_forward_batch(&many(16)).is_ok());
+        assert!(check_forward_batch(&many(0)).is_err());
+        assert!(check_forward_batch(&many(17)).is_err());
+        let twice = vec![request(1, (0, 10)), request(1, (0, 10))];
+        assert!(check_forward_batch(&twice).unwrap_err().contains("twice"));
+        let mixed = vec![request(1, (0, 10)), request(2, (10, 20))];
+        assert!(check_forward_batch(&mixed).is_err());
+    }
+
+    #[test]
+    fn the_budget_reads_a_forward_calls_session_count_from_its_first_bytes() {
+        let call = |n: u8| {
+            ShardCall::Inference(InferenceCall::Forward(
+                (0..n).map(|s| request(s, (0, 10))).collect(),
+            ))
+            .encode()
+        };
+        assert_eq!(forward_sessions(&call(3)), 3);
+        assert_eq!(forward_sessions(&call(16)), 16);
+        assert_eq!(forward_sessions(&call(0)), 1);
+        // A hostile length prefix is read as it is (the budget refuses it unrun).
+        let mut huge = vec![0u8, 0];
+        huge.extend(parity_scale_codec::Compact(1_000_000u32).encode());
+        assert_eq!(forward_sessions(&huge), 1_000_000);
+        assert_eq!(forward_sessions(&[0, 0]), 1);
+        let other = ShardCall::Inference(InferenceCall::EndSession {
+            model: Hash::repeat_byte(1),
+            layers: LayerRange::new(0, 10).expect("a range"),
+            session: [1; 16],
+        });
+        assert_eq!(forward_sessions(&other.encode()), 1);
+    }
 }

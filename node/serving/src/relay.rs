@@ -43,7 +43,7 @@ impl ProbeRelay {
     pub async fn relay(&self, call: &ShardCall) -> Option<Vec<u8>> {
         let target = self.target.as_ref()?;
         let layers = match call {
-            ShardCall::Inference(InferenceCall::Forward(req)) => req.layers,
+            ShardCall::Inference(InferenceCall::Forward(reqs)) => reqs.first()?.layers,
             ShardCall::Inference(InferenceCall::EndSession { layers, .. }) => *layers,
             ShardCall::Inference(InferenceCall::CapacityProbe(p)) => p.layers,
             _ => return None,

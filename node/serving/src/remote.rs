@@ -1,10 +1,12 @@
 //! A shard served by another node: [`RemoteShard`] is a [`ShardTransport`] that sends
-//! the pipeline's [`InferenceCall`]s to the provider over the network handle.
+//! the pipeline's [`InferenceCall`]s to the provider over the network handle, its
+//! forwards batched with other sessions' in the shard's [`Outbox`].
 //!
 //! Receipts cross the network signed: the serving node's billing signs the receipt body
 //! with its chain key, and the client's billing checks it (the worker account it
 //! expected, the terms, the session, the commitment) before it counter-signs.
 
+use crate::outbox::{Outbox, Outboxes};
 use crate::protocol::{
     decode_reply, short_peer, BillingTerms, InferenceCall, InferenceReply, ShardReply,
     WorkerReceipt,
@@ -16,6 +18,7 @@ use neuroshard_inference::InferenceError;
 use neuroshard_network::{NetworkError, NetworkHandle, PeerId, Protocol};
 use neuroshard_primitives::{AccountId, Hash, LayerRange, Receipt, SessionId};
 use parity_scale_codec::Encode;
+use std::sync::Arc;
 
 /// A shard served by another node, reached through the network.
 pub struct RemoteShard {
@@ -26,18 +29,24 @@ pub struct RemoteShard {
     worker: AccountId,
     model: Hash,
     layers: LayerRange,
+    /// Where this node's sessions' requests to this shard are batched.
+    outbox: Arc<Outbox>,
 }
 
 impl RemoteShard {
+    /// The shard `layers` of `model` at `peer`, its forwards batched in `outboxes`'
+    /// outbox of it (shared by every route through it).
     pub fn new(
         network: NetworkHandle,
         runtime: tokio::runtime::Handle,
+        outboxes: &Outboxes,
         peer: PeerId,
         worker: AccountId,
         model: Hash,
         layers: LayerRange,
     ) -> Self {
         Self {
+            outbox: outboxes.get(peer, model, layers),
             network,
             runtime,
             peer,
@@ -153,14 +162,15 @@ impl ShardTransport for RemoteShard {
     }
 
     fn forward(&self, req: &ShardRequest) -> Result<ShardResponse, InferenceError> {
-        match self.call(InferenceCall::Forward(req.clone()))? {
-            InferenceReply::Forward(resp)
-                if resp.session == req.session && resp.start_pos == req.start_pos =>
-            {
-                Ok(resp)
-            }
-            _ => Err(self.fail("reply does not answer the request")),
-        }
+        let send = |requests| match self.call(InferenceCall::Forward(requests)) {
+            Ok(InferenceReply::Forward(replies)) => Ok(replies
+                .into_iter()
+                .map(|r| r.map_err(|e| format!("peer says: {e}")))
+                .collect()),
+            Ok(_) => Err("reply is not a forward reply".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        self.outbox.forward(req, send).map_err(|e| self.fail(e))
     }
 
     fn end_session(&self, session: &SessionId) {

@@ -12,7 +12,7 @@ use crate::protocol::{
     CapacityProbe, InferenceCall, InferenceReply, ShardCall, ShardReply, SignedMaterial,
     TrainingCall, TrainingReply, VerificationCall, VerificationReply,
 };
-use neuroshard_inference::messages::ShardOutput;
+use neuroshard_inference::messages::{ShardOutput, ShardRequest, ShardResponse};
 use neuroshard_inference::probe::MAX_PROBE_POSITIONS;
 use neuroshard_inference::probe_window::{run_window, unix_ms, window_left, JobPacer};
 use neuroshard_inference::shard::Shard;
@@ -168,33 +168,9 @@ impl ShardServer {
         call: InferenceCall,
     ) -> Result<InferenceReply, String> {
         match call {
-            InferenceCall::Forward(req) => {
-                let shard = self.shard(&req.model, req.layers)?;
-                if let Some(ledger) = &self.payments {
-                    let positions = req.input.positions();
-                    ledger.admit_forward(
-                        peer,
-                        req.session,
-                        req.layers,
-                        req.start_pos,
-                        positions,
-                    )?;
-                }
-                let reply = shard.handle(&req).map_err(|e| e.to_string())?;
-                let positions = match &reply.output {
-                    ShardOutput::Argmax(v) => v.len() as u32,
-                    ShardOutput::Hidden(a) | ShardOutput::Logits(a) => a
-                        .shape
-                        .get(a.shape.len().saturating_sub(2))
-                        .copied()
-                        .unwrap_or(0),
-                };
-                self.record_forward(req.session, positions);
-                if let Some(ledger) = &self.payments {
-                    let end = req.start_pos.saturating_add(positions);
-                    ledger.computed(req.session, req.layers, end);
-                }
-                Ok(InferenceReply::Forward(reply))
+            InferenceCall::Forward(requests) => {
+                crate::protocol::check_forward_batch(&requests)?;
+                Ok(InferenceReply::Forward(self.forward(peer, &requests)))
             }
             InferenceCall::CapacityProbe(probe) => self.capacity_probe(peer, &probe),
             InferenceCall::Receipt {
@@ -235,6 +211,81 @@ impl ShardServer {
                 None => Ok(InferenceReply::Done),
             },
         }
+    }
+
+    /// Runs a forward call's requests (checked by `check_forward_batch`) as one
+    /// micro-batch: each session is admitted, paid for and recorded on its own, as if it
+    /// came alone; the answers are in the call's order.
+    fn forward(
+        &self,
+        peer: PeerId,
+        requests: &[ShardRequest],
+    ) -> Vec<Result<ShardResponse, String>> {
+        let mut answers: Vec<Option<Result<ShardResponse, String>>> = Vec::new();
+        let mut admitted = Vec::new();
+        for req in requests {
+            match self.admit(peer, req) {
+                Ok(()) => {
+                    admitted.push(req.clone());
+                    answers.push(None);
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        let replies: Vec<Result<ShardResponse, String>> =
+            match admitted.first().map(|f| self.shard(&f.model, f.layers)) {
+                None => Vec::new(),
+                Some(Err(e)) => admitted.iter().map(|_| Err(e.clone())).collect(),
+                Some(Ok(shard)) => shard
+                    .handle_batch(&admitted)
+                    .into_iter()
+                    .zip(&admitted)
+                    .map(|(reply, req)| self.served(req, reply.map_err(|e| e.to_string())))
+                    .collect(),
+            };
+        let mut ran = replies.into_iter();
+        answers
+            .into_iter()
+            .map(|a| {
+                a.or_else(|| ran.next())
+                    .unwrap_or_else(|| Err("not run".into()))
+            })
+            .collect()
+    }
+
+    /// Whether `peer`'s request may run: this node serves its shard, and its session's
+    /// client has paid enough (on a node with a chain).
+    fn admit(&self, peer: PeerId, req: &ShardRequest) -> Result<(), String> {
+        self.shard(&req.model, req.layers)?;
+        if let Some(ledger) = &self.payments {
+            let positions = req.input.positions();
+            ledger.admit_forward(peer, req.session, req.layers, req.start_pos, positions)?;
+        }
+        Ok(())
+    }
+
+    /// Records a request's answer: the load figures and, on a node with a chain, the
+    /// positions computed for its session.
+    fn served(
+        &self,
+        req: &ShardRequest,
+        reply: Result<ShardResponse, String>,
+    ) -> Result<ShardResponse, String> {
+        let reply = reply?;
+        let positions = match &reply.output {
+            ShardOutput::Argmax(v) => v.len() as u32,
+            ShardOutput::Hidden(a) | ShardOutput::Logits(a) => a
+                .shape
+                .get(a.shape.len().saturating_sub(2))
+                .copied()
+                .unwrap_or(0),
+        };
+        self.record_forward(req.session, positions);
+        if let Some(ledger) = &self.payments {
+            let end = req.start_pos.saturating_add(positions);
+            ledger.computed(req.session, req.layers, end);
+        }
+        Ok(reply)
     }
 
     /// Runs a capacity probe's window (when admitted, see [`crate::probe_guard`]) and

@@ -137,6 +137,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         p2p: Some(P2pConfig {
             listen,
             bootnodes,
+            forward_batch: args.forward_batch as usize,
             #[cfg(feature = "fault-injection")]
             fault_partition_file: args.faults.fault_partition_file.clone(),
             #[cfg(feature = "fault-injection")]

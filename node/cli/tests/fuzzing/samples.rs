@@ -363,7 +363,7 @@ fn tiny_gradient_hash() -> Hash {
 }
 
 fn forward(layers_: LayerRange, start_pos: u32, input: ShardInput, head: HeadMode) -> ShardCall {
-    ShardCall::Inference(InferenceCall::Forward(ShardRequest {
+    ShardCall::Inference(InferenceCall::Forward(vec![ShardRequest {
         model: TINY_MODEL,
         session: [8; 16],
         layers: layers_,
@@ -371,7 +371,7 @@ fn forward(layers_: LayerRange, start_pos: u32, input: ShardInput, head: HeadMod
         input,
         head,
         wire: WireDType::F32,
-    }))
+    }]))
 }
 
 fn hidden(positions: u32) -> Activations {
@@ -494,12 +494,16 @@ pub fn shard_replies(server: &ShardServer) -> Vec<Vec<u8>> {
 /// commitment from its bytes.
 pub fn consume_reply(reply: &ShardReply) {
     match reply {
-        ShardReply::Inference(InferenceReply::Forward(resp)) => match &resp.output {
-            ShardOutput::Hidden(a) | ShardOutput::Logits(a) => {
-                let _ = a.to_tensor();
+        ShardReply::Inference(InferenceReply::Forward(replies)) => {
+            for resp in replies.iter().flatten() {
+                match &resp.output {
+                    ShardOutput::Hidden(a) | ShardOutput::Logits(a) => {
+                        let _ = a.to_tensor();
+                    }
+                    ShardOutput::Argmax(_) => {}
+                }
             }
-            ShardOutput::Argmax(_) => {}
-        },
+        }
         ShardReply::Inference(InferenceReply::Receipt { commitment, .. }) => {
             let _ = ActivationCommitment::decode(commitment);
         }
