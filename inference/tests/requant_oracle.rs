@@ -98,7 +98,11 @@ fn requantize(fixture: &Fixture, out: &Path) {
         mismatched.len(),
         mismatched
     );
-    let md: Vec<_> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let md: Vec<_> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
     let ts: Vec<_> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut w = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
     gguf_file::write(&mut w, &md, &ts).unwrap();

@@ -76,17 +76,17 @@ pub struct FormatsOptions {
     pub rounds: usize,
 }
 
-/// A deterministic stream of values in `[-1, 1)` (a linear congruential generator, so
-/// the file does not change with a `rand` version).
-struct Lcg(u64);
+/// Seeded uniform values in `[-1, 1)` (the cached files are keyed by name, so a `rand`
+/// upgrade that changes the stream only changes what a fresh cache holds).
+struct Uniform(rand::rngs::StdRng);
 
-impl Lcg {
+impl Uniform {
+    fn new(seed: u64) -> Self {
+        Self(rand::SeedableRng::seed_from_u64(seed))
+    }
+
     fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        rand::Rng::gen_range(&mut self.0, -1.0f32..1.0)
     }
 
     /// A `rows x cols` matrix of uniform values with unit-variance products
@@ -108,7 +108,7 @@ fn ones(len: usize) -> anyhow::Result<QTensor> {
 pub fn write_f16_model(path: &Path, shape: &ModelShape, seed: u64) -> anyhow::Result<()> {
     let s = shape;
     let hd = s.hidden / s.heads;
-    let mut rng = Lcg(seed);
+    let mut rng = Uniform::new(seed);
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     for l in 0..s.layers {
         for (name, rows, cols) in [
@@ -127,7 +127,7 @@ pub fn write_f16_model(path: &Path, shape: &ModelShape, seed: u64) -> anyhow::Re
     }
     // The embedding (also the tied head) in unit-ish entries: `matrix` with cols = 3.
     tensors.push(("token_embd.weight".into(), {
-        let mut e = Lcg(seed ^ 0x5eed);
+        let mut e = Uniform::new(seed ^ 0x5eed);
         let v: Vec<f32> = (0..s.vocab * s.hidden).map(|_| e.next()).collect();
         QTensor::quantize(
             &Tensor::from_vec(v, (s.vocab, s.hidden), &Device::Cpu)?,
@@ -338,7 +338,7 @@ fn compare_file(path: &Path, format: &str, opts: &FormatsOptions) -> anyhow::Res
         Precision::Native,
     )?;
     let vocab = weights.config.vocab_size as u64;
-    let mut rng = Lcg(99);
+    let mut rng = Uniform::new(99);
     let prompt: Vec<u32> = (0..32)
         .map(|_| ((rng.next() + 1.0) * 0.5 * vocab as f32) as u32 % vocab as u32)
         .collect();
