@@ -222,6 +222,17 @@ pub struct InferenceBenchArgs {
     /// the case prompt lookup drafting is for).
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Instead: generate a random-weight Llama-shaped model of this size (`1b`), have
+    /// llama.cpp's quantizer make each `--format` of it (cached in the model cache as
+    /// `bench-1b-*.gguf`) and compare both engines' decode speed on each file.
+    #[arg(long, value_name = "SIZE")]
+    pub make_model: Option<String>,
+    /// Formats for `--make-model` (q4_k_m, q5_k_m, q6_k, q8_0, q4_0, q4_1, q5_0, q5_1).
+    #[arg(long, value_delimiter = ',', default_value = "q4_k_m,q5_k_m,q6_k,q8_0")]
+    pub format: Vec<String>,
+    /// Timed rounds per engine for `--make-model` (alternating, after a warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +283,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 rounds: args.rounds,
             };
             tokio::task::spawn_blocking(move || ledger::run(&opts)).await??;
+        }
+        BenchCommand::Inference(args) if args.make_model.is_some() => {
+            let opts = crate::formats::FormatsOptions {
+                make_model: args.make_model.unwrap_or_default(),
+                formats: args.format,
+                dir: neuroshard_inference::fetch::default_cache_dir(),
+                tokens: args.max_tokens,
+                rounds: args.rounds,
+            };
+            tokio::task::spawn_blocking(move || crate::formats::run(&opts)).await??;
         }
         BenchCommand::Inference(args) => {
             let defaults = BenchOptions::default();

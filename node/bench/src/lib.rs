@@ -4,7 +4,8 @@
 //! crate only when built with `--features bench`.
 //!
 //! - [`inference`]: decode speed, single process vs pipeline, speculative vs plain, and
-//!   against llama.cpp ([`llamacpp`]) and candle;
+//!   against llama.cpp ([`llamacpp`]) and candle; [`formats`]: per GGUF format against
+//!   llama.cpp on a generated 1B model (`bench inference --make-model 1b`);
 //! - [`sweep`]: decode speed against shards and per-hop latency ([`plot`] draws it);
 //! - [`verify`]: what spot checks cost and what they catch ([`verify_serve`] serves the
 //!   honest and cheating workers);
@@ -21,6 +22,7 @@
 
 pub mod command;
 pub mod econ;
+pub mod formats;
 pub mod inference;
 pub mod kernels;
 pub mod ledger;
