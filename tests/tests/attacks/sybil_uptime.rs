@@ -182,17 +182,21 @@ fn a_relayer_earns_nothing_for_probes_an_honest_provider_answers() {
     // was probed in those minutes, at least one of her relayed probes reached Bob (her
     // directory may learn Bob's provider record only after her first probes, which then
     // fail without reaching him), and both honest providers were credited.
-    wait_for("Eve probed, a relayed probe refused, honest credits", PROBE_TIMEOUT, || {
-        seen.poll(&rpc)?;
-        let probed = minutes
-            .iter()
-            .all(|m| seen.probed.get(m).is_some_and(|w| w.contains(&eve)));
-        let refused = b
-            .log_text()
-            .contains("refused another account's capacity probe");
-        let honest = seen.minutes_credited(&bob) >= 1 && seen.minutes_credited(&alice) >= 1;
-        Ok((probed && refused && honest).then_some(()))
-    })
+    wait_for(
+        "Eve probed, a relayed probe refused, honest credits",
+        PROBE_TIMEOUT,
+        || {
+            seen.poll(&rpc)?;
+            let probed = minutes
+                .iter()
+                .all(|m| seen.probed.get(m).is_some_and(|w| w.contains(&eve)));
+            let refused = b
+                .log_text()
+                .contains("refused another account's capacity probe");
+            let honest = seen.minutes_credited(&bob) >= 1 && seen.minutes_credited(&alice) >= 1;
+            Ok((probed && refused && honest).then_some(()))
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}\n{seen:#?}\n{}", joint_log(&nodes)));
     println!(
         "minutes {minutes:?}: Eve (relayer) credited in {} minutes, Bob in {}; credits {:?}",
