@@ -13,14 +13,15 @@
 //! audit goes to another drawn validator, and a third when they differ; the claim is
 //! refuted (void, slash) only when two mismatching recomputations agree with each
 //! other, otherwise credited. An auditor missing its deadline is replaced; an audit is
-//! never credited by default.
+//! never credited by default. Once the outcome is decided, every auditor whose verdict
+//! it contradicts is slashed as a spot checker would be (`WrongVerdict`).
 
 use crate::capacity::{
     capacity_params, leaf_hash, CapacityError, CapacityResult, PendingClaim, CLAIMS, CLAIMS_TO_DRAW,
 };
 use crate::evidence::recomputations_agree;
 use crate::rewards;
-use crate::spot_checks::{pick_by_bond, slash_bond};
+use crate::spot_checks::{pick_by_bond, slash_bond, slash_wrong_verdicts};
 use neuroshard_primitives::commitment::ActivationCommitment;
 use neuroshard_primitives::{
     blake2_256, merkle, AccountId, Balance, BlockNumber, Event, Hash, SlashReason,
@@ -204,8 +205,7 @@ fn credit(
         minute: claim.minute,
         credit_permill: claim.credit_permill,
     });
-    close(overlay, id);
-    Ok(())
+    close(overlay, id, &claim.worker)
 }
 
 /// Voids a refuted or unopened claim and slashes its worker `slash`.
@@ -215,13 +215,17 @@ fn refute(overlay: &mut Overlay<'_>, id: &Hash, claim: &PendingClaim) -> Capacit
         minute: claim.minute,
     };
     slash_bond(overlay, &claim.worker, slash, reason)?;
-    close(overlay, id);
-    Ok(())
+    close(overlay, id, &claim.worker)
 }
 
-fn close(overlay: &mut Overlay<'_>, id: &Hash) {
+/// Forgets a decided claim; a deregistered worker's bond is released once nothing of it
+/// is undecided.
+fn close(overlay: &mut Overlay<'_>, id: &Hash, worker: &AccountId) -> CapacityResult<()> {
     CLAIMS.remove(overlay, id);
     AUDITS.remove(overlay, id);
+    crate::capacity::count_pending(overlay, worker, false)?;
+    crate::workers::release_retired_bond(overlay, worker)?;
+    Ok(())
 }
 
 /// The audit of `who`'s claim for `minute`, with the claim.
@@ -319,8 +323,19 @@ pub fn capacity_verdict(
         matched,
     });
     match outcome(&audit.verdicts) {
-        Some(true) => credit(overlay, ctx, &id, &claim),
-        Some(false) => refute(overlay, &id, &claim),
+        Some(stands) => {
+            let wrong = audit
+                .verdicts
+                .iter()
+                .filter(|v| v.matched != stands)
+                .map(|v| &v.auditor);
+            slash_wrong_verdicts(overlay, &id, wrong)?;
+            if stands {
+                credit(overlay, ctx, &id, &claim)
+            } else {
+                refute(overlay, &id, &claim)
+            }
+        }
         None => {
             let round = audit.drawn.len();
             let next = draw_auditor(validators, &audit.seed, &id, round, worker, &audit.drawn)

@@ -16,19 +16,25 @@ use neuroshard_support::StateDb;
 /// How a party plays: a worker's leaves (true or made up), an auditor's recomputation
 /// (true, or echoing the worker's leaves for its partner).
 #[derive(Clone, Copy, PartialEq)]
-enum Play {
+pub(crate) enum Play {
     Honest,
     Machineless,
 }
 
 /// A worker's claim of `jobs` jobs in minute `minute` and the leaves behind it.
-struct Claimed {
-    who: AccountId,
-    minute: u64,
-    leaves: Vec<Vec<u8>>,
+pub(crate) struct Claimed {
+    pub(crate) who: AccountId,
+    pub(crate) minute: u64,
+    pub(crate) leaves: Vec<Vec<u8>>,
 }
 
-fn claim(state: &mut StateDb, slot: u64, who: &AccountId, play: Play, jobs: u32) -> Claimed {
+pub(crate) fn claim(
+    state: &mut StateDb,
+    slot: u64,
+    who: &AccountId,
+    play: Play,
+    jobs: u32,
+) -> Claimed {
     let minute = ctx(slot).minute;
     let beacon = BEACON.get(&*state).unwrap().unwrap();
     let seed = job_input_seed(&beacon.value, who);
@@ -51,7 +57,7 @@ fn claim(state: &mut StateDb, slot: u64, who: &AccountId, play: Play, jobs: u32)
 }
 
 /// The worker's opening of its drawn jobs.
-fn opening(state: &StateDb, c: &Claimed) -> Vec<(Vec<u8>, Vec<Option<Hash>>)> {
+pub(crate) fn opening(state: &StateDb, c: &Claimed) -> Vec<(Vec<u8>, Vec<Option<Hash>>)> {
     let audit = AUDITS
         .get(state, &claim_id(&c.who, c.minute))
         .unwrap()
@@ -71,7 +77,7 @@ fn opening(state: &StateDb, c: &Claimed) -> Vec<(Vec<u8>, Vec<Option<Hash>>)> {
 
 /// An auditor's recomputation of the opened jobs: the true commitments, or (a colluder
 /// auditing its partner) the worker's own leaves.
-fn recomputation(state: &StateDb, c: &Claimed, echo: bool) -> Vec<Vec<u8>> {
+pub(crate) fn recomputation(state: &StateDb, c: &Claimed, echo: bool) -> Vec<Vec<u8>> {
     let audit = AUDITS
         .get(state, &claim_id(&c.who, c.minute))
         .unwrap()
@@ -91,7 +97,7 @@ fn recomputation(state: &StateDb, c: &Claimed, echo: bool) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn audit_of(state: &StateDb, c: &Claimed) -> Option<Audit> {
+pub(crate) fn audit_of(state: &StateDb, c: &Claimed) -> Option<Audit> {
     AUDITS.get(state, &claim_id(&c.who, c.minute)).unwrap()
 }
 
@@ -126,7 +132,7 @@ fn play(
     events
 }
 
-fn credited(events: &[Event], who: &AccountId) -> Option<u32> {
+pub(crate) fn credited(events: &[Event], who: &AccountId) -> Option<u32> {
     events.iter().find_map(|e| match e {
         Event::UptimeCredited {
             worker,
