@@ -5,8 +5,10 @@
 //! the job indices to open (at least two, distinct) and an auditor drawn by staking
 //! bond among the validators other than the worker. The worker must post the drawn
 //! leaves with their Merkle paths ([`open_capacity`]) within `open_blocks`: the chain
-//! checks them against its signed root, and a claim left unopened is void and slashed
-//! (only the worker can open it, so not opening is its choice, not a network fault).
+//! checks them against its signed root. A claim left unopened is void and leaves the
+//! worker owing the capacity slash (`owed`: paid from its later income, from its bond
+//! only when it leaves), so a worker that crashed between claim and opening never loses
+//! bond while it serves, and one that never opens pays in income what it claims.
 //! The auditor re-runs the opened jobs and posts its recomputed commitments
 //! ([`capacity_verdict`]); the chain, not the auditor, decides whether they match. A
 //! match from the first auditor credits the claim; a mismatch never decides alone: the
@@ -156,7 +158,7 @@ pub fn on_initialize(
             continue;
         }
         if audit.opened.is_none() {
-            refute(overlay, &id, &claim)?;
+            void_unopened(overlay, &id, &claim)?;
             continue;
         }
         let round = audit.drawn.len();
@@ -208,7 +210,15 @@ fn credit(
     close(overlay, id, &claim.worker)
 }
 
-/// Voids a refuted or unopened claim and slashes its worker `slash`.
+/// Voids an audited claim left unopened: its worker owes `slash` (`owed`).
+fn void_unopened(overlay: &mut Overlay<'_>, id: &Hash, claim: &PendingClaim) -> CapacityResult<()> {
+    let slash = capacity_params(overlay)?.slash;
+    crate::owed::owe(overlay, &claim.worker, slash)?;
+    close(overlay, id, &claim.worker)
+}
+
+/// Voids a refuted claim (its signed commitments proven wrong) and slashes its worker
+/// `slash`.
 fn refute(overlay: &mut Overlay<'_>, id: &Hash, claim: &PendingClaim) -> CapacityResult<()> {
     let slash = capacity_params(overlay)?.slash;
     let reason = SlashReason::FalseCapacityClaim {

@@ -1,7 +1,9 @@
 //! Tests of what wires capacity claims into the chain beside their rules: the
 //! `wrong_verdict` slash of an auditor the audit's outcome contradicts (the spot checks'
 //! rule, shared), one credit per minute while `report_liveness` still credits probes,
-//! and the pruning of `LastCapacityClaim`.
+//! the pruning of `LastCapacityClaim`, a leaving worker's bond answering for its
+//! undecided claims, and the debt (not slash) of an honest worker that crashed before
+//! opening, paid from its next reward.
 
 use super::capacity::*;
 use super::capacity_audit::*;
@@ -241,4 +243,59 @@ fn a_worker_leaving_with_a_claim_undecided_answers_for_it_with_its_bond() {
     assert_eq!(workers::retired_bond(&state, &bob).unwrap(), 0);
     assert!(!capacity::has_pending(&state, &bob).unwrap());
     assert_eq!(balances::account(&state, &bob).unwrap().reserved, 0);
+}
+
+/// An honest worker that crashes between its claim and the drawn opening (issue 20's
+/// rule: honest faults never cost bond while it serves): the claim leaves it owing the
+/// capacity slash, its next epoch reward pays the debt first, and its bond is untouched.
+#[test]
+fn an_honest_worker_that_crashes_before_opening_pays_from_income_not_bond() {
+    let charlie = key("//Charlie").1;
+    let mut state = genesis(always_audited());
+    let v = validators();
+    let bond = workers::worker(&state, &charlie).unwrap().unwrap().bond;
+    let slot = run_to_claim_slot(&mut state, 5, &v);
+    claim(&mut state, slot, &charlie, Play::Honest, 100);
+    let p = crate::params(&state).unwrap();
+    let last = slot + 2 + p.capacity.open_blocks;
+    for s in slot + 1..=last {
+        start(&mut state, s, &v);
+    }
+    assert_eq!(owed::owed(&state, &charlie).unwrap(), p.capacity.slash);
+    // It comes back and serves: twelve unaudited minutes at full capacity.
+    state
+        .commit(|o| {
+            let mut q = crate::params(o)?;
+            q.capacity.audit_permill = 0;
+            PARAMS.put(o, &q);
+            Ok::<(), Error>(())
+        })
+        .unwrap();
+    for minute in 6..18 {
+        let slot = run_to_claim_slot(&mut state, minute, &v);
+        claim(&mut state, slot, &charlie, Play::Honest, 200);
+        for s in slot + 1..slot + 3 {
+            start(&mut state, s, &v);
+        }
+    }
+    let payout = neuroshard_support::BlockContext {
+        epoch: 1,
+        ..ctx(18 * super::capacity_tests::SLOTS_PER_MINUTE)
+    };
+    let events = state
+        .commit(|o| rewards::on_epoch_start(o, &payout))
+        .unwrap();
+    let minted = events.iter().find_map(|e| match e {
+        Event::RewardPaid {
+            account, reward, ..
+        } if *account == charlie => Some(*reward),
+        _ => None,
+    });
+    assert_eq!(minted, Some(12 * p.uptime_reward - p.capacity.slash));
+    assert_eq!(owed::owed(&state, &charlie).unwrap(), 0);
+    assert_eq!(
+        workers::worker(&state, &charlie).unwrap().unwrap().bond,
+        bond
+    );
+    assert_eq!(spot_checks::slashed(&state, &charlie).unwrap(), 0);
 }
