@@ -124,20 +124,6 @@ pub fn extrinsics(h: &Harness) -> Vec<Vec<u8>> {
             failed: vec![account("//Charlie"), account("//Dave")],
         }),
         Call::Ponw(PonwCall::BondMore { amount: 3 * UNIT }),
-        Call::Ponw(PonwCall::ClaimCapacity {
-            minute: 7,
-            jobs: 163,
-            root: Hash::repeat_byte(5),
-        }),
-        Call::Ponw(PonwCall::OpenCapacity {
-            minute: 7,
-            leaves: vec![(vec![1, 2, 3], vec![Some(Hash::repeat_byte(6)), None])],
-        }),
-        Call::Ponw(PonwCall::CapacityVerdict {
-            worker: account("//Bob"),
-            minute: 7,
-            recomputed: vec![vec![4, 5, 6]],
-        }),
     ]
     .into_iter()
     .enumerate()
