@@ -251,6 +251,13 @@ mod tests {
         assert_eq!(endowed, dev_accounts);
         assert_eq!(dev.genesis.params.ponw.token_reward, 100_000_000_000);
         assert_eq!(dev.genesis.params.ponw.uptime_reward, 1_000_000_000_000);
+        // Capacity claims (issue 24): the documented defaults, the slash 10 x uptime.
+        let capacity = &dev.genesis.params.ponw.capacity;
+        assert_eq!(
+            *capacity,
+            neuroshard_runtime::ponw::capacity::CapacityParams::default()
+        );
+        assert_eq!(capacity.slash, 10 * dev.genesis.params.ponw.uptime_reward);
     }
 
     #[test]

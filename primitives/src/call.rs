@@ -88,6 +88,24 @@ pub enum PonwCall {
         #[codec(compact)]
         amount: Balance,
     },
+    /// A registered worker's capacity claim for `minute` (issue 24): it finished `jobs`
+    /// capacity jobs bound to the minute's beacon and its account, and `root` is the
+    /// Merkle root of their commitments' leaves in job order (see `ponw::capacity`).
+    ClaimCapacity { minute: u64, jobs: u32, root: Hash },
+    /// The worker opens the jobs its audited claim for `minute` was drawn to show: one
+    /// `(encoded commitment, Merkle path)` per drawn index, in the audit's order (see
+    /// `ponw::capacity_audit`).
+    OpenCapacity {
+        minute: u64,
+        leaves: Vec<(Vec<u8>, Vec<Option<Hash>>)>,
+    },
+    /// The drawn auditor's recomputed commitment of each job `worker` opened for
+    /// `minute`; the chain decides whether they match.
+    CapacityVerdict {
+        worker: AccountId,
+        minute: u64,
+        recomputed: Vec<Vec<u8>>,
+    },
 }
 
 /// Calls of the staking pallet.
@@ -162,6 +180,9 @@ impl Call {
             Call::Ponw(PonwCall::SubmitSpotCheck { .. }) => "ponw.submit_spot_check",
             Call::Ponw(PonwCall::ReportLiveness { .. }) => "ponw.report_liveness",
             Call::Ponw(PonwCall::BondMore { .. }) => "ponw.bond_more",
+            Call::Ponw(PonwCall::ClaimCapacity { .. }) => "ponw.claim_capacity",
+            Call::Ponw(PonwCall::OpenCapacity { .. }) => "ponw.open_capacity",
+            Call::Ponw(PonwCall::CapacityVerdict { .. }) => "ponw.capacity_verdict",
             Call::Staking(StakingCall::Bond { .. }) => "staking.bond",
             Call::Staking(StakingCall::Unbond { .. }) => "staking.unbond",
             Call::Staking(StakingCall::WithdrawUnbonded) => "staking.withdraw_unbonded",

@@ -3,8 +3,8 @@
 //! is, its fee is burned and its nonce used before the call runs, and a call that then
 //! fails is rolled back alone, leaving an `ExtrinsicFailed` event that says why. So
 //! whoever makes a block's validators run a call pays for it, whether it succeeds or
-//! not. Heartbeats and liveness reports are free; a free call that fails is invalid
-//! (not included), so nothing free can fill blocks.
+//! not. Heartbeats, liveness reports and the capacity calls are free; a free call that
+//! fails is invalid (not included), so nothing free can fill blocks.
 
 use crate::error::{DispatchError, TransactionError};
 use crate::{system, Runtime};
@@ -264,6 +264,36 @@ fn dispatch(
         }) => {
             let validators = staking::validators(o)?;
             ponw::report_liveness(o, ctx, who, &validators, *minute, answered, failed)?
+        }
+        Call::Ponw(PonwCall::ClaimCapacity { minute, jobs, root }) => {
+            let claim = ponw::capacity::CapacityClaim {
+                minute: *minute,
+                jobs: *jobs,
+                root: *root,
+            };
+            ponw::capacity::claim_capacity(o, ctx, who, &claim).map_err(ponw::Error::from)?
+        }
+        Call::Ponw(PonwCall::OpenCapacity { minute, leaves }) => {
+            ponw::capacity_audit::open_capacity(o, ctx, who, *minute, leaves)
+                .map_err(ponw::Error::from)?
+        }
+        Call::Ponw(PonwCall::CapacityVerdict {
+            worker,
+            minute,
+            recomputed,
+        }) => {
+            let validators = Runtime::validator_bonds(&*o)?;
+            let recomputed = recomputed.clone();
+            ponw::capacity_audit::capacity_verdict(
+                o,
+                ctx,
+                who,
+                &validators,
+                worker,
+                *minute,
+                recomputed,
+            )
+            .map_err(ponw::Error::from)?
         }
         Call::Training(TrainingCall::SubmitGradientReceipt { receipt }) => {
             training::submit_gradient_receipt(o, ctx.number, receipt)?

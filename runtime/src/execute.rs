@@ -106,7 +106,8 @@ impl Runtime {
         system::on_initialize(overlay, ctx, vrf_output)?;
         ctx.randomness = system::randomness(&*overlay)?;
         let validators = Self::validator_bonds(&*overlay)?;
-        ponw::on_initialize(overlay, ctx, &validators)?;
+        let slot_duration_ms = system::params(&*overlay)?.slot_duration_ms;
+        ponw::on_initialize(overlay, ctx, &validators, slot_duration_ms)?;
         Ok(())
     }
 

@@ -52,6 +52,8 @@ impl Runtime {
 }
 
 #[cfg(test)]
+mod capacity_call_tests;
+#[cfg(test)]
 mod extrinsic_tests;
 #[cfg(test)]
 mod fee_tests;

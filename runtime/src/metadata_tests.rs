@@ -50,7 +50,15 @@ fn every_pallet_declares_calls_storage_errors_and_constants() {
         assert!(!errors.is_empty(), "{}", pallet.name);
         let expected: &[&str] = match pallet.name.as_str() {
             "Balances" => &["transfer_allow_death", "transfer_keep_alive"],
-            "Ponw" => &["RegisterWorker", "SubmitReceipts", "Heartbeat", "BondMore"],
+            "Ponw" => &[
+                "RegisterWorker",
+                "SubmitReceipts",
+                "Heartbeat",
+                "BondMore",
+                "ClaimCapacity",
+                "OpenCapacity",
+                "CapacityVerdict",
+            ],
             "Staking" => &["Bond", "Unbond", "WithdrawUnbonded", "ReportEquivocation"],
             _ => &["SubmitGradientReceipt", "SubmitRoundVerification"],
         };

@@ -1,6 +1,7 @@
 //! What an extrinsic pays, as Substrate's `TransactionPayment` reports it: the fee is
 //! `base_fee + byte_fee x encoded length` (NeuroShard meters no weight: a block's limit
-//! is its size), plus the tip the signer adds; heartbeats and liveness reports are free.
+//! is its size), plus the tip the signer adds; heartbeats, liveness reports and the
+//! capacity calls are free.
 //! `TransactionPaymentApi_query_info` and `payment_queryInfo` answer [`query_info`], the
 //! fee without the tip (Substrate's `partial_fee`), which is exactly what is charged.
 
@@ -11,14 +12,22 @@ use neuroshard_primitives::{Balance, Call, DispatchClass, PonwCall, SignedExtrin
 use neuroshard_support::ReadState;
 use parity_scale_codec::Encode;
 
-/// Whether the call pays the transaction fee. Heartbeats and liveness reports are free:
-/// a heartbeat applies only for a registered worker holding the model, once per minute,
-/// and a liveness report only from a validator that records a probe not yet recorded,
-/// so neither can be used to spam.
+/// Whether the call pays the transaction fee. Heartbeats, liveness reports and the
+/// capacity calls are free: a heartbeat applies only for a registered worker holding the
+/// model, once per minute; a liveness report only from a validator that records a probe
+/// not yet recorded; a capacity claim once per registered worker and minute, in the
+/// minute's window; an opening once per audit, by its worker; a verdict once per drawn
+/// auditor. None can be used to spam (a free call that fails is not included).
 pub fn pays_fee(call: &Call) -> bool {
     !matches!(
         call,
-        Call::Ponw(PonwCall::Heartbeat { .. } | PonwCall::ReportLiveness { .. })
+        Call::Ponw(
+            PonwCall::Heartbeat { .. }
+                | PonwCall::ReportLiveness { .. }
+                | PonwCall::ClaimCapacity { .. }
+                | PonwCall::OpenCapacity { .. }
+                | PonwCall::CapacityVerdict { .. }
+        )
     )
 }
 

@@ -91,7 +91,11 @@ pub(crate) struct Chain {
 
 impl Chain {
     pub(crate) fn new() -> Self {
-        let (state, head) = Runtime::build_genesis(&test_config()).unwrap();
+        Self::from_config(&test_config())
+    }
+
+    pub(crate) fn from_config(config: &GenesisConfig) -> Self {
+        let (state, head) = Runtime::build_genesis(config).unwrap();
         Self {
             runtime: Runtime::new(head.hash()),
             state,

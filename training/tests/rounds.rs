@@ -87,6 +87,10 @@ fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
         spot_check_permill: 0,
         spot_check_slash: 0,
         probe: neuroshard_ponw::ProbeParams::default(),
+        capacity: neuroshard_ponw::capacity::CapacityParams {
+            slash: 0,
+            ..Default::default()
+        },
         ..ponw::fixtures::params(ponw::ModelInfo {
             // The trained range is one of the chain's canonical ranges.
             shards: [

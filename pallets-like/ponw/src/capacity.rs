@@ -15,8 +15,12 @@
 //! - **Audit.** Two blocks after inclusion the claim is drawn for audit (or credited),
 //!   from randomness nobody knew when its root was fixed (`capacity_audit`).
 //!
-//! Not yet wired into the runtime's dispatch or the node: `report_liveness` still
-//! decides uptime (docs/PONW-SECURITY.md, "Capacity claims on chain time").
+//! The runtime dispatches the calls (`claim_capacity`, `open_capacity`,
+//! `capacity_verdict`) and runs the hook; the node does not use them yet, so
+//! `report_liveness` still credits most minutes. Until it is removed a minute is credited
+//! once at most: a worker credited by its probe cannot claim that minute, and a probe
+//! does not credit a minute its worker claimed (docs/PONW-SECURITY.md, "Capacity claims
+//! on chain time").
 
 use crate::liveness::{probe_instant_ms, MINUTE_SEED};
 use crate::settlement::DRAW_DELAY;
@@ -26,11 +30,15 @@ use neuroshard_support::{
     BlockContext, Overlay, ReadState, StorageError, StorageMap, StorageValue,
 };
 use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The parameters of capacity claims and their audits (docs/PONW-SECURITY.md gives the
-/// inequalities each default satisfies).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
+/// The parameters of capacity claims and their audits, chain spec `ponw.capacity`
+/// (docs/PONW-SECURITY.md gives the inequalities each default satisfies).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize, scale_info::TypeInfo,
+)]
+#[serde(default)]
 pub struct CapacityParams {
     /// Slots after the beacon's within which a claim must be included (W).
     pub window_slots: u64,
@@ -47,6 +55,7 @@ pub struct CapacityParams {
     /// Blocks an auditor has for its verdict before another is drawn.
     pub audit_blocks: u64,
     /// Taken from the bond of a worker whose claim is refuted or left unopened (S).
+    #[serde(with = "neuroshard_balances::decimal_string")]
     pub slash: Balance,
     /// Layer-positions per second that earn a whole minute (as `probe.reference_throughput`).
     pub reference_throughput: u64,
@@ -67,10 +76,6 @@ impl Default for CapacityParams {
         }
     }
 }
-
-/// The chain's capacity parameters (the defaults until a chain spec sets them).
-pub const CAPACITY_PARAMS: StorageValue<CapacityParams> =
-    StorageValue::new("Ponw", "CapacityParams");
 
 /// The current minute's beacon, once its block is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, scale_info::TypeInfo)]
@@ -117,6 +122,36 @@ pub const CLAIMS_TO_DRAW: StorageMap<BlockNumber, Vec<Hash>> =
     StorageMap::new("Ponw", "CapacityClaimsToDraw");
 /// The last minute each worker claimed.
 pub const LAST_CLAIM: StorageMap<AccountId, u64> = StorageMap::new("Ponw", "LastCapacityClaim");
+/// How many claims of each worker are not decided yet: while any is, a deregistered
+/// worker's bond stays retired (slashable, and paying what an unopened claim leaves it
+/// owing).
+pub const PENDING_BY_WORKER: StorageMap<AccountId, u32> =
+    StorageMap::new("Ponw", "CapacityClaimsPending");
+
+/// True while a claim of `who` is waiting for its draw or audit.
+pub fn has_pending(state: &impl ReadState, who: &AccountId) -> CapacityResult<bool> {
+    Ok(PENDING_BY_WORKER.get(state, who)?.is_some())
+}
+
+/// Counts one more (`add`) or one fewer pending claim of `who`.
+pub(crate) fn count_pending(
+    overlay: &mut Overlay<'_>,
+    who: &AccountId,
+    add: bool,
+) -> CapacityResult<()> {
+    let n = PENDING_BY_WORKER.get(overlay, who)?.unwrap_or(0);
+    let n = if add {
+        n.saturating_add(1)
+    } else {
+        n.saturating_sub(1)
+    };
+    if n == 0 {
+        PENDING_BY_WORKER.remove(overlay, who);
+    } else {
+        PENDING_BY_WORKER.insert(overlay, who, &n);
+    }
+    Ok(())
+}
 
 /// Why a capacity call is refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -151,9 +186,9 @@ pub enum CapacityError {
 
 pub type CapacityResult<T> = std::result::Result<T, CapacityError>;
 
-/// The stored parameters, or the defaults.
+/// The chain's capacity parameters (`Params::capacity`).
 pub fn capacity_params(state: &impl ReadState) -> CapacityResult<CapacityParams> {
-    Ok(CAPACITY_PARAMS.get(state)?.unwrap_or_default())
+    Ok(crate::params(state)?.capacity)
 }
 
 /// The slot of minute `minute`'s instant (drawn from the minute's seed, as the probe
@@ -178,6 +213,7 @@ pub fn record_beacon(
         return Ok(());
     }
     let window_slots = capacity_params(overlay)?.window_slots.max(1);
+    prune_last_claims(overlay, minute)?;
     BEACON.put(
         overlay,
         &Beacon {
@@ -188,6 +224,18 @@ pub fn record_beacon(
             window_ms: window_slots.saturating_mul(slot_duration_ms.max(1)),
         },
     );
+    Ok(())
+}
+
+/// Forgets the last claim of every account no longer registered whose claim is older
+/// than `minute` (so `LastCapacityClaim` holds at most the registered workers and those
+/// that left this minute; a claim still pending keeps its own record in `CLAIMS`).
+fn prune_last_claims(overlay: &mut Overlay<'_>, minute: u64) -> CapacityResult<()> {
+    for (who, last) in LAST_CLAIM.entries(overlay)? {
+        if last < minute && worker(overlay, &who)?.is_none() {
+            LAST_CLAIM.remove(overlay, &who);
+        }
+    }
     Ok(())
 }
 
@@ -255,9 +303,13 @@ pub fn claim_capacity(
             max: p.max_jobs,
         });
     }
+    let id = claim_id(who, claim.minute);
+    // A probe's credit for the minute (while `report_liveness` lasts) counts as its claim.
     if LAST_CLAIM
         .get(overlay, who)?
         .is_some_and(|m| m >= claim.minute)
+        || info.last_credited_minute == Some(claim.minute)
+        || CLAIMS.contains(overlay, &id)
     {
         return Err(CapacityError::AlreadyClaimed(claim.minute));
     }
@@ -271,9 +323,9 @@ pub fn claim_capacity(
         input_seed: job_input_seed(&beacon.value, who),
         credit_permill: credit_permill(&p, claim.jobs, layers.len(), beacon.window_ms),
     };
-    let id = claim_id(who, claim.minute);
     LAST_CLAIM.insert(overlay, who, &claim.minute);
     CLAIMS.insert(overlay, &id, &pending);
+    count_pending(overlay, who, true)?;
     let draw_at = ctx.number.saturating_add(DRAW_DELAY);
     let mut due = CLAIMS_TO_DRAW.get(overlay, &draw_at)?.unwrap_or_default();
     due.push(id);

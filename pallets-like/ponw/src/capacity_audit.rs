@@ -5,22 +5,25 @@
 //! the job indices to open (at least two, distinct) and an auditor drawn by staking
 //! bond among the validators other than the worker. The worker must post the drawn
 //! leaves with their Merkle paths ([`open_capacity`]) within `open_blocks`: the chain
-//! checks them against its signed root, and a claim left unopened is void and slashed
-//! (only the worker can open it, so not opening is its choice, not a network fault).
+//! checks them against its signed root. A claim left unopened is void and leaves the
+//! worker owing the capacity slash (`owed`: paid from its later income, from its bond
+//! only when it leaves), so a worker that crashed between claim and opening never loses
+//! bond while it serves, and one that never opens pays in income what it claims.
 //! The auditor re-runs the opened jobs and posts its recomputed commitments
 //! ([`capacity_verdict`]); the chain, not the auditor, decides whether they match. A
 //! match from the first auditor credits the claim; a mismatch never decides alone: the
 //! audit goes to another drawn validator, and a third when they differ; the claim is
 //! refuted (void, slash) only when two mismatching recomputations agree with each
 //! other, otherwise credited. An auditor missing its deadline is replaced; an audit is
-//! never credited by default.
+//! never credited by default. Once the outcome is decided, every auditor whose verdict
+//! it contradicts is slashed as a spot checker would be (`WrongVerdict`).
 
 use crate::capacity::{
     capacity_params, leaf_hash, CapacityError, CapacityResult, PendingClaim, CLAIMS, CLAIMS_TO_DRAW,
 };
 use crate::evidence::recomputations_agree;
 use crate::rewards;
-use crate::spot_checks::{pick_by_bond, slash_bond};
+use crate::spot_checks::{pick_by_bond, slash_bond, slash_wrong_verdicts};
 use neuroshard_primitives::commitment::ActivationCommitment;
 use neuroshard_primitives::{
     blake2_256, merkle, AccountId, Balance, BlockNumber, Event, Hash, SlashReason,
@@ -155,7 +158,7 @@ pub fn on_initialize(
             continue;
         }
         if audit.opened.is_none() {
-            refute(overlay, &id, &claim)?;
+            void_unopened(overlay, &id, &claim)?;
             continue;
         }
         let round = audit.drawn.len();
@@ -204,24 +207,35 @@ fn credit(
         minute: claim.minute,
         credit_permill: claim.credit_permill,
     });
-    close(overlay, id);
-    Ok(())
+    close(overlay, id, &claim.worker)
 }
 
-/// Voids a refuted or unopened claim and slashes its worker `slash`.
+/// Voids an audited claim left unopened: its worker owes `slash` (`owed`).
+fn void_unopened(overlay: &mut Overlay<'_>, id: &Hash, claim: &PendingClaim) -> CapacityResult<()> {
+    let slash = capacity_params(overlay)?.slash;
+    crate::owed::owe(overlay, &claim.worker, slash)?;
+    close(overlay, id, &claim.worker)
+}
+
+/// Voids a refuted claim (its signed commitments proven wrong) and slashes its worker
+/// `slash`.
 fn refute(overlay: &mut Overlay<'_>, id: &Hash, claim: &PendingClaim) -> CapacityResult<()> {
     let slash = capacity_params(overlay)?.slash;
     let reason = SlashReason::FalseCapacityClaim {
         minute: claim.minute,
     };
     slash_bond(overlay, &claim.worker, slash, reason)?;
-    close(overlay, id);
-    Ok(())
+    close(overlay, id, &claim.worker)
 }
 
-fn close(overlay: &mut Overlay<'_>, id: &Hash) {
+/// Forgets a decided claim; a deregistered worker's bond is released once nothing of it
+/// is undecided.
+fn close(overlay: &mut Overlay<'_>, id: &Hash, worker: &AccountId) -> CapacityResult<()> {
     CLAIMS.remove(overlay, id);
     AUDITS.remove(overlay, id);
+    crate::capacity::count_pending(overlay, worker, false)?;
+    crate::workers::release_retired_bond(overlay, worker)?;
+    Ok(())
 }
 
 /// The audit of `who`'s claim for `minute`, with the claim.
@@ -319,8 +333,19 @@ pub fn capacity_verdict(
         matched,
     });
     match outcome(&audit.verdicts) {
-        Some(true) => credit(overlay, ctx, &id, &claim),
-        Some(false) => refute(overlay, &id, &claim),
+        Some(stands) => {
+            let wrong = audit
+                .verdicts
+                .iter()
+                .filter(|v| v.matched != stands)
+                .map(|v| &v.auditor);
+            slash_wrong_verdicts(overlay, &id, wrong)?;
+            if stands {
+                credit(overlay, ctx, &id, &claim)
+            } else {
+                refute(overlay, &id, &claim)
+            }
+        }
         None => {
             let round = audit.drawn.len();
             let next = draw_auditor(validators, &audit.seed, &id, round, worker, &audit.drawn)

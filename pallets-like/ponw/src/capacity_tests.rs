@@ -29,21 +29,17 @@ pub(crate) fn ctx(slot: u64) -> BlockContext {
 /// Genesis with //Bob and //Charlie registered (funded for re-registration) and the
 /// given capacity parameters.
 pub(crate) fn genesis(capacity: CapacityParams) -> StateDb {
-    let p = super::tests::params();
+    let p = Params {
+        capacity,
+        ..super::tests::params()
+    };
     let range = |a, b| LayerRange::new(a, b).unwrap();
-    let mut state = fixtures::Genesis::new(p)
+    fixtures::Genesis::new(p)
         .fund(key("//Bob").1, 1_000 * UNIT)
         .fund(key("//Charlie").1, 1_000 * UNIT)
         .worker(key("//Bob").1, vec![range(10, 20)])
         .worker(key("//Charlie").1, vec![range(0, 10), range(20, 30)])
-        .build();
-    state
-        .commit(|o| {
-            CAPACITY_PARAMS.put(o, &capacity);
-            Ok::<(), Error>(())
-        })
-        .unwrap();
-    state
+        .build()
 }
 
 /// Four validators of equal bond; //Alice is the colluder in the attack tests.
@@ -90,20 +86,8 @@ pub(crate) fn call(
     result.map(|()| events)
 }
 
-/// The commitment a correct run of job `j` from `seed` produces (a stand-in for the
-/// shard's output, which the runtime never computes: it only compares commitments).
-pub(crate) fn true_commitment(seed: &Hash, j: u32, positions: u32) -> Vec<u8> {
-    let d = blake2_256(&(seed, j).encode());
-    let per: Vec<PositionTopK> = (0..positions as usize)
-        .map(|i| PositionTopK {
-            norm: 1.0 + f32::from(d[i % 32]) / 64.0,
-            top: (0..4u16)
-                .map(|k| (k * 7 + u16::from(d[(i + 1) % 32]), 4.0 - f32::from(k)))
-                .collect(),
-        })
-        .collect();
-    ActivationCommitment::from_positions(0, &per).encode()
-}
+/// The commitment a correct run of job `j` from `seed` produces (see the fixture).
+pub(crate) use crate::fixtures::capacity_commitment as true_commitment;
 
 /// Made-up commitments of the right shape (no compute behind them).
 pub(crate) fn garbage_commitment(j: u32, positions: u32) -> Vec<u8> {

@@ -110,6 +110,7 @@ pub fn params(model: ModelInfo) -> Params {
         spot_check_blocks: 10,
         spot_check_slash: 50 * UNIT,
         probe: crate::ProbeParams::default(),
+        capacity: Default::default(),
     }
 }
 
@@ -173,4 +174,22 @@ impl Genesis {
             .expect("the fixture genesis builds");
         state
     }
+}
+
+/// The commitment a correct run of capacity job `j` from `seed` produces in the tests: a
+/// fixed function of the job standing for the shard's output (the runtime never runs the
+/// model, it only compares commitments).
+pub fn capacity_commitment(seed: &Hash, j: u32, positions: u32) -> Vec<u8> {
+    use neuroshard_primitives::commitment::{ActivationCommitment, PositionTopK};
+    use parity_scale_codec::Encode;
+    let d = neuroshard_primitives::blake2_256(&(seed, j).encode());
+    let per: Vec<PositionTopK> = (0..positions as usize)
+        .map(|i| PositionTopK {
+            norm: 1.0 + f32::from(d[i % 32]) / 64.0,
+            top: (0..4u16)
+                .map(|k| (k * 7 + u16::from(d[(i + 1) % 32]), 4.0 - f32::from(k)))
+                .collect(),
+        })
+        .collect();
+    ActivationCommitment::from_positions(0, &per).encode()
 }

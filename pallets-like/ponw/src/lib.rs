@@ -160,6 +160,9 @@ pub struct Params {
     /// The capacity probes behind uptime credit (see [`liveness`]).
     #[serde(default)]
     pub probe: ProbeParams,
+    /// Capacity claims on chain time and their audits (see [`capacity`]).
+    #[serde(default)]
+    pub capacity: capacity::CapacityParams,
 }
 
 /// Chain-spec parameters of the capacity probes (issue 21; see `docs/PONW-SECURITY.md`).
@@ -275,6 +278,10 @@ pub enum Error {
     BurnBelowReward,
     #[error("pallet parameters missing from state (genesis not built?)")]
     MissingParams,
+    #[error("the capacity slash exceeds the worker bond")]
+    CapacitySlashAboveBond,
+    #[error("capacity: {0}")]
+    Capacity(#[codec(skip)] Box<capacity::CapacityError>),
     #[error(transparent)]
     Balances(#[from] balances::Error),
     #[error(transparent)]
@@ -283,12 +290,23 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl From<capacity::CapacityError> for Error {
+    fn from(e: capacity::CapacityError) -> Self {
+        match e {
+            capacity::CapacityError::Pallet(e) => e,
+            capacity::CapacityError::Storage(e) => Error::Storage(e),
+            other => Error::Capacity(Box::new(other)),
+        }
+    }
+}
+
 pub fn params(state: &impl ReadState) -> Result<Params> {
     PARAMS.get(state)?.ok_or(Error::MissingParams)
 }
 
-/// Start-of-block work: record the minute's challenge seed, pay out a finished epoch,
-/// draw and settle receipts, hand overdue checks to other checkers (drawn from
+/// Start-of-block work: record the minute's challenge seed and capacity beacon (slots of
+/// `slot_duration_ms`), pay out a finished epoch, draw, credit and time out capacity
+/// claims, draw and settle receipts, hand overdue checks to other checkers (drawn from
 /// `validators`, the current set with each staking bond).
 pub fn on_initialize(
     overlay: &mut Overlay<'_>,
@@ -297,9 +315,12 @@ pub fn on_initialize(
         neuroshard_primitives::AccountId,
         neuroshard_primitives::Balance,
     )],
+    slot_duration_ms: u64,
 ) -> Result<()> {
     liveness::record_minute_seed(overlay, ctx)?;
+    capacity::record_beacon(overlay, ctx, slot_duration_ms)?;
     rewards::on_epoch_start(overlay, ctx)?;
+    capacity_audit::on_initialize(overlay, ctx, validators)?;
     spot_checks::reassign_overdue(overlay, ctx, validators)?;
     settlement::on_initialize(overlay, ctx, validators)
 }
@@ -319,6 +340,9 @@ pub fn build_genesis(
     if p.spot_check_slash > p.worker_bond {
         return Err(Error::SlashAboveBond);
     }
+    if p.capacity.slash > p.worker_bond {
+        return Err(Error::CapacitySlashAboveBond);
+    }
     if !p.model.shards_tile() {
         return Err(Error::ShardsDoNotTile);
     }
@@ -337,6 +361,8 @@ pub fn build_genesis(
 mod capacity_audit_tests;
 #[cfg(test)]
 mod capacity_tests;
+#[cfg(test)]
+mod capacity_wiring_tests;
 #[cfg(test)]
 mod evidence_tests;
 #[cfg(any(test, feature = "test-fixtures"))]

@@ -218,7 +218,9 @@ fn credit_if_proven(overlay: &mut Overlay<'_>, ctx: &BlockContext, who: &Account
     let mut info = worker(overlay, who)?.ok_or(Error::NotAWorker)?;
     let minute = ctx.minute;
     let proven = info.last_heartbeat_minute == Some(minute) && info.passed_probe(minute);
-    if !proven || info.last_credited_minute == Some(minute) {
+    // A minute the worker claimed capacity for is credited by its claim, not twice.
+    let claimed = crate::capacity::LAST_CLAIM.get(overlay, who)? == Some(minute);
+    if !proven || claimed || info.last_credited_minute == Some(minute) {
         return Ok(());
     }
     let throughput = info.last_probe.map_or(0, |p| p.throughput);

@@ -31,6 +31,13 @@ pub fn metadata(state: &impl ReadState) -> Result<PalletDecl> {
             crate::spot_checks::CONVICTED.metadata("Workers deregistered by a failed check."),
             crate::workers::WORKERS.metadata("Registered workers."),
             crate::workers::RETIRED_BONDS.metadata("Bonds of deregistered workers still held."),
+            crate::capacity::BEACON.metadata("The current minute's capacity beacon."),
+            crate::capacity::CLAIMS.metadata("Capacity claims awaiting their draw or audit."),
+            crate::capacity::CLAIMS_TO_DRAW.metadata("Capacity claim ids drawn at a block."),
+            crate::capacity::LAST_CLAIM.metadata("The last minute each worker claimed."),
+            crate::capacity::PENDING_BY_WORKER.metadata("Undecided capacity claims per worker."),
+            crate::capacity_audit::AUDITS.metadata("Capacity audits in progress."),
+            crate::capacity_audit::AUDIT_DEADLINES.metadata("Capacity audit ids due at a block."),
         ])
         .constants(vec![constant(
             "Params",

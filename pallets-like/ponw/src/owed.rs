@@ -23,6 +23,12 @@
 //! past its bond (hiding check after check) has earned nothing meanwhile, since every
 //! receipt it settled went to the debt, so the part the bond cannot pay at exit is not
 //! a gain.
+//!
+//! An audited capacity claim left unopened (`capacity_audit`) leaves its worker owing
+//! the capacity slash the same way: a worker that crashed between its claim and the
+//! opening keeps its bond while it serves. Every epoch reward (uptime and tokens) pays
+//! the debt before anything is minted to the worker ([`pay_from_reward`]), so a worker
+//! whose debts grow faster than its income is paid nothing and leaves its bond.
 
 use crate::{params, settlement::slash_for, Result};
 use neuroshard_balances as balances;
@@ -55,6 +61,15 @@ pub(crate) fn incur(
     forfeited: Balance,
 ) -> Result<Balance> {
     let amount = slash_for(&params(overlay)?, fee).saturating_sub(forfeited);
+    owe(overlay, worker, amount)
+}
+
+/// `worker` now owes `amount` more (`ForfeitOwed`). Returns the amount added.
+pub(crate) fn owe(
+    overlay: &mut Overlay<'_>,
+    worker: &AccountId,
+    amount: Balance,
+) -> Result<Balance> {
     if amount == 0 {
         return Ok(0);
     }
@@ -98,6 +113,29 @@ pub(crate) fn pay_from_receipts(
         from_bond: false,
     });
     Ok(count)
+}
+
+/// `worker`'s epoch `reward` is about to be minted: what it owes is paid from it first.
+/// Returns what is left to mint.
+pub(crate) fn pay_from_reward(
+    overlay: &mut Overlay<'_>,
+    worker: &AccountId,
+    reward: Balance,
+) -> Result<Balance> {
+    let before = owed(overlay, worker)?;
+    let amount = before.min(reward);
+    if amount == 0 {
+        return Ok(reward);
+    }
+    put(overlay, worker, before - amount);
+    overlay.deposit_event(Event::ForfeitPaid {
+        worker: worker.clone(),
+        receipts: 0,
+        amount,
+        owed: before - amount,
+        from_bond: false,
+    });
+    Ok(reward - amount)
 }
 
 /// `worker`'s bond `releasing` is about to be released: what it owes is burned from it

@@ -55,7 +55,8 @@ pub fn on_epoch_start(overlay: &mut Overlay<'_>, ctx: &BlockContext) -> Result<(
     }
     let p = params(overlay)?;
     for (account, tally) in TALLIES.entries(overlay)? {
-        let reward = reward_for(&p, &tally);
+        // What the account owes (`owed`) is paid first; `reward` is what is minted.
+        let reward = crate::owed::pay_from_reward(overlay, &account, reward_for(&p, &tally))?;
         if reward > 0 {
             balances::mint(overlay, &account, reward)?;
         }

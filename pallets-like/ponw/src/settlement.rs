@@ -283,8 +283,10 @@ fn release(
     Ok(())
 }
 
-/// True when `who` holds unsettled receipts or has checks pending (its bond answers
-/// for them and cannot be released yet).
+/// True when `who` holds unsettled receipts, has checks pending or capacity claims
+/// undecided (its bond answers for them and cannot be released yet).
 pub(crate) fn has_unsettled(state: &impl ReadState, who: &AccountId) -> Result<bool> {
-    Ok(HOLDINGS.get(state, who)?.is_some() || spot_checks::has_pending(state, who)?)
+    Ok(HOLDINGS.get(state, who)?.is_some()
+        || spot_checks::has_pending(state, who)?
+        || crate::capacity::has_pending(state, who)?)
 }

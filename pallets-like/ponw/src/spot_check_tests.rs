@@ -52,7 +52,7 @@ fn block(number: u64, randomness: Hash) -> BlockContext {
 /// Runs the start of block `number` (with `randomness`), as the runtime does.
 pub(crate) fn start_block(state: &mut StateDb, number: u64, randomness: Hash) -> Vec<Event> {
     let events = apply(state, |o| {
-        on_initialize(o, &block(number, randomness), &validators())
+        on_initialize(o, &block(number, randomness), &validators(), 2_000)
     })
     .unwrap();
     assert_index_agrees(state);

@@ -473,12 +473,22 @@ fn punish_contradicted(
     result: SpotCheckVerdict,
 ) -> Result<()> {
     use SpotCheckVerdict::{Match, Mismatch};
+    let wrong = verdicts.iter().filter_map(|(validator, verdict)| {
+        matches!((verdict, result), (Mismatch, Match) | (Match, Mismatch)).then_some(validator)
+    });
+    slash_wrong_verdicts(overlay, id, wrong)
+}
+
+/// Slashes `spot_check_slash` from the staking bond of each validator whose verdict on
+/// `id` (a receipt or a capacity claim) the decided outcome contradicts
+/// (`SlashReason::WrongVerdict`).
+pub(crate) fn slash_wrong_verdicts<'a>(
+    overlay: &mut Overlay<'_>,
+    id: &Hash,
+    wrong: impl Iterator<Item = &'a AccountId>,
+) -> Result<()> {
     let amount = params(overlay)?.spot_check_slash;
-    for (validator, verdict) in verdicts {
-        let wrong = matches!((verdict, result), (Mismatch, Match) | (Match, Mismatch));
-        if !wrong {
-            continue;
-        }
+    for validator in wrong {
         let slashed = balances::slash_bonded(overlay, validator, amount)?;
         if slashed > 0 {
             overlay.deposit_event(Event::Slashed {

@@ -57,6 +57,10 @@ pub(crate) fn genesis_bonded(bond: Balance, tp: &Params) -> StateDb {
         spot_check_permill: 0,
         spot_check_slash: 0,
         probe: neuroshard_ponw::ProbeParams::default(),
+        capacity: neuroshard_ponw::capacity::CapacityParams {
+            slash: 0,
+            ..Default::default()
+        },
         ..ponw::fixtures::params(ponw::fixtures::model(model(), 30))
     };
     let workers = HOLDERS
