@@ -53,6 +53,12 @@ pub enum Strategy {
     Spammer { per_block: usize },
     /// An ordinary client buying work at the market price.
     Client,
+    /// Trains the middle range's adapter honestly and contributes to every round
+    /// ([`crate::training`]).
+    Trainer,
+    /// `accounts` workers of the middle range submitting gradient receipts for `fake`
+    /// (a fake measured in docs/training-fakers.json) instead of training.
+    TrainingFaker { fake: String, accounts: usize },
 }
 
 impl Strategy {
@@ -89,6 +95,10 @@ impl Strategy {
             Strategy::NonPayer => "non-paying client (escrow release race)".into(),
             Strategy::Spammer { per_block } => format!("spammer ({per_block} failing calls/block)"),
             Strategy::Client => "honest client (buys work)".into(),
+            Strategy::Trainer => "honest trainer (range 1)".into(),
+            Strategy::TrainingFaker { fake, accounts } => {
+                format!("training faker: {fake}, {accounts} account(s)")
+            }
         }
     }
 
@@ -105,6 +115,8 @@ impl Strategy {
             Strategy::NonPayer => "non-paying client",
             Strategy::Spammer { .. } => "spammer",
             Strategy::Client => "client",
+            Strategy::Trainer => "trainer",
+            Strategy::TrainingFaker { .. } => "training faker",
         }
     }
 
@@ -191,13 +203,16 @@ fn index_of(detection: &Detection, mode: &crate::detection::ModeDetection) -> us
 }
 
 /// The accounts of agent `i` playing `strategy`.
-fn agent(i: usize, strategy: Strategy) -> Result<Agent> {
+pub fn agent(i: usize, strategy: Strategy) -> Result<Agent> {
     let worker_count = match &strategy {
         Strategy::Honest { .. }
         | Strategy::Lazy { .. }
         | Strategy::SelfDealer { .. }
         | Strategy::ValidatorSelfDealer => 1,
-        Strategy::SybilFarmer { accounts } | Strategy::ValidatorUptime { accounts } => *accounts,
+        Strategy::SybilFarmer { accounts }
+        | Strategy::ValidatorUptime { accounts }
+        | Strategy::TrainingFaker { accounts, .. } => *accounts,
+        Strategy::Trainer => 1,
         Strategy::NonPayer | Strategy::Spammer { .. } | Strategy::Client => 0,
     };
     let has_client = matches!(

@@ -126,8 +126,13 @@ pub fn config(
 /// The ranges a strategy's workers register: their own range, or the whole model for
 /// self-dealers (paid the full token reward) and uptime farmers.
 pub fn shards_of(strategy: &Strategy, stand_in: &StandIn) -> Vec<LayerRange> {
-    match strategy.serves_range() {
-        Some(range) => vec![stand_in.shards[range]],
-        None => stand_in.shards.clone(),
+    match strategy {
+        Strategy::Trainer | Strategy::TrainingFaker { .. } => {
+            vec![stand_in.shards[crate::agents::MIDDLE]]
+        }
+        _ => match strategy.serves_range() {
+            Some(range) => vec![stand_in.shards[range]],
+            None => stand_in.shards.clone(),
+        },
     }
 }

@@ -31,6 +31,9 @@ impl Ledger {
                 Event::RewardPaid {
                     account, reward, ..
                 } => self.at(account).rewards += reward,
+                Event::TrainingRewardPaid {
+                    account, amount, ..
+                } => self.at(account).rewards += amount,
                 Event::EarningsSettled { worker, earned, .. } => {
                     self.at(worker).fees_earned += earned
                 }

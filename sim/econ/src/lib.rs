@@ -2,8 +2,10 @@
 //! blocks are built and imported by the real runtime (`neuroshard_runtime`), over the
 //! dev chain's parameters. Honest workers, lazy workers, Sybil uptime farmers,
 //! self-dealing client+worker pairs, a colluding validator with its partners,
-//! non-paying clients and spammers play on one chain; the adversaries' grid (cheat
-//! mode, cheat rate, accounts, answering or hiding when checked) runs side by side.
+//! non-paying clients and spammers play on one chain, and honest trainers beside
+//! training fakers play the middle range's training rounds ([`training`]); the
+//! adversaries' grid (cheat mode, cheat rate, accounts, answering or hiding when
+//! checked, the fake) runs side by side.
 //! Detection rates come from `bench verify`'s measurement ([`detection`]), compute costs
 //! from stated prices ([`costs`]); balances, rewards, fees, slashes and forfeits are
 //! the runtime's. See docs/ECONOMICS.md for what is executed and what is an input.
@@ -15,6 +17,7 @@ pub mod detection;
 pub mod genesis;
 pub mod ledger;
 pub mod report;
+pub mod training;
 pub mod work;
 pub mod world;
 
@@ -73,7 +76,9 @@ pub fn run(opts: &EconOptions, detection: &Detection) -> Result<Report> {
         "epochs and clients must be positive"
     );
     let mut shards = Vec::new();
-    let params = genesis::dev_params(&mut shards)?;
+    let mut params = genesis::dev_params(&mut shards)?;
+    params.training.training_reward = training::SIM_TRAINING_REWARD;
+    let fakes = training::TrainingFakes::checked_in()?;
     let stand_in = StandIn::new(shards, params.ponw.model.num_layers)?;
     let blocks = opts.epochs * params.system.epoch_length;
     // A full-model request's fees, times what clients order over the run, with margin.
@@ -93,7 +98,10 @@ pub fn run(opts: &EconOptions, detection: &Detection) -> Result<Report> {
         nonpayer_escrow: per_request * 30,
         serve_releasing: opts.serve_releasing,
     };
-    let agents = roster(detection, opts.honest_per_range, opts.clients)?;
+    let mut agents = roster(detection, opts.honest_per_range, opts.clients)?;
+    for strategy in training::strategies(&fakes) {
+        agents.push(agents::agent(agents.len(), strategy)?);
+    }
     let validators = (0..VALIDATORS)
         .map(|v| Key::from_uri(&format!("//econ/validator/{v}")))
         .collect::<Result<Vec<_>>>()?;
@@ -116,9 +124,11 @@ pub fn run(opts: &EconOptions, detection: &Detection) -> Result<Report> {
         load,
         rng,
     )?;
+    let mut rounds = training::Rounds::new(&world, fakes.clone(), opts.seed)?;
     let mut ledger = Ledger::default();
     let started = std::time::Instant::now();
     for b in 0..blocks {
+        world.injected = rounds.calls(&mut world, true)?;
         let outcome = world.step(true)?;
         ledger.record(&outcome.events);
         if opts.print_progress && (b + 1) % (100 * params.system.epoch_length) == 0 {
@@ -133,13 +143,15 @@ pub fn run(opts: &EconOptions, detection: &Detection) -> Result<Report> {
     // Drain: no new work; the last receipts settle or are checked, the last epoch pays.
     let drain = 4 * params.ponw.spot_check_blocks + 2 * params.system.epoch_length;
     for _ in 0..drain {
+        world.injected = rounds.calls(&mut world, false)?;
         ledger.record(&world.step(false)?.events);
     }
     let rows = rows(&world, &ledger, &endowment, opts, &params)?;
     let header = format!(
         "econ: {} epochs of {} blocks ({} s slots) on the dev chain's parameters, seed {}; \
          {} honest workers per range, {} clients x {} request(s) of 32 tokens per block; \
-         prices {} NSHD/layer-token, {} NSHD/machine-minute; detection from {}",
+         prices {} NSHD/layer-token, {} NSHD/machine-minute; detection from {}; \
+         training: {} honest trainers, {} NSHD per round, fakes paid as measured by {}",
         opts.epochs,
         params.system.epoch_length,
         params.system.slot_duration_ms / 1000,
@@ -149,7 +161,10 @@ pub fn run(opts: &EconOptions, detection: &Detection) -> Result<Report> {
         opts.requests_per_block,
         opts.prices.layer_token,
         opts.prices.machine_minute,
-        detection.produced_by
+        detection.produced_by,
+        training::HONEST_TRAINERS,
+        nshd(training::SIM_TRAINING_REWARD),
+        fakes.produced_by
     );
     Ok(Report::new(header, rows))
 }

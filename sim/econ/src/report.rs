@@ -11,7 +11,9 @@
 //!   honest workers;
 //! - a non-paying client must come out below an honest client: a client's profit is
 //!   the work it was served, at the market fee, less what it paid (about zero for an
-//!   honest client, a little more when cheaters' forfeited receipts were refunded).
+//!   honest client, a little more when cheaters' forfeited receipts were refunded);
+//! - honest trainers' ROI must be positive, and a training faker must lose money and
+//!   earn less than them.
 
 use crate::agents::{Strategy, MIDDLE};
 use std::fmt;
@@ -59,6 +61,8 @@ pub struct Report {
     pub header: String,
     pub rows: Vec<Row>,
     pub honest_roi: f64,
+    /// Honest trainers' mean ROI (None: no trainer played).
+    pub trainer_roi: Option<f64>,
     pub best: Vec<Best>,
 }
 
@@ -90,6 +94,12 @@ impl Report {
                 .filter(|r| r.strategy == Strategy::Client)
                 .map(|r| r.roi),
         );
+        let trainers: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.strategy == Strategy::Trainer)
+            .map(|r| r.roi)
+            .collect();
+        let trainer_roi = (!trainers.is_empty()).then(|| mean(trainers.into_iter()));
         let one_account = rows
             .iter()
             .find(|r| r.strategy == Strategy::SybilFarmer { accounts: 1 })
@@ -102,6 +112,7 @@ impl Report {
             "colluding validator",
             "non-paying client",
             "spammer",
+            "training faker",
         ] {
             let dishonest = rows.iter().filter(|r| {
                 r.family == family && r.strategy != Strategy::SybilFarmer { accounts: 1 }
@@ -113,6 +124,10 @@ impl Report {
                 "lazy worker" => (honest_middle, "honest worker, same range"),
                 "sybil uptime" => (one_account.min(honest_roi), "same machine, one account"),
                 "non-paying client" => (client_roi, "honest client"),
+                "training faker" => (
+                    trainer_roi.unwrap_or(honest_roi).min(0.0),
+                    "zero and honest trainer",
+                ),
                 _ => (0.0f64.min(honest_roi), "zero (produces nothing paid for)"),
             };
             best.push(Best {
@@ -127,6 +142,7 @@ impl Report {
             header,
             rows,
             honest_roi,
+            trainer_roi,
             best,
         }
     }
@@ -138,6 +154,12 @@ impl Report {
             out.push(format!(
                 "honest workers' ROI is {:.4}%: honest work does not pay",
                 self.honest_roi * 100.0
+            ));
+        }
+        if let Some(roi) = self.trainer_roi.filter(|r| *r <= 0.0) {
+            out.push(format!(
+                "honest trainers' ROI is {:.4}%: honest training does not pay",
+                roi * 100.0
             ));
         }
         for b in self.best.iter().filter(|b| !b.holds()) {
@@ -192,6 +214,9 @@ impl fmt::Display for Report {
             )?;
         }
         writeln!(f, "honest workers' ROI: {:.3}%", self.honest_roi * 100.0)?;
+        if let Some(roi) = self.trainer_roi {
+            writeln!(f, "honest trainers' ROI: {:.3}%", roi * 100.0)?;
+        }
         writeln!(f, "best responses:")?;
         for b in &self.best {
             writeln!(

@@ -57,6 +57,9 @@ pub struct World {
     /// Layer-tokens of work each client agent was served, paid or not (faked work
     /// included: it is what the client ordered and the same for every client).
     pub served: Vec<u64>,
+    /// Signed calls other parts of the simulation queued for the next block (first in
+    /// it): the training rounds' ([`crate::training`]).
+    pub injected: Vec<SignedExtrinsic>,
     pub(crate) owner: HashMap<AccountId, usize>,
     stand_in: StandIn,
     detection: Detection,
@@ -97,6 +100,7 @@ impl World {
             validators,
             bills: vec![ComputeBill::default(); n],
             served: vec![0; n],
+            injected: Vec::new(),
             owner,
             stand_in,
             detection,
@@ -120,7 +124,7 @@ impl World {
     /// One block. `active`: agents work, farm and order; otherwise only the checks and
     /// the receipts already signed are carried through (the drain at the end).
     pub fn step(&mut self, active: bool) -> Result<BlockOutcome> {
-        let mut xts = Vec::new();
+        let mut xts = std::mem::take(&mut self.injected);
         if active {
             self.escrow_moves(&mut xts)?;
         }

@@ -61,6 +61,15 @@ fn no_cheat_pays_over_a_short_run() {
         "a cheat pays or honest work does not: {new:#?}"
     );
     assert_still_open(&report, &known);
+    // Training (issue 24): once docs/training-fakers.json holds a measurement, rounds
+    // close, are verified and pay the honest trainers through the training pallet.
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.strategy == Strategy::Trainer)
+    {
+        assert!(r.rewards > 0.0 && r.roi > 0.0, "{}: {report}", r.label);
+    }
 }
 
 /// Findings of `bench econ` that are reported, not fixed (docs/ECONOMICS.md, "Open
