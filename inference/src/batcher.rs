@@ -274,6 +274,16 @@ impl BatchStats {
     }
 }
 
+/// Why a step's leader waits (see [`Batcher::gather`]).
+#[derive(Default)]
+struct Waiting {
+    /// A recent session is between two stages or in its client's turn.
+    transit: bool,
+    /// On the first stage: a session of a group that split off is queued at a later
+    /// stage or on its way back here.
+    merge: bool,
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Arc<Job>>,
@@ -405,25 +415,20 @@ impl Batcher {
 
     /// Waits until every recent session has a job queued: at most [`GATHER`] for the
     /// sessions between two stages (or in their client's turn), and on the first stage
-    /// at most [`MERGE_WAIT`] for the sessions queued at the node's later stages; later
+    /// at most [`MERGE_WAIT`] for the sessions queued at the node's later stages — also
+    /// while those come back through their client's turn (see [`Waiting`]); later
     /// stages do not wait for sessions queued elsewhere on the node.
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let begin = Instant::now();
+        let mut merging = HashSet::new();
         loop {
             if state.queue.iter().any(|j| j.gathered) {
                 // Its sender formed the micro-batch: the others are in other ones.
                 return state;
             }
-            let here: HashSet<SessionId> = state.queue.iter().map(|j| j.req.session).collect();
-            let (mut transit, mut elsewhere) = (false, false);
-            for id in state.recent.keys().filter(|id| !here.contains(*id)) {
-                match self.node.holds(id) {
-                    true => elsewhere = true,
-                    false => transit = true,
-                }
-            }
+            let waiting = self.waiting(&state, &mut merging);
             let waited = begin.elapsed();
-            let wait = match (transit, elsewhere && self.first) {
+            let wait = match (waiting.transit, waiting.merge) {
                 (true, _) if waited < GATHER => GATHER - waited,
                 (_, true) if waited < MERGE_WAIT => (MERGE_WAIT - waited).min(GATHER),
                 _ => return state,
@@ -434,6 +439,31 @@ impl Batcher {
                 .map(|(s, _)| s)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
+    }
+
+    /// What a step's leader waits for among the recent sessions with no job here.
+    /// `merging` collects, on the first stage, the sessions seen queued at a later stage
+    /// during this wait: the group that split off. They are waited for until they are
+    /// back here, through every later stage and their client's turn, where they are
+    /// queued nowhere for a moment; waiting only while they were queued elsewhere gave
+    /// up exactly then, so the groups never merged (a session that ends is forgotten
+    /// and not waited for).
+    fn waiting(&self, state: &State, merging: &mut HashSet<SessionId>) -> Waiting {
+        let here: HashSet<SessionId> = state.queue.iter().map(|j| j.req.session).collect();
+        let mut waiting = Waiting::default();
+        for id in state.recent.keys().filter(|id| !here.contains(*id)) {
+            if self.node.holds(id) {
+                if self.first {
+                    merging.insert(*id);
+                    waiting.merge = true;
+                }
+            } else if merging.contains(id) {
+                waiting.merge = true;
+            } else {
+                waiting.transit = true;
+            }
+        }
+        waiting
     }
 
     /// The jobs of the next step and how many positions each runs.

@@ -186,3 +186,36 @@ fn linked_stages_of_one_node_decode_concurrent_sessions_as_alone() {
         assert!(f.sessions >= f.steps && f.busy_nanos > 0, "{f:?}");
     }
 }
+
+#[test]
+fn the_first_stage_waits_for_a_split_group_through_its_clients_turn() {
+    use super::{Batcher, NodeQueue, State};
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    let (a, b) = ([1u8; 16], [2u8; 16]);
+    let node = Arc::new(NodeQueue::default());
+    let first = Batcher::new(64).linked(node.clone(), true);
+    let later = Batcher::new(64).linked(node.clone(), false);
+    // `a` ran in the first stage's last step, `b` (a group that split off) in the one
+    // before; neither has a job queued here.
+    let mut state = State::default();
+    state.recent.extend([(a, 2), (b, 1)]);
+    let mut merging = HashSet::new();
+    // `b` is queued at a later stage, `a` is between stages.
+    node.enter(b);
+    let w = first.waiting(&state, &mut merging);
+    assert!(w.merge && w.transit);
+    // A later stage waits only for sessions in transit, not for ones queued elsewhere.
+    let mut other = HashSet::new();
+    let w = later.waiting(&state, &mut other);
+    assert!(!w.merge && w.transit && other.is_empty());
+    // `a` is back; `b` left the last stage and is in its client's turn, queued nowhere:
+    // the first stage still waits for it to merge (it gave up here before).
+    state.recent.remove(&a);
+    node.leave(&b);
+    let w = first.waiting(&state, &mut merging);
+    assert!(w.merge && !w.transit);
+    // A session not seen at a later stage during this wait is only in transit.
+    let w = first.waiting(&state, &mut HashSet::new());
+    assert!(!w.merge && w.transit);
+}
