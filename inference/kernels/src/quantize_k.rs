@@ -51,7 +51,13 @@ fn nearest_int(f: f32) -> i32 {
 /// ggml's `make_qkx2_quants` with `use_mad = false`: an asymmetric `nmax + 1`-level
 /// quantization of `x` (into `l`) weighted by `w`, searching `nstep + 1` scales.
 /// Returns (scale, minus the min).
-fn make_qkx2_quants(x: &[f32], w: &[f32], nmax: i32, l: &mut [u8], search: (f32, f32, i32)) -> (f32, f32) {
+fn make_qkx2_quants(
+    x: &[f32],
+    w: &[f32],
+    nmax: i32,
+    l: &mut [u8],
+    search: (f32, f32, i32),
+) -> (f32, f32) {
     let (rmin, rdelta, nstep) = search;
     let n = x.len();
     let (mut min, mut max) = (x[0], x[0]);
@@ -75,7 +81,8 @@ fn make_qkx2_quants(x: &[f32], w: &[f32], nmax: i32, l: &mut [u8], search: (f32,
         return (0.0, -min);
     }
     // `min` changes when a better scale is found, and later steps use the new one, as in C.
-    let level = |iscale: f32, v: f32, min: f32| nearest_int(iscale * (v - min)).clamp(0, nmax) as u8;
+    let level =
+        |iscale: f32, v: f32, min: f32| nearest_int(iscale * (v - min)).clamp(0, nmax) as u8;
     let iscale = nmax as f32 / (max - min);
     let mut scale = 1.0 / iscale;
     let mut best_mad = 0.0f32;
@@ -146,7 +153,11 @@ fn q4k_q5k_block(x: &[f32], high: bool) -> Vec<u8> {
             max_min = mins[j];
         }
     }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut packed = [0u8; 12];
     for j in 0..8 {

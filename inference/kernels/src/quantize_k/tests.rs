@@ -42,7 +42,10 @@ fn check(format: &str, dtype: GgmlDType) {
             wrong.push(name.clone());
         }
     }
-    assert!(wrong.is_empty(), "{format}: rows differing from llama.cpp: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "{format}: rows differing from llama.cpp: {wrong:?}"
+    );
 }
 
 #[test]
