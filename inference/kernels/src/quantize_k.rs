@@ -63,15 +63,15 @@ fn make_qkx2_quants(
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = w[0];
     let mut sum_x = sum_w * x[0];
-    for i in 1..n {
-        if x[i] < min {
-            min = x[i];
+    for (&xi, &wi) in x.iter().zip(w).skip(1) {
+        if xi < min {
+            min = xi;
         }
-        if x[i] > max {
-            max = x[i];
+        if xi > max {
+            max = xi;
         }
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
+        sum_w += wi;
+        sum_x += wi * xi;
     }
     if min > 0.0 {
         min = 0.0;
@@ -86,21 +86,21 @@ fn make_qkx2_quants(
     let iscale = nmax as f32 / (max - min);
     let mut scale = 1.0 / iscale;
     let mut best_mad = 0.0f32;
-    for i in 0..n {
-        l[i] = level(iscale, x[i], min);
-        let diff = scale * l[i] as f32 + min - x[i];
-        best_mad += w[i] * (diff * diff);
+    for ((li, &xi), &wi) in l.iter_mut().zip(x).zip(w) {
+        *li = level(iscale, xi, min);
+        let diff = scale * *li as f32 + min - xi;
+        best_mad += wi * (diff * diff);
     }
     let mut aux = [0u8; 32];
     for is in 0..=nstep {
         let iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
         let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
-        for i in 0..n {
-            aux[i] = level(iscale, x[i], min);
-            let q = aux[i] as f32;
-            sum_l += w[i] * q;
-            sum_l2 += w[i] * q * q;
-            sum_xl += w[i] * q * x[i];
+        for ((a, &xi), &wi) in aux.iter_mut().zip(x).zip(w) {
+            *a = level(iscale, xi, min);
+            let q = *a as f32;
+            sum_l += wi * q;
+            sum_l2 += wi * q * q;
+            sum_xl += wi * q * xi;
         }
         let d = sum_w * sum_l2 - sum_l * sum_l;
         if d > 0.0 {
@@ -111,9 +111,9 @@ fn make_qkx2_quants(
                 this_scale = sum_xl / sum_l2;
             }
             let mut mad = 0.0f32;
-            for i in 0..n {
-                let diff = this_scale * aux[i] as f32 + this_min - x[i];
-                mad += w[i] * (diff * diff);
+            for ((&a, &xi), &wi) in aux.iter().zip(x).zip(w) {
+                let diff = this_scale * a as f32 + this_min - xi;
+                mad += wi * (diff * diff);
             }
             if mad < best_mad {
                 l[..n].copy_from_slice(&aux[..n]);
@@ -137,15 +137,14 @@ fn q4k_q5k_block(x: &[f32], high: bool) -> Vec<u8> {
     let mut l = [0u8; SUPER];
     let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
     let (mut max_scale, mut max_min) = (0f32, 0f32);
-    for j in 0..8 {
-        let xs = &x[32 * j..32 * j + 32];
+    for (j, (xs, lj)) in x.chunks_exact(32).zip(l.chunks_exact_mut(32)).enumerate() {
         let mut sum_x2 = 0f32;
         for &v in xs {
             sum_x2 += v * v;
         }
         let av_x = (sum_x2 / 32.0).sqrt();
         let w: Vec<f32> = xs.iter().map(|v| av_x + v.abs()).collect();
-        (scales[j], mins[j]) = make_qkx2_quants(xs, &w, nmax, &mut l[32 * j..32 * j + 32], search);
+        (scales[j], mins[j]) = make_qkx2_quants(xs, &w, nmax, lj, search);
         if scales[j] > max_scale {
             max_scale = scales[j];
         }
@@ -160,9 +159,9 @@ fn q4k_q5k_block(x: &[f32], high: bool) -> Vec<u8> {
     };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut packed = [0u8; 12];
-    for j in 0..8 {
-        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+    for (j, (&s, &m)) in scales.iter().zip(&mins).enumerate() {
+        let ls = (nearest_int(inv_scale * s) as u8).min(63);
+        let lm = (nearest_int(inv_min * m) as u8).min(63);
         if j < 4 {
             packed[j] = ls;
             packed[j + 4] = lm;
@@ -174,15 +173,15 @@ fn q4k_q5k_block(x: &[f32], high: bool) -> Vec<u8> {
     }
     let d = f16::from_f32(max_scale / 63.0);
     let dmin = f16::from_f32(max_min / 63.0);
-    for j in 0..8 {
+    for (j, (lj, xs)) in l.chunks_exact_mut(32).zip(x.chunks_exact(32)).enumerate() {
         let (sc, m) = scale_min(j, &packed);
         let dj = d.to_f32() * sc as f32;
         if dj == 0.0 {
             continue;
         }
         let dm = dmin.to_f32() * m as f32;
-        for i in 32 * j..32 * j + 32 {
-            l[i] = nearest_int((x[i] + dm) / dj).clamp(0, nmax) as u8;
+        for (li, &xi) in lj.iter_mut().zip(xs) {
+            *li = nearest_int((xi + dm) / dj).clamp(0, nmax) as u8;
         }
     }
     let mut out = Vec::with_capacity(if high { 176 } else { 144 });
@@ -272,13 +271,17 @@ fn q6k_block(x: &[f32]) -> Vec<u8> {
         .iter()
         .map(|&s| nearest_int(iscale * s).min(127) as i8)
         .collect();
-    for (j, &s) in sc.iter().enumerate() {
+    for ((&s, lj), xs) in sc
+        .iter()
+        .zip(l.chunks_exact_mut(16))
+        .zip(x.chunks_exact(16))
+    {
         let dj = d.to_f32() * s as f32;
         if dj == 0.0 {
             continue;
         }
-        for i in 16 * j..16 * j + 16 {
-            l[i] = (nearest_int(x[i] / dj).clamp(-32, 31) + 32) as u8;
+        for (li, &xi) in lj.iter_mut().zip(xs) {
+            *li = (nearest_int(xi / dj).clamp(-32, 31) + 32) as u8;
         }
     }
     let (mut ql, mut qh) = (Vec::with_capacity(128), Vec::with_capacity(64));
