@@ -32,6 +32,7 @@ pub mod ops;
 pub mod packed;
 pub mod packed_k;
 pub mod quant;
+pub mod quantize_k;
 
 /// Why a matrix cannot be built.
 #[derive(Debug, thiserror::Error)]

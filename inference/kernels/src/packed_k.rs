@@ -78,7 +78,7 @@ impl Default for Q6Kx16 {
 }
 
 /// GGML's `get_scale_min_k4`: scale and min of sub-block `j` from the 12 packed bytes.
-fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
