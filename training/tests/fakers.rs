@@ -17,7 +17,7 @@ use common::*;
 use neuroshard_balances as balances;
 use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, AdapterOutcome, ContributionOutcome, Hash, LayerRange, RoundVerification, UNIT,
+    AccountId, AdapterOutcome, ContributionOutcome, LayerRange, RoundVerification, UNIT,
 };
 use neuroshard_support::{Overlay, StateDb};
 use neuroshard_training::gauntlet::{self, verify_contributions, Candidate, RoundContext};

@@ -23,7 +23,7 @@ const GROUP_MAX_EPS: f32 = 1e-15;
 /// Quantizes `x` (a whole number of 256-value super-blocks, e.g. a matrix whose rows are
 /// multiples of 256 wide, row after row) to `dtype`'s GGML bytes, as llama.cpp does.
 pub fn quantize_k(dtype: GgmlDType, x: &[f32]) -> Result<Vec<u8>> {
-    if x.len() % SUPER != 0 {
+    if !x.len().is_multiple_of(SUPER) {
         return Err(KernelError::BadMatrix(format!(
             "{} values are not a whole number of {SUPER}-value super-blocks",
             x.len()

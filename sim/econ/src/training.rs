@@ -132,7 +132,7 @@ impl Rounds {
             .ok_or_else(|| anyhow!("no middle range"))?;
         Ok(Self {
             fakes,
-            rng: StdRng::seed_from_u64(seed ^ 0x7472_6169_6e),
+            rng: StdRng::seed_from_u64(seed ^ 0x0074_7261_696e),
             model: model.hash,
             layers,
             submitted: None,
