@@ -102,6 +102,11 @@ fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
         spot_check_permill: 0,
         spot_check_slash: 0,
         probe: neuroshard_ponw::ProbeParams::default(),
+        // Without a bond, no capacity slash (genesis refuses one above the bond).
+        capacity: neuroshard_ponw::capacity::CapacityParams {
+            slash: 0,
+            ..Default::default()
+        },
         ..ponw::fixtures::params(ponw::ModelInfo {
             shards: [
                 (0, layers.start),
