@@ -92,7 +92,10 @@ fn made_up_gradients_and_a_withheld_adapter_earn_nothing() {
     println!("minted to the fakers: {minted}; outcomes: {outcomes:?}; Dave's probes after the round closed: {probes:?}; Dave serves adapter {served}");
     assert_eq!(minted, 0, "the fakers were paid\n{}", joint_log(&nodes));
     assert_eq!(outcomes, ["Unavailable", "Unavailable"]);
-    assert!(probes.iter().any(|p| *p), "Dave failed every probe: {probes:?}");
+    assert!(
+        probes.iter().any(|p| *p),
+        "Dave failed every probe: {probes:?}"
+    );
     assert_eq!(served, Value::Null, "Dave adopted the withheld version");
     let mut next = seen.next;
     wait_for("Dave paid uptime", PROBE_TIMEOUT, || {
