@@ -452,9 +452,11 @@ impl Client {
         {
             return Ok(false);
         }
-        self.store.finalize(hash, justification)?;
+        // Pruning as the new finality allows, in the finalizing transaction.
+        let prune = self.keep_from(self.tip.read().head.number, header.number);
+        let pruned = self.store.finalize(hash, justification, prune)?;
         self.tip.write().finalized = header.clone();
-        self.prune_states()?;
+        log_pruned(pruned, prune);
         let _ = self.finalized_heads.send(header);
         Ok(true)
     }
@@ -469,8 +471,9 @@ impl Client {
         self.config.instant_finality
     }
 
-    /// Persists the block (one store transaction), then moves the in-memory head, prunes
-    /// the pool and notifies subscribers. Caller holds `write_lock`.
+    /// Persists the block and prunes the states `--state-pruning` no longer keeps (one
+    /// store transaction), then moves the in-memory head, prunes the pool and notifies
+    /// subscribers. Caller holds `write_lock`.
     fn commit(
         &self,
         block: &Block,
@@ -479,7 +482,13 @@ impl Client {
     ) -> Result<(), ClientError> {
         let hash = block.hash();
         let finalized = self.config.instant_finality.then_some(hash);
-        self.store.commit_block(block, changes, finalized)?;
+        let finalized_number = match finalized {
+            Some(_) => block.header.number,
+            None => self.tip.read().finalized.number,
+        };
+        let prune = self.keep_from(block.header.number, finalized_number);
+        let pruned = self.store.commit_block(block, changes, finalized, prune)?;
+        log_pruned(pruned, prune);
         {
             let mut tip = self.tip.write();
             tip.state.apply(changes);
@@ -519,7 +528,6 @@ impl Client {
                 }
             }
         }
-        self.prune_states()?;
         // Nobody listening is fine.
         let _ = self.new_heads.send(block.header.clone());
         if finalized.is_some() {
@@ -572,6 +580,7 @@ mod faults;
 #[cfg(feature = "fault-injection")]
 pub use faults::OmitReceipts;
 mod state_reads;
+use state_reads::log_pruned;
 mod submit;
 #[cfg(test)]
 mod tests;

@@ -214,4 +214,6 @@ impl ReadState for StateView {
 }
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod tests;
