@@ -123,12 +123,12 @@ fn blocks_come_from_several_validators_finality_needs_two_thirds_and_resumes() {
         .rpc()
         .call("chain_getBlock", json!([finalized]))
         .unwrap();
-    // Substrate's shape: [[engine id, proof]] as arrays of numbers, engine "NSFN".
-    assert_eq!(block["justifications"][0][0], json!(b"NSFN"), "{block}");
+    // Substrate's shape: [[engine id, proof]], engine "NSFN".
+    assert_eq!(block["justifications"][0][0], "0x4e53464e", "{block}");
     assert!(
         block["justifications"][0][1]
-            .as_array()
-            .is_some_and(|j| !j.is_empty()),
+            .as_str()
+            .is_some_and(|j| j.len() > 2),
         "{block}"
     );
     // Never two different finalized blocks at one height.

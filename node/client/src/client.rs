@@ -452,11 +452,9 @@ impl Client {
         {
             return Ok(false);
         }
-        // Pruning as the new finality allows, in the finalizing transaction.
-        let prune = self.keep_from(self.tip.read().head.number, header.number);
-        let pruned = self.store.finalize(hash, justification, prune)?;
+        self.store.finalize(hash, justification)?;
         self.tip.write().finalized = header.clone();
-        log_pruned(pruned, prune);
+        self.prune_states()?;
         let _ = self.finalized_heads.send(header);
         Ok(true)
     }
@@ -471,9 +469,8 @@ impl Client {
         self.config.instant_finality
     }
 
-    /// Persists the block and prunes the states `--state-pruning` no longer keeps (one
-    /// store transaction), then moves the in-memory head, prunes the pool and notifies
-    /// subscribers. Caller holds `write_lock`.
+    /// Persists the block (one store transaction), then moves the in-memory head, prunes
+    /// the pool and notifies subscribers. Caller holds `write_lock`.
     fn commit(
         &self,
         block: &Block,
@@ -482,13 +479,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let hash = block.hash();
         let finalized = self.config.instant_finality.then_some(hash);
-        let finalized_number = match finalized {
-            Some(_) => block.header.number,
-            None => self.tip.read().finalized.number,
-        };
-        let prune = self.keep_from(block.header.number, finalized_number);
-        let pruned = self.store.commit_block(block, changes, finalized, prune)?;
-        log_pruned(pruned, prune);
+        self.store.commit_block(block, changes, finalized)?;
         {
             let mut tip = self.tip.write();
             tip.state.apply(changes);
@@ -528,6 +519,7 @@ impl Client {
                 }
             }
         }
+        self.prune_states()?;
         // Nobody listening is fine.
         let _ = self.new_heads.send(block.header.clone());
         if finalized.is_some() {
@@ -580,7 +572,6 @@ mod faults;
 #[cfg(feature = "fault-injection")]
 pub use faults::OmitReceipts;
 mod state_reads;
-use state_reads::log_pruned;
 mod submit;
 #[cfg(test)]
 mod tests;

@@ -214,6 +214,4 @@ impl ReadState for StateView {
 }
 
 #[cfg(test)]
-mod crash_tests;
-#[cfg(test)]
 mod tests;

@@ -17,10 +17,7 @@ use crate::history::{self, StateView, HISTORY};
 use neuroshard_primitives::{Block, BlockNumber, Hash};
 use neuroshard_support::StateChanges;
 use parity_scale_codec::{Decode, Encode};
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use thiserror::Error;
 
@@ -137,7 +134,14 @@ impl Store {
 
     /// The oldest block whose state is kept (0 in an archive).
     pub fn state_from(&self) -> Result<BlockNumber, StoreError> {
-        parse_state_from(self.meta(META_STATE_FROM)?)
+        match self.meta(META_STATE_FROM)? {
+            None => Ok(0),
+            Some(bytes) => Ok(u64::from_le_bytes(
+                bytes
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("state_from"))?,
+            )),
+        }
     }
 
     /// The genesis, head and finalized pointers, or `None` for an empty database.
@@ -177,28 +181,23 @@ impl Store {
     ) -> Result<(), StoreError> {
         let changes: StateChanges = state.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let hash = genesis.hash();
-        self.write_block(genesis, &changes, hash, Some(hash), None)
-            .map(|_| ())
+        self.write_block(genesis, &changes, hash, Some(hash))
     }
 
     /// Commits an imported or authored block as the new head, atomically: the block,
     /// its canonical index entry, its undo record, the state changes and their versions,
-    /// the head (and, when given, finalized) pointer, and, when `prune` is given, the
-    /// pruning of the states before block `prune` ([`Self::prune_states`]) in the same
-    /// transaction: a crash leaves the old tip with the old kept states or the new tip
-    /// with the new ones. Returns how many blocks' states were discarded.
+    /// and the head (and, when given, finalized) pointer.
     pub fn commit_block(
         &self,
         block: &Block,
         changes: &StateChanges,
         finalized: Option<Hash>,
-        prune: Option<BlockNumber>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(), StoreError> {
         let genesis = self
             .pointers()?
             .ok_or_else(|| StoreError::Inconsistent("commit before genesis".into()))?
             .genesis;
-        self.write_block(block, changes, genesis, finalized, prune)
+        self.write_block(block, changes, genesis, finalized)
     }
 
     fn write_block(
@@ -207,8 +206,7 @@ impl Store {
         changes: &StateChanges,
         genesis: Hash,
         finalized: Option<Hash>,
-        prune: Option<BlockNumber>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(), StoreError> {
         let hash = block.hash();
         let txn = self.db.begin_write().map_err(db_err)?;
         {
@@ -248,9 +246,8 @@ impl Store {
                     .map_err(db_err)?;
             }
         }
-        let pruned = prune.map_or(Ok(0), |keep_from| prune_in(&txn, keep_from))?;
         txn.commit().map_err(db_err)?;
-        Ok(pruned)
+        Ok(())
     }
 
     /// Reverts the canonical chain from the head back to its ancestor `target`, in one
@@ -326,15 +323,8 @@ impl Store {
         Ok(applied)
     }
 
-    /// Moves the finalized pointer to `hash` and stores its justification; when `prune`
-    /// is given, prunes the states before it in the same transaction (as
-    /// [`Self::commit_block`]). Returns how many blocks' states were discarded.
-    pub fn finalize(
-        &self,
-        hash: &Hash,
-        justification: &[u8],
-        prune: Option<BlockNumber>,
-    ) -> Result<u64, StoreError> {
+    /// Moves the finalized pointer to `hash` and stores its justification.
+    pub fn finalize(&self, hash: &Hash, justification: &[u8]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             txn.open_table(JUSTIFICATIONS)
@@ -346,9 +336,8 @@ impl Store {
                 .insert(META_FINALIZED, hash.as_bytes())
                 .map_err(db_err)?;
         }
-        let pruned = prune.map_or(Ok(0), |keep_from| prune_in(&txn, keep_from))?;
         txn.commit().map_err(db_err)?;
-        Ok(pruned)
+        Ok(())
     }
 
     /// The justification stored for the finalized block `hash`, if any.
@@ -448,75 +437,150 @@ impl Store {
         table.len().map_err(db_err)
     }
 
-    /// Discards the states of the canonical blocks before `keep_from` in a transaction
-    /// of its own (at start, when `--state-pruning` is new or smaller; a running node
-    /// prunes inside its commits, see [`Self::commit_block`]). Returns how many blocks'
-    /// states were discarded.
+    /// Discards the states of the canonical blocks before `keep_from` (one transaction):
+    /// for each block from the oldest kept one up to `keep_from`, the versions its keys
+    /// no longer need and its undo record (a revert never goes below the kept states:
+    /// the caller keeps everything from the finalized block on). Returns how many
+    /// blocks' states were discarded.
     pub fn prune_states(&self, keep_from: BlockNumber) -> Result<u64, StoreError> {
+        let from = self.state_from()?;
+        if keep_from <= from {
+            return Ok(0);
+        }
         let txn = self.db.begin_write().map_err(db_err)?;
-        let pruned = prune_in(&txn, keep_from)?;
-        if pruned > 0 {
-            txn.commit().map_err(db_err)?;
-        } else {
-            txn.abort().map_err(db_err)?;
+        {
+            let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+            let mut undos = txn.open_table(UNDO).map_err(db_err)?;
+            let mut versions = txn.open_table(HISTORY).map_err(db_err)?;
+            for number in from..=keep_from {
+                let hash = canonical
+                    .get(number)
+                    .map_err(db_err)?
+                    .map(|v| Hash::from(*v.value()))
+                    .ok_or_else(|| {
+                        StoreError::Inconsistent(format!("no canonical block #{number} to prune"))
+                    })?;
+                let undo = undos
+                    .remove(hash_key(&hash))
+                    .map_err(db_err)?
+                    .map(|v| Undo::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("undo")))
+                    .transpose()?;
+                // Block `from` was processed when it became the oldest kept state.
+                if let (Some(undo), true) = (undo, number > from) {
+                    let keys = undo.iter().map(|(k, _)| k.as_slice());
+                    history::forget_before(&mut versions, number, keys)?;
+                }
+            }
+            txn.open_table(META)
+                .map_err(db_err)?
+                .insert(META_STATE_FROM, keep_from.to_le_bytes().as_slice())
+                .map_err(db_err)?;
         }
-        Ok(pruned)
+        txn.commit().map_err(db_err)?;
+        Ok(keep_from - from)
     }
-}
-
-fn parse_state_from(bytes: Option<Vec<u8>>) -> Result<BlockNumber, StoreError> {
-    match bytes {
-        None => Ok(0),
-        Some(bytes) => Ok(u64::from_le_bytes(
-            bytes
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("state_from"))?,
-        )),
-    }
-}
-
-/// Discards, within `txn`, the states of the canonical blocks before `keep_from`: for
-/// each block from the oldest kept one up to `keep_from`, the versions its keys no
-/// longer need and its undo record (a revert never goes below the kept states: the
-/// caller keeps everything from the finalized block on), then moves the oldest kept
-/// state to `keep_from`. Returns how many blocks' states were discarded (0 when
-/// `keep_from` is not past the oldest kept state).
-fn prune_in(txn: &WriteTransaction, keep_from: BlockNumber) -> Result<u64, StoreError> {
-    let mut meta = txn.open_table(META).map_err(db_err)?;
-    let stored = meta
-        .get(META_STATE_FROM)
-        .map_err(db_err)?
-        .map(|v| v.value().to_vec());
-    let from = parse_state_from(stored)?;
-    if keep_from <= from {
-        return Ok(0);
-    }
-    let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-    let mut undos = txn.open_table(UNDO).map_err(db_err)?;
-    let mut versions = txn.open_table(HISTORY).map_err(db_err)?;
-    for number in from..=keep_from {
-        let hash = canonical
-            .get(number)
-            .map_err(db_err)?
-            .map(|v| Hash::from(*v.value()))
-            .ok_or_else(|| {
-                StoreError::Inconsistent(format!("no canonical block #{number} to prune"))
-            })?;
-        let undo = undos
-            .remove(hash_key(&hash))
-            .map_err(db_err)?
-            .map(|v| Undo::decode(&mut v.value()).map_err(|_| StoreError::Corrupt("undo")))
-            .transpose()?;
-        // Block `from` was processed when it became the oldest kept state.
-        if let (Some(undo), true) = (undo, number > from) {
-            let keys = undo.iter().map(|(k, _)| k.as_slice());
-            history::forget_before(&mut versions, number, keys)?;
-        }
-    }
-    meta.insert(META_STATE_FROM, keep_from.to_le_bytes().as_slice())
-        .map_err(db_err)?;
-    Ok(keep_from - from)
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+pub(crate) mod tests {
+    use super::*;
+    use neuroshard_primitives::{AccountId, Header, Signature};
+
+    pub(crate) fn block(number: u64, parent: Hash) -> Block {
+        Block {
+            header: Header {
+                parent_hash: parent,
+                number,
+                state_root: Hash::repeat_byte(number as u8),
+                extrinsics_root: Hash::zero(),
+                digest: neuroshard_primitives::Digest {
+                    pre: neuroshard_primitives::PreDigest {
+                        slot: number,
+                        author: AccountId::from([1; 32]),
+                        vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
+                    },
+                    seal: Signature::from_raw([0; 64]),
+                },
+            },
+            extrinsics: vec![],
+        }
+    }
+
+    #[test]
+    fn commit_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db").join("chain.redb");
+        let genesis = block(0, Hash::zero());
+        let b1 = block(1, genesis.hash());
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.pointers().unwrap(), None);
+            store
+                .init_genesis(&genesis, [(b"a".to_vec(), b"1".to_vec())])
+                .unwrap();
+            let changes: StateChanges =
+                [(b"a".to_vec(), None), (b"b".to_vec(), Some(b"2".to_vec()))]
+                    .into_iter()
+                    .collect();
+            store.commit_block(&b1, &changes, Some(b1.hash())).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let p = store.pointers().unwrap().unwrap();
+        assert_eq!(p.genesis, genesis.hash());
+        assert_eq!(p.head, b1.hash());
+        assert_eq!(p.finalized, b1.hash());
+        assert_eq!(
+            store.state_pairs().unwrap(),
+            vec![(b"b".to_vec(), b"2".to_vec())]
+        );
+        assert_eq!(store.canonical_hash(1).unwrap(), Some(b1.hash()));
+        assert_eq!(store.block(&b1.hash()).unwrap(), Some(b1.clone()));
+        let undo = store.undo(&b1.hash()).unwrap().unwrap();
+        assert_eq!(
+            undo,
+            vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), None)]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        /// The stored state always equals the changes applied in order, and each block's
+        /// undo record takes the state back to its parent's.
+        #[test]
+        fn state_and_undo_follow_the_changes(
+            blocks in proptest::collection::vec(
+                proptest::collection::btree_map(0u8..12, proptest::option::of(0u8..4), 0..6),
+                1..6,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("s.redb")).unwrap();
+            let genesis = block(0, Hash::zero());
+            store.init_genesis(&genesis, [(vec![0], vec![0])]).unwrap();
+            let mut model = neuroshard_support::StateDb::from_pairs([(vec![0], vec![0])]);
+            let mut history = vec![model.clone()];
+            let mut parent = genesis.hash();
+            let mut hashes = Vec::new();
+            for (i, changes) in blocks.iter().enumerate() {
+                let changes: StateChanges = changes
+                    .iter()
+                    .map(|(k, v)| (vec![*k], v.map(|v| vec![v])))
+                    .collect();
+                let b = block(i as u64 + 1, parent);
+                store.commit_block(&b, &changes, None).unwrap();
+                model.apply(&changes);
+                history.push(model.clone());
+                parent = b.hash();
+                hashes.push(parent);
+            }
+            let stored = neuroshard_support::StateDb::from_pairs(store.state_pairs().unwrap());
+            proptest::prop_assert_eq!(stored.root(), model.root());
+            let mut state = stored;
+            for (i, hash) in hashes.iter().enumerate().rev() {
+                let undo: StateChanges = store.undo(hash).unwrap().unwrap().into_iter().collect();
+                state.apply(&undo);
+                proptest::prop_assert_eq!(state.root(), history[i].root());
+            }
+        }
+    }
+}

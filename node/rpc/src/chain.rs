@@ -101,8 +101,13 @@ impl ChainApiServer for Chain {
         Ok(self.client.block(&hash).map_err(client_error)?.map(|b| {
             let mut json = SignedBlockJson::from(&b);
             // Substrate's shape: a list of (engine, proof); ours is one SCALE
-            // `finality::Justification` (the votes that finalized the block).
-            json.justifications = justification.map(|j| vec![(FINALITY_ENGINE_ID, j)]);
+            // `finality::Justification` (the votes that finalized the block), hex.
+            json.justifications = justification.map(|j| {
+                vec![(
+                    format!("0x{}", hex::encode(FINALITY_ENGINE_ID)),
+                    format!("0x{}", hex::encode(j)),
+                )]
+            });
             json
         }))
     }

@@ -143,11 +143,10 @@ pub const FINALITY_ENGINE_ID: [u8; 4] = *b"NSFN";
 pub struct SignedBlockJson {
     pub block: BlockJson,
     /// Substrate's `Justifications`: `[[engine id, proof]]`, here one entry under
-    /// [`FINALITY_ENGINE_ID`] whose proof is the votes that finalized the block (SCALE
-    /// `finality::Justification`); `null` when it was not finalized by votes (dev chains
-    /// finalize instantly). Serialized as Substrate's serde does (`[u8; 4]` and
-    /// `Vec<u8>` as arrays of numbers, not hex), which subxt's `chain_getBlock` expects.
-    pub justifications: Option<Vec<([u8; 4], Vec<u8>)>>,
+    /// [`FINALITY_ENGINE_ID`] whose proof is the votes that finalized the block (hex
+    /// SCALE `finality::Justification`); `null` when it was not finalized by votes (dev
+    /// chains finalize instantly).
+    pub justifications: Option<Vec<(String, String)>>,
 }
 
 impl From<&Block> for SignedBlockJson {
@@ -388,38 +387,6 @@ pub fn parse_block_ref(value: &serde_json::Value) -> Result<BlockRef, ErrorObjec
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// `chain_getBlock`'s justifications in Substrate's JSON (what subxt and polkadot.js
-    /// deserialize): engine id and proof as arrays of numbers.
-    #[test]
-    fn justifications_serialize_as_substrate_does() {
-        let header = Header {
-            parent_hash: Hash::zero(),
-            number: 7,
-            state_root: Hash::zero(),
-            extrinsics_root: Hash::zero(),
-            digest: Digest {
-                pre: neuroshard_primitives::PreDigest {
-                    slot: 7,
-                    author: AccountId::from([1; 32]),
-                    vrf: neuroshard_primitives::slot_lottery::genesis_signature(),
-                },
-                seal: neuroshard_primitives::Signature::from_raw([0; 64]),
-            },
-        };
-        let mut block = SignedBlockJson::from(&Block {
-            header,
-            extrinsics: Vec::new(),
-        });
-        block.justifications = Some(vec![(FINALITY_ENGINE_ID, vec![1, 2, 255])]);
-        let json = serde_json::to_value(&block).unwrap();
-        assert_eq!(
-            json["justifications"],
-            json!([[[78, 83, 70, 78], [1, 2, 255]]])
-        );
-        let back: SignedBlockJson = serde_json::from_value(json).unwrap();
-        assert_eq!(back, block);
-    }
 
     #[test]
     fn block_refs_parse() {

@@ -6,7 +6,7 @@
 use super::{load_header, Client, ClientError};
 use crate::history::StateView;
 use crate::store::StateAt;
-use neuroshard_primitives::{BlockNumber, Event, Hash};
+use neuroshard_primitives::{Event, Hash};
 use neuroshard_runtime::{DispatchError, StateDb};
 use tracing::debug;
 
@@ -62,37 +62,22 @@ impl Client {
         Ok(Some(state))
     }
 
-    /// The oldest state `--state-pruning` keeps with `head` as the head and `finalized`
-    /// final (`None` on an archive): the last N blocks' and every state from the
-    /// finalized block on (a reorg above finality reverts to a state at or after it, so
-    /// that is never pruned).
-    pub(super) fn keep_from(
-        &self,
-        head: BlockNumber,
-        finalized: BlockNumber,
-    ) -> Option<BlockNumber> {
-        let keep = self.config.state_pruning?;
-        Some(head.saturating_sub(keep.max(1) - 1).min(finalized))
-    }
-
-    /// Discards the states `--state-pruning` no longer keeps, in a transaction of its
-    /// own (at start: the option may be new or smaller than at the last start; blocks
-    /// and finality prune inside their own commits).
+    /// Discards the states `--state-pruning` no longer keeps: those before both the
+    /// last N blocks and the finalized block (a reorg above finality reverts to a state
+    /// at or after it, so that is never pruned).
     pub(super) fn prune_states(&self) -> Result<(), ClientError> {
+        let Some(keep) = self.config.state_pruning else {
+            return Ok(());
+        };
         let keep_from = {
             let tip = self.tip.read();
-            self.keep_from(tip.head.number, tip.finalized.number)
+            let recent = tip.head.number.saturating_sub(keep.max(1) - 1);
+            recent.min(tip.finalized.number)
         };
-        if let Some(keep_from) = keep_from {
-            log_pruned(self.store.prune_states(keep_from)?, Some(keep_from));
+        let pruned = self.store.prune_states(keep_from)?;
+        if pruned > 0 {
+            debug!(pruned, keep_from, "discarded old states");
         }
         Ok(())
-    }
-}
-
-/// Logs a pruning that discarded `pruned` blocks' states, keeping those from `keep_from`.
-pub(super) fn log_pruned(pruned: u64, keep_from: Option<BlockNumber>) {
-    if pruned > 0 {
-        debug!(pruned, ?keep_from, "discarded old states");
     }
 }

@@ -276,7 +276,7 @@ fn refuses_to_start_when_the_state_does_not_match_the_head() {
     let bogus: StateChanges = [(b"bogus".to_vec(), Some(b"value".to_vec()))]
         .into_iter()
         .collect();
-    store.commit_block(&block, &bogus, None, None).unwrap();
+    store.commit_block(&block, &bogus, None).unwrap();
     drop(store);
     let err = open(&path).err().expect("must refuse");
     assert!(

@@ -18,7 +18,7 @@ fn view(store: &Store, hash: &Hash) -> super::StateView {
 
 /// Every key of the model's universe (0..12, one byte) reads as in `expected`, and the
 /// prefix scans list exactly its entries.
-pub(super) fn assert_reads(store: &Store, hash: &Hash, expected: &StateDb) {
+fn assert_reads(store: &Store, hash: &Hash, expected: &StateDb) {
     let view = view(store, hash);
     for k in 0u8..12 {
         assert_eq!(view.get(&[k]), expected.get(&[k]), "key {k}");
@@ -50,7 +50,7 @@ fn commit_all(
     for (i, changes) in blocks.iter().enumerate() {
         let mut b = block(first + i as u64, parent);
         b.header.digest.pre.slot += slot_salt;
-        store.commit_block(&b, changes, None, None).unwrap();
+        store.commit_block(&b, changes, None).unwrap();
         model.apply(changes);
         parent = b.hash();
         hashes.push(parent);
