@@ -15,9 +15,8 @@ mod common;
 
 use common::*;
 use neuroshard_balances as balances;
-use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, AdapterOutcome, ContributionOutcome, LayerRange, RoundVerification, UNIT,
+    AccountId, AdapterOutcome, ContributionOutcome, RoundVerification, UNIT,
 };
 use neuroshard_support::{Overlay, StateDb};
 use neuroshard_training::gauntlet::{self, verify_contributions, Candidate, RoundContext};
@@ -96,42 +95,6 @@ struct Played {
     honest_minted: Vec<u128>,
 }
 
-fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
-    let pp = ponw::Params {
-        worker_bond: 0,
-        spot_check_permill: 0,
-        spot_check_slash: 0,
-        probe: neuroshard_ponw::ProbeParams::default(),
-        // Without a bond, no capacity slash (genesis refuses one above the bond).
-        capacity: neuroshard_ponw::capacity::CapacityParams {
-            slash: 0,
-            ..Default::default()
-        },
-        ..ponw::fixtures::params(ponw::ModelInfo {
-            shards: [
-                (0, layers.start),
-                (layers.start, layers.end),
-                (layers.end, 6),
-            ]
-            .into_iter()
-            .filter_map(|(a, b)| LayerRange::new(a, b).ok())
-            .collect(),
-            ..ponw::fixtures::model(tiny_hash(), 6)
-        })
-    };
-    let genesis = holders
-        .iter()
-        .fold(ponw::fixtures::Genesis::new(pp), |g, h| {
-            g.worker(h.clone(), vec![layers])
-        });
-    let tp = training::Params {
-        training_reward: REWARD,
-        collect_blocks: 0,
-        ..training::fixtures::params()
-    };
-    training::fixtures::genesis(&genesis, &tp)
-}
-
 fn apply(
     state: &mut StateDb,
     f: impl FnOnce(&mut Overlay<'_>) -> training::Result<()>,
@@ -195,7 +158,7 @@ fn play(fake: Fake) -> Played {
     let layers = holders[0].layers();
     let accounts: Vec<AccountId> = keys.iter().map(|k| k.public().into()).collect();
     let faker = 3;
-    let mut state = chain(&accounts, layers);
+    let mut state = chain(&accounts, layers, REWARD);
     let verifier: AccountId = key(9).public().into();
     let validators = [(verifier.clone(), 1)];
     let verifiers = training::Verifiers {

@@ -9,9 +9,8 @@ use common::*;
 use neuroshard_balances as balances;
 use neuroshard_inference::executor::{argmax_rows, ExecInput};
 use neuroshard_inference::ShardExecutor;
-use neuroshard_ponw as ponw;
 use neuroshard_primitives::{
-    AccountId, AdapterOutcome, ContributionOutcome as O, Hash, LayerRange, RoundVerification, UNIT,
+    AccountId, AdapterOutcome, ContributionOutcome as O, Hash, RoundVerification, UNIT,
 };
 use neuroshard_support::{Overlay, StateDb};
 use neuroshard_training::codec;
@@ -80,44 +79,6 @@ fn three_holders_lower_held_out_loss_and_serve_the_same_adapter() {
     );
 }
 
-fn chain(holders: &[AccountId], layers: LayerRange) -> StateDb {
-    let pp = ponw::Params {
-        // Bonds and spot checks are the PoNW tests' concern.
-        worker_bond: 0,
-        spot_check_permill: 0,
-        spot_check_slash: 0,
-        probe: neuroshard_ponw::ProbeParams::default(),
-        capacity: neuroshard_ponw::capacity::CapacityParams {
-            slash: 0,
-            ..Default::default()
-        },
-        ..ponw::fixtures::params(ponw::ModelInfo {
-            // The trained range is one of the chain's canonical ranges.
-            shards: [
-                (0, layers.start),
-                (layers.start, layers.end),
-                (layers.end, 6),
-            ]
-            .into_iter()
-            .filter_map(|(a, b)| LayerRange::new(a, b).ok())
-            .collect(),
-            ..ponw::fixtures::model(tiny_hash(), 6)
-        })
-    };
-    let genesis = holders
-        .iter()
-        .fold(ponw::fixtures::Genesis::new(pp), |g, h| {
-            g.worker(h.clone(), vec![layers])
-        });
-    let tp = training::Params {
-        training_reward: 5 * UNIT,
-        // Reports land in the block after the receipts: no collection window.
-        collect_blocks: 0,
-        ..training::fixtures::params()
-    };
-    training::fixtures::genesis(&genesis, &tp)
-}
-
 /// The validator's verification of `round` (from adapter `base`, values `theta`) of
 /// `contributions` (in the chain's order), replayed on `holder`'s model and pool.
 fn verify(
@@ -167,7 +128,7 @@ fn poisoned_holder_is_excluded_and_earns_nothing() {
     let (_, mut holders) = tiny_holders(2..4, &keys);
     let layers = holders[0].layers();
     let accounts: Vec<AccountId> = keys.iter().map(|k| k.public().into()).collect();
-    let mut state = chain(&accounts, layers);
+    let mut state = chain(&accounts, layers, 5 * UNIT);
     let verifier: AccountId = key(9).public().into();
     let validators = [(verifier.clone(), 1)];
     let verifiers = training::Verifiers {

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use neuroshard_inference::{ModelSource, ModelWeights, Precision};
-use neuroshard_primitives::{blake2_256, Hash, Keypair};
+use neuroshard_primitives::{blake2_256, AccountId, Balance, Hash, Keypair, LayerRange};
+use neuroshard_support::StateDb;
 use neuroshard_training::corpus::byte_tokens;
 use neuroshard_training::in_process::build_holders;
 use neuroshard_training::{
@@ -70,4 +71,45 @@ pub fn tiny_holders(
     )
     .unwrap();
     (model, holders)
+}
+
+/// The chain of a training test: `holders` registered as workers of `layers` (one of the
+/// chain's canonical ranges), no bonds, spot checks or collection window, `reward` per
+/// verified round.
+pub fn chain(holders: &[AccountId], layers: LayerRange, reward: Balance) -> StateDb {
+    let pp = neuroshard_ponw::Params {
+        // Bonds and spot checks are the PoNW tests' concern.
+        worker_bond: 0,
+        spot_check_permill: 0,
+        spot_check_slash: 0,
+        probe: neuroshard_ponw::ProbeParams::default(),
+        capacity: neuroshard_ponw::capacity::CapacityParams {
+            slash: 0,
+            ..Default::default()
+        },
+        ..neuroshard_ponw::fixtures::params(neuroshard_ponw::ModelInfo {
+            // The trained range is one of the chain's canonical ranges.
+            shards: [
+                (0, layers.start),
+                (layers.start, layers.end),
+                (layers.end, 6),
+            ]
+            .into_iter()
+            .filter_map(|(a, b)| LayerRange::new(a, b).ok())
+            .collect(),
+            ..neuroshard_ponw::fixtures::model(tiny_hash(), 6)
+        })
+    };
+    let genesis = holders
+        .iter()
+        .fold(neuroshard_ponw::fixtures::Genesis::new(pp), |g, h| {
+            g.worker(h.clone(), vec![layers])
+        });
+    let tp = neuroshard_training_pallet::Params {
+        training_reward: reward,
+        // Reports land in the block after the receipts: no collection window.
+        collect_blocks: 0,
+        ..neuroshard_training_pallet::fixtures::params()
+    };
+    neuroshard_training_pallet::fixtures::genesis(&genesis, &tp)
 }
